@@ -1,0 +1,208 @@
+"""The contract between debugger front ends (RSP stub, core writer) and whatever holds a stopped program.
+
+A live VM (monitor.live_target.LiveTarget) and a core file (kdbg.core.reader.CoreTarget) both implement
+`Target`, so the stub and the core writer have one code path for live and post-mortem debugging
+(HOUSE-STYLE 2.3). Only the stdlib and kdbg.arch may be imported here.
+
+Thread ids (`tid`) are the guest's own thread ids (what gettid() returns inside the payload): positive ints,
+the first thread's equal to the payload's pid. Registers are a dict keyed by the names of
+kdbg.arch.x86_64.REGISTERS, values unsigned ints of the register's width. Signals are Linux numbers;
+conversion to gdb's numbering happens only in kdbg/rsp/signals.py.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Mapping as MappingT, Protocol, Sequence, runtime_checkable
+
+
+class TargetError(Exception):
+    """Base of every error a target raises; the stub turns it into an `Exx` reply."""
+
+    errno: int = 5  # EIO
+
+
+class GuestMemoryError(TargetError):
+    """An address range that is not mapped (or not readable/writable) in the guest."""
+
+    errno = 14  # EFAULT
+
+    def __init__(self, addr: int, size: int) -> None:
+        super().__init__(f"guest memory {addr:#x}+{size:#x} is not accessible")
+        self.addr, self.size = addr, size
+
+
+class NoSuchThreadError(TargetError):
+    errno = 3  # ESRCH
+
+    def __init__(self, tid: int) -> None:
+        super().__init__(f"no thread {tid}")
+        self.tid = tid
+
+
+class UnsupportedError(TargetError):
+    """The target cannot do this (a core file cannot resume; no free hardware slot...)."""
+
+    errno = 95  # EOPNOTSUPP
+
+
+class StopReason(enum.Enum):
+    SIGNAL = "signal"            # a signal is about to be delivered to the thread (incl. synchronous faults)
+    BREAKPOINT = "swbreak"       # a Z0 breakpoint (int3 planted by the debugger)
+    HW_BREAKPOINT = "hwbreak"    # a Z1 breakpoint
+    WATCHPOINT = "watch"         # a Z2/Z3/Z4 watchpoint; see watch_addr/watch_kind
+    STEP = "step"                # a single step finished
+    INTERRUPT = "interrupt"      # stopped on request (Ctrl-C, another thread's stop in all-stop mode)
+    EXITED = "exited"            # the whole process exited; exit_status is set
+    TERMINATED = "terminated"    # the whole process was killed by `signal`
+    ENTRY = "entry"              # stopped before the first instruction (km -g)
+
+
+class BreakpointKind(enum.IntEnum):
+    """Numbered as the Z packet's type field."""
+
+    SOFTWARE = 0
+    HARDWARE = 1
+    WRITE = 2
+    READ = 3
+    ACCESS = 4
+
+
+SIGTRAP = 5
+
+
+@dataclass(frozen=True, slots=True)
+class StopEvent:
+    tid: int
+    reason: StopReason
+    signal: int = 0                   # Linux signal number (SIGTRAP for breakpoints and steps)
+    exit_status: int | None = None    # EXITED: the status; TERMINATED: None
+    watch_addr: int | None = None
+    watch_kind: BreakpointKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRegion:
+    start: int
+    end: int
+    perms: str          # "rwx" with '-' for missing rights, as in /proc/pid/maps
+    offset: int = 0     # file offset of `start` when backed by a file
+    path: str = ""      # file name, or "" for anonymous memory
+
+
+class ResumeKind(enum.Enum):
+    CONTINUE = "c"
+    STEP = "s"
+    STOP = "t"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAction:
+    kind: ResumeKind
+    tid: int = -1       # -1: every thread without an action of its own
+    signal: int = 0     # Linux signal to deliver on resume (0: none)
+
+
+@runtime_checkable
+class Target(Protocol):
+    """A stopped program: readable, not necessarily controllable."""
+
+    def threads(self) -> Sequence[int]: ...
+
+    def thread_name(self, tid: int) -> str: ...
+
+    def registers(self, tid: int) -> dict[str, int]: ...
+
+    def read_memory(self, addr: int, size: int) -> bytes: ...
+
+    def mappings(self) -> Sequence[MemoryRegion]: ...
+
+    def auxv(self) -> bytes: ...
+
+    def exe_path(self) -> str: ...
+
+    def pid(self) -> int: ...
+
+    def stop_event(self, tid: int) -> StopEvent: ...
+
+    def siginfo(self, tid: int) -> bytes: ...
+    """The 128-byte Linux siginfo_t of the thread's last signal, or b"" when there is none."""
+
+
+@runtime_checkable
+class ControlTarget(Target, Protocol):
+    """A live program the debugger can change and run. All calls come from one thread (the stub's)."""
+
+    def write_registers(self, tid: int, values: MappingT[str, int]) -> None: ...
+
+    def write_memory(self, addr: int, data: bytes) -> None: ...
+
+    def resume(self, actions: Sequence[ResumeAction]) -> None: ...
+
+    def interrupt(self) -> None:
+        """Ask for a stop; it arrives later as an event (reason INTERRUPT)."""
+
+    def set_breakpoint(self, kind: BreakpointKind, addr: int, length: int) -> None: ...
+
+    def clear_breakpoint(self, kind: BreakpointKind, addr: int, length: int) -> None: ...
+
+    def event_fd(self) -> int:
+        """A file descriptor that becomes readable when next_event() has something."""
+
+    def next_event(self) -> StopEvent | None:
+        """The pending stop (all threads are stopped when one is returned), or None."""
+
+    def supports(self) -> frozenset[str]:
+        """Feature names the stub may advertise: 'hwbreak', 'swbreak', 'watch', 'step', 'fork-events'..."""
+
+    def detach(self) -> None:
+        """Remove every breakpoint and watchpoint and let the program run on."""
+
+    def kill(self) -> None: ...
+
+
+@dataclass
+class StaticTarget:
+    """A Target over plain values: for tests of the stub and of the core writer without a VM."""
+
+    regs: dict[int, dict[str, int]]
+    memory: dict[int, bytes] = field(default_factory=dict)
+    event: StopEvent | None = None
+    auxv_data: bytes = b""
+    exe: str = ""
+    process_id: int = 1
+
+    def threads(self) -> Sequence[int]:
+        return sorted(self.regs)
+
+    def thread_name(self, tid: int) -> str:
+        return ""
+
+    def registers(self, tid: int) -> dict[str, int]:
+        if tid not in self.regs:
+            raise NoSuchThreadError(tid)
+        return dict(self.regs[tid])
+
+    def read_memory(self, addr: int, size: int) -> bytes:
+        for start, data in self.memory.items():
+            if start <= addr and addr + size <= start + len(data):
+                return data[addr - start: addr - start + size]
+        raise GuestMemoryError(addr, size)
+
+    def mappings(self) -> Sequence[MemoryRegion]:
+        return [MemoryRegion(s, s + len(d), "rw-") for s, d in sorted(self.memory.items())]
+
+    def auxv(self) -> bytes:
+        return self.auxv_data
+
+    def exe_path(self) -> str:
+        return self.exe
+
+    def pid(self) -> int:
+        return self.process_id
+
+    def stop_event(self, tid: int) -> StopEvent:
+        return self.event or StopEvent(tid, StopReason.SIGNAL, SIGTRAP)
+
+    def siginfo(self, tid: int) -> bytes:
+        return b""

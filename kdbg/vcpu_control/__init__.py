@@ -1,0 +1,1 @@
+"""kdbg.vcpu_control"""

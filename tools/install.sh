@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs everything km needs on a fresh Debian machine (system packages and the Python package), then runs
+# km on the bundled example payload. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+APT_PACKAGES="gcc musl-tools gdb gdbserver busybox-static golang-go qemu-user elfutils lldb binutils make"
+missing=""
+for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "Running pip as the 'root' user" || true
+if [ "${1:-}" != "--quiet" ]; then
+  mkdir -p build
+  musl-gcc -static -O2 -o build/hello.km examples/hello.c
+  km build/hello.km from km
+fi
