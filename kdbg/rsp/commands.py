@@ -1,0 +1,139 @@
+"""The packet dispatch table: entries keyed by the spec's packet names, each with its parameter parser, and the
+one place where handler failures become RSP error replies (HOUSE-STYLE 2.6).
+
+Handler modules (query, xfer, resume, memory, registers, points, hostio) register with @command on import.
+A handler returns the reply body, or None when the reply comes later (a resume: the stop reply).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kdbg.rsp.errors import RspError
+from kdbg.rsp.session import Session
+from kdbg.target import TargetError
+
+log = logging.getLogger("km.gdb")
+
+Parser = Callable[[bytes], tuple[Any, ...]]
+Handler = Callable[..., "bytes | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    handler: Handler
+    parse: Parser
+    needs_control: bool      # resume/write packets: E01 on a read-only target (a core file)
+
+
+TABLE: dict[str, Command] = {}
+_NAMED_PREFIXES = b"qQv"     # packets named by a word (qXfer:features:read); the rest by their first letter
+_BOUNDARIES = b":,;"
+
+
+def command(name: str, parse: Parser | None = None, *, needs_control: bool = False) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        if name in TABLE:
+            raise ValueError(f"packet {name} registered twice")
+        TABLE[name] = Command(name, handler, parse or no_args, needs_control)
+        return handler
+    return register
+
+
+# ---- parameter parsers (the schema half of an entry); a ValueError means E22 ----
+
+def no_args(rest: bytes) -> tuple[Any, ...]:
+    return ()
+
+
+def raw(rest: bytes) -> tuple[Any, ...]:
+    return (rest,)
+
+
+def parse_hex(text: bytes) -> int:
+    """A hex number as RSP writes them (no sign, no 0x); ValueError otherwise."""
+    if not text or not all(c in b"0123456789abcdefABCDEF" for c in text):
+        raise ValueError(f"not a hex number: {text[:32]!r}")
+    return int(text, 16)
+
+
+def parse_thread_id(text: bytes) -> int:
+    """`-1` (all), `0` (any), a hex tid, or the multiprocess form `p<pid>.<tid>` (the tid is kept)."""
+    if text.startswith(b"p"):
+        _, _, text = text[1:].partition(b".")
+        if not text:
+            return -1
+    if text == b"-1":
+        return -1
+    return parse_hex(text)
+
+
+def hex_fields(*separators: bytes) -> Parser:
+    """A parser for `a<sep1>b<sep2>c...`, every field hex: hex_fields(b",") reads `addr,length`."""
+    def parse(rest: bytes) -> tuple[int, ...]:
+        fields = []
+        for sep in separators:
+            head, found, rest = rest.partition(sep)
+            if not found:
+                raise ValueError(f"expected {sep!r}")
+            fields.append(parse_hex(head))
+        fields.append(parse_hex(rest))
+        return tuple(fields)
+    return parse
+
+
+# ---- dispatch ----
+
+def find_command(packet: bytes) -> tuple[Command, bytes] | None:
+    """The table entry and the argument bytes after its name, or None for an unknown packet."""
+    if not packet:
+        return None
+    if packet[0] not in _NAMED_PREFIXES:
+        entry = TABLE.get(chr(packet[0]))
+        return (entry, packet[1:]) if entry else None
+    best: Command | None = None
+    for name, entry in TABLE.items():
+        key = name.encode()
+        if not packet.startswith(key) or (best is not None and len(best.name) >= len(name)):
+            continue
+        if len(packet) == len(key) or packet[len(key)] in _BOUNDARIES or key[-1] in _BOUNDARIES:
+            best = entry
+    if best is None:
+        return None
+    rest = packet[len(best.name):]
+    return best, rest[1:] if rest[:1] in (b":", b",", b";") and not best.name[-1] in ":,;" else rest
+
+
+def dispatch(session: Session, packet: bytes) -> bytes | None:
+    """Run one packet; every failure becomes an error reply here and the session goes on serving."""
+    found = find_command(packet)
+    if found is None:
+        log.debug("unknown packet %r", packet[:40])
+        return b""
+    entry, rest = found
+    try:
+        if entry.needs_control and session.control is None:
+            raise RspError(f"{entry.name}: the target is read-only", 1)
+        try:
+            args = entry.parse(rest)
+        except ValueError as exc:
+            raise RspError(f"{entry.name}: {exc}") from None
+        return entry.handler(session, *args)
+    except RspError as exc:
+        log.debug("%s: %s", entry.name, exc)
+        return error_reply(session, exc.errno, str(exc))
+    except TargetError as exc:
+        log.debug("%s: %s", entry.name, exc)
+        return error_reply(session, exc.errno, str(exc))
+    except Exception as exc:  # noqa: BLE001 - Firecracker's "non-fatal": trace it, answer E01, keep serving
+        log.exception("%s handler failed", entry.name)
+        return error_reply(session, 1, f"{type(exc).__name__}: {exc}")
+
+
+def error_reply(session: Session, errno: int, text: str) -> bytes:
+    """`Enn` with a decimal errno; `E.text` only when gdb offered the error-message feature."""
+    if "error-message" in session.gdb_features and text:
+        return b"E." + text.encode(errors="replace")[:200]
+    return b"E%02d" % min(errno, 99)

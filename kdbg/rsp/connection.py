@@ -1,0 +1,80 @@
+"""One gdb socket: bytes in through the framing parser, acks/no-ack mode, resends on '-', ^C detection.
+
+The session loop only sees whole packets and interrupts; `+`/`-` bookkeeping stays here.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+
+from kdbg.rsp.packets import Event, EventKind, PacketParser, encode_packet
+
+log = logging.getLogger("km.gdb.io")
+
+SEND_TIMEOUT_S = 30.0      # a gdb that stops reading for this long is gone
+RECV_SIZE = 65536
+
+
+class ConnectionClosed(Exception):
+    """gdb went away (EOF, reset, or a send that did not complete in time)."""
+
+
+class Connection:
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        sock.settimeout(SEND_TIMEOUT_S)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._parser = PacketParser()
+        self._last_frame = b""
+        self.no_ack = False
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def receive(self) -> list[Event]:
+        """Read what the socket has (call when it is readable): PACKET and INTERRUPT events, in order.
+
+        In ack mode a good packet is acknowledged with '+' and a bad one with '-' (gdb then resends it);
+        a '-' from gdb resends our last reply. Bad packets in no-ack mode are dropped: gdb will time out."""
+        try:
+            data = self._sock.recv(RECV_SIZE)
+        except (ConnectionError, socket.timeout, OSError) as exc:
+            raise ConnectionClosed(str(exc)) from None
+        if not data:
+            raise ConnectionClosed("end of file")
+        out: list[Event] = []
+        for event in self._parser.feed(data):
+            if event.kind is EventKind.PACKET:
+                log.debug("<- %r", event.data[:200])
+                if not self.no_ack:
+                    self._write(b"+")
+                out.append(event)
+            elif event.kind is EventKind.BAD_PACKET:
+                log.debug("<- bad packet %r", event.data[:200])
+                if not self.no_ack:
+                    self._write(b"-")
+            elif event.kind is EventKind.NACK and self._last_frame:
+                log.debug("<- '-': resending")
+                self._write(self._last_frame)
+            elif event.kind is EventKind.INTERRUPT:
+                log.debug("<- ^C")
+                out.append(event)
+        return out
+
+    def send(self, payload: bytes) -> None:
+        """Frame and send one reply (the payload already escaped where binary)."""
+        log.debug("-> %r", payload[:200])
+        self._last_frame = encode_packet(payload)
+        self._write(self._last_frame)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except (ConnectionError, socket.timeout, OSError) as exc:
+            raise ConnectionClosed(str(exc)) from None
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,14 @@
+"""RspError, the stub's one error type: a packet handler's failure (with the errno gdb sees) or a server setup
+failure (a one-line message for `km: ...`)."""
+from __future__ import annotations
+
+EINVAL = 22
+EFAULT = 14
+
+
+class RspError(Exception):
+    """Raised by handlers and turned into an `Enn` reply by the dispatcher (HOUSE-STYLE 2.6)."""
+
+    def __init__(self, message: str, errno: int = EINVAL) -> None:
+        super().__init__(message)
+        self.errno = errno

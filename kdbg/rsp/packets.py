@@ -1,0 +1,205 @@
+"""RSP framing: the byte-at-a-time packet state machine, checksums, binary escapes and run-length encoding.
+
+Pure functions and one parser class, no I/O, so every split point of a byte stream can be unit-tested.
+Spec: https://sourceware.org/gdb/current/onlinedocs/gdb.html/Overview.html (packets, acks, escapes, RLE).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+ESCAPE = 0x7D            # '}'
+RLE_MARK = 0x2A          # '*'
+INTERRUPT_BYTE = 0x03    # ^C outside a packet
+# Bytes that may not appear raw in a packet body: '$', '#', '}', '*'.
+_MUST_ESCAPE = frozenset(b"$#}*")
+# An RLE count byte is (run - 1) + 29 and must be printable, never '$' or '#' (runs of 7 and 8 are split),
+# and at most 126 ('~'), so one mark repeats the previous byte at most 97 more times.
+_MAX_REPEAT = 126 - 29
+_BAD_COUNTS = frozenset(b"$#")
+PACKET_SIZE = 0x4000   # the largest packet gdb may send us (qSupported PacketSize)
+MAX_BODY = 1 << 20       # a body larger than this is junk; the parser drops it rather than grow without bound
+
+
+def checksum(body: bytes) -> int:
+    """Modulo-256 sum of the raw (escaped, run-length encoded) body, as sent between '$' and '#'."""
+    return sum(body) & 0xFF
+
+
+def escape(data: bytes) -> bytes:
+    """Binary escape for X, vFile:pwrite, qXfer and vFile:pread payloads: '}' then the byte XOR 0x20."""
+    out = bytearray()
+    for byte in data:
+        if byte in _MUST_ESCAPE:
+            out += bytes((ESCAPE, byte ^ 0x20))
+        else:
+            out.append(byte)
+    return bytes(out)
+
+
+def unescape(data: bytes) -> bytes:
+    """Inverse of escape(); a trailing lone '}' is invalid and raises ValueError."""
+    out = bytearray()
+    it = iter(data)
+    for byte in it:
+        if byte == ESCAPE:
+            nxt = next(it, None)
+            if nxt is None:
+                raise ValueError("escape at end of binary data")
+            out.append(nxt ^ 0x20)
+        else:
+            out.append(byte)
+    return bytes(out)
+
+
+def encode_rle(body: bytes) -> bytes:
+    """Run-length encode an (already escaped) body: 'x*N' repeats x (N - 29) more times.
+
+    Runs are only worth it from 4 repeats on; a '}' is never the repeated byte because the byte after it is
+    an escaped value, and gdb expands runs before unescaping (remote.c read_frame)."""
+    out = bytearray()
+    i, n = 0, len(body)
+    while i < n:
+        byte = body[i]
+        out.append(byte)
+        i += 1
+        if byte == ESCAPE:
+            if i < n:
+                out.append(body[i])
+                i += 1
+            continue
+        run = 0
+        while i + run < n and body[i + run] == byte and run < _MAX_REPEAT:
+            run += 1
+        while run >= 3 and (run + 29) in _BAD_COUNTS:
+            run -= 1
+        if run >= 3:
+            out += bytes((RLE_MARK, run + 29))
+            i += run
+    return bytes(out)
+
+
+def decode_rle(body: bytes) -> bytes:
+    """Expand run-length encoding; a '*' with nothing before it or no count byte raises ValueError."""
+    if RLE_MARK not in body:
+        return body
+    out = bytearray()
+    i, n = 0, len(body)
+    while i < n:
+        byte = body[i]
+        if byte == RLE_MARK:
+            if not out or i + 1 >= n:
+                raise ValueError("run-length mark without a byte to repeat")
+            out += bytes((out[-1],)) * (body[i + 1] - 29)
+            i += 2
+            continue
+        out.append(byte)
+        i += 1
+    return bytes(out)
+
+
+def encode_packet(payload: bytes, *, rle: bool = True) -> bytes:
+    """Frame a reply: `$body#cs`. The payload must already be escaped where the packet carries binary data."""
+    body = encode_rle(payload) if rle else payload
+    return b"$" + body + b"#%02x" % checksum(body)
+
+
+class EventKind(enum.Enum):
+    PACKET = "packet"            # a well-formed packet; `data` is the body with runs expanded
+    BAD_PACKET = "bad-packet"    # checksum mismatch or broken RLE; ack mode answers '-'
+    ACK = "ack"                  # '+'
+    NACK = "nack"                # '-': resend the last reply
+    INTERRUPT = "interrupt"      # 0x03 outside a packet
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    data: bytes = b""
+
+
+class _State(enum.Enum):
+    IDLE = 0        # between packets: '+', '-', 0x03, '$', junk
+    BODY = 1        # after '$', until '#'
+    CHECKSUM1 = 2   # first hex digit after '#'
+    CHECKSUM2 = 3
+
+
+class PacketParser:
+    """Byte-at-a-time framing state machine (gdbserver's readchar/getpkt, QEMU's gdb_read_byte):
+
+        IDLE --'$'--> BODY --'#'--> CHECKSUM1 --hex--> CHECKSUM2 --hex--> IDLE (emit PACKET or BAD_PACKET)
+        IDLE --'+'/'-'/0x03--> IDLE (emit ACK/NACK/INTERRUPT); other bytes in IDLE are junk and ignored.
+        A '$' inside BODY restarts the packet (the sender gave up on the previous one).
+    """
+
+    def __init__(self) -> None:
+        self._state = _State.IDLE
+        self._body = bytearray()
+        self._sum = 0
+        self._overflow = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
+        for byte in data:
+            event = self._step(byte)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _step(self, byte: int) -> Event | None:
+        state = self._state
+        if state is _State.IDLE:
+            if byte == 0x24:  # '$'
+                self._start()
+            elif byte == 0x2B:
+                return Event(EventKind.ACK)
+            elif byte == 0x2D:
+                return Event(EventKind.NACK)
+            elif byte == INTERRUPT_BYTE:
+                return Event(EventKind.INTERRUPT)
+            return None
+        if state is _State.BODY:
+            if byte == 0x23:  # '#'
+                self._state = _State.CHECKSUM1
+            elif byte == 0x24:
+                self._start()
+            elif len(self._body) < MAX_BODY:
+                self._body.append(byte)
+            else:
+                self._overflow = True
+            return None
+        digit = _hex_digit(byte)
+        if digit is None:
+            self._state = _State.IDLE
+            return Event(EventKind.BAD_PACKET, bytes(self._body))
+        if state is _State.CHECKSUM1:
+            self._sum = digit << 4
+            self._state = _State.CHECKSUM2
+            return None
+        self._state = _State.IDLE
+        return self._finish(self._sum | digit)
+
+    def _start(self) -> None:
+        self._state = _State.BODY
+        self._body.clear()
+        self._overflow = False
+
+    def _finish(self, sent_sum: int) -> Event:
+        raw = bytes(self._body)
+        if self._overflow or checksum(raw) != sent_sum:
+            return Event(EventKind.BAD_PACKET, raw)
+        try:
+            return Event(EventKind.PACKET, decode_rle(raw))
+        except ValueError:
+            return Event(EventKind.BAD_PACKET, raw)
+
+
+def _hex_digit(byte: int) -> int | None:
+    if 0x30 <= byte <= 0x39:
+        return byte - 0x30
+    if 0x61 <= byte <= 0x66:
+        return byte - 0x57
+    if 0x41 <= byte <= 0x46:
+        return byte - 0x37
+    return None

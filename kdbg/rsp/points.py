@@ -1,0 +1,66 @@
+"""Z/z: software and hardware breakpoints and watchpoints, passed to the target's set/clear_breakpoint.
+
+The stub keeps the set it inserted so that a gdb which vanishes without detaching leaves no stale int3 or
+debug register behind. Which types exist comes from target.supports(): an unsupported type gets the empty
+reply, which tells gdb to stop using that Z type (gdb then falls back, e.g. to memory writes for Z0).
+"""
+from __future__ import annotations
+
+import logging
+
+from kdbg.rsp.commands import hex_fields
+from kdbg.rsp.commands import command
+from kdbg.rsp.errors import RspError
+from kdbg.rsp.session import Session
+from kdbg.target import BreakpointKind
+
+log = logging.getLogger("km.gdb")
+
+# The supports() feature that makes each Z type available.
+FEATURE_OF_KIND = {BreakpointKind.SOFTWARE: "swbreak", BreakpointKind.HARDWARE: "hwbreak",
+                   BreakpointKind.WRITE: "watch", BreakpointKind.READ: "watch", BreakpointKind.ACCESS: "watch"}
+WATCH_LENGTHS = (1, 2, 4, 8)
+
+
+def _parse(rest: bytes) -> tuple[BreakpointKind, int, int]:
+    # Z0,addr,kind[;cond_list...][;cmds:...]: target-side conditions are not advertised, so ignore the tail.
+    kind, addr, length = hex_fields(b",", b",")(rest.split(b";", 1)[0])
+    if kind > BreakpointKind.ACCESS:
+        raise ValueError(f"no Z type {kind}")
+    return BreakpointKind(kind), addr, length
+
+
+def _check(session: Session, kind: BreakpointKind, length: int) -> bool:
+    if FEATURE_OF_KIND[kind] not in session.control.supports():
+        return False
+    if kind >= BreakpointKind.WRITE and length not in WATCH_LENGTHS:
+        raise RspError(f"watchpoint length {length} is not 1, 2, 4 or 8")
+    return True
+
+
+@command("Z", _parse)
+def insert_point(session: Session, kind: BreakpointKind, addr: int, length: int) -> bytes:
+    if session.control is None or not _check(session, kind, length):
+        return b""
+    session.control.set_breakpoint(kind, addr, length)
+    session.points.add((kind, addr, length))
+    return b"OK"
+
+
+@command("z", _parse)
+def remove_point(session: Session, kind: BreakpointKind, addr: int, length: int) -> bytes:
+    if session.control is None or not _check(session, kind, length):
+        return b""
+    session.control.clear_breakpoint(kind, addr, length)
+    session.points.discard((kind, addr, length))
+    return b"OK"
+
+
+def clear_points(session: Session) -> None:
+    """Remove what this connection inserted (gdb vanished without D); failures are traced, not raised."""
+    for kind, addr, length in sorted(session.points):
+        try:
+            session.control.clear_breakpoint(kind, addr, length)
+        except Exception:  # noqa: BLE001 - best effort on a dead connection
+            log.exception("clearing Z%d at %#x", kind, addr)
+    session.points.clear()

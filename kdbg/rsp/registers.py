@@ -1,0 +1,88 @@
+"""g/G/p/P: registers as gdb's `g` layout (kdbg.arch.x86_64 regnum order, little-endian, each its own width).
+
+A register the target's dict lacks is sent as `xx` bytes (unavailable), which gdb shows as <unavailable>.
+"""
+from __future__ import annotations
+
+from kdbg.arch.x86_64 import REGISTERS, Register
+from kdbg.rsp.commands import command, parse_hex
+from kdbg.rsp.errors import RspError
+from kdbg.rsp.session import Session
+
+
+def encode_value(reg: Register, value: int | None) -> bytes:
+    if value is None:
+        return b"xx" * reg.size
+    return (value & ((1 << (8 * reg.size)) - 1)).to_bytes(reg.size, "little").hex().encode()
+
+
+def decode_value(reg: Register, text: bytes) -> int | None:
+    """The value of one register's hex field; None for `xx` (gdb leaves it alone)."""
+    if len(text) != 2 * reg.size:
+        raise RspError(f"{reg.name}: expected {reg.size} bytes")
+    if text.lower().startswith(b"xx"):
+        return None
+    try:
+        return int.from_bytes(bytes.fromhex(text.decode("ascii")), "little")
+    except (ValueError, UnicodeDecodeError):
+        raise RspError(f"{reg.name}: not hex") from None
+
+
+def encode_registers(values: dict[str, int]) -> bytes:
+    return b"".join(encode_value(reg, values.get(reg.name)) for reg in REGISTERS)
+
+
+def decode_registers(data: bytes) -> dict[str, int]:
+    """A G payload into {name: value}; a shorter payload sets a prefix of the registers (gdb's habit)."""
+    values: dict[str, int] = {}
+    pos = 0
+    for reg in REGISTERS:
+        end = pos + 2 * reg.size
+        if end > len(data):
+            break
+        value = decode_value(reg, data[pos:end])
+        if value is not None:
+            values[reg.name] = value
+        pos = end
+    if pos != len(data):
+        raise RspError("G: length does not match the register layout")
+    return values
+
+
+def _register(regnum: int) -> Register:
+    if not 0 <= regnum < len(REGISTERS):
+        raise RspError(f"no register {regnum}")
+    return REGISTERS[regnum]
+
+
+@command("g")
+def read_all(session: Session) -> bytes:
+    return encode_registers(session.target.registers(session.current_tid()))
+
+
+@command("G", lambda rest: (rest,), needs_control=True)
+def write_all(session: Session, data: bytes) -> bytes:
+    session.control.write_registers(session.current_tid(), decode_registers(data))
+    return b"OK"
+
+
+@command("p", lambda rest: (parse_hex(rest),))
+def read_one(session: Session, regnum: int) -> bytes:
+    reg = _register(regnum)
+    return encode_value(reg, session.target.registers(session.current_tid()).get(reg.name))
+
+
+def _parse_p_write(rest: bytes) -> tuple[int, bytes]:
+    regnum, sep, value = rest.partition(b"=")
+    if not sep:
+        raise ValueError("expected '='")
+    return parse_hex(regnum), value
+
+
+@command("P", _parse_p_write, needs_control=True)
+def write_one(session: Session, regnum: int, text: bytes) -> bytes:
+    reg = _register(regnum)
+    value = decode_value(reg, text)
+    if value is not None:
+        session.control.write_registers(session.current_tid(), {reg.name: value})
+    return b"OK"

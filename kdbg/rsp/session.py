@@ -1,0 +1,73 @@
+"""The state one gdb connection works on: the target's run state (kept across connections) and the
+per-connection choices gdb made (selected threads, no-ack, features, open host files, inserted points).
+
+Handlers receive a Session instead of mutating a module global (the QEMU gdbstub habit the house style avoids).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from kdbg.target import BreakpointKind, ControlTarget, ResumeAction, StopEvent, StopReason, Target
+
+log = logging.getLogger("km.gdb")
+
+
+@dataclass
+class RunState:
+    """What the target is doing; outlives connections because the payload does.
+
+        running --event--> stopped --resume packet--> running
+        any --EXITED/TERMINATED event--> exited (final)
+    """
+
+    running: bool
+    last_stop: StopEvent | None = None
+    pending_interrupts: int = 0      # interrupt() calls whose INTERRUPT event has not arrived yet
+    last_actions: tuple[ResumeAction, ...] = ()
+
+    @property
+    def exited(self) -> bool:
+        return self.last_stop is not None and self.last_stop.reason in (StopReason.EXITED, StopReason.TERMINATED)
+
+
+@dataclass
+class Session:
+    target: Target
+    run: RunState
+    initially_stopped: bool = True
+    g_tid: int = 0                   # Hg thread: g/G/p/P; 0 = the thread that reported the last stop
+    c_tid: int = -1                  # Hc thread for the legacy c/s packets; -1 = all
+    no_ack: bool = False
+    gdb_features: frozenset[str] = frozenset()
+    pass_signals: frozenset[int] = frozenset()        # Linux numbers reported to gdb only when not passed
+    program_signals: frozenset[int] | None = None     # None: gdb never restricted them
+    points: set[tuple[BreakpointKind, int, int]] = field(default_factory=set)
+    host_files: dict[int, int] = field(default_factory=dict)   # vFile fd -> host fd
+    ending: bool = False             # D or k: close the connection after this reply
+
+    @property
+    def control(self) -> ControlTarget | None:
+        """The target as a ControlTarget, or None for a read-only one (a core file)."""
+        return self.target if isinstance(self.target, ControlTarget) else None
+
+    def current_tid(self) -> int:
+        """The thread g/p and the stop-related queries act on."""
+        threads = self.target.threads()
+        if self.g_tid > 0 and self.g_tid in threads:
+            return self.g_tid
+        stop = self.run.last_stop
+        if stop is not None and stop.tid in threads:
+            return stop.tid
+        return threads[0]
+
+    def resume(self, actions: list[ResumeAction]) -> None:
+        """Hand the actions to the target and mark it running; the stop reply comes from the server loop."""
+        control = self.control
+        assert control is not None
+        if self.program_signals is not None:
+            actions = [a if a.signal in self.program_signals else ResumeAction(a.kind, a.tid, 0) for a in actions]
+        log.debug("resume %s", actions)
+        self.run.last_actions = tuple(actions)
+        self.run.running = True
+        control.resume(actions)

@@ -1,0 +1,81 @@
+"""qXfer:<object>:read: the target description, auxv, the executable's path, the thread list and siginfo.
+
+Each object is a byte string produced on demand; gdb reads it in (offset, length) windows and the reply is
+`m` (more follows) or `l` (last) plus binary-escaped data.
+Spec: https://sourceware.org/gdb/current/onlinedocs/gdb.html/General-Query-Packets.html#qXfer-read
+"""
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+from kdbg.rsp import tdesc
+from kdbg.rsp.commands import command, hex_fields
+from kdbg.rsp.errors import RspError
+from kdbg.rsp.packets import escape
+from kdbg.rsp.session import Session
+
+MAX_CHUNK = 0x1000       # bytes per reply, before escaping (gdb asks for about PacketSize anyway)
+ENOENT = 2
+
+
+def _parse(rest: bytes) -> tuple[str, int, int]:
+    annex, sep, window = rest.rpartition(b":")
+    if not sep:
+        raise ValueError("expected annex:offset,length")
+    offset, length = hex_fields(b",")(window)
+    return annex.decode("utf-8", "replace"), offset, length
+
+
+def window(document: bytes, offset: int, length: int) -> bytes:
+    """One reply for a read of `document` at offset: `l` once the end is reached."""
+    if offset > len(document):
+        raise RspError("offset beyond the end of the object")
+    chunk = document[offset:offset + min(length, MAX_CHUNK)]
+    last = offset + len(chunk) >= len(document)
+    return (b"l" if last else b"m") + escape(chunk)
+
+
+@command("qXfer:features:read", _parse)
+def features(session: Session, annex: str, offset: int, length: int) -> bytes:
+    try:
+        return window(tdesc.read_annex(annex), offset, length)
+    except KeyError:
+        raise RspError(f"no target description {annex!r}", ENOENT) from None
+
+
+@command("qXfer:auxv:read", _parse)
+def auxv(session: Session, annex: str, offset: int, length: int) -> bytes:
+    return window(session.target.auxv(), offset, length)
+
+
+@command("qXfer:exec-file:read", _parse)
+def exec_file(session: Session, annex: str, offset: int, length: int) -> bytes:
+    """The annex is a pid (hex) or empty; there is one process."""
+    path = session.target.exe_path()
+    if not path:
+        raise RspError("the executable's path is unknown", ENOENT)
+    return window(path.encode(), offset, length)
+
+
+def threads_xml(session: Session) -> bytes:
+    items = []
+    for tid in session.target.threads():
+        name = session.target.thread_name(tid)
+        attrs = f'id="{tid:x}"' + (f" name={quoteattr(name)}" if name else "")
+        items.append(f"<thread {attrs}/>")
+    return ('<?xml version="1.0"?>\n<threads>\n' + "\n".join(items) + "\n</threads>\n").encode()
+
+
+@command("qXfer:threads:read", _parse)
+def threads(session: Session, annex: str, offset: int, length: int) -> bytes:
+    return window(threads_xml(session), offset, length)
+
+
+@command("qXfer:siginfo:read", _parse)
+def siginfo(session: Session, annex: str, offset: int, length: int) -> bytes:
+    """The stopped thread's siginfo_t (128 bytes); gdb decodes it with its linux siginfo type for $_siginfo."""
+    data = session.target.siginfo(session.current_tid())
+    if not data:
+        raise RspError("no signal information for this thread", 1)
+    return window(data, offset, length)
+
