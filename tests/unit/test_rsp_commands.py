@@ -1,0 +1,257 @@
+"""Packet handlers through the dispatch table, without a socket: replies, error codes, target calls."""
+from __future__ import annotations
+
+import pytest
+
+import kdbg.rsp.server  # noqa: F401 - registers every handler module
+from harness.gdb import FakeControlTarget
+from kdbg.arch.x86_64 import REGISTERS, zero_registers
+from kdbg.rsp import signals, tdesc
+from kdbg.rsp.commands import TABLE, dispatch, find_command
+from kdbg.rsp.packets import unescape
+from kdbg.rsp.resume import stop_reply
+from kdbg.rsp.session import RunState, Session
+from kdbg.target import (BreakpointKind, ResumeAction, ResumeKind, StaticTarget, StopEvent, StopReason)
+
+TEXT = 0x400000
+
+
+def make_fake(**kw) -> FakeControlTarget:
+    regs = {tid: dict(zero_registers(), rip=TEXT + 0x10, rsp=0x7000, rax=tid) for tid in (7, 9)}
+    return FakeControlTarget(regs=regs, memory={TEXT: bytearray(range(256)) * 16}, exe="/bin/payload", **kw)
+
+
+def make_session(target=None, **kw) -> Session:
+    target = target or make_fake()
+    run = RunState(running=False, last_stop=StopEvent(7, StopReason.BREAKPOINT, 5))
+    return Session(target, run, **kw)
+
+
+def ask(session: Session, packet: bytes) -> bytes | None:
+    return dispatch(session, packet)
+
+
+# ---- the table ----
+
+@pytest.mark.parametrize("packet,name,rest", [
+    (b"qXfer:features:read:target.xml:0,fff", "qXfer:features:read", b"target.xml:0,fff"),
+    (b"vCont?", "vCont?", b""), (b"vCont;c:7", "vCont", b"c:7"), (b"qC", "qC", b""),
+    (b"qSupported:swbreak+", "qSupported", b"swbreak+"), (b"m10,4", "m", b"10,4"),
+    (b"vFile:open:2f,0,0", "vFile:open", b"2f,0,0"), (b"qThreadExtraInfo,7", "qThreadExtraInfo", b"7")])
+def test_packet_names_are_the_table_keys(packet: bytes, name: str, rest: bytes) -> None:
+    command, found_rest = find_command(packet)
+    assert (command.name, found_rest) == (name, rest)
+
+
+@pytest.mark.parametrize("packet", [b"", b"qNotAThing", b"vMustReplyEmpty", b"qCRC:0,1", b"!", b"\xff\xfe",
+                                    b"qXfer:libraries:read::0,10", b"vFile:unlink:2f"])
+def test_unknown_packets_get_the_empty_reply(packet: bytes) -> None:
+    assert ask(make_session(), packet) == b""
+
+
+# ---- registers ----
+
+def test_g_and_p_use_the_selected_thread() -> None:
+    s = make_session()
+    assert ask(s, b"p0") == (7).to_bytes(8, "little").hex().encode()
+    assert ask(s, b"Hg9") == b"OK"
+    assert ask(s, b"p0") == (9).to_bytes(8, "little").hex().encode()
+    assert len(ask(s, b"g")) == 2 * sum(r.size for r in REGISTERS)
+
+
+def test_P_and_G_write_through_the_target() -> None:
+    s = make_session()
+    assert ask(s, b"P10=efbeadde00000000") == b"OK"
+    assert s.target.regs[7]["rip"] == 0xDEADBEEF
+    g = bytearray(ask(s, b"g"))
+    g[0:16] = b"2a00000000000000"
+    assert ask(s, b"G" + bytes(g)) == b"OK"
+    assert s.target.regs[7]["rax"] == 42
+
+
+@pytest.mark.parametrize("packet", [b"p", b"pzz", b"p999", b"P10=12", b"P10", b"Gabc", b"Hx1", b"Hg"])
+def test_bad_register_packets_are_E22(packet: bytes) -> None:
+    assert ask(make_session(), packet) == b"E22"
+
+
+def test_unknown_thread_is_an_error() -> None:
+    assert ask(make_session(), b"Hg55") == b"E03"
+    assert ask(make_session(), b"T55") == b"E03"
+    assert ask(make_session(), b"T9") == b"OK"
+
+
+# ---- memory ----
+
+def test_m_reads_and_partial_reads() -> None:
+    s = make_session()
+    assert ask(s, b"m400001,3") == b"010203"
+    end = TEXT + 4096
+    assert ask(s, b"m%x,10" % (end - 2)) == b"feff"       # the readable prefix
+    assert ask(s, b"m10,4") == b"E14"
+    assert len(ask(s, b"m400000,ffffffffffff")) == 2 * 4096  # huge lengths are capped, not fatal
+
+
+def test_M_and_X_write() -> None:
+    s = make_session()
+    assert ask(s, b"M400000,2:abcd") == b"OK"
+    assert ask(s, b"X400002,3:}\x03}\x04}]") == b"OK"
+    assert s.target.read_memory(TEXT, 5) == b"\xab\xcd#$}"
+    assert ask(s, b"X400000,0:") == b"OK"
+
+
+@pytest.mark.parametrize("packet,reply", [(b"m", b"E22"), (b"m10", b"E22"), (b"m-1,2", b"E22"),
+                                          (b"M400000,2:abc", b"E22"), (b"M400000,3:abcd", b"E22"),
+                                          (b"X400000,1:}", b"E22"), (b"M10,1:00", b"E14"),
+                                          (b"m10000000000000000,1", b"E22")])
+def test_bad_memory_packets(packet: bytes, reply: bytes) -> None:
+    assert ask(make_session(), packet) == reply
+
+
+# ---- breakpoints and watchpoints ----
+
+def test_Z_z_reach_the_target() -> None:
+    s = make_session()
+    assert ask(s, b"Z0,400010,1") == b"OK"
+    assert ask(s, b"Z1,400020,1") == b"OK"
+    assert ask(s, b"Z2,7000,8;X2,0") == b"OK"
+    assert ask(s, b"z0,400010,1") == b"OK"
+    assert s.target.points == {(BreakpointKind.HARDWARE, 0x400020, 1), (BreakpointKind.WRITE, 0x7000, 8)}
+    assert s.points == s.target.points
+
+
+@pytest.mark.parametrize("packet", [b"Z2,7000,3", b"Z4,7000,16", b"Z9,1,1", b"Z0,1", b"Z0,xyz,1"])
+def test_bad_Z_is_E22(packet: bytes) -> None:
+    assert ask(make_session(), packet) == b"E22"
+
+
+def test_Z_types_the_target_lacks_get_the_empty_reply() -> None:
+    s = make_session(make_fake(features=frozenset({"swbreak"})))
+    assert ask(s, b"Z2,7000,4") == b""
+    assert ask(s, b"Z0,400000,1") == b"OK"
+
+
+# ---- resume ----
+
+def test_vcont_maps_actions_and_signals() -> None:
+    s = make_session()
+    assert ask(s, b"vCont;S0b:9;c") is None
+    assert s.target.calls[-1] == ("resume", (ResumeAction(ResumeKind.STEP, 9, 11), ResumeAction(ResumeKind.CONTINUE)))
+    assert s.run.running
+
+
+@pytest.mark.parametrize("packet", [b"vCont;", b"vCont;x", b"vCont;c:0", b"vCont;Czz", b"vCont;c:55", b"C", b"c12q"])
+def test_bad_resume_packets_do_not_resume(packet: bytes) -> None:
+    s = make_session()
+    assert ask(s, packet)[:1] == b"E"
+    assert not s.run.running and not any(c[0] == "resume" for c in s.target.calls)
+
+
+def test_vcont_query_is_computed_from_supports() -> None:
+    assert ask(make_session(), b"vCont?") == b"vCont;c;C;s;S;t"
+    assert ask(make_session(make_fake(features=frozenset())), b"vCont?") == b"vCont;c;C;t"
+
+
+def test_legacy_continue_with_address_and_signal() -> None:
+    s = make_session()
+    assert ask(s, b"C0e;400020") is None
+    assert s.target.regs[7]["rip"] == 0x400020
+    assert s.target.calls[-1] == ("resume", (ResumeAction(ResumeKind.CONTINUE, -1, 14),))
+
+
+def test_program_signals_filter_what_resume_delivers() -> None:
+    s = make_session()
+    assert ask(s, b"QProgramSignals:b") == b"OK"
+    ask(s, b"vCont;C0e")
+    assert s.target.calls[-1] == ("resume", (ResumeAction(ResumeKind.CONTINUE, -1, 0),))
+
+
+def test_stop_replies() -> None:
+    s = make_session()
+    s.gdb_features = frozenset({"swbreak", "hwbreak"})
+    t = stop_reply(s, StopEvent(9, StopReason.BREAKPOINT, 5))
+    assert t.startswith(b"T05") and b"thread:9;" in t and t.endswith(b"swbreak:;") and b"10:1000400000000000;" in t
+    assert stop_reply(s, StopEvent(9, StopReason.WATCHPOINT, 5, watch_addr=0x7008,
+                                   watch_kind=BreakpointKind.READ)).endswith(b"rwatch:7008;")
+    assert stop_reply(s, StopEvent(9, StopReason.SIGNAL, 11)).startswith(b"T0b")
+    assert stop_reply(s, StopEvent(9, StopReason.INTERRUPT)).startswith(b"T02")
+    assert stop_reply(s, StopEvent(9, StopReason.SIGNAL, 10)).startswith(b"T1e")   # SIGUSR1 is gdb's 30
+    assert stop_reply(s, StopEvent(9, StopReason.EXITED, exit_status=3)) == b"W03"
+    assert stop_reply(s, StopEvent(9, StopReason.TERMINATED, 9)) == b"X09"
+    s.gdb_features = frozenset()
+    assert not stop_reply(s, StopEvent(9, StopReason.BREAKPOINT, 5)).endswith(b"swbreak:;")
+
+
+# ---- queries ----
+
+def test_qsupported_is_computed_from_the_target() -> None:
+    live = ask(make_session(), b"qSupported:multiprocess+;swbreak+;xmlRegisters=i386").split(b";")
+    assert b"swbreak+" in live and b"hwbreak+" not in live        # gdb did not offer hwbreak
+    assert b"qXfer:features:read+" in live and b"QPassSignals+" in live and b"QStartNoAckMode+" in live
+    core = ask(make_session(StaticTarget(regs={1: zero_registers()})), b"qSupported:swbreak+").split(b";")
+    assert b"swbreak+" not in core and b"QPassSignals+" not in core and b"qXfer:features:read+" in core
+    assert {f.split(b"+")[0].decode() for f in live if f.startswith(b"qXfer")} <= set(TABLE)
+
+
+def test_thread_queries() -> None:
+    s = make_session()
+    assert ask(s, b"qfThreadInfo") == b"m7,9" and ask(s, b"qsThreadInfo") == b"l"
+    assert ask(s, b"qC") == b"QC7"
+    s.target.names[9] = "worker"
+    assert ask(s, b"qThreadExtraInfo,9") == b"worker".hex().encode()
+
+
+def test_qxfer_windows() -> None:
+    s = make_session()
+    first = ask(s, b"qXfer:features:read:target.xml:0,40")
+    assert first[:1] == b"m" and b"<?xml" in first
+    document, offset = b"", 0
+    while True:
+        reply = ask(s, b"qXfer:features:read:target.xml:%x,ffff" % offset)
+        document += unescape(reply[1:])
+        offset = len(document)
+        if reply[:1] == b"l":
+            break
+    assert document == tdesc.target_xml()
+    assert ask(s, b"qXfer:exec-file:read::0,100") == b"l/bin/payload"
+    assert ask(s, b"qXfer:features:read:nope.xml:0,10") == b"E02"
+    assert ask(s, b"qXfer:features:read:target.xml:ffffff,10") == b"E22"
+    assert ask(s, b"qXfer:features:read:target.xml") == b"E22"
+    assert b'<thread id="9"' in ask(s, b"qXfer:threads:read::0,1000")
+
+
+def test_qxfer_siginfo_is_the_targets_bytes() -> None:
+    s = make_session()
+    s.target.last_stop = StopEvent(7, StopReason.SIGNAL, 11)
+    reply = ask(s, b"qXfer:siginfo:read::0,200")
+    assert reply[:1] == b"l" and unescape(reply[1:])[:4] == (11).to_bytes(4, "little")
+
+
+def test_read_only_target_refuses_changes() -> None:
+    s = make_session(StaticTarget(regs={1: zero_registers()}, memory={0x1000: b"\0" * 16}))
+    assert ask(s, b"vCont;c") == b"E01" and ask(s, b"M1000,1:00") == b"E01" and ask(s, b"P0=0000000000000000") == b"E01"
+    assert ask(s, b"Z0,1000,1") == b"" and ask(s, b"m1000,2") == b"0000" and ask(s, b"vCont?") == b""
+
+
+def test_handler_exception_is_E01_and_error_message_when_offered() -> None:
+    class Broken(FakeControlTarget):
+        def registers(self, tid):
+            raise RuntimeError("boom")
+    s = make_session(Broken(regs={1: {}}))
+    assert ask(s, b"g") == b"E01"
+    s.gdb_features = frozenset({"error-message"})
+    assert ask(s, b"g") == b"E.RuntimeError: boom"
+
+
+# ---- signals ----
+
+@pytest.mark.parametrize("linux,gdb", [(2, 2), (5, 5), (7, 10), (10, 30), (11, 11), (12, 31), (17, 20), (19, 17),
+                                       (31, 12), (32, 77), (33, 45), (63, 75), (64, 78), (16, 143)])
+def test_signal_map(linux: int, gdb: int) -> None:
+    assert signals.gdb_from_linux(linux) == gdb
+    if gdb != 143:
+        assert signals.linux_from_gdb(gdb) == linux
+
+
+def test_every_linux_signal_round_trips() -> None:
+    for signo in [s for s in range(1, 65) if s != 16]:
+        assert signals.linux_from_gdb(signals.gdb_from_linux(signo)) == signo

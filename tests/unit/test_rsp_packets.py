@@ -1,0 +1,99 @@
+"""RSP framing: every split point of a byte stream, escapes, run-length encoding, checksums."""
+from __future__ import annotations
+
+import pytest
+
+from kdbg.rsp.packets import (EventKind, PacketParser, checksum, decode_rle, encode_packet, encode_rle, escape,
+                              unescape)
+
+
+def frame(body: bytes) -> bytes:
+    return b"$" + body + b"#%02x" % checksum(body)
+
+
+STREAM = (b"+" + frame(b"qSupported:multiprocess+;swbreak+") + b"\x03" + frame(b"m4000,10")
+          + b"-" + frame(b"X1000,4:" + escape(b"}#$*")) + b"junk" + frame(b"g"))
+EXPECTED = [(EventKind.ACK, b""), (EventKind.PACKET, b"qSupported:multiprocess+;swbreak+"),
+            (EventKind.INTERRUPT, b""), (EventKind.PACKET, b"m4000,10"), (EventKind.NACK, b""),
+            (EventKind.PACKET, b"X1000,4:" + escape(b"}#$*")), (EventKind.PACKET, b"g")]
+
+
+def feed_all(chunks: list[bytes]) -> list[tuple[EventKind, bytes]]:
+    parser = PacketParser()
+    return [(e.kind, e.data) for chunk in chunks for e in parser.feed(chunk)]
+
+
+def test_whole_stream() -> None:
+    assert feed_all([STREAM]) == EXPECTED
+
+
+@pytest.mark.parametrize("split", range(1, len(STREAM)))
+def test_every_split_point(split: int) -> None:
+    assert feed_all([STREAM[:split], STREAM[split:]]) == EXPECTED
+
+
+def test_byte_at_a_time() -> None:
+    assert feed_all([bytes((b,)) for b in STREAM]) == EXPECTED
+
+
+def test_bad_checksum_is_reported_and_parsing_goes_on() -> None:
+    events = feed_all([b"$g#00" + frame(b"?")])
+    assert events == [(EventKind.BAD_PACKET, b"g"), (EventKind.PACKET, b"?")]
+
+
+def test_non_hex_checksum_is_bad() -> None:
+    assert feed_all([b"$g#zz"])[0][0] is EventKind.BAD_PACKET
+
+
+def test_dollar_inside_body_restarts_packet() -> None:
+    assert feed_all([b"$m10,4$" + frame(b"g")[1:]]) == [(EventKind.PACKET, b"g")]
+
+
+def test_truncated_packet_waits_for_more() -> None:
+    parser = PacketParser()
+    assert parser.feed(b"$m10,") == []
+    assert [e.data for e in parser.feed(b"4#" + b"%02x" % checksum(b"m10,4"))] == [b"m10,4"]
+
+
+def test_huge_body_is_dropped_not_buffered() -> None:
+    body = b"M0,1:" + b"0" * (3 << 20)
+    assert feed_all([frame(body) + frame(b"?")]) == [(EventKind.BAD_PACKET, body[:1 << 20]), (EventKind.PACKET, b"?")]
+
+
+@pytest.mark.parametrize("data", [b"", b"plain", b"}", b"#$*}", bytes(range(256))])
+def test_escape_round_trip(data: bytes) -> None:
+    escaped = escape(data)
+    assert not any(c in escaped for c in b"#$*") and unescape(escaped) == data
+
+
+def test_unescape_rejects_trailing_escape() -> None:
+    with pytest.raises(ValueError):
+        unescape(b"ab}")
+
+
+@pytest.mark.parametrize("body", [b"0" * 4, b"0" * 7, b"0" * 8, b"0" * 9, b"0" * 200, b"a0000000b" * 3,
+                                  b"x" + b"}]" * 10, b"ffffffff" + b"0" * 31 + b"1"])
+def test_rle_round_trip_and_count_bytes(body: bytes) -> None:
+    encoded = encode_rle(body)
+    assert decode_rle(encoded) == body
+    for i, byte in enumerate(encoded):
+        if byte == ord("*"):
+            assert encoded[i + 1] not in b"#$" and 32 <= encoded[i + 1] <= 126
+
+
+def test_rle_decodes_gdb_example() -> None:
+    # The manual's example: "0* " means "0000" (a space is 32: 3 more repeats).
+    assert decode_rle(b"0* ") == b"0000"
+
+
+def test_rle_shrinks_runs() -> None:
+    assert len(encode_rle(b"0" * 64)) < 10
+
+
+def test_broken_rle_is_a_bad_packet() -> None:
+    assert feed_all([frame(b"*")])[0][0] is EventKind.BAD_PACKET
+
+
+def test_encode_packet_checksum() -> None:
+    assert encode_packet(b"OK") == b"$OK#9a"
+    assert encode_packet(b"") == b"$#00"
