@@ -1,0 +1,24 @@
+"""The DAP bridge's error family: every failure a request can meet, turned into a failed response in one place.
+
+Follows debugpy's split (HOUSE-STYLE 2.6): `InvalidArgument` for arguments that are wrong ("invalid <field>:
+<why>"), `CantHandle` for valid requests that cannot be served now (gdb missing, km exited, target running).
+"""
+from __future__ import annotations
+
+
+class DapError(Exception):
+    """Base of the bridge's errors; str() is the one-line message of the failed response."""
+
+
+class InvalidArgument(DapError):
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"invalid {field}: {why}")
+        self.field = field
+
+
+class CantHandle(DapError):
+    """A valid request that cannot be carried out; the message names the reason."""
+
+
+class GdbError(CantHandle):
+    """gdb answered `^error` (its own message is kept) or did not answer before the deadline."""

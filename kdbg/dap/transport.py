@@ -1,0 +1,65 @@
+"""DAP wire framing: `Content-Length: N\r\n\r\n` + N bytes of UTF-8 JSON, over byte streams (stdio or a socket).
+
+The Debug Adapter Protocol's base protocol (https://microsoft.github.io/debug-adapter-protocol/overview#base-protocol)
+is small enough to frame by hand, so this module does not use debugpy's internals: a reader that parses headers
+and a writer that serialises whole messages under a lock (events come from several threads).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any, BinaryIO
+
+log = logging.getLogger("km.dap")
+
+
+class TransportClosed(Exception):
+    """The peer closed the stream (EOF or a broken pipe): the session ends."""
+
+
+class Transport:
+    """One DAP connection. `read_message` blocks; `send` may be called from any thread."""
+
+    def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
+        self._reader, self._writer = reader, writer
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def read_message(self) -> dict[str, Any]:
+        """The next message; raises TransportClosed at EOF and ValueError on a malformed frame."""
+        length = None
+        while True:
+            line = self._reader.readline()
+            if not line:
+                raise TransportClosed("end of stream")
+            line = line.strip()
+            if not line:
+                if length is None:
+                    continue            # stray blank line between messages
+                break
+            name, _, value = line.decode("ascii", "replace").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        body = b""
+        while len(body) < length:
+            chunk = self._reader.read(length - len(body))
+            if not chunk:
+                raise TransportClosed("end of stream inside a message")
+            body += chunk
+        message = json.loads(body.decode("utf-8"))
+        log.debug("<- %s", message)
+        return message
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Stamp `seq` and write one framed message; a closed peer raises TransportClosed."""
+        with self._lock:
+            self._seq += 1
+            message["seq"] = self._seq
+            body = json.dumps(message, separators=(",", ":")).encode("utf-8")
+            log.debug("-> %s", message)
+            try:
+                self._writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                self._writer.flush()
+            except (BrokenPipeError, ConnectionError, ValueError, OSError) as exc:
+                raise TransportClosed(str(exc)) from exc

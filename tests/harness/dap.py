@@ -1,0 +1,230 @@
+"""A test-side DAP client for kdbg-dap, and the choice of km (real, or the gdbserver stand-in) the tests use.
+
+The client speaks the wire protocol itself (Content-Length framing) so tests exercise kdbg-dap as VS Code does:
+requests with seq numbers, responses matched by request_seq, events queued in order and awaited with deadlines.
+Every message is kept in a transcript that assertion messages include.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from .build import build
+from .km import ROOT, km_env
+
+STANDIN = Path(__file__).with_name("km_standin.py")
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class DapFailure(AssertionError):
+    pass
+
+
+class DapClient:
+    """kdbg-dap over stdio (`python -m kdbg.dap`), with a transcript of everything exchanged."""
+
+    def __init__(self, log_path: Path | None = None) -> None:
+        argv = [sys.executable, "-m", "kdbg.dap"] + (["--log", str(log_path)] if log_path else [])
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=km_env(), cwd=ROOT)
+        self._seq = 0
+        self._cond = threading.Condition()
+        self._responses: dict[int, dict] = {}
+        self._events: list[dict] = []
+        self.all_events: list[dict] = []
+        self.transcript: list[str] = []
+        self._closed = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        stream = self.proc.stdout
+        while True:
+            header = stream.readline()
+            if not header:
+                break
+            if not header.strip():
+                continue
+            length = int(header.split(b":")[1])
+            while stream.readline().strip():
+                pass
+            message = json.loads(stream.read(length))
+            with self._cond:
+                self.transcript.append("<- " + json.dumps(message)[:400])
+                if message["type"] == "response":
+                    self._responses[message["request_seq"]] = message
+                elif message["type"] == "event":
+                    self._events.append(message)
+                    self.all_events.append(message)
+                self._cond.notify_all()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def send(self, command: str, arguments: dict | None = None) -> int:
+        self._seq += 1
+        message = {"seq": self._seq, "type": "request", "command": command, "arguments": arguments or {}}
+        body = json.dumps(message).encode()
+        self.transcript.append("-> " + json.dumps(message)[:400])
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.proc.stdin.flush()
+        return self._seq
+
+    def response(self, seq: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
+        with self._cond:
+            if not self._cond.wait_for(lambda: seq in self._responses or self._closed, timeout_s):
+                raise DapFailure(f"no response to request {seq} within {timeout_s}s\n{self.dump()}")
+            if seq not in self._responses:
+                raise DapFailure(f"kdbg-dap closed before answering request {seq}\n{self.dump()}")
+            return self._responses.pop(seq)
+
+    def request(self, command: str, arguments: dict | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
+        """The response message, successful or not."""
+        return self.response(self.send(command, arguments), timeout_s)
+
+    def call(self, command: str, arguments: dict | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
+        """The body of a successful response; a failed one raises with the transcript."""
+        reply = self.request(command, arguments, timeout_s)
+        if not reply["success"]:
+            raise DapFailure(f"{command} failed: {reply.get('message')}\n{self.dump()}")
+        return reply.get("body") or {}
+
+    def wait_event(self, name: str, match: Callable[[dict], bool] | None = None,
+                   timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
+        """The oldest unconsumed event `name` (that `match`es), consumed; raises at the deadline."""
+        def find() -> dict | None:
+            for event in self._events:
+                if event["event"] == name and (match is None or match(event.get("body") or {})):
+                    return event
+            return None
+        with self._cond:
+            if not self._cond.wait_for(lambda: find() is not None or self._closed, timeout_s) or find() is None:
+                raise DapFailure(f"no {name} event within {timeout_s}s\n{self.dump()}")
+            event = find()
+            self._events.remove(event)
+            return event.get("body") or {}
+
+    def output(self, category: str | None = None) -> str:
+        with self._cond:
+            return "".join(e["body"]["output"] for e in self.all_events if e["event"] == "output"
+                           and (category is None or e["body"].get("category") == category))
+
+    def wait_output(self, text: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
+        with self._cond:
+            if not self._cond.wait_for(lambda: text in self.output() or self._closed, timeout_s) \
+                    or text not in self.output():
+                raise DapFailure(f"no output {text!r} within {timeout_s}s\n{self.dump()}")
+            return self.output()
+
+    def dump(self) -> str:
+        return "DAP transcript:\n" + "\n".join(self.transcript[-80:])
+
+    # conveniences for the common sequences
+    def start(self, request: str, arguments: dict, breakpoints: dict[str, list[dict]] | None = None) -> dict:
+        """initialize, launch/attach, wait for `initialized`, set breakpoints, configurationDone."""
+        caps = self.call("initialize", {"adapterID": "km", "linesStartAt1": True, "columnsStartAt1": True,
+                                        "pathFormat": "path", "supportsMemoryReferences": True})
+        self.call(request, arguments)
+        self.wait_event("initialized")
+        for path, bps in (breakpoints or {}).items():
+            self.call("setBreakpoints", {"source": {"path": path}, "breakpoints": bps})
+        self.call("configurationDone")
+        return caps
+
+    def top_frame(self, thread_id: int) -> dict:
+        return self.call("stackTrace", {"threadId": thread_id, "startFrame": 0, "levels": 20})["stackFrames"][0]
+
+    def locals_of(self, frame_id: int) -> dict[str, dict]:
+        scopes = self.call("scopes", {"frameId": frame_id})["scopes"]
+        ref = next(s for s in scopes if s["name"] == "Locals")["variablesReference"]
+        return {v["name"]: v for v in self.call("variables", {"variablesReference": ref})["variables"]}
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.request("disconnect", {"terminateDebuggee": True}, timeout_s=10)
+            except (DapFailure, OSError, ValueError):
+                pass
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(5)
+            except (subprocess.TimeoutExpired, OSError):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _probe_real_km() -> str | None:
+    """Why the real km can't serve these tests yet, or None when `km -g` runs a payload under gdb."""
+    payload = build("dap_basic.c", "musl")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    km = subprocess.Popen([sys.executable, "-m", "monitor.cli", f"-g{port}", str(payload)], env=km_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        started = threading.Event()
+
+        def watch() -> None:
+            for line in km.stderr:
+                if line.strip() == b"GdbServerStubStarted":
+                    started.set()
+        threading.Thread(target=watch, daemon=True).start()
+        if not started.wait(10):
+            return "km -g did not print GdbServerStubStarted"
+        gdb = subprocess.run(["gdb", "-q", "-nx", "-batch", "-ex", f"target remote localhost:{port}",
+                              "-ex", "continue", str(payload)], capture_output=True, timeout=30)
+        status = km.wait(10)
+        if status != 7:
+            return f"km -g under gdb exited {status}, not 7: {gdb.stdout.decode()[-300:]}"
+        return None
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        return f"km -g under gdb: {exc}"
+    finally:
+        if km.poll() is None:
+            km.kill()
+            km.wait()
+
+
+@lru_cache(maxsize=1)
+def km_under_test() -> tuple[list[str], str]:
+    """(kmPath for launch configurations, label): the real km when its stub works, else the stand-in.
+
+    KDBG_DAP_KM=real|standin forces the choice."""
+    forced = os.environ.get("KDBG_DAP_KM")
+    real = [sys.executable, "-m", "monitor.cli"]
+    if forced == "real":
+        return real, "real km"
+    if forced != "standin":
+        why_not = _probe_real_km()
+        if why_not is None:
+            return real, "real km"
+        return [sys.executable, str(STANDIN)], f"gdbserver stand-in ({why_not})"
+    return [sys.executable, str(STANDIN)], "gdbserver stand-in (forced)"
+
+
+def marker_path(name: str) -> str:
+    return str(ROOT / "tests" / "payloads" / name)
+
+
+def dap_fixture(tmp_path: Path, request):
+    """Body of the `dap` fixture: a factory of clients, each closed (and its km killed) at teardown."""
+    clients: list[DapClient] = []
+    km_path, label = km_under_test()
+    request.node.user_properties.append(("km", label))
+
+    def make() -> DapClient:
+        client = DapClient(log_path=tmp_path / f"kdbg-dap-{len(clients)}.log")
+        client.km_path, client.km_label = km_path, label
+        clients.append(client)
+        return client
+    yield make
+    for client in clients:
+        client.close()
