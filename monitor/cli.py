@@ -1,0 +1,202 @@
+"""km's command line and composition root: builds the VM, the debugger pieces, runs, and exits with the
+payload's status. The only module that prints user-facing errors or calls sys.exit (HOUSE-STYLE 2.6)."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+from . import __version__
+from .errors import MonitorError, UsageError
+
+log = logging.getLogger("km.cli")
+DEFAULT_GDB_PORT = 2159
+USAGE = """usage: km [options] PAYLOAD.km [ARGS...]
+       (or a symlink NAME to km, running NAME.km)
+
+Runs a static Linux x86-64 program alone in its own KVM virtual machine.
+
+options:
+  -g[PORT]            stop before the first instruction and wait for gdb on PORT (default 2159)
+  --gdb_listen        run at once; gdb may attach and detach at any time (port from -g, default 2159)
+  --putenv NAME=VAL   add or replace an environment variable of the payload (repeatable)
+  --coredump=FILE     where a crashing payload's core goes (default ./kmcore)
+  --core FILE         serve FILE (a kmcore) to gdb instead of running (with -g)
+  --version           print km's version
+  -h, --help          this help
+environment: KM_VERBOSE=1 or KM_VERBOSE=REGEX (trace tags, e.g. 'syscall|mem') traces to stderr;
+             KM_GDB_CHILD_FORK_WAIT=REGEX makes a forked child whose name matches wait for gdb.
+"""
+
+
+@dataclass
+class Options:
+    payload: str = ""
+    args: list[str] = field(default_factory=list)
+    gdb_port: int | None = None
+    gdb_listen: bool = False
+    putenv: list[str] = field(default_factory=list)
+    coredump: str = "kmcore"
+    core: str | None = None
+
+
+def parse_args(argv: list[str]) -> Options:
+    """km's options come before the payload; everything after the payload is the payload's."""
+    opts = Options()
+    prog = os.path.basename(argv[0]) if argv else "km"
+    if prog not in ("km", "cli.py", "__main__.py") and not prog.startswith("python"):
+        # symlink form: ./tool runs ./tool.km with all arguments
+        opts.payload = argv[0] + ".km"
+        opts.args = [argv[0], *argv[1:]]
+        return opts
+    args = argv[1:]
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-h", "--help"):
+            raise SystemExit(USAGE)
+        if a == "--version":
+            raise SystemExit(f"km {__version__}")
+        if a.startswith("-g") and not a.startswith("--"):
+            port = a[2:]
+            if port and not port.isdigit() or (port and not 0 < int(port) < 65536):
+                raise UsageError(a, "bad gdb port (want -gPORT with PORT in 1..65535)")
+            opts.gdb_port = int(port) if port else DEFAULT_GDB_PORT
+        elif a == "--gdb_listen" or a == "--gdb-listen":
+            opts.gdb_listen = True
+        elif a == "--putenv" or a.startswith("--putenv="):
+            value = a.split("=", 1)[1] if "=" in a and a.startswith("--putenv=") else None
+            if value is None:
+                i += 1
+                if i >= len(args):
+                    raise UsageError("--putenv", "needs NAME=VALUE")
+                value = args[i]
+            if "=" not in value:
+                raise UsageError("--putenv", f"{value!r} is not NAME=VALUE")
+            opts.putenv.append(value)
+        elif a.startswith("--coredump"):
+            value = a.split("=", 1)[1] if "=" in a else None
+            if value is None:
+                i += 1
+                value = args[i] if i < len(args) else ""
+            if not value:
+                raise UsageError("--coredump", "needs a file name")
+            opts.coredump = value
+        elif a == "--core" or a.startswith("--core="):
+            value = a.split("=", 1)[1] if "=" in a else None
+            if value is None:
+                i += 1
+                value = args[i] if i < len(args) else ""
+            if not value:
+                raise UsageError("--core", "needs a core file")
+            opts.core = value
+        elif a == "--":
+            i += 1
+            break
+        elif a.startswith("-"):
+            raise UsageError(a, "unknown option (see km --help)")
+        else:
+            break
+        i += 1
+    if i >= len(args):
+        raise UsageError("km", "no payload given (see km --help)")
+    opts.payload = args[i]
+    opts.args = args[i:]
+    if opts.gdb_listen and opts.gdb_port is None:
+        opts.gdb_port = DEFAULT_GDB_PORT
+    return opts
+
+
+def payload_env(putenv: list[str]) -> list[str]:
+    env = dict(os.environ)
+    for item in putenv:
+        name, value = item.split("=", 1)
+        env[name] = value
+    return [f"{k}={v}" for k, v in env.items() if not k.startswith("KM_")]
+
+
+def hwcap() -> int:
+    """AT_HWCAP as Linux gives it: CPUID.1:EDX, read from the host (what the payload's cpuid sees too)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return 0
+    bits = ["fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "", "sep", "mtrr", "pge", "mca",
+            "cmov", "pat", "pse36", "pn", "clflush", "", "dts", "acpi", "mmx", "fxsr", "sse", "sse2", "ss", "ht",
+            "tm", "ia64", "pbe"]
+    return sum(1 << i for i, name in enumerate(bits) if name and name in flags)
+
+
+def run(opts: Options) -> int:
+    from .trace import setup_trace
+    setup_trace(opts.payload)
+    from .process import Process
+    proc = Process(opts.payload, opts.args, payload_env(opts.putenv))
+    main_thread = proc.prepare_main_thread(hwcap())
+    proc.on_fatal_signal = lambda p, thread, signo: write_kmcore(opts, p, thread, signo)
+    proc.start(main_thread)
+    ending = proc.wait()
+    return report_ending(opts, ending)
+
+
+def write_kmcore(opts: Options, proc, thread, signo: int) -> bool:
+    """Core of a payload killed by a core-dumping signal; False (and the reason kept) when it cannot be written."""
+    proc.core_error = None
+    try:
+        from kdbg.core.writer import write_core
+        from .live_target import LiveTarget
+        write_core(LiveTarget.snapshot(proc), opts.coredump, signal=signo,
+                   crashing_tid=thread.tid if thread is not None else None)
+        return True
+    except Exception as e:          # no space, no permission...: the status must survive
+        log.debug("core not written", exc_info=True)
+        proc.core_error = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return False
+
+
+def report_ending(opts: Options, ending) -> int:
+    import signal as host_signal
+    if ending.error is not None:
+        err = ending.error
+        raise err if isinstance(err, MonitorError) else MonitorError("km", f"internal error: {err}")
+    if ending.signal is not None:
+        name = host_signal.Signals(ending.signal).name
+        if ending.core_dumped:
+            where = opts.coredump if os.path.dirname(opts.coredump) else f"./{opts.coredump}"
+            detail = f" (core dumped to {where})"
+        elif getattr(ending, "core_error", None):
+            detail = f" (core not written: {ending.core_error})"
+        else:
+            detail = ""
+        print(f"km: {opts.payload}: killed by {name}{detail}", file=sys.stderr)
+        return 128 + ending.signal
+    return ending.status or 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv if argv is None else argv
+    try:
+        opts = parse_args(argv)
+        status = run(opts)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stdout if e.code.startswith(("usage", "km ")) else sys.stderr)
+            sys.exit(0)
+        raise
+    except MonitorError as e:
+        log.debug("failure", exc_info=True)
+        print(f"km: {e}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(e.exit_status)
+    except KeyboardInterrupt:
+        os._exit(130)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    main()

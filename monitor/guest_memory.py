@@ -1,0 +1,259 @@
+"""The payload's address space: VMAs (like Linux's), their guest-physical backing, and checked access to them.
+
+Every VMA with rights other than PROT_NONE owns one contiguous GPA range, so a guest buffer inside one VMA is one
+contiguous host buffer (syscalls hand it to the host kernel without copying). PROT_NONE reservations (Go reserves
+hundreds of GiB) own no memory until mprotect or MAP_FIXED gives them rights. Access checks follow the VMA's
+rights; an address outside every VMA raises GuestFault, which a syscall turns into EFAULT.
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass, replace
+
+from .errors import GuestFault
+from .kvm import abi
+from .page_tables import PTE_NX, PTE_U, PTE_W, PageTables
+from .phys_memory import HUGE, PAGE, PhysicalMemory
+
+USER_TOP = 0x7FFFFFFFF000
+MMAP_TOP = 0x7FFF00000000        # mmap without a hint grows down from here; the stack lives above
+MMAP_BOTTOM = 0x10000
+PROT_READ, PROT_WRITE, PROT_EXEC = abi.PROT_READ, abi.PROT_WRITE, abi.PROT_EXEC
+
+
+def page_up(n: int) -> int:
+    return (n + PAGE - 1) & ~(PAGE - 1)
+
+
+def page_down(n: int) -> int:
+    return n & ~(PAGE - 1)
+
+
+@dataclass
+class Vma:
+    start: int
+    end: int
+    prot: int
+    gpa: int | None = None     # backing of [start, end), or None for a reservation never given rights
+    path: str = ""             # file name for file mappings (core files' NT_FILE, gdb's mappings)
+    offset: int = 0
+    name: str = ""             # "[stack]", "[heap]", "[vdso]"...
+
+    def perms(self) -> str:
+        return ("r" if self.prot & PROT_READ else "-") + ("w" if self.prot & PROT_WRITE else "-") + \
+               ("x" if self.prot & PROT_EXEC else "-")
+
+
+def pte_flags(prot: int) -> int:
+    return PTE_U | (PTE_W if prot & PROT_WRITE else 0) | (0 if prot & PROT_EXEC else PTE_NX)
+
+
+class GuestMemory:
+    def __init__(self, phys: PhysicalMemory, tables: PageTables) -> None:
+        self.phys, self.tables = phys, tables
+        self.vmas: list[Vma] = []
+        self._starts: list[int] = []
+        self.lock = threading.RLock()
+        self.brk_start = self.brk = 0
+        self.on_downgrade = None     # called after rights were lowered (kdbg watchpoints re-arm themselves)
+
+    # ---- lookup -------------------------------------------------------------------------------------------
+    def find(self, gva: int) -> Vma | None:
+        i = bisect.bisect(self._starts, gva) - 1
+        if i >= 0 and gva < self.vmas[i].end:
+            return self.vmas[i]
+        return None
+
+    def host_addr(self, gva: int, size: int, write: bool = False) -> int:
+        """Host address of a guest buffer that lies in one backed VMA with the needed rights, else GuestFault."""
+        if size == 0:
+            return 0
+        vma = self.find(gva)
+        if vma is None or gva + size > vma.end or vma.gpa is None or not _allows(vma.prot, write):
+            return self._host_addr_slow(gva, size, write)
+        return self.phys.host_addr(vma.gpa + gva - vma.start)
+
+    def _host_addr_slow(self, gva: int, size: int, write: bool) -> int:
+        """A buffer spanning adjacent VMAs is contiguous on the host only if their backings are."""
+        pieces = self.pieces(gva, size, write)
+        first = pieces[0][0]
+        expected = first
+        for host, length in pieces:
+            if host != expected:
+                raise GuestFault(gva, size)     # callers that can bounce use pieces() instead
+            expected += length
+        return first
+
+    def pieces(self, gva: int, size: int, write: bool = False) -> list[tuple[int, int]]:
+        """[(host_addr, length)] covering the guest range, or GuestFault if any byte is not accessible."""
+        out: list[tuple[int, int]] = []
+        end = gva + size
+        addr = gva
+        while addr < end:
+            vma = self.find(addr)
+            if vma is None or vma.gpa is None or not _allows(vma.prot, write):
+                raise GuestFault(gva, size)
+            length = min(end, vma.end) - addr
+            out.append((self.phys.host_addr(vma.gpa + addr - vma.start), length))
+            addr += length
+        return out
+
+    def read(self, gva: int, size: int) -> bytes:
+        return b"".join(bytes(self._view(h, n)) for h, n in self.pieces(gva, size))
+
+    def write(self, gva: int, data: bytes) -> None:
+        offset = 0
+        for host, length in self.pieces(gva, len(data), write=True):
+            self._view(host, length)[:] = data[offset:offset + length]
+            offset += length
+
+    def read_cstring(self, gva: int, limit: int = 4096) -> bytes:
+        """A NUL-terminated string (without the NUL); GuestFault if it runs into unmapped memory."""
+        out = b""
+        while len(out) < limit:
+            vma = self.find(gva)
+            if vma is None or vma.gpa is None or not vma.prot & PROT_READ:
+                raise GuestFault(gva, 1)
+            chunk = bytes(self._view(self.phys.host_addr(vma.gpa + gva - vma.start), min(vma.end - gva, 256)))
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                return out + chunk[:nul]
+            out += chunk
+            gva += len(chunk)
+        raise GuestFault(gva, limit)
+
+    def _view(self, host: int, length: int) -> memoryview:
+        return memoryview(abi.ffi.buffer(abi.ffi.cast("char *", host), length))
+
+    def read_debug(self, gva: int, size: int) -> bytes:
+        """For the debugger: reads whatever is backed, PROT_NONE-but-backed included, like ptrace does."""
+        out = bytearray()
+        addr, end = gva, gva + size
+        while addr < end:
+            vma = self.find(addr)
+            if vma is None or vma.gpa is None:
+                raise GuestFault(addr, end - addr)
+            length = min(end, vma.end) - addr
+            out += self.phys.view(vma.gpa + addr - vma.start, length)
+            addr += length
+        return bytes(out)
+
+    def write_debug(self, gva: int, data: bytes) -> None:
+        """For the debugger (breakpoints into read-only text): ignores the VMA's rights, like ptrace POKETEXT."""
+        addr, offset = gva, 0
+        while offset < len(data):
+            vma = self.find(addr)
+            if vma is None or vma.gpa is None:
+                raise GuestFault(addr, len(data) - offset)
+            length = min(len(data) - offset, vma.end - addr)
+            self.phys.view(vma.gpa + addr - vma.start, length)[:] = data[offset:offset + length]
+            addr += length
+            offset += length
+
+    # ---- changes ------------------------------------------------------------------------------------------
+    def _insert(self, vma: Vma) -> None:
+        i = bisect.bisect(self._starts, vma.start)
+        self.vmas.insert(i, vma)
+        self._starts.insert(i, vma.start)
+
+    def _split(self, addr: int) -> None:
+        """Make `addr` a VMA boundary (if it falls inside one)."""
+        vma = self.find(addr)
+        if vma is None or vma.start == addr:
+            return
+        tail = replace(vma, start=addr, gpa=None if vma.gpa is None else vma.gpa + addr - vma.start,
+                       offset=vma.offset + addr - vma.start if vma.path else 0)
+        vma.end = addr
+        self._insert(tail)
+
+    def _range(self, start: int, end: int) -> list[Vma]:
+        self._split(start)
+        self._split(end)
+        lo = bisect.bisect_left(self._starts, start)
+        hi = bisect.bisect_left(self._starts, end)
+        return self.vmas[lo:hi]
+
+    def map(self, start: int, size: int, prot: int, *, path: str = "", offset: int = 0, name: str = "",
+            reserve_only: bool = False) -> Vma:
+        """Create a VMA at a fixed place (whatever was there is unmapped first), backed unless PROT_NONE."""
+        with self.lock:
+            end = start + page_up(size)
+            self.unmap(start, end - start)
+            vma = Vma(start, end, prot, None, path, offset, name)
+            if prot != abi.PROT_NONE and not reserve_only:
+                self._back(vma)
+            self._insert(vma)
+            return vma
+
+    def _back(self, vma: Vma) -> None:
+        size = vma.end - vma.start
+        align = HUGE if size >= HUGE else PAGE
+        vma.gpa = self.phys.alloc(size, align, vma.start % align)
+        self.tables.set_range(vma.start, size, vma.gpa, pte_flags(vma.prot))
+
+    def unmap(self, start: int, size: int) -> None:
+        with self.lock:
+            end = start + page_up(size)
+            for vma in self._range(start, end):
+                i = bisect.bisect_left(self._starts, vma.start)
+                del self.vmas[i], self._starts[i]
+                if vma.gpa is not None:
+                    self.tables.set_range(vma.start, vma.end - vma.start, None)
+                    self.phys.release(vma.gpa, vma.end - vma.start)
+
+    def protect(self, start: int, size: int, prot: int) -> None:
+        """mprotect: GuestFault if part of the range is unmapped (the caller answers ENOMEM)."""
+        with self.lock:
+            end = start + page_up(size)
+            self._check_mapped(start, end)
+            lowered = False
+            for vma in self._range(start, end):
+                old, vma.prot = vma.prot, prot
+                if vma.gpa is None:
+                    if prot != abi.PROT_NONE:
+                        self._back(vma)
+                    continue
+                if prot == abi.PROT_NONE:
+                    self.tables.set_range(vma.start, vma.end - vma.start, None)
+                else:
+                    self.tables.set_range(vma.start, vma.end - vma.start, vma.gpa, pte_flags(prot))
+                if (old & ~prot) or prot == abi.PROT_NONE:
+                    self.phys.invalidate(vma.gpa, vma.end - vma.start)
+                    lowered = True
+            if lowered and self.on_downgrade:
+                self.on_downgrade()
+
+    def _check_mapped(self, start: int, end: int) -> None:
+        addr = start
+        while addr < end:
+            vma = self.find(addr)
+            if vma is None:
+                raise GuestFault(addr, end - addr)
+            addr = vma.end
+
+    def find_free(self, size: int, hint: int = 0, top: int = MMAP_TOP) -> int | None:
+        """Where mmap without MAP_FIXED puts `size` bytes: at the hint if free, else the highest gap below top."""
+        size = page_up(size)
+        if hint and hint + size <= USER_TOP and self._is_free(page_down(hint), size):
+            return page_down(hint)
+        end = top
+        for vma in reversed(self.vmas):
+            if vma.start >= end:
+                continue
+            if vma.end <= end - size:
+                return end - size
+            end = min(end, vma.start)
+        return end - size if end - size >= MMAP_BOTTOM else None
+
+    def _is_free(self, start: int, size: int) -> bool:
+        i = bisect.bisect_left(self._starts, start + size)
+        return i == 0 or self.vmas[i - 1].end <= start
+
+    def regions(self) -> list[Vma]:
+        with self.lock:
+            return [replace(v) for v in self.vmas]
+
+
+def _allows(prot: int, write: bool) -> bool:
+    return bool(prot & PROT_WRITE) if write else bool(prot & (PROT_READ | PROT_WRITE | PROT_EXEC))

@@ -1,0 +1,80 @@
+"""Thin typed wrappers over /dev/kvm and VM ioctls; with kvm/vcpu.py the only modules that call ioctl()."""
+from __future__ import annotations
+
+import os
+
+from ..errors import KvmError, MonitorError
+from .abi import ffi, libc
+from . import abi
+
+
+KM_FD_BASE = 1000     # km's own descriptors live at and above this number, out of the payload's way
+
+
+def high_fd(fd: int) -> int:
+    """Move one of km's descriptors to KM_FD_BASE or above (close-on-exec), so the payload's open/dup2/close
+    never meet it; the payload is refused descriptors in that range (EBADF)."""
+    import fcntl
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE)
+    os.close(fd)
+    return new
+
+
+def ioctl(fd: int, request: int, arg, name: str) -> int:
+    """ioctl through cffi (GIL released); raises KvmError naming the call."""
+    ret = libc.ioctl(fd, request, arg if isinstance(arg, ffi.CData) else ffi.cast("void *", arg))
+    if ret < 0:
+        raise KvmError(name, ffi.errno)
+    return ret
+
+
+class Kvm:
+    """The /dev/kvm system fd: capability checks, VM creation, supported CPUID."""
+
+    def __init__(self, path: str = "/dev/kvm") -> None:
+        try:
+            self.fd = high_fd(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+        except FileNotFoundError:
+            raise MonitorError(path, "no such device (is the kvm module loaded?)") from None
+        except PermissionError:
+            raise MonitorError(path, "permission denied (add yourself to the kvm group)") from None
+        except OSError as e:
+            raise MonitorError(path, e.strerror or str(e)) from None
+        version = ioctl(self.fd, abi.KVM_GET_API_VERSION, 0, "KVM_GET_API_VERSION")
+        if version != abi.KVM_API_VERSION:
+            raise MonitorError(path, f"unsupported KVM API version {version}")
+        for cap, name in ((abi.KVM_CAP_SYNC_REGS, "KVM_CAP_SYNC_REGS"), (abi.KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT")):
+            if not self.check_extension(cap):
+                raise MonitorError(path, f"{name} is not supported by this kernel")
+        self.vcpu_mmap_size = ioctl(self.fd, abi.KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE")
+
+    def check_extension(self, cap: int) -> int:
+        return max(0, libc.ioctl(self.fd, abi.KVM_CHECK_EXTENSION, ffi.cast("void *", cap)))
+
+    def supported_cpuid(self):
+        cpuid = ffi.new("struct kvm_cpuid2 *")
+        cpuid.nent = 256
+        ioctl(self.fd, abi.KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID")
+        return cpuid
+
+    def create_vm(self) -> "Vm":
+        return Vm(self, high_fd(ioctl(self.fd, abi.KVM_CREATE_VM, 0, "KVM_CREATE_VM")))
+
+
+class Vm:
+    def __init__(self, kvm: Kvm, fd: int) -> None:
+        self.kvm, self.fd = kvm, fd
+        self.next_slot = 0
+
+    def add_memory(self, gpa: int, size: int, host_addr: int) -> int:
+        """Register a memslot; returns its slot number."""
+        region = ffi.new("struct kvm_userspace_memory_region *")
+        region.slot, region.guest_phys_addr, region.memory_size, region.userspace_addr = \
+            self.next_slot, gpa, size, host_addr
+        ioctl(self.fd, abi.KVM_SET_USER_MEMORY_REGION, region, "KVM_SET_USER_MEMORY_REGION")
+        self.next_slot += 1
+        return region.slot
+
+    def create_vcpu(self, vcpu_id: int):
+        from .vcpu import Vcpu
+        return Vcpu(self, vcpu_id, high_fd(ioctl(self.fd, abi.KVM_CREATE_VCPU, vcpu_id, "KVM_CREATE_VCPU")))

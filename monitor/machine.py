@@ -1,0 +1,107 @@
+"""The guest's fixed machinery: GDT, IDT, TSSs, exception stubs, the syscall stub, and each vCPU's CPU state.
+
+Layout (KVM.md section 3; shared/platform/probes/pvm.h builds the same): the first 2 MiB of guest-physical
+memory hold the system area, mapped supervisor-only at KBASE in the high half, except the syscall stub page which
+is user-executable (on kvm-pvm `syscall` enters LSTAR at CPL3). Exception vector v runs the CPL0 stub
+`[push $0]; out %al,$v; add $8,%rsp; iretq`: one KVM_EXIT_IO with port v, the frame at the top of the vCPU's
+ring-0 stack. The syscall stub is `out %al,$0x80`: one KVM_EXIT_IO with port 0x80 (the TSS I/O bitmap allows
+that port at CPL3); km answers through kvm_run sync regs (rax, rip=rcx, rflags=r11): one exit, no ioctl.
+"""
+from __future__ import annotations
+
+import struct
+
+from .kvm import abi
+
+KBASE = 0xFFFFFFFF80000000
+SYSTEM_SIZE = 0x200000
+GDT_GPA, IDT_GPA, STUBS_GPA, SYSCALL_STUB_GPA = 0x1000, 0x2000, 0x4000, 0x8000
+TSS_GPA = 0x10000            # 256 bytes per vCPU: 0x68-byte TSS + I/O bitmap for ports 0..0xff
+RING0_STACKS_GPA = 0x20000   # one 4 KiB page per vCPU
+MAX_VCPUS = 64
+SYSCALL_PORT = 0x80
+SYSCALL_STUB_GVA = KBASE + SYSCALL_STUB_GPA
+SELFTEST_GVA = SYSCALL_STUB_GVA + 0x100     # `syscall` used by the start-up self-test
+STUBS_GVA = KBASE + STUBS_GPA
+
+KERNEL_CS, KERNEL_DS, USER32_CS, USER_DS, USER_CS = 0x10, 0x18, 0x23, 0x2B, 0x33
+MSR_STAR, MSR_LSTAR, MSR_SFMASK, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE = \
+    0xC0000081, 0xC0000082, 0xC0000084, 0xC0000100, 0xC0000101, 0xC0000102
+SFMASK = 0x47700             # TF DF IF AC NT cleared on syscall, as Linux does
+VECTORS_WITH_ERROR_CODE = frozenset({8, 10, 11, 12, 13, 14, 17, 21, 29, 30})
+CR0, CR4, EFER = 0x80010033, 0x620, 0xD01
+
+
+def tss_selector(vcpu_id: int) -> int:
+    return 0x40 + 16 * vcpu_id
+
+
+def ring0_stack_top_gpa(vcpu_id: int) -> int:
+    return RING0_STACKS_GPA + 0x1000 * (vcpu_id + 1)
+
+
+def exception_frame_gpa(vcpu_id: int) -> int:
+    """Where the stub's frame lies while km handles an exception exit: err, rip, cs, rflags, rsp, ss."""
+    return ring0_stack_top_gpa(vcpu_id) - 48
+
+
+def build_system_area(view: memoryview) -> None:
+    """Write GDT, IDT, TSSs and stubs into the first 2 MiB of guest-physical memory."""
+    gdt = [0, 0, 0x00AF9B000000FFFF, 0x00CF93000000FFFF, 0x00CFFB000000FFFF, 0x00CFF3000000FFFF,
+           0x00AFFB000000FFFF]
+    struct.pack_into(f"<{len(gdt)}Q", view, GDT_GPA, *gdt)
+    for v in range(256):
+        code = b"" if v in VECTORS_WITH_ERROR_CODE else b"\x6a\x00"        # push $0
+        code += bytes([0xE6, v]) + b"\x48\x83\xc4\x08" + b"\x48\xcf"       # out %al,$v; add $8,%rsp; iretq
+        view[STUBS_GPA + 16 * v: STUBS_GPA + 16 * v + len(code)] = code
+        handler = STUBS_GVA + 16 * v
+        dpl = 3 if v in (3, 4) else 0                                        # int3 / into allowed from CPL3
+        low = (handler & 0xFFFF) | (KERNEL_CS << 16) | ((0x8E | dpl << 5) << 40) | (((handler >> 16) & 0xFFFF) << 48)
+        struct.pack_into("<QQ", view, IDT_GPA + 16 * v, low, handler >> 32)
+    # syscall stub: out %al,$0x80 ; ud2 (km never lets it run past the out). Self-test: syscall ; ud2.
+    view[SYSCALL_STUB_GPA:SYSCALL_STUB_GPA + 4] = b"\xe6\x80\x0f\x0b"
+    view[SYSCALL_STUB_GPA + 0x100:SYSCALL_STUB_GPA + 0x104] = b"\x0f\x05\x0f\x0b"
+    for i in range(MAX_VCPUS):
+        base = TSS_GPA + 256 * i
+        struct.pack_into("<Q", view, base + 4, KBASE + ring0_stack_top_gpa(i))   # rsp0
+        struct.pack_into("<H", view, base + 102, 0x68)                          # I/O bitmap offset
+        bitmap = bytearray(b"\xff" * 33)                                       # ports 0..255, then 0xff
+        bitmap[SYSCALL_PORT // 8] &= ~(1 << (SYSCALL_PORT % 8))
+        view[base + 0x68: base + 0x68 + 33] = bitmap
+        tss_base, limit = KBASE + base, 0x68 + 33 - 1
+        desc_low = (limit & 0xFFFF) | ((tss_base & 0xFFFFFF) << 16) | (0x89 << 40) | (((tss_base >> 24) & 0xFF) << 56)
+        struct.pack_into("<QQ", view, GDT_GPA + tss_selector(i), desc_low, tss_base >> 32)
+
+
+def init_vcpu_state(vcpu, vcpu_id: int, cr3: int, cpuid) -> None:
+    """Long mode at CPL3 with Linux's selectors; STAR/LSTAR/SFMASK for the syscall stub."""
+    sregs = vcpu.get_sregs()
+    for name in ("cs", "ds", "es", "fs", "gs", "ss"):
+        seg = getattr(sregs, name)
+        seg.base, seg.limit, seg.present, seg.dpl, seg.s, seg.g, seg.unusable = 0, 0xFFFFFFFF, 1, 3, 1, 1, 0
+        if name == "cs":
+            seg.selector, seg.type, seg.l, seg.db = USER_CS, 11, 1, 0
+        else:
+            seg.selector, seg.type, seg.l, seg.db = USER_DS, 3, 0, 1
+    sregs.tr.base, sregs.tr.limit, sregs.tr.selector = KBASE + TSS_GPA + 256 * vcpu_id, 0x68 + 33 - 1, tss_selector(vcpu_id)
+    sregs.tr.type, sregs.tr.present, sregs.tr.s, sregs.tr.unusable = 11, 1, 0, 0
+    sregs.ldt.unusable = 1
+    sregs.gdt.base, sregs.gdt.limit = KBASE + GDT_GPA, tss_selector(MAX_VCPUS) - 1
+    sregs.idt.base, sregs.idt.limit = KBASE + IDT_GPA, 256 * 16 - 1
+    sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer = CR0, cr3, CR4, EFER
+    vcpu.set_sregs(sregs)
+    vcpu.set_msrs({MSR_STAR: (USER32_CS << 48) | (KERNEL_CS << 32), MSR_LSTAR: SYSCALL_STUB_GVA,
+                   MSR_SFMASK: SFMASK, MSR_KERNEL_GS_BASE: 0})
+    vcpu.set_cpuid(cpuid)
+
+
+def user_segment_fix(sregs) -> None:
+    """Return-to-CPL3 for hardware KVM, where `syscall` entered the stub at CPL0: restore user CS/SS."""
+    for name, selector, type_ in (("cs", USER_CS, 11), ("ss", USER_DS, 3)):
+        seg = getattr(sregs, name)
+        seg.selector, seg.type, seg.dpl = selector, type_, 3
+        seg.l, seg.db = (1, 0) if name == "cs" else (0, 1)
+
+
+SYSCALL_EXIT = SYSCALL_PORT
+assert abi.KVM_EXIT_IO == 2

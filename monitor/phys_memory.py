@@ -1,0 +1,112 @@
+"""Guest-physical memory: host mmap'ed chunks registered as KVM memslots, and a first-fit allocator of GPA ranges.
+
+Chunks are reserved MAP_NORESERVE, so the host commits only what the guest touches; a chunk per 256 MiB (or per
+larger request) keeps KVM's per-slot metadata small (shadow paging allocates rmaps per page of a slot). Freed
+ranges are madvise(MADV_DONTNEED)'d: that returns the memory, gives zero pages on reuse, and makes KVM drop its
+stale translations of those frames (KVM.md section 6).
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass
+
+from .errors import MonitorError
+from .kvm import abi
+from .kvm.abi import ffi, libc
+
+PAGE = 0x1000
+HUGE = 0x200000
+CHUNK = 256 << 20
+PHYS_LIMIT = 1 << 46        # below every x86-64 CPU's physical-address width that KVM hosts have in practice
+
+
+@dataclass
+class Chunk:
+    gpa: int
+    size: int
+    host_addr: int
+    view: memoryview
+
+
+class PhysicalMemory:
+    def __init__(self, vm) -> None:
+        self.vm = vm
+        self.chunks: list[Chunk] = []
+        self._starts: list[int] = []
+        self.free: list[tuple[int, int]] = []   # sorted, disjoint [start, end)
+        self.top = 0
+        self.lock = threading.Lock()
+        self.allocated = 0
+
+    def _grow(self, size: int) -> None:
+        size = max(CHUNK, (size + HUGE - 1) // HUGE * HUGE)
+        if self.top + size > PHYS_LIMIT:
+            raise MemoryError("guest physical memory exhausted")
+        ptr = libc.mmap(ffi.NULL, size, abi.PROT_READ | abi.PROT_WRITE,
+                        abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_NORESERVE, -1, 0)
+        host = int(ffi.cast("uintptr_t", ptr))
+        if host == 2**64 - 1:
+            raise MonitorError("guest memory", f"cannot reserve {size >> 20} MiB of host memory")
+        self.vm.add_memory(self.top, size, host)
+        chunk = Chunk(self.top, size, host, memoryview(ffi.buffer(ptr, size)))
+        self.chunks.append(chunk)
+        self._starts.append(chunk.gpa)
+        self._release(self.top, self.top + size)
+        self.top += size
+
+    def _release(self, start: int, end: int) -> None:
+        i = bisect.bisect(self.free, (start, end))
+        if i > 0 and self.free[i - 1][1] == start:
+            start = self.free.pop(i - 1)[0]
+            i -= 1
+        if i < len(self.free) and self.free[i][0] == end:
+            end = self.free.pop(i)[1]
+        self.free.insert(i, (start, end))
+
+    def alloc(self, size: int, align: int = PAGE, phase: int = 0) -> int:
+        """A GPA range of `size` bytes with gpa % align == phase (so that 2M pages line up with the GVA)."""
+        with self.lock:
+            for attempt in range(2):
+                for i, (start, end) in enumerate(self.free):
+                    gpa = start + ((phase - start) % align)
+                    if gpa + size <= end and self._same_chunk(gpa, size):
+                        del self.free[i]
+                        if start < gpa:
+                            self._release(start, gpa)
+                        if gpa + size < end:
+                            self._release(gpa + size, end)
+                        self.allocated += size
+                        return gpa
+                self._grow(size + align)
+        raise MemoryError("guest physical memory fragmented")
+
+    def _same_chunk(self, gpa: int, size: int) -> bool:
+        chunk = self.chunks[bisect.bisect(self._starts, gpa) - 1]
+        return gpa + size <= chunk.gpa + chunk.size
+
+    def release(self, gpa: int, size: int) -> None:
+        """Give a range back: its contents are dropped (zero on reuse) and KVM forgets the frames."""
+        libc.madvise(ffi.cast("void *", self.host_addr(gpa)), size, abi.MADV_DONTNEED)
+        with self.lock:
+            self._release(gpa, gpa + size)
+            self.allocated -= size
+
+    def invalidate(self, gpa: int, size: int) -> None:
+        """Make KVM drop its translations of these frames, keeping their contents (KVM.md 6: a host-side PTE
+        downgrade is otherwise not seen by the guest)."""
+        ptr = ffi.cast("void *", self.host_addr(gpa))
+        libc.mprotect(ptr, size, abi.PROT_READ)
+        libc.mprotect(ptr, size, abi.PROT_READ | abi.PROT_WRITE)
+
+    def chunk_of(self, gpa: int) -> Chunk:
+        return self.chunks[bisect.bisect(self._starts, gpa) - 1]
+
+    def host_addr(self, gpa: int) -> int:
+        chunk = self.chunk_of(gpa)
+        return chunk.host_addr + gpa - chunk.gpa
+
+    def view(self, gpa: int, size: int) -> memoryview:
+        chunk = self.chunk_of(gpa)
+        off = gpa - chunk.gpa
+        return chunk.view[off:off + size]

@@ -1,0 +1,219 @@
+"""A payload process: its VM, address space, threads, and how it ends (exit status or killing signal).
+
+One Process per km. Threads are VcpuThreads; the main (Python) thread only waits for the end and serves
+host signals, so a blocked vCPU never stalls anything else.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+
+from .elf_loader import LoadedElf, build_stack, load_elf
+from .errors import MonitorError
+from .guest_memory import GuestMemory
+from .kvm import abi
+from .kvm.vm import Kvm
+from .machine import (KBASE, SELFTEST_GVA, SYSCALL_PORT, SYSCALL_STUB_GPA, SYSCALL_STUB_GVA, SYSTEM_SIZE,
+                      build_system_area, init_vcpu_state)
+from .page_tables import PTE_U, PTE_W, PageTables
+from .phys_memory import HUGE, PhysicalMemory
+from .vcpu_loop import RIP, RSP, RFLAGS, State, VcpuThread
+
+log = logging.getLogger("km.vcpu")
+KICK_SIGNAL = signal.SIGRTMAX - 1     # reserved: kicks a vCPU thread out of KVM_RUN
+SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
+EXCEPTION_SIGNALS = {0: signal.SIGFPE, 1: signal.SIGTRAP, 3: signal.SIGTRAP, 4: signal.SIGSEGV, 5: signal.SIGSEGV,
+                     6: signal.SIGILL, 7: signal.SIGFPE, 10: signal.SIGSEGV, 11: signal.SIGBUS, 12: signal.SIGBUS,
+                     13: signal.SIGSEGV, 14: signal.SIGSEGV, 16: signal.SIGFPE, 17: signal.SIGBUS,
+                     19: signal.SIGFPE}
+
+
+@dataclass
+class Ending:
+    status: int | None = None        # exit status when the payload exited
+    signal: int | None = None        # the signal that killed it
+    core_dumped: bool = False
+    error: BaseException | None = None   # km's own failure
+
+
+def _kick_handler(signum, frame) -> None:
+    """Does nothing: the EINTR it causes in the vCPU thread's KVM_RUN is the mechanism."""
+
+
+class Process:
+    def __init__(self, path: str, argv: list[str], env: list[str], *, max_vcpus: int = 64) -> None:
+        self.path, self.argv, self.env = path, argv, env
+        self.kvm = Kvm()
+        self.vm = self.kvm.create_vm()
+        self.phys = PhysicalMemory(self.vm)
+        if self.phys.alloc(SYSTEM_SIZE, HUGE, 0) != 0:
+            raise MonitorError("guest memory", "system area not at GPA 0")
+        build_system_area(self.phys.view(0, SYSTEM_SIZE))
+        self.tables = PageTables(self.phys)
+        self.tables.set_range(KBASE, SYSTEM_SIZE, 0, PTE_W)                      # supervisor only
+        self.tables.set_range(SYSCALL_STUB_GVA, 0x1000, SYSCALL_STUB_GPA, PTE_U)  # user, read-only, executable
+        self.mem = GuestMemory(self.phys, self.tables)
+        self.cpuid = self.kvm.supported_cpuid()
+        self.lock = threading.RLock()
+        self.threads: dict[int, VcpuThread] = {}
+        self.pid = os.getpid()
+        self._tids = itertools.count(self.pid)
+        self._vcpu_ids = itertools.count()
+        self.ending = Ending()
+        self.ended = threading.Event()
+        self.syscall_at_cpl0 = False
+        self.on_fatal_signal = None       # hook(process, thread, signo): the core writer
+        self.on_thread_start = None       # hook(thread): the debugger attaches its event handler
+        self.futex_wake = None            # set by the futex family: futex_wake(uaddr, count)
+        signal.signal(KICK_SIGNAL, _kick_handler)
+        signal.siginterrupt(KICK_SIGNAL, True)
+        from . import signals as guest_signals
+        self.signals = guest_signals.SignalState(self)
+        self.elf: LoadedElf = load_elf(path, self.mem)
+        self.mem.brk_start = self.mem.brk = self.elf.end
+        self.initial_rsp = 0
+
+    # ---- set-up -------------------------------------------------------------------------------------------
+    def new_thread(self) -> VcpuThread:
+        vcpu_id = next(self._vcpu_ids)
+        vcpu = self.vm.create_vcpu(vcpu_id)
+        init_vcpu_state(vcpu, vcpu_id, self.tables.pml4, self.cpuid)
+        thread = VcpuThread(self, vcpu, next(self._tids))
+        with self.lock:
+            self.threads[thread.tid] = thread
+        if self.on_thread_start:
+            self.on_thread_start(thread)
+        return thread
+
+    def prepare_main_thread(self, hwcap: int) -> VcpuThread:
+        """The first vCPU: self-test of the syscall path, then the payload's entry state."""
+        thread = self.new_thread()
+        self._self_test(thread)
+        argv = [a.encode() for a in self.argv]
+        envp = [e.encode() for e in self.env]
+        self.initial_rsp = build_stack(self.mem, self.elf, argv, envp, os.path.abspath(self.path).encode(), hwcap)
+        regs = [0] * 18
+        regs[RIP], regs[RSP], regs[RFLAGS] = self.elf.entry, self.initial_rsp, 0x202
+        thread.set_user_regs(regs)
+        return thread
+
+    def _self_test(self, thread: VcpuThread) -> None:
+        """One `syscall` into the stub: on kvm-pvm it arrives at CPL3, on hardware KVM at CPL0 (KVM.md 2.1)."""
+        regs = thread.vcpu.get_regs()
+        regs.rip, regs.rflags, regs.rsp = SELFTEST_GVA, 0x2, 0
+        thread.vcpu.set_regs(regs)
+        err = thread.vcpu.run_once()
+        run = thread.vcpu.run
+        if err or run.exit_reason != abi.KVM_EXIT_IO or run.u.io.port != SYSCALL_PORT:
+            raise MonitorError("/dev/kvm", f"self-test: syscall did not reach km (exit {run.exit_reason}, err {err})")
+        self.syscall_at_cpl0 = (run.s.regs.sregs.cs.selector & 3) == 0
+        log.info("self-test: syscall enters the stub at CPL%d (%s)", 0 if self.syscall_at_cpl0 else 3,
+                 "hardware KVM path" if self.syscall_at_cpl0 else "kvm-pvm path")
+        if self.syscall_at_cpl0:
+            thread._return_to_user_segments()
+
+    # ---- running ------------------------------------------------------------------------------------------
+    def kick_thread(self, ident: int) -> None:
+        signal.pthread_kill(ident, KICK_SIGNAL)
+
+    def live_threads(self) -> list[VcpuThread]:
+        with self.lock:
+            return [t for t in self.threads.values() if t.state != State.EXITED]
+
+    def exit_group(self, status: int) -> None:
+        self._end(Ending(status=status & 0xFF))
+
+    def terminate(self, signo: int, thread: VcpuThread | None = None) -> None:
+        """Default action of a fatal signal: stop every thread, maybe write a core, end."""
+        core = False
+        if self.on_fatal_signal is not None and signo in CORE_SIGNALS:
+            self._stop_others(thread)
+            core = self.on_fatal_signal(self, thread, signo)
+        self._end(Ending(signal=signo, core_dumped=bool(core)))
+
+    def _stop_others(self, current: VcpuThread | None) -> None:
+        for t in self.live_threads():
+            if t is not current:
+                t.pause_requested = True
+                t.kick()
+        for t in self.live_threads():
+            if t is not current:
+                with t.cond:
+                    t.cond.wait_for(lambda: t.state != State.RUNNING, timeout=2)
+
+    def _end(self, ending: Ending) -> None:
+        with self.lock:
+            if self.ended.is_set():
+                return
+            self.ending = ending
+            for t in self.threads.values():
+                t.exit_requested = True
+                t.kick()
+            self.ended.set()
+            for t in self.threads.values():
+                with t.cond:
+                    t.cond.notify_all()
+
+    def thread_exit(self, thread: VcpuThread, status: int) -> None:
+        """exit(2) of one thread: the last one ends the process; others clear and wake their child-tid word."""
+        with self.lock:
+            others = [t for t in self.live_threads() if t is not thread]
+        if not others:
+            self.exit_group(status)
+        elif thread.clear_child_tid:
+            try:
+                self.mem.write(thread.clear_child_tid, bytes(4))
+                if self.futex_wake is not None:
+                    self.futex_wake(thread.clear_child_tid, 1)
+            except Exception:
+                log.debug("clear_child_tid %#x not writable", thread.clear_child_tid)
+        thread.exit_requested = True
+
+    def fail(self, error: BaseException) -> None:
+        self._end(Ending(error=error))
+
+    def thread_gone(self, thread: VcpuThread) -> None:
+        if not self.live_threads() and not self.ended.is_set():
+            self._end(Ending(status=0))
+
+    def unexpected_exit(self, thread: VcpuThread, reason: int) -> None:
+        run = thread.vcpu.run
+        detail = abi.EXIT_NAMES.get(reason, str(reason))
+        if reason == abi.KVM_EXIT_IO:
+            detail += f" port {run.u.io.port:#x}"
+        if reason == abi.KVM_EXIT_INTERNAL_ERROR:
+            detail += f" suberror {run.internal.suberror}" if hasattr(run, "internal") else ""
+        self.fail(MonitorError("vCPU", f"unexpected exit {detail} at rip {thread.regs[RIP]:#x}"))
+
+    # ---- faults and signals -------------------------------------------------------------------------------
+    def fault(self, thread: VcpuThread, vector: int, error_code: int) -> None:
+        signo = EXCEPTION_SIGNALS.get(vector, signal.SIGSEGV)
+        addr = thread.vcpu.run.s.regs.sregs.cr2 if vector == 14 else thread.regs[RIP]
+        if vector == 3:
+            addr = thread.regs[RIP] - 1
+        log.info("exception %d (error %#x) at rip %#x addr %#x: %s", vector, error_code, thread.regs[RIP], addr,
+                 SIGNAL_NAMES.get(signo))
+        self.signals.raise_fault(thread, signo, vector, error_code, addr)
+
+    def pending_signals_for(self, thread: VcpuThread) -> bool:
+        return self.signals.has_pending(thread)
+
+    def deliver_signals(self, thread: VcpuThread) -> None:
+        self.signals.deliver(thread)
+
+    # ---- the end ------------------------------------------------------------------------------------------
+    def start(self, main: VcpuThread) -> None:
+        main.start()
+
+    def wait(self) -> Ending:
+        while not self.ended.wait(timeout=1.0):
+            pass
+        return self.ending
+
+
+CORE_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT,
+                          signal.SIGQUIT, signal.SIGSYS, signal.SIGTRAP, signal.SIGXCPU, signal.SIGXFSZ})

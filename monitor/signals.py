@@ -1,0 +1,73 @@
+"""Guest signals: dispositions, masks, pending sets, and delivery (frame building lives in signal_frame.py).
+
+Linux semantics (kernel/signal.c): a synchronous fault goes to the faulting thread; SIG_DFL of a fatal signal
+ends the process (with a core for the core-dumping ones); a handler runs on a Linux rt_sigframe.
+"""
+from __future__ import annotations
+
+import logging
+import signal as host_signal
+import threading
+from dataclasses import dataclass, field
+
+log = logging.getLogger("km.signal")
+SIG_DFL, SIG_IGN = 0, 1
+NSIG = 64
+IGNORED_BY_DEFAULT = frozenset({host_signal.SIGCHLD, host_signal.SIGURG, host_signal.SIGWINCH, host_signal.SIGCONT})
+STOP_BY_DEFAULT = frozenset({host_signal.SIGSTOP, host_signal.SIGTSTP, host_signal.SIGTTIN, host_signal.SIGTTOU})
+
+
+@dataclass
+class SigAction:
+    handler: int = SIG_DFL
+    flags: int = 0
+    restorer: int = 0
+    mask: int = 0
+
+
+@dataclass
+class PendingSignal:
+    signo: int
+    info: bytes            # 128-byte siginfo_t
+
+
+@dataclass
+class ThreadSignals:
+    mask: int = 0
+    pending: list[PendingSignal] = field(default_factory=list)
+    altstack: tuple[int, int, int] = (0, 2, 0)     # ss_sp, ss_flags (SS_DISABLE), ss_size
+    last_info: bytes = b""
+
+
+class SignalState:
+    def __init__(self, proc) -> None:
+        self.proc = proc
+        self.actions = [SigAction() for _ in range(NSIG + 1)]
+        self.per_thread: dict[int, ThreadSignals] = {}
+        self.shared_pending: list[PendingSignal] = []
+        self.lock = threading.RLock()
+
+    def of(self, thread) -> ThreadSignals:
+        state = self.per_thread.get(thread.tid)
+        if state is None:
+            state = self.per_thread[thread.tid] = ThreadSignals()
+        return state
+
+    def has_pending(self, thread) -> bool:
+        state = self.per_thread.get(thread.tid)
+        return bool((state and state.pending) or self.shared_pending)
+
+    def raise_fault(self, thread, signo: int, vector: int, error_code: int, addr: int) -> None:
+        """A synchronous fault: Linux forces it (unblocks it, resets SIG_IGN to SIG_DFL)."""
+        from .signal_frame import fault_siginfo
+        info = fault_siginfo(signo, vector, error_code, addr)
+        self.of(thread).last_info = info
+        action = self.actions[signo]
+        if action.handler in (SIG_DFL, SIG_IGN) or self.of(thread).mask & (1 << (signo - 1)):
+            self.proc.terminate(signo, thread)
+            return
+        self.of(thread).pending.append(PendingSignal(signo, info))
+
+    def deliver(self, thread) -> None:
+        from .signal_frame import deliver_pending
+        deliver_pending(self, thread)

@@ -1,0 +1,45 @@
+"""Turning syscall arguments into host ones: guest buffers to host addresses, paths to C strings, fds checked."""
+from __future__ import annotations
+
+import errno
+
+from ..errors import GuestFault
+from ..kvm.abi import ffi
+from ..kvm.vm import KM_FD_BASE
+from .dispatch import s32
+
+AT_FDCWD = -100
+
+
+class BadFd(OSError):
+    def __init__(self) -> None:
+        super().__init__(errno.EBADF, "km's own descriptor")
+
+
+def fd_arg(value: int, allow_at_fdcwd: bool = False) -> int:
+    """A payload fd; km's own descriptors (>= KM_FD_BASE) are invisible to the payload."""
+    fd = s32(value)
+    if fd >= KM_FD_BASE or (fd < 0 and not (allow_at_fdcwd and fd == AT_FDCWD)):
+        raise BadFd()
+    return fd
+
+
+def buf_in(ctx, gva: int, size: int) -> int:
+    """Host address of a guest buffer the host kernel will read."""
+    return ctx.mem.host_addr(gva, size, write=False) if size else 0
+
+
+def buf_out(ctx, gva: int, size: int) -> int:
+    """Host address of a guest buffer the host kernel will write."""
+    return ctx.mem.host_addr(gva, size, write=True) if size else 0
+
+
+def path_arg(ctx, gva: int):
+    """A guest path as a cffi char[] (keep the returned object alive during the call)."""
+    if gva == 0:
+        raise GuestFault(0, 1)
+    return ffi.new("char[]", ctx.mem.read_cstring(gva, 4096))
+
+
+def addr_of(cdata) -> int:
+    return int(ffi.cast("uintptr_t", cdata))

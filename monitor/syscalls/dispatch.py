@@ -1,0 +1,64 @@
+"""The syscall table: `@syscall("name")` registers `sys_<name>(ctx, *args)` once, with its arity; dispatch() runs it.
+
+Handlers return the result or a negative errno. A GuestFault (bad guest pointer) becomes -EFAULT and an OSError
+its -errno, here and nowhere else; an unexpected exception in km is traced and answered -EIO, so a bug in km
+never kills the payload or loses its output. An unknown number returns -ENOSYS with one km.syscall trace line.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+from typing import Callable
+
+from ..errors import GuestFault
+from .numbers import NAMES, NUMBERS
+
+log = logging.getLogger("km.syscall")
+TABLE_SIZE = 512
+Handler = Callable[..., int]
+_handlers: list[tuple[Handler, int] | None] = [None] * TABLE_SIZE
+MASK64 = (1 << 64) - 1
+
+
+def syscall(*names: str) -> Callable[[Handler], Handler]:
+    """Register a handler under one or more syscall names from numbers.py."""
+    def register(fn: Handler) -> Handler:
+        arity = fn.__code__.co_argcount - 1
+        for name in names:
+            _handlers[NUMBERS[name]] = (fn, arity)
+        return fn
+    return register
+
+
+def handler_names() -> list[str]:
+    return [NAMES.get(nr, str(nr)) for nr, h in enumerate(_handlers) if h]
+
+
+def dispatch(ctx, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+    entry = _handlers[nr] if nr < TABLE_SIZE else None
+    if entry is None:
+        log.info("unknown syscall %d (%s): ENOSYS", nr, NAMES.get(nr, "?"))
+        return -errno.ENOSYS
+    fn, arity = entry
+    try:
+        if arity == 3:
+            return fn(ctx, a0, a1, a2)
+        return fn(ctx, *(a0, a1, a2, a3, a4, a5)[:arity])
+    except GuestFault as fault:
+        log.debug("%s: bad guest pointer %#x: EFAULT", NAMES.get(nr), fault.gva)
+        return -errno.EFAULT
+    except OSError as e:
+        return -(e.errno or errno.EIO)
+    except Exception:
+        log.exception("%s: km failed serving the call: EIO", NAMES.get(nr))
+        return -errno.EIO
+
+
+def s32(value: int) -> int:
+    """A syscall argument as a signed 32-bit int (fds, AT_FDCWD, flags)."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def s64(value: int) -> int:
+    return value - (1 << 64) if value & (1 << 63) else value

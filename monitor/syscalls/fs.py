@@ -1,0 +1,319 @@
+"""File syscalls forwarded to the host kernel: guest buffers are handed over in place (no copies)."""
+from __future__ import annotations
+
+import errno
+import os
+import struct
+
+from .args import AT_FDCWD, addr_of, buf_in, buf_out, fd_arg, path_arg
+from .dispatch import s32, syscall
+from .host import host_syscall
+from .numbers import NUMBERS as NR
+
+PROC_SELF_EXE = (b"/proc/self/exe", f"/proc/{os.getpid()}/exe".encode())
+
+
+def _interruptible(ctx, nr: int, *args: int) -> int:
+    """A host call that may block: retried after a kick, cut short (EINTR) only by a guest signal."""
+    while True:
+        result = host_syscall(nr, *args)
+        if result != -errno.EINTR or ctx.proc.pending_signals_for(ctx) or ctx.exit_requested:
+            ctx.last_syscall = (nr, result)
+            return result
+        if ctx.pause_requested:
+            ctx.park()
+
+
+@syscall("read")
+def sys_read(ctx, fd: int, buf: int, count: int) -> int:
+    return _interruptible(ctx, NR["read"], fd_arg(fd), buf_out(ctx, buf, count), count)
+
+
+@syscall("write")
+def sys_write(ctx, fd: int, buf: int, count: int) -> int:
+    return _interruptible(ctx, NR["write"], fd_arg(fd), buf_in(ctx, buf, count), count)
+
+
+@syscall("pread64")
+def sys_pread64(ctx, fd: int, buf: int, count: int, offset: int) -> int:
+    return _interruptible(ctx, NR["pread64"], fd_arg(fd), buf_out(ctx, buf, count), count, offset)
+
+
+@syscall("pwrite64")
+def sys_pwrite64(ctx, fd: int, buf: int, count: int, offset: int) -> int:
+    return _interruptible(ctx, NR["pwrite64"], fd_arg(fd), buf_in(ctx, buf, count), count, offset)
+
+
+def _iovec(ctx, iov: int, iovcnt: int, write: bool):
+    """A host copy of the guest's iovec array with host buffer addresses (guest pointers checked)."""
+    from ..kvm.abi import ffi
+    if iovcnt > 1024:
+        raise OSError(errno.EINVAL, "iovcnt")
+    raw = ctx.mem.read(iov, 16 * iovcnt)
+    host = ffi.new("uint64_t[]", 2 * max(iovcnt, 1))
+    for i in range(iovcnt):
+        base, length = struct.unpack_from("<QQ", raw, 16 * i)
+        host[2 * i] = (buf_out if write else buf_in)(ctx, base, length)
+        host[2 * i + 1] = length
+    return host
+
+
+@syscall("readv")
+def sys_readv(ctx, fd: int, iov: int, iovcnt: int) -> int:
+    vec = _iovec(ctx, iov, iovcnt, True)
+    return _interruptible(ctx, NR["readv"], fd_arg(fd), addr_of(vec), iovcnt)
+
+
+@syscall("writev")
+def sys_writev(ctx, fd: int, iov: int, iovcnt: int) -> int:
+    vec = _iovec(ctx, iov, iovcnt, False)
+    return _interruptible(ctx, NR["writev"], fd_arg(fd), addr_of(vec), iovcnt)
+
+
+@syscall("preadv", "preadv2")
+def sys_preadv(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flags: int) -> int:
+    vec = _iovec(ctx, iov, iovcnt, True)
+    return host_syscall(NR["preadv2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0)
+
+
+@syscall("pwritev", "pwritev2")
+def sys_pwritev(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flags: int) -> int:
+    vec = _iovec(ctx, iov, iovcnt, False)
+    return host_syscall(NR["pwritev2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0)
+
+
+@syscall("openat")
+def sys_openat(ctx, dirfd: int, path: int, flags: int, mode: int) -> int:
+    p = path_arg(ctx, path)
+    return host_syscall(NR["openat"], fd_arg(dirfd, True), addr_of(p), flags, mode)
+
+
+@syscall("open")
+def sys_open(ctx, path: int, flags: int, mode: int) -> int:
+    return sys_openat(ctx, AT_FDCWD, path, flags, mode)
+
+
+@syscall("creat")
+def sys_creat(ctx, path: int, mode: int) -> int:
+    return sys_openat(ctx, AT_FDCWD, path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
+
+
+@syscall("close")
+def sys_close(ctx, fd: int) -> int:
+    return host_syscall(NR["close"], fd_arg(fd))
+
+
+@syscall("lseek")
+def sys_lseek(ctx, fd: int, offset: int, whence: int) -> int:
+    return host_syscall(NR["lseek"], fd_arg(fd), offset, whence)
+
+
+@syscall("fstat")
+def sys_fstat(ctx, fd: int, statbuf: int) -> int:
+    return host_syscall(NR["fstat"], fd_arg(fd), buf_out(ctx, statbuf, 144))
+
+
+@syscall("newfstatat")
+def sys_newfstatat(ctx, dirfd: int, path: int, statbuf: int, flags: int) -> int:
+    p = path_arg(ctx, path)
+    return host_syscall(NR["newfstatat"], fd_arg(dirfd, True), addr_of(p), buf_out(ctx, statbuf, 144), flags)
+
+
+@syscall("stat")
+def sys_stat(ctx, path: int, statbuf: int) -> int:
+    return sys_newfstatat(ctx, AT_FDCWD, path, statbuf, 0)
+
+
+@syscall("lstat")
+def sys_lstat(ctx, path: int, statbuf: int) -> int:
+    return sys_newfstatat(ctx, AT_FDCWD, path, statbuf, 0x100)      # AT_SYMLINK_NOFOLLOW
+
+
+@syscall("statx")
+def sys_statx(ctx, dirfd: int, path: int, flags: int, mask: int, buf: int) -> int:
+    p = path_arg(ctx, path)
+    return host_syscall(NR["statx"], fd_arg(dirfd, True), addr_of(p), flags, mask, buf_out(ctx, buf, 256))
+
+
+@syscall("getdents64")
+def sys_getdents64(ctx, fd: int, dirp: int, count: int) -> int:
+    return host_syscall(NR["getdents64"], fd_arg(fd), buf_out(ctx, dirp, count), count)
+
+
+@syscall("readlinkat")
+def sys_readlinkat(ctx, dirfd: int, path: int, buf: int, size: int) -> int:
+    name = ctx.mem.read_cstring(path)
+    if name in PROC_SELF_EXE:
+        target = os.path.abspath(ctx.proc.path).encode()[:size]
+        ctx.mem.write(buf, target)
+        return len(target)
+    p = path_arg(ctx, path)
+    return host_syscall(NR["readlinkat"], fd_arg(dirfd, True), addr_of(p), buf_out(ctx, buf, size), size)
+
+
+@syscall("readlink")
+def sys_readlink(ctx, path: int, buf: int, size: int) -> int:
+    return sys_readlinkat(ctx, AT_FDCWD, path, buf, size)
+
+
+@syscall("getcwd")
+def sys_getcwd(ctx, buf: int, size: int) -> int:
+    return host_syscall(NR["getcwd"], buf_out(ctx, buf, size), size)
+
+
+def _path_call(name: str, *path_positions: int):
+    """A syscall whose arguments are paths (at the given positions) and plain numbers."""
+    nr = NR[name]
+
+    def handler(ctx, a0: int, a1: int, a2: int, a3: int, a4: int) -> int:
+        args = [a0, a1, a2, a3, a4]
+        keep = []
+        for pos in path_positions:
+            p = path_arg(ctx, args[pos])
+            keep.append(p)
+            args[pos] = addr_of(p)
+        return host_syscall(nr, *args)
+    handler.__name__ = f"sys_{name}"
+    syscall(name)(handler)
+    return handler
+
+
+def _dirfd_call(name: str, dirfd_positions: tuple[int, ...], path_positions: tuple[int, ...]):
+    nr = NR[name]
+
+    def handler(ctx, a0: int, a1: int, a2: int, a3: int, a4: int) -> int:
+        args = [a0, a1, a2, a3, a4]
+        for pos in dirfd_positions:
+            args[pos] = fd_arg(args[pos], True)
+        keep = []
+        for pos in path_positions:
+            p = path_arg(ctx, args[pos])
+            keep.append(p)
+            args[pos] = addr_of(p)
+        return host_syscall(nr, *args)
+    handler.__name__ = f"sys_{name}"
+    syscall(name)(handler)
+    return handler
+
+
+for _name, _paths in (("chdir", (0,)), ("unlink", (0,)), ("mkdir", (0,)), ("rmdir", (0,)), ("rename", (0, 1)),
+                      ("access", (0,)), ("truncate", (0,)), ("chmod", (0,)), ("symlink", (0, 1)), ("link", (0, 1)),
+                      ("chown", (0,)), ("lchown", (0,)), ("mknod", (0,))):
+    _path_call(_name, *_paths)
+for _name, _dirfds, _paths in (("unlinkat", (0,), (1,)), ("mkdirat", (0,), (1,)), ("renameat", (0, 2), (1, 3)),
+                               ("renameat2", (0, 2), (1, 3)), ("faccessat", (0,), (1,)),
+                               ("faccessat2", (0,), (1,)), ("fchmodat", (0,), (1,)), ("fchownat", (0,), (1,)),
+                               ("symlinkat", (1,), (0, 2)), ("linkat", (0, 2), (1, 3)), ("mknodat", (0,), (1,))):
+    _dirfd_call(_name, _dirfds, _paths)
+
+
+@syscall("utimensat")
+def sys_utimensat(ctx, dirfd: int, path: int, times: int, flags: int) -> int:
+    p = path_arg(ctx, path) if path else None
+    return host_syscall(NR["utimensat"], fd_arg(dirfd, True), addr_of(p) if p is not None else 0,
+                        buf_in(ctx, times, 32) if times else 0, flags)
+
+
+@syscall("statfs")
+def sys_statfs(ctx, path: int, buf: int) -> int:
+    p = path_arg(ctx, path)
+    return host_syscall(NR["statfs"], addr_of(p), buf_out(ctx, buf, 120))
+
+
+@syscall("fstatfs")
+def sys_fstatfs(ctx, fd: int, buf: int) -> int:
+    return host_syscall(NR["fstatfs"], fd_arg(fd), buf_out(ctx, buf, 120))
+
+
+def _fd_call(name: str, arity: int):
+    """A syscall whose first argument is an fd and the rest plain numbers."""
+    nr = NR[name]
+
+    def handler(ctx, a0: int, a1: int, a2: int) -> int:
+        return host_syscall(nr, fd_arg(a0), a1, a2)
+    syscall(name)(handler)
+
+
+for _name in ("fchdir", "fsync", "fdatasync", "ftruncate", "fchmod", "fchown", "flock", "fadvise64",
+              "syncfs", "fallocate"):
+    _fd_call(_name, 3)
+
+
+@syscall("fcntl")
+def sys_fcntl(ctx, fd: int, cmd: int, arg: int) -> int:
+    F_DUPFD, F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 0, 5, 6, 7, 1030
+    if cmd in (F_GETLK, F_SETLK, F_SETLKW, 36, 37, 38):   # struct flock / OFD locks
+        return host_syscall(NR["fcntl"], fd_arg(fd), cmd, buf_out(ctx, arg, 32))
+    result = host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg)
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC) and result >= 1000:
+        host_syscall(NR["close"], result)
+        return -errno.EMFILE
+    return result
+
+
+TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD, TIOCGPGRP, FIONBIO, FIOCLEX = \
+    0x5401, 0x5402, 0x5403, 0x5404, 0x5413, 0x5414, 0x541B, 0x540F, 0x5421, 0x5451
+_IOCTL_SIZES = {TCGETS: (60, True), TCSETS: (60, False), TCSETSW: (60, False), TCSETSF: (60, False),
+                TIOCGWINSZ: (8, True), TIOCSWINSZ: (8, False), FIONREAD: (4, True), TIOCGPGRP: (4, True),
+                FIONBIO: (4, False)}
+
+
+@syscall("ioctl")
+def sys_ioctl(ctx, fd: int, request: int, arg: int) -> int:
+    request &= 0xFFFFFFFF
+    if request == FIOCLEX or request == 0x5450:
+        return host_syscall(NR["ioctl"], fd_arg(fd), request, 0)
+    if request not in _IOCTL_SIZES:
+        return -errno.ENOTTY
+    size, out = _IOCTL_SIZES[request]
+    return host_syscall(NR["ioctl"], fd_arg(fd), request, (buf_out if out else buf_in)(ctx, arg, size))
+
+
+@syscall("sendfile")
+def sys_sendfile(ctx, out_fd: int, in_fd: int, offset: int, count: int) -> int:
+    return _interruptible(ctx, NR["sendfile"], fd_arg(out_fd), fd_arg(in_fd),
+                          buf_out(ctx, offset, 8) if offset else 0, count)
+
+
+@syscall("pipe2")
+def sys_pipe2(ctx, fds: int, flags: int) -> int:
+    return host_syscall(NR["pipe2"], buf_out(ctx, fds, 8), flags)
+
+
+@syscall("pipe")
+def sys_pipe(ctx, fds: int) -> int:
+    return sys_pipe2(ctx, fds, 0)
+
+
+@syscall("dup")
+def sys_dup(ctx, fd: int) -> int:
+    return sys_fcntl(ctx, fd, 0, 0)
+
+
+@syscall("dup3")
+def sys_dup3(ctx, old: int, new: int, flags: int) -> int:
+    return host_syscall(NR["dup3"], fd_arg(old), fd_arg(new), flags)
+
+
+@syscall("dup2")
+def sys_dup2(ctx, old: int, new: int) -> int:
+    if s32(old) == s32(new):
+        result = host_syscall(NR["fcntl"], fd_arg(old), 1, 0)          # F_GETFD: is it open?
+        return result if result < 0 else s32(new)
+    return sys_dup3(ctx, old, new, 0)
+
+
+@syscall("umask")
+def sys_umask(ctx, mask: int) -> int:
+    return host_syscall(NR["umask"], mask)
+
+
+@syscall("sync")
+def sys_sync(ctx) -> int:
+    return host_syscall(NR["sync"])
+
+
+@syscall("copy_file_range")
+def sys_copy_file_range(ctx, fd_in: int, off_in: int, fd_out: int, off_out: int, length: int, flags: int) -> int:
+    return host_syscall(NR["copy_file_range"], fd_arg(fd_in), buf_out(ctx, off_in, 8) if off_in else 0,
+                        fd_arg(fd_out), buf_out(ctx, off_out, 8) if off_out else 0, length, flags)

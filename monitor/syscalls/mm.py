@@ -1,0 +1,150 @@
+"""Memory syscalls: brk, mmap, munmap, mprotect, madvise, mremap — served from km's own address-space model."""
+from __future__ import annotations
+
+import errno
+import os
+
+from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_up
+from ..kvm import abi
+from .args import fd_arg
+from .dispatch import s64, syscall
+
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
+MAP_GROWSDOWN, MAP_FIXED_NOREPLACE = 0x100, 0x100000
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+PAGE = 0x1000
+
+
+@syscall("brk")
+def sys_brk(ctx, addr: int) -> int:
+    mem = ctx.mem
+    with mem.lock:
+        if addr <= mem.brk_start:
+            return mem.brk
+        old_end, new_end = page_up(mem.brk), page_up(addr)
+        if new_end > old_end:
+            if not mem._is_free(old_end, new_end - old_end):
+                return mem.brk
+            mem.map(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
+        elif new_end < old_end:
+            mem.unmap(new_end, old_end - new_end)
+        mem.brk = addr
+        return addr
+
+
+@syscall("mmap")
+def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
+    if length == 0 or addr % PAGE or offset % PAGE:
+        return -errno.EINVAL
+    size = page_up(length)
+    if size > USER_TOP:
+        return -errno.ENOMEM
+    prot &= PROT_READ | PROT_WRITE | PROT_EXEC
+    mem = ctx.mem
+    path = ""
+    if not flags & MAP_ANONYMOUS:
+        host_fd = fd_arg(fd)
+        try:
+            path = os.readlink(f"/proc/self/fd/{host_fd}")
+            os.fstat(host_fd)
+        except OSError:
+            return -errno.EBADF
+    with mem.lock:
+        if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+            if addr < MMAP_BOTTOM or addr + size > USER_TOP:
+                return -errno.EPERM if addr < MMAP_BOTTOM else -errno.ENOMEM
+            if flags & MAP_FIXED_NOREPLACE and not mem._is_free(addr, size):
+                return -errno.EEXIST
+            start = addr
+        else:
+            found = mem.find_free(size, addr)
+            if found is None:
+                return -errno.ENOMEM
+            start = found
+        mem.map(start, size, prot, path=path, offset=offset if path else 0)
+        if path:
+            data = os.pread(fd_arg(fd), length, offset)
+            mem.write_debug(start, data)
+        return start
+
+
+@syscall("munmap")
+def sys_munmap(ctx, addr: int, length: int) -> int:
+    if addr % PAGE or length == 0 or addr + length > USER_TOP:
+        return -errno.EINVAL
+    ctx.mem.unmap(addr, length)
+    return 0
+
+
+@syscall("mprotect")
+def sys_mprotect(ctx, addr: int, length: int, prot: int) -> int:
+    if addr % PAGE:
+        return -errno.EINVAL
+    if length == 0:
+        return 0
+    from ..errors import GuestFault
+    try:
+        ctx.mem.protect(addr, length, prot & (PROT_READ | PROT_WRITE | PROT_EXEC))
+    except GuestFault:
+        return -errno.ENOMEM
+    return 0
+
+
+@syscall("madvise")
+def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
+    """MADV_DONTNEED must zero anonymous private pages (allocators rely on it); other advice is a hint."""
+    if advice == abi.MADV_DONTNEED and length:
+        mem = ctx.mem
+        end = addr + page_up(length)
+        with mem.lock:
+            a = addr
+            while a < end:
+                vma = mem.find(a)
+                if vma is None:
+                    return -errno.ENOMEM
+                stop = min(end, vma.end)
+                if vma.gpa is not None and not vma.path:
+                    mem.phys.view(vma.gpa + a - vma.start, stop - a)[:] = bytes(stop - a)
+                a = stop
+    return 0
+
+
+@syscall("mremap")
+def sys_mremap(ctx, old: int, old_size: int, new_size: int, flags: int, new_addr: int) -> int:
+    mem = ctx.mem
+    if old % PAGE or new_size == 0:
+        return -errno.EINVAL
+    old_size, new_size = page_up(old_size), page_up(new_size)
+    with mem.lock:
+        vma = mem.find(old)
+        if vma is None or old + old_size > vma.end:
+            return -errno.EFAULT
+        if new_size <= old_size and not flags & MREMAP_FIXED:
+            if new_size < old_size:
+                mem.unmap(old + new_size, old_size - new_size)
+            return old
+        if not flags & MREMAP_FIXED and mem._is_free(old + old_size, new_size - old_size):
+            data = mem.read_debug(old, old_size)
+            prot = vma.prot
+            mem.map(old, new_size, prot)
+            mem.write_debug(old, data)
+            return old
+        if not flags & MREMAP_MAYMOVE:
+            return -errno.ENOMEM
+        target = new_addr if flags & MREMAP_FIXED else mem.find_free(new_size)
+        if target is None:
+            return -errno.ENOMEM
+        data = mem.read_debug(old, old_size)
+        prot = vma.prot
+        mem.map(target, new_size, prot)
+        mem.write_debug(target, data)
+        mem.unmap(old, old_size)
+        return target
+
+
+@syscall("msync", "mlock", "munlock", "mlockall", "munlockall", "membarrier")
+def sys_accept_hint(ctx) -> int:
+    return 0
+
+
+_ = s64

@@ -1,0 +1,265 @@
+"""Identity and process syscalls: exit, ids, uname, arch_prctl, set_tid_address, prctl, limits, sysinfo."""
+from __future__ import annotations
+
+import errno
+import os
+import struct
+
+from .. import __version__
+from .args import buf_out
+from .dispatch import syscall
+from .host import host_syscall
+from .numbers import NUMBERS as NR
+
+ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
+PR_SET_NAME, PR_GET_NAME = 15, 16
+RLIMIT_STACK, RLIMIT_NOFILE = 3, 7
+KM_NOFILE = 1000
+
+
+@syscall("exit_group")
+def sys_exit_group(ctx, status: int) -> None:
+    ctx.proc.exit_group(status)
+    ctx.exit_requested = True
+    return None
+
+
+@syscall("exit")
+def sys_exit(ctx, status: int) -> None:
+    ctx.proc.thread_exit(ctx, status)
+    return None
+
+
+@syscall("getpid")
+def sys_getpid(ctx) -> int:
+    return ctx.proc.pid
+
+
+@syscall("getppid")
+def sys_getppid(ctx) -> int:
+    return os.getppid()
+
+
+@syscall("gettid")
+def sys_gettid(ctx) -> int:
+    return ctx.tid
+
+
+@syscall("getuid")
+def sys_getuid(ctx) -> int:
+    return os.getuid()
+
+
+@syscall("geteuid")
+def sys_geteuid(ctx) -> int:
+    return os.geteuid()
+
+
+@syscall("getgid")
+def sys_getgid(ctx) -> int:
+    return os.getgid()
+
+
+@syscall("getegid")
+def sys_getegid(ctx) -> int:
+    return os.getegid()
+
+
+@syscall("getresuid", "getresgid")
+def sys_getresuid(ctx, r: int, e: int, s: int) -> int:
+    value = struct.pack("<I", os.getuid())
+    for addr in (r, e, s):
+        ctx.mem.write(addr, value)
+    return 0
+
+
+@syscall("getgroups")
+def sys_getgroups(ctx, size: int, addr: int) -> int:
+    groups = os.getgroups()
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        return -errno.EINVAL
+    ctx.mem.write(addr, struct.pack(f"<{len(groups)}I", *groups))
+    return len(groups)
+
+
+@syscall("getpgrp")
+def sys_getpgrp(ctx) -> int:
+    return os.getpgrp()
+
+
+@syscall("getpgid", "getsid")
+def sys_getpgid(ctx, pid: int) -> int:
+    return os.getpgid(0)
+
+
+@syscall("setpgid", "setsid", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid")
+def sys_setid(ctx) -> int:
+    return 0
+
+
+@syscall("uname")
+def sys_uname(ctx, buf: int) -> int:
+    """The host's names, with km named as the runtime in `version` (as the original product did)."""
+    u = os.uname()
+    fields = [u.sysname, u.nodename, u.release, f"km {__version__} (kdbg)", u.machine, "(none)"]
+    ctx.mem.write(buf, b"".join(f.encode()[:64].ljust(65, b"\0") for f in fields))
+    return 0
+
+
+@syscall("arch_prctl")
+def sys_arch_prctl(ctx, code: int, addr: int) -> int:
+    sregs = ctx.run.s.regs.sregs
+    from ..kvm import abi
+    if code == ARCH_SET_FS:
+        sregs.fs.base = addr
+    elif code == ARCH_SET_GS:
+        sregs.gs.base = addr
+    elif code == ARCH_GET_FS:
+        ctx.mem.write(addr, struct.pack("<Q", sregs.fs.base))
+        return 0
+    elif code == ARCH_GET_GS:
+        ctx.mem.write(addr, struct.pack("<Q", sregs.gs.base))
+        return 0
+    elif code == ARCH_GET_CPUID:
+        return 1
+    else:
+        return -errno.EINVAL
+    ctx.sync[1] |= abi.KVM_SYNC_X86_SREGS
+    return 0
+
+
+@syscall("set_tid_address")
+def sys_set_tid_address(ctx, tidptr: int) -> int:
+    ctx.clear_child_tid = tidptr
+    return ctx.tid
+
+
+@syscall("set_robust_list")
+def sys_set_robust_list(ctx, head: int, length: int) -> int:
+    ctx.robust_list = head
+    return 0
+
+
+@syscall("get_robust_list")
+def sys_get_robust_list(ctx, pid: int, head_ptr: int, len_ptr: int) -> int:
+    ctx.mem.write(head_ptr, struct.pack("<Q", getattr(ctx, "robust_list", 0)))
+    ctx.mem.write(len_ptr, struct.pack("<Q", 24))
+    return 0
+
+
+@syscall("rseq")
+def sys_rseq(ctx) -> int:
+    return -errno.ENOSYS
+
+
+@syscall("prctl")
+def sys_prctl(ctx, option: int, arg2: int) -> int:
+    if option == PR_SET_NAME:
+        ctx.name = ctx.mem.read_cstring(arg2, 16).decode(errors="replace")
+        return 0
+    if option == PR_GET_NAME:
+        ctx.mem.write(arg2, ctx.name.encode()[:15].ljust(16, b"\0"))
+        return 0
+    return -errno.EINVAL
+
+
+def _limit(resource: int) -> tuple[int, int]:
+    if resource == RLIMIT_NOFILE:
+        return KM_NOFILE, KM_NOFILE
+    import resource as r
+    soft, hard = r.getrlimit(resource)
+    inf = 2**64 - 1
+    return (inf if soft == r.RLIM_INFINITY else soft), (inf if hard == r.RLIM_INFINITY else hard)
+
+
+@syscall("prlimit64")
+def sys_prlimit64(ctx, pid: int, resource: int, new: int, old: int) -> int:
+    if resource > 15:
+        return -errno.EINVAL
+    if old:
+        ctx.mem.write(old, struct.pack("<QQ", *_limit(resource)))
+    return 0
+
+
+@syscall("getrlimit")
+def sys_getrlimit(ctx, resource: int, old: int) -> int:
+    return sys_prlimit64(ctx, 0, resource, 0, old)
+
+
+@syscall("setrlimit")
+def sys_setrlimit(ctx, resource: int, new: int) -> int:
+    return 0
+
+
+@syscall("sysinfo")
+def sys_sysinfo(ctx, buf: int) -> int:
+    return host_syscall(NR["sysinfo"], buf_out(ctx, buf, 112))
+
+
+@syscall("getrusage")
+def sys_getrusage(ctx, who: int, buf: int) -> int:
+    return host_syscall(NR["getrusage"], who, buf_out(ctx, buf, 144))
+
+
+@syscall("times")
+def sys_times(ctx, buf: int) -> int:
+    return host_syscall(NR["times"], buf_out(ctx, buf, 32) if buf else 0)
+
+
+@syscall("getrandom")
+def sys_getrandom(ctx, buf: int, count: int, flags: int) -> int:
+    return host_syscall(NR["getrandom"], buf_out(ctx, buf, count), count, flags)
+
+
+@syscall("sched_getaffinity")
+def sys_sched_getaffinity(ctx, pid: int, size: int, mask: int) -> int:
+    return host_syscall(NR["sched_getaffinity"], 0, size, buf_out(ctx, mask, size))
+
+
+@syscall("sched_setaffinity")
+def sys_sched_setaffinity(ctx) -> int:
+    return 0
+
+
+@syscall("sched_yield")
+def sys_sched_yield(ctx) -> int:
+    os.sched_yield()
+    return 0
+
+
+@syscall("getcpu")
+def sys_getcpu(ctx, cpu: int, node: int) -> int:
+    if cpu:
+        ctx.mem.write(cpu, struct.pack("<I", ctx.vcpu.id % (os.cpu_count() or 1)))
+    if node:
+        ctx.mem.write(node, struct.pack("<I", 0))
+    return 0
+
+
+@syscall("getpriority")
+def sys_getpriority(ctx) -> int:
+    return 20
+
+
+@syscall("setpriority", "sched_setscheduler", "sched_setparam")
+def sys_setpriority(ctx) -> int:
+    return 0
+
+
+@syscall("sched_getscheduler")
+def sys_sched_getscheduler(ctx) -> int:
+    return 0
+
+
+@syscall("sched_getparam")
+def sys_sched_getparam(ctx, pid: int, param: int) -> int:
+    ctx.mem.write(param, bytes(4))
+    return 0
+
+
+@syscall("sched_get_priority_max", "sched_get_priority_min")
+def sys_sched_priority(ctx) -> int:
+    return 0

@@ -1,0 +1,59 @@
+"""KM_VERBOSE: timestamped trace lines on stderr, selected by a regex of tags (logger names without 'km.').
+
+`KM_VERBOSE=1` (or empty regex) traces everything; `KM_VERBOSE='syscall|mem'` only the km.syscall and km.mem
+loggers. Each line: time since start, tag, file:line, payload name, message.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+
+_WALL_START = time.time()
+
+
+class _TagFilter(logging.Filter):
+    def __init__(self, pattern: re.Pattern[str] | None) -> None:
+        super().__init__()
+        self.pattern = pattern
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        tag = record.name[3:] if record.name.startswith("km.") else record.name
+        return self.pattern is None or bool(self.pattern.search(tag))
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, payload: str) -> None:
+        super().__init__()
+        self.payload = payload
+
+    def format(self, record: logging.LogRecord) -> str:
+        tag = record.name[3:] if record.name.startswith("km.") else record.name
+        text = f"{record.created - _WALL_START:11.6f} {tag:<8} {record.filename}:{record.lineno} " \
+               f"{self.payload}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def setup_trace(payload_name: str, spec: str | None = None) -> bool:
+    """Configure the `km` logger from KM_VERBOSE (or `spec`); returns whether tracing is on."""
+    spec = os.environ.get("KM_VERBOSE") if spec is None else spec
+    root = logging.getLogger("km")
+    root.handlers.clear()
+    root.propagate = False
+    if spec is None or spec == "0":
+        root.setLevel(logging.CRITICAL + 1)
+        return False
+    try:
+        pattern = None if spec in ("", "1", "all") else re.compile(spec)
+    except re.error:
+        pattern = re.compile(re.escape(spec))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(os.path.basename(payload_name)))
+    handler.addFilter(_TagFilter(pattern))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    return True

@@ -1,0 +1,192 @@
+"""One guest thread = one vCPU driven by one host thread: the KVM_RUN loop and its exit dispatch.
+
+State machine (drawn as in Firecracker):
+
+    RUNNING --KVM_RUN returns--> HANDLING --done--> RUNNING
+       |  ^                         |
+     kick  release              pause requested / debug event
+       v  |                         v
+      PAUSED  <---------------------+          any --exit_group/exit--> EXITED
+
+A kick (reserved RT signal + kvm_run.immediate_exit) makes KVM_RUN return EINTR; the thread then checks its
+requests. immediate_exit is cleared right after an EINTR and *before* the requests are read, so a request made
+while the thread is outside KVM_RUN is never lost. While a thread is parked, its user-visible registers are the
+kvm_run sync regs: km and the debugger read and write them in place, and the next KVM_RUN carries them in (kvm_dirty_regs) with no ioctl.
+"""
+from __future__ import annotations
+
+import enum
+import errno
+import logging
+import struct
+import threading
+
+from kdbg.arch.x86_64 import KVM_REGS
+
+from .errors import KvmError
+from .kvm import abi
+from .machine import KBASE, SYSCALL_PORT, SYSCALL_STUB_GVA, exception_frame_gpa, user_segment_fix
+from .syscalls.dispatch import dispatch
+
+log = logging.getLogger("km.vcpu")
+MASK64 = (1 << 64) - 1
+RAX, RCX, RSP, R11, RIP, RFLAGS = (KVM_REGS.index(n) for n in ("rax", "rcx", "rsp", "r11", "rip", "eflags"))
+RDI, RSI, RDX, R10, R8, R9 = (KVM_REGS.index(n) for n in ("rdi", "rsi", "rdx", "r10", "r8", "r9"))
+TF = 0x100
+
+
+class State(enum.Enum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    IN_SYSCALL = "in-syscall"     # blocked in a host call: counts as stopped for stop-the-world
+    EXITED = "exited"
+
+
+class VcpuThread:
+    """A guest thread. `ctx` for syscall handlers: .proc, .mem, .tid."""
+
+    def __init__(self, proc, vcpu, tid: int) -> None:
+        self.proc, self.vcpu, self.tid = proc, vcpu, tid
+        self.mem = proc.mem
+        self.run = vcpu.run
+        self.sync = vcpu.run_buf[abi.RUN_SYNC_REGS - 16:abi.RUN_SYNC_REGS + 8 * 18].cast("Q")  # valid, dirty, 18 regs
+        self.regs = vcpu.run_buf[abi.RUN_SYNC_REGS:abi.RUN_SYNC_REGS + 8 * 18].cast("Q")
+        self.state = State.PAUSED
+        self.cond = threading.Condition(proc.lock)
+        self.pause_requested = False
+        self.exit_requested = False
+        self.thread: threading.Thread | None = None
+        self.clear_child_tid = 0
+        self.name = ""
+        self.on_event = None           # debugger hook: on_event(thread, kind, info) -> bool (True: park)
+
+    # ---- control (called from other threads) -------------------------------------------------------------
+    def start(self) -> None:
+        self.state = State.RUNNING
+        self.thread = threading.Thread(target=self._main, name=f"vcpu-{self.vcpu.id}", daemon=True)
+        self.thread.start()
+
+    def kick(self) -> None:
+        """Make KVM_RUN return now (or at once if entered later)."""
+        self.run.immediate_exit = 1
+        if self.thread is not None and self.thread.ident is not None and self.state == State.RUNNING:
+            try:
+                self.proc.kick_thread(self.thread.ident)
+            except ProcessLookupError:
+                pass
+
+    # ---- the loop -----------------------------------------------------------------------------------------
+    def _main(self) -> None:
+        try:
+            self._loop()
+        except Exception as e:          # a km bug: report it as km's failure, keep the process consistent
+            log.exception("vCPU %d failed", self.vcpu.id)
+            self.proc.fail(e)
+        finally:
+            with self.cond:
+                self.state = State.EXITED
+                self.cond.notify_all()
+            self.proc.thread_gone(self)
+
+    def _loop(self) -> None:
+        run, buf, regs, sync = self.run, self.vcpu.run_buf, self.regs, self.sync
+        unpack = struct.unpack_from
+        in_stub = False
+        while True:
+            if (self.pause_requested or self.exit_requested) and not in_stub:
+                if not self._service_requests():
+                    return
+            err = self.vcpu.run_once()
+            if err:
+                if err != errno.EINTR and err != errno.EAGAIN:
+                    raise KvmError("KVM_RUN", err)
+                run.immediate_exit = 0
+                # Kicked inside a stub (before its `out`): let it reach its exit first, so that a parked
+                # thread always holds a user context.
+                in_stub = regs[RIP] >= KBASE
+                continue
+            in_stub = False
+            sync[1] = 0
+            reason = unpack("I", buf, abi.RUN_EXIT_REASON)[0]
+            if reason == abi.KVM_EXIT_IO:
+                port = unpack("H", buf, abi.RUN_IO_PORT)[0]
+                if port == SYSCALL_PORT:
+                    self._syscall(regs, sync)
+                    continue
+                if port < 32:
+                    self._exception(port)
+                    continue
+            self.proc.unexpected_exit(self, reason)
+            return
+
+    def _syscall(self, regs, sync) -> None:
+        nr = regs[RAX]
+        if self.proc.syscall_at_cpl0:
+            self._return_to_user_segments()
+        # the return is set up first: a handler may change any register (rt_sigreturn, signal delivery)
+        regs[RIP], regs[RFLAGS] = regs[RCX], regs[R11]
+        sync[1] = abi.KVM_SYNC_X86_REGS | (sync[1] & abi.KVM_SYNC_X86_SREGS)
+        self.state = State.IN_SYSCALL
+        result = dispatch(self, nr, regs[RDI], regs[RSI], regs[RDX], regs[R10], regs[R8], regs[R9])
+        self.state = State.RUNNING
+        if result is not None:
+            regs[RAX] = result & MASK64
+        if regs[R11] & TF and self.on_event is not None:
+            self.on_event(self, "syscall-step", None)   # stepping over `syscall`: SFMASK cleared TF
+        if self.proc.pending_signals_for(self):
+            self.proc.deliver_signals(self)
+
+    def _return_to_user_segments(self) -> None:
+        user_segment_fix(self.run.s.regs.sregs)
+        self.sync[1] |= abi.KVM_SYNC_X86_SREGS
+
+    def _exception(self, vector: int) -> None:
+        """An exception at CPL3 reached its stub, which pushed (err, rip, cs, rflags, rsp, ss) and exited.
+
+        km returns to CPL3 itself (user rip/rsp/rflags through sync regs, user CS/SS through sync sregs)
+        instead of letting the stub run `add; iretq`: then no CPL0 instruction ever runs after an exit, and a
+        kick can never land where a parked thread would not hold a plain user context."""
+        frame = self.frame()
+        regs = self.regs
+        error_code = frame[0]
+        regs[RIP], regs[RFLAGS], regs[RSP] = frame[1], frame[3], frame[4]
+        self._return_to_user_segments()
+        self.sync[1] |= abi.KVM_SYNC_X86_REGS
+        if self.on_event is not None and self.on_event(self, "exception", (vector, error_code)):
+            return
+        self.proc.fault(self, vector, error_code)
+        if self.proc.pending_signals_for(self):
+            self.proc.deliver_signals(self)
+
+    def _service_requests(self) -> bool:
+        """Park while a pause is requested; False when the thread must end."""
+        with self.cond:
+            if self.exit_requested:
+                return False
+            self.state = State.PAUSED
+            self.cond.notify_all()
+            while self.pause_requested and not self.exit_requested:
+                self.cond.wait()
+            if self.exit_requested:
+                return False
+            self.state = State.RUNNING
+            return True
+
+    def park(self) -> None:
+        """Called on the vCPU thread itself (e.g. at a breakpoint): wait until released."""
+        with self.cond:
+            self.pause_requested = True
+        self._service_requests()
+
+    # ---- registers as the user sees them ------------------------------------------------------------------
+    def frame(self) -> memoryview:
+        return self.proc.phys.view(exception_frame_gpa(self.vcpu.id), 48).cast("Q")
+
+    def user_regs(self) -> list[int]:
+        """The 18 kvm_regs words of the parked thread (always a user context, see _exception)."""
+        return list(self.regs)
+
+    def set_user_regs(self, values: list[int]) -> None:
+        for i, value in enumerate(values):
+            self.regs[i] = value & MASK64
+        self.sync[1] |= abi.KVM_SYNC_X86_REGS
