@@ -131,8 +131,12 @@ def test_nack_resends_last_reply(served) -> None:
     assert client.reply() == b"QC7"
 
 
-@pytest.mark.parametrize("junk", [b"$m4000", b"#", b"$$$", b"\x00\xff" * 50, b"$qSupported:" + b"x" * 70000 + b"#00",
-                                  b"$m0,ffffffffffffffffffff#00", b"}}}}", b"$" + b"A" * (2 << 20)])
+JUNK = {"truncated": b"$m4000", "lone-hash": b"#", "dollars": b"$$$", "binary": b"\x00\xff" * 50,
+        "long-bad-checksum": b"$qSupported:" + b"x" * 70000 + b"#00", "bad-checksum": b"$m0,ffffffffffffffffffff#00",
+        "escapes": b"}}}}", "unterminated-2MiB": b"$" + b"A" * (2 << 20)}
+
+
+@pytest.mark.parametrize("junk", JUNK.values(), ids=JUNK.keys())
 def test_malformed_input_leaves_the_session_serving(served, junk: bytes) -> None:
     client = served().connect()
     client.send_raw(junk)
