@@ -126,8 +126,18 @@ class _kill(_Struct):
     _fields_ = [("si_pid", c_int), ("si_uid", c_uint)]
 
 
+class _addr_bnd(_Struct):
+    _fields_ = [("_lower", c_ulong), ("_upper", c_ulong)]
+
+
+class _bounds(_Union):
+    _fields_ = [("_addr_bnd", _addr_bnd), ("_pkey", c_uint)]
+
+
 class _sigfault(_Struct):
-    _fields_ = [("si_addr", c_ulong)]     # void __user *
+    """SIGSEGV/SIGBUS/SIGFPE/SIGILL: the faulting address (void __user *), then the MCE/MPX/PKU details."""
+
+    _fields_ = [("si_addr", c_ulong), ("si_addr_lsb", c_short), ("_bounds", _bounds)]
 
 
 class _sifields(_Union):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Sequence
 
 from elftools.common.exceptions import ELFError
@@ -47,17 +47,16 @@ class _Span:
     flags: int = 0
 
 
-@dataclass
 class _Image:
-    """An open ELF file and its PT_LOAD spans, sorted by address."""
+    """An open ELF file and its PT_LOAD spans, sorted by address once all are known."""
 
-    stream: BinaryIO
-    spans: list[_Span] = field(default_factory=list)
-    starts: list[int] = field(default_factory=list)
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.spans: list[_Span] = []
+        self.starts: list[int] = []
 
-    def add(self, span: _Span) -> None:
-        self.spans.append(span)
-        self.spans.sort(key=lambda s: s.vaddr)
+    def index(self, spans: list[_Span]) -> None:
+        self.spans = sorted(spans, key=lambda s: s.vaddr)
         self.starts = [s.vaddr for s in self.spans]
 
     def span_at(self, addr: int) -> _Span | None:
@@ -97,13 +96,15 @@ class CoreTarget:
     def _parse(self, elf: ELFFile) -> None:
         if elf["e_type"] != "ET_CORE" or elf["e_machine"] != "EM_X86_64":
             raise CoreError(self._path, f"not an x86-64 core file ({elf['e_type']}, {elf['e_machine']})")
+        spans = []
         for segment in elf.iter_segments():
             if segment["p_type"] == "PT_LOAD":
-                self._core.add(_Span(segment["p_vaddr"], segment["p_memsz"], segment["p_filesz"],
-                                     segment["p_offset"], segment["p_flags"]))
+                spans.append(_Span(segment["p_vaddr"], segment["p_memsz"], segment["p_filesz"], segment["p_offset"],
+                                   segment["p_flags"]))
             elif segment["p_type"] == "PT_NOTE":
                 for note in segment.iter_notes():
                     self._take_note(_note_type(note["n_type"]), note["n_name"] or "", bytes(note["n_descdata"]))
+        self._core.index(spans)
         if not self._threads:
             raise CoreError(self._path, "no NT_PRSTATUS note: not a process core file")
 
@@ -153,10 +154,8 @@ class CoreTarget:
             entry = parse_auxv(self._auxv).get(AT_ENTRY)
             if elf["e_type"] == "ET_DYN" and entry is not None:
                 bias = entry - elf["e_entry"]
-            for segment in elf.iter_segments():
-                if segment["p_type"] == "PT_LOAD":
-                    image.add(_Span(segment["p_vaddr"] + bias, segment["p_filesz"], segment["p_filesz"],
-                                    segment["p_offset"], segment["p_flags"]))
+            image.index([_Span(s["p_vaddr"] + bias, s["p_filesz"], s["p_filesz"], s["p_offset"], s["p_flags"])
+                         for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"])
         except ELFError as error:
             image.stream.close()
             if required:

@@ -71,15 +71,16 @@ def _call(method, default):
 def _thread_order(target: Target, signal: int, crashing_tid: int | None) -> list[int]:
     tids = list(_call(target.threads, ())) or [_call(target.pid, 1)]
     if crashing_tid is None:
-        crashing_tid = next((t for t in tids if _stop_signal(target, t) == signal), tids[0])
+        crashing_tid = next((t for t in tids if _is_stopped_by(target, t, signal)), tids[0])
     return [crashing_tid] + [t for t in tids if t != crashing_tid]
 
 
-def _stop_signal(target: Target, tid: int) -> int:
+def _is_stopped_by(target: Target, tid: int, signal: int) -> bool:
     try:
-        return target.stop_event(tid).signal
+        event = target.stop_event(tid)
     except TargetError:
-        return 0
+        return False
+    return event.tid == tid and event.signal == signal
 
 
 def _registers(target: Target, tid: int) -> dict[str, int]:
