@@ -192,6 +192,11 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(e.exit_status)
     except KeyboardInterrupt:
         os._exit(130)
+    except Exception as e:              # a bug in km: one line for the user, the traceback in the trace
+        log.error("internal error", exc_info=True)
+        print(f"km: internal error: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(1)
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

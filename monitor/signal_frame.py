@@ -128,13 +128,16 @@ def _build_frame(state, thread, signo: int, action, info: bytes) -> None:
     frame = ((fp_addr - FRAME_SIZE + 8) & ~15) - 8
     mem = thread.mem
     mem.write(fp_addr, bytes(xsave) + struct.pack("<I", FP_XSTATE_MAGIC2))
+    saved_mask = own.mask if own.mask_to_restore is None else own.mask_to_restore
+    own.mask_to_restore = None
     mcontext = struct.pack("<18Q", *(regs[i] for i in _KVM_INDEX))
     mcontext += struct.pack("<HHHH", 0x33, 0, 0, 0x2B)
     trapno_err_cr2 = getattr(thread, "fault_detail", (0, 0, 0))
-    mcontext += struct.pack("<QQQQQ", trapno_err_cr2[1], trapno_err_cr2[0], own.mask, trapno_err_cr2[2], fp_addr)
+    mcontext += struct.pack("<QQQQQ", trapno_err_cr2[1], trapno_err_cr2[0], saved_mask, trapno_err_cr2[2],
+                            fp_addr)
     mcontext = mcontext.ljust(256, b"\0")
     uc = struct.pack("<QQQi4xQ", UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, 0, ss_sp,
-                     SS_ONSTACK if on_altstack else ss_flags, ss_size) + mcontext + struct.pack("<Q", own.mask)
+                     SS_ONSTACK if on_altstack else ss_flags, ss_size) + mcontext + struct.pack("<Q", saved_mask)
     mem.write(frame, struct.pack("<Q", action.restorer) + uc + info)
     new_mask = own.mask | action.mask
     if not action.flags & SA_NODEFER:

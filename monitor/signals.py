@@ -37,6 +37,7 @@ class ThreadSignals:
     pending: list[PendingSignal] = field(default_factory=list)
     altstack: tuple[int, int, int] = (0, 2, 0)     # ss_sp, ss_flags (SS_DISABLE), ss_size
     last_info: bytes = b""
+    mask_to_restore: int | None = None     # rt_sigsuspend: the mask the handler's sigreturn brings back
 
 
 class SignalState:

@@ -58,6 +58,11 @@ class VcpuThread:
         self.thread: threading.Thread | None = None
         self.clear_child_tid = 0
         self.name = ""
+        self.blocked_on = None         # a futex Waiter while blocked in futex(2)
+        self.signal_wakeup = None      # an Event while blocked in pause/sigsuspend/sigtimedwait
+        self.last_syscall = None       # (nr, result) of a call cut short by EINTR, for SA_RESTART
+        self.restartable = True
+        self.robust_list = 0
         self.on_event = None           # debugger hook: on_event(thread, kind, info) -> bool (True: park)
 
     # ---- control (called from other threads) -------------------------------------------------------------
@@ -67,13 +72,18 @@ class VcpuThread:
         self.thread.start()
 
     def kick(self) -> None:
-        """Make KVM_RUN return now (or at once if entered later)."""
+        """Make KVM_RUN return now (or at once if entered later), and cut short a blocking host call or wait."""
         self.run.immediate_exit = 1
-        if self.thread is not None and self.thread.ident is not None and self.state == State.RUNNING:
+        if self.thread is not None and self.thread.ident is not None and self.state != State.EXITED:
             try:
                 self.proc.kick_thread(self.thread.ident)
-            except ProcessLookupError:
+            except (ProcessLookupError, OSError):
                 pass
+        for waiter in (self.blocked_on, self.signal_wakeup):
+            if waiter is not None:
+                (waiter.event if hasattr(waiter, "event") else waiter).set()
+
+    kick_for_signal = kick
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def _main(self) -> None:
@@ -104,6 +114,8 @@ class VcpuThread:
                 # Kicked inside a stub (before its `out`): let it reach its exit first, so that a parked
                 # thread always holds a user context.
                 in_stub = regs[RIP] >= KBASE
+                if not in_stub and self.proc.pending_signals_for(self):
+                    self.proc.deliver_signals(self)
                 continue
             in_stub = False
             sync[1] = 0
@@ -127,6 +139,8 @@ class VcpuThread:
         regs[RIP], regs[RFLAGS] = regs[RCX], regs[R11]
         sync[1] = abi.KVM_SYNC_X86_REGS | (sync[1] & abi.KVM_SYNC_X86_SREGS)
         self.state = State.IN_SYSCALL
+        self.last_syscall = None
+        self.restartable = True
         result = dispatch(self, nr, regs[RDI], regs[RSI], regs[RDX], regs[R10], regs[R8], regs[R9])
         self.state = State.RUNNING
         if result is not None:

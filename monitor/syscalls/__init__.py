@@ -1,3 +1,3 @@
 """Syscalls served by km, one module per family; importing this package registers every handler."""
-from . import fs, mm, proc, time  # noqa: F401  (registration by import)
+from . import fs, futex, mm, proc, signal, thread, time  # noqa: F401  (registration by import)
 from .dispatch import dispatch, handler_names, syscall  # noqa: F401

@@ -1,0 +1,167 @@
+"""futex(2) served inside km: wait queues keyed by guest address (one process: private and shared alike).
+
+A waiter blocks on its own threading.Event; a wake, a timeout, a guest signal or a stop-the-world kick sets it.
+After a kick for a debugger pause the waiter parks and waits again, so a pause is invisible to the payload.
+"""
+from __future__ import annotations
+
+import errno
+import struct
+import threading
+import time
+
+from .dispatch import syscall
+
+FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
+FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 9, 10
+FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
+BITSET_MATCH_ANY = 0xFFFFFFFF
+
+
+class Waiter:
+    __slots__ = ("event", "bitset", "woken", "addr")
+
+    def __init__(self, addr: int, bitset: int) -> None:
+        self.event, self.bitset, self.woken, self.addr = threading.Event(), bitset, False, addr
+
+
+class FutexTable:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queues: dict[int, list[Waiter]] = {}
+
+    def wake(self, addr: int, count: int, bitset: int = BITSET_MATCH_ANY) -> int:
+        woken = 0
+        with self.lock:
+            queue = self.queues.get(addr, [])
+            for waiter in list(queue):
+                if woken >= count:
+                    break
+                if waiter.bitset & bitset:
+                    queue.remove(waiter)
+                    waiter.woken = True
+                    waiter.event.set()
+                    woken += 1
+            if not queue:
+                self.queues.pop(addr, None)
+        return woken
+
+    def requeue(self, addr: int, count: int, addr2: int, limit: int) -> int:
+        woken = self.wake(addr, count)
+        moved = 0
+        with self.lock:
+            queue = self.queues.get(addr, [])
+            while queue and moved < limit:
+                waiter = queue.pop(0)
+                waiter.addr = addr2
+                self.queues.setdefault(addr2, []).append(waiter)
+                moved += 1
+            if not queue:
+                self.queues.pop(addr, None)
+        return woken + moved
+
+    def cancel(self, waiter: Waiter) -> None:
+        with self.lock:
+            queue = self.queues.get(waiter.addr)
+            if queue and waiter in queue:
+                queue.remove(waiter)
+                if not queue:
+                    self.queues.pop(waiter.addr, None)
+
+
+def table_of(proc) -> FutexTable:
+    table = getattr(proc, "futexes", None)
+    if table is None:
+        table = proc.futexes = FutexTable()
+        proc.futex_wake = table.wake
+    return table
+
+
+def _load(ctx, addr: int) -> int:
+    return struct.unpack("<I", ctx.mem.read(addr, 4))[0]
+
+
+def _deadline(ctx, timeout: int, absolute: bool, realtime: bool) -> float | None:
+    if not timeout:
+        return None
+    sec, nsec = struct.unpack("<qq", ctx.mem.read(timeout, 16))
+    if sec < 0 or not 0 <= nsec < 1_000_000_000:
+        raise OSError(errno.EINVAL, "timeout")
+    value = sec + nsec / 1e9
+    if absolute:
+        return time.monotonic() + value - (time.time() if realtime else time.clock_gettime(time.CLOCK_MONOTONIC))
+    return time.monotonic() + value
+
+
+def wait(ctx, addr: int, expected: int, deadline: float | None, bitset: int) -> int:
+    table = table_of(ctx.proc)
+    while True:
+        waiter = Waiter(addr, bitset)
+        with table.lock:
+            if _load(ctx, addr) != expected:
+                return -errno.EAGAIN
+            table.queues.setdefault(addr, []).append(waiter)
+        ctx.blocked_on = waiter
+        try:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            waiter.event.wait(remaining)
+        finally:
+            ctx.blocked_on = None
+        if waiter.woken:
+            return 0
+        table.cancel(waiter)
+        if waiter.woken:
+            return 0
+        if deadline is not None and time.monotonic() >= deadline:
+            return -errno.ETIMEDOUT
+        if ctx.exit_requested or ctx.proc.pending_signals_for(ctx):
+            ctx.last_syscall = (202, -errno.EINTR)
+            return -errno.EINTR
+        if ctx.pause_requested:
+            ctx.park()
+        # a spurious wake-up (the pause is over): wait again if the word still holds the value
+
+
+def _wake_op(ctx, addr: int, count: int, addr2: int, count2: int, op: int) -> int:
+    """FUTEX_WAKE_OP: *addr2 = op(*addr2, oparg); wake addr; wake addr2 if cmp(old, cmparg)."""
+    kind, cmp, oparg, cmparg = (op >> 28) & 7, (op >> 24) & 15, (op >> 12) & 0xFFF, op & 0xFFF
+    if (op >> 28) & 8:
+        oparg = 1 << oparg
+    table = table_of(ctx.proc)
+    with table.lock:
+        old = _load(ctx, addr2)
+        new = {0: oparg, 1: old + oparg, 2: old | oparg, 3: old & ~oparg, 4: old ^ oparg}.get(kind)
+        if new is None:
+            return -errno.ENOSYS
+        ctx.mem.write(addr2, struct.pack("<I", new & 0xFFFFFFFF))
+    woken = table.wake(addr, count)
+    if {0: old == cmparg, 1: old != cmparg, 2: old < cmparg, 3: old <= cmparg, 4: old > cmparg,
+            5: old >= cmparg}.get(cmp, False):
+        woken += table.wake(addr2, count2)
+    return woken
+
+
+@syscall("futex")
+def sys_futex(ctx, addr: int, op: int, val: int, timeout: int, addr2: int, val3: int) -> int:
+    cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
+    table = table_of(ctx.proc)
+    if addr % 4:
+        return -errno.EINVAL
+    val &= 0xFFFFFFFF
+    if cmd == FUTEX_WAIT:
+        return wait(ctx, addr, val, _deadline(ctx, timeout, False, False), BITSET_MATCH_ANY)
+    if cmd == FUTEX_WAIT_BITSET:
+        if val3 & 0xFFFFFFFF == 0:
+            return -errno.EINVAL
+        return wait(ctx, addr, val, _deadline(ctx, timeout, True, bool(op & FUTEX_CLOCK_REALTIME)), val3)
+    if cmd == FUTEX_WAKE:
+        return table.wake(addr, val)
+    if cmd == FUTEX_WAKE_BITSET:
+        return table.wake(addr, val, val3 & 0xFFFFFFFF)
+    if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
+        if cmd == FUTEX_CMP_REQUEUE and _load(ctx, addr) != val3 & 0xFFFFFFFF:
+            return -errno.EAGAIN
+        return table.requeue(addr, val, addr2, timeout & 0x7FFFFFFF)
+    if cmd == FUTEX_WAKE_OP:
+        return _wake_op(ctx, addr, val, addr2, timeout & 0x7FFFFFFF, val3)
+    return -errno.ENOSYS

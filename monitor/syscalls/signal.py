@@ -1,0 +1,275 @@
+"""Signal syscalls: rt_sigaction, rt_sigprocmask, sigaltstack, rt_sigreturn, kill/tgkill/tkill, rt_sigpending,
+rt_sigtimedwait, pause/rt_sigsuspend, alarm/setitimer (kernel/signal.c semantics, one process)."""
+from __future__ import annotations
+
+import errno
+import struct
+import threading
+import time
+
+from ..signal_frame import SI_TKILL, SI_USER, make_siginfo, sigreturn
+from ..signals import NSIG, PendingSignal, SigAction
+from .dispatch import s32, syscall
+
+SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
+SIGKILL, SIGSTOP, SIGALRM = 9, 19, 14
+UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
+SS_ONSTACK, SS_DISABLE = 1, 2
+MINSIGSTKSZ = 2048
+
+
+@syscall("rt_sigaction")
+def sys_rt_sigaction(ctx, signo: int, act: int, oldact: int, size: int) -> int:
+    """struct kernel_sigaction: handler, flags, restorer, mask (8 bytes each)."""
+    if not 1 <= signo <= NSIG or size != 8:
+        return -errno.EINVAL
+    state = ctx.proc.signals
+    new = struct.unpack("<QQQQ", ctx.mem.read(act, 32)) if act else None
+    if new and signo in (SIGKILL, SIGSTOP):
+        return -errno.EINVAL
+    with state.lock:
+        old = state.actions[signo]
+        if oldact:
+            ctx.mem.write(oldact, struct.pack("<QQQQ", old.handler, old.flags, old.restorer, old.mask))
+        if new:
+            state.actions[signo] = SigAction(new[0], new[1], new[2], new[3] & ~UNBLOCKABLE)
+    return 0
+
+
+@syscall("rt_sigprocmask")
+def sys_rt_sigprocmask(ctx, how: int, new: int, old: int, size: int) -> int:
+    if size != 8:
+        return -errno.EINVAL
+    own = ctx.proc.signals.of(ctx)
+    if old:
+        ctx.mem.write(old, struct.pack("<Q", own.mask))
+    if new:
+        value = struct.unpack("<Q", ctx.mem.read(new, 8))[0]
+        if how == SIG_BLOCK:
+            own.mask |= value
+        elif how == SIG_UNBLOCK:
+            own.mask &= ~value
+        elif how == SIG_SETMASK:
+            own.mask = value
+        else:
+            return -errno.EINVAL
+        own.mask &= ~UNBLOCKABLE
+    return 0
+
+
+@syscall("sigaltstack")
+def sys_sigaltstack(ctx, new: int, old: int) -> int:
+    """stack_t: ss_sp (8), ss_flags (int + pad), ss_size (8)."""
+    own = ctx.proc.signals.of(ctx)
+    sp = ctx.user_regs()[6]
+    ss_sp, ss_flags, ss_size = own.altstack
+    on_stack = bool(ss_size) and ss_sp < sp <= ss_sp + ss_size
+    if old:
+        ctx.mem.write(old, struct.pack("<Qi4xQ", ss_sp, SS_ONSTACK if on_stack else ss_flags, ss_size))
+    if new:
+        n_sp, n_flags, n_size = struct.unpack("<Qi4xQ", ctx.mem.read(new, 24))
+        if on_stack:
+            return -errno.EPERM
+        if n_flags & ~(SS_DISABLE | (1 << 31)):
+            return -errno.EINVAL
+        if n_flags & SS_DISABLE:
+            own.altstack = (0, SS_DISABLE, 0)
+        elif n_size < MINSIGSTKSZ:
+            return -errno.ENOMEM
+        else:
+            own.altstack = (n_sp, 0, n_size)
+    return 0
+
+
+@syscall("rt_sigreturn")
+def sys_rt_sigreturn(ctx) -> None:
+    sigreturn(ctx.proc.signals, ctx)
+    return None
+
+
+def send_signal(proc, signo: int, info: bytes, target=None) -> None:
+    """Queue a signal for a thread (target) or the process, and kick a thread that can take it."""
+    state = proc.signals
+    with state.lock:
+        if target is not None:
+            state.of(target).pending.append(PendingSignal(signo, info))
+            candidates = [target]
+        else:
+            state.shared_pending.append(PendingSignal(signo, info))
+            candidates = [t for t in proc.live_threads() if not state.of(t).mask & (1 << (signo - 1))] or \
+                proc.live_threads()[:1]
+    for thread in candidates[:1]:
+        thread.kick_for_signal()
+
+
+@syscall("kill")
+def sys_kill(ctx, pid: int, signo: int) -> int:
+    pid = s32(pid)
+    if pid not in (0, -1, ctx.proc.pid):
+        return -errno.ESRCH if pid > 0 else -errno.EPERM
+    if not 0 <= signo <= NSIG:
+        return -errno.EINVAL
+    if signo:
+        send_signal(ctx.proc, signo, make_siginfo(signo, SI_USER, pid=ctx.proc.pid))
+    return 0
+
+
+def _thread(ctx, tid: int):
+    return ctx.proc.threads.get(s32(tid)) if s32(tid) in ctx.proc.threads else None
+
+
+@syscall("tgkill")
+def sys_tgkill(ctx, tgid: int, tid: int, signo: int) -> int:
+    if s32(tgid) != ctx.proc.pid:
+        return -errno.ESRCH
+    return sys_tkill(ctx, tid, signo)
+
+
+@syscall("tkill")
+def sys_tkill(ctx, tid: int, signo: int) -> int:
+    thread = _thread(ctx, tid)
+    if thread is None or thread.exit_requested:
+        return -errno.ESRCH
+    if not 0 <= signo <= NSIG:
+        return -errno.EINVAL
+    if signo:
+        send_signal(ctx.proc, signo, make_siginfo(signo, SI_TKILL, pid=ctx.proc.pid), thread)
+    return 0
+
+
+@syscall("rt_sigpending")
+def sys_rt_sigpending(ctx, setp: int, size: int) -> int:
+    state = ctx.proc.signals
+    bits = 0
+    for p in state.of(ctx).pending + state.shared_pending:
+        bits |= 1 << (p.signo - 1)
+    ctx.mem.write(setp, struct.pack("<Q", bits & state.of(ctx).mask))
+    return 0
+
+
+def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) -> int:
+    """Block until a signal is pending (optionally one of `wanted`), or the deadline; honours pauses."""
+    event = threading.Event()
+    ctx.signal_wakeup = event
+    try:
+        while True:
+            state = ctx.proc.signals
+            if wanted is not None:
+                for queue in (state.of(ctx).pending, state.shared_pending):
+                    for p in queue:
+                        if wanted & (1 << (p.signo - 1)):
+                            queue.remove(p)
+                            return p
+            elif ctx.proc.pending_signals_for(ctx):
+                return 0
+            if ctx.exit_requested:
+                return 0
+            if ctx.pause_requested:
+                ctx.park()
+                continue
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return -errno.EAGAIN
+            event.wait(remaining)
+            event.clear()
+    finally:
+        ctx.signal_wakeup = None
+
+
+@syscall("pause")
+def sys_pause(ctx) -> int:
+    _sleep_until_signal(ctx, None)
+    ctx.last_syscall = (34, -errno.EINTR)
+    ctx.restartable = False
+    return -errno.EINTR
+
+
+@syscall("rt_sigsuspend")
+def sys_rt_sigsuspend(ctx, mask: int, size: int) -> int:
+    own = ctx.proc.signals.of(ctx)
+    saved = own.mask
+    own.mask = struct.unpack("<Q", ctx.mem.read(mask, 8))[0] & ~UNBLOCKABLE
+    _sleep_until_signal(ctx, None)
+    own.mask_to_restore = saved
+    ctx.last_syscall = (130, -errno.EINTR)
+    ctx.restartable = False
+    return -errno.EINTR
+
+
+@syscall("rt_sigtimedwait")
+def sys_rt_sigtimedwait(ctx, setp: int, info: int, timeout: int, size: int) -> int:
+    wanted = struct.unpack("<Q", ctx.mem.read(setp, 8))[0]
+    deadline = None
+    if timeout:
+        sec, nsec = struct.unpack("<qq", ctx.mem.read(timeout, 16))
+        deadline = time.monotonic() + sec + nsec / 1e9
+    got = _sleep_until_signal(ctx, deadline, wanted)
+    if isinstance(got, int):
+        return got if got else -errno.EINTR
+    if info:
+        ctx.mem.write(info, got.info)
+    return got.signo
+
+
+class _Timer:
+    """ITIMER_REAL / alarm: one thread that sends SIGALRM to the process."""
+
+    def __init__(self, proc) -> None:
+        self.proc, self.deadline, self.interval = proc, 0.0, 0.0
+        self.cond = threading.Condition()
+        threading.Thread(target=self._run, daemon=True, name="itimer").start()
+
+    def set(self, value: float, interval: float) -> tuple[float, float]:
+        with self.cond:
+            old = (max(0.0, self.deadline - time.monotonic()) if self.deadline else 0.0, self.interval)
+            self.deadline = time.monotonic() + value if value else 0.0
+            self.interval = interval
+            self.cond.notify()
+        return old
+
+    def _run(self) -> None:
+        with self.cond:
+            while True:
+                if not self.deadline:
+                    self.cond.wait()
+                    continue
+                remaining = self.deadline - time.monotonic()
+                if remaining > 0:
+                    self.cond.wait(remaining)
+                    continue
+                self.deadline = time.monotonic() + self.interval if self.interval else 0.0
+                send_signal(self.proc, SIGALRM, make_siginfo(SIGALRM, 0x80))
+
+
+def _timer(proc) -> _Timer:
+    timer = getattr(proc, "itimer", None)
+    if timer is None:
+        timer = proc.itimer = _Timer(proc)
+    return timer
+
+
+@syscall("alarm")
+def sys_alarm(ctx, seconds: int) -> int:
+    old, _ = _timer(ctx.proc).set(float(seconds), 0.0)
+    return int(old + 0.999999) if old else 0
+
+
+@syscall("setitimer")
+def sys_setitimer(ctx, which: int, new: int, old: int) -> int:
+    if which != 0:
+        return -errno.EINVAL
+    i_sec, i_usec, v_sec, v_usec = struct.unpack("<qqqq", ctx.mem.read(new, 32)) if new else (0, 0, 0, 0)
+    old_value, old_interval = _timer(ctx.proc).set(v_sec + v_usec / 1e6, i_sec + i_usec / 1e6) if new else (0, 0)
+    if old:
+        ctx.mem.write(old, struct.pack("<qqqq", int(old_interval), int(old_interval % 1 * 1e6),
+                                       int(old_value), int(old_value % 1 * 1e6)))
+    return 0
+
+
+@syscall("getitimer")
+def sys_getitimer(ctx, which: int, cur: int) -> int:
+    timer = _timer(ctx.proc)
+    value = max(0.0, timer.deadline - time.monotonic()) if timer.deadline else 0.0
+    ctx.mem.write(cur, struct.pack("<qqqq", int(timer.interval), int(timer.interval % 1 * 1e6),
+                                   int(value), int(value % 1 * 1e6)))
+    return 0

@@ -1,0 +1,66 @@
+"""Thread syscalls: clone/clone3 (threads only: CLONE_VM|CLONE_THREAD), each guest thread a new vCPU."""
+from __future__ import annotations
+
+import errno
+import struct
+
+from kdbg.arch.x86_64 import KVM_REGS
+from .dispatch import syscall
+
+RAX, RSP = KVM_REGS.index("rax"), KVM_REGS.index("rsp")
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_VFORK = 0x100, 0x200, 0x400, 0x800, 0x4000
+CLONE_THREAD, CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
+    0x10000, 0x80000, 0x100000, 0x200000, 0x1000000
+
+
+def create_thread(ctx, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+    if not flags & CLONE_VM or not flags & CLONE_THREAD:
+        return -errno.ENOSYS          # fork-like clones: a new km process (not yet supported)
+    proc = ctx.proc
+    child = proc.new_thread()
+    regs = ctx.user_regs()
+    regs[RAX] = 0
+    if stack:
+        regs[RSP] = stack
+    child.set_user_regs(regs)
+    sregs = child.vcpu.get_sregs()
+    parent = ctx.run.s.regs.sregs
+    sregs.fs.base = tls if flags & CLONE_SETTLS else parent.fs.base
+    sregs.gs.base = parent.gs.base
+    child.vcpu.set_sregs(sregs)
+    child.vcpu.set_xsave(ctx.vcpu.get_xsave())
+    proc.signals.of(child).mask = proc.signals.of(ctx).mask
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = ctid
+    tid = struct.pack("<i", child.tid)
+    if flags & CLONE_PARENT_SETTID:
+        ctx.mem.write(ptid, tid)
+    if flags & CLONE_CHILD_SETTID:
+        ctx.mem.write(ctid, tid)
+    child.start()
+    return child.tid
+
+
+@syscall("clone")
+def sys_clone(ctx, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+    return create_thread(ctx, flags, stack, ptid, ctid, tls)
+
+
+@syscall("clone3")
+def sys_clone3(ctx, args: int, size: int) -> int:
+    """struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, ..."""
+    if size < 64:
+        return -errno.EINVAL
+    flags, _pidfd, child_tid, parent_tid, _exit_signal, stack, stack_size, tls = \
+        struct.unpack("<8Q", ctx.mem.read(args, 64))
+    return create_thread(ctx, flags, stack + stack_size if stack else 0, parent_tid, child_tid, tls)
+
+
+@syscall("fork", "vfork")
+def sys_fork(ctx) -> int:
+    return -errno.ENOSYS
+
+
+@syscall("wait4", "waitid")
+def sys_wait4(ctx) -> int:
+    return -errno.ECHILD
