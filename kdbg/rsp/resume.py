@@ -113,7 +113,11 @@ def parse_vcont(rest: bytes) -> tuple[list[ResumeAction]]:
     return (actions,)
 
 
-def _start(session: Session, actions: list[ResumeAction]) -> None:
+def _start(session: Session, actions: list[ResumeAction]) -> bytes | None:
+    """Resume, or for a read-only target (a core file) report the same stop again: an error reply to a
+    resume packet leaves gdb believing the program runs, a repeated stop keeps it usable."""
+    if session.control is None:
+        return last_stop(session)
     if session.run.exited:
         raise RspError("the program has exited", 1)
     known = set(session.target.threads())
@@ -123,21 +127,22 @@ def _start(session: Session, actions: list[ResumeAction]) -> None:
     if "step" not in session.control.supports() and any(a.kind is ResumeKind.STEP for a in actions):
         raise RspError("this target cannot single-step", 1)
     session.resume(actions)
+    return None
 
 
-@command("vCont", parse_vcont, needs_control=True)
-def vcont(session: Session, actions: list[ResumeAction]) -> None:
-    _start(session, actions)
+@command("vCont", parse_vcont)
+def vcont(session: Session, actions: list[ResumeAction]) -> bytes | None:
+    return _start(session, actions)
 
 
-def _legacy(session: Session, kind: ResumeKind, signal: int, addr: int | None) -> None:
+def _legacy(session: Session, kind: ResumeKind, signal: int, addr: int | None) -> bytes | None:
     """c/s/C/S: the Hc thread (or the current one) resumes; `c` lets every thread run."""
     tid = session.c_tid if session.c_tid > 0 else session.current_tid()
-    if addr is not None:
+    if addr is not None and session.control is not None:
         session.control.write_registers(tid, {"rip": addr})
     if kind is ResumeKind.CONTINUE and session.c_tid <= 0:
         tid = -1
-    _start(session, [ResumeAction(kind, tid, signal)])
+    return _start(session, [ResumeAction(kind, tid, signal)])
 
 
 def _parse_addr(rest: bytes) -> tuple[int | None]:
@@ -149,24 +154,24 @@ def _parse_sig_addr(rest: bytes) -> tuple[int, int | None]:
     return _signal_arg(sig), (parse_hex(addr) if addr else None)
 
 
-@command("c", _parse_addr, needs_control=True)
-def continue_(session: Session, addr: int | None) -> None:
-    _legacy(session, ResumeKind.CONTINUE, 0, addr)
+@command("c", _parse_addr)
+def continue_(session: Session, addr: int | None) -> bytes | None:
+    return _legacy(session, ResumeKind.CONTINUE, 0, addr)
 
 
-@command("s", _parse_addr, needs_control=True)
-def step(session: Session, addr: int | None) -> None:
-    _legacy(session, ResumeKind.STEP, 0, addr)
+@command("s", _parse_addr)
+def step(session: Session, addr: int | None) -> bytes | None:
+    return _legacy(session, ResumeKind.STEP, 0, addr)
 
 
-@command("C", _parse_sig_addr, needs_control=True)
-def continue_signal(session: Session, signal: int, addr: int | None) -> None:
-    _legacy(session, ResumeKind.CONTINUE, signal, addr)
+@command("C", _parse_sig_addr)
+def continue_signal(session: Session, signal: int, addr: int | None) -> bytes | None:
+    return _legacy(session, ResumeKind.CONTINUE, signal, addr)
 
 
-@command("S", _parse_sig_addr, needs_control=True)
-def step_signal(session: Session, signal: int, addr: int | None) -> None:
-    _legacy(session, ResumeKind.STEP, signal, addr)
+@command("S", _parse_sig_addr)
+def step_signal(session: Session, signal: int, addr: int | None) -> bytes | None:
+    return _legacy(session, ResumeKind.STEP, signal, addr)
 
 
 @command("D", lambda rest: ())

@@ -48,9 +48,9 @@ _TYPE_DECLS = {"i386_eflags": lambda: _flags("i386_eflags", _EFLAGS_FIELDS),
 
 
 def _reg_line(reg: arch.Register) -> str:
+    # No `group` attribute: gdb's own 64bit-*.xml leave groups to amd64(-linux)_register_reggroup_p, which
+    # is what makes `info registers` list fs_base/gs_base and `info all-registers` the rest, as natively.
     attrs = [("name", reg.name), ("bitsize", str(reg.bits)), ("type", reg.type), ("regnum", str(reg.regnum))]
-    if reg.group:
-        attrs.append(("group", reg.group))
     return "  <reg " + " ".join(f"{key}={quoteattr(value)}" for key, value in attrs) + "/>"
 
 

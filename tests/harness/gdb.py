@@ -39,7 +39,7 @@ class Gdb:
         self.transcript: list[str] = []
         self._pending: collections.deque[dict] = collections.deque()
         self._stops: list[dict] = []
-        for cmd in ("-gdb-set confirm off", "-gdb-set pagination off", "-gdb-set width 0",
+        for cmd in ("-gdb-set mi-async on", "-gdb-set confirm off", "-gdb-set pagination off", "-gdb-set width 0",
                     "-gdb-set remotetimeout 10"):
             self.run(cmd)
 

@@ -274,7 +274,7 @@ def test_read_only_target_serves_and_kill_closes(served) -> None:
     running = Running(target)
     client = running.connect()
     assert client.ask(b"?").startswith(b"T0b")
-    assert client.ask(b"vCont;c") == b"E01"
+    assert client.ask(b"vCont;c").startswith(b"T0b")      # a core cannot run: the same stop again
     client.send(b"k")
     assert client.closed_by_server()
     running.server.close()
