@@ -1,0 +1,173 @@
+"""kdbg.core on Linux's own material: a native core of a crashed program (gdb's gcore), read by CoreTarget and
+written back by write_core, must tell gdb, lldb, readelf and eu-readelf what the native one tells them.
+
+Needs no VM: the payload runs natively under gdb, which stops it at its SIGSEGV (two frames below main, a
+second thread blocked on a mutex) and writes the native core; the live registers are kept as the reference.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.markers import line_of
+from kdbg.arch.x86_64 import REGISTERS, SEGMENTS
+from kdbg.core import layouts
+from kdbg.core.reader import CoreTarget
+from kdbg.core.writer import write_core
+
+SOURCE = "core_crash.c"
+FAULT_ADDR = 0xDEAD000          # core_bad_pointer in core_crash.c
+GLOBAL_VALUE = 0x1234567        # core_global
+TIMEOUT_S = 120
+
+pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+
+
+def gdb_batch(*args: str | Path, commands: list[str]) -> list[str]:
+    """Run gdb -batch with `commands`; return each command's output (split at echoed markers)."""
+    argv = ["gdb", "-batch", "-nx", "-ex", "set pagination off", "-ex", "set width 0", "-ex", "set confirm off"]
+    for index, command in enumerate(commands):
+        argv += ["-ex", f"echo \\n@@{index}@@\\n", "-ex", command]
+    argv += [str(a) for a in args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S)
+    transcript = result.stdout + result.stderr
+    parts = re.split(r"^@@(\d+)@@$", result.stdout, flags=re.M)
+    outputs = {int(parts[i]): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+    assert len(outputs) == len(commands), f"gdb stopped early:\n{transcript}"
+    return [outputs[i] for i in range(len(commands))]
+
+
+# Every register of kdbg's arch table gdb shows for a core (gdb 13 gives a core's target description no
+# org.gnu.gdb.i386.segments: no fs_base/gs_base), xmm through ymm as gdb sees them whatever the host's AVX-512.
+REGISTER_LIST = " ".join([r.name for r in REGISTERS if r.feature != SEGMENTS and not r.name.endswith("h")]
+                         + [f"ymm{i}" for i in range(16)])
+REGISTER_COMMANDS = ["thread 1", f"info registers {REGISTER_LIST}", "thread 2", f"info registers {REGISTER_LIST}"]
+
+
+def register_lines(text: str) -> dict[str, str]:
+    return {line.split(maxsplit=1)[0]: " ".join(line.split()) for line in text.splitlines() if line.strip()}
+
+
+class Crash:
+    """The payload, its native core, the live gdb's view at the crash, and the core rewritten by kdbg.core."""
+
+    def __init__(self, exe: Path, work: Path) -> None:
+        self.exe, self.native, self.rewritten = exe, work / "native.core", work / "kmcore"
+        outputs = gdb_batch(exe, commands=["run", *REGISTER_COMMANDS, f"gcore {self.native}"])
+        assert "SIGSEGV" in outputs[0], outputs[0]
+        self.live_registers = [register_lines(outputs[2]), register_lines(outputs[4])]
+        assert self.native.exists(), outputs[-1]
+        with CoreTarget(self.native, exe) as native:
+            write_core(native, self.rewritten, signal=11)
+
+
+@pytest.fixture(scope="module")
+def crash(payload, tmp_path_factory) -> Crash:
+    return Crash(payload(SOURCE, "glibc"), tmp_path_factory.mktemp("native-core"))
+
+
+def test_gdb_shows_the_full_backtrace_with_source_lines(crash):
+    (bt,) = gdb_batch(crash.exe, crash.rewritten, commands=["bt"])
+    frames = re.findall(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*\) at \S*core_crash\.c:(\d+)", bt, re.M)
+    expected = [("0", "leaf", line_of(SOURCE, "segv")), ("1", "middle", line_of(SOURCE, "middle")),
+                ("2", "main", line_of(SOURCE, "main"))]
+    assert [(n, f, int(l)) for n, f, l in frames[:3]] == expected, bt
+
+
+def test_gdb_lists_both_threads(crash):
+    (threads,) = gdb_batch(crash.exe, crash.rewritten, commands=["info threads"])
+    assert len(re.findall(r"^\*?\s+\d+\s+.*LWP \d+", threads, re.M)) == 2, threads
+    assert re.search(r"^\*\s+1\s+.*leaf \(", threads, re.M), threads
+
+
+def test_gdb_registers_match_the_live_process(crash):
+    outputs = gdb_batch(crash.exe, crash.rewritten, commands=REGISTER_COMMANDS)
+    for thread, live in enumerate(crash.live_registers):
+        core = register_lines(outputs[2 * thread + 1])
+        assert len(core) == len(REGISTER_LIST.split()), outputs[2 * thread + 1]
+        assert live["rip"] == core["rip"] and "leaf" in core["rip"]
+        differences = {name: (live.get(name), core[name]) for name in core if live.get(name) != core[name]}
+        assert not differences, f"thread {thread + 1}: live vs core {differences}"
+
+
+def test_gdb_prints_a_global_and_the_siginfo(crash):
+    value, signo, addr = gdb_batch(crash.exe, crash.rewritten, commands=[
+        "p/x core_global", "p $_siginfo.si_signo", "p $_siginfo._sifields._sigfault.si_addr"])
+    assert value.endswith(f"= {GLOBAL_VALUE:#x}")
+    assert signo.endswith("= 11")
+    assert addr.endswith(f"(void *) {FAULT_ADDR:#x}")
+
+
+def test_core_target_reads_the_native_core_like_its_rewrite(crash):
+    with CoreTarget(crash.native, crash.exe) as native, CoreTarget(crash.rewritten) as rewritten:
+        assert list(native.threads()) == list(rewritten.threads()) and len(native.threads()) == 2
+        for tid in native.threads():
+            assert native.registers(tid) == rewritten.registers(tid)
+        assert native.siginfo(native.threads()[0]) == rewritten.siginfo(rewritten.threads()[0])
+        assert rewritten.exe_path() == str(crash.exe)
+        for region in native.mappings():
+            if "r" in region.perms:
+                assert rewritten.read_memory(region.start, 64) == native.read_memory(region.start, 64), region
+        info = layouts.siginfo_t.from_buffer_copy(rewritten.siginfo(rewritten.threads()[0]))
+        assert (info.si_signo, info._sifields._sigfault.si_addr) == (11, FAULT_ADDR)
+
+
+def _symbol(exe: Path, name: str) -> int:
+    out = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout
+    return int(re.search(rf"^([0-9a-f]+) \w {name}$", out, re.M).group(1), 16)
+
+
+def test_memory_a_core_left_out_is_read_from_the_executable(crash, tmp_path):
+    """Blank the text segment's data in a copy of the core (as the kernel does for unmodified file pages)."""
+    data = bytearray(crash.rewritten.read_bytes())
+    header = layouts.Elf64_Ehdr.from_buffer_copy(data)
+    main = _symbol(crash.exe, "main")
+    size = layouts.ctypes.sizeof(layouts.Elf64_Phdr)
+    for index in range(header.e_phnum):
+        at = header.e_phoff + index * size
+        phdr = layouts.Elf64_Phdr.from_buffer_copy(data, at)
+        if phdr.p_type == layouts.PT_LOAD and phdr.p_vaddr <= main < phdr.p_vaddr + phdr.p_memsz:
+            struct.pack_into("<Q", data, at + layouts.Elf64_Phdr.p_filesz.offset, 0)
+    (tmp_path / "stripped.core").write_bytes(data)
+    with CoreTarget(crash.rewritten) as full, CoreTarget(tmp_path / "stripped.core", crash.exe) as stripped:
+        assert stripped.read_memory(main, 32) == full.read_memory(main, 32)
+        message = _symbol(crash.exe, "core_message")
+        assert stripped.read_memory(message, 26) == b"core_crash read-only data\0"
+
+
+def test_readelf_lists_every_note_without_warnings(crash):
+    result = subprocess.run(["readelf", "-n", "-W", str(crash.rewritten)], capture_output=True, text=True,
+                            timeout=TIMEOUT_S)
+    assert result.stderr == "" and "warning" not in result.stdout.lower(), result.stdout + result.stderr
+    notes = re.findall(r"^\s+(CORE|LINUX)\s+0x[0-9a-f]+\s+(NT_\w+)", result.stdout, re.M)
+    assert notes == [("CORE", "NT_PRSTATUS"), ("CORE", "NT_PRPSINFO"), ("CORE", "NT_SIGINFO"),
+                     ("CORE", "NT_AUXV"), ("CORE", "NT_FILE"), ("CORE", "NT_FPREGSET"),
+                     ("LINUX", "NT_X86_XSTATE"), ("CORE", "NT_PRSTATUS"), ("CORE", "NT_FPREGSET"),
+                     ("LINUX", "NT_X86_XSTATE")], result.stdout
+
+
+@pytest.mark.skipif(shutil.which("eu-readelf") is None, reason="elfutils is not installed")
+def test_eu_readelf_decodes_every_note(crash):
+    result = subprocess.run(["eu-readelf", "-n", str(crash.rewritten)], capture_output=True, text=True,
+                            timeout=TIMEOUT_S)
+    out = result.stdout
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "warning" not in out.lower() and "invalid" not in out.lower(), out
+    assert out.count("PRSTATUS") == 2 and out.count("FPREGSET") == 2 and out.count("X86_XSTATE") == 2, out
+    assert "info.si_signo: 11" in out and f"fault address: {FAULT_ADDR:#x}" in out, out
+    assert f"fname: {crash.exe.name[:15]}" in out and str(crash.exe) in out, out
+
+
+@pytest.mark.skipif(shutil.which("lldb") is None, reason="lldb is not installed")
+def test_lldb_shows_the_backtrace(crash):
+    result = subprocess.run(["lldb", "-b", "-c", str(crash.rewritten), str(crash.exe), "-o", "bt"],
+                            capture_output=True, text=True, timeout=TIMEOUT_S)
+    out = result.stdout
+    assert "stop reason = signal SIGSEGV" in out, out + result.stderr
+    for function, marker in (("leaf", "segv"), ("middle", "middle"), ("main", "main")):
+        assert re.search(rf"`{function}\b.* at core_crash\.c:{line_of(SOURCE, marker)}\b", out), out
