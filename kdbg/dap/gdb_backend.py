@@ -41,9 +41,10 @@ class _Pending:
 
 
 class Gdb:
-    """One gdb process. `command` may be called from any thread; async records go to `on_event` in the reader."""
+    """One gdb process. `command` may be called from any thread; async records go to `on_event(gdb, record)`
+    on the reader thread."""
 
-    def __init__(self, gdb_path: str, on_event: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, gdb_path: str, on_event: Callable[[Gdb, dict[str, Any]], None]) -> None:
         path = shutil.which(gdb_path)
         if path is None:
             raise CantHandle(f"gdb not found: {gdb_path}")
@@ -113,12 +114,15 @@ class Gdb:
                 record = gdbmiparser.parse_response(line)
             except Exception:  # pygdbmi raises plain errors on lines it cannot parse
                 record = {"type": "output", "message": None, "payload": line}
-            self._dispatch(record)
+            try:
+                self._dispatch(record)
+            except Exception:  # a bad record must not end the reader: later results would never arrive
+                log.exception("gdb record %r", line)
         self.is_alive = False
         with self._lock:
             for pending in self._pending.values():
                 pending.done.set()
-        self._on_event({"type": "gdb-exited", "message": None, "payload": None})
+        self._on_event(self, {"type": "gdb-exited", "message": None, "payload": None})
 
     def _dispatch(self, record: dict[str, Any]) -> None:
         kind = record["type"]
@@ -132,7 +136,7 @@ class Gdb:
         if kind in ("console", "log") and self._capturing is not None:
             self._capturing.console.append(record["payload"] or "")
             return
-        self._on_event(record)
+        self._on_event(self, record)
 
     def close(self, timeout_s: float = 3.0) -> None:
         """Ask gdb to exit, then kill it if it does not; never raises."""

@@ -53,21 +53,30 @@ def write_memory(gdb: Gdb, address: int, data_b64: str) -> dict[str, Any]:
 
 
 def line_table(gdb: Gdb, lo: int, hi: int) -> dict[int, dict[str, Any]]:
-    """address → {symbol, path, line} for code in [lo, hi), from gdb's mixed source/assembly listing."""
-    try:
-        listing = gdb.command(f"-data-disassemble -s {lo:#x} -e {hi:#x} -- 1")["asm_insns"]
-    except GdbError:
-        return {}
+    """address → {symbol, path, line} for code in [lo, hi), from gdb's disassembly listings.
+
+    Symbols come from the plain listing (mode 0). Lines come from the source-centric listing (mode 1), which
+    omits a line whose code starts before `lo`, so it is asked from the start of the first function."""
     table: dict[int, dict[str, Any]] = {}
-    for item in listing:
-        group = item.get("src_and_asm_line", item)
-        insns = group.get("line_asm_insn", [group] if "address" in group else [])
-        for insn in insns:
-            where: dict[str, Any] = {}
-            if "func-name" in insn:
-                offset = int(insn.get("offset", "0"))
-                where["symbol"] = insn["func-name"] + (f"+{offset}" if offset else "")
-            if "fullname" in group and "line" in group:
-                where["path"], where["line"] = group["fullname"], int(group["line"])
-            table[int(insn["address"], 16)] = where
+    try:
+        plain = gdb.command(f"-data-disassemble -s {lo:#x} -e {hi:#x} -- 0")["asm_insns"]
+    except GdbError:
+        return table
+    for insn in plain:
+        offset = int(insn.get("offset", "0"))
+        symbol = insn["func-name"] + (f"+{offset}" if offset else "") if "func-name" in insn else None
+        table[int(insn["address"], 16)] = {"symbol": symbol} if symbol else {}
+    first_offset = int(plain[0].get("offset", "0")) if plain else 0
+    for start in (lo - first_offset, lo) if first_offset else (lo,):
+        try:
+            mixed = gdb.command(f"-data-disassemble -s {start:#x} -e {hi:#x} -- 1")["asm_insns"]
+        except GdbError:
+            continue
+        for item in mixed:
+            group = item.get("src_and_asm_line", item)
+            for insn in group.get("line_asm_insn", []):
+                address = int(insn["address"], 16)
+                if address in table and "fullname" in group:
+                    table[address].update(path=group["fullname"], line=int(group["line"]))
+        break
     return table

@@ -62,6 +62,7 @@ class Session(InspectionRequests):
         self.is_configured = self.is_running = self.has_exited = self.is_disconnected = False
         self._pause_requested = self._expect_running = False
         self._entry_bp: str | None = None
+        self._connect_stop_pending = False
         self._signal_filters = [name["filter"] for name in exception_filters() if name["default"]]
         self.last_stop: dict[str, Any] = {}
         self.frames: dict[int, tuple[int, int]] = {}
@@ -188,16 +189,17 @@ class Session(InspectionRequests):
     def _start_gdb(self, args: dict[str, Any], program: str) -> None:
         if self.gdb is not None:
             raise CantHandle("this session already has a debuggee")
-        gdb = Gdb(str(args.get("gdbPath") or "gdb"), lambda record: self._inbox.put(("gdb", record)))
+        gdb = Gdb(str(args.get("gdbPath") or "gdb"), lambda source, record: self._inbox.put(("gdb", (source, record))))
         self.gdb, self.vars, self.has_exited = gdb, Variables(gdb), False
-        if self.breakpoints is None:
-            self.breakpoints = Breakpoints(gdb)
-        else:
-            self.breakpoints.reinstall(gdb)
+        self._connect_stop_pending = True
         try:
             gdb.command(f"-file-exec-and-symbols {mi_quote(program)}")
             for command in _string_list(args, "setupCommands"):
                 gdb.console(command)
+            if self.breakpoints is None:
+                self.breakpoints = Breakpoints(gdb)
+            else:
+                self.breakpoints.reinstall(gdb)
         except DapError:
             self.gdb = None
             gdb.close()
@@ -261,7 +263,7 @@ class Session(InspectionRequests):
 
     def _watch_debuggee(self, debuggee: Debuggee) -> None:
         status = debuggee.wait(None)
-        self._inbox.put(("gdb", {"type": "debuggee-exited", "payload": status}))
+        self._inbox.put(("gdb", (debuggee, {"type": "debuggee-exited", "payload": status})))
 
     def _finish(self, exit_code: int | None) -> None:
         if self.has_exited:
@@ -303,7 +305,10 @@ class Session(InspectionRequests):
             gdb.command("-exec-interrupt")
 
     # --- gdb's async records --------------------------------------------------------------------------------
-    def _on_gdb_record(self, record: dict[str, Any]) -> None:
+    def _on_gdb_record(self, item: tuple[Gdb | Debuggee, dict[str, Any]]) -> None:
+        source, record = item
+        if source is not self.gdb and source is not self.debuggee:
+            return                        # from the gdb or km of before a restart
         kind, message, payload = record["type"], record.get("message"), record.get("payload")
         if kind == "notify" and message == "stopped":
             self._on_stopped(payload or {})
@@ -331,6 +336,9 @@ class Session(InspectionRequests):
             return
         self.is_running, self.last_stop, self.frames = False, stop, {}
         self.vars.reset()
+        if self._connect_stop_pending and not reason:
+            self._connect_stop_pending = False    # gdb's report of where `target remote` found the debuggee
+            return
         if not self.is_configured:
             return
         thread_id = int(stop["thread-id"]) if str(stop.get("thread-id", "")).isdigit() else 1
