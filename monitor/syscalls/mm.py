@@ -92,21 +92,31 @@ def sys_mprotect(ctx, addr: int, length: int, prot: int) -> int:
 
 @syscall("madvise")
 def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
-    """MADV_DONTNEED must zero anonymous private pages (allocators rely on it); other advice is a hint."""
-    if advice == abi.MADV_DONTNEED and length:
-        mem = ctx.mem
-        end = addr + page_up(length)
-        with mem.lock:
-            a = addr
-            while a < end:
-                vma = mem.find(a)
-                if vma is None:
-                    return -errno.ENOMEM
-                stop = min(end, vma.end)
-                if vma.gpa is not None and not vma.path:
-                    mem.phys.view(vma.gpa + a - vma.start, stop - a)[:] = bytes(stop - a)
-                a = stop
-    return 0
+    """MADV_DONTNEED must zero anonymous private pages (allocators rely on it); other advice is a hint.
+
+    As Linux (mm/madvise.c): EINVAL for an unaligned start, ENOMEM when part of the range is unmapped (the mapped
+    parts still get the advice)."""
+    if addr % PAGE:
+        return -errno.EINVAL
+    if not length:
+        return 0
+    mem = ctx.mem
+    end = addr + page_up(length)
+    hole = False
+    with mem.lock:
+        a = addr
+        while a < end:
+            vma = mem.find(a)
+            if vma is None:
+                hole = True
+                following = [v.start for v in mem.vmas if v.start > a]
+                a = min(following) if following else end
+                continue
+            stop = min(end, vma.end)
+            if advice == abi.MADV_DONTNEED and vma.gpa is not None and not vma.path:
+                mem.phys.view(vma.gpa + a - vma.start, stop - a)[:] = bytes(stop - a)
+            a = stop
+    return -errno.ENOMEM if hole else 0
 
 
 @syscall("mremap")
