@@ -10,6 +10,7 @@ import re
 import shutil
 import struct
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,8 @@ REGISTER_COMMANDS = ["thread 1", f"info registers {REGISTER_LIST}", "thread 2", 
 
 
 def register_lines(text: str) -> dict[str, str]:
-    return {line.split(maxsplit=1)[0]: " ".join(line.split()) for line in text.splitlines() if line.strip()}
+    return {line.split(maxsplit=1)[0]: " ".join(line.split()) for line in text.splitlines()
+            if line.strip() and not line.startswith("[")}     # not gdb's "[Inferior 1 ... detached]" at exit
 
 
 class Crash:
@@ -171,3 +173,39 @@ def test_lldb_shows_the_backtrace(crash):
     assert "stop reason = signal SIGSEGV" in out, out + result.stderr
     for function, marker in (("leaf", "segv"), ("middle", "middle"), ("main", "main")):
         assert re.search(rf"`{function}\b.* at core_crash\.c:{line_of(SOURCE, marker)}\b", out), out
+
+
+@pytest.fixture
+def served_core(crash):
+    """The rewritten core behind the GDB stub (what `km --core kmcore prog -g` serves), on a free port."""
+    from kdbg.rsp.server import GdbServer
+    core = CoreTarget(crash.rewritten, crash.exe)
+    server = GdbServer(core, 0, initially_stopped=True)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    yield server.port
+    server.close()
+    thread.join(timeout=10)
+    core.close()
+
+
+def test_the_core_served_over_rsp_gives_gdb_what_the_file_gives(crash, served_core):
+    commands = ["bt", "info threads", "p $_siginfo.si_signo", "p $_siginfo._sifields._sigfault.si_addr",
+                "p/x core_global", *REGISTER_COMMANDS]
+    from_file = gdb_batch(crash.exe, crash.rewritten, commands=commands)
+    over_rsp = gdb_batch(crash.exe, commands=[f"target remote 127.0.0.1:{served_core}", *commands])[1:]
+
+    def frames(bt: str) -> list[str]:
+        return re.findall(r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+ \(.*\) at \S+)$", bt, re.M)
+
+    assert frames(over_rsp[0]) == frames(from_file[0]) and len(frames(from_file[0])) >= 3, over_rsp[0]
+    assert len(re.findall(r"^\*?\s+\d+\s+Thread", over_rsp[1], re.M)) == 2, over_rsp[1]
+    assert over_rsp[2:5] == from_file[2:5]
+    def values(text: str) -> dict[str, str]:
+        """Register values whatever the vector type's members (the stub's vec128 has no v8_half)."""
+        return {name: re.sub(r".*(v2_int64 = \{[^}]*\}).*", r"\1", line)
+                for name, line in register_lines(text).items()}
+
+    for index in (6, 8):        # `info registers ...` of thread 1 and thread 2
+        rsp, file = values(over_rsp[index]), values(from_file[index])
+        assert rsp == file, {name: (rsp.get(name), file[name]) for name in file if rsp.get(name) != file[name]}
