@@ -16,7 +16,6 @@ from kdbg.rsp.session import Session
 
 MAX_PREAD = 0x1000
 MAX_OPEN = 64
-GDB_O_ACCMODE = 3            # O_RDONLY 0, O_WRONLY 1, O_RDWR 2 (gdb's fileio flags)
 # Host errno -> gdb File-I/O errno (gdb/gdbsupport/fileio.h); the numbers agree except ENAMETOOLONG.
 _FILEIO_ERRNO = {errno.EPERM: 1, errno.ENOENT: 2, errno.EINTR: 4, errno.EBADF: 9, errno.EACCES: 13,
                  errno.EFAULT: 14, errno.EBUSY: 16, errno.EEXIST: 17, errno.ENODEV: 19, errno.ENOTDIR: 20,
@@ -44,7 +43,7 @@ def _parse_open(rest: bytes) -> tuple[str, int, int]:
 
 @command("vFile:open", _parse_open)
 def file_open(session: Session, path: str, flags: int, mode: int) -> bytes:
-    if flags & GDB_O_ACCMODE or flags & ~GDB_O_ACCMODE:
+    if flags != 0:                # anything but O_RDONLY (write, create, truncate, append)
         return _failure(errno.EROFS)
     if len(session.host_files) >= MAX_OPEN:
         return _failure(errno.EMFILE)

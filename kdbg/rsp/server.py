@@ -194,6 +194,8 @@ class GdbServer:
             self._session_loop(session, conn)
         except ConnectionClosed as exc:
             log.info("gdb connection closed: %s", exc)
+        except Exception:  # noqa: BLE001 - a stub bug ends this connection, never km or the payload
+            log.exception("gdb session failed")
         finally:
             if not session.ending:
                 self._abandon(session)

@@ -39,6 +39,7 @@ class Gdb:
         self.transcript: list[str] = []
         self._pending: collections.deque[dict] = collections.deque()
         self._stops: list[dict] = []
+        self._console: list[str] = []
         for cmd in ("-gdb-set mi-async on", "-gdb-set confirm off", "-gdb-set pagination off", "-gdb-set width 0",
                     "-gdb-set remotetimeout 10"):
             self.run(cmd)
@@ -55,6 +56,8 @@ class Gdb:
         if not ready:
             return False
         for record in self.controller.get_gdb_response(timeout_sec=0, raise_error_on_timeout=False):
+            if record.get("type") == "console":
+                self._console.append(record.get("payload") or "")
             self.transcript.append(f"<- {record.get('type')} {record.get('message') or ''} "
                                    f"{record.get('payload')!r}")
             self._pending.append(record)
@@ -111,6 +114,10 @@ class Gdb:
             raise GdbError(f"expected stop {reason}, got {payload}\n" + self.transcript_text())
         return payload
 
+    def console_text(self) -> str:
+        """Everything gdb printed on its console so far, as the user would have seen it."""
+        return "".join(self._console)
+
     def transcript_text(self, last: int = 80) -> str:
         return "\n".join(self.transcript[-last:])
 
@@ -118,6 +125,32 @@ class Gdb:
         try:
             self.controller.exit()
         except Exception:  # noqa: BLE001 - best effort in fixture teardown
+            pass
+
+
+def is_listening(port: int) -> bool:
+    """Whether some socket listens on 127.0.0.1:port (read from /proc/net/tcp: probing with connect() would
+    itself be a gdb connection to the stub)."""
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":
+                return True
+    return False
+
+
+def wait_listening(port: int, proc, timeout_s: float = 30.0) -> None:
+    """Wait until the stub (km or gdbserver) listens on port; fail early if the process exits."""
+    deadline = time.monotonic() + timeout_s
+    while not is_listening(port):
+        if proc.poll() is not None:
+            raise GdbError(f"the server exited with {proc.returncode} before listening on {port}")
+        if time.monotonic() > deadline:
+            raise GdbError(f"nothing listens on port {port} after {timeout_s} s")
+        # A short bounded wait on the process, not a sleep: returns at once if it exits.
+        try:
+            proc.wait(timeout=0.02)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: still running, look again
             pass
 
 

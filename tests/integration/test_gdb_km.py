@@ -1,0 +1,268 @@
+"""End to end: gdb against `km -g` (and, as the reference the same tests must pass against, native gdbserver).
+
+Each test starts the payload stopped at its first instruction behind a gdb port, drives the real gdb through
+MI and asserts what a user sees: frames at marked lines, values, thread lists, the payload's output and
+km's exit status. The gdbserver runs are the differential check that the expectations are gdb's own.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.gdb import Gdb, GdbError, wait_listening
+from harness.km import ROOT, spawn_km
+from harness.markers import line_of
+
+BASIC = "gdb_basic.c"
+KM_READY = (ROOT / "monitor" / "live_target.py").exists() and "kdbg.rsp.server" in (
+    ROOT / "monitor" / "cli.py").read_text()
+BACKENDS = [pytest.param("km", marks=pytest.mark.skipif(not KM_READY, reason="km -g not wired to the stub yet")),
+            "gdbserver"]
+
+
+class Debuggee:
+    """A payload stopped before its first instruction behind a gdb port, and the gdb connected to it."""
+
+    def __init__(self, backend: str, exe: Path, port: int, *, listen: bool = False) -> None:
+        self.backend, self.exe, self.port = backend, exe, port
+        if backend == "km":
+            args = ["--gdb_listen", f"-g{port}"] if listen else [f"-g{port}"]
+            self.proc = spawn_km(*args, exe)
+        else:
+            self.proc = subprocess.Popen(["gdbserver", "--once", f"127.0.0.1:{port}", str(exe)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_listening(port, self.proc)
+        self.gdb = Gdb(str(exe))
+
+    def connect(self) -> None:
+        self.gdb.run(f"-target-select remote 127.0.0.1:{self.port}", timeout_s=30)
+
+    def finish(self, timeout_s: float = 30) -> tuple[int, str, str]:
+        """Wait for the server process; its exit status, stdout and stderr."""
+        out, err = self.proc.communicate(timeout=timeout_s)
+        return self.proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def diagnostics(self) -> str:
+        return f"backend {self.backend}\n" + self.gdb.transcript_text()
+
+    def close(self) -> None:
+        self.gdb.exit()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=10)
+
+
+@pytest.fixture(params=BACKENDS)
+def debug(request, payload, free_port):
+    started: list[Debuggee] = []
+
+    def start(source: str = BASIC, toolchain: str = "musl", *, connect: bool = True) -> Debuggee:
+        d = Debuggee(request.param, payload(source, toolchain), free_port)
+        started.append(d)
+        if connect:
+            d.connect()
+        return d
+
+    yield start
+    for d in started:
+        d.close()
+
+
+def stop_line(stop: dict) -> int:
+    return int(stop["frame"]["line"])
+
+
+def run_to(d: Debuggee, location: str, reason: str = "breakpoint-hit") -> dict:
+    d.gdb.run(f"-break-insert {location}")
+    d.gdb.run("-exec-continue")
+    return d.gdb.wait_for_stop(reason)
+
+
+# ---- breakpoints, stepping, finish ----
+
+def test_break_continue_bt_finish(debug) -> None:
+    d = debug()
+    stop = run_to(d, "add")
+    assert stop["frame"]["func"] == "add" and stop_line(stop) == line_of(BASIC, "add_body"), d.diagnostics()
+    bt = d.gdb.run("-stack-list-frames")["payload"]["stack"]
+    assert [f["func"] for f in bt[:2]] == ["add", "main"] and int(bt[1]["line"]) == line_of(BASIC, "call_add")
+    d.gdb.run("-exec-finish")
+    stop = d.gdb.wait_for_stop("function-finished")
+    assert stop["return-value"] == "42" and stop["frame"]["func"] == "main", d.diagnostics()
+
+
+def test_tbreak_hbreak_and_condition(debug) -> None:
+    d = debug()
+    d.gdb.run(f"-break-insert -t {BASIC}:{line_of(BASIC, 'write_watched')}")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("breakpoint-hit")
+    assert stop["disp"] == "del" and stop_line(stop) == line_of(BASIC, "write_watched"), d.diagnostics()
+    d.gdb.run("-break-insert -h scale")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("breakpoint-hit")
+    assert stop["frame"]["func"] == "scale", d.diagnostics()
+    assert "hw breakpoint" in d.gdb.console("info breakpoints")
+
+
+def test_conditional_breakpoint(debug) -> None:
+    d = debug()
+    d.gdb.run("-break-insert -c \"k == 2\" scale")
+    d.gdb.run("-break-insert -c \"a == 1000\" add")      # never true: must not stop
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("breakpoint-hit")
+    assert stop["frame"]["func"] == "scale", d.diagnostics()
+
+
+def test_step_next_stepi_until(debug) -> None:
+    d = debug()
+    stop = run_to(d, f"{BASIC}:{line_of(BASIC, 'call_add')}")
+    d.gdb.run("-exec-step")
+    stop = d.gdb.wait_for_stop("end-stepping-range")
+    assert stop["frame"]["func"] == "add" and stop_line(stop) == line_of(BASIC, "add_body"), d.diagnostics()
+    d.gdb.run("-exec-next")
+    stop = d.gdb.wait_for_stop("end-stepping-range")
+    assert stop_line(stop) == line_of(BASIC, "add_return"), d.diagnostics()
+    pc = int(stop["frame"]["addr"], 16)
+    d.gdb.run("-exec-step-instruction")
+    stop = d.gdb.wait_for_stop("end-stepping-range")
+    assert int(stop["frame"]["addr"], 16) != pc
+    # `until LOCATION` also stops when the current frame returns: first back in main, then at the line.
+    d.gdb.run(f"-exec-until {BASIC}:{line_of(BASIC, 'call_scale')}")
+    stop = d.gdb.wait_for_stop("location-reached")
+    assert stop["frame"]["func"] == "main" and stop_line(stop) == line_of(BASIC, "call_add"), d.diagnostics()
+    d.gdb.run(f"-exec-until {BASIC}:{line_of(BASIC, 'call_scale')}")
+    stop = d.gdb.wait_for_stop("location-reached")
+    assert stop["frame"]["func"] == "main" and stop_line(stop) == line_of(BASIC, "call_scale"), d.diagnostics()
+
+
+def test_watch_rwatch_awatch(debug) -> None:
+    d = debug()
+    d.gdb.run("-break-watch watched")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("watchpoint-trigger")
+    assert stop["value"]["new"] == "42" and stop["frame"]["func"] == "main", d.diagnostics()
+    d.gdb.run("-break-delete")
+    d.gdb.run("-break-watch -r big_value")
+    d.gdb.run("-break-watch -a origin.x")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop()
+    assert stop["reason"] in ("access-watchpoint-trigger", "read-watchpoint-trigger"), d.diagnostics()
+    assert stop["frame"]["func"] == "scale", d.diagnostics()
+
+
+# ---- data ----
+
+def test_registers_values_structs_memory(debug) -> None:
+    d = debug()
+    run_to(d, "scale")
+    gdb = d.gdb
+    regs = gdb.console("info registers")
+    assert "rip" in regs and "<scale+" in regs, d.diagnostics()
+    assert gdb.console("p counter").strip().endswith("= 42")
+    assert gdb.console("p k").strip().endswith("= 2")
+    assert gdb.console("p *p").strip().endswith('{x = 3, y = 4, label = 0x' + gdb.console(
+        "p/x origin.label").split("0x")[1].strip() + ' "origin"}')
+    assert gdb.console("up").count("main") >= 1 and gdb.console("p local").strip().endswith("= 5")
+    assert gdb.console("x/s message").strip().endswith('"hello from km"')
+    assert gdb.console("x/2xw &origin").split(":")[1].split() == ["0x00000003", "0x00000004"]
+    assert "mov" in gdb.console("x/3i $pc") or "call" in gdb.console("x/3i $pc")
+    assert gdb.console("p $fs_base").strip() != "= 0"
+
+
+def test_set_var_changes_output_and_exit_code(debug) -> None:
+    d = debug()
+    run_to(d, f"{BASIC}:{line_of(BASIC, 'write_watched')}")
+    d.gdb.console("set var counter = 100")
+    d.gdb.console('set var message[0] = 0x48')
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("exited")
+    assert stop["exit-code"] == f"0{100 - 42 + 3:o}", d.diagnostics()   # gdb prints the code in octal
+    d.gdb.exit()
+    status, out, err = d.finish()
+    assert "counter=100" in out and "message=Hello from km" in out, out + err
+    if d.backend == "km":
+        assert status == 100 - 42 + 3, err
+
+
+def test_kill(debug) -> None:
+    d = debug()
+    run_to(d, "add")
+    d.gdb.console("kill")
+    d.gdb.exit()
+    status, out, err = d.finish()
+    assert "counter=" not in out
+    if d.backend == "km":
+        assert status == 128 + 9, err
+
+
+# ---- threads ----
+
+def test_threads(debug) -> None:
+    d = debug("gdb_threads.c")
+    stop = run_to(d, "worker_work")
+    gdb = d.gdb
+    threads = gdb.run("-thread-info")["payload"]["threads"]
+    assert len(threads) == 3, d.diagnostics()
+    other = next(t["id"] for t in threads if t["id"] != stop["thread-id"])
+    gdb.console(f"thread {other}")
+    bt = gdb.console("bt")
+    assert "#0" in bt, d.diagnostics()
+    every = gdb.console("thread apply all bt")
+    assert every.count("Thread ") >= 3 and "worker_work" in every and "main" in every, d.diagnostics()
+
+
+# ---- interrupt, signals ----
+
+def test_ctrl_c_of_a_spinning_payload(debug) -> None:
+    d = debug("gdb_spin.c")
+    run_to(d, f"gdb_spin.c:{line_of('gdb_spin.c', 'spin')}")    # in the loop, past the printf
+    d.gdb.run("-break-delete")
+    d.gdb.run("-exec-continue")
+    d.gdb.run("-exec-interrupt")
+    stop = d.gdb.wait_for_stop("signal-received")
+    assert stop["signal-name"] == "SIGINT" and stop["frame"]["func"] == "main", d.diagnostics()
+    d.gdb.console("set var keep_going = 0")
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("exited")["exit-code"] == "07"
+
+
+def test_sigsegv_is_reported_with_siginfo(debug) -> None:
+    d = debug("gdb_segv.c")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("signal-received")
+    assert stop["signal-name"] == "SIGSEGV" and stop_line(stop) == line_of("gdb_segv.c", "fault"), d.diagnostics()
+    assert "Program received signal SIGSEGV" in d.gdb.console_text(), d.diagnostics()
+    assert d.gdb.console("p $_siginfo.si_signo").strip().endswith("= 11")
+    assert d.gdb.console("p $_siginfo._sifields._sigfault.si_addr").strip().endswith("0x10")
+
+
+# ---- --gdb_listen ----
+
+@pytest.mark.skipif(not KM_READY, reason="km --gdb_listen not wired to the stub yet")
+def test_listen_attach_detach_cycles(payload, free_port) -> None:
+    exe = payload("gdb_spin.c", "musl")
+    proc = spawn_km("--gdb_listen", f"-g{free_port}", exe)
+    try:
+        wait_listening(free_port, proc)
+        gdb = Gdb(str(exe))
+        try:
+            for cycle in range(20):
+                gdb.run(f"-target-select remote 127.0.0.1:{free_port}", timeout_s=30)
+                spins = int(gdb.console("p spins").split("=")[1])
+                assert spins >= 0 and proc.poll() is None, f"cycle {cycle}\n" + gdb.transcript_text()
+                if cycle == 19:
+                    gdb.console("set var keep_going = 0")
+                gdb.console("detach")
+        finally:
+            gdb.exit()
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 7 and b"stopped spinning" in out, err.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+__all__ = ["GdbError"]

@@ -1,0 +1,71 @@
+"""vFile host I/O: read-only access to km's files, gdb File-I/O errno numbers, binary replies."""
+from __future__ import annotations
+
+import os
+import struct
+
+import kdbg.rsp.server  # noqa: F401 - registers every handler module
+from harness.gdb import FakeControlTarget
+from kdbg.rsp.commands import dispatch
+from kdbg.rsp.hostio import close_all
+from kdbg.rsp.packets import unescape
+from kdbg.rsp.session import RunState, Session
+
+
+def session() -> Session:
+    return Session(FakeControlTarget(regs={1: {}}), RunState(running=False))
+
+
+def hexname(path) -> bytes:
+    return str(path).encode().hex().encode()
+
+
+def test_open_pread_fstat_close(tmp_path) -> None:
+    path = tmp_path / "payload.km"
+    data = bytes(range(256)) * 40
+    path.write_bytes(data)
+    s = session()
+    assert dispatch(s, b"vFile:setfs:0") == b"F0"
+    fd = dispatch(s, b"vFile:open:" + hexname(path) + b",0,0")
+    assert fd == b"F0"
+    reply = dispatch(s, b"vFile:pread:0,100,ff0")
+    head, _, body = reply.partition(b";")
+    assert head == b"F100" and unescape(body) == data[0xFF0:0x10F0]
+    head, _, body = dispatch(s, b"vFile:fstat:0").partition(b";")
+    stat = unescape(body)
+    assert head == b"F40" and struct.unpack_from(">Q", stat, 28)[0] == len(data)
+    assert dispatch(s, b"vFile:pread:0,100,ffffff") == b"F0;"
+    assert dispatch(s, b"vFile:close:0") == b"F0"
+    assert dispatch(s, b"vFile:close:0") == b"F-1,9"          # EBADF
+    assert dispatch(s, b"vFile:pread:0,10,0") == b"F-1,9"
+
+
+def test_errors_use_fileio_numbers(tmp_path) -> None:
+    s = session()
+    assert dispatch(s, b"vFile:open:" + hexname(tmp_path / "missing") + b",0,0") == b"F-1,2"     # ENOENT
+    assert dispatch(s, b"vFile:open:" + hexname(tmp_path / "new") + b",201,1a4") == b"F-1,1e"    # EROFS
+    assert not (tmp_path / "new").exists()
+    assert dispatch(s, b"vFile:open:" + hexname(tmp_path / ("x" * 300)) + b",0,0") == b"F-1,5b"  # ENAMETOOLONG
+
+
+def test_readlink(tmp_path) -> None:
+    link = tmp_path / "link"
+    os.symlink("/some/where", link)
+    head, _, body = dispatch(session(), b"vFile:readlink:" + hexname(link)).partition(b";")
+    assert head == b"Fb" and unescape(body) == b"/some/where"
+
+
+def test_close_all_releases_host_descriptors(tmp_path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    s = session()
+    for _ in range(3):
+        dispatch(s, b"vFile:open:" + hexname(tmp_path / "f") + b",0,0")
+    host_fds = list(s.host_files.values())
+    close_all(s)
+    assert s.host_files == {}
+    for fd in host_fds:
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        raise AssertionError(f"host fd {fd} still open")
