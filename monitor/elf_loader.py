@@ -6,6 +6,7 @@ NULL, auxv pairs, then the strings and AT_RANDOM bytes near the top.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
 
@@ -38,6 +39,8 @@ class LoadedElf:
 def open_elf(path: str) -> ELFFile:
     """Open and validate a payload, raising PayloadError with the one-line reason."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            raise PayloadError(path, "not a regular file")      # a FIFO or device would block or lie
         f = open(path, "rb")
     except FileNotFoundError:
         raise PayloadError(path, "no such file") from None
@@ -50,44 +53,65 @@ def open_elf(path: str) -> ELFFile:
     except ELFError:
         f.close()
         raise PayloadError(path, "not an ELF file") from None
+    try:
+        _check_elf(path, elf, os.fstat(f.fileno()).st_size)
+    except ELFError:        # pyelftools' parse errors (ELFParseError included) on a cut or corrupt file
+        f.close()
+        raise PayloadError(path, "truncated or corrupt ELF file") from None
+    except PayloadError:
+        f.close()
+        raise
+    return elf
+
+
+def _check_elf(path: str, elf: ELFFile, file_size: int) -> None:
+    """What execve(2) would refuse, in the order a user wants to hear it."""
     if elf.get_machine_arch() != "x64" or elf.elfclass != 64:
         raise PayloadError(path, f"not an x86-64 executable ({elf.get_machine_arch()}, {elf.elfclass}-bit)")
     if elf["e_type"] not in ("ET_EXEC", "ET_DYN"):
         raise PayloadError(path, f"not an executable ({elf['e_type']})")
-    if any(seg["p_type"] == "PT_INTERP" for seg in elf.iter_segments()):
+    segments = list(elf.iter_segments())
+    if any(seg["p_type"] == "PT_INTERP" for seg in segments):
         raise PayloadError(path, "dynamic executable (km runs static and static-pie executables only)")
-    return elf
+    if any(seg["p_type"] == "PT_LOAD" and seg["p_offset"] + seg["p_filesz"] > file_size for seg in segments):
+        raise PayloadError(path, "truncated or corrupt ELF file")
 
 
 def load_elf(path: str, mem: GuestMemory) -> LoadedElf:
     elf = open_elf(path)
     try:
-        loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-        if not loads:
-            raise PayloadError(path, "no loadable segments")
-        bias = PIE_BASE - page_down(loads[0]["p_vaddr"]) if elf["e_type"] == "ET_DYN" else 0
-        mapped_end = 0
-        for seg in loads:
-            prot = (PROT_READ if seg["p_flags"] & 4 else 0) | (PROT_WRITE if seg["p_flags"] & 2 else 0) | \
-                   (PROT_EXEC if seg["p_flags"] & 1 else 0)
-            start, end = page_down(seg["p_vaddr"] + bias), page_up(seg["p_vaddr"] + bias + seg["p_memsz"])
-            if start < mapped_end:     # shares a page with the previous segment: widen that page's rights
-                shared = mem.find(start)
-                mem.protect(start, mapped_end - start, shared.prot | prot)
-                start = mapped_end
-            if end > start:
-                mem.map(start, end - start, prot, path=os.path.abspath(path),
-                        offset=page_down(seg["p_offset"]) + (start - page_down(seg["p_vaddr"] + bias)))
-            mem.write_debug(seg["p_vaddr"] + bias, seg.data()[:seg["p_filesz"]])
-            mapped_end = max(mapped_end, end)
-        phoff = elf["e_phoff"]
-        phdr = next((s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_PHDR"), None)
-        if phdr is None:
-            first = next(s for s in loads if s["p_offset"] <= phoff < s["p_offset"] + s["p_filesz"])
-            phdr = first["p_vaddr"] + phoff - first["p_offset"]
-        return LoadedElf(path, elf["e_entry"] + bias, phdr + bias, elf["e_phentsize"], elf["e_phnum"], bias, mapped_end)
+        return _load(path, elf, mem)
+    except ELFError:
+        raise PayloadError(path, "truncated or corrupt ELF file") from None
     finally:
         elf.stream.close()
+
+
+def _load(path: str, elf: ELFFile, mem: GuestMemory) -> LoadedElf:
+    loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+    if not loads:
+        raise PayloadError(path, "no loadable segments")
+    bias = PIE_BASE - page_down(loads[0]["p_vaddr"]) if elf["e_type"] == "ET_DYN" else 0
+    mapped_end = 0
+    for seg in loads:
+        prot = (PROT_READ if seg["p_flags"] & 4 else 0) | (PROT_WRITE if seg["p_flags"] & 2 else 0) | \
+               (PROT_EXEC if seg["p_flags"] & 1 else 0)
+        start, end = page_down(seg["p_vaddr"] + bias), page_up(seg["p_vaddr"] + bias + seg["p_memsz"])
+        if start < mapped_end:     # shares a page with the previous segment: widen that page's rights
+            shared = mem.find(start)
+            mem.protect(start, mapped_end - start, shared.prot | prot)
+            start = mapped_end
+        if end > start:
+            mem.map(start, end - start, prot, path=os.path.abspath(path),
+                    offset=page_down(seg["p_offset"]) + (start - page_down(seg["p_vaddr"] + bias)))
+        mem.write_debug(seg["p_vaddr"] + bias, seg.data()[:seg["p_filesz"]])
+        mapped_end = max(mapped_end, end)
+    phoff = elf["e_phoff"]
+    phdr = next((s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_PHDR"), None)
+    if phdr is None:
+        first = next(s for s in loads if s["p_offset"] <= phoff < s["p_offset"] + s["p_filesz"])
+        phdr = first["p_vaddr"] + phoff - first["p_offset"]
+    return LoadedElf(path, elf["e_entry"] + bias, phdr + bias, elf["e_phentsize"], elf["e_phnum"], bias, mapped_end)
 
 
 def build_stack(mem: GuestMemory, elf: LoadedElf, argv: list[bytes], envp: list[bytes], execfn: bytes,
