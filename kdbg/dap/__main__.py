@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 import threading
@@ -48,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return 0
     Session(Transport(sys.stdin.buffer, sys.stdout.buffer)).run()
-    return 0
+    # The request reader thread may still sit in stdin.readline(); a normal interpreter exit would wait for
+    # that buffer's lock. Everything is flushed and every child ended, so leave at once.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -170,14 +170,16 @@ def _probe_real_km() -> str | None:
     km = subprocess.Popen([sys.executable, "-m", "monitor.cli", f"-g{port}", str(payload)], env=km_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
-        started = threading.Event()
+        started, decided = threading.Event(), threading.Event()
 
         def watch() -> None:
             for line in km.stderr:
                 if line.strip() == b"GdbServerStubStarted":
                     started.set()
+                    decided.set()
+            decided.set()
         threading.Thread(target=watch, daemon=True).start()
-        if not started.wait(10):
+        if not decided.wait(10) or not started.is_set():
             return "km -g did not print GdbServerStubStarted"
         gdb = subprocess.run(["gdb", "-q", "-nx", "-batch", "-ex", f"target remote localhost:{port}",
                               "-ex", "continue", str(payload)], capture_output=True, timeout=30)
