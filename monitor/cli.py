@@ -132,13 +132,88 @@ def hwcap() -> int:
 def run(opts: Options) -> int:
     from .trace import setup_trace
     setup_trace(opts.payload)
+    if opts.core is not None:
+        return serve_core(opts)
     from .process import Process
     proc = Process(opts.payload, opts.args, payload_env(opts.putenv))
     main_thread = proc.prepare_main_thread(hwcap())
     proc.on_fatal_signal = lambda p, thread, signo: write_kmcore(opts, p, thread, signo)
+    server_thread = None
+    if opts.gdb_port is not None:
+        server_thread = start_gdb_server(opts, proc, main_thread)
+    forward_host_signals(proc)
     proc.start(main_thread)
     ending = proc.wait()
+    if server_thread is not None:
+        server_thread.join(timeout=10)      # gdb hears W/X before km exits
     return report_ending(opts, ending)
+
+
+def start_gdb_server(opts: Options, proc, main_thread):
+    """The stub in its own thread; with -g the payload waits at its first instruction (ENTRY stop)."""
+    import threading
+    from kdbg.rsp.errors import RspError
+    from kdbg.rsp.server import GdbServer
+    from .live_target import LiveTarget
+    wait = not opts.gdb_listen
+    target = LiveTarget(proc, stopped_at_entry=wait)
+    try:
+        server = GdbServer(target, opts.gdb_port, initially_stopped=wait)
+    except RspError as e:
+        raise MonitorError(*str(e).split(": ", 1)) from None
+    if wait:
+        target.stop_at_entry(main_thread)
+        print(f"{opts.payload}: Waiting for a debugger. Connect to it like this:\n"
+              f"        gdb -q --ex=\"target remote localhost:{server.port}\" {opts.payload}\n"
+              f"GdbServerStubStarted", file=sys.stderr, flush=True)
+    else:
+        print(f"{opts.payload}: gdb may attach at any time: gdb -q --ex=\"target remote localhost:{server.port}\" "
+              f"{opts.payload}", file=sys.stderr, flush=True)
+    thread = threading.Thread(target=_serve, args=(server,), name="gdb-stub", daemon=True)
+    thread.start()
+    return thread
+
+
+def _serve(server) -> None:
+    try:
+        server.serve()
+    except Exception:                   # the stub failing must never lose the payload
+        log.error("gdb stub failed", exc_info=True)
+
+
+def serve_core(opts: Options) -> int:
+    """km --core kmcore payload.km -g: gdb reads the crash over RSP, through the same stub."""
+    from kdbg.core.reader import CoreTarget
+    from kdbg.rsp.errors import RspError
+    from kdbg.rsp.server import GdbServer
+    if not os.path.exists(opts.core):
+        raise MonitorError(opts.core, "no such file")
+    try:
+        target = CoreTarget(opts.core, opts.payload)
+    except Exception as e:
+        raise MonitorError(opts.core, f"not a readable core file ({e})".splitlines()[0]) from None
+    try:
+        server = GdbServer(target, opts.gdb_port or DEFAULT_GDB_PORT, initially_stopped=True)
+    except RspError as e:
+        raise MonitorError(*str(e).split(": ", 1)) from None
+    print(f"{opts.core}: Waiting for a debugger. Connect to it like this:\n"
+          f"        gdb -q --ex=\"target remote localhost:{server.port}\" {opts.payload}\n"
+          f"GdbServerStubStarted", file=sys.stderr, flush=True)
+    server.serve(once=True)
+    return 0
+
+
+def forward_host_signals(proc) -> None:
+    """SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 sent to km go to the payload (Ctrl-C on a terminal works)."""
+    import signal as host_signal
+    from .signal_frame import make_siginfo
+    from .syscalls.signal import send_signal
+
+    def forward(signo, frame) -> None:
+        send_signal(proc, signo, make_siginfo(signo, 0, pid=0))
+    for signo in (host_signal.SIGINT, host_signal.SIGTERM, host_signal.SIGHUP, host_signal.SIGQUIT,
+                  host_signal.SIGUSR1, host_signal.SIGUSR2, host_signal.SIGWINCH):
+        host_signal.signal(signo, forward)
 
 
 def write_kmcore(opts: Options, proc, thread, signo: int) -> bool:

@@ -12,7 +12,9 @@ import signal
 import threading
 from dataclasses import dataclass
 
-from .elf_loader import LoadedElf, build_stack, load_elf
+from kdbg.vcpu_control import KICK_SIGNAL, install_kick_handler
+
+from .elf_loader import LoadedElf, auxv_bytes, build_stack, load_elf
 from .errors import MonitorError
 from .guest_memory import GuestMemory
 from .kvm import abi
@@ -24,7 +26,6 @@ from .phys_memory import HUGE, PhysicalMemory
 from .vcpu_loop import RIP, RSP, RFLAGS, State, VcpuThread
 
 log = logging.getLogger("km.vcpu")
-KICK_SIGNAL = signal.SIGRTMAX - 1     # reserved: kicks a vCPU thread out of KVM_RUN
 SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
 EXCEPTION_SIGNALS = {0: signal.SIGFPE, 1: signal.SIGTRAP, 3: signal.SIGTRAP, 4: signal.SIGSEGV, 5: signal.SIGSEGV,
                      6: signal.SIGILL, 7: signal.SIGFPE, 10: signal.SIGSEGV, 11: signal.SIGBUS, 12: signal.SIGBUS,
@@ -37,11 +38,8 @@ class Ending:
     status: int | None = None        # exit status when the payload exited
     signal: int | None = None        # the signal that killed it
     core_dumped: bool = False
+    core_error: str | None = None
     error: BaseException | None = None   # km's own failure
-
-
-def _kick_handler(signum, frame) -> None:
-    """Does nothing: the EINTR it causes in the vCPU thread's KVM_RUN is the mechanism."""
 
 
 class Process:
@@ -69,8 +67,9 @@ class Process:
         self.on_fatal_signal = None       # hook(process, thread, signo): the core writer
         self.on_thread_start = None       # hook(thread): the debugger attaches its event handler
         self.futex_wake = None            # set by the futex family: futex_wake(uaddr, count)
-        signal.signal(KICK_SIGNAL, _kick_handler)
-        signal.siginterrupt(KICK_SIGNAL, True)
+        self.on_end = None                # hook(ending): the debugger reports W/X
+        self.core_error = None
+        install_kick_handler()
         from . import signals as guest_signals
         self.signals = guest_signals.SignalState(self)
         self.elf: LoadedElf = load_elf(path, self.mem)
@@ -96,6 +95,7 @@ class Process:
         argv = [a.encode() for a in self.argv]
         envp = [e.encode() for e in self.env]
         self.initial_rsp = build_stack(self.mem, self.elf, argv, envp, os.path.abspath(self.path).encode(), hwcap)
+        self.auxv = auxv_bytes(self.mem, self.initial_rsp)
         regs = [0] * 18
         regs[RIP], regs[RSP], regs[RFLAGS] = self.elf.entry, self.initial_rsp, 0x202
         thread.set_user_regs(regs)
@@ -149,6 +149,7 @@ class Process:
         with self.lock:
             if self.ended.is_set():
                 return
+            ending.core_error = self.core_error
             self.ending = ending
             for t in self.threads.values():
                 t.exit_requested = True
@@ -157,6 +158,8 @@ class Process:
             for t in self.threads.values():
                 with t.cond:
                     t.cond.notify_all()
+        if self.on_end is not None:
+            self.on_end(ending)
 
     def thread_exit(self, thread: VcpuThread, status: int) -> None:
         """exit(2) of one thread: the last one ends the process; others clear and wake their child-tid word."""
@@ -197,6 +200,7 @@ class Process:
             addr = thread.regs[RIP] - 1
         log.info("exception %d (error %#x) at rip %#x addr %#x: %s", vector, error_code, thread.regs[RIP], addr,
                  SIGNAL_NAMES.get(signo))
+        thread.fault_detail = (error_code, vector, thread.vcpu.run.s.regs.sregs.cr2 if vector == 14 else 0)
         self.signals.raise_fault(thread, signo, vector, error_code, addr)
 
     def pending_signals_for(self, thread: VcpuThread) -> bool:

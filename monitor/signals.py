@@ -63,11 +63,13 @@ class SignalState:
         from .signal_frame import fault_siginfo
         info = fault_siginfo(signo, vector, error_code, addr)
         self.of(thread).last_info = info
-        action = self.actions[signo]
-        if action.handler in (SIG_DFL, SIG_IGN) or self.of(thread).mask & (1 << (signo - 1)):
-            self.proc.terminate(signo, thread)
-            return
-        self.of(thread).pending.append(PendingSignal(signo, info))
+        own = self.of(thread)
+        bit = 1 << (signo - 1)
+        with self.lock:
+            if self.actions[signo].handler == SIG_IGN or own.mask & bit:   # force_sig_info: default, unblocked
+                self.actions[signo] = SigAction()
+                own.mask &= ~bit
+            own.pending.insert(0, PendingSignal(signo, info))
 
     def deliver(self, thread) -> None:
         from .signal_frame import deliver_pending

@@ -106,6 +106,8 @@ class VcpuThread:
             if (self.pause_requested or self.exit_requested) and not in_stub:
                 if not self._service_requests():
                     return
+                if self.proc.pending_signals_for(self):     # e.g. handed back by the debugger
+                    self.proc.deliver_signals(self)
             err = self.vcpu.run_once()
             if err:
                 if err != errno.EINTR and err != errno.EAGAIN:
@@ -139,6 +141,9 @@ class VcpuThread:
         regs[RIP], regs[RFLAGS] = regs[RCX], regs[R11]
         sync[1] = abi.KVM_SYNC_X86_REGS | (sync[1] & abi.KVM_SYNC_X86_SREGS)
         self.state = State.IN_SYSCALL
+        if self.pause_requested:             # a stop-the-world waiter may be waiting for this change
+            with self.cond:
+                self.cond.notify_all()
         self.last_syscall = None
         self.restartable = True
         result = dispatch(self, nr, regs[RDI], regs[RSI], regs[RDX], regs[R10], regs[R8], regs[R9])
@@ -185,6 +190,20 @@ class VcpuThread:
                 return False
             self.state = State.RUNNING
             return True
+
+    # ---- StopTheWorld member (kdbg.vcpu_control.Member) -----------------------------------------------------
+    def request_pause(self) -> None:
+        with self.cond:
+            self.pause_requested = True
+
+    def wait_parked(self, timeout_s: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.state != State.RUNNING, timeout_s)
+
+    def release(self) -> None:
+        with self.cond:
+            self.pause_requested = False
+            self.cond.notify_all()
 
     def park(self) -> None:
         """Called on the vCPU thread itself (e.g. at a breakpoint): wait until released."""

@@ -1,0 +1,130 @@
+"""Watchpoints without debug registers (they never fire on kvm-pvm, KVM.md 2.2): page protection.
+
+A write watchpoint write-protects its pages (PTE W=0, then the host-side invalidation of KVM.md 6); a read or
+access watchpoint makes them not-present. A fault on such a page that the VMA itself allows is ours: the page
+gets its real rights back for one single step (RFLAGS.TF) of the faulting instruction; at the #DB the page is
+protected again, and if the access touched a watched range the thread stops with a watchpoint event, after the
+instruction, as x86 data breakpoints do. gdb compares old and new values itself. While one thread steps
+through an unprotected page, another thread's access to it goes unseen (a known gap).
+"""
+from __future__ import annotations
+
+import logging
+
+from kdbg.target import BreakpointKind, StopEvent, StopReason
+
+from .guest_memory import PROT_WRITE, pte_flags
+from .kvm import abi
+from .page_tables import PTE_W
+from .vcpu_loop import RFLAGS, TF
+
+log = logging.getLogger("km.gdb")
+PAGE = 0x1000
+HANDLED = object()          # an event the debugger consumed without stopping
+ACCESS_WINDOW = 8           # CR2 is the first byte accessed; the width is taken as up to 8 bytes
+
+
+class Watchpoints:
+    def __init__(self, target) -> None:
+        self.target = target
+        self.points: dict[tuple[BreakpointKind, int, int], None] = {}
+        self.stepping: dict[int, tuple[int, int, bool]] = {}    # tid -> (page, fault address, was a write)
+
+    @property
+    def mem(self):
+        return self.target.proc.mem
+
+    def _pages(self, addr: int, length: int) -> range:
+        return range(addr & ~(PAGE - 1), addr + max(length, 1), PAGE)
+
+    def _page_mode(self, page: int) -> str | None:
+        """'absent' when any read/access point covers the page, 'readonly' for write points only, else None."""
+        mode = None
+        for kind, addr, length in self.points:
+            if page in self._pages(addr, length):
+                if kind in (BreakpointKind.READ, BreakpointKind.ACCESS):
+                    return "absent"
+                mode = "readonly"
+        return mode
+
+    def _apply(self, page: int, unprotect: bool = False) -> None:
+        vma = self.mem.find(page)
+        if vma is None or vma.gpa is None or not vma.prot:
+            return
+        gpa = vma.gpa + page - vma.start
+        mode = None if unprotect else self._page_mode(page)
+        tables, phys = self.target.proc.tables, self.target.proc.phys
+        if mode == "absent":
+            tables.set_range(page, PAGE, None)
+        elif mode == "readonly":
+            tables.set_range(page, PAGE, gpa, pte_flags(vma.prot) & ~PTE_W)
+        else:
+            tables.set_range(page, PAGE, gpa, pte_flags(vma.prot))
+        if mode is not None:
+            phys.invalidate(gpa, PAGE)
+
+    def add(self, kind: BreakpointKind, addr: int, length: int) -> None:
+        from kdbg.target import GuestMemoryError
+        for page in self._pages(addr, length):
+            if self.mem.find(page) is None:
+                raise GuestMemoryError(addr, length)
+        self.points[(kind, addr, length)] = None
+        for page in self._pages(addr, length):
+            self._apply(page)
+
+    def remove(self, kind: BreakpointKind, addr: int, length: int) -> None:
+        if self.points.pop((kind, addr, length), 1) is None:
+            for page in self._pages(addr, length):
+                self._apply(page)
+
+    def clear(self) -> None:
+        pages = {p for (_, a, n) in self.points for p in self._pages(a, n)}
+        self.points.clear()
+        for page in pages:
+            self._apply(page)
+
+    def owns_fault(self, thread, error_code: int) -> bool:
+        """A #PF on a watched page that the VMA allows: caused by us, not by the payload."""
+        if not self.points:
+            return False
+        cr2 = thread.run.s.regs.sregs.cr2
+        page = cr2 & ~(PAGE - 1)
+        if self._page_mode(page) is None:
+            return False
+        vma = self.mem.find(cr2)
+        write = bool(error_code & 2)
+        return vma is not None and vma.gpa is not None and bool(vma.prot) and (not write or vma.prot & PROT_WRITE)
+
+    def on_fault(self, thread):
+        cr2 = thread.run.s.regs.sregs.cr2
+        page = cr2 & ~(PAGE - 1)
+        write = bool(thread.frame()[0] & 2)
+        self.stepping[thread.tid] = (page, cr2, write)
+        self._apply(page, unprotect=True)
+        thread.regs[RFLAGS] |= TF
+        thread.sync[1] |= abi.KVM_SYNC_X86_REGS
+        return HANDLED
+
+    def is_stepping(self, thread) -> bool:
+        return thread.tid in self.stepping
+
+    def after_step(self, thread):
+        page, addr, write = self.stepping.pop(thread.tid)
+        self._apply(page)
+        if not getattr(thread, "stepping", False):
+            thread.regs[RFLAGS] &= ~TF
+            thread.sync[1] |= abi.KVM_SYNC_X86_REGS
+        for kind, start, length in self.points:
+            if addr < start + length and start < addr + ACCESS_WINDOW:
+                if kind == BreakpointKind.WRITE and not write:
+                    continue
+                if kind == BreakpointKind.READ and write:
+                    continue
+                thread.stepping = False
+                thread.regs[RFLAGS] &= ~TF
+                return StopEvent(thread.tid, StopReason.WATCHPOINT, 5, watch_addr=start, watch_kind=kind)
+        if getattr(thread, "stepping", False):
+            thread.stepping = False
+            thread.regs[RFLAGS] &= ~TF
+            return StopEvent(thread.tid, StopReason.STEP, 5)
+        return HANDLED
