@@ -186,6 +186,14 @@ class GuestMemory:
             self._insert(vma)
             return vma
 
+    def map_foreign(self, start: int, size: int, prot: int, gpa: int, name: str) -> Vma:
+        """A VMA over GPA km does not own (the host's vvar): mapped for the guest, invisible to km's reads."""
+        with self.lock:
+            vma = Vma(start, start + page_up(size), prot, None, "", 0, name)
+            self.tables.set_range(start, vma.end - start, gpa, pte_flags(prot))
+            self._insert(vma)
+            return vma
+
     def _back(self, vma: Vma) -> None:
         size = vma.end - vma.start
         align = HUGE if size >= HUGE else PAGE

@@ -55,6 +55,15 @@ class PhysicalMemory:
         self._release(self.top, self.top + size)
         self.top += size
 
+    def add_foreign(self, host_addr: int, size: int) -> int:
+        """Back a GPA range with existing host memory, read-only for the guest (the host's [vvar]); never
+        read by km (some of those pages fault for anyone but the vDSO code)."""
+        with self.lock:
+            gpa = self.top
+            self.vm.add_memory(gpa, size, host_addr, readonly=True)
+            self.top += (size + HUGE - 1) // HUGE * HUGE
+            return gpa
+
     def _release(self, start: int, end: int) -> None:
         i = bisect.bisect(self.free, (start, end))
         if i > 0 and self.free[i - 1][1] == start:

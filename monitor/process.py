@@ -94,7 +94,10 @@ class Process:
         self._self_test(thread)
         argv = [a.encode() for a in self.argv]
         envp = [e.encode() for e in self.env]
-        self.initial_rsp = build_stack(self.mem, self.elf, argv, envp, os.path.abspath(self.path).encode(), hwcap)
+        from .vdso import map_vdso
+        vdso = map_vdso(self.mem) if os.environ.get("KM_NO_VDSO") is None else 0
+        self.initial_rsp = build_stack(self.mem, self.elf, argv, envp, os.path.abspath(self.path).encode(), hwcap,
+                                       vdso)
         self.auxv = auxv_bytes(self.mem, self.initial_rsp)
         regs = [0] * 18
         regs[RIP], regs[RSP], regs[RFLAGS] = self.elf.entry, self.initial_rsp, 0x202

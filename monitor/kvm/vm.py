@@ -66,11 +66,12 @@ class Vm:
         self.kvm, self.fd = kvm, fd
         self.next_slot = 0
 
-    def add_memory(self, gpa: int, size: int, host_addr: int) -> int:
+    def add_memory(self, gpa: int, size: int, host_addr: int, readonly: bool = False) -> int:
         """Register a memslot; returns its slot number."""
         region = ffi.new("struct kvm_userspace_memory_region *")
         region.slot, region.guest_phys_addr, region.memory_size, region.userspace_addr = \
             self.next_slot, gpa, size, host_addr
+        region.flags = 2 if readonly else 0          # KVM_MEM_READONLY
         ioctl(self.fd, abi.KVM_SET_USER_MEMORY_REGION, region, "KVM_SET_USER_MEMORY_REGION")
         self.next_slot += 1
         return region.slot

@@ -1,0 +1,67 @@
+"""The guest's vDSO: the host's own [vvar] pages mapped read-only into the guest, and a copy of the host's [vdso]
+code placed right after them, so clock_gettime/gettimeofday/time run in the guest without an exit (as the
+original product did). The vDSO code finds its data at a fixed negative offset, so the guest keeps the host's
+layout: [vvar][vvar_vclock][vdso]. The guest TSC equals the host's (KVM.md 7), so the results agree.
+
+Only used when the host clocksource is one the copy can read without a hypercall (tsc); otherwise no vDSO is
+offered (AT_SYSINFO_EHDR absent) and libc falls back to the syscall.
+"""
+from __future__ import annotations
+
+import logging
+
+from .guest_memory import PROT_EXEC, PROT_READ, GuestMemory
+from .kvm.abi import ffi
+
+log = logging.getLogger("km.mem")
+VDSO_AREA_TOP = 0x7FFFF7000000
+
+
+def _host_layout() -> tuple[int, int, int, int] | None:
+    """(vvar start, vvar end (incl. vvar_vclock), vdso start, vdso end) in km's own address space."""
+    vvar = vdso = None
+    vvar_end = 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 6:
+                continue
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            if parts[5] == "[vvar]":
+                vvar, vvar_end = start, end
+            elif parts[5] == "[vvar_vclock]" and end > vvar_end:
+                vvar_end = end
+            elif parts[5] == "[vdso]":
+                vdso = (start, end)
+    if vvar is None or vdso is None or vdso[0] != vvar_end:
+        return None
+    return vvar, vvar_end, vdso[0], vdso[1]
+
+
+def _clocksource() -> str:
+    try:
+        with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def map_vdso(mem: GuestMemory) -> int:
+    """Map vvar + vdso into the guest; returns the guest address of the vDSO ELF image, or 0."""
+    layout = _host_layout()
+    if layout is None or _clocksource() != "tsc":
+        log.info("no vDSO for the guest (clocksource %s)", _clocksource() or "?")
+        return 0
+    vvar, vvar_end, vdso, vdso_end = layout
+    vvar_size, vdso_size = vvar_end - vvar, vdso_end - vdso
+    base = VDSO_AREA_TOP - vvar_size - vdso_size
+    try:
+        gpa = mem.phys.add_foreign(vvar, vvar_size)
+    except Exception as e:
+        log.info("no vDSO for the guest: the host [vvar] cannot back a memslot (%s)", e)
+        return 0
+    mem.map_foreign(base, vvar_size, PROT_READ, gpa, name="[vvar]")
+    mem.map(base + vvar_size, vdso_size, PROT_READ | PROT_EXEC, name="[vdso]")
+    mem.write_debug(base + vvar_size, bytes(ffi.buffer(ffi.cast("char *", vdso), vdso_size)))
+    log.info("vDSO at %#x (vvar %#x, %d pages)", base + vvar_size, base, vvar_size // 4096)
+    return base + vvar_size
