@@ -1,0 +1,326 @@
+"""Socket syscalls forwarded to the host kernel: sockaddrs and data buffers in place, msghdrs rebuilt with host
+addresses, length words copied to km so that another guest thread cannot grow a buffer after it was checked.
+
+Blocking calls (accept, connect, send*, recv*) go through fs._interruptible: a kick retries them, a guest signal
+cuts them short. New descriptors that land in km's range (>= KM_FD_BASE) are closed and answered EMFILE.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import struct
+
+from ..kvm.abi import ffi
+from ..kvm.vm import KM_FD_BASE
+from .args import addr_of, buf_in, buf_out, fd_arg
+from ..signal_frame import SI_USER, make_siginfo
+from .dispatch import s32, syscall
+from .fs import _interruptible, _iovec
+from .host import host_syscall
+from .numbers import NUMBERS as NR
+from .signal import send_signal
+
+SOCKADDR_STORAGE = 128      # the kernel never reads or writes more of a sockaddr than this
+UIO_MAXIOV = 1024
+MSGHDR = struct.Struct("<QI4xQQQQI4x")   # msg_name, msg_namelen, msg_iov, msg_iovlen, msg_control, ..len, msg_flags
+MMSGHDR_SIZE = MSGHDR.size + 8           # struct mmsghdr: msghdr + unsigned msg_len + padding
+CMSGHDR = struct.Struct("<QII")          # cmsg_len, cmsg_level, cmsg_type
+SOL_SOCKET, SCM_RIGHTS = 1, 1
+SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF = 26, 51
+MSG_CTRUNC, MSG_NOSIGNAL = 0x8, 0x4000
+SIGPIPE = 13
+
+
+def new_fd(result: int) -> int:
+    """A descriptor the host just created for the payload: one in km's range is closed and answered EMFILE."""
+    if result >= KM_FD_BASE:
+        host_syscall(NR["close"], result)
+        return -errno.EMFILE
+    return result
+
+
+class AddrLen:
+    """An (addr, int *addrlen) output pair, the length word held by km for the call and copied back after."""
+
+    def __init__(self, ctx, addr: int, addrlen: int) -> None:
+        self.ctx, self.addrlen = ctx, addrlen
+        self.host_len = ffi.new("int *")
+        self.host_addr = 0
+        if addr:
+            length = struct.unpack("<i", ctx.mem.read(addrlen, 4))[0]
+            buf_out(ctx, addrlen, 4)
+            if length < 0:
+                raise OSError(errno.EINVAL, "addrlen")
+            self.host_len[0] = length
+            self.host_addr = buf_out(ctx, addr, min(length, SOCKADDR_STORAGE))
+
+    @property
+    def args(self) -> tuple[int, int]:
+        return (self.host_addr, addr_of(self.host_len)) if self.host_addr else (0, 0)
+
+    def copy_back(self, result: int) -> int:
+        if result >= 0 and self.host_addr:
+            self.ctx.mem.write(self.addrlen, struct.pack("<i", self.host_len[0]))
+        return result
+
+
+def _sockaddr_in(ctx, addr: int, addrlen: int) -> int:
+    length = s32(addrlen)
+    if not 0 <= length <= SOCKADDR_STORAGE:
+        raise OSError(errno.EINVAL, "addrlen")
+    return buf_in(ctx, addr, length) if addr else 0
+
+
+@syscall("socket")
+def sys_socket(ctx, domain: int, type_: int, protocol: int) -> int:
+    return new_fd(host_syscall(NR["socket"], domain, type_, protocol))
+
+
+@syscall("socketpair")
+def sys_socketpair(ctx, domain: int, type_: int, protocol: int, sv: int) -> int:
+    buf_out(ctx, sv, 8)
+    pair = ffi.new("int[2]")
+    result = host_syscall(NR["socketpair"], domain, type_, protocol, addr_of(pair))
+    if result < 0:
+        return result
+    if max(pair[0], pair[1]) >= KM_FD_BASE:
+        host_syscall(NR["close"], pair[0])
+        host_syscall(NR["close"], pair[1])
+        return -errno.EMFILE
+    ctx.mem.write(sv, struct.pack("<ii", pair[0], pair[1]))
+    return result
+
+
+@syscall("bind")
+def sys_bind(ctx, fd: int, addr: int, addrlen: int) -> int:
+    return host_syscall(NR["bind"], fd_arg(fd), _sockaddr_in(ctx, addr, addrlen), addrlen)
+
+
+@syscall("listen")
+def sys_listen(ctx, fd: int, backlog: int) -> int:
+    return host_syscall(NR["listen"], fd_arg(fd), backlog)
+
+
+@syscall("accept4")
+def sys_accept4(ctx, fd: int, addr: int, addrlen: int, flags: int) -> int:
+    peer = AddrLen(ctx, addr, addrlen)
+    result = new_fd(_interruptible(ctx, NR["accept4"], fd_arg(fd), *peer.args, flags))
+    return peer.copy_back(result)
+
+
+@syscall("accept")
+def sys_accept(ctx, fd: int, addr: int, addrlen: int) -> int:
+    return sys_accept4(ctx, fd, addr, addrlen, 0)
+
+
+@syscall("connect")
+def sys_connect(ctx, fd: int, addr: int, addrlen: int) -> int:
+    """A blocking connect cut by a kick goes on in the host kernel; asking again waits for it (as Linux's own
+    restart does), and EISCONN then means it completed while km was not looking."""
+    args = (fd_arg(fd), _sockaddr_in(ctx, addr, addrlen), addrlen)
+    result = host_syscall(NR["connect"], *args)
+    if result == -errno.EINTR and not (ctx.proc.pending_signals_for(ctx) or ctx.exit_requested):
+        if ctx.pause_requested:
+            ctx.park()
+        result = _interruptible(ctx, NR["connect"], *args)
+        if result == -errno.EISCONN:
+            result = 0
+    ctx.last_syscall = (NR["connect"], result)
+    return result
+
+
+def _broken_pipe(ctx, result: int, flags: int) -> int:
+    """The host answers EPIPE without a signal (km ignores SIGPIPE); the payload gets its SIGPIPE as on Linux."""
+    if result == -errno.EPIPE and not flags & MSG_NOSIGNAL:
+        send_signal(ctx.proc, SIGPIPE, make_siginfo(SIGPIPE, SI_USER, pid=ctx.proc.pid, uid=os.getuid()), ctx)
+    return result
+
+
+@syscall("sendto")
+def sys_sendto(ctx, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
+    result = _interruptible(ctx, NR["sendto"], fd_arg(fd), buf_in(ctx, buf, length), length, flags,
+                            _sockaddr_in(ctx, addr, addrlen), addrlen if addr else 0)
+    return _broken_pipe(ctx, result, flags)
+
+
+@syscall("recvfrom")
+def sys_recvfrom(ctx, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
+    peer = AddrLen(ctx, addr, addrlen)
+    result = _interruptible(ctx, NR["recvfrom"], fd_arg(fd), buf_out(ctx, buf, length), length, flags,
+                            *peer.args)
+    return peer.copy_back(result)
+
+
+@syscall("shutdown")
+def sys_shutdown(ctx, fd: int, how: int) -> int:
+    return host_syscall(NR["shutdown"], fd_arg(fd), how)
+
+
+@syscall("getsockname")
+def sys_getsockname(ctx, fd: int, addr: int, addrlen: int) -> int:
+    name = AddrLen(ctx, addr, addrlen)
+    return name.copy_back(host_syscall(NR["getsockname"], fd_arg(fd), *name.args))
+
+
+@syscall("getpeername")
+def sys_getpeername(ctx, fd: int, addr: int, addrlen: int) -> int:
+    name = AddrLen(ctx, addr, addrlen)
+    return name.copy_back(host_syscall(NR["getpeername"], fd_arg(fd), *name.args))
+
+
+@syscall("setsockopt")
+def sys_setsockopt(ctx, fd: int, level: int, optname: int, optval: int, optlen: int) -> int:
+    length = s32(optlen)
+    if length < 0:
+        return -errno.EINVAL
+    keep = None
+    if level == SOL_SOCKET and optname in (SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF) and length >= 16:
+        count, filt = struct.unpack("<H6xQ", ctx.mem.read(optval, 16))
+        keep = ffi.new("uint64_t[2]", [count, buf_in(ctx, filt, 8 * count)])    # struct sock_fprog, host filter
+        value = addr_of(keep)
+    else:
+        value = buf_in(ctx, optval, length) if optval else 0
+    return host_syscall(NR["setsockopt"], fd_arg(fd), level, optname, value, length)
+
+
+@syscall("getsockopt")
+def sys_getsockopt(ctx, fd: int, level: int, optname: int, optval: int, optlen: int) -> int:
+    length = struct.unpack("<i", ctx.mem.read(optlen, 4))[0]
+    buf_out(ctx, optlen, 4)
+    if length < 0:
+        return -errno.EINVAL
+    host_len = ffi.new("int *", length)
+    result = host_syscall(NR["getsockopt"], fd_arg(fd), level, optname,
+                          buf_out(ctx, optval, length) if optval else 0, addr_of(host_len))
+    if result >= 0:
+        ctx.mem.write(optlen, struct.pack("<i", host_len[0]))
+    return result
+
+
+# ---- sendmsg / recvmsg --------------------------------------------------------------------------------------
+class Msg:
+    """A guest struct msghdr rebuilt for the host: name and iovec buffers in place, the control data copied (to
+    check the descriptors passed with SCM_RIGHTS both ways), lengths held by km."""
+
+    def __init__(self, ctx, gva: int, receiving: bool) -> None:
+        self.ctx, self.gva, self.receiving = ctx, gva, receiving
+        name, namelen, iov, iovlen, control, controllen, _ = MSGHDR.unpack(ctx.mem.read(gva, MSGHDR.size))
+        if receiving:
+            buf_out(ctx, gva, MSGHDR.size)
+        namelen = min(s32(namelen), SOCKADDR_STORAGE) if name else 0     # as __copy_msghdr does
+        if namelen < 0:
+            raise OSError(errno.EINVAL, "msg_namelen")
+        if iovlen > UIO_MAXIOV:
+            raise OSError(errno.EMSGSIZE, "msg_iovlen")
+        if controllen > (1 << 31) - 1:
+            raise OSError(errno.ENOBUFS, "msg_controllen")
+        self.has_name = bool(name)
+        host_name = (buf_out if receiving else buf_in)(ctx, name, namelen) if name else 0
+        self.iov = _iovec(ctx, iov, iovlen, receiving)
+        self.control_gva = control if controllen else 0
+        if receiving:
+            buf_out(ctx, control, controllen)
+            self.control = ffi.new("char[]", max(controllen, 1))
+        else:
+            data = ctx.mem.read(control, controllen) if controllen else b""
+            _check_rights(data)
+            self.control = ffi.new("char[]", data or b"\0")
+        self.host = ffi.new("char[]", MSGHDR.size)
+        MSGHDR.pack_into(ffi.buffer(self.host), 0, host_name, namelen, addr_of(self.iov), iovlen,
+                         addr_of(self.control) if controllen else 0, controllen, 0)
+
+    def copy_back(self, result: int) -> None:
+        """What recvmsg reports back: msg_namelen, the control data and its length, msg_flags."""
+        if result < 0 or not self.receiving:
+            return
+        _, namelen, _, _, _, controllen, flags = MSGHDR.unpack(ffi.buffer(self.host))
+        data = bytes(ffi.buffer(self.control, controllen)) if self.control_gva else b""
+        if data:
+            shown = bytes(_hide_km_rights(bytearray(data)))
+            flags |= MSG_CTRUNC if shown != data else 0
+            self.ctx.mem.write(self.control_gva, shown)
+        if self.has_name:
+            self.ctx.mem.write(self.gva + 8, struct.pack("<I", namelen))
+        self.ctx.mem.write(self.gva + 40, struct.pack("<QI", controllen, flags))
+
+
+def _cmsgs(data: bytes):
+    """(offset of the data, length of the data, level, type) of each cmsghdr (CMSG_NXTHDR's walk)."""
+    offset = 0
+    while offset + CMSGHDR.size <= len(data):
+        length, level, type_ = CMSGHDR.unpack_from(data, offset)
+        if length < CMSGHDR.size or offset + length > len(data):
+            return
+        yield offset + CMSGHDR.size, length - CMSGHDR.size, level, type_
+        offset += (length + 7) & ~7
+
+
+def _check_rights(data: bytes) -> None:
+    """The payload may pass only its own descriptors."""
+    for start, length, level, type_ in _cmsgs(data):
+        if level == SOL_SOCKET and type_ == SCM_RIGHTS:
+            for (fd,) in struct.iter_unpack("<i", data[start:start + length - length % 4]):
+                fd_arg(fd)
+
+
+def _hide_km_rights(data: bytearray) -> bytearray:
+    """Received descriptors that landed in km's range are closed and turned into -1 (and MSG_CTRUNC set)."""
+    for start, length, level, type_ in _cmsgs(bytes(data)):
+        if level == SOL_SOCKET and type_ == SCM_RIGHTS:
+            for pos in range(start, start + length - length % 4, 4):
+                fd = struct.unpack_from("<i", data, pos)[0]
+                if fd >= KM_FD_BASE:
+                    host_syscall(NR["close"], fd)
+                    struct.pack_into("<i", data, pos, -1)
+    return data
+
+
+@syscall("sendmsg")
+def sys_sendmsg(ctx, fd: int, msg: int, flags: int) -> int:
+    host = Msg(ctx, msg, receiving=False)
+    return _broken_pipe(ctx, _interruptible(ctx, NR["sendmsg"], fd_arg(fd), addr_of(host.host), flags), flags)
+
+
+@syscall("recvmsg")
+def sys_recvmsg(ctx, fd: int, msg: int, flags: int) -> int:
+    host = Msg(ctx, msg, receiving=True)
+    result = _interruptible(ctx, NR["recvmsg"], fd_arg(fd), addr_of(host.host), flags)
+    host.copy_back(result)
+    return result
+
+
+def _mmsg(ctx, vec: int, vlen: int, receiving: bool) -> tuple[list[Msg], object]:
+    """A guest struct mmsghdr array as a host one (msg_len words are the host's until copied back)."""
+    vlen = min(vlen, UIO_MAXIOV)
+    msgs = [Msg(ctx, vec + i * MMSGHDR_SIZE, receiving) for i in range(vlen)]
+    buf_out(ctx, vec, vlen * MMSGHDR_SIZE)
+    host = ffi.new("char[]", max(vlen, 1) * MMSGHDR_SIZE)
+    for i, m in enumerate(msgs):
+        ffi.memmove(host + i * MMSGHDR_SIZE, m.host, MSGHDR.size)
+    return msgs, host
+
+
+def _mmsg_copy_back(ctx, vec: int, msgs: list[Msg], host, result: int) -> None:
+    for i in range(max(result, 0)):
+        entry = bytes(ffi.buffer(host + i * MMSGHDR_SIZE, MMSGHDR_SIZE))
+        if msgs[i].receiving:
+            ffi.memmove(msgs[i].host, entry[:MSGHDR.size], MSGHDR.size)
+            msgs[i].copy_back(0)
+        ctx.mem.write(vec + i * MMSGHDR_SIZE + MSGHDR.size, entry[MSGHDR.size:MSGHDR.size + 4])
+
+
+@syscall("sendmmsg")
+def sys_sendmmsg(ctx, fd: int, vec: int, vlen: int, flags: int) -> int:
+    msgs, host = _mmsg(ctx, vec, vlen & 0xFFFFFFFF, receiving=False)
+    result = _interruptible(ctx, NR["sendmmsg"], fd_arg(fd), addr_of(host), len(msgs), flags)
+    _mmsg_copy_back(ctx, vec, msgs, host, result)
+    return _broken_pipe(ctx, result, flags)
+
+
+@syscall("recvmmsg")
+def sys_recvmmsg(ctx, fd: int, vec: int, vlen: int, flags: int, timeout: int) -> int:
+    msgs, host = _mmsg(ctx, vec, vlen & 0xFFFFFFFF, receiving=True)
+    result = _interruptible(ctx, NR["recvmmsg"], fd_arg(fd), addr_of(host), len(msgs), flags,
+                            buf_out(ctx, timeout, 16) if timeout else 0)
+    _mmsg_copy_back(ctx, vec, msgs, host, result)
+    return result
