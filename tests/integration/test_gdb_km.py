@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.gdb import Gdb, GdbError, wait_listening
+from harness.gdb import Gdb, wait_listening
 from harness.km import ROOT, spawn_km
 from harness.markers import line_of
 
@@ -91,6 +91,15 @@ def test_break_continue_bt_finish(debug) -> None:
     d.gdb.run("-exec-finish")
     stop = d.gdb.wait_for_stop("function-finished")
     assert stop["return-value"] == "42" and stop["frame"]["func"] == "main", d.diagnostics()
+
+
+@pytest.mark.parametrize("toolchain", ["glibc", "glibc-pie"])
+def test_glibc_and_static_pie(debug, toolchain: str) -> None:
+    """A static-pie payload is relocated: gdb finds the load address from auxv (AT_ENTRY), not qOffsets."""
+    d = debug(BASIC, toolchain)
+    stop = run_to(d, "add")
+    assert stop["frame"]["func"] == "add" and stop_line(stop) == line_of(BASIC, "add_body"), d.diagnostics()
+    assert d.gdb.console("p counter").strip().endswith("= 41")
 
 
 def test_tbreak_hbreak_and_condition(debug) -> None:
@@ -265,4 +274,58 @@ def test_listen_attach_detach_cycles(payload, free_port) -> None:
             proc.communicate(timeout=10)
 
 
-__all__ = ["GdbError"]
+
+# ---- gdb going away, port conflicts (km only: they are about km's own behaviour) ----
+
+km_only = pytest.mark.skipif(not KM_READY, reason="km -g not wired to the stub yet")
+
+
+@km_only
+def test_vanished_gdb_leaves_the_payload_stopped_for_the_next_one(payload, free_port) -> None:
+    d = Debuggee("km", payload(BASIC, "musl"), free_port)
+    try:
+        d.connect()
+        run_to(d, "add")
+        d.gdb.controller.gdb_process.kill()            # no detach, no kill: the connection just drops
+        d.gdb.exit()
+        d.gdb = Gdb(str(d.exe))
+        d.connect()
+        frame = d.gdb.run("-stack-info-frame")["payload"]["frame"]
+        assert frame["func"] == "add" and int(frame["line"]) == line_of(BASIC, "add_body"), d.diagnostics()
+        assert "No breakpoints" in d.gdb.console("info breakpoints")
+        d.gdb.run("-exec-continue")                    # the old breakpoint is gone from the target too
+        assert d.gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
+        d.gdb.exit()
+        status, out, err = d.finish()
+        assert status == 3 and "counter=42" in out, err
+    finally:
+        d.close()
+
+
+@km_only
+def test_vanished_gdb_in_listen_mode_lets_the_payload_finish(payload, free_port) -> None:
+    d = Debuggee("km", payload("gdb_spin.c", "musl"), free_port, listen=True)
+    try:
+        d.connect()
+        d.gdb.console("set breakpoint always-inserted on")      # the Z0 reaches km before gdb vanishes
+        d.gdb.console("break gdb_spin.c:%d" % line_of("gdb_spin.c", "spin"))
+        d.gdb.console("set var keep_going = 0")
+        d.gdb.controller.gdb_process.kill()
+        d.gdb.exit()
+        status, out, err = d.finish()
+        assert status == 7 and "stopped spinning" in out, err      # breakpoint removed, payload ran on
+    finally:
+        d.close()
+
+
+@km_only
+def test_busy_gdb_port_is_a_one_line_error(payload) -> None:
+    import socket
+    from harness.km import run_km
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_km(f"-g{port}", payload(BASIC, "musl"), timeout=30)
+    err = result.stderr.decode()
+    assert result.returncode == 1 and err == f"km: gdb port {port}: address already in use\n", err
