@@ -18,32 +18,36 @@ TOOLCHAINS = ["musl", "glibc", "glibc-pie"]
 TRACE_LINE = re.compile(r"^\s*\d+\.\d{6} (?P<tag>\S+)\s+(?P<file>\w+\.py):(?P<line>\d+) (?P<payload>[^:]+): (?P<msg>.*)$")
 
 
-def run_native(program: str | Path, *args: str, cwd=None, env=None, stdin=None, timeout: float = 60):
+def run_native(program: str | Path, *args: str, cwd=None, env=None, stdin=subprocess.DEVNULL, timeout: float = 60):
     return subprocess.run([str(program), *args], capture_output=True, timeout=timeout, cwd=cwd,
                           env=km_env(env), stdin=stdin)
 
 
-def differential(program: str | Path, *args: str, cwd=None, env=None, stdin_factory=None, timeout: float = 60,
-                 drop: str | None = None):
-    """Run natively then under km; assert same stdout and status, empty km stderr; return (native, km) results.
+def run_under_km(program: str | Path, *args: str, cwd=None, env=None, stdin=subprocess.DEVNULL, timeout: float = 60):
+    return subprocess.run([*KM, str(program), *args], capture_output=True, timeout=timeout, cwd=cwd,
+                          env=km_env(env), stdin=stdin)
+
+
+def run_pair(program: str | Path, *args: str, cwds=(None, None), env=None, stdin_factory=None, timeout: float = 60):
+    """(native, km) results of the same command; each may get its own working directory and a fresh stdin."""
+    return tuple(runner(program, *args, cwd=cwd, env=env, timeout=timeout,
+                        stdin=stdin_factory() if stdin_factory else subprocess.DEVNULL)
+                 for runner, cwd in zip((run_native, run_under_km), cwds))
+
+
+def lines_without(out: bytes, prefix: str | None) -> list[str]:
+    """Output lines, less those starting with `prefix` (the payloads mark run-dependent lines with '~')."""
+    return [line for line in out.decode(errors="replace").splitlines() if not (prefix and line.startswith(prefix))]
+
+
+def differential(program: str | Path, *args: str, cwd=None, env=None, timeout: float = 60, drop: str | None = None):
+    """Run natively then under km; assert same stdout and status, same stderr; return (native, km) results.
 
     `drop`: a line prefix whose lines vary between runs (pids, paths): removed before comparing."""
-    results = []
-    for runner in (run_native, run_km):
-        stdin = stdin_factory() if stdin_factory else subprocess.DEVNULL
-        kwargs = {"cwd": cwd, "env": env, "timeout": timeout}
-        if runner is run_native:
-            results.append(run_native(program, *args, stdin=stdin, **kwargs))
-        else:
-            results.append(subprocess.run([*KM, str(program), *args], capture_output=True, stdin=stdin,
-                                          env=km_env(env), cwd=cwd, timeout=timeout))
-    native, km = results
-
-    def comparable(out: bytes) -> str:
-        text = out.decode(errors="replace")
-        return "".join(line for line in text.splitlines(True) if not (drop and line.startswith(drop)))
+    native, km = run_pair(program, *args, cwds=(cwd, cwd), env=env, timeout=timeout)
     assert km.stderr == native.stderr, f"km stderr differs:\n{km.stderr.decode(errors='replace')}"
-    assert comparable(km.stdout) == comparable(native.stdout), km.stderr.decode(errors="replace")
+    assert lines_without(km.stdout, drop) == lines_without(native.stdout, drop), km.stderr.decode(errors="replace")
+    assert km.stdout.endswith(b"\n") == native.stdout.endswith(b"\n")
     assert km.returncode == native.returncode, km.stderr.decode(errors="replace")
     return native, km
 
