@@ -93,17 +93,17 @@ def find_command(packet: bytes) -> tuple[Command, bytes] | None:
     if packet[0] not in _NAMED_PREFIXES:
         entry = TABLE.get(chr(packet[0]))
         return (entry, packet[1:]) if entry else None
+    # The longest name that is the whole packet or is followed by a separator: `qC` must not take `qCRC:...`,
+    # and `qXfer:features:read` wins over any shorter `qXfer` entry.
     best: Command | None = None
     for name, entry in TABLE.items():
         key = name.encode()
-        if not packet.startswith(key) or (best is not None and len(best.name) >= len(name)):
-            continue
-        if len(packet) == len(key) or packet[len(key)] in _BOUNDARIES or key[-1] in _BOUNDARIES:
+        if (packet.startswith(key) and (len(packet) == len(key) or packet[len(key)] in _BOUNDARIES)
+                and (best is None or len(name) > len(best.name))):
             best = entry
     if best is None:
         return None
-    rest = packet[len(best.name):]
-    return best, rest[1:] if rest[:1] in (b":", b",", b";") and not best.name[-1] in ":,;" else rest
+    return best, packet[len(best.name) + 1:]      # the arguments start after the separator
 
 
 def dispatch(session: Session, packet: bytes) -> bytes | None:
