@@ -147,7 +147,7 @@ class Session(InspectionRequests):
         if args.get("coreFile"):
             core = _existing_file(args, "coreFile")
             self._start_gdb(args, program)
-            self.gdb.command(f"-target-select core {mi_quote(core)}", CONNECT_TIMEOUT_S)
+            self._connect(f"core {mi_quote(core)}")
             self.mode = "core"
         else:
             self._launch_km(args, program)
@@ -161,15 +161,16 @@ class Session(InspectionRequests):
         env = args.get("env") or {}
         if not isinstance(env, dict):
             raise InvalidArgument("env", "must be an object of strings")
-        self._start_gdb(args, program)
         port = pick_port(int(args.get("port") or 0))
-        self.debuggee = Debuggee([*km, *km_flags, f"-g{port}", program, *argv_tail],
-                                 {str(k): str(v) for k, v in env.items()}, args.get("cwd") or None, self._output)
+        self._start_gdb(args, program)
         try:
+            self.debuggee = Debuggee([*km, *km_flags, f"-g{port}", program, *argv_tail],
+                                     {str(k): str(v) for k, v in env.items()}, args.get("cwd") or None,
+                                     self._output)
             self.debuggee.wait_for_stub(STUB_TIMEOUT_S)
             self.gdb.command(f"-target-select remote localhost:{port}", CONNECT_TIMEOUT_S)
         except DapError:
-            self.debuggee.kill()
+            self._shutdown(terminate=True)
             raise
         threading.Thread(target=self._watch_debuggee, args=(self.debuggee,), daemon=True).start()
 
@@ -182,7 +183,7 @@ class Session(InspectionRequests):
         self.config = dict(args)
         self._start_gdb(args, program)
         self.gdb.command('-interpreter-exec console "set tcp connect-timeout 3"')
-        self.gdb.command(f"-target-select remote {address}", CONNECT_TIMEOUT_S)
+        self._connect(f"remote {address}")
         self.mode = "attach"
         self._after_response.append(lambda: self.send_event("initialized"))
 
@@ -203,6 +204,14 @@ class Session(InspectionRequests):
         except DapError:
             self.gdb = None
             gdb.close()
+            raise
+
+    def _connect(self, target: str) -> None:
+        """`-target-select`; a failure leaves no gdb behind, so the session can launch or attach again."""
+        try:
+            self.gdb.command(f"-target-select {target}", CONNECT_TIMEOUT_S)
+        except DapError:
+            self._shutdown(terminate=True)
             raise
 
     def configurationDone_request(self, args: dict[str, Any]) -> None:

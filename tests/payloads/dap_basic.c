@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     if (argc > 1 && strcmp(argv[1], "spin") == 0) {
         while (!spin_done) { /* @spin */
-            counter++;
+            counter++; /* @spin_body */
         }
         printf("spin done\n");
     }
