@@ -43,11 +43,11 @@ class LineReader:
 
 @pytest.fixture
 def spawn():
-    """spawn(argv, under_km) -> Popen; every child is killed at the end of the test."""
+    """spawn(*km_args) -> Popen of km (or of the program itself with under_km=False); killed after the test."""
     children: list[subprocess.Popen] = []
 
-    def start(program, *args: str, under_km: bool = True) -> subprocess.Popen:
-        cmd = [*KM, str(program), *args] if under_km else [str(program), *args]
+    def start(*args, under_km: bool = True) -> subprocess.Popen:
+        cmd = [*KM, *map(str, args)] if under_km else list(map(str, args))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=km_env())
         children.append(proc)
         return proc
@@ -88,10 +88,12 @@ def echo_session(proc: subprocess.Popen) -> list[str]:
     return lines
 
 
+@pytest.mark.parametrize("runner", ["km", "native"])
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
 @pytest.mark.parametrize("accept_call", ["accept", "accept4"])
-def test_tcp_echo_with_the_test_as_client(payload, spawn, toolchain, accept_call):
-    lines = echo_session(spawn(payload("net_tcp_echo.c", toolchain), accept_call))
+def test_tcp_echo_with_the_test_as_client(payload, spawn, toolchain, accept_call, runner):
+    """The native runs show the expectations are Linux's own."""
+    lines = echo_session(spawn(payload("net_tcp_echo.c", toolchain), accept_call, under_km=runner == "km"))
     assert lines[1:] == ["accepted 127.0.0.1 len 16, peer port matches", "SO_TYPE 1 len 4", "echoed 606 bytes"]
 
 
@@ -111,3 +113,30 @@ def test_bad_pointers_and_km_descriptors_match_native(payload, toolchain):
     text = km.stdout.decode()
     assert text.count("errno 14\n") == 21 and text.count("errno 9\n") == 8
     assert "socket at the limit: -1 errno 24\n" in text and "socket after closing: ok\n" in text
+
+
+def test_blocked_accept_survives_a_debugger_attach(payload, spawn, free_port):
+    """gdb attaching stops the world: the kick cuts the host accept short (EINTR), km parks the thread, and after
+    the detach it asks the host again; the payload never sees the EINTR."""
+    from harness.gdb import Gdb, wait_listening
+    exe = payload("net_tcp_echo.c", "glibc")
+    proc = spawn(f"-g{free_port}", "--gdb_listen", exe)
+    out = LineReader(proc)
+    first = out.line(timeout_s=20)
+    assert first and first.startswith("port "), proc.stderr.read1()
+    wait_listening(free_port, proc)
+    gdb = Gdb(str(exe))
+    try:
+        gdb.run(f"-target-select remote 127.0.0.1:{free_port}", timeout_s=30)
+        frames = gdb.console("bt")
+        assert "accept" in frames and "main" in frames, gdb.transcript_text()
+        gdb.console("detach")
+    finally:
+        gdb.exit()
+    with socket.create_connection(("127.0.0.1", int(first.split()[1])), timeout=10) as conn:
+        conn.sendall(b"after gdb")
+        assert conn.recv(100) == b"after gdb"
+        conn.shutdown(socket.SHUT_WR)
+        assert conn.recv(100) == b""
+    assert proc.wait(timeout=20) == 0, proc.stderr.read()
+    assert out.line(timeout_s=5) == "accepted 127.0.0.1 len 16, peer port matches"
