@@ -18,8 +18,9 @@ from .gdb_backend import Gdb, mi_quote
 from .variables import frame_options
 
 # Signals offered as exception filters: (name, stops by default). Synchronous faults stop by default.
+# SIGTRAP and SIGINT are not offered: gdb needs them for breakpoints, stepping and pause.
 SIGNAL_FILTERS = (("SIGSEGV", True), ("SIGBUS", True), ("SIGFPE", True), ("SIGILL", True), ("SIGABRT", True),
-                  ("SIGTRAP", True), ("SIGPIPE", False), ("SIGUSR1", False), ("SIGUSR2", False),
+                  ("SIGPIPE", False), ("SIGUSR1", False), ("SIGUSR2", False),
                   ("SIGALRM", False), ("SIGCHLD", False))
 _HIT = re.compile(r"^\s*(==|>=|>|<=|<|%)?\s*(\d+)\s*$")
 _ACCESS = {"write": "", "read": "-r ", "readWrite": "-a "}

@@ -147,7 +147,11 @@ class Session(InspectionRequests):
         if args.get("coreFile"):
             core = _existing_file(args, "coreFile")
             self._start_gdb(args, program)
-            self._connect(f"core {mi_quote(core)}")
+            try:                          # `-target-select core` takes no MI quoting; the CLI takes any path
+                self.gdb.console(f"core-file {core}", CONNECT_TIMEOUT_S)
+            except DapError:
+                self._shutdown(terminate=True)
+                raise
             self.mode = "core"
         else:
             self._launch_km(args, program)
