@@ -39,6 +39,8 @@ class Options:
     putenv: list[str] = field(default_factory=list)
     coredump: str = "kmcore"
     core: str | None = None
+    argv0: str | None = None          # execve: the payload's argv[0] when it differs from its path
+    copyenv: bool = True              # execve: the environment is exactly the payload's
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -91,6 +93,10 @@ def parse_args(argv: list[str]) -> Options:
             if not value:
                 raise UsageError("--core", "needs a core file")
             opts.core = value
+        elif a.startswith("--argv0="):
+            opts.argv0 = a.split("=", 1)[1]
+        elif a == "--no-copyenv":
+            opts.copyenv = False
         elif a == "--":
             i += 1
             break
@@ -103,6 +109,8 @@ def parse_args(argv: list[str]) -> Options:
         raise UsageError("km", "no payload given (see km --help)")
     opts.payload = args[i]
     opts.args = args[i:]
+    if opts.argv0 is not None:
+        opts.args[0] = opts.argv0
     if opts.gdb_listen and opts.gdb_port is None:
         opts.gdb_port = DEFAULT_GDB_PORT
     return opts
@@ -135,9 +143,11 @@ def run(opts: Options) -> int:
     if opts.core is not None:
         return serve_core(opts)
     from .process import Process
-    proc = Process(opts.payload, opts.args, payload_env(opts.putenv))
+    proc = Process(opts.payload, opts.args, payload_env(opts.putenv) if opts.copyenv else
+                   [f"{k}={v}" for k, v in os.environ.items() if not k.startswith("KM_")])
     main_thread = proc.prepare_main_thread(hwcap())
     proc.on_fatal_signal = lambda p, thread, signo: write_kmcore(opts, p, thread, signo)
+    proc.after_fork = lambda p, thread: run_forked_child(opts, p, thread)
     server_thread = None
     if opts.gdb_port is not None:
         server_thread = start_gdb_server(opts, proc, main_thread)
@@ -147,6 +157,48 @@ def run(opts: Options) -> int:
     if server_thread is not None:
         server_thread.join(timeout=10)      # gdb hears W/X before km exits
     return report_ending(opts, ending)
+
+
+def run_forked_child(opts: Options, proc, thread) -> None:
+    """The rest of a forked km's life (never returns): optionally wait for gdb, run, exit like the payload."""
+    import re
+    import signal as host_signal
+    parent_port = opts.gdb_port or DEFAULT_GDB_PORT
+    opts = Options(**{**opts.__dict__, "gdb_port": None, "gdb_listen": False})
+    server_thread = None
+    pattern = os.environ.get("KM_GDB_CHILD_FORK_WAIT")
+    if pattern and re.search(pattern, os.path.basename(opts.payload)):
+        opts.gdb_port = free_port_above(parent_port)
+        print(f"km: {opts.payload}: forked child pid {os.getpid()} waits for a debugger on port {opts.gdb_port}",
+              file=sys.stderr, flush=True)
+        server_thread = start_gdb_server(opts, proc, thread)
+    forward_host_signals(proc)
+    proc.start(thread)
+    ending = proc.wait()
+    if server_thread is not None:
+        server_thread.join(timeout=10)
+    status = report_ending(opts, ending, quiet=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if ending.signal is not None:       # the parent payload's wait4 must see WIFSIGNALED, as on Linux
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        host_signal.signal(ending.signal, host_signal.SIG_DFL)
+        host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, [ending.signal])
+        os.kill(os.getpid(), ending.signal)
+    os._exit(status)
+
+
+def free_port_above(port: int) -> int:
+    import socket
+    for candidate in range(port + 1, 65536):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+                return candidate
+            except OSError:
+                continue
+    raise MonitorError("gdb port", f"no free port above {port}")
 
 
 def start_gdb_server(opts: Options, proc, main_thread):
@@ -212,7 +264,8 @@ def forward_host_signals(proc) -> None:
     def forward(signo, frame) -> None:
         send_signal(proc, signo, make_siginfo(signo, 0, pid=0))
     for signo in (host_signal.SIGINT, host_signal.SIGTERM, host_signal.SIGHUP, host_signal.SIGQUIT,
-                  host_signal.SIGUSR1, host_signal.SIGUSR2, host_signal.SIGWINCH):
+                  host_signal.SIGUSR1, host_signal.SIGUSR2, host_signal.SIGWINCH, host_signal.SIGCHLD,
+                  host_signal.SIGPIPE, host_signal.SIGALRM):
         host_signal.signal(signo, forward)
 
 
@@ -231,7 +284,7 @@ def write_kmcore(opts: Options, proc, thread, signo: int) -> bool:
         return False
 
 
-def report_ending(opts: Options, ending) -> int:
+def report_ending(opts: Options, ending, quiet: bool = False) -> int:
     import signal as host_signal
     if ending.error is not None:
         err = ending.error
@@ -245,7 +298,8 @@ def report_ending(opts: Options, ending) -> int:
             detail = f" (core not written: {ending.core_error})"
         else:
             detail = ""
-        print(f"km: {opts.payload}: killed by {name}{detail}", file=sys.stderr)
+        if (not quiet or ending.core_dumped) and name not in ("SIGPIPE", "SIGINT"):
+            print(f"km: {opts.payload}: killed by {name}{detail}", file=sys.stderr)
         return 128 + ending.signal
     return ending.status or 0
 

@@ -38,6 +38,7 @@ class PhysicalMemory:
         self.top = 0
         self.lock = threading.Lock()
         self.allocated = 0
+        self.foreign: list[tuple[int, int, int]] = []
 
     def _grow(self, size: int) -> None:
         size = max(CHUNK, (size + HUGE - 1) // HUGE * HUGE)
@@ -61,8 +62,18 @@ class PhysicalMemory:
         with self.lock:
             gpa = self.top
             self.vm.add_memory(gpa, size, host_addr, readonly=True)
+            self.foreign.append((gpa, size, host_addr))
             self.top += (size + HUGE - 1) // HUGE * HUGE
             return gpa
+
+    def rebind(self, vm) -> None:
+        """A forked km's new VM: the same GPA layout over this process's (copy-on-write) host memory."""
+        self.vm = vm
+        self.lock = threading.Lock()
+        for chunk in self.chunks:
+            vm.add_memory(chunk.gpa, chunk.size, chunk.host_addr)
+        for gpa, size, host_addr in self.foreign:
+            vm.add_memory(gpa, size, host_addr, readonly=True)
 
     def _release(self, start: int, end: int) -> None:
         i = bisect.bisect(self.free, (start, end))

@@ -68,6 +68,7 @@ class Process:
         self.on_thread_start = None       # hook(thread): the debugger attaches its event handler
         self.futex_wake = None            # set by the futex family: futex_wake(uaddr, count)
         self.on_end = None                # hook(ending): the debugger reports W/X
+        self.after_fork = None            # hook(process, thread) run in a forked child: runs it, never returns
         self.core_error = None
         install_kick_handler()
         from . import signals as guest_signals
@@ -77,6 +78,33 @@ class Process:
         self.initial_rsp = 0
 
     # ---- set-up -------------------------------------------------------------------------------------------
+    def rebuild_after_fork(self) -> None:
+        """In a forked km: a new VM over the same (now copy-on-write) host memory; no threads yet."""
+        for fd in [self.kvm.fd, self.vm.fd] + [t.vcpu.fd for t in self.threads.values()]:
+            try:
+                os.close(fd)          # the parent's VM: unusable from this process
+            except OSError:
+                pass
+        self.kvm = Kvm()
+        self.vm = self.kvm.create_vm()
+        self.phys.rebind(self.vm)
+        self.cpuid = self.kvm.supported_cpuid()
+        self.lock = threading.RLock()
+        self.threads = {}
+        self.pid = os.getpid()
+        self._tids = itertools.count(self.pid)
+        self._vcpu_ids = itertools.count()
+        self.ending = Ending()
+        self.ended = threading.Event()
+        self.on_thread_start = self.on_end = None
+        self.futexes = self.futex_wake = None
+        self.itimer = None
+        from . import signals as guest_signals
+        actions = self.signals.actions
+        self.signals = guest_signals.SignalState(self)
+        self.signals.actions = actions
+
+
     def new_thread(self) -> VcpuThread:
         vcpu_id = next(self._vcpu_ids)
         vcpu = self.vm.create_vcpu(vcpu_id)

@@ -14,8 +14,11 @@ CLONE_THREAD, CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHI
 
 
 def create_thread(ctx, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
-    if not flags & CLONE_VM or not flags & CLONE_THREAD:
-        return -errno.ENOSYS          # fork-like clones: a new km process (not yet supported)
+    if not flags & CLONE_THREAD:
+        from ..fork import fork       # fork-like clones: a new km process
+        return fork(ctx, flags, stack, ptid, ctid)
+    if not flags & CLONE_VM:
+        return -errno.EINVAL
     proc = ctx.proc
     child = proc.new_thread()
     regs = ctx.user_regs()
@@ -56,11 +59,38 @@ def sys_clone3(ctx, args: int, size: int) -> int:
     return create_thread(ctx, flags, stack + stack_size if stack else 0, parent_tid, child_tid, tls)
 
 
-@syscall("fork", "vfork")
+@syscall("fork")
 def sys_fork(ctx) -> int:
-    return -errno.ENOSYS
+    from ..fork import fork
+    return fork(ctx, 0, 0, 0, 0)
 
 
-@syscall("wait4", "waitid")
-def sys_wait4(ctx) -> int:
-    return -errno.ECHILD
+@syscall("vfork")
+def sys_vfork(ctx) -> int:
+    from ..fork import fork
+    return fork(ctx, CLONE_VFORK | CLONE_VM, 0, 0, 0)
+
+
+@syscall("execve")
+def sys_execve(ctx, path: int, argv: int, envp: int) -> int:
+    from ..fork import execve
+    return execve(ctx, path, argv, envp)
+
+
+@syscall("wait4")
+def sys_wait4(ctx, pid: int, status: int, options: int, rusage: int) -> int:
+    """Children are km processes on the host: their status is the payload's."""
+    from .fs import _interruptible
+    from .args import buf_out
+    from .numbers import NUMBERS
+    return _interruptible(ctx, NUMBERS["wait4"], pid, buf_out(ctx, status, 4) if status else 0, options,
+                          buf_out(ctx, rusage, 144) if rusage else 0)
+
+
+@syscall("waitid")
+def sys_waitid(ctx, idtype: int, id_: int, infop: int, options: int, rusage: int) -> int:
+    from .fs import _interruptible
+    from .args import buf_out
+    from .numbers import NUMBERS
+    return _interruptible(ctx, NUMBERS["waitid"], idtype, id_, buf_out(ctx, infop, 128) if infop else 0, options,
+                          buf_out(ctx, rusage, 144) if rusage else 0)

@@ -1,0 +1,130 @@
+"""fork/vfork (and clone without CLONE_THREAD) and execve: a payload that forks continues in a new km process.
+
+Fork: km forks itself. Guest memory is MAP_PRIVATE host memory, so the child gets a copy-on-write copy of the
+whole guest (page tables and system area included); the child then builds a new VM over the same host
+addresses (a VM fd is unusable from another process) with one vCPU holding the forking thread's registers and
+rax = 0. Only the forking thread exists in the child, as in Linux. A vfork-like clone (CLONE_VFORK, as musl's
+posix_spawn and Go's os/exec use) is served as a fork whose parent waits until the child execs or exits.
+Exec: km re-executes itself (same pid) on the new payload, after checking it is one km can run.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import struct
+import sys
+
+from kdbg.arch.x86_64 import KVM_REGS
+
+from .elf_loader import open_elf
+from .errors import PayloadError
+from .kvm.vm import high_fd
+
+log = logging.getLogger("km.vcpu")
+RAX = KVM_REGS.index("rax")
+RSP = KVM_REGS.index("rsp")
+CLONE_VM, CLONE_VFORK, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
+    0x100, 0x4000, 0x100000, 0x200000, 0x1000000
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOOT = f"import sys; sys.path.insert(0, {ROOT!r}); from monitor.cli import main; main(sys.argv[1:])"
+
+
+def fork(ctx, flags: int, stack: int, ptid: int, ctid: int) -> int:
+    proc = ctx.proc
+    if proc.after_fork is None:
+        return -errno.ENOSYS
+    regs = ctx.user_regs()
+    regs[RAX] = 0
+    if stack:
+        regs[RSP] = stack
+    sync = ctx.run.s.regs.sregs
+    bases = (sync.fs.base, sync.gs.base)
+    xsave = ctx.vcpu.get_xsave()
+    vfork_pipe = (high_fd(os.pipe2(os.O_CLOEXEC)[0]), None) if flags & CLONE_VFORK else None
+    if vfork_pipe:
+        r = vfork_pipe[0]
+        w = high_fd(os.pipe2(os.O_CLOEXEC)[1])
+        vfork_pipe = (r, w)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with proc.lock, proc.mem.lock:
+        pid = os.fork()
+    if pid == 0:
+        try:
+            if vfork_pipe:
+                os.close(vfork_pipe[0])
+            _become_child(ctx, regs, bases, xsave, flags, ctid)
+        finally:
+            os._exit(127)
+    if vfork_pipe:
+        os.close(vfork_pipe[1])
+        try:
+            while os.read(vfork_pipe[0], 1):
+                pass
+        except OSError:
+            pass
+        os.close(vfork_pipe[0])
+    if flags & CLONE_PARENT_SETTID:
+        ctx.mem.write(ptid, struct.pack("<i", pid))
+    log.info("forked child km %d", pid)
+    return pid
+
+
+def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave: bytes, flags: int,
+                  ctid: int) -> None:
+    proc = parent_thread.proc
+    signals = proc.signals
+    mask, altstack = signals.of(parent_thread).mask, signals.of(parent_thread).altstack
+    proc.rebuild_after_fork()
+    thread = proc.new_thread()
+    thread.set_user_regs(regs)
+    sregs = thread.vcpu.get_sregs()
+    sregs.fs.base, sregs.gs.base = bases
+    thread.vcpu.set_sregs(sregs)
+    thread.vcpu.set_xsave(xsave)
+    own = signals.of(thread)
+    own.mask, own.altstack = mask, altstack
+    if flags & CLONE_CHILD_SETTID:
+        proc.mem.write(ctid, struct.pack("<i", thread.tid))
+    if flags & CLONE_CHILD_CLEARTID:
+        thread.clear_child_tid = ctid
+    proc.after_fork(proc, thread)
+
+
+def _strings(mem, addr: int, limit: int = 4096) -> list[bytes]:
+    out = []
+    while addr and len(out) < limit:
+        ptr = struct.unpack("<Q", mem.read(addr, 8))[0]
+        if not ptr:
+            break
+        out.append(mem.read_cstring(ptr, 1 << 17))
+        addr += 8
+    return out
+
+
+def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
+    proc = ctx.proc
+    path = ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape")
+    argv = [a.decode(errors="surrogateescape") for a in _strings(ctx.mem, argv_gva)]
+    env = [e.decode(errors="surrogateescape") for e in _strings(ctx.mem, envp_gva)]
+    if not os.path.exists(path):
+        return -errno.ENOENT
+    if not os.access(path, os.X_OK) or os.path.isdir(path):
+        return -errno.EACCES
+    try:
+        open_elf(path).stream.close()
+    except PayloadError as e:
+        log.info("execve %s refused: %s", path, e.problem)
+        return -errno.ENOEXEC
+    km_env = {k: v for k, v in os.environ.items() if k.startswith("KM_")}
+    new_env = dict(e.split("=", 1) for e in env if "=" in e)
+    new_env.update(km_env)
+    km_argv = [sys.executable, "-c", BOOT, "km", f"--argv0={argv[0] if argv else path}", "--no-copyenv",
+               path, *argv[1:]]
+    log.info("execve %s %s", path, argv)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, km_argv, new_env)
+    return -errno.ENOEXEC
