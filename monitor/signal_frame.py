@@ -40,11 +40,14 @@ def make_siginfo(signo: int, code: int = SI_USER, addr: int | None = None, pid: 
     return (head + body).ljust(128, b"\0")
 
 
-def fault_siginfo(signo: int, vector: int, error_code: int, addr: int) -> bytes:
-    """siginfo of a synchronous fault, with the si_code Linux's trap handlers use."""
+def fault_siginfo(signo: int, vector: int, error_code: int, addr: int, is_mapped: bool = False) -> bytes:
+    """siginfo of a synchronous fault, with the si_code Linux's trap handlers use.
+
+    A page fault inside a mapping (a PROT_NONE page has no PTE in km, so the error code says "not present") is
+    SEGV_ACCERR, as Linux's bad_area_access_error; only an address outside every mapping is SEGV_MAPERR."""
     import signal as s
     if signo == s.SIGSEGV and vector == 14:
-        return make_siginfo(signo, 2 if error_code & 1 else 1, addr)       # SEGV_ACCERR / SEGV_MAPERR
+        return make_siginfo(signo, 2 if error_code & 1 or is_mapped else 1, addr)   # SEGV_ACCERR / SEGV_MAPERR
     if signo == s.SIGSEGV:
         return make_siginfo(signo, SI_KERNEL, 0)                          # #GP: si_addr 0
     if signo == s.SIGILL:

@@ -61,7 +61,8 @@ class SignalState:
     def raise_fault(self, thread, signo: int, vector: int, error_code: int, addr: int) -> None:
         """A synchronous fault: Linux forces it (unblocks it, resets SIG_IGN to SIG_DFL)."""
         from .signal_frame import fault_siginfo
-        info = fault_siginfo(signo, vector, error_code, addr)
+        is_mapped = vector == 14 and self.proc.mem.find(addr) is not None
+        info = fault_siginfo(signo, vector, error_code, addr, is_mapped)
         self.of(thread).last_info = info
         own = self.of(thread)
         bit = 1 << (signo - 1)
