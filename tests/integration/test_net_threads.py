@@ -2,8 +2,11 @@
 thread, blocked calls cut by a guest signal (compared with native), and a Go net/http server."""
 from __future__ import annotations
 
+import http.client
+
 import pytest
 
+from .test_net_sockets import LineReader, spawn  # noqa: F401  (spawn is a fixture)
 from .test_run import differential
 
 
@@ -17,3 +20,20 @@ def test_threads_blocking_in_network_calls_match_native(payload, toolchain):
     assert "recv after the signal: 4 errno 0 data 'late'\n" in text     # SA_RESTART restarts recv
     assert "recv after the signal: -1 errno 4 data ''\n" in text        # without it: EINTR
     assert text.endswith("done\n")
+
+
+@pytest.mark.parametrize("runner", ["km", "native"])
+def test_go_http_server_answers_one_request(payload, spawn, runner):
+    proc = spawn(payload("net_http.go"), under_km=runner == "km")
+    out = LineReader(proc)
+    first = out.line(timeout_s=30)
+    assert first and first.startswith("port "), proc.stderr.read1() if proc.poll() is not None else first
+    conn = http.client.HTTPConnection("127.0.0.1", int(first.split()[1]), timeout=20)
+    try:
+        conn.request("GET", "/from-the-test")
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"hello from km, GET /from-the-test\n")
+    finally:
+        conn.close()
+    assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    assert out.line(timeout_s=5) == "served one request"
