@@ -378,3 +378,43 @@ def test_siginfo_at_a_breakpoint(debug) -> None:
         pytest.xfail("monitor: LiveTarget.siginfo() is empty after a breakpoint stop, so gdb says "
                      f"{text!r}; gdbserver gives the SIGTRAP siginfo (si_signo 5, si_code SI_KERNEL)")
     assert text.endswith("= 5"), d.diagnostics()
+
+
+def test_register_writes_of_every_class_stick(debug) -> None:
+    """P/G through the target for GPR, x87, SSE, AVX and segment-base registers: written, stepped over,
+    read back."""
+    d = debug()
+    run_to(d, "scale")
+    gdb = d.gdb
+    writes = {"$r12": ("0x1122334455667788", "p/x $r12", "0x1122334455667788"),
+              "$xmm5.v4_int32[1]": ("123", "p $xmm5.v4_int32[1]", "123"),
+              "$ymm5.v8_int32[7]": ("77", "p $ymm5.v8_int32[7]", "77"),
+              "$st7": ("2.5", "p $st7", "2.5"),
+              "$mxcsr": ("0x1fa0", "p/x $mxcsr", "0x1fa0"),
+              "$fs_base": ("$fs_base", "p $fs_base == $saved_fs", "1")}
+    gdb.console("set $saved_fs = $fs_base")
+    for target, (value, _, _) in writes.items():
+        gdb.console(f"set var {target} = {value}")
+    gdb.run("-exec-step-instruction")
+    gdb.wait_for_stop("end-stepping-range")
+    for target, (_, check, expected) in writes.items():
+        assert gdb.console(check).strip().endswith(f"= {expected}"), f"{target}\n" + d.diagnostics()
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
+
+
+def test_ctrl_c_stops_every_spinning_thread(debug) -> None:
+    d = debug("gdb_spin_threads.c")
+    gdb = d.gdb
+    run_to(d, f"gdb_spin_threads.c:{line_of('gdb_spin_threads.c', 'thread_spin')}")
+    gdb.run("-break-delete")
+    gdb.run("-exec-continue")
+    gdb.run("-exec-interrupt")
+    assert gdb.wait_for_stop("signal-received")["signal-name"] == "SIGINT", d.diagnostics()
+    threads = gdb.run("-thread-info")["payload"]["threads"]
+    assert len(threads) == 3 and all(t["state"] == "stopped" for t in threads), d.diagnostics()
+    before = gdb.console("output spins")
+    assert gdb.console("output spins") == before            # nothing runs while stopped
+    gdb.console("set var keep_going = 0")
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()

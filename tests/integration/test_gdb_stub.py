@@ -209,3 +209,19 @@ def test_read_only_target(stub, exe) -> None:
     assert "_start" in s.gdb.console("x/i $pc")
     s.gdb.run("-exec-continue")
     assert s.gdb.wait_for_stop("signal-received")["signal-name"] == "SIGSEGV"   # a core cannot run
+
+
+def test_ack_mode_session(exe) -> None:
+    """gdb told not to use QStartNoAckMode: every packet acknowledged, same results."""
+    target = fake_from_elf(exe, TIDS)
+    target.post(StopEvent(TIDS[0], StopReason.ENTRY, 5))
+    s = Session(exe, target, (str(exe),))
+    try:
+        s.gdb.console("set remote noack-packet off")
+        s.connect()
+        assert s.gdb.console("p counter").strip().endswith("= 41")
+        s.gdb.console("set var counter = 5")
+        assert s.gdb.console("p counter").strip().endswith("= 5")
+        assert len(s.gdb.console("x/8i $pc").strip().splitlines()) == 8
+    finally:
+        s.close()
