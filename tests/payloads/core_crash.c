@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <time.h>
 
 int core_global = 0x1234567;                       /* printed by the tests from the core */
 const char core_message[] = "core_crash read-only data";
@@ -12,7 +14,7 @@ volatile int *volatile core_bad_pointer = (int *)0xdead000;   /* the faulting ad
 volatile int core_zero = 0;
 
 static pthread_mutex_t forever = PTHREAD_MUTEX_INITIALIZER;
-static pthread_barrier_t started;
+static volatile int sleeper_ready;
 static const char *mode = "segv";
 
 __attribute__((noinline)) static void leaf(int depth)
@@ -37,7 +39,7 @@ __attribute__((noinline)) static void middle(int depth)
 static void *sleeper(void *arg)
 {
     (void)arg;
-    pthread_barrier_wait(&started);
+    __atomic_store_n(&sleeper_ready, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&forever); /* @sleeper */
     return NULL;
 }
@@ -55,9 +57,11 @@ int main(int argc, char **argv)
     if (argc > 1)
         mode = argv[1];
     pthread_mutex_lock(&forever);
-    pthread_barrier_init(&started, NULL, 2);
     pthread_create(&thread, NULL, sleeper, NULL);
-    pthread_barrier_wait(&started);
+    while (!__atomic_load_n(&sleeper_ready, __ATOMIC_SEQ_CST))
+        sched_yield();
+    /* Give the sleeper the few microseconds it needs to be blocked in the mutex (its backtrace is compared). */
+    nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
     printf("%s %d\n", core_message, core_global);
     fflush(stdout);
     if (strcmp(mode, "thread") == 0) {
