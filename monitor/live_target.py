@@ -20,6 +20,7 @@ from kdbg.target import (BreakpointKind, GuestMemoryError, MemoryRegion, NoSuchT
 from kdbg.vcpu_control import StopTheWorld
 
 from .errors import GuestFault
+from .signal_frame import make_siginfo
 from .kvm import abi
 from .vcpu_loop import RFLAGS, RIP, State, TF
 from .watchpoints import HANDLED, Watchpoints
@@ -27,7 +28,7 @@ from .watchpoints import HANDLED, Watchpoints
 log = logging.getLogger("km.gdb")
 SIGTRAP, SIGKILL = 5, 9
 _KVM_INDEX = {name: i for i, name in enumerate(KVM_REGS)}
-_SEGMENTS = ("cs", "ss", "ds", "es", "fs", "gs")
+USER_SELECTORS = {"cs": 0x33, "ss": 0x2B, "ds": 0, "es": 0, "fs": 0, "gs": 0}
 _FP_NAMES = frozenset(r.name for r in REGISTERS if r.fxsave_offset is not None or r.xsave_offset is not None)
 
 
@@ -96,6 +97,9 @@ class LiveTarget:
             return False
         if event is HANDLED:
             return True
+        if event.reason is not StopReason.SIGNAL:     # what $_siginfo shows, as Linux would have sent it
+            code = {StopReason.BREAKPOINT: 0x80, StopReason.STEP: 2, StopReason.WATCHPOINT: 4}.get(event.reason, 0x80)
+            self.proc.signals.of(thread).last_info = make_siginfo(SIGTRAP, code, event.watch_addr or 0)
         self._post(event)
         thread.park()
         return True
@@ -141,9 +145,8 @@ class LiveTarget:
         thread = self._thread(tid)
         values = thread.user_regs()
         regs = {name: values[i] for i, name in enumerate(KVM_REGS)}
-        sregs = thread.vcpu.get_sregs()
-        for name in _SEGMENTS:
-            regs[name] = getattr(sregs, name).selector
+        regs.update(USER_SELECTORS)          # what a 64-bit Linux process has (the VM's own are km's business)
+        sregs = thread.run.s.regs.sregs if thread.has_run else thread.vcpu.get_sregs()
         regs["fs_base"], regs["gs_base"] = sregs.fs.base, sregs.gs.base
         regs["orig_rax"] = (1 << 64) - 1
         regs.update(xsave_to_registers(thread.vcpu.get_xsave()))

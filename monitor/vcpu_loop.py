@@ -63,6 +63,7 @@ class VcpuThread:
         self.last_syscall = None       # (nr, result) of a call cut short by EINTR, for SA_RESTART
         self.restartable = True
         self.robust_list = 0
+        self.has_run = False           # kvm_run's sync regs/sregs hold this vCPU's state once it has exited
         self.on_event = None           # debugger hook: on_event(thread, kind, info) -> bool (True: park)
 
     # ---- control (called from other threads) -------------------------------------------------------------
@@ -120,6 +121,7 @@ class VcpuThread:
                     self.proc.deliver_signals(self)
                 continue
             in_stub = False
+            self.has_run = True
             sync[1] = 0
             reason = unpack("I", buf, abi.RUN_EXIT_REASON)[0]
             if reason == abi.KVM_EXIT_IO:
