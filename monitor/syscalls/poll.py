@@ -1,9 +1,9 @@
 """Readiness syscalls (poll, select, epoll) and the descriptors made to be waited on (eventfd, timerfd).
 
 All of them block only the calling guest thread (the host call releases the GIL) and go through
-fs._interruptible (_wait). km's own descriptors stay invisible: poll reports them POLLNVAL without asking the host,
-select answers EBADF for them, epoll refuses them. The guest signal mask argument of ppoll, pselect6 and
-epoll_pwait is not applied (km's host threads keep their own mask; guest signals are km's bookkeeping).
+fs._interruptible (_wait, which also applies the guest sigmask of ppoll, pselect6 and epoll_pwait*). km's own
+descriptors stay invisible: poll reports them POLLNVAL without asking the host, select answers EBADF for them,
+epoll refuses them.
 Timeouts: the host kernel updates ppoll's and select's timeout in place, so a retry after a kick waits only for
 what is left; epoll_wait restarts with its full timeout, as Linux itself does after a stop (ERESTARTNOHAND).
 """
@@ -20,6 +20,7 @@ from .fs import _interruptible
 from .host import host_syscall
 from .net import new_fd
 from .numbers import NUMBERS as NR
+from .signal import UNBLOCKABLE
 
 POLLFD = struct.Struct("<ihh")          # fd, events, revents
 POLLNVAL = 0x20
@@ -29,16 +30,39 @@ INT_MAX = (1 << 31) - 1
 SIGSET_SIZE = 8
 
 
-def _wait(ctx, nr: int, *args: int) -> int:
-    """A readiness wait: cut short by a guest signal it returns EINTR even under SA_RESTART (signal(7))."""
-    result = _interruptible(ctx, nr, *args)
+def _wait(ctx, nr: int, *args: int, sigmask: int = 0) -> int:
+    """A readiness wait: cut short by a guest signal it returns EINTR even under SA_RESTART (signal(7)).
+
+    With a sigmask (ppoll, pselect6, epoll_pwait*), the guest mask is replaced for the wait as Linux does; when a
+    signal cuts the wait short its handler runs under that mask and the old one comes back with its sigreturn
+    (rt_sigsuspend's mask_to_restore). The host call itself always runs with km's own mask."""
+    own = ctx.proc.signals.of(ctx)
+    saved = own.mask
+    if sigmask:
+        own.mask = struct.unpack("<Q", ctx.mem.read(sigmask, SIGSET_SIZE))[0] & ~UNBLOCKABLE
+        if _has_deliverable(ctx, own):
+            result = -errno.EINTR
+        else:
+            result = _interruptible(ctx, nr, *args)
+        if result == -errno.EINTR and _has_deliverable(ctx, own):
+            own.mask_to_restore = saved
+        else:
+            own.mask = saved
+    else:
+        result = _interruptible(ctx, nr, *args)
     if result == -errno.EINTR:
         ctx.restartable = False
     return result
 
 
+def _has_deliverable(ctx, own) -> bool:
+    state = ctx.proc.signals
+    with state.lock:
+        return any(not own.mask & (1 << (p.signo - 1)) for p in own.pending + state.shared_pending)
+
+
 # ---- poll ---------------------------------------------------------------------------------------------------
-def _ppoll(ctx, fds: int, nfds: int, timeout_host: int) -> int:
+def _ppoll(ctx, fds: int, nfds: int, timeout_host: int, sigmask: int = 0) -> int:
     """poll over a km copy of the pollfd array: km's own fds become -1 for the host, POLLNVAL for the payload."""
     if nfds > KM_FD_BASE:
         return -errno.EINVAL
@@ -53,7 +77,7 @@ def _ppoll(ctx, fds: int, nfds: int, timeout_host: int) -> int:
     if hidden:
         zero = ffi.new("int64_t[2]")     # an invalid fd makes Linux answer at once
         timeout_host = addr_of(zero)
-    result = _wait(ctx, NR["ppoll"], addr_of(host), nfds, timeout_host, 0, SIGSET_SIZE)
+    result = _wait(ctx, NR["ppoll"], addr_of(host), nfds, timeout_host, 0, SIGSET_SIZE, sigmask=sigmask)
     if result < 0:
         return result
     answered = ffi.buffer(host)
@@ -78,7 +102,7 @@ def sys_poll(ctx, fds: int, nfds: int, timeout_ms: int) -> int:
 def sys_ppoll(ctx, fds: int, nfds: int, timeout: int, sigmask: int, sigsetsize: int) -> int:
     if sigmask and sigsetsize != SIGSET_SIZE:
         return -errno.EINVAL
-    return _ppoll(ctx, fds, nfds, buf_out(ctx, timeout, 16) if timeout else 0)
+    return _ppoll(ctx, fds, nfds, buf_out(ctx, timeout, 16) if timeout else 0, sigmask)
 
 
 # ---- select -------------------------------------------------------------------------------------------------
@@ -95,7 +119,7 @@ def _select(ctx, nfds: int, sets: tuple[int, int, int], timeout_host: int, nr: i
         nfds = KM_FD_BASE
         size = (nfds + 63) // 64 * 8
     host_sets = [buf_out(ctx, s, size) if s else 0 for s in sets]
-    return _wait(ctx, nr, nfds, *host_sets, timeout_host, sigmask)
+    return _wait(ctx, nr, nfds, *host_sets, timeout_host, 0, sigmask=sigmask)
 
 
 def _has_bits_from(data: bytes, first: int, end: int) -> bool:
@@ -111,12 +135,13 @@ def sys_select(ctx, nfds: int, readfds: int, writefds: int, exceptfds: int, time
 
 @syscall("pselect6")
 def sys_pselect6(ctx, nfds: int, readfds: int, writefds: int, exceptfds: int, timeout: int, sig: int) -> int:
+    sigmask = sigsetsize = 0
     if sig:
         sigmask, sigsetsize = struct.unpack("<QQ", ctx.mem.read(sig, 16))
         if sigmask and sigsetsize != SIGSET_SIZE:
             return -errno.EINVAL
     return _select(ctx, nfds, (readfds, writefds, exceptfds), buf_out(ctx, timeout, 16) if timeout else 0,
-                   NR["pselect6"], 0)
+                   NR["pselect6"], sigmask)
 
 
 # ---- epoll --------------------------------------------------------------------------------------------------
@@ -157,7 +182,7 @@ def sys_epoll_pwait(ctx, epfd: int, events: int, maxevents: int, timeout_ms: int
         return -errno.EINVAL
     epfd = fd_arg(epfd)
     return _wait(ctx, NR["epoll_pwait"], epfd, _events_out(ctx, events, maxevents), maxevents,
-                          s32(timeout_ms), 0, SIGSET_SIZE)
+                 s32(timeout_ms), 0, SIGSET_SIZE, sigmask=sigmask)
 
 
 @syscall("epoll_pwait2")
@@ -167,7 +192,7 @@ def sys_epoll_pwait2(ctx, epfd: int, events: int, maxevents: int, timeout: int, 
         return -errno.EINVAL
     epfd = fd_arg(epfd)
     return _wait(ctx, NR["epoll_pwait2"], epfd, _events_out(ctx, events, maxevents), maxevents,
-                          buf_in(ctx, timeout, 16) if timeout else 0, 0, SIGSET_SIZE)
+                 buf_in(ctx, timeout, 16) if timeout else 0, 0, SIGSET_SIZE, sigmask=sigmask)
 
 
 # ---- eventfd, timerfd, signalfd -----------------------------------------------------------------------------

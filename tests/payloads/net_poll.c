@@ -191,6 +191,58 @@ static void hidden_fds(void)
     close(ep);
 }
 
+static volatile int handled;
+static void on_usr1(int signo) { handled++; }
+
+static int usr1_blocked(void)
+{
+    sigset_t cur;
+    sigprocmask(SIG_BLOCK, NULL, &cur);
+    return sigismember(&cur, SIGUSR1);
+}
+
+static void sigmasks(void)
+{
+    /* ppoll/pselect/epoll_pwait replace the signal mask for the wait: a pending blocked signal cuts them short,
+     * its handler runs, and the old mask is back afterwards */
+    struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = SA_RESTART};
+    sigaction(SIGUSR1, &sa, NULL);
+    sigset_t block, empty;
+    sigemptyset(&empty);
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    int p[2];
+    pipe(p);
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    struct timespec second = {1, 0};
+    raise(SIGUSR1);
+    printf("pending, blocked: handled %d\n", handled);
+    show("ppoll with an empty mask", ppoll(&pfd, 1, &second, &empty));
+    printf("handled %d, blocked again %d\n", handled, usr1_blocked());
+    raise(SIGUSR1);
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(p[0], &r);
+    show("pselect with an empty mask", pselect(p[0] + 1, &r, NULL, NULL, &second, &empty));
+    printf("handled %d, blocked again %d\n", handled, usr1_blocked());
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN};
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+    raise(SIGUSR1);
+    show("epoll_pwait with an empty mask", epoll_pwait(ep, &ev, 1, 1000, &empty));
+    printf("handled %d, blocked again %d\n", handled, usr1_blocked());
+    raise(SIGUSR1);
+    show("poll while it stays blocked", poll(&pfd, 1, 20));
+    show("ppoll with the same mask", ppoll(&pfd, 1, &(struct timespec){0, 20000000}, &block));
+    printf("handled %d\n", handled);
+    sigprocmask(SIG_UNBLOCK, &block, NULL);
+    printf("unblocked: handled %d\n", handled);
+    close(ep);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -200,6 +252,7 @@ int main(void)
     eventfds();
     timerfds();
     hidden_fds();
+    sigmasks();
     printf("done\n");
     return 0;
 }
