@@ -147,8 +147,6 @@ def test_registers_match_the_same_crash_under_linux(crashes):
     assert register_lines(core) == register_lines(linux) and "<leaf+" in core, f"km:\n{core}\nlinux:\n{linux}"
 
 
-@pytest.mark.xfail(reason="monitor: LiveTarget reports the VM's own selectors (cs=0x10, ss=0) where a Linux "
-                          "process, its core and gdbserver show the user-mode ones (cs=0x33, ss=0x2b)")
 def test_segment_selectors_are_linuxs_user_mode_ones(crashes):
     crash = crashes("segv")
     (core,) = crash.gdb("info registers cs ss")
