@@ -22,6 +22,7 @@ from .signal import send_signal
 
 SOCKADDR_STORAGE = 128      # the kernel never reads or writes more of a sockaddr than this
 UIO_MAXIOV = 1024
+CONTROL_MAX = 1 << 16       # km's copy of received control data (SCM_RIGHTS' 253 descriptors need about 1 KiB)
 MSGHDR = struct.Struct("<QI4xQQQQI4x")   # msg_name, msg_namelen, msg_iov, msg_iovlen, msg_control, ..len, msg_flags
 MMSGHDR_SIZE = MSGHDR.size + 8           # struct mmsghdr: msghdr + unsigned msg_len + padding
 CMSGHDR = struct.Struct("<QII")          # cmsg_len, cmsg_level, cmsg_type
@@ -43,7 +44,7 @@ class AddrLen:
     """An (addr, int *addrlen) output pair, the length word held by km for the call and copied back after."""
 
     def __init__(self, ctx, addr: int, addrlen: int) -> None:
-        self.ctx, self.addrlen = ctx, addrlen
+        self.ctx, self.addrlen, self.is_wanted = ctx, addrlen, bool(addr)
         self.host_len = ffi.new("int *")
         self.host_addr = 0
         if addr:
@@ -52,14 +53,15 @@ class AddrLen:
             if length < 0:
                 raise OSError(errno.EINVAL, "addrlen")
             self.host_len[0] = length
-            self.host_addr = buf_out(ctx, addr, min(length, SOCKADDR_STORAGE))
+            # a zero length still gets the full length back: any non-NULL address does, nothing is copied there
+            self.host_addr = buf_out(ctx, addr, min(length, SOCKADDR_STORAGE)) or addr_of(self.host_len)
 
     @property
     def args(self) -> tuple[int, int]:
-        return (self.host_addr, addr_of(self.host_len)) if self.host_addr else (0, 0)
+        return (self.host_addr, addr_of(self.host_len)) if self.is_wanted else (0, 0)
 
     def copy_back(self, result: int) -> int:
-        if result >= 0 and self.host_addr:
+        if result >= 0 and self.is_wanted:
             self.ctx.mem.write(self.addrlen, struct.pack("<i", self.host_len[0]))
         return result
 
@@ -220,6 +222,7 @@ class Msg:
         self.control_gva = control if controllen else 0
         if receiving:
             buf_out(ctx, control, controllen)
+            controllen = min(controllen, CONTROL_MAX)
             self.control = ffi.new("char[]", max(controllen, 1))
         else:
             data = ctx.mem.read(control, controllen) if controllen else b""
