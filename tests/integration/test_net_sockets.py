@@ -104,6 +104,7 @@ def test_datagrams_and_messages_match_native(payload, toolchain):
     assert "iov0 'hea' iov1 'd-tail!' namelen 16 from b: 1 flags 0\n" in text
     assert "data 'fd' controllen 24 level 1 type 1 len 20\n" in text and "pipe gave 'via'\n" in text
     assert "sendmsg SCM_RIGHTS fd 1000: -1 errno 9\n" in text
+    assert text.count("SIGPIPE handled 2\n") == 2              # send and sendmsg raise it, MSG_NOSIGNAL does not
     assert text.endswith("done\n")
 
 

@@ -1,10 +1,11 @@
 /* Datagrams and messages: UDP sendto/recvfrom on 127.0.0.1, sendmsg/recvmsg with two iovecs and a msg_name,
- * MSG_TRUNC/MSG_PEEK, SCM_RIGHTS over a unix socketpair, sendmmsg/recvmmsg, SO_RCVTIMEO. Deterministic output,
+ * MSG_TRUNC/MSG_PEEK, SCM_RIGHTS over a unix socketpair, sendmmsg/recvmmsg, SO_RCVTIMEO, SIGPIPE. Deterministic output,
  * compared between km and a native run by tests/integration/test_net_msg.py. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -145,11 +146,35 @@ static void rights(void)
     close(p[0]);
 }
 
+static volatile int pipes;
+static void on_pipe(int signo) { pipes++; }
+
+static void broken_pipe(void)
+{
+    /* the host answers EPIPE to km without a signal; the payload must get its SIGPIPE as on Linux */
+    signal(SIGPIPE, on_pipe);
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    close(sv[1]);
+    show("send to a closed peer", send(sv[0], "x", 1, 0));
+    printf("SIGPIPE handled %d\n", pipes);
+    show("send MSG_NOSIGNAL", send(sv[0], "x", 1, MSG_NOSIGNAL));
+    struct iovec iov = {"y", 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    show("sendmsg to a closed peer", sendmsg(sv[0], &msg, 0));
+    printf("SIGPIPE handled %d\n", pipes);
+    signal(SIGPIPE, SIG_IGN);
+    show("send with SIGPIPE ignored", send(sv[0], "x", 1, 0));
+    printf("SIGPIPE handled %d\n", pipes);
+    close(sv[0]);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     udp();
     rights();
+    broken_pipe();
     printf("done\n");
     return 0;
 }
