@@ -8,6 +8,7 @@ rights; an address outside every VMA raises GuestFault, which a syscall turns in
 from __future__ import annotations
 
 import bisect
+import errno
 import threading
 from dataclasses import dataclass, replace
 
@@ -108,20 +109,25 @@ class GuestMemory:
             self._view(host, length)[:] = data[offset:offset + length]
             offset += length
 
-    def read_cstring(self, gva: int, limit: int = 4096) -> bytes:
-        """A NUL-terminated string (without the NUL); GuestFault if it runs into unmapped memory."""
+    def read_cstring(self, gva: int, limit: int = 4096, *, truncate: bool = False) -> bytes:
+        """A NUL-terminated string (without the NUL) in a buffer of `limit` bytes, NUL included (PATH_MAX,
+        TASK_COMM_LEN), as Linux's strncpy_from_user reads it. GuestFault if it runs into unmapped memory first;
+        with no NUL in `limit` bytes: the first limit-1 bytes if `truncate`, else ENAMETOOLONG (a too-long path)."""
         out = b""
         while len(out) < limit:
             vma = self.find(gva)
             if vma is None or vma.gpa is None or not vma.prot & PROT_READ:
                 raise GuestFault(gva, 1)
-            chunk = bytes(self._view(self.phys.host_addr(vma.gpa + gva - vma.start), min(vma.end - gva, 256)))
+            size = min(vma.end - gva, 256, limit - len(out))
+            chunk = bytes(self._view(self.phys.host_addr(vma.gpa + gva - vma.start), size))
             nul = chunk.find(b"\0")
             if nul >= 0:
                 return out + chunk[:nul]
             out += chunk
             gva += len(chunk)
-        raise GuestFault(gva, limit)
+        if truncate:
+            return out[:limit - 1]
+        raise OSError(errno.ENAMETOOLONG, "string longer than its buffer")
 
     def _view(self, host: int, length: int) -> memoryview:
         return memoryview(abi.ffi.buffer(abi.ffi.cast("char *", host), length))

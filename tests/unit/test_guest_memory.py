@@ -1,0 +1,151 @@
+"""GuestMemory: VMAs like Linux's over real PhysicalMemory and PageTables (no KVM): mapping, splitting, rights,
+PROT_NONE reservations that cost nothing, checked access (GuestFault), debugger access, and where mmap puts things."""
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from monitor.errors import GuestFault
+from monitor.guest_memory import MMAP_BOTTOM, MMAP_TOP, PROT_EXEC, PROT_READ, PROT_WRITE, GuestMemory
+from monitor.page_tables import PTE_NX, PTE_W, PageTables
+from monitor.phys_memory import PAGE, PhysicalMemory
+
+from .test_page_tables import SlotRecorder
+
+RW = PROT_READ | PROT_WRITE
+
+
+@pytest.fixture
+def mem() -> GuestMemory:
+    phys = PhysicalMemory(SlotRecorder())
+    return GuestMemory(phys, PageTables(phys))
+
+
+def data_bytes(mem: GuestMemory) -> int:
+    """Guest-physical bytes backing VMAs (page-table pages come from the same allocator)."""
+    return mem.phys.allocated - PAGE * len(mem.tables.tables)
+
+
+def layout(mem: GuestMemory) -> list[tuple[int, int, str]]:
+    return [(v.start, v.end, v.perms()) for v in mem.regions()]
+
+
+def test_map_write_read_and_translate(mem):
+    mem.map(0x400000, 3 * PAGE, RW)
+    mem.write(0x400000 + PAGE - 2, b"abcd")                # across a page boundary
+    assert mem.read(0x400000 + PAGE - 2, 4) == b"abcd"
+    assert mem.read(0x400000 + 2 * PAGE, 4) == bytes(4)     # fresh memory is zero
+    gpa, flags = mem.tables.translate(0x400000 + PAGE)
+    assert flags & PTE_W and flags & PTE_NX
+    assert mem.phys.view(gpa - 2, 4).tobytes() == b"abcd"              # what the guest sees through its tables
+    assert mem.host_addr(0x400000, 3 * PAGE, write=True) == mem.phys.host_addr(mem.find(0x400000).gpa)
+
+
+def test_access_checks_raise_guest_fault(mem):
+    mem.map(0x400000, PAGE, PROT_READ)
+    mem.map(0x500000, PAGE, PROT_READ | PROT_EXEC)
+    assert mem.read(0x400000, 8) == bytes(8)
+    with pytest.raises(GuestFault) as fault:
+        mem.write(0x400000, b"x")
+    assert fault.value.gva == 0x400000
+    with pytest.raises(GuestFault):
+        mem.read(0x401000, 1)                                 # just past the VMA
+    with pytest.raises(GuestFault):
+        mem.read(0x400FF0, 0x20)                              # straddles the end
+    with pytest.raises(GuestFault):
+        mem.host_addr(0x500000, 8, write=True)
+    assert mem.host_addr(0x500000, 8) != 0
+    assert mem.host_addr(0x123, 0) == 0                       # empty buffers are never checked
+
+
+def test_prot_none_reservation_costs_nothing_until_given_rights(mem):
+    before = data_bytes(mem)
+    base = 0xC000000000
+    mem.map(base, 64 << 30, 0)
+    assert data_bytes(mem) == before
+    assert mem.find(base + (10 << 30)).gpa is None
+    with pytest.raises(GuestFault):
+        mem.read(base, 1)
+    mem.protect(base + (8 << 20), 1 << 20, RW)
+    mem.write(base + (8 << 20), b"go")
+    assert mem.read(base + (8 << 20), 2) == b"go"
+    assert data_bytes(mem) == before + (1 << 20)
+    assert layout(mem) == [(base, base + (8 << 20), "---"), (base + (8 << 20), base + (9 << 20), "rw-"),
+                           (base + (9 << 20), base + (64 << 30), "---")]
+    mem.map(base + (32 << 30), 2 << 20, RW)                  # MAP_FIXED inside the reservation
+    assert data_bytes(mem) == before + (3 << 20)
+    mem.unmap(base, 64 << 30)
+    assert mem.regions() == [] and data_bytes(mem) == before
+
+
+def test_protect_splits_and_keeps_contents(mem):
+    downgrades = []
+    mem.on_downgrade = lambda: downgrades.append(1)
+    mem.map(0x10000000, 4 * PAGE, RW)
+    mem.write(0x10000000, b"A" * 4 * PAGE)
+    mem.protect(0x10000000 + PAGE, PAGE, PROT_READ)
+    mem.protect(0x10000000 + 2 * PAGE, PAGE, 0)
+    assert layout(mem) == [(0x10000000, 0x10001000, "rw-"), (0x10001000, 0x10002000, "r--"),
+                           (0x10002000, 0x10003000, "---"), (0x10003000, 0x10004000, "rw-")]
+    assert len(downgrades) == 2
+    assert mem.tables.translate(0x10002000) is None                       # PROT_NONE: no translation
+    assert not mem.tables.translate(0x10001000)[1] & PTE_W
+    assert mem.read_debug(0x10002000, 2) == b"AA"                          # the debugger still sees it
+    mem.protect(0x10000000, 4 * PAGE, RW)
+    assert mem.read(0x10000000, 4 * PAGE) == b"A" * 4 * PAGE
+    with pytest.raises(GuestFault):
+        mem.protect(0x10000000, 8 * PAGE, PROT_READ)                        # runs past the mapping
+
+
+def test_unmap_middle_and_map_over(mem):
+    mem.map(0x20000000, 3 * PAGE, RW)
+    mem.write(0x20000000, b"x" * 3 * PAGE)
+    mem.unmap(0x20000000 + PAGE, PAGE)
+    assert layout(mem) == [(0x20000000, 0x20001000, "rw-"), (0x20002000, 0x20003000, "rw-")]
+    with pytest.raises(GuestFault):
+        mem.read(0x20000000 + PAGE, 1)
+    mem.map(0x20000000, 2 * PAGE, PROT_READ)                           # MAP_FIXED over the first page and the hole
+    assert mem.read(0x20000000, 2 * PAGE) == bytes(2 * PAGE)
+    assert mem.read(0x20002000, 1) == b"x"
+
+
+def test_pieces_and_strings_across_vmas(mem):
+    mem.map(0x30000000, PAGE, RW)
+    mem.map(0x30001000, PAGE, PROT_READ)
+    mem.write(0x30000000 + PAGE - 3, b"abc")
+    mem.write_debug(0x30001000, b"def\0")
+    assert mem.read_cstring(0x30000000 + PAGE - 3) == b"abcdef"
+    pieces = mem.pieces(0x30000000 + PAGE - 3, 6)
+    assert [length for _, length in pieces] == [3, 3]
+    with pytest.raises(GuestFault):
+        mem.pieces(0x30000000, 2 * PAGE, write=True)
+    with pytest.raises(OSError) as too_long:
+        mem.read_cstring(0x30000000 + PAGE - 3, limit=6)                  # 6 bytes + NUL do not fit in 6
+    assert too_long.value.errno == errno.ENAMETOOLONG
+    assert mem.read_cstring(0x30000000 + PAGE - 3, limit=7) == b"abcdef"
+    assert mem.read_cstring(0x30000000 + PAGE - 3, limit=4, truncate=True) == b"abc"   # prctl(PR_SET_NAME) style
+    mem.write_debug(0x30001000, b"x" * PAGE)                               # a string that runs off the mapping
+    with pytest.raises(GuestFault):
+        mem.read_cstring(0x30001000, limit=8192)
+
+
+def test_write_debug_ignores_rights_but_not_holes(mem):
+    mem.map(0x40000000, PAGE, PROT_READ | PROT_EXEC)
+    mem.write_debug(0x40000000, b"\xcc")
+    assert mem.read(0x40000000, 1) == b"\xcc"
+    with pytest.raises(GuestFault):
+        mem.write_debug(0x40001000, b"\xcc")
+
+
+def test_find_free_is_top_down_and_honours_free_hints(mem):
+    first = mem.find_free(PAGE)
+    assert first == MMAP_TOP - PAGE
+    mem.map(first, PAGE, RW)
+    assert mem.find_free(2 * PAGE) == first - 2 * PAGE
+    assert mem.find_free(PAGE, hint=0x200000000) == 0x200000000
+    mem.map(0x200000000, PAGE, RW)
+    assert mem.find_free(PAGE, hint=0x200000000) == first - PAGE           # taken: fall back
+    assert mem.find_free(PAGE, hint=0x200000123) == first - PAGE
+    mem.map(MMAP_BOTTOM, MMAP_TOP - MMAP_BOTTOM - 16 * PAGE, 0)             # fill everything but a small gap
+    assert mem.find_free(32 * PAGE) is None

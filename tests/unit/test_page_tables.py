@@ -1,0 +1,95 @@
+"""PageTables over real PhysicalMemory (host memory; the VM is a stand-in that accepts memslots): 4K and 2M leaves,
+splitting a 2M page, unmapping, rights bits, and that table pages come from guest-physical memory."""
+from __future__ import annotations
+
+import pytest
+
+from monitor.page_tables import ADDR_MASK, PTE_NX, PTE_P, PTE_PS, PTE_U, PTE_W, PageTables
+from monitor.phys_memory import HUGE, PAGE, PhysicalMemory
+
+
+class SlotRecorder:
+    """Stands in for kvm.vm.Vm: records memslots instead of calling KVM."""
+
+    def __init__(self) -> None:
+        self.slots: list[tuple[int, int, int]] = []
+
+    def add_memory(self, gpa: int, size: int, host_addr: int) -> int:
+        self.slots.append((gpa, size, host_addr))
+        return len(self.slots) - 1
+
+
+@pytest.fixture
+def phys() -> PhysicalMemory:
+    return PhysicalMemory(SlotRecorder())
+
+
+@pytest.fixture
+def tables(phys) -> PageTables:
+    return PageTables(phys)
+
+
+def test_4k_pages_translate_with_their_rights(tables, phys):
+    gpa = phys.alloc(3 * PAGE)
+    tables.set_range(0x400000, 3 * PAGE, gpa, PTE_U | PTE_NX)
+    for i in range(3):
+        got, flags = tables.translate(0x400000 + i * PAGE + 0x123)
+        assert got == gpa + i * PAGE + 0x123
+        assert flags & (PTE_P | PTE_U | PTE_NX) == PTE_P | PTE_U | PTE_NX and not flags & PTE_W
+    assert tables.translate(0x400000 + 3 * PAGE) is None
+    assert tables.translate(0x3FF000) is None
+
+
+def test_aligned_2m_ranges_use_huge_leaves(tables, phys):
+    gpa = phys.alloc(2 * HUGE, HUGE)
+    tables.set_range(0x7F0000000000, 2 * HUGE, gpa, PTE_U | PTE_W)
+    got, flags = tables.translate(0x7F0000000000 + HUGE + 0x5678)
+    assert got == gpa + HUGE + 0x5678
+    assert flags & PTE_PS and flags & PTE_W
+
+
+def test_unaligned_gpa_falls_back_to_4k(tables, phys):
+    gpa = phys.alloc(HUGE + PAGE, PAGE, PAGE)         # gpa % 2M == 4K: no huge leaf possible
+    tables.set_range(0x40000000, HUGE, gpa, PTE_U)
+    got, flags = tables.translate(0x40000000 + HUGE - 1)
+    assert got == gpa + HUGE - 1 and not flags & PTE_PS
+
+
+def test_4k_change_inside_a_2m_page_splits_it(tables, phys):
+    gpa = phys.alloc(HUGE, HUGE)
+    tables.set_range(0x200000, HUGE, gpa, PTE_U | PTE_W)
+    tables.set_range(0x200000 + 5 * PAGE, PAGE, gpa + 5 * PAGE, PTE_U)          # one page read-only
+    for offset in (0, 4 * PAGE, 6 * PAGE, HUGE - PAGE):
+        got, flags = tables.translate(0x200000 + offset)
+        assert got == gpa + offset and flags & PTE_W and not flags & PTE_PS, hex(offset)
+    got, flags = tables.translate(0x200000 + 5 * PAGE)
+    assert got == gpa + 5 * PAGE and not flags & PTE_W
+
+
+def test_unmap_and_remap(tables, phys):
+    gpa = phys.alloc(HUGE + 4 * PAGE, HUGE)
+    tables.set_range(0x600000, HUGE + 4 * PAGE, gpa, PTE_U)
+    tables.set_range(0x600000 + PAGE, PAGE, None)
+    assert tables.translate(0x600000 + PAGE) is None
+    assert tables.translate(0x600000) is not None and tables.translate(0x600000 + 2 * PAGE) is not None
+    tables.set_range(0x600000, HUGE + 4 * PAGE, None)
+    assert all(tables.translate(0x600000 + off) is None for off in range(0, HUGE + 4 * PAGE, PAGE))
+    tables.set_range(0x600000 + 3 * PAGE, PAGE, gpa, PTE_U | PTE_W)
+    assert tables.translate(0x600000 + 3 * PAGE)[0] == gpa
+
+
+def test_unmapping_where_nothing_was_mapped_creates_no_tables(tables):
+    before = len(tables.tables)
+    tables.set_range(0x100000000000, 1 << 30, None)
+    assert len(tables.tables) == before
+
+
+def test_high_half_and_table_pages_live_in_guest_memory(tables, phys):
+    gpa = phys.alloc(PAGE)
+    tables.set_range(0xFFFFFFFF80000000, PAGE, gpa, 0)            # a supervisor page, as the system area is
+    got, flags = tables.translate(0xFFFFFFFF80000000)
+    assert got == gpa and not flags & PTE_U
+    for table_gpa in tables.tables:
+        assert table_gpa % PAGE == 0 and table_gpa < phys.top
+    pml4 = phys.view(tables.pml4, PAGE).cast("Q")
+    assert pml4[511] & PTE_P and (pml4[511] & ADDR_MASK) in tables.tables
