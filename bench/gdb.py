@@ -1,0 +1,295 @@
+"""The debugger benchmark (issue 4): km's gdb stub side by side with gdbserver and qemu-user on one payload.
+
+Run: python3 bench/gdb.py [--reps N] [--steps N] [--hits N] [--only km,gdbserver,qemu]   (not part of the suite;
+about 45 s with the defaults; GDB_BENCH_TIMEOUT_S=N bounds each gdb session, 90 s by default)
+
+For each back end the real gdb (batch mode) connects to the server and, timed inside gdb with perf_counter:
+  connect -> main   `target remote` + `break main` + `continue` until main is reached (s)
+  stepi             --steps single steps inside tick() (steps/s)
+  breakpoint hits   --hits `continue`s, each stopping at the breakpoint in tick() (hits/s)
+  dump memory       `dump memory` of the 4 MiB buffer (MiB/s)
+plus "server ready": from spawning the server until its port listens (watched in /proc/net/tcp, so no probe
+connection disturbs a one-shot stub). Back ends alternate within each repetition (the machine is shared); the
+table shows medians, and each figure's ratio to gdbserver's.
+
+This file is also the driver gdb runs: `gdb -x bench/gdb.py` finds the `gdb` module and runs drive_inside_gdb(),
+taking its parameters from GDB_BENCH_* environment variables and appending `key value` lines to GDB_BENCH_OUT.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAYLOAD_SOURCE = Path(__file__).resolve().parent / "payloads" / "gdb_loop.c"
+BUFFER_SIZE = 4 << 20                 # gdb_loop.c's BUFFER_SIZE
+LOOP_COUNT = 1_000_000                # tick() calls: far more than the benchmark stops in; ms when run freely
+READY_TIMEOUT_S = 20.0
+RUN_TIMEOUT_S = float(os.environ.get("GDB_BENCH_TIMEOUT_S", 90))
+BACKENDS = ("km", "gdbserver", "qemu")
+ROWS = (  # key, title, unit format, higher is better
+    ("ready_s", "server ready (s)", "{:.3f}", False),
+    ("connect_s", "connect -> main (s)", "{:.3f}", False),
+    ("steps_per_s", "stepi (steps/s)", "{:.0f}", True),
+    ("hits_per_s", "breakpoint hits/s", "{:.1f}", True),
+    ("dump_mib_per_s", "dump memory (MiB/s)", "{:.2f}", True),
+)
+
+
+# ---- inside gdb ----
+
+def drive_inside_gdb() -> None:
+    """The measured session; every failure becomes a `failed <phase>: <reason>` line, never a hang."""
+    import gdb  # noqa: PLC0415 - only exists inside gdb
+
+    env = os.environ
+    port, steps, hits = env["GDB_BENCH_PORT"], int(env["GDB_BENCH_STEPS"]), int(env["GDB_BENCH_HITS"])
+    dump_path = env["GDB_BENCH_DUMP"]
+    out = open(env["GDB_BENCH_OUT"], "a", buffering=1)
+    clock = time.perf_counter
+    phase = "setup"
+
+    def enter(name: str) -> None:
+        nonlocal phase
+        phase = name
+        out.write(f"phase {name}\n")
+
+    def run(command: str) -> str:
+        return gdb.execute(command, to_string=True)
+
+    def expect_function(name: str) -> None:
+        frame = gdb.selected_frame().name()
+        if frame != name:
+            raise gdb.error(f"stopped in {frame}, not {name}")
+
+    try:
+        run("set pagination off")
+        run("set confirm off")
+        enter("connect")
+        start = clock()
+        run(f"target remote 127.0.0.1:{port}")
+        run("break main")
+        run("continue")
+        expect_function("main")
+        out.write(f"connect_s {clock() - start}\n")
+
+        enter("first stop in tick")
+        bp = gdb.Breakpoint("tick")
+        run("continue")
+        expect_function("tick")
+
+        enter("stepi")
+        bp.enabled = False                  # a stepi loop through tick() must not land on its own breakpoint
+        start = clock()
+        for _ in range(steps):
+            run("stepi")
+        out.write(f"steps_per_s {steps / (clock() - start)}\n")
+
+        enter("breakpoint hits")
+        bp.enabled = True
+        before = bp.hit_count
+        start = clock()
+        for _ in range(hits):
+            run("continue")
+        elapsed = clock() - start
+        if bp.hit_count - before != hits:
+            raise gdb.error(f"{bp.hit_count - before} hits of {hits}")
+        expect_function("tick")
+        out.write(f"hits_per_s {hits / elapsed}\n")
+
+        enter("dump memory")
+        addr = int(gdb.parse_and_eval("(unsigned long)&buffer"))
+        start = clock()
+        run(f"dump binary memory {dump_path} {addr} {addr + BUFFER_SIZE}")
+        elapsed = clock() - start
+        data = Path(dump_path).read_bytes()
+        if len(data) != BUFFER_SIZE or data[:4096] != bytes((i * 7) & 0xFF for i in range(4096)):
+            raise gdb.error(f"dumped {len(data)} bytes that are not the buffer")
+        out.write(f"dump_mib_per_s {BUFFER_SIZE / (1 << 20) / elapsed}\n")
+
+        enter("kill")
+        run("kill")
+    except Exception as exc:  # noqa: BLE001 - reported in the table, the other back ends go on
+        out.write(f"failed {phase}: {' '.join(str(exc).split())}\n")
+    out.close()
+
+
+# ---- the benchmark ----
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_listening(port: int) -> bool:
+    """Whether anything listens on port (any address), read from /proc/net/tcp{,6} without connecting."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def server_command(backend: str, port: int, program: Path) -> list[str]:
+    return {
+        "km": [sys.executable, "-m", "monitor.cli", f"-g{port}", str(program), str(LOOP_COUNT)],
+        "gdbserver": ["gdbserver", f"127.0.0.1:{port}", str(program), str(LOOP_COUNT)],
+        "qemu": ["qemu-x86_64", "-g", str(port), str(program), str(LOOP_COUNT)],
+    }[backend]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Kill the server and whatever it started (its own session, so its process group is ours alone)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def tail(path: Path) -> str:
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1].strip()[:120] if lines else "no output"
+
+
+def last_phase(out: Path) -> str:
+    phases = [line.split(" ", 1)[1] for line in out.read_text().splitlines() if line.startswith("phase ")]
+    return phases[-1] if phases else "gdb start-up"
+
+
+def measure_once(backend: str, program: Path, work: Path, steps: int, hits: int) -> dict[str, float | str]:
+    """One server, one gdb session: {row key: value}, or {"failed": reason}."""
+    port = free_port()
+    out, server_log = work / f"{backend}.out", work / f"{backend}.server.log"
+    out.write_text("")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("KM_VERBOSE", None)
+    with open(server_log, "w") as log:
+        start = time.perf_counter()
+        server = subprocess.Popen(server_command(backend, port, program), stdin=subprocess.DEVNULL, stdout=log,
+                                  stderr=log, env=env, cwd=work, start_new_session=True)
+    try:
+        deadline = start + READY_TIMEOUT_S
+        while not is_listening(port):
+            if server.poll() is not None:
+                return {"failed": f"exited {server.returncode}: {tail(server_log)}"}
+            if time.perf_counter() > deadline:
+                return {"failed": f"not listening after {READY_TIMEOUT_S:.0f} s"}
+            time.sleep(0.002)
+        ready_s = time.perf_counter() - start
+        gdb_env = dict(env, GDB_BENCH_PORT=str(port), GDB_BENCH_STEPS=str(steps), GDB_BENCH_HITS=str(hits),
+                       GDB_BENCH_OUT=str(out), GDB_BENCH_DUMP=str(work / f"{backend}.dump"))
+        try:
+            done = subprocess.run(["gdb", "-nx", "-batch", str(program), "-x", __file__], stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, env=gdb_env, timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return {"failed": f"timeout after {RUN_TIMEOUT_S:.0f} s in {last_phase(out)}"}
+        results: dict[str, float | str] = {"ready_s": ready_s}
+        for line in out.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "phase":
+                continue
+            if key == "failed":
+                return {"failed": value}
+            results[key] = float(value)
+        if len(results) < len(ROWS):
+            return {"failed": f"gdb status {done.returncode}: {(done.stderr.strip() or 'no result')[-120:]}"}
+        return results
+    finally:
+        stop(server)
+
+
+def available(backend: str) -> str | None:
+    """None when the back end can run here, else why not."""
+    tool = {"km": "/dev/kvm", "gdbserver": "gdbserver", "qemu": "qemu-x86_64"}[backend]
+    if backend == "km":
+        return None if os.access(tool, os.R_OK | os.W_OK) else "no access to /dev/kvm"
+    return None if shutil.which(tool) else f"{tool} not installed"
+
+
+def cell(values: list[float], fmt: str) -> str:
+    return fmt.format(statistics.median(values))
+
+
+def ratio(value: float, base: float, higher_is_better: bool) -> str:
+    """km's (or qemu's) figure against gdbserver's, said as slower/faster so time and rate rows read alike."""
+    speed = value / base if higher_is_better else base / value
+    return f"{speed:.2f}x" if speed >= 1 else f"1/{1 / speed:.1f}"
+
+
+def report(samples: dict[str, dict[str, list[float]]], failures: dict[str, str], backends: list[str]) -> None:
+    width = 26
+    print(f"{'median of runs':22}" + "".join(f"{b:>{width}}" for b in backends))
+    for key, title, fmt, higher in ROWS:
+        cells = []
+        for b in backends:
+            if b in failures:
+                cells.append(f"failed: {failures[b]}"[:width - 1] if key == ROWS[0][0] else "-")
+                continue
+            text = cell(samples[b][key], fmt)
+            if b != "gdbserver" and "gdbserver" in samples and "gdbserver" not in failures:
+                base = statistics.median(samples["gdbserver"][key])
+                text += f" ({ratio(statistics.median(samples[b][key]), base, higher)})"
+            cells.append(text)
+        print(f"{title:22}" + "".join(f"{c:>{width}}" for c in cells))
+    print("(ratio) = speed relative to gdbserver: 2.00x twice as fast, 1/4.0 four times slower")
+    for b, reason in failures.items():
+        print(f"{b}: failed: {reason}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per back end (default 5)")
+    parser.add_argument("--steps", type=int, default=200, help="stepi count (default 200)")
+    parser.add_argument("--hits", type=int, default=200, help="breakpoint hits (default 200)")
+    parser.add_argument("--only", default=",".join(BACKENDS), help="comma-separated back ends")
+    args = parser.parse_args()
+    backends = [b for b in args.only.split(",") if b]
+    unknown = set(backends) - set(BACKENDS)
+    if unknown:
+        parser.error(f"unknown back end(s): {', '.join(sorted(unknown))}")
+    failures = {b: why for b in backends if (why := available(b))}
+    samples: dict[str, dict[str, list[float]]] = {b: {} for b in backends}
+    with tempfile.TemporaryDirectory(prefix="km-bench-gdb-") as tmp:
+        work = Path(tmp)
+        program = work / "gdb_loop.km"
+        subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
+        print(f"gdb bench: {args.reps} repetitions, {args.steps} stepi, {args.hits} hits, {os.cpu_count()} cpus, "
+              f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+        for rep in range(args.reps):
+            for b in backends:
+                if b in failures:
+                    continue
+                started = time.perf_counter()
+                result = measure_once(b, program, work, args.steps, args.hits)
+                if "failed" in result:
+                    failures[b] = str(result["failed"])
+                else:
+                    for key, value in result.items():
+                        samples[b].setdefault(key, []).append(float(value))
+                print(f"  repetition {rep + 1}/{args.reps} {b}: {time.perf_counter() - started:.1f} s"
+                      + (f" (failed: {failures[b]})" if b in failures else ""), file=sys.stderr)
+    report(samples, failures, backends)
+
+
+if __name__ == "__main__":
+    if "gdb" in sys.modules and hasattr(sys.modules["gdb"], "execute"):
+        drive_inside_gdb()
+    else:
+        main()
