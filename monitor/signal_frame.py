@@ -64,7 +64,7 @@ def _pick(state, thread):
     own = state.of(thread)
     for queue in (own.pending, state.shared_pending):
         for i, pending in enumerate(queue):
-            if not own.mask & (1 << (pending.signo - 1)) or pending.signo in (9, 19):
+            if state.may_take(thread, own, pending):
                 return queue.pop(i)
     return None
 

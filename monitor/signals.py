@@ -14,6 +14,7 @@ log = logging.getLogger("km.signal")
 SIG_DFL, SIG_IGN = 0, 1
 NSIG = 64
 IGNORED_BY_DEFAULT = frozenset({host_signal.SIGCHLD, host_signal.SIGURG, host_signal.SIGWINCH, host_signal.SIGCONT})
+UNBLOCKABLE = (1 << (host_signal.SIGKILL - 1)) | (1 << (host_signal.SIGSTOP - 1))
 STOP_BY_DEFAULT = frozenset({host_signal.SIGSTOP, host_signal.SIGTSTP, host_signal.SIGTTIN, host_signal.SIGTTOU})
 
 
@@ -29,6 +30,7 @@ class SigAction:
 class PendingSignal:
     signo: int
     info: bytes            # 128-byte siginfo_t
+    chosen_tid: int | None = None   # process-directed: the thread woken for it (kernel/signal.c complete_signal)
 
 
 @dataclass
@@ -55,8 +57,37 @@ class SignalState:
         return state
 
     def has_pending(self, thread) -> bool:
+        """A signal this thread can take now: a blocked one stays pending and must not cut a wait short."""
         state = self.per_thread.get(thread.tid)
-        return bool((state and state.pending) or self.shared_pending)
+        if state is None:
+            state = self.of(thread)
+        if not state.pending and not self.shared_pending:
+            return False
+        return any(self.may_take(thread, state, p) for queue in (state.pending, self.shared_pending) for p in queue)
+
+    def may_take(self, thread, own: ThreadSignals, pending: PendingSignal) -> bool:
+        """Unblocked, and (for a process-directed signal) this thread was chosen for it, or the chosen one can no
+        longer take it: so the thread Linux wakes runs the handler, not whichever thread passes by first."""
+        bit = 1 << (pending.signo - 1)
+        if own.mask & bit & ~UNBLOCKABLE:
+            return False
+        chosen = pending.chosen_tid
+        if chosen is None or chosen == thread.tid:
+            return True
+        other = self.proc.threads.get(chosen)
+        other_state = self.per_thread.get(chosen)
+        return other is None or other.exit_requested or other_state is None or bool(other_state.mask & bit)
+
+    def choose_thread(self, signo: int):
+        """The thread to wake for a process-directed signal: the main thread if it does not block it, else the
+        first that does not (or waits for it in sigtimedwait); None when every thread blocks it."""
+        bit = 1 << (signo - 1)
+        for thread in self.proc.live_threads():
+            if thread.exit_requested:
+                continue
+            if not self.of(thread).mask & bit or getattr(thread, "sigwait_set", 0) & bit:
+                return thread
+        return None
 
     def raise_fault(self, thread, signo: int, vector: int, error_code: int, addr: int) -> None:
         """A synchronous fault: Linux forces it (unblocks it, resets SIG_IGN to SIG_DFL)."""

@@ -93,13 +93,11 @@ def send_signal(proc, signo: int, info: bytes, target=None) -> None:
     with state.lock:
         if target is not None:
             state.of(target).pending.append(PendingSignal(signo, info))
-            candidates = [target]
         else:
-            state.shared_pending.append(PendingSignal(signo, info))
-            candidates = [t for t in proc.live_threads() if not state.of(t).mask & (1 << (signo - 1))] or \
-                proc.live_threads()[:1]
-    for thread in candidates[:1]:
-        thread.kick_for_signal()
+            target = state.choose_thread(signo)
+            state.shared_pending.append(PendingSignal(signo, info, target.tid if target is not None else None))
+    if target is not None:
+        target.kick_for_signal()
 
 
 @syscall("kill")
@@ -151,6 +149,7 @@ def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) 
     """Block until a signal is pending (optionally one of `wanted`), or the deadline; honours pauses."""
     event = threading.Event()
     ctx.signal_wakeup = event
+    ctx.sigwait_set = wanted or 0
     try:
         while True:
             state = ctx.proc.signals
@@ -174,6 +173,7 @@ def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) 
             event.clear()
     finally:
         ctx.signal_wakeup = None
+        ctx.sigwait_set = 0
 
 
 @syscall("pause")
