@@ -15,6 +15,7 @@ import struct
 from kdbg.arch.x86_64 import KVM_REGS
 
 from .errors import GuestFault
+from .syscalls.numbers import NUMBERS
 
 log = logging.getLogger("km.signal")
 SIGCONTEXT_REGS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx", "rdx", "rax",
@@ -31,6 +32,8 @@ SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
 TF, DF, RF, AC = 0x100, 0x400, 0x10000, 0x40000
 EINTR, ERESTART_CODES = 4, (512, 513, 514, 516)
 RESTARTABLE = True
+# Sleeps Linux ends with -ERESTART_RESTARTBLOCK / -ERESTARTNOHAND: EINTR whenever a handler runs, SA_RESTART or not.
+NEVER_RESTARTED = frozenset(NUMBERS[name] for name in ("nanosleep", "clock_nanosleep"))
 
 
 def make_siginfo(signo: int, code: int = SI_USER, addr: int | None = None, pid: int = 0, uid: int = 0,
@@ -108,7 +111,8 @@ def _restart_or_interrupt(thread, action) -> None:
     nr, result = last
     thread.last_syscall = None
     regs = thread.regs
-    if result == -EINTR and action.flags & SA_RESTART and getattr(thread, "restartable", True):
+    if result == -EINTR and action.flags & SA_RESTART and getattr(thread, "restartable", True) \
+            and nr not in NEVER_RESTARTED:
         regs[KVM_REGS.index("rip")] -= 2
         regs[KVM_REGS.index("rax")] = nr
 
