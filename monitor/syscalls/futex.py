@@ -116,6 +116,7 @@ def wait(ctx, addr: int, expected: int, deadline: float | None, bitset: int) -> 
             return -errno.ETIMEDOUT
         if ctx.exit_requested or ctx.proc.pending_signals_for(ctx):
             ctx.last_syscall = (202, -errno.EINTR)
+            ctx.restartable = deadline is None      # with a timeout Linux says -ERESTART_RESTARTBLOCK: EINTR
             return -errno.EINTR
         if ctx.pause_requested:
             ctx.park()
