@@ -17,9 +17,15 @@ from .transport import Transport
 
 
 def serve_connection(conn: socket.socket) -> None:
-    with conn:
-        stream = conn.makefile("rwb", buffering=0)
-        Session(Transport(stream, stream)).run()
+    """One session; the socket is shut down afterwards (a makefile() stream would otherwise keep it open)."""
+    with conn, conn.makefile("rb") as reader, conn.makefile("wb") as writer:
+        try:
+            Session(Transport(reader, writer)).run()
+        finally:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def serve_port(port: int, host: str = "127.0.0.1") -> None:

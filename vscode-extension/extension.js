@@ -1,0 +1,45 @@
+// Activation script of the km debugger: starts kdbg-dap (the Debug Adapter Protocol server of the km repo) for
+// every debug session of type "km". kdbg-dap does all the work (gdb/MI against km's stub); this file only
+// decides how to start it: the "km.adapterCommand" setting, or a "debugServer" port in launch.json for an
+// adapter already listening (`kdbg-dap --port N`).
+"use strict";
+const vscode = require("vscode");
+
+class KmAdapterFactory {
+  createDebugAdapterDescriptor(session) {
+    const port = session.configuration.debugServer;
+    if (typeof port === "number") {
+      return new vscode.DebugAdapterServer(port);
+    }
+    const command = vscode.workspace.getConfiguration("km").get("adapterCommand") || ["kdbg-dap"];
+    return new vscode.DebugAdapterExecutable(command[0], command.slice(1));
+  }
+}
+
+class KmConfigurationProvider {
+  // F5 with no launch.json: debug the active file's payload (foo.c -> build/foo.km), stopping at main.
+  resolveDebugConfiguration(folder, config) {
+    if (!config.type && !config.request && !config.name) {
+      const editor = vscode.window.activeTextEditor;
+      if (editor && ["c", "cpp", "go"].includes(editor.document.languageId)) {
+        const stem = editor.document.fileName.replace(/^.*[\\/]/, "").replace(/\.[^.]*$/, "");
+        Object.assign(config, { type: "km", request: "launch", name: "km: launch",
+                                program: "${workspaceFolder}/build/" + stem + ".km", stopOnEntry: true });
+      }
+    }
+    if (!config.program) {
+      return vscode.window.showErrorMessage("km: set \"program\" to the payload to debug").then(() => undefined);
+    }
+    return config;
+  }
+}
+
+function activate(context) {
+  context.subscriptions.push(
+    vscode.debug.registerDebugAdapterDescriptorFactory("km", new KmAdapterFactory()),
+    vscode.debug.registerDebugConfigurationProvider("km", new KmConfigurationProvider()));
+}
+
+function deactivate() {}
+
+module.exports = { activate, deactivate };
