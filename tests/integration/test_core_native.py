@@ -124,18 +124,23 @@ def _symbol(exe: Path, name: str) -> int:
     return int(re.search(rf"^([0-9a-f]+) \w {name}$", out, re.M).group(1), 16)
 
 
-def test_memory_a_core_left_out_is_read_from_the_executable(crash, tmp_path):
-    """Blank the text segment's data in a copy of the core (as the kernel does for unmodified file pages)."""
-    data = bytearray(crash.rewritten.read_bytes())
+def strip_segment_data(core: Path, addr: int, out: Path) -> None:
+    """Copy `core` to `out` with no data for the PT_LOAD holding addr (p_filesz 0), as the kernel leaves out
+    unmodified file-backed pages."""
+    data = bytearray(core.read_bytes())
     header = layouts.Elf64_Ehdr.from_buffer_copy(data)
-    main = _symbol(crash.exe, "main")
     size = layouts.ctypes.sizeof(layouts.Elf64_Phdr)
     for index in range(header.e_phnum):
         at = header.e_phoff + index * size
         phdr = layouts.Elf64_Phdr.from_buffer_copy(data, at)
-        if phdr.p_type == layouts.PT_LOAD and phdr.p_vaddr <= main < phdr.p_vaddr + phdr.p_memsz:
+        if phdr.p_type == layouts.PT_LOAD and phdr.p_vaddr <= addr < phdr.p_vaddr + phdr.p_memsz:
             struct.pack_into("<Q", data, at + layouts.Elf64_Phdr.p_filesz.offset, 0)
-    (tmp_path / "stripped.core").write_bytes(data)
+    out.write_bytes(data)
+
+
+def test_memory_a_core_left_out_is_read_from_the_executable(crash, tmp_path):
+    main = _symbol(crash.exe, "main")
+    strip_segment_data(crash.rewritten, main, tmp_path / "stripped.core")
     with CoreTarget(crash.rewritten) as full, CoreTarget(tmp_path / "stripped.core", crash.exe) as stripped:
         assert stripped.read_memory(main, 32) == full.read_memory(main, 32)
         message = _symbol(crash.exe, "core_message")
