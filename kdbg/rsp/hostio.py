@@ -12,6 +12,7 @@ import struct
 
 from kdbg.rsp.commands import command, hex_fields, parse_hex
 from kdbg.rsp.packets import escape
+from kdbg.rsp.procfs import virtual_file, virtual_link
 from kdbg.rsp.session import Session
 
 MAX_PREAD = 0x1000
@@ -47,6 +48,11 @@ def file_open(session: Session, path: str, flags: int, mode: int) -> bytes:
         return _failure(errno.EROFS)
     if len(session.host_files) >= MAX_OPEN:
         return _failure(errno.EMFILE)
+    content = virtual_file(session.target, path)
+    if content is not None:                 # the payload's /proc files, not km's
+        fd = max(session.host_files, default=-1) + 1
+        session.host_files[fd] = content
+        return b"F%x" % fd
     try:
         host_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -56,7 +62,7 @@ def file_open(session: Session, path: str, flags: int, mode: int) -> bytes:
     return b"F%x" % fd
 
 
-def _host_fd(session: Session, fd: int) -> int | None:
+def _host_fd(session: Session, fd: int) -> int | bytes | None:
     return session.host_files.get(fd)
 
 
@@ -65,6 +71,9 @@ def file_pread(session: Session, fd: int, count: int, offset: int) -> bytes:
     host_fd = _host_fd(session, fd)
     if host_fd is None:
         return _failure(errno.EBADF)
+    if isinstance(host_fd, bytes):
+        data = host_fd[offset:offset + min(count, MAX_PREAD)]
+        return b"F%x;" % len(data) + escape(data)
     try:
         data = os.pread(host_fd, min(count, MAX_PREAD), offset)
     except OSError as exc:
@@ -77,7 +86,8 @@ def file_close(session: Session, fd: int) -> bytes:
     host_fd = session.host_files.pop(fd, None)
     if host_fd is None:
         return _failure(errno.EBADF)
-    os.close(host_fd)
+    if not isinstance(host_fd, bytes):
+        os.close(host_fd)
     return b"F0"
 
 
@@ -86,6 +96,9 @@ def file_fstat(session: Session, fd: int) -> bytes:
     host_fd = _host_fd(session, fd)
     if host_fd is None:
         return _failure(errno.EBADF)
+    if isinstance(host_fd, bytes):
+        data = _FIO_STAT.pack(0, 0, 0o100444, 1, 0, 0, 0, len(host_fd), 4096, (len(host_fd) + 511) // 512, 0, 0, 0)
+        return b"F%x;" % len(data) + escape(data)
     st = os.fstat(host_fd)
     m32 = 0xFFFFFFFF
     data = _FIO_STAT.pack(st.st_dev & m32, st.st_ino & m32, st.st_mode & m32, st.st_nlink & m32, st.st_uid & m32,
@@ -96,8 +109,9 @@ def file_fstat(session: Session, fd: int) -> bytes:
 
 @command("vFile:readlink", lambda rest: (_path(rest),))
 def file_readlink(session: Session, path: str) -> bytes:
+    link = virtual_link(session.target, path)
     try:
-        target = os.fsencode(os.readlink(path))
+        target = os.fsencode(link if link is not None else os.readlink(path))
     except OSError as exc:
         return _failure(exc.errno or 0)
     return b"F%x;" % len(target) + escape(target)
@@ -111,5 +125,6 @@ def file_setfs(session: Session, pid: int) -> bytes:
 
 def close_all(session: Session) -> None:
     for host_fd in session.host_files.values():
-        os.close(host_fd)
+        if not isinstance(host_fd, bytes):
+            os.close(host_fd)
     session.host_files.clear()

@@ -18,6 +18,8 @@ _STOP_REASON_FEATURES = {"swbreak": "swbreak", "hwbreak": "hwbreak"}
 def supported_features(session: Session) -> list[str]:
     """What this stub can do with this target: derived from the table and the target, never a fixed list."""
     features = [f"PacketSize={PACKET_SIZE:x}", "QStartNoAckMode+"]
+    if session.multiprocess:
+        features.append("multiprocess+")
     features += [f"{name}+" for name in TABLE if name.startswith("qXfer:")]
     control = session.control
     if control is None:
@@ -78,13 +80,13 @@ def thread_alive(session: Session, tid: int) -> bytes:
 
 @command("qC")
 def current_thread(session: Session) -> bytes:
-    return b"QC%x" % session.current_tid()
+    return b"QC" + session.format_tid(session.current_tid())
 
 
 @command("qfThreadInfo")
 def first_thread_info(session: Session) -> bytes:
     """All threads in one reply: a few hundred ids fit a packet, so qsThreadInfo only ends the list."""
-    return b"m" + b",".join(b"%x" % tid for tid in session.target.threads())
+    return b"m" + b",".join(session.format_tid(tid) for tid in session.target.threads())
 
 
 @command("qsThreadInfo")

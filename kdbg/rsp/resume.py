@@ -29,10 +29,11 @@ def stop_signal(event: StopEvent) -> int:
 
 def stop_reply(session: Session, event: StopEvent) -> bytes:
     """The RSP stop reply for an event: W (exit status), X (killing signal) or T with thread and reason."""
+    process = b";process:%x" % session.target.pid() if session.multiprocess else b""
     if event.reason is StopReason.EXITED:
-        return b"W%02x" % ((event.exit_status or 0) & 0xFF)
+        return b"W%02x" % ((event.exit_status or 0) & 0xFF) + process
     if event.reason is StopReason.TERMINATED:
-        return b"X%02x" % gdb_from_linux(event.signal or 9)
+        return b"X%02x" % gdb_from_linux(event.signal or 9) + process
     parts = [b"T%02x" % gdb_from_linux(stop_signal(event))]
     try:
         regs = session.target.registers(event.tid)
@@ -42,7 +43,7 @@ def stop_reply(session: Session, event: StopEvent) -> bytes:
         if name in regs:
             reg = BY_NAME[name]
             parts.append(b"%02x:%s;" % (reg.regnum, encode_value(reg, regs[name])))
-    parts.append(b"thread:%x;" % event.tid)
+    parts.append(b"thread:%s;" % session.format_tid(event.tid))
     parts.append(_reason(session, event))
     return b"".join(parts)
 

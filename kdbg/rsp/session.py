@@ -51,6 +51,15 @@ class Session:
         """The target as a ControlTarget, or None for a read-only one (a core file)."""
         return self.target if isinstance(self.target, ControlTarget) else None
 
+    @property
+    def multiprocess(self) -> bool:
+        """gdb offered the multiprocess extensions (and so was offered them back): ids are p<pid>.<tid>."""
+        return "multiprocess" in self.gdb_features
+
+    def format_tid(self, tid: int) -> bytes:
+        """A thread id as gdb expects it; with multiprocess gdb learns the payload's real pid from it."""
+        return b"p%x.%x" % (self.target.pid(), tid) if self.multiprocess else b"%x" % tid
+
     def current_tid(self) -> int:
         """The thread g/p and the stop-related queries act on."""
         threads = self.target.threads()

@@ -61,7 +61,7 @@ def threads_xml(session: Session) -> bytes:
     items = []
     for tid in session.target.threads():
         name = session.target.thread_name(tid)
-        attrs = f'id="{tid:x}"' + (f" name={quoteattr(name)}" if name else "")
+        attrs = f'id="{session.format_tid(tid).decode()}"' + (f" name={quoteattr(name)}" if name else "")
         items.append(f"<thread {attrs}/>")
     return ('<?xml version="1.0"?>\n<threads>\n' + "\n".join(items) + "\n</threads>\n").encode()
 

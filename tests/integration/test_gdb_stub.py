@@ -105,7 +105,8 @@ def test_two_threads(stub) -> None:
     s = stub()
     gdb = s.gdb
     out = gdb.console("info threads")
-    assert "Thread 100" in out and "Thread 101" in out, gdb.transcript_text()
+    # multiprocess extensions: gdb shows pid.tid, as with gdbserver and a Linux process
+    assert "Thread 100.100" in out and "Thread 100.101" in out, gdb.transcript_text()
     gdb.console("thread 2")
     assert gdb.console("p/x $rax").strip().endswith("0x1235")
     gdb.console("thread 1")
