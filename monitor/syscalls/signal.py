@@ -12,7 +12,7 @@ from ..signals import NSIG, PendingSignal, SigAction
 from .dispatch import s32, syscall
 
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
-SIGKILL, SIGSTOP, SIGALRM = 9, 19, 14
+SIGKILL, SIGSTOP, SIGALRM, SIGRTMIN = 9, 19, 14, 32
 UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 SS_ONSTACK, SS_DISABLE = 1, 2
 MINSIGSTKSZ = 2048
@@ -91,11 +91,14 @@ def send_signal(proc, signo: int, info: bytes, target=None) -> None:
     """Queue a signal for a thread (target) or the process, and kick a thread that can take it."""
     state = proc.signals
     with state.lock:
+        queue = state.of(target).pending if target is not None else state.shared_pending
+        if signo < SIGRTMIN and any(p.signo == signo for p in queue):
+            return                  # a standard signal is pending at most once per queue (legacy_queue)
         if target is not None:
-            state.of(target).pending.append(PendingSignal(signo, info))
+            queue.append(PendingSignal(signo, info))
         else:
             target = state.choose_thread(signo)
-            state.shared_pending.append(PendingSignal(signo, info, target.tid if target is not None else None))
+            queue.append(PendingSignal(signo, info, target.tid if target is not None else None))
     if target is not None:
         target.kick_for_signal()
 
