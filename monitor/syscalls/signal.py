@@ -138,6 +138,38 @@ def sys_tkill(ctx, tid: int, signo: int) -> int:
     return 0
 
 
+def _queued_info(ctx, signo: int, uinfo: int) -> bytes:
+    """The caller's siginfo with si_signo set (to itself a process may send any si_code)."""
+    info = bytearray(ctx.mem.read(uinfo, 128))
+    struct.pack_into("<i", info, 0, signo)
+    return bytes(info)
+
+
+@syscall("rt_sigqueueinfo")
+def sys_rt_sigqueueinfo(ctx, tgid: int, signo: int, uinfo: int) -> int:
+    if s32(tgid) != ctx.proc.pid:
+        return -errno.ESRCH
+    if not 0 <= signo <= NSIG:
+        return -errno.EINVAL
+    info = _queued_info(ctx, signo, uinfo)
+    if signo:
+        send_signal(ctx.proc, signo, info)
+    return 0
+
+
+@syscall("rt_tgsigqueueinfo")
+def sys_rt_tgsigqueueinfo(ctx, tgid: int, tid: int, signo: int, uinfo: int) -> int:
+    thread = _thread(ctx, tid)
+    if s32(tgid) != ctx.proc.pid or thread is None or thread.exit_requested:
+        return -errno.ESRCH
+    if not 0 <= signo <= NSIG:
+        return -errno.EINVAL
+    info = _queued_info(ctx, signo, uinfo)
+    if signo:
+        send_signal(ctx.proc, signo, info, thread)
+    return 0
+
+
 @syscall("rt_sigpending")
 def sys_rt_sigpending(ctx, setp: int, size: int) -> int:
     state = ctx.proc.signals
