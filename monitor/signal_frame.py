@@ -64,11 +64,12 @@ def fault_siginfo(signo: int, vector: int, error_code: int, addr: int, is_mapped
 
 def _pick(state, thread):
     """The next deliverable signal: the thread's own first, then the process's (kernel/signal.c next_signal)."""
+    from .signals import next_index
     own = state.of(thread)
     for queue in (own.pending, state.shared_pending):
-        for i, pending in enumerate(queue):
-            if state.may_take(thread, own, pending):
-                return queue.pop(i)
+        i = next_index(queue, lambda pending: state.may_take(thread, own, pending))
+        if i is not None:
+            return queue.pop(i)
     return None
 
 

@@ -18,6 +18,22 @@ UNBLOCKABLE = (1 << (host_signal.SIGKILL - 1)) | (1 << (host_signal.SIGSTOP - 1)
 STOP_BY_DEFAULT = frozenset({host_signal.SIGSTOP, host_signal.SIGTSTP, host_signal.SIGTTIN, host_signal.SIGTTOU})
 
 
+SYNCHRONOUS = frozenset({host_signal.SIGSEGV, host_signal.SIGBUS, host_signal.SIGILL, host_signal.SIGTRAP,
+                         host_signal.SIGFPE, host_signal.SIGSYS})
+
+
+def next_index(queue: list, may_take) -> int | None:
+    """Which queued signal goes first (kernel/signal.c next_signal): a synchronous one, else the lowest number;
+    FIFO among equals (queued real-time signals keep their order)."""
+    best = None
+    for i, pending in enumerate(queue):
+        if may_take(pending):
+            key = (pending.signo not in SYNCHRONOUS, pending.signo)
+            if best is None or key < best[0]:
+                best = (key, i)
+    return None if best is None else best[1]
+
+
 @dataclass
 class SigAction:
     handler: int = SIG_DFL

@@ -8,7 +8,7 @@ import threading
 import time
 
 from ..signal_frame import SI_TKILL, SI_USER, make_siginfo, sigreturn
-from ..signals import NSIG, PendingSignal, SigAction
+from ..signals import NSIG, PendingSignal, SigAction, next_index
 from .dispatch import s32, syscall
 
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
@@ -189,11 +189,11 @@ def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) 
         while True:
             state = ctx.proc.signals
             if wanted is not None:
-                for queue in (state.of(ctx).pending, state.shared_pending):
-                    for p in queue:
-                        if wanted & (1 << (p.signo - 1)):
-                            queue.remove(p)
-                            return p
+                with state.lock:
+                    for queue in (state.of(ctx).pending, state.shared_pending):
+                        i = next_index(queue, lambda p: wanted & (1 << (p.signo - 1)))
+                        if i is not None:
+                            return queue.pop(i)
             elif ctx.proc.pending_signals_for(ctx):
                 return 0
             if ctx.exit_requested:
