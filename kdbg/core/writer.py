@@ -13,21 +13,22 @@ import os
 import stat
 import struct
 import time
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Callable, Sequence, TypeVar
 
-from kdbg.arch.x86_64 import FXSAVE_SIZE, USER_REGS, pack_user_regs, registers_to_fxsave, registers_to_xsave, \
-    zero_registers
+from kdbg.arch.x86_64 import (
+    FXSAVE_SIZE, USER_REGS, pack_user_regs, registers_to_fxsave, registers_to_xsave, zero_registers)
 from kdbg.core.errors import CoreError
 from kdbg.core.layouts import (
-    ELF_PRARGSZ, ELFCLASS64, ELFDATA2LSB, ELFMAG, ELFOSABI_NONE, EM_X86_64, ET_CORE, EV_CURRENT, NOTE_ALIGN, PAGE_SIZE, PF_R,
-    PF_W, PF_X, PN_XNUM, PT_LOAD, PT_NOTE, SI_KERNEL, SIGINFO_SIZE, XCR0_AVX, XCR0_SSE, XCR0_X87,
-    XSTATE_AVX_SIZE, XSTATE_XCR0_OFFSET, Elf64_Ehdr, Elf64_Phdr, Elf64_Shdr, FileMapping, NoteType,
-    elf_prpsinfo, elf_prstatus, pack_note, pack_nt_file, siginfo_t)
+    ELF_PRARGSZ, ELFCLASS64, ELFDATA2LSB, ELFMAG, ELFOSABI_NONE, EM_X86_64, ET_CORE, EV_CURRENT, NOTE_ALIGN,
+    PAGE_SIZE, PF_R, PF_W, PF_X, PN_XNUM, PT_LOAD, PT_NOTE, SI_KERNEL, SIGINFO_SIZE, XCR0_AVX, XCR0_SSE, XCR0_X87,
+    XSTATE_AVX_SIZE, XSTATE_XCR0_OFFSET, Elf64_Ehdr, Elf64_Phdr, Elf64_Shdr, FileMapping, NoteType, elf_prpsinfo,
+    elf_prstatus, pack_note, pack_nt_file, siginfo_t)
 from kdbg.target import MemoryRegion, Target, TargetError
 
 __all__ = ["write_core", "CoreError"]
 
 log = logging.getLogger("km.core")
+T = TypeVar("T")
 
 _CHUNK = 1 << 20    # bytes read from the target per call; big enough to amortise, small enough to stream
 
@@ -59,12 +60,12 @@ def write_core(target: Target, path: str | os.PathLike, *, signal: int, crashing
              time.monotonic() - started)
 
 
-def _call(method, default):
+def _call(method: Callable[..., T], default: T, *args: object) -> T:
     """A target call whose failure must not stop the dump: its part of the core is left empty instead."""
     try:
-        return method()
+        return method(*args)
     except (TargetError, OSError) as error:
-        log.info("core: %s failed: %s", getattr(method, "__name__", method), error)
+        log.info("core: %s%r failed: %s", getattr(method, "__name__", method), args, error)
         return default
 
 
@@ -86,7 +87,7 @@ def _is_stopped_by(target: Target, tid: int, signal: int) -> bool:
 def _registers(target: Target, tid: int) -> dict[str, int]:
     """The thread's registers over a reset-state file, so a target that omits some still gives sane images."""
     regs = zero_registers()
-    regs.update(_call(lambda: target.registers(tid), {}))
+    regs.update(_call(target.registers, {}, tid))
     return regs
 
 
@@ -128,7 +129,7 @@ def _prpsinfo(target: Target) -> bytes:
 
 def _siginfo(target: Target, tid: int, signal: int) -> bytes:
     """The target's siginfo when it is about this signal; else the kernel's for a signal with no sender."""
-    data = _call(lambda: target.siginfo(tid), b"")
+    data = _call(target.siginfo, b"", tid)
     if len(data) == SIGINFO_SIZE and struct.unpack_from("<i", data)[0] == signal:
         return bytes(data)
     return bytes(siginfo_t(si_signo=signal, si_code=SI_KERNEL))
