@@ -101,7 +101,8 @@ def deliver_pending(state, thread) -> None:
             return
         if action.flags & SA_RESETHAND:
             state.actions[signo] = SigAction()
-        return
+        # Linux goes on while signals are deliverable under the handler's mask: each one gets a frame on top of
+        # the last, so the last one dequeued runs first (arch_do_signal_or_restart in a loop)
 
 
 def _restart_or_interrupt(thread, action) -> None:
