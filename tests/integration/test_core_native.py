@@ -214,3 +214,49 @@ def test_the_core_served_over_rsp_gives_gdb_what_the_file_gives(crash, served_co
     for index in (6, 8):        # `info registers ...` of thread 1 and thread 2
         rsp, file = values(over_rsp[index]), values(from_file[index])
         assert rsp == file, {name: (rsp.get(name), file[name]) for name in file if rsp.get(name) != file[name]}
+
+
+def _kernel_core(exe: Path, work: Path) -> Path:
+    """Let Linux itself dump the crash (RLIMIT_CORE raised for the child only), when core_pattern writes a plain
+    file into the working directory; skip where a handler (systemd-coredump, apport) takes cores instead."""
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    if not pattern or pattern.startswith("|") or "/" in pattern:
+        pytest.skip(f"core_pattern {pattern!r} does not write into the working directory")
+    import resource
+
+    def unlimited_core() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    result = subprocess.run([str(exe)], cwd=work, preexec_fn=unlimited_core, capture_output=True,
+                            timeout=TIMEOUT_S)
+    assert result.returncode == -11, result
+    cores = [p for p in work.iterdir() if p.name.startswith(pattern.split("%")[0] or "core")]
+    if not cores:
+        pytest.skip(f"Linux wrote no core (core_pattern {pattern!r})")
+    return cores[0]
+
+
+@pytest.fixture(scope="module")
+def kernel_crash(crash, tmp_path_factory):
+    work = tmp_path_factory.mktemp("kernel-core")
+    kernel = _kernel_core(crash.exe, work)
+    with CoreTarget(kernel, crash.exe) as target:
+        write_core(target, work / "kmcore", signal=11)
+    return kernel, work / "kmcore"
+
+
+def test_a_kernel_core_reads_and_rewrites_like_gdbs(crash, kernel_crash):
+    """The kernel leaves unmodified text out of its cores: CoreTarget serves it from the executable."""
+    kernel, rewritten = kernel_crash
+    with CoreTarget(kernel, crash.exe) as native, CoreTarget(rewritten) as copy:
+        assert len(native.threads()) == 2 and list(native.threads()) == list(copy.threads())
+        for tid in native.threads():
+            assert native.registers(tid) == copy.registers(tid)
+        rip = native.registers(native.threads()[0])["rip"]
+        assert native.read_memory(rip, 16) == copy.read_memory(rip, 16)
+        assert native.siginfo(native.threads()[0]) == copy.siginfo(copy.threads()[0])
+    commands = ["bt", "thread apply all bt", "p $_siginfo._sifields._sigfault.si_addr", "p/x core_global"]
+    from_kernel = gdb_batch(crash.exe, kernel, commands=commands)
+    from_rewrite = gdb_batch(crash.exe, rewritten, commands=commands)
+    assert from_rewrite == from_kernel
+    assert "leaf (" in from_rewrite[0] and "sleeper (" in from_rewrite[1]
