@@ -230,3 +230,39 @@ def dap_fixture(tmp_path: Path, request):
     yield make
     for client in clients:
         client.close()
+
+
+def load_jsonc(path: Path) -> Any:
+    """JSON with // and /* */ comments, as VS Code reads launch.json (comments inside strings are kept)."""
+    text, out, i, in_string = path.read_text(), [], 0, False
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            out.append(ch)
+            if ch == "\\":
+                out.append(text[i + 1])
+                i += 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif text.startswith("//", i):
+            i = text.find("\n", i) - 1 if "\n" in text[i:] else len(text)
+        elif text.startswith("/*", i):
+            i = text.index("*/", i) + 1
+        else:
+            out.append(ch)
+        i += 1
+    return json.loads(re.sub(r",(\s*[}\]])", r"\1", "".join(out)))
+
+
+def substitute(value: Any, variables: dict[str, str]) -> Any:
+    """VS Code's ${name} substitution in every string of a configuration."""
+    if isinstance(value, str):
+        return re.sub(r"\$\{(\w+)\}", lambda m: variables.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [substitute(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, variables) for k, v in value.items()}
+    return value
