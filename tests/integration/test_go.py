@@ -1,0 +1,67 @@
+"""Static Go payloads (CGO_ENABLED=0): hello, 100 goroutines over a channel, async preemption by SIGURG with
+GOMAXPROCS=1, the runtime's own signals (nil dereference → recovered panic, signal.Notify), SIGINT sent to km.
+Outputs are compared with native runs of the same binary."""
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import time
+
+import pytest
+
+from harness.km import KM, km_env, spawn_km
+
+
+def run_both(exe, *args: str, env: dict[str, str] | None = None, timeout_s: float = 60) -> list[tuple]:
+    """(status, stdout, stderr) under km and natively, run at the same time."""
+    procs = [subprocess.Popen([*KM, str(exe), *args], env=km_env(env), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE),
+             subprocess.Popen([str(exe), *args], env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)]
+    try:
+        return [(p.returncode, out.decode(), err.decode())
+                for p in procs for out, err in [p.communicate(timeout=timeout_s)]]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+@pytest.mark.parametrize("args, expected", [((), "hello from go 1\n"),
+                                            (("goroutines",), "goroutines 100 total 492942\n")])
+def test_go_hello_and_goroutines(payload, args, expected):
+    (status, out, err), native = run_both(payload("go_hello.go"), *args)
+    assert (status, out) == native[:2] == (0, expected), err
+
+
+def test_go_async_preemption_by_sigurg(payload):
+    """Two goroutines spin without calls on one P: main's Sleep returns only if sysmon's SIGURG preempts them."""
+    (status, out, err), native = run_both(payload("go_preempt.go"), env={"KM_VERBOSE": "signal"})
+    assert (status, out) == native[:2] == (0, "main not starved, spinner ran: true\n"), err
+    assert "signal 23 delivered" in err, err[-2000:]
+
+
+def test_go_runtime_signals(payload):
+    (status, out, err), native = run_both(payload("go_signals.go"))
+    assert (status, out) == native[:2], err
+    assert out == ("recovered: runtime error: invalid memory address or nil pointer dereference\n"
+                   "notified: user defined signal 1\n"), err
+
+
+def test_go_sigint_to_km_reaches_signal_notify(payload):
+    proc = spawn_km(payload("go_signals.go"), "wait")
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            assert sel.select(30), "no 'ready' line"
+        assert proc.stdout.readline() == b"ready\n"
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert (proc.returncode, out) == (0, b"got interrupt\n"), err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

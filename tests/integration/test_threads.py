@@ -1,0 +1,41 @@
+"""Guest threads (each a vCPU on its own host thread), differential against native runs: a mutex counter, an
+8-thread barrier, join through the child-tid futex word, exit_group from a non-main thread blocking none."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from harness.km import KM, km_env
+
+TOOLCHAINS = ("musl", "glibc")
+EXPECTED = {
+    "counter": ("counter 400000\n", 0),
+    "barrier": ("barrier phases 50 bad 0\n", 0),
+    "join": ("joined 20 total 570\n", 0),
+    "exit_group": ("thread calls exit\n", 7),
+}
+
+
+def run_both(exe, *args: str, cwd, timeout_s: float = 60) -> list[tuple[int, str, str]]:
+    """(status, stdout, stderr) under km and natively, run at the same time."""
+    procs = [subprocess.Popen([*KM, str(exe), *args], env=km_env(), cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE),
+             subprocess.Popen([str(exe), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
+    try:
+        return [(p.returncode, out.decode(), err.decode())
+                for p in procs for out, err in [p.communicate(timeout=timeout_s)]]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+@pytest.mark.parametrize("test", EXPECTED)
+def test_threads(payload, tmp_path, toolchain, test):
+    (km_status, km_out, km_err), native = run_both(payload("thr_sync.c", toolchain), test, cwd=tmp_path)
+    out, status = EXPECTED[test]
+    assert (km_status, km_out) == native[:2] == (status, out), f"km stderr: {km_err}"
+    assert km_err == ""

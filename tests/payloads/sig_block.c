@@ -1,0 +1,263 @@
+/* Blocking syscalls and signals across threads: `sig_block.km <test>`; output is deterministic (compared with
+   native). A blocked thread must block only itself; a handled signal cuts its call short (EINTR) or, under
+   SA_RESTART, restarts it (signal(7)). */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t handled;
+static volatile pid_t handler_tid;
+static int pipefd[2];
+static volatile int started;
+static int futex_word;
+
+static void on_signal(int signo) {
+    (void)signo;
+    handler_tid = syscall(SYS_gettid);
+    handled++;
+}
+
+static void install(int signo, int flags) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    sigaction(signo, &sa, NULL);
+}
+
+static void wait_for(volatile int *flag) {
+    while (!__atomic_load_n(flag, __ATOMIC_SEQ_CST))
+        usleep(1000);
+}
+
+static void wait_handled(int n) {
+    while (handled < n)
+        usleep(1000);
+}
+
+/* ---- a thread blocked in a call; main signals it ---------------------------------------------------------- */
+struct blocked { const char *call; long result; int err; pid_t tid; char byte; double slept; };
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *blocker(void *arg) {
+    struct blocked *b = arg;
+    b->tid = syscall(SYS_gettid);
+    __atomic_store_n(&started, 1, __ATOMIC_SEQ_CST);
+    double t0 = now();
+    errno = 0;
+    if (!strcmp(b->call, "read")) {
+        b->result = read(pipefd[0], &b->byte, 1);
+    } else if (!strcmp(b->call, "nanosleep")) {
+        struct timespec req = {5, 0}, rem = {0, 0};
+        b->result = nanosleep(&req, &rem);
+    } else if (!strcmp(b->call, "futex")) {
+        b->result = syscall(SYS_futex, &futex_word, 0 /* FUTEX_WAIT */, 0, NULL, NULL, 0);
+    } else if (!strcmp(b->call, "futex_timeout")) {
+        struct timespec timeout = {5, 0};
+        b->result = syscall(SYS_futex, &futex_word, 0 /* FUTEX_WAIT */, 0, &timeout, NULL, 0);
+    } else if (!strcmp(b->call, "pause")) {
+        b->result = pause();
+    } else if (!strcmp(b->call, "sigsuspend")) {
+        sigset_t empty;
+        sigemptyset(&empty);
+        b->result = sigsuspend(&empty);
+    }
+    b->err = errno;
+    b->slept = now() - t0;
+    return NULL;
+}
+
+/* The main thread keeps working while the other is blocked (proof that a block is per thread), then signals it. */
+static int run_blocked(const char *call, int flags) {
+    struct blocked b = {.call = call};
+    pthread_t t;
+    install(SIGUSR1, flags);
+    pipe(pipefd);
+    pthread_create(&t, NULL, blocker, &b);
+    wait_for(&started);
+    usleep(50000);                         /* let it block */
+    long work = 0;
+    for (int i = 0; i < 1000; i++)
+        work += getppid() > 0;
+    pthread_kill(t, SIGUSR1);
+    wait_handled(1);
+    usleep(20000);
+    if (flags & SA_RESTART) {              /* the restarted call must still be waiting: complete it */
+        if (!strcmp(call, "read"))
+            write(pipefd[1], "x", 1);
+        if (!strcmp(call, "futex")) {
+            __atomic_store_n(&futex_word, 1, __ATOMIC_SEQ_CST);
+            syscall(SYS_futex, &futex_word, 1 /* FUTEX_WAKE */, 1, NULL, NULL, 0);
+        }
+    }
+    pthread_join(t, NULL);
+    printf("%s%s: main worked %ld, handler on blocked thread %d, result %ld errno %s%s%s\n", call,
+           flags & SA_RESTART ? " SA_RESTART" : "", work, handler_tid == b.tid, b.result,
+           b.err == EINTR ? "EINTR" : b.err ? strerror(b.err) : "0",
+           b.byte ? ", read " : "", b.byte ? (char[]){b.byte, 0} : "");
+    return 0;
+}
+
+/* ---- timers, waits, masks ----------------------------------------------------------------------------------- */
+static int run_alarm(void) {
+    install(SIGALRM, 0);
+    alarm(1);
+    double t0 = now();
+    int r = pause();
+    printf("alarm: pause %d %s handled %d after >=0.9s %d\n", r, errno == EINTR ? "EINTR" : "?", handled,
+           now() - t0 >= 0.9);
+    return 0;
+}
+
+static int run_itimer(void) {
+    install(SIGALRM, SA_RESTART);
+    struct itimerval it = {{0, 20000}, {0, 20000}};       /* every 20 ms */
+    setitimer(ITIMER_REAL, &it, NULL);
+    while (handled < 5)
+        pause();
+    struct itimerval off = {{0, 0}, {0, 0}}, old;
+    setitimer(ITIMER_REAL, &off, &old);
+    printf("itimer: %d SIGALRMs, interval was %ld us\n", handled >= 5, (long)old.it_interval.tv_usec);
+    return 0;
+}
+
+static void *send_later(void *arg) {
+    usleep(30000);
+    kill(getpid(), (int)(long)arg);
+    return NULL;
+}
+
+static int run_sigtimedwait(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);       /* threads created after inherit the mask */
+    pthread_t t;
+    pthread_create(&t, NULL, send_later, (void *)(long)SIGUSR2);
+    siginfo_t info;
+    int got = sigwaitinfo(&set, &info);
+    printf("sigwaitinfo: %d si_signo %d si_code SI_USER %d si_pid ok %d\n", got, info.si_signo,
+           info.si_code == SI_USER, info.si_pid == getpid());
+    pthread_join(t, NULL);
+    struct timespec timeout = {0, 50000000};
+    errno = 0;
+    got = sigtimedwait(&set, &info, &timeout);
+    printf("sigtimedwait: %d %s\n", got, errno == EAGAIN ? "EAGAIN" : strerror(errno));
+    raise(SIGUSR2);                             /* already pending: no wait */
+    got = sigtimedwait(&set, &info, &timeout);
+    printf("sigtimedwait pending: %d handled %d\n", got, handled);
+    return 0;
+}
+
+static int run_unblock(void) {
+    /* a process-directed signal blocked by the only thread: pending; unblocking delivers it before return */
+    install(SIGUSR1, 0);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, send_later, (void *)(long)SIGUSR1);
+    pthread_join(t, NULL);
+    printf("unblock: pending before %d\n", handled);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    printf("unblock: handled after %d\n", handled);
+    return 0;
+}
+
+static void *pauses(void *arg) {
+    (void)arg;
+    __atomic_store_n(&started, 1, __ATOMIC_SEQ_CST);
+    pause();
+    return NULL;
+}
+
+static int run_blocked_pending(void) {
+    /* a pending but blocked signal must not wake pause(): only the unblocked SIGUSR1 does */
+    install(SIGUSR1, 0);
+    install(SIGUSR2, 0);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    raise(SIGUSR2);
+    pthread_t t;
+    pthread_create(&t, NULL, send_later, (void *)(long)SIGUSR1);
+    errno = 0;
+    int r = pause();
+    printf("blocked pending: pause %d %s handled %d\n", r, errno == EINTR ? "EINTR" : "?", handled);
+    pthread_join(t, NULL);
+    /* the same in a read: a blocked pending signal does not cut it short */
+    pipe(pipefd);
+    struct blocked b = {.call = "read"};
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pthread_create(&t, NULL, blocker, &b);
+    wait_for(&started);
+    usleep(30000);
+    write(pipefd[1], "y", 1);
+    pthread_join(t, NULL);
+    printf("blocked pending: read %ld %c handled %d\n", b.result, b.byte, handled);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    printf("blocked pending: unblocked handled %d\n", handled);
+    return 0;
+}
+
+static int run_tgkill(void) {
+    install(SIGUSR1, 0);
+    pthread_t t;
+    struct blocked b = {.call = "pause"};
+    pthread_create(&t, NULL, blocker, &b);
+    wait_for(&started);
+    syscall(SYS_tgkill, getpid(), b.tid, SIGUSR1);
+    pthread_join(t, NULL);
+    printf("tgkill: handler ran on target %d (not main %d)\n", handler_tid == b.tid,
+           handler_tid == syscall(SYS_gettid));
+    return 0;
+}
+
+static int run_sigint(void) {
+    /* the test sends SIGINT (then SIGTERM) to km once it sees "ready" */
+    install(SIGINT, 0);
+    printf("ready\n");
+    fflush(stdout);
+    while (!handled)
+        pause();
+    printf("got SIGINT in handler\n");
+    fflush(stdout);
+    for (;;)
+        pause();                              /* SIGTERM, not handled: killed */
+}
+
+int main(int argc, char **argv) {
+    const char *what = argc > 1 ? argv[1] : "read";
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *calls[] = {"read", "nanosleep", "futex", "futex_timeout", "pause", "sigsuspend"};
+    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
+        if (!strcmp(what, calls[i]))
+            return run_blocked(calls[i], 0);
+        if (!strncmp(what, calls[i], strlen(calls[i])) && !strcmp(what + strlen(calls[i]), "_restart"))
+            return run_blocked(calls[i], SA_RESTART);
+    }
+    if (!strcmp(what, "alarm")) return run_alarm();
+    if (!strcmp(what, "itimer")) return run_itimer();
+    if (!strcmp(what, "sigtimedwait")) return run_sigtimedwait();
+    if (!strcmp(what, "unblock")) return run_unblock();
+    if (!strcmp(what, "blocked_pending")) return run_blocked_pending();
+    if (!strcmp(what, "tgkill")) return run_tgkill();
+    if (!strcmp(what, "sigint")) return run_sigint();
+    fprintf(stderr, "unknown test %s\n", what);
+    return 2;
+}

@@ -1,0 +1,123 @@
+/* Thread tests: a mutex counter, a barrier, join through the child-tid word, exit_group from a non-main thread.
+   `thr_sync.km counter|barrier|join|exit_group`; every output line is deterministic (compared with native). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#define NTHREADS 4
+#define ROUNDS 100000
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static long counter;
+
+static void *count_up(void *arg) {
+    (void)arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        pthread_mutex_lock(&lock);
+        counter++;
+        pthread_mutex_unlock(&lock);
+    }
+    return NULL;
+}
+
+static int run_counter(void) {
+    pthread_t t[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_create(&t[i], NULL, count_up, NULL);
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(t[i], NULL);
+    printf("counter %ld\n", counter);
+    return 0;
+}
+
+#define NBARRIER 8
+#define PHASES 50
+static pthread_barrier_t barrier;
+static int arrived[PHASES];
+static int bad;
+
+static void *barrier_worker(void *arg) {
+    (void)arg;
+    for (int phase = 0; phase < PHASES; phase++) {
+        __atomic_fetch_add(&arrived[phase], 1, __ATOMIC_SEQ_CST);
+        pthread_barrier_wait(&barrier);
+        if (__atomic_load_n(&arrived[phase], __ATOMIC_SEQ_CST) != NBARRIER)
+            __atomic_fetch_add(&bad, 1, __ATOMIC_SEQ_CST);       /* someone got past before all arrived */
+        pthread_barrier_wait(&barrier);
+    }
+    return NULL;
+}
+
+static int run_barrier(void) {
+    pthread_t t[NBARRIER];
+    pthread_barrier_init(&barrier, NULL, NBARRIER);
+    for (int i = 0; i < NBARRIER; i++)
+        pthread_create(&t[i], NULL, barrier_worker, NULL);
+    for (int i = 0; i < NBARRIER; i++)
+        pthread_join(t[i], NULL);
+    printf("barrier phases %d bad %d\n", PHASES, bad);
+    return 0;
+}
+
+static void *returns_value(void *arg) {
+    usleep(20000);                /* the joiner is already waiting on the child-tid word */
+    return (void *)((long)arg * 3);
+}
+
+static int run_join(void) {
+    long total = 0;
+    for (int round = 0; round < 20; round++) {
+        pthread_t t;
+        void *value;
+        pthread_create(&t, NULL, returns_value, (void *)(long)round);
+        if (round % 2)
+            usleep(1000);
+        pthread_join(t, &value);
+        total += (long)value;
+    }
+    /* detached threads that exit while main keeps running */
+    for (int i = 0; i < 4; i++) {
+        pthread_t t;
+        pthread_create(&t, NULL, returns_value, NULL);
+        pthread_detach(t);
+    }
+    usleep(100000);
+    printf("joined 20 total %ld\n", total);
+    return 0;
+}
+
+static void *ends_everything(void *arg) {
+    (void)arg;
+    usleep(50000);
+    printf("thread calls exit\n");
+    fflush(stdout);
+    exit(7);                      /* exit_group from a non-main thread */
+}
+
+static void *sleeps_forever(void *arg) {
+    (void)arg;
+    for (;;)
+        pause();
+}
+
+static int run_exit_group(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, sleeps_forever, NULL);
+    pthread_create(&t, NULL, ends_everything, NULL);
+    for (;;)
+        syscall(SYS_futex, &counter, 0 /* FUTEX_WAIT */, 0, NULL, NULL, 0);   /* main blocks in futex */
+}
+
+int main(int argc, char **argv) {
+    const char *what = argc > 1 ? argv[1] : "counter";
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!strcmp(what, "counter")) return run_counter();
+    if (!strcmp(what, "barrier")) return run_barrier();
+    if (!strcmp(what, "join")) return run_join();
+    if (!strcmp(what, "exit_group")) return run_exit_group();
+    fprintf(stderr, "unknown test %s\n", what);
+    return 2;
+}
