@@ -102,12 +102,18 @@ def _notes(target: Target, tids: Sequence[int], signal: int, regions: Sequence[M
             parts.append(pack_note(NoteType.NT_PRPSINFO, _prpsinfo(target)))
             parts.append(pack_note(NoteType.NT_SIGINFO, _siginfo(target, tid, signal)))
             parts.append(pack_note(NoteType.NT_AUXV, _auxv(target)))
-            files = [FileMapping(r.start, r.end, r.offset, r.path) for r in regions if r.path]
+            files = [FileMapping(r.start, r.end, r.offset, r.path) for r in regions if _is_file(r.path)]
             if files:
                 parts.append(pack_note(NoteType.NT_FILE, pack_nt_file(files)))
         parts.append(pack_note(NoteType.NT_PRFPREG, _fxsave(regs)))
         parts.append(pack_note(NoteType.NT_X86_XSTATE, _xsave(regs)))
     return b"".join(parts)
+
+
+def _is_file(path: str) -> bool:
+    """NT_FILE lists files only (fs/binfmt_elf.c fill_files_note walks vm_file): not /proc/pid/maps pseudo-names
+    such as [heap], [stack] or [vdso], which gdb would try to open."""
+    return bool(path) and not (path.startswith("[") and path.endswith("]"))
 
 
 def _prstatus(tid: int, regs: dict[str, int], signal: int) -> bytes:

@@ -178,6 +178,13 @@ def test_text_a_core_left_out_is_read_from_the_executable_at_its_load_address(cr
         assert stripped.read_memory(rip, 32) == code
 
 
+def test_nt_file_names_only_the_payload_file(crashes):
+    crash = crashes("segv")
+    with CoreTarget(crash.core) as core:
+        files = {region.path for region in core.mappings() if region.path}
+    assert files == {str(crash.exe)}, files
+
+
 def test_gdb_prints_a_global_and_the_fault_siginfo(crashes):
     crash = crashes("segv")
     value, signo, code, addr = crash.gdb("p/x core_global", "p $_siginfo.si_signo", "p $_siginfo.si_code",
