@@ -18,7 +18,7 @@ _MUST_ESCAPE = frozenset(b"$#}*")
 _MAX_REPEAT = 126 - 29
 _BAD_COUNTS = frozenset(b"$#")
 PACKET_SIZE = 0x4000   # the largest packet gdb may send us (qSupported PacketSize)
-MAX_BODY = 1 << 20       # a body larger than this is junk; the parser drops it rather than grow without bound
+MAX_BODY = 4 * PACKET_SIZE   # longer is junk (an X body is at most PacketSize): dropped, not buffered
 
 
 def checksum(body: bytes) -> int:
@@ -141,11 +141,27 @@ class PacketParser:
 
     def feed(self, data: bytes) -> list[Event]:
         events: list[Event] = []
-        for byte in data:
-            event = self._step(byte)
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._state is _State.BODY:
+                pos = self._take_body(data, pos)    # bulk copy up to the next '#' or '$'
+                if pos >= end:
+                    break
+            event = self._step(data[pos])
+            pos += 1
             if event is not None:
                 events.append(event)
         return events
+
+    def _take_body(self, data: bytes, pos: int) -> int:
+        """Append body bytes from pos up to (not including) the next '#' or '$'; the new position."""
+        stops = [i for i in (data.find(b"#", pos), data.find(b"$", pos)) if i >= 0]
+        stop = min(stops) if stops else len(data)
+        room = MAX_BODY - len(self._body)
+        if stop - pos > room:
+            self._overflow = True
+        self._body += data[pos:pos + max(room, 0)] if stop - pos > room else data[pos:stop]
+        return stop
 
     def _step(self, byte: int) -> Event | None:
         state = self._state

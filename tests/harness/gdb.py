@@ -144,7 +144,8 @@ def wait_listening(port: int, proc, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not is_listening(port):
         if proc.poll() is not None:
-            raise GdbError(f"the server exited with {proc.returncode} before listening on {port}")
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise GdbError(f"the server exited with {proc.returncode} before listening on {port}:\n{err}")
         if time.monotonic() > deadline:
             raise GdbError(f"nothing listens on port {port} after {timeout_s} s")
         # A short bounded wait on the process, not a sleep: returns at once if it exits.

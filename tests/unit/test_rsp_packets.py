@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from kdbg.rsp.packets import (EventKind, PacketParser, checksum, decode_rle, encode_packet, encode_rle, escape,
-                              unescape)
+from kdbg.rsp.packets import (MAX_BODY, PACKET_SIZE, EventKind, PacketParser, checksum, decode_rle, encode_packet,
+                              encode_rle, escape, unescape)
 
 
 def frame(body: bytes) -> bytes:
@@ -57,7 +57,14 @@ def test_truncated_packet_waits_for_more() -> None:
 
 def test_huge_body_is_dropped_not_buffered() -> None:
     body = b"M0,1:" + b"0" * (3 << 20)
-    assert feed_all([frame(body) + frame(b"?")]) == [(EventKind.BAD_PACKET, body[:1 << 20]), (EventKind.PACKET, b"?")]
+    assert feed_all([frame(body) + frame(b"?")]) == [(EventKind.BAD_PACKET, body[:MAX_BODY]), (EventKind.PACKET, b"?")]
+    chunks = [body[i:i + 4096] for i in range(0, len(body), 4096)]
+    assert feed_all([b"$", *chunks, b"#00", frame(b"g")])[-1] == (EventKind.PACKET, b"g")
+
+
+def test_largest_legal_packet_is_kept() -> None:
+    body = b"X1000,4000:" + b"}]" * PACKET_SIZE
+    assert len(body) <= MAX_BODY and feed_all([frame(body)]) == [(EventKind.PACKET, body)]
 
 
 @pytest.mark.parametrize("data", [b"", b"plain", b"}", b"#$*}", bytes(range(256))])
