@@ -109,9 +109,14 @@ class CoreTarget:
             raise CoreError(self._path, "no NT_PRSTATUS note: not a process core file")
 
     def _take_note(self, note_type: int, owner: str, desc: bytes) -> None:
-        """Per-thread notes follow their thread's NT_PRSTATUS (the order both the kernel and gdb write)."""
+        """Per-thread notes follow their thread's NT_PRSTATUS (the order both the kernel and gdb write); notes of
+        other owners (gdb's NT_GDB_TDESC, the kernel's newer LINUX ones) are not needed."""
         current = next(reversed(self._threads.values()), None)
-        if note_type == NoteType.NT_PRSTATUS and owner == "CORE":
+        if owner == "LINUX" and note_type == NoteType.NT_X86_XSTATE and current is not None:
+            current.xstate = desc
+        elif owner != "CORE":
+            return
+        elif note_type == NoteType.NT_PRSTATUS:
             status = from_bytes(elf_prstatus, desc)
             self._threads[status.pr_pid] = _Thread(status.pr_pid, status.pr_cursig, bytes(status.pr_reg))
         elif note_type == NoteType.NT_PRPSINFO:
@@ -120,13 +125,9 @@ class CoreTarget:
             self._auxv = desc
         elif note_type == NoteType.NT_FILE:
             self._files = parse_nt_file(desc)
-        elif current is None:
-            return
-        elif note_type == NoteType.NT_PRFPREG and owner == "CORE":
+        elif note_type == NoteType.NT_PRFPREG and current is not None:
             current.fpregs = desc
-        elif note_type == NoteType.NT_X86_XSTATE and owner == "LINUX":
-            current.xstate = desc
-        elif note_type == NoteType.NT_SIGINFO:
+        elif note_type == NoteType.NT_SIGINFO and current is not None:
             current.siginfo = desc
 
     def _guess_exe(self) -> str:
