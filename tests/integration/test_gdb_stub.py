@@ -122,6 +122,9 @@ def test_breakpoints_and_watchpoints_reach_the_target(stub) -> None:
     assert frame["func"] == "add" and int(frame["line"]) == line_of(SRC, "add_body")
     kinds = {c[1] for c in s.target.calls if c[0] == "set_breakpoint"}
     assert kinds == {BreakpointKind.SOFTWARE}
+    add = int(frame["addr"], 16)
+    assert ("clear_breakpoint", BreakpointKind.SOFTWARE, add, 1) in s.target.calls   # z0 once stopped
+    assert s.target.points == set()
     gdb.console("delete")
     gdb.console("hbreak scale")
     gdb.console("watch counter")

@@ -69,3 +69,18 @@ def test_close_all_releases_host_descriptors(tmp_path) -> None:
         except OSError:
             continue
         raise AssertionError(f"host fd {fd} still open")
+
+
+def test_payload_proc_files_come_from_the_target_not_from_km() -> None:
+    s = session()
+    s.target.memory[0x400000] = bytearray(0x2000)
+    s.target.exe = "/payloads/hello.km"
+    pid = s.target.pid()
+    fd = dispatch(s, b"vFile:open:" + hexname(f"/proc/{pid}/maps") + b",0,0")
+    assert fd.startswith(b"F")
+    _, _, body = dispatch(s, b"vFile:pread:%s,1000,0" % fd[1:]).partition(b";")
+    assert unescape(body).startswith(b"00400000-00402000 rwxp")
+    _, _, link = dispatch(s, b"vFile:readlink:" + hexname(f"/proc/{pid}/exe")).partition(b";")
+    assert unescape(link) == b"/payloads/hello.km"
+    _, _, own = dispatch(s, b"vFile:readlink:" + hexname(f"/proc/{os.getpid()}/exe")).partition(b";")
+    assert unescape(own) == os.fsencode(os.readlink("/proc/self/exe"))     # other pids stay the host's
