@@ -43,6 +43,11 @@ class Options:
     copyenv: bool = True              # execve: the environment is exactly the payload's
 
 
+# options taking a value (`--name value` or `--name=value`): what the value is, and its check
+_VALUE_OPTIONS = {"--putenv": ("NAME=VALUE", lambda v: "=" in v), "--coredump": ("a file name", bool),
+                  "--core": ("a core file", bool)}
+
+
 def parse_args(argv: list[str]) -> Options:
     """km's options come before the payload; everything after the payload is the payload's."""
     opts = Options()
@@ -67,32 +72,20 @@ def parse_args(argv: list[str]) -> Options:
             opts.gdb_port = int(port) if port else DEFAULT_GDB_PORT
         elif a == "--gdb_listen" or a == "--gdb-listen":
             opts.gdb_listen = True
-        elif a == "--putenv" or a.startswith("--putenv="):
-            value = a.split("=", 1)[1] if "=" in a and a.startswith("--putenv=") else None
-            if value is None:
-                i += 1
-                if i >= len(args):
-                    raise UsageError("--putenv", "needs NAME=VALUE")
-                value = args[i]
-            if "=" not in value:
-                raise UsageError("--putenv", f"{value!r} is not NAME=VALUE")
-            opts.putenv.append(value)
-        elif a.startswith("--coredump"):
-            value = a.split("=", 1)[1] if "=" in a else None
-            if value is None:
+        elif a.split("=", 1)[0] in _VALUE_OPTIONS:
+            name = a.split("=", 1)[0]
+            if "=" in a:
+                value = a.split("=", 1)[1]
+            else:
                 i += 1
                 value = args[i] if i < len(args) else ""
-            if not value:
-                raise UsageError("--coredump", "needs a file name")
-            opts.coredump = value
-        elif a == "--core" or a.startswith("--core="):
-            value = a.split("=", 1)[1] if "=" in a else None
-            if value is None:
-                i += 1
-                value = args[i] if i < len(args) else ""
-            if not value:
-                raise UsageError("--core", "needs a core file")
-            opts.core = value
+            what, check = _VALUE_OPTIONS[name]
+            if not value or not check(value):
+                raise UsageError(name, f"needs {what}" if not value else f"{value!r} is not {what}")
+            if name == "--putenv":
+                opts.putenv.append(value)
+            else:
+                setattr(opts, name[2:], value)
         elif a.startswith("--argv0="):
             opts.argv0 = a.split("=", 1)[1]
         elif a == "--no-copyenv":
