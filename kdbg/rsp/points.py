@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from kdbg.rsp.commands import hex_fields
-from kdbg.rsp.commands import command
+from kdbg.rsp.commands import command, hex_fields
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.session import Session
 from kdbg.target import BreakpointKind

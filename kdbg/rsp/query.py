@@ -16,16 +16,19 @@ _STOP_REASON_FEATURES = {"swbreak": "swbreak", "hwbreak": "hwbreak"}
 
 
 def supported_features(session: Session) -> list[str]:
-    """What this stub can do with this target: derived from the table and the target, never a fixed list."""
-    features = [f"PacketSize={PACKET_SIZE:x}", "QStartNoAckMode+"]
+    """What this stub can do with this target, derived from the dispatch table (every qXfer object and Q
+    setting it serves; the live-only ones only for a ControlTarget) and from target.supports()."""
+    control = session.control
+    features = [f"PacketSize={PACKET_SIZE:x}"]
     if session.multiprocess:
         features.append("multiprocess+")
-    features += [f"{name}+" for name in TABLE if name.startswith("qXfer:")]
-    control = session.control
+    features += [f"{name}+" for name, entry in TABLE.items()
+                 if name.startswith(("qXfer:", "Q")) and (control is not None or not entry.needs_control)]
     if control is None:
         return features
+    if "vCont?" in TABLE:
+        features.append("vContSupported+")
     supports = control.supports()
-    features += ["QPassSignals+", "QProgramSignals+", "vContSupported+"]
     for gdb_name, target_name in _STOP_REASON_FEATURES.items():
         if target_name in supports and gdb_name in session.gdb_features:
             features.append(f"{gdb_name}+")
