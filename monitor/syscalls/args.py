@@ -6,6 +6,7 @@ import errno
 from ..errors import GuestFault
 from ..kvm.abi import ffi
 from ..kvm.vm import KM_FD_BASE
+from .bounce import bounce
 from .dispatch import s32
 
 AT_FDCWD = -100
@@ -26,12 +27,22 @@ def fd_arg(value: int, allow_at_fdcwd: bool = False) -> int:
 
 def buf_in(ctx, gva: int, size: int) -> int:
     """Host address of a guest buffer the host kernel will read."""
-    return ctx.mem.host_addr(gva, size, write=False) if size else 0
+    if not size:
+        return 0
+    try:
+        return ctx.mem.host_addr(gva, size, write=False)
+    except GuestFault:
+        return bounce(ctx.mem, gva, size, write=False)
 
 
 def buf_out(ctx, gva: int, size: int) -> int:
     """Host address of a guest buffer the host kernel will write."""
-    return ctx.mem.host_addr(gva, size, write=True) if size else 0
+    if not size:
+        return 0
+    try:
+        return ctx.mem.host_addr(gva, size, write=True)
+    except GuestFault:
+        return bounce(ctx.mem, gva, size, write=True)
 
 
 def path_arg(ctx, gva: int):

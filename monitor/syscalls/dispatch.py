@@ -11,6 +11,7 @@ import logging
 from typing import Callable
 
 from ..errors import GuestFault
+from .bounce import bounces as _bounces, flush_bounces as _flush_bounces
 from .numbers import NAMES, NUMBERS
 
 log = logging.getLogger("km.syscall")
@@ -52,6 +53,9 @@ def dispatch(ctx, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int)
     except Exception:
         log.exception("%s: km failed serving the call: EIO", NAMES.get(nr))
         return -errno.EIO
+    finally:
+        if _bounces.pending:            # guest buffers split across host memory were served by copies
+            _flush_bounces()
 
 
 def s32(value: int) -> int:

@@ -59,6 +59,14 @@ def test_hello_matches_native(payload, toolchain, tmp_path):
     assert b"argv[2]=[two words]" in km.stdout and km.returncode == 3
 
 
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_libc_program_matches_native(payload, toolchain, tmp_path):
+    """malloc (brk and mmap), stdio files, floats, qsort, strftime, readdir, atexit, exit status."""
+    native, km = differential(payload("run_libc.c", toolchain), "5", cwd=tmp_path)
+    assert km.returncode == 5 and km.stdout.endswith(b"atexit handler ran\n")
+    assert list(tmp_path.iterdir()) == []              # the temporary file was made and removed
+
+
 def test_argv_envp_and_files_cross_the_vm_boundary(payload, tmp_path):
     program = payload("run_hello.c", "musl")
     out_file = tmp_path / "made-inside.txt"
@@ -96,10 +104,18 @@ def busybox(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("args", [["echo", "hello", "  spaced  ", "-n?"], ["ls", "/"], ["cat", "/etc/hostname"],
-                                  ["ls", "-l", "/nonexistent-dir"], ["false"]],
-                         ids=["echo", "ls", "cat", "ls-missing", "false"])
+                                  ["ls", "-l", "/nonexistent-dir"], ["false"], ["seq", "1", "30000"]],
+                         ids=["echo", "ls", "cat", "ls-missing", "false", "seq-30000-lines"])
 def test_busybox_applets_match_native(busybox, args):
     differential(busybox, *args)
+
+
+def test_busybox_reads_stdin(busybox):
+    text = "".join(f"line {i} of the input\n" for i in range(60)).encode()
+    for args in (["wc", "-l"], ["sh", "-c", "n=0; while read a b rest; do n=$((n + b)); done; echo $n"]):
+        native = subprocess.run([str(busybox), *args], input=text, capture_output=True, timeout=60)
+        km = subprocess.run([*KM, str(busybox), *args], input=text, capture_output=True, timeout=60, env=km_env())
+        assert (km.stdout, km.stderr, km.returncode) == (native.stdout, native.stderr, native.returncode), args
 
 
 def test_busybox_sha256sum_of_10mb_file(busybox, tmp_path):

@@ -146,6 +146,10 @@ static void dirs(void) {
     CHECK("chdir ..", syscall(SYS_chdir, ".."));
     CHECK("rmdir", syscall(SYS_rmdir, "sub"));
     CHECK("chdir missing", syscall(SYS_chdir, "sub"));
+    static char long_path[5000];
+    memset(long_path, 'p', sizeof long_path - 1);
+    long r = syscall(SYS_openat, AT_FDCWD, long_path, O_RDONLY);
+    printf("openat 4999-byte path = %ld %s\n", r, r < 0 && errno == ENAMETOOLONG ? "ENAMETOOLONG" : "?");
 }
 
 static void pipes_and_tty(void) {
