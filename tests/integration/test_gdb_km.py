@@ -400,3 +400,23 @@ def test_ctrl_c_stops_every_spinning_thread(debug) -> None:
     gdb.console("set var keep_going = 0")
     gdb.run("-exec-continue")
     assert gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()
+
+
+@pytest.mark.parametrize("stop", [True, False], ids=["stop-then-pass", "nostop"])
+def test_signal_is_shown_then_delivered_to_the_handler(debug, stop: bool) -> None:
+    d = debug("gdb_signals.c")
+    gdb = d.gdb
+    if not stop:
+        gdb.console("handle SIGUSR1 nostop noprint pass")       # QPassSignals: km delivers it alone
+    gdb.run("-break-insert on_usr1")
+    gdb.run("-exec-continue")
+    if stop:
+        assert gdb.wait_for_stop("signal-received")["signal-name"] == "SIGUSR1", d.diagnostics()
+        gdb.run("-exec-continue")                               # C0a: the signal goes to the payload
+    frame = gdb.wait_for_stop("breakpoint-hit")["frame"]
+    assert frame["func"] == "on_usr1", d.diagnostics()
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()
+    gdb.exit()
+    status, out, err = d.finish()
+    assert "handled=10" in out, out + err
