@@ -107,8 +107,8 @@ class GdbServer:
         is_first = not self._first_event_seen
         interrupted = self._run.pending_interrupts > 0
         event = self._take_event(None)
-        if event is None or self._run.exited or is_first or interrupted:
-            return                              # km -g: stay at the entry point until gdb comes
+        if event is None or self._run.exited or is_first or (interrupted and self._initially_stopped):
+            return                              # km -g: stay stopped until gdb comes
         # A stop with no debugger attached (after a detach): let the payload handle its own signal.
         signal = event.signal if event.reason is StopReason.SIGNAL else 0
         log.info("no gdb attached: resuming after %s (signal %d)", event.reason.value, signal)
