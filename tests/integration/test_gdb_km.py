@@ -420,3 +420,14 @@ def test_signal_is_shown_then_delivered_to_the_handler(debug, stop: bool) -> Non
     gdb.exit()
     status, out, err = d.finish()
     assert "handled=10" in out, out + err
+
+
+def test_detach_lets_the_payload_finish(debug) -> None:
+    d = debug()
+    run_to(d, "add")
+    d.gdb.console("detach")
+    d.gdb.exit()
+    status, out, err = d.finish()
+    assert "counter=42 local=19" in out, out + err
+    if d.backend == "km":
+        assert status == 3, err
