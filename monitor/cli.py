@@ -102,6 +102,10 @@ def parse_args(argv: list[str]) -> Options:
         raise UsageError("km", "no payload given (see km --help)")
     opts.payload = args[i]
     opts.args = args[i:]
+    if opts.core is not None and len(args) > i + 1:
+        # `km --core kmcore payload.km -g1234`: nothing runs, so what follows the payload are km's options
+        rest = parse_args(["km", *args[i + 1:], opts.payload])
+        opts.gdb_port = rest.gdb_port if rest.gdb_port is not None else opts.gdb_port
     if opts.argv0 is not None:
         opts.args[0] = opts.argv0
     if opts.gdb_listen and opts.gdb_port is None:

@@ -57,7 +57,8 @@ class GuestMemory:
         self._starts: list[int] = []
         self.lock = threading.RLock()
         self.brk_start = self.brk = 0
-        self.on_downgrade = None     # called after rights were lowered (kdbg watchpoints re-arm themselves)
+        self.on_remap = None         # on_remap(start, end) after page tables of a range were rewritten
+                                     # (the debugger's watchpoints re-protect their pages)
 
     # ---- lookup -------------------------------------------------------------------------------------------
     def find(self, gva: int) -> Vma | None:
@@ -190,6 +191,8 @@ class GuestMemory:
             if prot != abi.PROT_NONE and not reserve_only:
                 self._back(vma)
             self._insert(vma)
+            if self.on_remap is not None:
+                self.on_remap(start, end)
             return vma
 
     def map_foreign(self, start: int, size: int, prot: int, gpa: int, name: str) -> Vma:
@@ -221,7 +224,6 @@ class GuestMemory:
         with self.lock:
             end = start + page_up(size)
             self._check_mapped(start, end)
-            lowered = False
             for vma in self._range(start, end):
                 old, vma.prot = vma.prot, prot
                 if vma.gpa is None:
@@ -234,9 +236,8 @@ class GuestMemory:
                     self.tables.set_range(vma.start, vma.end - vma.start, vma.gpa, pte_flags(prot))
                 if (old & ~prot) or prot == abi.PROT_NONE:
                     self.phys.invalidate(vma.gpa, vma.end - vma.start)
-                    lowered = True
-            if lowered and self.on_downgrade:
-                self.on_downgrade()
+            if self.on_remap is not None:
+                self.on_remap(start, end)
 
     def _check_mapped(self, start: int, end: int) -> None:
         addr = start

@@ -47,6 +47,7 @@ class LiveTarget:
         self.reported: dict[int, object] = {}             # tid -> PendingSignal shown to gdb
         proc.on_thread_start = self._adopt
         proc.on_end = self._on_end
+        proc.mem.on_remap = self.watchpoints.reapply
         for thread in proc.live_threads():
             self._adopt(thread)
 

@@ -63,6 +63,12 @@ class Watchpoints:
         if mode is not None:
             phys.invalidate(gpa, PAGE)
 
+    def reapply(self, start: int, end: int) -> None:
+        """The payload's mprotect/mmap rewrote these PTEs: watched pages in the range get protected again."""
+        pages = {p for (_, a, n) in self.points for p in self._pages(a, n) if start <= p < end}
+        for page in pages:
+            self._apply(page)
+
     def add(self, kind: BreakpointKind, addr: int, length: int) -> None:
         from kdbg.target import GuestMemoryError
         for page in self._pages(addr, length):
