@@ -142,6 +142,8 @@ def sys_getdents64(ctx, fd: int, dirp: int, count: int) -> int:
 
 @syscall("readlinkat")
 def sys_readlinkat(ctx, dirfd: int, path: int, buf: int, size: int) -> int:
+    if s32(size) <= 0:
+        return -errno.EINVAL
     name = ctx.mem.read_cstring(path)
     if name in PROC_SELF_EXE:
         target = os.path.abspath(ctx.proc.path).encode()[:size]

@@ -117,6 +117,9 @@ static void dirs(void) {
     CHECK("readlink link", syscall(SYS_readlink, "link", target, sizeof target));
     printf("readlink got [%s]\n", target);
     CHECK("readlink not a link", syscall(SYS_readlink, "a.txt", target, sizeof target));
+    CHECK("readlink size 0", syscall(SYS_readlink, "link", target, 0));
+    CHECK("readlink /proc/self/exe size 0", syscall(SYS_readlink, "/proc/self/exe", target, 0));
+    CHECK("readlink /proc/self/exe size 4", syscall(SYS_readlink, "/proc/self/exe", target, 4));
     long n = syscall(SYS_getcwd, cwd, sizeof cwd);
     printf("~getcwd %ld %s\n", n, cwd);
     CHECK("getcwd too small", syscall(SYS_getcwd, cwd, 1));
