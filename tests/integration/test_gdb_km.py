@@ -431,3 +431,21 @@ def test_detach_lets_the_payload_finish(debug) -> None:
     assert "counter=42 local=19" in out, out + err
     if d.backend == "km":
         assert status == 3, err
+
+
+def test_go_payload(debug) -> None:
+    """Go: many threads and SIGURG preemption (gdb passes SIGURG silently through QPassSignals)."""
+    d = debug("gdb_go.go")
+    stop = run_to(d, "main.square")
+    assert stop["frame"]["func"] == "main.square" and stop_line(stop) == line_of("gdb_go.go", "go_square"), \
+        d.diagnostics()
+    assert "main.main.func1" in d.gdb.console("bt")
+    assert len(d.gdb.run("-thread-info")["payload"]["threads"]) >= 2, d.diagnostics()
+    d.gdb.run("-break-delete")
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("exited")["exit-code"] == "05", d.diagnostics()
+    d.gdb.exit()
+    status, out, err = d.finish()
+    assert "go results 4" in out, out + err
+    if d.backend == "km":
+        assert status == 5, err
