@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import errno
+import logging
 import struct
 
 from kdbg.arch.x86_64 import KVM_REGS
+
+from ..errors import KvmError
 from .dispatch import syscall
 
+log = logging.getLogger("km.syscall")
 RAX, RSP = KVM_REGS.index("rax"), KVM_REGS.index("rsp")
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_VFORK = 0x100, 0x200, 0x400, 0x800, 0x4000
 CLONE_THREAD, CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
@@ -20,7 +24,11 @@ def create_thread(ctx, flags: int, stack: int, ptid: int, ctid: int, tls: int) -
     if not flags & CLONE_VM:
         return -errno.EINVAL
     proc = ctx.proc
-    child = proc.new_thread()
+    try:
+        child = proc.new_thread()
+    except KvmError as e:             # out of vCPUs (KVM_CREATE_VCPU: EINVAL past KVM's vCPU id limit)
+        log.info("clone: no vCPU for a new thread (%s): EAGAIN", e)
+        return -errno.EAGAIN
     regs = ctx.user_regs()
     regs[RAX] = 0
     if stack:
