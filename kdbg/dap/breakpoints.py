@@ -116,6 +116,17 @@ class Breakpoints:
                 bp.gdb_number, bp.hits = None, 0
                 self._insert(bp)
 
+    def modified(self, info: dict[str, Any]) -> dict[str, Any] | None:
+        """The new DAP reply when gdb resolved (or lost) a breakpoint's location; None if nothing a user sees."""
+        bp = self._by_number.get(info.get("number", ""))
+        if bp is None or bp.access is not None:
+            return None
+        reply = _reply(bp.dap_id, info)
+        if (reply["verified"], reply.get("line")) == (bp.reply.get("verified"), bp.reply.get("line")):
+            return None
+        bp.reply = reply
+        return reply
+
     def on_hit(self, gdb_number: str | None, thread_id: int) -> tuple[bool, list[int]]:
         """Count a hit; returns (whether to stop, DAP ids). Log points print here and never stop."""
         bp = self._by_number.get(gdb_number or "")

@@ -10,7 +10,6 @@ shared between threads; gdb results reach the waiting handler through gdb_backen
 from __future__ import annotations
 
 import logging
-import signal
 import queue
 import threading
 from pathlib import Path
@@ -20,6 +19,7 @@ from .breakpoints import Breakpoints, exception_filters
 from .debuggee import Debuggee, km_command, pick_port
 from .errors import CantHandle, DapError, GdbError, InvalidArgument
 from .gdb_backend import Gdb, mi_quote
+from .events import StopEvents, core_stop, current_thread
 from .inspection import InspectionRequests
 from .transport import Transport, TransportClosed
 from .variables import Variables
@@ -28,7 +28,6 @@ log = logging.getLogger("km.dap")
 
 STUB_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 20.0
-EXIT_DRAIN_S = 5.0
 # Capabilities that a request handler implements, true only where the handler exists.
 _REQUEST_CAPABILITIES = {
     "supportsConfigurationDoneRequest": "configurationDone", "supportsFunctionBreakpoints": "setFunctionBreakpoints",
@@ -43,12 +42,9 @@ _REQUEST_CAPABILITIES = {
 _FEATURE_CAPABILITIES = ("supportsConditionalBreakpoints", "supportsHitConditionalBreakpoints", "supportsLogPoints",
                          "supportsEvaluateForHovers", "supportsSteppingGranularity", "supportTerminateDebuggee",
                          "supportsDelayedStackTraceLoading")
-_WATCH_REASONS = {"watchpoint-trigger": "wpt", "read-watchpoint-trigger": "hw-rwpt",
-                  "access-watchpoint-trigger": "hw-awpt"}
-_STEP_REASONS = ("end-stepping-range", "function-finished", "location-reached")
 
 
-class Session(InspectionRequests):
+class Session(InspectionRequests, StopEvents):
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -227,7 +223,7 @@ class Session(InspectionRequests):
         gdb = self.require_gdb()
         self.breakpoints.set_signal_filters(self._signal_filters)
         if self.mode == "core":
-            self.last_stop = _core_stop(gdb)
+            self.last_stop = core_stop(gdb)
             self.send_event("stopped", {"reason": "exception", "threadId": int(self.last_stop["thread-id"]),
                                         "allThreadsStopped": True, "text": self.last_stop["signal-name"],
                                         "description": self.last_stop["signal-meaning"]})
@@ -237,7 +233,7 @@ class Session(InspectionRequests):
             self._entry_bp = gdb.command("-break-insert -t main")["bkpt"]["number"]
             self.resume("-exec-continue")
         else:
-            self.send_event("stopped", {"reason": "entry", "threadId": _current_thread(gdb),
+            self.send_event("stopped", {"reason": "entry", "threadId": current_thread(gdb),
                                         "allThreadsStopped": True})
 
     def restart_request(self, args: dict[str, Any]) -> None:
@@ -261,7 +257,8 @@ class Session(InspectionRequests):
     def _shutdown(self, terminate: bool) -> None:
         """End gdb; end the debuggee (terminate) or leave it running (detach). Never raises."""
         gdb, self.gdb = self.gdb, None
-        if gdb is not None and gdb.is_alive and self.mode == "attach":
+        live = gdb is not None and gdb.is_alive and self.mode in ("launch", "attach") and not self.has_exited
+        if live and (self.mode == "attach" or not terminate):
             try:
                 if self.is_running:
                     gdb.command("-exec-interrupt")
@@ -317,79 +314,6 @@ class Session(InspectionRequests):
             self._pause_requested = True
             gdb.command("-exec-interrupt")
 
-    # --- gdb's async records --------------------------------------------------------------------------------
-    def _on_gdb_record(self, item: tuple[Gdb | Debuggee, dict[str, Any]]) -> None:
-        source, record = item
-        if source is not self.gdb and source is not self.debuggee:
-            return                        # from the gdb or km of before a restart
-        kind, message, payload = record["type"], record.get("message"), record.get("payload")
-        if kind == "notify" and message == "stopped":
-            self._on_stopped(payload or {})
-        elif kind == "notify" and message == "running":
-            self.is_running = True
-            if self.is_configured and not self._expect_running:
-                self.send_event("continued", {"threadId": 1, "allThreadsContinued": True})
-            self._expect_running = False
-        elif kind == "notify" and message in ("thread-created", "thread-exited") and self.is_configured:
-            self.send_event("thread", {"reason": "started" if message == "thread-created" else "exited",
-                                       "threadId": int(payload["id"])})
-        elif kind == "target" and payload:
-            self._output("stdout", payload)
-        elif kind == "log" and payload and self.is_configured:
-            self._output("console", payload)
-        elif kind == "debuggee-exited" and self.mode == "launch":
-            self._finish(payload)
-        elif kind == "gdb-exited" and self.gdb is not None:
-            self._finish(None)
-
-    def _on_stopped(self, stop: dict[str, Any]) -> None:
-        reason = stop.get("reason", "")
-        if reason.startswith("exited"):
-            self._on_exit(stop)
-            return
-        self.is_running, self.last_stop, self.frames = False, stop, {}
-        self.vars.reset()
-        if self._connect_stop_pending and not reason:
-            self._connect_stop_pending = False    # gdb's report of where `target remote` found the debuggee
-            return
-        if not self.is_configured:
-            return
-        thread_id = int(stop["thread-id"]) if str(stop.get("thread-id", "")).isdigit() else 1
-        event: dict[str, Any] = {"threadId": thread_id, "allThreadsStopped": True}
-        number = stop.get("bkptno") or (stop.get(_WATCH_REASONS.get(reason, ""), {}) or {}).get("number")
-        if number is not None and number == self._entry_bp:
-            self._entry_bp, event["reason"] = None, "entry"
-        elif number is not None:
-            should_stop, ids = self.breakpoints.on_hit(number, thread_id)
-            if (text := self.breakpoints.log_message(number, thread_id)) is not None:
-                self._output("console", text)
-            if not should_stop and not self._pause_requested:
-                self.resume("-exec-continue")
-                return
-            event["reason"] = "data breakpoint" if reason in _WATCH_REASONS else "breakpoint"
-            if ids:
-                event["hitBreakpointIds"] = ids
-        elif reason == "signal-received" and not (self._pause_requested and stop.get("signal-name") in
-                                                  ("SIGINT", "SIGTRAP", "0")):
-            event.update(reason="exception", text=stop.get("signal-name", "signal"),
-                         description=stop.get("signal-meaning", "signal"))
-        else:
-            event["reason"] = "step" if reason in _STEP_REASONS and not self._pause_requested else "pause"
-        self._pause_requested = False
-        self.send_event("stopped", event)
-
-    def _on_exit(self, stop: dict[str, Any]) -> None:
-        """Exit codes come from gdb in octal; a signal death is 128+signo, as km's own exit status."""
-        if "exit-code" in stop:
-            code = int(stop["exit-code"], 8)
-        elif stop.get("reason") == "exited-signalled":
-            code = 128 + _signal_number(stop.get("signal-name", ""))
-        else:
-            code = 0
-        if self.debuggee is not None:
-            self.debuggee.wait(EXIT_DRAIN_S)           # deliver the payload's last output before `exited`
-        self._finish(code)
-
 
 def _existing_file(args: dict[str, Any], field: str) -> str:
     value = args.get(field)
@@ -414,29 +338,3 @@ def _has_symbol(gdb: Gdb, name: str) -> bool:
         return True
     except GdbError:
         return False
-
-
-def _current_thread(gdb: Gdb) -> int:
-    try:
-        return int(gdb.command("-thread-info").get("current-thread-id", 1))
-    except (GdbError, ValueError):
-        return 1
-
-
-def _signal_number(name: str) -> int:
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        return 0
-
-
-def _core_stop(gdb: Gdb) -> dict[str, Any]:
-    """A core's stop as a `*stopped` record would give it: the thread and the signal that killed the payload."""
-    try:
-        number = int(gdb.command('-data-evaluate-expression "$_siginfo.si_signo"')["value"])
-        name = signal.Signals(number).name
-    except (GdbError, ValueError):
-        number, name = 0, "signal"
-    meaning = signal.strsignal(number) if number else "killed by a signal"
-    return {"reason": "signal-received", "signal-name": name, "signal-meaning": meaning,
-            "thread-id": str(_current_thread(gdb))}

@@ -9,7 +9,7 @@ deletes the variable objects and invalidates the references.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kdbg.arch.x86_64 import REGISTERS

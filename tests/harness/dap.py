@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable

@@ -93,3 +93,21 @@ def test_attach_and_run_to_exit(dap, listening):
     assert client.wait_event("exited")["exitCode"] == 7, client.dump()
     client.wait_event("terminated")
     assert listening.proc.wait(30) == 7
+
+
+def test_detach_while_running_then_attach_again(dap, listening):
+    if listening.label != "real km":
+        pytest.skip("gdbserver --once (the stand-in) serves a single gdb")
+    first = dap()
+    first.start("attach", {"program": listening.program, "address": f"localhost:{listening.port}"})
+    first.call("disconnect", {"terminateDebuggee": False})     # the payload is running: interrupt, then detach
+    assert listening.proc.poll() is None, listening.stderr
+    second = dap()
+    second.start("attach", {"program": listening.program, "address": f"localhost:{listening.port}",
+                            "stopOnEntry": True})
+    stop = second.wait_event("stopped")
+    assert stop["reason"] == "entry", second.dump()
+    second.call("evaluate", {"expression": "spin_done = 1", "context": "repl"})
+    second.call("continue", {"threadId": stop["threadId"]})
+    assert second.wait_event("exited")["exitCode"] == 7, second.dump()
+    assert listening.proc.wait(30) == 7

@@ -176,8 +176,10 @@ def test_function_and_instruction_breakpoints(dap, program):
     client = dap()
     launch(client, program, stopOnEntry=True)
     tid = client.wait_event("stopped")["threadId"]
-    placed = client.call("setFunctionBreakpoints", {"breakpoints": [{"name": "bump"}]})["breakpoints"]
-    assert placed[0]["verified"]
+    placed = client.call("setFunctionBreakpoints", {"breakpoints": [{"name": "bump"},
+                                                                    {"name": "no_such_function"}]})["breakpoints"]
+    assert placed[0]["verified"] and placed[0]["line"] == line_of(SRC, "bump_loop") - 1
+    assert not placed[1]["verified"] and placed[1]["message"].startswith("pending"), client.dump()
     add_address = client.call("evaluate", {"expression": "(long) &add", "context": "watch"})["result"]
     client.call("setInstructionBreakpoints", {"breakpoints": [{"instructionReference": hex(int(add_address))}]})
     client.call("continue", {"threadId": tid})

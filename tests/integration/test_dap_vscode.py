@@ -6,7 +6,6 @@ Skipped where node/npm are absent. `npm ci` runs once into vscode-extension/node
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess

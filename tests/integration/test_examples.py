@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.dap import dap_fixture, km_under_test, load_jsonc, substitute
+from harness.dap import dap_fixture, load_jsonc, substitute
 from harness.km import ROOT
 
 jsonschema = pytest.importorskip("jsonschema")
