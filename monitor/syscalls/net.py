@@ -218,6 +218,9 @@ class Msg:
             raise OSError(errno.ENOBUFS, "msg_controllen")
         self.has_name = bool(name)
         host_name = (buf_out if receiving else buf_in)(ctx, name, namelen) if name else 0
+        self.host = ffi.new("char[]", MSGHDR.size)
+        if name and not host_name:
+            host_name = addr_of(self.host)      # a zero msg_namelen: non-NULL (nothing is copied there), as given
         self.iov = _iovec(ctx, iov, iovlen, receiving)
         self.control_gva = control if controllen else 0
         if receiving:
@@ -228,7 +231,6 @@ class Msg:
             data = ctx.mem.read(control, controllen) if controllen else b""
             _check_rights(data)
             self.control = ffi.new("char[]", data or b"\0")
-        self.host = ffi.new("char[]", MSGHDR.size)
         MSGHDR.pack_into(ffi.buffer(self.host), 0, host_name, namelen, addr_of(self.iov), iovlen,
                          addr_of(self.control) if controllen else 0, controllen, 0)
 

@@ -1,6 +1,6 @@
 """Readiness syscalls under km compared with native runs: poll/epoll ping-pong over a socketpair, select and
 pselect on a pipe, every wait call's timeout, eventfd, timerfd, km's descriptors reported as closed, the sigmask of ppoll/pselect/
-epoll_pwait."""
+epoll_pwait, a nonblocking connect completed through poll."""
 from __future__ import annotations
 
 import pytest
@@ -19,4 +19,5 @@ def test_readiness_matches_native(payload, toolchain):
     assert text.count("waited >= ") == text.count("waited >= 25ms: 1\n") + text.count("waited >= 15ms: 1\n") == 5
     assert text.count("with an empty mask: -1 errno 4\n") == 3 and "handled 3, blocked again 1\n" in text
     assert "unblocked: handled 4\n" in text
+    assert "SO_ERROR 0\n" in text and "blocking connect to a closed port: -1 errno 111\n" in text
     assert text.endswith("done\n")

@@ -12,6 +12,8 @@
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -191,6 +193,35 @@ static void hidden_fds(void)
     close(ep);
 }
 
+static void nonblocking_connect(void)
+{
+    /* the pattern Go's net.Dial uses: connect → EINPROGRESS, wait for POLLOUT, read SO_ERROR */
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(l, (struct sockaddr *)&a, &len);
+    listen(l, 1);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int r = connect(c, (struct sockaddr *)&a, sizeof a);
+    printf("nonblocking connect: 0 or EINPROGRESS: %d\n", r == 0 || errno == EINPROGRESS);
+    struct pollfd p = {.fd = c, .events = POLLOUT};
+    show("poll POLLOUT", poll(&p, 1, 5000));
+    int err = -1;
+    len = sizeof err;
+    getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len);
+    printf("SO_ERROR %d\n", err);
+    int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    show("accept4 on a nonblocking listener, connection pending", s < 0 ? -1 : 0);
+    show("accept4 on a nonblocking listener, none pending", accept4(l, NULL, NULL, 0));
+    close(s);
+    close(c);
+    close(l);                                   /* nothing listens on that port now */
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    show("blocking connect to a closed port", connect(c, (struct sockaddr *)&a, sizeof a));
+    close(c);
+}
+
 static volatile int handled;
 static void on_usr1(int signo) { handled++; }
 
@@ -253,6 +284,7 @@ int main(void)
     timerfds();
     hidden_fds();
     sigmasks();
+    nonblocking_connect();
     printf("done\n");
     return 0;
 }
