@@ -1,6 +1,6 @@
 """Readiness syscalls under km compared with native runs: poll/epoll ping-pong over a socketpair, select and
-pselect on a pipe, every wait call's timeout, eventfd, timerfd, km's descriptors reported as closed, the sigmask of ppoll/pselect/
-epoll_pwait, a nonblocking connect completed through poll."""
+pselect on a pipe, every wait call's timeout, eventfd, timerfd, km's descriptors reported as closed, the sigmask
+of ppoll/pselect/epoll_pwait, a nonblocking connect completed through poll."""
 from __future__ import annotations
 
 import pytest
