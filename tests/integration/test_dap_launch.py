@@ -110,6 +110,11 @@ def test_set_variable_changes_what_the_payload_prints(dap, program):
     client.call("setVariable", {"variablesReference": numbers_ref, "name": "1", "value": "21"})
     values = {v["name"]: v["value"] for v in client.call("variables", {"variablesReference": locals_ref})["variables"]}
     assert values["answer"] == "99", client.dump()
+    registers_ref = next(s for s in scopes if s["name"] == "Registers")["variablesReference"]
+    assert client.call("setVariable", {"variablesReference": registers_ref, "name": "rax",
+                                       "value": "0x1234"})["value"] == "0x1234"     # rax is dead between lines
+    rax = client.call("evaluate", {"expression": "$rax", "frameId": frame["id"], "context": "watch"})["result"]
+    assert rax == str(0x1234)
     client.call("continue", {"threadId": hit["threadId"]})
     client.wait_event("exited")
     assert "answer=99 total=7 counter=5 numbers[1]=21" in client.output("stdout"), client.dump()
@@ -194,6 +199,13 @@ def test_watchpoint_stops_where_the_global_changes(dap, program):
     client = dap()
     launch(client, program, stopOnEntry=True)
     tid = client.wait_event("stopped")["threadId"]
+    frame = client.top_frame(tid)
+    locals_ref = client.call("scopes", {"frameId": frame["id"]})["scopes"][0]["variablesReference"]
+    point = client.locals_of(frame["id"])["p"]["variablesReference"]
+    client.call("variables", {"variablesReference": point})
+    assert client.call("dataBreakpointInfo", {"variablesReference": point, "name": "y"})["dataId"] == "(p).y"
+    assert client.call("dataBreakpointInfo", {"variablesReference": locals_ref, "name": "answer"})["dataId"] \
+        == "answer"
     info = client.call("dataBreakpointInfo", {"name": "counter"})
     assert info["dataId"] == "counter" and "write" in info["accessTypes"]
     placed = client.call("setDataBreakpoints", {"breakpoints": [{"dataId": info["dataId"],
