@@ -40,11 +40,12 @@ def _wait(ctx, nr: int, *args: int, sigmask: int = 0) -> int:
     saved = own.mask
     if sigmask:
         own.mask = struct.unpack("<Q", ctx.mem.read(sigmask, SIGSET_SIZE))[0] & ~UNBLOCKABLE
-        if _has_deliverable(ctx, own):
+        if ctx.proc.pending_signals_for(ctx):        # the new mask lets a pending signal through
             result = -errno.EINTR
+            ctx.last_syscall = (nr, result)
         else:
             result = _interruptible(ctx, nr, *args)
-        if result == -errno.EINTR and _has_deliverable(ctx, own):
+        if result == -errno.EINTR and ctx.proc.pending_signals_for(ctx):
             own.mask_to_restore = saved
         else:
             own.mask = saved
@@ -53,12 +54,6 @@ def _wait(ctx, nr: int, *args: int, sigmask: int = 0) -> int:
     if result == -errno.EINTR:
         ctx.restartable = False
     return result
-
-
-def _has_deliverable(ctx, own) -> bool:
-    state = ctx.proc.signals
-    with state.lock:
-        return any(not own.mask & (1 << (p.signo - 1)) for p in own.pending + state.shared_pending)
 
 
 # ---- poll ---------------------------------------------------------------------------------------------------
