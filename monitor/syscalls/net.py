@@ -12,8 +12,8 @@ import struct
 
 from ..kvm.abi import ffi
 from ..kvm.vm import KM_FD_BASE
-from .args import addr_of, buf_in, buf_out, fd_arg
 from ..signal_frame import SI_USER, make_siginfo
+from .args import addr_of, buf_in, buf_out, fd_arg
 from .dispatch import s32, syscall
 from .fs import _interruptible, _iovec
 from .host import host_syscall
@@ -33,7 +33,8 @@ SIGPIPE = 13
 
 
 def new_fd(result: int) -> int:
-    """A descriptor the host just created for the payload: one in km's range is closed and answered EMFILE."""
+    """A descriptor the host just created for the payload: one in km's range is closed and answered EMFILE (for
+    accept, the connection is gone then, where Linux would have left it queued)."""
     if result >= KM_FD_BASE:
         host_syscall(NR["close"], result)
         return -errno.EMFILE
