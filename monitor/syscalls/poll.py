@@ -25,7 +25,7 @@ from .signal import UNBLOCKABLE
 POLLFD = struct.Struct("<ihh")          # fd, events, revents
 POLLNVAL = 0x20
 EPOLL_EVENT_SIZE = 12                   # struct epoll_event is packed on x86-64: u32 events, u64 data
-EPOLL_CTL_DEL = 2
+EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3
 INT_MAX = (1 << 31) - 1
 SIGSET_SIZE = 8
 
@@ -154,7 +154,7 @@ def sys_epoll_create1(ctx, flags: int) -> int:
 
 @syscall("epoll_ctl")
 def sys_epoll_ctl(ctx, epfd: int, op: int, fd: int, event: int) -> int:
-    host_event = 0 if s32(op) == EPOLL_CTL_DEL else buf_in(ctx, event, EPOLL_EVENT_SIZE)
+    host_event = buf_in(ctx, event, EPOLL_EVENT_SIZE) if s32(op) in (EPOLL_CTL_ADD, EPOLL_CTL_MOD) else 0
     return host_syscall(NR["epoll_ctl"], fd_arg(epfd), op, fd_arg(fd), host_event)
 
 
