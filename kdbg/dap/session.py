@@ -21,7 +21,7 @@ from .errors import CantHandle, DapError, GdbError, InvalidArgument
 from .gdb_backend import Gdb, mi_quote
 from .events import StopEvents, core_stop, current_thread
 from .inspection import InspectionRequests
-from .transport import Transport, TransportClosed
+from .transport import MalformedMessage, Transport, TransportClosed
 from .variables import Variables
 
 log = logging.getLogger("km.dap")
@@ -83,7 +83,10 @@ class Session(InspectionRequests, StopEvents):
         while True:
             try:
                 message = self.transport.read_message()
-            except (TransportClosed, ValueError) as exc:
+            except MalformedMessage as exc:
+                log.warning("dropped a client message: %s", exc)
+                continue
+            except TransportClosed as exc:
                 log.debug("client stream ended: %s", exc)
                 self._inbox.put(("closed", None))
                 return

@@ -18,6 +18,10 @@ class TransportClosed(Exception):
     """The peer closed the stream (EOF or a broken pipe): the session ends."""
 
 
+class MalformedMessage(ValueError):
+    """A well-framed body that is not a JSON object: that message is dropped, the stream stays usable."""
+
+
 class Transport:
     """One DAP connection. `read_message` blocks; `send` may be called from any thread."""
 
@@ -27,7 +31,7 @@ class Transport:
         self._seq = 0
 
     def read_message(self) -> dict[str, Any]:
-        """The next message; raises TransportClosed at EOF and ValueError on a malformed frame."""
+        """The next message; raises TransportClosed at EOF or on a broken header, MalformedMessage on a bad body."""
         length = None
         while True:
             line = self._reader.readline()
@@ -40,6 +44,8 @@ class Transport:
                 break
             name, _, value = line.decode("ascii", "replace").partition(":")
             if name.strip().lower() == "content-length":
+                if not value.strip().isdigit():
+                    raise TransportClosed(f"bad Content-Length {value.strip()!r}: cannot find the next message")
                 length = int(value.strip())
         body = b""
         while len(body) < length:
@@ -47,7 +53,12 @@ class Transport:
             if not chunk:
                 raise TransportClosed("end of stream inside a message")
             body += chunk
-        message = json.loads(body.decode("utf-8"))
+        try:
+            message = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MalformedMessage(f"not JSON: {exc}") from None
+        if not isinstance(message, dict):
+            raise MalformedMessage("not a JSON object")
         log.debug("<- %s", message)
         return message
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kdbg.dap.transport import Transport, TransportClosed
+from kdbg.dap.transport import MalformedMessage, Transport, TransportClosed
 
 
 class Trickle(io.RawIOBase):
@@ -67,3 +67,14 @@ def test_send_to_a_closed_peer_raises_transport_closed():
             raise BrokenPipeError(32, "Broken pipe")
     with pytest.raises(TransportClosed):
         Transport(io.BytesIO(), Broken()).send({"type": "event", "event": "terminated"})
+
+
+def test_a_bad_body_is_dropped_and_the_next_message_still_read():
+    data = b"Content-Length: 5\r\n\r\n{nope" + b"Content-Length: 2\r\n\r\n[]" + frame({"seq": 3})
+    transport = Transport(io.BytesIO(data), io.BytesIO())
+    for _ in range(2):
+        with pytest.raises(MalformedMessage):
+            transport.read_message()
+    assert transport.read_message() == {"seq": 3}
+    with pytest.raises(TransportClosed):
+        Transport(io.BytesIO(b"Content-Length: x\r\n\r\n{}"), io.BytesIO()).read_message()
