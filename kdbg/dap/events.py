@@ -55,11 +55,13 @@ class StopEvents:
         if reason.startswith("exited"):
             self._on_exit(stop)
             return
+        if self._connect_stop_pending and not reason:
+            # gdb's report of where `target remote` found the debuggee. It is queued before the configuration
+            # (or a restart) resumes the debuggee but handled after, so it must not mark it stopped.
+            self._connect_stop_pending = False
+            return
         self.is_running, self.last_stop, self.frames = False, stop, {}
         self.vars.reset()
-        if self._connect_stop_pending and not reason:
-            self._connect_stop_pending = False    # gdb's report of where `target remote` found the debuggee
-            return
         if not self.is_configured:
             return
         thread_id = int(stop["thread-id"]) if str(stop.get("thread-id", "")).isdigit() else 1

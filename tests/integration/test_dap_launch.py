@@ -274,6 +274,19 @@ def test_restart_runs_the_payload_again_with_its_breakpoints(dap, program):
     client.call("restart", {})
     stop = client.wait_event("stopped")
     assert stop["reason"] == "breakpoint" and client.top_frame(stop["threadId"])["name"] == "add", client.dump()
+    client.call("restart", {"arguments": {"program": program, "kmPath": client.km_path, "args": ["spin"]}})
+    client.wait_event("stopped")
+    client.call("setBreakpoints", {"source": {"path": marker_path(SRC)}, "breakpoints": []})
+    client.call("continue", {"threadId": stop["threadId"]})
+    client.wait_output("answer=42")
+    client.call("pause", {"threadId": stop["threadId"]})        # the restarted debuggee is known to be running
+    stop = client.wait_event("stopped")
+    assert stop["reason"] == "pause", client.dump()
+    client.call("setBreakpoints", {"source": {"path": marker_path(SRC)},
+                                   "breakpoints": [{"line": line_of(SRC, "add_body")}]})
+    client.call("restart", {})
+    stop = client.wait_event("stopped")
+    assert stop["reason"] == "breakpoint" and client.top_frame(stop["threadId"])["name"] == "add", client.dump()
     modules = client.call("modules", {})["modules"]
     assert modules[0]["path"] == program
     sources = [s["path"] for s in client.call("loadedSources", {})["sources"]]
