@@ -78,8 +78,8 @@ def test_kmcore_post_mortem_shows_the_crash_frame(dap, program, kmcore):
     assert [(v["name"], v["value"]) for v in client.call("variables", {"variablesReference": args})["variables"]] \
         == [("n", "0x0")]
     head = client.call("evaluate", {"expression": "head", "frameId": frames[1]["id"], "context": "watch"})
-    fields = {v["name"]: v["value"] for v in client.call("variables",
-                                                         {"variablesReference": head["variablesReference"]})["variables"]}
+    rows = client.call("variables", {"variablesReference": head["variablesReference"]})["variables"]
+    fields = {v["name"]: v["value"] for v in rows}
     assert fields == {"value": "2", "next": "0x0"}, client.dump()
     assert client.call("exceptionInfo", {"threadId": stop["threadId"]})["exceptionId"] == "SIGSEGV"
     memory = client.call("readMemory", {"memoryReference": head["memoryReference"], "count": 4})
