@@ -1,9 +1,10 @@
 """gdb's async records turned into DAP events: stopped (with the DAP reason), continued, thread, output, exited.
 
 A mixin of `Session`. gdb's `*stopped` reasons
-(https://sourceware.org/gdb/current/onlinedocs/gdb.html/GDB_002fMI-Async-Records.html) map to DAP's: breakpoint-hit -> breakpoint (or entry, or nothing for a log point or an unmet hit condition,
-which resume at once), watchpoint triggers -> data breakpoint, signal-received -> exception (pause when the user
-asked for one), stepping ends -> step. Exit codes arrive in octal.
+(https://sourceware.org/gdb/current/onlinedocs/gdb.html/GDB_002fMI-Async-Records.html) map to DAP's:
+breakpoint-hit -> breakpoint (or entry; or nothing for a log point or an unmet hit condition, which resume at
+once), watchpoint triggers -> data breakpoint, signal-received -> exception (pause when the user asked for one),
+stepping ends -> step. Exit codes arrive in octal.
 """
 from __future__ import annotations
 
