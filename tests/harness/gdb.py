@@ -1,8 +1,9 @@
-"""Test-side gdb: a pygdbmi session with deadlines and a transcript (Gdb), and FakeControlTarget, a
+"""Test-side gdb: a pygdbmi session with deadlines and a transcript (Gdb); Debuggee and the `debug` fixture
+for end-to-end tests against `km -g` or, as the reference, native gdbserver; and FakeControlTarget, a
 kdbg.target.ControlTarget over plain memory that behaves as the contract says, for stub tests without a VM.
 
 Gdb.run() waits for the command's result record (never a fixed sleep); wait_for_stop() waits for `*stopped`.
-Every assertion message should include `gdb.transcript_text()`.
+Every assertion message should include `gdb.transcript_text()` (Debuggee.diagnostics() adds km's stderr).
 """
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ import collections
 import os
 import select
 import struct
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import pytest
 from pygdbmi.gdbcontroller import GdbController
+
+from .km import ROOT, spawn_km
 
 from kdbg.arch.x86_64 import zero_registers
 from kdbg.target import (SIGTRAP, BreakpointKind, GuestMemoryError, MemoryRegion, NoSuchThreadError,
@@ -153,6 +158,91 @@ def wait_listening(port: int, proc, timeout_s: float = 30.0) -> None:
             proc.wait(timeout=0.02)
         except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: still running, look again
             pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End-to-end debuggees: km -g, or gdbserver as the reference the same expectations must hold against
+
+KM_READY = (ROOT / "monitor" / "live_target.py").exists() and "kdbg.rsp.server" in (
+    ROOT / "monitor" / "cli.py").read_text()
+km_only = pytest.mark.skipif(not KM_READY, reason="km -g not wired to the stub yet")
+BACKENDS = [pytest.param("km", marks=km_only), "gdbserver"]
+
+
+class Debuggee:
+    """A payload stopped before its first instruction behind a gdb port (km -gPORT or gdbserver), and a gdb."""
+
+    def __init__(self, backend: str, exe: Path, port: int, *, listen: bool = False) -> None:
+        self.backend, self.exe, self.port = backend, exe, port
+        if backend == "km":
+            args = ["--gdb_listen", f"-g{port}"] if listen else [f"-g{port}"]
+            self.proc = spawn_km(*args, exe)
+        else:
+            self.proc = subprocess.Popen(["gdbserver", "--once", f"127.0.0.1:{port}", str(exe)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_listening(port, self.proc)
+        self.gdb = Gdb(str(exe))
+
+    def connect(self) -> None:
+        self.gdb.run(f"-target-select remote 127.0.0.1:{self.port}", timeout_s=30)
+
+    def reconnect(self) -> None:
+        """A new gdb replaces one that vanished without detaching (killed: the connection just drops)."""
+        self.gdb.controller.gdb_process.kill()
+        self.gdb.exit()
+        self.gdb = Gdb(str(self.exe))
+        self.connect()
+
+    def finish(self, timeout_s: float = 30) -> tuple[int, str, str]:
+        """Wait for the server process; its exit status, stdout and stderr."""
+        out, err = self.proc.communicate(timeout=timeout_s)
+        return self.proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def diagnostics(self) -> str:
+        """The gdb transcript and what the server printed on stderr so far (read without blocking)."""
+        err = b""
+        if self.proc.stderr is not None and not self.proc.stderr.closed:
+            os.set_blocking(self.proc.stderr.fileno(), False)
+            err = self.proc.stderr.read() or b""
+        return (f"backend {self.backend}\n{self.gdb.transcript_text()}\n--- {self.backend} stderr ---\n"
+                + err.decode(errors="replace")[-4000:])
+
+    def close(self) -> None:
+        self.gdb.exit()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.communicate(timeout=10)
+        except ValueError:      # stderr was switched to non-blocking and partly read: just reap
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture(params=BACKENDS)
+def debug(request, payload, free_port):
+    """debug(source="gdb_basic.c", toolchain="musl") -> a connected Debuggee, once per backend."""
+    started: list[Debuggee] = []
+
+    def start(source: str = "gdb_basic.c", toolchain: str = "musl", *, connect: bool = True) -> Debuggee:
+        d = Debuggee(request.param, payload(source, toolchain), free_port)
+        started.append(d)
+        if connect:
+            d.connect()
+        return d
+
+    yield start
+    for d in started:
+        d.close()
+
+
+def stop_line(stop: dict) -> int:
+    return int(stop["frame"]["line"])
+
+
+def run_to(d: Debuggee, location: str, reason: str = "breakpoint-hit") -> dict:
+    """Break at location, continue, and return the `*stopped` payload."""
+    d.gdb.run(f"-break-insert {location}")
+    d.gdb.run("-exec-continue")
+    return d.gdb.wait_for_stop(reason)
 
 
 # ---------------------------------------------------------------------------------------------------------

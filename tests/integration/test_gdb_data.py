@@ -1,0 +1,89 @@
+"""End to end, data: registers, globals, locals, structs, memory, writes that change the payload's output;
+and a differential check of one stop under km and under gdbserver.
+"""
+from __future__ import annotations
+
+import socket
+
+from harness.gdb import Debuggee, debug, km_only, run_to  # noqa: F401 - debug is a fixture
+from harness.markers import line_of
+
+BASIC = "gdb_basic.c"
+
+
+def test_registers_values_structs_memory(debug) -> None:
+    d = debug()
+    run_to(d, "scale")
+    gdb = d.gdb
+    regs = gdb.console("info registers")
+    assert "rip" in regs and "<scale+" in regs, d.diagnostics()
+    assert gdb.console("p counter").strip().endswith("= 42")
+    assert gdb.console("p k").strip().endswith("= 2")
+    assert gdb.console("p *p").strip().endswith('{x = 3, y = 4, label = 0x' + gdb.console(
+        "p/x origin.label").split("0x")[1].strip() + ' "origin"}')
+    assert gdb.console("up").count("main") >= 1 and gdb.console("p local").strip().endswith("= 5")
+    assert gdb.console("x/s message").strip().endswith('"hello from km"')
+    assert gdb.console("x/2xw &origin").split(":")[1].split() == ["0x00000003", "0x00000004"]
+    assert "mov" in gdb.console("x/3i $pc") or "call" in gdb.console("x/3i $pc")
+    assert gdb.console("p $fs_base").strip() != "= 0"
+
+
+def test_set_var_changes_output_and_exit_code(debug) -> None:
+    d = debug()
+    run_to(d, f"{BASIC}:{line_of(BASIC, 'write_watched')}")
+    d.gdb.console("set var counter = 100")
+    d.gdb.console('set var message[0] = 0x48')
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("exited")
+    assert stop["exit-code"] == f"0{100 - 42 + 3:o}", d.diagnostics()   # gdb prints the code in octal
+    d.gdb.exit()
+    status, out, err = d.finish()
+    assert "counter=100" in out and "message=Hello from km" in out, out + err
+    if d.backend == "km":
+        assert status == 100 - 42 + 3, err
+
+
+def test_register_writes_of_every_class_stick(debug) -> None:
+    """P/G through the target for GPR, x87, SSE, AVX and segment-base registers: written, stepped over,
+    read back."""
+    d = debug()
+    run_to(d, "scale")
+    gdb = d.gdb
+    writes = {"$r12": ("0x1122334455667788", "p/x $r12", "0x1122334455667788"),
+              "$xmm5.v4_int32[1]": ("123", "p $xmm5.v4_int32[1]", "123"),
+              "$ymm5.v8_int32[7]": ("77", "p $ymm5.v8_int32[7]", "77"),
+              "$st7": ("2.5", "p $st7", "2.5"),
+              "$mxcsr": ("0x1fa0", "p/x $mxcsr", "0x1fa0"),
+              "$fs_base": ("$fs_base", "p $fs_base == $saved_fs", "1")}
+    gdb.console("set $saved_fs = $fs_base")
+    for target, (value, _, _) in writes.items():
+        gdb.console(f"set var {target} = {value}")
+    gdb.run("-exec-step-instruction")
+    gdb.wait_for_stop("end-stepping-range")
+    for target, (_, check, expected) in writes.items():
+        assert gdb.console(check).strip().endswith(f"= {expected}"), f"{target}\n" + d.diagnostics()
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
+
+
+@km_only
+def test_differential_against_gdbserver(payload, free_port) -> None:
+    """The same stop under km and under gdbserver: same backtrace, code bytes and argument registers."""
+    commands = ("bt", "x/16xb $pc", "info registers rip rdi rsi eflags cs ss", "p origin", "info frame")
+    seen = {}
+    for backend in ("gdbserver", "km"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        d = Debuggee(backend, payload(BASIC, "musl"), port)
+        try:
+            d.connect()
+            run_to(d, "scale")
+            seen[backend] = [d.gdb.console(c) for c in commands]
+        finally:
+            d.close()
+    # `info frame` names the caller's stack addresses, which depend on the environment size: compare lines
+    # that do not mention the stack.
+    keep = [lambda t: t] * 4 + [lambda t: [ln for ln in t.splitlines() if "0x7ff" not in ln]]
+    for command, pick, ref, km in zip(commands, keep, seen["gdbserver"], seen["km"]):
+        assert pick(km) == pick(ref), f"{command}\nkm:\n{km}\ngdbserver:\n{ref}"

@@ -1,0 +1,105 @@
+"""End to end, the debugging session itself: kill, detach, gdb vanishing without detaching (-g and
+--gdb_listen), 20 attach/detach cycles, a busy port. km never loses the payload's output or exit status.
+"""
+from __future__ import annotations
+
+import socket
+
+from harness.km import run_km, spawn_km
+from harness.gdb import Debuggee, Gdb, debug, km_only, run_to, wait_listening  # noqa: F401 - debug is a fixture
+from harness.markers import line_of
+
+BASIC = "gdb_basic.c"
+
+
+def test_kill(debug) -> None:
+    d = debug()
+    run_to(d, "add")
+    d.gdb.console("kill")
+    d.gdb.exit()
+    status, out, err = d.finish()
+    assert "counter=" not in out
+    if d.backend == "km":
+        assert status == 128 + 9, err
+
+
+def test_detach_lets_the_payload_finish(debug) -> None:
+    d = debug()
+    run_to(d, "add")
+    d.gdb.console("detach")
+    d.gdb.exit()
+    status, out, err = d.finish()
+    assert "counter=42 local=19" in out, out + err
+    if d.backend == "km":
+        assert status == 3, err
+
+
+@km_only
+def test_vanished_gdb_leaves_the_payload_stopped_for_the_next_one(payload, free_port) -> None:
+    d = Debuggee("km", payload(BASIC, "musl"), free_port)
+    try:
+        d.connect()
+        run_to(d, "add")
+        d.reconnect()                                   # gdb killed: no detach, the connection just drops
+        frame = d.gdb.run("-stack-info-frame")["payload"]["frame"]
+        assert frame["func"] == "add" and int(frame["line"]) == line_of(BASIC, "add_body"), d.diagnostics()
+        assert "No breakpoints" in d.gdb.console("info breakpoints")
+        d.gdb.run("-exec-continue")                    # the old breakpoint is gone from the target too
+        assert d.gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
+        d.gdb.exit()
+        status, out, err = d.finish()
+        assert status == 3 and "counter=42" in out, err
+    finally:
+        d.close()
+
+
+@km_only
+def test_vanished_gdb_in_listen_mode_lets_the_payload_finish(payload, free_port) -> None:
+    d = Debuggee("km", payload("gdb_spin.c", "musl"), free_port, listen=True)
+    try:
+        d.connect()
+        d.gdb.console("set breakpoint always-inserted on")      # the Z0 reaches km before gdb vanishes
+        d.gdb.console("break gdb_spin.c:%d" % line_of("gdb_spin.c", "spin"))
+        d.gdb.console("set var keep_going = 0")
+        d.gdb.controller.gdb_process.kill()
+        d.gdb.exit()
+        status, out, err = d.finish()
+        assert status == 7 and "stopped spinning" in out, err      # breakpoint removed, payload ran on
+    finally:
+        d.close()
+
+
+@km_only
+def test_listen_attach_detach_cycles(payload, free_port) -> None:
+    exe = payload("gdb_spin.c", "musl")
+    proc = spawn_km("--gdb_listen", f"-g{free_port}", exe)
+    try:
+        wait_listening(free_port, proc)
+        gdb = Gdb(str(exe))
+        try:
+            for cycle in range(20):
+                gdb.run(f"-target-select remote 127.0.0.1:{free_port}", timeout_s=30)
+                spins = int(gdb.console("p spins").split("=")[1])
+                assert spins >= 0 and proc.poll() is None, f"cycle {cycle}\n" + gdb.transcript_text()
+                if cycle == 19:
+                    gdb.console("set var keep_going = 0")
+                gdb.console("detach")
+        finally:
+            gdb.exit()
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 7 and b"stopped spinning" in out, err.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+@km_only
+def test_busy_gdb_port_is_a_one_line_error(payload) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_km(f"-g{port}", payload(BASIC, "musl"), timeout=30)
+    err = result.stderr.decode()
+    assert result.returncode == 1 and err == f"km: gdb port {port}: address already in use\n", err

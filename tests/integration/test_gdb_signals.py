@@ -1,0 +1,60 @@
+"""End to end, signals: Ctrl-C, SIGSEGV with $_siginfo, a signal passed to the payload's handler.
+"""
+from __future__ import annotations
+
+import pytest
+
+from harness.gdb import debug, run_to, stop_line  # noqa: F401 - debug is a fixture
+from harness.markers import line_of
+
+BASIC = "gdb_basic.c"
+
+
+def test_ctrl_c_of_a_spinning_payload(debug) -> None:
+    d = debug("gdb_spin.c")
+    run_to(d, f"gdb_spin.c:{line_of('gdb_spin.c', 'spin')}")    # in the loop, past the printf
+    d.gdb.run("-break-delete")
+    d.gdb.run("-exec-continue")
+    d.gdb.run("-exec-interrupt")
+    stop = d.gdb.wait_for_stop("signal-received")
+    assert stop["signal-name"] == "SIGINT" and stop["frame"]["func"] == "main", d.diagnostics()
+    d.gdb.console("set var keep_going = 0")
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("exited")["exit-code"] == "07"
+
+
+def test_sigsegv_is_reported_with_siginfo(debug) -> None:
+    d = debug("gdb_segv.c")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("signal-received")
+    assert stop["signal-name"] == "SIGSEGV" and stop_line(stop) == line_of("gdb_segv.c", "fault"), d.diagnostics()
+    assert "Program received signal SIGSEGV" in d.gdb.console_text(), d.diagnostics()
+    assert d.gdb.console("p $_siginfo.si_signo").strip().endswith("= 11")
+    assert d.gdb.console("p $_siginfo._sifields._sigfault.si_addr").strip().endswith("0x10")
+
+
+def test_siginfo_at_a_breakpoint(debug) -> None:
+    d = debug()
+    run_to(d, "add")
+    assert d.gdb.console("p $_siginfo.si_signo").strip().endswith("= 5"), d.diagnostics()
+    assert d.gdb.console("p $_siginfo.si_code").strip().endswith("= 128"), d.diagnostics()   # SI_KERNEL
+
+
+@pytest.mark.parametrize("stop", [True, False], ids=["stop-then-pass", "nostop"])
+def test_signal_is_shown_then_delivered_to_the_handler(debug, stop: bool) -> None:
+    d = debug("gdb_signals.c")
+    gdb = d.gdb
+    if not stop:
+        gdb.console("handle SIGUSR1 nostop noprint pass")       # QPassSignals: km delivers it alone
+    gdb.run("-break-insert on_usr1")
+    gdb.run("-exec-continue")
+    if stop:
+        assert gdb.wait_for_stop("signal-received")["signal-name"] == "SIGUSR1", d.diagnostics()
+        gdb.run("-exec-continue")                               # C0a: the signal goes to the payload
+    frame = gdb.wait_for_stop("breakpoint-hit")["frame"]
+    assert frame["func"] == "on_usr1", d.diagnostics()
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()
+    gdb.exit()
+    status, out, err = d.finish()
+    assert "handled=10" in out, out + err

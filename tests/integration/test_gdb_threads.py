@@ -1,0 +1,40 @@
+"""End to end, threads: info threads, thread N + bt, thread apply all bt, all-stop interrupts.
+"""
+from __future__ import annotations
+
+
+from harness.gdb import debug, run_to  # noqa: F401 - debug is a fixture
+from harness.markers import line_of
+
+BASIC = "gdb_basic.c"
+
+
+def test_threads(debug) -> None:
+    d = debug("gdb_threads.c")
+    stop = run_to(d, "worker_work")
+    gdb = d.gdb
+    threads = gdb.run("-thread-info")["payload"]["threads"]
+    assert len(threads) == 3, d.diagnostics()
+    other = next(t["id"] for t in threads if t["id"] != stop["thread-id"])
+    gdb.console(f"thread {other}")
+    bt = gdb.console("bt")
+    assert "#0" in bt, d.diagnostics()
+    every = gdb.console("thread apply all bt")
+    assert every.count("Thread ") >= 3 and "worker_work" in every and "main" in every, d.diagnostics()
+
+
+def test_ctrl_c_stops_every_spinning_thread(debug) -> None:
+    d = debug("gdb_spin_threads.c")
+    gdb = d.gdb
+    run_to(d, f"gdb_spin_threads.c:{line_of('gdb_spin_threads.c', 'thread_spin')}")
+    gdb.run("-break-delete")
+    gdb.run("-exec-continue")
+    gdb.run("-exec-interrupt")
+    assert gdb.wait_for_stop("signal-received")["signal-name"] == "SIGINT", d.diagnostics()
+    threads = gdb.run("-thread-info")["payload"]["threads"]
+    assert len(threads) == 3 and all(t["state"] == "stopped" for t in threads), d.diagnostics()
+    before = gdb.console("output spins")
+    assert gdb.console("output spins") == before            # nothing runs while stopped
+    gdb.console("set var keep_going = 0")
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()
