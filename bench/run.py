@@ -69,7 +69,8 @@ def number(pattern: str, text: str) -> float:
 
 
 def measure(built: dict[str, Path], kinds: list[str], reps: int, quick: bool) -> dict[str, list[float]]:
-    """samples[name] for startup_<kind> (s), compute_<kind> (s), syscall_<kind> (us/call) and floor (us/call)."""
+    """samples[name] for startup_<kind> (s), compute_<kind> and memory_<kind> (s: the loop alone, registers only /
+    random words of 128 MiB, first touch included), syscall_<kind> (us/call) and floor (us/call)."""
     samples: dict[str, list[float]] = {}
     add = lambda key, value: samples.setdefault(key, []).append(value)
     iterations = 50_000_000 if quick else 200_000_000
@@ -80,6 +81,8 @@ def measure(built: dict[str, Path], kinds: list[str], reps: int, quick: bool) ->
             add(f"startup_{kind}", run([*runner(kind), built["run_hello"]])[0])
             add(f"compute_{kind}", number(r"seconds ([\d.]+)",
                                           run([*runner(kind), built["run_compute"], str(iterations), "--time"])[1]))
+            add(f"memory_{kind}", number(r"seconds ([\d.]+)", run([*runner(kind), built["run_compute"],
+                                         str(iterations // 20), "--time", "--mem", "128"])[1]))
             add(f"syscall_{kind}", number(r"ns_per_call ([\d.]+)",
                                           run([*runner(kind), built["run_syscalls"], str(calls[kind])])[1]) / 1000)
         if "floor" in built:
@@ -96,7 +99,8 @@ def report(samples: dict[str, list[float]], kinds: list[str]) -> int:
     """Prints the table and the verdicts; returns the number of goals missed."""
     med = {k: summary(v) for k, v in samples.items()}
     print(f"{'median (best)':24}" + "".join(f"{k:>24}" for k in kinds))
-    rows = (("startup (ms)", "startup", 1000), ("compute loop (s)", "compute", 1), ("syscall (us/call)", "syscall", 1))
+    rows = (("startup (ms)", "startup", 1000), ("compute loop (s)", "compute", 1),
+            ("memory loop (s)", "memory", 1), ("syscall (us/call)", "syscall", 1))
     for title, key, scale in rows:
         cells = "".join(f"{med[f'{key}_{k}'][0] * scale:>14.3f} ({med[f'{key}_{k}'][1] * scale:7.3f})" for k in kinds)
         print(f"{title:24}{cells}")
@@ -106,6 +110,7 @@ def report(samples: dict[str, list[float]], kinds: list[str]) -> int:
         print(f"km vs {other}: startup x{med['startup_km'][0] / med[f'startup_{other}'][0]:.2f}, "
               f"compute speed {med[f'compute_{other}'][0] / med['compute_km'][0]:.3f} of {other}'s "
               f"(best runs: {med[f'compute_{other}'][1] / med['compute_km'][1]:.3f}), "
+              f"memory-bound speed {med[f'memory_{other}'][0] / med['memory_km'][0]:.3f}, "
               f"syscall cost x{med['syscall_km'][0] / med[f'syscall_{other}'][0]:.1f}")
     speed = max(med["compute_native"][0] / med["compute_km"][0], med["compute_native"][1] / med["compute_km"][1])
     ok = speed >= COMPUTE_GOAL

@@ -18,6 +18,7 @@ from .kvm.abi import ffi, libc
 PAGE = 0x1000
 HUGE = 0x200000
 CHUNK = 256 << 20
+MADV_HUGEPAGE = 14          # linux/mman.h
 PHYS_LIMIT = 1 << 46        # below every x86-64 CPU's physical-address width that KVM hosts have in practice
 
 
@@ -44,11 +45,19 @@ class PhysicalMemory:
         size = max(CHUNK, (size + HUGE - 1) // HUGE * HUGE)
         if self.top + size > PHYS_LIMIT:
             raise MemoryError("guest physical memory exhausted")
-        ptr = libc.mmap(ffi.NULL, size, abi.PROT_READ | abi.PROT_WRITE,
+        raw = libc.mmap(ffi.NULL, size + HUGE, abi.PROT_READ | abi.PROT_WRITE,
                         abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_NORESERVE, -1, 0)
-        host = int(ffi.cast("uintptr_t", ptr))
-        if host == 2**64 - 1:
+        raw_addr = int(ffi.cast("uintptr_t", raw))
+        if raw_addr == 2**64 - 1:
             raise MonitorError("guest memory", f"cannot reserve {size >> 20} MiB of host memory")
+        # 2M-aligned on the host as in the guest, and THP-eligible: a guest 2M page is then one host huge page
+        # and KVM maps it with one fault instead of 512 (each ~75 us on kvm-pvm)
+        host = (raw_addr + HUGE - 1) & ~(HUGE - 1)
+        if host > raw_addr:
+            libc.munmap(raw, host - raw_addr)
+        libc.munmap(ffi.cast("void *", host + size), raw_addr + HUGE - host)
+        ptr = ffi.cast("void *", host)
+        libc.madvise(ptr, size, MADV_HUGEPAGE)
         self.vm.add_memory(self.top, size, host)
         chunk = Chunk(self.top, size, host, memoryview(ffi.buffer(ptr, size)))
         self.chunks.append(chunk)

@@ -93,3 +93,17 @@ def test_high_half_and_table_pages_live_in_guest_memory(tables, phys):
         assert table_gpa % PAGE == 0 and table_gpa < phys.top
     pml4 = phys.view(tables.pml4, PAGE).cast("Q")
     assert pml4[511] & PTE_P and (pml4[511] & ADDR_MASK) in tables.tables
+
+
+def test_phys_chunks_are_2m_aligned_on_the_host(phys):
+    """A guest 2M page must be one host 2M page (THP) for KVM to map it with one fault."""
+    phys.alloc(PAGE)
+    phys.alloc(300 << 20, HUGE)                   # a second, larger chunk
+    for chunk in phys.chunks:
+        assert chunk.host_addr % HUGE == 0 and chunk.gpa % HUGE == 0
+        assert phys.host_addr(chunk.gpa + 5 * PAGE) == chunk.host_addr + 5 * PAGE
+    gpa = phys.alloc(PAGE)
+    view = phys.view(gpa, PAGE)
+    view[:4] = b"\x01\x02\x03\x04"
+    phys.release(gpa, PAGE)
+    assert bytes(phys.view(gpa, 4)) == bytes(4)    # released memory reads back as zero
