@@ -2,6 +2,8 @@
 
 Run: python3 bench/gdb.py [--reps N] [--steps N] [--hits N] [--only km,gdbserver,qemu]   (not part of the suite;
 about 45 s with the defaults; GDB_BENCH_TIMEOUT_S=N bounds each gdb session, 90 s by default)
+     python3 bench/gdb.py --km-packets    one km session traced with KM_VERBOSE=gdb.io: packets per operation,
+                                          km's answer time and gdb's think time per packet kind
 
 For each back end the real gdb (batch mode) connects to the server and, timed inside gdb with perf_counter:
   connect -> main   `target remote` + `break main` + `continue` until main is reached (s)
@@ -18,7 +20,9 @@ taking its parameters from GDB_BENCH_* environment variables and appending `key 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import shutil
 import signal
 import socket
@@ -36,6 +40,8 @@ LOOP_COUNT = 1_000_000                # tick() calls: far more than the benchmar
 READY_TIMEOUT_S = 20.0
 RUN_TIMEOUT_S = float(os.environ.get("GDB_BENCH_TIMEOUT_S", 90))
 BACKENDS = ("km", "gdbserver", "qemu")
+MARK_PACKET = "qKmBenchPhase"         # unknown to every stub (empty reply): marks phases in km's packet trace
+TRACE_LINE = re.compile(r"^\s*([\d.]+) gdb\.io .*?: (<-|->) b.(.*).$")    # monitor/trace.py, connection.py
 ROWS = (  # key, title, unit format, higher is better
     ("ready_s", "server ready (s)", "{:.3f}", False),
     ("connect_s", "connect -> main (s)", "{:.3f}", False),
@@ -61,7 +67,9 @@ def drive_inside_gdb() -> None:
     def enter(name: str) -> None:
         nonlocal phase
         phase = name
-        out.write(f"phase {name}\n")
+        out.write(f"phase {name} {time.time()}\n")
+        if env.get("GDB_BENCH_MARK") and name != "connect":   # --km-packets: a phase mark in km's trace
+            run(f"maint packet {MARK_PACKET}:{name.replace(' ', '_')}")
 
     def run(command: str) -> str:
         return gdb.execute(command, to_string=True)
@@ -169,17 +177,21 @@ def tail(path: Path) -> str:
 
 
 def last_phase(out: Path) -> str:
-    phases = [line.split(" ", 1)[1] for line in out.read_text().splitlines() if line.startswith("phase ")]
-    return phases[-1] if phases else "gdb start-up"
+    phases = [line.split(" ")[1:-1] for line in out.read_text().splitlines() if line.startswith("phase ")]
+    return " ".join(phases[-1]) if phases else "gdb start-up"
 
 
-def measure_once(backend: str, program: Path, work: Path, steps: int, hits: int) -> dict[str, float | str]:
-    """One server, one gdb session: {row key: value}, or {"failed": reason}."""
+def measure_once(backend: str, program: Path, work: Path, steps: int, hits: int,
+                 trace: bool = False) -> dict[str, float | str]:
+    """One server, one gdb session: {row key: value}, or {"failed": reason}. trace: km logs its packets
+    (KM_VERBOSE=gdb.io) into work/km.server.log, and gdb marks the phases there."""
     port = free_port()
     out, server_log = work / f"{backend}.out", work / f"{backend}.server.log"
     out.write_text("")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("KM_VERBOSE", None)
+    if trace:
+        env.update(KM_VERBOSE="gdb.io", GDB_BENCH_MARK="1")
     with open(server_log, "w") as log:
         start = time.perf_counter()
         server = subprocess.Popen(server_command(backend, port, program), stdin=subprocess.DEVNULL, stdout=log,
@@ -213,6 +225,56 @@ def measure_once(backend: str, program: Path, work: Path, steps: int, hits: int)
         return results
     finally:
         stop(server)
+
+
+def packet_kind(packet: str) -> str:
+    """A request's name for the tables: `Z0`, `vCont;s;c`, `qXfer:threads:read`, `m (0x2000 bytes)`."""
+    if packet.startswith("vCont;"):
+        return "vCont;" + ";".join(action.split(":")[0] for action in packet[6:].split(";"))
+    if packet.startswith("qXfer:"):
+        return ":".join(packet.split(":")[:3])
+    if packet[:1] in ("Z", "z"):
+        return packet[:2]
+    if packet[:1] == "m" and "," in packet:
+        length = int(packet.split(",")[1], 16)
+        return "m (<= 64 bytes)" if length <= 64 else f"m ({length:#x} bytes)"
+    name = re.match(r"[A-Za-z?]+", packet)
+    return name.group(0) if name else packet[:8]
+
+
+def report_packets(server_log: Path, counts: dict[str, int]) -> None:
+    """Per phase, from km's gdb.io trace: packets per operation and, per kind (medians), `answer` = request
+    parsed -> reply built (a resume's reply is its stop reply, so the payload's run is in it) and `then` =
+    reply built -> next request parsed: km's framing (RLE, checksum) and send, plus gdb's own work."""
+    phase, request, last_reply = "", None, None
+    stats: dict[str, dict[str, list]] = collections.defaultdict(lambda: collections.defaultdict(lambda: [[], []]))
+    for line in server_log.read_text(errors="replace").splitlines():
+        m = TRACE_LINE.match(line)
+        if not m:
+            continue
+        t, direction, packet = float(m.group(1)), m.group(2), m.group(3)
+        if direction == "<-":
+            if packet.startswith(MARK_PACKET):
+                phase, request, last_reply = packet.split(":", 1)[1].replace("_", " "), None, None
+                continue
+            request = (t, packet_kind(packet))
+            if last_reply is not None:
+                stats[phase][request[1]][1].append(t - last_reply)
+        elif request is not None:
+            stats[phase][request[1]][0].append(t - request[0])
+            request, last_reply = None, t
+    for phase, ops in (("stepi", counts["steps"]), ("breakpoint hits", counts["hits"]), ("dump memory", 4)):
+        kinds = stats.get(phase)
+        if not kinds:
+            print(f"{phase}: no packets traced")
+            continue
+        unit = "MiB" if phase == "dump memory" else "op"
+        total = sum(len(answers) for answers, _ in kinds.values())
+        print(f"{phase}: {total / ops:.1f} packets per {unit} (medians in us, slowed by the tracing itself)")
+        for kind, (answers, gaps) in sorted(kinds.items(), key=lambda kv: -sum(kv[1][0])):
+            then = f"{statistics.median(gaps) * 1e6:8.0f}" if gaps else f"{'-':>8}"
+            print(f"  {kind:24} {len(answers) / ops:7.2f}/{unit}  answer {statistics.median(answers) * 1e6:8.0f}"
+                  f"  then {then}  answers in all {sum(answers) / ops * 1e3:7.2f} ms/{unit}")
 
 
 def available(backend: str) -> str | None:
@@ -259,7 +321,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="stepi count (default 200)")
     parser.add_argument("--hits", type=int, default=200, help="breakpoint hits (default 200)")
     parser.add_argument("--only", default=",".join(BACKENDS), help="comma-separated back ends")
+    parser.add_argument("--km-packets", action="store_true",
+                        help="one traced km session instead: which packets each operation costs, and how long")
     args = parser.parse_args()
+    if args.km_packets:
+        with tempfile.TemporaryDirectory(prefix="km-bench-gdb-") as tmp:
+            work = Path(tmp)
+            program = work / "gdb_loop.km"
+            subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
+            result = measure_once("km", program, work, args.steps, args.hits, trace=True)
+            print("km (traced, so slower than untraced): "
+                  + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in result.items()))
+            report_packets(work / "km.server.log", {"steps": args.steps, "hits": args.hits})
+        return
     backends = [b for b in args.only.split(",") if b]
     unknown = set(backends) - set(BACKENDS)
     if unknown:
