@@ -1,8 +1,8 @@
 """Socket syscalls forwarded to the host kernel: sockaddrs and data buffers in place, msghdrs rebuilt with host
 addresses, length words copied to km so that another guest thread cannot grow a buffer after it was checked.
 
-Blocking calls (accept, connect, send*, recv*) go through fs._interruptible: a kick retries them, a guest signal
-cuts them short. New descriptors that land in km's range (>= KM_FD_BASE) are closed and answered EMFILE.
+Blocking calls (accept, connect, send*, recv*) go through fs._interruptible (_blocking): a kick retries them, a
+guest signal cuts them short. New descriptors that land in km's range (>= KM_FD_BASE) are closed and answered EMFILE.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ CONTROL_MAX = 1 << 16       # km's copy of received control data (SCM_RIGHTS' 25
 MSGHDR = struct.Struct("<QI4xQQQQI4x")   # msg_name, msg_namelen, msg_iov, msg_iovlen, msg_control, ..len, msg_flags
 MMSGHDR_SIZE = MSGHDR.size + 8           # struct mmsghdr: msghdr + unsigned msg_len + padding
 CMSGHDR = struct.Struct("<QII")          # cmsg_len, cmsg_level, cmsg_type
-SOL_SOCKET, SCM_RIGHTS = 1, 1
+SOL_SOCKET, SCM_RIGHTS, SO_RCVTIMEO, SO_SNDTIMEO = 1, 1, 20, 21
 SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF = 26, 51
 MSG_CTRUNC, MSG_NOSIGNAL = 0x8, 0x4000
 SIGPIPE = 13
@@ -65,6 +65,21 @@ class AddrLen:
         if result >= 0 and self.is_wanted:
             self.ctx.mem.write(self.addrlen, struct.pack("<i", self.host_len[0]))
         return result
+
+
+def _blocking(ctx, nr: int, timeout_option: int, fd: int, *args: int) -> int:
+    """_interruptible, plus signal(7)'s rule: a socket call cut short by a signal is not restarted (SA_RESTART)
+    when the socket has a timeout (SO_RCVTIMEO for receiving and accept, SO_SNDTIMEO for sending and connect)."""
+    result = _interruptible(ctx, nr, fd, *args)
+    if result == -errno.EINTR and _has_timeout(fd, timeout_option):
+        ctx.restartable = False
+    return result
+
+
+def _has_timeout(fd: int, option: int) -> bool:
+    timeval, size = ffi.new("int64_t[2]"), ffi.new("int *", 16)
+    result = host_syscall(NR["getsockopt"], fd, SOL_SOCKET, option, addr_of(timeval), addr_of(size))
+    return result == 0 and bool(timeval[0] or timeval[1])
 
 
 def _sockaddr_in(ctx, addr: int, addrlen: int) -> int:
@@ -107,7 +122,7 @@ def sys_listen(ctx, fd: int, backlog: int) -> int:
 @syscall("accept4")
 def sys_accept4(ctx, fd: int, addr: int, addrlen: int, flags: int) -> int:
     peer = AddrLen(ctx, addr, addrlen)
-    result = new_fd(_interruptible(ctx, NR["accept4"], fd_arg(fd), *peer.args, flags))
+    result = new_fd(_blocking(ctx, NR["accept4"], SO_RCVTIMEO, fd_arg(fd), *peer.args, flags))
     return peer.copy_back(result)
 
 
@@ -128,6 +143,8 @@ def sys_connect(ctx, fd: int, addr: int, addrlen: int) -> int:
         result = _interruptible(ctx, NR["connect"], *args)
         if result == -errno.EISCONN:
             result = 0
+    if result == -errno.EINTR and _has_timeout(args[0], SO_SNDTIMEO):
+        ctx.restartable = False
     ctx.last_syscall = (NR["connect"], result)
     return result
 
@@ -141,16 +158,16 @@ def _broken_pipe(ctx, result: int, flags: int) -> int:
 
 @syscall("sendto")
 def sys_sendto(ctx, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
-    result = _interruptible(ctx, NR["sendto"], fd_arg(fd), buf_in(ctx, buf, length), length, flags,
-                            _sockaddr_in(ctx, addr, addrlen), addrlen if addr else 0)
+    result = _blocking(ctx, NR["sendto"], SO_SNDTIMEO, fd_arg(fd), buf_in(ctx, buf, length), length, flags,
+                       _sockaddr_in(ctx, addr, addrlen), addrlen if addr else 0)
     return _broken_pipe(ctx, result, flags)
 
 
 @syscall("recvfrom")
 def sys_recvfrom(ctx, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
     peer = AddrLen(ctx, addr, addrlen)
-    result = _interruptible(ctx, NR["recvfrom"], fd_arg(fd), buf_out(ctx, buf, length), length, flags,
-                            *peer.args)
+    result = _blocking(ctx, NR["recvfrom"], SO_RCVTIMEO, fd_arg(fd), buf_out(ctx, buf, length), length, flags,
+                       *peer.args)
     return peer.copy_back(result)
 
 
@@ -284,13 +301,14 @@ def _hide_km_rights(data: bytearray) -> bytearray:
 @syscall("sendmsg")
 def sys_sendmsg(ctx, fd: int, msg: int, flags: int) -> int:
     host = Msg(ctx, msg, receiving=False)
-    return _broken_pipe(ctx, _interruptible(ctx, NR["sendmsg"], fd_arg(fd), addr_of(host.host), flags), flags)
+    result = _blocking(ctx, NR["sendmsg"], SO_SNDTIMEO, fd_arg(fd), addr_of(host.host), flags)
+    return _broken_pipe(ctx, result, flags)
 
 
 @syscall("recvmsg")
 def sys_recvmsg(ctx, fd: int, msg: int, flags: int) -> int:
     host = Msg(ctx, msg, receiving=True)
-    result = _interruptible(ctx, NR["recvmsg"], fd_arg(fd), addr_of(host.host), flags)
+    result = _blocking(ctx, NR["recvmsg"], SO_RCVTIMEO, fd_arg(fd), addr_of(host.host), flags)
     host.copy_back(result)
     return result
 
@@ -318,7 +336,7 @@ def _mmsg_copy_back(ctx, vec: int, msgs: list[Msg], host, result: int) -> None:
 @syscall("sendmmsg")
 def sys_sendmmsg(ctx, fd: int, vec: int, vlen: int, flags: int) -> int:
     msgs, host = _mmsg(ctx, vec, vlen & 0xFFFFFFFF, receiving=False)
-    result = _interruptible(ctx, NR["sendmmsg"], fd_arg(fd), addr_of(host), len(msgs), flags)
+    result = _blocking(ctx, NR["sendmmsg"], SO_SNDTIMEO, fd_arg(fd), addr_of(host), len(msgs), flags)
     _mmsg_copy_back(ctx, vec, msgs, host, result)
     return _broken_pipe(ctx, result, flags)
 
@@ -326,7 +344,7 @@ def sys_sendmmsg(ctx, fd: int, vec: int, vlen: int, flags: int) -> int:
 @syscall("recvmmsg")
 def sys_recvmmsg(ctx, fd: int, vec: int, vlen: int, flags: int, timeout: int) -> int:
     msgs, host = _mmsg(ctx, vec, vlen & 0xFFFFFFFF, receiving=True)
-    result = _interruptible(ctx, NR["recvmmsg"], fd_arg(fd), addr_of(host), len(msgs), flags,
-                            buf_out(ctx, timeout, 16) if timeout else 0)
+    result = _blocking(ctx, NR["recvmmsg"], SO_RCVTIMEO, fd_arg(fd), addr_of(host), len(msgs), flags,
+                       buf_out(ctx, timeout, 16) if timeout else 0)
     _mmsg_copy_back(ctx, vec, msgs, host, result)
     return result

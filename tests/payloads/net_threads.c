@@ -1,6 +1,6 @@
 /* Blocking network calls block only their own thread: a pthread TCP server and client, waits woken from another
  * thread, and blocked calls cut by a signal (EINTR for poll even under SA_RESTART, restart for recv with
- * SA_RESTART, EINTR without). Compared between km and a native run by tests/integration/test_net_threads.py. */
+ * SA_RESTART, EINTR without it or when the socket has a timeout). Compared between km and a native run by tests/integration/test_net_threads.py. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static int listener;
@@ -97,12 +98,18 @@ static void wake_from_another_thread(void)
 
 static void on_usr1(int signo) { handled++; }
 
-static int sv[2];
+static int sv[2], ready[2];
+
+static void about_to_block(void)
+{
+    write(ready[1], "r", 1);
+}
 
 static void *poller(void *arg)
 {
     struct pollfd p = {.fd = sv[1], .events = POLLIN};
-    int n = poll(&p, 1, -1);
+    about_to_block();
+    int n = poll(&p, 1, 20000);                 /* 0 (after 20 s) would mean the signal came too early */
     printf("poll cut by a signal: %d errno %d\n", n, n < 0 ? errno : 0);
     return NULL;
 }
@@ -110,20 +117,27 @@ static void *poller(void *arg)
 static void *receiver(void *arg)
 {
     char buf[16] = {0};
+    struct timeval limit = {20, 0};             /* a socket timeout: never restarted (signal(7)) */
+    if (arg)
+        setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    about_to_block();
     int n = recv(sv[1], buf, sizeof buf - 1, 0);
     printf("recv after the signal: %d errno %d data '%s'\n", n, n < 0 ? errno : 0, n > 0 ? buf : "");
     return NULL;
 }
 
-static void signal_cuts(void *(*body)(void *), int restart, int send_data)
+static void signal_cuts(void *(*body)(void *), void *arg, int restart, int send_data)
 {
     struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = restart ? SA_RESTART : 0};
     sigaction(SIGUSR1, &sa, NULL);
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    pipe(ready);
     handled = 0;
     pthread_t t;
-    pthread_create(&t, NULL, body, NULL);
-    usleep(100000);                             /* let it block first */
+    pthread_create(&t, NULL, body, arg);
+    char r;
+    read(ready[0], &r, 1);
+    usleep(100000);                             /* a few syscalls from blocking: let it get there */
     pthread_kill(t, SIGUSR1);
     if (send_data) {
         usleep(50000);
@@ -133,6 +147,8 @@ static void signal_cuts(void *(*body)(void *), int restart, int send_data)
     printf("handler ran %d time(s)\n", handled);
     close(sv[0]);
     close(sv[1]);
+    close(ready[0]);
+    close(ready[1]);
 }
 
 int main(void)
@@ -140,9 +156,10 @@ int main(void)
     setvbuf(stdout, NULL, _IONBF, 0);
     tcp_threads();
     wake_from_another_thread();
-    signal_cuts(poller, 1, 0);
-    signal_cuts(receiver, 1, 1);
-    signal_cuts(receiver, 0, 0);
+    signal_cuts(poller, NULL, 1, 0);
+    signal_cuts(receiver, NULL, 1, 1);          /* "late" is sent anyway: no hang if the signal came early */
+    signal_cuts(receiver, NULL, 0, 0);
+    signal_cuts(receiver, "SO_RCVTIMEO", 1, 0);
     printf("done\n");
     return 0;
 }
