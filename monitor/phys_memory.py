@@ -98,8 +98,8 @@ class PhysicalMemory:
         with self.lock:
             for attempt in range(2):
                 for i, (start, end) in enumerate(self.free):
-                    gpa = start + ((phase - start) % align)
-                    if gpa + size <= end and self._same_chunk(gpa, size):
+                    gpa = self._fit(start, end, size, align, phase)
+                    if gpa is not None:
                         del self.free[i]
                         if start < gpa:
                             self._release(start, gpa)
@@ -109,6 +109,19 @@ class PhysicalMemory:
                         return gpa
                 self._grow(size + align)
         raise MemoryError("guest physical memory fragmented")
+
+    def _fit(self, start: int, end: int, size: int, align: int, phase: int) -> int | None:
+        """The lowest gpa in the free range [start, end) that fits within one chunk (free ranges of adjacent chunks
+        merge, but a memslot, hence a host buffer, ends at its chunk's end)."""
+        while start < end:
+            gpa = start + ((phase - start) % align)
+            if gpa + size > end:
+                return None
+            if self._same_chunk(gpa, size):
+                return gpa
+            chunk = self.chunk_of(gpa)
+            start = chunk.gpa + chunk.size
+        return None
 
     def _same_chunk(self, gpa: int, size: int) -> bool:
         chunk = self.chunks[bisect.bisect(self._starts, gpa) - 1]

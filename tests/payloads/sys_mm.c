@@ -64,6 +64,17 @@ static void mmap_checks(void) {
     for (size_t i = 0; i < (64UL << 20); i += 1 << 20) big[i] = (char)i;
     printf("64 MiB anon mapping touched: %d\n", big[5 << 20] == 0);
     show("munmap 64 MiB", syscall(SYS_munmap, big, 64UL << 20));
+    char *p300 = (char *)raw_mmap(0, 300UL << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    char *g1 = (char *)raw_mmap(0, 1UL << 30, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    printf("300 MiB and 1 GiB mappings: %d %d\n", p300 != MAP_FAILED, g1 != MAP_FAILED);
+    if (p300 != MAP_FAILED && g1 != MAP_FAILED) {
+        p300[(300UL << 20) - 1] = 3;
+        g1[0] = 4;
+        g1[(1UL << 30) - 1] = 5;
+        printf("their ends are usable: %d\n", p300[(300UL << 20) - 1] + g1[0] + g1[(1UL << 30) - 1] == 12);
+        syscall(SYS_munmap, p300, 300UL << 20);
+        syscall(SYS_munmap, g1, 1UL << 30);
+    }
 }
 
 static void reservation_checks(void) {
