@@ -26,7 +26,7 @@ CONTROL_MAX = 1 << 16       # km's copy of received control data (SCM_RIGHTS' 25
 MSGHDR = struct.Struct("<QI4xQQQQI4x")   # msg_name, msg_namelen, msg_iov, msg_iovlen, msg_control, ..len, msg_flags
 MMSGHDR_SIZE = MSGHDR.size + 8           # struct mmsghdr: msghdr + unsigned msg_len + padding
 CMSGHDR = struct.Struct("<QII")          # cmsg_len, cmsg_level, cmsg_type
-SOL_SOCKET, SCM_RIGHTS, SO_RCVTIMEO, SO_SNDTIMEO = 1, 1, 20, 21
+SOL_SOCKET, SCM_RIGHTS, SO_RCVTIMEO, SO_SNDTIMEO, SO_PEERPIDFD = 1, 1, 20, 21, 77
 SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF = 26, 51
 MSG_CTRUNC, MSG_NOSIGNAL = 0x8, 0x4000
 SIGPIPE = 13
@@ -212,6 +212,10 @@ def sys_getsockopt(ctx, fd: int, level: int, optname: int, optval: int, optlen: 
     host_len = ffi.new("int *", length)
     result = host_syscall(NR["getsockopt"], fd_arg(fd), level, optname,
                           buf_out(ctx, optval, length) if optval else 0, addr_of(host_len))
+    if result >= 0 and level == SOL_SOCKET and optname == SO_PEERPIDFD and host_len[0] >= 4:
+        pidfd = struct.unpack("<i", ctx.mem.read(optval, 4))[0]         # a new descriptor, Linux 6.5+
+        if new_fd(pidfd) < 0:
+            return -errno.EMFILE
     if result >= 0:
         ctx.mem.write(optlen, struct.pack("<i", host_len[0]))
     return result
