@@ -167,6 +167,7 @@ KM_READY = (ROOT / "monitor" / "live_target.py").exists() and "kdbg.rsp.server" 
     ROOT / "monitor" / "cli.py").read_text()
 km_only = pytest.mark.skipif(not KM_READY, reason="km -g not wired to the stub yet")
 BACKENDS = [pytest.param("km", marks=km_only), "gdbserver"]
+E2E_TIMEOUT_S = 30.0      # per gdb command: km is a Python VMM and the suite shares 2 cores
 
 
 class Debuggee:
@@ -181,7 +182,7 @@ class Debuggee:
             self.proc = subprocess.Popen(["gdbserver", "--once", f"127.0.0.1:{port}", str(exe)],
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_listening(port, self.proc)
-        self.gdb = Gdb(str(exe))
+        self.gdb = Gdb(str(exe), timeout_s=E2E_TIMEOUT_S)
 
     def connect(self) -> None:
         self.gdb.run(f"-target-select remote 127.0.0.1:{self.port}", timeout_s=30)
@@ -190,7 +191,7 @@ class Debuggee:
         """A new gdb replaces one that vanished without detaching (killed: the connection just drops)."""
         self.gdb.controller.gdb_process.kill()
         self.gdb.exit()
-        self.gdb = Gdb(str(self.exe))
+        self.gdb = Gdb(str(self.exe), timeout_s=E2E_TIMEOUT_S)
         self.connect()
 
     def finish(self, timeout_s: float = 30) -> tuple[int, str, str]:
