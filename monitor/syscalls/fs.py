@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import struct
 
 from .args import AT_FDCWD, addr_of, buf_in, buf_out, fd_arg, path_arg
@@ -24,6 +25,16 @@ def _interruptible(ctx, nr: int, *args: int) -> int:
             ctx.park()
 
 
+def _sigpipe_on_epipe(ctx, result: int) -> int:
+    """Linux raises SIGPIPE at a writer to a pipe or socket with no reader (and returns EPIPE if the payload
+    survives it). km itself ignores SIGPIPE (as Python does), so the host only answers EPIPE: raise it here."""
+    if result == -errno.EPIPE:
+        from ..signal_frame import SI_USER, make_siginfo
+        from .signal import send_signal
+        send_signal(ctx.proc, signal.SIGPIPE, make_siginfo(signal.SIGPIPE, SI_USER, pid=ctx.proc.pid), ctx)
+    return result
+
+
 @syscall("read")
 def sys_read(ctx, fd: int, buf: int, count: int) -> int:
     return _interruptible(ctx, NR["read"], fd_arg(fd), buf_out(ctx, buf, count), count)
@@ -31,7 +42,7 @@ def sys_read(ctx, fd: int, buf: int, count: int) -> int:
 
 @syscall("write")
 def sys_write(ctx, fd: int, buf: int, count: int) -> int:
-    return _interruptible(ctx, NR["write"], fd_arg(fd), buf_in(ctx, buf, count), count)
+    return _sigpipe_on_epipe(ctx, _interruptible(ctx, NR["write"], fd_arg(fd), buf_in(ctx, buf, count), count))
 
 
 @syscall("pread64")
@@ -41,7 +52,8 @@ def sys_pread64(ctx, fd: int, buf: int, count: int, offset: int) -> int:
 
 @syscall("pwrite64")
 def sys_pwrite64(ctx, fd: int, buf: int, count: int, offset: int) -> int:
-    return _interruptible(ctx, NR["pwrite64"], fd_arg(fd), buf_in(ctx, buf, count), count, offset)
+    result = _interruptible(ctx, NR["pwrite64"], fd_arg(fd), buf_in(ctx, buf, count), count, offset)
+    return _sigpipe_on_epipe(ctx, result)
 
 
 def _iovec(ctx, iov: int, iovcnt: int, write: bool):
@@ -67,7 +79,7 @@ def sys_readv(ctx, fd: int, iov: int, iovcnt: int) -> int:
 @syscall("writev")
 def sys_writev(ctx, fd: int, iov: int, iovcnt: int) -> int:
     vec = _iovec(ctx, iov, iovcnt, False)
-    return _interruptible(ctx, NR["writev"], fd_arg(fd), addr_of(vec), iovcnt)
+    return _sigpipe_on_epipe(ctx, _interruptible(ctx, NR["writev"], fd_arg(fd), addr_of(vec), iovcnt))
 
 
 @syscall("preadv", "preadv2")
@@ -79,7 +91,7 @@ def sys_preadv(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flag
 @syscall("pwritev", "pwritev2")
 def sys_pwritev(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flags: int) -> int:
     vec = _iovec(ctx, iov, iovcnt, False)
-    return host_syscall(NR["pwritev2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0)
+    return _sigpipe_on_epipe(ctx, host_syscall(NR["pwritev2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0))
 
 
 @syscall("openat")
@@ -273,8 +285,9 @@ def sys_ioctl(ctx, fd: int, request: int, arg: int) -> int:
 
 @syscall("sendfile")
 def sys_sendfile(ctx, out_fd: int, in_fd: int, offset: int, count: int) -> int:
-    return _interruptible(ctx, NR["sendfile"], fd_arg(out_fd), fd_arg(in_fd),
-                          buf_out(ctx, offset, 8) if offset else 0, count)
+    result = _interruptible(ctx, NR["sendfile"], fd_arg(out_fd), fd_arg(in_fd),
+                            buf_out(ctx, offset, 8) if offset else 0, count)
+    return _sigpipe_on_epipe(ctx, result)
 
 
 @syscall("pipe2")

@@ -48,8 +48,13 @@ def differential(program: str | Path, *args: str, cwd=None, env=None, timeout: f
     assert km.stderr == native.stderr, f"km stderr differs:\n{km.stderr.decode(errors='replace')}"
     assert lines_without(km.stdout, drop) == lines_without(native.stdout, drop), km.stderr.decode(errors="replace")
     assert km.stdout.endswith(b"\n") == native.stdout.endswith(b"\n")
-    assert km.returncode == native.returncode, km.stderr.decode(errors="replace")
+    assert km.returncode == shell_status(native.returncode), km.stderr.decode(errors="replace")
     return native, km
+
+
+def shell_status(returncode: int) -> int:
+    """A native child killed by signal s (returncode -s) as a shell reports it, and as km exits: 128 + s."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)

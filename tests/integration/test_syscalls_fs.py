@@ -9,7 +9,7 @@ import termios
 
 import pytest
 
-from .test_run import lines_without, run_pair
+from .test_run import differential, lines_without, run_pair
 
 
 @pytest.mark.parametrize("toolchain", ["musl", "glibc", "glibc-pie"])
@@ -51,3 +51,11 @@ def test_tty_ioctls_on_a_pty(payload, tmp_path):
     wanted = [line for line in lines_without(km.stdout, "~") if line.startswith(("TCGETS", "TIOCGWINSZ"))]
     assert wanted == ["TCGETS stdin = 0", "TIOCGWINSZ stdin = 0 rows=33 cols=101", "TCGETS file = -1 ENOTTY"]
     assert lines_without(km.stdout, "~") == lines_without(native.stdout, "~")
+
+
+@pytest.mark.parametrize("mode, status", [("sigpipe", 128 + 13), ("epipe", 0)])
+def test_write_to_broken_pipe(payload, mode, status):
+    """SIGPIPE kills the writer quietly (status 141) as natively; ignored, the writes fail with EPIPE."""
+    native, km = differential(payload("sys_fs.c", "musl"), mode)
+    assert km.returncode == status, km.stderr
+    assert km.stdout.startswith(b"writing to a pipe without reader\n")

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,9 +187,26 @@ static void self_exe(const char *argv0) {
     if (n <= 0 || strcmp(exe, want)) printf("~exe %s want %s\n", exe, want);
 }
 
+/* write to a pipe with no reader: SIGPIPE kills (status 141) unless ignored, then EPIPE */
+static int broken_pipe(int ignore) {
+    int p[2];
+    syscall(SYS_pipe2, p, 0);
+    syscall(SYS_close, p[0]);
+    if (ignore) signal(SIGPIPE, SIG_IGN);
+    printf("writing to a pipe without reader\n");
+    long r = syscall(SYS_write, p[1], "x", 1);
+    printf("write = %ld %s\n", r, r < 0 && errno == EPIPE ? "EPIPE" : "?");
+    struct iovec v = {"y", 1};
+    r = syscall(SYS_writev, p[1], &v, 1);
+    printf("writev = %ld %s\n", r, r < 0 && errno == EPIPE ? "EPIPE" : "?");
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    (void)argc; 
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc > 1 && !strcmp(argv[1], "sigpipe")) return broken_pipe(0);
+    if (argc > 1 && !strcmp(argv[1], "epipe")) return broken_pipe(1);
+    (void)argc;
     files();
     dirs();
     pipes_and_tty();
