@@ -97,14 +97,18 @@ def wait(ctx, addr: int, expected: int, deadline: float | None, bitset: int) -> 
     table = table_of(ctx.proc)
     while True:
         waiter = Waiter(addr, bitset)
-        with table.lock:
-            if _load(ctx, addr) != expected:
-                return -errno.EAGAIN
-            table.queues.setdefault(addr, []).append(waiter)
+        # Published before the checks below: a kick (signal, pause, exit) either finds it and sets its event,
+        # or came earlier and its request is seen by the checks; never lost in between (Linux: the task is
+        # TASK_INTERRUPTIBLE before it tests signal_pending).
         ctx.blocked_on = waiter
         try:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            waiter.event.wait(remaining)
+            with table.lock:
+                if _load(ctx, addr) != expected:
+                    return -errno.EAGAIN
+                table.queues.setdefault(addr, []).append(waiter)
+            if not (ctx.exit_requested or ctx.pause_requested or ctx.proc.pending_signals_for(ctx)):
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                waiter.event.wait(remaining)
         finally:
             ctx.blocked_on = None
         if waiter.woken:
