@@ -44,6 +44,11 @@ def test_go_async_preemption_by_sigurg(payload):
     assert "signal 23 delivered" in err, err[-2000:]
 
 
+def test_go_gc_netpoller_timers_under_load(payload):
+    (status, out, err), native = run_both(payload("go_stress.go"))
+    assert (status, out) == native[:2] == (0, 'counter 16000, pipe "through the pipe", GC ran true\n'), err
+
+
 def test_go_runtime_signals(payload):
     (status, out, err), native = run_both(payload("go_signals.go"))
     assert (status, out) == native[:2], err

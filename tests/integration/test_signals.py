@@ -29,6 +29,8 @@ SYNC_EXPECTED = {
     "coalesce": "coalesce: standard hits 2\n",
     "order": "in order 21\n",
     "ucontext": "rbx 0x1234 SIGUSR2 now blocked 1\n",
+    "overflow": "overflow: signo 11 handled on alt stack 1\n",
+    "thread_segv": "thread segv: handled on the faulting thread 1 addr 0x20\n",
 }
 BLOCK_EXPECTED = {
     "read": "handler on blocked thread 1, result -1 errno EINTR\n",
@@ -46,6 +48,10 @@ BLOCK_EXPECTED = {
     "unblock": "unblock: pending before 0\nunblock: handled after 1\n",
     "blocked_pending": "blocked pending: pause -1 EINTR handled 1\n",
     "tgkill": "tgkill: handler ran on target 1 (not main 0)\n",
+    "spin_tgkill": "spin tgkill: handled 1 on spinner 1\n",
+    "sigwait_thread": "sigwait thread: got 10, on the waiting thread 1\n",
+    "cancel": "cancel read: canceled 1\ncancel nanosleep: canceled 1\ncancel cond: canceled 1\n",
+    "pingpong": "pingpong: 300 signals sent, 300 handled\n",
 }
 
 

@@ -3,6 +3,7 @@
    SA_RESTART, restarts it (signal(7)). */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +229,136 @@ static int run_tgkill(void) {
     return 0;
 }
 
+static void *cancellable(void *arg) {
+    struct blocked *b = arg;
+    __atomic_store_n(&started, 1, __ATOMIC_SEQ_CST);
+    if (!strcmp(b->call, "read")) {
+        char byte;
+        read(pipefd[0], &byte, 1);
+    } else if (!strcmp(b->call, "nanosleep")) {
+        struct timespec req = {5, 0};
+        nanosleep(&req, NULL);
+    } else {
+        pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+        pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+        pthread_mutex_lock(&m);
+        pthread_cond_wait(&c, &m);   /* a futex wait */
+    }
+    return (void *)1;
+}
+
+static int run_cancel(void) {
+    /* pthread_cancel: the C library's cancel signal (SIGRTMIN-ish, SA_RESTART) hits a thread blocked at a
+       cancellation point; its handler reads the interrupted RIP from the ucontext to decide */
+    const char *calls[] = {"read", "nanosleep", "cond"};
+    pipe(pipefd);
+    for (int i = 0; i < 3; i++) {
+        struct blocked b = {.call = calls[i]};
+        pthread_t t;
+        void *result;
+        started = 0;
+        pthread_create(&t, NULL, cancellable, &b);
+        wait_for(&started);
+        usleep(30000);
+        pthread_cancel(t);
+        pthread_join(t, &result);
+        printf("cancel %s: canceled %d\n", calls[i], result == PTHREAD_CANCELED);
+    }
+    return 0;
+}
+
+static void *waits_for_signals(void *arg) {
+    sigset_t *set = arg;
+    int signo;
+    __atomic_store_n(&started, 1, __ATOMIC_SEQ_CST);
+    sigwait(set, &signo);
+    handler_tid = syscall(SYS_gettid);
+    return (void *)(long)signo;
+}
+
+static int run_sigwait_thread(void) {
+    /* the signal-handling-thread pattern: every thread blocks SIGUSR1, one sigwaits for it */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pthread_t t;
+    void *got;
+    pthread_create(&t, NULL, waits_for_signals, &set);
+    wait_for(&started);
+    usleep(20000);
+    kill(getpid(), SIGUSR1);
+    pthread_join(t, &got);
+    printf("sigwait thread: got %ld, on the waiting thread %d\n", (long)got,
+           handler_tid != syscall(SYS_gettid));
+    return 0;
+}
+
+static volatile long spins;
+
+static void *spin(void *arg) {
+    (void)arg;
+    __atomic_store_n(&started, 1, __ATOMIC_SEQ_CST);
+    while (!handled)
+        spins++;                  /* no syscalls: only a kick out of KVM_RUN gets the signal in */
+    return NULL;
+}
+
+static int run_spin_tgkill(void) {
+    install(SIGUSR1, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, spin, NULL);
+    wait_for(&started);
+    pthread_kill(t, SIGUSR1);
+    pthread_join(t, NULL);
+    printf("spin tgkill: handled %d on spinner %d\n", handled, handler_tid != syscall(SYS_gettid));
+    return 0;
+}
+
+#define PINGS 300
+static volatile int acked;
+
+static void on_ping(int signo) {
+    (void)signo;
+    __atomic_fetch_add(&acked, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *ponger(void *arg) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    (void)arg;
+    __atomic_store_n(&started, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&acked, __ATOMIC_SEQ_CST) < PINGS) {
+        pthread_sigmask(SIG_BLOCK, &set, NULL);     /* signals arrive in every state: masked, in a call, */
+        getppid();                                  /* running guest code */
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        for (volatile int i = 0; i < 100; i++)
+            ;
+    }
+    return NULL;
+}
+
+static int run_pingpong(void) {
+    /* one thread signals another PINGS times, each after the last was handled: none lost, none doubled */
+    install(SIGUSR1, 0);
+    struct sigaction sa;
+    sigaction(SIGUSR1, NULL, &sa);
+    sa.sa_handler = on_ping;
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, ponger, NULL);
+    wait_for(&started);
+    for (int i = 0; i < PINGS; i++) {
+        pthread_kill(t, SIGUSR1);
+        while (__atomic_load_n(&acked, __ATOMIC_SEQ_CST) <= i)
+            sched_yield();
+    }
+    pthread_join(t, NULL);
+    printf("pingpong: %d signals sent, %d handled\n", PINGS, acked);
+    return 0;
+}
+
 static int run_sigint(void) {
     /* the test sends SIGINT (then SIGTERM) to km once it sees "ready" */
     install(SIGINT, 0);
@@ -258,6 +389,10 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "blocked_pending")) return run_blocked_pending();
     if (!strcmp(what, "tgkill")) return run_tgkill();
     if (!strcmp(what, "sigint")) return run_sigint();
+    if (!strcmp(what, "cancel")) return run_cancel();
+    if (!strcmp(what, "pingpong")) return run_pingpong();
+    if (!strcmp(what, "sigwait_thread")) return run_sigwait_thread();
+    if (!strcmp(what, "spin_tgkill")) return run_spin_tgkill();
     fprintf(stderr, "unknown test %s\n", what);
     return 2;
 }

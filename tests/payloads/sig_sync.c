@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@ static volatile int last_signo;
 static sigjmp_buf jump;
 static volatile void *fault_addr;
 static volatile int fault_code;
+static volatile long fault_tid;
 
 static void count(int signo) { hits++; last_signo = signo; }
 
@@ -304,6 +308,60 @@ static int test_sigkill(void) {
         pause();
 }
 
+static volatile int overflow_on_alt;
+
+static void on_overflow(int signo, siginfo_t *info, void *uc) {
+    char local;
+    (void)info, (void)uc;
+    overflow_on_alt = &local >= alt_base && &local < alt_base + alt_size;
+    last_signo = signo;
+    siglongjmp(jump, 1);
+}
+
+static int recurse(int depth) {
+    volatile char pad[1024];
+    pad[0] = (char)depth;
+    return recurse(depth + 1) + pad[0];
+}
+
+static int test_overflow(void) {
+    /* the classic sigaltstack use: a stack overflow's SIGSEGV handled on the alternate stack */
+    alt_size = 64 * 1024;
+    alt_base = malloc(alt_size);
+    stack_t ss = {.ss_sp = alt_base, .ss_size = alt_size, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+    install_info(SIGSEGV, on_overflow, SA_ONSTACK);
+    struct rlimit lim = {8 << 20, 8 << 20};
+    setrlimit(RLIMIT_STACK, &lim);
+    if (sigsetjmp(jump, 1) == 0)
+        recurse(0);
+    printf("overflow: signo %d handled on alt stack %d\n", last_signo, overflow_on_alt);
+    return 0;
+}
+
+static void *thread_faults(void *arg) {
+    (void)arg;
+    if (sigsetjmp(jump, 1) == 0)
+        *(volatile int *)32 = 1;
+    else
+        printf("thread segv: handled on the faulting thread %d addr %p\n", (long)syscall(SYS_gettid) == fault_tid,
+               fault_addr);
+    return NULL;
+}
+
+static void on_thread_fault(int signo, siginfo_t *info, void *uc) {
+    fault_tid = syscall(SYS_gettid);
+    on_fault(signo, info, uc);
+}
+
+static int test_thread_segv(void) {
+    install_info(SIGSEGV, on_thread_fault, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, thread_faults, NULL);
+    pthread_join(t, NULL);
+    return 0;
+}
+
 static int test_crash(void) {
     printf("crash: about to fault\n");
     fflush(stdout);
@@ -318,7 +376,7 @@ int main(int argc, char **argv) {
         {"raise", test_raise}, {"segv", test_segv}, {"altstack", test_altstack}, {"fpe", test_fpe},
         {"ill", test_ill}, {"resethand", test_resethand}, {"nodefer", test_nodefer}, {"mask", test_mask},
         {"fpregs", test_fpregs}, {"coalesce", test_coalesce}, {"order", test_order}, {"ucontext", test_ucontext},
-        {"abort", test_abort}, {"sigkill", test_sigkill}, {"crash", test_crash},
+        {"overflow", test_overflow}, {"thread_segv", test_thread_segv}, {"abort", test_abort}, {"sigkill", test_sigkill}, {"crash", test_crash},
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++)
         if (!strcmp(what, tests[i].name))

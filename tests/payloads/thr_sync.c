@@ -103,12 +103,42 @@ static void *sleeps_forever(void *arg) {
         pause();
 }
 
+static void *reads_forever(void *arg) {
+    int fds[2];
+    char byte;
+    (void)arg;
+    pipe(fds);
+    for (;;)
+        read(fds[0], &byte, 1);   /* never gets data: blocked in the host kernel */
+}
+
 static int run_exit_group(void) {
     pthread_t t;
     pthread_create(&t, NULL, sleeps_forever, NULL);
+    pthread_create(&t, NULL, reads_forever, NULL);
     pthread_create(&t, NULL, ends_everything, NULL);
     for (;;)
         syscall(SYS_futex, &counter, 0 /* FUTEX_WAIT */, 0, NULL, NULL, 0);   /* main blocks in futex */
+}
+
+static void *returns_arg(void *arg) { return arg; }
+
+static int run_churn(void) {
+    /* a thread-per-request server's life: many short threads, never more than two alive at once */
+    long total = 0;
+    for (long i = 0; i < 1100; i++) {
+        pthread_t t;
+        void *value;
+        int err = pthread_create(&t, NULL, returns_arg, (void *)i);
+        if (err) {
+            printf("churn: pthread_create %ld failed: %s\n", i, strerror(err));
+            return 1;
+        }
+        pthread_join(t, &value);
+        total += (long)value;
+    }
+    printf("churn: 1100 threads total %ld\n", total);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -118,6 +148,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "barrier")) return run_barrier();
     if (!strcmp(what, "join")) return run_join();
     if (!strcmp(what, "exit_group")) return run_exit_group();
+    if (!strcmp(what, "churn")) return run_churn();
     fprintf(stderr, "unknown test %s\n", what);
     return 2;
 }
