@@ -87,3 +87,13 @@ def test_differential_against_gdbserver(payload, free_port) -> None:
     keep = [lambda t: t] * 4 + [lambda t: [ln for ln in t.splitlines() if "0x7ff" not in ln]]
     for command, pick, ref, km in zip(commands, keep, seen["gdbserver"], seen["km"]):
         assert pick(km) == pick(ref), f"{command}\nkm:\n{km}\ngdbserver:\n{ref}"
+
+
+def test_auxv_and_exec_file(debug) -> None:
+    """qXfer:auxv:read and qXfer:exec-file:read as gdb shows them."""
+    d = debug()
+    auxv = d.gdb.console("info auxv")
+    entry = next(line for line in auxv.splitlines() if "AT_ENTRY" in line)
+    assert int(entry.split()[-1], 16) == int(d.gdb.console("p/x &_start").split("=")[1], 16), d.diagnostics()
+    assert "AT_PHDR" in auxv and "AT_PAGESZ" in auxv and "AT_RANDOM" in auxv, d.diagnostics()
+    assert str(d.exe) in d.gdb.console("info inferiors"), d.diagnostics()
