@@ -50,6 +50,9 @@ def dispatch(ctx, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int)
         return -errno.EFAULT
     except OSError as e:
         return -(e.errno or errno.EIO)
+    except MemoryError:                 # guest-physical space or host memory exhausted: the payload's ENOMEM
+        log.info("%s: out of memory: ENOMEM", NAMES.get(nr))
+        return -errno.ENOMEM
     except Exception:
         log.exception("%s: km failed serving the call: EIO", NAMES.get(nr))
         return -errno.EIO

@@ -90,8 +90,12 @@ def test_dispatch_turns_failures_into_errnos(scratch_handlers, caplog):
 
     def bug(ctx):
         raise KeyError("a km bug")
+    def no_memory(ctx):
+        raise MemoryError("guest physical memory exhausted")
     nr_fault, nr_os, nr_bug = register("kexec_load", fault), register("acct", os_error), register("swapon", bug)
+    nr_mem = register("swapoff", no_memory)
     with caplog.at_level(logging.DEBUG, logger="km.syscall"):
+        assert dispatch(Ctx(), nr_mem, 0, 0, 0, 0, 0, 0) == -errno.ENOMEM
         assert dispatch(Ctx(), nr_fault, 0, 0, 0, 0, 0, 0) == -errno.EFAULT
         assert dispatch(Ctx(), nr_os, 0, 0, 0, 0, 0, 0) == -errno.EACCES
         assert dispatch(Ctx(), nr_bug, 0, 0, 0, 0, 0, 0) == -errno.EIO
