@@ -299,3 +299,25 @@ def test_watchpoint_stop_reply_names_the_address(served) -> None:
     running.target.on_resume = lambda t, a: t.post(
         StopEvent(9, StopReason.WATCHPOINT, 5, watch_addr=0x7004, watch_kind=BreakpointKind.READ))
     assert client.ask(b"vCont;c").endswith(b"thread:9;rwatch:7004;")
+
+
+def test_a_failing_target_call_ends_only_that_connection(served) -> None:
+    """A stub or target bug outside any handler: traced, that connection closes, km and serving go on."""
+    running = served()
+    client = running.connect()
+    client.ask(b"?")
+    real_next_event = running.target.next_event
+    failures = []
+
+    def broken_next_event():
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("event queue corrupted")
+        return real_next_event()
+    running.target.next_event = broken_next_event
+    running.target.on_resume = lambda t, a: t.post(StopEvent(7, StopReason.BREAKPOINT, 5))
+    client.send(b"vCont;c")
+    assert client.closed_by_server()
+    second = running.connect()
+    assert second.ask(b"?").startswith(b"T05")
+    assert running.thread.is_alive()
