@@ -43,13 +43,18 @@ class Session:
     pass_signals: frozenset[int] = frozenset()        # Linux numbers reported to gdb only when not passed
     program_signals: frozenset[int] | None = None     # None: gdb never restricted them
     points: set[tuple[BreakpointKind, int, int]] = field(default_factory=set)
-    host_files: dict[int, int] = field(default_factory=dict)   # vFile fd -> host fd
+    host_files: dict[int, int | bytes] = field(default_factory=dict)   # vFile fd -> host fd, or the
+    #                                                                   content of a payload /proc file
     ending: bool = False             # D or k: close the connection after this reply
+
+    def __post_init__(self) -> None:
+        # isinstance() against a runtime Protocol checks every method: once per connection, not per packet.
+        self._control = self.target if isinstance(self.target, ControlTarget) else None
 
     @property
     def control(self) -> ControlTarget | None:
         """The target as a ControlTarget, or None for a read-only one (a core file)."""
-        return self.target if isinstance(self.target, ControlTarget) else None
+        return self._control
 
     @property
     def multiprocess(self) -> bool:

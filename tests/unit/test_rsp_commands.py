@@ -256,3 +256,14 @@ def test_signal_map(linux: int, gdb: int) -> None:
 def test_every_linux_signal_round_trips() -> None:
     for signo in [s for s in range(1, 65) if s != 16]:
         assert signals.linux_from_gdb(signals.gdb_from_linux(signo)) == signo
+
+
+def test_multiprocess_thread_ids_when_gdb_offers_them() -> None:
+    s = make_session()
+    assert b"multiprocess+" in ask(s, b"qSupported:multiprocess+;swbreak+").split(b";")
+    assert ask(s, b"qC") == b"QCp64.7"                       # the fake's pid is 100
+    assert ask(s, b"qfThreadInfo") == b"mp64.7,p64.9"
+    assert ask(s, b"Hgp64.9") == b"OK" and ask(s, b"p0") == (9).to_bytes(8, "little").hex().encode()
+    assert b"thread:p64.9;" in stop_reply(s, StopEvent(9, StopReason.SIGNAL, 11))
+    assert stop_reply(s, StopEvent(9, StopReason.EXITED, exit_status=1)) == b"W01;process:64"
+    assert ask(s, b"vCont;c:p64.-1") is None
