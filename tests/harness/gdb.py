@@ -107,9 +107,13 @@ class Gdb:
         """A CLI command's printed output."""
         return self.run(cmd, **kw)["console"]
 
-    def wait_for_stop(self, reason: str | None = None, *, timeout_s: float | None = None) -> dict:
-        """The next `*stopped` record's payload; with `reason`, it must match (e.g. "breakpoint-hit")."""
-        deadline = time.monotonic() + (timeout_s or self.timeout_s)
+    def wait_for_stop(self, reason: str | None = None, deadline: float | None = None, *,
+                      timeout_s: float | None = None) -> dict:
+        """The next `*stopped` record's payload; with `reason`, it must match (e.g. "breakpoint-hit").
+
+        Waits until `deadline` (a time.monotonic() value), else `timeout_s`, else the session's timeout."""
+        if deadline is None:
+            deadline = time.monotonic() + (timeout_s or self.timeout_s)
         while not self._stops:
             record = self._next(deadline)
             if record["type"] == "notify" and record["message"] == "stopped":
