@@ -144,10 +144,8 @@ def test_watchpoint_stop_is_reported_with_the_value(stub) -> None:
     gdb.console("watch counter")
     addr = int(gdb.console("p/x &counter").split("=")[1], 16)
 
-    def write_counter(target, actions):
-        target.memory_write_for_test = True
-        buf, off = target._find(addr, 4)
-        buf[off:off + 4] = (42).to_bytes(4, "little")
+    def write_counter(target, actions):       # the "payload" stores 42 and the watchpoint fires
+        target.write_memory(addr, (42).to_bytes(4, "little"))
         target.post(StopEvent(TIDS[0], StopReason.WATCHPOINT, 5, watch_addr=addr, watch_kind=BreakpointKind.WRITE))
     s.target.on_resume = write_counter
     gdb.run("-exec-continue")
