@@ -98,13 +98,14 @@ def test_tcp_echo_with_the_test_as_client(payload, spawn, toolchain, accept_call
 
 
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
-def test_datagrams_and_messages_match_native(payload, toolchain):
-    native, km = differential(payload("net_msg.c", toolchain))
+def test_datagrams_and_messages_match_native(payload, toolchain, tmp_path):
+    native, km = differential(payload("net_msg.c", toolchain), cwd=tmp_path)
     text = km.stdout.decode()
     assert "iov0 'hea' iov1 'd-tail!' namelen 16 from b: 1 flags 0\n" in text
     assert "data 'fd' controllen 24 level 1 type 1 len 20\n" in text and "pipe gave 'via'\n" in text
     assert "sendmsg SCM_RIGHTS fd 1000: -1 errno 9\n" in text
     assert text.count("SIGPIPE handled 2\n") == 2              # send and sendmsg raise it, MSG_NOSIGNAL does not
+    assert "client's peer is 'net_msg.sock'\n" in text and "unlink: 0\n" in text
     assert text.endswith("done\n")
 
 

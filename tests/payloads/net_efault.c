@@ -1,6 +1,6 @@
 /* Bad guest pointers and km's descriptors as the network and readiness calls see them: EFAULT, EBADF, EMFILE as
  * on Linux. Raw syscall() so that libc wrappers never touch the pointers themselves. Compared between km and a
- * native run by tests/integration/test_net_efault.py. */
+ * native run by tests/integration/test_net_sockets.py. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,6 +1,7 @@
 /* Datagrams and messages: UDP sendto/recvfrom on 127.0.0.1, sendmsg/recvmsg with two iovecs and a msg_name,
- * MSG_TRUNC/MSG_PEEK, SCM_RIGHTS over a unix socketpair, sendmmsg/recvmmsg, SO_RCVTIMEO, SIGPIPE. Deterministic output,
- * compared between km and a native run by tests/integration/test_net_msg.py. */
+ * MSG_TRUNC/MSG_PEEK, SCM_RIGHTS over a unix socketpair, sendmmsg/recvmmsg, SO_RCVTIMEO, SIGPIPE, a unix socket
+ * path (in the working directory), IPv6 loopback. Deterministic output, compared between km and a native run by
+ * tests/integration/test_net_sockets.py. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,6 +148,49 @@ static void rights(void)
     close(p[0]);
 }
 
+static void unix_path_and_ipv6(void)
+{
+    /* a unix stream socket bound to a path relative to the working directory (km's cwd is the payload's) */
+    struct sockaddr_un a = {.sun_family = AF_UNIX, .sun_path = "net_msg.sock"}, got;
+    unlink(a.sun_path);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    show("bind unix path", bind(l, (struct sockaddr *)&a, sizeof a));
+    show("listen", listen(l, 1));
+    int c = socket(AF_UNIX, SOCK_STREAM, 0);
+    show("connect unix path", connect(c, (struct sockaddr *)&a, sizeof a));
+    socklen_t len = sizeof got;
+    int s = accept4(l, (struct sockaddr *)&got, &len, SOCK_CLOEXEC);
+    printf("accept4: %s, peer address length %u (unnamed)\n", s >= 0 ? "ok" : "failed", (unsigned)len);
+    len = sizeof got;
+    getpeername(c, (struct sockaddr *)&got, &len);
+    printf("client's peer is '%s'\n", got.sun_path);
+    show("send", send(c, "over unix", 9, 0));
+    char buf[16] = {0};
+    show("recv", recv(s, buf, sizeof buf, 0));
+    printf("data '%s'\n", buf);
+    close(s);
+    close(c);
+    close(l);
+    show("unlink", unlink(a.sun_path));
+
+    /* IPv6 loopback: whatever the host offers, natively and under km alike */
+    int v6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 six = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int bound = v6 >= 0 ? bind(v6, (struct sockaddr *)&six, sizeof six) : -1;
+    if (bound == 0) {
+        len = sizeof six;
+        getsockname(v6, (struct sockaddr *)&six, &len);
+        show("sendto ::1", sendto(v6, "six", 3, 0, (struct sockaddr *)&six, sizeof six));
+        struct sockaddr_in6 from;
+        socklen_t from_len = sizeof from;
+        memset(buf, 0, sizeof buf);
+        show("recvfrom ::1", recvfrom(v6, buf, sizeof buf, 0, (struct sockaddr *)&from, &from_len));
+        printf("data '%s' from_len %u\n", buf, (unsigned)from_len);
+    } else
+        printf("no IPv6 loopback here\n");
+    close(v6);
+}
+
 static volatile int pipes;
 static void on_pipe(int signo) { pipes++; }
 
@@ -175,6 +220,7 @@ int main(void)
     udp();
     rights();
     broken_pipe();
+    unix_path_and_ipv6();
     printf("done\n");
     return 0;
 }

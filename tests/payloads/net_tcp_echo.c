@@ -1,5 +1,5 @@
 /* TCP echo server on 127.0.0.1: listens on port 0, prints the port, accepts one client (the test), echoes until
- * EOF. Run by tests/integration/test_net_tcp.py under km and natively. */
+ * EOF. Run by tests/integration/test_net_sockets.py under km and natively. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>

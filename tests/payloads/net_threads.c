@@ -1,6 +1,7 @@
 /* Blocking network calls block only their own thread: a pthread TCP server and client, waits woken from another
  * thread, and blocked calls cut by a signal (EINTR for poll even under SA_RESTART, restart for recv with
- * SA_RESTART, EINTR without it or when the socket has a timeout). Compared between km and a native run by tests/integration/test_net_threads.py. */
+ * SA_RESTART, EINTR without it or when the socket has a timeout). Compared between km and a native run by
+ * tests/integration/test_net_threads.py. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
