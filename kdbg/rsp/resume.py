@@ -11,10 +11,9 @@ from kdbg.rsp.commands import command, parse_hex, parse_thread_id
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.registers import encode_value
 from kdbg.rsp.session import Session
-from kdbg.rsp.signals import gdb_from_linux, linux_from_gdb
+from kdbg.rsp.signals import SIGINT, gdb_from_linux, linux_from_gdb
 from kdbg.target import SIGTRAP, BreakpointKind, ResumeAction, ResumeKind, StopEvent, StopReason, TargetError
 
-SIGINT = 2
 # Registers sent in every T reply so gdb needs no `g`/`p` round trip to show the frame (gdbserver's
 # "expedite" set for amd64: rbp, rsp, rip).
 EXPEDITED = ("rbp", "rsp", "rip")

@@ -60,6 +60,7 @@ _LINUX_TO_GDB: dict[int, GdbSignal] = {
 }
 _GDB_TO_LINUX: dict[int, int] = {int(g): linux for linux, g in _LINUX_TO_GDB.items()}
 SIGRTMIN, SIGRTMAX = 32, 64
+SIGINT = 2          # Linux: what an interrupt (^C) reports when the target gives no signal of its own
 
 
 def gdb_from_linux(signo: int) -> int:
