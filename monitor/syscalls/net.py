@@ -7,18 +7,15 @@ guest signal cuts them short. New descriptors that land in km's range (>= KM_FD_
 from __future__ import annotations
 
 import errno
-import os
 import struct
 
 from ..kvm.abi import ffi
 from ..kvm.vm import KM_FD_BASE
-from ..signal_frame import SI_USER, make_siginfo
 from .args import addr_of, buf_in, buf_out, fd_arg
 from .dispatch import s32, syscall
-from .fs import _interruptible, _iovec
+from .fs import _interruptible, _iovec, _sigpipe_on_epipe
 from .host import host_syscall
 from .numbers import NUMBERS as NR
-from .signal import send_signal
 
 SOCKADDR_STORAGE = 128      # the kernel never reads or writes more of a sockaddr than this
 UIO_MAXIOV = 1024
@@ -29,7 +26,6 @@ CMSGHDR = struct.Struct("<QII")          # cmsg_len, cmsg_level, cmsg_type
 SOL_SOCKET, SCM_RIGHTS, SO_RCVTIMEO, SO_SNDTIMEO, SO_PEERPIDFD = 1, 1, 20, 21, 77
 SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF = 26, 51
 MSG_CTRUNC, MSG_NOSIGNAL = 0x8, 0x4000
-SIGPIPE = 13
 
 
 def new_fd(result: int) -> int:
@@ -150,10 +146,8 @@ def sys_connect(ctx, fd: int, addr: int, addrlen: int) -> int:
 
 
 def _broken_pipe(ctx, result: int, flags: int) -> int:
-    """The host answers EPIPE without a signal (km ignores SIGPIPE); the payload gets its SIGPIPE as on Linux."""
-    if result == -errno.EPIPE and not flags & MSG_NOSIGNAL:
-        send_signal(ctx.proc, SIGPIPE, make_siginfo(SIGPIPE, SI_USER, pid=ctx.proc.pid, uid=os.getuid()), ctx)
-    return result
+    """SIGPIPE with EPIPE as for write(2), unless the call said MSG_NOSIGNAL."""
+    return result if flags & MSG_NOSIGNAL else _sigpipe_on_epipe(ctx, result)
 
 
 @syscall("sendto")
