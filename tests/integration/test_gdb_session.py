@@ -103,3 +103,18 @@ def test_busy_gdb_port_is_a_one_line_error(payload) -> None:
         result = run_km(f"-g{port}", payload(BASIC, "musl"), timeout=30)
     err = result.stderr.decode()
     assert result.returncode == 1 and err == f"km: gdb port {port}: address already in use\n", err
+
+
+@km_only
+def test_listen_attach_to_a_payload_blocked_in_a_syscall(payload, free_port) -> None:
+    d = Debuggee("km", payload("gdb_sleep.c", "musl"), free_port, listen=True)
+    try:
+        d.connect()
+        assert d.gdb.console("p keep_going").strip().endswith("= 1"), d.diagnostics()
+        d.gdb.console("set var keep_going = 0")
+        d.gdb.console("detach")
+        d.gdb.exit()
+        status, out, err = d.finish()
+        assert status == 4 and "woke up" in out, err
+    finally:
+        d.close()

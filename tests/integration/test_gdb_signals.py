@@ -58,3 +58,20 @@ def test_signal_is_shown_then_delivered_to_the_handler(debug, stop: bool) -> Non
     gdb.exit()
     status, out, err = d.finish()
     assert "handled=10" in out, out + err
+
+
+def test_ctrl_c_of_a_payload_blocked_in_a_syscall(debug) -> None:
+    d = debug("gdb_sleep.c")
+    gdb = d.gdb
+    run_to(d, f"gdb_sleep.c:{line_of('gdb_sleep.c', 'nap')}")
+    gdb.run("-break-delete")
+    gdb.run("-exec-continue")
+    gdb.run("-exec-interrupt")
+    assert gdb.wait_for_stop("signal-received")["signal-name"] == "SIGINT", d.diagnostics()
+    assert gdb.console("p keep_going").strip().endswith("= 1"), d.diagnostics()   # (musl's syscall stub
+    gdb.console("set var keep_going = 0")                   # has no CFI: no bt to main, as with gdbserver)
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop("exited")["exit-code"] == "04", d.diagnostics()
+    gdb.exit()
+    status, out, err = d.finish()
+    assert "woke up" in out, out + err
