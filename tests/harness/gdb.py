@@ -14,6 +14,7 @@ import struct
 import subprocess
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -275,6 +276,7 @@ class FakeControlTarget:
 
     def __post_init__(self) -> None:
         self._read_fd, self._write_fd = os.pipe()
+        weakref.finalize(self, _close_fds, self._read_fd, self._write_fd)   # fakes are made by the hundred
         self._events: collections.deque[StopEvent] = collections.deque()
         self._lock = threading.Lock()
         self.running = False
@@ -401,9 +403,11 @@ class FakeControlTarget:
         self.calls.append(("kill",))
         self.post(StopEvent(self.threads()[0], StopReason.TERMINATED, 9))
 
-    def close(self) -> None:
-        os.close(self._read_fd)
-        os.close(self._write_fd)
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def elf_segments(path: str | Path) -> tuple[int, dict[int, bytearray]]:
