@@ -15,10 +15,10 @@ from .kvm import abi
 
 KBASE = 0xFFFFFFFF80000000
 SYSTEM_SIZE = 0x200000
-GDT_GPA, IDT_GPA, STUBS_GPA, SYSCALL_STUB_GPA = 0x1000, 0x2000, 0x4000, 0x8000
+GDT_GPA, STUBS_GPA, IDT_GPA, SYSCALL_STUB_GPA = 0x1000, 0x4000, 0x6000, 0x8000   # GDT: up to 0x4000
 TSS_GPA = 0x10000            # 256 bytes per vCPU: 0x68-byte TSS + I/O bitmap for ports 0..0xff
 RING0_STACKS_GPA = 0x20000   # one 4 KiB page per vCPU
-MAX_VCPUS = 64
+MAX_VCPUS = 256              # GDT 0x40 + 16 * 256 bytes fits below the stubs; TSSs and stacks below 2 MiB
 SYSCALL_PORT = 0x80
 SYSCALL_STUB_GVA = KBASE + SYSCALL_STUB_GPA
 SELFTEST_GVA = SYSCALL_STUB_GVA + 0x100     # `syscall` used by the start-up self-test

@@ -19,7 +19,7 @@ from .errors import MonitorError
 from .guest_memory import GuestMemory
 from .kvm import abi
 from .kvm.vm import Kvm
-from .machine import (KBASE, SELFTEST_GVA, SYSCALL_PORT, SYSCALL_STUB_GPA, SYSCALL_STUB_GVA, SYSTEM_SIZE,
+from .machine import (KBASE, MAX_VCPUS, SELFTEST_GVA, SYSCALL_PORT, SYSCALL_STUB_GPA, SYSCALL_STUB_GVA, SYSTEM_SIZE,
                       build_system_area, init_vcpu_state)
 from .page_tables import PTE_U, PTE_W, PageTables
 from .phys_memory import HUGE, PhysicalMemory
@@ -58,6 +58,7 @@ class Process:
         self.cpuid = self.kvm.supported_cpuid()
         self.lock = threading.RLock()
         self.threads: dict[int, VcpuThread] = {}
+        self.free_vcpus: list = []
         self.pid = os.getpid()
         self._tids = itertools.count(self.pid)
         self._vcpu_ids = itertools.count()
@@ -91,6 +92,7 @@ class Process:
         self.cpuid = self.kvm.supported_cpuid()
         self.lock = threading.RLock()
         self.threads = {}
+        self.free_vcpus = []
         self.pid = os.getpid()
         self._tids = itertools.count(self.pid)
         self._vcpu_ids = itertools.count()
@@ -106,9 +108,19 @@ class Process:
 
 
     def new_thread(self) -> VcpuThread:
-        vcpu_id = next(self._vcpu_ids)
-        vcpu = self.vm.create_vcpu(vcpu_id)
-        init_vcpu_state(vcpu, vcpu_id, self.tables.pml4, self.cpuid)
+        """A guest thread on a vCPU: an exited thread's vCPU when there is one (KVM cannot destroy vCPUs, and
+        programs create far more threads over their life than they run at once), else a new one."""
+        with self.lock:
+            vcpu = self.free_vcpus.pop() if self.free_vcpus else None
+        if vcpu is None:
+            vcpu_id = next(self._vcpu_ids)
+            if vcpu_id >= MAX_VCPUS:
+                raise MonitorError("vCPU", f"more than {MAX_VCPUS} threads at once")
+            vcpu = self.vm.create_vcpu(vcpu_id)
+            init_vcpu_state(vcpu, vcpu_id, self.tables.pml4, self.cpuid)
+        else:
+            vcpu.run.kvm_dirty_regs = 0
+            vcpu.run.immediate_exit = 0
         thread = VcpuThread(self, vcpu, next(self._tids))
         with self.lock:
             self.threads[thread.tid] = thread
@@ -211,6 +223,12 @@ class Process:
         self._end(Ending(error=error))
 
     def thread_gone(self, thread: VcpuThread) -> None:
+        """Runs last on an exiting vCPU thread: its vCPU becomes free for the next clone."""
+        with self.lock:
+            if self.threads.get(thread.tid) is thread and not self.ended.is_set():
+                del self.threads[thread.tid]
+                self.signals.per_thread.pop(thread.tid, None)
+                self.free_vcpus.append(thread.vcpu)
         if not self.live_threads() and not self.ended.is_set():
             self._end(Ending(status=0))
 

@@ -2,8 +2,6 @@
 loop uses kvm_run's sync regs instead and calls these only for set-up and debugging)."""
 from __future__ import annotations
 
-import mmap
-
 from .abi import ffi, libc
 from . import abi
 from .vm import ioctl
@@ -12,10 +10,15 @@ from .vm import ioctl
 class Vcpu:
     def __init__(self, vm, vcpu_id: int, fd: int) -> None:
         self.vm, self.id, self.fd = vm, vcpu_id, fd
-        self.run_map = mmap.mmap(fd, vm.kvm.vcpu_mmap_size, flags=mmap.MAP_SHARED,
-                                 prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        self.run = ffi.cast("struct kvm_run *", ffi.from_buffer(self.run_map))
-        self.run_buf = memoryview(self.run_map)
+        # libc's mmap, not Python's: mmap.mmap() keeps a dup() of the fd at the lowest free number, where the
+        # payload would see (and could close) it
+        size = vm.kvm.vcpu_mmap_size
+        ptr = libc.mmap(ffi.NULL, size, abi.PROT_READ | abi.PROT_WRITE, abi.MAP_SHARED, fd, 0)
+        if int(ffi.cast("intptr_t", ptr)) == -1:
+            from ..errors import KvmError
+            raise KvmError("mmap(kvm_run)", ffi.errno)
+        self.run = ffi.cast("struct kvm_run *", ptr)
+        self.run_buf = memoryview(ffi.buffer(ptr, size))
         self.run.kvm_valid_regs = abi.KVM_SYNC_X86_REGS | abi.KVM_SYNC_X86_SREGS
 
     def run_once(self) -> int:

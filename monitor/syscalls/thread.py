@@ -39,6 +39,8 @@ def create_thread(ctx, flags: int, stack: int, ptid: int, ctid: int, tls: int) -
     sregs.fs.base = tls if flags & CLONE_SETTLS else parent.fs.base
     sregs.gs.base = parent.gs.base
     child.vcpu.set_sregs(sregs)
+    mirror = child.run.s.regs.sregs           # a reused vCPU's sync copy must agree with what KVM now holds
+    mirror.fs.base, mirror.gs.base = sregs.fs.base, sregs.gs.base
     child.vcpu.set_xsave(ctx.vcpu.get_xsave())
     proc.signals.of(child).mask = proc.signals.of(ctx).mask
     if flags & CLONE_CHILD_CLEARTID:

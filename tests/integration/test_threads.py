@@ -41,8 +41,6 @@ def test_threads(payload, tmp_path, toolchain, test):
     assert km_err == ""
 
 
-@pytest.mark.xfail(strict=True, reason="km never reuses an exited thread's vCPU: KVM_CREATE_VCPU fails past KVM's "
-                   "vCPU id limit (~1022 threads created over the process's life; monitor/process.py new_thread)")
 def test_thread_churn_beyond_kvm_vcpu_limit(payload, tmp_path):
     (km_status, km_out, km_err), native = run_both(payload("thr_sync.c", "musl"), "churn", cwd=tmp_path)
     assert (km_status, km_out) == native[:2] == (0, "churn: 1100 threads total 604450\n"), km_err
