@@ -178,3 +178,26 @@ def test_bad_guest_pointers_are_efault(payload, toolchain):
     native, km = differential(payload("sys_badptr.c", toolchain))
     assert km.stdout.endswith(b"still alive\n")
     assert km.stdout.count(b"EFAULT") >= 40
+
+
+# Calls whose hostile arguments would end or wedge the payload itself, not test km: leaving, TLS, the heap, sleeps.
+FUZZ_SKIP = {"exit", "exit_group", "arch_prctl", "rt_sigreturn", "munmap", "mremap", "mmap", "brk", "sync", "syncfs"}
+FUZZ_FAMILIES = {"monitor.syscalls.fs", "monitor.syscalls.mm", "monitor.syscalls.proc", "monitor.syscalls.time"}
+
+
+def test_hostile_arguments_never_break_km(payload):
+    """Every fs/mm/proc/time handler with bad pointers, huge sizes and -1 fds: an errno or a result, never a km
+    exception (which dispatch() would answer EIO and trace as 'km failed serving the call')."""
+    import importlib
+    import monitor.syscalls  # noqa: F401
+    from monitor.syscalls.numbers import NAMES
+    table = importlib.import_module("monitor.syscalls.dispatch")._handlers
+    numbers = [str(nr) for nr, entry in enumerate(table)
+               if entry and entry[0].__module__ in FUZZ_FAMILIES and NAMES[nr] not in FUZZ_SKIP]
+    assert len(numbers) > 100
+    result = run_km(payload("sys_fuzz.c", "musl"), *numbers, env={"KM_VERBOSE": "syscall"}, timeout=120)
+    trace = result.stderr.decode(errors="replace")
+    assert result.returncode == 0, trace[-2000:]
+    assert result.stdout.endswith(b"fuzz done\n")
+    assert "failed serving" not in trace and "Traceback" not in trace, trace[-3000:]
+    assert len(result.stdout.splitlines()) == 4 * len(numbers) + 1
