@@ -153,12 +153,11 @@ def test_busybox_sh_builtins_match_native(busybox):
 # ---- how km is invoked -------------------------------------------------------------------------------------
 def km_launcher(tmp_path: Path, kind: str) -> Path:
     """A `km` executable: the installed console script, or a wrapper that keeps argv[0] as km's main() sees it."""
-    if kind == "console-script":
-        import shutil
-        found = shutil.which("km")
-        if not found:
-            pytest.skip("console script km not on PATH (pip install -e .)")
-        return Path(found)
+    if kind == "console-script":            # the one pip installed beside this interpreter (not a pyenv shim,
+        found = Path(KM[0]).parent / "km"     # which would look for a command named after the link)
+        if not found.exists():
+            pytest.skip("console script km not installed (pip install -e .)")
+        return found
     wrapper = tmp_path / "km"
     wrapper.write_text('#!/bin/sh\nexec "%s" -c "import sys; from monitor.cli import main; main(sys.argv[1:])" '
                        '"$0" "$@"\n' % KM[0])
