@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 
 _WALL_START = time.time()
@@ -38,8 +39,30 @@ class _Formatter(logging.Formatter):
         return text
 
 
+def _excepthook(exc_type, exc, tb) -> None:
+    """Last line of defence: an exception nobody caught is km's bug; the user gets one line, the trace the rest."""
+    logging.getLogger("km").error("uncaught exception", exc_info=(exc_type, exc, tb))
+    if issubclass(exc_type, KeyboardInterrupt):
+        print("km: interrupted", file=sys.stderr)
+        return
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    print(f"km: internal error: {exc_type.__name__}{': ' + detail if detail else ''}", file=sys.stderr)
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    """A helper thread's failure (not a vCPU's: those report through Process.fail) goes to the trace only."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("km").error("thread %s failed", name, exc_info=(args.exc_type, args.exc_value,
+                                                                      args.exc_traceback))
+
+
 def setup_trace(payload_name: str, spec: str | None = None) -> bool:
-    """Configure the `km` logger from KM_VERBOSE (or `spec`); returns whether tracing is on."""
+    """Configure the `km` logger from KM_VERBOSE (or `spec`); returns whether tracing is on. Also routes uncaught
+    exceptions to the trace, so that no Python traceback reaches the user's stderr (HOUSE-STYLE 2.6)."""
+    sys.excepthook = _excepthook
+    threading.excepthook = _thread_excepthook
     spec = os.environ.get("KM_VERBOSE") if spec is None else spec
     root = logging.getLogger("km")
     root.handlers.clear()

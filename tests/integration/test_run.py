@@ -199,3 +199,17 @@ def test_verbose_trace_lines_have_time_tag_place_and_payload(payload):
     assert "syscall" in tags
     only = run_km(program, "246", env={"KM_VERBOSE": "vcpu"})
     assert {TRACE_LINE.match(line)["tag"] for line in only.stderr.decode().splitlines()} <= {"vcpu"}
+
+
+def test_uncaught_exceptions_become_one_line():
+    """The safety net under every path: a km bug in the main thread is one line and status 1; one in a helper
+    thread stays in the trace."""
+    code = ("import threading; from monitor.trace import setup_trace; setup_trace('p.km'); "
+            "t = threading.Thread(target=lambda: 1 / 0, name='helper'); t.start(); t.join(); "
+            "raise ValueError('boom\\nsecond line')")
+    quiet = subprocess.run([KM[0], "-c", code], capture_output=True, env=km_env({"KM_VERBOSE": "0"}), timeout=30)
+    assert quiet.stderr == b"km: internal error: ValueError: boom\n" and quiet.returncode == 1, quiet.stderr
+    traced = subprocess.run([KM[0], "-c", code], capture_output=True, env=km_env({"KM_VERBOSE": "1"}), timeout=30)
+    text = traced.stderr.decode()
+    assert "thread helper failed" in text and "ZeroDivisionError" in text and "Traceback" in text
+    assert text.endswith("km: internal error: ValueError: boom\n")
