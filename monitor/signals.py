@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import signal as host_signal
 import threading
+import time
 from dataclasses import dataclass, field
 
 log = logging.getLogger("km.signal")
@@ -58,6 +59,49 @@ class ThreadSignals:
     mask_to_restore: int | None = None     # rt_sigsuspend: the mask the handler's sigreturn brings back
 
 
+class Rekicker:
+    """Kicks a thread again while a signal it can take stays pending.
+
+    A kick interrupts a blocking host call only if the thread is already in it: one that lands between the
+    handler's check for signals and the call itself (read, nanosleep, poll...) is absorbed by Python's C-level
+    handler, and the call blocks with a signal pending. Linux closes that window by testing signal_pending
+    after the task is marked interruptible; km re-kicks instead, after 2 ms and then backing off to 100 ms,
+    until the thread takes the signal (or exits, or the debugger parks it)."""
+    DELAYS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+
+    def __init__(self, state: SignalState) -> None:
+        self.state = state
+        self.cond = threading.Condition()
+        self.watched: dict[int, tuple[object, float, int]] = {}    # tid -> (thread, next kick, kicks so far)
+        threading.Thread(target=self._run, name="signal-rekick", daemon=True).start()
+
+    def watch(self, thread) -> None:
+        with self.cond:
+            if thread.tid not in self.watched:
+                self.watched[thread.tid] = (thread, time.monotonic() + self.DELAYS_S[0], 0)
+                self.cond.notify()
+
+    def _run(self) -> None:
+        with self.cond:
+            while True:
+                if not self.watched:
+                    self.cond.wait()
+                    continue
+                now = time.monotonic()
+                for tid, (thread, due, kicks) in list(self.watched.items()):
+                    if due > now:
+                        continue
+                    if thread.exit_requested or thread.pause_requested or not self.state.has_pending(thread):
+                        del self.watched[tid]
+                        continue
+                    log.debug("signal still pending for %d: kick again", tid)
+                    thread.kick()
+                    delay = self.DELAYS_S[min(kicks + 1, len(self.DELAYS_S) - 1)]
+                    self.watched[tid] = (thread, now + delay, kicks + 1)
+                if self.watched:
+                    self.cond.wait(max(0.0, min(due for _, due, _ in self.watched.values()) - time.monotonic()))
+
+
 class SignalState:
     def __init__(self, proc) -> None:
         self.proc = proc
@@ -65,6 +109,16 @@ class SignalState:
         self.per_thread: dict[int, ThreadSignals] = {}
         self.shared_pending: list[PendingSignal] = []
         self.lock = threading.RLock()
+        self._rekicker: Rekicker | None = None
+
+    def kick(self, thread) -> None:
+        """Wake a thread for a signal now, and again later if it has not taken it (see Rekicker)."""
+        thread.kick_for_signal()
+        if self._rekicker is None:
+            with self.lock:
+                if self._rekicker is None:
+                    self._rekicker = Rekicker(self)
+        self._rekicker.watch(thread)
 
     def of(self, thread) -> ThreadSignals:
         state = self.per_thread.get(thread.tid)

@@ -100,7 +100,7 @@ def send_signal(proc, signo: int, info: bytes, target=None) -> None:
             target = state.choose_thread(signo)
             queue.append(PendingSignal(signo, info, target.tid if target is not None else None))
     if target is not None:
-        target.kick_for_signal()
+        state.kick(target)
 
 
 @syscall("kill")
