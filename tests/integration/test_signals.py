@@ -52,6 +52,7 @@ BLOCK_EXPECTED = {
     "sigwait_thread": "sigwait thread: got 10, on the waiting thread 1\n",
     "cancel": "cancel read: canceled 1\ncancel nanosleep: canceled 1\ncancel cond: canceled 1\n",
     "pingpong": "pingpong: 300 signals sent, 300 handled\n",
+    "pingpong_read": "pingpong read: 300 handled, 0 late by more than 1 s\n",
 }
 
 

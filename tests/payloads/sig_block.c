@@ -359,6 +359,45 @@ static int run_pingpong(void) {
     return 0;
 }
 
+static void *reads_until_acked(void *arg) {
+    char byte;
+    (void)arg;
+    __atomic_store_n(&started, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&acked, __ATOMIC_SEQ_CST) < PINGS)
+        read(pipefd[0], &byte, 1);           /* EINTR after each signal, then straight back into read */
+    return NULL;
+}
+
+static int run_pingpong_read(void) {
+    /* each signal must cut the read short promptly, also when it lands just as the thread re-enters read */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_ping;
+    sigaction(SIGUSR1, &sa, NULL);
+    pipe(pipefd);
+    pthread_t t;
+    pthread_create(&t, NULL, reads_until_acked, NULL);
+    wait_for(&started);
+    int late = 0;
+    for (int i = 0; i < PINGS; i++) {
+        pthread_kill(t, SIGUSR1);
+        double t0 = now();
+        while (__atomic_load_n(&acked, __ATOMIC_SEQ_CST) <= i) {
+            if (now() - t0 > 1.0) {              /* lost: unblock the reader with a byte, count it */
+                late++;
+                write(pipefd[1], "x", 1);
+                while (__atomic_load_n(&acked, __ATOMIC_SEQ_CST) <= i)
+                    sched_yield();
+                break;
+            }
+            sched_yield();
+        }
+    }
+    pthread_join(t, NULL);
+    printf("pingpong read: %d handled, %d late by more than 1 s\n", acked, late);
+    return 0;
+}
+
 static int run_sigint(void) {
     /* the test sends SIGINT (then SIGTERM) to km once it sees "ready" */
     install(SIGINT, 0);
@@ -391,6 +430,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "sigint")) return run_sigint();
     if (!strcmp(what, "cancel")) return run_cancel();
     if (!strcmp(what, "pingpong")) return run_pingpong();
+    if (!strcmp(what, "pingpong_read")) return run_pingpong_read();
     if (!strcmp(what, "sigwait_thread")) return run_sigwait_thread();
     if (!strcmp(what, "spin_tgkill")) return run_spin_tgkill();
     fprintf(stderr, "unknown test %s\n", what);
