@@ -10,6 +10,7 @@ import struct
 import threading
 import time
 
+from ..errors import GuestFault
 from .dispatch import syscall
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
@@ -125,6 +126,46 @@ def wait(ctx, addr: int, expected: int, deadline: float | None, bitset: int) -> 
         if ctx.pause_requested:
             ctx.park()
         # a spurious wake-up (the pause is over): wait again if the word still holds the value
+
+
+FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
+ROBUST_LIST_LIMIT = 2048
+
+
+def exit_robust_list(thread) -> None:
+    """At a thread's exit, mark the robust mutexes it still holds FUTEX_OWNER_DIED and wake one waiter of each
+    (kernel/futex/core.c exit_robust_list): glibc leaves this to the kernel, so without it a waiter blocks forever.
+
+    struct robust_list_head { robust_list *list; long futex_offset; robust_list *list_op_pending; }; each entry's
+    `next` comes first, bit 0 of a pointer flags a PI futex. The owner is gone, so the only concurrent writers
+    are lockers setting FUTEX_WAITERS; the update is made under the futex table lock, and a locker that raced
+    sees a changed word (EAGAIN) and looks again."""
+    head = thread.robust_list
+    if not head:
+        return
+    mem, table = thread.mem, table_of(thread.proc)
+    try:
+        entry, offset, pending = struct.unpack("<QqQ", mem.read(head, 24))
+        seen = 0
+        while entry != head and seen < ROBUST_LIST_LIMIT:
+            next_entry = struct.unpack("<Q", mem.read(entry & ~1, 8))[0]
+            if entry != pending:
+                _owner_died(thread, table, (entry & ~1) + offset)
+            entry, seen = next_entry, seen + 1
+        if pending:
+            _owner_died(thread, table, (pending & ~1) + offset)
+    except GuestFault:
+        pass                      # a corrupt list ends the walk, as in Linux
+
+
+def _owner_died(thread, table: FutexTable, addr: int) -> None:
+    with table.lock:
+        value = _load(thread, addr)
+        if value & FUTEX_TID_MASK != thread.tid:
+            return
+        thread.mem.write(addr, struct.pack("<I", (value & FUTEX_WAITERS) | FUTEX_OWNER_DIED))
+    if value & FUTEX_WAITERS:
+        table.wake(addr, 1)
 
 
 def _wake_op(ctx, addr: int, count: int, addr2: int, count2: int, op: int) -> int:
