@@ -208,6 +208,8 @@ class Process:
         """exit(2) of one thread: the last one ends the process; others clear and wake their child-tid word."""
         with self.lock:
             others = [t for t in self.live_threads() if t is not thread]
+        from .syscalls.futex import exit_robust_list
+        exit_robust_list(thread)
         if not others:
             self.exit_group(status)
         elif thread.clear_child_tid:
