@@ -1,5 +1,6 @@
 """Guest threads (each a vCPU on its own host thread), differential against native runs: a mutex counter, an
-8-thread barrier, join through the child-tid futex word, exit_group from a non-main thread blocking none."""
+8-thread barrier, join through the child-tid futex word, exit_group from a non-main thread blocking none,
+robust mutexes whose owner died (glibc leaves them to the kernel's robust list walk)."""
 from __future__ import annotations
 
 import subprocess
@@ -14,6 +15,7 @@ EXPECTED = {
     "barrier": ("barrier phases 50 bad 0\n", 0),
     "join": ("joined 20 total 570\n", 0),
     "exit_group": ("thread calls exit\n", 7),
+    "robust": ("robust: lock after owner died: EOWNERDEAD\nrobust: waiter got the lock: 0\n", 0),
 }
 
 

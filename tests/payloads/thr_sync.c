@@ -1,5 +1,6 @@
 /* Thread tests: a mutex counter, a barrier, join through the child-tid word, exit_group from a non-main thread.
    `thr_sync.km counter|barrier|join|exit_group`; every output line is deterministic (compared with native). */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,46 @@ static int run_exit_group(void) {
         syscall(SYS_futex, &counter, 0 /* FUTEX_WAIT */, 0, NULL, NULL, 0);   /* main blocks in futex */
 }
 
+static pthread_mutex_t robust;
+
+static void *dies_holding_lock(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&robust);
+    return NULL;                  /* exits with the robust mutex held: the kernel marks it FUTEX_OWNER_DIED */
+}
+
+static void *waits_for_lock(void *arg) {
+    (void)arg;
+    return (void *)(long)pthread_mutex_lock(&robust);
+}
+
+static int run_robust(void) {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&robust, &attr);
+    pthread_t t;
+    pthread_create(&t, NULL, dies_holding_lock, NULL);
+    pthread_join(t, NULL);
+    int err = pthread_mutex_lock(&robust);
+    printf("robust: lock after owner died: %s\n", err == EOWNERDEAD ? "EOWNERDEAD" : strerror(err));
+    pthread_mutex_consistent(&robust);
+    pthread_mutex_unlock(&robust);
+    /* a waiter already blocked when the owner dies is woken */
+    void *result;
+    pthread_t owner, waiter;
+    pthread_create(&owner, NULL, dies_holding_lock, NULL);
+    pthread_join(owner, NULL);
+    pthread_mutex_lock(&robust);          /* EOWNERDEAD again: keep it, consistent, and let a waiter queue */
+    pthread_mutex_consistent(&robust);
+    pthread_create(&waiter, NULL, waits_for_lock, NULL);
+    usleep(30000);
+    pthread_mutex_unlock(&robust);
+    pthread_join(waiter, &result);
+    printf("robust: waiter got the lock: %s\n", (long)result == 0 ? "0" : strerror((int)(long)result));
+    return 0;
+}
+
 static void *returns_arg(void *arg) { return arg; }
 
 static int run_churn(void) {
@@ -149,6 +190,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "join")) return run_join();
     if (!strcmp(what, "exit_group")) return run_exit_group();
     if (!strcmp(what, "churn")) return run_churn();
+    if (!strcmp(what, "robust")) return run_robust();
     fprintf(stderr, "unknown test %s\n", what);
     return 2;
 }
