@@ -32,6 +32,56 @@ USER_SELECTORS = {"cs": 0x33, "ss": 0x2B, "ds": 0, "es": 0, "fs": 0, "gs": 0}
 _FP_NAMES = frozenset(r.name for r in REGISTERS if r.fxsave_offset is not None or r.xsave_offset is not None)
 
 
+class _LazyFpRegisters(dict):
+    """A register file whose x87/SSE/AVX part is read (KVM_GET_XSAVE, an ioctl) only when one is asked for:
+    a stop reply needs just rip/rsp/rbp."""
+
+    def __init__(self, general: dict[str, int], vcpu) -> None:
+        super().__init__(general)
+        self._vcpu = vcpu
+
+    def _load(self) -> None:
+        if self._vcpu is not None:
+            vcpu, self._vcpu = self._vcpu, None
+            self.update(xsave_to_registers(vcpu.get_xsave()))
+
+    def __missing__(self, name: str) -> int:
+        self._load()
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or (name in _FP_NAMES and self._vcpu is not None)
+
+    def get(self, name: str, default=None):
+        if not dict.__contains__(self, name) and name in _FP_NAMES:
+            self._load()
+        return dict.get(self, name, default)
+
+    def __iter__(self):
+        self._load()
+        return dict.__iter__(self)
+
+    def items(self):
+        self._load()
+        return dict.items(self)
+
+    def keys(self):
+        self._load()
+        return dict.keys(self)
+
+    def values(self):
+        self._load()
+        return dict.values(self)
+
+    def __len__(self) -> int:
+        self._load()
+        return dict.__len__(self)
+
+    def copy(self) -> dict[str, int]:
+        self._load()
+        return dict(self.items())
+
+
 class LiveTarget:
     def __init__(self, proc, *, stopped_at_entry: bool) -> None:
         self.proc = proc
@@ -68,6 +118,7 @@ class LiveTarget:
         """km -g: the first thread parks before its first instruction; gdb finds an ENTRY stop."""
         thread.pause_requested = True
         self.stopped = self.attached = True
+        self.proc.signals.of(thread).last_info = make_siginfo(SIGTRAP, 0x80)   # as a PTRACE_TRACEME exec stop
         self._post(StopEvent(thread.tid, StopReason.ENTRY, SIGTRAP))
 
     def _post(self, event: StopEvent) -> None:
@@ -150,8 +201,7 @@ class LiveTarget:
         sregs = thread.run.s.regs.sregs if thread.has_run else thread.vcpu.get_sregs()
         regs["fs_base"], regs["gs_base"] = sregs.fs.base, sregs.gs.base
         regs["orig_rax"] = (1 << 64) - 1
-        regs.update(xsave_to_registers(thread.vcpu.get_xsave()))
-        return regs
+        return _LazyFpRegisters(regs, thread.vcpu)
 
     def read_memory(self, addr: int, size: int) -> bytes:
         try:

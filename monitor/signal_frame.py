@@ -15,7 +15,6 @@ import struct
 from kdbg.arch.x86_64 import KVM_REGS
 
 from .errors import GuestFault
-from .syscalls.numbers import NUMBERS
 
 log = logging.getLogger("km.signal")
 SIGCONTEXT_REGS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx", "rdx", "rax",
@@ -33,7 +32,12 @@ TF, DF, RF, AC = 0x100, 0x400, 0x10000, 0x40000
 EINTR, ERESTART_CODES = 4, (512, 513, 514, 516)
 RESTARTABLE = True
 # Sleeps Linux ends with -ERESTART_RESTARTBLOCK / -ERESTARTNOHAND: EINTR whenever a handler runs, SA_RESTART or not.
-NEVER_RESTARTED = frozenset(NUMBERS[name] for name in ("nanosleep", "clock_nanosleep"))
+NEVER_RESTARTED = ("nanosleep", "clock_nanosleep")     # by name: numbers.py is imported late (import cycle)
+
+
+def _syscall_name(nr: int) -> str:
+    from .syscalls.numbers import NAMES
+    return NAMES.get(nr, "")
 
 
 def make_siginfo(signo: int, code: int = SI_USER, addr: int | None = None, pid: int = 0, uid: int = 0,
@@ -114,7 +118,7 @@ def _restart_or_interrupt(thread, action) -> None:
     thread.last_syscall = None
     regs = thread.regs
     if result == -EINTR and action.flags & SA_RESTART and getattr(thread, "restartable", True) \
-            and nr not in NEVER_RESTARTED:
+            and _syscall_name(nr) not in NEVER_RESTARTED:
         regs[KVM_REGS.index("rip")] -= 2
         regs[KVM_REGS.index("rax")] = nr
 

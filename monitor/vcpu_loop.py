@@ -20,6 +20,7 @@ import errno
 import logging
 import struct
 import threading
+import time
 
 from kdbg.arch.x86_64 import KVM_REGS
 
@@ -74,6 +75,8 @@ class VcpuThread:
 
     def kick(self) -> None:
         """Make KVM_RUN return now (or at once if entered later), and cut short a blocking host call or wait."""
+        if self.state == State.PAUSED and self.pause_requested:
+            return                      # parked and staying parked: a kick would only cost an empty KVM_RUN later
         self.run.immediate_exit = 1
         if self.thread is not None and self.thread.ident is not None and self.state != State.EXITED:
             try:
@@ -84,7 +87,22 @@ class VcpuThread:
             if waiter is not None:
                 (waiter.event if hasattr(waiter, "event") else waiter).set()
 
-    kick_for_signal = kick
+    def kick_for_signal(self) -> None:
+        """Kick for a guest signal, and keep kicking while the thread sits in a blocking host call with the
+        signal still pending: a kick that lands between the call's check for pending signals and its entry
+        into the kernel is otherwise lost until the call returns by itself."""
+        self.kick()
+        if self.state != State.IN_SYSCALL:
+            return
+
+        def rekick() -> None:
+            delay = 0.001
+            while (self.state == State.IN_SYSCALL and not self.proc.ended.is_set()
+                   and self.proc.pending_signals_for(self) and delay < 5.0):
+                time.sleep(delay)       # bounded back-off, only while a signal waits for a blocked thread
+                self.kick()
+                delay *= 2
+        threading.Thread(target=rekick, name=f"rekick-{self.tid}", daemon=True).start()
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def _main(self) -> None:
@@ -191,6 +209,7 @@ class VcpuThread:
             if self.exit_requested:
                 return False
             self.state = State.RUNNING
+            self.run.immediate_exit = 0     # a kick that found it parked is spent
             return True
 
     # ---- StopTheWorld member (kdbg.vcpu_control.Member) -----------------------------------------------------

@@ -6,6 +6,7 @@ Spec: https://sourceware.org/gdb/current/onlinedocs/gdb.html/Overview.html (pack
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 ESCAPE = 0x7D            # '}'
@@ -13,6 +14,7 @@ RLE_MARK = 0x2A          # '*'
 INTERRUPT_BYTE = 0x03    # ^C outside a packet
 # Bytes that may not appear raw in a packet body: '$', '#', '}', '*'.
 _MUST_ESCAPE = frozenset(b"$#}*")
+_MUST_ESCAPE_RE = re.compile(rb"[$#}*]")
 # An RLE count byte is (run - 1) + 29 and must be printable, never '$' or '#' (runs of 7 and 8 are split),
 # and at most 126 ('~'), so one mark repeats the previous byte at most 97 more times.
 _MAX_REPEAT = 126 - 29
@@ -28,13 +30,7 @@ def checksum(body: bytes) -> int:
 
 def escape(data: bytes) -> bytes:
     """Binary escape for X, vFile:pwrite, qXfer and vFile:pread payloads: '}' then the byte XOR 0x20."""
-    out = bytearray()
-    for byte in data:
-        if byte in _MUST_ESCAPE:
-            out += bytes((ESCAPE, byte ^ 0x20))
-        else:
-            out.append(byte)
-    return bytes(out)
+    return _MUST_ESCAPE_RE.sub(lambda m: bytes((ESCAPE, m.group()[0] ^ 0x20)), data)
 
 
 def unescape(data: bytes) -> bytes:
@@ -52,11 +48,47 @@ def unescape(data: bytes) -> bytes:
     return bytes(out)
 
 
+_SAME = re.compile(rb"\x00{3,}")     # in body XOR body-shifted-by-one: 3+ zeros = a byte repeated 3+ more times
+
+
 def encode_rle(body: bytes) -> bytes:
     """Run-length encode an (already escaped) body: 'x*N' repeats x (N - 29) more times.
 
     Runs are only worth it from 4 repeats on; a '}' is never the repeated byte because the byte after it is
-    an escaped value, and gdb expands runs before unescaping (remote.c read_frame)."""
+    an escaped value, and gdb expands runs before unescaping (remote.c read_frame). Bodies without escapes
+    (hex replies: m, g, p) find their runs at C speed: XOR the body with itself shifted by one byte and look
+    for zero bytes; the byte loop serves the others."""
+    n = len(body)
+    if n < 4:
+        return body
+    if ESCAPE in body:
+        return _encode_rle_bytewise(body)
+    sentinel = bytes((body[-1] ^ 0xFF,))
+    same = (int.from_bytes(body, "big") ^ int.from_bytes(body[1:] + sentinel, "big")).to_bytes(n, "big")
+    out = []
+    last = 0
+    for match in _SAME.finditer(same):
+        start, end = match.span()          # body[start] repeats end - start more times
+        byte = bytes((body[start],))
+        out.append(body[last:start + 1])
+        full, remaining = divmod(end - start, _MAX_REPEAT + 1)
+        out.append((bytes((RLE_MARK, _MAX_REPEAT + 29)) + byte) * full)   # 97 repeats + 1 literal each
+        while remaining > 0:
+            count = min(remaining, _MAX_REPEAT)
+            while count >= 3 and (count + 29) in _BAD_COUNTS:
+                count -= 1
+            if count >= 3:
+                out.append(bytes((RLE_MARK, count + 29)))
+                remaining -= count
+            if remaining > 0:
+                out.append(byte)
+                remaining -= 1
+        last = end + 1
+    out.append(body[last:])
+    return b"".join(out)
+
+
+def _encode_rle_bytewise(body: bytes) -> bytes:
     out = bytearray()
     i, n = 0, len(body)
     while i < n:
