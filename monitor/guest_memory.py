@@ -195,6 +195,20 @@ class GuestMemory:
                 self.on_remap(start, end)
             return vma
 
+    def map_shared_file(self, start: int, size: int, prot: int, fd: int, offset: int, path: str) -> Vma:
+        """mmap(MAP_SHARED) of a file open for writing: the VMA's backing is the host's shared mapping of it."""
+        with self.lock:
+            end = start + page_up(size)
+            gpa = self.phys.map_file(fd, offset, end - start)      # first: a failure leaves the old mapping
+            self.unmap(start, end - start)
+            vma = Vma(start, end, prot, gpa, path, offset, "")
+            if prot != abi.PROT_NONE:
+                self.tables.set_range(start, end - start, gpa, pte_flags(prot))
+            self._insert(vma)
+            if self.on_remap is not None:
+                self.on_remap(start, end)
+            return vma
+
     def map_foreign(self, start: int, size: int, prot: int, gpa: int, name: str) -> Vma:
         """A VMA over GPA km does not own (the host's vvar): mapped for the guest, invisible to km's reads."""
         with self.lock:

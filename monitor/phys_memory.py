@@ -20,6 +20,7 @@ HUGE = 0x200000
 CHUNK = 256 << 20
 MADV_HUGEPAGE = 14          # linux/mman.h
 PHYS_LIMIT = 1 << 46        # below every x86-64 CPU's physical-address width that KVM hosts have in practice
+FILE_BASE = PHYS_LIMIT // 2  # shared file mappings get GPA from here up; the allocator stays below
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Chunk:
     size: int
     host_addr: int
     view: memoryview
+    is_file: bool = False       # a host MAP_SHARED file mapping (map_file), not the allocator's memory
 
 
 class PhysicalMemory:
@@ -39,11 +41,12 @@ class PhysicalMemory:
         self.top = 0
         self.lock = threading.Lock()
         self.allocated = 0
+        self.file_top = FILE_BASE
         self.foreign: list[tuple[int, int, int]] = []
 
     def _grow(self, size: int) -> None:
         size = max(CHUNK, (size + HUGE - 1) // HUGE * HUGE)
-        if self.top + size > PHYS_LIMIT:
+        if self.top + size > FILE_BASE:
             raise MemoryError("guest physical memory exhausted")
         raw = libc.mmap(ffi.NULL, size + HUGE, abi.PROT_READ | abi.PROT_WRITE,
                         abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_NORESERVE, -1, 0)
@@ -59,11 +62,28 @@ class PhysicalMemory:
         ptr = ffi.cast("void *", host)
         libc.madvise(ptr, size, MADV_HUGEPAGE)
         self.vm.add_memory(self.top, size, host)
-        chunk = Chunk(self.top, size, host, memoryview(ffi.buffer(ptr, size)))
-        self.chunks.append(chunk)
-        self._starts.append(chunk.gpa)
+        self._add_chunk(Chunk(self.top, size, host, memoryview(ffi.buffer(ptr, size))))
         self._release(self.top, self.top + size)
         self.top += size
+
+    def _add_chunk(self, chunk: Chunk) -> None:
+        i = bisect.bisect(self._starts, chunk.gpa)
+        self.chunks.insert(i, chunk)
+        self._starts.insert(i, chunk.gpa)
+
+    def map_file(self, fd: int, offset: int, size: int) -> int:
+        """GPA of `size` bytes of a file shared with the host (MAP_SHARED: the guest's writes reach the file and
+        others' writes are seen): a host shared mapping registered as its own memslot. `fd` must be open O_RDWR."""
+        ptr = libc.mmap(ffi.NULL, size, abi.PROT_READ | abi.PROT_WRITE, abi.MAP_SHARED, fd, offset)
+        host = int(ffi.cast("uintptr_t", ptr))
+        if host == 2**64 - 1:
+            raise OSError(ffi.errno, "mmap of a shared file")
+        with self.lock:
+            gpa = self.file_top
+            self.file_top += (size + HUGE - 1) // HUGE * HUGE
+            self.vm.add_memory(gpa, size, host)
+            self._add_chunk(Chunk(gpa, size, host, memoryview(ffi.buffer(ptr, size)), is_file=True))
+        return gpa
 
     def add_foreign(self, host_addr: int, size: int) -> int:
         """Back a GPA range with existing host memory, read-only for the guest (the host's [vvar]); never
@@ -128,7 +148,11 @@ class PhysicalMemory:
         return gpa + size <= chunk.gpa + chunk.size
 
     def release(self, gpa: int, size: int) -> None:
-        """Give a range back: its contents are dropped (zero on reuse) and KVM forgets the frames."""
+        """Give a range back: its contents are dropped (zero on reuse) and KVM forgets the frames. A shared file
+        range is unmapped on the host (its GPA is not reused: the memslot stays, over nothing)."""
+        if self.chunk_of(gpa).is_file:
+            libc.munmap(ffi.cast("void *", self.host_addr(gpa)), size)
+            return
         libc.madvise(ffi.cast("void *", self.host_addr(gpa)), size, abi.MADV_DONTNEED)
         with self.lock:
             self._release(gpa, gpa + size)

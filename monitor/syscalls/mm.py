@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 
 from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_up
@@ -42,13 +43,18 @@ def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset
     prot &= PROT_READ | PROT_WRITE | PROT_EXEC
     mem = ctx.mem
     path = ""
+    shared_file = False
     if not flags & MAP_ANONYMOUS:
         host_fd = fd_arg(fd)
         try:
             path = os.readlink(f"/proc/self/fd/{host_fd}")
-            os.fstat(host_fd)
+            access = fcntl.fcntl(host_fd, fcntl.F_GETFL) & os.O_ACCMODE
         except OSError:
             return -errno.EBADF
+        if access == os.O_WRONLY or (flags & MAP_SHARED and prot & PROT_WRITE and access != os.O_RDWR):
+            return -errno.EACCES
+        # shared and writable: the host's own shared mapping (writes reach the file); else a private copy
+        shared_file = bool(flags & MAP_SHARED) and access == os.O_RDWR
     with mem.lock:
         if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
             if addr < MMAP_BOTTOM or addr + size > USER_TOP:
@@ -61,10 +67,21 @@ def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset
             if found is None:
                 return -errno.ENOMEM
             start = found
-        mem.map(start, size, prot, path=path, offset=offset if path else 0)
-        if path:
-            data = os.pread(fd_arg(fd), length, offset)
-            mem.write_debug(start, data)
+        if shared_file:
+            # the host mapping stops at the file's last page: past it Linux raises SIGBUS, and km's own access
+            # there (or KVM's) would fault in km; the guest gets zero pages instead
+            in_file = min(size, max(0, page_up(os.fstat(host_fd).st_size) - offset))
+            if in_file:
+                mem.map_shared_file(start, in_file, prot, host_fd, offset, path)
+            if in_file < size:
+                mem.map(start + in_file, size - in_file, prot)
+        elif path:
+            mem.map(start, size, prot or PROT_READ, path=path, offset=offset)     # backed even if PROT_NONE
+            mem.write_debug(start, os.pread(host_fd, length, offset))
+            if not prot:
+                mem.protect(start, size, prot)
+        else:
+            mem.map(start, size, prot)
         return start
 
 

@@ -23,3 +23,18 @@ def test_write_to_read_only_page_is_sigsegv(payload, tmp_path):
     line = result.stderr.decode().splitlines()[0]
     assert line.startswith("km: ") and "killed by SIGSEGV" in line, result.stderr
     assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("toolchain", ["musl", "glibc"])
+def test_file_mappings_match_native(payload, toolchain, tmp_path):
+    """Private copies, MAP_SHARED writes reaching the file (seen by read and on the host), access-mode errors."""
+    from .test_run import run_pair
+    native_dir, km_dir = tmp_path / "native", tmp_path / "km"
+    native_dir.mkdir()
+    km_dir.mkdir()
+    native, km = run_pair(payload("sys_mmfile.c", toolchain), cwds=(native_dir, km_dir))
+    assert (km.stdout, km.stderr, km.returncode) == (native.stdout, native.stderr, native.returncode)
+    assert b"read sees the shared write: [THROUGH-THE-MAP]" in km.stdout
+    on_host = (km_dir / "shared.dat").read_bytes()
+    assert on_host == (native_dir / "shared.dat").read_bytes()
+    assert on_host[4096 + 10:4096 + 25] == b"THROUGH-THE-MAP" and on_host[0:1] == b"a"
