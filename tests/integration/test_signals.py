@@ -31,6 +31,7 @@ SYNC_EXPECTED = {
     "ucontext": "rbx 0x1234 SIGUSR2 now blocked 1\n",
     "overflow": "overflow: signo 11 handled on alt stack 1\n",
     "thread_segv": "thread segv: handled on the faulting thread 1 addr 0x20\n",
+    "fpstate": "fpstate: handler saw 6.75, after return 42.5, rounding bits 0x6000\n",
 }
 BLOCK_EXPECTED = {
     "read": "handler on blocked thread 1, result -1 errno EINTR\n",
@@ -103,7 +104,8 @@ def test_alarm_interrupts_pause(payload, tmp_path):
 
 
 @pytest.mark.parametrize("test, signame, status", [("crash", "SIGSEGV", 139), ("abort", "SIGABRT", 134),
-                                                   ("sigkill", "SIGKILL", 137)])
+                                                   ("sigkill", "SIGKILL", 137), ("badstack", "SIGSEGV", 139),
+                                                   ("ignored_fault", "SIGSEGV", 139)])
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
 def test_fatal_signal_status_and_one_line(payload, tmp_path, toolchain, test, signame, status):
     exe = payload("sig_sync.c", toolchain)

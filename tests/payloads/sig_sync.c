@@ -362,6 +362,50 @@ static int test_thread_segv(void) {
     return 0;
 }
 
+static void edit_xmm2(int signo, siginfo_t *info, void *ucv) {
+    /* the handler sees the interrupted SSE state in the frame's fpstate, and edits to it are restored */
+    ucontext_t *uc = ucv;
+    double seen;
+    (void)signo, (void)info;
+    memcpy(&seen, &uc->uc_mcontext.fpregs->_xmm[2], sizeof seen);
+    handler_result = seen;
+    double replaced = 42.5;
+    memcpy(&uc->uc_mcontext.fpregs->_xmm[2], &replaced, sizeof replaced);
+    uc->uc_mcontext.fpregs->mxcsr |= 0x6000;        /* rounding: toward zero */
+}
+
+static int test_fpstate(void) {
+    install_info(SIGUSR1, edit_xmm2, 0);
+    double in = 6.75, out;
+    unsigned mxcsr;
+    __asm__ volatile("movsd %2, %%xmm2\n\t"
+                     "mov %3, %%edi\n\tmov %4, %%esi\n\tmov $62, %%eax\n\tsyscall\n\t"
+                     "movsd %%xmm2, %0\n\tstmxcsr %1"
+                     : "=m"(out), "=m"(mxcsr) : "m"(in), "r"(getpid()), "r"(SIGUSR1)
+                     : "rax", "rdi", "rsi", "rcx", "r11", "xmm2", "memory");
+    printf("fpstate: handler saw %g, after return %g, rounding bits %#x\n", handler_result, out, mxcsr & 0x6000);
+    return 0;
+}
+
+static int test_badstack(void) {
+    /* no room for the signal frame: the kernel kills with SIGSEGV */
+    install(SIGUSR1, count, 0);
+    printf("badstack: raising with rsp in an unmapped page\n");
+    fflush(stdout);
+    __asm__ volatile("mov %0, %%edi\n\tmov %1, %%esi\n\tmov $62, %%eax\n\tmov $0x1000, %%rsp\n\tsyscall\n\t"
+                     "ud2" :: "r"(getpid()), "r"(SIGUSR1) : "rax", "rdi", "rsi", "rcx", "r11", "memory");
+    return 0;
+}
+
+static int test_ignored_fault(void) {
+    /* SIG_IGN does not apply to a synchronous fault: it kills */
+    signal(SIGSEGV, SIG_IGN);
+    printf("ignored fault: faulting\n");
+    fflush(stdout);
+    *(volatile int *)8 = 1;
+    return 0;
+}
+
 static int test_crash(void) {
     printf("crash: about to fault\n");
     fflush(stdout);
@@ -376,7 +420,8 @@ int main(int argc, char **argv) {
         {"raise", test_raise}, {"segv", test_segv}, {"altstack", test_altstack}, {"fpe", test_fpe},
         {"ill", test_ill}, {"resethand", test_resethand}, {"nodefer", test_nodefer}, {"mask", test_mask},
         {"fpregs", test_fpregs}, {"coalesce", test_coalesce}, {"order", test_order}, {"ucontext", test_ucontext},
-        {"overflow", test_overflow}, {"thread_segv", test_thread_segv}, {"abort", test_abort}, {"sigkill", test_sigkill}, {"crash", test_crash},
+        {"overflow", test_overflow}, {"thread_segv", test_thread_segv}, {"abort", test_abort}, {"sigkill", test_sigkill},
+        {"fpstate", test_fpstate}, {"badstack", test_badstack}, {"ignored_fault", test_ignored_fault}, {"crash", test_crash},
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++)
         if (!strcmp(what, tests[i].name))
