@@ -136,8 +136,9 @@ def km_process():
         if p.poll() is None:
             p.kill()
         p.wait()
-        p.stdout.close()
-        p.stderr.close()
+        for pipe in (p.stdin, p.stdout, p.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
@@ -152,3 +153,14 @@ def test_sigint_to_km_runs_payload_handler(payload, tmp_path, km_process, toolch
     _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.decode() == f"km: {exe}: killed by SIGTERM\n"
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_sigint_to_km_ends_payload_blocked_on_stdin(payload, tmp_path, km_process, toolchain):
+    """Ctrl-C at a terminal: the payload sits in read(0) with no handler; it dies of SIGINT, km says nothing."""
+    proc = km_process(payload("sig_block.c", toolchain), "stdin", cwd=tmp_path, stdin=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    assert read_line(proc, deadline) == b"ready\n"
+    os.kill(proc.pid, signal.SIGINT)
+    proc.wait(timeout=max(1.0, deadline - time.monotonic()))      # stdin stays open: no EOF races the signal
+    assert (proc.returncode, proc.stdout.read(), proc.stderr.read()) == (128 + signal.SIGINT, b"", b"")

@@ -411,6 +411,16 @@ static int run_sigint(void) {
         pause();                              /* SIGTERM, not handled: killed */
 }
 
+static int run_stdin(void) {
+    /* Ctrl-C at a terminal: blocked reading stdin, no handler; the test sends SIGINT to km */
+    char buf[16];
+    printf("ready\n");
+    fflush(stdout);
+    long n = read(0, buf, sizeof buf);
+    printf("read returned %ld\n", n);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "read";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -429,6 +439,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "tgkill")) return run_tgkill();
     if (!strcmp(what, "sigint")) return run_sigint();
     if (!strcmp(what, "cancel")) return run_cancel();
+    if (!strcmp(what, "stdin")) return run_stdin();
     if (!strcmp(what, "pingpong")) return run_pingpong();
     if (!strcmp(what, "pingpong_read")) return run_pingpong_read();
     if (!strcmp(what, "sigwait_thread")) return run_sigwait_thread();
