@@ -5,7 +5,7 @@ import errno
 import fcntl
 import os
 
-from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_up
+from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down, page_up
 from ..kvm import abi
 from .args import fd_arg
 from .dispatch import s64, syscall
@@ -35,8 +35,10 @@ def sys_brk(ctx, addr: int) -> int:
 
 @syscall("mmap")
 def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
-    if length == 0 or addr % PAGE or offset % PAGE:
+    fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)
+    if length == 0 or offset % PAGE or (fixed and addr % PAGE) or not flags & (MAP_SHARED | MAP_PRIVATE):
         return -errno.EINVAL
+    addr = page_down(addr)               # a hint is only rounded (as Linux 6.x does); a fixed one must be aligned
     size = page_up(length)
     if size > USER_TOP:
         return -errno.ENOMEM
@@ -56,7 +58,7 @@ def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset
         # shared and writable: the host's own shared mapping (writes reach the file); else a private copy
         shared_file = bool(flags & MAP_SHARED) and access == os.O_RDWR
     with mem.lock:
-        if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+        if fixed:
             if addr < MMAP_BOTTOM or addr + size > USER_TOP:
                 return -errno.EPERM if addr < MMAP_BOTTOM else -errno.ENOMEM
             if flags & MAP_FIXED_NOREPLACE and not mem._is_free(addr, size):

@@ -46,6 +46,10 @@ static void mmap_checks(void) {
     memset(a, 1, 5 * PAGE);
     show("mmap len 0", raw_mmap(0, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS));
     show("mmap unaligned fixed", raw_mmap(a + 1, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED));
+    show("mmap neither shared nor private", raw_mmap(0, PAGE, PROT_READ, MAP_ANONYMOUS));
+    char *uh = (char *)raw_mmap((void *)0x210000123UL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS);
+    printf("unaligned hint rounded down: %d\n", uh == (char *)0x210000000UL);
+    syscall(SYS_munmap, uh, PAGE);
     char *f = (char *)raw_mmap(a + PAGE, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     printf("MAP_FIXED over a page: %d, replaced with zeros: %d, neighbours kept: %d %d\n", f == a + PAGE, f[0] == 0,
            a[0] == 1, a[2 * PAGE] == 1);
