@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 from ..errors import GuestFault
 from ..kvm.abi import ffi
@@ -23,6 +24,15 @@ def fd_arg(value: int, allow_at_fdcwd: bool = False) -> int:
     if fd >= KM_FD_BASE or (fd < 0 and not (allow_at_fdcwd and fd == AT_FDCWD)):
         raise BadFd()
     return fd
+
+
+def new_fd(result: int) -> int:
+    """A descriptor the host just made for the payload: one in km's range (the payload has used up the
+    KM_FD_BASE it is told is its RLIMIT_NOFILE) is closed and answered EMFILE, as Linux would."""
+    if result >= KM_FD_BASE:
+        os.close(result)
+        return -errno.EMFILE
+    return result
 
 
 def buf_in(ctx, gva: int, size: int) -> int:

@@ -6,7 +6,10 @@ import os
 import signal
 import struct
 
-from .args import AT_FDCWD, addr_of, buf_in, buf_out, fd_arg, path_arg
+from ..errors import GuestFault
+from ..kvm.abi import ffi
+from ..kvm.vm import KM_FD_BASE
+from .args import AT_FDCWD, addr_of, buf_in, buf_out, fd_arg, new_fd, path_arg
 from .dispatch import s32, syscall
 from .host import host_syscall
 from .numbers import NUMBERS as NR
@@ -97,7 +100,7 @@ def sys_pwritev(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, fla
 @syscall("openat")
 def sys_openat(ctx, dirfd: int, path: int, flags: int, mode: int) -> int:
     p = path_arg(ctx, path)
-    return host_syscall(NR["openat"], fd_arg(dirfd, True), addr_of(p), flags, mode)
+    return new_fd(host_syscall(NR["openat"], fd_arg(dirfd, True), addr_of(p), flags, mode))
 
 
 @syscall("open")
@@ -258,11 +261,11 @@ def sys_fcntl(ctx, fd: int, cmd: int, arg: int) -> int:
     F_DUPFD, F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 0, 5, 6, 7, 1030
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, 36, 37, 38):   # struct flock / OFD locks
         return host_syscall(NR["fcntl"], fd_arg(fd), cmd, buf_out(ctx, arg, 32))
-    result = host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg)
-    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC) and result >= 1000:
-        host_syscall(NR["close"], result)
-        return -errno.EMFILE
-    return result
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        if arg >= KM_FD_BASE:               # past the payload's RLIMIT_NOFILE
+            return -errno.EINVAL
+        return new_fd(host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg))
+    return host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg)
 
 
 TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD, TIOCGPGRP, FIONBIO, FIOCLEX = \
@@ -292,7 +295,21 @@ def sys_sendfile(ctx, out_fd: int, in_fd: int, offset: int, count: int) -> int:
 
 @syscall("pipe2")
 def sys_pipe2(ctx, fds: int, flags: int) -> int:
-    return host_syscall(NR["pipe2"], buf_out(ctx, fds, 8), flags)
+    pair = ffi.new("int[2]")
+    result = host_syscall(NR["pipe2"], addr_of(pair), flags)
+    if result < 0:
+        return result
+    if max(pair[0], pair[1]) >= KM_FD_BASE:
+        os.close(pair[0])
+        os.close(pair[1])
+        return -errno.EMFILE
+    try:
+        ctx.mem.write(fds, struct.pack("<ii", pair[0], pair[1]))
+    except GuestFault:                      # Linux checks the pointer by writing it too, then closes the pair
+        os.close(pair[0])
+        os.close(pair[1])
+        raise
+    return 0
 
 
 @syscall("pipe")

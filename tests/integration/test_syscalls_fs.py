@@ -59,3 +59,15 @@ def test_write_to_broken_pipe(payload, mode, status):
     native, km = differential(payload("sys_fs.c", "musl"), mode)
     assert km.returncode == status, km.stderr
     assert km.stdout.startswith(b"writing to a pipe without reader\n")
+
+
+def test_descriptor_limit(payload):
+    """The payload's descriptors stop below km's own (EMFILE at the RLIMIT_NOFILE km reports), all usable; as
+    natively under `ulimit -n 1000` (not compared line by line: which low descriptors are taken differs)."""
+    from harness.km import run_km
+    km = run_km(payload("sys_fs.c", "musl"), "fdlimit")
+    assert km.returncode == 0, km.stderr
+    assert km.stdout.decode().splitlines() == [
+        "open stopped with EMFILE after 900+ descriptors", "last below the limit 1, unusable 0",
+        "pipe2 at the limit -1 EMFILE", "dup at the limit -1 EMFILE", "F_DUPFD at the limit -1 EINVAL",
+        "pipe2 after closing 0"]

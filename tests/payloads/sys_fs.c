@@ -12,6 +12,7 @@
 #include <termios.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -202,8 +203,34 @@ static int broken_pipe(int ignore) {
     return 0;
 }
 
+/* open until the descriptor limit: EMFILE at RLIMIT_NOFILE, every descriptor handed out usable */
+static int fd_limit(void) {
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    int n = 0, last = -1, unusable = 0, p[2];
+    long r;
+    while ((r = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY)) >= 0) {
+        struct stat st;
+        n++;
+        last = (int)r;
+        unusable += syscall(SYS_fstat, last, &st) != 0;
+    }
+    printf("open stopped with %s after %s descriptors\n", errno == EMFILE ? "EMFILE" : "?", n > 900 ? "900+" : "few");
+    printf("last below the limit %d, unusable %d\n", last < (long)rl.rlim_cur, unusable);
+    r = syscall(SYS_pipe2, p, 0);
+    printf("pipe2 at the limit %ld %s\n", r, r < 0 && errno == EMFILE ? "EMFILE" : "?");
+    r = syscall(SYS_dup, 0);
+    printf("dup at the limit %ld %s\n", r, r < 0 && errno == EMFILE ? "EMFILE" : "?");
+    r = syscall(SYS_fcntl, 0, F_DUPFD, (long)rl.rlim_cur);
+    printf("F_DUPFD at the limit %ld %s\n", r, r < 0 && errno == EINVAL ? "EINVAL" : "?");
+    for (int fd = 3; fd <= last; fd++) syscall(SYS_close, fd);
+    printf("pipe2 after closing %ld\n", syscall(SYS_pipe2, p, 0));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc > 1 && !strcmp(argv[1], "fdlimit")) return fd_limit();
     if (argc > 1 && !strcmp(argv[1], "sigpipe")) return broken_pipe(0);
     if (argc > 1 && !strcmp(argv[1], "epipe")) return broken_pipe(1);
     (void)argc;
