@@ -3,6 +3,7 @@ rt_sigtimedwait, pause/rt_sigsuspend, alarm/setitimer (kernel/signal.c semantics
 from __future__ import annotations
 
 import errno
+import os
 import struct
 import threading
 import time
@@ -105,11 +106,15 @@ def send_signal(proc, signo: int, info: bytes, target=None) -> None:
 
 @syscall("kill")
 def sys_kill(ctx, pid: int, signo: int) -> int:
+    """Another pid is a host process (a forked payload is a km of its own, which forwards the signal to its
+    guest): the host kernel delivers it. 0 and -1 stay within this payload: the process group and "every
+    process" would reach km's own parent and siblings on the host."""
     pid = s32(pid)
-    if pid not in (0, -1, ctx.proc.pid):
-        return -errno.ESRCH if pid > 0 else -errno.EPERM
     if not 0 <= signo <= NSIG:
         return -errno.EINVAL
+    if pid not in (0, -1, ctx.proc.pid):
+        os.kill(pid, signo)
+        return 0
     if signo:
         send_signal(ctx.proc, signo, make_siginfo(signo, SI_USER, pid=ctx.proc.pid))
     return 0
@@ -122,7 +127,10 @@ def _thread(ctx, tid: int):
 @syscall("tgkill")
 def sys_tgkill(ctx, tgid: int, tid: int, signo: int) -> int:
     if s32(tgid) != ctx.proc.pid:
-        return -errno.ESRCH
+        if s32(tgid) <= 0 or s32(tid) != s32(tgid) or not 0 <= signo <= NSIG:
+            return -errno.EINVAL if s32(tgid) <= 0 or s32(tid) <= 0 else -errno.ESRCH
+        os.kill(s32(tgid), signo)         # another km: its main thread, the only tid known outside it
+        return 0
     return sys_tkill(ctx, tid, signo)
 
 
