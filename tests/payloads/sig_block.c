@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -421,6 +422,33 @@ static int run_stdin(void) {
     return 0;
 }
 
+static int run_fork_kill(void) {
+    /* kill(2) to a forked child (a process of its own): its handler runs, then SIGTERM ends it for waitpid */
+    install(SIGUSR1, 0);
+    pipe(pipefd);
+    pid_t child = fork();
+    if (child == 0) {
+        write(pipefd[1], "r", 1);
+        while (!handled)
+            pause();
+        printf("child: handled SIGUSR1\n");
+        for (;;)
+            pause();
+    }
+    char byte;
+    read(pipefd[0], &byte, 1);
+    printf("parent: kill SIGUSR1 -> %d\n", kill(child, SIGUSR1));
+    usleep(200000);
+    printf("parent: kill SIGTERM -> %d\n", kill(child, SIGTERM));
+    int status;
+    waitpid(child, &status, 0);
+    printf("parent: child killed by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+    errno = 0;
+    int r = kill(child, 0);
+    printf("parent: kill of a reaped child -> %d %s\n", r, errno == ESRCH ? "ESRCH" : "?");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "read";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -439,6 +467,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "tgkill")) return run_tgkill();
     if (!strcmp(what, "sigint")) return run_sigint();
     if (!strcmp(what, "cancel")) return run_cancel();
+    if (!strcmp(what, "fork_kill")) return run_fork_kill();
     if (!strcmp(what, "stdin")) return run_stdin();
     if (!strcmp(what, "pingpong")) return run_pingpong();
     if (!strcmp(what, "pingpong_read")) return run_pingpong_read();
