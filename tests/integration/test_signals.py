@@ -54,7 +54,7 @@ BLOCK_EXPECTED = {
     "cancel": "cancel read: canceled 1\ncancel nanosleep: canceled 1\ncancel cond: canceled 1\n",
     "pingpong": "pingpong: 300 signals sent, 300 handled\n",
     "pingpong_read": "pingpong read: 300 handled, 0 late by more than 1 s\n",
-    "fork_kill": "child: handled SIGUSR1\nparent: kill SIGTERM -> 0\nparent: child killed by signal 15\n",
+    "fork_kill": "child handled SIGUSR1 1\nparent: kill SIGTERM -> 0\nparent: child killed by signal 15\n",
 }
 
 

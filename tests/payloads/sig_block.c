@@ -431,14 +431,15 @@ static int run_fork_kill(void) {
         write(pipefd[1], "r", 1);
         while (!handled)
             pause();
-        printf("child: handled SIGUSR1\n");
+        write(pipefd[1], "h", 1);
         for (;;)
             pause();
     }
     char byte;
     read(pipefd[0], &byte, 1);
     printf("parent: kill SIGUSR1 -> %d\n", kill(child, SIGUSR1));
-    usleep(200000);
+    read(pipefd[0], &byte, 1);
+    printf("parent: child handled SIGUSR1 %d\n", byte == 'h');
     printf("parent: kill SIGTERM -> %d\n", kill(child, SIGTERM));
     int status;
     waitpid(child, &status, 0);
