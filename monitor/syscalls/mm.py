@@ -44,47 +44,65 @@ def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset
         return -errno.ENOMEM
     prot &= PROT_READ | PROT_WRITE | PROT_EXEC
     mem = ctx.mem
-    path = ""
-    shared_file = False
     if not flags & MAP_ANONYMOUS:
         host_fd = fd_arg(fd)
-        try:
-            path = os.readlink(f"/proc/self/fd/{host_fd}")
-            access = fcntl.fcntl(host_fd, fcntl.F_GETFL) & os.O_ACCMODE
-        except OSError:
-            return -errno.EBADF
-        if access == os.O_WRONLY or (flags & MAP_SHARED and prot & PROT_WRITE and access != os.O_RDWR):
-            return -errno.EACCES
-        # shared and writable: the host's own shared mapping (writes reach the file); else a private copy
-        shared_file = bool(flags & MAP_SHARED) and access == os.O_RDWR
+        access = _file_access(host_fd, flags, prot)
+        if access < 0:
+            return access
     with mem.lock:
-        if fixed:
-            if addr < MMAP_BOTTOM or addr + size > USER_TOP:
-                return -errno.EPERM if addr < MMAP_BOTTOM else -errno.ENOMEM
-            if flags & MAP_FIXED_NOREPLACE and not mem._is_free(addr, size):
-                return -errno.EEXIST
-            start = addr
-        else:
-            found = mem.find_free(size, addr)
-            if found is None:
-                return -errno.ENOMEM
-            start = found
-        if shared_file:
-            # the host mapping stops at the file's last page: past it Linux raises SIGBUS, and km's own access
-            # there (or KVM's) would fault in km; the guest gets zero pages instead
-            in_file = min(size, max(0, page_up(os.fstat(host_fd).st_size) - offset))
-            if in_file:
-                mem.map_shared_file(start, in_file, prot, host_fd, offset, path)
-            if in_file < size:
-                mem.map(start + in_file, size - in_file, prot)
-        elif path:
-            mem.map(start, size, prot or PROT_READ, path=path, offset=offset)     # backed even if PROT_NONE
+        start = _place(mem, addr, size, flags)
+        if start < 0:
+            return start
+        if flags & MAP_ANONYMOUS:
+            mem.map(start, size, prot)
+        elif flags & MAP_SHARED and access == os.O_RDWR:
+            _map_shared_file(mem, start, size, prot, host_fd, offset)
+        else:                            # a private copy (also of a file shared read-only: no writes to share)
+            mem.map(start, size, prot or PROT_READ, path=_fd_path(host_fd), offset=offset)   # backed even if NONE
             mem.write_debug(start, os.pread(host_fd, length, offset))
             if not prot:
                 mem.protect(start, size, prot)
-        else:
-            mem.map(start, size, prot)
         return start
+
+
+def _file_access(host_fd: int, flags: int, prot: int) -> int:
+    """The fd's O_ACCMODE, or -errno when mmap(2) refuses it."""
+    try:
+        access = fcntl.fcntl(host_fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        return -errno.EBADF
+    if access == os.O_WRONLY or (flags & MAP_SHARED and prot & PROT_WRITE and access != os.O_RDWR):
+        return -errno.EACCES
+    return access
+
+
+def _fd_path(host_fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{host_fd}")
+    except OSError:
+        return ""
+
+
+def _place(mem, addr: int, size: int, flags: int) -> int:
+    """Where the mapping goes: the fixed address, else at the hint if free, else the highest gap; or -errno."""
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+        if addr < MMAP_BOTTOM or addr + size > USER_TOP:
+            return -errno.EPERM if addr < MMAP_BOTTOM else -errno.ENOMEM
+        if flags & MAP_FIXED_NOREPLACE and not mem._is_free(addr, size):
+            return -errno.EEXIST
+        return addr
+    found = mem.find_free(size, addr)
+    return -errno.ENOMEM if found is None else found
+
+
+def _map_shared_file(mem, start: int, size: int, prot: int, host_fd: int, offset: int) -> None:
+    """The host's own shared mapping (the payload's writes reach the file), up to the file's last page: past it
+    Linux raises SIGBUS, and km's own access there (or KVM's) would fault km; the guest gets zero pages instead."""
+    in_file = min(size, max(0, page_up(os.fstat(host_fd).st_size) - offset))
+    if in_file:
+        mem.map_shared_file(start, in_file, prot, host_fd, offset, _fd_path(host_fd))
+    if in_file < size:
+        mem.map(start + in_file, size - in_file, prot)
 
 
 @syscall("munmap")
