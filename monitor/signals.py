@@ -163,7 +163,10 @@ class SignalState:
         """A synchronous fault: Linux forces it (unblocks it, resets SIG_IGN to SIG_DFL)."""
         from .signal_frame import fault_siginfo
         is_mapped = vector == 14 and self.proc.mem.find(addr) is not None
-        info = fault_siginfo(signo, vector, error_code, addr, is_mapped)
+        self.force(thread, signo, fault_siginfo(signo, vector, error_code, addr, is_mapped))
+
+    def force(self, thread, signo: int, info: bytes) -> None:
+        """force_sig_info: the signal goes first, unblocked, with SIG_IGN reset to SIG_DFL."""
         self.of(thread).last_info = info
         own = self.of(thread)
         bit = 1 << (signo - 1)

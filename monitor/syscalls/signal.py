@@ -8,12 +8,13 @@ import struct
 import threading
 import time
 
-from ..signal_frame import SI_TKILL, SI_USER, make_siginfo, sigreturn
+from ..errors import GuestFault
+from ..signal_frame import SI_KERNEL, SI_TKILL, SI_USER, make_siginfo, sigreturn
 from ..signals import NSIG, PendingSignal, SigAction, next_index
 from .dispatch import s32, syscall
 
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
-SIGKILL, SIGSTOP, SIGALRM, SIGRTMIN = 9, 19, 14, 32
+SIGKILL, SIGSTOP, SIGALRM, SIGSEGV, SIGRTMIN = 9, 19, 14, 11, 32
 UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 SS_ONSTACK, SS_DISABLE = 1, 2
 MINSIGSTKSZ = 2048
@@ -84,7 +85,11 @@ def sys_sigaltstack(ctx, new: int, old: int) -> int:
 
 @syscall("rt_sigreturn")
 def sys_rt_sigreturn(ctx) -> None:
-    sigreturn(ctx.proc.signals, ctx)
+    """A frame km cannot read is a SIGSEGV for the thread, as Linux's signal_fault + force_sig."""
+    try:
+        sigreturn(ctx.proc.signals, ctx)
+    except GuestFault:
+        ctx.proc.signals.force(ctx, SIGSEGV, make_siginfo(SIGSEGV, SI_KERNEL, 0))
     return None
 
 
