@@ -106,7 +106,8 @@ def test_alarm_interrupts_pause(payload, tmp_path):
 
 @pytest.mark.parametrize("test, signame, status", [("crash", "SIGSEGV", 139), ("abort", "SIGABRT", 134),
                                                    ("sigkill", "SIGKILL", 137), ("badstack", "SIGSEGV", 139),
-                                                   ("ignored_fault", "SIGSEGV", 139)])
+                                                   ("ignored_fault", "SIGSEGV", 139),
+                                                   ("badreturn", "SIGSEGV", 139), ("badfpstate", "SIGSEGV", 139)])
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
 def test_fatal_signal_status_and_one_line(payload, tmp_path, toolchain, test, signame, status):
     exe = payload("sig_sync.c", toolchain)

@@ -397,6 +397,32 @@ static int test_badstack(void) {
     return 0;
 }
 
+static int test_badreturn(void) {
+    /* rt_sigreturn with no frame under rsp: the kernel kills with SIGSEGV */
+    printf("badreturn: rt_sigreturn with rsp in an unmapped page\n");
+    fflush(stdout);
+    __asm__ volatile("mov $0x1000, %%rsp\n\tmov $15, %%eax\n\tsyscall\n\tud2" ::: "rax", "rcx", "r11", "memory");
+    return 0;
+}
+
+static void corrupt_xsave(int signo, siginfo_t *info, void *ucv) {
+    /* reserved bits in the XSAVE header of the frame's fpstate: sigreturn cannot restore it */
+    ucontext_t *uc = ucv;
+    (void)signo, (void)info;
+    unsigned char *xsave = (unsigned char *)uc->uc_mcontext.fpregs;
+    xsave[512 + 8 + 7] = 0xff;                  /* xcomp_bv: compacted format bit + garbage */
+    xsave[512 + 7] = 0x80;
+}
+
+static int test_badfpstate(void) {
+    install_info(SIGUSR1, corrupt_xsave, 0);
+    printf("badfpstate: raising\n");
+    fflush(stdout);
+    raise(SIGUSR1);
+    printf("badfpstate: survived\n");
+    return 0;
+}
+
 static int test_ignored_fault(void) {
     /* SIG_IGN does not apply to a synchronous fault: it kills */
     signal(SIGSEGV, SIG_IGN);
@@ -421,7 +447,8 @@ int main(int argc, char **argv) {
         {"ill", test_ill}, {"resethand", test_resethand}, {"nodefer", test_nodefer}, {"mask", test_mask},
         {"fpregs", test_fpregs}, {"coalesce", test_coalesce}, {"order", test_order}, {"ucontext", test_ucontext},
         {"overflow", test_overflow}, {"thread_segv", test_thread_segv}, {"abort", test_abort}, {"sigkill", test_sigkill},
-        {"fpstate", test_fpstate}, {"badstack", test_badstack}, {"ignored_fault", test_ignored_fault}, {"crash", test_crash},
+        {"fpstate", test_fpstate}, {"badstack", test_badstack}, {"ignored_fault", test_ignored_fault},
+        {"badreturn", test_badreturn}, {"badfpstate", test_badfpstate}, {"crash", test_crash},
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++)
         if (!strcmp(what, tests[i].name))
