@@ -54,6 +54,10 @@ BLOCK_EXPECTED = {
     "cancel": "cancel read: canceled 1\ncancel nanosleep: canceled 1\ncancel cond: canceled 1\n",
     "pingpong": "pingpong: 300 signals sent, 300 handled\n",
     "pingpong_read": "pingpong read: 300 handled, 0 late by more than 1 s\n",
+    "posix_timer": "posix timer: 3 expiries as SI_TIMER with the value 1, interval 20000000 ns, armed 1\n"
+                   "posix timer: disarmed, old interval 20000000 ns; delete 0; delete again fails 1\n"
+                   "posix timer: SIGEV_THREAD_ID handler on that thread 1\n"
+                   "posix timer: SIGEV_THREAD function got 5 on another thread 1\n",
     "fork_kill": "child handled SIGUSR1 1\nparent: kill SIGTERM -> 0\nparent: child killed by signal 15\n",
 }
 

@@ -450,6 +450,91 @@ static int run_fork_kill(void) {
     return 0;
 }
 
+static volatile int notified;
+static volatile pid_t notify_tid;
+
+static void timer_thread_fn(union sigval value) {
+    notify_tid = syscall(SYS_gettid);
+    __atomic_fetch_add(&notified, value.sival_int, __ATOMIC_SEQ_CST);
+}
+
+static int run_posix_timer(void) {
+    /* timer_create: a periodic SIGEV_SIGNAL timer read with sigwaitinfo, SIGEV_THREAD_ID aimed at one thread,
+       and the C library's SIGEV_THREAD (a notification function on a thread of its own) */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGRTMIN;
+    ev.sigev_value.sival_int = 77;
+    timer_t timer;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &timer)) {
+        perror("timer_create");
+        return 1;
+    }
+    struct itimerspec spec = {{0, 20000000}, {0, 20000000}}, cur;
+    timer_settime(timer, 0, &spec, NULL);
+    int good = 0;
+    for (int i = 0; i < 3; i++) {
+        siginfo_t info;
+        int got = sigwaitinfo(&set, &info);
+        good += got == SIGRTMIN && info.si_code == SI_TIMER && info.si_value.sival_int == 77;
+    }
+    timer_gettime(timer, &cur);
+    printf("posix timer: 3 expiries as SI_TIMER with the value %d, interval %ld ns, armed %d\n", good == 3,
+           cur.it_interval.tv_nsec, cur.it_value.tv_sec || cur.it_value.tv_nsec);
+    struct itimerspec off = {{0, 0}, {0, 0}}, old;
+    timer_settime(timer, 0, &off, &old);
+    int first = timer_delete(timer);
+    int again = timer_delete(timer);
+    printf("posix timer: disarmed, old interval %ld ns; delete %d; delete again fails %d\n",
+           old.it_interval.tv_nsec, first, again != 0);
+    /* SIGEV_THREAD_ID: the signal goes to that thread */
+    install(SIGUSR2, 0);
+    struct blocked b = {.call = "pause"};
+    pthread_t t;
+    started = 0;
+    pthread_create(&t, NULL, blocker, &b);
+    wait_for(&started);
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = SIGUSR2;
+#ifdef sigev_notify_thread_id
+    ev.sigev_notify_thread_id = b.tid;
+#else
+    ev._sigev_un._tid = b.tid;
+#endif
+    timer_create(CLOCK_REALTIME, &ev, &timer);
+    struct timespec now_ts;
+    clock_gettime(CLOCK_REALTIME, &now_ts);
+    now_ts.tv_nsec += 20000000;
+    if (now_ts.tv_nsec >= 1000000000) {
+        now_ts.tv_sec++;
+        now_ts.tv_nsec -= 1000000000;
+    }
+    struct itimerspec abs = {{0, 0}, now_ts};
+    timer_settime(timer, TIMER_ABSTIME, &abs, NULL);
+    pthread_join(t, NULL);
+    printf("posix timer: SIGEV_THREAD_ID handler on that thread %d\n", handler_tid == b.tid);
+    timer_delete(timer);
+    /* SIGEV_THREAD */
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD;
+    ev.sigev_notify_function = timer_thread_fn;
+    ev.sigev_value.sival_int = 5;
+    timer_create(CLOCK_MONOTONIC, &ev, &timer);
+    struct itimerspec once = {{0, 0}, {0, 10000000}};
+    timer_settime(timer, 0, &once, NULL);
+    while (!__atomic_load_n(&notified, __ATOMIC_SEQ_CST))
+        usleep(1000);
+    printf("posix timer: SIGEV_THREAD function got %d on another thread %d\n", notified,
+           notify_tid != syscall(SYS_gettid));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "read";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -468,6 +553,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "tgkill")) return run_tgkill();
     if (!strcmp(what, "sigint")) return run_sigint();
     if (!strcmp(what, "cancel")) return run_cancel();
+    if (!strcmp(what, "posix_timer")) return run_posix_timer();
     if (!strcmp(what, "fork_kill")) return run_fork_kill();
     if (!strcmp(what, "stdin")) return run_stdin();
     if (!strcmp(what, "pingpong")) return run_pingpong();
