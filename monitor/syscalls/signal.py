@@ -262,13 +262,58 @@ def sys_rt_sigtimedwait(ctx, setp: int, info: int, timeout: int, size: int) -> i
 class _Timer:
     """One armed clock: ITIMER_REAL/alarm, or a POSIX timer (timer_create)."""
 
-    def __init__(self, fire, clock_id: int = 1) -> None:
+    def __init__(self, fire, clock_id: int = 1, cpu_clock: int | None = None) -> None:
         self.fire, self.deadline, self.interval = fire, 0.0, 0.0    # deadline: time.monotonic(); 0 disarmed
         self.clock_id = clock_id                                      # for TIMER_ABSTIME
+        self.cpu_clock, self.cpu_deadline = cpu_clock, 0.0            # a host CPU-time clock, when it runs on one
         self.overrun = self.last_overrun = 0
 
     def remaining(self) -> float:
-        return max(0.0, self.deadline - time.monotonic()) if self.deadline else 0.0
+        if not self.deadline:
+            return 0.0
+        if self.cpu_clock is not None:
+            return max(0.0, self.cpu_deadline - self._cpu_now())
+        return max(0.0, self.deadline - time.monotonic())
+
+    def _cpu_now(self) -> float:
+        try:
+            return time.clock_gettime(self.cpu_clock)
+        except OSError:               # its thread is gone: the clock stands still
+            return self.cpu_deadline - 1.0
+
+    def arm(self, value: float, interval: float) -> None:
+        self.interval = interval
+        if value <= 0:
+            self.deadline = 0.0
+        elif self.cpu_clock is None:
+            self.deadline = time.monotonic() + value
+        else:
+            self.cpu_deadline = self._cpu_now() + value
+            self.deadline = time.monotonic() + min(value, CPU_POLL_S)
+
+    def expire(self, now: float) -> bool:
+        """At a wall deadline: rearm or disarm; False when a CPU clock has not reached its deadline yet (then
+        looked at again when it could at the earliest, polling at most every CPU_POLL_S for a process clock)."""
+        if self.cpu_clock is not None:
+            left = self.cpu_deadline - self._cpu_now()
+            if left > 0:
+                self.deadline = now + min(left, CPU_POLL_S)
+                return False
+            if self.interval:
+                missed = int(-left // self.interval)
+                self.overrun += missed
+                self.cpu_deadline += (missed + 1) * self.interval
+                self.deadline = now + min(self.interval, CPU_POLL_S)
+            else:
+                self.deadline = 0.0
+            return True
+        if self.interval:
+            missed = int((now - self.deadline) // self.interval)
+            self.overrun += missed
+            self.deadline += (missed + 1) * self.interval
+        else:
+            self.deadline = 0.0
+        return True
 
 
 class _Clock:
@@ -285,8 +330,7 @@ class _Clock:
         with self.cond:
             timer = self.timers[key]
             old = (timer.remaining(), timer.interval)
-            timer.deadline = time.monotonic() + value if value > 0 else 0.0
-            timer.interval = interval
+            timer.arm(value, interval)
             self.cond.notify()
         return old
 
@@ -300,13 +344,8 @@ class _Clock:
                     self.cond.wait(min(t.deadline for t in armed) - now if armed else None)
                     continue
                 for timer in due:
-                    if timer.interval:
-                        missed = int((now - timer.deadline) // timer.interval)
-                        timer.overrun += missed
-                        timer.deadline += (missed + 1) * timer.interval
-                    else:
-                        timer.deadline = 0.0
-                    timer.fire(timer)
+                    if timer.expire(now):
+                        timer.fire(timer)
 
 
 def _clock(proc) -> _Clock:
@@ -358,8 +397,32 @@ CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_TAI = 0, 1, 7, 11
 WALL_CLOCKS = {CLOCK_REALTIME: time.CLOCK_REALTIME, CLOCK_MONOTONIC: time.CLOCK_MONOTONIC,
                CLOCK_BOOTTIME: time.CLOCK_BOOTTIME, CLOCK_TAI: time.CLOCK_TAI, 8: time.CLOCK_REALTIME,
                9: time.CLOCK_BOOTTIME}
-# CPU-time clocks (process/thread, and the negative per-pid/tid ids Go builds) run on wall time here: km does not
-# account the guest's CPU time per thread, and a profiler's SIGPROF then comes at least as often as natively.
+CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 2, 3
+CPU_POLL_S = 0.01
+
+
+def _cpu_clock(ctx, clock_id: int) -> int | None:
+    """The host clock measuring a guest CPU-time clock: a guest thread's is its vCPU thread's (guest time in
+    KVM_RUN plus km serving its calls), the process's is km's. Negative ids are Linux's per-pid/tid encoding
+    (~id << 3 | per-thread 4 | CPUCLOCK_PROF 0 / VIRT 1 / SCHED 2), as Go's profiler builds them. None: invalid."""
+    if clock_id == CLOCK_PROCESS_CPUTIME_ID:
+        return time.CLOCK_PROCESS_CPUTIME_ID
+    if clock_id == CLOCK_THREAD_CPUTIME_ID:
+        return _thread_cpu_clock(ctx)
+    if clock_id >= 0 or clock_id & 3 == 3:
+        return None
+    who = ~(clock_id >> 3)
+    if clock_id & 4:
+        return _thread_cpu_clock(ctx.proc.threads.get(who) if who else ctx)
+    return time.CLOCK_PROCESS_CPUTIME_ID if who in (0, ctx.proc.pid) else None
+
+
+def _thread_cpu_clock(thread) -> int | None:
+    host = getattr(thread, "thread", None)
+    try:
+        return time.pthread_getcpuclockid(host.ident) if host is not None and host.ident else None
+    except OSError:
+        return None
 
 
 def _fire_posix(proc, timer_id: int, signo: int, value: int, target_tid: int | None):
@@ -382,8 +445,11 @@ def _fire_posix(proc, timer_id: int, signo: int, value: int, target_tid: int | N
 def sys_timer_create(ctx, clock_id: int, sevp: int, timer_id_p: int) -> int:
     """struct sigevent: sigval (8), int sigev_signo, int sigev_notify, int sigev_notify_thread_id."""
     clock_id = s32(clock_id)
-    if clock_id not in WALL_CLOCKS and clock_id not in (2, 3) and clock_id >= 0:
-        return -errno.EINVAL
+    cpu_clock = None
+    if clock_id not in WALL_CLOCKS:
+        cpu_clock = _cpu_clock(ctx, clock_id)
+        if cpu_clock is None:
+            return -errno.EINVAL
     clock = _clock(ctx.proc)
     with clock.cond:
         timer_id = next(i for i in range(len(clock.timers) + 1) if i not in clock.timers)
@@ -403,7 +469,7 @@ def sys_timer_create(ctx, clock_id: int, sevp: int, timer_id_p: int) -> int:
     fire = _fire_posix(ctx.proc, timer_id, signo, value, target_tid) if notify != SIGEV_NONE else (lambda t: None)
     ctx.mem.write(timer_id_p, struct.pack("<i", timer_id))
     with clock.cond:
-        clock.timers[timer_id] = _Timer(fire, clock_id)
+        clock.timers[timer_id] = _Timer(fire, clock_id, cpu_clock)
     return 0
 
 
@@ -426,7 +492,7 @@ def sys_timer_settime(ctx, timer_id: int, flags: int, new: int, old: int) -> int
         return -errno.EINVAL
     value, interval = v_sec + v_nsec / 1e9, i_sec + i_nsec / 1e9
     if flags & TIMER_ABSTIME and value:
-        host_clock = WALL_CLOCKS.get(timer.clock_id, time.CLOCK_MONOTONIC)
+        host_clock = timer.cpu_clock if timer.cpu_clock is not None else WALL_CLOCKS[timer.clock_id]
         value = max(1e-9, value - time.clock_gettime(host_clock))      # already past: fires at once
     old_value, old_interval = _clock(ctx.proc).set(s32(timer_id), value, interval)
     if old:
