@@ -1,5 +1,5 @@
 """Static Go payloads (CGO_ENABLED=0): hello, 100 goroutines over a channel, async preemption by SIGURG with
-GOMAXPROCS=1, the runtime's own signals (nil dereference → recovered panic, signal.Notify), SIGINT sent to km.
+GOMAXPROCS=1, CPU profiling (SIGPROF from CPU-time timers), the runtime's own signals (nil dereference → recovered panic, signal.Notify), SIGINT sent to km.
 Outputs are compared with native runs of the same binary."""
 from __future__ import annotations
 
@@ -47,6 +47,14 @@ def test_go_async_preemption_by_sigurg(payload):
 def test_go_gc_netpoller_timers_under_load(payload):
     (status, out, err), native = run_both(payload("go_stress.go"))
     assert (status, out) == native[:2] == (0, 'counter 16000, pipe "through the pipe", GC ran true\n'), err
+
+
+def test_go_cpu_profile_gets_sigprof(payload):
+    """pprof's per-thread CPU-time timers: ~100 SIGPROF per CPU second (not per wall second of every thread)."""
+    (status, out, err), native = run_both(payload("go_profile.go"), env={"KM_VERBOSE": "signal"})
+    assert (status, out) == native[:2] == (0, "profile written: true\n"), err
+    sigprofs = err.count("signal 27 delivered")
+    assert 10 <= sigprofs <= 60, f"{sigprofs} SIGPROF for 0.3 s of CPU"
 
 
 def test_go_runtime_signals(payload):

@@ -535,6 +535,29 @@ static int run_posix_timer(void) {
     return 0;
 }
 
+static int run_cpu_timer(void) {
+    /* a CPU-time timer advances only while its thread runs: not during a sleep, yes while spinning */
+    install(SIGUSR1, 0);
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGUSR1;
+    timer_t timer;
+    if (timer_create(CLOCK_THREAD_CPUTIME_ID, &ev, &timer)) {
+        perror("timer_create");
+        return 1;
+    }
+    struct itimerspec spec = {{0, 0}, {0, 30000000}};         /* 30 ms of CPU */
+    timer_settime(timer, 0, &spec, NULL);
+    usleep(150000);
+    int while_sleeping = handled;
+    double t0 = now();
+    while (!handled && now() - t0 < 10)
+        ;
+    printf("cpu timer: fired while sleeping %d, while spinning %d\n", while_sleeping, handled);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "read";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -554,6 +577,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "sigint")) return run_sigint();
     if (!strcmp(what, "cancel")) return run_cancel();
     if (!strcmp(what, "posix_timer")) return run_posix_timer();
+    if (!strcmp(what, "cpu_timer")) return run_cpu_timer();
     if (!strcmp(what, "fork_kill")) return run_fork_kill();
     if (!strcmp(what, "stdin")) return run_stdin();
     if (!strcmp(what, "pingpong")) return run_pingpong();
