@@ -121,7 +121,7 @@ def sys_kill(ctx, pid: int, signo: int) -> int:
         os.kill(pid, signo)
         return 0
     if signo:
-        send_signal(ctx.proc, signo, make_siginfo(signo, SI_USER, pid=ctx.proc.pid))
+        send_signal(ctx.proc, signo, make_siginfo(signo, SI_USER, pid=ctx.proc.pid, uid=os.getuid()))
     return 0
 
 
@@ -147,7 +147,7 @@ def sys_tkill(ctx, tid: int, signo: int) -> int:
     if not 0 <= signo <= NSIG:
         return -errno.EINVAL
     if signo:
-        send_signal(ctx.proc, signo, make_siginfo(signo, SI_TKILL, pid=ctx.proc.pid), thread)
+        send_signal(ctx.proc, signo, make_siginfo(signo, SI_TKILL, pid=ctx.proc.pid, uid=os.getuid()), thread)
     return 0
 
 
