@@ -18,6 +18,8 @@ from harness.km import KM, km_env, spawn_km
 TOOLCHAINS = ("musl", "glibc")
 SYNC_EXPECTED = {
     "raise": "raise: hits 3 signo 10\n",
+    "siginfo": "siginfo: signo 10 code 0 pid ok 1 uid ok 1\nsiginfo: signo 10 code -6 pid ok 1 uid ok 1\n"
+               "siginfo: signo 10 code -1 pid ok 1 uid ok 1\n",
     "segv": "segv: signo 11 addr=page+100 code 2\n",
     "altstack": "altstack: handler on alt stack 1 ss_flags 1\n",
     "fpe": "fpe: signo 8 code 1 (FPE_INTDIV 1)\n",

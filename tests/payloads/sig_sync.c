@@ -50,6 +50,21 @@ static void install_info(int signo, void (*fn)(int, siginfo_t *, void *), int fl
     sigaction(signo, &sa, NULL);
 }
 
+static void show_info(int signo, siginfo_t *info, void *uc) {
+    (void)uc;
+    printf("siginfo: signo %d code %d pid ok %d uid ok %d\n", signo, info->si_code, info->si_pid == getpid(),
+           info->si_uid == getuid());
+}
+
+static int test_siginfo(void) {
+    /* kill: SI_USER, tgkill (raise): SI_TKILL, sigqueue: SI_QUEUE; each with the sender's pid and uid */
+    install_info(SIGUSR1, show_info, 0);
+    kill(getpid(), SIGUSR1);
+    raise(SIGUSR1);
+    sigqueue(getpid(), SIGUSR1, (union sigval){.sival_int = 1});
+    return 0;
+}
+
 static int test_raise(void) {
     install(SIGUSR1, count, 0);
     raise(SIGUSR1);
@@ -443,7 +458,7 @@ int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "raise";
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct { const char *name; int (*fn)(void); } tests[] = {
-        {"raise", test_raise}, {"segv", test_segv}, {"altstack", test_altstack}, {"fpe", test_fpe},
+        {"raise", test_raise}, {"siginfo", test_siginfo}, {"segv", test_segv}, {"altstack", test_altstack}, {"fpe", test_fpe},
         {"ill", test_ill}, {"resethand", test_resethand}, {"nodefer", test_nodefer}, {"mask", test_mask},
         {"fpregs", test_fpregs}, {"coalesce", test_coalesce}, {"order", test_order}, {"ucontext", test_ucontext},
         {"overflow", test_overflow}, {"thread_segv", test_thread_segv}, {"abort", test_abort}, {"sigkill", test_sigkill},
