@@ -162,6 +162,19 @@ static int run_robust(void) {
     return 0;
 }
 
+static void *outlives_main(void *arg) {
+    (void)arg;
+    usleep(50000);
+    printf("main_exit: worker still running after main's pthread_exit\n");
+    return NULL;                  /* the last thread: the process ends with status 0 */
+}
+
+static int run_main_exit(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, outlives_main, NULL);
+    pthread_exit(NULL);
+}
+
 static void *returns_arg(void *arg) { return arg; }
 
 static int run_churn(void) {
@@ -191,6 +204,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "exit_group")) return run_exit_group();
     if (!strcmp(what, "churn")) return run_churn();
     if (!strcmp(what, "robust")) return run_robust();
+    if (!strcmp(what, "main_exit")) return run_main_exit();
     fprintf(stderr, "unknown test %s\n", what);
     return 2;
 }
