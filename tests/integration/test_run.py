@@ -213,3 +213,15 @@ def test_uncaught_exceptions_become_one_line():
     text = traced.stderr.decode()
     assert "thread helper failed" in text and "ZeroDivisionError" in text and "Traceback" in text
     assert text.endswith("km: internal error: ValueError: boom\n")
+
+
+@pytest.mark.xfail(reason="monitor/process.py prepare_main_thread encodes argv/envp with str.encode() instead of "
+                          "os.fsencode(): non-UTF-8 bytes end km with 'internal error: UnicodeEncodeError'")
+def test_non_utf8_argv_and_environment_pass_through(payload):
+    program = payload("run_hello.c", "musl")
+    cmd = [os.fsencode(KM[0]), b"-m", b"monitor.cli", os.fsencode(str(program)), b"\xff\xfe", b"--env", b"RAW"]
+    env = {os.fsencode(k): os.fsencode(v) for k, v in km_env().items()}
+    env[b"RAW"] = b"caf\xe9"
+    km = subprocess.run(cmd, capture_output=True, env=env, timeout=60)
+    assert km.returncode == 0, km.stderr
+    assert b"argv[1]=[\xff\xfe]\n" in km.stdout and b"env RAW=caf\xe9\n" in km.stdout
