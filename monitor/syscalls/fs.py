@@ -14,7 +14,6 @@ from .dispatch import s32, syscall
 from .host import host_syscall
 from .numbers import NUMBERS as NR
 
-PROC_SELF_EXE = (b"/proc/self/exe", f"/proc/{os.getpid()}/exe".encode())
 
 
 def _interruptible(ctx, nr: int, *args: int) -> int:
@@ -160,8 +159,8 @@ def sys_readlinkat(ctx, dirfd: int, path: int, buf: int, size: int) -> int:
     if s32(size) <= 0:
         return -errno.EINVAL
     name = ctx.mem.read_cstring(path)
-    if name in PROC_SELF_EXE:
-        target = os.path.abspath(ctx.proc.path).encode()[:size]
+    if name in (b"/proc/self/exe", b"/proc/thread-self/exe", f"/proc/{ctx.proc.pid}/exe".encode()):
+        target = os.fsencode(os.path.abspath(ctx.proc.path))[:size]     # the payload, not the Python running km
         ctx.mem.write(buf, target)
         return len(target)
     p = path_arg(ctx, path)

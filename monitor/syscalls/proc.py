@@ -158,10 +158,10 @@ def sys_rseq(ctx) -> int:
 @syscall("prctl")
 def sys_prctl(ctx, option: int, arg2: int) -> int:
     if option == PR_SET_NAME:
-        ctx.name = ctx.mem.read_cstring(arg2, 16, truncate=True).decode(errors="replace")
+        ctx.name = ctx.mem.read_cstring(arg2, 16, truncate=True).decode(errors="surrogateescape")
         return 0
     if option == PR_GET_NAME:
-        ctx.mem.write(arg2, ctx.name.encode()[:15].ljust(16, b"\0"))
+        ctx.mem.write(arg2, ctx.name.encode(errors="surrogateescape")[:15].ljust(16, b"\0"))
         return 0
     return -errno.EINVAL
 
