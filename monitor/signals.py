@@ -148,6 +148,18 @@ class SignalState:
         other_state = self.per_thread.get(chosen)
         return other is None or other.exit_requested or other_state is None or bool(other_state.mask & bit)
 
+    def is_ignored(self, signo: int) -> bool:
+        """SIG_IGN, or SIG_DFL of a signal whose default does nothing here (km has no job control, so the stop
+        signals count as ignored: natively a stop and continue restarts a blocked call unseen)."""
+        handler = self.actions[signo].handler
+        return handler == SIG_IGN or (handler == SIG_DFL and (signo in IGNORED_BY_DEFAULT or signo in STOP_BY_DEFAULT))
+
+    def discard(self, signo: int) -> None:
+        """Setting SIG_IGN drops the pending instances (POSIX 3.3.1.3, Linux do_sigaction)."""
+        with self.lock:
+            for queue in [self.shared_pending] + [own.pending for own in self.per_thread.values()]:
+                queue[:] = [p for p in queue if p.signo != signo]
+
     def choose_thread(self, signo: int):
         """The thread to wake for a process-directed signal: the main thread if it does not block it, else the
         first that does not (or waits for it in sigtimedwait); None when every thread blocks it."""

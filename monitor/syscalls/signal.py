@@ -35,6 +35,8 @@ def sys_rt_sigaction(ctx, signo: int, act: int, oldact: int, size: int) -> int:
             ctx.mem.write(oldact, struct.pack("<QQQQ", old.handler, old.flags, old.restorer, old.mask))
         if new:
             state.actions[signo] = SigAction(new[0], new[1], new[2], new[3] & ~UNBLOCKABLE)
+            if state.is_ignored(signo):
+                state.discard(signo)
     return 0
 
 
@@ -97,6 +99,8 @@ def send_signal(proc, signo: int, info: bytes, target=None) -> None:
     """Queue a signal for a thread (target) or the process, and kick a thread that can take it."""
     state = proc.signals
     with state.lock:
+        if state.is_ignored(signo) and _drops_ignored(proc, target, signo):
+            return
         queue = state.of(target).pending if target is not None else state.shared_pending
         if signo < SIGRTMIN and any(p.signo == signo for p in queue):
             return                  # a standard signal is pending at most once per queue (legacy_queue)
@@ -107,6 +111,17 @@ def send_signal(proc, signo: int, info: bytes, target=None) -> None:
             queue.append(PendingSignal(signo, info, target.tid if target is not None else None))
     if target is not None:
         state.kick(target)
+
+
+def _drops_ignored(proc, target, signo: int) -> bool:
+    """Linux's sig_ignored: an ignored signal is not even queued (so it cuts no call short), unless the receiver
+    (the thread, or the main thread for the process) blocks it, may wait for it, or a debugger watches it."""
+    receiver = target if target is not None else proc.threads.get(proc.pid)
+    if receiver is None:
+        return True
+    bit = 1 << (signo - 1)
+    return not (proc.signals.of(receiver).mask & bit or getattr(receiver, "sigwait_set", 0) & bit
+                or getattr(receiver, "on_event", None) is not None)
 
 
 @syscall("kill")
