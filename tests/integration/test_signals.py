@@ -61,6 +61,7 @@ BLOCK_EXPECTED = {
                    "posix timer: SIGEV_THREAD_ID handler on that thread 1\n"
                    "posix timer: SIGEV_THREAD function got 5 on another thread 1\n",
     "cpu_timer": "cpu timer: fired while sleeping 0, while spinning 1\n",
+    "ignored": "ignored: read 1 z errno 0\n",
     "fork_kill": "child handled SIGUSR1 1\nparent: kill SIGTERM -> 0\nparent: child killed by signal 15\n",
 }
 

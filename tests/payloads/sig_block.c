@@ -558,6 +558,25 @@ static int run_cpu_timer(void) {
     return 0;
 }
 
+static int run_ignored(void) {
+    /* ignored signals (SIG_IGN, or ignored by default like SIGWINCH and SIGCHLD) never cut a call short */
+    signal(SIGUSR2, SIG_IGN);
+    struct blocked b = {.call = "read"};
+    pthread_t t;
+    pipe(pipefd);
+    pthread_create(&t, NULL, blocker, &b);
+    wait_for(&started);
+    usleep(30000);
+    pthread_kill(t, SIGUSR2);
+    pthread_kill(t, SIGWINCH);
+    kill(getpid(), SIGCHLD);
+    usleep(30000);
+    write(pipefd[1], "z", 1);
+    pthread_join(t, NULL);
+    printf("ignored: read %ld %c errno %s\n", b.result, b.byte, b.err == EINTR ? "EINTR" : b.err ? "?" : "0");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "read";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -577,6 +596,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "sigint")) return run_sigint();
     if (!strcmp(what, "cancel")) return run_cancel();
     if (!strcmp(what, "posix_timer")) return run_posix_timer();
+    if (!strcmp(what, "ignored")) return run_ignored();
     if (!strcmp(what, "cpu_timer")) return run_cpu_timer();
     if (!strcmp(what, "fork_kill")) return run_fork_kill();
     if (!strcmp(what, "stdin")) return run_stdin();
