@@ -13,6 +13,7 @@ from .args import AT_FDCWD, addr_of, buf_in, buf_out, fd_arg, new_fd, path_arg
 from .dispatch import s32, syscall
 from .host import host_syscall
 from .numbers import NUMBERS as NR
+from .procfs import open_self_file
 
 
 
@@ -99,6 +100,10 @@ def sys_pwritev(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, fla
 @syscall("openat")
 def sys_openat(ctx, dirfd: int, path: int, flags: int, mode: int) -> int:
     p = path_arg(ctx, path)
+    if ffi.string(p).startswith(b"/proc/"):
+        own = open_self_file(ctx, ffi.string(p), flags)
+        if own is not None:
+            return new_fd(own)
     return new_fd(host_syscall(NR["openat"], fd_arg(dirfd, True), addr_of(p), flags, mode))
 
 

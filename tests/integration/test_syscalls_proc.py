@@ -28,3 +28,15 @@ def test_exit_and_exit_group_status(payload, call, status):
     said = {"exit": "exiting with", "exit_group": "exit_group with"}[call]
     assert result.stdout == f"{said} {status}\n".encode()
     assert result.stderr == b""
+
+
+@pytest.mark.parametrize("toolchain", ["musl", "glibc", "glibc-pie"])
+def test_proc_self_files_describe_the_payload(payload, toolchain):
+    """/proc/self/{maps,cmdline,environ,auxv,comm} are the payload's (glibc's pthread_getattr_np reads maps)."""
+    native, km = differential(payload("sys_procself.c", toolchain), "a", "b c",
+                              env={"PROCSELF_MARKER": "marker value"})
+    assert km.stdout.decode().splitlines()[:4] == [
+        "pthread_getattr_np 0, stack holds a local: 1",
+        "maps read 1, [stack] line holds a local 1, executable text line 1",
+        f"cmdline is argv: 1 ({len(str(payload('sys_procself.c', toolchain))) + 1 + 2 + 4} bytes)",
+        "environ has the marker: 1"]

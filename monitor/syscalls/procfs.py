@@ -1,0 +1,72 @@
+"""The payload's own /proc/self files, synthesized: the host's would describe km (a Python process), not the payload.
+
+glibc's pthread_getattr_np reads /proc/self/maps to find the main thread's stack; programs read their cmdline,
+environ, auxv, comm. Opening one of these gives a memfd holding the payload's view (fs.sys_openat asks here first).
+Formats follow fs/proc/task_mmu.c (show_map_vma) and fs/proc/base.c.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+
+_SELF = re.compile(rb"^/proc/(?:self|thread-self|(\d+)(?:/task/\d+)?)/([a-z_]+)$")
+
+
+def maps_text(proc) -> bytes:
+    """Like /proc/PID/maps: adjacent VMAs with the same rights and origin merged, as Linux keeps them merged."""
+    lines: list[list] = []
+    for vma in proc.mem.regions():
+        shared = vma.gpa is not None and proc.mem.phys.chunk_of(vma.gpa).is_file
+        name = vma.path or vma.name
+        perms = vma.perms() + ("s" if shared else "p")
+        last = lines[-1] if lines else None
+        if last and last[1] == vma.start and last[2] == perms and last[4] == name and \
+                (not vma.path or last[3] + (last[1] - last[0]) == vma.offset):
+            last[1] = vma.end
+            continue
+        lines.append([vma.start, vma.end, perms, vma.offset if vma.path else 0, name])
+    out = []
+    for start, end, perms, offset, name in lines:
+        dev, inode = "00:00", 0
+        if name and not name.startswith("["):
+            try:
+                st = os.stat(name)
+                dev, inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino
+            except OSError:
+                pass
+        head = f"{start:08x}-{end:08x} {perms} {offset:08x} {dev} {inode} "
+        out.append((head.ljust(73) + name if name else head) + "\n")     # unnamed: the trailing space stays
+    return "".join(out).encode(errors="surrogateescape")
+
+
+def _cmdline(ctx) -> bytes:
+    return b"".join(os.fsencode(a) + b"\0" for a in ctx.proc.argv)
+
+
+def _environ(ctx) -> bytes:
+    return b"".join(os.fsencode(e) + b"\0" for e in ctx.proc.env)
+
+
+def _comm(ctx) -> bytes:
+    name = ctx.name or os.path.basename(ctx.proc.path)
+    return name.encode(errors="surrogateescape")[:15] + b"\n"
+
+
+FILES = {b"maps": lambda ctx: maps_text(ctx.proc), b"cmdline": _cmdline, b"environ": _environ,
+         b"auxv": lambda ctx: bytes(ctx.proc.auxv), b"comm": _comm}
+
+
+def open_self_file(ctx, path: bytes, flags: int) -> int | None:
+    """A new fd reading the payload's version of /proc/self/<name> (or /proc/<its pid>/<name>); None when the
+    path is not one km synthesizes (the host answers)."""
+    m = _SELF.match(path)
+    if not m or (m.group(1) and int(m.group(1)) != ctx.proc.pid) or m.group(2) not in FILES:
+        return None
+    if flags & os.O_ACCMODE != os.O_RDONLY and os.geteuid() != 0:     # mode 0444 (root passes, as on Linux)
+        return -errno.EACCES
+    content = FILES[m.group(2)](ctx)
+    fd = os.memfd_create("km-proc-self", os.MFD_CLOEXEC if flags & os.O_CLOEXEC else 0)
+    os.write(fd, content)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
