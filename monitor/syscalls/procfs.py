@@ -61,7 +61,14 @@ def open_self_file(ctx, path: bytes, flags: int) -> int | None:
     """A new fd reading the payload's version of /proc/self/<name> (or /proc/<its pid>/<name>); None when the
     path is not one km synthesizes (the host answers)."""
     m = _SELF.match(path)
-    if not m or (m.group(1) and int(m.group(1)) != ctx.proc.pid) or m.group(2) not in FILES:
+    if not m or (m.group(1) and int(m.group(1)) != ctx.proc.pid):
+        return None
+    if m.group(2) == b"exe":             # the payload's file (backtrace symbolizers read their own ELF here)
+        try:
+            return os.open(ctx.proc.path, flags & ~(os.O_CREAT | os.O_TRUNC))
+        except OSError as e:
+            return -e.errno
+    if m.group(2) not in FILES:
         return None
     if flags & os.O_ACCMODE != os.O_RDONLY and os.geteuid() != 0:     # mode 0444 (root passes, as on Linux)
         return -errno.EACCES

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <sys/auxv.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 
 static long slurp(const char *path, char *buf, size_t size) {
     int fd = open(path, O_RDONLY);
@@ -66,6 +67,11 @@ int main(int argc, char **argv) {
     }
     printf("auxv AT_PAGESZ %lu, AT_ENTRY as getauxval: %d\n", pagesz, entry == getauxval(AT_ENTRY) && entry);
 
+    struct stat exe, prog;
+    int efd = open("/proc/self/exe", O_RDONLY);
+    printf("/proc/self/exe opens the program's file: %d\n",
+           efd >= 0 && !fstat(efd, &exe) && !stat(argv[0], &prog) && exe.st_ino == prog.st_ino);
+    close(efd);
     prctl(PR_SET_NAME, "procself-name");
     slurp("/proc/self/comm", buf, sizeof buf);
     printf("comm [%s]", buf);
