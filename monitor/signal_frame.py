@@ -114,11 +114,11 @@ def _restart_or_interrupt(thread, action) -> None:
     last = getattr(thread, "last_syscall", None)
     if not last:
         return
-    nr, result = last
+    nr, result, always = (*last, False)[:3]          # (nr, result[, restarted even without SA_RESTART])
     thread.last_syscall = None
     regs = thread.regs
-    if result == -EINTR and action.flags & SA_RESTART and getattr(thread, "restartable", True) \
-            and _syscall_name(nr) not in NEVER_RESTARTED:
+    if result == -EINTR and (always or action.flags & SA_RESTART and getattr(thread, "restartable", True)
+                             and _syscall_name(nr) not in NEVER_RESTARTED):
         regs[KVM_REGS.index("rip")] -= 2
         regs[KVM_REGS.index("rax")] = nr
 

@@ -14,16 +14,17 @@ from ..errors import GuestFault
 from .dispatch import syscall
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
-FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 9, 10
+FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_LOCK_PI2 = 6, 7, 8, 9, 10, 13
 FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
 BITSET_MATCH_ANY = 0xFFFFFFFF
 
 
 class Waiter:
-    __slots__ = ("event", "bitset", "woken", "addr")
+    __slots__ = ("event", "bitset", "woken", "addr", "tid", "handed")
 
-    def __init__(self, addr: int, bitset: int) -> None:
+    def __init__(self, addr: int, bitset: int, tid: int = 0) -> None:
         self.event, self.bitset, self.woken, self.addr = threading.Event(), bitset, False, addr
+        self.tid, self.handed = tid, False       # PI waiters: handed is True once FUTEX_UNLOCK_PI made it owner
 
 
 class FutexTable:
@@ -187,6 +188,73 @@ def _wake_op(ctx, addr: int, count: int, addr2: int, count2: int, op: int) -> in
     return woken
 
 
+# ---- priority-inheritance futexes (kernel/futex/pi.c), without the priority boosting ---------------------------
+# The word holds the owner's tid | FUTEX_WAITERS | FUTEX_OWNER_DIED; the C library takes and drops an
+# uncontended lock itself and asks km only when the word says there are (or will be) waiters.
+def lock_pi(ctx, addr: int, deadline: float | None, try_only: bool) -> int:
+    table = table_of(ctx.proc)
+    while True:
+        waiter = Waiter(addr, BITSET_MATCH_ANY, ctx.tid)
+        ctx.blocked_on = waiter            # published first: see wait()
+        try:
+            with table.lock:
+                value = _load(ctx, addr)
+                owner = value & FUTEX_TID_MASK
+                if owner == ctx.tid:
+                    return -errno.EDEADLK
+                if owner == 0:             # free (perhaps after its owner died): take it, keep the flags
+                    waiters = FUTEX_WAITERS if table.queues.get(addr) else 0
+                    ctx.mem.write(addr, struct.pack("<I", ctx.tid | (value & FUTEX_OWNER_DIED) | waiters))
+                    return 0
+                if try_only:
+                    return -errno.EAGAIN
+                if owner not in ctx.proc.threads:
+                    return -errno.ESRCH
+                ctx.mem.write(addr, struct.pack("<I", value | FUTEX_WAITERS))
+                table.queues.setdefault(addr, []).append(waiter)
+            if not (ctx.exit_requested or ctx.pause_requested or ctx.proc.pending_signals_for(ctx)):
+                waiter.event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        finally:
+            ctx.blocked_on = None
+        table.cancel(waiter)
+        if waiter.handed:
+            return 0
+        if waiter.woken:
+            continue                       # woken by an owner's death (robust list): try to take it again
+        if deadline is not None and time.monotonic() >= deadline:
+            return -errno.ETIMEDOUT
+        if ctx.exit_requested or ctx.proc.pending_signals_for(ctx):
+            ctx.last_syscall = (202, -errno.EINTR, True)   # -ERESTARTNOINTR: restarted after the handler,
+            return -errno.EINTR                             # SA_RESTART or not
+        if ctx.pause_requested:
+            ctx.park()
+
+
+def unlock_pi(ctx, addr: int) -> int:
+    """Hand the lock to the first waiter (the word becomes its tid, | FUTEX_WAITERS if more wait), or free it."""
+    table = table_of(ctx.proc)
+    with table.lock:
+        value = _load(ctx, addr)
+        if value & FUTEX_TID_MASK != ctx.tid:
+            return -errno.EPERM
+        queue = table.queues.get(addr, [])
+        if not queue:
+            ctx.mem.write(addr, bytes(4))
+            return 0
+        waiter = queue.pop(0)
+        if not queue:
+            table.queues.pop(addr, None)
+        ctx.mem.write(addr, struct.pack("<I", waiter.tid | (FUTEX_WAITERS if queue else 0)))
+        waiter.woken = waiter.handed = True
+        waiter.event.set()
+    return 0
+
+
+def _deadline_pi(ctx, cmd: int, op: int, timeout: int) -> float | None:
+    """FUTEX_LOCK_PI's timeout is absolute CLOCK_REALTIME; LOCK_PI2's is CLOCK_MONOTONIC unless asked."""
+    return _deadline(ctx, timeout, True, cmd == FUTEX_LOCK_PI or bool(op & FUTEX_CLOCK_REALTIME))
+
+
 @syscall("futex")
 def sys_futex(ctx, addr: int, op: int, val: int, timeout: int, addr2: int, val3: int) -> int:
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
@@ -210,4 +278,10 @@ def sys_futex(ctx, addr: int, op: int, val: int, timeout: int, addr2: int, val3:
         return table.requeue(addr, val, addr2, timeout & 0x7FFFFFFF)
     if cmd == FUTEX_WAKE_OP:
         return _wake_op(ctx, addr, val, addr2, timeout & 0x7FFFFFFF, val3)
+    if cmd in (FUTEX_LOCK_PI, FUTEX_LOCK_PI2):
+        return lock_pi(ctx, addr, _deadline_pi(ctx, cmd, op, timeout), False)
+    if cmd == FUTEX_TRYLOCK_PI:
+        return lock_pi(ctx, addr, None, True)
+    if cmd == FUTEX_UNLOCK_PI:
+        return unlock_pi(ctx, addr)
     return -errno.ENOSYS
