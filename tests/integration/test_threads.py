@@ -15,6 +15,8 @@ EXPECTED = {
     "barrier": ("barrier phases 50 bad 0\n", 0),
     "join": ("joined 20 total 570\n", 0),
     "exit_group": ("thread calls exit\n", 7),
+    "pi": ("pi: init 0\npi: counter 80000\npi: after the owner died EOWNERDEAD\npi: trylock by the owner EBUSY\n"
+           "pi: lock across a signal 0, handler ran 1\n", 0),
     "main_exit": ("main_exit: worker still running after main's pthread_exit\n", 0),
     "robust": ("robust: lock after owner died: EOWNERDEAD\nrobust: waiter got the lock: 0\n", 0),
 }

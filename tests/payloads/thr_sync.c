@@ -2,6 +2,7 @@
    `thr_sync.km counter|barrier|join|exit_group`; every output line is deterministic (compared with native). */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,83 @@ static int run_main_exit(void) {
     pthread_exit(NULL);
 }
 
+static pthread_mutex_t pi_lock;
+static long pi_counter;
+
+static void *count_pi(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 20000; i++) {
+        pthread_mutex_lock(&pi_lock);
+        pi_counter++;
+        pthread_mutex_unlock(&pi_lock);
+    }
+    return NULL;
+}
+
+static void *dies_holding_pi(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&pi_lock);
+    return NULL;
+}
+
+static volatile int pi_signals, pi_holding;
+static void on_pi_signal(int signo) { (void)signo; pi_signals++; }
+
+static void *holds_pi(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&pi_lock);
+    pi_holding = 1;
+    usleep(150000);
+    pthread_mutex_unlock(&pi_lock);
+    return NULL;
+}
+
+static void *locks_pi(void *arg) {
+    (void)arg;
+    return (void *)(long)pthread_mutex_lock(&pi_lock);    /* blocked in FUTEX_LOCK_PI when the signal comes */
+}
+
+static int run_pi(void) {
+    /* priority-inheritance mutexes: the C library needs FUTEX_LOCK_PI/UNLOCK_PI/TRYLOCK_PI from the kernel */
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    int err = pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
+    err = err ? err : pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    err = err ? err : pthread_mutex_init(&pi_lock, &attr);
+    printf("pi: init %s\n", err ? strerror(err) : "0");
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, count_pi, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    printf("pi: counter %ld\n", pi_counter);
+    pthread_create(&t[0], NULL, dies_holding_pi, NULL);
+    pthread_join(t[0], NULL);
+    err = pthread_mutex_lock(&pi_lock);
+    printf("pi: after the owner died %s\n", err == EOWNERDEAD ? "EOWNERDEAD" : strerror(err));
+    pthread_mutex_consistent(&pi_lock);
+    err = pthread_mutex_trylock(&pi_lock);
+    printf("pi: trylock by the owner %s\n", err == EBUSY ? "EBUSY" : err == EDEADLK ? "EDEADLK" : strerror(err));
+    pthread_mutex_unlock(&pi_lock);
+    /* a handler without SA_RESTART does not make the lock fail: LOCK_PI is always restarted */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_pi_signal;
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t holder, locker;
+    void *result;
+    pthread_create(&holder, NULL, holds_pi, NULL);
+    while (!pi_holding)
+        usleep(1000);
+    pthread_create(&locker, NULL, locks_pi, NULL);
+    usleep(50000);
+    pthread_kill(locker, SIGUSR1);
+    pthread_join(holder, NULL);
+    pthread_join(locker, &result);
+    printf("pi: lock across a signal %ld, handler ran %d\n", (long)result, pi_signals);
+    return 0;
+}
+
 static void *returns_arg(void *arg) { return arg; }
 
 static int run_churn(void) {
@@ -205,6 +283,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "churn")) return run_churn();
     if (!strcmp(what, "robust")) return run_robust();
     if (!strcmp(what, "main_exit")) return run_main_exit();
+    if (!strcmp(what, "pi")) return run_pi();
     fprintf(stderr, "unknown test %s\n", what);
     return 2;
 }
