@@ -2,7 +2,7 @@
 /dev/null), under km and natively, with musl and glibc; prints calls/s and km's ratio to native.
 
 Run: python3 bench/threads.py [--calls N] [--reps N] [--threads 1,4] [--toolchains musl,glibc]
-(not part of the test suite; about 30 s with the defaults). The payload times its own loop (clock_gettime
+(not part of the test suite; about a minute with the defaults). The payload times its own loop (clock_gettime
 around the threads' work, after every thread started), so km's start-up is not in the figure; km and native
 runs alternate within each repetition (the machine is shared) and the table shows medians.
 Why 1 and 4 threads: each vCPU thread serves its syscalls in Python, so the GIL may serialize them; the
@@ -100,8 +100,8 @@ def seconds(cmd: list[str], env: dict[str, str] | None = None) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20000, help="syscalls per thread under km")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=3000, help="syscalls per thread under km")
+    parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--threads", default="0,1,4", help="0: the main thread alone")
     parser.add_argument("--toolchains", default="musl,glibc")
     args = parser.parse_args()
