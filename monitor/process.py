@@ -132,11 +132,11 @@ class Process:
         """The first vCPU: self-test of the syscall path, then the payload's entry state."""
         thread = self.new_thread()
         self._self_test(thread)
-        argv = [a.encode() for a in self.argv]
-        envp = [e.encode() for e in self.env]
+        argv = [os.fsencode(a) for a in self.argv]      # bytes as the host gave them (surrogateescape)
+        envp = [os.fsencode(e) for e in self.env]
         from .vdso import map_vdso
         vdso = map_vdso(self.mem) if os.environ.get("KM_NO_VDSO") is None else 0
-        self.initial_rsp = build_stack(self.mem, self.elf, argv, envp, os.path.abspath(self.path).encode(), hwcap,
+        self.initial_rsp = build_stack(self.mem, self.elf, argv, envp, os.fsencode(os.path.abspath(self.path)), hwcap,
                                        vdso)
         self.auxv = auxv_bytes(self.mem, self.initial_rsp)
         regs = [0] * 18

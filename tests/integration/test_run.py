@@ -215,8 +215,6 @@ def test_uncaught_exceptions_become_one_line():
     assert text.endswith("km: internal error: ValueError: boom\n")
 
 
-@pytest.mark.xfail(reason="monitor/process.py prepare_main_thread encodes argv/envp with str.encode() instead of "
-                          "os.fsencode(): non-UTF-8 bytes end km with 'internal error: UnicodeEncodeError'")
 def test_non_utf8_argv_and_environment_pass_through(payload):
     program = payload("run_hello.c", "musl")
     cmd = [os.fsencode(KM[0]), b"-m", b"monitor.cli", os.fsencode(str(program)), b"\xff\xfe", b"--env", b"RAW"]
