@@ -195,11 +195,11 @@ class GuestMemory:
                 self.on_remap(start, end)
             return vma
 
-    def map_shared_file(self, start: int, size: int, prot: int, fd: int, offset: int, path: str) -> Vma:
-        """mmap(MAP_SHARED) of a file open for writing: the VMA's backing is the host's shared mapping of it."""
+    def map_file(self, start: int, size: int, prot: int, fd: int, offset: int, path: str, shared: bool) -> Vma:
+        """mmap of a file: the VMA's backing is the host's own mapping of it (shared or private), read lazily."""
         with self.lock:
             end = start + page_up(size)
-            gpa = self.phys.map_file(fd, offset, end - start)      # first: a failure leaves the old mapping
+            gpa = self.phys.map_file(fd, offset, end - start, shared)    # first: a failure leaves the old mapping
             self.unmap(start, end - start)
             vma = Vma(start, end, prot, gpa, path, offset, "")
             if prot != abi.PROT_NONE:

@@ -29,7 +29,8 @@ class Chunk:
     size: int
     host_addr: int
     view: memoryview
-    is_file: bool = False       # a host MAP_SHARED file mapping (map_file), not the allocator's memory
+    is_file: bool = False       # a host mapping of a file (map_file), not the allocator's memory
+    is_shared: bool = False     # ... mapped MAP_SHARED: writes reach the file
 
 
 class PhysicalMemory:
@@ -71,18 +72,20 @@ class PhysicalMemory:
         self.chunks.insert(i, chunk)
         self._starts.insert(i, chunk.gpa)
 
-    def map_file(self, fd: int, offset: int, size: int) -> int:
-        """GPA of `size` bytes of a file shared with the host (MAP_SHARED: the guest's writes reach the file and
-        others' writes are seen): a host shared mapping registered as its own memslot. `fd` must be open O_RDWR."""
-        ptr = libc.mmap(ffi.NULL, size, abi.PROT_READ | abi.PROT_WRITE, abi.MAP_SHARED, fd, offset)
+    def map_file(self, fd: int, offset: int, size: int, shared: bool) -> int:
+        """GPA of `size` bytes of a file mapped by the host (shared: the guest's writes reach the file; private:
+        copy-on-write, pages read lazily), registered as its own memslot. A shared `fd` must be open O_RDWR."""
+        flags = abi.MAP_SHARED if shared else abi.MAP_PRIVATE
+        ptr = libc.mmap(ffi.NULL, size, abi.PROT_READ | abi.PROT_WRITE, flags, fd, offset)
         host = int(ffi.cast("uintptr_t", ptr))
         if host == 2**64 - 1:
-            raise OSError(ffi.errno, "mmap of a shared file")
+            raise OSError(ffi.errno, "mmap of a file")
         with self.lock:
             gpa = self.file_top
             self.file_top += (size + HUGE - 1) // HUGE * HUGE
             self.vm.add_memory(gpa, size, host)
-            self._add_chunk(Chunk(gpa, size, host, memoryview(ffi.buffer(ptr, size)), is_file=True))
+            self._add_chunk(Chunk(gpa, size, host, memoryview(ffi.buffer(ptr, size)), is_file=True,
+                                  is_shared=shared))
         return gpa
 
     def add_foreign(self, host_addr: int, size: int) -> int:
@@ -148,8 +151,8 @@ class PhysicalMemory:
         return gpa + size <= chunk.gpa + chunk.size
 
     def release(self, gpa: int, size: int) -> None:
-        """Give a range back: its contents are dropped (zero on reuse) and KVM forgets the frames. A shared file
-        range is unmapped on the host (its GPA is not reused: the memslot stays, over nothing)."""
+        """Give a range back: its contents are dropped (zero on reuse) and KVM forgets the frames. A file range is
+        unmapped on the host (its GPA is not reused: the memslot stays, over nothing)."""
         if self.chunk_of(gpa).is_file:
             libc.munmap(ffi.cast("void *", self.host_addr(gpa)), size)
             return
@@ -157,6 +160,11 @@ class PhysicalMemory:
         with self.lock:
             self._release(gpa, gpa + size)
             self.allocated -= size
+
+    def drop(self, gpa: int, size: int) -> None:
+        """MADV_DONTNEED on the backing: anonymous memory reads back as zeros, a private file mapping as the file
+        again, a shared one unchanged; the memory goes back to the host and KVM forgets the frames."""
+        libc.madvise(ffi.cast("void *", self.host_addr(gpa)), size, abi.MADV_DONTNEED)
 
     def invalidate(self, gpa: int, size: int) -> None:
         """Make KVM drop its translations of these frames, keeping their contents (KVM.md 6: a host-side PTE

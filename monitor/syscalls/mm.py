@@ -55,13 +55,8 @@ def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset
             return start
         if flags & MAP_ANONYMOUS:
             mem.map(start, size, prot)
-        elif flags & MAP_SHARED and access == os.O_RDWR:
-            _map_shared_file(mem, start, size, prot, host_fd, offset)
-        else:                            # a private copy (also of a file shared read-only: no writes to share)
-            mem.map(start, size, prot or PROT_READ, path=_fd_path(host_fd), offset=offset)   # backed even if NONE
-            mem.write_debug(start, os.pread(host_fd, length, offset))
-            if not prot:
-                mem.protect(start, size, prot)
+        else:                            # shared read-only from an O_RDONLY fd: private (no writes to share)
+            _map_file(mem, start, size, prot, host_fd, offset, bool(flags & MAP_SHARED) and access == os.O_RDWR)
         return start
 
 
@@ -95,12 +90,17 @@ def _place(mem, addr: int, size: int, flags: int) -> int:
     return -errno.ENOMEM if found is None else found
 
 
-def _map_shared_file(mem, start: int, size: int, prot: int, host_fd: int, offset: int) -> None:
-    """The host's own shared mapping (the payload's writes reach the file), up to the file's last page: past it
-    Linux raises SIGBUS, and km's own access there (or KVM's) would fault km; the guest gets zero pages instead."""
-    in_file = min(size, max(0, page_up(os.fstat(host_fd).st_size) - offset))
+def _map_file(mem, start: int, size: int, prot: int, host_fd: int, offset: int, shared: bool) -> None:
+    """The host's own mapping of the file (lazy; shared: the payload's writes reach it), up to the file's last
+    page: past it Linux raises SIGBUS, and km's own access there (or KVM's) would fault km; the guest gets zero
+    pages instead."""
+    try:
+        file_size = os.fstat(host_fd).st_size
+    except OSError:
+        file_size = 0
+    in_file = min(size, max(0, page_up(file_size) - offset))
     if in_file:
-        mem.map_shared_file(start, in_file, prot, host_fd, offset, _fd_path(host_fd))
+        mem.map_file(start, in_file, prot, host_fd, offset, _fd_path(host_fd), shared)
     if in_file < size:
         mem.map(start + in_file, size - in_file, prot)
 
@@ -129,7 +129,8 @@ def sys_mprotect(ctx, addr: int, length: int, prot: int) -> int:
 
 @syscall("madvise")
 def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
-    """MADV_DONTNEED must zero anonymous private pages (allocators rely on it); other advice is a hint.
+    """MADV_DONTNEED must zero anonymous private pages (allocators rely on it) and give a private file mapping
+    the file's bytes again; other advice is a hint.
 
     As Linux (mm/madvise.c): EINVAL for an unaligned start, ENOMEM when part of the range is unmapped (the mapped
     parts still get the advice)."""
@@ -150,8 +151,9 @@ def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
                 a = min(following) if following else end
                 continue
             stop = min(end, vma.end)
-            if advice == abi.MADV_DONTNEED and vma.gpa is not None and not vma.path:
-                mem.phys.view(vma.gpa + a - vma.start, stop - a)[:] = bytes(stop - a)
+            if advice == abi.MADV_DONTNEED and vma.gpa is not None and \
+                    (not vma.path or mem.phys.chunk_of(vma.gpa).is_file):   # not the ELF loader's copies
+                mem.phys.drop(vma.gpa + a - vma.start, stop - a)
             a = stop
     return -errno.ENOMEM if hole else 0
 

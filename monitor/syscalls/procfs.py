@@ -17,7 +17,7 @@ def maps_text(proc) -> bytes:
     """Like /proc/PID/maps: adjacent VMAs with the same rights and origin merged, as Linux keeps them merged."""
     lines: list[list] = []
     for vma in proc.mem.regions():
-        shared = vma.gpa is not None and proc.mem.phys.chunk_of(vma.gpa).is_file
+        shared = vma.gpa is not None and proc.mem.phys.chunk_of(vma.gpa).is_shared
         name = vma.path or vma.name
         perms = vma.perms() + ("s" if shared else "p")
         last = lines[-1] if lines else None

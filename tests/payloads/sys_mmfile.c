@@ -30,6 +30,9 @@ int main(void) {
     printf("private write stays private: %c\n", back[0]);
     pwrite(fd, "written-by-pwrite", 17, 2 * 4096 + 100);
     printf("shared map sees pwrite: [%.17s]\n", shared + 4096 + 100);
+    printf("private map sees the file's new bytes where untouched: [%.17s]\n", priv + 2 * 4096 + 100);
+    int dn = madvise(priv, 4096, MADV_DONTNEED);
+    printf("madvise DONTNEED on the private map %d: file bytes again [%c]\n", dn, priv[0]);
     char *none = mmap(0, 4096, PROT_NONE, MAP_PRIVATE, fd, 0);
     int r = mprotect(none, 4096, PROT_READ);
     printf("PROT_NONE file map %s, mprotect %d, then reads [%c]\n", err(none), r, none[1]);
@@ -43,5 +46,13 @@ int main(void) {
            "EBADF" : "?");
     printf("write() from the shared map: %ld\n", (long)write(1, shared + 10, 15));
     printf("\nmunmap %d %d\n", munmap(shared, 2 * 4096), munmap(priv, 3 * 4096));
+    char *past = mmap(0, 4 * 4096, PROT_READ, MAP_PRIVATE, fd, 0);     /* the file is 3 pages: map 4 */
+    printf("mapping past the end: %s, last file page [%c]\n", err(past), past[2 * 4096]);
+    int z = open("/dev/zero", O_RDWR);
+    char *zp = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE, z, 0);
+    zp[5] = 1;
+    printf("/dev/zero private map: %s %d %d\n", err(zp), zp[0], zp[5]);
+    char *big = mmap(0, 64 << 20, PROT_READ, MAP_PRIVATE, open("/proc/self/exe", O_RDONLY), 0);
+    printf("a map larger than the file: %s, ELF magic %d\n", err(big), big != MAP_FAILED && big[1] == 'E');
     return 0;
 }

@@ -107,3 +107,24 @@ def test_phys_chunks_are_2m_aligned_on_the_host(phys):
     view[:4] = b"\x01\x02\x03\x04"
     phys.release(gpa, PAGE)
     assert bytes(phys.view(gpa, 4)) == bytes(4)    # released memory reads back as zero
+
+
+def test_file_chunks_share_or_copy_the_file(phys, tmp_path):
+    import os
+    path = tmp_path / "data"
+    path.write_bytes(b"A" * PAGE + b"B" * PAGE)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        shared = phys.map_file(fd, 0, 2 * PAGE, shared=True)
+        private = phys.map_file(fd, PAGE, PAGE, shared=False)
+    finally:
+        os.close(fd)
+    assert shared >= 1 << 45 and phys.chunk_of(shared).is_shared and not phys.chunk_of(private).is_shared
+    assert bytes(phys.view(private, 2)) == b"BB"
+    phys.view(shared, 2)[:] = b"xy"                     # through the shared mapping: into the file
+    phys.view(private, 1)[:] = b"p"                     # private: a copy
+    assert path.read_bytes()[:2] == b"xy" and path.read_bytes()[PAGE:PAGE + 1] == b"B"
+    phys.drop(private, PAGE)                            # MADV_DONTNEED: the file's bytes again
+    assert bytes(phys.view(private, 1)) == b"B"
+    phys.release(shared, 2 * PAGE)
+    assert path.read_bytes()[:2] == b"xy"
