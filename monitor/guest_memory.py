@@ -2,8 +2,10 @@
 
 Every VMA with rights other than PROT_NONE owns one contiguous GPA range, so a guest buffer inside one VMA is one
 contiguous host buffer (syscalls hand it to the host kernel without copying). PROT_NONE reservations (Go reserves
-hundreds of GiB) own no memory until mprotect or MAP_FIXED gives them rights. Access checks follow the VMA's
-rights; an address outside every VMA raises GuestFault, which a syscall turns into EFAULT.
+hundreds of GiB) own no memory until mprotect or MAP_FIXED gives them rights. File mappings are backed by the
+host's own mapping of the file (PhysicalMemory.map_file), so MAP_SHARED writes reach the file. Access checks
+follow the VMA's rights; an address outside every VMA raises GuestFault, which a syscall turns into EFAULT.
+A buffer spanning VMAs whose backings are not adjacent on the host is served through a copy (syscalls/bounce.py).
 """
 from __future__ import annotations
 
