@@ -261,8 +261,8 @@ class Session(InspectionRequests, StopEvents):
         """End gdb; end the debuggee (terminate) or leave it running (detach). Never raises."""
         gdb, self.gdb = self.gdb, None
         live = gdb is not None and gdb.is_alive and self.mode in ("launch", "attach") and not self.has_exited
-        if live and (self.mode == "attach" or not terminate):
-            try:
+        if live:                          # km ends at gdb's `kill` (its stub's vKill); SIGTERM would be reported
+            try:                          # to gdb as a signal, and gdb is about to go
                 if self.is_running:
                     gdb.command("-exec-interrupt")
                 gdb.console("kill" if terminate else "detach")

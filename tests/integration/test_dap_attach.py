@@ -5,6 +5,8 @@ running at once, and a detached payload's exit status is not known to it, so tha
 """
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import threading
@@ -29,7 +31,8 @@ class ListeningKm:
     def __init__(self, program: str, port: int) -> None:
         km_path, self.label = km_under_test()
         self.proc = subprocess.Popen([*km_path, "--gdb_listen", f"-g{port}", program, "spin"], env=km_env(),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)    # its own group: the stand-in has children
         self.stdout = b""
         self.stderr = b""
         self.ready = threading.Event()
@@ -47,8 +50,10 @@ class ListeningKm:
         assert self.ready.wait(30) and self.proc.poll() is None, f"km --gdb_listen: {self.stderr.decode()}"
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait()
 
 

@@ -9,8 +9,10 @@ With km not yet working, the gdbserver stand-in replaces debugServerPath (user p
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import signal
 import shutil
 import socket
 import subprocess
@@ -34,7 +36,7 @@ class DebugServer:
 
     def __init__(self, argv: list[str], started: str) -> None:
         self.proc = subprocess.Popen(argv, env=km_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.output: list[str] = []
         self.started = threading.Event()
         self._pattern = re.compile(started)
@@ -48,8 +50,11 @@ class DebugServer:
                 self.started.set()
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
+        """The server and anything it started (the stand-in's gdbserver) go together."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait()
 
 
