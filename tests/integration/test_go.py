@@ -39,7 +39,7 @@ def test_go_hello_and_goroutines(payload, args, expected):
 
 def test_go_async_preemption_by_sigurg(payload):
     """Two goroutines spin without calls on one P: main's Sleep returns only if sysmon's SIGURG preempts them."""
-    (status, out, err), native = run_both(payload("go_preempt.go"), env={"KM_VERBOSE": "signal"})
+    (status, out, err), native = run_both(payload("go_preempt.go"), env={"KM_VERBOSE": "signal", "GODEBUG": ""})
     assert (status, out) == native[:2] == (0, "main not starved, spinner ran: true\n"), err
     assert "signal 23 delivered" in err, err[-2000:]
 
