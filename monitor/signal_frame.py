@@ -15,6 +15,7 @@ import struct
 from kdbg.arch.x86_64 import KVM_REGS
 
 from .errors import GuestFault
+from .signals import SS_AUTODISARM, SS_DISABLE, on_sig_stack, set_altstack
 
 log = logging.getLogger("km.signal")
 SIGCONTEXT_REGS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx", "rdx", "rax",
@@ -26,7 +27,6 @@ FRAME_SIZE = INFO_OFFSET + 128
 FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
 UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 1, 2, 4
 SA_NOCLDSTOP, SA_SIGINFO, SA_ONSTACK, SA_RESTART, SA_NODEFER, SA_RESETHAND = 1, 4, 0x08000000, 0x10000000, 0x40000000, 0x80000000
-SS_ONSTACK, SS_DISABLE = 1, 2
 SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
 TF, DF, RF, AC = 0x100, 0x400, 0x10000, 0x40000
 EINTR, ERESTART_CODES = 4, (512, 513, 514, 516)
@@ -128,8 +128,7 @@ def _build_frame(state, thread, signo: int, action, info: bytes) -> None:
     own = state.of(thread)
     sp = regs[KVM_REGS.index("rsp")]
     ss_sp, ss_flags, ss_size = own.altstack
-    on_altstack = bool(ss_size) and ss_sp < sp <= ss_sp + ss_size
-    if action.flags & SA_ONSTACK and not ss_flags & SS_DISABLE and not on_altstack:
+    if action.flags & SA_ONSTACK and ss_size and not on_sig_stack(own, sp):
         sp = ss_sp + ss_size
     else:
         sp -= 128                                                # the red zone
@@ -149,8 +148,8 @@ def _build_frame(state, thread, signo: int, action, info: bytes) -> None:
     mcontext += struct.pack("<QQQQQ", trapno_err_cr2[1], trapno_err_cr2[0], saved_mask, trapno_err_cr2[2],
                             fp_addr)
     mcontext = mcontext.ljust(256, b"\0")
-    uc = struct.pack("<QQQi4xQ", UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, 0, ss_sp,
-                     SS_ONSTACK if on_altstack else ss_flags, ss_size) + mcontext + struct.pack("<Q", saved_mask)
+    uc = struct.pack("<QQQI4xQ", UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, 0, ss_sp,
+                     ss_flags, ss_size) + mcontext + struct.pack("<Q", saved_mask)   # __save_altstack: raw
     mem.write(frame, struct.pack("<Q", action.restorer) + uc + info)
     new_mask = own.mask | action.mask
     if not action.flags & SA_NODEFER:
@@ -164,6 +163,8 @@ def _build_frame(state, thread, signo: int, action, info: bytes) -> None:
     new[KVM_REGS.index("rdx")] = frame + UC_OFFSET
     new[KVM_REGS.index("rax")] = 0
     new[KVM_REGS.index("eflags")] &= ~(TF | DF | RF | AC)
+    if ss_flags & SS_AUTODISARM:
+        own.altstack = (0, SS_DISABLE, 0)                       # sas_ss_reset: back at sigreturn
     thread.set_user_regs(new)
     log.debug("signal %d delivered to %d: handler %#x frame %#x", signo, thread.tid, action.handler, frame)
 
@@ -181,6 +182,9 @@ def sigreturn(state, thread) -> None:
     new[flags_index] = (regs[flags_index] & ~0x254DD5) | (new[flags_index] & 0x254DD5) | 0x2  # FIX_EFLAGS
     fp_addr = struct.unpack_from("<Q", data, UC_MCONTEXT + 184)[0]
     state.of(thread).mask = struct.unpack_from("<Q", data, UC_SIGMASK)[0] & ~((1 << 8) | (1 << 18))
+    # restore_altstack: the frame's uc_stack comes back unless the thread still runs on the alternate stack
+    # (do_sigaltstack's EPERM, squashed as in Linux); this is how SS_AUTODISARM re-arms it
+    set_altstack(state.of(thread), regs[KVM_REGS.index("rsp")], *struct.unpack_from("<QI4xQ", data, UC_OFFSET + 16))
     if fp_addr:
         image = thread.mem.read(fp_addr, len(thread.vcpu.get_xsave()))
         thread.vcpu.set_xsave(image)

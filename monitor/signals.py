@@ -5,6 +5,7 @@ ends the process (with a core for the core-dumping ones); a handler runs on a Li
 """
 from __future__ import annotations
 
+import errno
 import logging
 import signal as host_signal
 import threading
@@ -100,6 +101,39 @@ class Rekicker:
                     self.watched[tid] = (thread, now + delay, kicks + 1)
                 if self.watched:
                     self.cond.wait(max(0.0, min(due for _, due, _ in self.watched.values()) - time.monotonic()))
+
+
+SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
+MINSIGSTKSZ = 2048
+
+
+def on_sig_stack(own: ThreadSignals, sp: int) -> bool:
+    """include/linux/sched/signal.h on_sig_stack: never with SS_AUTODISARM (the stack is disarmed while used)."""
+    ss_sp, ss_flags, ss_size = own.altstack
+    return not ss_flags & SS_AUTODISARM and bool(ss_size) and ss_sp < sp <= ss_sp + ss_size
+
+
+def altstack_flags(own: ThreadSignals, sp: int) -> int:
+    """ss_flags as sigaltstack(2) reports them (sas_ss_flags(sp) | the SS_AUTODISARM bit)."""
+    ss_sp, ss_flags, ss_size = own.altstack
+    state = SS_DISABLE if not ss_size else SS_ONSTACK if on_sig_stack(own, sp) else 0
+    return state | (ss_flags & SS_AUTODISARM)
+
+
+def set_altstack(own: ThreadSignals, sp: int, ss_sp: int, ss_flags: int, ss_size: int) -> int:
+    """do_sigaltstack for a new stack_t: 0 or -errno (EPERM while on it, EINVAL, ENOMEM below MINSIGSTKSZ)."""
+    if on_sig_stack(own, sp):
+        return -errno.EPERM
+    mode = ss_flags & ~SS_AUTODISARM & 0xFFFFFFFF
+    if mode not in (0, SS_ONSTACK, SS_DISABLE):
+        return -errno.EINVAL
+    if mode == SS_DISABLE:
+        own.altstack = (0, ss_flags & 0xFFFFFFFF, 0)
+    elif ss_size < MINSIGSTKSZ:
+        return -errno.ENOMEM
+    else:
+        own.altstack = (ss_sp, ss_flags & SS_AUTODISARM, ss_size)
+    return 0
 
 
 class SignalState:

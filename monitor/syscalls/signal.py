@@ -10,14 +10,12 @@ import time
 
 from ..errors import GuestFault
 from ..signal_frame import SI_KERNEL, SI_TKILL, SI_USER, make_siginfo, sigreturn
-from ..signals import NSIG, PendingSignal, SigAction, next_index
+from ..signals import NSIG, PendingSignal, SigAction, altstack_flags, next_index, set_altstack
 from .dispatch import s32, syscall
 
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 SIGKILL, SIGSTOP, SIGALRM, SIGSEGV, SIGRTMIN = 9, 19, 14, 11, 32
 UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
-SS_ONSTACK, SS_DISABLE = 1, 2
-MINSIGSTKSZ = 2048
 
 
 @syscall("rt_sigaction")
@@ -66,23 +64,11 @@ def sys_sigaltstack(ctx, new: int, old: int) -> int:
     """stack_t: ss_sp (8), ss_flags (int + pad), ss_size (8)."""
     own = ctx.proc.signals.of(ctx)
     sp = ctx.user_regs()[6]
-    ss_sp, ss_flags, ss_size = own.altstack
-    on_stack = bool(ss_size) and ss_sp < sp <= ss_sp + ss_size
+    ss_sp, _, ss_size = own.altstack
+    update = struct.unpack("<QI4xQ", ctx.mem.read(new, 24)) if new else None
     if old:
-        ctx.mem.write(old, struct.pack("<Qi4xQ", ss_sp, SS_ONSTACK if on_stack else ss_flags, ss_size))
-    if new:
-        n_sp, n_flags, n_size = struct.unpack("<Qi4xQ", ctx.mem.read(new, 24))
-        if on_stack:
-            return -errno.EPERM
-        if n_flags & ~(SS_DISABLE | (1 << 31)):
-            return -errno.EINVAL
-        if n_flags & SS_DISABLE:
-            own.altstack = (0, SS_DISABLE, 0)
-        elif n_size < MINSIGSTKSZ:
-            return -errno.ENOMEM
-        else:
-            own.altstack = (n_sp, 0, n_size)
-    return 0
+        ctx.mem.write(old, struct.pack("<QI4xQ", ss_sp, altstack_flags(own, sp), ss_size))
+    return set_altstack(own, sp, *update) if update else 0
 
 
 @syscall("rt_sigreturn")
