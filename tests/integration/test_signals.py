@@ -33,6 +33,8 @@ SYNC_EXPECTED = {
     "ucontext": "rbx 0x1234 SIGUSR2 now blocked 1\n",
     "overflow": "overflow: signo 11 handled on alt stack 1\n",
     "thread_segv": "thread segv: handled on the faulting thread 1 addr 0x20\n",
+    "autodisarm": "autodisarm: set 0, handler on alt 1, flags inside 0x2, after 0x80000000 size ok 1\n"
+                  "autodisarm: again on alt 1\n",
     "fpstate": "fpstate: handler saw 6.75, after return 42.5, rounding bits 0x6000\n",
 }
 BLOCK_EXPECTED = {

@@ -323,6 +323,37 @@ static int test_sigkill(void) {
         pause();
 }
 
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31)
+#endif
+static volatile int inside_flags;
+
+static void report_altstack(int signo) {
+    char local;
+    stack_t now;
+    (void)signo;
+    on_alt = &local >= alt_base && &local < alt_base + alt_size;
+    sigaltstack(NULL, &now);
+    inside_flags = now.ss_flags;
+}
+
+static int test_autodisarm(void) {
+    /* SS_AUTODISARM: the alternate stack is disarmed while a handler runs on it, and back after sigreturn */
+    alt_size = 64 * 1024;
+    alt_base = malloc(alt_size);
+    stack_t ss = {.ss_sp = alt_base, .ss_size = alt_size, .ss_flags = SS_AUTODISARM};
+    int r = sigaltstack(&ss, NULL);
+    install(SIGUSR2, report_altstack, SA_ONSTACK);
+    raise(SIGUSR2);
+    stack_t after;
+    sigaltstack(NULL, &after);
+    printf("autodisarm: set %d, handler on alt %d, flags inside %#x, after %#x size ok %d\n", r, on_alt,
+           (unsigned)inside_flags, (unsigned)after.ss_flags, after.ss_size == alt_size);
+    raise(SIGUSR2);
+    printf("autodisarm: again on alt %d\n", on_alt);
+    return 0;
+}
+
 static volatile int overflow_on_alt;
 
 static void on_overflow(int signo, siginfo_t *info, void *uc) {
@@ -463,7 +494,7 @@ int main(int argc, char **argv) {
         {"fpregs", test_fpregs}, {"coalesce", test_coalesce}, {"order", test_order}, {"ucontext", test_ucontext},
         {"overflow", test_overflow}, {"thread_segv", test_thread_segv}, {"abort", test_abort}, {"sigkill", test_sigkill},
         {"fpstate", test_fpstate}, {"badstack", test_badstack}, {"ignored_fault", test_ignored_fault},
-        {"badreturn", test_badreturn}, {"badfpstate", test_badfpstate}, {"crash", test_crash},
+        {"badreturn", test_badreturn}, {"autodisarm", test_autodisarm}, {"badfpstate", test_badfpstate}, {"crash", test_crash},
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++)
         if (!strcmp(what, tests[i].name))
