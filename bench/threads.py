@@ -116,7 +116,8 @@ def main() -> None:
                 for n in counts:
                     km_rates, native_rates = [], []
                     for _ in range(args.reps):
-                        km_rates.append(max(n, 1) * args.calls / seconds([*KM, exe, str(n), str(args.calls), call], ENV))
+                        km_cmd = [*KM, exe, str(n), str(args.calls), call]
+                        km_rates.append(max(n, 1) * args.calls / seconds(km_cmd, ENV))
                         native_rates.append(max(n, 1) * native_calls / seconds([exe, str(n), str(native_calls), call]))
                     km_rate, native_rate = statistics.median(km_rates), statistics.median(native_rates)
                     km_rate_1 = km_rate_1 or km_rate

@@ -1,5 +1,6 @@
 """Static Go payloads (CGO_ENABLED=0): hello, 100 goroutines over a channel, async preemption by SIGURG with
-GOMAXPROCS=1, CPU profiling (SIGPROF from CPU-time timers), the runtime's own signals (nil dereference → recovered panic, signal.Notify), SIGINT sent to km.
+GOMAXPROCS=1, GC/netpoller/timers under load, CPU profiling (SIGPROF from CPU-time timers), the runtime's own
+signals (nil dereference → recovered panic, signal.Notify), SIGINT sent to km.
 Outputs are compared with native runs of the same binary."""
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import os
 import selectors
 import signal
 import subprocess
-import time
 
 import pytest
 
