@@ -145,6 +145,26 @@ exit $((x % 50))
 '''
 
 
+FILE_TOOLS = [["mkdir", "-p", "a/b/c"], ["cp", "lines", "a/b/copy"], ["mv", "a/b/copy", "a/moved"],
+              ["ln", "-s", "lines", "lnk"], ["readlink", "lnk"], ["touch", "-d", "2020-01-02 03:04:05", "lines"],
+              ["chmod", "640", "lines"], ["stat", "-c", "%s %a %Y %F", "lines", "lnk", "a"], ["sort", "-r", "lines"],
+              ["find", ".", "-name", "*m*"], ["tar", "cf", "t.tar", "a", "lines"], ["tar", "tf", "t.tar"],
+              ["gzip", "-k", "lines"], ["zcat", "lines.gz"], ["rm", "-r", "a"], ["ls", "-a"], ["du", "-s", "."],
+              ["dd", "if=lines", "of=dd.out", "bs=3", "count=2"], ["md5sum", "dd.out"]]
+
+
+def test_busybox_file_tools_match_native(busybox, tmp_path):
+    """A sequence of file tools, each run natively in one directory and under km in another: same output."""
+    dirs = tmp_path / "native", tmp_path / "km"
+    for d in dirs:
+        d.mkdir()
+        (d / "lines").write_text("b\na\nc\n")
+    for args in FILE_TOOLS:
+        native, km = run_pair(busybox, *args, cwds=dirs)
+        assert (km.stdout, km.stderr, km.returncode) == (native.stdout, native.stderr, native.returncode), args
+    assert sorted(p.name for p in dirs[1].iterdir()) == sorted(p.name for p in dirs[0].iterdir())
+
+
 def test_busybox_sh_builtins_match_native(busybox):
     native, km = differential(busybox, "sh", "-c", SH_SCRIPT)
     assert b"sum=" in km.stdout and km.returncode != 0
