@@ -14,72 +14,19 @@ import os
 import threading
 from typing import Mapping, Sequence
 
-from kdbg.arch.x86_64 import BY_NAME, KVM_REGS, REGISTERS, registers_to_xsave, xsave_to_registers
 from kdbg.target import (BreakpointKind, GuestMemoryError, MemoryRegion, NoSuchThreadError, ResumeAction,
-                         ResumeKind, StopEvent, StopReason, UnsupportedError)
+                         ResumeKind, StopEvent, StopReason)
 from kdbg.vcpu_control import StopTheWorld
 
 from .errors import GuestFault
 from .signal_frame import make_siginfo
+from .thread_registers import read_registers, write_registers
 from .kvm import abi
 from .vcpu_loop import RFLAGS, RIP, State, TF
 from .watchpoints import HANDLED, Watchpoints
 
 log = logging.getLogger("km.gdb")
 SIGTRAP, SIGKILL = 5, 9
-_KVM_INDEX = {name: i for i, name in enumerate(KVM_REGS)}
-USER_SELECTORS = {"cs": 0x33, "ss": 0x2B, "ds": 0, "es": 0, "fs": 0, "gs": 0}
-_FP_NAMES = frozenset(r.name for r in REGISTERS if r.fxsave_offset is not None or r.xsave_offset is not None)
-
-
-class _LazyFpRegisters(dict):
-    """A register file whose x87/SSE/AVX part is read (KVM_GET_XSAVE, an ioctl) only when one is asked for:
-    a stop reply needs just rip/rsp/rbp."""
-
-    def __init__(self, general: dict[str, int], vcpu) -> None:
-        super().__init__(general)
-        self._vcpu = vcpu
-
-    def _load(self) -> None:
-        if self._vcpu is not None:
-            vcpu, self._vcpu = self._vcpu, None
-            self.update(xsave_to_registers(vcpu.get_xsave()))
-
-    def __missing__(self, name: str) -> int:
-        self._load()
-        return dict.__getitem__(self, name)
-
-    def __contains__(self, name: object) -> bool:
-        return dict.__contains__(self, name) or (name in _FP_NAMES and self._vcpu is not None)
-
-    def get(self, name: str, default=None):
-        if not dict.__contains__(self, name) and name in _FP_NAMES:
-            self._load()
-        return dict.get(self, name, default)
-
-    def __iter__(self):
-        self._load()
-        return dict.__iter__(self)
-
-    def items(self):
-        self._load()
-        return dict.items(self)
-
-    def keys(self):
-        self._load()
-        return dict.keys(self)
-
-    def values(self):
-        self._load()
-        return dict.values(self)
-
-    def __len__(self) -> int:
-        self._load()
-        return dict.__len__(self)
-
-    def copy(self) -> dict[str, int]:
-        self._load()
-        return dict(self.items())
 
 
 class LiveTarget:
@@ -194,14 +141,7 @@ class LiveTarget:
         return thread.name if thread is not None else ""
 
     def registers(self, tid: int) -> dict[str, int]:
-        thread = self._thread(tid)
-        values = thread.user_regs()
-        regs = {name: values[i] for i, name in enumerate(KVM_REGS)}
-        regs.update(USER_SELECTORS)          # what a 64-bit Linux process has (the VM's own are km's business)
-        sregs = thread.run.s.regs.sregs if thread.has_run else thread.vcpu.get_sregs()
-        regs["fs_base"], regs["gs_base"] = sregs.fs.base, sregs.gs.base
-        regs["orig_rax"] = (1 << 64) - 1
-        return _LazyFpRegisters(regs, thread.vcpu)
+        return read_registers(self._thread(tid))
 
     def read_memory(self, addr: int, size: int) -> bytes:
         try:
@@ -235,26 +175,7 @@ class LiveTarget:
 
     # ---- ControlTarget ------------------------------------------------------------------------------------
     def write_registers(self, tid: int, values: Mapping[str, int]) -> None:
-        thread = self._thread(tid)
-        gprs = thread.user_regs()
-        for name, value in values.items():
-            if name in _KVM_INDEX:
-                gprs[_KVM_INDEX[name]] = value
-        thread.set_user_regs(gprs)
-        if "fs_base" in values or "gs_base" in values:
-            sregs = thread.vcpu.get_sregs()
-            sregs.fs.base = values.get("fs_base", sregs.fs.base)
-            sregs.gs.base = values.get("gs_base", sregs.gs.base)
-            thread.vcpu.set_sregs(sregs)
-            sync = thread.run.s.regs.sregs
-            sync.fs.base, sync.gs.base = sregs.fs.base, sregs.gs.base
-        fp = {k: v for k, v in values.items() if k in _FP_NAMES}
-        if fp:
-            image = bytearray(thread.vcpu.get_xsave())
-            current = xsave_to_registers(bytes(image))
-            if any(current.get(k) != v for k, v in fp.items()):
-                registers_to_xsave(fp, image)
-                thread.vcpu.set_xsave(bytes(image))
+        write_registers(self._thread(tid), values)
 
     def write_memory(self, addr: int, data: bytes) -> None:
         data = bytearray(data)
@@ -294,13 +215,11 @@ class LiveTarget:
         if not signo:
             return
         from .signals import PendingSignal
-        from .signal_frame import make_siginfo
         info = shown.info if shown is not None and shown.signo == signo else make_siginfo(signo, 0x80)
         pending = PendingSignal(signo, info)
         pending.seen_by_debugger = True
         with self.proc.signals.lock:
             self.proc.signals.of(thread).pending.insert(0, pending)
-        thread.deliver_on_resume = True
 
     def _requeue_unreported(self, stale: list[StopEvent]) -> None:
         """Events gdb never saw: breakpoints and steps happen again; signals go back to their queue."""
@@ -311,7 +230,6 @@ class LiveTarget:
                 shown.seen_by_debugger = False
                 with self.proc.signals.lock:
                     self.proc.signals.of(thread).pending.insert(0, shown)
-                thread.deliver_on_resume = True
 
     def interrupt(self) -> None:
         self.attached = True
@@ -396,5 +314,3 @@ class LiveTarget:
         self.proc._end(__import__("monitor.process", fromlist=["Ending"]).Ending(signal=SIGKILL))
         self.world.resume_all()
 
-
-_ = (BY_NAME, UnsupportedError)

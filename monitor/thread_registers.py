@@ -1,0 +1,98 @@
+"""A guest thread's registers as gdb names them (kdbg.arch.x86_64), read from and written to its vCPU.
+
+General registers live in kvm_run's sync regs (no ioctl); fs/gs base in sync sregs once the vCPU has exited at
+least once; x87/SSE/AVX only in KVM's XSAVE image, an ioctl each way, so they are fetched on first use.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from kdbg.arch.x86_64 import KVM_REGS, REGISTERS, registers_to_xsave, xsave_to_registers
+
+_KVM_INDEX = {name: i for i, name in enumerate(KVM_REGS)}
+# what a 64-bit Linux process shows (the VM's own selectors are km's business)
+USER_SELECTORS = {"cs": 0x33, "ss": 0x2B, "ds": 0, "es": 0, "fs": 0, "gs": 0}
+_FP_NAMES = frozenset(r.name for r in REGISTERS if r.fxsave_offset is not None or r.xsave_offset is not None)
+NO_SYSCALL = (1 << 64) - 1
+
+
+def read_registers(thread) -> dict[str, int]:
+    values = thread.user_regs()
+    regs = {name: values[i] for i, name in enumerate(KVM_REGS)}
+    regs.update(USER_SELECTORS)
+    sregs = thread.run.s.regs.sregs if thread.has_run else thread.vcpu.get_sregs()
+    regs["fs_base"], regs["gs_base"] = sregs.fs.base, sregs.gs.base
+    regs["orig_rax"] = NO_SYSCALL
+    return _LazyFpRegisters(regs, thread.vcpu)
+
+
+def write_registers(thread, values: Mapping[str, int]) -> None:
+    gprs = thread.user_regs()
+    for name, value in values.items():
+        if name in _KVM_INDEX:
+            gprs[_KVM_INDEX[name]] = value
+    thread.set_user_regs(gprs)
+    if "fs_base" in values or "gs_base" in values:
+        sregs = thread.vcpu.get_sregs()
+        sregs.fs.base = values.get("fs_base", sregs.fs.base)
+        sregs.gs.base = values.get("gs_base", sregs.gs.base)
+        thread.vcpu.set_sregs(sregs)
+        sync = thread.run.s.regs.sregs          # a pending sync-sregs write must carry the same bases
+        sync.fs.base, sync.gs.base = sregs.fs.base, sregs.gs.base
+    fp = {k: v for k, v in values.items() if k in _FP_NAMES}
+    if fp:
+        image = bytearray(thread.vcpu.get_xsave())
+        current = xsave_to_registers(bytes(image))
+        if any(current.get(k) != v for k, v in fp.items()):
+            registers_to_xsave(fp, image)
+            thread.vcpu.set_xsave(bytes(image))
+
+
+class _LazyFpRegisters(dict):
+    """A register file whose x87/SSE/AVX part is read (KVM_GET_XSAVE, an ioctl) only when one is asked for:
+    a stop reply needs just rip/rsp/rbp."""
+
+    def __init__(self, general: dict[str, int], vcpu) -> None:
+        super().__init__(general)
+        self._vcpu = vcpu
+
+    def _load(self) -> None:
+        if self._vcpu is not None:
+            vcpu, self._vcpu = self._vcpu, None
+            self.update(xsave_to_registers(vcpu.get_xsave()))
+
+    def __missing__(self, name: str) -> int:
+        self._load()
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or (name in _FP_NAMES and self._vcpu is not None)
+
+    def get(self, name: str, default=None):
+        if not dict.__contains__(self, name) and name in _FP_NAMES:
+            self._load()
+        return dict.get(self, name, default)
+
+    def __iter__(self):
+        self._load()
+        return dict.__iter__(self)
+
+    def items(self):
+        self._load()
+        return dict.items(self)
+
+    def keys(self):
+        self._load()
+        return dict.keys(self)
+
+    def values(self):
+        self._load()
+        return dict.values(self)
+
+    def __len__(self) -> int:
+        self._load()
+        return dict.__len__(self)
+
+    def copy(self) -> dict[str, int]:
+        self._load()
+        return dict(self.items())
