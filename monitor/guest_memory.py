@@ -42,6 +42,7 @@ class Vma:
     path: str = ""             # file name for file mappings (core files' NT_FILE, gdb's mappings)
     offset: int = 0
     name: str = ""             # "[stack]", "[heap]", "[vdso]"...
+    huge: bool = True          # may be backed by 2M host pages (not for sparse memory: thread stacks)
 
     def perms(self) -> str:
         return ("r" if self.prot & PROT_READ else "-") + ("w" if self.prot & PROT_WRITE else "-") + \
@@ -184,12 +185,12 @@ class GuestMemory:
         return self.vmas[lo:hi]
 
     def map(self, start: int, size: int, prot: int, *, path: str = "", offset: int = 0, name: str = "",
-            reserve_only: bool = False) -> Vma:
+            reserve_only: bool = False, huge: bool = True) -> Vma:
         """Create a VMA at a fixed place (whatever was there is unmapped first), backed unless PROT_NONE."""
         with self.lock:
             end = start + page_up(size)
             self.unmap(start, end - start)
-            vma = Vma(start, end, prot, None, path, offset, name)
+            vma = Vma(start, end, prot, None, path, offset, name, huge)
             if prot != abi.PROT_NONE and not reserve_only:
                 self._back(vma)
             self._insert(vma)
@@ -223,6 +224,8 @@ class GuestMemory:
         size = vma.end - vma.start
         align = HUGE if size >= HUGE else PAGE
         vma.gpa = self.phys.alloc(size, align, vma.start % align)
+        if not vma.huge:
+            self.phys.no_huge_pages(vma.gpa, size)
         self.tables.set_range(vma.start, size, vma.gpa, pte_flags(vma.prot))
 
     def unmap(self, start: int, size: int) -> None:

@@ -18,7 +18,7 @@ from .kvm.abi import ffi, libc
 PAGE = 0x1000
 HUGE = 0x200000
 CHUNK = 256 << 20
-MADV_HUGEPAGE = 14          # linux/mman.h
+MADV_HUGEPAGE, MADV_NOHUGEPAGE = 14, 15     # linux/mman.h
 PHYS_LIMIT = 1 << 46        # below every x86-64 CPU's physical-address width that KVM hosts have in practice
 FILE_BASE = PHYS_LIMIT // 2  # shared file mappings get GPA from here up; the allocator stays below
 
@@ -160,6 +160,11 @@ class PhysicalMemory:
         with self.lock:
             self._release(gpa, gpa + size)
             self.allocated -= size
+
+    def no_huge_pages(self, gpa: int, size: int) -> None:
+        """Back this range with 4K host pages: for memory touched sparsely, like thread stacks (one touched byte
+        would otherwise cost a 2M page; Linux likewise gives MAP_STACK mappings no huge pages)."""
+        libc.madvise(ffi.cast("void *", self.host_addr(gpa)), size, MADV_NOHUGEPAGE)
 
     def drop(self, gpa: int, size: int) -> None:
         """MADV_DONTNEED on the backing: anonymous memory reads back as zeros, a private file mapping as the file

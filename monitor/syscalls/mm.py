@@ -11,7 +11,7 @@ from .args import fd_arg
 from .dispatch import s64, syscall
 
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
-MAP_GROWSDOWN, MAP_FIXED_NOREPLACE = 0x100, 0x100000
+MAP_GROWSDOWN, MAP_STACK, MAP_FIXED_NOREPLACE = 0x100, 0x20000, 0x100000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 PAGE = 0x1000
 
@@ -54,7 +54,7 @@ def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset
         if start < 0:
             return start
         if flags & MAP_ANONYMOUS:
-            mem.map(start, size, prot)
+            mem.map(start, size, prot, huge=not flags & MAP_STACK)
         else:                            # shared read-only from an O_RDONLY fd: private (no writes to share)
             _map_file(mem, start, size, prot, host_fd, offset, bool(flags & MAP_SHARED) and access == os.O_RDWR)
         return start

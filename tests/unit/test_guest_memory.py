@@ -146,3 +146,29 @@ def test_find_free_is_top_down_and_honours_free_hints(mem):
     assert mem.find_free(PAGE, hint=0x200000123) == first - PAGE
     mem.map(MMAP_BOTTOM, MMAP_TOP - MMAP_BOTTOM - 16 * PAGE, 0)             # fill everything but a small gap
     assert mem.find_free(32 * PAGE) is None
+
+
+def _thp_eligible(host_addr: int) -> bool:
+    """Whether the host mapping holding host_addr may get transparent huge pages (/proc/self/smaps)."""
+    current = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and all(c in "0123456789abcdef-" for c in head):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                current = lo <= host_addr < hi
+            elif current and line.startswith("THPeligible:"):
+                return line.split()[1] == "1"
+    raise AssertionError(f"{host_addr:#x} not in smaps")
+
+
+def test_sparse_memory_gets_no_huge_pages(mem):
+    """Thread stacks (mmap MAP_STACK) touch a few bytes of 8 MiB: a 2M host page each would cost 2 MiB per thread."""
+    stack = mem.map(0x50000000, 8 << 20, 0, huge=False)            # as glibc: PROT_NONE, then mprotect
+    mem.protect(0x50000000 + PAGE, (8 << 20) - PAGE, RW)
+    heap = mem.map(0x60000000, 8 << 20, RW)
+    backed = mem.find(0x50000000 + PAGE)
+    assert not backed.huge and stack.gpa is None
+    assert not _thp_eligible(mem.phys.host_addr(backed.gpa))
+    assert _thp_eligible(mem.phys.host_addr(heap.gpa)) or open("/sys/kernel/mm/transparent_hugepage/enabled").read()\
+        .find("[never]") >= 0
