@@ -147,7 +147,7 @@ class SignalState:
 
     def kick(self, thread) -> None:
         """Wake a thread for a signal now, and again later if it has not taken it (see Rekicker)."""
-        thread.kick_for_signal()
+        thread.kick()
         if self._rekicker is None:
             with self.lock:
                 if self._rekicker is None:

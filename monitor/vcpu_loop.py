@@ -20,13 +20,12 @@ import errno
 import logging
 import struct
 import threading
-import time
 
 from kdbg.arch.x86_64 import KVM_REGS
 
 from .errors import KvmError
 from .kvm import abi
-from .machine import KBASE, SYSCALL_PORT, SYSCALL_STUB_GVA, exception_frame_gpa, user_segment_fix
+from .machine import KBASE, SYSCALL_PORT, exception_frame_gpa, user_segment_fix
 from .syscalls.dispatch import dispatch
 
 log = logging.getLogger("km.vcpu")
@@ -86,23 +85,6 @@ class VcpuThread:
         for waiter in (self.blocked_on, self.signal_wakeup):
             if waiter is not None:
                 (waiter.event if hasattr(waiter, "event") else waiter).set()
-
-    def kick_for_signal(self) -> None:
-        """Kick for a guest signal, and keep kicking while the thread sits in a blocking host call with the
-        signal still pending: a kick that lands between the call's check for pending signals and its entry
-        into the kernel is otherwise lost until the call returns by itself."""
-        self.kick()
-        if self.state != State.IN_SYSCALL:
-            return
-
-        def rekick() -> None:
-            delay = 0.001
-            while (self.state == State.IN_SYSCALL and not self.proc.ended.is_set()
-                   and self.proc.pending_signals_for(self) and delay < 5.0):
-                time.sleep(delay)       # bounded back-off, only while a signal waits for a blocked thread
-                self.kick()
-                delay *= 2
-        threading.Thread(target=rekick, name=f"rekick-{self.tid}", daemon=True).start()
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def _main(self) -> None:
