@@ -238,6 +238,27 @@ class GuestMemory:
                     self.tables.set_range(vma.start, vma.end - vma.start, None)
                     self.phys.release(vma.gpa, vma.end - vma.start)
 
+    def move(self, src: int, size: int, dst: int) -> None:
+        """mremap's move: the VMAs of [src, src+size) go to dst with their backing (no copy); whatever was at dst
+        is unmapped first. KVM's translations of the moved frames are dropped, so the old addresses fault."""
+        with self.lock:
+            moving = self._range(src, src + size)
+            self.unmap(dst, size)
+            for vma in moving:
+                i = bisect.bisect_left(self._starts, vma.start)
+                del self.vmas[i], self._starts[i]
+                length = vma.end - vma.start
+                if vma.gpa is not None:
+                    self.tables.set_range(vma.start, length, None)
+                    self.phys.invalidate(vma.gpa, length)
+                vma.start, vma.end = vma.start - src + dst, vma.end - src + dst
+                if vma.gpa is not None and vma.prot != abi.PROT_NONE:
+                    self.tables.set_range(vma.start, length, vma.gpa, pte_flags(vma.prot))
+                self._insert(vma)
+            if self.on_remap is not None:
+                self.on_remap(src, src + size)
+                self.on_remap(dst, dst + size)
+
     def protect(self, start: int, size: int, prot: int) -> None:
         """mprotect: GuestFault if part of the range is unmapped (the caller answers ENOMEM)."""
         with self.lock:

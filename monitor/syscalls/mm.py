@@ -160,35 +160,50 @@ def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
 
 @syscall("mremap")
 def sys_mremap(ctx, old: int, old_size: int, new_size: int, flags: int, new_addr: int) -> int:
+    """Grows in place or moves the mapping with its backing (page tables only, as Linux: no copy); the growth is
+    a new VMA of the same rights beside it (a buffer over both is served through a copy, syscalls/bounce.py)."""
     mem = ctx.mem
-    if old % PAGE or new_size == 0:
+    fixed = flags & MREMAP_FIXED
+    if old % PAGE or new_size == 0 or (fixed and (not flags & MREMAP_MAYMOVE or new_addr % PAGE)):
         return -errno.EINVAL
     old_size, new_size = page_up(old_size), page_up(new_size)
+    if fixed and new_addr < old + old_size and old < new_addr + new_size:
+        return -errno.EINVAL
     with mem.lock:
         vma = mem.find(old)
-        if vma is None or old + old_size > vma.end:
+        if vma is None or not _is_mapped(mem, old, old + old_size):
             return -errno.EFAULT
-        if new_size <= old_size and not flags & MREMAP_FIXED:
+        prot, huge = vma.prot, vma.huge
+        if new_size <= old_size and not fixed:
             if new_size < old_size:
                 mem.unmap(old + new_size, old_size - new_size)
             return old
-        if not flags & MREMAP_FIXED and mem._is_free(old + old_size, new_size - old_size):
-            data = mem.read_debug(old, old_size)
-            prot = vma.prot
-            mem.map(old, new_size, prot)
-            mem.write_debug(old, data)
+        if not fixed and mem._is_free(old + old_size, new_size - old_size):
+            mem.map(old + old_size, new_size - old_size, prot, huge=huge)
             return old
         if not flags & MREMAP_MAYMOVE:
             return -errno.ENOMEM
-        target = new_addr if flags & MREMAP_FIXED else mem.find_free(new_size)
+        target = new_addr if fixed else mem.find_free(new_size)
         if target is None:
             return -errno.ENOMEM
-        data = mem.read_debug(old, old_size)
-        prot = vma.prot
-        mem.map(target, new_size, prot)
-        mem.write_debug(target, data)
-        mem.unmap(old, old_size)
+        keep = min(old_size, new_size)
+        mem.move(old, keep, target)
+        if keep < old_size:
+            mem.unmap(old + keep, old_size - keep)
+        if keep < new_size:
+            mem.map(target + keep, new_size - keep, prot, huge=huge)
         return target
+
+
+def _is_mapped(mem, start: int, end: int) -> bool:
+    """No hole in [start, end). Linux wants one VMA there; km does not merge neighbours as Linux does (a grown
+    mapping is two VMAs), so adjacent ones count as one."""
+    while start < end:
+        vma = mem.find(start)
+        if vma is None:
+            return False
+        start = vma.end
+    return True
 
 
 @syscall("msync", "mlock", "munlock", "mlockall", "munlockall", "membarrier")

@@ -124,7 +124,29 @@ static void mprotect_madvise_mremap(void) {
     m[63 * PAGE] = 1;
     char *s = (char *)syscall(SYS_mremap, m, 64 * PAGE, PAGE, 0);
     printf("mremap shrink in place: %d\n", s == m && s[0] == 'm');
-    syscall(SYS_munmap, s, PAGE);
+    /* grow where the next pages are taken: the mapping moves with its contents */
+    char *blocker = (char *)raw_mmap(s + PAGE, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
+    memset(s, 'k', PAGE);
+    char *moved = (char *)syscall(SYS_mremap, s, PAGE, 16 * PAGE, MREMAP_MAYMOVE);
+    printf("mremap moved: %d, contents kept: %d, growth zeroed: %d\n", moved != s && moved != MAP_FAILED,
+           moved[0] == 'k' && moved[PAGE - 1] == 'k', moved[PAGE] == 0 && moved[16 * PAGE - 1] == 0);
+    *(volatile char *)blocker;
+    show("mremap grow in place without MAYMOVE", syscall(SYS_mremap, blocker, PAGE, 2 * PAGE, 0) == (long)blocker ? 0 : -1);
+    int p[2];
+    pipe(p);
+    write(p[1], "0123456789", 10);
+    printf("read across the old end and the growth: %ld\n", (long)read(p[0], moved + PAGE - 5, 10));
+    printf("bytes landed: %d\n", !memcmp(moved + PAGE - 5, "0123456789", 10));
+    close(p[0]);
+    close(p[1]);
+    char *fixed_to = (char *)0x230000000UL;
+    char *f = (char *)syscall(SYS_mremap, moved, 16 * PAGE, 8 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, fixed_to);
+    printf("mremap FIXED to an address: %d, contents %d\n", f == fixed_to, f[0] == 'k' && f[PAGE] == '5');
+    show("mremap FIXED without MAYMOVE", syscall(SYS_mremap, f, PAGE, PAGE, MREMAP_FIXED, 0x240000000UL));
+    show("mremap FIXED overlapping", syscall(SYS_mremap, f, 8 * PAGE, 8 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, f + PAGE));
+    show("mremap of unmapped", syscall(SYS_mremap, 0x250000000UL, PAGE, 2 * PAGE, MREMAP_MAYMOVE));
+    syscall(SYS_munmap, f, 8 * PAGE);
+    syscall(SYS_munmap, blocker, 2 * PAGE);
 }
 
 static void split_buffers(void) {

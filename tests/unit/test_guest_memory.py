@@ -172,3 +172,18 @@ def test_sparse_memory_gets_no_huge_pages(mem):
     assert not _thp_eligible(mem.phys.host_addr(backed.gpa))
     assert _thp_eligible(mem.phys.host_addr(heap.gpa)) or open("/sys/kernel/mm/transparent_hugepage/enabled").read()\
         .find("[never]") >= 0
+
+
+def test_move_keeps_backing_and_contents(mem):
+    mem.map(0x70000000, 2 * PAGE, RW)
+    mem.map(0x70002000, PAGE, PROT_READ)
+    mem.write(0x70000000, b"moved bytes")
+    gpa = mem.find(0x70000000).gpa
+    mem.map(0x71000000, PAGE, RW)                         # something at the target: replaced
+    mem.move(0x70000000, 3 * PAGE, 0x71000000)
+    assert layout(mem) == [(0x71000000, 0x71002000, "rw-"), (0x71002000, 0x71003000, "r--")]
+    assert mem.find(0x71000000).gpa == gpa                # same frames, no copy
+    assert mem.read(0x71000000, 11) == b"moved bytes"
+    assert mem.tables.translate(0x70000000) is None and mem.tables.translate(0x71000000)[0] == gpa
+    with pytest.raises(GuestFault):
+        mem.read(0x70000000, 1)
