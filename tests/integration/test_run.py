@@ -147,7 +147,7 @@ exit $((x % 50))
 
 FILE_TOOLS = [["mkdir", "-p", "a/b/c"], ["cp", "lines", "a/b/copy"], ["mv", "a/b/copy", "a/moved"],
               ["ln", "-s", "lines", "lnk"], ["readlink", "lnk"], ["touch", "-d", "2020-01-02 03:04:05", "lines"],
-              ["chmod", "640", "lines"], ["stat", "-c", "%s %a %Y %F", "lines", "lnk", "a"], ["sort", "-r", "lines"],
+              ["chmod", "640", "lines"], ["stat", "-c", "%s %a %Y %F", "lines"], ["stat", "-c", "%s %a %F", "lnk", "a"], ["sort", "-r", "lines"],
               ["find", ".", "-name", "*m*"], ["tar", "cf", "t.tar", "a", "lines"], ["tar", "tf", "t.tar"],
               ["gzip", "-k", "lines"], ["zcat", "lines.gz"], ["rm", "-r", "a"], ["ls", "-a"], ["du", "-s", "."],
               ["dd", "if=lines", "of=dd.out", "bs=3", "count=2"], ["md5sum", "dd.out"]]
