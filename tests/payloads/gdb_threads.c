@@ -22,6 +22,8 @@ int main(void) {
     for (long i = 0; i < 2; i++)
         pthread_create(&threads[i], NULL, worker, (void *)i);
     pthread_barrier_wait(&all_started);
+    while (!results[0] || !results[1])      /* main stays in its own frame (not in a libc syscall, which musl */
+        ;                                   /* cannot unwind past) while the workers sit at the breakpoint */
     for (int i = 0; i < 2; i++)
         pthread_join(threads[i], NULL);
     printf("results %d %d\n", results[0], results[1]);  /* @joined */
