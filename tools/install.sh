@@ -11,6 +11,8 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
+# The VS Code end-to-end test's tools (code-server from npm, Chromium from Debian); a second run only checks.
+bash vscode-extension/test-e2e/install-code-server.sh | tail -n 1
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "Running pip as the 'root' user" || true
 if [ "${1:-}" != "--quiet" ]; then
   mkdir -p build

@@ -1,92 +1,119 @@
-"""End to end in VS Code's own UI: code-server with the km-debug .vsix installed, driven by headless Chromium
-(vscode-extension/test-e2e/e2e.js, puppeteer-core): F1 "Debug: Start Debugging" on a km launch configuration stops
-on entry in main, "Debug: Continue" runs the payload, whose output appears in the Debug Console.
+"""End to end in VS Code's own UI: code-server with the km-debug .vsix, a workspace whose launch.json uses the `km`
+type, Debian's headless Chromium driven by puppeteer-core (vscode-extension/test-e2e/e2e.js): a breakpoint toggled
+with F9 on a marked line, F5, and the DOM shows a paused session, the function in CALL STACK and a local with its
+value in VARIABLES; F5 again and the payload's output reaches the Debug Console.
 
-Needs code-server (KDBG_CODE_SERVER, on PATH, or installed by vscode-extension/test-e2e/install-code-server.sh)
-and chromium (Debian package, installed by the same script); skipped when either is missing. Screenshots of each
-step are kept in the test's tmp folder.
+All of it (code-server, Chromium, kdbg-dap, gdb, km) runs in a fresh pid + net namespace
+(`unshare --net --pid --fork --mount-proc`, loopback brought up inside): when e2e.js, the namespace's first
+process, ends, the kernel kills everything else in it, and the test checks that nothing is left.
+
+Needs code-server (KDBG_CODE_SERVER, on PATH, or installed by vscode-extension/test-e2e/install-code-server.sh,
+which tools/install.sh runs) and chromium; skipped when missing, except under CI (CI=true), where that fails.
+Screenshots of each step go to the test's tmp folder and to tests/.artifacts/vscode-e2e/ (ignored by git).
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import threading
+from pathlib import Path
 
 import pytest
 
+from harness.build import PAYLOADS, TOOLCHAINS
 from harness.dap import km_under_test
 from harness.km import ROOT, km_env
+from harness.markers import line_of
 
 EXTENSION = ROOT / "vscode-extension"
-# No extension marketplace: code-server would otherwise query one on the network.
+ARTIFACTS = ROOT / "tests" / ".artifacts" / "vscode-e2e"
+# No extension marketplace: code-server would otherwise query one on the network (there is none in the namespace).
 NO_GALLERY = {"EXTENSIONS_GALLERY": json.dumps({"serviceUrl": "http://127.0.0.1:9/gallery",
                                                 "itemUrl": "http://127.0.0.1:9/item"})}
 LOCAL_CODE_SERVER = EXTENSION / "test-e2e" / ".code-server" / "node_modules" / ".bin" / "code-server"
 CODE_SERVER = os.environ.get("KDBG_CODE_SERVER") or shutil.which("code-server") or (
     str(LOCAL_CODE_SERVER) if LOCAL_CODE_SERVER.exists() else None)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(not (CODE_SERVER and CHROMIUM and shutil.which("node")),
-                                reason="code-server, chromium or node not installed")
+NEEDED = {"code-server": CODE_SERVER, "chromium": CHROMIUM, "node": shutil.which("node"),
+          "unshare": shutil.which("unshare"), "ip": shutil.which("ip"),
+          "vsce/puppeteer-core (npm ci in vscode-extension)":
+              (EXTENSION / "node_modules" / "puppeteer-core").is_dir() or None}
+MISSING = [name for name, found in NEEDED.items() if not found]
+pytestmark = pytest.mark.skipif(bool(MISSING) and os.environ.get("CI") != "true",
+                                reason=f"not installed: {', '.join(MISSING)} (vscode-extension/test-e2e/"
+                                       "install-code-server.sh installs them)")
+BREAK_AT = "add_ret"                    # `return sum;` in add(): sum is 3 + 4 there
+TIMEOUT_S = 180
+
+
+def pid_namespace_members(namespace: str) -> list[str]:
+    """Processes (pid: command line) still in the pid namespace named like /proc/PID/ns/pid reads."""
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "ns" / "pid") == namespace:
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                left.append(f"{proc.name}: {command}")
+        except OSError:
+            pass
+    return left
 
 
 @pytest.fixture
-def code_server(tmp_path, payload, request):
-    """code-server serving a workspace whose launch.json runs dap_basic.km in km; killed (its group) at teardown."""
+def workspace(tmp_path, request):
+    """A workspace holding dap_basic.c, its payload built there (so its debug info names this copy, the file VS
+    Code opens) and a launch.json with one km configuration."""
+    ws = tmp_path / "ws"
+    (ws / ".vscode").mkdir(parents=True)
+    source = ws / "dap_basic.c"
+    shutil.copy(PAYLOADS / "dap_basic.c", source)
+    program = ws / "dap_basic.km"
+    subprocess.run([*TOOLCHAINS["musl"], "-o", str(program), str(source)], check=True, capture_output=True,
+                   timeout=120)
+    km_path, label = km_under_test()
+    request.node.user_properties.append(("km", label))
+    (ws / ".vscode" / "launch.json").write_text(json.dumps({"version": "0.2.0", "configurations": [
+        {"name": "km: dap_basic", "type": "km", "request": "launch", "program": "${workspaceFolder}/dap_basic.km",
+         "kmPath": km_path, "stopOnEntry": False}]}, indent=2))
+    return ws
+
+
+def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, tmp_path):
+    assert not MISSING, f"CI=true but not installed: {MISSING}"
     vsix = tmp_path / "km-debug.vsix"
     subprocess.run([str(EXTENSION / "node_modules" / ".bin" / "vsce"), "package", "--no-dependencies",
                     "--allow-missing-repository", "--skip-license", "-o", str(vsix)], cwd=EXTENSION, check=True,
                    capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
-    extensions, data, workspace = tmp_path / "ext", tmp_path / "data", tmp_path / "ws"
-    subprocess.run([CODE_SERVER, "--extensions-dir", str(extensions), "--user-data-dir", str(data),
-                    "--install-extension", str(vsix)], check=True, capture_output=True, timeout=120,
-                   env=km_env(NO_GALLERY))
-    km_path, label = km_under_test()
-    request.node.user_properties.append(("km", label))
-    (workspace / ".vscode").mkdir(parents=True)
-    (workspace / ".vscode" / "launch.json").write_text(json.dumps({"version": "0.2.0", "configurations": [
-        {"name": "km: dap_basic", "type": "km", "request": "launch", "program": str(payload("dap_basic.c", "musl")),
-         "kmPath": km_path, "stopOnEntry": True}]}))
-    (data / "User").mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "data"
+    (data / "User").mkdir(parents=True)
     (data / "User" / "settings.json").write_text(json.dumps({
         "security.workspace.trust.enabled": False, "workbench.startupEditor": "none",
-        "extensions.autoCheckUpdates": False, "extensions.autoUpdate": False,
+        "extensions.autoCheckUpdates": False, "extensions.autoUpdate": False, "workbench.tips.enabled": False,
         "km.adapterCommand": [sys.executable, "-m", "kdbg.dap"]}))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([CODE_SERVER, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",
-                               "--user-data-dir", str(data), "--extensions-dir", str(extensions),
-                               "--disable-telemetry", "--disable-update-check", str(workspace)],
-                              env=km_env(NO_GALLERY), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
-    listening, log = threading.Event(), []
-
-    def pump() -> None:
-        for line in server.stdout:
-            log.append(line)
-            if "HTTP server listening" in line:
-                listening.set()
-        listening.set()
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        assert listening.wait(60) and server.poll() is None, "".join(log)
-        yield f"http://127.0.0.1:{port}/?folder={workspace}", log
-    finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
-def test_vscode_ui_debugs_a_payload_in_km(code_server, tmp_path):
-    url, log = code_server
-    shots = tmp_path / "screenshots"
+    shots, server_log = tmp_path / "screenshots", tmp_path / "code-server.log"
     shots.mkdir()
-    done = subprocess.run(["node", str(EXTENSION / "test-e2e" / "e2e.js")], cwd=EXTENSION, capture_output=True,
-                          text=True, timeout=240,
-                          env=dict(os.environ, E2E_URL=url, E2E_CHROMIUM=CHROMIUM, E2E_SHOTS=str(shots),
-                                   E2E_CONFIG="km: dap_basic", E2E_OUTPUT="answer=42 total=7"))
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\nscreenshots: {shots}\n{''.join(log)[-3000:]}"
+    e2e_env = km_env({**NO_GALLERY, "E2E_CODE_SERVER": CODE_SERVER, "E2E_VSIX": str(vsix),
+                      "E2E_EXTENSIONS": str(tmp_path / "ext"), "E2E_DATA": str(data),
+                      "E2E_WORKSPACE": str(workspace), "E2E_LOG": str(server_log), "E2E_CHROMIUM": CHROMIUM,
+                      "E2E_SHOTS": str(shots), "E2E_SOURCE": str(workspace / "dap_basic.c"),
+                      "E2E_LINE": str(line_of(workspace / "dap_basic.c", BREAK_AT)), "E2E_FUNCTION": "add",
+                      "E2E_LOCAL": "sum", "E2E_VALUE": "7", "E2E_OUTPUT": "answer=42 total=7"})
+    # --kill-child: should unshare itself be killed (the timeout below), its child, and so the namespace, dies.
+    argv = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
+            "sh", "-c", 'ip link set lo up && exec node "$0"', str(EXTENSION / "test-e2e" / "e2e.js")]
+    try:
+        done = subprocess.run(argv, cwd=EXTENSION, capture_output=True, text=True, timeout=TIMEOUT_S, env=e2e_env,
+                              stdin=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+        shutil.copytree(shots, ARTIFACTS)
+    server = server_log.read_text(errors="replace")[-3000:] if server_log.exists() else ""
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\nscreenshots: {shots}\ncode-server:\n{server}"
+    assert "e2e ok" in done.stdout
+    namespace = next(line.split("pid namespace ")[1] for line in done.stdout.splitlines()
+                     if "pid namespace " in line)
+    assert pid_namespace_members(namespace) == []
+    for shot in ("1-workbench", "2-breakpoint", "3-paused-at-breakpoint", "4-output"):
+        assert (ARTIFACTS / f"{shot}.png").stat().st_size > 0

@@ -1,82 +1,175 @@
-// End to end in a real VS Code UI: code-server (VS Code in the browser) with the km-debug .vsix installed, driven
-// by headless Chromium through puppeteer-core. Opens the workspace, starts its km launch configuration from the
-// command palette, waits until the call stack shows main paused on entry, continues, and waits for the payload's
-// output in the Debug Console. Run by tests/integration/test_dap_vscode_e2e.py with: E2E_URL (code-server page
-// with ?folder=), E2E_CHROMIUM, E2E_SHOTS (a folder for screenshots), E2E_CONFIG (the launch configuration's
-// name), E2E_OUTPUT (text the payload prints).
+// End to end in a real VS Code UI: code-server (VS Code in the browser) with the km-debug .vsix, driven by Debian's
+// headless Chromium through puppeteer-core. Meant to run as the first process of a fresh pid + net namespace
+// (tests/integration/test_dap_vscode_e2e.py starts it under `unshare --net --pid --fork --mount-proc`), so it
+// starts code-server itself and everything it, Chromium and km spawn dies with it.
+// Steps: install the .vsix, serve the workspace, open the source, toggle a breakpoint with F9 on a line, press F5
+// (the workspace's launch.json, type km), check in the DOM that the debug toolbar shows a paused session, the CALL
+// STACK lists the function and the VARIABLES view a local with its value; continue (F5) and wait for the
+// payload's output in the Debug Console. A screenshot of each step goes to E2E_SHOTS.
+// Environment: E2E_CODE_SERVER, E2E_VSIX, E2E_EXTENSIONS, E2E_DATA (user-data dir), E2E_WORKSPACE, E2E_LOG
+// (code-server's output), E2E_CHROMIUM, E2E_SHOTS, E2E_SOURCE (absolute path), E2E_LINE, E2E_FUNCTION,
+// E2E_LOCAL, E2E_VALUE, E2E_OUTPUT.
 "use strict";
+const childProcess = require("child_process");
+const fs = require("fs");
 const puppeteer = require("puppeteer-core");
 
 const env = process.env;
 const TIMEOUT_MS = 60000;
+const PORT = 8080;                      // a fresh net namespace: nothing else listens here
 
-async function textOf(page, selector) {
-  return page.$$eval(selector, (nodes) => nodes.map((n) => n.textContent).join("\n"));
+function log(message) {
+  console.log(`${(process.uptime()).toFixed(1)}s ${message}`);
 }
 
-async function waitForText(page, selector, text, what) {
+async function shoot(page, name) {
+  await page.screenshot({ path: `${env.E2E_SHOTS}/${name}.png` });
+}
+
+async function textOf(page, selector) {
+  return page.$$eval(selector, (nodes) => nodes.map((n) => n.innerText).join("\n"));
+}
+
+// Waits until fn(...args) holds in the page; on timeout keeps a screenshot and says what the selector held.
+async function waitUntil(page, what, selector, fn, ...args) {
   try {
-    await page.waitForFunction((sel, wanted) => [...document.querySelectorAll(sel)]
-      .some((n) => n.textContent.includes(wanted)), { timeout: TIMEOUT_MS, polling: 250 }, selector, text);
+    await page.waitForFunction(fn, { timeout: TIMEOUT_MS, polling: 250 }, ...args);
   } catch (err) {
-    await page.screenshot({ path: `${env.E2E_SHOTS}/failed-${what}.png` });
-    throw new Error(`${what}: no "${text}" in ${selector}; saw: ${(await textOf(page, selector)).slice(0, 500)}`);
+    await shoot(page, `failed-${what}`);
+    throw new Error(`${what}: not seen in ${TIMEOUT_MS} ms; ${selector} held: ` +
+                    JSON.stringify((await textOf(page, selector)).slice(0, 800)));
   }
 }
 
-async function runCommand(page, name) {
-  // A command appears in the palette once its precondition holds (Start Debugging needs the extension host
-  // to have registered the km debugger), so ask again until the deadline.
+async function waitForText(page, selector, text, what) {
+  await waitUntil(page, what, selector, (sel, wanted) => [...document.querySelectorAll(sel)]
+    .some((n) => n.innerText.includes(wanted)), selector, text);
+}
+
+// Types into the quick-open box (F1 opens it with ">"; without the ">" it opens files and goes to lines) and
+// accepts the row whose aria-label starts with `row` (null: just Enter). A command only shows once its precondition holds, so ask
+// again until the deadline.
+async function quickOpen(page, typed, row) {
   const deadline = Date.now() + TIMEOUT_MS;
   for (;;) {
     await page.keyboard.press("F1");
     await page.waitForSelector(".quick-input-widget .input", { visible: true, timeout: TIMEOUT_MS });
-    await page.keyboard.type(name);                        // F1 opens the palette with ">" already typed
+    if (!typed.startsWith(">")) await page.keyboard.press("Backspace");
+    await page.keyboard.type(typed.replace(/^>/, ""));
+    if (row === null) {                                      // ":LINE" goes to the line on Enter
+      await page.keyboard.press("Enter");
+      return;
+    }
     const found = await page.waitForFunction((wanted) => [...document.querySelectorAll(
       ".quick-input-list .monaco-list-row")].some((n) => n.getAttribute("aria-label")?.startsWith(wanted)),
-    { timeout: 3000, polling: 200 }, name).then(() => true, () => false);
+    { timeout: 3000, polling: 200 }, row).then(() => true, () => false);
     if (found) {
       await page.keyboard.press("Enter");
       return;
     }
     await page.keyboard.press("Escape");
     if (Date.now() > deadline) {
-      await page.screenshot({ path: `${env.E2E_SHOTS}/failed-palette.png` });
-      throw new Error(`command "${name}" never appeared in the palette`);
+      await shoot(page, "failed-quick-open");
+      throw new Error(`quick open: "${typed}" never offered "${row}"`);
     }
   }
 }
 
-(async () => {
+function startCodeServer() {
+  const config = `${env.E2E_DATA}/config.yaml`;        // else it writes one into ~/.config/code-server
+  childProcess.execFileSync(env.E2E_CODE_SERVER, ["--config", config, "--extensions-dir", env.E2E_EXTENSIONS, "--user-data-dir",
+    env.E2E_DATA, "--install-extension", env.E2E_VSIX], { stdio: ["ignore", "pipe", "pipe"], timeout: TIMEOUT_MS });
+  const out = fs.openSync(env.E2E_LOG, "w");
+  childProcess.spawn(env.E2E_CODE_SERVER, ["--config", config, "--auth", "none", "--bind-addr", `127.0.0.1:${PORT}`,
+    "--user-data-dir", env.E2E_DATA, "--extensions-dir", env.E2E_EXTENSIONS, "--disable-telemetry",
+    "--disable-update-check", env.E2E_WORKSPACE], { stdio: ["ignore", out, out] });
+  const deadline = Date.now() + TIMEOUT_MS;
+  return new Promise((resolve, reject) => {
+    const poll = setInterval(() => {
+      if (fs.readFileSync(env.E2E_LOG, "utf8").includes("HTTP server listening")) {
+        clearInterval(poll);
+        resolve(`http://127.0.0.1:${PORT}/?folder=${encodeURIComponent(env.E2E_WORKSPACE)}`);
+      } else if (Date.now() > deadline) {
+        clearInterval(poll);
+        reject(new Error("code-server did not start listening"));
+      }
+    }, 100);
+  });
+}
+
+async function main() {
+  log(`pid namespace ${fs.readlinkSync("/proc/self/ns/pid")}`);  // the test checks that nothing is left in it
+  const url = await startCodeServer();
+  log(`code-server up: ${url}`);
   const browser = await puppeteer.launch({
     executablePath: env.E2E_CHROMIUM, headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"],
     defaultViewport: { width: 1400, height: 900 },
   });
-  try {
-    const page = await browser.newPage();
-    await page.goto(env.E2E_URL, { waitUntil: "domcontentloaded", timeout: TIMEOUT_MS });
-    await page.waitForSelector(".monaco-workbench", { timeout: TIMEOUT_MS });
-    await page.waitForSelector(".statusbar", { timeout: TIMEOUT_MS });
-    await page.screenshot({ path: `${env.E2E_SHOTS}/1-workbench.png` });
+  const page = await browser.newPage();
+  await page.goto(url, { waitUntil: "domcontentloaded", timeout: TIMEOUT_MS });
+  await page.waitForSelector(".monaco-workbench .statusbar", { timeout: TIMEOUT_MS });
+  await shoot(page, "1-workbench");
+  log("workbench shown");
 
-    await runCommand(page, "Debug: Select and Start Debugging");
-    await waitForText(page, ".quick-input-list .monaco-list-row", env.E2E_CONFIG, "configuration-picker");
-    await page.keyboard.type(env.E2E_CONFIG);
-    await page.keyboard.press("Enter");
-    await waitForText(page, ".debug-call-stack", "main", "call-stack");
-    await waitForText(page, ".monaco-workbench", "Paused on entry", "paused-on-entry");
-    await page.screenshot({ path: `${env.E2E_SHOTS}/2-paused-on-entry.png` });
-
-    await runCommand(page, "Debug: Continue");
-    // The Debug Console opens with the session (internalConsoleOptions: openOnSessionStart).
-    await waitForText(page, ".repl", env.E2E_OUTPUT, "debug-console");
-    await page.screenshot({ path: `${env.E2E_SHOTS}/3-output.png` });
-    console.log("e2e ok");
-  } finally {
-    await browser.close();
+  const file = env.E2E_SOURCE.split("/").pop();
+  await quickOpen(page, env.E2E_SOURCE, file);
+  await waitForText(page, ".tabs-container .tab.active", file, "editor-open");
+  await page.waitForSelector(".monaco-editor .view-lines", { visible: true, timeout: TIMEOUT_MS });
+  await quickOpen(page, `:${env.E2E_LINE}`, null);
+  // The cursor is on the line once the status bar says so; then F9 toggles a breakpoint there.
+  await waitForText(page, ".statusbar", `Ln ${env.E2E_LINE},`, "go-to-line");
+  // F9 does nothing until the extension host has registered the km debugger (the `debuggersAvailable` context),
+  // so press it again while no breakpoint shows, checking that the glyph stands beside the line's number.
+  const breakpointShown = (line) => {
+    const glyph = document.querySelector(".monaco-editor .margin .codicon-debug-breakpoint");
+    if (!glyph) return false;
+    const top = glyph.getBoundingClientRect().top;
+    return [...document.querySelectorAll(".monaco-editor .margin .line-numbers")]
+      .some((n) => n.textContent.trim() === line && Math.abs(n.getBoundingClientRect().top - top) < 3);
+  };
+  const deadline = Date.now() + TIMEOUT_MS;
+  for (;;) {
+    await page.keyboard.press("F9");
+    const shown = await page.waitForFunction(breakpointShown, { timeout: 3000, polling: 200 }, env.E2E_LINE)
+      .then(() => true, () => false);
+    if (shown) break;
+    if (Date.now() > deadline || await page.$(".monaco-editor .margin .codicon-debug-breakpoint")) {
+      await shoot(page, "failed-breakpoint");
+      throw new Error(`no breakpoint glyph beside line ${env.E2E_LINE} after F9`);
+    }
   }
-})().catch((err) => {
+  await shoot(page, "2-breakpoint");
+  log(`breakpoint on line ${env.E2E_LINE}`);
+
+  await page.keyboard.press("F5");
+  // Paused: the floating debug toolbar offers Continue (it offers Pause while running).
+  await waitUntil(page, "toolbar-paused", ".debug-toolbar", () => [...document.querySelectorAll(
+    ".debug-toolbar .action-label")].some((n) => n.classList.contains("codicon-debug-continue")));
+  await waitUntil(page, "call-stack", ".debug-call-stack", (fn, line) => [...document.querySelectorAll(
+    ".debug-call-stack .monaco-list-row .stack-frame")].some((n) =>
+    n.querySelector(".label")?.textContent.trim() === fn &&
+    (n.querySelector(".line-number")?.textContent || "").trim().startsWith(`${line}:`)), env.E2E_FUNCTION, env.E2E_LINE);
+  await waitUntil(page, "variables", ".debug-variables", (name, value) => [...document.querySelectorAll(
+    ".debug-variables .monaco-list-row")].some((n) =>  // drawn as "sum =" (or "sum:"), the value beside it
+    (n.querySelector(".name")?.textContent || "").replace(/\s*[:=]\s*$/, "").trim() === name &&
+    n.querySelector(".value")?.textContent.trim() === value), env.E2E_LOCAL, env.E2E_VALUE);
+  // One thread: VS Code writes its state in the CALL STACK view's header.
+  await waitForText(page, ".pane-header", "Paused on breakpoint", "paused-on-breakpoint");
+  await shoot(page, "3-paused-at-breakpoint");
+  log(`paused in ${env.E2E_FUNCTION} at line ${env.E2E_LINE}, ${env.E2E_LOCAL} = ${env.E2E_VALUE}`);
+
+  await page.keyboard.press("F5");
+  await waitForText(page, ".repl", env.E2E_OUTPUT, "debug-console");
+  await shoot(page, "4-output");
+  log("output in the Debug Console");
+  await browser.close();
+}
+
+main().then(() => {
+  console.log("e2e ok");
+  process.exit(0);
+}, (err) => {
   console.error(err.stack || String(err));
   process.exit(1);
 });
