@@ -99,7 +99,7 @@ def parse_args(argv: list[str]) -> Options:
             break
         i += 1
     if i >= len(args):
-        raise UsageError("km", "no payload given (see km --help)")
+        raise UsageError("payload", "none given (see km --help)")
     opts.payload = args[i]
     opts.args = args[i:]
     if opts.core is not None and len(args) > i + 1:
@@ -285,7 +285,7 @@ def report_ending(opts: Options, ending, quiet: bool = False) -> int:
     import signal as host_signal
     if ending.error is not None:
         err = ending.error
-        raise err if isinstance(err, MonitorError) else MonitorError("km", f"internal error: {err}")
+        raise err if isinstance(err, MonitorError) else MonitorError("internal error", str(err) or type(err).__name__)
     if ending.signal is not None:
         name = host_signal.Signals(ending.signal).name
         if ending.core_dumped:

@@ -40,7 +40,10 @@ class Kvm:
             raise MonitorError(path, "permission denied (add yourself to the kvm group)") from None
         except OSError as e:
             raise MonitorError(path, e.strerror or str(e)) from None
-        version = ioctl(self.fd, abi.KVM_GET_API_VERSION, 0, "KVM_GET_API_VERSION")
+        try:
+            version = ioctl(self.fd, abi.KVM_GET_API_VERSION, 0, "KVM_GET_API_VERSION")
+        except KvmError as e:
+            raise MonitorError(path, f"not a KVM device ({e.problem})") from None
         if version != abi.KVM_API_VERSION:
             raise MonitorError(path, f"unsupported KVM API version {version}")
         for cap, name in ((abi.KVM_CAP_SYNC_REGS, "KVM_CAP_SYNC_REGS"), (abi.KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT")):

@@ -95,7 +95,8 @@ class _Clock:
                 now = time.monotonic()
                 due = [t for t in armed if t.deadline <= now]
                 if not due:
-                    self.cond.wait(min(t.deadline for t in armed) - now if armed else None)
+                    self.cond.wait(min(min(t.deadline for t in armed) - now, threading.TIMEOUT_MAX)
+                                   if armed else None)
                     continue
                 for timer in due:
                     if timer.expire(now):
@@ -116,7 +117,7 @@ def _timeval_pair(interval: float, value: float) -> bytes:
 
 @syscall("alarm")
 def sys_alarm(ctx, seconds: int) -> int:
-    old, _ = _clock(ctx.proc).set("real", float(seconds), 0.0)
+    old, _ = _clock(ctx.proc).set("real", float(seconds & 0xFFFFFFFF), 0.0)     # unsigned int, as Linux
     return int(old + 0.999999) if old else 0
 
 
