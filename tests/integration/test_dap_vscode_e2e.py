@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, tmp_path):
     (data / "User" / "settings.json").write_text(json.dumps({
         "security.workspace.trust.enabled": False, "workbench.startupEditor": "none",
         "extensions.autoCheckUpdates": False, "extensions.autoUpdate": False, "workbench.tips.enabled": False,
-        "km.adapterCommand": [sys.executable, "-m", "kdbg.dap"]}))
+        "km.adapterCommand": [sys.executable, "-m", "kdbg.dap", "--log", str(tmp_path / "kdbg-dap.log")]}))
     shots, server_log = tmp_path / "screenshots", tmp_path / "code-server.log"
     shots.mkdir()
     e2e_env = km_env({**NO_GALLERY, "E2E_CODE_SERVER": CODE_SERVER, "E2E_VSIX": str(vsix),
@@ -109,11 +110,22 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, tmp_path):
     finally:
         shutil.rmtree(ARTIFACTS, ignore_errors=True)
         shutil.copytree(shots, ARTIFACTS)
+        for log in (tmp_path / "kdbg-dap.log", server_log):
+            if log.exists():
+                shutil.copy(log, ARTIFACTS)
     server = server_log.read_text(errors="replace")[-3000:] if server_log.exists() else ""
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\nscreenshots: {shots}\ncode-server:\n{server}"
     assert "e2e ok" in done.stdout
     namespace = next(line.split("pid namespace ")[1] for line in done.stdout.splitlines()
                      if "pid namespace " in line)
     assert pid_namespace_members(namespace) == []
+    # Toasts a user would see. Known: VS Code's `threads` request can reach kdbg-dap just after configurationDone
+    # resumed the payload, and gdb refuses -thread-info while it runs (kdbg/dap answers with gdb's error).
+    toasts = json.loads(next(line.split("notifications: ", 1)[1] for line in done.stdout.splitlines()
+                             if line.startswith("notifications: ")))
+    known = [t for t in toasts if t.startswith("Cannot execute this command while the target is running")]
+    if known:
+        warnings.warn(f"VS Code showed kdbg-dap's error for a threads request while running: {known[0]!r}")
+    assert [t for t in toasts if t not in known] == []
     for shot in ("1-workbench", "2-breakpoint", "3-paused-at-breakpoint", "4-output"):
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 0

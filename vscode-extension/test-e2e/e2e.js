@@ -26,6 +26,10 @@ async function shoot(page, name) {
   await page.screenshot({ path: `${env.E2E_SHOTS}/${name}.png` });
 }
 
+async function toastsOf(page) {
+  return page.$$eval(".notifications-toasts .notification-list-item-message", (nodes) => nodes.map((n) => n.innerText));
+}
+
 async function textOf(page, selector) {
   return page.$$eval(selector, (nodes) => nodes.map((n) => n.innerText).join("\n"));
 }
@@ -159,10 +163,14 @@ async function main() {
   await shoot(page, "3-paused-at-breakpoint");
   log(`paused in ${env.E2E_FUNCTION} at line ${env.E2E_LINE}, ${env.E2E_LOCAL} = ${env.E2E_VALUE}`);
 
+  const toasts = new Set(await toastsOf(page));
+
   await page.keyboard.press("F5");
   await waitForText(page, ".repl", env.E2E_OUTPUT, "debug-console");
   await shoot(page, "4-output");
   log("output in the Debug Console");
+  for (const toast of await toastsOf(page)) toasts.add(toast);
+  console.log(`notifications: ${JSON.stringify([...toasts])}`);  // the test judges them
   await browser.close();
 }
 
