@@ -11,6 +11,7 @@ import threading
 import time
 
 from ..errors import GuestFault
+from ..atomics import cas32
 from .dispatch import syscall
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
@@ -162,10 +163,12 @@ def exit_robust_list(thread) -> None:
 
 def _owner_died(thread, table: FutexTable, addr: int) -> None:
     with table.lock:
-        value = _load(thread, addr)
-        if value & FUTEX_TID_MASK != thread.tid:
-            return
-        thread.mem.write(addr, struct.pack("<I", (value & FUTEX_WAITERS) | FUTEX_OWNER_DIED))
+        while True:
+            value = _load(thread, addr)
+            if value & FUTEX_TID_MASK != thread.tid:
+                return
+            if cas32(thread.mem, addr, value, (value & FUTEX_WAITERS) | FUTEX_OWNER_DIED) == value:
+                break
     if value & FUTEX_WAITERS:
         table.wake(addr, 1)
 
@@ -177,11 +180,13 @@ def _wake_op(ctx, addr: int, count: int, addr2: int, count2: int, op: int) -> in
         oparg = 1 << oparg
     table = table_of(ctx.proc)
     with table.lock:
-        old = _load(ctx, addr2)
-        new = {0: oparg, 1: old + oparg, 2: old | oparg, 3: old & ~oparg, 4: old ^ oparg}.get(kind)
-        if new is None:
-            return -errno.ENOSYS
-        ctx.mem.write(addr2, struct.pack("<I", new & 0xFFFFFFFF))
+        while True:                          # atomically, as futex_atomic_op_inuser: guest threads run
+            old = _load(ctx, addr2)
+            new = {0: oparg, 1: old + oparg, 2: old | oparg, 3: old & ~oparg, 4: old ^ oparg}.get(kind)
+            if new is None:
+                return -errno.ENOSYS
+            if cas32(ctx.mem, addr2, old, new) == old:
+                break
     woken = table.wake(addr, count)
     if {0: old == cmparg, 1: old != cmparg, 2: old < cmparg, 3: old <= cmparg, 4: old > cmparg,
             5: old >= cmparg}.get(cmp, False):
@@ -205,13 +210,16 @@ def lock_pi(ctx, addr: int, deadline: float | None, try_only: bool) -> int:
                     return -errno.EDEADLK
                 if owner == 0:             # free (perhaps after its owner died): take it, keep the flags
                     waiters = FUTEX_WAITERS if table.queues.get(addr) else 0
-                    ctx.mem.write(addr, struct.pack("<I", ctx.tid | (value & FUTEX_OWNER_DIED) | waiters))
+                    if cas32(ctx.mem, addr, value, ctx.tid | (value & FUTEX_OWNER_DIED) | waiters) != value:
+                        continue           # the word changed under us (a guest thread took the lock)
                     return 0
                 if try_only:
                     return -errno.EAGAIN
                 if owner not in ctx.proc.threads:
                     return -errno.ESRCH
-                ctx.mem.write(addr, struct.pack("<I", value | FUTEX_WAITERS))
+                # the owner may unlock in user space (cmpxchg tid -> 0) at any moment: flag waiters atomically
+                if not value & FUTEX_WAITERS and cas32(ctx.mem, addr, value, value | FUTEX_WAITERS) != value:
+                    continue
                 table.queues.setdefault(addr, []).append(waiter)
             if not (ctx.exit_requested or ctx.pause_requested or ctx.proc.pending_signals_for(ctx)):
                 waiter.event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -232,22 +240,24 @@ def lock_pi(ctx, addr: int, deadline: float | None, try_only: bool) -> int:
 
 
 def unlock_pi(ctx, addr: int) -> int:
-    """Hand the lock to the first waiter (the word becomes its tid, | FUTEX_WAITERS if more wait), or free it."""
+    """Hand the lock to the first waiter (the word becomes its tid, | FUTEX_WAITERS if more wait), or free it.
+    The word is replaced atomically; a lost race (a guest thread set a bit meanwhile) is retried."""
     table = table_of(ctx.proc)
     with table.lock:
-        value = _load(ctx, addr)
-        if value & FUTEX_TID_MASK != ctx.tid:
-            return -errno.EPERM
-        queue = table.queues.get(addr, [])
-        if not queue:
-            ctx.mem.write(addr, bytes(4))
-            return 0
-        waiter = queue.pop(0)
-        if not queue:
-            table.queues.pop(addr, None)
-        ctx.mem.write(addr, struct.pack("<I", waiter.tid | (FUTEX_WAITERS if queue else 0)))
-        waiter.woken = waiter.handed = True
-        waiter.event.set()
+        while True:
+            value = _load(ctx, addr)
+            if value & FUTEX_TID_MASK != ctx.tid:
+                return -errno.EPERM
+            queue = table.queues.get(addr, [])
+            new = queue[0].tid | (FUTEX_WAITERS if len(queue) > 1 else 0) if queue else 0
+            if cas32(ctx.mem, addr, value, new) == value:
+                break
+        if queue:
+            waiter = queue.pop(0)
+            if not queue:
+                table.queues.pop(addr, None)
+            waiter.woken = waiter.handed = True
+            waiter.event.set()
     return 0
 
 
