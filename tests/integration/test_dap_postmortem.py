@@ -40,9 +40,9 @@ def kmcore(program, tmp_path, request) -> str:
     return str(core)
 
 
-def test_live_crash_stops_as_an_exception(dap, program):
+def test_live_crash_stops_as_an_exception(dap, program, tmp_path):
     client = dap()
-    client.start("launch", {"program": program, "kmPath": client.km_path})
+    client.start("launch", {"program": program, "kmPath": client.km_path, "cwd": str(tmp_path)})
     stop = client.wait_event("stopped")
     assert (stop["reason"], stop["text"]) == ("exception", "SIGSEGV"), client.dump()
     frame = client.top_frame(stop["threadId"])
@@ -53,10 +53,10 @@ def test_live_crash_stops_as_an_exception(dap, program):
     assert client.wait_event("exited")["exitCode"] == 128 + 11, client.dump()
 
 
-def test_unselected_signal_filter_lets_the_payload_die(dap, program):
+def test_unselected_signal_filter_lets_the_payload_die(dap, program, tmp_path):
     client = dap()
     client.call("initialize", {"adapterID": "km"})
-    client.call("launch", {"program": program, "kmPath": client.km_path})
+    client.call("launch", {"program": program, "kmPath": client.km_path, "cwd": str(tmp_path)})  # kmcore there
     client.wait_event("initialized")
     client.call("setExceptionBreakpoints", {"filters": []})
     client.call("configurationDone")
