@@ -182,35 +182,17 @@ def sys_getcwd(ctx, buf: int, size: int) -> int:
     return host_syscall(NR["getcwd"], buf_out(ctx, buf, size), size)
 
 
-def _path_call(name: str, *path_positions: int):
-    """A syscall whose arguments are paths (at the given positions) and plain numbers."""
-    nr = NR[name]
-
-    def handler(ctx, a0: int, a1: int, a2: int, a3: int, a4: int) -> int:
-        args = [a0, a1, a2, a3, a4]
-        keep = []
-        for pos in path_positions:
-            p = path_arg(ctx, args[pos])
-            keep.append(p)
-            args[pos] = addr_of(p)
-        return host_syscall(nr, *args)
-    handler.__name__ = f"sys_{name}"
-    syscall(name)(handler)
-    return handler
-
-
-def _dirfd_call(name: str, dirfd_positions: tuple[int, ...], path_positions: tuple[int, ...]):
+def _path_call(name: str, path_positions: tuple[int, ...], dirfd_positions: tuple[int, ...] = ()):
+    """Register a syscall whose arguments are paths and dirfds (at the given positions) and plain numbers."""
     nr = NR[name]
 
     def handler(ctx, a0: int, a1: int, a2: int, a3: int, a4: int) -> int:
         args = [a0, a1, a2, a3, a4]
         for pos in dirfd_positions:
             args[pos] = fd_arg(args[pos], True)
-        keep = []
-        for pos in path_positions:
-            p = path_arg(ctx, args[pos])
-            keep.append(p)
-            args[pos] = addr_of(p)
+        keep = [path_arg(ctx, args[pos]) for pos in path_positions]    # alive until the call returns
+        for pos, path in zip(path_positions, keep):
+            args[pos] = addr_of(path)
         return host_syscall(nr, *args)
     handler.__name__ = f"sys_{name}"
     syscall(name)(handler)
@@ -220,12 +202,12 @@ def _dirfd_call(name: str, dirfd_positions: tuple[int, ...], path_positions: tup
 for _name, _paths in (("chdir", (0,)), ("unlink", (0,)), ("mkdir", (0,)), ("rmdir", (0,)), ("rename", (0, 1)),
                       ("access", (0,)), ("truncate", (0,)), ("chmod", (0,)), ("symlink", (0, 1)), ("link", (0, 1)),
                       ("chown", (0,)), ("lchown", (0,)), ("mknod", (0,))):
-    _path_call(_name, *_paths)
+    _path_call(_name, _paths)
 for _name, _dirfds, _paths in (("unlinkat", (0,), (1,)), ("mkdirat", (0,), (1,)), ("renameat", (0, 2), (1, 3)),
                                ("renameat2", (0, 2), (1, 3)), ("faccessat", (0,), (1,)),
                                ("faccessat2", (0,), (1,)), ("fchmodat", (0,), (1,)), ("fchownat", (0,), (1,)),
                                ("symlinkat", (1,), (0, 2)), ("linkat", (0, 2), (1, 3)), ("mknodat", (0,), (1,))):
-    _dirfd_call(_name, _dirfds, _paths)
+    _path_call(_name, _paths, _dirfds)
 
 
 @syscall("utimensat")
