@@ -17,7 +17,9 @@ RIPGREP_RELEASE=v13.0.0-10       # the release that package's postinstall asks f
 APT_PACKAGES="chromium iproute2 util-linux ripgrep libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev"
 
 missing=""
-for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+for p in $APT_PACKAGES; do   # (dpkg -s also succeeds for a removed package whose config files remain)
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
 if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
