@@ -202,8 +202,11 @@ def start_gdb_server(opts: Options, proc, main_thread):
     """The stub in its own thread; with -g the payload waits at its first instruction (ENTRY stop)."""
     import threading
     from kdbg.rsp.errors import RspError
+    from kdbg.rsp.fds import set_fd_mover
     from kdbg.rsp.server import GdbServer
+    from .kvm.vm import high_fd
     from .live_target import LiveTarget
+    set_fd_mover(high_fd)                   # the stub's descriptors stay out of the payload's way
     wait = not opts.gdb_listen
     target = LiveTarget(proc, stopped_at_entry=wait)
     try:

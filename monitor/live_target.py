@@ -19,6 +19,7 @@ from kdbg.target import (BreakpointKind, GuestMemoryError, MemoryRegion, NoSuchT
 from kdbg.vcpu_control import StopTheWorld
 
 from .errors import GuestFault
+from .kvm.vm import high_fd
 from .signal_frame import make_siginfo
 from .thread_registers import read_registers, write_registers
 from .kvm import abi
@@ -37,7 +38,7 @@ class LiveTarget:
         self.watchpoints = Watchpoints(self)
         self.events: collections.deque[StopEvent] = collections.deque()
         self.lock = threading.Lock()
-        self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._read_fd, self._write_fd = (high_fd(fd) for fd in os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
         self.last_stop: dict[int, StopEvent] = {}
         self.stopped = stopped_at_entry
         self.attached = stopped_at_entry

@@ -23,6 +23,7 @@ from kdbg.rsp import hostio, memory, points, query, registers, resume, xfer  # n
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.errors import RspError
+from kdbg.rsp.fds import new_selector, own_socket
 from kdbg.rsp.packets import EventKind
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import RunState, Session
@@ -41,12 +42,12 @@ class GdbServer:
         self._control: ControlTarget | None = target if isinstance(target, ControlTarget) else None
         self._initially_stopped = initially_stopped
         try:
-            self._listener = socket.create_server((host, port))
+            self._listener = own_socket(socket.create_server((host, port)))
         except OSError as exc:
             reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise RspError(f"gdb port {port}: {reason}") from None
         self.port: int = self._listener.getsockname()[1]
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r, self._wake_w = (own_socket(s) for s in socket.socketpair())
         self._closed = False
         if self._control is not None:
             self._run = RunState(running=True)      # -g: the ENTRY event is pending; --gdb_listen: it runs
@@ -81,8 +82,8 @@ class GdbServer:
 
     # ---- waiting ----
 
-    def _selector(self, *fileobjs: object) -> selectors.DefaultSelector:
-        sel = selectors.DefaultSelector()
+    def _selector(self, *fileobjs: object) -> selectors.BaseSelector:
+        sel = new_selector()
         sel.register(self._wake_r, selectors.EVENT_READ)
         if self._control is not None:
             sel.register(self._control.event_fd(), selectors.EVENT_READ)
@@ -97,6 +98,7 @@ class GdbServer:
                 for key, _ in sel.select():
                     if key.fileobj is self._listener:
                         sock, peer = self._listener.accept()
+                        sock = own_socket(sock)
                         log.info("gdb connected from %s:%d", *peer[:2])
                         return sock
                     if key.fileobj is not self._wake_r:
@@ -118,7 +120,7 @@ class GdbServer:
     def _wait_stop(self, session: Session | None) -> None:
         """Block (up to STOP_TIMEOUT_S) until a running target reports a stop."""
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        with selectors.DefaultSelector() as sel:
+        with new_selector() as sel:
             sel.register(self._control.event_fd(), selectors.EVENT_READ)
             while self._run.running and not self._run.exited:
                 remaining = deadline - time.monotonic()
@@ -172,7 +174,7 @@ class GdbServer:
         """The target stopped for a real reason while our interrupt() was in flight; interrupt() on a
         stopped target posts one INTERRUPT event at once. Swallow it now, before gdb can resume."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        with selectors.DefaultSelector() as sel:
+        with new_selector() as sel:
             sel.register(self._control.event_fd(), selectors.EVENT_READ)
             while self._run.pending_interrupts:
                 remaining = deadline - time.monotonic()
