@@ -240,7 +240,7 @@ class Process:
         if reason == abi.KVM_EXIT_IO:
             detail += f" port {run.u.io.port:#x}"
         if reason == abi.KVM_EXIT_INTERNAL_ERROR:
-            detail += f" suberror {run.internal.suberror}" if hasattr(run, "internal") else ""
+            detail += f" suberror {run.u.internal.suberror}"
         self.fail(MonitorError("vCPU", f"unexpected exit {detail} at rip {thread.regs[RIP]:#x}"))
 
     # ---- faults and signals -------------------------------------------------------------------------------
