@@ -20,6 +20,7 @@ from kdbg.vcpu_control import StopTheWorld
 
 from .errors import GuestFault
 from .kvm.vm import high_fd
+from .process import Ending
 from .signal_frame import make_siginfo
 from .thread_registers import read_registers, write_registers
 from .kvm import abi
@@ -312,6 +313,6 @@ class LiveTarget:
 
     def kill(self) -> None:
         self.attached = False
-        self.proc._end(__import__("monitor.process", fromlist=["Ending"]).Ending(signal=SIGKILL))
+        self.proc.end(Ending(signal=SIGKILL))
         self.world.resume_all()
 

@@ -168,7 +168,7 @@ class Process:
             return [t for t in self.threads.values() if t.state != State.EXITED]
 
     def exit_group(self, status: int) -> None:
-        self._end(Ending(status=status & 0xFF))
+        self.end(Ending(status=status & 0xFF))
 
     def terminate(self, signo: int, thread: VcpuThread | None = None) -> None:
         """Default action of a fatal signal: stop every thread, maybe write a core, end."""
@@ -176,7 +176,7 @@ class Process:
         if self.on_fatal_signal is not None and signo in CORE_SIGNALS:
             self._stop_others(thread)
             core = self.on_fatal_signal(self, thread, signo)
-        self._end(Ending(signal=signo, core_dumped=bool(core)))
+        self.end(Ending(signal=signo, core_dumped=bool(core)))
 
     def _stop_others(self, current: VcpuThread | None) -> None:
         for t in self.live_threads():
@@ -188,7 +188,7 @@ class Process:
                 with t.cond:
                     t.cond.wait_for(lambda: t.state != State.RUNNING, timeout=2)
 
-    def _end(self, ending: Ending) -> None:
+    def end(self, ending: Ending) -> None:
         with self.lock:
             if self.ended.is_set():
                 return
@@ -222,7 +222,7 @@ class Process:
         thread.exit_requested = True
 
     def fail(self, error: BaseException) -> None:
-        self._end(Ending(error=error))
+        self.end(Ending(error=error))
 
     def thread_gone(self, thread: VcpuThread) -> None:
         """Runs last on an exiting vCPU thread: its vCPU becomes free for the next clone."""
@@ -232,7 +232,7 @@ class Process:
                 self.signals.per_thread.pop(thread.tid, None)
                 self.free_vcpus.append(thread.vcpu)
         if not self.live_threads() and not self.ended.is_set():
-            self._end(Ending(status=0))
+            self.end(Ending(status=0))
 
     def unexpected_exit(self, thread: VcpuThread, reason: int) -> None:
         run = thread.vcpu.run
