@@ -113,6 +113,7 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, tmp_path):
         for log in (tmp_path / "kdbg-dap.log", server_log):
             if log.exists():
                 shutil.copy(log, ARTIFACTS)
+    print(done.stdout)                                       # the steps' timeline, for -rP / -s
     server = server_log.read_text(errors="replace")[-3000:] if server_log.exists() else ""
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\nscreenshots: {shots}\ncode-server:\n{server}"
     assert "e2e ok" in done.stdout
