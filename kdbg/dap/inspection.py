@@ -17,11 +17,22 @@ MAX_STACK_DEPTH = 4096
 class InspectionRequests:
     # --- threads and frames ---------------------------------------------------------------------------------
     def threads_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        """VS Code asks for threads right after a resume too; gdb (all-stop) refuses to list them while the
+        payload runs, so the last list is the answer then."""
         if self.gdb is None or self.has_exited:
             return {"threads": []}
-        listed = self.require_gdb().command("-thread-info").get("threads", [])
-        return {"threads": [{"id": int(t["id"]), "name": t.get("name") or t.get("target-id") or f"thread {t['id']}"}
-                            for t in listed]}
+        known = getattr(self, "_known_threads", None) or [{"id": 1, "name": "main"}]   # gdb's first thread
+        if self.is_running:
+            return {"threads": known}
+        try:
+            listed = self.require_gdb().command("-thread-info").get("threads", [])
+        except Exception:
+            if self.is_running or known:
+                return {"threads": known}
+            raise
+        self._known_threads = [{"id": int(t["id"]), "name": t.get("name") or t.get("target-id") or
+                                f"thread {t['id']}"} for t in listed]
+        return {"threads": self._known_threads}
 
     def stackTrace_request(self, args: dict[str, Any]) -> dict[str, Any]:
         gdb = self.require_gdb()
