@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 APT_PACKAGES="gcc musl-tools gdb gdbserver busybox-static golang-go qemu-user elfutils lldb binutils make"
 missing=""
-for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for p in $APT_PACKAGES; do installed "$p" || missing="$missing $p"; done
 if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
@@ -17,5 +18,6 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -
 if [ "${1:-}" != "--quiet" ]; then
   mkdir -p build
   musl-gcc -static -O2 -o build/hello.km examples/hello.c
-  km build/hello.km from km
+  command -v km >/dev/null || hash -r
+  if command -v km >/dev/null; then km build/hello.km from km; else python3 -m monitor.cli build/hello.km from km; fi
 fi
