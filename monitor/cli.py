@@ -174,7 +174,7 @@ def run_forked_child(opts: Options, proc, thread) -> None:
     ending = proc.wait()
     if server_thread is not None:
         server_thread.join(timeout=10)
-    status = report_ending(opts, ending, quiet=True)
+    status = report_ending(opts, ending, quiet=True)     # the parent payload hears of it through wait4
     sys.stdout.flush()
     sys.stderr.flush()
     if ending.signal is not None:       # the parent payload's wait4 must see WIFSIGNALED, as on Linux
@@ -298,7 +298,7 @@ def report_ending(opts: Options, ending, quiet: bool = False) -> int:
             detail = f" (core not written: {ending.core_error})"
         else:
             detail = ""
-        if (not quiet or ending.core_dumped) and name not in ("SIGPIPE", "SIGINT"):
+        if not quiet and name not in ("SIGPIPE", "SIGINT"):
             print(f"km: {opts.payload}: killed by {name}{detail}", file=sys.stderr)
         return 128 + ending.signal
     return ending.status or 0

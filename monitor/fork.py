@@ -41,11 +41,10 @@ def fork(ctx, flags: int, stack: int, ptid: int, ctid: int) -> int:
     sync = ctx.run.s.regs.sregs
     bases = (sync.fs.base, sync.gs.base)
     xsave = ctx.vcpu.get_xsave()
-    vfork_pipe = (high_fd(os.pipe2(os.O_CLOEXEC)[0]), None) if flags & CLONE_VFORK else None
-    if vfork_pipe:
-        r = vfork_pipe[0]
-        w = high_fd(os.pipe2(os.O_CLOEXEC)[1])
-        vfork_pipe = (r, w)
+    vfork_pipe = None
+    if flags & CLONE_VFORK:            # its write end closes when the child execs (CLOEXEC) or exits
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        vfork_pipe = (high_fd(read_end), high_fd(write_end))
     sys.stdout.flush()
     sys.stderr.flush()
     with proc.lock, proc.mem.lock:
@@ -104,7 +103,6 @@ def _strings(mem, addr: int, limit: int = 4096) -> list[bytes]:
 
 
 def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
-    proc = ctx.proc
     path = ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape")
     argv = [a.decode(errors="surrogateescape") for a in _strings(ctx.mem, argv_gva)]
     env = [e.decode(errors="surrogateescape") for e in _strings(ctx.mem, envp_gva)]

@@ -43,7 +43,7 @@ class Ending:
 
 
 class Process:
-    def __init__(self, path: str, argv: list[str], env: list[str], *, max_vcpus: int = 64) -> None:
+    def __init__(self, path: str, argv: list[str], env: list[str]) -> None:
         self.path, self.argv, self.env = path, argv, env
         self.kvm = Kvm()
         self.vm = self.kvm.create_vm()

@@ -1,0 +1,53 @@
+"""fork/vfork/posix_spawn/execve/wait4: a forking payload continues in a new km process (its own VM), and
+KM_GDB_CHILD_FORK_WAIT makes a matching child wait for gdb on the next free port above the parent's."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+from harness.km import run_km, spawn_km
+from harness.markers import line_of
+
+EXPECTED = ["child sees 2", "parent sees 1, child exit 5", "child killed by signal 11", "exec'd with execl",
+            "exec child exit 7", "exec'd with posix_spawn", "posix_spawn 0, exit 7", "exec of a missing file fails: -1"]
+
+
+def test_fork_exec_wait_match_native(payload, tmp_path) -> None:
+    for toolchain in ("musl", "glibc"):
+        program = payload("fork_proc.c", toolchain)
+        native = subprocess.run([str(program)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        km = run_km(program, cwd=tmp_path, timeout=120)
+        out = km.stdout.decode()
+        assert out.splitlines() == native.stdout.splitlines() == EXPECTED, (toolchain, out, km.stderr.decode())
+        assert km.returncode == native.returncode == 0, km.stderr.decode()
+
+
+def test_go_os_exec(payload, tmp_path) -> None:
+    km = run_km(payload("fork_exec.go"), cwd=tmp_path, timeout=120)
+    assert km.stdout.decode() == 'parent got "child ok\\n" exit 3\n', km.stderr.decode()
+    assert km.returncode == 0
+
+
+def test_forked_child_waits_for_gdb(payload, tmp_path, free_port) -> None:
+    program = payload("fork_proc.c", "musl")
+    km = spawn_km(f"-g{free_port}", "--gdb_listen", program, "debugchild", cwd=tmp_path,
+                  env={"KM_GDB_CHILD_FORK_WAIT": "fork_proc"})
+    try:
+        announce = b""
+        while b"waits for a debugger on port" not in announce:
+            line = km.stderr.readline()
+            assert line, announce.decode()
+            announce += line
+        port = int(re.search(rb"on port (\d+)", announce).group(1))
+        assert port > free_port
+        line = line_of("fork_proc.c", "child_work")
+        gdb = subprocess.run(["gdb", "-q", "-batch", "-nx", "-ex", f"target remote 127.0.0.1:{port}",
+                              "-ex", f"break fork_proc.c:{line}", "-ex", "continue", "-ex", "bt", "-ex", "continue",
+                              str(program)], capture_output=True, text=True, timeout=120)
+        assert f"fork_proc.c:{line}" in gdb.stdout and "child_work (x=21)" in gdb.stdout, gdb.stdout + gdb.stderr
+        assert "exited with code 052" in gdb.stdout, gdb.stdout
+        out, err = km.communicate(timeout=60)
+        assert b"child returned 42" in out, err
+        assert km.returncode == 0
+    finally:
+        km.kill()
