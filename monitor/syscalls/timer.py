@@ -206,12 +206,10 @@ def sys_timer_create(ctx, clock_id: int, sevp: int, timer_id_p: int) -> int:
         if cpu_clock is None:
             return -errno.EINVAL
     clock = _clock(ctx.proc)
-    with clock.cond:
-        timer_id = next(i for i in range(len(clock.timers) + 1) if i not in clock.timers)
     if sevp:
         value, signo, notify, tid = struct.unpack("<Qiii", ctx.mem.read(sevp, 20))
     else:
-        value, signo, notify, tid = timer_id, SIGALRM, SIGEV_SIGNAL, 0
+        value, signo, notify, tid = None, SIGALRM, SIGEV_SIGNAL, 0
     target_tid = None
     if notify == SIGEV_THREAD_ID:
         if s32(tid) not in ctx.proc.threads:
@@ -221,10 +219,17 @@ def sys_timer_create(ctx, clock_id: int, sevp: int, timer_id_p: int) -> int:
         return -errno.EINVAL
     if notify != SIGEV_NONE and not 1 <= signo <= NSIG:
         return -errno.EINVAL
-    fire = _fire_posix(ctx.proc, timer_id, signo, value, target_tid) if notify != SIGEV_NONE else (lambda t: None)
-    ctx.mem.write(timer_id_p, struct.pack("<i", timer_id))
-    with clock.cond:
+    with clock.cond:                  # the id is chosen and taken at once: threads create timers concurrently
+        timer_id = next(i for i in range(len(clock.timers) + 1) if i not in clock.timers)
+        fire = (_fire_posix(ctx.proc, timer_id, signo, timer_id if value is None else value, target_tid)
+                if notify != SIGEV_NONE else (lambda t: None))
         clock.timers[timer_id] = _Timer(fire, clock_id, cpu_clock)
+    try:
+        ctx.mem.write(timer_id_p, struct.pack("<i", timer_id))
+    except Exception:
+        with clock.cond:
+            clock.timers.pop(timer_id, None)
+        raise
     return 0
 
 
