@@ -78,6 +78,18 @@ class Process:
         self.mem.brk_start = self.mem.brk = self.elf.end
         self.initial_rsp = 0
 
+    def shared(self, name: str, make):
+        """A per-process object made on first use (the futex table, the timers): made once even when two
+        threads ask at the same moment."""
+        value = getattr(self, name, None)
+        if value is None:
+            with self.lock:
+                value = getattr(self, name, None)
+                if value is None:
+                    value = make()
+                    setattr(self, name, value)
+        return value
+
     # ---- set-up -------------------------------------------------------------------------------------------
     def rebuild_after_fork(self) -> None:
         """In a forked km: a new VM over the same (now copy-on-write) host memory; no threads yet."""

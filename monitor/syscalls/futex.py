@@ -74,11 +74,11 @@ class FutexTable:
 
 
 def table_of(proc) -> FutexTable:
-    table = getattr(proc, "futexes", None)
-    if table is None:
-        table = proc.futexes = FutexTable()
+    def make() -> FutexTable:
+        table = FutexTable()
         proc.futex_wake = table.wake
-    return table
+        return table
+    return proc.shared("futexes", make)
 
 
 def _load(ctx, addr: int) -> int:

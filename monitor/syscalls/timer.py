@@ -104,11 +104,11 @@ class _Clock:
 
 
 def _clock(proc) -> _Clock:
-    clock = getattr(proc, "itimer", None)
-    if clock is None:
-        clock = proc.itimer = _Clock(proc)
+    def make() -> _Clock:
+        clock = _Clock(proc)
         clock.timers["real"] = _Timer(lambda timer: send_signal(proc, SIGALRM, make_siginfo(SIGALRM, SI_KERNEL)))
-    return clock
+        return clock
+    return proc.shared("itimer", make)
 
 
 def _timeval_pair(interval: float, value: float) -> bytes:
