@@ -156,8 +156,8 @@ class SignalState:
 
     def of(self, thread) -> ThreadSignals:
         state = self.per_thread.get(thread.tid)
-        if state is None:
-            state = self.per_thread[thread.tid] = ThreadSignals()
+        if state is None:        # setdefault is atomic: a sender and the thread itself may get here together
+            state = self.per_thread.setdefault(thread.tid, ThreadSignals())
         return state
 
     def has_pending(self, thread) -> bool:
