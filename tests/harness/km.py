@@ -28,3 +28,20 @@ def spawn_km(*args: str | Path, env: dict[str, str] | None = None, cwd: str | Pa
              **kw) -> subprocess.Popen:
     return subprocess.Popen([*KM, *map(str, args)], env=km_env(env), cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, **kw)
+
+
+def run_both(exe: str | Path, *args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None,
+             timeout_s: float = 60) -> list[tuple[int, str, str]]:
+    """[(status, stdout, stderr) under km, the same natively], both run at the same time (differential tests)."""
+    procs = [subprocess.Popen([*KM, str(exe), *args], env=km_env(env), cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE),
+             subprocess.Popen([str(exe), *args], env=dict(os.environ, **(env or {})), cwd=cwd,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
+    try:
+        return [(p.returncode, out.decode(), err.decode())
+                for p in procs for out, err in [p.communicate(timeout=timeout_s)]]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

@@ -7,27 +7,10 @@ from __future__ import annotations
 import os
 import selectors
 import signal
-import subprocess
 
 import pytest
 
-from harness.km import KM, km_env, spawn_km
-
-
-def run_both(exe, *args: str, env: dict[str, str] | None = None, timeout_s: float = 60) -> list[tuple]:
-    """(status, stdout, stderr) under km and natively, run at the same time."""
-    procs = [subprocess.Popen([*KM, str(exe), *args], env=km_env(env), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE),
-             subprocess.Popen([str(exe), *args], env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)]
-    try:
-        return [(p.returncode, out.decode(), err.decode())
-                for p in procs for out, err in [p.communicate(timeout=timeout_s)]]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+from harness.km import run_both, spawn_km
 
 
 @pytest.mark.parametrize("args, expected", [((), "hello from go 1\n"),

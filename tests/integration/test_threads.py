@@ -3,11 +3,10 @@
 robust mutexes whose owner died (glibc leaves them to the kernel's robust list walk)."""
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
-from harness.km import KM, km_env
+from harness.km import run_both
 
 TOOLCHAINS = ("musl", "glibc")
 EXPECTED = {
@@ -20,21 +19,6 @@ EXPECTED = {
     "main_exit": ("main_exit: worker still running after main's pthread_exit\n", 0),
     "robust": ("robust: lock after owner died: EOWNERDEAD\nrobust: waiter got the lock: 0\n", 0),
 }
-
-
-def run_both(exe, *args: str, cwd, timeout_s: float = 60) -> list[tuple[int, str, str]]:
-    """(status, stdout, stderr) under km and natively, run at the same time."""
-    procs = [subprocess.Popen([*KM, str(exe), *args], env=km_env(), cwd=cwd, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE),
-             subprocess.Popen([str(exe), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
-    try:
-        return [(p.returncode, out.decode(), err.decode())
-                for p in procs for out, err in [p.communicate(timeout=timeout_s)]]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
 
 
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
