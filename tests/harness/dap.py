@@ -196,19 +196,17 @@ def _probe_real_km() -> str | None:
 
 @lru_cache(maxsize=1)
 def km_under_test() -> tuple[list[str], str]:
-    """(kmPath for launch configurations, label): the real km when its stub works, else the stand-in.
-
-    KDBG_DAP_KM=real|standin forces the choice."""
-    forced = os.environ.get("KDBG_DAP_KM")
+    """(kmPath for launch configurations, label): the real km. A km whose stub does not work fails the tests
+    (they must not pass on a stand-in while km is broken); KDBG_DAP_KM=standin runs them on gdbserver instead,
+    to tell a DAP-side failure from a km-side one."""
+    if os.environ.get("KDBG_DAP_KM") == "standin":
+        return [sys.executable, str(STANDIN)], "gdbserver stand-in (KDBG_DAP_KM=standin)"
     real = [sys.executable, "-m", "monitor.cli"]
-    if forced == "real":
-        return real, "real km"
-    if forced != "standin":
+    if os.environ.get("KDBG_DAP_KM") != "real":
         why_not = _probe_real_km()
-        if why_not is None:
-            return real, "real km"
-        return [sys.executable, str(STANDIN)], f"gdbserver stand-in ({why_not})"
-    return [sys.executable, str(STANDIN)], "gdbserver stand-in (forced)"
+        if why_not is not None:
+            raise AssertionError(f"km's gdb stub does not work, so the DAP tests cannot run on it: {why_not}")
+    return real, "real km"
 
 
 def marker_path(name: str) -> str:
