@@ -168,10 +168,8 @@ def wait_listening(port: int, proc, timeout_s: float = 30.0) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # End-to-end debuggees: km -g, or gdbserver as the reference the same expectations must hold against
 
-KM_READY = (ROOT / "monitor" / "live_target.py").exists() and "kdbg.rsp.server" in (
-    ROOT / "monitor" / "cli.py").read_text()
-km_only = pytest.mark.skipif(not KM_READY, reason="km -g not wired to the stub yet")
-BACKENDS = [pytest.param("km", marks=km_only), "gdbserver"]
+km_only = pytest.mark.usefixtures()     # labels the tests that have no gdbserver reference (never skips)
+BACKENDS = ["km", "gdbserver"]
 E2E_TIMEOUT_S = 30.0      # per gdb command: km is a Python VMM and the suite shares 2 cores
 
 
