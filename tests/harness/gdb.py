@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import pytest
 from pygdbmi.gdbcontroller import GdbController
 
-from .km import ROOT, spawn_km
+from .km import spawn_km
 
 from kdbg.arch.x86_64 import zero_registers
 from kdbg.target import (SIGTRAP, BreakpointKind, GuestMemoryError, MemoryRegion, NoSuchThreadError,
@@ -168,7 +168,7 @@ def wait_listening(port: int, proc, timeout_s: float = 30.0) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # End-to-end debuggees: km -g, or gdbserver as the reference the same expectations must hold against
 
-km_only = pytest.mark.usefixtures()     # labels the tests that have no gdbserver reference (never skips)
+km_only = pytest.mark.km_only           # labels the tests that have no gdbserver reference (never skips)
 BACKENDS = ["km", "gdbserver"]
 E2E_TIMEOUT_S = 30.0      # per gdb command: km is a Python VMM and the suite shares 2 cores
 
