@@ -101,6 +101,8 @@ class ResumeAction:
     kind: ResumeKind
     tid: int = -1       # -1: every thread without an action of its own
     signal: int = 0     # Linux signal to deliver on resume (0: none)
+    range_start: int = 0    # STEP with a range (vCont;r): keep stepping while range_start <= pc < range_end
+    range_end: int = 0
 
 
 @runtime_checkable

@@ -62,6 +62,7 @@ class LiveTarget:
     def _adopt(self, thread) -> None:
         thread.on_event = self._on_vcpu_event
         thread.stepping = False
+        thread.step_range = None
 
     def stop_at_entry(self, thread) -> None:
         """km -g: the first thread parks before its first instruction; gdb finds an ENTRY stop."""
@@ -83,6 +84,8 @@ class LiveTarget:
         elif kind == "syscall-step":
             if not thread.stepping:
                 return False
+            if self._in_step_range(thread):
+                return True                         # TF is still set (from r11): the next step traps
             thread.regs[RFLAGS] &= ~TF
             thread.stepping = False
             event = StopEvent(thread.tid, StopReason.STEP, SIGTRAP)
@@ -114,6 +117,8 @@ class LiveTarget:
         if vector == 1 and self.watchpoints.is_stepping(thread):
             return self.watchpoints.after_step(thread)
         if vector == 1 and thread.stepping:
+            if self._in_step_range(thread):
+                return HANDLED                      # range stepping: no stop until the pc leaves the range
             regs[RFLAGS] &= ~TF
             thread.sync[1] |= abi.KVM_SYNC_X86_REGS
             thread.stepping = False
@@ -121,6 +126,11 @@ class LiveTarget:
         if vector == 14 and self.watchpoints.owns_fault(thread, error_code):
             return self.watchpoints.on_fault(thread)
         return None
+
+    @staticmethod
+    def _in_step_range(thread) -> bool:
+        step_range = getattr(thread, "step_range", None)
+        return step_range is not None and step_range[0] <= thread.regs[RIP] < step_range[1]
 
     def _on_end(self, ending) -> None:
         if ending.signal is not None:
@@ -203,8 +213,10 @@ class LiveTarget:
             if action is None or action.kind is ResumeKind.STOP:
                 continue
             self._hand_back_signal(thread, action.signal)
+            thread.step_range = None
             if action.kind is ResumeKind.STEP:
                 thread.stepping = True
+                thread.step_range = (action.range_start, action.range_end) if action.range_end else None
                 thread.regs[RFLAGS] |= TF
                 thread.sync[1] |= abi.KVM_SYNC_X86_REGS
             to_release.append(thread)
@@ -289,8 +301,8 @@ class LiveTarget:
         self.watchpoints.remove(kind, addr, length)
 
     def supports(self) -> frozenset[str]:
-        return frozenset({"swbreak", "hwbreak", "watch", "step", "threads", "auxv", "exec-file", "siginfo",
-                          "vfile"})
+        return frozenset({"swbreak", "hwbreak", "watch", "step", "range-step", "threads", "auxv", "exec-file",
+                          "siginfo", "vfile"})
 
     def detach(self) -> None:
         for addr in list(self.breakpoints):

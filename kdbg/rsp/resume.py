@@ -75,6 +75,8 @@ def supported_actions(session: Session) -> bytes:
     actions = [b"c", b"C", b"t"]
     if "step" in control.supports():
         actions[2:2] = [b"s", b"S"]
+    if "range-step" in control.supports():
+        actions.append(b"r")
     return b";".join(actions)
 
 
@@ -104,6 +106,9 @@ def parse_vcont(rest: bytes) -> tuple[list[ResumeAction]]:
         elif letter in (b"C", b"S"):
             kind = ResumeKind.CONTINUE if letter == b"C" else ResumeKind.STEP
             actions.append(ResumeAction(kind, tid, _signal_arg(arg)))
+        elif letter == b"r":            # range stepping: `rSTART,END` (gdb's `next`/`step` over a line)
+            start, _, end = arg.partition(b",")
+            actions.append(ResumeAction(ResumeKind.STEP, tid, 0, parse_hex(start), parse_hex(end)))
         else:
             raise ValueError(f"unknown vCont action {action!r}")
     if not actions:
