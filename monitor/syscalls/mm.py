@@ -8,7 +8,7 @@ import os
 from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down, page_up
 from ..kvm import abi
 from .args import fd_arg
-from .dispatch import s64, syscall
+from .dispatch import syscall
 
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
 MAP_GROWSDOWN, MAP_STACK, MAP_FIXED_NOREPLACE = 0x100, 0x20000, 0x100000
@@ -210,5 +210,3 @@ def _is_mapped(mem, start: int, end: int) -> bool:
 def sys_accept_hint(ctx) -> int:
     return 0
 
-
-_ = s64
