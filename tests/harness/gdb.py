@@ -25,7 +25,7 @@ from pygdbmi.gdbcontroller import GdbController
 from .km import spawn_km
 
 from kdbg.arch.x86_64 import zero_registers
-from kdbg.target import (SIGTRAP, BreakpointKind, GuestMemoryError, MemoryRegion, NoSuchThreadError,
+from kdbg.target import (SIGTRAP, StaticTarget, BreakpointKind, GuestMemoryError, MemoryRegion, NoSuchThreadError,
                          ResumeAction, ResumeKind, StopEvent, StopReason)
 
 DEFAULT_TIMEOUT_S = 15.0
@@ -254,7 +254,7 @@ def run_to(d: Debuggee, location: str, reason: str = "breakpoint-hit") -> dict:
 
 
 @dataclass
-class FakeControlTarget:
+class FakeControlTarget(StaticTarget):
     """A ControlTarget over plain values that keeps the contract's promises: resume() returns at once and a
     StopEvent follows through event_fd(); interrupt() always yields exactly one event; -g style start posts
     ENTRY; kill() posts TERMINATED; detach() clears every point and runs.
@@ -263,10 +263,7 @@ class FakeControlTarget:
     stops at the first inserted sw/hw breakpoint (rip moved there), reports a step as STEP, and otherwise
     keeps "running" until interrupted."""
 
-    regs: dict[int, dict[str, int]]
-    memory: dict[int, bytearray] = field(default_factory=dict)
-    exe: str = ""
-    auxv_data: bytes = b""
+    memory: dict[int, bytearray] = field(default_factory=dict)    # writable (M/X packets land here)
     process_id: int = 100
     names: dict[int, str] = field(default_factory=dict)
     features: frozenset[str] = frozenset({"swbreak", "hwbreak", "watch", "step"})
@@ -302,16 +299,8 @@ class FakeControlTarget:
             return event
 
     # -- Target --
-    def threads(self) -> Sequence[int]:
-        return sorted(self.regs)
-
     def thread_name(self, tid: int) -> str:
         return self.names.get(tid, "")
-
-    def registers(self, tid: int) -> dict[str, int]:
-        if tid not in self.regs:
-            raise NoSuchThreadError(tid)
-        return dict(self.regs[tid])
 
     def _find(self, addr: int, size: int) -> tuple[bytearray, int]:
         for start, data in self.memory.items():
@@ -325,15 +314,6 @@ class FakeControlTarget:
 
     def mappings(self) -> Sequence[MemoryRegion]:
         return [MemoryRegion(s, s + len(d), "rwx") for s, d in sorted(self.memory.items())]
-
-    def auxv(self) -> bytes:
-        return self.auxv_data
-
-    def exe_path(self) -> str:
-        return self.exe
-
-    def pid(self) -> int:
-        return self.process_id
 
     def stop_event(self, tid: int) -> StopEvent:
         return self.last_stop or StopEvent(tid, StopReason.SIGNAL, SIGTRAP)
