@@ -35,24 +35,24 @@ def new_fd(result: int) -> int:
     return result
 
 
-def buf_in(ctx, gva: int, size: int) -> int:
-    """Host address of a guest buffer the host kernel will read."""
+def _host_buffer(ctx, gva: int, size: int, write: bool) -> int:
+    """The guest buffer in place when it is one host range, else a bounce copy (GuestFault if unmapped)."""
     if not size:
         return 0
     try:
-        return ctx.mem.host_addr(gva, size, write=False)
+        return ctx.mem.host_addr(gva, size, write=write)
     except GuestFault:
-        return bounce(ctx.mem, gva, size, write=False)
+        return bounce(ctx.mem, gva, size, write=write)
+
+
+def buf_in(ctx, gva: int, size: int) -> int:
+    """Host address of a guest buffer the host kernel will read."""
+    return _host_buffer(ctx, gva, size, False)
 
 
 def buf_out(ctx, gva: int, size: int) -> int:
     """Host address of a guest buffer the host kernel will write."""
-    if not size:
-        return 0
-    try:
-        return ctx.mem.host_addr(gva, size, write=True)
-    except GuestFault:
-        return bounce(ctx.mem, gva, size, write=True)
+    return _host_buffer(ctx, gva, size, True)
 
 
 def path_arg(ctx, gva: int):
