@@ -245,6 +245,13 @@ def kernel_crash(crash, tmp_path_factory):
     return kernel, work / "kmcore"
 
 
+def _without_xstate_warnings(text: str) -> str:
+    """gdb 13 finds the XSTATE note of a newer kernel's cores smaller than the host's XSAVE size and warns on
+    every thread (`Section .reg-xstate/N in core file too small`): the kernel's layout, not something km copies."""
+    kept = [line for line in text.splitlines() if not line.startswith("warning: Section `.reg-xstate/")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
 def test_a_kernel_core_reads_and_rewrites_like_gdbs(crash, kernel_crash):
     """The kernel leaves unmodified text out of its cores: CoreTarget serves it from the executable."""
     kernel, rewritten = kernel_crash
@@ -256,7 +263,7 @@ def test_a_kernel_core_reads_and_rewrites_like_gdbs(crash, kernel_crash):
         assert native.read_memory(rip, 16) == copy.read_memory(rip, 16)
         assert native.siginfo(native.threads()[0]) == copy.siginfo(copy.threads()[0])
     commands = ["bt", "thread apply all bt", "p $_siginfo._sifields._sigfault.si_addr", "p/x core_global"]
-    from_kernel = gdb_batch(crash.exe, kernel, commands=commands)
+    from_kernel = [_without_xstate_warnings(out) for out in gdb_batch(crash.exe, kernel, commands=commands)]
     from_rewrite = gdb_batch(crash.exe, rewritten, commands=commands)
     assert from_rewrite == from_kernel
     assert "leaf (" in from_rewrite[0] and "sleeper (" in from_rewrite[1]
