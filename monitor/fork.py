@@ -20,14 +20,13 @@ from kdbg.arch.x86_64 import KVM_REGS
 from .elf_loader import open_elf
 from .errors import PayloadError
 from .kvm.vm import high_fd
+from .self_exec import km_command
 
 log = logging.getLogger("km.vcpu")
 RAX = KVM_REGS.index("rax")
 RSP = KVM_REGS.index("rsp")
 CLONE_VM, CLONE_VFORK, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
     0x100, 0x4000, 0x100000, 0x200000, 0x1000000
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BOOT = f"import sys; sys.path.insert(0, {ROOT!r}); from monitor.cli import main; main(sys.argv[1:])"
 
 
 def fork(ctx, flags: int, stack: int, ptid: int, ctid: int) -> int:
@@ -118,11 +117,10 @@ def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
     km_env = {k: v for k, v in os.environ.items() if k.startswith("KM_")}
     new_env = dict(e.split("=", 1) for e in env if "=" in e)
     new_env.update(km_env)
-    km_argv = [sys.executable, "-c", BOOT, "km", f"--argv0={argv[0] if argv else path}", "--no-copyenv",
-               path, *argv[1:]]
+    km_argv = [*km_command(), f"--argv0={argv[0] if argv else path}", "--no-copyenv", path, *argv[1:]]
     log.info("execve %s %s", path, argv)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, km_argv, new_env)
+    os.execve(km_argv[0], km_argv, new_env)
     return -errno.ENOEXEC
