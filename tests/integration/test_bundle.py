@@ -1,0 +1,64 @@
+"""The relocatable bundle (tools/build_bundle.py): km runs from it in an image whose own glibc is garbage, and
+a payload that forks and execs still runs there (km re-executes itself through the bundle's launcher)."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from harness.bundle import km_bundle, make_rootfs, run_in_rootfs
+
+pytestmark = pytest.mark.skipif(subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0",
+                                reason="needs root for a private mount namespace and chroot")
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return km_bundle()
+
+
+def test_bundle_is_self_describing(bundle) -> None:
+    manifest = json.loads((bundle / "km-bundle.json").read_text())
+    assert "ld-linux-x86-64.so.2" in manifest["libraries"] and manifest["python"].startswith("3.")
+    assert not list((bundle / "python" / "lib").rglob("dap/session.py")), "the DAP bridge is not part of the bundle"
+    assert list((bundle / "python" / "lib").rglob("monitor/cli.py"))
+
+
+def test_every_km_module_imports_from_the_bundle(bundle) -> None:
+    """Nothing km or kdbg (the stub, the core writer) loads is missing from the bundle's trimmed stdlib."""
+    code = ("import pkgutil, importlib, monitor, kdbg\n"
+            "for pkg in (monitor, kdbg):\n"
+            "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+            "        importlib.import_module(m.name)\n"
+            "print('ok')")
+    r = subprocess.run([str(bundle / "lib" / "ld-linux-x86-64.so.2"), "--library-path", str(bundle / "lib"),
+                        str(bundle / "python" / "bin" / "python3"), "-I", "-S", "-c", code],
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_static_payload_in_an_image_with_a_broken_glibc(bundle, payload, tmp_path) -> None:
+    rootfs = make_rootfs(tmp_path, {"/hello": payload("run_hello.c", "musl")})
+    r = run_in_rootfs(rootfs, bundle, ["/opt/km/bin/km", "/hello", "in-image"])
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"in-image" in r.stdout
+
+
+def test_fork_and_exec_in_an_image_with_a_broken_glibc(bundle, payload, tmp_path) -> None:
+    """busybox sh forks, and the child execs another payload: both under km, through the bundle's launcher."""
+    rootfs = make_rootfs(tmp_path, {"/hello": payload("run_hello.c", "musl"), "/bin/busybox": "/bin/busybox"})
+    r = run_in_rootfs(rootfs, bundle, ["/opt/km/bin/km", "/bin/busybox", "sh", "-c",
+                                       "/hello forked; echo child status $?; read line; echo got $line; exit 7"],
+                      input=b"stdin-line\n")
+    assert r.returncode == 7, r.stderr.decode()
+    out = r.stdout.decode()
+    assert "forked" in out and "child status 0" in out and "got stdin-line" in out, out
+
+
+def test_kmcore_from_the_bundle(bundle, payload, tmp_path) -> None:
+    rootfs = make_rootfs(tmp_path, {"/crash": payload("core_crash.c", "glibc")})
+    r = run_in_rootfs(rootfs, bundle, ["/opt/km/bin/km", "--coredump=/tmp/kmcore", "/crash", "segv"])
+    assert r.returncode == 128 + 11, r.stderr.decode()
+    assert b"core dumped to /tmp/kmcore" in r.stderr
+    assert (rootfs / "tmp" / "kmcore").read_bytes()[:4] == b"\x7fELF"

@@ -1,0 +1,239 @@
+"""Builds the relocatable km bundle (default /opt/km) from this repository: km, km-runtime, the Python running
+this script and everything they load, so that km runs inside any container image without its libraries.
+
+Layout (every path relative, so the tree may be copied or mounted anywhere):
+  bin/km, bin/km-runtime     a static launcher (tools/bundle/launcher.c): BUNDLE/lib/ld.so --library-path
+                             BUNDLE/lib BUNDLE/python/bin/python3 -I -S -c ENTRY argv...
+  lib/                       the loader and every shared library the interpreter and the kept extension modules
+                             need (resolved with the host's ldd), under their sonames
+  python/bin/python3         the interpreter; python/lib/python3XY.zip the standard library as bytecode;
+                             python/lib/python3.X/lib-dynload its extension modules; python/lib/python3.X/ km's
+                             packages and the third-party ones they import, with precompiled bytecode
+  km-bundle.json             what was built from what (monitor/self_exec.py recognizes a bundle by it)
+
+The package list is derived, never kept by hand: the top-level imports of monitor/ and kdbg/ (minus kdbg/dap,
+which the bundle does not serve) that are not standard library, plus their distributions' requirements. Whatever
+else lives in the package directories (e.g. a generated cffi module) is copied as it is.
+Run it with the Python to bundle: `python3 tools/build_bundle.py [--dest DIR]` (tools/build-bundle.sh does).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import compileall
+import importlib.metadata as metadata
+from importlib import _bootstrap_external
+import json
+import os
+import py_compile
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("monitor", "kdbg")
+LEFT_OUT = ("kdbg/dap",)                    # the DAP bridge runs on the host, next to gdb and VS Code
+ENTRY_POINTS = ("km", "km-runtime")
+# Standard library parts km never loads (and that pull in big libraries: Tk, curses, sqlite, OpenSSL)
+STDLIB_LEFT_OUT = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data", "distutils",
+                   "venv", "sqlite3", "dbm", "curses", "site-packages", "turtle.py", "pydoc.py", "unittest"}
+DYNLOAD_LEFT_OUT = re.compile(r"^_(tkinter|curses|curses_panel|sqlite3|dbm|gdbm|ssl|hashlib|ctypes_test|testcapi|"
+                              r"testbuffer|testimportmultiple|testinternalcapi|testmultiphase|testclinic|xxtestfuzz|"
+                              r"xxsubinterpreters)\.|^(readline|nis|xxlimited.*|xxsubtype)\.")
+EXTRA_LIBS = ("libgcc_s.so.1",)             # dlopen'ed by glibc when a thread is cancelled or unwinds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dest", default="/opt/km", help="where the bundle goes (replaced whole; default /opt/km)")
+    ap.add_argument("--launcher", help="a prebuilt launcher binary (default: compile tools/bundle/launcher.c)")
+    args = ap.parse_args()
+    started = time.monotonic()
+    dest = Path(args.dest).resolve()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        build(stage, args.launcher)
+        stage.chmod(0o755)
+        old = dest.with_name(f".{dest.name}.old")
+        if dest.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            dest.rename(old)
+        stage.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file() and not f.is_symlink())
+    print(f"km bundle: {dest} ({size / 1e6:.0f} MB) in {time.monotonic() - started:.1f} s")
+
+
+def build(top: Path, launcher: str | None) -> None:
+    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    pyhome = top / "python"
+    stdlib_dir = pyhome / "lib" / f"python{ver}"        # on sys.path under -I -S: km's packages live here
+    dynload = stdlib_dir / "lib-dynload"
+    for d in (top / "bin", top / "lib", pyhome / "bin", dynload):
+        d.mkdir(parents=True)
+    interpreter = Path(os.path.realpath(sys.executable))
+    shutil.copy2(interpreter, pyhome / "bin" / "python3")
+    elves = [pyhome / "bin" / "python3"]
+    elves += copy_dynload(Path(sysconfig.get_path("platstdlib")) / "lib-dynload", dynload)
+    zip_stdlib(Path(sysconfig.get_path("stdlib")), pyhome / "lib" / f"python{ver.replace('.', '')}.zip")
+    elves += copy_packages(stdlib_dir)
+    libs = copy_libraries(elves, top / "lib")
+    make_launchers(top / "bin", launcher)
+    strip_debug_info([pyhome / "bin" / "python3", top / "lib" / "libpython3.so", *elves[1:],
+                      *(top / "lib").glob("libpython*")])
+    compileall.compile_dir(str(stdlib_dir), quiet=2, workers=1, ddir=None,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    manifest = {"python": sys.version.split()[0], "interpreter": str(interpreter), "libraries": sorted(libs),
+                "source": source_revision(), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (top / "km-bundle.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def zip_stdlib(stdlib: Path, zip_path: Path) -> None:
+    """The pure-Python standard library as bytecode only, stored uncompressed (imports read it in place)."""
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_STORED) as zf:
+        for src in sorted(stdlib.rglob("*.py")):
+            rel = src.relative_to(stdlib)
+            if rel.parts[0] in STDLIB_LEFT_OUT or rel.parts[0].startswith(("config-", "lib-dynload")) \
+                    or "__pycache__" in rel.parts or "tests" in rel.parts or "test" in rel.parts:
+                continue
+            try:
+                code = compile(src.read_bytes(), f"<stdlib>/{rel}", "exec", dont_inherit=True)
+            except SyntaxError:            # lib2to3-style test data that is not Python 3
+                continue
+            data = _bootstrap_external._code_to_hash_pyc(code, source_hash(src), checked=False)
+            zf.writestr(str(rel.with_suffix(".pyc")), data)
+
+
+def source_hash(src: Path) -> bytes:
+    from importlib.util import source_hash as hash_of
+    return hash_of(src.read_bytes())
+
+
+def copy_dynload(src: Path, dst: Path) -> list[Path]:
+    kept = []
+    for f in sorted(src.iterdir()):
+        if f.suffix == ".so" and not DYNLOAD_LEFT_OUT.search(f.name):
+            shutil.copy2(f, dst / f.name)
+            kept.append(dst / f.name)
+    return kept
+
+
+def third_party_modules() -> set[str]:
+    """Top-level non-stdlib modules km's packages import, closed over their distributions' requirements."""
+    wanted: set[str] = set()
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            if any(str(path.relative_to(ROOT)).startswith(p) for p in LEFT_OUT):
+                continue
+            for node in ast.walk(ast.parse(path.read_bytes())):
+                if isinstance(node, ast.Import):
+                    wanted.update(a.name.split(".")[0] for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                    wanted.add(node.module.split(".")[0])
+    wanted -= set(sys.stdlib_module_names) | set(PACKAGES) | {"__future__"}
+    return wanted
+
+
+def distributions_for(modules: set[str]) -> list[metadata.Distribution]:
+    by_module = metadata.packages_distributions()
+    todo = sorted({d for m in modules for d in by_module.get(m, [])})
+    missing = sorted(m for m in modules if m not in by_module)
+    if missing:
+        raise SystemExit(f"build_bundle: {', '.join(missing)}: imported by km but not installed in {sys.prefix}")
+    seen: dict[str, metadata.Distribution] = {}
+    while todo:
+        name = todo.pop()
+        if name.lower() in seen:
+            continue
+        dist = metadata.distribution(name)
+        seen[name.lower()] = dist
+        for req in dist.requires or []:
+            req_name, _, marker = req.partition(";")
+            if "extra ==" in marker:
+                continue
+            todo.append(re.split(r"[\s<>=!~\[(]", req_name.strip(), maxsplit=1)[0])
+    return list(seen.values())
+
+
+def copy_packages(dst: Path) -> list[Path]:
+    """km's packages (as they are in this tree) and the third-party ones they need; returns the ELF files."""
+    elves = []
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for pkg in PACKAGES:
+        shutil.copytree(ROOT / pkg, dst / pkg, ignore=ignore)
+    for left in LEFT_OUT:
+        shutil.rmtree(dst / left)
+    for dist in distributions_for(third_party_modules()):
+        for rel in dist.files or []:
+            if rel.parts[0].endswith((".dist-info", ".egg-info")) or "__pycache__" in rel.parts or rel.parts[0] == "..":
+                continue
+            src = Path(dist.locate_file(rel))
+            target = dst / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+    elves += [p for p in dst.rglob("*.so") if "lib-dynload" not in p.parts]
+    return elves
+
+
+def copy_libraries(elves: list[Path], libdir: Path) -> set[str]:
+    """Every library the ELF files need (per the host's ldd), the loader and EXTRA_LIBS, under their sonames."""
+    found: dict[str, str] = {}
+    for elf in elves:
+        out = subprocess.run(["ldd", str(elf)], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            m = re.match(r"\s*(\S+) => (/\S+)", line) or re.match(r"\s*((/\S+))\s+\(", line)
+            if m:
+                found[os.path.basename(m.group(1))] = m.group(2)
+    for extra in EXTRA_LIBS:
+        for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64"):
+            if os.path.exists(f"{d}/{extra}"):
+                found.setdefault(extra, f"{d}/{extra}")
+                break
+    if "ld-linux-x86-64.so.2" not in found:
+        raise SystemExit("build_bundle: no ld-linux-x86-64.so.2 found (is this a glibc x86-64 host?)")
+    for soname, path in found.items():
+        shutil.copy2(os.path.realpath(path), libdir / soname)
+    return set(found)
+
+
+def strip_debug_info(files: list[Path]) -> None:
+    """pyenv's interpreter carries its debug info (libpython alone is 23 MB of 28): the bundle does not need it."""
+    strip = shutil.which("strip")
+    present = [str(f) for f in files if f.exists() and not f.is_symlink()]
+    if strip and present:
+        subprocess.run([strip, "--strip-debug", *present], check=True)
+
+
+def make_launchers(bindir: Path, prebuilt: str | None) -> None:
+    first = bindir / ENTRY_POINTS[0]
+    if prebuilt:
+        shutil.copy2(prebuilt, first)
+    else:
+        cc = shutil.which("musl-gcc") or shutil.which("gcc")
+        flags = ["-static", "-O2", "-s"]
+        subprocess.run([cc, *flags, "-o", str(first), str(ROOT / "tools" / "bundle" / "launcher.c")], check=True)
+    for name in ENTRY_POINTS[1:]:
+        os.link(first, bindir / name)
+
+
+def source_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        rev = ""
+    return rev or "unknown"
+
+
+if __name__ == "__main__":
+    main()
