@@ -1,4 +1,5 @@
-"""Loads a static or static-pie x86-64 ELF into guest memory (pyelftools) and builds the initial stack and auxv.
+"""Loads a static or static-pie x86-64 ELF into guest memory and builds the initial stack and auxv (the headers
+are read by elf_headers.py).
 
 The stack layout and auxv follow the Linux ABI (fs/binfmt_elf.c create_elf_tables): argc, argv[], NULL, envp[],
 NULL, auxv pairs, then the strings and AT_RANDOM bytes near the top.
@@ -10,9 +11,7 @@ import stat
 import struct
 from dataclasses import dataclass
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
+from .elf_headers import ELFError, ELFFile
 from .errors import PayloadError
 from .guest_memory import PROT_EXEC, PROT_READ, PROT_WRITE, GuestMemory, page_down, page_up
 
