@@ -1,17 +1,17 @@
 """The KVM ABI as km uses it: cffi declarations of the structs (linux/kvm.h) and the ioctl numbers derived from them.
 
 This is the only place a KVM layout is declared (HOUSE-STYLE 2.8); tests/unit/test_kvm_abi.py checks every size
-and offset against the C header. ABI mode (no compiler needed at run time). The few libc functions km calls
+and offset against the C header. ABI mode (no compiler needed at run time), out-of-line: the parsed declarations are
+kept as a generated module (kvm/ffi_module.py), so a start does not parse C. The few libc functions km calls
 directly (ioctl, mmap family, raw syscall) are declared here too, because cffi releases the GIL around them and
 returns EINTR instead of retrying (Python's os.* functions retry, PEP 475, which would make a blocked vCPU thread
 deaf to kicks).
 """
 from __future__ import annotations
 
-import cffi
+from . import ffi_module
 
-ffi = cffi.FFI()
-ffi.cdef("""
+CDEF = """
 struct kvm_regs {
     uint64_t rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
     uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
@@ -61,13 +61,17 @@ struct kvm_debugregs { uint64_t db[4]; uint64_t dr6; uint64_t dr7; uint64_t flag
 struct kvm_guest_debug_arch { uint64_t debugreg[8]; };
 struct kvm_guest_debug { uint32_t control; uint32_t pad; struct kvm_guest_debug_arch arch; };
 
+struct kvm_msrs_hdr { uint32_t nmsrs; uint32_t pad; };   /* the fixed part of a variable-length struct: */
+struct kvm_cpuid2_hdr { uint32_t nent; uint32_t padding; };  /* its size is the one in the ioctl number */
+
 int ioctl(int fd, unsigned long request, void *arg);
 void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
 int munmap(void *addr, size_t length);
 int mprotect(void *addr, size_t len, int prot);
 int madvise(void *addr, size_t length, int advice);
 long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
-""")
+"""
+ffi = ffi_module.load("abi", CDEF)
 libc = ffi.dlopen(None)
 
 KVMIO = 0xAE
@@ -95,8 +99,6 @@ def _iowr(nr: int, struct: str) -> int:
     return _ioc(_IOC_READ | _IOC_WRITE, nr, struct)
 
 
-# Sizes in the ioctl numbers of the variable-length structs are those of the header part only.
-ffi.cdef("struct kvm_msrs_hdr { uint32_t nmsrs; uint32_t pad; }; struct kvm_cpuid2_hdr { uint32_t nent; uint32_t padding; };")
 
 KVM_GET_API_VERSION = _io(0x00)
 KVM_CREATE_VM = _io(0x01)
@@ -153,3 +155,7 @@ RUN_SYNC_SREGS = RUN_SYNC_REGS + ffi.sizeof("struct kvm_regs")
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x1, 0x2, 0x10, 0x20, 0x4000
 MADV_DONTNEED = 4
+
+
+if __name__ == "__main__":      # tools/install.sh: make the generated module beside the package
+    print(ffi_module.install("abi", CDEF) or "monitor/kvm is read-only: the first km run makes the module in ~/.cache/km")
