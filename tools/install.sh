@@ -15,6 +15,10 @@ fi
 # The VS Code end-to-end test's tools (code-server from npm, Chromium from Debian); a second run only checks.
 bash vscode-extension/test-e2e/install-code-server.sh | tail -n 1
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "Running pip as the 'root' user" || true
+# What a km start would otherwise redo every time: cffi's parse of the KVM declarations (kept as a generated module,
+# monitor/kvm/ffi_module.py) and the byte code of km's modules (also when PYTHONDONTWRITEBYTECODE is set).
+python3 -m monitor.kvm.abi >/dev/null
+python3 -m compileall -q monitor kdbg >/dev/null
 if [ "${1:-}" != "--quiet" ]; then
   mkdir -p build
   musl-gcc -static -O2 -o build/hello.km examples/hello.c
