@@ -38,6 +38,7 @@ RULES = [
     ("kdbg.rsp", ("monitor", "kdbg.dap", "kdbg.core", "kdbg.vcpu_control", "elftools", "capstone", "pygdbmi")),
     ("kdbg.core", ("monitor", "kdbg.dap", "kdbg.rsp", "kdbg.vcpu_control", "capstone", "pygdbmi")),
     ("kdbg.vcpu_control", ("monitor", "kdbg.dap", "kdbg.rsp", "kdbg.core")),
+    ("kdbg/breakpoints.py", ("monitor", "kdbg.dap", "kdbg.rsp", "kdbg.core", "kdbg.vcpu_control")),
     ("kdbg.dap", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.vcpu_control", "cffi")),
     ("monitor", ("kdbg.dap",)),
 ]
