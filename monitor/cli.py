@@ -141,10 +141,10 @@ def run(opts: Options) -> int:
         return serve_core(opts)
     from .process import Process
     proc = Process(opts.payload, opts.args, payload_env(opts.putenv) if opts.copyenv else
-                   [f"{k}={v}" for k, v in os.environ.items() if not k.startswith("KM_")])
+                   [f"{k}={v}" for k, v in os.environ.items() if not k.startswith("KM_")],
+                   core_writer=lambda view, thread, signo: write_kmcore(opts, view, thread, signo),
+                   child_runner=lambda p, thread: run_forked_child(opts, p, thread))
     main_thread = proc.prepare_main_thread(hwcap())
-    proc.on_fatal_signal = lambda p, thread, signo: write_kmcore(opts, p, thread, signo)
-    proc.after_fork = lambda p, thread: run_forked_child(opts, p, thread)
     server_thread = None
     if opts.gdb_port is not None:
         server_thread = start_gdb_server(opts, proc, main_thread)
@@ -269,19 +269,11 @@ def forward_host_signals(proc) -> None:
         host_signal.signal(signo, forward)
 
 
-def write_kmcore(opts: Options, proc, thread, signo: int) -> bool:
-    """Core of a payload killed by a core-dumping signal; False (and the reason kept) when it cannot be written."""
-    proc.core_error = None
-    try:
-        from kdbg.core.writer import write_core
-        from .live_target import LiveTarget
-        write_core(LiveTarget.snapshot(proc), opts.coredump, signal=signo,
-                   crashing_tid=thread.tid if thread is not None else None)
-        return True
-    except Exception as e:          # no space, no permission...: the status must survive
-        log.debug("core not written", exc_info=True)
-        proc.core_error = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return False
+def write_kmcore(opts: Options, view, thread, signo: int) -> None:
+    """Core of a payload killed by a core-dumping signal (every other thread parked); raises when it cannot be
+    written (no space, no permission...), and Process keeps the reason for the one-line message."""
+    from kdbg.core.writer import write_core
+    write_core(view, opts.coredump, signal=signo, crashing_tid=thread.tid if thread is not None else None)
 
 
 def report_ending(opts: Options, ending, quiet: bool = False) -> int:
@@ -294,7 +286,7 @@ def report_ending(opts: Options, ending, quiet: bool = False) -> int:
         if ending.core_dumped:
             where = opts.coredump if os.path.dirname(opts.coredump) else f"./{opts.coredump}"
             detail = f" (core dumped to {where})"
-        elif getattr(ending, "core_error", None):
+        elif ending.core_error:
             detail = f" (core not written: {ending.core_error})"
         else:
             detail = ""

@@ -31,7 +31,7 @@ CLONE_VM, CLONE_VFORK, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SE
 
 def fork(ctx, flags: int, stack: int, ptid: int, ctid: int) -> int:
     proc = ctx.proc
-    if proc.after_fork is None:
+    if proc.child_runner is None:
         return -errno.ENOSYS
     regs = ctx.user_regs()
     regs[RAX] = 0
@@ -87,7 +87,7 @@ def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave:
         proc.mem.write(ctid, struct.pack("<i", thread.tid))
     if flags & CLONE_CHILD_CLEARTID:
         thread.clear_child_tid = ctid
-    proc.after_fork(proc, thread)
+    proc.child_runner(proc, thread)
 
 
 def _strings(mem, addr: int, limit: int = 4096) -> list[bytes]:

@@ -13,6 +13,7 @@ import bisect
 import errno
 import threading
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from .errors import GuestFault
 from .kvm import abi
@@ -53,15 +54,21 @@ def pte_flags(prot: int) -> int:
     return PTE_U | (PTE_W if prot & PROT_WRITE else 0) | (0 if prot & PROT_EXEC else PTE_NX)
 
 
+def _no_remap_listener(start: int, end: int) -> None:
+    pass
+
+
 class GuestMemory:
-    def __init__(self, phys: PhysicalMemory, tables: PageTables) -> None:
+    def __init__(self, phys: PhysicalMemory, tables: PageTables,
+                 on_remap: Callable[[int, int], None] | None = None) -> None:
         self.phys, self.tables = phys, tables
         self.vmas: list[Vma] = []
         self._starts: list[int] = []
         self.lock = threading.RLock()
         self.brk_start = self.brk = 0
-        self.on_remap = None         # on_remap(start, end) after page tables of a range were rewritten
-                                     # (the debugger's watchpoints re-protect their pages)
+        # on_remap(start, end) after the page tables of a range were rewritten (the debugger's watchpoints
+        # re-protect their pages: Process forwards it to DebugHooks.on_remap)
+        self.on_remap = on_remap or _no_remap_listener
 
     # ---- lookup -------------------------------------------------------------------------------------------
     def find(self, gva: int) -> Vma | None:
@@ -194,8 +201,7 @@ class GuestMemory:
             if prot != abi.PROT_NONE and not reserve_only:
                 self._back(vma)
             self._insert(vma)
-            if self.on_remap is not None:
-                self.on_remap(start, end)
+            self.on_remap(start, end)
             return vma
 
     def map_file(self, start: int, size: int, prot: int, fd: int, offset: int, path: str, shared: bool) -> Vma:
@@ -208,8 +214,7 @@ class GuestMemory:
             if prot != abi.PROT_NONE:
                 self.tables.set_range(start, end - start, gpa, pte_flags(prot))
             self._insert(vma)
-            if self.on_remap is not None:
-                self.on_remap(start, end)
+            self.on_remap(start, end)
             return vma
 
     def map_foreign(self, start: int, size: int, prot: int, gpa: int, name: str) -> Vma:
@@ -255,9 +260,8 @@ class GuestMemory:
                 if vma.gpa is not None and vma.prot != abi.PROT_NONE:
                     self.tables.set_range(vma.start, length, vma.gpa, pte_flags(vma.prot))
                 self._insert(vma)
-            if self.on_remap is not None:
-                self.on_remap(src, src + size)
-                self.on_remap(dst, dst + size)
+            self.on_remap(src, src + size)
+            self.on_remap(dst, dst + size)
 
     def protect(self, start: int, size: int, prot: int) -> None:
         """mprotect: GuestFault if part of the range is unmapped (the caller answers ENOMEM)."""
@@ -276,8 +280,7 @@ class GuestMemory:
                     self.tables.set_range(vma.start, vma.end - vma.start, vma.gpa, pte_flags(prot))
                 if (old & ~prot) or prot == abi.PROT_NONE:
                     self.phys.invalidate(vma.gpa, vma.end - vma.start)
-            if self.on_remap is not None:
-                self.on_remap(start, end)
+            self.on_remap(start, end)
 
     def _check_mapped(self, start: int, end: int) -> None:
         addr = start

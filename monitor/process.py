@@ -11,9 +11,12 @@ import os
 import signal
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, NoReturn
 
-from kdbg.vcpu_control import KICK_SIGNAL, install_kick_handler
+from kdbg.breakpoints import SoftwareBreakpoints
+from kdbg.vcpu_control import KICK_SIGNAL, PauseTimeout, StopTheWorld, install_kick_handler
 
+from .debug_hooks import NO_DEBUGGER, DebugHooks
 from .elf_loader import LoadedElf, auxv_bytes, build_stack, load_elf
 from .errors import MonitorError
 from .guest_memory import GuestMemory
@@ -25,12 +28,22 @@ from .page_tables import PTE_U, PTE_W, PageTables
 from .phys_memory import HUGE, PhysicalMemory
 from .vcpu_loop import RIP, RSP, RFLAGS, State, VcpuThread
 
+if TYPE_CHECKING:
+    from .process_view import ProcessView
+
 log = logging.getLogger("km.vcpu")
 SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
 EXCEPTION_SIGNALS = {0: signal.SIGFPE, 1: signal.SIGTRAP, 3: signal.SIGTRAP, 4: signal.SIGSEGV, 5: signal.SIGSEGV,
                      6: signal.SIGILL, 7: signal.SIGFPE, 10: signal.SIGSEGV, 11: signal.SIGBUS, 12: signal.SIGBUS,
                      13: signal.SIGSEGV, 14: signal.SIGSEGV, 16: signal.SIGFPE, 17: signal.SIGBUS,
                      19: signal.SIGFPE}
+CORE_PAUSE_TIMEOUT_S = 5.0      # how long the other threads may take to park before a core dump is abandoned
+
+
+# The composition root's policies, given at construction: write a core (raises on failure), and the rest of a
+# forked km's life (never returns).
+CoreWriter = Callable[["ProcessView", "VcpuThread | None", int], None]
+ChildRunner = Callable[["Process", VcpuThread], NoReturn]
 
 
 @dataclass
@@ -43,8 +56,10 @@ class Ending:
 
 
 class Process:
-    def __init__(self, path: str, argv: list[str], env: list[str]) -> None:
+    def __init__(self, path: str, argv: list[str], env: list[str], *, core_writer: CoreWriter | None = None,
+                 child_runner: ChildRunner | None = None) -> None:
         self.path, self.argv, self.env = path, argv, env
+        self.core_writer, self.child_runner = core_writer, child_runner
         self.kvm = Kvm()
         self.vm = self.kvm.create_vm()
         self.phys = PhysicalMemory(self.vm)
@@ -54,7 +69,9 @@ class Process:
         self.tables = PageTables(self.phys)
         self.tables.set_range(KBASE, SYSTEM_SIZE, 0, PTE_W)                      # supervisor only
         self.tables.set_range(SYSCALL_STUB_GVA, 0x1000, SYSCALL_STUB_GPA, PTE_U)  # user, read-only, executable
-        self.mem = GuestMemory(self.phys, self.tables)
+        self.mem = GuestMemory(self.phys, self.tables, on_remap=self._remapped)
+        self.debug: DebugHooks = NO_DEBUGGER      # monitor/live_target.py when gdb may attach
+        self.breakpoints = SoftwareBreakpoints(self.mem.read_debug, self.mem.write_debug)   # int3s a debugger planted
         self.cpuid = self.kvm.supported_cpuid()
         self.lock = threading.RLock()
         self.threads: dict[int, VcpuThread] = {}
@@ -65,12 +82,8 @@ class Process:
         self.ending = Ending()
         self.ended = threading.Event()
         self.syscall_at_cpl0 = False
-        self.on_fatal_signal = None       # hook(process, thread, signo): the core writer
-        self.on_thread_start = None       # hook(thread): the debugger attaches its event handler
-        self.futex_wake = None            # set by the futex family: futex_wake(uaddr, count)
-        self.on_end = None                # hook(ending): the debugger reports W/X
-        self.after_fork = None            # hook(process, thread) run in a forked child: runs it, never returns
-        self.core_error = None
+        self.world = StopTheWorld(self.live_threads)    # the one stop-the-world: debugger stops and core dumps
+        self._dying = threading.Lock()                  # held by the thread dumping core for a fatal signal
         install_kick_handler()
         from . import signals as guest_signals
         self.signals = guest_signals.SignalState(self)
@@ -110,8 +123,10 @@ class Process:
         self._vcpu_ids = itertools.count()
         self.ending = Ending()
         self.ended = threading.Event()
-        self.on_thread_start = self.on_end = None
-        self.futexes = self.futex_wake = None
+        self.world = StopTheWorld(self.live_threads)
+        self._dying = threading.Lock()
+        self.debug = NO_DEBUGGER           # the parent's debugger (a copy of its objects) does not follow
+        self.futexes = None
         self.itimer = None
         from . import signals as guest_signals
         actions = self.signals.actions
@@ -136,8 +151,7 @@ class Process:
         thread = VcpuThread(self, vcpu, next(self._tids))
         with self.lock:
             self.threads[thread.tid] = thread
-        if self.on_thread_start:
-            self.on_thread_start(thread)
+        self.debug.on_thread_start(thread)
         return thread
 
     def prepare_main_thread(self, hwcap: int) -> VcpuThread:
@@ -184,27 +198,34 @@ class Process:
 
     def terminate(self, signo: int, thread: VcpuThread | None = None) -> None:
         """Default action of a fatal signal: stop every thread, maybe write a core, end."""
-        core = False
-        if self.on_fatal_signal is not None and signo in CORE_SIGNALS:
-            self._stop_others(thread)
-            core = self.on_fatal_signal(self, thread, signo)
-        self.end(Ending(signal=signo, core_dumped=bool(core)))
+        ending = Ending(signal=signo)
+        if self.core_writer is not None and signo in CORE_SIGNALS:
+            if not self._dying.acquire(blocking=False):
+                if thread is not None:      # another thread is dumping core: wait parked for the end with the rest
+                    thread.park()
+                return
+            ending.core_dumped, ending.core_error = self._dump_core(thread, signo)
+        self.end(ending)
 
-    def _stop_others(self, current: VcpuThread | None) -> None:
-        for t in self.live_threads():
-            if t is not current:
-                t.pause_requested = True
-                t.kick()
-        for t in self.live_threads():
-            if t is not current:
-                with t.cond:
-                    t.cond.wait_for(lambda: t.state != State.RUNNING, timeout=2)
+    def _dump_core(self, thread: VcpuThread | None, signo: int) -> tuple[bool, str | None]:
+        """(written, why not): a core is written only once every other thread has parked (no torn cores)."""
+        from .process_view import ProcessView
+        try:
+            self.world.pause_all(CORE_PAUSE_TIMEOUT_S, exclude=thread)
+        except PauseTimeout as e:
+            log.warning("core dump for signal %d abandoned: %s", signo, e)
+            return False, str(e)
+        try:
+            self.core_writer(ProcessView(self), thread, signo)
+            return True, None
+        except Exception as e:          # no space, no permission...: the status must survive
+            log.debug("core not written", exc_info=True)
+            return False, str(e).splitlines()[0] if str(e) else type(e).__name__
 
     def end(self, ending: Ending) -> None:
         with self.lock:
             if self.ended.is_set():
                 return
-            ending.core_error = self.core_error
             self.ending = ending
             for t in self.threads.values():
                 t.exit_requested = True
@@ -213,8 +234,7 @@ class Process:
             for t in self.threads.values():
                 with t.cond:
                     t.cond.notify_all()
-        if self.on_end is not None:
-            self.on_end(ending)
+        self.debug.on_end(ending)
 
     def thread_exit(self, thread: VcpuThread, status: int) -> None:
         """exit(2) of one thread: the last one ends the process; others clear and wake their child-tid word."""
@@ -225,10 +245,10 @@ class Process:
         if not others:
             self.exit_group(status)
         elif thread.clear_child_tid:
+            from .syscalls.futex import table_of
             try:
                 self.mem.write(thread.clear_child_tid, bytes(4))
-                if self.futex_wake is not None:
-                    self.futex_wake(thread.clear_child_tid, 1)
+                table_of(self).wake(thread.clear_child_tid, 1)
             except Exception:
                 log.debug("clear_child_tid %#x not writable", thread.clear_child_tid)
         thread.exit_requested = True
@@ -243,6 +263,7 @@ class Process:
                 del self.threads[thread.tid]
                 self.signals.per_thread.pop(thread.tid, None)
                 self.free_vcpus.append(thread.vcpu)
+        self.debug.on_thread_exit(thread)
         if not self.live_threads() and not self.ended.is_set():
             self.end(Ending(status=0))
 
@@ -265,6 +286,9 @@ class Process:
                  SIGNAL_NAMES.get(signo))
         thread.fault_detail = (error_code, vector, thread.vcpu.run.s.regs.sregs.cr2 if vector == 14 else 0)
         self.signals.raise_fault(thread, signo, vector, error_code, addr)
+
+    def _remapped(self, start: int, end: int) -> None:
+        self.debug.on_remap(start, end)
 
     def pending_signals_for(self, thread: VcpuThread) -> bool:
         return self.signals.has_pending(thread)

@@ -87,8 +87,7 @@ def deliver_pending(state, thread) -> None:
         signo = pending.signo
         action = state.actions[signo]
         state.of(thread).last_info = pending.info
-        debugger = getattr(thread, "on_event", None)
-        if debugger is not None and debugger(thread, "signal", pending):
+        if state.proc.debug.on_signal(thread, pending):
             continue              # the debugger took it (and may hand it back on resume)
         if action.handler == SIG_IGN or (action.handler == SIG_DFL and
                                          (signo in IGNORED_BY_DEFAULT or signo in STOP_BY_DEFAULT)):

@@ -49,6 +49,7 @@ class PendingSignal:
     signo: int
     info: bytes            # 128-byte siginfo_t
     chosen_tid: int | None = None   # process-directed: the thread woken for it (kernel/signal.c complete_signal)
+    seen_by_debugger: bool = False  # reported to gdb once; not again when gdb hands it back on resume
 
 
 @dataclass

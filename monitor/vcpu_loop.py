@@ -1,12 +1,13 @@
 """One guest thread = one vCPU driven by one host thread: the KVM_RUN loop and its exit dispatch.
 
-State machine (drawn as in Firecracker):
+State machine (drawn as in Firecracker; the names are the `State` enum's):
 
-    RUNNING --KVM_RUN returns--> HANDLING --done--> RUNNING
-       |  ^                         |
-     kick  release              pause requested / debug event
-       v  |                         v
-      PAUSED  <---------------------+          any --exit_group/exit--> EXITED
+    RUNNING --syscall exit--> IN_SYSCALL --handler returns--> RUNNING
+       |  ^                      (counts as stopped: a blocking host call never delays a stop-the-world)
+     kick  release
+       v  |
+      PAUSED  <-- pause requested, or a debugger event (proc.debug hook returned True)
+    any --exit_group/exit--> EXITED
 
 A kick (reserved RT signal + kvm_run.immediate_exit) makes KVM_RUN return EINTR; the thread then checks its
 requests. immediate_exit is cleared right after an EINTR and *before* the requests are read, so a request made
@@ -64,7 +65,9 @@ class VcpuThread:
         self.restartable = True
         self.robust_list = 0
         self.has_run = False           # kvm_run's sync regs/sregs hold this vCPU's state once it has exited
-        self.on_event = None           # debugger hook: on_event(thread, kind, info) -> bool (True: park)
+
+    def __str__(self) -> str:
+        return f"vCPU {self.vcpu.id} (thread {self.tid}, {self.state.value})"
 
     # ---- control (called from other threads) -------------------------------------------------------------
     def start(self) -> None:
@@ -152,8 +155,8 @@ class VcpuThread:
         self.state = State.RUNNING
         if result is not None:
             regs[RAX] = result & MASK64
-        if regs[R11] & TF and self.on_event is not None:
-            self.on_event(self, "syscall-step", None)   # stepping over `syscall`: SFMASK cleared TF
+        if regs[R11] & TF:
+            self.proc.debug.on_syscall_step(self)       # stepping over `syscall`: SFMASK cleared TF
         if self.proc.pending_signals_for(self):
             self.proc.deliver_signals(self)
 
@@ -173,7 +176,7 @@ class VcpuThread:
         regs[RIP], regs[RFLAGS], regs[RSP] = frame[1], frame[3], frame[4]
         self._return_to_user_segments()
         self.sync[1] |= abi.KVM_SYNC_X86_REGS
-        if self.on_event is not None and self.on_event(self, "exception", (vector, error_code)):
+        if self.proc.debug.on_exception(self, vector, error_code):
             return
         self.proc.fault(self, vector, error_code)
         if self.proc.pending_signals_for(self):
@@ -225,4 +228,17 @@ class VcpuThread:
     def set_user_regs(self, values: list[int]) -> None:
         for i, value in enumerate(values):
             self.regs[i] = value & MASK64
+        self.mark_regs_dirty()
+
+    def mark_regs_dirty(self) -> None:
+        """The sync regs were changed in place: the next KVM_RUN loads them (kvm_dirty_regs)."""
         self.sync[1] |= abi.KVM_SYNC_X86_REGS
+
+    def set_trap_flag(self, on: bool) -> None:
+        """RFLAGS.TF of the parked thread: set, the next instruction ends in a #DB (single step)."""
+        self.regs[RFLAGS] = self.regs[RFLAGS] | TF if on else self.regs[RFLAGS] & ~TF
+        self.mark_regs_dirty()
+
+    @property
+    def trap_flag(self) -> bool:
+        return bool(self.regs[RFLAGS] & TF)

@@ -10,13 +10,16 @@ through an unprotected page, another thread's access to it goes unseen (a known 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from kdbg.target import BreakpointKind, StopEvent, StopReason
+from kdbg.target import BreakpointKind, GuestMemoryError, StopEvent, StopReason
 
-from .guest_memory import PROT_WRITE, pte_flags
-from .kvm import abi
+from .guest_memory import PROT_WRITE, GuestMemory, pte_flags
 from .page_tables import PTE_W
-from .vcpu_loop import RFLAGS, TF
+
+if TYPE_CHECKING:
+    from .live_target import LiveTarget
+    from .vcpu_loop import VcpuThread
 
 log = logging.getLogger("km.gdb")
 PAGE = 0x1000
@@ -25,13 +28,13 @@ ACCESS_WINDOW = 8           # CR2 is the first byte accessed; the width is taken
 
 
 class Watchpoints:
-    def __init__(self, target) -> None:
+    def __init__(self, target: LiveTarget) -> None:
         self.target = target
         self.points: dict[tuple[BreakpointKind, int, int], None] = {}
         self.stepping: dict[int, tuple[int, int, bool]] = {}    # tid -> (page, fault address, was a write)
 
     @property
-    def mem(self):
+    def mem(self) -> GuestMemory:
         return self.target.proc.mem
 
     def _pages(self, addr: int, length: int) -> range:
@@ -70,7 +73,6 @@ class Watchpoints:
             self._apply(page)
 
     def add(self, kind: BreakpointKind, addr: int, length: int) -> None:
-        from kdbg.target import GuestMemoryError
         for page in self._pages(addr, length):
             if self.mem.find(page) is None:
                 raise GuestMemoryError(addr, length)
@@ -89,7 +91,7 @@ class Watchpoints:
         for page in pages:
             self._apply(page)
 
-    def owns_fault(self, thread, error_code: int) -> bool:
+    def owns_fault(self, thread: VcpuThread, error_code: int) -> bool:
         """A #PF on a watched page that the VMA allows: caused by us, not by the payload."""
         if not self.points:
             return False
@@ -101,36 +103,36 @@ class Watchpoints:
         write = bool(error_code & 2)
         return vma is not None and vma.gpa is not None and bool(vma.prot) and (not write or vma.prot & PROT_WRITE)
 
-    def on_fault(self, thread):
+    def on_fault(self, thread: VcpuThread) -> object:
         cr2 = thread.run.s.regs.sregs.cr2
         page = cr2 & ~(PAGE - 1)
         write = bool(thread.frame()[0] & 2)
         self.stepping[thread.tid] = (page, cr2, write)
         self._apply(page, unprotect=True)
-        thread.regs[RFLAGS] |= TF
-        thread.sync[1] |= abi.KVM_SYNC_X86_REGS
+        thread.set_trap_flag(True)
         return HANDLED
 
-    def is_stepping(self, thread) -> bool:
+    def is_stepping(self, thread: VcpuThread) -> bool:
         return thread.tid in self.stepping
 
-    def after_step(self, thread):
+    def after_step(self, thread: VcpuThread) -> StopEvent | object:
+        """The #DB after the faulting instruction: a watchpoint stop, the end of gdb's own step, or nothing."""
         page, addr, write = self.stepping.pop(thread.tid)
         self._apply(page)
-        if not getattr(thread, "stepping", False):
-            thread.regs[RFLAGS] &= ~TF
-            thread.sync[1] |= abi.KVM_SYNC_X86_REGS
+        debug = self.target.debug_of(thread)
+        if not debug.stepping:
+            thread.set_trap_flag(False)
         for kind, start, length in self.points:
             if addr < start + length and start < addr + ACCESS_WINDOW:
                 if kind == BreakpointKind.WRITE and not write:
                     continue
                 if kind == BreakpointKind.READ and write:
                     continue
-                thread.stepping = False
-                thread.regs[RFLAGS] &= ~TF
+                debug.stepping = False
+                thread.set_trap_flag(False)
                 return StopEvent(thread.tid, StopReason.WATCHPOINT, 5, watch_addr=start, watch_kind=kind)
-        if getattr(thread, "stepping", False):
-            thread.stepping = False
-            thread.regs[RFLAGS] &= ~TF
+        if debug.stepping:
+            debug.stepping = False
+            thread.set_trap_flag(False)
             return StopEvent(thread.tid, StopReason.STEP, 5)
         return HANDLED

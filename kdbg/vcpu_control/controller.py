@@ -34,19 +34,31 @@ class Member(Protocol):
     def release(self) -> None: ...
 
 
+class PauseTimeout(Exception):
+    """Some members did not acknowledge a pause in time: the world is NOT stopped (they still hold their pause
+    request, so they park as soon as they can). Never report such a stop as complete, never dump a core then."""
+
+    def __init__(self, stragglers: list[Member], timeout_s: float) -> None:
+        super().__init__(f"{', '.join(map(str, stragglers))} did not stop within {timeout_s:g} s")
+        self.stragglers = stragglers
+
+
 class StopTheWorld:
     def __init__(self, members: Callable[[], Iterable[Member]]) -> None:
         self.members = members
 
-    def pause_all(self, timeout_s: float = 5.0) -> bool:
-        """Request, kick, then wait for every acknowledgement; False if one did not park in time."""
-        members = list(self.members())
+    def pause_all(self, timeout_s: float = 5.0, *, exclude: Member | None = None) -> None:
+        """Request, kick, then wait for every acknowledgement (but `exclude`'s: the caller's own thread);
+        PauseTimeout names the members that did not park in time."""
+        members = [m for m in self.members() if m is not exclude]
         for member in members:
             member.request_pause()
         for member in members:
             member.kick()
         deadline = time.monotonic() + timeout_s
-        return all(member.wait_parked(max(0.0, deadline - time.monotonic())) for member in members)
+        stragglers = [m for m in members if not m.wait_parked(max(0.0, deadline - time.monotonic()))]
+        if stragglers:
+            raise PauseTimeout(stragglers, timeout_s)
 
     def resume_all(self, only: Iterable[Member] | None = None) -> None:
         for member in (self.members() if only is None else only):

@@ -74,11 +74,7 @@ class FutexTable:
 
 
 def table_of(proc) -> FutexTable:
-    def make() -> FutexTable:
-        table = FutexTable()
-        proc.futex_wake = table.wake
-        return table
-    return proc.shared("futexes", make)
+    return proc.shared("futexes", FutexTable)
 
 
 def _load(ctx, addr: int) -> int:

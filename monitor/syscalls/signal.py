@@ -108,7 +108,7 @@ def _drops_ignored(proc, target, signo: int) -> bool:
         return True
     bit = 1 << (signo - 1)
     return not (proc.signals.of(receiver).mask & bit or getattr(receiver, "sigwait_set", 0) & bit
-                or getattr(receiver, "on_event", None) is not None)
+                or proc.debug.watches_signals)
 
 
 @syscall("kill")

@@ -1,0 +1,68 @@
+"""ProcessView: kdbg.target.Target (read-only) over a stopped Process, for the core writer and as LiveTarget's base.
+
+Memory reads hide the int3 bytes km planted (proc.breakpoints), so gdb's `x/` and a kmcore both show the
+program's real text. The caller guarantees the threads are parked (stop-the-world) while it reads.
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Sequence
+
+from kdbg.target import SIGTRAP, GuestMemoryError, MemoryRegion, NoSuchThreadError, StopEvent, StopReason
+
+from .errors import GuestFault
+from .thread_registers import read_registers
+from .vcpu_loop import State
+
+if TYPE_CHECKING:
+    from .process import Process
+    from .vcpu_loop import VcpuThread
+
+
+class ProcessView:
+    def __init__(self, proc: Process) -> None:
+        self.proc = proc
+        self.last_stop: dict[int, StopEvent] = {}       # tid -> the stop it last reported
+
+    def _thread(self, tid: int) -> VcpuThread:
+        thread = self.proc.threads.get(tid)
+        if thread is None or thread.state == State.EXITED:
+            raise NoSuchThreadError(tid)
+        return thread
+
+    def threads(self) -> Sequence[int]:
+        return sorted(t.tid for t in self.proc.live_threads())
+
+    def thread_name(self, tid: int) -> str:
+        thread = self.proc.threads.get(tid)
+        return thread.name if thread is not None else ""
+
+    def registers(self, tid: int) -> dict[str, int]:
+        return read_registers(self._thread(tid))
+
+    def read_memory(self, addr: int, size: int) -> bytes:
+        try:
+            data = self.proc.mem.read_debug(addr, size)
+        except GuestFault:
+            raise GuestMemoryError(addr, size) from None
+        return self.proc.breakpoints.shadow(addr, data)
+
+    def mappings(self) -> Sequence[MemoryRegion]:
+        return [MemoryRegion(v.start, v.end, v.perms(), v.offset, v.path or v.name) for v in self.proc.mem.regions()
+                if v.gpa is not None or v.prot]
+
+    def auxv(self) -> bytes:
+        return self.proc.auxv
+
+    def exe_path(self) -> str:
+        return os.path.abspath(self.proc.path)
+
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop_event(self, tid: int) -> StopEvent:
+        return self.last_stop.get(tid) or StopEvent(tid, StopReason.SIGNAL, SIGTRAP)
+
+    def siginfo(self, tid: int) -> bytes:
+        thread = self.proc.threads.get(tid)
+        return self.proc.signals.of(thread).last_info if thread is not None else b""
