@@ -20,6 +20,8 @@ Runs a static Linux x86-64 program alone in its own KVM virtual machine.
 options:
   -g[PORT]            stop before the first instruction and wait for gdb on PORT (default 2159)
   --gdb_listen        run at once; gdb may attach and detach at any time (port from -g, default 2159)
+  --gdb_host ADDR     the address the gdb stub listens on (default 127.0.0.1; 0.0.0.0 in a container whose
+                      port is published)
   --putenv NAME=VAL   add or replace an environment variable of the payload (repeatable)
   --coredump=FILE     where a crashing payload's core goes (default ./kmcore)
   --core FILE         serve FILE (a kmcore) to gdb instead of running (with -g)
@@ -36,6 +38,7 @@ class Options:
     args: list[str] = field(default_factory=list)
     gdb_port: int | None = None
     gdb_listen: bool = False
+    gdb_host: str = "127.0.0.1"
     putenv: list[str] = field(default_factory=list)
     coredump: str = "kmcore"
     core: str | None = None
@@ -45,7 +48,7 @@ class Options:
 
 # options taking a value (`--name value` or `--name=value`): what the value is, and its check
 _VALUE_OPTIONS = {"--putenv": ("NAME=VALUE", lambda v: "=" in v), "--coredump": ("a file name", bool),
-                  "--core": ("a core file", bool)}
+                  "--core": ("a core file", bool), "--gdb_host": ("an address", bool)}
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -210,7 +213,7 @@ def start_gdb_server(opts: Options, proc, main_thread):
     wait = not opts.gdb_listen
     target = LiveTarget(proc, stopped_at_entry=wait)
     try:
-        server = GdbServer(target, opts.gdb_port, initially_stopped=wait)
+        server = GdbServer(target, opts.gdb_port, opts.gdb_host, initially_stopped=wait)
     except RspError as e:
         raise MonitorError(*str(e).split(": ", 1)) from None
     if wait:
@@ -245,7 +248,7 @@ def serve_core(opts: Options) -> int:
     except Exception as e:
         raise MonitorError(opts.core, f"not a readable core file ({e})".splitlines()[0]) from None
     try:
-        server = GdbServer(target, opts.gdb_port or DEFAULT_GDB_PORT, initially_stopped=True)
+        server = GdbServer(target, opts.gdb_port or DEFAULT_GDB_PORT, opts.gdb_host, initially_stopped=True)
     except RspError as e:
         raise MonitorError(*str(e).split(": ", 1)) from None
     print(f"{opts.core}: Waiting for a debugger. Connect to it like this:\n"
