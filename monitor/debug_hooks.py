@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .process import Ending
+    from .process import Ending, Process
     from .signals import PendingSignal
     from .vcpu_loop import VcpuThread
 
@@ -41,6 +41,10 @@ class DebugHooks(Protocol):
     def on_end(self, ending: Ending) -> None:
         """The process ended (exit status or killing signal)."""
 
+    def leave_forked_child(self, proc: Process) -> None:
+        """Runs in a forked km on the parent's debugger (a copy that came along with the memory): take back what
+        it did to the guest (planted int3s, protected pages), so that the child runs as if never debugged."""
+
 
 class NoDebugger:
     """A process nobody debugs: every event goes on as if no debugger existed."""
@@ -66,6 +70,9 @@ class NoDebugger:
         pass
 
     def on_end(self, ending: Ending) -> None:
+        pass
+
+    def leave_forked_child(self, proc: Process) -> None:
         pass
 
 

@@ -74,7 +74,9 @@ def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave:
     proc = parent_thread.proc
     signals = proc.signals
     mask, altstack = signals.of(parent_thread).mask, signals.of(parent_thread).altstack
+    parent_debugger = proc.debug
     proc.rebuild_after_fork()
+    parent_debugger.leave_forked_child(proc)
     thread = proc.new_thread()
     thread.set_user_regs(regs)
     sregs = thread.vcpu.get_sregs()

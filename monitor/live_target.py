@@ -136,6 +136,10 @@ class LiveTarget(ProcessView):
         else:
             self._post(StopEvent(0, StopReason.EXITED, 0, exit_status=ending.status or 0))
 
+    def leave_forked_child(self, proc: Process) -> None:
+        proc.breakpoints.remove_all()
+        self.watchpoints.clear()
+
     def _exception_event(self, thread: VcpuThread, vector: int, error_code: int) -> StopEvent | object | None:
         regs = thread.regs
         if vector == 3 and regs[RIP] - 1 in self.proc.breakpoints:

@@ -176,14 +176,16 @@ E2E_TIMEOUT_S = 30.0      # per gdb command: km is a Python VMM and the suite sh
 class Debuggee:
     """A payload stopped before its first instruction behind a gdb port (km -gPORT or gdbserver), and a gdb."""
 
-    def __init__(self, backend: str, exe: Path, port: int, *, listen: bool = False) -> None:
+    def __init__(self, backend: str, exe: Path, port: int, *, listen: bool = False, args: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.backend, self.exe, self.port = backend, exe, port
         if backend == "km":
-            args = ["--gdb_listen", f"-g{port}"] if listen else [f"-g{port}"]
-            self.proc = spawn_km(*args, exe)
+            options = ["--gdb_listen", f"-g{port}"] if listen else [f"-g{port}"]
+            self.proc = spawn_km(*options, exe, *args, env=env)
         else:
-            self.proc = subprocess.Popen(["gdbserver", "--once", f"127.0.0.1:{port}", str(exe)],
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.proc = subprocess.Popen(["gdbserver", "--once", f"127.0.0.1:{port}", str(exe), *args],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         env=dict(os.environ, **(env or {})))
         wait_listening(port, self.proc)
         self.gdb = Gdb(str(exe), timeout_s=E2E_TIMEOUT_S)
 
@@ -223,11 +225,12 @@ class Debuggee:
 
 @pytest.fixture(params=BACKENDS)
 def debug(request, payload, free_port):
-    """debug(source="gdb_basic.c", toolchain="musl") -> a connected Debuggee, once per backend."""
+    """debug(source="gdb_basic.c", toolchain="musl", args=()) -> a connected Debuggee, once per backend."""
     started: list[Debuggee] = []
 
-    def start(source: str = "gdb_basic.c", toolchain: str = "musl", *, connect: bool = True) -> Debuggee:
-        d = Debuggee(request.param, payload(source, toolchain), free_port)
+    def start(source: str = "gdb_basic.c", toolchain: str = "musl", *, connect: bool = True,
+              args: Sequence[str] = ()) -> Debuggee:
+        d = Debuggee(request.param, payload(source, toolchain), free_port, args=args)
         started.append(d)
         if connect:
             d.connect()
