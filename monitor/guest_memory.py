@@ -44,6 +44,9 @@ class Vma:
     offset: int = 0
     name: str = ""             # "[stack]", "[heap]", "[vdso]"...
     huge: bool = True          # may be backed by 2M host pages (not for sparse memory: thread stacks)
+    locked: bool = False       # mlock'ed: Linux refuses MADV_DONTNEED/FREE and MS_INVALIDATE on it
+    foreign: int | None = None  # GPA of memory km does not own (the host's [vvar]): gpa stays None, so km never
+                                # reads it, and this restores the guest's view after mprotect(PROT_NONE)
 
     def perms(self) -> str:
         return ("r" if self.prot & PROT_READ else "-") + ("w" if self.prot & PROT_WRITE else "-") + \
@@ -66,6 +69,7 @@ class GuestMemory:
         self._starts: list[int] = []
         self.lock = threading.RLock()
         self.brk_start = self.brk = 0
+        self.mlock_future = False    # mlockall(MCL_FUTURE): new mappings start locked
         # on_remap(start, end) after the page tables of a range were rewritten (the debugger's watchpoints
         # re-protect their pages: Process forwards it to DebugHooks.on_remap)
         self.on_remap = on_remap or _no_remap_listener
@@ -76,6 +80,13 @@ class GuestMemory:
         if i >= 0 and gva < self.vmas[i].end:
             return self.vmas[i]
         return None
+
+    def find_vma(self, gva: int) -> Vma | None:
+        """The VMA containing gva, else the first one above it (Linux's find_vma)."""
+        i = bisect.bisect(self._starts, gva) - 1
+        if i >= 0 and gva < self.vmas[i].end:
+            return self.vmas[i]
+        return self.vmas[i + 1] if i + 1 < len(self.vmas) else None
 
     def host_addr(self, gva: int, size: int, write: bool = False) -> int:
         """Host address of a guest buffer that lies in one backed VMA with the needed rights, else GuestFault."""
@@ -180,7 +191,8 @@ class GuestMemory:
         if vma is None or vma.start == addr:
             return
         tail = replace(vma, start=addr, gpa=None if vma.gpa is None else vma.gpa + addr - vma.start,
-                       offset=vma.offset + addr - vma.start if vma.path else 0)
+                       offset=vma.offset + addr - vma.start if vma.path else 0,
+                       foreign=None if vma.foreign is None else vma.foreign + addr - vma.start)
         vma.end = addr
         self._insert(tail)
 
@@ -191,15 +203,23 @@ class GuestMemory:
         hi = bisect.bisect_left(self._starts, end)
         return self.vmas[lo:hi]
 
+    def vmas_in(self, start: int, end: int) -> list[Vma]:
+        """The VMAs within [start, end), split at both ends so that changing them changes exactly that range."""
+        with self.lock:
+            return self._range(start, end)
+
     def map(self, start: int, size: int, prot: int, *, path: str = "", offset: int = 0, name: str = "",
             reserve_only: bool = False, huge: bool = True) -> Vma:
         """Create a VMA at a fixed place (whatever was there is unmapped first), backed unless PROT_NONE."""
         with self.lock:
             end = start + page_up(size)
+            vma = Vma(start, end, prot, None, path, offset, name, huge, locked=self.mlock_future)
+            backed = prot != abi.PROT_NONE and not reserve_only
+            if backed:
+                self._alloc(vma)             # first: running out of memory leaves the old mapping in place
             self.unmap(start, end - start)
-            vma = Vma(start, end, prot, None, path, offset, name, huge)
-            if prot != abi.PROT_NONE and not reserve_only:
-                self._back(vma)
+            if backed:
+                self.tables.set_range(start, end - start, vma.gpa, pte_flags(prot))
             self._insert(vma)
             self.on_remap(start, end)
             return vma
@@ -210,7 +230,7 @@ class GuestMemory:
             end = start + page_up(size)
             gpa = self.phys.map_file(fd, offset, end - start, shared)    # first: a failure leaves the old mapping
             self.unmap(start, end - start)
-            vma = Vma(start, end, prot, gpa, path, offset, "")
+            vma = Vma(start, end, prot, gpa, path, offset, "", locked=self.mlock_future)
             if prot != abi.PROT_NONE:
                 self.tables.set_range(start, end - start, gpa, pte_flags(prot))
             self._insert(vma)
@@ -220,18 +240,22 @@ class GuestMemory:
     def map_foreign(self, start: int, size: int, prot: int, gpa: int, name: str) -> Vma:
         """A VMA over GPA km does not own (the host's vvar): mapped for the guest, invisible to km's reads."""
         with self.lock:
-            vma = Vma(start, start + page_up(size), prot, None, "", 0, name)
+            vma = Vma(start, start + page_up(size), prot, None, "", 0, name, foreign=gpa)
             self.tables.set_range(start, vma.end - start, gpa, pte_flags(prot))
             self._insert(vma)
             return vma
 
     def _back(self, vma: Vma) -> None:
+        self._alloc(vma)
+        self.tables.set_range(vma.start, vma.end - vma.start, vma.gpa, pte_flags(vma.prot))
+
+    def _alloc(self, vma: Vma) -> None:
+        """Guest-physical memory for the VMA (MemoryError past phys_memory.commit_limit)."""
         size = vma.end - vma.start
         align = HUGE if size >= HUGE else PAGE
         vma.gpa = self.phys.alloc(size, align, vma.start % align)
         if not vma.huge:
             self.phys.no_huge_pages(vma.gpa, size)
-        self.tables.set_range(vma.start, size, vma.gpa, pte_flags(vma.prot))
 
     def unmap(self, start: int, size: int) -> None:
         with self.lock:
@@ -242,6 +266,8 @@ class GuestMemory:
                 if vma.gpa is not None:
                     self.tables.set_range(vma.start, vma.end - vma.start, None)
                     self.phys.release(vma.gpa, vma.end - vma.start)
+                elif vma.foreign is not None:
+                    self.tables.set_range(vma.start, vma.end - vma.start, None)
 
     def move(self, src: int, size: int, dst: int) -> None:
         """mremap's move: the VMAs of [src, src+size) go to dst with their backing (no copy); whatever was at dst
@@ -270,9 +296,17 @@ class GuestMemory:
             self._check_mapped(start, end)
             for vma in self._range(start, end):
                 old, vma.prot = vma.prot, prot
+                if vma.foreign is not None:
+                    self.tables.set_range(vma.start, vma.end - vma.start,
+                                          None if prot == abi.PROT_NONE else vma.foreign, pte_flags(prot))
+                    continue
                 if vma.gpa is None:
                     if prot != abi.PROT_NONE:
-                        self._back(vma)
+                        try:
+                            self._back(vma)
+                        except MemoryError:      # more than the host could ever commit: ENOMEM, rights unchanged
+                            vma.prot = old
+                            raise
                     continue
                 if prot == abi.PROT_NONE:
                     self.tables.set_range(vma.start, vma.end - vma.start, None)

@@ -8,6 +8,7 @@ stale translations of those frames (KVM.md section 6).
 from __future__ import annotations
 
 import bisect
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -18,9 +19,25 @@ from .kvm.abi import ffi, libc
 PAGE = 0x1000
 HUGE = 0x200000
 CHUNK = 256 << 20
-MADV_HUGEPAGE, MADV_NOHUGEPAGE = 14, 15     # linux/mman.h
+MADV_REMOVE, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 9, 14, 15     # linux/mman.h
 PHYS_LIMIT = 1 << 46        # below every x86-64 CPU's physical-address width that KVM hosts have in practice
 FILE_BASE = PHYS_LIMIT // 2  # shared file mappings get GPA from here up; the allocator stays below
+
+
+@functools.cache
+def commit_limit() -> int:
+    """The largest single mapping km backs: the host's RAM + swap, the bound Linux's default (heuristic) overcommit
+    puts on one private writable mapping (mm/util.c __vm_enough_memory). km applies it to every mapping it backs,
+    since each becomes a KVM memslot whose metadata grows with its size (a 1 TiB one took 16 s and 2 GiB)."""
+    total = 0
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(("MemTotal:", "SwapTotal:")):
+                    total += int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return total or 1 << 40
 
 
 @dataclass
@@ -62,7 +79,11 @@ class PhysicalMemory:
         libc.munmap(ffi.cast("void *", host + size), raw_addr + HUGE - host)
         ptr = ffi.cast("void *", host)
         libc.madvise(ptr, size, MADV_HUGEPAGE)
-        self.vm.add_memory(self.top, size, host)
+        try:
+            self.vm.add_memory(self.top, size, host)
+        except MonitorError as e:        # KVM refused the slot (beyond the host's physical-address width...)
+            libc.munmap(ptr, size)
+            raise MemoryError(str(e)) from e
         self._add_chunk(Chunk(self.top, size, host, memoryview(ffi.buffer(ptr, size))))
         self._release(self.top, self.top + size)
         self.top += size
@@ -117,7 +138,10 @@ class PhysicalMemory:
         self.free.insert(i, (start, end))
 
     def alloc(self, size: int, align: int = PAGE, phase: int = 0) -> int:
-        """A GPA range of `size` bytes with gpa % align == phase (so that 2M pages line up with the GVA)."""
+        """A GPA range of `size` bytes with gpa % align == phase (so that 2M pages line up with the GVA);
+        MemoryError (the payload's ENOMEM) past commit_limit()."""
+        if size > commit_limit():
+            raise MemoryError(f"{size} bytes: more than the host's memory")
         with self.lock:
             for attempt in range(2):
                 for i, (start, end) in enumerate(self.free):
@@ -170,6 +194,11 @@ class PhysicalMemory:
         """MADV_DONTNEED on the backing: anonymous memory reads back as zeros, a private file mapping as the file
         again, a shared one unchanged; the memory goes back to the host and KVM forgets the frames."""
         libc.madvise(ffi.cast("void *", self.host_addr(gpa)), size, abi.MADV_DONTNEED)
+
+    def remove(self, gpa: int, size: int) -> None:
+        """MADV_REMOVE on a shared file mapping's backing: the host punches the hole in the file."""
+        if libc.madvise(ffi.cast("void *", self.host_addr(gpa)), size, MADV_REMOVE):
+            raise OSError(ffi.errno, "madvise(MADV_REMOVE)")
 
     def invalidate(self, gpa: int, size: int) -> None:
         """Make KVM drop its translations of these frames, keeping their contents (KVM.md 6: a host-side PTE
