@@ -8,44 +8,74 @@ import os
 from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down, page_up
 from ..kvm import abi
 from .args import fd_arg
-from .dispatch import syscall
+from .dispatch import s32, syscall
 
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
 MAP_GROWSDOWN, MAP_STACK, MAP_FIXED_NOREPLACE = 0x100, 0x20000, 0x100000
-MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
+PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP = 0x8, 0x01000000, 0x02000000
 PAGE = 0x1000
+TASK_SIZE = USER_TOP                     # the first address above the user half (mm's TASK_SIZE on x86-64)
+MASK64 = (1 << 64) - 1
+
+
+def page_align(n: int) -> int:
+    """PAGE_ALIGN in 64-bit arithmetic: a length within a page of 2^64 becomes 0, as the kernel computes it."""
+    return (n + PAGE - 1) & ~(PAGE - 1) & MASK64
 
 
 @syscall("brk")
 def sys_brk(ctx, addr: int) -> int:
+    """As mm/mmap.c: the answer is the new break, or the old one when the request cannot be met (below the start,
+    past TASK_SIZE, into another mapping or the page below it, more than the host could commit); shrinking
+    always succeeds."""
     mem = ctx.mem
     with mem.lock:
-        if addr <= mem.brk_start:
+        if addr < mem.brk_start:
             return mem.brk
-        old_end, new_end = page_up(mem.brk), page_up(addr)
-        if new_end > old_end:
-            if not mem._is_free(old_end, new_end - old_end):
+        old_end, new_end = page_align(mem.brk), page_align(addr)      # new_end is 0 for a break near 2^64
+        if new_end != old_end:
+            if addr <= mem.brk:
+                mem.unmap(new_end, old_end - new_end)
+            elif not new_end or new_end > TASK_SIZE or not mem._is_free(old_end, new_end + PAGE - old_end):
                 return mem.brk
-            mem.map(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
-        elif new_end < old_end:
-            mem.unmap(new_end, old_end - new_end)
+            else:
+                try:
+                    mem.map(old_end, new_end - old_end, PROT_READ | PROT_WRITE, name="[heap]")
+                except MemoryError:
+                    return mem.brk
         mem.brk = addr
         return addr
 
 
 @syscall("mmap")
 def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
-    fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)
-    if length == 0 or offset % PAGE or (fixed and addr % PAGE) or not flags & (MAP_SHARED | MAP_PRIVATE):
+    """Checks in mm/mmap.c's order: offset alignment, the fd, a zero length (EINVAL), one that PAGE_ALIGN wraps or
+    that exceeds TASK_SIZE (ENOMEM), a fixed address past TASK_SIZE (ENOMEM), unaligned (EINVAL), below
+    mmap_min_addr (EPERM) or taken (NOREPLACE: EEXIST), then the mapping type."""
+    if offset % PAGE:
         return -errno.EINVAL
-    addr = page_down(addr)               # a hint is only rounded (as Linux 6.x does); a fixed one must be aligned
-    size = page_up(length)
-    if size > USER_TOP:
+    if not flags & MAP_ANONYMOUS:
+        host_fd = fd_arg(fd)
+    if length == 0:
+        return -errno.EINVAL
+    size = page_align(length)
+    if not size or size > TASK_SIZE:
         return -errno.ENOMEM
+    fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)
+    if fixed:
+        if addr > TASK_SIZE - size:
+            return -errno.ENOMEM
+        if addr % PAGE:
+            return -errno.EINVAL
+        if addr < MMAP_BOTTOM:
+            return -errno.EPERM
+    if not flags & (MAP_SHARED | MAP_PRIVATE):
+        return -errno.EINVAL
+    addr = page_down(addr)               # a hint is only rounded (as Linux 6.x does)
     prot &= PROT_READ | PROT_WRITE | PROT_EXEC
     mem = ctx.mem
     if not flags & MAP_ANONYMOUS:
-        host_fd = fd_arg(fd)
         access = _file_access(host_fd, flags, prot)
         if access < 0:
             return access
@@ -79,10 +109,9 @@ def _fd_path(host_fd: int) -> str:
 
 
 def _place(mem, addr: int, size: int, flags: int) -> int:
-    """Where the mapping goes: the fixed address, else at the hint if free, else the highest gap; or -errno."""
+    """Where the mapping goes: the fixed address (already checked), else at the hint if free, else the highest
+    gap; or -errno."""
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
-        if addr < MMAP_BOTTOM or addr + size > USER_TOP:
-            return -errno.EPERM if addr < MMAP_BOTTOM else -errno.ENOMEM
         if flags & MAP_FIXED_NOREPLACE and not mem._is_free(addr, size):
             return -errno.EEXIST
         return addr
@@ -107,106 +136,261 @@ def _map_file(mem, start: int, size: int, prot: int, host_fd: int, offset: int, 
 
 @syscall("munmap")
 def sys_munmap(ctx, addr: int, length: int) -> int:
-    if addr % PAGE or length == 0 or addr + length > USER_TOP:
+    return _munmap(ctx.mem, addr, length)
+
+
+def _munmap(mem, addr: int, length: int) -> int:
+    """mm/vma.c do_vmi_munmap: EINVAL unless the range is aligned, within TASK_SIZE and not empty; holes are fine."""
+    if addr % PAGE or addr > TASK_SIZE or length > TASK_SIZE - addr or not page_align(length):
         return -errno.EINVAL
-    ctx.mem.unmap(addr, length)
+    mem.unmap(addr, length)
     return 0
 
 
 @syscall("mprotect")
 def sys_mprotect(ctx, addr: int, length: int, prot: int) -> int:
-    if addr % PAGE:
+    """mm/mprotect.c do_mprotect_pkey: the rights change VMA by VMA up to the first hole or refusal, which then
+    answers ENOMEM or EACCES (the VMAs before it keep their new rights, as on Linux). PROT_GROWSDOWN extends the
+    range down to the start of the stack."""
+    grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP)
+    prot &= ~grows
+    if grows == PROT_GROWSDOWN | PROT_GROWSUP or addr % PAGE:
         return -errno.EINVAL
-    if length == 0:
+    if not length:
         return 0
-    from ..errors import GuestFault
-    try:
-        ctx.mem.protect(addr, length, prot & (PROT_READ | PROT_WRITE | PROT_EXEC))
-    except GuestFault:
+    end = addr + page_align(length)
+    if end <= addr or end > MASK64:
         return -errno.ENOMEM
-    return 0
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM):
+        return -errno.EINVAL
+    prot &= PROT_READ | PROT_WRITE | PROT_EXEC
+    mem = ctx.mem
+    with mem.lock:
+        vma = mem.find_vma(addr)
+        if vma is None or vma.start >= end:
+            return -errno.ENOMEM
+        start = addr
+        if grows & PROT_GROWSDOWN:
+            start = vma.start
+            if vma.name != "[stack]":
+                return -errno.EINVAL
+        elif vma.start > addr:
+            return -errno.ENOMEM
+        elif grows:
+            return -errno.EINVAL             # no VM_GROWSUP mapping on x86-64
+        error, reached = 0, start
+        while vma is not None and vma.start < end:
+            if vma.start > reached:
+                error = -errno.ENOMEM
+                break
+            if vma.foreign is not None and prot & (PROT_WRITE | PROT_EXEC):
+                error = -errno.EACCES        # [vvar] has neither VM_MAYWRITE nor VM_MAYEXEC
+                break
+            reached = vma.end
+            vma = mem.find_vma(reached)
+        if reached > start:
+            mem.protect(start, min(reached, end) - start, prot)
+        return error or (-errno.ENOMEM if reached < end else 0)
+
+
+MADV_NORMAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_DOFORK = 0, 3, 4, 8, 9, 11
+MADV_DODUMP, MADV_WIPEONFORK, MADV_COLD, MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE = 17, 18, 20, 21, 22, 23
+MADV_DONTNEED_LOCKED, MADV_COLLAPSE, MADV_HWPOISON, MADV_SOFT_OFFLINE = 24, 25, 100, 101
+MADV_GUARD_INSTALL, MADV_GUARD_REMOVE = 102, 103
+MADV_VALID = frozenset(range(0, 5)) | frozenset(range(8, 26)) | {100, 101, 102, 103}   # madvise_behavior_valid
 
 
 @syscall("madvise")
 def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
     """MADV_DONTNEED must zero anonymous private pages (allocators rely on it) and give a private file mapping
-    the file's bytes again; other advice is a hint.
+    the file's bytes again; MADV_REMOVE punches a hole in a shared file; other advice is a hint.
 
-    As Linux (mm/madvise.c): EINVAL for an unaligned start, ENOMEM when part of the range is unmapped (the mapped
-    parts still get the advice)."""
-    if addr % PAGE:
+    As mm/madvise.c: EINVAL for an unknown advice, an unaligned start or a length that PAGE_ALIGN wraps or whose
+    end wraps past 2^64; the advice then goes VMA by VMA, a refusal by one VMA (EINVAL/EACCES) is the answer at
+    once, and a hole is ENOMEM after the mapped parts got the advice. Only VMAs' own backings reach the host."""
+    advice = s32(advice)
+    if advice not in MADV_VALID or addr % PAGE:
         return -errno.EINVAL
-    if not length:
+    size = page_align(length)
+    if (length and not size) or addr + size > MASK64:
+        return -errno.EINVAL
+    if not size:
         return 0
+    if advice in (MADV_HWPOISON, MADV_SOFT_OFFLINE):
+        return -errno.EPERM               # hardware-fault injection into the host's memory: never the payload's
+    if advice in (MADV_COLLAPSE, MADV_GUARD_INSTALL, MADV_GUARD_REMOVE):
+        return -errno.EINVAL              # not implemented: as Linux before 6.1 / 6.13 (callers fall back)
     mem = ctx.mem
-    end = addr + page_up(length)
+    end = addr + size
     hole = False
     with mem.lock:
         a = addr
         while a < end:
-            vma = mem.find(a)
+            vma = mem.find_vma(a)
             if vma is None:
+                return -errno.ENOMEM
+            if vma.start > a:
                 hole = True
-                following = [v.start for v in mem.vmas if v.start > a]
-                a = min(following) if following else end
-                continue
+                a = vma.start
+                if a >= end:
+                    break
             stop = min(end, vma.end)
-            if advice == abi.MADV_DONTNEED and vma.gpa is not None and \
-                    (not vma.path or mem.phys.chunk_of(vma.gpa).is_file):   # not the ELF loader's copies
-                mem.phys.drop(vma.gpa + a - vma.start, stop - a)
+            error = _advise(mem, vma, a, stop, advice)
+            if error:
+                return error
             a = stop
     return -errno.ENOMEM if hole else 0
+
+
+def _advise(mem, vma, start: int, end: int, advice: int) -> int:
+    """One VMA's share of madvise(2): 0 or the -errno Linux's per-VMA check gives."""
+    file_backed = bool(vma.path) and vma.gpa is not None and mem.phys.chunk_of(vma.gpa).is_file
+    shared = file_backed and mem.phys.chunk_of(vma.gpa).is_shared
+    special = vma.foreign is not None     # [vvar]: VM_IO | VM_PFNMAP
+    if advice in (MADV_DONTNEED, MADV_DONTNEED_LOCKED):
+        if special or (vma.locked and advice == MADV_DONTNEED):
+            return -errno.EINVAL
+        if vma.gpa is not None and (not vma.path or file_backed):     # not the ELF loader's copies
+            mem.phys.drop(vma.gpa + start - vma.start, end - start)
+    elif advice == MADV_FREE:
+        if special or vma.locked or file_backed:
+            return -errno.EINVAL
+    elif advice == MADV_REMOVE:
+        if vma.locked or not file_backed:
+            return -errno.EINVAL
+        if not shared:
+            return -errno.EACCES
+        mem.phys.remove(vma.gpa + start - vma.start, end - start)
+    elif advice in (MADV_DOFORK, MADV_DODUMP) and special:
+        return -errno.EINVAL
+    elif advice == MADV_WIPEONFORK and (file_backed or special):
+        return -errno.EINVAL
+    elif advice in (MADV_COLD, MADV_PAGEOUT) and (special or vma.locked):
+        return -errno.EINVAL
+    elif advice == MADV_POPULATE_READ and (special or vma.prot == PROT_NONE):
+        return -errno.EINVAL
+    elif advice == MADV_POPULATE_WRITE and (special or not vma.prot & PROT_WRITE or (file_backed and not shared)):
+        return -errno.EINVAL
+    return 0
 
 
 @syscall("mremap")
 def sys_mremap(ctx, old: int, old_size: int, new_size: int, flags: int, new_addr: int) -> int:
     """Grows in place or moves the mapping with its backing (page tables only, as Linux: no copy); the growth is
-    a new VMA of the same rights beside it (a buffer over both is served through a copy, syscalls/bounce.py)."""
+    a new VMA of the same rights beside it (a buffer over both is served through a copy, syscalls/bounce.py).
+
+    Checks in mm/mremap.c's order (check_mremap_params, vma_lookup, resize_is_valid, mremap_to): EINVAL for bad
+    flags, alignment, a zero new length, a new length past TASK_SIZE, an overlapping fixed target; EFAULT when
+    the old range is not one mapping; ENOMEM when it cannot grow or move."""
+    moves = flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)
+    if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) or old % PAGE or not page_align(new_size):
+        return -errno.EINVAL
+    if moves and (new_addr % PAGE or not flags & MREMAP_MAYMOVE or
+                  (flags & MREMAP_DONTUNMAP and old_size != new_size)):
+        return -errno.EINVAL
+    old_size, new_size = page_align(old_size), page_align(new_size)
     mem = ctx.mem
-    fixed = flags & MREMAP_FIXED
-    if old % PAGE or new_size == 0 or (fixed and (not flags & MREMAP_MAYMOVE or new_addr % PAGE)):
-        return -errno.EINVAL
-    old_size, new_size = page_up(old_size), page_up(new_size)
-    if fixed and new_addr < old + old_size and old < new_addr + new_size:
-        return -errno.EINVAL
     with mem.lock:
         vma = mem.find(old)
-        if vma is None or not _is_mapped(mem, old, old + old_size):
+        if vma is None:
             return -errno.EFAULT
-        prot, huge = vma.prot, vma.huge
-        if new_size <= old_size and not fixed:
-            if new_size < old_size:
-                mem.unmap(old + new_size, old_size - new_size)
+        if moves:
+            return _mremap_to(mem, vma, old, old_size, new_size, flags, new_addr)
+        if new_size == old_size:
             return old
-        if not fixed and mem._is_free(old + old_size, new_size - old_size):
-            mem.map(old + old_size, new_size - old_size, prot, huge=huge)
+        if new_size < old_size:
+            return _munmap(mem, old + new_size, old_size - new_size) or old
+        error = _resize_error(mem, vma, old, old_size, new_size, flags)
+        if error:
+            return error
+        if _run_end(mem, vma) == old + old_size and old + new_size <= TASK_SIZE and \
+                mem._is_free(old + old_size, new_size - old_size):
+            mem.map(old + old_size, new_size - old_size, vma.prot, huge=vma.huge).locked = vma.locked
             return old
         if not flags & MREMAP_MAYMOVE:
             return -errno.ENOMEM
-        target = new_addr if fixed else mem.find_free(new_size)
+        target = mem.find_free(new_size)
         if target is None:
             return -errno.ENOMEM
-        keep = min(old_size, new_size)
-        mem.move(old, keep, target)
-        if keep < old_size:
-            mem.unmap(old + keep, old_size - keep)
-        if keep < new_size:
-            mem.map(target + keep, new_size - keep, prot, huge=huge)
-        return target
+        return _move(mem, vma, old, old_size, new_size, target, keep_old=False)
 
 
-def _is_mapped(mem, start: int, end: int) -> bool:
-    """No hole in [start, end). Linux wants one VMA there; km does not merge neighbours as Linux does (a grown
-    mapping is two VMAs), so adjacent ones count as one."""
-    while start < end:
-        vma = mem.find(start)
+def _mremap_to(mem, vma, old: int, old_size: int, new_size: int, flags: int, new_addr: int) -> int:
+    """mremap to a fixed address (or, for DONTUNMAP alone, anywhere): the target is unmapped first."""
+    if new_size > TASK_SIZE or new_addr > TASK_SIZE - new_size:
+        return -errno.EINVAL
+    if old + old_size > new_addr and new_addr + new_size > old:
+        return -errno.EINVAL
+    if flags & MREMAP_FIXED:
+        mem.unmap(new_addr, new_size)
+        vma = mem.find(old)
         if vma is None:
-            return False
-        start = vma.end
-    return True
+            return -errno.EFAULT
+    if old_size > new_size:
+        mem.unmap(old + new_size, old_size - new_size)
+        old_size = new_size
+    error = _resize_error(mem, vma, old, old_size, new_size, flags)
+    if error:
+        return error
+    if flags & MREMAP_FIXED:
+        target = new_addr
+    else:
+        target = mem.find_free(new_size, new_addr)
+        if target is None:
+            return -errno.ENOMEM
+    return _move(mem, vma, old, old_size, new_size, target, keep_old=bool(flags & MREMAP_DONTUNMAP))
 
 
-@syscall("msync", "mlock", "munlock", "mlockall", "munlockall", "membarrier")
-def sys_accept_hint(ctx) -> int:
+def _resize_error(mem, vma, old: int, old_size: int, new_size: int, flags: int) -> int:
+    """mm/mremap.c resize_is_valid: 0 or the -errno."""
+    if vma.foreign is not None:
+        return -errno.EINVAL               # [vvar] stays where the vDSO expects it
+    if not old_size:
+        return -errno.EINVAL               # duplicating a mapping: only for shared ones, which km does not do
+    special = vma.foreign is not None or vma.name in ("[vdso]", "[vvar]")     # VM_DONTEXPAND | VM_PFNMAP
+    if flags & MREMAP_DONTUNMAP and (special or vma.path):
+        return -errno.EINVAL               # km moves only anonymous memory while keeping the old range
+    if old_size > _run_end(mem, vma) - old:
+        return -errno.EFAULT
+    if new_size == old_size:
+        return 0
+    if new_size > TASK_SIZE:
+        return -errno.EINVAL
+    if special:
+        return -errno.EFAULT
     return 0
 
+
+def _move(mem, vma, old: int, old_size: int, new_size: int, target: int, keep_old: bool) -> int:
+    """Move [old, old+old_size) to target and grow it to new_size there; DONTUNMAP leaves the old range mapped
+    and empty (zero pages), as Linux leaves an anonymous one."""
+    prot, huge = vma.prot, vma.huge
+    if new_size > old_size:                # first: running out of memory changes nothing
+        mem.map(target + old_size, new_size - old_size, prot, huge=huge).locked = vma.locked
+    mem.move(old, old_size, target)
+    if keep_old:
+        mem.map(old, old_size, prot, huge=huge)
+    return target
+
+
+def _mergeable(a, b) -> bool:
+    """Whether Linux would keep a and b (adjacent) as one VMA: same rights, both anonymous or the same file at
+    consecutive offsets, neither special."""
+    return a.end == b.start and a.prot == b.prot and a.locked == b.locked and a.name == b.name and \
+        a.foreign is None and b.foreign is None and a.path == b.path and \
+        (not a.path or a.offset + (a.end - a.start) == b.offset)
+
+
+def _run_end(mem, vma) -> int:
+    """The end of the VMA Linux would have: km does not merge neighbours (a grown mapping is two VMAs)."""
+    end = vma.end
+    while True:
+        following = mem.find(end)
+        if following is None or not _mergeable(vma, following):
+            return end
+        vma, end = following, following.end
+
+
+@syscall("membarrier")
+def sys_membarrier(ctx) -> int:
+    return 0
