@@ -41,6 +41,7 @@ RULES = [
     ("kdbg/breakpoints.py", ("monitor", "kdbg.dap", "kdbg.rsp", "kdbg.core", "kdbg.vcpu_control")),
     ("kdbg.dap", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.vcpu_control", "cffi")),
     ("monitor", ("kdbg.dap",)),
+    ("monitor.oci", ("kdbg", "elftools", "cffi")),     # km-runtime starts 4 times per container: stdlib only
 ]
 
 

@@ -1,0 +1,4 @@
+"""python -m monitor.oci: km-runtime."""
+from .cli import main
+
+main()
