@@ -30,7 +30,8 @@ def test_every_km_module_imports_from_the_bundle(bundle) -> None:
     code = ("import pkgutil, importlib, monitor, kdbg\n"
             "for pkg in (monitor, kdbg):\n"
             "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
-            "        importlib.import_module(m.name)\n"
+            "        if not m.name.endswith('__main__'):\n"
+            "            importlib.import_module(m.name)\n"
             "print('ok')")
     r = subprocess.run([str(bundle / "lib" / "ld-linux-x86-64.so.2"), "--library-path", str(bundle / "lib"),
                         str(bundle / "python" / "bin" / "python3"), "-I", "-S", "-c", code],
