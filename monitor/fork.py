@@ -21,6 +21,7 @@ from .elf_loader import open_elf
 from .errors import PayloadError
 from .kvm.vm import high_fd
 from .self_exec import km_command
+from .syscalls.procfs import exe_alias
 
 log = logging.getLogger("km.vcpu")
 RAX = KVM_REGS.index("rax")
@@ -104,7 +105,7 @@ def _strings(mem, addr: int, limit: int = 4096) -> list[bytes]:
 
 
 def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
-    path = ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape")
+    path = exe_alias(ctx, ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape"))
     argv = [a.decode(errors="surrogateescape") for a in _strings(ctx.mem, argv_gva)]
     env = [e.decode(errors="surrogateescape") for e in _strings(ctx.mem, envp_gva)]
     if not os.path.exists(path):

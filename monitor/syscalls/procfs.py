@@ -57,6 +57,15 @@ FILES = {b"maps": lambda ctx: maps_text(ctx.proc), b"cmdline": _cmdline, b"envir
          b"auxv": lambda ctx: bytes(ctx.proc.auxv), b"comm": _comm}
 
 
+def exe_alias(ctx, path: str) -> str:
+    """/proc/self/exe (or /proc/<the payload's pid>/exe) names the payload's file, not km's interpreter: busybox
+    runs its applets by executing it. Any other path is returned as it is."""
+    m = _SELF.match(os.fsencode(path))
+    if m and m.group(2) == b"exe" and (not m.group(1) or int(m.group(1)) == ctx.proc.pid):
+        return os.path.abspath(ctx.proc.path)
+    return path
+
+
 def open_self_file(ctx, path: bytes, flags: int) -> int | None:
     """A new fd reading the payload's version of /proc/self/<name> (or /proc/<its pid>/<name>); None when the
     path is not one km synthesizes (the host answers)."""

@@ -51,3 +51,9 @@ def test_forked_child_waits_for_gdb(payload, tmp_path, free_port) -> None:
         assert km.returncode == 0
     finally:
         km.kill()
+
+
+def test_exec_of_proc_self_exe_runs_the_payload_again() -> None:
+    """busybox runs an applet by executing /proc/self/exe: that is the payload's file, not km's interpreter."""
+    r = run_km("/bin/busybox", "sh", "-c", "echo piped | cat; echo $?")
+    assert (r.returncode, r.stdout.decode()) == (0, "piped\n0\n"), r.stderr
