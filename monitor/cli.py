@@ -262,10 +262,9 @@ def forward_host_signals(proc) -> None:
     """SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 sent to km go to the payload (Ctrl-C on a terminal works)."""
     import signal as host_signal
     from .signal_frame import make_siginfo
-    from .syscalls.signal import send_signal
 
     def forward(signo, frame) -> None:
-        send_signal(proc, signo, make_siginfo(signo, 0, pid=0))
+        proc.signals.send(signo, make_siginfo(signo, 0, pid=0))
     for signo in (host_signal.SIGINT, host_signal.SIGTERM, host_signal.SIGHUP, host_signal.SIGQUIT,
                   host_signal.SIGUSR1, host_signal.SIGUSR2, host_signal.SIGWINCH, host_signal.SIGCHLD,
                   host_signal.SIGPIPE, host_signal.SIGALRM):

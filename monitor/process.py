@@ -26,6 +26,7 @@ from .machine import (KBASE, MAX_VCPUS, SELFTEST_GVA, SYSCALL_PORT, SYSCALL_STUB
                       build_system_area, init_vcpu_state)
 from .page_tables import PTE_U, PTE_W, PageTables
 from .phys_memory import HUGE, PhysicalMemory
+from .signals import SignalState
 from .vcpu_loop import RIP, RSP, RFLAGS, State, VcpuThread
 
 if TYPE_CHECKING:
@@ -85,8 +86,7 @@ class Process:
         self.world = StopTheWorld(self.live_threads)    # the one stop-the-world: debugger stops and core dumps
         self._dying = threading.Lock()                  # held by the thread dumping core for a fatal signal
         install_kick_handler()
-        from . import signals as guest_signals
-        self.signals = guest_signals.SignalState(self)
+        self.signals = SignalState(self)
         self.elf: LoadedElf = load_elf(path, self.mem)
         self.mem.brk_start = self.mem.brk = self.elf.end
         self.initial_rsp = 0
@@ -128,9 +128,8 @@ class Process:
         self.debug = NO_DEBUGGER           # the parent's debugger (a copy of its objects) does not follow
         self.futexes = None
         self.itimer = None
-        from . import signals as guest_signals
         actions = self.signals.actions
-        self.signals = guest_signals.SignalState(self)
+        self.signals = SignalState(self)
         self.signals.actions = actions
 
 

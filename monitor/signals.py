@@ -1,7 +1,15 @@
-"""Guest signals: dispositions, masks, pending sets, and delivery (frame building lives in signal_frame.py).
+"""Guest signals: dispositions, masks, pending sets, sending, and delivery with the restart of the syscall a
+signal cut short (the frame itself is laid out by signal_frame.py).
 
 Linux semantics (kernel/signal.c): a synchronous fault goes to the faulting thread; SIG_DFL of a fatal signal
 ends the process (with a core for the core-dumping ones); a handler runs on a Linux rt_sigframe.
+
+Syscall restart, the kernel's way (include/linux/errno.h, arch/x86/kernel/signal.c): a handler whose call is
+cut short returns -ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND or -ERESTART_RESTARTBLOCK, never -EINTR
+itself; on the way back to the guest, deliver() (arch_do_signal_or_restart) turns that code into -EINTR or a
+restart (RIP back on the `syscall` instruction, RAX the call's number again) according to whether a handler
+runs and its SA_RESTART. With no handler to run (the debugger took the signal, a snapshot froze the thread)
+every code restarts the call, ERESTART_RESTARTBLOCK through restart_syscall(2) and the thread's restart_block.
 """
 from __future__ import annotations
 
@@ -11,6 +19,17 @@ import signal as host_signal
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from kdbg.arch.x86_64 import KVM_REGS
+
+from .errors import GuestFault
+from .signal_frame import build_frame, fault_siginfo, restore_frame
+from .syscalls.numbers import NUMBERS
+
+if TYPE_CHECKING:
+    from .process import Process
+    from .vcpu_loop import VcpuThread
 
 log = logging.getLogger("km.signal")
 SIG_DFL, SIG_IGN = 0, 1
@@ -18,6 +37,15 @@ NSIG = 64
 IGNORED_BY_DEFAULT = frozenset({host_signal.SIGCHLD, host_signal.SIGURG, host_signal.SIGWINCH, host_signal.SIGCONT})
 UNBLOCKABLE = (1 << (host_signal.SIGKILL - 1)) | (1 << (host_signal.SIGSTOP - 1))
 STOP_BY_DEFAULT = frozenset({host_signal.SIGSTOP, host_signal.SIGTSTP, host_signal.SIGTTIN, host_signal.SIGTTOU})
+SIGRTMIN = 32
+SA_ONSTACK, SA_RESTART, SA_NODEFER, SA_RESETHAND = 0x08000000, 0x10000000, 0x40000000, 0x80000000
+# include/linux/errno.h: what a syscall cut short returns; never seen by the guest
+ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
+RESTART_CODES = range(-ERESTART_RESTARTBLOCK, -ERESTARTSYS + 1)    # a result in here goes through deliver()
+RAX, RIP = KVM_REGS.index("rax"), KVM_REGS.index("rip")
+NR_RESTART_SYSCALL = NUMBERS["restart_syscall"]
+MASK64 = (1 << 64) - 1
+RestartBlock = Callable[["VcpuThread"], int]      # restart_syscall's continuation of an interrupted call
 
 
 SYNCHRONOUS = frozenset({host_signal.SIGSEGV, host_signal.SIGBUS, host_signal.SIGILL, host_signal.SIGTRAP,
@@ -104,41 +132,10 @@ class Rekicker:
                     self.cond.wait(max(0.0, min(due for _, due, _ in self.watched.values()) - time.monotonic()))
 
 
-SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
-MINSIGSTKSZ = 2048
-
-
-def on_sig_stack(own: ThreadSignals, sp: int) -> bool:
-    """include/linux/sched/signal.h on_sig_stack: never with SS_AUTODISARM (the stack is disarmed while used)."""
-    ss_sp, ss_flags, ss_size = own.altstack
-    return not ss_flags & SS_AUTODISARM and bool(ss_size) and ss_sp < sp <= ss_sp + ss_size
-
-
-def altstack_flags(own: ThreadSignals, sp: int) -> int:
-    """ss_flags as sigaltstack(2) reports them (sas_ss_flags(sp) | the SS_AUTODISARM bit)."""
-    ss_sp, ss_flags, ss_size = own.altstack
-    state = SS_DISABLE if not ss_size else SS_ONSTACK if on_sig_stack(own, sp) else 0
-    return state | (ss_flags & SS_AUTODISARM)
-
-
-def set_altstack(own: ThreadSignals, sp: int, ss_sp: int, ss_flags: int, ss_size: int) -> int:
-    """do_sigaltstack for a new stack_t: 0 or -errno (EPERM while on it, EINVAL, ENOMEM below MINSIGSTKSZ)."""
-    if on_sig_stack(own, sp):
-        return -errno.EPERM
-    mode = ss_flags & ~SS_AUTODISARM & 0xFFFFFFFF
-    if mode not in (0, SS_ONSTACK, SS_DISABLE):
-        return -errno.EINVAL
-    if mode == SS_DISABLE:
-        own.altstack = (0, ss_flags & 0xFFFFFFFF, 0)
-    elif ss_size < MINSIGSTKSZ:
-        return -errno.ENOMEM
-    else:
-        own.altstack = (ss_sp, ss_flags & SS_AUTODISARM, ss_size)
-    return 0
-
-
 class SignalState:
-    def __init__(self, proc) -> None:
+    """The process's signal dispositions and process-directed queue, and each thread's mask and queue."""
+
+    def __init__(self, proc: Process) -> None:
         self.proc = proc
         self.actions = [SigAction() for _ in range(NSIG + 1)]
         self.per_thread: dict[int, ThreadSignals] = {}
@@ -146,7 +143,7 @@ class SignalState:
         self.lock = threading.RLock()
         self._rekicker: Rekicker | None = None
 
-    def kick(self, thread) -> None:
+    def kick(self, thread: VcpuThread) -> None:
         """Wake a thread for a signal now, and again later if it has not taken it (see Rekicker)."""
         thread.kick()
         if self._rekicker is None:
@@ -155,13 +152,13 @@ class SignalState:
                     self._rekicker = Rekicker(self)
         self._rekicker.watch(thread)
 
-    def of(self, thread) -> ThreadSignals:
+    def of(self, thread: VcpuThread) -> ThreadSignals:
         state = self.per_thread.get(thread.tid)
         if state is None:        # setdefault is atomic: a sender and the thread itself may get here together
             state = self.per_thread.setdefault(thread.tid, ThreadSignals())
         return state
 
-    def has_pending(self, thread) -> bool:
+    def has_pending(self, thread: VcpuThread) -> bool:
         """A signal this thread can take now: a blocked one stays pending and must not cut a wait short."""
         state = self.per_thread.get(thread.tid)
         if state is None:
@@ -170,7 +167,7 @@ class SignalState:
             return False
         return any(self.may_take(thread, state, p) for queue in (state.pending, self.shared_pending) for p in queue)
 
-    def may_take(self, thread, own: ThreadSignals, pending: PendingSignal) -> bool:
+    def may_take(self, thread: VcpuThread, own: ThreadSignals, pending: PendingSignal) -> bool:
         """Unblocked, and (for a process-directed signal) this thread was chosen for it, or the chosen one can no
         longer take it: so the thread Linux wakes runs the handler, not whichever thread passes by first."""
         bit = 1 << (pending.signo - 1)
@@ -195,27 +192,55 @@ class SignalState:
             for queue in [self.shared_pending] + [own.pending for own in self.per_thread.values()]:
                 queue[:] = [p for p in queue if p.signo != signo]
 
-    def choose_thread(self, signo: int):
+    def choose_thread(self, signo: int) -> VcpuThread | None:
         """The thread to wake for a process-directed signal: the main thread if it does not block it, else the
         first that does not (or waits for it in sigtimedwait); None when every thread blocks it."""
         bit = 1 << (signo - 1)
         for thread in self.proc.live_threads():
             if thread.exit_requested:
                 continue
-            if not self.of(thread).mask & bit or getattr(thread, "sigwait_set", 0) & bit:
+            if not self.of(thread).mask & bit or thread.sigwait_set & bit:
                 return thread
         return None
 
-    def raise_fault(self, thread, signo: int, vector: int, error_code: int, addr: int) -> None:
+    # ---- sending ------------------------------------------------------------------------------------------
+    def send(self, signo: int, info: bytes, target: VcpuThread | None = None) -> None:
+        """Queue a signal for a thread (target) or the process, and kick a thread that can take it
+        (kernel/signal.c send_signal_locked + complete_signal)."""
+        with self.lock:
+            if self.is_ignored(signo) and self._drops_ignored(target, signo):
+                return
+            queue = self.of(target).pending if target is not None else self.shared_pending
+            if signo < SIGRTMIN and any(p.signo == signo for p in queue):
+                return                  # a standard signal is pending at most once per queue (legacy_queue)
+            if target is not None:
+                queue.append(PendingSignal(signo, info))
+            else:
+                target = self.choose_thread(signo)
+                queue.append(PendingSignal(signo, info, target.tid if target is not None else None))
+        if target is not None:
+            self.kick(target)
+
+    def _drops_ignored(self, target: VcpuThread | None, signo: int) -> bool:
+        """Linux's sig_ignored: an ignored signal is not even queued (so it cuts no call short), unless the
+        receiver (the thread, or the main thread for the process) blocks it, may wait for it, or a debugger
+        watches it."""
+        receiver = target if target is not None else self.proc.threads.get(self.proc.pid)
+        if receiver is None:
+            return True
+        bit = 1 << (signo - 1)
+        return not (self.of(receiver).mask & bit or receiver.sigwait_set & bit
+                    or self.proc.debug.watches_signals)
+
+    def raise_fault(self, thread: VcpuThread, signo: int, vector: int, error_code: int, addr: int) -> None:
         """A synchronous fault: Linux forces it (unblocks it, resets SIG_IGN to SIG_DFL)."""
-        from .signal_frame import fault_siginfo
         is_mapped = vector == 14 and self.proc.mem.find(addr) is not None
         self.force(thread, signo, fault_siginfo(signo, vector, error_code, addr, is_mapped))
 
-    def force(self, thread, signo: int, info: bytes) -> None:
+    def force(self, thread: VcpuThread, signo: int, info: bytes) -> None:
         """force_sig_info: the signal goes first, unblocked, with SIG_IGN reset to SIG_DFL."""
-        self.of(thread).last_info = info
         own = self.of(thread)
+        own.last_info = info
         bit = 1 << (signo - 1)
         with self.lock:
             if self.actions[signo].handler == SIG_IGN or own.mask & bit:   # force_sig_info: default, unblocked
@@ -223,6 +248,95 @@ class SignalState:
                 own.mask &= ~bit
             own.pending.insert(0, PendingSignal(signo, info))
 
-    def deliver(self, thread) -> None:
-        from .signal_frame import deliver_pending
-        deliver_pending(self, thread)
+    # ---- delivery -----------------------------------------------------------------------------------------
+    def deliver(self, thread: VcpuThread, restart: int = 0) -> None:
+        """arch_do_signal_or_restart, on the thread's way back to the guest: run a handler for each deliverable
+        signal (each frame on top of the last, so the last one dequeued runs first), or end the process for a
+        fatal one. `restart` is the -ERESTART* code the syscall just returned, if it did: it is settled by the
+        first handler (handle_signal), or, when none runs, by restarting the call (the mask a sigsuspend-like
+        call replaced comes back then: restore_saved_sigmask)."""
+        own = self.of(thread)
+        while True:
+            with self.lock:
+                pending = self._pick(thread, own)
+            if pending is None:
+                break
+            signo = pending.signo
+            action = self.actions[signo]
+            own.last_info = pending.info
+            if self.proc.debug.on_signal(thread, pending):
+                continue              # the debugger took it (and may hand it back on resume)
+            if self.is_ignored(signo):
+                continue
+            if action.handler == SIG_DFL:
+                self.proc.terminate(signo, thread)
+                return
+            if restart:
+                _settle_for_handler(thread, restart, action)
+                restart = 0
+            if not self._run_handler(thread, own, signo, action, pending.info):
+                return
+        if restart:
+            _restart(thread, restart)
+            if own.mask_to_restore is not None:
+                own.mask, own.mask_to_restore = own.mask_to_restore, None
+
+    def _pick(self, thread: VcpuThread, own: ThreadSignals) -> PendingSignal | None:
+        """The next deliverable signal: the thread's own first, then the process's (kernel/signal.c
+        dequeue_signal)."""
+        for queue in (own.pending, self.shared_pending):
+            i = next_index(queue, lambda pending: self.may_take(thread, own, pending))
+            if i is not None:
+                return queue.pop(i)
+        return None
+
+    def _run_handler(self, thread: VcpuThread, own: ThreadSignals, signo: int, action: SigAction,
+                     info: bytes) -> bool:
+        """handle_signal: the frame, then the handler's mask (signal_delivered); False if the frame could not
+        be written, which kills the process with SIGSEGV as Linux's force_sigsegv."""
+        saved_mask = own.mask if own.mask_to_restore is None else own.mask_to_restore
+        own.mask_to_restore = None
+        try:
+            build_frame(thread, own, signo, action.handler, action.restorer, bool(action.flags & SA_ONSTACK),
+                        info, saved_mask)
+        except GuestFault:
+            log.info("cannot write the signal frame for signal %d: SIGSEGV", signo)
+            self.proc.terminate(host_signal.SIGSEGV, thread)
+            return False
+        new_mask = own.mask | action.mask
+        if not action.flags & SA_NODEFER:
+            new_mask |= 1 << (signo - 1)
+        own.mask = new_mask & ~UNBLOCKABLE
+        if action.flags & SA_RESETHAND:
+            self.actions[signo] = SigAction()
+        return True
+
+    def sigreturn(self, thread: VcpuThread) -> None:
+        """rt_sigreturn: the interrupted context comes back from the frame; a pending restart_block is forgotten
+        (the kernel's restart_block.fn = do_no_restart_syscall). GuestFault if the frame cannot be read."""
+        own = self.of(thread)
+        own.mask = restore_frame(thread, own) & ~UNBLOCKABLE
+        thread.restart_block = None
+
+
+def _settle_for_handler(thread: VcpuThread, restart: int, action: SigAction) -> None:
+    """handle_signal's switch: a handler runs, so the call ends with EINTR, unless it is always restarted
+    (ERESTARTNOINTR) or restarted under SA_RESTART (ERESTARTSYS)."""
+    if restart == -ERESTARTNOINTR or (restart == -ERESTARTSYS and action.flags & SA_RESTART):
+        _rewind(thread, thread.orig_rax)
+    else:
+        thread.regs[RAX] = -errno.EINTR & MASK64
+        thread.mark_regs_dirty()
+
+
+def _restart(thread: VcpuThread, restart: int) -> None:
+    """No handler runs: the call is made again, ERESTART_RESTARTBLOCK's as restart_syscall(2)."""
+    _rewind(thread, NR_RESTART_SYSCALL if restart == -ERESTART_RESTARTBLOCK else thread.orig_rax)
+
+
+def _rewind(thread: VcpuThread, nr: int) -> None:
+    """Back onto the 2-byte `syscall` instruction with RAX the number to call (the arguments are untouched)."""
+    thread.regs[RIP] -= 2
+    thread.regs[RAX] = nr
+    thread.mark_regs_dirty()
+

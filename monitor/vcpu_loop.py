@@ -27,7 +27,8 @@ from kdbg.arch.x86_64 import KVM_REGS
 from .errors import KvmError
 from .kvm import abi
 from .machine import KBASE, SYSCALL_PORT, exception_frame_gpa, user_segment_fix
-from .syscalls.dispatch import dispatch
+from .signals import RESTART_CODES, RestartBlock
+from .syscalls.table import dispatch
 
 log = logging.getLogger("km.vcpu")
 MASK64 = (1 << 64) - 1
@@ -61,8 +62,10 @@ class VcpuThread:
         self.name = ""
         self.blocked_on = None         # a futex Waiter while blocked in futex(2)
         self.signal_wakeup = None      # an Event while blocked in pause/sigsuspend/sigtimedwait
-        self.last_syscall = None       # (nr, result) of a call cut short by EINTR, for SA_RESTART
-        self.restartable = True
+        self.sigwait_set = 0           # the signals an rt_sigtimedwait waits for (they go to this thread)
+        self.orig_rax = -1             # the syscall being (or last) served: what a restart calls again
+        self.restart_block: RestartBlock | None = None    # restart_syscall(2)'s continuation (signals.py)
+        self.fault_detail = (0, 0, 0)  # (error code, vector, cr2) of the last exception, for a signal frame
         self.robust_list = 0
         self.has_run = False           # kvm_run's sync regs/sregs hold this vCPU's state once it has exited
 
@@ -149,15 +152,15 @@ class VcpuThread:
         if self.pause_requested:             # a stop-the-world waiter may be waiting for this change
             with self.cond:
                 self.cond.notify_all()
-        self.last_syscall = None
-        self.restartable = True
         result = dispatch(self, nr, regs[RDI], regs[RSI], regs[RDX], regs[R10], regs[R8], regs[R9])
         self.state = State.RUNNING
         if result is not None:
             regs[RAX] = result & MASK64
         if regs[R11] & TF:
             self.proc.debug.on_syscall_step(self)       # stepping over `syscall`: SFMASK cleared TF
-        if self.proc.pending_signals_for(self):
+        if result is not None and result in RESTART_CODES:   # cut short: EINTR or a restart, with the signals
+            self.proc.signals.deliver(self, result)
+        elif self.proc.pending_signals_for(self):
             self.proc.deliver_signals(self)
 
     def _return_to_user_segments(self) -> None:

@@ -1,5 +1,4 @@
-"""Syscalls served by km, one module per family; importing this package registers every handler."""
-from . import fs, futex, mm, proc, signal, thread, time, timer  # noqa: F401  (registration by import)
-from . import net, poll  # noqa: F401  (network and readiness families)
-from . import process_vm, residency  # noqa: F401  (memory ranges beyond mm.py)
-from .dispatch import dispatch, handler_names, syscall  # noqa: F401
+"""Syscalls served by km, one module per family; `table` imports every family, which registers its handlers.
+
+The package itself imports nothing, so that the generated numbers (numbers.py) and the dispatcher can be imported
+from below the families (signals.py restarts calls by number) without importing the families first."""

@@ -1,18 +1,23 @@
 """The syscall table: `@syscall("name")` registers `sys_<name>(ctx, *args)` once, with its arity; dispatch() runs it.
 
-Handlers return the result or a negative errno. A GuestFault (bad guest pointer) becomes -EFAULT and an OSError
-its -errno, here and nowhere else; an unexpected exception in km is traced and answered -EIO, so a bug in km
+Handlers return the result or a negative errno; a call cut short by a signal returns one of the kernel's restart
+codes instead (signals.ERESTARTSYS...), which the way back to the guest settles (signals.SignalState.deliver), so
+dispatch() first records the number of the call for the thread (the kernel's orig_rax). A GuestFault (bad guest
+pointer) becomes -EFAULT and an OSError its -errno, here and nowhere else; an unexpected exception in km is traced and answered -EIO, so a bug in km
 never kills the payload or loses its output. An unknown number returns -ENOSYS with one km.syscall trace line.
 """
 from __future__ import annotations
 
 import errno
 import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import GuestFault
 from .bounce import bounces as _bounces, flush_bounces as _flush_bounces
 from .numbers import NAMES, NUMBERS
+
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
 
 log = logging.getLogger("km.syscall")
 TABLE_SIZE = 512
@@ -35,7 +40,8 @@ def handler_names() -> list[str]:
     return [NAMES.get(nr, str(nr)) for nr, h in enumerate(_handlers) if h]
 
 
-def dispatch(ctx, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+def dispatch(ctx: VcpuThread, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+    ctx.orig_rax = nr
     entry = _handlers[nr] if nr < TABLE_SIZE else None
     if entry is None:
         log.info("unknown syscall %d (%s): ENOSYS", nr, NAMES.get(nr, "?"))

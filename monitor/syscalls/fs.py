@@ -10,53 +10,40 @@ from ..errors import GuestFault
 from ..kvm.abi import ffi
 from ..kvm.vm import KM_FD_BASE
 from .args import AT_FDCWD, addr_of, buf_in, buf_out, fd_arg, new_fd, path_arg
+from ..signal_frame import SI_USER, make_siginfo
 from .dispatch import s32, syscall
-from .host import host_syscall
+from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 from .procfs import open_self_file
 
 
-
-def _interruptible(ctx, nr: int, *args: int) -> int:
-    """A host call that may block: retried after a kick, cut short (EINTR) only by a guest signal."""
-    while True:
-        result = host_syscall(nr, *args)
-        if result != -errno.EINTR or ctx.proc.pending_signals_for(ctx) or ctx.exit_requested:
-            ctx.last_syscall = (nr, result)
-            return result
-        if ctx.pause_requested:
-            ctx.park()
-
-
-def _sigpipe_on_epipe(ctx, result: int) -> int:
+def sigpipe_on_epipe(ctx, result: int) -> int:
     """Linux raises SIGPIPE at a writer to a pipe or socket with no reader (and returns EPIPE if the payload
     survives it). km itself ignores SIGPIPE (as Python does), so the host only answers EPIPE: raise it here."""
     if result == -errno.EPIPE:
-        from ..signal_frame import SI_USER, make_siginfo
-        from .signal import send_signal
-        send_signal(ctx.proc, signal.SIGPIPE, make_siginfo(signal.SIGPIPE, SI_USER, pid=ctx.proc.pid), ctx)
+        ctx.proc.signals.send(signal.SIGPIPE, make_siginfo(signal.SIGPIPE, SI_USER, pid=ctx.proc.pid), ctx)
     return result
 
 
 @syscall("read")
 def sys_read(ctx, fd: int, buf: int, count: int) -> int:
-    return _interruptible(ctx, NR["read"], fd_arg(fd), buf_out(ctx, buf, count), count)
+    return blocking_host_syscall(ctx, NR["read"], fd_arg(fd), buf_out(ctx, buf, count), count)
 
 
 @syscall("write")
 def sys_write(ctx, fd: int, buf: int, count: int) -> int:
-    return _sigpipe_on_epipe(ctx, _interruptible(ctx, NR["write"], fd_arg(fd), buf_in(ctx, buf, count), count))
+    return sigpipe_on_epipe(ctx, blocking_host_syscall(ctx, NR["write"], fd_arg(fd), buf_in(ctx, buf, count), count))
 
 
 @syscall("pread64")
 def sys_pread64(ctx, fd: int, buf: int, count: int, offset: int) -> int:
-    return _interruptible(ctx, NR["pread64"], fd_arg(fd), buf_out(ctx, buf, count), count, offset)
+    return blocking_host_syscall(ctx, NR["pread64"], fd_arg(fd), buf_out(ctx, buf, count), count, offset)
 
 
 @syscall("pwrite64")
 def sys_pwrite64(ctx, fd: int, buf: int, count: int, offset: int) -> int:
-    result = _interruptible(ctx, NR["pwrite64"], fd_arg(fd), buf_in(ctx, buf, count), count, offset)
-    return _sigpipe_on_epipe(ctx, result)
+    result = blocking_host_syscall(ctx, NR["pwrite64"], fd_arg(fd), buf_in(ctx, buf, count), count, offset)
+    return sigpipe_on_epipe(ctx, result)
 
 
 def _iovec(ctx, iov: int, iovcnt: int, write: bool):
@@ -76,13 +63,13 @@ def _iovec(ctx, iov: int, iovcnt: int, write: bool):
 @syscall("readv")
 def sys_readv(ctx, fd: int, iov: int, iovcnt: int) -> int:
     vec = _iovec(ctx, iov, iovcnt, True)
-    return _interruptible(ctx, NR["readv"], fd_arg(fd), addr_of(vec), iovcnt)
+    return blocking_host_syscall(ctx, NR["readv"], fd_arg(fd), addr_of(vec), iovcnt)
 
 
 @syscall("writev")
 def sys_writev(ctx, fd: int, iov: int, iovcnt: int) -> int:
     vec = _iovec(ctx, iov, iovcnt, False)
-    return _sigpipe_on_epipe(ctx, _interruptible(ctx, NR["writev"], fd_arg(fd), addr_of(vec), iovcnt))
+    return sigpipe_on_epipe(ctx, blocking_host_syscall(ctx, NR["writev"], fd_arg(fd), addr_of(vec), iovcnt))
 
 
 @syscall("preadv", "preadv2")
@@ -94,7 +81,7 @@ def sys_preadv(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flag
 @syscall("pwritev", "pwritev2")
 def sys_pwritev(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flags: int) -> int:
     vec = _iovec(ctx, iov, iovcnt, False)
-    return _sigpipe_on_epipe(ctx, host_syscall(NR["pwritev2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0))
+    return sigpipe_on_epipe(ctx, host_syscall(NR["pwritev2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0))
 
 
 @syscall("openat")
@@ -274,9 +261,9 @@ def sys_ioctl(ctx, fd: int, request: int, arg: int) -> int:
 
 @syscall("sendfile")
 def sys_sendfile(ctx, out_fd: int, in_fd: int, offset: int, count: int) -> int:
-    result = _interruptible(ctx, NR["sendfile"], fd_arg(out_fd), fd_arg(in_fd),
+    result = blocking_host_syscall(ctx, NR["sendfile"], fd_arg(out_fd), fd_arg(in_fd),
                             buf_out(ctx, offset, 8) if offset else 0, count)
-    return _sigpipe_on_epipe(ctx, result)
+    return sigpipe_on_epipe(ctx, result)
 
 
 @syscall("pipe2")

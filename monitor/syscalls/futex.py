@@ -12,6 +12,7 @@ import time
 
 from ..errors import GuestFault
 from ..atomics import cas32
+from ..signals import ERESTART_RESTARTBLOCK, ERESTARTNOINTR, ERESTARTSYS
 from .dispatch import syscall
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
@@ -119,9 +120,11 @@ def wait(ctx, addr: int, expected: int, deadline: float | None, bitset: int) -> 
         if deadline is not None and time.monotonic() >= deadline:
             return -errno.ETIMEDOUT
         if ctx.exit_requested or ctx.proc.pending_signals_for(ctx):
-            ctx.last_syscall = (202, -errno.EINTR)
-            ctx.restartable = deadline is None      # with a timeout Linux says -ERESTART_RESTARTBLOCK: EINTR
-            return -errno.EINTR
+            if deadline is None:
+                return -ERESTARTSYS
+            # futex_wait_restart: with no handler, the wait goes on until the same deadline
+            ctx.restart_block = lambda thread: wait(thread, addr, expected, deadline, bitset)
+            return -ERESTART_RESTARTBLOCK
         if ctx.pause_requested:
             ctx.park()
         # a spurious wake-up (the pause is over): wait again if the word still holds the value
@@ -229,8 +232,7 @@ def lock_pi(ctx, addr: int, deadline: float | None, try_only: bool) -> int:
         if deadline is not None and time.monotonic() >= deadline:
             return -errno.ETIMEDOUT
         if ctx.exit_requested or ctx.proc.pending_signals_for(ctx):
-            ctx.last_syscall = (202, -errno.EINTR, True)   # -ERESTARTNOINTR: restarted after the handler,
-            return -errno.EINTR                             # SA_RESTART or not
+            return -ERESTARTNOINTR             # restarted after the handler, SA_RESTART or not
         if ctx.pause_requested:
             ctx.park()
 

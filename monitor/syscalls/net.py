@@ -1,8 +1,8 @@
 """Socket syscalls forwarded to the host kernel: sockaddrs and data buffers in place, msghdrs rebuilt with host
 addresses, length words copied to km so that another guest thread cannot grow a buffer after it was checked.
 
-Blocking calls (accept, connect, send*, recv*) go through fs._interruptible (_blocking): a kick retries them, a
-guest signal cuts them short. New descriptors that land in km's range (>= KM_FD_BASE) are closed and answered EMFILE.
+Blocking calls (accept, connect, send*, recv*) go through host.blocking_host_syscall (_blocking): a kick retries
+them, a guest signal cuts them short. New descriptors that land in km's range (>= KM_FD_BASE) are closed and answered EMFILE.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from ..kvm.abi import ffi
 from ..kvm.vm import KM_FD_BASE
 from .args import addr_of, buf_in, buf_out, fd_arg
 from .dispatch import s32, syscall
-from .fs import _interruptible, _iovec, _sigpipe_on_epipe
-from .host import host_syscall
+from ..signals import ERESTARTSYS
+from .fs import _iovec, sigpipe_on_epipe
+from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 
 SOCKADDR_STORAGE = 128      # the kernel never reads or writes more of a sockaddr than this
@@ -64,11 +65,15 @@ class AddrLen:
 
 
 def _blocking(ctx, nr: int, timeout_option: int, fd: int, *args: int) -> int:
-    """_interruptible, plus signal(7)'s rule: a socket call cut short by a signal is not restarted (SA_RESTART)
-    when the socket has a timeout (SO_RCVTIMEO for receiving and accept, SO_SNDTIMEO for sending and connect)."""
-    result = _interruptible(ctx, nr, fd, *args)
-    if result == -errno.EINTR and _has_timeout(fd, timeout_option):
-        ctx.restartable = False
+    """blocking_host_syscall, cut short with sock_intr_errno's code: -ERESTARTSYS, or a plain -EINTR (never
+    restarted, signal(7)) when the socket has a timeout (SO_RCVTIMEO for receiving and accept, SO_SNDTIMEO for
+    sending and connect)."""
+    return _intr_errno(blocking_host_syscall(ctx, nr, fd, *args), fd, timeout_option)
+
+
+def _intr_errno(result: int, fd: int, timeout_option: int) -> int:
+    if result == -ERESTARTSYS and _has_timeout(fd, timeout_option):
+        return -errno.EINTR
     return result
 
 
@@ -133,21 +138,21 @@ def sys_connect(ctx, fd: int, addr: int, addrlen: int) -> int:
     restart does), and EISCONN then means it completed while km was not looking."""
     args = (fd_arg(fd), _sockaddr_in(ctx, addr, addrlen), addrlen)
     result = host_syscall(NR["connect"], *args)
-    if result == -errno.EINTR and not (ctx.proc.pending_signals_for(ctx) or ctx.exit_requested):
-        if ctx.pause_requested:
-            ctx.park()
-        result = _interruptible(ctx, NR["connect"], *args)
-        if result == -errno.EISCONN:
-            result = 0
-    if result == -errno.EINTR and _has_timeout(args[0], SO_SNDTIMEO):
-        ctx.restartable = False
-    ctx.last_syscall = (NR["connect"], result)
-    return result
+    if result == -errno.EINTR:
+        if ctx.proc.pending_signals_for(ctx) or ctx.exit_requested:
+            result = -ERESTARTSYS
+        else:
+            if ctx.pause_requested:
+                ctx.park()
+            result = blocking_host_syscall(ctx, NR["connect"], *args)
+            if result == -errno.EISCONN:
+                result = 0
+    return _intr_errno(result, args[0], SO_SNDTIMEO)
 
 
 def _broken_pipe(ctx, result: int, flags: int) -> int:
     """SIGPIPE with EPIPE as for write(2), unless the call said MSG_NOSIGNAL."""
-    return result if flags & MSG_NOSIGNAL else _sigpipe_on_epipe(ctx, result)
+    return result if flags & MSG_NOSIGNAL else sigpipe_on_epipe(ctx, result)
 
 
 @syscall("sendto")

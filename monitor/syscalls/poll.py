@@ -1,11 +1,12 @@
 """Readiness syscalls (poll, select, epoll) and the descriptors made to be waited on (eventfd, timerfd).
 
 All of them block only the calling guest thread (the host call releases the GIL) and go through
-fs._interruptible (_wait, which also applies the guest sigmask of ppoll, pselect6 and epoll_pwait*). km's own
+host.blocking_host_syscall (_wait, which also applies the guest sigmask of ppoll, pselect6 and epoll_pwait*). km's own
 descriptors stay invisible: poll reports them POLLNVAL without asking the host, select answers EBADF for them,
 epoll refuses them.
 Timeouts: the host kernel updates ppoll's and select's timeout in place, so a retry after a kick waits only for
-what is left; epoll_wait restarts with its full timeout, as Linux itself does after a stop (ERESTARTNOHAND).
+what is left; epoll_wait restarts with its full timeout, as Linux itself does after a stop (ERESTARTNOHAND), and
+so does poll (Linux continues it with what is left through restart_syscall).
 """
 from __future__ import annotations
 
@@ -15,12 +16,11 @@ import struct
 from ..kvm.abi import ffi
 from ..kvm.vm import KM_FD_BASE
 from .args import addr_of, buf_in, buf_out, fd_arg
+from ..signals import ERESTARTNOHAND, UNBLOCKABLE
 from .dispatch import s32, syscall
-from .fs import _interruptible
-from .host import host_syscall
+from .host import blocking_host_syscall, host_syscall
 from .net import new_fd
 from .numbers import NUMBERS as NR
-from .signal import UNBLOCKABLE
 
 POLLFD = struct.Struct("<ihh")          # fd, events, revents
 POLLNVAL = 0x20
@@ -31,28 +31,26 @@ SIGSET_SIZE = 8
 
 
 def _wait(ctx, nr: int, *args: int, sigmask: int = 0) -> int:
-    """A readiness wait: cut short by a guest signal it returns EINTR even under SA_RESTART (signal(7)).
+    """A readiness wait: cut short by a guest signal it returns -ERESTARTNOHAND, so EINTR even under SA_RESTART
+    (signal(7)).
 
     With a sigmask (ppoll, pselect6, epoll_pwait*), the guest mask is replaced for the wait as Linux does; when a
     signal cuts the wait short its handler runs under that mask and the old one comes back with its sigreturn
-    (rt_sigsuspend's mask_to_restore). The host call itself always runs with km's own mask."""
+    (mask_to_restore, as rt_sigsuspend: set_user_sigmask/restore_saved_sigmask_unless). The host call itself
+    always runs with km's own mask."""
+    if not sigmask:
+        return blocking_host_syscall(ctx, nr, *args, restart=ERESTARTNOHAND)
     own = ctx.proc.signals.of(ctx)
     saved = own.mask
-    if sigmask:
-        own.mask = struct.unpack("<Q", ctx.mem.read(sigmask, SIGSET_SIZE))[0] & ~UNBLOCKABLE
-        if ctx.proc.pending_signals_for(ctx):        # the new mask lets a pending signal through
-            result = -errno.EINTR
-            ctx.last_syscall = (nr, result)
-        else:
-            result = _interruptible(ctx, nr, *args)
-        if result == -errno.EINTR and ctx.proc.pending_signals_for(ctx):
-            own.mask_to_restore = saved
-        else:
-            own.mask = saved
+    own.mask = struct.unpack("<Q", ctx.mem.read(sigmask, SIGSET_SIZE))[0] & ~UNBLOCKABLE
+    if ctx.proc.pending_signals_for(ctx):        # the new mask lets a pending signal through
+        result = -ERESTARTNOHAND
     else:
-        result = _interruptible(ctx, nr, *args)
-    if result == -errno.EINTR:
-        ctx.restartable = False
+        result = blocking_host_syscall(ctx, nr, *args, restart=ERESTARTNOHAND)
+    if result == -ERESTARTNOHAND:
+        own.mask_to_restore = saved
+    else:
+        own.mask = saved
     return result
 
 

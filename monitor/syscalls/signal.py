@@ -1,6 +1,6 @@
-"""Signal syscalls: rt_sigaction, rt_sigprocmask, sigaltstack, rt_sigreturn, kill/tgkill/tkill, rt_sigpending,
-rt_sigqueueinfo, rt_sigtimedwait, pause/rt_sigsuspend (kernel/signal.c semantics, one process). Timers that
-send signals are in timer.py."""
+"""Signal syscalls: rt_sigaction, rt_sigprocmask, sigaltstack, rt_sigreturn, restart_syscall, kill/tgkill/tkill,
+rt_sigpending, rt_sigqueueinfo, rt_sigtimedwait, pause/rt_sigsuspend (kernel/signal.c semantics, one process).
+Sending and delivery are the process's (signals.py); timers that send signals are in timer.py."""
 from __future__ import annotations
 
 import errno
@@ -10,13 +10,13 @@ import threading
 import time
 
 from ..errors import GuestFault
-from ..signal_frame import SI_KERNEL, SI_TKILL, SI_USER, make_siginfo, sigreturn
-from ..signals import NSIG, PendingSignal, SigAction, altstack_flags, next_index, set_altstack
+from ..sigaltstack import altstack_flags, set_altstack
+from ..signal_frame import SI_KERNEL, SI_TKILL, SI_USER, make_siginfo
+from ..signals import ERESTARTNOHAND, NSIG, UNBLOCKABLE, SigAction, next_index
 from .dispatch import s32, syscall
 
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
-SIGKILL, SIGSTOP, SIGALRM, SIGSEGV, SIGRTMIN = 9, 19, 14, 11, 32
-UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
+SIGKILL, SIGSTOP, SIGSEGV = 9, 19, 11
 
 
 @syscall("rt_sigaction")
@@ -76,39 +76,18 @@ def sys_sigaltstack(ctx, new: int, old: int) -> int:
 def sys_rt_sigreturn(ctx) -> None:
     """A frame km cannot read is a SIGSEGV for the thread, as Linux's signal_fault + force_sig."""
     try:
-        sigreturn(ctx.proc.signals, ctx)
+        ctx.proc.signals.sigreturn(ctx)
     except GuestFault:
         ctx.proc.signals.force(ctx, SIGSEGV, make_siginfo(SIGSEGV, SI_KERNEL, 0))
     return None
 
 
-def send_signal(proc, signo: int, info: bytes, target=None) -> None:
-    """Queue a signal for a thread (target) or the process, and kick a thread that can take it."""
-    state = proc.signals
-    with state.lock:
-        if state.is_ignored(signo) and _drops_ignored(proc, target, signo):
-            return
-        queue = state.of(target).pending if target is not None else state.shared_pending
-        if signo < SIGRTMIN and any(p.signo == signo for p in queue):
-            return                  # a standard signal is pending at most once per queue (legacy_queue)
-        if target is not None:
-            queue.append(PendingSignal(signo, info))
-        else:
-            target = state.choose_thread(signo)
-            queue.append(PendingSignal(signo, info, target.tid if target is not None else None))
-    if target is not None:
-        state.kick(target)
-
-
-def _drops_ignored(proc, target, signo: int) -> bool:
-    """Linux's sig_ignored: an ignored signal is not even queued (so it cuts no call short), unless the receiver
-    (the thread, or the main thread for the process) blocks it, may wait for it, or a debugger watches it."""
-    receiver = target if target is not None else proc.threads.get(proc.pid)
-    if receiver is None:
-        return True
-    bit = 1 << (signo - 1)
-    return not (proc.signals.of(receiver).mask & bit or getattr(receiver, "sigwait_set", 0) & bit
-                or proc.debug.watches_signals)
+@syscall("restart_syscall")
+def sys_restart_syscall(ctx) -> int:
+    """The rest of a call that returned -ERESTART_RESTARTBLOCK and was restarted with no handler run (a sleep,
+    a futex wait with a timeout); EINTR when there is none (do_no_restart_syscall)."""
+    block, ctx.restart_block = ctx.restart_block, None
+    return block(ctx) if block is not None else -errno.EINTR
 
 
 @syscall("kill")
@@ -123,7 +102,7 @@ def sys_kill(ctx, pid: int, signo: int) -> int:
         os.kill(pid, signo)
         return 0
     if signo:
-        send_signal(ctx.proc, signo, make_siginfo(signo, SI_USER, pid=ctx.proc.pid, uid=os.getuid()))
+        ctx.proc.signals.send(signo, make_siginfo(signo, SI_USER, pid=ctx.proc.pid, uid=os.getuid()))
     return 0
 
 
@@ -149,7 +128,7 @@ def sys_tkill(ctx, tid: int, signo: int) -> int:
     if not 0 <= signo <= NSIG:
         return -errno.EINVAL
     if signo:
-        send_signal(ctx.proc, signo, make_siginfo(signo, SI_TKILL, pid=ctx.proc.pid, uid=os.getuid()), thread)
+        ctx.proc.signals.send(signo, make_siginfo(signo, SI_TKILL, pid=ctx.proc.pid, uid=os.getuid()), thread)
     return 0
 
 
@@ -168,7 +147,7 @@ def sys_rt_sigqueueinfo(ctx, tgid: int, signo: int, uinfo: int) -> int:
         return -errno.EINVAL
     info = _queued_info(ctx, signo, uinfo)
     if signo:
-        send_signal(ctx.proc, signo, info)
+        ctx.proc.signals.send(signo, info)
     return 0
 
 
@@ -181,7 +160,7 @@ def sys_rt_tgsigqueueinfo(ctx, tgid: int, tid: int, signo: int, uinfo: int) -> i
         return -errno.EINVAL
     info = _queued_info(ctx, signo, uinfo)
     if signo:
-        send_signal(ctx.proc, signo, info, thread)
+        ctx.proc.signals.send(signo, info, thread)
     return 0
 
 
@@ -229,9 +208,7 @@ def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) 
 @syscall("pause")
 def sys_pause(ctx) -> int:
     _sleep_until_signal(ctx, None)
-    ctx.last_syscall = (34, -errno.EINTR)
-    ctx.restartable = False
-    return -errno.EINTR
+    return -ERESTARTNOHAND
 
 
 @syscall("rt_sigsuspend")
@@ -240,10 +217,8 @@ def sys_rt_sigsuspend(ctx, mask: int, size: int) -> int:
     saved = own.mask
     own.mask = struct.unpack("<Q", ctx.mem.read(mask, 8))[0] & ~UNBLOCKABLE
     _sleep_until_signal(ctx, None)
-    own.mask_to_restore = saved
-    ctx.last_syscall = (130, -errno.EINTR)
-    ctx.restartable = False
-    return -errno.EINTR
+    own.mask_to_restore = saved          # set_restore_sigmask: back at the handler's sigreturn, or at once
+    return -ERESTARTNOHAND
 
 
 @syscall("rt_sigtimedwait")

@@ -8,7 +8,10 @@ import struct
 from kdbg.arch.x86_64 import KVM_REGS
 
 from ..errors import KvmError
+from .args import buf_out
 from .dispatch import syscall
+from .host import blocking_host_syscall
+from .numbers import NUMBERS
 
 log = logging.getLogger("km.syscall")
 RAX, RSP = KVM_REGS.index("rax"), KVM_REGS.index("rsp")
@@ -90,17 +93,11 @@ def sys_execve(ctx, path: int, argv: int, envp: int) -> int:
 @syscall("wait4")
 def sys_wait4(ctx, pid: int, status: int, options: int, rusage: int) -> int:
     """Children are km processes on the host: their status is the payload's."""
-    from .fs import _interruptible
-    from .args import buf_out
-    from .numbers import NUMBERS
-    return _interruptible(ctx, NUMBERS["wait4"], pid, buf_out(ctx, status, 4) if status else 0, options,
-                          buf_out(ctx, rusage, 144) if rusage else 0)
+    return blocking_host_syscall(ctx, NUMBERS["wait4"], pid, buf_out(ctx, status, 4) if status else 0, options,
+                                 buf_out(ctx, rusage, 144) if rusage else 0)
 
 
 @syscall("waitid")
 def sys_waitid(ctx, idtype: int, id_: int, infop: int, options: int, rusage: int) -> int:
-    from .fs import _interruptible
-    from .args import buf_out
-    from .numbers import NUMBERS
-    return _interruptible(ctx, NUMBERS["waitid"], idtype, id_, buf_out(ctx, infop, 128) if infop else 0, options,
-                          buf_out(ctx, rusage, 144) if rusage else 0)
+    return blocking_host_syscall(ctx, NUMBERS["waitid"], idtype, id_, buf_out(ctx, infop, 128) if infop else 0,
+                                 options, buf_out(ctx, rusage, 144) if rusage else 0)

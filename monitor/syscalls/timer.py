@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import struct
+from signal import SIGALRM
 import threading
 import time
 
 from ..signal_frame import SI_KERNEL, make_siginfo
 from ..signals import NSIG
 from .dispatch import s32, syscall
-from .signal import SIGALRM, send_signal
 
 
 class _Timer:
@@ -106,7 +106,7 @@ class _Clock:
 def _clock(proc) -> _Clock:
     def make() -> _Clock:
         clock = _Clock(proc)
-        clock.timers["real"] = _Timer(lambda timer: send_signal(proc, SIGALRM, make_siginfo(SIGALRM, SI_KERNEL)))
+        clock.timers["real"] = _Timer(lambda timer: proc.signals.send(SIGALRM, make_siginfo(SIGALRM, SI_KERNEL)))
         return clock
     return proc.shared("itimer", make)
 
@@ -192,7 +192,7 @@ def _fire_posix(proc, timer_id: int, signo: int, value: int, target_tid: int | N
                 return
             timer.last_overrun, timer.overrun = timer.overrun, 0
         info = struct.pack("<iii4xiiQ", signo, 0, SI_TIMER, timer_id, timer.last_overrun, value).ljust(128, b"\0")
-        send_signal(proc, signo, info, target)
+        proc.signals.send(signo, info, target)
     return fire
 
 

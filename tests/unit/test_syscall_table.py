@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import monitor.syscalls  # noqa: F401  (registers the families)
+import monitor.syscalls.table  # noqa: F401  (registers the families)
 from monitor.errors import GuestFault
 dispatch_module = importlib.import_module("monitor.syscalls.dispatch")
 from monitor.syscalls.dispatch import TABLE_SIZE, dispatch, handler_names, s32, s64, syscall

@@ -1,0 +1,7 @@
+"""The complete syscall table: importing this module registers every family's handlers with dispatch.py."""
+from __future__ import annotations
+
+from . import fs, futex, mm, proc, signal, thread, time, timer  # noqa: F401  (registration by import)
+from . import net, poll  # noqa: F401  (network and readiness families)
+from . import process_vm, residency  # noqa: F401  (memory ranges beyond mm.py)
+from .dispatch import dispatch, handler_names, syscall  # noqa: F401
