@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("monitor", "kdbg")
 LEFT_OUT = ("kdbg/dap",)                    # the DAP bridge runs on the host, next to gdb and VS Code
 ENTRY_POINTS = ("km", "km-runtime")
+KEPT_ACROSS_BUILDS = ("etc/km-runtime.json",)  # this host's km-runtime settings (monitor/oci/settings.py)
 # Standard library parts km never loads (and that pull in big libraries: Tk, curses, sqlite, OpenSSL)
 STDLIB_LEFT_OUT = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data", "distutils",
                    "venv", "sqlite3", "dbm", "curses", "site-packages", "turtle.py", "pydoc.py", "unittest"}
@@ -62,6 +63,10 @@ def main() -> None:
         build(stage, args.launcher)
         stage.chmod(0o755)
         old = dest.with_name(f".{dest.name}.old")
+        for kept in KEPT_ACROSS_BUILDS:
+            if (dest / kept).exists():
+                (stage / kept).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(dest / kept, stage / kept)
         if dest.exists():
             shutil.rmtree(old, ignore_errors=True)
             dest.rename(old)

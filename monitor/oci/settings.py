@@ -1,5 +1,8 @@
-"""km-runtime's settings: the host's (which delegate, where the km bundle is; from the environment or
-/etc/km/runtime.json) and each container's (annotations `km.*` or the container's KM_* environment)."""
+"""km-runtime's settings: the host's (which delegate, where the km bundle is: from KM_RUNTIME_* variables, else
+a JSON file, else defaults) and each container's (annotations `km.*` or the container's KM_* environment).
+Engines start runtimes with an environment of their own (podman gives conmon a fixed one), so the file is the
+dependable place: $KM_RUNTIME_CONFIG, else BUNDLE/etc/km-runtime.json (kept across bundle rebuilds), else
+/etc/km/runtime.json. Keys: delegate, km_bundle, kvm_device, trace."""
 from __future__ import annotations
 
 import json
@@ -9,6 +12,7 @@ import shutil
 from .errors import RuntimeProblem
 
 CONFIG_FILE = "/etc/km/runtime.json"
+BUNDLE_CONFIG = "etc/km-runtime.json"
 MOUNT_POINT = "/opt/km"                 # where the km bundle appears inside every container
 # per-container options: annotation -> container environment variable (the annotation wins)
 CONTAINER_OPTIONS = {"km.wrap": "KM_WRAP", "km.verbose": "KM_VERBOSE", "km.gdb_listen": "KM_GDB_LISTEN",
@@ -28,26 +32,26 @@ class HostSettings:
 
 def host_settings() -> HostSettings:
     """KM_RUNTIME_{DELEGATE,BUNDLE,KVM,TRACE} in the environment, else the config file, else the defaults."""
-    path = os.environ.get("KM_RUNTIME_CONFIG", CONFIG_FILE)
-    try:
-        with open(path) as f:
-            conf = json.load(f)
-    except FileNotFoundError:
-        conf = {}
-    except (OSError, ValueError) as e:
-        raise RuntimeProblem(path, f"unreadable runtime configuration ({e})") from None
+    from ..self_exec import bundle_root
+    own = bundle_root()
+    paths = [os.environ["KM_RUNTIME_CONFIG"]] if "KM_RUNTIME_CONFIG" in os.environ else \
+        [p for p in (own and os.path.join(own, BUNDLE_CONFIG), CONFIG_FILE) if p]
+    conf = {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                conf = json.load(f)
+            break
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as e:
+            raise RuntimeProblem(path, f"unreadable runtime configuration ({e})") from None
     env = os.environ.get
     delegate = env("KM_RUNTIME_DELEGATE") or conf.get("delegate") or "runc"
     return HostSettings(delegate=delegate,
-                        km_bundle=env("KM_RUNTIME_BUNDLE") or conf.get("km_bundle") or default_bundle(),
+                        km_bundle=env("KM_RUNTIME_BUNDLE") or conf.get("km_bundle") or own or MOUNT_POINT,
                         kvm_device=env("KM_RUNTIME_KVM") or conf.get("kvm_device") or "/dev/kvm",
                         trace=env("KM_RUNTIME_TRACE") or conf.get("trace"))
-
-
-def default_bundle() -> str:
-    """The bundle this runtime runs from, else /opt/km."""
-    from ..self_exec import bundle_root
-    return bundle_root() or MOUNT_POINT
 
 
 def find_delegate(name: str) -> str:
