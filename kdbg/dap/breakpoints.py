@@ -50,6 +50,8 @@ def hit_condition_met(condition: str | None, hits: int) -> bool:
     if not condition:
         return True
     match = _HIT.match(condition)
+    if match is None:                 # refused when the breakpoint was set (it stays unverified)
+        return False
     op, number = match.group(1) or "==", int(match.group(2))
     return {"==": hits == number, ">=": hits >= number, ">": hits > number, "<": hits < number,
             "<=": hits <= number, "%": number > 0 and hits % number == 0}[op]

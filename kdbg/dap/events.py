@@ -1,6 +1,6 @@
 """gdb's async records turned into DAP events: stopped (with the DAP reason), continued, thread, output, exited.
 
-A mixin of `Session`. gdb's `*stopped` reasons
+One `StopEvents` per gdb (built with it, dropped with it). gdb's `*stopped` reasons
 (https://sourceware.org/gdb/current/onlinedocs/gdb.html/GDB_002fMI-Async-Records.html) map to DAP's:
 breakpoint-hit -> breakpoint (or entry; or nothing for a log point or an unmet hit condition, which resume at
 once), watchpoint triggers -> data breakpoint, signal-received -> exception (pause when the user asked for one),
@@ -9,84 +9,100 @@ stepping ends -> step. Exit codes arrive in octal.
 from __future__ import annotations
 
 import signal
-from typing import Any
+from typing import Any, Callable
 
-from .debuggee import Debuggee
+from .breakpoints import Breakpoints
 from .errors import GdbError
+from .execution import Execution
 from .gdb_backend import Gdb
+from .lifecycle import Lifecycle, State, Stop
+from .variables import Variables
 
-EXIT_DRAIN_S = 5.0
 _WATCH_REASONS = {"watchpoint-trigger": "wpt", "read-watchpoint-trigger": "hw-rwpt",
                   "access-watchpoint-trigger": "hw-awpt"}
 _STEP_REASONS = ("end-stepping-range", "function-finished", "location-reached")
 
 
 class StopEvents:
-    """Needs from Session: gdb, debuggee, vars, breakpoints, mode, the state flags, send_event, resume, _finish."""
+    """Translates the records of one gdb (and the exit of its km) into DAP events; built with that gdb."""
 
-    def _on_gdb_record(self, item: tuple[Gdb | Debuggee, dict[str, Any]]) -> None:
-        source, record = item
-        if source is not self.gdb and source is not self.debuggee:
-            return                        # from the gdb or km of before a restart
+    def __init__(self, gdb: Gdb, lifecycle: Lifecycle, stop: Stop, variables: Variables, breakpoints: Breakpoints,
+                 execution: Execution, send_event: Callable[[str, dict[str, Any]], None],
+                 output: Callable[[str, str], None], exited: Callable[[int], None]) -> None:
+        self.gdb = gdb
+        self.lifecycle, self.stop, self.vars = lifecycle, stop, variables
+        self.breakpoints, self.execution = breakpoints, execution
+        self.send_event, self.output, self.exited = send_event, output, exited
+        self.entry_breakpoint: str | None = None     # gdb's number of the temporary breakpoint of stopOnEntry
+        # gdb reports where `target remote` found the debuggee as a reasonless *stopped. It is queued before
+        # the configuration (or a restart) resumes the debuggee but handled after, so it must not count as a stop.
+        self.connect_stop_pending = True
+
+    def on_record(self, record: dict[str, Any]) -> None:
+        """One async record of this gdb (results go to the waiting command, not here)."""
         kind, message, payload = record["type"], record.get("message"), record.get("payload")
+        configured = self.lifecycle.is_configured
         if kind == "notify" and message == "stopped":
             self._on_stopped(payload or {})
         elif kind == "notify" and message == "running":
-            self.is_running = True
-            if self.is_configured and not self._expect_running:
-                self.send_event("continued", {"threadId": 1, "allThreadsContinued": True})
-            self._expect_running = False
-        elif kind == "notify" and message in ("thread-created", "thread-exited") and self.is_configured:
+            self._on_running()
+        elif kind == "notify" and message in ("thread-created", "thread-exited") and configured:
             self.send_event("thread", {"reason": "started" if message == "thread-created" else "exited",
-                                       "threadId": int(payload["id"])})
-        elif kind == "notify" and message == "breakpoint-modified" and self.breakpoints is not None:
+                                       "threadId": int((payload or {}).get("id", 0))})
+        elif kind == "notify" and message == "breakpoint-modified":
             if (changed := self.breakpoints.modified((payload or {}).get("bkpt", {}))) is not None:
                 self.send_event("breakpoint", {"reason": "changed", "breakpoint": changed})
         elif kind == "target" and payload:
-            self._output("stdout", payload)
-        elif kind == "log" and payload and self.is_configured:
-            self._output("console", payload)
-        elif kind == "debuggee-exited" and self.mode == "launch":
-            self._finish(payload)
-        elif kind == "gdb-exited" and self.gdb is not None:
-            self._finish(None)
+            self.output("stdout", payload)
+        elif kind == "log" and payload and configured:
+            self.output("console", payload)
+
+    def _on_running(self) -> None:
+        """Our own resumes moved the session to RUNNING already; one from elsewhere is news to the client."""
+        state = self.lifecycle.state
+        if state is State.STOPPED:
+            self.lifecycle.move(State.RUNNING)
+            self.send_event("continued", {"threadId": 1, "allThreadsContinued": True})
+        elif state is State.CONFIGURED:
+            self.lifecycle.move(State.RUNNING)
 
     def _on_stopped(self, stop: dict[str, Any]) -> None:
         reason = stop.get("reason", "")
         if reason.startswith("exited"):
             self._on_exit(stop)
             return
-        if self._connect_stop_pending and not reason:
-            # gdb's report of where `target remote` found the debuggee. It is queued before the configuration
-            # (or a restart) resumes the debuggee but handled after, so it must not mark it stopped.
-            self._connect_stop_pending = False
+        if self.connect_stop_pending and not reason:
+            self.connect_stop_pending = False
             return
-        self.is_running, self.last_stop, self.frames = False, stop, {}
+        if not self.lifecycle.has_debuggee:
+            return
+        self.stop.record, self.stop.frames = stop, {}
         self.vars.reset()
-        if not self.is_configured:
+        if not self.lifecycle.is_configured:
             return
+        self.lifecycle.move(State.STOPPED)
+        pause_requested, self.execution.pause_requested = self.execution.pause_requested, False
         thread_id = int(stop["thread-id"]) if str(stop.get("thread-id", "")).isdigit() else 1
         event: dict[str, Any] = {"threadId": thread_id, "allThreadsStopped": True}
         number = stop.get("bkptno") or (stop.get(_WATCH_REASONS.get(reason, ""), {}) or {}).get("number")
-        if number is not None and number == self._entry_bp:
-            self._entry_bp, event["reason"] = None, "entry"
+        if number is not None and number == self.entry_breakpoint:
+            self.entry_breakpoint, event["reason"] = None, "entry"
         elif number is not None:
             should_stop, ids = self.breakpoints.on_hit(number, thread_id)
             if (text := self.breakpoints.log_message(number, thread_id)) is not None:
-                self._output("console", text)
-            if not should_stop and not self._pause_requested:
-                self.resume("-exec-continue")
+                self.output("console", text)
+            if not should_stop and not pause_requested:
+                self.execution.resume("-exec-continue")
                 return
             event["reason"] = "data breakpoint" if reason in _WATCH_REASONS else "breakpoint"
             if ids:
                 event["hitBreakpointIds"] = ids
-        elif reason == "signal-received" and not (self._pause_requested and stop.get("signal-name") in
+        elif reason == "signal-received" and not (pause_requested and stop.get("signal-name") in
                                                   ("SIGINT", "SIGTRAP", "0")):
             event.update(reason="exception", text=stop.get("signal-name", "signal"),
                          description=stop.get("signal-meaning", "signal"))
         else:
-            event["reason"] = "step" if reason in _STEP_REASONS and not self._pause_requested else "pause"
-        self._pause_requested = False
+            event["reason"] = "step" if reason in _STEP_REASONS and not pause_requested else "pause"
         self.send_event("stopped", event)
 
     def _on_exit(self, stop: dict[str, Any]) -> None:
@@ -97,10 +113,7 @@ class StopEvents:
             code = 128 + _signal_number(stop.get("signal-name", ""))
         else:
             code = 0
-        if self.debuggee is not None:
-            self.debuggee.wait(EXIT_DRAIN_S)           # deliver the payload's last output before `exited`
-        self._finish(code)
-
+        self.exited(code)
 
 
 def _signal_number(name: str) -> int:

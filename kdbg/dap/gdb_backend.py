@@ -57,6 +57,8 @@ class Gdb:
         self.is_alive = True
         self._proc = subprocess.Popen([path, "-q", "-nx", "--interpreter=mi3"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._stdin, self._stdout = self._proc.stdin, self._proc.stdout
         self._reader = threading.Thread(target=self._read_loop, name="gdb-mi-reader", daemon=True)
         self._reader.start()
         for setting in _SETUP:
@@ -78,8 +80,8 @@ class Gdb:
         log.debug("gdb <- %s", line.rstrip())
         try:
             with self._write_lock:
-                self._proc.stdin.write(line)
-                self._proc.stdin.flush()
+                self._stdin.write(line)
+                self._stdin.flush()
             if not pending.done.wait(timeout_s):
                 raise GdbError(f"gdb did not answer {text.split()[0]} within {timeout_s:g}s")
         except (BrokenPipeError, OSError) as exc:
@@ -105,7 +107,7 @@ class Gdb:
         return self.command(f"-interpreter-exec console {mi_quote(text)}", timeout_s, capture=True)["console"]
 
     def _read_loop(self) -> None:
-        for raw in iter(self._proc.stdout.readline, b""):
+        for raw in iter(self._stdout.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if not line or line.startswith("(gdb)"):
                 continue
@@ -133,8 +135,9 @@ class Gdb:
                 pending.record = record
                 pending.done.set()
                 return
-        if kind in ("console", "log") and self._capturing is not None:
-            self._capturing.console.append(record["payload"] or "")
+        capturing = self._capturing
+        if kind in ("console", "log") and capturing is not None and capturing.console is not None:
+            capturing.console.append(record["payload"] or "")
             return
         self._on_event(self, record)
 
@@ -143,8 +146,8 @@ class Gdb:
         if self._proc.poll() is None and self.is_alive:
             try:
                 with self._write_lock:
-                    self._proc.stdin.write(b"-gdb-exit\n")
-                    self._proc.stdin.flush()
+                    self._stdin.write(b"-gdb-exit\n")
+                    self._stdin.flush()
             except OSError:
                 pass
         deadline = time.monotonic() + timeout_s

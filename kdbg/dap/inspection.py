@@ -1,7 +1,7 @@
-"""The DAP requests that look at a stopped debuggee or set breakpoints on it: threads, stackTrace, scopes,
-variables, setVariable, evaluate, exceptionInfo, disassemble, readMemory/writeMemory, loadedSources, modules,
-and the set*Breakpoints family. A mixin of `Session`, which provides `require_gdb`, `vars`, `breakpoints`,
-`frames` and `last_stop`.
+"""The DAP requests that look at a stopped debuggee or set breakpoints on it: stackTrace, scopes, variables,
+setVariable, evaluate, exceptionInfo, disassemble, readMemory/writeMemory, loadedSources, modules, and the
+set*Breakpoints family. One `Inspection` per gdb, built with the collaborators it reads; the session's state
+gate (lifecycle.Needs) has already decided that the request can be served.
 """
 from __future__ import annotations
 
@@ -9,35 +9,30 @@ from pathlib import Path
 from typing import Any
 
 from . import disassembly, memory
+from .arguments import integer
+from .breakpoints import Breakpoints
 from .errors import CantHandle, DapError, GdbError, InvalidArgument
+from .gdb_backend import Gdb
+from .lifecycle import Needs, Stop
+from .registry import request
+from .variables import Variables
 
 MAX_STACK_DEPTH = 4096
 
 
-class InspectionRequests:
-    # --- threads and frames ---------------------------------------------------------------------------------
-    def threads_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        """VS Code asks for threads right after a resume too; gdb (all-stop) refuses to list them while the
-        payload runs, so the last list is the answer then."""
-        if self.gdb is None or self.has_exited:
-            return {"threads": []}
-        known = getattr(self, "_known_threads", None) or [{"id": 1, "name": "main"}]   # gdb's first thread
-        if self.is_running:
-            return {"threads": known}
-        try:
-            listed = self.require_gdb().command("-thread-info").get("threads", [])
-        except Exception:
-            if self.is_running or known:
-                return {"threads": known}
-            raise
-        self._known_threads = [{"id": int(t["id"]), "name": t.get("name") or t.get("target-id") or
-                                f"thread {t['id']}"} for t in listed]
-        return {"threads": self._known_threads}
+class Inspection:
+    def __init__(self, gdb: Gdb, variables: Variables, breakpoints: Breakpoints, stop: Stop,
+                 config: dict[str, Any]) -> None:
+        self.gdb, self.vars, self.breakpoints = gdb, variables, breakpoints
+        self.stop = stop
+        self.config = config
 
+    # --- frames ---------------------------------------------------------------------------------------------
+    @request(Needs.STOPPED, "supportsDelayedStackTraceLoading")
     def stackTrace_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        gdb = self.require_gdb()
-        thread_id = int(args.get("threadId", 1))
-        start, levels = int(args.get("startFrame") or 0), int(args.get("levels") or 0)
+        gdb = self.gdb
+        thread_id = integer(args, "threadId", 1)
+        start, levels = integer(args, "startFrame", 0), integer(args, "levels", 0)
         depth = int(gdb.command(f"-stack-info-depth --thread {thread_id} {MAX_STACK_DEPTH}")["depth"])
         end = depth if not levels else min(depth, start + levels)
         if start >= end:
@@ -46,8 +41,8 @@ class InspectionRequests:
         frames = []
         for item in listed:
             frame = item.get("frame", item)
-            frame_id = len(self.frames) + 1
-            self.frames[frame_id] = (thread_id, int(frame["level"]))
+            frame_id = len(self.stop.frames) + 1
+            self.stop.frames[frame_id] = (thread_id, int(frame["level"]))
             row: dict[str, Any] = {"id": frame_id, "name": frame.get("func") or frame.get("addr", "??"),
                                    "line": int(frame.get("line", 0)), "column": 1 if "line" in frame else 0,
                                    "instructionPointerReference": frame.get("addr")}
@@ -61,13 +56,14 @@ class InspectionRequests:
     def _frame(self, frame_id: Any) -> tuple[int | None, int | None]:
         if frame_id is None:
             return None, None
-        if frame_id not in self.frames:
+        if not isinstance(frame_id, int) or frame_id not in self.stop.frames:
             raise InvalidArgument("frameId", f"{frame_id} is not a frame of this stop")
-        return self.frames[frame_id]
+        return self.stop.frames[frame_id]
 
+    @request(Needs.STOPPED)
     def scopes_request(self, args: dict[str, Any]) -> dict[str, Any]:
         thread_id, level = self._frame(args.get("frameId"))
-        if thread_id is None:
+        if thread_id is None or level is None:
             raise InvalidArgument("frameId", "missing")
         return {"scopes": [
             {"name": "Locals", "presentationHint": "locals", "expensive": False,
@@ -78,24 +74,25 @@ class InspectionRequests:
              "variablesReference": self.vars.scope_reference("registers", thread_id, level)}]}
 
     # --- values ---------------------------------------------------------------------------------------------
+    @request(Needs.STOPPED)
     def variables_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.require_gdb()
         if args.get("filter") == "indexed":
             return {"variables": []}
-        return {"variables": self.vars.variables(int(args.get("variablesReference", 0)),
-                                                 int(args.get("start") or 0), int(args.get("count") or 0))}
+        return {"variables": self.vars.variables(integer(args, "variablesReference", 0),
+                                                 integer(args, "start", 0), integer(args, "count", 0))}
 
+    @request(Needs.STOPPED, "supportsSetVariable")
     def setVariable_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.require_gdb()
         if "value" not in args:
             raise InvalidArgument("value", "missing")
-        return self.vars.set_variable(int(args.get("variablesReference", 0)), str(args.get("name", "")),
+        return self.vars.set_variable(integer(args, "variablesReference", 0), str(args.get("name", "")),
                                       str(args["value"]))
 
+    @request(Needs.DEBUGGEE, "supportsEvaluateForHovers")
     def evaluate_request(self, args: dict[str, Any]) -> dict[str, Any]:
         """watch/hover/repl evaluate C expressions; the repl also runs gdb commands (`-exec cmd`, or any text
         that is not an expression), as cppdbg's debug console does."""
-        gdb = self.require_gdb()
+        gdb = self.gdb
         expression = str(args.get("expression", "")).strip()
         if not expression:
             raise InvalidArgument("expression", "empty")
@@ -117,8 +114,9 @@ class InspectionRequests:
             body["memoryReference"] = row["memoryReference"]
         return body
 
+    @request(Needs.STOPPED, "supportsExceptionInfoRequest")
     def exceptionInfo_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        stop = self.last_stop
+        stop = self.stop.record
         if stop.get("reason") != "signal-received":
             raise CantHandle(f"thread {args.get('threadId')} did not stop on a signal")
         name, meaning = stop.get("signal-name", "signal"), stop.get("signal-meaning", "")
@@ -126,32 +124,37 @@ class InspectionRequests:
                 "details": {"message": f"{name}, {meaning}", "typeName": "signal"}}
 
     # --- memory and code ------------------------------------------------------------------------------------
+    @request(Needs.STOPPED, "supportsDisassembleRequest")
     def disassemble_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        gdb = self.require_gdb()
-        address = memory.parse_reference(args.get("memoryReference"), int(args.get("offset") or 0))
-        count = int(args.get("instructionCount") or 0)
+        gdb = self.gdb
+        address = memory.parse_reference(args.get("memoryReference"), integer(args, "offset", 0))
+        count = integer(args, "instructionCount", 0)
         if count <= 0:
             raise InvalidArgument("instructionCount", "must be positive")
         listed = disassembly.disassemble(lambda addr, size: memory.read_block(gdb, addr, size), address,
-                                         int(args.get("instructionOffset") or 0), count,
+                                         integer(args, "instructionOffset", 0), count,
                                          str(self.config.get("disassemblyFlavor") or "att"))
         code = [item for item in listed if isinstance(item, disassembly.Instruction)]
         lines = memory.line_table(gdb, code[0].address, code[-1].address + code[-1].size) if code else {}
         return {"instructions": disassembly.to_dap(listed, lines)}
 
+    @request(Needs.STOPPED, "supportsReadMemoryRequest")
     def readMemory_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        address = memory.parse_reference(args.get("memoryReference"), int(args.get("offset") or 0))
-        return memory.read_memory(self.require_gdb(), address, int(args.get("count") or 0))
+        address = memory.parse_reference(args.get("memoryReference"), integer(args, "offset", 0))
+        return memory.read_memory(self.gdb, address, integer(args, "count", 0))
 
+    @request(Needs.STOPPED, "supportsWriteMemoryRequest")
     def writeMemory_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        address = memory.parse_reference(args.get("memoryReference"), int(args.get("offset") or 0))
-        return memory.write_memory(self.require_gdb(), address, str(args.get("data", "")))
+        address = memory.parse_reference(args.get("memoryReference"), integer(args, "offset", 0))
+        return memory.write_memory(self.gdb, address, str(args.get("data", "")))
 
+    @request(Needs.DEBUGGEE, "supportsLoadedSourcesRequest")
     def loadedSources_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        files = self.require_gdb().command("-file-list-exec-source-files").get("files", [])
+        files = self.gdb.command("-file-list-exec-source-files").get("files", [])
         paths = dict.fromkeys(f.get("fullname") or f.get("file") for f in files)
         return {"sources": [{"name": Path(p).name, "path": p} for p in paths if p]}
 
+    @request(Needs.DEBUGGEE, "supportsModulesRequest")
     def modules_request(self, args: dict[str, Any]) -> dict[str, Any]:
         """A static payload is one module: the program (km loads no shared libraries)."""
         program = self.config.get("program")
@@ -161,8 +164,9 @@ class InspectionRequests:
                              "symbolStatus": "Symbols loaded."}], "totalModules": 1}
 
     # --- breakpoints ----------------------------------------------------------------------------------------
+    @request(Needs.DEBUGGEE, "supportsConditionalBreakpoints", "supportsHitConditionalBreakpoints",
+             "supportsLogPoints")
     def setBreakpoints_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.require_gdb()
         path = (args.get("source") or {}).get("path")
         if not path:
             raise InvalidArgument("source.path", "missing")
@@ -172,26 +176,19 @@ class InspectionRequests:
         return {"breakpoints": self.breakpoints.replace(f"source:{path}", wanted,
                                                         lambda bp: f"{path}:{int(bp['line'])}")}
 
+    @request(Needs.DEBUGGEE, "supportsFunctionBreakpoints")
     def setFunctionBreakpoints_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.require_gdb()
         return {"breakpoints": self.breakpoints.replace("function", args.get("breakpoints", []),
                                                         lambda bp: str(bp["name"]))}
 
+    @request(Needs.DEBUGGEE, "supportsInstructionBreakpoints")
     def setInstructionBreakpoints_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.require_gdb()
         return {"breakpoints": self.breakpoints.replace(
             "instruction", args.get("breakpoints", []),
             lambda bp: f"*{memory.parse_reference(bp.get('instructionReference'), int(bp.get('offset') or 0)):#x}")}
 
-    def setExceptionBreakpoints_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        filters = list(args.get("filters") or [])
-        if self.gdb is not None:
-            self.breakpoints.set_signal_filters(filters)
-        self._signal_filters = filters
-        return {"breakpoints": [{"verified": True} for _ in filters]}
-
+    @request(Needs.STOPPED)
     def dataBreakpointInfo_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.require_gdb()
         try:
             expression = self.vars.watch_expression(args.get("variablesReference"), str(args.get("name", "")))
         except DapError as exc:
@@ -199,7 +196,7 @@ class InspectionRequests:
         return {"dataId": expression, "description": expression, "accessTypes": ["write", "read", "readWrite"],
                 "canPersist": True}
 
+    @request(Needs.DEBUGGEE, "supportsDataBreakpoints")
     def setDataBreakpoints_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.require_gdb()
         return {"breakpoints": self.breakpoints.replace("data", args.get("breakpoints", []),
                                                         lambda bp: str(bp["dataId"]))}

@@ -1,83 +1,69 @@
-"""One DAP session: the request loop, the lifecycle requests (launch/attach/core, configurationDone, restart,
-terminate, disconnect), execution control, and gdb's async records turned into DAP events.
+"""One DAP session: the request loop, the lifecycle requests (initialize, launch/attach/core, configurationDone,
+restart, terminate, disconnect), threads and exception filters; the rest is served by collaborators it owns.
 
 Handlers are methods named `<command>_request` after the spec's command names
-(https://microsoft.github.io/debug-adapter-protocol/specification), found by name, so an unknown command and
-the capabilities both derive from what exists. Every DapError a handler raises becomes a failed response in
-`_dispatch`, the one place. One worker thread runs handlers and gdb events in arrival order, so no state is
-shared between threads; gdb results reach the waiting handler through gdb_backend's reader directly.
+(https://microsoft.github.io/debug-adapter-protocol/specification), each declaring what it needs (`lifecycle.Needs`)
+and which capabilities it implements (`registry.request`); the table over the session and its collaborators
+(execution.py, inspection.py) gives dispatch, the state gate and the `initialize` answer. Every DapError becomes a
+failed response in `_dispatch`, the one place. One worker thread runs handlers and gdb events in arrival order, so
+no state is shared between threads; gdb results reach the waiting handler through gdb_backend's reader directly.
 """
 from __future__ import annotations
 
 import logging
 import queue
 import threading
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from .arguments import existing_file, string_list
+from .backend import GdbBackend
 from .breakpoints import Breakpoints, exception_filters
 from .debuggee import Debuggee, km_command, pick_port
 from .errors import CantHandle, DapError, GdbError, InvalidArgument
+from .events import core_stop, current_thread
+from .execution import Execution
 from .gdb_backend import Gdb, mi_quote
-from .events import StopEvents, core_stop, current_thread
-from .inspection import InspectionRequests
+from .inspection import Inspection
+from .lifecycle import Lifecycle, Mode, Needs, State, Stop
+from .registry import Handler, capabilities, request, table
 from .transport import MalformedMessage, Transport, TransportClosed
-from .variables import Variables
 
 log = logging.getLogger("km.dap")
 
 STUB_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 20.0
-# Capabilities that a request handler implements, true only where the handler exists.
-_REQUEST_CAPABILITIES = {
-    "supportsConfigurationDoneRequest": "configurationDone", "supportsFunctionBreakpoints": "setFunctionBreakpoints",
-    "supportsSetVariable": "setVariable", "supportsRestartRequest": "restart",
-    "supportsExceptionInfoRequest": "exceptionInfo", "supportsLoadedSourcesRequest": "loadedSources",
-    "supportsModulesRequest": "modules", "supportsTerminateRequest": "terminate",
-    "supportsDataBreakpoints": "setDataBreakpoints", "supportsReadMemoryRequest": "readMemory",
-    "supportsWriteMemoryRequest": "writeMemory", "supportsDisassembleRequest": "disassemble",
-    "supportsInstructionBreakpoints": "setInstructionBreakpoints",
-}
-# Capabilities that are properties of handlers above (conditions and log points in breakpoints.py, etc.).
-_FEATURE_CAPABILITIES = ("supportsConditionalBreakpoints", "supportsHitConditionalBreakpoints", "supportsLogPoints",
-                         "supportsEvaluateForHovers", "supportsSteppingGranularity", "supportTerminateDebuggee",
-                         "supportsDelayedStackTraceLoading")
+EXIT_DRAIN_S = 5.0
 
 
-class Session(InspectionRequests, StopEvents):
+class Session:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._after_response: list = []
-        self.gdb: Gdb | None = None
-        self.vars: Variables | None = None
-        self.breakpoints: Breakpoints | None = None
-        self.debuggee: Debuggee | None = None
+        self._after_response: list[Callable[[], None]] = []
+        self.lifecycle = Lifecycle()
+        self.stop = Stop()
         self.config: dict[str, Any] = {}
-        self.mode: str | None = None               # "launch", "attach" or "core"
-        self.is_configured = self.is_running = self.has_exited = self.is_disconnected = False
-        self._pause_requested = self._expect_running = False
-        self._entry_bp: str | None = None
-        self._connect_stop_pending = False
-        self._signal_filters = [name["filter"] for name in exception_filters() if name["default"]]
-        self.last_stop: dict[str, Any] = {}
-        self.frames: dict[int, tuple[int, int]] = {}
+        self.backend: GdbBackend | None = None           # the gdb side of a launch/attach/core
+        self.debuggee: Debuggee | None = None            # the km a launch started
+        self.breakpoints: Breakpoints | None = None      # outlive a gdb: a restart reinstalls them
+        self.signal_filters = [name["filter"] for name in exception_filters() if name["default"]]
+        self.known_threads: list[dict[str, Any]] = [{"id": 1, "name": "main"}]      # gdb's first thread
 
     # --- the loop -------------------------------------------------------------------------------------------
     def run(self) -> None:
         """Serve until the client disconnects or closes the stream."""
         threading.Thread(target=self._read_requests, name="dap-reader", daemon=True).start()
         try:
-            while not self.is_disconnected:
+            while self.lifecycle.state is not State.DISCONNECTED:
                 kind, item = self._inbox.get()
                 if kind == "closed":
                     break
                 try:
-                    self._dispatch(item) if kind == "request" else self._on_gdb_record(item)
+                    self._dispatch(item) if kind == "request" else self._on_record(*item)
                 except TransportClosed:
                     break
         finally:
-            self._shutdown(terminate=self.mode == "launch")
+            self._shutdown(terminate=self.lifecycle.mode is Mode.LAUNCH)
 
     def _read_requests(self) -> None:
         while True:
@@ -97,10 +83,8 @@ class Session(InspectionRequests, StopEvents):
         command = request.get("command", "")
         response = {"type": "response", "request_seq": request.get("seq", 0), "command": command, "success": True}
         try:
-            handler = getattr(self, f"{command}_request", None)
-            if handler is None:
-                raise CantHandle(f"unsupported request: {command}")
-            body = handler(request.get("arguments") or {})
+            arguments = request.get("arguments")
+            body = self._serve(str(command), {} if arguments is None else arguments)
             if body:
                 response["body"] = body
         except DapError as exc:
@@ -113,7 +97,32 @@ class Session(InspectionRequests, StopEvents):
         self.transport.send(response)
         hooks, self._after_response = self._after_response, []
         for hook in hooks:
+            self._run_hook(hook)
+
+    def _serve(self, command: str, args: Any) -> dict[str, Any] | None:
+        """The state gate, then the handler: the session's own or a collaborator of the current gdb."""
+        handler = HANDLERS.get(command)
+        if handler is None:
+            raise CantHandle(f"unsupported request: {command}")
+        if not isinstance(args, dict):
+            raise InvalidArgument("arguments", "must be an object")
+        self.lifecycle.check(command, handler.needs)
+        owner: object = self if handler.owner == "session" else getattr(self.backend, handler.owner, None)
+        if owner is None:
+            raise CantHandle("no debuggee: launch or attach first")
+        return getattr(owner, f"{command}_request")(args)
+
+    def _run_hook(self, hook: Callable[[], None]) -> None:
+        """After a response: a failure there has no response to fail, so the client reads it as output."""
+        try:
             hook()
+        except DapError as exc:
+            self._output("console", f"kdbg-dap: {exc}\n")
+        except TransportClosed:
+            raise
+        except Exception as exc:
+            log.exception("after-response step failed")
+            self._output("console", f"kdbg-dap: internal error: {exc}\n")
 
     def send_event(self, event: str, body: dict[str, Any] | None = None) -> None:
         message: dict[str, Any] = {"type": "event", "event": event}
@@ -127,212 +136,216 @@ class Session(InspectionRequests, StopEvents):
         except TransportClosed:
             pass
 
-    def require_gdb(self) -> Gdb:
-        if self.gdb is None or not self.gdb.is_alive:
-            raise CantHandle("no debuggee: launch or attach first")
-        return self.gdb
+    def _on_record(self, source: Gdb | Debuggee, record: dict[str, Any]) -> None:
+        """A record of the current gdb goes to its StopEvents; records of a gdb or km before a restart are stale."""
+        backend = self.backend
+        if source is self.debuggee and self.debuggee is not None:
+            if record["type"] == "debuggee-exited" and self.lifecycle.mode is Mode.LAUNCH:
+                self._finish(record["payload"])
+        elif backend is not None and source is backend.gdb:
+            if record["type"] == "gdb-exited":
+                self._finish(None)
+            else:
+                backend.events.on_record(record)
 
     # --- lifecycle ------------------------------------------------------------------------------------------
+    @request(Needs.NOTHING)
     def initialize_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        capabilities: dict[str, Any] = {name: True for name, request in _REQUEST_CAPABILITIES.items()
-                                        if hasattr(self, f"{request}_request")}
-        capabilities.update({name: True for name in _FEATURE_CAPABILITIES})
-        capabilities["exceptionBreakpointFilters"] = exception_filters()
-        return capabilities
+        answer = capabilities(HANDLERS)
+        answer["exceptionBreakpointFilters"] = exception_filters()
+        return answer
 
+    @request(Needs.NO_DEBUGGEE)
     def launch_request(self, args: dict[str, Any]) -> None:
-        program = _existing_file(args, "program")
-        self.config = dict(args)
+        program = existing_file(args, "program")
         if args.get("coreFile"):
-            core = _existing_file(args, "coreFile")
-            self._start_gdb(args, program)
+            core = existing_file(args, "coreFile")
+            backend = self._start_gdb(args, program)
             try:                          # `-target-select core` takes no MI quoting; the CLI takes any path
-                self.gdb.console(f"core-file {core}", CONNECT_TIMEOUT_S)
+                backend.gdb.console(f"core-file {core}", CONNECT_TIMEOUT_S)
             except DapError:
                 self._shutdown(terminate=True)
                 raise
-            self.mode = "core"
+            self.lifecycle.mode = Mode.CORE
         else:
             self._launch_km(args, program)
-            self.mode = "launch"
+            self.lifecycle.mode = Mode.LAUNCH
         self._after_response.append(lambda: self.send_event("initialized"))
 
     def _launch_km(self, args: dict[str, Any], program: str) -> None:
         km = km_command(args.get("kmPath") or "km")
-        argv_tail = _string_list(args, "args")
-        km_flags = _string_list(args, "kmArgs")
+        argv_tail = string_list(args, "args")
+        km_flags = string_list(args, "kmArgs")
         env = args.get("env") or {}
         if not isinstance(env, dict):
             raise InvalidArgument("env", "must be an object of strings")
         port = pick_port(int(args.get("port") or 0))
-        self._start_gdb(args, program)
+        backend = self._start_gdb(args, program)
         try:
             self.debuggee = Debuggee([*km, *km_flags, f"-g{port}", program, *argv_tail],
                                      {str(k): str(v) for k, v in env.items()}, args.get("cwd") or None,
                                      self._output)
             self.debuggee.wait_for_stub(STUB_TIMEOUT_S)
-            self.gdb.command(f"-target-select remote localhost:{port}", CONNECT_TIMEOUT_S)
+            backend.gdb.command(f"-target-select remote localhost:{port}", CONNECT_TIMEOUT_S)
         except DapError:
             self._shutdown(terminate=True)
             raise
         threading.Thread(target=self._watch_debuggee, args=(self.debuggee,), daemon=True).start()
 
+    @request(Needs.NO_DEBUGGEE)
     def attach_request(self, args: dict[str, Any]) -> None:
-        program = _existing_file(args, "program")
+        program = existing_file(args, "program")
         address = str(args.get("address") or "localhost:2159")
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise InvalidArgument("address", f"{address!r} is not host:port")
-        self.config = dict(args)
-        self._start_gdb(args, program)
-        self.gdb.command('-interpreter-exec console "set tcp connect-timeout 3"')
-        self._connect(f"remote {address}")
-        self.mode = "attach"
+        backend = self._start_gdb(args, program)
+        try:
+            backend.gdb.command('-interpreter-exec console "set tcp connect-timeout 3"')
+            backend.gdb.command(f"-target-select remote {address}", CONNECT_TIMEOUT_S)
+        except DapError:                  # no gdb left behind: the session can launch or attach again
+            self._shutdown(terminate=True)
+            raise
+        self.lifecycle.mode = Mode.ATTACH
         self._after_response.append(lambda: self.send_event("initialized"))
 
-    def _start_gdb(self, args: dict[str, Any], program: str) -> None:
-        if self.gdb is not None:
+    def _start_gdb(self, args: dict[str, Any], program: str) -> GdbBackend:
+        """A gdb with the program's symbols, the setup commands and the session's breakpoints, and its backend."""
+        if self.backend is not None:
             raise CantHandle("this session already has a debuggee")
         gdb = Gdb(str(args.get("gdbPath") or "gdb"), lambda source, record: self._inbox.put(("gdb", (source, record))))
-        self.gdb, self.vars, self.has_exited = gdb, Variables(gdb), False
-        self._connect_stop_pending = True
         try:
             gdb.command(f"-file-exec-and-symbols {mi_quote(program)}")
-            for command in _string_list(args, "setupCommands"):
+            for command in string_list(args, "setupCommands"):
                 gdb.console(command)
             if self.breakpoints is None:
                 self.breakpoints = Breakpoints(gdb)
             else:
                 self.breakpoints.reinstall(gdb)
         except DapError:
-            self.gdb = None
             gdb.close()
             raise
+        self.config = dict(args)
+        self.backend = GdbBackend(gdb, self.breakpoints, self.lifecycle, self.stop, self.config, self.send_event,
+                                  self._output, self._payload_exited)
+        return self.backend
 
-    def _connect(self, target: str) -> None:
-        """`-target-select`; a failure leaves no gdb behind, so the session can launch or attach again."""
-        try:
-            self.gdb.command(f"-target-select {target}", CONNECT_TIMEOUT_S)
-        except DapError:
-            self._shutdown(terminate=True)
-            raise
-
+    @request(Needs.CONFIGURING, "supportsConfigurationDoneRequest")
     def configurationDone_request(self, args: dict[str, Any]) -> None:
-        self.is_configured = True
+        self.lifecycle.move(State.CONFIGURED)
         self._after_response.append(self._start_running)
 
     def _start_running(self) -> None:
         """After configuration: a core stops at its crash; a live debuggee runs or stops at entry."""
-        gdb = self.require_gdb()
-        self.breakpoints.set_signal_filters(self._signal_filters)
-        if self.mode == "core":
-            self.last_stop = core_stop(gdb)
-            self.send_event("stopped", {"reason": "exception", "threadId": int(self.last_stop["thread-id"]),
-                                        "allThreadsStopped": True, "text": self.last_stop["signal-name"],
-                                        "description": self.last_stop["signal-meaning"]})
+        backend, breakpoints = self.backend, self.breakpoints
+        if backend is None or breakpoints is None or self.lifecycle.state is not State.CONFIGURED:
+            return                                      # ended (or restarted) before it could start
+        gdb = backend.gdb
+        breakpoints.set_signal_filters(self.signal_filters)
+        if self.lifecycle.mode is Mode.CORE:
+            self.stop.record = core_stop(gdb)
+            self.lifecycle.move(State.STOPPED)
+            self.send_event("stopped", {"reason": "exception", "threadId": int(self.stop.record["thread-id"]),
+                                        "allThreadsStopped": True, "text": self.stop.record["signal-name"],
+                                        "description": self.stop.record["signal-meaning"]})
         elif not self.config.get("stopOnEntry"):
-            self.resume("-exec-continue")
-        elif self.mode == "launch" and _has_symbol(gdb, "main"):
-            self._entry_bp = gdb.command("-break-insert -t main")["bkpt"]["number"]
-            self.resume("-exec-continue")
+            backend.execution.resume("-exec-continue")
+        elif self.lifecycle.mode is Mode.LAUNCH and _has_symbol(gdb, "main"):
+            backend.events.entry_breakpoint = gdb.command("-break-insert -t main")["bkpt"]["number"]
+            backend.execution.resume("-exec-continue")
         else:
+            self.lifecycle.move(State.STOPPED)
             self.send_event("stopped", {"reason": "entry", "threadId": current_thread(gdb),
                                         "allThreadsStopped": True})
 
+    @request(Needs.NOTHING, "supportsRestartRequest")
     def restart_request(self, args: dict[str, Any]) -> None:
-        if self.mode != "launch":
-            raise CantHandle(f"restart needs a launched debuggee, not {self.mode or 'none'}")
+        if self.lifecycle.mode is not Mode.LAUNCH or not self.lifecycle.is_configured:
+            raise CantHandle(f"restart needs a launched debuggee, not {self._describe()}")
         config = args.get("arguments") or self.config
+        if not isinstance(config, dict):
+            raise InvalidArgument("arguments", "must be a launch configuration")
+        program = existing_file(config, "program")
         self._shutdown(terminate=True)
-        self.last_stop, self.frames = {}, {}
-        self._launch_km(config, _existing_file(config, "program"))
-        self.config = dict(config)
+        self.lifecycle.move(State.EXITED)               # the old km is gone, whether the new one starts or not
+        self.stop.record, self.stop.frames = {}, {}
+        self._launch_km(config, program)
+        self.lifecycle.move(State.CONFIGURED)
         self._after_response.append(self._start_running)
 
+    def _describe(self) -> str:
+        return self.lifecycle.mode.value if self.lifecycle.mode is not None else "none"
+
+    @request(Needs.NOTHING, "supportsTerminateRequest")
     def terminate_request(self, args: dict[str, Any]) -> None:
         self._shutdown(terminate=True)
         self._finish(None)
 
+    @request(Needs.NOTHING, "supportTerminateDebuggee")
     def disconnect_request(self, args: dict[str, Any]) -> None:
-        self._shutdown(terminate=bool(args.get("terminateDebuggee", self.mode == "launch")))
-        self.is_disconnected = True
+        self._shutdown(terminate=bool(args.get("terminateDebuggee", self.lifecycle.mode is Mode.LAUNCH)))
+        self.lifecycle.move(State.DISCONNECTED)
 
     def _shutdown(self, terminate: bool) -> None:
         """End gdb; end the debuggee (terminate) or leave it running (detach). Never raises."""
-        gdb, self.gdb = self.gdb, None
-        live = gdb is not None and gdb.is_alive and self.mode in ("launch", "attach") and not self.has_exited
-        if live:                          # km ends at gdb's `kill` (its stub's vKill); SIGTERM would be reported
-            try:                          # to gdb as a signal, and gdb is about to go
-                if self.is_running:
-                    gdb.command("-exec-interrupt")
-                gdb.console("kill" if terminate else "detach")
-            except DapError:
-                pass
-        if gdb is not None:
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            gdb = backend.gdb
+            if gdb.is_alive and self.lifecycle.mode in (Mode.LAUNCH, Mode.ATTACH) and self.lifecycle.has_debuggee:
+                try:                      # km ends at gdb's `kill` (its stub's vKill); SIGTERM would be reported
+                    if self.lifecycle.state is State.RUNNING:       # to gdb as a signal, and gdb is about to go
+                        gdb.command("-exec-interrupt")
+                    gdb.console("kill" if terminate else "detach")
+                except DapError:
+                    pass
             gdb.close()
         if self.debuggee is not None and terminate:
             self.debuggee.kill()
-        self.debuggee, self.is_running = None, False
+        self.debuggee = None
 
     def _watch_debuggee(self, debuggee: Debuggee) -> None:
         status = debuggee.wait(None)
         self._inbox.put(("gdb", (debuggee, {"type": "debuggee-exited", "payload": status})))
 
+    def _payload_exited(self, exit_code: int) -> None:
+        """gdb saw the payload end: deliver km's last output before `exited`."""
+        if self.debuggee is not None:
+            self.debuggee.wait(EXIT_DRAIN_S)
+        self._finish(exit_code)
+
     def _finish(self, exit_code: int | None) -> None:
-        if self.has_exited:
+        if not self.lifecycle.can_move(State.EXITED):
             return
-        self.has_exited, self.is_running = True, False
+        self.lifecycle.move(State.EXITED)
         if exit_code is not None:
             self.send_event("exited", {"exitCode": exit_code})
         self.send_event("terminated")
 
-    # --- execution control ----------------------------------------------------------------------------------
-    def resume(self, command: str) -> None:
-        gdb = self.require_gdb()
-        self._expect_running, self.is_running = True, True
+    # --- requests that need no particular state --------------------------------------------------------------
+    @request(Needs.NOTHING)
+    def threads_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        """VS Code asks for threads right after a resume too; gdb (all-stop) refuses to list them while the
+        payload runs, so the last list is the answer then."""
+        backend = self.backend
+        if backend is None or not self.lifecycle.has_debuggee:
+            return {"threads": []}
+        if self.lifecycle.state is State.RUNNING:
+            return {"threads": self.known_threads}
         try:
-            gdb.command(command)
+            listed = backend.gdb.command("-thread-info").get("threads", [])
         except GdbError:
-            self._expect_running, self.is_running = False, False
-            raise
+            return {"threads": self.known_threads}
+        self.known_threads = [{"id": int(t["id"]), "name": t.get("name") or t.get("target-id") or
+                               f"thread {t['id']}"} for t in listed]
+        return {"threads": self.known_threads}
 
-    def continue_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.resume("-exec-continue")
-        return {"allThreadsContinued": True}
-
-    def next_request(self, args: dict[str, Any]) -> None:
-        step = "-exec-next-instruction" if args.get("granularity") == "instruction" else "-exec-next"
-        self.resume(f"{step} --thread {int(args.get('threadId', 1))}")
-
-    def stepIn_request(self, args: dict[str, Any]) -> None:
-        step = "-exec-step-instruction" if args.get("granularity") == "instruction" else "-exec-step"
-        self.resume(f"{step} --thread {int(args.get('threadId', 1))}")
-
-    def stepOut_request(self, args: dict[str, Any]) -> None:
-        self.resume(f"-exec-finish --thread {int(args.get('threadId', 1))} --frame 0")
-
-    def pause_request(self, args: dict[str, Any]) -> None:
-        gdb = self.require_gdb()
-        if self.is_running:
-            self._pause_requested = True
-            gdb.command("-exec-interrupt")
-
-
-def _existing_file(args: dict[str, Any], field: str) -> str:
-    value = args.get(field)
-    if not value or not isinstance(value, str):
-        raise InvalidArgument(field, "missing")
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise InvalidArgument(field, f"{value}: no such file")
-    return str(path.resolve())
-
-
-def _string_list(args: dict[str, Any], field: str) -> list[str]:
-    value = args.get(field) or []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise InvalidArgument(field, "must be a list of strings")
-    return value
+    @request(Needs.NOTHING)
+    def setExceptionBreakpoints_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        filters = string_list(args, "filters")
+        if self.backend is not None and self.breakpoints is not None and self.lifecycle.has_debuggee:
+            self.breakpoints.set_signal_filters(filters)
+        self.signal_filters = filters
+        return {"breakpoints": [{"verified": True} for _ in filters]}
 
 
 def _has_symbol(gdb: Gdb, name: str) -> bool:
@@ -341,3 +354,6 @@ def _has_symbol(gdb: Gdb, name: str) -> bool:
         return True
     except GdbError:
         return False
+
+
+HANDLERS: dict[str, Handler] = table(session=Session, execution=Execution, inspection=Inspection)

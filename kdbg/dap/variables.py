@@ -80,7 +80,10 @@ class Variables:
                 self._gdb.command(f"-var-delete {varobj}")
             except GdbError:
                 pass
-        self._refs.clear(), self._rows.clear(), self._by_varobj.clear(), self._roots.clear()
+        self._refs.clear()
+        self._rows.clear()
+        self._by_varobj.clear()
+        self._roots.clear()
         self._is_stale = False
 
     def scope_reference(self, kind: str, thread_id: int, level: int) -> int:
