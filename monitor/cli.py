@@ -207,6 +207,7 @@ def start_gdb_server(opts: Options, proc, main_thread):
     from kdbg.rsp.errors import RspError
     from kdbg.rsp.fds import set_fd_mover
     from kdbg.rsp.server import GdbServer
+    from kdbg.stub_banner import listening_banner, waiting_banner
     from .kvm.vm import high_fd
     from .live_target import LiveTarget
     set_fd_mover(high_fd)                   # the stub's descriptors stay out of the payload's way
@@ -218,12 +219,9 @@ def start_gdb_server(opts: Options, proc, main_thread):
         raise MonitorError(*str(e).split(": ", 1)) from None
     if wait:
         target.stop_at_entry(main_thread)
-        print(f"{opts.payload}: Waiting for a debugger. Connect to it like this:\n"
-              f"        gdb -q --ex=\"target remote localhost:{server.port}\" {opts.payload}\n"
-              f"GdbServerStubStarted", file=sys.stderr, flush=True)
+        print(waiting_banner(opts.payload, server.port, opts.payload), file=sys.stderr, flush=True)
     else:
-        print(f"{opts.payload}: gdb may attach at any time: gdb -q --ex=\"target remote localhost:{server.port}\" "
-              f"{opts.payload}", file=sys.stderr, flush=True)
+        print(listening_banner(opts.payload, server.port), file=sys.stderr, flush=True)
     thread = threading.Thread(target=_serve, args=(server,), name="gdb-stub", daemon=True)
     thread.start()
     return thread
@@ -241,6 +239,7 @@ def serve_core(opts: Options) -> int:
     from kdbg.core.reader import CoreTarget
     from kdbg.rsp.errors import RspError
     from kdbg.rsp.server import GdbServer
+    from kdbg.stub_banner import waiting_banner
     if not os.path.exists(opts.core):
         raise MonitorError(opts.core, "no such file")
     try:
@@ -251,9 +250,7 @@ def serve_core(opts: Options) -> int:
         server = GdbServer(target, opts.gdb_port or DEFAULT_GDB_PORT, opts.gdb_host, initially_stopped=True)
     except RspError as e:
         raise MonitorError(*str(e).split(": ", 1)) from None
-    print(f"{opts.core}: Waiting for a debugger. Connect to it like this:\n"
-          f"        gdb -q --ex=\"target remote localhost:{server.port}\" {opts.payload}\n"
-          f"GdbServerStubStarted", file=sys.stderr, flush=True)
+    print(waiting_banner(opts.core, server.port, opts.payload), file=sys.stderr, flush=True)
     server.serve(once=True)
     return 0
 

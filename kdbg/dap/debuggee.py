@@ -1,9 +1,9 @@
 """The km process behind a `launch`: started as `km -g<PORT> program args`, awaited until its stub listens,
 its output forwarded, its exit status collected.
 
-km's command-line contract: on stderr it prints `<payload>: Waiting for a debugger...`, the gdb command line, and
-`GdbServerStubStarted`, then waits for gdb; its exit status is the payload's. The first two lines are km talking
-to a terminal user, so (like cppdbg's filterStderr) they are not forwarded to the DAP client.
+km's command-line contract (kdbg/stub_banner.py): on stderr it prints a banner ending in STUB_STARTED, then waits
+for gdb; its exit status is the payload's. The banner's other lines are km talking to a terminal user, so (like
+cppdbg's filterStderr) they are not forwarded to the DAP client.
 """
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ import socket
 import subprocess
 import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import IO, Callable, Sequence
+
+from kdbg.stub_banner import STUB_STARTED, is_banner_line
 
 from .errors import CantHandle
-
-STUB_STARTED = "GdbServerStubStarted"
-_BANNER = (": Waiting for a debugger", 'gdb -q --ex="target remote')
 
 
 def pick_port(port: int) -> int:
@@ -72,13 +71,13 @@ class Debuggee:
             raise CantHandle(f"km did not print {STUB_STARTED} within {timeout_s:g}s")
         if not self._started.is_set():
             try:
-                status = self.proc.wait(timeout_s)
+                status: int | str = self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 status = "none (closed stderr)"
             why = self._stderr_tail[-1].strip() if self._stderr_tail else f"exit status {status}"
             raise CantHandle(f"km exited before its gdb stub started: {why}")
 
-    def _pump(self, stream, category: str) -> None:
+    def _pump(self, stream: IO[bytes], category: str) -> None:
         pending = b""
         for chunk in iter(lambda: stream.read(65536), b""):  # raw FileIO: returns what is there
             if category == "stdout":
@@ -99,12 +98,12 @@ class Debuggee:
                 self._started.set()
                 self._decided.set()
                 return
-            if any(marker in line for marker in _BANNER):
+            if is_banner_line(line):
                 return
             self._stderr_tail.append(line)
         self._output("stderr", line)
 
-    def wait(self, timeout_s: float) -> int | None:
+    def wait(self, timeout_s: float | None) -> int | None:
         """km's exit status once it and its output are done; None if it is still running at the deadline."""
         try:
             status = self.proc.wait(timeout_s)

@@ -17,6 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from kdbg.stub_banner import STUB_STARTED
+
 from .build import build
 from .km import ROOT, km_env
 
@@ -173,13 +175,13 @@ def _probe_real_km() -> str | None:
 
         def watch() -> None:
             for line in km.stderr:
-                if line.strip() == b"GdbServerStubStarted":
+                if line.strip() == STUB_STARTED.encode():
                     started.set()
                     decided.set()
             decided.set()
         threading.Thread(target=watch, daemon=True).start()
         if not decided.wait(10) or not started.is_set():
-            return "km -g did not print GdbServerStubStarted"
+            return f"km -g did not print {STUB_STARTED}"
         gdb = subprocess.run(["gdb", "-q", "-nx", "-batch", "-ex", f"target remote localhost:{port}",
                               "-ex", "continue", str(payload)], capture_output=True, timeout=30)
         status = km.wait(10)

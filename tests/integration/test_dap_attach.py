@@ -13,16 +13,11 @@ import threading
 
 import pytest
 
-from harness.dap import dap_fixture, km_under_test, marker_path
+from harness.dap import km_under_test, marker_path
 from harness.km import km_env
 from harness.markers import line_of
 
 SRC = "dap_basic.c"
-
-
-@pytest.fixture
-def dap(tmp_path, request):
-    yield from dap_fixture(tmp_path, request)
 
 
 class ListeningKm:

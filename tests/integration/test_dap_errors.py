@@ -4,20 +4,6 @@ from __future__ import annotations
 import socket
 import time
 
-import pytest
-
-from harness.dap import dap_fixture
-
-
-@pytest.fixture
-def dap(tmp_path, request):
-    yield from dap_fixture(tmp_path, request)
-
-
-@pytest.fixture
-def program(payload) -> str:
-    return str(payload("dap_basic.c", "musl"))
-
 
 def failure(client, command: str, arguments: dict) -> str:
     reply = client.request(command, arguments, timeout_s=30)

@@ -8,22 +8,10 @@ from __future__ import annotations
 import base64
 import struct
 
-import pytest
-
-from harness.dap import dap_fixture, marker_path
+from harness.dap import marker_path
 from harness.markers import line_of
 
 SRC = "dap_basic.c"
-
-
-@pytest.fixture
-def dap(tmp_path, request):
-    yield from dap_fixture(tmp_path, request)
-
-
-@pytest.fixture
-def program(payload) -> str:
-    return str(payload(SRC, "musl"))
 
 
 def launch(client, program: str, bps: dict[str, list[int | dict]] | None = None, **config) -> None:

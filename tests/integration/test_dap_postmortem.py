@@ -8,16 +8,11 @@ import subprocess
 
 import pytest
 
-from harness.dap import dap_fixture, km_under_test, marker_path
+from harness.dap import km_under_test, marker_path
 from harness.km import run_km
 from harness.markers import line_of
 
 SRC = "dap_crash.c"
-
-
-@pytest.fixture
-def dap(tmp_path, request):
-    yield from dap_fixture(tmp_path, request)
 
 
 @pytest.fixture

@@ -1,17 +1,10 @@
 """Threads through kdbg-dap: thread events, the threads list, a stack per thread, a breakpoint hit by workers."""
 from __future__ import annotations
 
-import pytest
-
-from harness.dap import dap_fixture, marker_path
+from harness.dap import marker_path
 from harness.markers import line_of
 
 SRC = "dap_threads.c"
-
-
-@pytest.fixture
-def dap(tmp_path, request):
-    yield from dap_fixture(tmp_path, request)
 
 
 def test_workers_hit_a_breakpoint_and_every_thread_has_a_stack(dap, payload):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.dap import dap_fixture, load_jsonc, substitute
+from harness.dap import load_jsonc, substitute
 from harness.km import ROOT
+from kdbg.stub_banner import STUB_STARTED
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -86,6 +87,7 @@ def test_examples_cover_every_style_with_real_paths_and_commands():
         f'{cpp["debugServerPath"]} = "monitor.cli:main"'), "debugServerPath is neither on PATH nor km's script"
     assert shlex.split(cpp["debugServerArgs"])[-1] == cpp["program"]
     assert cpp["miDebuggerServerAddress"] == "localhost:2159" and shlex.split(cpp["debugServerArgs"])[0] == "-g"
+    assert cpp["serverStarted"] == STUB_STARTED                 # km's banner contract (kdbg/stub_banner.py)
     assert (ROOT / "examples" / "hello.c").is_file() and "examples/hello.c" in BUILD_COMMAND
 
 
@@ -98,11 +100,6 @@ def workspace(tmp_path) -> Path:
     shutil.copy(ROOT / "examples" / "hello.c", folder / "examples" / "hello.c")
     subprocess.run(BUILD_COMMAND, shell=True, cwd=folder, check=True, capture_output=True, timeout=120)
     return folder
-
-
-@pytest.fixture
-def dap(tmp_path, request):
-    yield from dap_fixture(tmp_path, request)
 
 
 def test_launch_example_runs_as_written(dap, workspace):

@@ -1,0 +1,17 @@
+"""Fixtures shared by the DAP tests: `dap`, a factory of kdbg-dap clients (each closed, its km killed, at
+teardown), and `program`, the dap_basic.c payload most of them debug (a module needing another one overrides it)."""
+from __future__ import annotations
+
+import pytest
+
+from harness.dap import dap_fixture
+
+
+@pytest.fixture
+def dap(tmp_path, request):
+    yield from dap_fixture(tmp_path, request)
+
+
+@pytest.fixture
+def program(payload) -> str:
+    return str(payload("dap_basic.c", "musl"))
