@@ -1,0 +1,92 @@
+"""The container tier: real engines (podman, containerd's ctr, Docker) running payloads through km-runtime.
+Slow (engines start in seconds), so it runs only from tools/test-containers.sh (KM_CONTAINER_TESTS=1); the main
+suite drives km-runtime and runc directly (tests/integration/test_oci_runtime.py)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from harness.build import build
+from harness.bundle import km_bundle
+from harness.engines import Containerd, Docker, Podman, build_rootfs
+
+if not os.environ.get("KM_CONTAINER_TESTS"):
+    collect_ignore_glob = ["test_*.py"]
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    top = Path(tempfile.mkdtemp(prefix="km-containers."))
+    yield top
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def bundle(workdir):
+    """The test's km bundle, with a trace of every rewrite (BUNDLE/etc/km-runtime.json)."""
+    b = km_bundle()
+    (b / "etc").mkdir(exist_ok=True)
+    (b / "etc" / "km-runtime.json").write_text(json.dumps({"trace": str(workdir / "km-runtime.trace")}))
+    (workdir / "km-runtime.trace").touch()
+    (workdir / "km-runtime.trace").chmod(0o666)
+    return b
+
+
+@pytest.fixture
+def runtime_settings(bundle, workdir):
+    """Changes km-runtime's host settings for one test (then puts the tracing ones back)."""
+    path = bundle / "etc" / "km-runtime.json"
+    saved = path.read_text()
+
+    def change(**settings):
+        path.write_text(json.dumps({**json.loads(saved), **settings}))
+    yield change
+    path.write_text(saved)
+
+
+@pytest.fixture(scope="session")
+def image_payloads() -> dict[str, Path]:
+    return {"/hello": build("run_hello.c", "musl"), "/threads": build("thr_sync.c", "glibc"),
+            "/http": build("oci_http_server.go"), "/crash": build("core_crash.c", "glibc"),
+            "/sleeper": build("gdb_sleep.c", "glibc"), "/dhello": build("run_hello.c", "dynamic")}
+
+
+@pytest.fixture(scope="session")
+def podman(workdir, bundle, image_payloads):
+    if not shutil.which("podman"):
+        pytest.fail("podman is not installed (bash tools/install-engines.sh)")
+    p = Podman(workdir / "podman", bundle)
+    p.import_image(build_rootfs(workdir / "image", image_payloads))
+    yield p
+    p.cleanup()
+
+
+@pytest.fixture(scope="session")
+def containerd(workdir, podman):
+    c = Containerd(workdir / "containerd")
+    r = c.ctr("images", "import", str(podman.save_docker_archive()))
+    assert r.returncode == 0, r.stderr
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="session")
+def docker(workdir, bundle, podman):
+    d = Docker(workdir / "docker", bundle)
+    r = d("load", "-i", str(podman.save_docker_archive()))
+    assert r.returncode == 0, r.stderr
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def trace(workdir):
+    """What km-runtime did since the test began."""
+    path = workdir / "km-runtime.trace"
+    start = path.stat().st_size
+    return lambda: path.read_text()[start:]
