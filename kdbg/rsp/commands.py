@@ -6,7 +6,9 @@ A handler returns the reply body, or None when the reply comes later (a resume: 
 """
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -52,9 +54,12 @@ def raw(rest: bytes) -> tuple[Any, ...]:
     return (rest,)
 
 
+_HEX = re.compile(rb"[0-9a-fA-F]+")
+
+
 def parse_hex(text: bytes) -> int:
     """A hex number as RSP writes them (no sign, no 0x); ValueError otherwise."""
-    if not text or not all(c in b"0123456789abcdefABCDEF" for c in text):
+    if not _HEX.fullmatch(text):
         raise ValueError(f"not a hex number: {text[:32]!r}")
     return int(text, 16)
 
@@ -94,16 +99,30 @@ def find_command(packet: bytes) -> tuple[Command, bytes] | None:
         entry = TABLE.get(chr(packet[0]))
         return (entry, packet[1:]) if entry else None
     # The longest name that is the whole packet or is followed by a separator: `qC` must not take `qCRC:...`,
-    # and `qXfer:features:read` wins over any shorter `qXfer` entry.
-    best: Command | None = None
+    # and `qXfer:features:read` wins over any shorter `qXfer` entry. Only the names sharing the packet's first
+    # word (what precedes its first separator) can match.
+    end = _FIRST_SEPARATOR.search(packet)
+    word = packet[:end.start() if end else len(packet)]
+    for entry in _by_first_word(len(TABLE)).get(word, ()):
+        key = entry.name.encode()
+        if packet.startswith(key) and (len(packet) == len(key) or packet[len(key)] in _BOUNDARIES):
+            return entry, packet[len(key) + 1:]      # the arguments start after the separator
+    return None
+
+
+_FIRST_SEPARATOR = re.compile(rb"[:,;]")
+
+
+@functools.cache
+def _by_first_word(table_size: int) -> dict[bytes, list[Command]]:
+    """Named entries grouped by their first word, longest name first; made again when the table grows."""
+    index: dict[bytes, list[Command]] = {}
     for name, entry in TABLE.items():
-        key = name.encode()
-        if (packet.startswith(key) and (len(packet) == len(key) or packet[len(key)] in _BOUNDARIES)
-                and (best is None or len(name) > len(best.name))):
-            best = entry
-    if best is None:
-        return None
-    return best, packet[len(best.name) + 1:]      # the arguments start after the separator
+        if name.encode()[0] in _NAMED_PREFIXES:
+            index.setdefault(_FIRST_SEPARATOR.split(name.encode())[0], []).append(entry)
+    for entries in index.values():
+        entries.sort(key=lambda e: -len(e.name))
+    return index
 
 
 def dispatch(session: Session, packet: bytes) -> bytes | None:

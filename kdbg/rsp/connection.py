@@ -27,6 +27,7 @@ class Connection:
         self._parser = PacketParser()
         self._last_frame = b""
         self.no_ack = False
+        self._trace = log.isEnabledFor(logging.DEBUG)     # KM_VERBOSE is read once, at start
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -45,7 +46,8 @@ class Connection:
         out: list[Event] = []
         for event in self._parser.feed(data):
             if event.kind is EventKind.PACKET:
-                log.debug("<- %r", event.data[:200])
+                if self._trace:
+                    log.debug("<- %r", event.data[:200])
                 if not self.no_ack:
                     self._write(b"+")
                 out.append(event)
@@ -63,7 +65,8 @@ class Connection:
 
     def send(self, payload: bytes) -> None:
         """Frame and send one reply (the payload already escaped where binary)."""
-        log.debug("-> %r", payload[:200])
+        if self._trace:
+            log.debug("-> %r", payload[:200])
         self._last_frame = encode_packet(payload)
         self._write(self._last_frame)
 

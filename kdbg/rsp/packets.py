@@ -6,7 +6,9 @@ Spec: https://sourceware.org/gdb/current/onlinedocs/gdb.html/Overview.html (pack
 from __future__ import annotations
 
 import enum
+import functools
 import re
+import zlib
 from dataclasses import dataclass
 
 ESCAPE = 0x7D            # '}'
@@ -23,9 +25,19 @@ PACKET_SIZE = 0x4000   # the largest packet gdb may send us (qSupported PacketSi
 MAX_BODY = 4 * PACKET_SIZE   # longer is junk (an X body is at most PacketSize): dropped, not buffered
 
 
+_ADLER_CHUNK = 256      # adler32's first sum is 1 + the byte sum mod 65521: exact for 256 bytes (1 + 256 * 255)
+
+
 def checksum(body: bytes) -> int:
-    """Modulo-256 sum of the raw (escaped, run-length encoded) body, as sent between '$' and '#'."""
-    return sum(body) & 0xFF
+    """Modulo-256 sum of the raw (escaped, run-length encoded) body, as sent between '$' and '#'.
+
+    A long body is summed by zlib in 256-byte chunks (adler32's first sum is the byte sum): a 16 KiB `m` reply
+    costs ~18 us instead of ~100 us for sum()."""
+    if len(body) <= 2 * _ADLER_CHUNK:
+        return sum(body) & 0xFF
+    view, adler = memoryview(body), zlib.adler32
+    return (sum([adler(view[i:i + _ADLER_CHUNK]) for i in range(0, len(body), _ADLER_CHUNK)])
+            - (len(body) + _ADLER_CHUNK - 1) // _ADLER_CHUNK) & 0xFF
 
 
 def escape(data: bytes) -> bytes:
@@ -49,6 +61,7 @@ def unescape(data: bytes) -> bytes:
 
 
 _SAME = re.compile(rb"\x00{3,}")     # in body XOR body-shifted-by-one: 3+ zeros = a byte repeated 3+ more times
+_ANY_RUN = re.compile(rb"(.)\1\1\1", re.DOTALL)   # a byte and 3 repeats: the shortest run worth a mark
 
 
 def encode_rle(body: bytes) -> bytes:
@@ -59,7 +72,7 @@ def encode_rle(body: bytes) -> bytes:
     (hex replies: m, g, p) find their runs at C speed: XOR the body with itself shifted by one byte and look
     for zero bytes; the byte loop serves the others."""
     n = len(body)
-    if n < 4:
+    if n < 4 or not _ANY_RUN.search(body):
         return body
     if ESCAPE in body:
         return _encode_rle_bytewise(body)
@@ -130,10 +143,26 @@ def decode_rle(body: bytes) -> bytes:
     return bytes(out)
 
 
+_FRAME_CACHE_LIMIT = 4096      # replies up to this size are remembered (the same `g` reply, OK, E01...)
+
+
 def encode_packet(payload: bytes, *, rle: bool = True) -> bytes:
     """Frame a reply: `$body#cs`. The payload must already be escaped where the packet carries binary data."""
+    if rle and len(payload) <= _FRAME_CACHE_LIMIT:
+        return _encode_small(bytes(payload))
+    return _encode(payload, rle)
+
+
+def _encode(payload: bytes, rle: bool) -> bytes:
     body = encode_rle(payload) if rle else payload
     return b"$" + body + b"#%02x" % checksum(body)
+
+
+@functools.lru_cache(maxsize=128)
+def _encode_small(payload: bytes) -> bytes:
+    """Framing is a pure function of the payload: a register file asked for again in the same stop (gdb flushes
+    its cache; `info registers`) is framed once."""
+    return _encode(payload, True)
 
 
 class EventKind(enum.Enum):
@@ -172,6 +201,10 @@ class PacketParser:
         self._overflow = False
 
     def feed(self, data: bytes) -> list[Event]:
+        if self._state is _State.IDLE and data[:1] == b"$" and data.find(b"#") == len(data) - 3:
+            event = self._whole(data)                # the usual read: exactly one packet
+            if event is not None:
+                return [event]
         events: list[Event] = []
         pos, end = 0, len(data)
         while pos < end:
@@ -184,6 +217,25 @@ class PacketParser:
             if event is not None:
                 events.append(event)
         return events
+
+    def _whole(self, data: bytes) -> Event | None:
+        """`$body#cs` in one piece without a second '$': the event without the byte loop, or None to take the
+        general path (which also judges what this one declines)."""
+        body = data[1:-3]
+        if b"$" in body or len(body) > MAX_BODY:
+            return None
+        try:
+            sent = int(data[-2:], 16)
+        except ValueError:
+            return None
+        if data[-2:-1] in b"+-_ " or data[-1:] in b"+-_ ":     # int() accepts signs, '_' and spaces
+            return None
+        if checksum(body) != sent:
+            return Event(EventKind.BAD_PACKET, body)
+        try:
+            return Event(EventKind.PACKET, decode_rle(body))
+        except ValueError:
+            return Event(EventKind.BAD_PACKET, body)
 
     def _take_body(self, data: bytes, pos: int) -> int:
         """Append body bytes from pos up to (not including) the next '#' or '$'; the new position."""

@@ -104,3 +104,21 @@ def test_broken_rle_is_a_bad_packet() -> None:
 def test_encode_packet_checksum() -> None:
     assert encode_packet(b"OK") == b"$OK#9a"
     assert encode_packet(b"") == b"$#00"
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 257, 512, 513, 4096, 0x4000, 0x4000 + 77])
+def test_checksum_of_long_bodies_is_the_byte_sum(size: int) -> None:
+    body = bytes((i * 131 + 7) & 0xFF for i in range(size)) if size % 2 else b"\xff" * size
+    assert checksum(body) == sum(body) & 0xFF
+
+
+def test_whole_packet_fast_path_agrees_with_the_byte_loop() -> None:
+    for data in (frame(b"g"), frame(b"m4000,10"), b"$g#0g", b"$g#+6", b"$g# 7", b"$g#00", frame(b"0*\"")):
+        whole = [(e.kind, e.data) for e in PacketParser().feed(data)]
+        assert whole == feed_all([bytes((b,)) for b in data]), data
+
+
+def test_framing_a_reply_twice_gives_the_same_frame() -> None:
+    reply = b"00" * 800
+    assert encode_packet(reply) == encode_packet(bytearray(reply)) == b"$0" + encode_rle(reply)[1:] \
+        + b"#%02x" % checksum(encode_rle(reply))
