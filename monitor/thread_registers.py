@@ -2,12 +2,20 @@
 
 General registers live in kvm_run's sync regs (no ioctl); fs/gs base in sync sregs once the vCPU has exited at
 least once; x87/SSE/AVX only in KVM's XSAVE image, an ioctl each way, so they are fetched on first use.
+A parked thread's register file is made once per stop and kept on the thread (VcpuThread.stopped_regs): gdb
+asks again after every cache flush, and `info registers` wants the XSAVE part each time. It is dropped when the
+thread runs again and by every register write (VcpuThread.mark_regs_dirty, and here for fs/gs base and XSAVE).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from kdbg.arch.x86_64 import KVM_REGS, REGISTERS, registers_to_xsave, xsave_to_registers
+
+from .vcpu_loop import State
+
+if TYPE_CHECKING:
+    from .vcpu_loop import VcpuThread
 
 _KVM_INDEX = {name: i for i, name in enumerate(KVM_REGS)}
 # what a 64-bit Linux process shows (the VM's own selectors are km's business)
@@ -16,17 +24,24 @@ _FP_NAMES = frozenset(r.name for r in REGISTERS if r.fxsave_offset is not None o
 NO_SYSCALL = (1 << 64) - 1
 
 
-def read_registers(thread) -> dict[str, int]:
-    values = thread.user_regs()
-    regs = {name: values[i] for i, name in enumerate(KVM_REGS)}
+def read_registers(thread: VcpuThread) -> dict[str, int]:
+    """The thread's registers; the same (read-only) mapping while it stays parked."""
+    cached = thread.stopped_regs
+    if cached is not None:
+        return cached
+    regs = dict(zip(KVM_REGS, thread.regs))
     regs.update(USER_SELECTORS)
     sregs = thread.run.s.regs.sregs if thread.has_run else thread.vcpu.get_sregs()
     regs["fs_base"], regs["gs_base"] = sregs.fs.base, sregs.gs.base
     regs["orig_rax"] = NO_SYSCALL
-    return _LazyFpRegisters(regs, thread.vcpu)
+    values = _LazyFpRegisters(regs, thread.vcpu)
+    if thread.state is State.PAUSED:       # a thread blocked in a host call (IN_SYSCALL) may still change rax
+        thread.stopped_regs = values
+    return values
 
 
-def write_registers(thread, values: Mapping[str, int]) -> None:
+def write_registers(thread: VcpuThread, values: Mapping[str, int]) -> None:
+    thread.stopped_regs = None
     gprs = thread.user_regs()
     for name, value in values.items():
         if name in _KVM_INDEX:

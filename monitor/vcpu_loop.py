@@ -21,6 +21,7 @@ import errno
 import logging
 import struct
 import threading
+from typing import Callable
 
 from kdbg.arch.x86_64 import KVM_REGS
 
@@ -68,6 +69,8 @@ class VcpuThread:
         self.fault_detail = (0, 0, 0)  # (error code, vector, cr2) of the last exception, for a signal frame
         self.robust_list = 0
         self.has_run = False           # kvm_run's sync regs/sregs hold this vCPU's state once it has exited
+        self.stopped_regs = None       # the debugger's register file, read once per stop (thread_registers.py);
+        #                                dropped when the thread runs again or a register is written
 
     def __str__(self) -> str:
         return f"vCPU {self.vcpu.id} (thread {self.tid}, {self.state.value})"
@@ -197,6 +200,7 @@ class VcpuThread:
             if self.exit_requested:
                 return False
             self.state = State.RUNNING
+            self.stopped_regs = None
             self.run.immediate_exit = 0     # a kick that found it parked is spent
             return True
 
@@ -214,10 +218,18 @@ class VcpuThread:
             self.pause_requested = False
             self.cond.notify_all()
 
-    def park(self) -> None:
-        """Called on the vCPU thread itself (e.g. at a breakpoint): wait until released."""
+    def park(self, announce: Callable[[], None] | None = None) -> None:
+        """Called on the vCPU thread itself (e.g. at a breakpoint): wait until released.
+
+        The thread counts as parked from the start, before `announce` (the debugger's event) runs: the stub
+        thread that the event wakes then finds it parked, with no kick to send and no acknowledgement to wait
+        for (each a thread wake-up, ~10-40 us here)."""
         with self.cond:
             self.pause_requested = True
+            self.state = State.PAUSED
+            self.cond.notify_all()
+        if announce is not None:
+            announce()
         self._service_requests()
 
     # ---- registers as the user sees them ------------------------------------------------------------------
@@ -236,6 +248,7 @@ class VcpuThread:
     def mark_regs_dirty(self) -> None:
         """The sync regs were changed in place: the next KVM_RUN loads them (kvm_dirty_regs)."""
         self.sync[1] |= abi.KVM_SYNC_X86_REGS
+        self.stopped_regs = None
 
     def set_trap_flag(self, on: bool) -> None:
         """RFLAGS.TF of the parked thread: set, the next instruction ends in a #DB (single step)."""

@@ -1,6 +1,8 @@
 """g/G/p/P: registers as gdb's `g` layout (kdbg.arch.x86_64 regnum order, little-endian, each its own width).
 
 A register the target's dict lacks is sent as `xx` bytes (unavailable), which gdb shows as <unavailable>.
+A target may return the same register mapping while a thread stays stopped (LiveTarget does): its `g` encoding
+is then made once, which is what gdb's `maintenance flush register-cache` and `info registers` ask again and again.
 """
 from __future__ import annotations
 
@@ -28,8 +30,27 @@ def decode_value(reg: Register, text: bytes) -> int | None:
         raise RspError(f"{reg.name}: not hex") from None
 
 
+_G_LAYOUT = tuple((reg.name, reg.size, (1 << (8 * reg.size)) - 1) for reg in REGISTERS)
+_last_encoded: list = [None, b""]      # [the mapping last encoded (kept alive, so its id is never reused), its g]
+
+
 def encode_registers(values: dict[str, int]) -> bytes:
-    return b"".join(encode_value(reg, values.get(reg.name)) for reg in REGISTERS)
+    if values is _last_encoded[0]:
+        return _last_encoded[1]
+    get = values.get
+    chunks: list[bytes] = []
+    raw = bytearray()
+    for name, size, mask in _G_LAYOUT:
+        value = get(name)
+        if value is None:
+            chunks += (raw.hex().encode(), b"xx" * size)
+            raw.clear()
+        else:
+            raw += (value & mask).to_bytes(size, "little")
+    chunks.append(raw.hex().encode())
+    encoded = b"".join(chunks)
+    _last_encoded[:] = (values, encoded)
+    return encoded
 
 
 def decode_registers(data: bytes) -> dict[str, int]:

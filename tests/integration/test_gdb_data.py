@@ -97,3 +97,29 @@ def test_auxv_and_exec_file(debug) -> None:
     assert int(entry.split()[-1], 16) == int(d.gdb.console("p/x &_start").split("=")[1], 16), d.diagnostics()
     assert "AT_PHDR" in auxv and "AT_PAGESZ" in auxv and "AT_RANDOM" in auxv, d.diagnostics()
     assert str(d.exe) in d.gdb.console("info inferiors"), d.diagnostics()
+
+
+def test_no_stale_value_after_a_write_or_a_step(debug) -> None:
+    """What a stub keeps for a stop (km: the register file and its `g` reply) is never served stale: with gdb's
+    own caches flushed before each read, a GPR, an SSE and a memory write read back new, and so does $pc after
+    a step."""
+    d = debug()
+    run_to(d, "scale")
+    gdb = d.gdb
+
+    def fresh(expr: str) -> str:
+        gdb.console("maintenance flush register-cache")
+        gdb.console("maintenance flush dcache")
+        return gdb.console(expr).split("=", 1)[1].strip()
+
+    pc = fresh("p/x $pc")
+    fresh("p $xmm3.v4_int32[2]")                    # the stub has now read everything once in this stop
+    gdb.console("set var $rax = 0x5a5a5a")
+    assert fresh("p/x $rax") == "0x5a5a5a", d.diagnostics()
+    gdb.console("set var $xmm3.v4_int32[2] = 4242")
+    assert fresh("p $xmm3.v4_int32[2]") == "4242", d.diagnostics()
+    gdb.console("set var counter = 77")
+    assert fresh("p counter") == "77", d.diagnostics()
+    gdb.run("-exec-step-instruction")
+    stop = gdb.wait_for_stop("end-stepping-range")
+    assert int(fresh("p/x $pc"), 16) == int(stop["frame"]["addr"], 16) != int(pc, 16), d.diagnostics()
