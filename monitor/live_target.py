@@ -89,8 +89,7 @@ class LiveTarget(ProcessView):
         if event.reason is not StopReason.SIGNAL:     # what $_siginfo shows, as Linux would have sent it
             code = _TRAP_CODES.get(event.reason, 0x80)
             self.proc.signals.of(thread).last_info = make_siginfo(SIGTRAP, code, event.watch_addr or 0)
-        self._post(event)
-        thread.park()
+        thread.park(announce=lambda: self._post(event))
         return True
 
     # ---- DebugHooks (called on vCPU threads) ---------------------------------------------------------------
