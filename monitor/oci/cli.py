@@ -77,14 +77,14 @@ def rewrite(command: str, args: list[str], globals_: dict[str, str], host, deleg
 
 def container_bundle(container_id: str, globals_: dict[str, str], delegate: str) -> str:
     """The bundle of a created container, from the delegate's `state`."""
-    import json
     import subprocess
+    from . import jsonio
     argv = [delegate] + [f"--{k}={v}" if v else f"--{k}" for k, v in globals_.items()
                          if k in ("root", "rootless", "systemd-cgroup")] + ["state", container_id]
     r = subprocess.run(argv, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeProblem(container_id, (r.stderr.strip().splitlines() or ["no such container"])[-1])
-    return json.loads(r.stdout)["bundle"]
+    return jsonio.loads(r.stdout)["bundle"]
 
 
 def fail(message: str, globals_: dict[str, str]) -> None:
@@ -93,13 +93,13 @@ def fail(message: str, globals_: dict[str, str]) -> None:
     print(line, file=sys.stderr, flush=True)
     log = globals_.get("log")
     if log:
-        import json
         import time
+        from .jsonio import dumps
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         if globals_.get("log-format") == "json":
-            entry = json.dumps({"level": "error", "msg": line, "time": stamp})
+            entry = dumps({"level": "error", "msg": line, "time": stamp})
         else:
-            entry = f'time="{stamp}" level=error msg={json.dumps(line)}'
+            entry = f'time="{stamp}" level=error msg={dumps(line)}'
         try:
             with open(log, "a") as f:
                 f.write(entry + "\n")

@@ -3,10 +3,10 @@
 this host lets the runtime grant. Everything else in the config is the engine's and stays as it was."""
 from __future__ import annotations
 
-import json
 import os
 import stat
 
+from . import jsonio
 from .errors import RuntimeProblem
 from .payload import ContainerFs, find_executable
 from .settings import ContainerOptions, HostSettings
@@ -24,7 +24,7 @@ CAP_SYS_RESOURCE = 24
 def load_json(path: str) -> dict:
     try:
         with open(path) as f:
-            return json.load(f)
+            return jsonio.loads(f.read())
     except FileNotFoundError:
         raise RuntimeProblem(path, "no such file (not an OCI bundle?)") from None
     except (OSError, ValueError) as e:
@@ -35,7 +35,7 @@ def write_json(path: str, data: dict) -> None:
     """Atomically (the engine may read it back at any time)."""
     tmp = f"{path}.km-runtime.tmp"
     with open(tmp, "w") as f:
-        json.dump(data, f)
+        f.write(jsonio.dumps(data))
     os.replace(tmp, path)
 
 

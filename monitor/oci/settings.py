@@ -5,10 +5,9 @@ dependable place: $KM_RUNTIME_CONFIG, else BUNDLE/etc/km-runtime.json (kept acro
 /etc/km/runtime.json. Keys: delegate, km_bundle, kvm_device, trace."""
 from __future__ import annotations
 
-import json
 import os
-import shutil
 
+from . import jsonio
 from .errors import RuntimeProblem
 
 CONFIG_FILE = "/etc/km/runtime.json"
@@ -40,7 +39,7 @@ def host_settings() -> HostSettings:
     for path in paths:
         try:
             with open(path) as f:
-                conf = json.load(f)
+                conf = jsonio.loads(f.read())
             break
         except FileNotFoundError:
             continue
@@ -56,11 +55,10 @@ def host_settings() -> HostSettings:
 
 def find_delegate(name: str) -> str:
     """The delegate's absolute path: engines start runtimes with a short PATH (containerd's shim: none of /usr/sbin)."""
-    if "/" in name:
-        found = name if os.access(name, os.X_OK) else None
-    else:
-        found = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin"
-                             ":/usr/bin:/sbin:/bin")
+    dirs = [""] if "/" in name else \
+        (os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":")
+    found = next((p for p in (os.path.join(d, name) for d in dirs if d or "/" in name)
+                  if os.path.isfile(p) and os.access(p, os.X_OK)), None)
     if not found:
         raise RuntimeProblem(name, "delegate runtime not found (install runc, or set KM_RUNTIME_DELEGATE or "
                                    f"\"delegate\" in {CONFIG_FILE})")

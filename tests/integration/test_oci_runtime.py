@@ -122,3 +122,25 @@ def test_pass_through_commands_reach_runc(bundle, runc_root) -> None:
     assert r.returncode == 0 and r.stdout.startswith("runc version")
     r = km_runtime(bundle, "--root", runc_root, "state", "no-such-container")
     assert r.returncode != 0 and "container does not exist" in r.stderr
+
+
+@pytest.mark.parametrize("how", ["config", "environment"])
+def test_configured_delegate_gets_every_command(how, bundle, tmp_path) -> None:
+    """Pass-through commands go from the launcher straight to the delegate (no Python), create through Python:
+    both resolve the same delegate."""
+    log = tmp_path / "delegate.log"
+    delegate = tmp_path / "my-runc"
+    delegate.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    delegate.chmod(0o755)
+    oci = make_oci_bundle(tmp_path, {}, ["/bin/true"], env=["KM_WRAP=off"])
+    env = runtime_env(bundle)
+    if how == "config":
+        (tmp_path / "runtime.json").write_text(json.dumps({"delegate": str(delegate)}))
+        env["KM_RUNTIME_CONFIG"] = str(tmp_path / "runtime.json")
+    else:
+        env["KM_RUNTIME_DELEGATE"] = str(delegate)
+    for args in (["--root", "/r", "state", "c1"], ["--log", "/l", "create", "--bundle", str(oci), "c1"],
+                 ["delete", "--force", "c1"]):
+        assert km_runtime(bundle, *args, env=env).returncode == 0
+    assert log.read_text().splitlines() == ["--root /r state c1", f"--log /l create --bundle {oci} c1",
+                                            "delete --force c1"]
