@@ -96,11 +96,33 @@ def build(top: Path, launcher: str | None) -> None:
     make_launchers(top / "bin", launcher)
     strip_debug_info([pyhome / "bin" / "python3", top / "lib" / "libpython3.so", *elves[1:],
                       *(top / "lib").glob("libpython*")])
+    import_everything(top)
     compileall.compile_dir(str(stdlib_dir), quiet=2, workers=1, ddir=None,
                            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     manifest = {"python": sys.version.split()[0], "interpreter": str(interpreter), "libraries": sorted(libs),
                 "source": source_revision(), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (top / "km-bundle.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def import_everything(top: Path) -> None:
+    """The bundle's own Python imports every km module once, while the bundle is still writable: whatever km makes
+    at its first run (cffi's out-of-line module of the KVM declarations) is made now, inside the bundle, and a
+    module the trimmed stdlib lacks fails the build instead of a container."""
+    code = ("import importlib, pkgutil\n"
+            f"for top in {PACKAGES!r}:\n"
+            "    pkg = importlib.import_module(top)\n"
+            "    for m in pkgutil.walk_packages(pkg.__path__, top + '.'):\n"
+            "        if not m.name.endswith('__main__'):\n"
+            "            importlib.import_module(m.name)\n")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(top)}
+    r = subprocess.run([str(top / "lib" / "ld-linux-x86-64.so.2"), "--library-path", str(top / "lib"),
+                        str(top / "python" / "bin" / "python3"), "-I", "-S", "-c", code], capture_output=True,
+                       text=True, env=env, timeout=300)
+    if r.returncode != 0:
+        raise SystemExit(f"build_bundle: the bundle cannot import km: {r.stderr.strip().splitlines()[-1:]}")
+    leftovers = [p for p in (top / ".cache", ) if p.exists()]
+    for p in leftovers:             # a cache written outside the packages has no place in the bundle
+        shutil.rmtree(p)
 
 
 def zip_stdlib(stdlib: Path, zip_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -23,6 +24,18 @@ def test_bundle_is_self_describing(bundle) -> None:
     assert "ld-linux-x86-64.so.2" in manifest["libraries"] and manifest["python"].startswith("3.")
     assert not list((bundle / "python" / "lib").rglob("dap/session.py")), "the DAP bridge is not part of the bundle"
     assert list((bundle / "python" / "lib").rglob("monitor/cli.py"))
+
+
+def test_every_file_of_kms_packages_is_in_the_bundle(bundle) -> None:
+    """One source of truth: the bundle holds this tree's packages as they are, generated modules included."""
+    from harness.bundle import ROOT
+    site = bundle / "python" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for pkg in ("monitor", "kdbg"):
+        for f in (ROOT / pkg).rglob("*"):
+            rel = f.relative_to(ROOT)
+            if f.is_file() and "__pycache__" not in rel.parts and f.suffix != ".pyc" and \
+                    not str(rel).startswith("kdbg/dap/") and not f.name.endswith(".tmp"):
+                assert (site / rel).read_bytes() == f.read_bytes(), rel
 
 
 def test_every_km_module_imports_from_the_bundle(bundle) -> None:
