@@ -12,12 +12,15 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import IO, Callable, Sequence
 
 from kdbg.stub_banner import STUB_STARTED, is_banner_line
 
 from .errors import CantHandle
+
+OUTPUT_DRAIN_S = 5.0
 
 
 def pick_port(port: int) -> int:
@@ -103,14 +106,22 @@ class Debuggee:
             self._stderr_tail.append(line)
         self._output("stderr", line)
 
+    def is_running(self) -> bool:
+        return self.proc.poll() is None
+
+    def last_stderr_line(self) -> str:
+        """km's last line on stderr before its stub started (why it could not start), or ''."""
+        return self._stderr_tail[-1].strip() if self._stderr_tail else ""
+
     def wait(self, timeout_s: float | None) -> int | None:
         """km's exit status once it and its output are done; None if it is still running at the deadline."""
         try:
             status = self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             return None
-        for reader in self._readers:
-            reader.join(timeout_s)
+        drain_until = time.monotonic() + (OUTPUT_DRAIN_S if timeout_s is None else timeout_s)
+        for reader in self._readers:      # a child of the payload may hold km's pipes open: wait a bounded time
+            reader.join(max(0.0, drain_until - time.monotonic()))
         return status
 
     def kill(self) -> None:

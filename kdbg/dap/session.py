@@ -5,13 +5,17 @@ Handlers are methods named `<command>_request` after the spec's command names
 (https://microsoft.github.io/debug-adapter-protocol/specification), each declaring what it needs (`lifecycle.Needs`)
 and which capabilities it implements (`registry.request`); the table over the session and its collaborators
 (execution.py, inspection.py) gives dispatch, the state gate and the `initialize` answer. Every DapError becomes a
-failed response in `_dispatch`, the one place. One worker thread runs handlers and gdb events in arrival order, so
+failed response in `_dispatch`, the one place. A Python program is debugged by debugpy in the VM instead of gdb:
+then every request but the lifecycle's is relayed to debugpy's adapter (python.py). One worker thread runs handlers and gdb events in arrival order, so
 no state is shared between threads; gdb results reach the waiting handler through gdb_backend's reader directly.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
+import shutil
 import threading
 from typing import Any, Callable
 
@@ -25,6 +29,8 @@ from .execution import Execution
 from .gdb_backend import Gdb, mi_quote
 from .inspection import Inspection
 from .lifecycle import Lifecycle, Mode, Needs, State, Stop
+from .python import (ATTACH_TIMEOUT_S, LISTEN_TIMEOUT_S, DebugpyRelay, adapter_capabilities, connect, debugpy_arguments, debugpy_home,
+                     interpreter, is_python, launch_argv, runs_natively)
 from .registry import Handler, capabilities, request, table
 from .transport import MalformedMessage, Transport, TransportClosed
 
@@ -33,11 +39,17 @@ log = logging.getLogger("km.dap")
 STUB_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 20.0
 EXIT_DRAIN_S = 5.0
+# Requests the session serves itself while it relays to debugpy; the others go to debugpy's adapter.
+_NOT_RELAYED = frozenset({"initialize", "launch", "attach", "restart", "terminate", "disconnect"})
+_RESUMING = frozenset({"continue", "next", "stepIn", "stepOut", "stepBack", "reverseContinue", "goto"})
 
 
 class Session:
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, python_first: bool = False) -> None:
+        """`python_first`: the client will launch a Python program (VS Code knows before `initialize`), so the
+        `initialize` answer is debugpy's capabilities rather than gdb's."""
         self.transport = transport
+        self.python_first = python_first
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._after_response: list[Callable[[], None]] = []
         self.lifecycle = Lifecycle()
@@ -48,6 +60,11 @@ class Session:
         self.breakpoints: Breakpoints | None = None      # outlive a gdb: a restart reinstalls them
         self.signal_filters = [name["filter"] for name in exception_filters() if name["default"]]
         self.known_threads: list[dict[str, Any]] = [{"id": 1, "name": "main"}]      # gdb's first thread
+        self.client_initialize: dict[str, Any] = {}      # the client's initialize arguments, for debugpy too
+        self.relay: DebugpyRelay | None = None           # debugpy's adapter, for a Python program
+        self._debugpy_home: str | None = None
+        self._request: dict[str, Any] = {}               # the request being served
+        self._respond_later = False                      # its response comes from debugpy
 
     # --- the loop -------------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -59,7 +76,14 @@ class Session:
                 if kind == "closed":
                     break
                 try:
-                    self._dispatch(item) if kind == "request" else self._on_record(*item)
+                    if kind == "request":
+                        self._dispatch(item)
+                    elif kind == "response":
+                        self._on_client_response(item)
+                    elif kind == "debugpy":
+                        self._on_debugpy(item)
+                    else:
+                        self._on_record(*item)
                 except TransportClosed:
                     break
         finally:
@@ -76,12 +100,16 @@ class Session:
                 log.debug("client stream ended: %s", exc)
                 self._inbox.put(("closed", None))
                 return
-            if message.get("type") == "request":
-                self._inbox.put(("request", message))
+            if message.get("type") in ("request", "response"):      # responses: to debugpy's reverse requests
+                self._inbox.put((str(message["type"]), message))
 
     def _dispatch(self, request: dict[str, Any]) -> None:
         command = request.get("command", "")
+        if self.relay is not None and command not in _NOT_RELAYED:
+            self._relay_request(request)
+            return
         response = {"type": "response", "request_seq": request.get("seq", 0), "command": command, "success": True}
+        self._request, self._respond_later = request, False
         try:
             arguments = request.get("arguments")
             body = self._serve(str(command), {} if arguments is None else arguments)
@@ -94,6 +122,8 @@ class Session:
         except Exception as exc:  # a handler bug: report it, keep the session (HOUSE-STYLE 2.6, "non-fatal")
             log.exception("request %s failed", command)
             response.update(success=False, message=f"internal error in {command}: {exc}")
+        if self._respond_later and response["success"]:
+            return
         self.transport.send(response)
         hooks, self._after_response = self._after_response, []
         for hook in hooks:
@@ -151,6 +181,9 @@ class Session:
     # --- lifecycle ------------------------------------------------------------------------------------------
     @request(Needs.NOTHING)
     def initialize_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.client_initialize = dict(args)
+        if self.python_first:
+            return dict(json.loads(adapter_capabilities()))
         answer = capabilities(HANDLERS)
         answer["exceptionBreakpointFilters"] = exception_filters()
         return answer
@@ -158,6 +191,10 @@ class Session:
     @request(Needs.NO_DEBUGGEE)
     def launch_request(self, args: dict[str, Any]) -> None:
         program = existing_file(args, "program")
+        if is_python(args):
+            self._launch_python(args, program)
+            self.lifecycle.mode = Mode.LAUNCH
+            return
         if args.get("coreFile"):
             core = existing_file(args, "coreFile")
             backend = self._start_gdb(args, program)
@@ -176,15 +213,12 @@ class Session:
         km = km_command(args.get("kmPath") or "km")
         argv_tail = string_list(args, "args")
         km_flags = string_list(args, "kmArgs")
-        env = args.get("env") or {}
-        if not isinstance(env, dict):
-            raise InvalidArgument("env", "must be an object of strings")
+        env = _environment(args)
         port = pick_port(int(args.get("port") or 0))
         backend = self._start_gdb(args, program)
         try:
-            self.debuggee = Debuggee([*km, *km_flags, f"-g{port}", program, *argv_tail],
-                                     {str(k): str(v) for k, v in env.items()}, args.get("cwd") or None,
-                                     self._output)
+            self.debuggee = Debuggee([*km, *km_flags, f"-g{port}", program, *argv_tail], env,
+                                     args.get("cwd") or None, self._output)
             self.debuggee.wait_for_stub(STUB_TIMEOUT_S)
             backend.gdb.command(f"-target-select remote localhost:{port}", CONNECT_TIMEOUT_S)
         except DapError:
@@ -192,8 +226,65 @@ class Session:
             raise
         threading.Thread(target=self._watch_debuggee, args=(self.debuggee,), daemon=True).start()
 
+    def _launch_python(self, args: dict[str, Any], program: str) -> None:
+        """`km <python> -m debugpy --listen ... program args`, then the client's session relayed to debugpy."""
+        python = interpreter(args)
+        km = [] if runs_natively() else [*km_command(args.get("kmPath") or "km"), *string_list(args, "kmArgs")]
+        env = _environment(args)
+        port = pick_port(0)
+        self._debugpy_home = debugpy_home()
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (self._debugpy_home, env.get("PYTHONPATH"))))
+        try:
+            self.debuggee = Debuggee(launch_argv(km, python, port, program, string_list(args, "args")), env,
+                                     args.get("cwd") or None, self._output)
+            debuggee = self.debuggee
+            try:
+                sock = connect("127.0.0.1", port, LISTEN_TIMEOUT_S, debuggee.is_running)
+            except CantHandle as exc:
+                debuggee.wait(EXIT_DRAIN_S)
+                why = debuggee.last_stderr_line()
+                raise CantHandle(f"{exc}{': ' + why if why else ''}") from None
+            self._relay_to(sock, args, "127.0.0.1", port)
+        except DapError:
+            self._shutdown(terminate=True)
+            raise
+        threading.Thread(target=self._watch_debuggee, args=(debuggee,), daemon=True).start()
+
+    def _relay_to(self, sock: Any, args: dict[str, Any], host: str, port: int) -> None:
+        """From now on the client talks to debugpy: its capabilities, then the start request as `attach`."""
+        self.config = dict(args)
+        self.relay = DebugpyRelay(sock, lambda message: self._inbox.put(("debugpy", message)))
+        theirs = self.relay.request("initialize", {**self.client_initialize, "adapterID": "km"})
+        if not self.python_first:                       # the client got gdb's capabilities: say what changed
+            changed = {name: False for name in capabilities(HANDLERS) if name not in theirs}
+            self.send_event("capabilities", {"capabilities": {**changed, **theirs}})
+        self.relay.forward(self._request, "attach", debugpy_arguments(args, host, port))
+        self._respond_later = True          # debugpy answers the start request after configurationDone
+
+    def _attach_python(self, args: dict[str, Any]) -> None:
+        """Attach to a `km <python> -m debugpy --listen HOST:PORT` already running (`address`, or `connect`)."""
+        connect_to: dict[str, Any] = args["connect"] if isinstance(args.get("connect"), dict) else {}
+        address = str(args.get("address") or f"{connect_to.get('host', '127.0.0.1')}:{connect_to.get('port', 5678)}")
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidArgument("address", f"{address!r} is not host:port")
+        try:
+            sock = connect(host, int(port), ATTACH_TIMEOUT_S, lambda: True)
+        except CantHandle:
+            raise CantHandle(f"{address}: nothing listens there (start km <python> -m debugpy --listen "
+                             f"{address} ...)") from None
+        try:
+            self._relay_to(sock, args, host, int(port))
+        except DapError:
+            self._shutdown(terminate=False)
+            raise
+
     @request(Needs.NO_DEBUGGEE)
     def attach_request(self, args: dict[str, Any]) -> None:
+        if is_python(args):
+            self._attach_python(args)
+            self.lifecycle.mode = Mode.ATTACH
+            return
         program = existing_file(args, "program")
         address = str(args.get("address") or "localhost:2159")
         host, _, port = address.rpartition(":")
@@ -260,6 +351,8 @@ class Session:
 
     @request(Needs.NOTHING, "supportsRestartRequest")
     def restart_request(self, args: dict[str, Any]) -> None:
+        if self.relay is not None:
+            raise CantHandle("restart: a Python program is restarted by stopping and starting it again")
         if self.lifecycle.mode is not Mode.LAUNCH or not self.lifecycle.is_configured:
             raise CantHandle(f"restart needs a launched debuggee, not {self._describe()}")
         config = args.get("arguments") or self.config
@@ -278,16 +371,34 @@ class Session:
 
     @request(Needs.NOTHING, "supportsTerminateRequest")
     def terminate_request(self, args: dict[str, Any]) -> None:
+        if self.relay is not None and self.debuggee is not None and self.relay.is_open:
+            try:                              # debugpy ends the program; km's exit then gives `exited`
+                self.relay.request("terminate", args)
+                return
+            except DapError:
+                pass
         self._shutdown(terminate=True)
         self._finish(None)
 
     @request(Needs.NOTHING, "supportTerminateDebuggee")
     def disconnect_request(self, args: dict[str, Any]) -> None:
-        self._shutdown(terminate=bool(args.get("terminateDebuggee", self.lifecycle.mode is Mode.LAUNCH)))
+        terminate = bool(args.get("terminateDebuggee", self.lifecycle.mode is Mode.LAUNCH))
+        if self.relay is not None and self.relay.is_open:
+            try:
+                self.relay.request("disconnect", {**args, "terminateDebuggee": terminate})
+            except DapError as exc:
+                log.debug("debugpy's disconnect: %s", exc)
+        self._shutdown(terminate)
         self.lifecycle.move(State.DISCONNECTED)
 
     def _shutdown(self, terminate: bool) -> None:
-        """End gdb; end the debuggee (terminate) or leave it running (detach). Never raises."""
+        """End gdb (or the relay); end the debuggee (terminate) or leave it running (detach). Never raises."""
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            relay.close()
+        if self._debugpy_home is not None:
+            shutil.rmtree(self._debugpy_home, ignore_errors=True)
+            self._debugpy_home = None
         backend, self.backend = self.backend, None
         if backend is not None:
             gdb = backend.gdb
@@ -321,6 +432,69 @@ class Session:
             self.send_event("exited", {"exitCode": exit_code})
         self.send_event("terminated")
 
+    # --- relaying to debugpy -------------------------------------------------------------------------------
+    def _relay_request(self, request: dict[str, Any]) -> None:
+        assert self.relay is not None
+        if request.get("command") == "configurationDone" and self.lifecycle.can_move(State.CONFIGURED):
+            self.lifecycle.move(State.CONFIGURED)
+        try:
+            self.relay.forward(request)
+        except TransportClosed:
+            self.transport.send({"type": "response", "request_seq": request.get("seq", 0), "success": False,
+                                 "command": request.get("command", ""), "message": "debugpy has ended"})
+
+    def _on_debugpy(self, message: dict[str, Any]) -> None:
+        """A message of debugpy's adapter for the client; the session's state follows what passes."""
+        relay = self.relay
+        if relay is None:
+            return                                      # from a relay already closed
+        kind = message.get("type")
+        if kind == "closed":
+            if self.lifecycle.mode is Mode.ATTACH or self.debuggee is None or not self.debuggee.is_running():
+                self._finish(None)
+        elif kind == "response":
+            reply = relay.client_response(message)
+            if reply is not None:
+                if reply.get("success") and (reply["command"] in _RESUMING or reply["command"] == "configurationDone"):
+                    self._settle(State.RUNNING, unless=State.STOPPED if reply["command"] == "configurationDone"
+                                 else None)
+                self.transport.send(reply)
+        elif kind == "event":
+            name = message.get("event")
+            if name == "terminated" and self.debuggee is not None:
+                self._end_relay()                   # the program ended: km's exit follows, with `exited`
+                return
+            if relay.drops(message, owns_program=self.debuggee is not None):
+                return
+            if name == "stopped":
+                self._settle(State.STOPPED)
+            elif name == "continued":
+                self._settle(State.RUNNING)
+            elif name == "terminated":
+                self._settle(State.EXITED)
+            self.transport.send({key: value for key, value in message.items() if key != "seq"})
+        elif kind == "request":
+            relay.reverse_request(message, self.transport.send)
+
+    def _end_relay(self) -> None:
+        """Let debugpy's adapter go (it stays until its client leaves, holding km's output pipes open)."""
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            try:
+                relay.request("disconnect", {"terminateDebuggee": False}, timeout_s=5.0)
+            except DapError as exc:
+                log.debug("debugpy's disconnect: %s", exc)
+            relay.close()
+
+    def _on_client_response(self, response: dict[str, Any]) -> None:
+        if self.relay is not None:
+            self.relay.answer_reverse(response)
+
+    def _settle(self, state: State, unless: State | None = None) -> None:
+        """Follow debugpy's session: take the move if it is possible (debugpy is the judge of its requests)."""
+        if self.lifecycle.state is not unless and self.lifecycle.can_move(state):
+            self.lifecycle.move(state)
+
     # --- requests that need no particular state --------------------------------------------------------------
     @request(Needs.NOTHING)
     def threads_request(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -346,6 +520,13 @@ class Session:
             self.breakpoints.set_signal_filters(filters)
         self.signal_filters = filters
         return {"breakpoints": [{"verified": True} for _ in filters]}
+
+
+def _environment(args: dict[str, Any]) -> dict[str, str]:
+    env = args.get("env") or {}
+    if not isinstance(env, dict):
+        raise InvalidArgument("env", "must be an object of strings")
+    return {str(k): str(v) for k, v in env.items()}
 
 
 def _has_symbol(gdb: Gdb, name: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 log = logging.getLogger("km.dap")
 
@@ -25,7 +25,7 @@ class MalformedMessage(ValueError):
 class Transport:
     """One DAP connection. `read_message` blocks; `send` may be called from any thread."""
 
-    def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
+    def __init__(self, reader: IO[bytes], writer: IO[bytes]) -> None:
         self._reader, self._writer = reader, writer
         self._lock = threading.Lock()
         self._seq = 0

@@ -33,10 +33,10 @@ class DapFailure(AssertionError):
 class DapClient:
     """kdbg-dap over stdio (`python -m kdbg.dap`), with a transcript of everything exchanged."""
 
-    def __init__(self, log_path: Path | None = None) -> None:
+    def __init__(self, log_path: Path | None = None, env: dict[str, str] | None = None) -> None:
         argv = [sys.executable, "-m", "kdbg.dap"] + (["--log", str(log_path)] if log_path else [])
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=km_env(), cwd=ROOT)
+                                     env=km_env(env), cwd=ROOT)
         self._seq = 0
         self._cond = threading.Condition()
         self._responses: dict[int, dict] = {}
@@ -129,15 +129,31 @@ class DapClient:
         return "DAP transcript:\n" + "\n".join(self.transcript[-80:])
 
     # conveniences for the common sequences
-    def start(self, request: str, arguments: dict, breakpoints: dict[str, list[dict]] | None = None) -> dict:
-        """initialize, launch/attach, wait for `initialized`, set breakpoints, configurationDone."""
+    def start(self, request: str, arguments: dict, breakpoints: dict[str, list[dict]] | None = None,
+              exception_filters: list[str] | None = None) -> dict:
+        """initialize, launch/attach, wait for `initialized`, set breakpoints, configurationDone. The
+        launch/attach response is awaited at the end: debugpy (a Python program) answers it only after
+        configurationDone, as VS Code expects (microsoft/vscode#4902); gdb's side answers at once."""
         caps = self.call("initialize", {"adapterID": "km", "linesStartAt1": True, "columnsStartAt1": True,
                                         "pathFormat": "path", "supportsMemoryReferences": True})
-        self.call(request, arguments)
+        started = self.send(request, arguments)
+
+        def failed() -> bool:
+            return started in self._responses and not self._responses[started]["success"]
+        with self._cond:
+            self._cond.wait_for(lambda: failed() or self._closed or any(e["event"] == "initialized"
+                                                                        for e in self._events), 90)
+            if failed():
+                raise DapFailure(f"{request} failed: {self._responses[started].get('message')}\n{self.dump()}")
         self.wait_event("initialized")
         for path, bps in (breakpoints or {}).items():
             self.call("setBreakpoints", {"source": {"path": path}, "breakpoints": bps})
+        if exception_filters is not None:
+            self.call("setExceptionBreakpoints", {"filters": exception_filters})
         self.call("configurationDone")
+        reply = self.response(started)
+        if not reply["success"]:
+            raise DapFailure(f"{request} failed: {reply.get('message')}\n{self.dump()}")
         return caps
 
     def top_frame(self, thread_id: int) -> dict:
@@ -221,8 +237,8 @@ def dap_fixture(tmp_path: Path, request):
     km_path, label = km_under_test()
     request.node.user_properties.append(("km", label))
 
-    def make() -> DapClient:
-        client = DapClient(log_path=tmp_path / f"kdbg-dap-{len(clients)}.log")
+    def make(env: dict[str, str] | None = None) -> DapClient:
+        client = DapClient(log_path=tmp_path / f"kdbg-dap-{len(clients)}.log", env=env)
         client.km_path, client.km_label = km_path, label
         clients.append(client)
         return client

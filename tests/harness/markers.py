@@ -1,4 +1,4 @@
-"""Line markers in payload sources: `/* @name */` or `// @name` names the line it stands on."""
+"""Line markers in payload sources: `/* @name */`, `// @name` or (Python) `# @name` names the line it stands on."""
 from __future__ import annotations
 
 import re
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .build import PAYLOADS
 
-_MARK = re.compile(r"(?:/\*|//)\s*@([\w.-]+)")
+_MARK = re.compile(r"(?:/\*|//|#)\s*@([\w.-]+)")
 
 
 def line_of(source: str | Path, name: str) -> int:

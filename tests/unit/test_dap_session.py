@@ -109,3 +109,15 @@ def test_lifecycle_moves_and_gate():
     with pytest.raises(CantHandle, match="disconnected"):
         life.check("threads", Needs.DEBUGGEE)
     assert not life.can_move(State.CONFIGURED)
+
+
+def test_python_first_session_answers_initialize_with_debugpys_capabilities():
+    """VS Code reads exception filters only from the initialize answer: for a Python configuration the extension
+    starts `kdbg-dap --python`, which answers with debugpy's own (asked of the same debugpy)."""
+    body = json.dumps({"seq": 1, "type": "request", "command": "initialize", "arguments": {"adapterID": "km"}})
+    out = io.BytesIO()
+    Session(Transport(io.BytesIO(b"Content-Length: %d\r\n\r\n" % len(body) + body.encode()), out),
+            python_first=True).run()
+    caps = Transport(io.BytesIO(out.getvalue()), io.BytesIO()).read_message()["body"]
+    assert [f["filter"] for f in caps["exceptionBreakpointFilters"]][:2] == ["raised", "uncaught"]
+    assert caps["supportsCompletionsRequest"] and "supportsDisassembleRequest" not in caps

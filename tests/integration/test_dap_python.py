@@ -1,0 +1,118 @@
+"""A Python program through kdbg-dap: the launch configuration of issue 14 starts `km <python> -m debugpy --listen
+... --wait-for-client app.py` and relays the session to debugpy's adapter; a breakpoint in the .py file, a local and
+a global, an evaluated expression, a step over, an exception breakpoint on `raise`, the exit code, and the payload's
+output as km forwarded it. Also `attach` to a `km <python> -m debugpy --listen` already running.
+
+Which runner ran the interpreter is recorded per test (user property "python runner"): `km` once km runs dynamic
+executables (issue 9), before that the interpreter on the host (KDBG_DAP_PYTHON_RUNNER=native, see
+kdbg/dap/python.py); the relay, the configuration and every DAP exchange are the same either way.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from harness.dap import marker_path
+from harness.km import km_env
+from harness.markers import line_of
+from kdbg.dap.python import RUNNER_ENV, debugpy_home, launch_argv
+
+SRC = "dap_app.py"
+PYTHON = "/usr/bin/python3"
+# km runs /usr/bin/python3 once dynamic executables land (issue 9); until then the interpreter runs natively.
+PYTHON_RUNNER = "native"
+pytestmark = pytest.mark.skipif(not os.path.exists(PYTHON), reason=f"{PYTHON} not installed")
+
+
+@pytest.fixture
+def python_dap(dap, request):
+    def make():
+        request.node.user_properties.append(("python runner", PYTHON_RUNNER))
+        client = dap(env={RUNNER_ENV: PYTHON_RUNNER} if PYTHON_RUNNER == "native" else None)
+        return client
+    return make
+
+
+def locals_and_globals(client, frame_id: int) -> tuple[dict[str, str], dict[str, str]]:
+    scopes = {s["name"]: s["variablesReference"] for s in client.call("scopes", {"frameId": frame_id})["scopes"]}
+    rows = [{v["name"]: v["value"] for v in client.call("variables", {"variablesReference": scopes[name]})["variables"]}
+            for name in ("Locals", "Globals")]
+    return rows[0], rows[1]
+
+
+def test_launch_breakpoint_variables_evaluate_step_exception_exit(python_dap):
+    client = python_dap()
+    client.start("launch", {"name": "km: Python app.py", "type": "km", "request": "launch",
+                            "program": marker_path(SRC), "args": [], "python": PYTHON, "stopOnEntry": False,
+                            "kmPath": client.km_path},
+                 {marker_path(SRC): [{"line": line_of(SRC, "py_add")}]}, exception_filters=["raised"])
+    filters = [f["filter"] for f in client.wait_event("capabilities")["capabilities"]["exceptionBreakpointFilters"]]
+    assert {"raised", "uncaught"} <= set(filters), client.dump()
+
+    hit = client.wait_event("stopped")
+    assert hit["reason"] == "breakpoint", client.dump()
+    tid = hit["threadId"]
+    frames = client.call("stackTrace", {"threadId": tid})["stackFrames"]
+    assert [(f["name"], f["line"]) for f in frames[:2]] == [("add", line_of(SRC, "py_add")),
+                                                            ("main", line_of(SRC, "py_call"))], client.dump()
+    assert frames[0]["source"]["path"] == marker_path(SRC)
+    local, global_ = locals_and_globals(client, frames[0]["id"])
+    assert (local["a"], local["b"]) == ("3", "4") and global_["COUNTER"] == "5", client.dump()
+    assert client.call("evaluate", {"expression": "a * b + COUNTER", "frameId": frames[0]["id"],
+                                    "context": "watch"})["result"] == "17"
+
+    client.call("next", {"threadId": tid})
+    assert client.wait_event("stopped")["reason"] == "step"
+    frame = client.call("stackTrace", {"threadId": tid})["stackFrames"][0]
+    assert frame["line"] == line_of(SRC, "py_return") and locals_and_globals(client, frame["id"])[0]["total"] == "7"
+
+    client.call("continue", {"threadId": tid})
+    raised = client.wait_event("stopped")
+    assert (raised["reason"], raised["text"]) == ("exception", "ValueError"), client.dump()
+    assert client.call("stackTrace", {"threadId": tid})["stackFrames"][0]["line"] == line_of(SRC, "py_raise")
+    assert client.call("exceptionInfo", {"threadId": tid})["description"] == "n is 2"
+
+    client.call("setExceptionBreakpoints", {"filters": []})
+    client.call("continue", {"threadId": tid})
+    assert client.wait_event("exited")["exitCode"] == 3, client.dump()
+    client.wait_event("terminated")
+    assert "answer=7 counter=12\n" in client.output("stdout"), client.dump()
+    assert "caught n is 2\n" in client.output("stderr"), client.dump()
+    exits = [e for e in client.all_events if e["event"] == "exited"]
+    assert len(exits) == 1, client.dump()                     # km's, not also debugpy's
+
+
+def test_attach_to_a_program_waiting_for_debugpy(python_dap, free_port, tmp_path):
+    program = marker_path(SRC)
+    home = debugpy_home()
+    env = km_env({"PYTHONPATH": home, **({RUNNER_ENV: PYTHON_RUNNER} if PYTHON_RUNNER == "native" else {})})
+    runner = [] if PYTHON_RUNNER == "native" else [sys.executable, "-m", "monitor.cli"]
+    argv = launch_argv(runner, PYTHON, free_port, program, [])
+    waiting = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL)
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.extend(waiting.stdout), daemon=True)
+    reader.start()
+    try:
+        client = python_dap()
+        client.start("attach", {"name": "km: attach Python", "type": "km", "request": "attach", "python": PYTHON,
+                                "address": f"127.0.0.1:{free_port}"},
+                     {program: [{"line": line_of(SRC, "py_add")}]})
+        hit = client.wait_event("stopped", timeout_s=60)
+        assert hit["reason"] == "breakpoint", client.dump()
+        frame = client.call("stackTrace", {"threadId": hit["threadId"]})["stackFrames"][0]
+        assert (frame["name"], frame["line"]) == ("add", line_of(SRC, "py_add"))
+        client.call("continue", {"threadId": hit["threadId"]})
+        client.wait_event("terminated", timeout_s=60)
+        assert waiting.wait(30) == 3
+        reader.join(10)
+        assert b"answer=7 counter=12\n" in b"".join(output)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait()
+        subprocess.run(["rm", "-rf", home], check=False)
