@@ -50,7 +50,7 @@ def profile(program: Path, calls: int) -> tuple[dict[str, list[int]], float, str
     try:
         start = time.perf_counter()
         proc = Process(str(program), [str(program), str(calls)], ["PATH=/usr/bin"])
-        proc.start(proc.prepare_main_thread(cli.hwcap()))
+        proc.start(proc.prepare_main_thread())
         ending = proc.wait()
         wall = time.perf_counter() - start
     finally:

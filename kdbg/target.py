@@ -12,6 +12,7 @@ conversion to gdb's numbering happens only in kdbg/rsp/signals.py.
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
 from typing import Mapping as MappingT, Protocol, Sequence, runtime_checkable
 
@@ -87,7 +88,26 @@ class MemoryRegion:
     end: int
     perms: str          # "rwx" with '-' for missing rights, as in /proc/pid/maps
     offset: int = 0     # file offset of `start` when backed by a file
-    path: str = ""      # file name, or "" for anonymous memory
+    path: str = ""      # file name, "[heap]"-style pseudo-name, or "" for anonymous memory
+    shared: bool = False    # MAP_SHARED ("s" in maps)
+    dev: int = 0        # the file's st_dev and st_ino (0 for anonymous memory)
+    inode: int = 0
+
+    def is_file(self) -> bool:
+        return bool(self.path) and not self.path.startswith("[")
+
+
+def maps_line(region: MemoryRegion) -> str:
+    """One line of /proc/PID/maps (fs/proc/task_mmu.c show_map_vma), without the newline."""
+    major, minor = os.major(region.dev), os.minor(region.dev)
+    head = f"{region.start:08x}-{region.end:08x} {region.perms}{'s' if region.shared else 'p'} " \
+           f"{region.offset if region.is_file() else 0:08x} {major:02x}:{minor:02x} {region.inode} "
+    return head.ljust(73) + region.path if region.path else head       # unnamed: the trailing space stays
+
+
+def maps_text(regions: Sequence[MemoryRegion]) -> str:
+    """The whole /proc/PID/maps of these regions (one per VMA, as the target keeps them)."""
+    return "".join(maps_line(r) + "\n" for r in regions)
 
 
 class ResumeKind(enum.Enum):

@@ -55,7 +55,8 @@ def parse_args(argv: list[str]) -> Options:
     """km's options come before the payload; everything after the payload is the payload's."""
     opts = Options()
     prog = os.path.basename(argv[0]) if argv else "km"
-    if prog not in ("km", "cli.py", "__main__.py") and not prog.startswith("python"):
+    if prog not in ("km", "cli.py", "__main__.py", "-c") and \
+            (not prog.startswith("python") or os.path.lexists(argv[0] + ".km")):   # ./python3 -> python3.km
         # symlink form: ./tool runs ./tool.km with all arguments
         opts.payload = argv[0] + ".km"
         opts.args = [argv[0], *argv[1:]]
@@ -124,19 +125,6 @@ def payload_env(putenv: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in env.items() if not k.startswith("KM_")]
 
 
-def hwcap() -> int:
-    """AT_HWCAP as Linux gives it: CPUID.1:EDX, read from the host (what the payload's cpuid sees too)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return 0
-    bits = ["fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "", "sep", "mtrr", "pge", "mca",
-            "cmov", "pat", "pse36", "pn", "clflush", "", "dts", "acpi", "mmx", "fxsr", "sse", "sse2", "ss", "ht",
-            "tm", "ia64", "pbe"]
-    return sum(1 << i for i, name in enumerate(bits) if name and name in flags)
-
-
 def run(opts: Options) -> int:
     from .trace import setup_trace
     setup_trace(opts.payload)
@@ -147,7 +135,7 @@ def run(opts: Options) -> int:
                    [f"{k}={v}" for k, v in os.environ.items() if not k.startswith("KM_")],
                    core_writer=lambda view, thread, signo: write_kmcore(opts, view, thread, signo),
                    child_runner=lambda p, thread: run_forked_child(opts, p, thread))
-    main_thread = proc.prepare_main_thread(hwcap())
+    main_thread = proc.prepare_main_thread()
     server_thread = None
     if opts.gdb_port is not None:
         server_thread = start_gdb_server(opts, proc, main_thread)

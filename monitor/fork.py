@@ -17,7 +17,7 @@ import sys
 
 from kdbg.arch.x86_64 import KVM_REGS
 
-from .elf_loader import open_elf
+from .loader.elf import open_elf
 from .errors import PayloadError
 from .kvm.vm import high_fd
 from .self_exec import km_command

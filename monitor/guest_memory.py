@@ -2,27 +2,41 @@
 
 Every VMA with rights other than PROT_NONE owns one contiguous GPA range, so a guest buffer inside one VMA is one
 contiguous host buffer (syscalls hand it to the host kernel without copying). PROT_NONE reservations (Go reserves
-hundreds of GiB) own no memory until mprotect or MAP_FIXED gives them rights. File mappings are backed by the
-host's own mapping of the file (PhysicalMemory.map_file), so MAP_SHARED writes reach the file. Access checks
-follow the VMA's rights; an address outside every VMA raises GuestFault, which a syscall turns into EFAULT.
-A buffer spanning VMAs whose backings are not adjacent on the host is served through a copy (syscalls/bounce.py).
+hundreds of GiB) own no memory until mprotect or MAP_FIXED gives them rights. Access checks follow the VMA's
+rights; an address outside every VMA raises GuestFault, which a syscall turns into EFAULT. A buffer spanning
+VMAs whose backings are not adjacent on the host is served through a copy (syscalls/bounce.py).
+
+File mappings (map_file) come two ways. A program image (the loader's segments, a library ld.so maps: private,
+executable or MAP_DENYWRITE, a regular file up to COPY_LIMIT) is a copy read into the allocator's memory: on
+kvm-pvm every guest page the host backs with a 4K page-cache page costs its own KVM fault, while a copy sits in
+2M host pages, and an image is read once per process anyway. An image does not change while it runs (Linux long
+refused writes to it: ETXTBSY), so the copy is not seen to differ from the file. Every other file mapping is the
+host's own mapping of the file in a file window (PhysicalMemory.map_file), exactly Linux's semantics: shared
+writes reach the file, private pages see the file change until written. Either way the VMA names its MappedFile.
 """
 from __future__ import annotations
 
 import bisect
 import errno
+import fcntl
+import os
 import threading
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from kdbg.target import MemoryRegion
+
 from .errors import GuestFault
 from .kvm import abi
+from .mapped_file import MappedFile
 from .page_tables import PTE_NX, PTE_U, PTE_W, PageTables
 from .phys_memory import HUGE, PAGE, PhysicalMemory
 
 USER_TOP = 0x7FFFFFFFF000
-MMAP_TOP = 0x7FFF00000000        # mmap without a hint grows down from here; the stack lives above
+MMAP_TOP = 0x7FFFF7FFF000        # mmap without a hint grows down from here (Linux's mmap_base without ASLR:
+                                 # TASK_SIZE less a 128 MiB stack gap); the stack lives above
 MMAP_BOTTOM = 0x10000
+COPY_LIMIT = 16 << 20            # private file mappings of program images up to this size are copies
 PROT_READ, PROT_WRITE, PROT_EXEC = abi.PROT_READ, abi.PROT_WRITE, abi.PROT_EXEC
 
 
@@ -47,6 +61,9 @@ class Vma:
     locked: bool = False       # mlock'ed: Linux refuses MADV_DONTNEED/FREE and MS_INVALIDATE on it
     foreign: int | None = None  # GPA of memory km does not own (the host's [vvar]): gpa stays None, so km never
                                 # reads it, and this restores the guest's view after mprotect(PROT_NONE)
+    file: MappedFile | None = None   # the file of a file mapping
+    shared: bool = False       # MAP_SHARED: writes reach the file (or, for shared anonymous memory, other processes)
+    accounted: bool = False    # Linux's VM_ACCOUNT: private and writable at some point (only for merging as Linux)
 
     def perms(self) -> str:
         return ("r" if self.prot & PROT_READ else "-") + ("w" if self.prot & PROT_WRITE else "-") + \
@@ -191,7 +208,7 @@ class GuestMemory:
         if vma is None or vma.start == addr:
             return
         tail = replace(vma, start=addr, gpa=None if vma.gpa is None else vma.gpa + addr - vma.start,
-                       offset=vma.offset + addr - vma.start if vma.path else 0,
+                       offset=vma.offset + addr - vma.start if vma.file else 0,
                        foreign=None if vma.foreign is None else vma.foreign + addr - vma.start)
         vma.end = addr
         self._insert(tail)
@@ -208,12 +225,13 @@ class GuestMemory:
         with self.lock:
             return self._range(start, end)
 
-    def map(self, start: int, size: int, prot: int, *, path: str = "", offset: int = 0, name: str = "",
-            reserve_only: bool = False, huge: bool = True) -> Vma:
+    def map(self, start: int, size: int, prot: int, *, name: str = "", reserve_only: bool = False,
+            huge: bool = True) -> Vma:
         """Create a VMA at a fixed place (whatever was there is unmapped first), backed unless PROT_NONE."""
         with self.lock:
             end = start + page_up(size)
-            vma = Vma(start, end, prot, None, path, offset, name, huge, locked=self.mlock_future)
+            vma = Vma(start, end, prot, None, "", 0, name, huge, locked=self.mlock_future,
+                      accounted=bool(prot & PROT_WRITE))
             backed = prot != abi.PROT_NONE and not reserve_only
             if backed:
                 self._alloc(vma)             # first: running out of memory leaves the old mapping in place
@@ -224,18 +242,62 @@ class GuestMemory:
             self.on_remap(start, end)
             return vma
 
-    def map_file(self, start: int, size: int, prot: int, fd: int, offset: int, path: str, shared: bool) -> Vma:
-        """mmap of a file: the VMA's backing is the host's own mapping of it (shared or private), read lazily."""
+    def map_file(self, start: int, size: int, prot: int, file: MappedFile, offset: int, shared: bool, *,
+                 image: bool = False, host_fd: int | None = None) -> None:
+        """mmap of a file at a fixed place, as Linux gives it (see the module docstring for the two backings;
+        `image`: a program image, copied when small and private). host_fd (default file.fd) is what the host
+        maps. Past the file's last page Linux raises SIGBUS; the guest gets zero pages there (km's own access, or
+        KVM's, would fault km). The new backing is made first: a failure leaves the old mapping in place."""
+        end = start + page_up(size)
+        fd = file.fd if host_fd is None else host_fd
+        common = dict(file=file, shared=shared, accounted=not shared and bool(prot & PROT_WRITE),
+                      locked=self.mlock_future)
         with self.lock:
-            end = start + page_up(size)
-            gpa = self.phys.map_file(fd, offset, end - start, shared)    # first: a failure leaves the old mapping
+            if shared or not image or file.fd is None or not file.is_regular or end - start > COPY_LIMIT:
+                file_size = os.fstat(fd).st_size if file.is_regular else end - start
+                in_file = min(end - start, max(0, page_up(file_size) - offset))
+                # shared over an O_RDONLY descriptor can never write: the host maps it private (it still sees
+                # the file change until km itself writes a page, which only the debugger does)
+                host_shared = shared and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR
+                vmas = [Vma(start, start + in_file, prot, None, file.path, offset, **common)] if in_file else []
+                if in_file:
+                    vmas[0].gpa = self.phys.map_file(fd, offset, in_file, host_shared)
+                if start + in_file < end:
+                    tail = Vma(start + in_file, end, prot, None, file.path, offset + in_file, **common)
+                    self._alloc(tail)
+                    vmas.append(tail)
+            else:
+                vma = Vma(start, end, prot, None, file.path, offset, **common)
+                self._alloc(vma)
+                try:
+                    file.read_into(self.phys.view(vma.gpa, end - start), offset)
+                except OSError:
+                    self.phys.release(vma.gpa, end - start)
+                    raise
+                vmas = [vma]
             self.unmap(start, end - start)
-            vma = Vma(start, end, prot, gpa, path, offset, "", locked=self.mlock_future)
-            if prot != abi.PROT_NONE:
-                self.tables.set_range(start, end - start, gpa, pte_flags(prot))
-            self._insert(vma)
+            for vma in vmas:
+                if prot != abi.PROT_NONE:
+                    self.tables.set_range(vma.start, vma.end - vma.start, vma.gpa, pte_flags(prot))
+                self._insert(vma)
             self.on_remap(start, end)
-            return vma
+
+    def discard(self, start: int, end: int) -> None:
+        """MADV_DONTNEED: private anonymous pages read back as zeros, private file pages as the file again,
+        shared pages stay as they are; the host memory goes back and KVM forgets the frames."""
+        with self.lock:
+            for vma in self.vmas[max(0, bisect.bisect(self._starts, start) - 1):]:
+                if vma.start >= end:
+                    break
+                lo, hi = max(start, vma.start), min(end, vma.end)
+                if vma.gpa is None or lo >= hi:
+                    continue
+                gpa = vma.gpa + lo - vma.start
+                if vma.shared and not self.phys.is_file(gpa):
+                    continue
+                self.phys.drop(gpa, hi - lo)
+                if vma.file is not None and vma.file.fd is not None and not self.phys.is_file(gpa):
+                    vma.file.read_into(self.phys.view(gpa, hi - lo), vma.offset + lo - vma.start)
 
     def map_foreign(self, start: int, size: int, prot: int, gpa: int, name: str) -> Vma:
         """A VMA over GPA km does not own (the host's vvar): mapped for the guest, invisible to km's reads."""
@@ -252,7 +314,7 @@ class GuestMemory:
     def _alloc(self, vma: Vma) -> None:
         """Guest-physical memory for the VMA (MemoryError past phys_memory.commit_limit)."""
         size = vma.end - vma.start
-        align = HUGE if size >= HUGE else PAGE
+        align = HUGE if size >= HUGE else PAGE       # in phase with the GVA modulo 2M: 2M pages line up
         vma.gpa = self.phys.alloc(size, align, vma.start % align)
         if not vma.huge:
             self.phys.no_huge_pages(vma.gpa, size)
@@ -296,6 +358,7 @@ class GuestMemory:
             self._check_mapped(start, end)
             for vma in self._range(start, end):
                 old, vma.prot = vma.prot, prot
+                vma.accounted |= not vma.shared and bool(prot & PROT_WRITE)
                 if vma.foreign is not None:
                     self.tables.set_range(vma.start, vma.end - vma.start,
                                           None if prot == abi.PROT_NONE else vma.foreign, pte_flags(prot))
@@ -345,6 +408,36 @@ class GuestMemory:
     def regions(self) -> list[Vma]:
         with self.lock:
             return [replace(v) for v in self.vmas]
+
+    def mappings(self, reserved: bool = True) -> list[MemoryRegion]:
+        """The VMAs as Linux would keep them, for /proc/self/maps, gdb and NT_FILE: km splits VMAs by their
+        backing, Linux merges neighbours whose flags, file and offsets agree (mm/mmap.c vma_merge; VM_ACCOUNT
+        keeps a once-writable private mapping apart, e.g. RELRO from .rodata). `reserved`: with PROT_NONE
+        reservations that own no memory (Linux lists them; a core file has nothing of them)."""
+        out: list[MemoryRegion] = []
+        last: Vma | None = None
+        with self.lock:
+            for v in self.vmas:
+                if not (reserved or v.gpa is not None or v.prot):
+                    continue
+                if last is not None and _mergeable(last, v) and out[-1].end == v.start:
+                    out[-1] = replace(out[-1], end=v.end)
+                else:
+                    out.append(MemoryRegion(v.start, v.end, v.perms(), v.offset if v.file else 0, v.path or v.name,
+                                            v.shared, v.file.dev if v.file else 0, v.file.inode if v.file else 0))
+                last = v
+        return out
+
+
+def _mergeable(prev: Vma, vma: Vma) -> bool:
+    """Whether Linux would hold `vma` and its neighbour `prev` as one VMA."""
+    if (prev.prot, prev.shared, prev.accounted, prev.path, prev.name) != \
+            (vma.prot, vma.shared, vma.accounted, vma.path, vma.name):
+        return False
+    if prev.file is None or vma.file is None:
+        return prev.file is vma.file
+    return (prev.file.dev, prev.file.inode) == (vma.file.dev, vma.file.inode) and \
+        prev.offset + prev.end - prev.start == vma.offset
 
 
 def _allows(prot: int, write: bool) -> bool:

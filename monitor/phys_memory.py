@@ -4,6 +4,13 @@ Chunks are reserved MAP_NORESERVE, so the host commits only what the guest touch
 larger request) keeps KVM's per-slot metadata small (shadow paging allocates rmaps per page of a slot). Freed
 ranges are madvise(MADV_DONTNEED)'d: that returns the memory, gives zero pages on reuse, and makes KVM drop its
 stale translations of those frames (KVM.md section 6).
+
+Files the host maps for the guest (shared mappings, private ones that are not program images) live in *file
+windows*: ranges of GPA reserved PROT_NONE on the host and registered once as a memslot, into which each file
+mapping is mmap'ed MAP_FIXED. Mapping or unmapping a file is then host mmap calls and no memslot change:
+KVM_SET_USER_MEMORY_REGION costs 18-110 us and slots are limited (32764), while a dynamic program maps files
+hundreds of times and CPython's test suite thousands. Replacing the host mapping under a memslot is seen by KVM
+through its MMU notifier, so the old frames are dropped.
 """
 from __future__ import annotations
 
@@ -21,7 +28,8 @@ HUGE = 0x200000
 CHUNK = 256 << 20
 MADV_REMOVE, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 9, 14, 15     # linux/mman.h
 PHYS_LIMIT = 1 << 46        # below every x86-64 CPU's physical-address width that KVM hosts have in practice
-FILE_BASE = PHYS_LIMIT // 2  # shared file mappings get GPA from here up; the allocator stays below
+FILE_BASE = PHYS_LIMIT // 2  # file windows get GPA from here up; the allocator stays below
+WINDOW = 256 << 20           # a file window's size (or a larger mapping's own); rmaps cost as for CHUNK
 
 
 @functools.cache
@@ -46,8 +54,7 @@ class Chunk:
     size: int
     host_addr: int
     view: memoryview
-    is_file: bool = False       # a host mapping of a file (map_file), not the allocator's memory
-    is_shared: bool = False     # ... mapped MAP_SHARED: writes reach the file
+    is_file: bool = False       # a file window (map_file), not the allocator's memory
 
 
 class PhysicalMemory:
@@ -60,23 +67,16 @@ class PhysicalMemory:
         self.lock = threading.Lock()
         self.allocated = 0
         self.file_top = FILE_BASE
+        self.file_free: list[tuple[int, int]] = []      # free ranges of the file windows
         self.foreign: list[tuple[int, int, int]] = []
 
     def _grow(self, size: int) -> None:
         size = max(CHUNK, (size + HUGE - 1) // HUGE * HUGE)
         if self.top + size > FILE_BASE:
             raise MemoryError("guest physical memory exhausted")
-        raw = libc.mmap(ffi.NULL, size + HUGE, abi.PROT_READ | abi.PROT_WRITE,
-                        abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_NORESERVE, -1, 0)
-        raw_addr = int(ffi.cast("uintptr_t", raw))
-        if raw_addr == 2**64 - 1:
-            raise MonitorError("guest memory", f"cannot reserve {size >> 20} MiB of host memory")
+        host = self._reserve(size, abi.PROT_READ | abi.PROT_WRITE)
         # 2M-aligned on the host as in the guest, and THP-eligible: a guest 2M page is then one host huge page
         # and KVM maps it with one fault instead of 512 (each ~75 us on kvm-pvm)
-        host = (raw_addr + HUGE - 1) & ~(HUGE - 1)
-        if host > raw_addr:
-            libc.munmap(raw, host - raw_addr)
-        libc.munmap(ffi.cast("void *", host + size), raw_addr + HUGE - host)
         ptr = ffi.cast("void *", host)
         libc.madvise(ptr, size, MADV_HUGEPAGE)
         try:
@@ -88,26 +88,80 @@ class PhysicalMemory:
         self._release(self.top, self.top + size)
         self.top += size
 
+    @staticmethod
+    def _reserve(size: int, prot: int) -> int:
+        """A 2M-aligned host range of `size` bytes, committed only when touched."""
+        raw = libc.mmap(ffi.NULL, size + HUGE, prot, abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_NORESERVE, -1, 0)
+        raw_addr = int(ffi.cast("uintptr_t", raw))
+        if raw_addr == 2**64 - 1:
+            raise MonitorError("guest memory", f"cannot reserve {size >> 20} MiB of host memory")
+        host = (raw_addr + HUGE - 1) & ~(HUGE - 1)
+        if host > raw_addr:
+            libc.munmap(raw, host - raw_addr)
+        libc.munmap(ffi.cast("void *", host + size), raw_addr + HUGE - host)
+        return host
+
     def _add_chunk(self, chunk: Chunk) -> None:
         i = bisect.bisect(self._starts, chunk.gpa)
         self.chunks.insert(i, chunk)
         self._starts.insert(i, chunk.gpa)
 
     def map_file(self, fd: int, offset: int, size: int, shared: bool) -> int:
-        """GPA of `size` bytes of a file mapped by the host (shared: the guest's writes reach the file; private:
-        copy-on-write, pages read lazily), registered as its own memslot. A shared `fd` must be open O_RDWR."""
-        flags = abi.MAP_SHARED if shared else abi.MAP_PRIVATE
-        ptr = libc.mmap(ffi.NULL, size, abi.PROT_READ | abi.PROT_WRITE, flags, fd, offset)
-        host = int(ffi.cast("uintptr_t", ptr))
-        if host == 2**64 - 1:
-            raise OSError(ffi.errno, "mmap of a file")
+        """GPA of `size` bytes of a file mapped by the host into a file window (shared: the guest's writes reach
+        the file; private: copy-on-write, pages read lazily). A shared `fd` must be open O_RDWR."""
         with self.lock:
-            gpa = self.file_top
-            self.file_top += (size + HUGE - 1) // HUGE * HUGE
-            self.vm.add_memory(gpa, size, host)
-            self._add_chunk(Chunk(gpa, size, host, memoryview(ffi.buffer(ptr, size)), is_file=True,
-                                  is_shared=shared))
+            gpa = self._window_alloc(size)
+        flags = (abi.MAP_SHARED if shared else abi.MAP_PRIVATE) | abi.MAP_FIXED
+        ptr = libc.mmap(ffi.cast("void *", self.host_addr(gpa)), size, abi.PROT_READ | abi.PROT_WRITE, flags, fd,
+                        offset)
+        if int(ffi.cast("uintptr_t", ptr)) == 2**64 - 1:
+            error = ffi.errno
+            self._window_release(gpa, size)
+            raise OSError(error, "mmap of a file")
         return gpa
+
+    def _window_alloc(self, size: int) -> int:
+        for i, (start, end) in enumerate(self.file_free):
+            if end - start >= size:
+                if end - start == size:
+                    del self.file_free[i]
+                else:
+                    self.file_free[i] = (start + size, end)
+                return start
+        window = max(WINDOW, (size + HUGE - 1) // HUGE * HUGE)
+        if window > commit_limit() or self.file_top + window > PHYS_LIMIT:
+            raise MemoryError(f"{size} bytes of file mapping: more than km can map")
+        host = self._reserve(window, abi.PROT_NONE)
+        try:
+            self.vm.add_memory(self.file_top, window, host)
+        except MonitorError as e:        # KVM refused the slot (beyond the host's physical-address width...)
+            libc.munmap(ffi.cast("void *", host), window)
+            raise MemoryError(str(e)) from e
+        gpa = self.file_top
+        self._add_chunk(Chunk(gpa, window, host, memoryview(ffi.buffer(ffi.cast("void *", host), window)),
+                              is_file=True))
+        self.file_top += window
+        if window > size:
+            self._free_insert(self.file_free, gpa + size, gpa + window)
+        return gpa
+
+    def _window_release(self, gpa: int, size: int) -> None:
+        """Replace the file's host pages by an inaccessible reservation (KVM's MMU notifier drops the frames)."""
+        libc.mmap(ffi.cast("void *", self.host_addr(gpa)), size, abi.PROT_NONE,
+                  abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_NORESERVE | abi.MAP_FIXED, -1, 0)
+        with self.lock:
+            self._free_insert(self.file_free, gpa, gpa + size)
+
+    @staticmethod
+    def _free_insert(free: list[tuple[int, int]], start: int, end: int) -> None:
+        """Add [start, end) to a sorted, disjoint free list, merging with its neighbours."""
+        i = bisect.bisect(free, (start, end))
+        if i > 0 and free[i - 1][1] == start:
+            start = free.pop(i - 1)[0]
+            i -= 1
+        if i < len(free) and free[i][0] == end:
+            end = free.pop(i)[1]
+        free.insert(i, (start, end))
 
     def add_foreign(self, host_addr: int, size: int) -> int:
         """Back a GPA range with existing host memory, read-only for the guest (the host's [vvar]); never
@@ -129,13 +183,7 @@ class PhysicalMemory:
             vm.add_memory(gpa, size, host_addr, readonly=True)
 
     def _release(self, start: int, end: int) -> None:
-        i = bisect.bisect(self.free, (start, end))
-        if i > 0 and self.free[i - 1][1] == start:
-            start = self.free.pop(i - 1)[0]
-            i -= 1
-        if i < len(self.free) and self.free[i][0] == end:
-            end = self.free.pop(i)[1]
-        self.free.insert(i, (start, end))
+        self._free_insert(self.free, start, end)
 
     def alloc(self, size: int, align: int = PAGE, phase: int = 0) -> int:
         """A GPA range of `size` bytes with gpa % align == phase (so that 2M pages line up with the GVA);
@@ -175,10 +223,10 @@ class PhysicalMemory:
         return gpa + size <= chunk.gpa + chunk.size
 
     def release(self, gpa: int, size: int) -> None:
-        """Give a range back: its contents are dropped (zero on reuse) and KVM forgets the frames. A file range is
-        unmapped on the host (its GPA is not reused: the memslot stays, over nothing)."""
+        """Give a range back: its contents are dropped (zero on reuse) and KVM forgets the frames. A file range's
+        host mapping is replaced by a reservation and its GPA reused for a later file mapping."""
         if self.chunk_of(gpa).is_file:
-            libc.munmap(ffi.cast("void *", self.host_addr(gpa)), size)
+            self._window_release(gpa, size)
             return
         libc.madvise(ffi.cast("void *", self.host_addr(gpa)), size, abi.MADV_DONTNEED)
         with self.lock:
@@ -189,6 +237,10 @@ class PhysicalMemory:
         """Back this range with 4K host pages: for memory touched sparsely, like thread stacks (one touched byte
         would otherwise cost a 2M page; Linux likewise gives MAP_STACK mappings no huge pages)."""
         libc.madvise(ffi.cast("void *", self.host_addr(gpa)), size, MADV_NOHUGEPAGE)
+
+    def is_file(self, gpa: int) -> bool:
+        """Whether gpa lies in a file window (the host maps a file there) rather than in the allocator's memory."""
+        return gpa >= FILE_BASE
 
     def drop(self, gpa: int, size: int) -> None:
         """MADV_DONTNEED on the backing: anonymous memory reads back as zeros, a private file mapping as the file

@@ -17,7 +17,8 @@ from kdbg.breakpoints import SoftwareBreakpoints
 from kdbg.vcpu_control import KICK_SIGNAL, PauseTimeout, StopTheWorld, install_kick_handler
 
 from .debug_hooks import NO_DEBUGGER, DebugHooks
-from .elf_loader import LoadedElf, auxv_bytes, build_stack, load_elf
+from .loader.elf import Program, load_program
+from .loader.stack import auxv_bytes, build_stack
 from .errors import MonitorError
 from .guest_memory import GuestMemory
 from .kvm import abi
@@ -87,8 +88,8 @@ class Process:
         self._dying = threading.Lock()                  # held by the thread dumping core for a fatal signal
         install_kick_handler()
         self.signals = SignalState(self)
-        self.elf: LoadedElf = load_elf(path, self.mem)
-        self.mem.brk_start = self.mem.brk = self.elf.end
+        self.program: Program = load_program(path, self.mem)
+        self.mem.brk_start = self.mem.brk = self.program.exe.end
         self.initial_rsp = 0
 
     def shared(self, name: str, make):
@@ -153,7 +154,7 @@ class Process:
         self.debug.on_thread_start(thread)
         return thread
 
-    def prepare_main_thread(self, hwcap: int) -> VcpuThread:
+    def prepare_main_thread(self) -> VcpuThread:
         """The first vCPU: self-test of the syscall path, then the payload's entry state."""
         thread = self.new_thread()
         self._self_test(thread)
@@ -161,11 +162,11 @@ class Process:
         envp = [os.fsencode(e) for e in self.env]
         from .vdso import map_vdso
         vdso = map_vdso(self.mem) if os.environ.get("KM_NO_VDSO") is None else 0
-        self.initial_rsp = build_stack(self.mem, self.elf, argv, envp, os.fsencode(os.path.abspath(self.path)), hwcap,
+        self.initial_rsp = build_stack(self.mem, self.program, argv, envp, os.fsencode(os.path.abspath(self.path)),
                                        vdso)
         self.auxv = auxv_bytes(self.mem, self.initial_rsp)
         regs = [0] * 18
-        regs[RIP], regs[RSP], regs[RFLAGS] = self.elf.entry, self.initial_rsp, 0x202
+        regs[RIP], regs[RSP], regs[RFLAGS] = self.program.entry, self.initial_rsp, 0x202
         thread.set_user_regs(regs)
         return thread
 

@@ -48,8 +48,7 @@ class ProcessView:
         return self.proc.breakpoints.shadow(addr, data)
 
     def mappings(self) -> Sequence[MemoryRegion]:
-        return [MemoryRegion(v.start, v.end, v.perms(), v.offset, v.path or v.name) for v in self.proc.mem.regions()
-                if v.gpa is not None or v.prot]
+        return self.proc.mem.mappings(reserved=False)
 
     def auxv(self) -> bytes:
         return self.proc.auxv

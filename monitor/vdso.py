@@ -14,7 +14,6 @@ from .guest_memory import PROT_EXEC, PROT_READ, GuestMemory
 from .kvm.abi import ffi
 
 log = logging.getLogger("km.mem")
-VDSO_AREA_TOP = 0x7FFFF7000000
 
 
 def _host_layout() -> tuple[int, int, int, int] | None:
@@ -54,7 +53,9 @@ def map_vdso(mem: GuestMemory) -> int:
         return 0
     vvar, vvar_end, vdso, vdso_end = layout
     vvar_size, vdso_size = vvar_end - vvar, vdso_end - vdso
-    base = VDSO_AREA_TOP - vvar_size - vdso_size
+    base = mem.find_free(vvar_size + vdso_size)     # where Linux puts it: the next mmap after the interpreter
+    if base is None:
+        return 0
     try:
         gpa = mem.phys.add_foreign(vvar, vvar_size)
     except Exception as e:

@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import re
 
-from kdbg.target import Target
+from kdbg.target import Target, maps_line, maps_text
 
 # gdb's pid for a remote that did not negotiate the multiprocess extensions (gdb/remote.c MAGIC_NULL_PID).
 MAGIC_NULL_PID = 42000
 _PROC_PATH = re.compile(r"^/proc/(self|\d+)(?:/task/\d+)?/(maps|smaps|cmdline|exe|comm|auxv|coredump_filter)$")
-
-
-def _line(region) -> str:
-    perms = region.perms + "p"
-    return f"{region.start:08x}-{region.end:08x} {perms} {region.offset:08x} 00:00 0" + \
-        (f"{'':10}{region.path}" if region.path else "")
 
 
 def _smaps_entry(region) -> str:
@@ -27,7 +21,7 @@ def _smaps_entry(region) -> str:
                                      ("ex", "x" in region.perms), ("mr", True), ("mw", True), ("me", True),
                                      ("dd", region.path == "[vvar]"))   # as Linux: never dumped
                      if on)
-    return (f"{_line(region)}\nSize:           {size_kb:8} kB\nRss:            {size_kb:8} kB\n"
+    return (f"{maps_line(region)}\nSize:           {size_kb:8} kB\nRss:            {size_kb:8} kB\n"
             f"Anonymous:      {size_kb:8} kB\nVmFlags: {flags}\n")
 
 
@@ -38,9 +32,9 @@ def virtual_file(target: Target, path: str) -> bytes | None:
         return None
     kind = match.group(2)
     if kind == "maps":
-        return "".join(_line(r) + "\n" for r in target.mappings()).encode()
+        return maps_text(target.mappings()).encode(errors="surrogateescape")
     if kind == "smaps":
-        return "".join(_smaps_entry(r) for r in target.mappings()).encode()
+        return "".join(_smaps_entry(r) for r in target.mappings()).encode(errors="surrogateescape")
     if kind == "cmdline":
         return target.exe_path().encode() + b"\0"
     if kind == "comm":

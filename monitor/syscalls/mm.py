@@ -3,20 +3,24 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
+import stat
 
 from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down, page_up
 from ..kvm import abi
+from ..mapped_file import MappedFile
 from .args import fd_arg
 from .dispatch import s32, syscall
 
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
-MAP_GROWSDOWN, MAP_STACK, MAP_FIXED_NOREPLACE = 0x100, 0x20000, 0x100000
+MAP_GROWSDOWN, MAP_DENYWRITE, MAP_STACK, MAP_FIXED_NOREPLACE = 0x100, 0x800, 0x20000, 0x100000
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP = 0x8, 0x01000000, 0x02000000
 PAGE = 0x1000
 TASK_SIZE = USER_TOP                     # the first address above the user half (mm's TASK_SIZE on x86-64)
 MASK64 = (1 << 64) - 1
+log = logging.getLogger("km.mem")
 
 
 def page_align(n: int) -> int:
@@ -83,10 +87,12 @@ def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset
         start = _place(mem, addr, size, flags)
         if start < 0:
             return start
-        if flags & MAP_ANONYMOUS:
+        if flags & MAP_ANONYMOUS and flags & MAP_SHARED:
+            _map_shared_anonymous(mem, start, size, prot)
+        elif flags & MAP_ANONYMOUS:
             mem.map(start, size, prot, huge=not flags & MAP_STACK)
-        else:                            # shared read-only from an O_RDONLY fd: private (no writes to share)
-            _map_file(mem, start, size, prot, host_fd, offset, bool(flags & MAP_SHARED) and access == os.O_RDWR)
+        else:
+            _map_file(mem, start, size, prot, host_fd, offset, flags)
         return start
 
 
@@ -101,13 +107,6 @@ def _file_access(host_fd: int, flags: int, prot: int) -> int:
     return access
 
 
-def _fd_path(host_fd: int) -> str:
-    try:
-        return os.readlink(f"/proc/self/fd/{host_fd}")
-    except OSError:
-        return ""
-
-
 def _place(mem, addr: int, size: int, flags: int) -> int:
     """Where the mapping goes: the fixed address (already checked), else at the hint if free, else the highest
     gap; or -errno."""
@@ -119,19 +118,31 @@ def _place(mem, addr: int, size: int, flags: int) -> int:
     return -errno.ENOMEM if found is None else found
 
 
-def _map_file(mem, start: int, size: int, prot: int, host_fd: int, offset: int, shared: bool) -> None:
-    """The host's own mapping of the file (lazy; shared: the payload's writes reach it), up to the file's last
-    page: past it Linux raises SIGBUS, and km's own access there (or KVM's) would fault km; the guest gets zero
-    pages instead."""
+def _map_file(mem, start: int, size: int, prot: int, host_fd: int, offset: int, flags: int) -> None:
+    """A file mapping (GuestMemory.map_file); a private mapping of /dev/zero is anonymous memory."""
+    shared = bool(flags & MAP_SHARED)
+    image = not shared and bool(flags & MAP_DENYWRITE or prot & PROT_EXEC)    # ld.so's MAP_COPY, or code
+    file = MappedFile.of_fd(host_fd, keep_open=image)
+    if not file.is_regular and not shared and _is_dev_zero(host_fd):
+        mem.map(start, size, prot)
+        return
+    mem.map_file(start, size, prot, file, offset, shared, image=image, host_fd=host_fd)
+
+
+def _is_dev_zero(host_fd: int) -> bool:
+    st = os.fstat(host_fd)
+    return stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 5)
+
+
+def _map_shared_anonymous(mem, start: int, size: int, prot: int) -> None:
+    """MAP_SHARED|MAP_ANONYMOUS: memory a forked child shares, so a memfd the host maps shared (km's children
+    are other host processes). Linux names it /dev/zero (deleted), as a shmem file."""
+    fd = os.memfd_create("km-shared-anonymous", os.MFD_CLOEXEC)
     try:
-        file_size = os.fstat(host_fd).st_size
-    except OSError:
-        file_size = 0
-    in_file = min(size, max(0, page_up(file_size) - offset))
-    if in_file:
-        mem.map_file(start, in_file, prot, host_fd, offset, _fd_path(host_fd), shared)
-    if in_file < size:
-        mem.map(start + in_file, size - in_file, prot)
+        os.ftruncate(fd, size)
+        mem.map_file(start, size, prot, MappedFile.adopt(os.dup(fd), "/dev/zero (deleted)"), 0, True, host_fd=fd)
+    finally:
+        os.close(fd)
 
 
 @syscall("munmap")
@@ -244,14 +255,13 @@ def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
 
 def _advise(mem, vma, start: int, end: int, advice: int) -> int:
     """One VMA's share of madvise(2): 0 or the -errno Linux's per-VMA check gives."""
-    file_backed = bool(vma.path) and vma.gpa is not None and mem.phys.chunk_of(vma.gpa).is_file
-    shared = file_backed and mem.phys.chunk_of(vma.gpa).is_shared
+    file_backed = vma.file is not None
+    shared = vma.shared
     special = vma.foreign is not None     # [vvar]: VM_IO | VM_PFNMAP
     if advice in (MADV_DONTNEED, MADV_DONTNEED_LOCKED):
         if special or (vma.locked and advice == MADV_DONTNEED):
             return -errno.EINVAL
-        if vma.gpa is not None and (not vma.path or file_backed):     # not the ELF loader's copies
-            mem.phys.drop(vma.gpa + start - vma.start, end - start)
+        mem.discard(start, end)
     elif advice == MADV_FREE:
         if special or vma.locked or file_backed:
             return -errno.EINVAL
@@ -305,7 +315,7 @@ def sys_mremap(ctx, old: int, old_size: int, new_size: int, flags: int, new_addr
             return error
         if _run_end(mem, vma) == old + old_size and old + new_size <= TASK_SIZE and \
                 mem._is_free(old + old_size, new_size - old_size):
-            mem.map(old + old_size, new_size - old_size, vma.prot, huge=vma.huge).locked = vma.locked
+            _extend(mem, old + old_size, old + old_size, new_size - old_size)
             return old
         if not flags & MREMAP_MAYMOVE:
             return -errno.ENOMEM
@@ -366,11 +376,51 @@ def _move(mem, vma, old: int, old_size: int, new_size: int, target: int, keep_ol
     and empty (zero pages), as Linux leaves an anonymous one."""
     prot, huge = vma.prot, vma.huge
     if new_size > old_size:                # first: running out of memory changes nothing
-        mem.map(target + old_size, new_size - old_size, prot, huge=huge).locked = vma.locked
+        _extend(mem, old + old_size, target + old_size, new_size - old_size)
     mem.move(old, old_size, target)
     if keep_old:
         mem.map(old, old_size, prot, huge=huge)
     return target
+
+
+def _extend(mem, end: int, at: int, size: int) -> None:
+    """Map `size` bytes at `at` as the continuation of the mapping that ends at `end`: the same rights, and for a
+    file mapping the file's next bytes (as Linux grows the one VMA)."""
+    last = mem.find(end - 1)
+    if last.file is None:
+        mem.map(at, size, last.prot, huge=last.huge).locked = last.locked
+        return
+    offset = last.offset + end - last.start
+    fd = _reopen(mem, last) if last.file.fd is None else None
+    try:
+        if last.file.fd is None and fd is None:
+            log.info("mremap: %s cannot be reopened to grow its mapping: zero pages", last.file.path)
+            mem.map(at, size, last.prot)
+        else:
+            mem.map_file(at, size, last.prot, last.file, offset, last.shared, image=last.file.fd is not None,
+                         host_fd=fd)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    for vma in mem.vmas_in(at, at + size):
+        vma.locked = last.locked
+
+
+def _reopen(mem, vma) -> int | None:
+    """A descriptor of the file the host maps under `vma` (a shared mapping keeps none: closing a descriptor
+    would drop the payload's POSIX locks on the file), through /proc/self/map_files (needs CAP_SYS_ADMIN)."""
+    if vma.gpa is None or not mem.phys.is_file(vma.gpa):
+        return None
+    host = mem.phys.host_addr(vma.gpa)
+    flags = os.O_RDWR if vma.shared and vma.prot & PROT_WRITE else os.O_RDONLY
+    try:
+        for name in os.listdir("/proc/self/map_files"):
+            low, high = (int(x, 16) for x in name.split("-"))
+            if low <= host < high:
+                return os.open(f"/proc/self/map_files/{name}", flags | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _mergeable(a, b) -> bool:

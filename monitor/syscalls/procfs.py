@@ -10,34 +10,13 @@ import errno
 import os
 import re
 
+from kdbg.target import maps_text
+
 _SELF = re.compile(rb"^/proc/(?:self|thread-self|(\d+)(?:/task/\d+)?)/([a-z_]+)$")
 
 
-def maps_text(proc) -> bytes:
-    """Like /proc/PID/maps: adjacent VMAs with the same rights and origin merged, as Linux keeps them merged."""
-    lines: list[list] = []
-    for vma in proc.mem.regions():
-        shared = vma.gpa is not None and proc.mem.phys.chunk_of(vma.gpa).is_shared
-        name = vma.path or vma.name
-        perms = vma.perms() + ("s" if shared else "p")
-        last = lines[-1] if lines else None
-        if last and last[1] == vma.start and last[2] == perms and last[4] == name and \
-                (not vma.path or last[3] + (last[1] - last[0]) == vma.offset):
-            last[1] = vma.end
-            continue
-        lines.append([vma.start, vma.end, perms, vma.offset if vma.path else 0, name])
-    out = []
-    for start, end, perms, offset, name in lines:
-        dev, inode = "00:00", 0
-        if name and not name.startswith("["):
-            try:
-                st = os.stat(name)
-                dev, inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino
-            except OSError:
-                pass
-        head = f"{start:08x}-{end:08x} {perms} {offset:08x} {dev} {inode} "
-        out.append((head.ljust(73) + name if name else head) + "\n")     # unnamed: the trailing space stays
-    return "".join(out).encode(errors="surrogateescape")
+def _maps(ctx) -> bytes:
+    return maps_text(ctx.proc.mem.mappings()).encode(errors="surrogateescape")
 
 
 def _cmdline(ctx) -> bytes:
@@ -53,7 +32,7 @@ def _comm(ctx) -> bytes:
     return name.encode(errors="surrogateescape")[:15] + b"\n"
 
 
-FILES = {b"maps": lambda ctx: maps_text(ctx.proc), b"cmdline": _cmdline, b"environ": _environ,
+FILES = {b"maps": _maps, b"cmdline": _cmdline, b"environ": _environ,
          b"auxv": lambda ctx: bytes(ctx.proc.auxv), b"comm": _comm}
 
 

@@ -108,11 +108,19 @@ def test_object_file_is_not_an_executable(tmp_path):
     assert one_line_error(result) == f"km: {obj}: not an executable (ET_REL)" and result.returncode == 1
 
 
-def test_dynamic_executable(payload):
-    dynamic = payload("run_hello.c", "dynamic")
+def test_missing_interpreter(payload):
+    """A dynamic program whose PT_INTERP does not exist: one line naming the interpreter (execve says ENOENT)."""
+    dynamic = payload("run_hello.c", "dynamic", ("-Wl,--dynamic-linker=/nonexistent/ld-km-test.so.2",))
     result = run_km(dynamic)
-    assert one_line_error(result) == \
-        f"km: {dynamic}: dynamic executable (km runs static and static-pie executables only)"
+    assert one_line_error(result) == f"km: {dynamic}: interpreter /nonexistent/ld-km-test.so.2: no such file"
+    assert result.returncode == 1
+
+
+def test_interpreter_not_a_loader(payload):
+    """PT_INTERP naming something that is not a dynamic loader (here a text file)."""
+    dynamic = payload("run_hello.c", "dynamic", ("-Wl,--dynamic-linker=/etc/passwd",))
+    result = run_km(dynamic)
+    assert one_line_error(result) == f"km: {dynamic}: interpreter /etc/passwd: not an ELF file"
     assert result.returncode == 1
 
 

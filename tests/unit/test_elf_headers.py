@@ -1,5 +1,5 @@
-"""monitor/elf_headers.py (the loader's struct reader) against pyelftools on the same files: every header field and
-every program header, the segments' bytes, and the errors a cut file gives."""
+"""monitor/loader/elf_headers.py (the loader's struct reader) against pyelftools on the same files: every header
+field and every program header, the segments' bytes, and the errors a cut file gives."""
 from __future__ import annotations
 
 import shutil
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile as ReferenceELFFile
 
-from monitor.elf_headers import ELFError, ELFFile
+from monitor.loader.elf_headers import ELFError, ELFFile
 
 SAMPLES = [p for p in {Path(sys.executable).resolve(), Path("/bin/busybox"), Path(shutil.which("ls") or "/bin/ls")}
            if p.exists()]

@@ -114,12 +114,14 @@ def test_file_chunks_share_or_copy_the_file(phys, tmp_path):
     path = tmp_path / "data"
     path.write_bytes(b"A" * PAGE + b"B" * PAGE)
     fd = os.open(path, os.O_RDWR)
+    slots = len(phys.vm.slots)
     try:
         shared = phys.map_file(fd, 0, 2 * PAGE, shared=True)
         private = phys.map_file(fd, PAGE, PAGE, shared=False)
     finally:
         os.close(fd)
-    assert shared >= 1 << 45 and phys.chunk_of(shared).is_shared and not phys.chunk_of(private).is_shared
+    assert shared >= 1 << 45 and phys.is_file(shared) and phys.is_file(private)
+    assert len(phys.vm.slots) == slots + 1             # one file window for both: no memslot per mapping
     assert bytes(phys.view(private, 2)) == b"BB"
     phys.view(shared, 2)[:] = b"xy"                     # through the shared mapping: into the file
     phys.view(private, 1)[:] = b"p"                     # private: a copy
@@ -128,3 +130,9 @@ def test_file_chunks_share_or_copy_the_file(phys, tmp_path):
     assert bytes(phys.view(private, 1)) == b"B"
     phys.release(shared, 2 * PAGE)
     assert path.read_bytes()[:2] == b"xy"
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        again = phys.map_file(fd, 0, PAGE, shared=False)     # the window's released range is reused
+    finally:
+        os.close(fd)
+    assert again == shared and bytes(phys.view(again, 2)) == b"xy" and len(phys.vm.slots) == slots + 1

@@ -1,0 +1,171 @@
+"""Maps an x86-64 ELF program into guest memory as fs/binfmt_elf.c load_elf_binary does: the executable (static,
+static-pie or dynamic), and for a dynamic one the interpreter its PT_INTERP names, which then loads the libraries
+through ordinary syscalls.
+
+Placement follows Linux with address-space randomization off: an ET_DYN program with an interpreter (a PIE) at
+ELF_ET_DYN_BASE (0x555555554000), an ET_EXEC one at its own addresses, the interpreter where mmap would put it
+(below the mmap top). km also puts a static-pie program, or an interpreter run as a program
+(`km /lib64/ld-linux-x86-64.so.2 /bin/ls`), at 0x555555554000, so that brk follows it. Segments are file-backed
+(GuestMemory.map_file), so /proc/self/maps, NT_FILE and gdb see the real files.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from ..errors import PayloadError
+from ..guest_memory import PROT_EXEC, PROT_READ, PROT_WRITE, GuestMemory, page_down, page_up
+from ..mapped_file import MappedFile
+from .elf_headers import ELFError, ELFFile
+
+PIE_BASE = 0x555555554000       # ELF_ET_DYN_BASE on x86-64 without randomization
+PF_X, PF_W, PF_R = 1, 2, 4
+
+
+@dataclass
+class LoadedElf:
+    path: str
+    entry: int
+    phdr: int
+    phent: int
+    phnum: int
+    bias: int
+    end: int            # first byte after the highest segment: where brk starts
+
+
+@dataclass
+class Program:
+    """What execve leaves behind: the program's image, its interpreter's (if dynamic), where execution starts."""
+    exe: LoadedElf
+    interp: LoadedElf | None
+
+    @property
+    def entry(self) -> int:
+        return (self.interp or self.exe).entry
+
+    @property
+    def base(self) -> int:
+        """AT_BASE: the interpreter's load address (0 for a static program)."""
+        return self.interp.bias if self.interp else 0
+
+
+def open_elf(path: str) -> ELFFile:
+    """Open and validate a payload, raising PayloadError with the one-line reason."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            raise PayloadError(path, "not a regular file")      # a FIFO or device would block or lie
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise PayloadError(path, "no such file") from None
+    except IsADirectoryError:
+        raise PayloadError(path, "is a directory") from None
+    except PermissionError:
+        raise PayloadError(path, "permission denied") from None
+    try:
+        elf = ELFFile(f)
+    except ELFError:
+        f.close()
+        raise PayloadError(path, "not an ELF file") from None
+    try:
+        _check_elf(path, elf, os.fstat(f.fileno()).st_size)
+    except ELFError:        # headers cut short or inconsistent
+        f.close()
+        raise PayloadError(path, "truncated or corrupt ELF file") from None
+    except PayloadError:
+        f.close()
+        raise
+    return elf
+
+
+def _check_elf(path: str, elf: ELFFile, file_size: int) -> None:
+    """What execve(2) would refuse, in the order a user wants to hear it."""
+    if elf.get_machine_arch() != "x64" or elf.elfclass != 64:
+        raise PayloadError(path, f"not an x86-64 executable ({elf.get_machine_arch()}, {elf.elfclass}-bit)")
+    if elf["e_type"] not in ("ET_EXEC", "ET_DYN"):
+        raise PayloadError(path, f"not an executable ({elf['e_type']})")
+    segments = list(elf.iter_segments())
+    if not any(seg["p_type"] == "PT_LOAD" for seg in segments):
+        raise PayloadError(path, "no loadable segments")
+    if any(seg["p_type"] == "PT_LOAD" and seg["p_offset"] + seg["p_filesz"] > file_size for seg in segments):
+        raise PayloadError(path, "truncated or corrupt ELF file")
+
+
+def interpreter_of(elf: ELFFile) -> str | None:
+    """The PT_INTERP path of a dynamic program, or None."""
+    seg = next((s for s in elf.iter_segments() if s["p_type"] == "PT_INTERP"), None)
+    return seg.data().split(b"\0", 1)[0].decode(errors="surrogateescape") if seg is not None else None
+
+
+def load_program(path: str, mem: GuestMemory) -> Program:
+    """Map the program and, for a dynamic one, its interpreter; PayloadError names what is wrong with either."""
+    elf = open_elf(path)
+    try:
+        interp_path = interpreter_of(elf)
+        exe = _load(path, elf, mem, PIE_BASE if elf["e_type"] == "ET_DYN" else 0)
+    except ELFError:
+        raise PayloadError(path, "truncated or corrupt ELF file") from None
+    finally:
+        elf.stream.close()
+    if interp_path is None:
+        return Program(exe, None)
+    return Program(exe, _load_interpreter(path, interp_path, mem))
+
+
+def _load_interpreter(path: str, interp_path: str, mem: GuestMemory) -> LoadedElf:
+    """The interpreter, where an mmap without a hint would go (Linux maps it with vm_mmap, top-down)."""
+    try:
+        elf = open_elf(interp_path)
+    except PayloadError as e:
+        raise PayloadError(path, f"interpreter {interp_path}: {e.problem}") from None
+    try:
+        if elf["e_type"] != "ET_DYN" or interpreter_of(elf) is not None:
+            raise PayloadError(path, f"interpreter {interp_path}: not a dynamic loader")
+        loads = _loads(elf)
+        low, high = page_down(loads[0]["p_vaddr"]), max(page_up(s["p_vaddr"] + s["p_memsz"]) for s in loads)
+        base = mem.find_free(high - low)
+        if base is None:
+            raise PayloadError(path, f"interpreter {interp_path}: no room in the address space")
+        return _load(interp_path, elf, mem, base)
+    except ELFError:
+        raise PayloadError(path, f"interpreter {interp_path}: truncated or corrupt ELF file") from None
+    finally:
+        elf.stream.close()
+
+
+def _loads(elf: ELFFile) -> list:
+    return [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+
+
+def _load(path: str, elf: ELFFile, mem: GuestMemory, base: int) -> LoadedElf:
+    """Map each PT_LOAD as elf_map + padzero + the bss mapping do; an ET_DYN image goes at `base`."""
+    loads = _loads(elf)
+    bias = base - page_down(loads[0]["p_vaddr"]) if elf["e_type"] == "ET_DYN" else 0
+    file = MappedFile.open(path)
+    mapped_end = 0
+    for seg in loads:
+        prot = (PROT_READ if seg["p_flags"] & PF_R else 0) | (PROT_WRITE if seg["p_flags"] & PF_W else 0) | \
+               (PROT_EXEC if seg["p_flags"] & PF_X else 0)
+        vaddr, filesz = seg["p_vaddr"] + bias, seg["p_filesz"]
+        start, end = page_down(vaddr), page_up(vaddr + seg["p_memsz"])
+        offset = page_down(seg["p_offset"])
+        file_end = page_up(vaddr + filesz) if filesz else start
+        if start < mapped_end:     # shares a page with the previous segment: widen that page's rights, add its bytes
+            shared = mem.find(start)
+            mem.protect(start, mapped_end - start, shared.prot | prot)
+            mem.write_debug(vaddr, seg.data()[:mapped_end - vaddr])
+            offset += mapped_end - start
+            start = mapped_end
+        if file_end > start:
+            mem.map_file(start, file_end - start, prot, file, offset, shared=False, image=True)
+            if vaddr + filesz < file_end:       # padzero: the rest of the last file page is bss
+                mem.write_debug(vaddr + filesz, bytes(min(file_end, end) - vaddr - filesz))
+        if end > max(start, file_end):
+            mem.map(max(start, file_end), end - max(start, file_end), prot)
+        mapped_end = max(mapped_end, end)
+    phoff = elf["e_phoff"]
+    phdr = next((s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_PHDR"), None)
+    if phdr is None:
+        first = next((s for s in loads if s["p_offset"] <= phoff < s["p_offset"] + s["p_filesz"]), loads[0])
+        phdr = first["p_vaddr"] + phoff - first["p_offset"]
+    return LoadedElf(path, elf["e_entry"] + bias, phdr + bias, elf["e_phentsize"], elf["e_phnum"], bias, mapped_end)

@@ -1,0 +1,84 @@
+"""The initial stack of a new program and its auxv, as fs/binfmt_elf.c create_elf_tables lays them out: argc,
+argv[], NULL, envp[], NULL, auxv pairs, then the strings and the AT_RANDOM bytes near the top."""
+from __future__ import annotations
+
+import os
+import struct
+
+from ..guest_memory import PROT_READ, PROT_WRITE, GuestMemory
+from .elf import Program
+
+STACK_TOP = 0x7FFFFFFFF000
+STACK_SIZE = 8 << 20
+
+AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
+AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23, 25, 26, 31, 33, 51
+MINSIGSTKSZ = 2048
+
+# CPUID.1:EDX bit names as /proc/cpuinfo spells them (arch/x86/include/asm/cpufeatures.h, word 0)
+_CPUID1_EDX = ["fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "", "sep", "mtrr", "pge", "mca",
+               "cmov", "pat", "pse36", "pn", "clflush", "", "dts", "acpi", "mmx", "fxsr", "sse", "sse2", "ss", "ht",
+               "tm", "ia64", "pbe"]
+
+
+def hwcap() -> int:
+    """AT_HWCAP as Linux gives it: CPUID.1:EDX, read from the host (what the payload's cpuid sees too)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return 0
+    return sum(1 << i for i, name in enumerate(_CPUID1_EDX) if name and name in flags)
+
+
+def hwcap2() -> int:
+    """AT_HWCAP2: Linux sets HWCAP2_FSGSBASE when it enabled CR4.FSGSBASE; km's guests run without it (the
+    payload sets fs through arch_prctl), and HWCAP2_RING3MWAIT is for Xeon Phi. So none."""
+    return 0
+
+
+def build_stack(mem: GuestMemory, program: Program, argv: list[bytes], envp: list[bytes], execfn: bytes,
+                vdso: int = 0) -> int:
+    """Map the main stack and write argc/argv/envp/auxv; returns the initial RSP."""
+    mem.map(STACK_TOP - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE, name="[stack]")
+    sp = STACK_TOP - 16
+    strings: dict[str, list[int]] = {"argv": [], "envp": []}
+
+    def push_bytes(data: bytes) -> int:
+        nonlocal sp
+        sp -= len(data)
+        mem.write(sp, data)
+        return sp
+
+    execfn_addr = push_bytes(execfn + b"\0")
+    for key, items in (("envp", envp), ("argv", argv)):
+        strings[key] = [push_bytes(s + b"\0") for s in reversed(items)][::-1]
+    platform = push_bytes(b"x86_64\0")
+    random_addr = push_bytes(os.urandom(16))
+    exe = program.exe
+    auxv = [(AT_SYSINFO_EHDR, vdso)] if vdso else []
+    auxv += [(AT_MINSIGSTKSZ, MINSIGSTKSZ), (AT_HWCAP, hwcap()), (AT_PAGESZ, 4096), (AT_CLKTCK, 100),
+             (AT_PHDR, exe.phdr), (AT_PHENT, exe.phent), (AT_PHNUM, exe.phnum), (AT_BASE, program.base),
+             (AT_FLAGS, 0), (AT_ENTRY, exe.entry), (AT_UID, os.getuid()), (AT_EUID, os.geteuid()),
+             (AT_GID, os.getgid()), (AT_EGID, os.getegid()), (AT_SECURE, 0), (AT_RANDOM, random_addr),
+             (AT_HWCAP2, hwcap2()), (AT_EXECFN, execfn_addr), (AT_PLATFORM, platform), (AT_NULL, 0)]
+    words = [len(argv), *strings["argv"], 0, *strings["envp"], 0]
+    for key, value in auxv:
+        words += [key, value]
+    sp = (sp - 8 * len(words)) & ~0xF
+    mem.write(sp, struct.pack(f"<{len(words)}Q", *words))
+    return sp
+
+
+def auxv_bytes(mem: GuestMemory, rsp0: int) -> bytes:
+    """The auxv block of an initial stack built by build_stack (for qXfer:auxv:read and NT_AUXV)."""
+    argc = struct.unpack("<Q", mem.read(rsp0, 8))[0]
+    addr = rsp0 + 8 * (argc + 2)
+    while struct.unpack("<Q", mem.read(addr, 8))[0]:
+        addr += 8
+    addr += 8
+    start = addr
+    while struct.unpack("<Q", mem.read(addr, 8))[0] != AT_NULL:
+        addr += 16
+    return mem.read(start, addr + 16 - start)

@@ -1,0 +1,81 @@
+"""The host file behind file-backed guest memory (Linux's vm_file): its name and identity for /proc/self/maps,
+NT_FILE and gdb, and the descriptor km re-reads it through.
+
+Small private file mappings (libraries, the executable) are copies in the allocator's memory (see GuestMemory.
+map_file): MADV_DONTNEED on them must give the file's bytes again, so such a VMA keeps the file open. km's
+descriptor is dup'ed into its own range (KM_FD_BASE and up) and shared by every VMA of one mapping (splits
+included); it closes when the last of them is gone. Mappings the host makes itself (shared ones) need no
+descriptor: the host mapping holds the file.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import weakref
+from dataclasses import dataclass, field
+
+from .kvm.vm import high_fd
+
+
+@dataclass(eq=False)
+class MappedFile:
+    path: str                   # as the kernel's d_path names it: symlinks resolved
+    dev: int = 0
+    inode: int = 0
+    is_regular: bool = True
+    fd: int | None = field(default=None, repr=False)    # km's own descriptor, when the file must be re-read
+
+    @classmethod
+    def open(cls, path: str) -> MappedFile:
+        """The file at `path`, opened read-only (the loader's executable and interpreter)."""
+        return cls.adopt(os.open(path, os.O_RDONLY | os.O_CLOEXEC), os.path.realpath(path))
+
+    @classmethod
+    def of_fd(cls, fd: int, keep_open: bool) -> MappedFile:
+        """The file behind one of the payload's descriptors (mmap); `keep_open` dups it for later re-reads."""
+        path = _fd_path(fd)
+        if keep_open:
+            return cls.adopt(os.dup(fd), path)
+        st = os.fstat(fd)
+        return cls(path, st.st_dev, st.st_ino, stat.S_ISREG(st.st_mode))
+
+    @classmethod
+    def adopt(cls, fd: int, path: str) -> MappedFile:
+        """Take ownership of `fd` (moved to km's descriptor range, closed when the MappedFile goes)."""
+        try:
+            st = os.fstat(fd)
+            fd = high_fd(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        mapped = cls(path, st.st_dev, st.st_ino, stat.S_ISREG(st.st_mode), fd)
+        weakref.finalize(mapped, _close, fd)
+        return mapped
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size if self.fd is not None else 0
+
+    def read_into(self, view: memoryview, offset: int) -> int:
+        """Fill `view` from the file at `offset`; bytes past the end of the file stay as they are. Returns the
+        count read."""
+        done = 0
+        while done < len(view):
+            n = os.preadv(self.fd, [view[done:]], offset + done)
+            if n <= 0:
+                break
+            done += n
+        return done
+
+
+def _fd_path(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
