@@ -55,7 +55,7 @@ def sys_msync(ctx, addr: int, length: int, flags: int) -> int:
             if flags & MS_INVALIDATE and vma.locked:
                 return -errno.EBUSY
             stop = min(end, vma.end)
-            if flags & MS_SYNC and vma.gpa is not None and mem.phys.chunk_of(vma.gpa).is_shared:
+            if flags & MS_SYNC and vma.shared and vma.gpa is not None and mem.phys.is_file(vma.gpa):
                 result = host_syscall(NR["msync"], mem.phys.host_addr(vma.gpa + addr - vma.start), stop - addr,
                                       MS_SYNC)
                 if result < 0:
