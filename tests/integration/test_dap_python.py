@@ -16,15 +16,13 @@ import threading
 
 import pytest
 
-from harness.dap import marker_path
+from harness.dap import PYTHON_RUNNER, marker_path, python_runner_env
 from harness.km import km_env
 from harness.markers import line_of
-from kdbg.dap.python import RUNNER_ENV, debugpy_home, launch_argv
+from kdbg.dap.python import debugpy_home, launch_argv
 
 SRC = "dap_app.py"
 PYTHON = "/usr/bin/python3"
-# km runs /usr/bin/python3 once dynamic executables land (issue 9); until then the interpreter runs natively.
-PYTHON_RUNNER = "native"
 pytestmark = pytest.mark.skipif(not os.path.exists(PYTHON), reason=f"{PYTHON} not installed")
 
 
@@ -32,7 +30,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(PYTHON), reason=f"{PYTHON} no
 def python_dap(dap, request):
     def make():
         request.node.user_properties.append(("python runner", PYTHON_RUNNER))
-        client = dap(env={RUNNER_ENV: PYTHON_RUNNER} if PYTHON_RUNNER == "native" else None)
+        client = dap(env=python_runner_env())
         return client
     return make
 
@@ -89,7 +87,7 @@ def test_launch_breakpoint_variables_evaluate_step_exception_exit(python_dap):
 def test_attach_to_a_program_waiting_for_debugpy(python_dap, free_port, tmp_path):
     program = marker_path(SRC)
     home = debugpy_home()
-    env = km_env({"PYTHONPATH": home, **({RUNNER_ENV: PYTHON_RUNNER} if PYTHON_RUNNER == "native" else {})})
+    env = km_env({"PYTHONPATH": home})
     runner = [] if PYTHON_RUNNER == "native" else [sys.executable, "-m", "monitor.cli"]
     argv = launch_argv(runner, PYTHON, free_port, program, [])
     waiting = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

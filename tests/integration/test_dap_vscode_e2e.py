@@ -1,7 +1,9 @@
 """End to end in VS Code's own UI: code-server with the km-debug .vsix, a workspace whose launch.json uses the `km`
 type, Debian's headless Chromium driven by puppeteer-core (vscode-extension/test-e2e/e2e.js): a breakpoint toggled
 with F9 on a marked line, F5, and the DOM shows a paused session, the function in CALL STACK and a local with its
-value in VARIABLES; F5 again and the payload's output reaches the Debug Console.
+value in VARIABLES; F5 again and the payload's output reaches the Debug Console. Twice: a C payload (gdb against
+km's stub) and a Python program (km runs the interpreter, kdbg-dap relays to debugpy; the extension starts
+kdbg-dap with --python for it).
 
 All of it (code-server, Chromium, kdbg-dap, gdb, km) runs in a fresh pid + net namespace
 (`unshare --net --pid --fork --mount-proc`, loopback brought up inside): when e2e.js, the namespace's first
@@ -9,7 +11,8 @@ process, ends, the kernel kills everything else in it, and the test checks that 
 
 Needs code-server (KDBG_CODE_SERVER, on PATH, or installed by vscode-extension/test-e2e/install-code-server.sh,
 which tools/install.sh runs) and chromium; skipped when missing, except under CI (CI=true), where that fails.
-Screenshots of each step go to the test's tmp folder and to tests/.artifacts/vscode-e2e/ (ignored by git).
+Screenshots of each step go to the test's tmp folder and to tests/.artifacts/vscode-e2e/ (C) and
+tests/.artifacts/vscode-e2e-python/ (ignored by git).
 """
 from __future__ import annotations
 
@@ -24,12 +27,11 @@ from pathlib import Path
 import pytest
 
 from harness.build import PAYLOADS, TOOLCHAINS
-from harness.dap import km_under_test
+from harness.dap import PYTHON_RUNNER, km_under_test, python_runner_env
 from harness.km import ROOT, km_env
 from harness.markers import line_of
 
 EXTENSION = ROOT / "vscode-extension"
-ARTIFACTS = ROOT / "tests" / ".artifacts" / "vscode-e2e"
 # No extension marketplace: code-server would otherwise query one on the network (there is none in the namespace).
 NO_GALLERY = {"EXTENSIONS_GALLERY": json.dumps({"serviceUrl": "http://127.0.0.1:9/gallery",
                                                 "itemUrl": "http://127.0.0.1:9/item"})}
@@ -45,8 +47,22 @@ MISSING = [name for name, found in NEEDED.items() if not found]
 pytestmark = pytest.mark.skipif(bool(MISSING) and os.environ.get("CI") != "true",
                                 reason=f"not installed: {', '.join(MISSING)} (vscode-extension/test-e2e/"
                                        "install-code-server.sh installs them)")
-BREAK_AT = "add_ret"                    # `return sum;` in add(): sum is 3 + 4 there
 TIMEOUT_S = 180
+
+
+class Case:
+    """What one run shows: the source, the marked line to break at, the function, a local and its value there,
+    and a line of the payload's output."""
+    def __init__(self, source: str, break_at: str, function: str, local: str, value: str, output: str,
+                 exception_filter: str, artifacts: str) -> None:
+        self.source, self.break_at, self.function, self.exception_filter = source, break_at, function, exception_filter
+        self.local, self.value, self.output, self.artifacts = local, value, output, ROOT / "tests" / ".artifacts" / artifacts
+
+
+CASES = {"c": Case("dap_basic.c", "add_ret", "add", "sum", "7", "answer=42 total=7",       # `return sum;`
+                   "SIGSEGV: Segmentation fault", "vscode-e2e"),
+         "python": Case("dap_app.py", "py_return", "add", "total", "7", "answer=7 counter=12",
+                        "Uncaught Exceptions", "vscode-e2e-python")}
 
 
 def pid_namespace_members(namespace: str) -> list[str]:
@@ -62,26 +78,38 @@ def pid_namespace_members(namespace: str) -> list[str]:
     return left
 
 
+@pytest.fixture(params=list(CASES))
+def case(request) -> Case:
+    return CASES[request.param]
+
+
 @pytest.fixture
-def workspace(tmp_path, request):
-    """A workspace holding dap_basic.c, its payload built there (so its debug info names this copy, the file VS
-    Code opens) and a launch.json with one km configuration."""
+def workspace(tmp_path, request, case):
+    """A workspace holding the source (for C, its payload built there, so its debug info names this copy, the file
+    VS Code opens) and a launch.json with one km configuration."""
     ws = tmp_path / "ws"
     (ws / ".vscode").mkdir(parents=True)
-    source = ws / "dap_basic.c"
-    shutil.copy(PAYLOADS / "dap_basic.c", source)
-    program = ws / "dap_basic.km"
-    subprocess.run([*TOOLCHAINS["musl"], "-o", str(program), str(source)], check=True, capture_output=True,
-                   timeout=120)
+    source = ws / case.source
+    shutil.copy(PAYLOADS / case.source, source)
     km_path, label = km_under_test()
     request.node.user_properties.append(("km", label))
-    (ws / ".vscode" / "launch.json").write_text(json.dumps({"version": "0.2.0", "configurations": [
-        {"name": "km: dap_basic", "type": "km", "request": "launch", "program": "${workspaceFolder}/dap_basic.km",
-         "kmPath": km_path, "stopOnEntry": False}]}, indent=2))
+    if case.source.endswith(".py"):
+        request.node.user_properties.append(("python runner", PYTHON_RUNNER))
+        config = {"name": "km: Python dap_app.py", "type": "km", "request": "launch",
+                  "program": "${workspaceFolder}/dap_app.py", "args": [], "python": "/usr/bin/python3",
+                  "kmPath": km_path, "stopOnEntry": False}
+    else:
+        program = ws / "dap_basic.km"
+        subprocess.run([*TOOLCHAINS["musl"], "-o", str(program), str(source)], check=True, capture_output=True,
+                       timeout=120)
+        config = {"name": "km: dap_basic", "type": "km", "request": "launch", "program": "${workspaceFolder}/dap_basic.km",
+                  "kmPath": km_path, "stopOnEntry": False}
+    (ws / ".vscode" / "launch.json").write_text(json.dumps({"version": "0.2.0", "configurations": [config]},
+                                                           indent=2))
     return ws
 
 
-def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, tmp_path):
+def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, case, tmp_path):
     assert not MISSING, f"CI=true but not installed: {MISSING}"
     vsix = tmp_path / "km-debug.vsix"
     subprocess.run([str(EXTENSION / "node_modules" / ".bin" / "vsce"), "package", "--no-dependencies",
@@ -95,12 +123,13 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, tmp_path):
         "km.adapterCommand": [sys.executable, "-m", "kdbg.dap", "--log", str(tmp_path / "kdbg-dap.log")]}))
     shots, server_log = tmp_path / "screenshots", tmp_path / "code-server.log"
     shots.mkdir()
-    e2e_env = km_env({**NO_GALLERY, "E2E_CODE_SERVER": CODE_SERVER, "E2E_VSIX": str(vsix),
+    e2e_env = km_env({**NO_GALLERY, **python_runner_env(), "E2E_CODE_SERVER": CODE_SERVER, "E2E_VSIX": str(vsix),
                       "E2E_EXTENSIONS": str(tmp_path / "ext"), "E2E_DATA": str(data),
                       "E2E_WORKSPACE": str(workspace), "E2E_LOG": str(server_log), "E2E_CHROMIUM": CHROMIUM,
-                      "E2E_SHOTS": str(shots), "E2E_SOURCE": str(workspace / "dap_basic.c"),
-                      "E2E_LINE": str(line_of(workspace / "dap_basic.c", BREAK_AT)), "E2E_FUNCTION": "add",
-                      "E2E_LOCAL": "sum", "E2E_VALUE": "7", "E2E_OUTPUT": "answer=42 total=7"})
+                      "E2E_SHOTS": str(shots), "E2E_SOURCE": str(workspace / case.source),
+                      "E2E_LINE": str(line_of(workspace / case.source, case.break_at)),
+                      "E2E_FUNCTION": case.function, "E2E_LOCAL": case.local, "E2E_VALUE": case.value,
+                      "E2E_OUTPUT": case.output, "E2E_EXCEPTION_FILTER": case.exception_filter})
     # --kill-child: should unshare itself be killed (the timeout below), its child, and so the namespace, dies.
     argv = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
             "sh", "-c", 'ip link set lo up && exec node "$0"', str(EXTENSION / "test-e2e" / "e2e.js")]
@@ -108,11 +137,11 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, tmp_path):
         done = subprocess.run(argv, cwd=EXTENSION, capture_output=True, text=True, timeout=TIMEOUT_S, env=e2e_env,
                               stdin=subprocess.DEVNULL)
     finally:
-        shutil.rmtree(ARTIFACTS, ignore_errors=True)
-        shutil.copytree(shots, ARTIFACTS)
+        shutil.rmtree(case.artifacts, ignore_errors=True)
+        shutil.copytree(shots, case.artifacts)
         for log in (tmp_path / "kdbg-dap.log", server_log):
             if log.exists():
-                shutil.copy(log, ARTIFACTS)
+                shutil.copy(log, case.artifacts)
     print(done.stdout)                                       # the steps' timeline, for -rP / -s
     server = server_log.read_text(errors="replace")[-3000:] if server_log.exists() else ""
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\nscreenshots: {shots}\ncode-server:\n{server}"
@@ -129,4 +158,4 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, tmp_path):
         warnings.warn(f"VS Code showed kdbg-dap's error for a threads request while running: {known[0]!r}")
     assert [t for t in toasts if t not in known] == []
     for shot in ("1-workbench", "2-breakpoint", "3-paused-at-breakpoint", "4-output"):
-        assert (ARTIFACTS / f"{shot}.png").stat().st_size > 0
+        assert (case.artifacts / f"{shot}.png").stat().st_size > 0

@@ -8,7 +8,7 @@
 // payload's output in the Debug Console. A screenshot of each step goes to E2E_SHOTS.
 // Environment: E2E_CODE_SERVER, E2E_VSIX, E2E_EXTENSIONS, E2E_DATA (user-data dir), E2E_WORKSPACE, E2E_LOG
 // (code-server's output), E2E_CHROMIUM, E2E_SHOTS, E2E_SOURCE (absolute path), E2E_LINE, E2E_FUNCTION,
-// E2E_LOCAL, E2E_VALUE, E2E_OUTPUT.
+// E2E_LOCAL, E2E_VALUE, E2E_OUTPUT, E2E_EXCEPTION_FILTER (optional: a filter the BREAKPOINTS view must list).
 "use strict";
 const childProcess = require("child_process");
 const fs = require("fs");
@@ -160,6 +160,10 @@ async function main() {
     n.querySelector(".value")?.textContent.trim() === value), env.E2E_LOCAL, env.E2E_VALUE);
   // One thread: VS Code writes its state in the CALL STACK view's header.
   await waitForText(page, ".pane-header", "Paused on breakpoint", "paused-on-breakpoint");
+  // The BREAKPOINTS view lists the adapter's exception filters (VS Code reads them from `initialize` only).
+  if (env.E2E_EXCEPTION_FILTER) {
+    await waitForText(page, ".part.sidebar", env.E2E_EXCEPTION_FILTER, "exception-filter");
+  }
   await shoot(page, "3-paused-at-breakpoint");
   log(`paused in ${env.E2E_FUNCTION} at line ${env.E2E_LINE}, ${env.E2E_LOCAL} = ${env.E2E_VALUE}`);
 
