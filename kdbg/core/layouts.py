@@ -11,6 +11,7 @@ import ctypes
 import enum
 import struct
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kdbg.arch.x86_64 import USER_REGS
 
@@ -22,6 +23,8 @@ c_char, c_short, c_int, c_uint = ctypes.c_char, ctypes.c_int16, ctypes.c_int32, 
 c_long, c_ulong, c_ushort, c_uchar = ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint16, ctypes.c_uint8
 
 PAGE_SIZE = 4096
+
+S = TypeVar("S", bound=ctypes.Structure)     # from_bytes returns the layout it is given
 
 
 class NoteType(enum.IntEnum):
@@ -155,7 +158,7 @@ SI_KERNEL = 0x80
 SIGINFO_SIZE = ctypes.sizeof(siginfo_t)
 
 
-def from_bytes(layout: type[ctypes.Structure], data: bytes) -> ctypes.Structure:
+def from_bytes(layout: type[S], data: bytes) -> S:
     """Unpack `data` into `layout`, zero-padding a short note (an older or foreign writer's) instead of failing."""
     size = ctypes.sizeof(layout)
     return layout.from_buffer_copy(bytes(data[:size]).ljust(size, b"\0"))

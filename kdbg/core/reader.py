@@ -15,6 +15,7 @@ from typing import BinaryIO, Sequence
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_CORE_NOTE_N_TYPE
+from elftools.elf.segments import NoteSegment
 
 from kdbg.arch.x86_64 import fxsave_to_registers, unpack_user_regs, xsave_to_registers, zero_registers
 from kdbg.core.errors import CoreError
@@ -101,7 +102,7 @@ class CoreTarget:
             if segment["p_type"] == "PT_LOAD":
                 spans.append(_Span(segment["p_vaddr"], segment["p_memsz"], segment["p_filesz"], segment["p_offset"],
                                    segment["p_flags"]))
-            elif segment["p_type"] == "PT_NOTE":
+            elif isinstance(segment, NoteSegment):    # PT_NOTE
                 for note in segment.iter_notes():
                     self._take_note(_note_type(note["n_type"]), note["n_name"] or "", bytes(note["n_descdata"]))
         self._core.index(spans)

@@ -30,6 +30,9 @@ __all__ = ["write_core", "CoreError"]
 log = logging.getLogger("km.core")
 T = TypeVar("T")
 
+_NO_REGIONS: Sequence[MemoryRegion] = ()       # the typed defaults of _call for a failed part
+_NO_TIDS: Sequence[int] = ()
+_NO_REGISTERS: dict[str, int] = {}
 _CHUNK = 1 << 20    # bytes read from the target per call; big enough to amortise, small enough to stream
 
 
@@ -41,7 +44,7 @@ def write_core(target: Target, path: str | os.PathLike, *, signal: int, crashing
     cannot be written raises, as CoreError("<path>: <OS problem>"), after removing what was written of it."""
     started = time.monotonic()
     tids = _thread_order(target, signal, crashing_tid)
-    regions = sorted((r for r in _call(target.mappings, ()) if r.end > r.start), key=lambda r: r.start)
+    regions = sorted((r for r in _call(target.mappings, _NO_REGIONS) if r.end > r.start), key=lambda r: r.start)
     notes = _notes(target, tids, signal, regions)
     headers, offsets, size = _headers(notes, regions)
     try:
@@ -70,7 +73,7 @@ def _call(method: Callable[..., T], default: T, *args: object) -> T:
 
 
 def _thread_order(target: Target, signal: int, crashing_tid: int | None) -> list[int]:
-    tids = list(_call(target.threads, ())) or [_call(target.pid, 1)]
+    tids = list(_call(target.threads, _NO_TIDS)) or [_call(target.pid, 1)]
     if crashing_tid is None:
         crashing_tid = next((t for t in tids if _is_stopped_by(target, t, signal)), tids[0])
     return [crashing_tid] + [t for t in tids if t != crashing_tid]
@@ -87,7 +90,7 @@ def _is_stopped_by(target: Target, tid: int, signal: int) -> bool:
 def _registers(target: Target, tid: int) -> dict[str, int]:
     """The thread's registers over a reset-state file, so a target that omits some still gives sane images."""
     regs = zero_registers()
-    regs.update(_call(target.registers, {}, tid))
+    regs.update(_call(target.registers, _NO_REGISTERS, tid))
     return regs
 
 

@@ -62,7 +62,7 @@ def _write(session: Session, addr: int, length: int, data: bytes) -> bytes:
     if addr + length > ADDRESS_LIMIT:
         raise RspError("address beyond 64 bits")
     if length:
-        session.control.write_memory(addr, data)
+        session.live.write_memory(addr, data)
     return b"OK"
 
 

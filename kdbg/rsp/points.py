@@ -30,7 +30,7 @@ def _parse(rest: bytes) -> tuple[BreakpointKind, int, int]:
 
 
 def _check(session: Session, kind: BreakpointKind, length: int) -> bool:
-    if FEATURE_OF_KIND[kind] not in session.control.supports():
+    if session.control is None or FEATURE_OF_KIND[kind] not in session.control.supports():
         return False
     if kind >= BreakpointKind.WRITE and length not in WATCH_LENGTHS:
         raise RspError(f"watchpoint length {length} is not 1, 2, 4 or 8")
@@ -39,18 +39,18 @@ def _check(session: Session, kind: BreakpointKind, length: int) -> bool:
 
 @command("Z", _parse)
 def insert_point(session: Session, kind: BreakpointKind, addr: int, length: int) -> bytes:
-    if session.control is None or not _check(session, kind, length):
+    if not _check(session, kind, length):
         return b""
-    session.control.set_breakpoint(kind, addr, length)
+    session.live.set_breakpoint(kind, addr, length)
     session.points.add((kind, addr, length))
     return b"OK"
 
 
 @command("z", _parse)
 def remove_point(session: Session, kind: BreakpointKind, addr: int, length: int) -> bytes:
-    if session.control is None or not _check(session, kind, length):
+    if not _check(session, kind, length):
         return b""
-    session.control.clear_breakpoint(kind, addr, length)
+    session.live.clear_breakpoint(kind, addr, length)
     session.points.discard((kind, addr, length))
     return b"OK"
 
@@ -59,7 +59,7 @@ def clear_points(session: Session) -> None:
     """Remove what this connection inserted (gdb vanished without D); failures are traced, not raised."""
     for kind, addr, length in sorted(session.points):
         try:
-            session.control.clear_breakpoint(kind, addr, length)
+            session.live.clear_breakpoint(kind, addr, length)
         except Exception:  # noqa: BLE001 - best effort on a dead connection
             log.exception("clearing Z%d at %#x", kind, addr)
     session.points.clear()

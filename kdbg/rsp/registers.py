@@ -83,7 +83,7 @@ def read_all(session: Session) -> bytes:
 
 @command("G", lambda rest: (rest,), needs_control=True)
 def write_all(session: Session, data: bytes) -> bytes:
-    session.control.write_registers(session.current_tid(), decode_registers(data))
+    session.live.write_registers(session.current_tid(), decode_registers(data))
     return b"OK"
 
 
@@ -105,5 +105,5 @@ def write_one(session: Session, regnum: int, text: bytes) -> bytes:
     reg = _register(regnum)
     value = decode_value(reg, text)
     if value is not None:
-        session.control.write_registers(session.current_tid(), {reg.name: value})
+        session.live.write_registers(session.current_tid(), {reg.name: value})
     return b"OK"

@@ -80,9 +80,15 @@ class GdbServer:
         except OSError:
             pass
 
+    @property
+    def _live(self) -> ControlTarget:
+        """The control target, in the paths that only a live payload reaches (a core never runs)."""
+        assert self._control is not None, "a read-only target never runs"
+        return self._control
+
     # ---- waiting ----
 
-    def _selector(self, *fileobjs: object) -> selectors.BaseSelector:
+    def _selector(self, *fileobjs: socket.socket | Connection) -> selectors.BaseSelector:
         sel = new_selector()
         sel.register(self._wake_r, selectors.EVENT_READ)
         if self._control is not None:
@@ -115,13 +121,13 @@ class GdbServer:
         signal = event.signal if event.reason is StopReason.SIGNAL else 0
         log.info("no gdb attached: resuming after %s (signal %d)", event.reason.value, signal)
         self._run.running = True
-        self._control.resume([ResumeAction(ResumeKind.CONTINUE, -1, signal)])
+        self._live.resume([ResumeAction(ResumeKind.CONTINUE, -1, signal)])
 
     def _wait_stop(self, session: Session | None) -> None:
         """Block (up to STOP_TIMEOUT_S) until a running target reports a stop."""
         deadline = time.monotonic() + STOP_TIMEOUT_S
         with new_selector() as sel:
-            sel.register(self._control.event_fd(), selectors.EVENT_READ)
+            sel.register(self._live.event_fd(), selectors.EVENT_READ)
             while self._run.running and not self._run.exited:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not sel.select(remaining):
@@ -131,14 +137,14 @@ class GdbServer:
 
     def _interrupt(self) -> None:
         self._run.pending_interrupts += 1
-        self._control.interrupt()
+        self._live.interrupt()
 
     # ---- events ----
 
     def _take_event(self, session: Session | None) -> StopEvent | None:
         """Read one target event and update the run state; None when it is swallowed (a passed signal,
         the late event of an interrupt() that lost the race with a real stop)."""
-        event = self._control.next_event()
+        event = self._live.next_event()
         if event is None:
             return None
         run = self._run
@@ -168,14 +174,14 @@ class GdbServer:
         own = [a for a in self._run.last_actions if a.tid in (event.tid, -1)]
         kind = own[0].kind if own else ResumeKind.CONTINUE
         log.debug("passing signal %d to thread %d", event.signal, event.tid)
-        self._control.resume([ResumeAction(kind, event.tid, event.signal), *actions])
+        self._live.resume([ResumeAction(kind, event.tid, event.signal), *actions])
 
     def _drain_interrupts(self) -> None:
         """The target stopped for a real reason while our interrupt() was in flight; interrupt() on a
         stopped target posts one INTERRUPT event at once. Swallow it now, before gdb can resume."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         with new_selector() as sel:
-            sel.register(self._control.event_fd(), selectors.EVENT_READ)
+            sel.register(self._live.event_fd(), selectors.EVENT_READ)
             while self._run.pending_interrupts:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not sel.select(remaining):
@@ -210,18 +216,18 @@ class GdbServer:
             while not self._closed and not session.ending:
                 for key, _ in sel.select():
                     if key.fileobj is conn:
-                        for event in conn.receive():
-                            if event.kind is EventKind.INTERRUPT:
+                        for received in conn.receive():
+                            if received.kind is EventKind.INTERRUPT:
                                 self._on_ctrl_c()
                             elif self._run.running:
-                                queued.append(event.data)   # all-stop: answered once the target stops
+                                queued.append(received.data)   # all-stop: answered once the target stops
                             else:
-                                self._answer(session, conn, event.data)
+                                self._answer(session, conn, received.data)
                     elif key.fileobj is not self._wake_r:
-                        event = self._take_event(session)
-                        if event is not None:
+                        stop = self._take_event(session)
+                        if stop is not None:
                             session.g_tid = 0
-                            conn.send(stop_reply(session, event))
+                            conn.send(stop_reply(session, stop))
                 if self._run.exited:
                     return
                 while queued and not self._run.running and not session.ending:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from kdbg.rsp.errors import RspError
 from kdbg.target import BreakpointKind, ControlTarget, ResumeAction, StopEvent, StopReason, Target
 
 log = logging.getLogger("km.gdb")
@@ -57,6 +58,13 @@ class Session:
         return self._control
 
     @property
+    def live(self) -> ControlTarget:
+        """The target of a packet registered with needs_control=True (dispatch answered E01 for a core file)."""
+        if self._control is None:
+            raise RspError("the target is read-only", 1)
+        return self._control
+
+    @property
     def multiprocess(self) -> bool:
         """gdb offered the multiprocess extensions (and so was offered them back): ids are p<pid>.<tid>."""
         return "multiprocess" in self.gdb_features
@@ -77,8 +85,7 @@ class Session:
 
     def resume(self, actions: list[ResumeAction]) -> None:
         """Hand the actions to the target and mark it running; the stop reply comes from the server loop."""
-        control = self.control
-        assert control is not None
+        control = self.live
         if self.program_signals is not None:
             actions = [a if a.signal in self.program_signals else ResumeAction(a.kind, a.tid, 0) for a in actions]
         log.debug("resume %s", actions)
