@@ -24,16 +24,6 @@ from .km import ROOT, km_env
 
 STANDIN = Path(__file__).with_name("km_standin.py")
 DEFAULT_TIMEOUT_S = 30.0
-# Who runs the interpreter of a Python program (kdbg/dap/python.py): "km" once km runs dynamic executables
-# (issue 9); until then "native", kdbg-dap's test-only KDBG_DAP_PYTHON_RUNNER switch.
-PYTHON_RUNNER = "native"
-
-
-def python_runner_env() -> dict[str, str]:
-    """What kdbg-dap's environment needs for PYTHON_RUNNER."""
-    return {"KDBG_DAP_PYTHON_RUNNER": "native"} if PYTHON_RUNNER == "native" else {}
-
-
 class DapFailure(AssertionError):
     pass
 

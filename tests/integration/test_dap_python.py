@@ -1,11 +1,9 @@
 """A Python program through kdbg-dap: the launch configuration of issue 14 starts `km <python> -m debugpy --listen
 ... --wait-for-client app.py` and relays the session to debugpy's adapter; a breakpoint in the .py file, a local and
-a global, an evaluated expression, a step over, an exception breakpoint on `raise`, the exit code, and the payload's
-output as km forwarded it. Also `attach` to a `km <python> -m debugpy --listen` already running.
+a global, an evaluated expression (watch and debug console), a step over and out, the thread list, an exception
+breakpoint on `raise`, the exit code, and the payload's output as km forwarded it. Also `attach` to a `km <python> -m debugpy --listen` already running.
 
-Which runner ran the interpreter is recorded per test (user property "python runner"): `km` once km runs dynamic
-executables (issue 9), before that the interpreter on the host (KDBG_DAP_PYTHON_RUNNER=native, see
-kdbg/dap/python.py); the relay, the configuration and every DAP exchange are the same either way.
+The interpreter runs in km (the program prints uname's kernel version, which km answers with its own name).
 """
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ import threading
 
 import pytest
 
-from harness.dap import PYTHON_RUNNER, marker_path, python_runner_env
+from harness.dap import marker_path
 from harness.km import km_env
 from harness.markers import line_of
 from kdbg.dap.python import debugpy_home, launch_argv
@@ -26,13 +24,7 @@ PYTHON = "/usr/bin/python3"
 pytestmark = pytest.mark.skipif(not os.path.exists(PYTHON), reason=f"{PYTHON} not installed")
 
 
-@pytest.fixture
-def python_dap(dap, request):
-    def make():
-        request.node.user_properties.append(("python runner", PYTHON_RUNNER))
-        client = dap(env=python_runner_env())
-        return client
-    return make
+IN_KM = "kernel=km "                          # os.uname().version under km: "km <version> (kdbg)"
 
 
 def locals_and_globals(client, frame_id: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -42,8 +34,8 @@ def locals_and_globals(client, frame_id: int) -> tuple[dict[str, str], dict[str,
     return rows[0], rows[1]
 
 
-def test_launch_breakpoint_variables_evaluate_step_exception_exit(python_dap):
-    client = python_dap()
+def test_launch_breakpoint_variables_evaluate_step_exception_exit(dap):
+    client = dap()
     client.start("launch", {"name": "km: Python app.py", "type": "km", "request": "launch",
                             "program": marker_path(SRC), "args": [], "python": PYTHON, "stopOnEntry": False,
                             "kmPath": client.km_path},
@@ -67,6 +59,14 @@ def test_launch_breakpoint_variables_evaluate_step_exception_exit(python_dap):
     assert client.wait_event("stopped")["reason"] == "step"
     frame = client.call("stackTrace", {"threadId": tid})["stackFrames"][0]
     assert frame["line"] == line_of(SRC, "py_return") and locals_and_globals(client, frame["id"])[0]["total"] == "7"
+    assert [t["name"] for t in client.call("threads")["threads"]] == ["MainThread"], client.dump()
+
+    client.call("stepOut", {"threadId": tid})
+    assert client.wait_event("stopped")["reason"] == "step"
+    frame = client.call("stackTrace", {"threadId": tid})["stackFrames"][0]
+    assert (frame["name"], frame["line"]) == ("main", line_of(SRC, "py_call")), client.dump()
+    assert client.call("evaluate", {"expression": "[os.getpid() > 0, sys.argv[0].endswith('dap_app.py')]",
+                                    "frameId": frame["id"], "context": "repl"})["result"] == "[True, True]"
 
     client.call("continue", {"threadId": tid})
     raised = client.wait_event("stopped")
@@ -78,25 +78,24 @@ def test_launch_breakpoint_variables_evaluate_step_exception_exit(python_dap):
     client.call("continue", {"threadId": tid})
     assert client.wait_event("exited")["exitCode"] == 3, client.dump()
     client.wait_event("terminated")
-    assert "answer=7 counter=12\n" in client.output("stdout"), client.dump()
+    assert f"answer=7 counter=12 {IN_KM}" in client.output("stdout"), client.dump()
     assert "caught n is 2\n" in client.output("stderr"), client.dump()
     exits = [e for e in client.all_events if e["event"] == "exited"]
     assert len(exits) == 1, client.dump()                     # km's, not also debugpy's
 
 
-def test_attach_to_a_program_waiting_for_debugpy(python_dap, free_port, tmp_path):
+def test_attach_to_a_program_waiting_for_debugpy(dap, free_port, tmp_path):
     program = marker_path(SRC)
     home = debugpy_home()
     env = km_env({"PYTHONPATH": home})
-    runner = [] if PYTHON_RUNNER == "native" else [sys.executable, "-m", "monitor.cli"]
-    argv = launch_argv(runner, PYTHON, free_port, program, [])
+    argv = launch_argv([sys.executable, "-m", "monitor.cli"], PYTHON, free_port, program, [])
     waiting = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                stdin=subprocess.DEVNULL)
     output: list[bytes] = []
     reader = threading.Thread(target=lambda: output.extend(waiting.stdout), daemon=True)
     reader.start()
     try:
-        client = python_dap()
+        client = dap()
         client.start("attach", {"name": "km: attach Python", "type": "km", "request": "attach", "python": PYTHON,
                                 "address": f"127.0.0.1:{free_port}"},
                      {program: [{"line": line_of(SRC, "py_add")}]})
@@ -108,7 +107,7 @@ def test_attach_to_a_program_waiting_for_debugpy(python_dap, free_port, tmp_path
         client.wait_event("terminated", timeout_s=60)
         assert waiting.wait(30) == 3
         reader.join(10)
-        assert b"answer=7 counter=12\n" in b"".join(output)
+        assert f"answer=7 counter=12 {IN_KM}".encode() in b"".join(output)
     finally:
         if waiting.poll() is None:
             waiting.kill()

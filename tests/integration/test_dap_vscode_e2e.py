@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from harness.build import PAYLOADS, TOOLCHAINS
-from harness.dap import PYTHON_RUNNER, km_under_test, python_runner_env
+from harness.dap import km_under_test
 from harness.km import ROOT, km_env
 from harness.markers import line_of
 
@@ -94,7 +94,6 @@ def workspace(tmp_path, request, case):
     km_path, label = km_under_test()
     request.node.user_properties.append(("km", label))
     if case.source.endswith(".py"):
-        request.node.user_properties.append(("python runner", PYTHON_RUNNER))
         config = {"name": "km: Python dap_app.py", "type": "km", "request": "launch",
                   "program": "${workspaceFolder}/dap_app.py", "args": [], "python": "/usr/bin/python3",
                   "kmPath": km_path, "stopOnEntry": False}
@@ -123,7 +122,7 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, case, tmp_path):
         "km.adapterCommand": [sys.executable, "-m", "kdbg.dap", "--log", str(tmp_path / "kdbg-dap.log")]}))
     shots, server_log = tmp_path / "screenshots", tmp_path / "code-server.log"
     shots.mkdir()
-    e2e_env = km_env({**NO_GALLERY, **python_runner_env(), "E2E_CODE_SERVER": CODE_SERVER, "E2E_VSIX": str(vsix),
+    e2e_env = km_env({**NO_GALLERY, "E2E_CODE_SERVER": CODE_SERVER, "E2E_VSIX": str(vsix),
                       "E2E_EXTENSIONS": str(tmp_path / "ext"), "E2E_DATA": str(data),
                       "E2E_WORKSPACE": str(workspace), "E2E_LOG": str(server_log), "E2E_CHROMIUM": CHROMIUM,
                       "E2E_SHOTS": str(shots), "E2E_SOURCE": str(workspace / case.source),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.dap import PYTHON_RUNNER, load_jsonc, python_runner_env, substitute
+from harness.dap import load_jsonc, substitute
 from harness.km import ROOT
 from kdbg.stub_banner import STUB_STARTED
 
@@ -116,11 +116,10 @@ def test_launch_example_runs_as_written(dap, workspace):
     assert "Hello, world from VS Code\n  arg 2: second\n" in client.output("stdout"), client.dump()
 
 
-def test_python_example_runs_as_written(dap, tmp_path, request):
+def test_python_example_runs_as_written(dap, tmp_path):
     config = substitute(next(c for c in EXAMPLES if c["type"] == "km" and c["request"] == "launch"
                              and c.get("python")), {"workspaceFolder": str(ROOT)})
-    request.node.user_properties.append(("python runner", PYTHON_RUNNER))
-    client = dap(env=python_runner_env())
+    client = dap()
     config["kmPath"] = client.km_path                   # km may not be installed on PATH
     line = next(n for n, text in enumerate(Path(config["program"]).read_text().splitlines(), 1)
                 if "a good line for a first breakpoint" in text)

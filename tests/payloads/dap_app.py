@@ -1,5 +1,7 @@
 """A small Python program for the DAP tests (tests/integration/test_dap_python.py): a breakpoint in a function,
-a local and a global to read, an exception raised and caught, output on both streams, and exit status 3."""
+a local and a global to read, an exception raised and caught, output on both streams, and exit status 3. It prints
+the kernel version uname reports, which km answers with its own name: the test knows the program ran in km."""
+import os
 import sys
 
 COUNTER = 5                                    # a global the debugger reads
@@ -24,7 +26,7 @@ def main():
         fail(2)
     except ValueError as exc:
         print(f"caught {exc}", file=sys.stderr, flush=True)
-    print(f"answer={answer} counter={COUNTER}", flush=True)
+    print(f"answer={answer} counter={COUNTER} kernel={os.uname().version}", flush=True)
     return 3
 
 
