@@ -43,7 +43,8 @@ class Options:
     coredump: str = "kmcore"
     core: str | None = None
     argv0: str | None = None          # execve: the payload's argv[0] when it differs from its path
-    copyenv: bool = True              # execve: the environment is exactly the payload's
+    env_fd: int | None = None         # execve: the payload's environment, read from this descriptor (km's own
+                                      # environment stays km's: PYTHON*, LD_* of the payload must not steer km)
 
 
 # options taking a value (`--name value` or `--name=value`): what the value is, and its check
@@ -92,8 +93,11 @@ def parse_args(argv: list[str]) -> Options:
                 setattr(opts, name[2:], value)
         elif a.startswith("--argv0="):
             opts.argv0 = a.split("=", 1)[1]
-        elif a == "--no-copyenv":
-            opts.copyenv = False
+        elif a.startswith("--env-fd="):
+            value = a.split("=", 1)[1]
+            if not value.isdigit():
+                raise UsageError("--env-fd", f"{value!r} is not a descriptor number")
+            opts.env_fd = int(value)
         elif a == "--":
             i += 1
             break
@@ -125,14 +129,27 @@ def payload_env(putenv: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in env.items() if not k.startswith("KM_")]
 
 
+def inherited_env(fd: int) -> list[str]:
+    """The environment an execve handed over (NUL-separated in a descriptor, which is closed here)."""
+    try:
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError("--env-fd", f"descriptor {fd}: {e.strerror}") from None
+    return [os.fsdecode(e) for e in data.split(b"\0") if e]
+
+
 def run(opts: Options) -> int:
     from .trace import setup_trace
     setup_trace(opts.payload)
     if opts.core is not None:
         return serve_core(opts)
+    from .loader.script import resolve_exec
     from .process import Process
-    proc = Process(opts.payload, opts.args, payload_env(opts.putenv) if opts.copyenv else
-                   [f"{k}={v}" for k, v in os.environ.items() if not k.startswith("KM_")],
+    env = inherited_env(opts.env_fd) if opts.env_fd is not None else payload_env(opts.putenv)
+    # a #! script runs its interpreter (km's own command line need not name an executable file)
+    opts.payload, opts.args = resolve_exec(opts.payload, opts.args, check_exec=False)
+    proc = Process(opts.payload, opts.args, env,
                    core_writer=lambda view, thread, signo: write_kmcore(opts, view, thread, signo),
                    child_runner=lambda p, thread: run_forked_child(opts, p, thread))
     main_thread = proc.prepare_main_thread()

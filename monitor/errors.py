@@ -17,7 +17,12 @@ class UsageError(MonitorError):
 
 
 class PayloadError(MonitorError):
-    """The payload file cannot be run: missing, not an ELF, not x86-64, dynamic..."""
+    """The payload file cannot be run: missing, not an ELF, not x86-64, a missing interpreter... `errno` is what
+    execve(2) would fail with (a payload's execve answers it)."""
+
+    def __init__(self, subject: str, problem: str, errno: int = 8) -> None:     # ENOEXEC
+        super().__init__(subject, problem)
+        self.errno = errno
 
 
 class KvmError(MonitorError):

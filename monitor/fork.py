@@ -5,11 +5,13 @@ whole guest (page tables and system area included); the child then builds a new 
 addresses (a VM fd is unusable from another process) with one vCPU holding the forking thread's registers and
 rax = 0. Only the forking thread exists in the child, as in Linux. A vfork-like clone (CLONE_VFORK, as musl's
 posix_spawn and Go's os/exec use) is served as a fork whose parent waits until the child execs or exits.
-Exec: km re-executes itself (same pid) on the new payload, after checking it is one km can run.
+Exec: km re-executes itself (same pid) on the new payload (self_exec.km_command), after checking it as execve(2)
+does (loader/script.py follows #! lines, loader/elf.py checks the program and its interpreter).
 """
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import struct
@@ -17,9 +19,10 @@ import sys
 
 from kdbg.arch.x86_64 import KVM_REGS
 
-from .loader.elf import open_elf
 from .errors import PayloadError
-from .kvm.vm import high_fd
+from .kvm.vm import KM_FD_BASE, high_fd
+from .loader.elf import check_program
+from .loader.script import resolve_exec
 from .self_exec import km_command
 from .syscalls.procfs import exe_alias
 
@@ -105,25 +108,37 @@ def _strings(mem, addr: int, limit: int = 4096) -> list[bytes]:
 
 
 def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
+    """Check the program as execve(2) would (the errno is the payload's answer), then become km on it."""
     path = exe_alias(ctx, ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape"))
     argv = [a.decode(errors="surrogateescape") for a in _strings(ctx.mem, argv_gva)]
-    env = [e.decode(errors="surrogateescape") for e in _strings(ctx.mem, envp_gva)]
-    if not os.path.exists(path):
-        return -errno.ENOENT
-    if not os.access(path, os.X_OK) or os.path.isdir(path):
-        return -errno.EACCES
+    env = _strings(ctx.mem, envp_gva)
     try:
-        open_elf(path).stream.close()
+        program, argv = resolve_exec(path, argv)
+        check_program(program)
     except PayloadError as e:
         log.info("execve %s refused: %s", path, e.problem)
-        return -errno.ENOEXEC
-    km_env = {k: v for k, v in os.environ.items() if k.startswith("KM_")}
-    new_env = dict(e.split("=", 1) for e in env if "=" in e)
-    new_env.update(km_env)
-    km_argv = [*km_command(), f"--argv0={argv[0] if argv else path}", "--no-copyenv", path, *argv[1:]]
-    log.info("execve %s %s", path, argv)
+        return -e.errno
+    log.info("execve %s %s", program, argv)
+    env_fd = _env_descriptor(env)
+    km_argv = [*km_command(), f"--argv0={argv[0]}", f"--env-fd={env_fd}", "--", program, *argv[1:]]
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(km_argv[0], km_argv, new_env)
+    try:
+        os.execv(km_argv[0], km_argv)      # km's own environment; the payload's goes through env_fd
+    except OSError as e:
+        os.close(env_fd)
+        log.info("execve: km could not start again: %s", e)
+        return -(e.errno or errno.ENOEXEC)
     return -errno.ENOEXEC
+
+
+def _env_descriptor(env: list[bytes]) -> int:
+    """A descriptor the next km reads the payload's environment from: kept across exec, in km's range."""
+    fd = os.memfd_create("km-execve-env", 0)
+    try:
+        os.write(fd, b"".join(e + b"\0" for e in env))
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fcntl.fcntl(fd, fcntl.F_DUPFD, KM_FD_BASE)
+    finally:
+        os.close(fd)

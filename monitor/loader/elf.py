@@ -10,6 +10,7 @@ ELF_ET_DYN_BASE (0x555555554000), an ET_EXEC one at its own addresses, the inter
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -54,14 +55,14 @@ def open_elf(path: str) -> ELFFile:
     """Open and validate a payload, raising PayloadError with the one-line reason."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
-            raise PayloadError(path, "not a regular file")      # a FIFO or device would block or lie
+            raise PayloadError(path, "not a regular file", errno.EACCES)      # a FIFO or device would block or lie
         f = open(path, "rb")
     except FileNotFoundError:
-        raise PayloadError(path, "no such file") from None
+        raise PayloadError(path, "no such file", errno.ENOENT) from None
     except IsADirectoryError:
-        raise PayloadError(path, "is a directory") from None
+        raise PayloadError(path, "is a directory", errno.EACCES) from None
     except PermissionError:
-        raise PayloadError(path, "permission denied") from None
+        raise PayloadError(path, "permission denied", errno.EACCES) from None
     try:
         elf = ELFFile(f)
     except ELFError:
@@ -114,13 +115,8 @@ def load_program(path: str, mem: GuestMemory) -> Program:
 
 def _load_interpreter(path: str, interp_path: str, mem: GuestMemory) -> LoadedElf:
     """The interpreter, where an mmap without a hint would go (Linux maps it with vm_mmap, top-down)."""
+    elf = _open_interpreter(path, interp_path)
     try:
-        elf = open_elf(interp_path)
-    except PayloadError as e:
-        raise PayloadError(path, f"interpreter {interp_path}: {e.problem}") from None
-    try:
-        if elf["e_type"] != "ET_DYN" or interpreter_of(elf) is not None:
-            raise PayloadError(path, f"interpreter {interp_path}: not a dynamic loader")
         loads = _loads(elf)
         low, high = page_down(loads[0]["p_vaddr"]), max(page_up(s["p_vaddr"] + s["p_memsz"]) for s in loads)
         base = mem.find_free(high - low)
@@ -128,9 +124,41 @@ def _load_interpreter(path: str, interp_path: str, mem: GuestMemory) -> LoadedEl
             raise PayloadError(path, f"interpreter {interp_path}: no room in the address space")
         return _load(interp_path, elf, mem, base)
     except ELFError:
-        raise PayloadError(path, f"interpreter {interp_path}: truncated or corrupt ELF file") from None
+        raise PayloadError(path, f"interpreter {interp_path}: truncated or corrupt ELF file", errno.ELIBBAD) from None
     finally:
         elf.stream.close()
+
+
+def _open_interpreter(path: str, interp_path: str):
+    """The interpreter's ELFFile; PayloadError as execve fails: ENOENT when missing, ELIBBAD when unusable."""
+    try:
+        elf = open_elf(interp_path)
+    except PayloadError as e:
+        raise PayloadError(path, f"interpreter {interp_path}: {e.problem}",
+                           errno.ENOENT if e.errno == errno.ENOENT else errno.ELIBBAD) from None
+    try:
+        if elf["e_type"] != "ET_DYN" or interpreter_of(elf) is not None:
+            raise PayloadError(path, f"interpreter {interp_path}: not a dynamic loader", errno.ELIBBAD)
+    except ELFError:
+        elf.stream.close()
+        raise PayloadError(path, f"interpreter {interp_path}: truncated or corrupt ELF file", errno.ELIBBAD) from None
+    except PayloadError:
+        elf.stream.close()
+        raise
+    return elf
+
+
+def check_program(path: str) -> None:
+    """What load_program would refuse, without mapping anything (execve answers before km starts again)."""
+    elf = open_elf(path)
+    try:
+        interp_path = interpreter_of(elf)
+    except ELFError:
+        raise PayloadError(path, "truncated or corrupt ELF file") from None
+    finally:
+        elf.stream.close()
+    if interp_path is not None:
+        _open_interpreter(path, interp_path).stream.close()
 
 
 def _loads(elf: ELFFile) -> list:

@@ -115,3 +115,35 @@ def test_python_symlink_form(tmp_path):
     (tmp_path / "script.py").write_text("import sys; print(sys.argv[1:], sys.version_info[:2])\n")
     result = subprocess.run(["./python3", "script.py", "a b"], capture_output=True, cwd=tmp_path, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (0, b"['a b'] (3, 11)\n", b"")
+
+
+@pytest.fixture
+def scripts(tmp_path) -> Path:
+    """A shell script, a python3 one, one naming a missing interpreter, one not executable."""
+    for name, text, mode in [("s.sh", "#!/bin/sh -e\necho \"sh $0 $*\"\nexit 4\n", 0o755),
+                             ("p.py", "#!/usr/bin/python3\nimport sys\nprint('py', sys.argv)\n", 0o755),
+                             ("bad", "#!/nonexistent/km-interp\n", 0o755),
+                             ("noexec", "#!/bin/sh\necho never\n", 0o644)]:
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(mode)
+    return tmp_path
+
+
+def test_script_as_the_payload(scripts):
+    """km SCRIPT runs the interpreter its #! line names, with the kernel's argv."""
+    assert same_as_native("./s.sh", "a", "b c", cwd=scripts) == (4, "sh ./s.sh a b c\n", "")
+    assert same_as_native("./p.py", "x", cwd=scripts) == (0, "py ['./p.py', 'x']\n", "")
+
+
+def test_execve_of_scripts(scripts):
+    """dash executes scripts through execve (the kernel's rules: ENOENT for a missing interpreter, EACCES for a
+    file without x), and its children see the environment it gives them, not km's."""
+    status, out, _ = same_as_native("/bin/sh", "-c", "./s.sh q; ./p.py z; ./bad; ./noexec; echo $?; "
+                                    "PYTHONHOME=/nonexistent-km exec /usr/bin/printenv PYTHONHOME", cwd=scripts)
+    assert (status, out) == (0, "sh ./s.sh q\npy ['./p.py', 'z']\n126\n/nonexistent-km\n")
+
+
+def test_missing_script_interpreter_is_one_line(scripts):
+    result = run_km(scripts / "bad")
+    assert (result.returncode, result.stderr.decode()) == (
+        1, "km: /nonexistent/km-interp: no such file\n")
