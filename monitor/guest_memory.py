@@ -87,6 +87,7 @@ class GuestMemory:
         self.lock = threading.RLock()
         self.brk_start = self.brk = 0
         self.mlock_future = False    # mlockall(MCL_FUTURE): new mappings start locked
+        self.generation = 0          # counts VMAs added and removed: the debugger's cue that libraries may have changed
         # on_remap(start, end) after the page tables of a range were rewritten (the debugger's watchpoints
         # re-protect their pages: Process forwards it to DebugHooks.on_remap)
         self.on_remap = on_remap or _no_remap_listener
@@ -201,6 +202,7 @@ class GuestMemory:
         i = bisect.bisect(self._starts, vma.start)
         self.vmas.insert(i, vma)
         self._starts.insert(i, vma.start)
+        self.generation += 1
 
     def _split(self, addr: int) -> None:
         """Make `addr` a VMA boundary (if it falls inside one)."""
@@ -325,6 +327,7 @@ class GuestMemory:
             for vma in self._range(start, end):
                 i = bisect.bisect_left(self._starts, vma.start)
                 del self.vmas[i], self._starts[i]
+                self.generation += 1
                 if vma.gpa is not None:
                     self.tables.set_range(vma.start, vma.end - vma.start, None)
                     self.phys.release(vma.gpa, vma.end - vma.start)

@@ -50,6 +50,10 @@ class ProcessView:
     def mappings(self) -> Sequence[MemoryRegion]:
         return self.proc.mem.mappings(reserved=False)
 
+    def map_generation(self) -> int:
+        """Changes whenever a VMA comes or goes (kdbg.link_map.MapGenerations: the library list's cache key)."""
+        return self.proc.mem.generation
+
     def auxv(self) -> bytes:
         return self.proc.auxv
 
