@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from kdbg.link_map import LibraryCache
 from kdbg.rsp.errors import RspError
 from kdbg.target import BreakpointKind, ControlTarget, ResumeAction, StopEvent, StopReason, Target
 
@@ -46,6 +47,7 @@ class Session:
     points: set[tuple[BreakpointKind, int, int]] = field(default_factory=set)
     host_files: dict[int, int | bytes] = field(default_factory=dict)   # vFile fd -> host fd, or the
     #                                                                   content of a payload /proc file
+    libraries: LibraryCache = field(default_factory=LibraryCache)     # qXfer:libraries-svr4's last document
     ending: bool = False             # D or k: close the connection after this reply
 
     def __post_init__(self) -> None:

@@ -1,4 +1,5 @@
-"""qXfer:<object>:read: the target description, auxv, the executable's path, the thread list and siginfo.
+"""qXfer:<object>:read: the target description, auxv, the executable's path, the thread list, siginfo and the
+loaded shared libraries (libraries-svr4).
 
 Each object is a byte string produced on demand; gdb reads it in (offset, length) windows and the reply is
 `m` (more follows) or `l` (last) plus binary-escaped data.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
 
+from kdbg.link_map import NoDynamicSection
 from kdbg.rsp import tdesc
 from kdbg.rsp.commands import command, hex_fields
 from kdbg.rsp.errors import RspError
@@ -46,6 +48,18 @@ def features(session: Session, annex: str, offset: int, length: int) -> bytes:
 @command("qXfer:auxv:read", _parse)
 def auxv(session: Session, annex: str, offset: int, length: int) -> bytes:
     return window(session.target.auxv(), offset, length)
+
+
+@command("qXfer:libraries-svr4:read", _parse)
+def libraries_svr4(session: Session, annex: str, offset: int, length: int) -> bytes:
+    """The loader's link_map list as gdbserver serves it, built when gdb asks (never at a stop) and cached per
+    library change (kdbg.link_map.LibraryCache). A program without DT_DEBUG is E01, as gdbserver answers: gdb then
+    looks for libraries itself. The annex (start=/prev=, augmented-libraries-svr4-read) is never sent: not offered."""
+    try:
+        document = session.libraries.document(session.target, live=session.control is not None)
+    except NoDynamicSection:
+        raise RspError("the program has no DT_DEBUG entry", 1) from None
+    return window(document, offset, length)
 
 
 @command("qXfer:exec-file:read", _parse)
