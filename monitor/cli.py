@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from . import __version__
 from .errors import MonitorError, UsageError
@@ -143,7 +144,7 @@ def run(opts: Options) -> int:
     from .trace import setup_trace
     setup_trace(opts.payload)
     if opts.core is not None:
-        return serve_core(opts)
+        return serve_core(opts, opts.core)
     from .loader.script import resolve_exec
     from .process import Process
     env = inherited_env(opts.env_fd) if opts.env_fd is not None else payload_env(opts.putenv)
@@ -164,7 +165,7 @@ def run(opts: Options) -> int:
     return report_ending(opts, ending)
 
 
-def run_forked_child(opts: Options, proc, thread) -> None:
+def run_forked_child(opts: Options, proc, thread) -> NoReturn:
     """The rest of a forked km's life (never returns): optionally wait for gdb, run, exit like the payload."""
     import re
     import signal as host_signal
@@ -208,6 +209,7 @@ def free_port_above(port: int) -> int:
 
 def start_gdb_server(opts: Options, proc, main_thread):
     """The stub in its own thread; with -g the payload waits at its first instruction (ENTRY stop)."""
+    assert opts.gdb_port is not None, "called for -g and --gdb_listen only"
     import threading
     from kdbg.rsp.errors import RspError
     from kdbg.rsp.fds import set_fd_mover
@@ -239,23 +241,23 @@ def _serve(server) -> None:
         log.error("gdb stub failed", exc_info=True)
 
 
-def serve_core(opts: Options) -> int:
+def serve_core(opts: Options, core: str) -> int:
     """km --core kmcore payload.km -g: gdb reads the crash over RSP, through the same stub."""
     from kdbg.core.reader import CoreTarget
     from kdbg.rsp.errors import RspError
     from kdbg.rsp.server import GdbServer
     from kdbg.stub_banner import waiting_banner
-    if not os.path.exists(opts.core):
-        raise MonitorError(opts.core, "no such file")
+    if not os.path.exists(core):
+        raise MonitorError(core, "no such file")
     try:
-        target = CoreTarget(opts.core, opts.payload)
+        target = CoreTarget(core, opts.payload)
     except Exception as e:
-        raise MonitorError(opts.core, f"not a readable core file ({e})".splitlines()[0]) from None
+        raise MonitorError(core, f"not a readable core file ({e})".splitlines()[0]) from None
     try:
         server = GdbServer(target, opts.gdb_port or DEFAULT_GDB_PORT, opts.gdb_host, initially_stopped=True)
     except RspError as e:
         raise MonitorError(*str(e).split(": ", 1)) from None
-    print(waiting_banner(opts.core, server.port, opts.payload), file=sys.stderr, flush=True)
+    print(waiting_banner(core, server.port, opts.payload), file=sys.stderr, flush=True)
     server.serve(once=True)
     return 0
 

@@ -97,7 +97,7 @@ def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave:
 
 
 def _strings(mem, addr: int, limit: int = 4096) -> list[bytes]:
-    out = []
+    out: list[bytes] = []
     while addr and len(out) < limit:
         ptr = struct.unpack("<Q", mem.read(addr, 8))[0]
         if not ptr:

@@ -22,7 +22,7 @@ import fcntl
 import os
 import threading
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Any, Callable
 
 from kdbg.target import MemoryRegion
 
@@ -37,7 +37,7 @@ MMAP_TOP = 0x7FFFF7FFF000        # mmap without a hint grows down from here (Lin
                                  # TASK_SIZE less a 128 MiB stack gap); the stack lives above
 MMAP_BOTTOM = 0x10000
 COPY_LIMIT = 16 << 20            # private file mappings of program images up to this size are copies
-PROT_READ, PROT_WRITE, PROT_EXEC = abi.PROT_READ, abi.PROT_WRITE, abi.PROT_EXEC
+PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = abi.PROT_NONE, abi.PROT_READ, abi.PROT_WRITE, abi.PROT_EXEC
 
 
 def page_up(n: int) -> int:
@@ -252,7 +252,8 @@ class GuestMemory:
         KVM's, would fault km). The new backing is made first: a failure leaves the old mapping in place."""
         end = start + page_up(size)
         fd = file.fd if host_fd is None else host_fd
-        common = dict(file=file, shared=shared, accounted=not shared and bool(prot & PROT_WRITE),
+        assert fd is not None, "map_file needs a descriptor (MappedFile.of_fd keeps one or host_fd is given)"
+        common: dict[str, Any] = dict(file=file, shared=shared, accounted=not shared and bool(prot & PROT_WRITE),
                       locked=self.mlock_future)
         with self.lock:
             if shared or not image or file.fd is None or not file.is_regular or end - start > COPY_LIMIT:
@@ -270,11 +271,11 @@ class GuestMemory:
                     vmas.append(tail)
             else:
                 vma = Vma(start, end, prot, None, file.path, offset, **common)
-                self._alloc(vma)
+                gpa = self._alloc(vma)
                 try:
-                    file.read_into(self.phys.view(vma.gpa, end - start), offset)
+                    file.read_into(self.phys.view(gpa, end - start), offset)
                 except OSError:
-                    self.phys.release(vma.gpa, end - start)
+                    self.phys.release(gpa, end - start)
                     raise
                 vmas = [vma]
             self.unmap(start, end - start)
@@ -313,13 +314,14 @@ class GuestMemory:
         self._alloc(vma)
         self.tables.set_range(vma.start, vma.end - vma.start, vma.gpa, pte_flags(vma.prot))
 
-    def _alloc(self, vma: Vma) -> None:
-        """Guest-physical memory for the VMA (MemoryError past phys_memory.commit_limit)."""
+    def _alloc(self, vma: Vma) -> int:
+        """Guest-physical memory for the VMA, its GPA returned (MemoryError past phys_memory.commit_limit)."""
         size = vma.end - vma.start
         align = HUGE if size >= HUGE else PAGE       # in phase with the GVA modulo 2M: 2M pages line up
-        vma.gpa = self.phys.alloc(size, align, vma.start % align)
+        vma.gpa = gpa = self.phys.alloc(size, align, vma.start % align)
         if not vma.huge:
-            self.phys.no_huge_pages(vma.gpa, size)
+            self.phys.no_huge_pages(gpa, size)
+        return gpa
 
     def unmap(self, start: int, size: int) -> None:
         with self.lock:

@@ -107,6 +107,7 @@ class LiveTarget(ProcessView):
             return False
         if event is HANDLED:
             return True
+        assert isinstance(event, StopEvent)
         return self._stop_on(thread, event)
 
     def on_syscall_step(self, thread: VcpuThread) -> bool:

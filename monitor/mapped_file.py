@@ -58,9 +58,10 @@ class MappedFile:
     def read_into(self, view: memoryview, offset: int) -> int:
         """Fill `view` from the file at `offset`; bytes past the end of the file stay as they are. Returns the
         count read."""
-        done = 0
+        done, fd = 0, self.fd
+        assert fd is not None, "read_into needs a file kept open (MappedFile.open/adopt)"
         while done < len(view):
-            n = os.preadv(self.fd, [view[done:]], offset + done)
+            n = os.preadv(fd, [view[done:]], offset + done)
             if n <= 0:
                 break
             done += n

@@ -215,6 +215,7 @@ class Process:
         except PauseTimeout as e:
             log.warning("core dump for signal %d abandoned: %s", signo, e)
             return False, str(e)
+        assert self.core_writer is not None, "only called when there is one"
         try:
             self.core_writer(ProcessView(self), thread, signo)
             return True, None

@@ -102,7 +102,7 @@ class Rekicker:
     def __init__(self, state: SignalState) -> None:
         self.state = state
         self.cond = threading.Condition()
-        self.watched: dict[int, tuple[object, float, int]] = {}    # tid -> (thread, next kick, kicks so far)
+        self.watched: dict[int, tuple[VcpuThread, float, int]] = {}    # tid -> (thread, next kick, kicks so far)
         threading.Thread(target=self._run, name="signal-rekick", daemon=True).start()
 
     def watch(self, thread) -> None:

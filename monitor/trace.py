@@ -54,8 +54,7 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
     name = args.thread.name if args.thread is not None else "?"
-    logging.getLogger("km").error("thread %s failed", name, exc_info=(args.exc_type, args.exc_value,
-                                                                      args.exc_traceback))
+    logging.getLogger("km").error("thread %s failed", name, exc_info=args.exc_value)
 
 
 def setup_trace(payload_name: str, spec: str | None = None) -> bool:

@@ -69,7 +69,7 @@ class VcpuThread:
         self.fault_detail = (0, 0, 0)  # (error code, vector, cr2) of the last exception, for a signal frame
         self.robust_list = 0
         self.has_run = False           # kvm_run's sync regs/sregs hold this vCPU's state once it has exited
-        self.stopped_regs = None       # the debugger's register file, read once per stop (thread_registers.py);
+        self.stopped_regs: dict[str, int] | None = None       # the debugger's register file, read once per stop (thread_registers.py);
         #                                dropped when the thread runs again or a register is written
 
     def __str__(self) -> str:

@@ -101,7 +101,7 @@ class Watchpoints:
             return False
         vma = self.mem.find(cr2)
         write = bool(error_code & 2)
-        return vma is not None and vma.gpa is not None and bool(vma.prot) and (not write or vma.prot & PROT_WRITE)
+        return vma is not None and vma.gpa is not None and bool(vma.prot) and (not write or bool(vma.prot & PROT_WRITE))
 
     def on_fault(self, thread: VcpuThread) -> object:
         cr2 = thread.run.s.regs.sregs.cr2

@@ -52,6 +52,7 @@ def load(name: str, cdef: str, places: list[str] | None = None):
 def _import(path: str, stem: str):
     import importlib.util
     spec = importlib.util.spec_from_file_location(f"monitor.kvm.{stem}", path)
+    assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

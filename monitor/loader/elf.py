@@ -180,6 +180,7 @@ def _load(path: str, elf: ELFFile, mem: GuestMemory, base: int) -> LoadedElf:
         file_end = page_up(vaddr + filesz) if filesz else start
         if start < mapped_end:     # shares a page with the previous segment: widen that page's rights, add its bytes
             shared = mem.find(start)
+            assert shared is not None, "the previous segment maps this page"
             mem.protect(start, mapped_end - start, shared.prot | prot)
             mem.write_debug(vaddr, seg.data()[:mapped_end - vaddr])
             offset += mapped_end - start

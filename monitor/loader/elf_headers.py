@@ -9,7 +9,7 @@ Layouts: the System V gABI, ELF-64 (include/uapi/linux/elf.h Elf64_Ehdr / Elf64_
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 _IDENT = struct.Struct("<4sBBBBB7x")               # magic, class, data, version, osabi, abiversion
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")         # Elf64_Ehdr
@@ -32,7 +32,7 @@ class ELFError(Exception):
 class Segment:
     """One program header; values by pyelftools' names (p_type as "PT_LOAD" when known, else the number)."""
 
-    def __init__(self, stream: BinaryIO, fields: dict[str, int | str]) -> None:
+    def __init__(self, stream: BinaryIO, fields: dict[str, Any]) -> None:
         self.stream, self.header = stream, fields
 
     def __getitem__(self, name: str):
@@ -62,7 +62,7 @@ class ELFFile:
         if self.elfclass != 64 or not self.little_endian:
             # too different to read further; the machine check reports it
             machine = raw[18:20]
-            self.header: dict[str, object] = {"e_machine": int.from_bytes(machine, "little" if self.little_endian
+            self.header: dict[str, Any] = {"e_machine": int.from_bytes(machine, "little" if self.little_endian
                                                                           else "big")}
             self._segments: list[Segment] | None = []
             return

@@ -64,8 +64,8 @@ def build_stack(mem: GuestMemory, program: Program, argv: list[bytes], envp: lis
              (AT_GID, os.getgid()), (AT_EGID, os.getegid()), (AT_SECURE, 0), (AT_RANDOM, random_addr),
              (AT_HWCAP2, hwcap2()), (AT_EXECFN, execfn_addr), (AT_PLATFORM, platform), (AT_NULL, 0)]
     words = [len(argv), *strings["argv"], 0, *strings["envp"], 0]
-    for key, value in auxv:
-        words += [key, value]
+    for tag, value in auxv:
+        words += [tag, value]
     sp = (sp - 8 * len(words)) & ~0xF
     mem.write(sp, struct.pack(f"<{len(words)}Q", *words))
     return sp

@@ -2,6 +2,9 @@
 9 ms), paid on every container start; the accelerator alone costs nothing. Falls back to json elsewhere."""
 from __future__ import annotations
 
+from typing import Any
+
+_json: Any
 try:
     import _json
 except ImportError:                     # not CPython: the plain module

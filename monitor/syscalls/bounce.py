@@ -4,6 +4,7 @@ written back to the guest when the handler returns (dispatch() calls flush_bounc
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from ..kvm.abi import ffi
 
@@ -13,7 +14,7 @@ class _Pending(threading.local):
     back to, or None for a buffer the host only reads)."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[object, list[tuple[int, int]] | None]] = []
+        self.pending: list[tuple[Any, list[tuple[int, int]] | None]] = []    # (cffi char[] copy, pieces)
 
 
 bounces = _Pending()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import GuestFault
 from .bounce import bounces as _bounces, flush_bounces as _flush_bounces
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("km.syscall")
 TABLE_SIZE = 512
-Handler = Callable[..., int]
+Handler = Callable[..., Any]     # an int for rax, or None when nothing is written back (exit, rt_sigreturn)
 _handlers: list[tuple[Handler, int] | None] = [None] * TABLE_SIZE
 MASK64 = (1 << 64) - 1
 

@@ -7,7 +7,7 @@ import logging
 import os
 import stat
 
-from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down, page_up
+from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, USER_TOP, page_down, page_up
 from ..kvm import abi
 from ..mapped_file import MappedFile
 from .args import fd_arg

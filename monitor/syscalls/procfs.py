@@ -55,7 +55,7 @@ def open_self_file(ctx, path: bytes, flags: int) -> int | None:
         try:
             return os.open(ctx.proc.path, flags & ~(os.O_CREAT | os.O_TRUNC))
         except OSError as e:
-            return -e.errno
+            return -(e.errno or errno.EIO)
     if m.group(2) not in FILES:
         return None
     if flags & os.O_ACCMODE != os.O_RDONLY and os.geteuid() != 0:     # mode 0444 (root passes, as on Linux)

@@ -30,6 +30,7 @@ class _Timer:
         return max(0.0, self.deadline - time.monotonic())
 
     def _cpu_now(self) -> float:
+        assert self.cpu_clock is not None, "a CPU-time timer"
         try:
             return time.clock_gettime(self.cpu_clock)
         except OSError:               # its thread is gone: the clock stands still
