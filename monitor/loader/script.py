@@ -51,8 +51,8 @@ def resolve_exec(path: str, argv: list[str], *, check_exec: bool = True) -> tupl
             raise PayloadError(path, str(e), errno.ENOEXEC) from None
         if shebang is None:
             return path, argv
-        name, arg = (os.fsdecode(x) if x is not None else None for x in shebang)
-        argv = [name, *([arg] if arg else []), path, *argv[1:]]
+        name, arg = os.fsdecode(shebang[0]), shebang[1]
+        argv = [name, *([os.fsdecode(arg)] if arg else []), path, *argv[1:]]
         path = name
     raise PayloadError(path, "too many levels of #! interpreters", errno.ELOOP)
 
