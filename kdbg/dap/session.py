@@ -229,11 +229,16 @@ class Session:
     def _launch_python(self, args: dict[str, Any], program: str) -> None:
         """`km <python> -m debugpy --listen ... program args`, then the client's session relayed to debugpy."""
         python = interpreter(args)
-        km = [] if runs_natively() else [*km_command(args.get("kmPath") or "km"), *string_list(args, "kmArgs")]
         env = _environment(args)
         port = pick_port(0)
         self._debugpy_home = debugpy_home()
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, (self._debugpy_home, env.get("PYTHONPATH"))))
+        # The payload's PYTHONPATH goes through km's --putenv: km itself may be a Python program that needs its own.
+        payload_path = os.pathsep.join(filter(None, (self._debugpy_home, env.pop("PYTHONPATH", None))))
+        if runs_natively():
+            km, env["PYTHONPATH"] = [], payload_path
+        else:
+            km = [*km_command(args.get("kmPath") or "km"), *string_list(args, "kmArgs"),
+                  "--putenv", f"PYTHONPATH={payload_path}"]
         try:
             self.debuggee = Debuggee(launch_argv(km, python, port, program, string_list(args, "args")), env,
                                      args.get("cwd") or None, self._output)

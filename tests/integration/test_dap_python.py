@@ -34,11 +34,11 @@ def locals_and_globals(client, frame_id: int) -> tuple[dict[str, str], dict[str,
     return rows[0], rows[1]
 
 
-def test_launch_breakpoint_variables_evaluate_step_exception_exit(dap):
+def test_launch_breakpoint_variables_evaluate_step_exception_exit(dap, tmp_path):
     client = dap()
     client.start("launch", {"name": "km: Python app.py", "type": "km", "request": "launch",
                             "program": marker_path(SRC), "args": [], "python": PYTHON, "stopOnEntry": False,
-                            "kmPath": client.km_path},
+                            "kmPath": client.km_path, "cwd": str(tmp_path)},     # a workspace, not km's tree
                  {marker_path(SRC): [{"line": line_of(SRC, "py_add")}]}, exception_filters=["raised"])
     filters = [f["filter"] for f in client.wait_event("capabilities")["capabilities"]["exceptionBreakpointFilters"]]
     assert {"raised", "uncaught"} <= set(filters), client.dump()

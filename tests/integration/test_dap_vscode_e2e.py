@@ -61,7 +61,7 @@ class Case:
 
 CASES = {"c": Case("dap_basic.c", "add_ret", "add", "sum", "7", "answer=42 total=7",       # `return sum;`
                    "SIGSEGV: Segmentation fault", "vscode-e2e"),
-         "python": Case("dap_app.py", "py_return", "add", "total", "7", "answer=7 counter=12",
+         "python": Case("dap_app.py", "py_return", "add", "total", "7", "answer=7 counter=12 kernel=km",
                         "Uncaught Exceptions", "vscode-e2e-python")}
 
 
