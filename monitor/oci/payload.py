@@ -15,10 +15,11 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class Executable:
     """A program in the container (a plain class: dataclasses would add ~8 ms to every runtime call)."""
 
-    def __init__(self, path: str, host_path: str, kind: str) -> None:
+    def __init__(self, path: str, host_path: str, kind: str, found: str | None = None) -> None:
         self.path = path            # absolute, inside the container, symlinks resolved
         self.host_path = host_path  # where the runtime reads it
         self.kind = kind            # "static", "static-pie", "dynamic", "script"
+        self.found = found or path  # the path execvp hands the kernel (what a script's interpreter is given)
 
 
 class ContainerFs:
@@ -72,9 +73,31 @@ def find_executable(fs: ContainerFs, arg0: str, env: list[str], cwd: str) -> Exe
         real = fs.resolve(candidate)
         host = fs.host(real)
         if os.path.isfile(host):
-            return Executable(real, host, classify(host, arg0))
+            return Executable(real, host, classify(host, arg0), candidate)
     raise RuntimeProblem(arg0, "no such file in the container" if "/" in arg0 else
                          "not found on the container's PATH")
+
+
+def script_interpreter(fs: ContainerFs, script: Executable, cwd: str) -> tuple[Executable, list[str]] | None:
+    """A #! script's interpreter and the argv the kernel gives it (interpreter as written, its one optional
+    argument, the script's path), as binfmt_script reads the first line; None when the line names no program
+    (the kernel's own error then reaches the engine as with runc)."""
+    try:
+        with open(script.host_path, "rb") as f:
+            line = f.read(256)[2:].split(b"\n", 1)[0]
+    except OSError:
+        return None
+    rest = line.lstrip(b" \t")
+    cut = next((i for i, c in enumerate(rest) if c in b" \t"), len(rest))
+    name = rest[:cut].decode(errors="surrogateescape")
+    arg = rest[cut:].strip(b" \t").decode(errors="surrogateescape")
+    if not name:
+        return None
+    real = fs.resolve(name if name.startswith("/") else posixpath.join(cwd or "/", name))
+    host = fs.host(real)
+    if not os.path.isfile(host):
+        return None
+    return Executable(real, host, classify(host, name), name), [name, *([arg] if arg else []), script.found]
 
 
 def classify(host_path: str, name: str) -> str:

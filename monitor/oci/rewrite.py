@@ -8,12 +8,14 @@ import stat
 
 from . import jsonio
 from .errors import RuntimeProblem
-from .payload import ContainerFs, find_executable
+from .payload import ContainerFs, find_executable, script_interpreter
 from .settings import ContainerOptions, HostSettings
 
-# What km runs today (static and static-pie ELF). Dynamic executables and #! scripts stay native until km runs
-# them (issue 9): adding their kind here is the whole change.
-KM_RUNS = ("static", "static-pie")
+# What km runs as a program: static, static-pie and dynamic ELF (a dynamic one with the image's own PT_INTERP
+# loader and libraries, which km maps from the container's filesystem; the bundle's libraries at /opt/km/lib are
+# only ever loaded by km's own ld.so). A #! script is run as the kernel would: km runs its interpreter (when that
+# is one of these) with the script's path as an argument.
+KM_RUNS = ("static", "static-pie", "dynamic")
 # An engine's init (podman --init, docker --init, tini) stays native and the command after its `--` is wrapped:
 # catatonit needs signalfd, which km does not serve.
 INITS = ("/run/podman-init", "/dev/init", "/sbin/docker-init", "/usr/libexec/podman/catatonit", "/tini",
@@ -124,13 +126,21 @@ def wrap_process(process: dict, fs: ContainerFs, opts: ContainerOptions, host: H
             return ["init without a command: unchanged"]
     if args[0] == km or args[0].startswith(host.mount_point + "/"):
         return ["already under km"]
-    exe = find_executable(fs, args[0], process.get("env") or [], process.get("cwd") or "/")
+    cwd = process.get("cwd") or "/"
+    exe = find_executable(fs, args[0], process.get("env") or [], cwd)
+    argv = args
+    if exe.kind == "script":
+        found = script_interpreter(fs, exe, cwd)
+        if found is None:
+            return [f"{exe.path}: script without an interpreter in the container: left native"]
+        exe, interp_args = found
+        argv = [*interp_args, *args[1:]]
     if exe.kind not in KM_RUNS:
         return [f"{exe.path}: {exe.kind}: left native"]
     if opts.verbose:
         env = [e for e in process.get("env") or [] if not e.startswith("KM_VERBOSE=")]
         process["env"] = env + [f"KM_VERBOSE={opts.verbose}"]
-    process["args"] = [*head, km, *opts.km_options(), f"--argv0={args[0]}", exe.path, *args[1:]]
+    process["args"] = [*head, km, *opts.km_options(), f"--argv0={argv[0]}", exe.path, *argv[1:]]
     return [f"{args} -> {process['args']}"]
 
 

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from harness.bundle import km_bundle
+from harness.images import PYTHON_PROBE, PYTHON_PROBE_IMPORTS, PYTHON_PROBE_OUTPUT, python_image_files
 from harness.oci import km_runtime, make_oci_bundle, runtime_env
 
 pytestmark = [pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed (tools/install.sh)"),
@@ -75,6 +76,24 @@ def test_create_start_exec_delete(bundle, payload, tmp_path, runc_root) -> None:
             time.sleep(0.1)
         else:
             km_runtime(bundle, "--root", runc_root, "delete", "--force", cid, env=env)
+
+
+@pytest.mark.parametrize("how", ["-c", "script"])
+def test_dynamic_python_with_the_images_own_libraries(how, bundle, tmp_path, runc_root) -> None:
+    """Debian's python3 (dynamic) runs under km with the image's ld.so and libc, never the bundle's; a thread, a
+    forked and exec'd child, stdin and the exit status pass through. A #! script runs its interpreter under km."""
+    script = tmp_path / "probe.py"
+    script.write_text(f"#!/usr/bin/python3\n{PYTHON_PROBE}")
+    script.chmod(0o755)
+    files = {**python_image_files(PYTHON_PROBE_IMPORTS), "/bin/busybox": "/bin/busybox", "/app/probe.py": script}
+    args, wrapped = (["python3", "-c", PYTHON_PROBE], "'--argv0=python3', '/usr/bin/python3', '-c'") \
+        if how == "-c" else (["/app/probe.py"], "'--argv0=/usr/bin/python3', '/usr/bin/python3', '/app/probe.py']")
+    oci = make_oci_bundle(tmp_path, files, args)
+    trace = tmp_path / "trace"
+    r = km_runtime(bundle, "--root", runc_root, "run", "--bundle", str(oci), "t-python", input="to-python\n",
+                   env=runtime_env(bundle, KM_RUNTIME_TRACE=str(trace)))
+    assert (r.returncode, r.stdout) == (5, PYTHON_PROBE_OUTPUT), r.stderr
+    assert f"-> ['/opt/km/bin/km', {wrapped}" in trace.read_text(), "python3 ran under km"
 
 
 def test_kmcore_lands_in_a_mounted_volume(bundle, payload, tmp_path, runc_root) -> None:

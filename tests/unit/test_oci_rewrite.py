@@ -1,5 +1,5 @@
 """km-runtime's config rewrite, checked on runc's own `runc spec` output: what is added (mount, device, cgroup
-rule), how process.args are wrapped (static ELF, inits, dynamic and scripts left native), per-container options,
+rule), how process.args are wrapped (static and dynamic ELF, #! scripts through their interpreter, inits), per-container options,
 rlimit clamping, and that a second rewrite (podman regenerates and re-creates) changes nothing."""
 from __future__ import annotations
 
@@ -80,11 +80,26 @@ def test_init_stays_native_and_its_command_is_wrapped(tmp_path, host, static_elf
                                                           "--argv0=/hello", "/hello"]
 
 
-@pytest.mark.parametrize("kind", ["dynamic", "script"])
-def test_programs_km_does_not_run_yet_stay_native(kind, tmp_path, host, payload) -> None:
-    content = Path(payload("run_hello.c", "dynamic")).read_bytes() if kind == "dynamic" else b"#!/bin/sh\necho\n"
+def test_dynamic_entrypoint_is_wrapped(tmp_path, host, payload) -> None:
+    bundle = spec_bundle(tmp_path / "b", ["/prog", "x"])
+    rootfs_file(bundle, "/prog", Path(payload("run_hello.c", "dynamic")).read_bytes())
+    assert rewritten(bundle, host)["process"]["args"] == ["/opt/km/bin/km", "--argv0=/prog", "/prog", "x"]
+
+
+def test_script_runs_its_interpreter_under_km_as_the_kernel_would(tmp_path, host, static_elf) -> None:
+    """binfmt_script's argv: the interpreter as written, its one argument, the script's path as found on PATH."""
+    bundle = spec_bundle(tmp_path / "b", ["app.py", "x"])
+    rootfs_file(bundle, "/opt/bin/env", static_elf, link="/usr/bin/env")
+    rootfs_file(bundle, "/usr/local/bin/app.py", b"#! /usr/bin/env  python3 -u \nprint()\n")
+    assert rewritten(bundle, host)["process"]["args"] == ["/opt/km/bin/km", "--argv0=/usr/bin/env", "/opt/bin/env",
+                                                          "python3 -u", "/usr/local/bin/app.py", "x"]
+
+
+@pytest.mark.parametrize("first_line", [b"#!/no/such/interpreter\n", b"#!\n", b"#!/nested\n"])
+def test_script_whose_interpreter_km_cannot_run_stays_native(first_line, tmp_path, host) -> None:
     bundle = spec_bundle(tmp_path / "b", ["/prog"])
-    rootfs_file(bundle, "/prog", content)
+    rootfs_file(bundle, "/prog", first_line + b"echo\n")
+    rootfs_file(bundle, "/nested", b"#!/bin/sh\n")
     config = rewritten(bundle, host)
     assert config["process"]["args"] == ["/prog"]
     assert any(m["destination"] == "/opt/km" for m in config["mounts"]), "km is there for a later exec"
