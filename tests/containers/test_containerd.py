@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.engines import IMAGE
+from harness.images import PYTHON_PROBE, PYTHON_PROBE_OUTPUT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,6 +26,12 @@ def test_exit_status_fork_exec_and_threads(containerd, bundle) -> None:
     r = ctr_km(containerd, bundle, "km-ctr-status", "/bin/sh", "-c", "/threads barrier | wc -l; exit 5")
     assert r.returncode == 5, r.stderr
     assert int(r.stdout.strip()) > 0
+
+
+def test_dynamic_python(containerd, bundle, trace) -> None:
+    r = ctr_km(containerd, bundle, "km-ctr-python", "python3", "-c", PYTHON_PROBE, input="to-python\n")
+    assert (r.returncode, r.stdout) == (5, PYTHON_PROBE_OUTPUT), r.stderr
+    assert "-> ['/opt/km/bin/km', '--argv0=python3', '/usr/bin/python3', '-c'" in trace()
 
 
 def test_bad_input_one_line(containerd, bundle) -> None:

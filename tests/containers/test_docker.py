@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.engines import IMAGE
+from harness.images import PYTHON_PROBE, PYTHON_PROBE_OUTPUT
 
 
 def test_static_payload(docker, trace) -> None:
@@ -16,6 +17,12 @@ def test_exit_status_stdin_and_init(docker, trace) -> None:
                input="docker-stdin\n")
     assert (r.returncode, r.stdout) == (9, "got docker-stdin\n"), r.stderr
     assert "['/sbin/docker-init', '--', '/opt/km/bin/km'" in trace()
+
+
+def test_dynamic_python(docker, trace) -> None:
+    r = docker("run", "--rm", "-i", "--runtime", "km", IMAGE, "python3", "-c", PYTHON_PROBE, input="to-python\n")
+    assert (r.returncode, r.stdout) == (5, PYTHON_PROBE_OUTPUT), r.stderr
+    assert "-> ['/opt/km/bin/km', '--argv0=python3', '/usr/bin/python3', '-c'" in trace()
 
 
 def test_bad_input_one_line(docker) -> None:

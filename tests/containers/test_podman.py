@@ -7,6 +7,7 @@ import subprocess
 import threading
 
 from harness.engines import IMAGE, free_port, http_get, wait_for
+from harness.images import PYTHON_PROBE, PYTHON_PROBE_OUTPUT
 
 
 def test_static_payload(podman, trace) -> None:
@@ -71,6 +72,11 @@ def test_go_http_server_through_a_published_port(podman) -> None:
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert out == "listening on :8080\nserved 2\n"
+    except TimeoutError as e:
+        if proc.poll() is None:
+            proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"{e}; the server said: {out!r} {err!r}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -107,10 +113,24 @@ def test_gdb_attaches_from_the_host_through_a_published_port(podman) -> None:
 
 
 def test_dynamic_payload(podman, trace) -> None:
-    """Runs (natively while km does not run dynamic executables, under km once it does: rewrite.KM_RUNS)."""
     r = podman.run_km(IMAGE, "/dhello", "dyn")
     assert r.returncode == 0 and "argv[1]=[dyn]" in r.stdout, r.stderr
-    assert "/dhello: dynamic: left native" in trace() or "'/dhello', 'dyn'] -> ['/opt/km/bin/km'" in trace()
+    assert "'/dhello', 'dyn'] -> ['/opt/km/bin/km', '--argv0=/dhello', '/dhello', 'dyn']" in trace()
+
+
+def test_python_with_the_images_own_libraries(podman, trace) -> None:
+    """Debian's python3 -c under km: the image's ld.so and libc (never the bundle's), a thread, a child, stdin,
+    the exit status."""
+    r = podman.run_km("-i", IMAGE, "python3", "-c", PYTHON_PROBE, input="to-python\n")
+    assert (r.returncode, r.stdout) == (5, PYTHON_PROBE_OUTPUT), r.stderr
+    assert "-> ['/opt/km/bin/km', '--argv0=python3', '/usr/bin/python3', '-c'" in trace()
+
+
+def test_python_script_through_env(podman, trace) -> None:
+    """A #!/usr/bin/env python3 entrypoint: km runs env (busybox), which execs python3 inside the same km."""
+    r = podman.run_km("-i", IMAGE, "/app/probe.py", input="to-python\n")
+    assert (r.returncode, r.stdout) == (5, PYTHON_PROBE_OUTPUT), r.stderr
+    assert "-> ['/opt/km/bin/km', '--argv0=/usr/bin/env', '/bin/busybox', 'python3', '/app/probe.py']" in trace()
 
 
 def test_bad_input_one_line(podman, runtime_settings, tmp_path) -> None:

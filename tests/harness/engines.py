@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .images import PYTHON_PROBE, PYTHON_PROBE_IMPORTS, python_image_files
+
 IMAGE = "localhost/km-test:1"
 # conmon runs runtimes with hard NPROC 32768 and this machine lacks CAP_SYS_RESOURCE: runc alone needs these;
 # km-runtime clamps the rlimits itself, so its containers run without them
@@ -36,17 +38,22 @@ def wait_for(check, timeout: float, what: str):
 
 
 def build_rootfs(where: Path, payloads: dict[str, Path]) -> Path:
-    """busybox (and its applet links), the payloads, a user 1000, and the host's glibc for a dynamic payload."""
+    """busybox (and its applet links, /usr/bin/env among them), the payloads, a user 1000, and Debian's python3
+    (a dynamic program with its own glibc and the standard library the probe script needs; harness/images.py),
+    at /usr/bin/python3 and behind a #!/usr/bin/env python3 script /app/probe.py."""
     rootfs = where / "rootfs"
-    for d in ("bin", "etc", "tmp", "cores", "lib64", "lib/x86_64-linux-gnu"):
+    for d in ("bin", "etc", "tmp", "cores", "app", "usr/bin"):
         (rootfs / d).mkdir(parents=True, exist_ok=True)
     shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
     for applet in ("sh", "cat", "echo", "sleep", "id", "ls", "true", "wc"):
         os.symlink("busybox", rootfs / "bin" / applet)
-    for inside, src in payloads.items():
+    os.symlink("/bin/busybox", rootfs / "usr" / "bin" / "env")
+    files = {**python_image_files(PYTHON_PROBE_IMPORTS), **payloads}
+    for inside, src in files.items():
+        (rootfs / inside.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, rootfs / inside.lstrip("/"))
-    for lib in ("/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libm.so.6"):
-        shutil.copy2(os.path.realpath(lib), rootfs / lib.lstrip("/"))
+    (rootfs / "app" / "probe.py").write_text(f"#!/usr/bin/env python3\n{PYTHON_PROBE}")
+    (rootfs / "app" / "probe.py").chmod(0o755)
     (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n")
     (rootfs / "etc" / "group").write_text("root:x:0:\nuser:x:1000:\n")
     (rootfs / "cores").chmod(0o777)
