@@ -1,0 +1,146 @@
+"""gdb on dynamically linked payloads (issue 9): the same gdb session run against `km -g` and against gdbserver on
+the same program, and what gdb prints compared: `info sharedlibrary` (same libraries, same From/To), the
+qXfer:libraries-svr4 document, `break printf` and `bt` from inside libc, a pending breakpoint in a library the
+program dlopens later, a breakpoint in libz under Debian's python3 with `bt` through the interpreter, and a kmcore
+of a dynamic payload that died in abort() read by `gdb prog kmcore` against gdbserver's live view of the same death.
+
+Both servers run the program without address randomization (gdbserver's default, km's only layout), so addresses
+compare as they are; only stack addresses and link_map addresses (ld.so's own heap, which depends on the CPU
+features the loader sees) are masked.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from harness.build import build
+from harness.gdb import Debuggee
+from harness.km import run_km
+from harness.markers import line_of
+from kdbg.core.reader import CoreTarget
+
+pytestmark = [
+    pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="no /dev/kvm"),
+    pytest.mark.skipif(shutil.which("gdbserver") is None, reason="gdbserver is not installed"),
+]
+
+BACKENDS = ("km", "gdbserver")
+PYTHON = "/usr/bin/python3"
+CONTINUE = "continue"
+_STACK = re.compile(r"0x7ffffff[d-f][0-9a-f]{4}\b")
+_LM = re.compile(r'\blm="0x[0-9a-f]+"')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gdb_session(backend: str, exe: str | Path, steps: list[str], *, args: tuple[str, ...] = ()) -> list[str]:
+    """Run the steps (CLI commands) in one gdb connected to `backend`; each step's console text, or for one that
+    resumes (continue, finish) the stop's reason, function, exit code or returned value; stack addresses masked."""
+    d = Debuggee(backend, Path(exe), _free_port(), args=args)
+    try:
+        d.connect()
+        out = []
+        for step in steps:
+            result = d.gdb.run(step, timeout_s=60)
+            text = result["console"]
+            if result["class"] == "running":        # continue, finish: the stop it ends with
+                stop = d.gdb.wait_for_stop()
+                text = " ".join(filter(None, (stop.get("reason"), stop.get("frame", {}).get("func"),
+                                              stop.get("exit-code"), stop.get("return-value"))))
+            out.append(_STACK.sub("<stack>", text))
+        return out
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{d.diagnostics()}") from None
+    finally:
+        d.close()
+
+
+def both(exe: str | Path, steps: list[str], **kw) -> tuple[list[str], list[str]]:
+    """(km's outputs, gdbserver's outputs) of the same session."""
+    km, reference = (gdb_session(backend, exe, steps, **kw) for backend in BACKENDS)
+    return km, reference
+
+
+def frames(bt: str) -> list[str]:
+    """`bt` lines reduced to the frame's function and where it lives (file or library)."""
+    found = re.findall(r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\S+) \(.*?\)(?: (?:at|from) (\S+))?$", bt, re.M)
+    return [f"{func} {Path(where).name.split(':')[0]}".strip() for func, where in found]
+
+
+@pytest.fixture(scope="module")
+def basic() -> Path:
+    return build("gdb_basic.c", "dynamic")
+
+
+def test_info_sharedlibrary_and_break_in_libc_as_gdbserver(basic):
+    steps = ["break main", CONTINUE, "info sharedlibrary", "maint packet qXfer:libraries-svr4:read::0,fff",
+             "break printf", CONTINUE, "bt -frame-arguments none", CONTINUE]
+    km, reference = both(basic, steps)
+    libraries, document, bt = km[2], km[3], km[6]
+    assert "/ld-linux-x86-64.so.2" in libraries and "/libc.so.6" in libraries, libraries
+    assert "main-lm=" in document and "libc.so.6" in document, document
+    assert re.match(r"breakpoint-hit _*printf", km[5]) and frames(bt)[-1].startswith("main gdb_basic.c"), bt
+    assert km[7] == "exited 03"
+    assert [_LM.sub('lm="<heap>"', step) for step in km] == [_LM.sub('lm="<heap>"', step) for step in reference]
+
+
+@pytest.fixture(scope="module")
+def plugin() -> Path:
+    return build("dyn_plugin.c", "dynamic", ("-shared", "-fPIC"))
+
+
+def test_pending_breakpoint_resolves_when_dlopen_loads_the_library(plugin):
+    prog = build("dyn_dlopen.c", "dynamic", ("-ldl",))
+    steps = ["set breakpoint pending on", "break km_plugin_triple", CONTINUE, "bt -frame-arguments none",
+             "info sharedlibrary", "finish", CONTINUE]
+    km, reference = both(prog, steps, args=(str(plugin), "km_plugin_triple"))
+    assert "pending" in km[1], km[1]
+    assert km[2] == "breakpoint-hit km_plugin_triple"
+    assert frames(km[3]) == ["km_plugin_triple dyn_plugin.c", "main dyn_dlopen.c"], km[3]
+    assert f"dyn_plugin.c:{line_of('dyn_plugin.c', 'plugin_body')}" in km[3], km[3]
+    assert str(plugin) in km[4] and km[5] == "function-finished main 6", km
+    assert km[6] == "exited-normally"
+    assert km == reference
+
+
+def test_python3_breakpoint_in_libz_and_bt_through_the_interpreter(tmp_path):
+    """Debian's python3 links libpython statically: its frames are the executable's, libz's is a library's."""
+    script = tmp_path / "crc.py"
+    script.write_text("import zlib\nprint(zlib.crc32(b'km'))\n")
+    steps = ["set breakpoint pending on", "break crc32", CONTINUE, "bt -frame-arguments none", CONTINUE]
+    km, reference = both(PYTHON, steps, args=(str(script),))
+    names = frames(km[3])
+    assert names[0] == "crc32 libz.so.1", km[3]
+    assert any(n.startswith("_PyEval_EvalFrameDefault ") for n in names) and names[-1].startswith("_start"), km[3]
+    assert km[4] == "exited-normally"
+    assert km == reference
+
+
+def test_kmcore_of_a_dynamic_payload_shows_its_libraries_and_bt_through_libc(tmp_path):
+    """abort() in a dynamic program: kmcore's NT_FILE names libc, and `gdb prog kmcore` shows what gdb showed live
+    at the same death under gdbserver."""
+    from .test_core_native import gdb_batch          # the core tests' gdb -batch runner
+
+    exe = build("core_crash.c", "dynamic", ("-pthread",))
+    result = run_km(exe, "abort", cwd=tmp_path, timeout=120)
+    assert result.returncode == 128 + 6 and (tmp_path / "kmcore").exists(), result.stderr
+    files = {Path(r.path).name for r in CoreTarget(str(tmp_path / "kmcore")).mappings() if r.is_file()}
+    assert {"libc.so.6", "ld-linux-x86-64.so.2", exe.name} <= files, files
+    core = gdb_batch(exe, tmp_path / "kmcore", commands=["info sharedlibrary", "bt -frame-arguments none"])
+    live = gdb_session("gdbserver", exe, [CONTINUE, "info sharedlibrary", "bt -frame-arguments none"],
+                       args=("abort",))
+    assert live[0].startswith("signal-received")
+    # gdb lists libraries in the order it learnt of them: live, ld.so first; from a core, the link_map's order
+    assert sorted(core[0].split()) == sorted(live[1].replace("target:", "").split()), (core, live)
+    assert frames(core[1]) == frames(live[2]), (core[1], live[2])
+    names = frames(core[1])
+    assert any("abort" in n for n in names) and "main core_crash.c" in names, core[1]
