@@ -14,7 +14,7 @@ from ..signal_frame import SI_USER, make_siginfo
 from .dispatch import s32, syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
-from .procfs import open_self_file
+from .procfs import is_fd_directory, open_self_file, without_km_fds
 
 
 def sigpipe_on_epipe(ctx, result: int) -> int:
@@ -143,7 +143,15 @@ def sys_statx(ctx, dirfd: int, path: int, flags: int, mask: int, buf: int) -> in
 
 @syscall("getdents64")
 def sys_getdents64(ctx, fd: int, dirp: int, count: int) -> int:
-    return host_syscall(NR["getdents64"], fd_arg(fd), buf_out(ctx, dirp, count), count)
+    host = buf_out(ctx, dirp, count)        # the guest's buffer or a bounce copy (flushed after the handler)
+    while True:
+        result = host_syscall(NR["getdents64"], fd_arg(fd), host, count)
+        if result <= 0 or not is_fd_directory(fd):
+            return result
+        entries = without_km_fds(ffi.buffer(ffi.cast("char *", host), result)[:])
+        if entries:         # a batch of km's descriptors only: read on (an empty answer would mean the end)
+            ffi.memmove(ffi.cast("char *", host), entries, len(entries))
+            return len(entries)
 
 
 @syscall("readlinkat")

@@ -147,3 +147,31 @@ def test_missing_script_interpreter_is_one_line(scripts):
     result = run_km(scripts / "bad")
     assert (result.returncode, result.stderr.decode()) == (
         1, "km: /nonexistent/km-interp: no such file\n")
+
+
+PROC_SELF = r"""
+import os, signal, threading
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+signal.signal(signal.SIGUSR2, lambda *a: None)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+started, done = threading.Event(), threading.Event()
+t = threading.Thread(target=lambda: (started.set(), done.wait()))
+t.start(); started.wait()
+status = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines())
+print({k: status[k].strip() for k in ('Name', 'State', 'Threads', 'SigBlk', 'SigIgn', 'SigCgt')})
+print(status['Pid'].strip() == str(os.getpid()), status['PPid'].strip() == str(os.getppid()),
+      int(status['VmSize'].split()[0]) > int(status['VmExe'].split()[0]) > 0)
+stat = open('/proc/self/stat').read()
+f = stat[stat.rindex(')') + 2:].split()
+print(stat[:stat.rindex(')') + 1].split(' ', 1)[1], f[0], f[17], f[28:32], int(f[23]) < int(f[24]))
+print(int(f[46]) - int(f[45]) == len(open('/proc/self/cmdline', 'rb').read()),
+      int(f[48]) - int(f[47]) == len(open('/proc/self/environ', 'rb').read()))
+print(sorted(os.listdir('/proc/self/fd'), key=int), sorted(os.listdir('/proc/self/fdinfo'), key=int))
+done.set(); t.join()
+"""
+
+
+def test_proc_self_describes_the_payload():
+    """status and stat give the payload's name, threads, signal sets and memory; fd/ lists its descriptors only."""
+    status, out, _ = same_as_native(PYTHON, "-c", PROC_SELF)
+    assert status == 0 and "'Name': 'python3'" in out and "'Threads': '2'" in out and "True True True" in out
