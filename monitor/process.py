@@ -28,6 +28,8 @@ from .machine import (KBASE, MAX_VCPUS, SELFTEST_GVA, SYSCALL_PORT, SYSCALL_STUB
 from .page_tables import PTE_U, PTE_W, PageTables
 from .phys_memory import HUGE, PhysicalMemory
 from .signals import SignalState
+from .syscalls.futex import FutexTable, exit_robust_list
+from .syscalls.timer import ProcessClock
 from .vcpu_loop import RIP, RSP, RFLAGS, State, VcpuThread
 
 if TYPE_CHECKING:
@@ -88,21 +90,11 @@ class Process:
         self._dying = threading.Lock()                  # held by the thread dumping core for a fatal signal
         install_kick_handler()
         self.signals = SignalState(self)
+        self.futexes = FutexTable()
+        self.clock = ProcessClock(self)         # alarm, setitimer and POSIX timers
         self.program: Program = load_program(path, self.mem)
         self.mem.brk_start = self.mem.brk = self.program.exe.end
         self.initial_rsp = 0
-
-    def shared(self, name: str, make):
-        """A per-process object made on first use (the futex table, the timers): made once even when two
-        threads ask at the same moment."""
-        value = getattr(self, name, None)
-        if value is None:
-            with self.lock:
-                value = getattr(self, name, None)
-                if value is None:
-                    value = make()
-                    setattr(self, name, value)
-        return value
 
     # ---- set-up -------------------------------------------------------------------------------------------
     def rebuild_after_fork(self) -> None:
@@ -127,8 +119,8 @@ class Process:
         self.world = StopTheWorld(self.live_threads)
         self._dying = threading.Lock()
         self.debug = NO_DEBUGGER           # the parent's debugger (a copy of its objects) does not follow
-        self.futexes = None
-        self.itimer = None
+        self.futexes = FutexTable()
+        self.clock = ProcessClock(self)    # a forked child inherits no timers (fork(2))
         actions = self.signals.actions
         self.signals = SignalState(self)
         self.signals.actions = actions
@@ -241,15 +233,13 @@ class Process:
         """exit(2) of one thread: the last one ends the process; others clear and wake their child-tid word."""
         with self.lock:
             others = [t for t in self.live_threads() if t is not thread]
-        from .syscalls.futex import exit_robust_list
         exit_robust_list(thread)
         if not others:
             self.exit_group(status)
         elif thread.clear_child_tid:
-            from .syscalls.futex import table_of
             try:
                 self.mem.write(thread.clear_child_tid, bytes(4))
-                table_of(self).wake(thread.clear_child_tid, 1)
+                self.futexes.wake(thread.clear_child_tid, 1)
             except Exception:
                 log.debug("clear_child_tid %#x not writable", thread.clear_child_tid)
         thread.exit_requested = True

@@ -74,10 +74,6 @@ class FutexTable:
                     self.queues.pop(waiter.addr, None)
 
 
-def table_of(proc) -> FutexTable:
-    return proc.shared("futexes", FutexTable)
-
-
 def _load(ctx, addr: int) -> int:
     return struct.unpack("<I", ctx.mem.read(addr, 4))[0]
 
@@ -95,7 +91,7 @@ def _deadline(ctx, timeout: int, absolute: bool, realtime: bool) -> float | None
 
 
 def wait(ctx, addr: int, expected: int, deadline: float | None, bitset: int) -> int:
-    table = table_of(ctx.proc)
+    table = ctx.proc.futexes
     while True:
         waiter = Waiter(addr, bitset)
         # Published before the checks below: a kick (signal, pause, exit) either finds it and sets its event,
@@ -145,7 +141,7 @@ def exit_robust_list(thread) -> None:
     head = thread.robust_list
     if not head:
         return
-    mem, table = thread.mem, table_of(thread.proc)
+    mem, table = thread.mem, thread.proc.futexes
     try:
         entry, offset, pending = struct.unpack("<QqQ", mem.read(head, 24))
         seen = 0
@@ -177,7 +173,7 @@ def _wake_op(ctx, addr: int, count: int, addr2: int, count2: int, op: int) -> in
     kind, cmp, oparg, cmparg = (op >> 28) & 7, (op >> 24) & 15, (op >> 12) & 0xFFF, op & 0xFFF
     if (op >> 28) & 8:
         oparg = 1 << oparg
-    table = table_of(ctx.proc)
+    table = ctx.proc.futexes
     with table.lock:
         while True:                          # atomically, as futex_atomic_op_inuser: guest threads run
             old = _load(ctx, addr2)
@@ -197,7 +193,7 @@ def _wake_op(ctx, addr: int, count: int, addr2: int, count2: int, op: int) -> in
 # The word holds the owner's tid | FUTEX_WAITERS | FUTEX_OWNER_DIED; the C library takes and drops an
 # uncontended lock itself and asks km only when the word says there are (or will be) waiters.
 def lock_pi(ctx, addr: int, deadline: float | None, try_only: bool) -> int:
-    table = table_of(ctx.proc)
+    table = ctx.proc.futexes
     while True:
         waiter = Waiter(addr, BITSET_MATCH_ANY, ctx.tid)
         ctx.blocked_on = waiter            # published first: see wait()
@@ -240,7 +236,7 @@ def lock_pi(ctx, addr: int, deadline: float | None, try_only: bool) -> int:
 def unlock_pi(ctx, addr: int) -> int:
     """Hand the lock to the first waiter (the word becomes its tid, | FUTEX_WAITERS if more wait), or free it.
     The word is replaced atomically; a lost race (a guest thread set a bit meanwhile) is retried."""
-    table = table_of(ctx.proc)
+    table = ctx.proc.futexes
     with table.lock:
         while True:
             value = _load(ctx, addr)
@@ -267,7 +263,7 @@ def _deadline_pi(ctx, cmd: int, op: int, timeout: int) -> float | None:
 @syscall("futex")
 def sys_futex(ctx, addr: int, op: int, val: int, timeout: int, addr2: int, val3: int) -> int:
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
-    table = table_of(ctx.proc)
+    table = ctx.proc.futexes
     if addr % 4:
         return -errno.EINVAL
     val &= 0xFFFFFFFF

@@ -145,7 +145,7 @@ def sys_set_robust_list(ctx, head: int, length: int) -> int:
 
 @syscall("get_robust_list")
 def sys_get_robust_list(ctx, pid: int, head_ptr: int, len_ptr: int) -> int:
-    ctx.mem.write(head_ptr, struct.pack("<Q", getattr(ctx, "robust_list", 0)))
+    ctx.mem.write(head_ptr, struct.pack("<Q", ctx.robust_list))
     ctx.mem.write(len_ptr, struct.pack("<Q", 24))
     return 0
 

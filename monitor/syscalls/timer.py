@@ -7,10 +7,14 @@ import struct
 from signal import SIGALRM
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from ..signal_frame import SI_KERNEL, make_siginfo
 from ..signals import NSIG
 from .dispatch import s32, syscall
+
+if TYPE_CHECKING:
+    from ..process import Process
 
 
 class _Timer:
@@ -71,14 +75,17 @@ class _Timer:
         return True
 
 
-class _Clock:
-    """The process's timers, served by one host thread that sleeps until the earliest deadline."""
+class ProcessClock:
+    """The process's timers (built with the Process, new in a forked child: Linux's child inherits none), served
+    by one host thread that sleeps until the earliest deadline; the thread starts when a timer is first armed, so
+    a payload that never arms one costs no thread."""
 
-    def __init__(self, proc) -> None:
+    def __init__(self, proc: Process) -> None:
         self.proc = proc
-        self.timers: dict[object, _Timer] = {}      # "real" (ITIMER_REAL) or a POSIX timer id
+        self.timers: dict[object, _Timer] = {      # "real" (ITIMER_REAL) or a POSIX timer id
+            "real": _Timer(lambda timer: proc.signals.send(SIGALRM, make_siginfo(SIGALRM, SI_KERNEL)))}
         self.cond = threading.Condition()
-        threading.Thread(target=self._run, daemon=True, name="itimer").start()
+        self._serving = False
 
     def set(self, key, value: float, interval: float) -> tuple[float, float]:
         """Arm (value > 0) or disarm a timer; returns its old (remaining, interval)."""
@@ -86,6 +93,9 @@ class _Clock:
             timer = self.timers[key]
             old = (timer.remaining(), timer.interval)
             timer.arm(value, interval)
+            if value > 0 and not self._serving:
+                self._serving = True
+                threading.Thread(target=self._run, daemon=True, name="itimer").start()
             self.cond.notify()
         return old
 
@@ -104,21 +114,13 @@ class _Clock:
                         timer.fire(timer)
 
 
-def _clock(proc) -> _Clock:
-    def make() -> _Clock:
-        clock = _Clock(proc)
-        clock.timers["real"] = _Timer(lambda timer: proc.signals.send(SIGALRM, make_siginfo(SIGALRM, SI_KERNEL)))
-        return clock
-    return proc.shared("itimer", make)
-
-
 def _timeval_pair(interval: float, value: float) -> bytes:
     return struct.pack("<qqqq", int(interval), round(interval % 1 * 1e6), int(value), round(value % 1 * 1e6))
 
 
 @syscall("alarm")
 def sys_alarm(ctx, seconds: int) -> int:
-    old, _ = _clock(ctx.proc).set("real", float(seconds & 0xFFFFFFFF), 0.0)     # unsigned int, as Linux
+    old, _ = ctx.proc.clock.set("real", float(seconds & 0xFFFFFFFF), 0.0)     # unsigned int, as Linux
     return int(old + 0.999999) if old else 0
 
 
@@ -131,7 +133,7 @@ def sys_setitimer(ctx, which: int, new: int, old: int) -> int:
     i_sec, i_usec, v_sec, v_usec = struct.unpack("<qqqq", ctx.mem.read(new, 32)) if new else (0, 0, 0, 0)
     if not (0 <= i_usec < 1_000_000 and 0 <= v_usec < 1_000_000):
         return -errno.EINVAL
-    old_value, old_interval = _clock(ctx.proc).set("real", v_sec + v_usec / 1e6, i_sec + i_usec / 1e6)
+    old_value, old_interval = ctx.proc.clock.set("real", v_sec + v_usec / 1e6, i_sec + i_usec / 1e6)
     if old:
         ctx.mem.write(old, _timeval_pair(old_interval, old_value))
     return 0
@@ -141,7 +143,7 @@ def sys_setitimer(ctx, which: int, new: int, old: int) -> int:
 def sys_getitimer(ctx, which: int, cur: int) -> int:
     if which != 0:
         return -errno.EINVAL
-    timer = _clock(ctx.proc).timers["real"]
+    timer = ctx.proc.clock.timers["real"]
     ctx.mem.write(cur, _timeval_pair(timer.interval, timer.remaining()))
     return 0
 
@@ -174,7 +176,7 @@ def _cpu_clock(ctx, clock_id: int) -> int | None:
 
 
 def _thread_cpu_clock(thread) -> int | None:
-    host = getattr(thread, "thread", None)
+    host = thread.thread if thread is not None else None
     try:
         return time.pthread_getcpuclockid(host.ident) if host is not None and host.ident else None
     except OSError:
@@ -206,7 +208,7 @@ def sys_timer_create(ctx, clock_id: int, sevp: int, timer_id_p: int) -> int:
         cpu_clock = _cpu_clock(ctx, clock_id)
         if cpu_clock is None:
             return -errno.EINVAL
-    clock = _clock(ctx.proc)
+    clock = ctx.proc.clock
     if sevp:
         value, signo, notify, tid = struct.unpack("<Qiii", ctx.mem.read(sevp, 20))
     else:
@@ -236,7 +238,7 @@ def sys_timer_create(ctx, clock_id: int, sevp: int, timer_id_p: int) -> int:
 
 def _posix_timer(ctx, timer_id: int) -> _Timer | None:
     timer_id = s32(timer_id)
-    return _clock(ctx.proc).timers.get(timer_id) if timer_id >= 0 else None
+    return ctx.proc.clock.timers.get(timer_id) if timer_id >= 0 else None
 
 
 def _timespec_pair(interval: float, value: float) -> bytes:
@@ -255,7 +257,7 @@ def sys_timer_settime(ctx, timer_id: int, flags: int, new: int, old: int) -> int
     if flags & TIMER_ABSTIME and value:
         host_clock = timer.cpu_clock if timer.cpu_clock is not None else WALL_CLOCKS[timer.clock_id]
         value = max(1e-9, value - time.clock_gettime(host_clock))      # already past: fires at once
-    old_value, old_interval = _clock(ctx.proc).set(s32(timer_id), value, interval)
+    old_value, old_interval = ctx.proc.clock.set(s32(timer_id), value, interval)
     if old:
         ctx.mem.write(old, _timespec_pair(old_interval, old_value))
     return 0
@@ -278,7 +280,7 @@ def sys_timer_getoverrun(ctx, timer_id: int) -> int:
 
 @syscall("timer_delete")
 def sys_timer_delete(ctx, timer_id: int) -> int:
-    clock = _clock(ctx.proc)
+    clock = ctx.proc.clock
     with clock.cond:
         if s32(timer_id) < 0 or clock.timers.pop(s32(timer_id), None) is None:
             return -errno.EINVAL
