@@ -156,12 +156,22 @@ class Inspection:
 
     @request(Needs.DEBUGGEE, "supportsModulesRequest")
     def modules_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        """A static payload is one module: the program (km loads no shared libraries)."""
+        """The program, then each shared library gdb knows of (a dynamic payload's, as `info sharedlibrary`)."""
         program = self.config.get("program")
         if not program:
             return {"modules": [], "totalModules": 0}
-        return {"modules": [{"id": 1, "name": Path(program).name, "path": str(Path(program).resolve()),
-                             "symbolStatus": "Symbols loaded."}], "totalModules": 1}
+        modules: list[dict[str, Any]] = [{"id": 1, "name": Path(program).name, "path": str(Path(program).resolve()),
+                                          "symbolStatus": "Symbols loaded."}]
+        for lib in self.gdb.command("-file-list-shared-libraries").get("shared-libraries", []):
+            path = lib.get("host-name") or lib.get("id", "")
+            row: dict[str, Any] = {"id": len(modules) + 1, "name": Path(path).name, "path": path,
+                                   "symbolStatus": "Symbols loaded." if lib.get("symbols-loaded") == "1"
+                                   else "Symbols not found."}
+            ranges = lib.get("ranges") or []
+            if ranges:
+                row["addressRange"] = f"{ranges[0]['from']}-{ranges[-1]['to']}"
+            modules.append(row)
+        return {"modules": modules, "totalModules": len(modules)}
 
     # --- breakpoints ----------------------------------------------------------------------------------------
     @request(Needs.DEBUGGEE, "supportsConditionalBreakpoints", "supportsHitConditionalBreakpoints",
