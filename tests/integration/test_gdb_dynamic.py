@@ -144,3 +144,26 @@ def test_kmcore_of_a_dynamic_payload_shows_its_libraries_and_bt_through_libc(tmp
     assert frames(core[1]) == frames(live[2]), (core[1], live[2])
     names = frames(core[1])
     assert any("abort" in n for n in names) and "main core_crash.c" in names, core[1]
+
+
+def test_dap_stack_trace_shows_library_frames(dap, payload):
+    """kdbg-dap on a dynamic payload: a function breakpoint in libc (pending until libc loads) stops there, and
+    the stack trace runs from the libc frame into main's source line."""
+    from harness.dap import marker_path
+
+    program = str(payload("dap_basic.c", "dynamic"))
+    client = dap()
+    client.call("initialize", {"adapterID": "km", "linesStartAt1": True, "pathFormat": "path"})
+    launched = client.send("launch", {"program": program, "kmPath": client.km_path})
+    client.wait_event("initialized", timeout_s=90)
+    placed = client.call("setFunctionBreakpoints", {"breakpoints": [{"name": "printf"}]})["breakpoints"]
+    client.call("configurationDone")
+    assert client.response(launched)["success"], client.dump()
+    hit = client.wait_event("stopped", timeout_s=60)
+    assert hit["hitBreakpointIds"] == [placed[0]["id"]], client.dump()
+    frames = client.call("stackTrace", {"threadId": hit["threadId"]})["stackFrames"]
+    assert re.fullmatch(r"_*printf", frames[0]["name"]), client.dump()
+    assert (frames[1]["name"], frames[1]["line"], frames[1]["source"]["path"]) == \
+        ("main", line_of("dap_basic.c", "print"), marker_path("dap_basic.c")), client.dump()
+    modules = {m["name"] for m in client.call("modules")["modules"]}
+    assert {"libc.so.6", Path(program).name} <= modules, modules
