@@ -87,9 +87,9 @@ def test_launch_breakpoint_variables_evaluate_step_exception_exit(dap, tmp_path)
 def test_attach_to_a_program_waiting_for_debugpy(dap, free_port, tmp_path):
     program = marker_path(SRC)
     home = debugpy_home()
-    env = km_env({"PYTHONPATH": home})
-    argv = launch_argv([sys.executable, "-m", "monitor.cli"], PYTHON, free_port, program, [])
-    waiting = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    argv = launch_argv([sys.executable, "-m", "monitor.cli", "--putenv", f"PYTHONPATH={home}"], PYTHON, free_port,
+                       program, [])
+    waiting = subprocess.Popen(argv, env=km_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                stdin=subprocess.DEVNULL)
     output: list[bytes] = []
     reader = threading.Thread(target=lambda: output.extend(waiting.stdout), daemon=True)
