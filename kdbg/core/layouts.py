@@ -165,10 +165,29 @@ def from_bytes(layout: type[S], data: bytes) -> S:
 
 
 def pack_note(note_type: NoteType, desc: bytes) -> bytes:
+    """One of the kernel's core notes, with the owner the kernel gives it."""
+    return pack_owned_note(NOTE_OWNER.get(note_type, NOTE_OWNER_DEFAULT), int(note_type), desc)
+
+
+def pack_owned_note(owner: bytes, note_type: int, desc: bytes) -> bytes:
     """One ELF note: Elf64_Nhdr, the owner name with its NUL, the descriptor, each padded to NOTE_ALIGN."""
-    name = NOTE_OWNER.get(note_type, NOTE_OWNER_DEFAULT) + b"\0"
-    header = bytes(Elf64_Nhdr(len(name), len(desc), int(note_type)))
+    name = owner + b"\0"
+    header = bytes(Elf64_Nhdr(len(name), len(desc), note_type))
     return header + _pad(name) + _pad(desc)
+
+
+def iter_notes(data: bytes):
+    """(owner, n_type, desc) of each note in a PT_NOTE segment's bytes; ValueError when one runs past the end."""
+    offset, header_size = 0, ctypes.sizeof(Elf64_Nhdr)
+    while offset + header_size <= len(data):
+        header = Elf64_Nhdr.from_buffer_copy(data, offset)
+        name_at = offset + header_size
+        desc_at = name_at + header.n_namesz + (-header.n_namesz % NOTE_ALIGN)
+        end = desc_at + header.n_descsz
+        if end > len(data):
+            raise ValueError(f"note at {offset:#x} runs past its segment")
+        yield data[name_at:name_at + header.n_namesz].rstrip(b"\0"), header.n_type, data[desc_at:end]
+        offset = end + (-header.n_descsz % NOTE_ALIGN)
 
 
 def _pad(data: bytes) -> bytes:

@@ -13,6 +13,7 @@ import os
 import stat
 import struct
 import time
+from dataclasses import dataclass
 from typing import BinaryIO, Callable, Sequence, TypeVar
 
 from kdbg.arch.x86_64 import (
@@ -36,31 +37,70 @@ _NO_REGISTERS: dict[str, int] = {}
 _CHUNK = 1 << 20    # bytes read from the target per call; big enough to amortise, small enough to stream
 
 
-def write_core(target: Target, path: str | os.PathLike, *, signal: int, crashing_tid: int | None = None) -> None:
+# The parts of a mapping whose contents go into the core (sorted, disjoint, inside it); the rest of it is a PT_LOAD
+# without data, as the kernel writes unmodified file-backed text (gdb then reads it from the file).
+Dump = Callable[[MemoryRegion], Sequence[tuple[int, int]]]
+
+
+def write_core(target: Target, path: str | os.PathLike, *, signal: int, crashing_tid: int | None = None,
+               extra_notes: bytes = b"", dump: Dump | None = None) -> None:
     """Write `target` as a core file at `path`, the process killed by `signal` in `crashing_tid`.
 
-    `crashing_tid` defaults to the first thread whose stop event carries `signal`. Anything the target cannot
-    give (a register file, a page of a mapping, the auxv) is written as zeros or left out; only a file that
-    cannot be written raises, as CoreError("<path>: <OS problem>"), after removing what was written of it."""
+    `crashing_tid` defaults to the first thread whose stop event carries `signal`. `extra_notes` (packed notes of
+    another owner, such as a snapshot's) follow the kernel's; `dump` chooses what memory is written (default: all
+    of every mapping with any right). Anything the target cannot give (a register file, a page of a mapping, the
+    auxv) is written as zeros or left out; only a file that cannot be written raises, as CoreError("<path>: <OS
+    problem>"), after removing what was written of it."""
     started = time.monotonic()
     tids = _thread_order(target, signal, crashing_tid)
     regions = sorted((r for r in _call(target.mappings, _NO_REGIONS) if r.end > r.start), key=lambda r: r.start)
-    notes = _notes(target, tids, signal, regions)
-    headers, offsets, size = _headers(notes, regions)
+    notes = _notes(target, tids, signal, regions) + extra_notes
+    segments = _segments(regions, dump or _dump_accessible)
+    headers, size = _headers(notes, segments)
     try:
         with open(path, "wb") as out:
             out.write(headers)
             out.write(notes)
-            for region, offset in zip(regions, offsets):
-                if offset is not None:
-                    out.seek(offset)
-                    _copy_region(target, region, out)
+            for segment in segments:
+                if segment.offset is not None:
+                    out.seek(segment.offset)
+                    _copy_region(target, segment, out)
             out.truncate(size)
     except OSError as error:
         _remove_partial(path)
         raise CoreError(path, error.strerror or str(error)) from error
     log.info("core %s: %d threads, %d mappings, %d bytes in %.2fs", path, len(tids), len(regions), size,
              time.monotonic() - started)
+
+
+@dataclass
+class _Segment:
+    """One PT_LOAD: [start, end) with the region's rights; `offset` of its data in the file, None for none."""
+
+    start: int
+    end: int
+    perms: str
+    has_data: bool
+    offset: int | None = None
+
+
+def _dump_accessible(region: MemoryRegion) -> Sequence[tuple[int, int]]:
+    """PROT_NONE reservations have no contents; everything else is written whole."""
+    return [(region.start, region.end)] if region.perms.strip("-") else []
+
+
+def _segments(regions: Sequence[MemoryRegion], dump: Dump) -> list[_Segment]:
+    segments = []
+    for region in regions:
+        position = region.start
+        for start, end in dump(region):
+            if start > position:
+                segments.append(_Segment(position, start, region.perms, False))
+            segments.append(_Segment(start, end, region.perms, True))
+            position = end
+        if position < region.end:
+            segments.append(_Segment(position, region.end, region.perms, False))
+    return segments
 
 
 def _call(method: Callable[..., T], default: T, *args: object) -> T:
@@ -167,28 +207,26 @@ def _xsave(regs: dict[str, int]) -> bytes:
 
 # --- headers and data ------------------------------------------------------------------------------------------
 
-def _headers(notes: bytes, regions: Sequence[MemoryRegion]) -> tuple[bytes, list[int | None], int]:
-    """ELF header, program headers (PT_NOTE then one PT_LOAD per region) and, past 65534 segments, the section
+def _headers(notes: bytes, segments: Sequence[_Segment]) -> tuple[bytes, int]:
+    """ELF header, program headers (PT_NOTE then one PT_LOAD per segment) and, past 65534 segments, the section
     header that carries the real count (PN_XNUM, as fs/binfmt_elf.c fill_extnum_info).
 
-    Returns the header bytes, each region's data offset (None when nothing is dumped) and the file size."""
-    phnum = 1 + len(regions)
+    Sets each segment's data offset (page aligned) and returns the header bytes and the file size."""
+    phnum = 1 + len(segments)
     ehdr_size, phdr_size = ctypes.sizeof(Elf64_Ehdr), ctypes.sizeof(Elf64_Phdr)
     shdr_size = ctypes.sizeof(Elf64_Shdr) if phnum >= PN_XNUM else 0
     notes_offset = ehdr_size + phnum * phdr_size + shdr_size
     phdrs = [Elf64_Phdr(p_type=PT_NOTE, p_offset=notes_offset, p_filesz=len(notes), p_align=NOTE_ALIGN)]
-    offsets: list[int | None] = []
     position = notes_offset + len(notes)
-    for region in regions:
-        length = region.end - region.start
-        has_data = region.perms.strip("-") != ""     # PROT_NONE reservations have no contents
-        offset = None
-        if has_data:
-            offset = _align_up(position, PAGE_SIZE) + region.start % PAGE_SIZE
-            position = offset + length
-        offsets.append(offset)
-        phdrs.append(Elf64_Phdr(p_type=PT_LOAD, p_flags=_flags(region.perms), p_offset=offset or 0,
-                                p_vaddr=region.start, p_filesz=length if has_data else 0, p_memsz=length,
+    for segment in segments:
+        length = segment.end - segment.start
+        offset = _align_up(position, PAGE_SIZE) + segment.start % PAGE_SIZE
+        if segment.has_data:
+            segment.offset, position = offset, offset + length
+        # a segment without data still points into the file where its data would be, as the kernel's do: gdb
+        # takes a p_offset of 0 for data at the file's start, and showed each thread twice
+        phdrs.append(Elf64_Phdr(p_type=PT_LOAD, p_flags=_flags(segment.perms), p_offset=offset,
+                                p_vaddr=segment.start, p_filesz=length if segment.has_data else 0, p_memsz=length,
                                 p_align=PAGE_SIZE))
     ident = (ctypes.c_uint8 * 16)(*(ELFMAG + bytes([ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE])))
     ehdr = Elf64_Ehdr(e_ident=ident, e_type=ET_CORE, e_machine=EM_X86_64, e_version=EV_CURRENT,
@@ -198,7 +236,7 @@ def _headers(notes: bytes, regions: Sequence[MemoryRegion]) -> tuple[bytes, list
         ehdr.e_shoff, ehdr.e_shentsize, ehdr.e_shnum = ehdr_size + phnum * phdr_size, shdr_size, 1
         extra = bytes(Elf64_Shdr(sh_size=1, sh_info=phnum))
     headers = bytes(ehdr) + b"".join(map(bytes, phdrs)) + extra
-    return headers, offsets, position
+    return headers, position
 
 
 def _flags(perms: str) -> int:
@@ -209,7 +247,7 @@ def _align_up(value: int, alignment: int) -> int:
     return -(-value // alignment) * alignment
 
 
-def _copy_region(target: Target, region: MemoryRegion, out: BinaryIO) -> None:
+def _copy_region(target: Target, region: _Segment, out: BinaryIO) -> None:
     """Stream the region into `out`, skipping zero chunks so that untouched memory becomes a file hole."""
     addr = region.start
     while addr < region.end:
