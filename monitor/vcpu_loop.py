@@ -58,6 +58,10 @@ class VcpuThread:
         self.cond = threading.Condition(proc.lock)
         self.pause_requested = False
         self.exit_requested = False
+        # A snapshot is stopping the world: blocking calls end with a restart code, and the thread parks outside
+        # any syscall (monitor/snapshot/freeze.py); a debugger's pause and release leave it alone.
+        self.freezing: bool = proc.freezing
+        self.parked_in_syscall = False      # parked inside a handler (a debugger's pause of a blocking call)
         self.thread: threading.Thread | None = None
         self.clear_child_tid = 0
         self.name = ""
@@ -113,7 +117,7 @@ class VcpuThread:
         unpack = struct.unpack_from
         in_stub = False
         while True:
-            if (self.pause_requested or self.exit_requested) and not in_stub:
+            if (self.pause_requested or self.exit_requested or self.freezing) and not in_stub:
                 if not self._service_requests():
                     return
                 if self.proc.pending_signals_for(self):     # e.g. handed back by the debugger
@@ -189,13 +193,13 @@ class VcpuThread:
             self.proc.deliver_signals(self)
 
     def _service_requests(self) -> bool:
-        """Park while a pause is requested; False when the thread must end."""
+        """Park while a pause or a freeze is requested; False when the thread must end."""
         with self.cond:
             if self.exit_requested:
                 return False
             self.state = State.PAUSED
             self.cond.notify_all()
-            while self.pause_requested and not self.exit_requested:
+            while (self.pause_requested or self.freezing) and not self.exit_requested:
                 self.cond.wait()
             if self.exit_requested:
                 return False
@@ -219,18 +223,31 @@ class VcpuThread:
             self.cond.notify_all()
 
     def park(self, announce: Callable[[], None] | None = None) -> None:
-        """Called on the vCPU thread itself (e.g. at a breakpoint): wait until released.
+        """Called on the vCPU thread itself (at a breakpoint, or paused inside a blocking call): wait until
+        released. Inside a syscall it also returns when a snapshot freezes the thread: the call then ends with a
+        restart code (syscalls/host.py interruption) and the thread parks again outside it.
 
         The thread counts as parked from the start, before `announce` (the debugger's event) runs: the stub
         thread that the event wakes then finds it parked, with no kick to send and no acknowledgement to wait
         for (each a thread wake-up, ~10-40 us here)."""
         with self.cond:
             self.pause_requested = True
-            self.state = State.PAUSED
+            in_syscall = self.state == State.IN_SYSCALL
+            self.state, self.parked_in_syscall = State.PAUSED, in_syscall
             self.cond.notify_all()
         if announce is not None:
             announce()
-        self._service_requests()
+        with self.cond:
+            while self.pause_requested and not self.exit_requested and not (in_syscall and self.freezing):
+                self.cond.wait()
+            self.state = State.IN_SYSCALL if in_syscall else State.RUNNING
+            self.parked_in_syscall = False
+            self.stopped_regs = None
+            self.run.immediate_exit = 0
+
+    def is_frozen(self) -> bool:
+        """Parked outside any syscall (or gone): its registers are a user context a snapshot can restart from."""
+        return self.state == State.EXITED or (self.state == State.PAUSED and not self.parked_in_syscall)
 
     # ---- registers as the user sees them ------------------------------------------------------------------
     def frame(self) -> memoryview:

@@ -14,6 +14,7 @@ from ..errors import GuestFault
 from ..atomics import cas32
 from ..signals import ERESTART_RESTARTBLOCK, ERESTARTNOINTR, ERESTARTSYS
 from .dispatch import syscall
+from .host import interruption
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI = 6, 7, 8
@@ -103,7 +104,7 @@ def wait(ctx, addr: int, expected: int, deadline: float | None, bitset: int) -> 
                 if _load(ctx, addr) != expected:
                     return -errno.EAGAIN
                 table.queues.setdefault(addr, []).append(waiter)
-            if not (ctx.exit_requested or ctx.pause_requested or ctx.proc.pending_signals_for(ctx)):
+            if not (ctx.exit_requested or ctx.pause_requested or ctx.freezing or ctx.proc.pending_signals_for(ctx)):
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 waiter.event.wait(remaining)
         finally:
@@ -115,14 +116,12 @@ def wait(ctx, addr: int, expected: int, deadline: float | None, bitset: int) -> 
             return 0
         if deadline is not None and time.monotonic() >= deadline:
             return -errno.ETIMEDOUT
-        if ctx.exit_requested or ctx.proc.pending_signals_for(ctx):
-            if deadline is None:
-                return -ERESTARTSYS
+        leave = interruption(ctx, ERESTARTSYS if deadline is None else ERESTART_RESTARTBLOCK)
+        if leave == -ERESTART_RESTARTBLOCK:
             # futex_wait_restart: with no handler, the wait goes on until the same deadline
             ctx.restart_block = lambda thread: wait(thread, addr, expected, deadline, bitset)
-            return -ERESTART_RESTARTBLOCK
-        if ctx.pause_requested:
-            ctx.park()
+        if leave is not None:
+            return leave
         # a spurious wake-up (the pause is over): wait again if the word still holds the value
 
 
@@ -216,7 +215,7 @@ def lock_pi(ctx, addr: int, deadline: float | None, try_only: bool) -> int:
                 if not value & FUTEX_WAITERS and cas32(ctx.mem, addr, value, value | FUTEX_WAITERS) != value:
                     continue
                 table.queues.setdefault(addr, []).append(waiter)
-            if not (ctx.exit_requested or ctx.pause_requested or ctx.proc.pending_signals_for(ctx)):
+            if not (ctx.exit_requested or ctx.pause_requested or ctx.freezing or ctx.proc.pending_signals_for(ctx)):
                 waiter.event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         finally:
             ctx.blocked_on = None
@@ -227,10 +226,9 @@ def lock_pi(ctx, addr: int, deadline: float | None, try_only: bool) -> int:
             continue                       # woken by an owner's death (robust list): try to take it again
         if deadline is not None and time.monotonic() >= deadline:
             return -errno.ETIMEDOUT
-        if ctx.exit_requested or ctx.proc.pending_signals_for(ctx):
-            return -ERESTARTNOINTR             # restarted after the handler, SA_RESTART or not
-        if ctx.pause_requested:
-            ctx.park()
+        leave = interruption(ctx, ERESTARTNOINTR)     # restarted after the handler, SA_RESTART or not
+        if leave is not None:
+            return leave
 
 
 def unlock_pi(ctx, addr: int) -> int:

@@ -7,7 +7,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from ..kvm.abi import ffi, libc
-from ..signals import ERESTARTSYS
+from ..signals import ERESTARTNOINTR, ERESTARTSYS
 
 if TYPE_CHECKING:
     from ..vcpu_loop import VcpuThread
@@ -27,16 +27,27 @@ def host_syscall(nr: int, a0: int = 0, a1: int = 0, a2: int = 0, a3: int = 0, a4
 
 
 def blocking_host_syscall(ctx: VcpuThread, nr: int, *args: int, restart: int = ERESTARTSYS) -> int:
-    """A host call that may block, as the kernel sleeps interruptibly: a kick (the host call then fails with
-    EINTR) that finds no guest reason to stop, such as a debugger's pause, parks the thread and makes the call
-    again, unseen by the payload; a guest signal the thread can take, or the end of the process, ends the call
-    with -`restart`, the code the kernel's version of this call returns (signals.ERESTARTSYS...), which
-    signals.deliver turns into EINTR or a restart."""
+    """A host call that may block, as the kernel sleeps interruptibly: after a kick (the host call then fails
+    with EINTR) it is made again, unseen by the payload, unless interruption() says to leave it."""
     while True:
         result = host_syscall(nr, *args)
         if result != -errno.EINTR:
             return result
+        leave = interruption(ctx, restart)
+        if leave is not None:
+            return leave
+
+
+def interruption(ctx: VcpuThread, restart: int = ERESTARTSYS) -> int | None:
+    """What a blocking call does after a kick: None to wait again (after a debugger's pause, parked in place);
+    else the code to return: -`restart`, the kernel's code for this call (signals.ERESTARTSYS...), for a guest
+    signal the thread can take or the end of the process, which signals.deliver turns into EINTR or a restart;
+    -ERESTARTNOINTR when a snapshot freezes the thread, so that the call is made again once it goes on."""
+    while True:
         if ctx.proc.pending_signals_for(ctx) or ctx.exit_requested:
             return -restart
-        if ctx.pause_requested:
-            ctx.park()
+        if ctx.freezing:
+            return -ERESTARTNOINTR
+        if not ctx.pause_requested:
+            return None
+        ctx.park()

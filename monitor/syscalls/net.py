@@ -2,7 +2,8 @@
 addresses, length words copied to km so that another guest thread cannot grow a buffer after it was checked.
 
 Blocking calls (accept, connect, send*, recv*) go through host.blocking_host_syscall (_blocking): a kick retries
-them, a guest signal cuts them short. New descriptors that land in km's range (>= KM_FD_BASE) are closed and answered EMFILE.
+them, a guest signal cuts them short. New descriptors that land in km's range (>= KM_FD_BASE) are closed and
+answered EMFILE.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from .args import addr_of, buf_in, buf_out, fd_arg
 from .dispatch import s32, syscall
 from ..signals import ERESTARTSYS
 from .fs import _iovec, sigpipe_on_epipe
-from .host import blocking_host_syscall, host_syscall
+from .host import blocking_host_syscall, host_syscall, interruption
 from .numbers import NUMBERS as NR
 
 SOCKADDR_STORAGE = 128      # the kernel never reads or writes more of a sockaddr than this
@@ -139,11 +140,10 @@ def sys_connect(ctx, fd: int, addr: int, addrlen: int) -> int:
     args = (fd_arg(fd), _sockaddr_in(ctx, addr, addrlen), addrlen)
     result = host_syscall(NR["connect"], *args)
     if result == -errno.EINTR:
-        if ctx.proc.pending_signals_for(ctx) or ctx.exit_requested:
-            result = -ERESTARTSYS
+        leave = interruption(ctx)
+        if leave is not None:
+            result = leave
         else:
-            if ctx.pause_requested:
-                ctx.park()
             result = blocking_host_syscall(ctx, NR["connect"], *args)
             if result == -errno.EISCONN:
                 result = 0

@@ -12,7 +12,7 @@ import time
 from ..errors import GuestFault
 from ..sigaltstack import altstack_flags, set_altstack
 from ..signal_frame import SI_KERNEL, SI_TKILL, SI_USER, make_siginfo
-from ..signals import ERESTARTNOHAND, NSIG, UNBLOCKABLE, SigAction, next_index
+from ..signals import ERESTARTNOHAND, ERESTARTNOINTR, NSIG, UNBLOCKABLE, PendingSignal, SigAction, next_index
 from .dispatch import s32, syscall
 
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
@@ -174,8 +174,9 @@ def sys_rt_sigpending(ctx, setp: int, size: int) -> int:
     return 0
 
 
-def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) -> int:
-    """Block until a signal is pending (optionally one of `wanted`), or the deadline; honours pauses."""
+def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) -> int | PendingSignal:
+    """Block until a signal is pending (0, or the one of `wanted` taken), or the deadline (-EAGAIN); honours
+    pauses; a snapshot's freeze ends it with -ERESTARTNOINTR (the call is made again when the thread goes on)."""
     event = threading.Event()
     ctx.signal_wakeup = event
     ctx.sigwait_set = wanted or 0
@@ -192,6 +193,8 @@ def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) 
                 return 0
             if ctx.exit_requested:
                 return 0
+            if ctx.freezing:
+                return -ERESTARTNOINTR
             if ctx.pause_requested:
                 ctx.park()
                 continue
