@@ -3,8 +3,9 @@
 Handlers return the result or a negative errno; a call cut short by a signal returns one of the kernel's restart
 codes instead (signals.ERESTARTSYS...), which the way back to the guest settles (signals.SignalState.deliver), so
 dispatch() first records the number of the call for the thread (the kernel's orig_rax). A GuestFault (bad guest
-pointer) becomes -EFAULT and an OSError its -errno, here and nowhere else; an unexpected exception in km is traced and answered -EIO, so a bug in km
-never kills the payload or loses its output. An unknown number returns -ENOSYS with one km.syscall trace line.
+pointer) becomes -EFAULT and an OSError its -errno, here and nowhere else; an unexpected exception in km is traced
+and answered -EIO, so a bug in km never kills the payload or loses its output. An unknown number returns -ENOSYS
+with one km.syscall trace line. km's own calls (km_numbers.py) are registered the same way, numbered far above.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import GuestFault
 from .bounce import bounces as _bounces, flush_bounces as _flush_bounces
-from .numbers import NAMES, NUMBERS
+from .km_numbers import KM_NAMES, KM_NUMBERS
+from .numbers import NAMES as LINUX_NAMES, NUMBERS as LINUX_NUMBERS
 
 if TYPE_CHECKING:
     from ..vcpu_loop import VcpuThread
@@ -23,26 +25,33 @@ log = logging.getLogger("km.syscall")
 TABLE_SIZE = 512
 Handler = Callable[..., Any]     # an int for rax, or None when nothing is written back (exit, rt_sigreturn)
 _handlers: list[tuple[Handler, int] | None] = [None] * TABLE_SIZE
+_km_handlers: dict[int, tuple[Handler, int]] = {}       # km's own calls, numbered far above TABLE_SIZE
+NUMBERS = {**LINUX_NUMBERS, **KM_NUMBERS}
+NAMES = {**LINUX_NAMES, **KM_NAMES}
 MASK64 = (1 << 64) - 1
 
 
 def syscall(*names: str) -> Callable[[Handler], Handler]:
-    """Register a handler under one or more syscall names from numbers.py."""
+    """Register a handler under one or more syscall names from numbers.py (or km's own, km_numbers.py)."""
     def register(fn: Handler) -> Handler:
         arity = fn.__code__.co_argcount - 1
         for name in names:
-            _handlers[NUMBERS[name]] = (fn, arity)
+            nr = NUMBERS[name]
+            if nr < TABLE_SIZE:
+                _handlers[nr] = (fn, arity)
+            else:
+                _km_handlers[nr] = (fn, arity)
         return fn
     return register
 
 
 def handler_names() -> list[str]:
-    return [NAMES.get(nr, str(nr)) for nr, h in enumerate(_handlers) if h]
+    return [NAMES.get(nr, str(nr)) for nr, h in enumerate(_handlers) if h] + [NAMES[nr] for nr in _km_handlers]
 
 
 def dispatch(ctx: VcpuThread, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
     ctx.orig_rax = nr
-    entry = _handlers[nr] if nr < TABLE_SIZE else None
+    entry = _handlers[nr] if nr < TABLE_SIZE else _km_handlers.get(nr)
     if entry is None:
         log.info("unknown syscall %d (%s): ENOSYS", nr, NAMES.get(nr, "?"))
         return -errno.ENOSYS

@@ -14,6 +14,7 @@ import monitor.syscalls.table  # noqa: F401  (registers the families)
 from monitor.errors import GuestFault
 dispatch_module = importlib.import_module("monitor.syscalls.dispatch")
 from monitor.syscalls.dispatch import TABLE_SIZE, dispatch, handler_names, s32, s64, syscall
+from monitor.syscalls.km_numbers import KM_NUMBERS
 from monitor.syscalls.numbers import NAMES, NUMBERS
 
 UNISTD = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
@@ -38,13 +39,22 @@ def test_every_handler_has_a_kernel_name_and_a_sys_name():
     names = handler_names()
     assert len(names) == len(set(names))
     for name in names:
-        assert name in NUMBERS, name
+        assert name in NUMBERS or name in KM_NUMBERS, name
     for nr, entry in enumerate(dispatch_module._handlers):
         if entry is None:
             continue
         fn, arity = entry
         assert 0 <= arity <= 6, (NAMES[nr], arity)
         assert fn.__name__.startswith("sys_") or fn.__name__ == "handler", fn.__name__
+
+
+def test_kms_own_calls_are_outside_linuxs_numbers_and_dispatched():
+    """km's calls live above every Linux number (and below x32's bit 30): dispatch() serves them by the same
+    registry; an unknown number near them is ENOSYS."""
+    assert set(KM_NUMBERS) <= set(handler_names())
+    for nr in KM_NUMBERS.values():
+        assert TABLE_SIZE <= nr < 0x40000000 and nr not in NAMES
+    assert dispatch(Ctx(), max(KM_NUMBERS.values()) + 1, 0, 0, 0, 0, 0, 0) == -errno.ENOSYS
 
 
 def test_issue_syscalls_are_all_served():
