@@ -14,9 +14,10 @@ from .errors import MonitorError, UsageError
 log = logging.getLogger("km.cli")
 DEFAULT_GDB_PORT = 2159
 USAGE = """usage: km [options] PAYLOAD.km [ARGS...]
+       km [options] SNAPSHOT          (resume a snapshot)
        (or a symlink NAME to km, running NAME.km)
 
-Runs a static Linux x86-64 program alone in its own KVM virtual machine.
+Runs a Linux x86-64 program alone in its own KVM virtual machine.
 
 options:
   -g[PORT]            stop before the first instruction and wait for gdb on PORT (default 2159)
@@ -26,6 +27,7 @@ options:
   --putenv NAME=VAL   add or replace an environment variable of the payload (repeatable)
   --coredump=FILE     where a crashing payload's core goes (default ./kmcore)
   --core FILE         serve FILE (a kmcore) to gdb instead of running (with -g)
+  --snapshot=FILE     where the payload's own snapshots go (km_snapshot_take; default ./kmsnap)
   --version           print km's version
   -h, --help          this help
 environment: KM_VERBOSE=1 or KM_VERBOSE=REGEX (trace tags, e.g. 'syscall|mem') traces to stderr;
@@ -43,6 +45,7 @@ class Options:
     putenv: list[str] = field(default_factory=list)
     coredump: str = "kmcore"
     core: str | None = None
+    snapshot: str = "kmsnap"
     argv0: str | None = None          # execve: the payload's argv[0] when it differs from its path
     env_fd: int | None = None         # execve: the payload's environment, read from this descriptor (km's own
                                       # environment stays km's: PYTHON*, LD_* of the payload must not steer km)
@@ -50,7 +53,8 @@ class Options:
 
 # options taking a value (`--name value` or `--name=value`): what the value is, and its check
 _VALUE_OPTIONS = {"--putenv": ("NAME=VALUE", lambda v: "=" in v), "--coredump": ("a file name", bool),
-                  "--core": ("a core file", bool), "--gdb_host": ("an address", bool)}
+                  "--core": ("a core file", bool), "--gdb_host": ("an address", bool),
+                  "--snapshot": ("a file name", bool)}
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -145,24 +149,41 @@ def run(opts: Options) -> int:
     setup_trace(opts.payload)
     if opts.core is not None:
         return serve_core(opts, opts.core)
-    from .loader.script import resolve_exec
-    from .process import Process
-    env = inherited_env(opts.env_fd) if opts.env_fd is not None else payload_env(opts.putenv)
-    # a #! script runs its interpreter (km's own command line need not name an executable file)
-    opts.payload, opts.args = resolve_exec(opts.payload, opts.args, check_exec=False)
-    proc = Process(opts.payload, opts.args, env,
-                   core_writer=lambda view, thread, signo: write_kmcore(opts, view, thread, signo),
-                   child_runner=lambda p, thread: run_forked_child(opts, p, thread))
-    main_thread = proc.prepare_main_thread()
+    from .snapshot import is_core
+    if is_core(opts.payload):
+        proc, threads = resume_snapshot(opts)
+    else:
+        from .loader.script import resolve_exec
+        from .process import Process
+        env = inherited_env(opts.env_fd) if opts.env_fd is not None else payload_env(opts.putenv)
+        # a #! script runs its interpreter (km's own command line need not name an executable file)
+        opts.payload, opts.args = resolve_exec(opts.payload, opts.args, check_exec=False)
+        proc = Process(opts.payload, opts.args, env,
+                       core_writer=lambda view, thread, signo: write_kmcore(opts, view, thread, signo),
+                       child_runner=lambda p, thread: run_forked_child(opts, p, thread), snapshot_path=opts.snapshot)
+        threads = [proc.prepare_main_thread()]
     server_thread = None
     if opts.gdb_port is not None:
-        server_thread = start_gdb_server(opts, proc, main_thread)
+        server_thread = start_gdb_server(opts, proc, threads)
     forward_host_signals(proc)
-    proc.start(main_thread)
+    for thread in threads:
+        proc.start(thread)
     ending = proc.wait()
     if server_thread is not None:
         server_thread.join(timeout=10)      # gdb hears W/X before km exits
     return report_ending(opts, ending)
+
+
+def resume_snapshot(opts: Options):
+    """`km FILE` of a snapshot: its process, ready to go on (the threads not started); the payload's own paths are
+    the snapshot's, so km's must not depend on the working directory it restores."""
+    from .snapshot.resume import resume
+    if len(opts.args) > 1:
+        raise UsageError(opts.payload, "a snapshot resumes with the arguments it was taken with: none may follow it")
+    opts.coredump, opts.snapshot = os.path.abspath(opts.coredump), os.path.abspath(opts.snapshot)
+    opts.args = []
+    return resume(opts.payload, core_writer=lambda view, thread, signo: write_kmcore(opts, view, thread, signo),
+                  child_runner=lambda p, thread: run_forked_child(opts, p, thread), snapshot_path=opts.snapshot)
 
 
 def run_forked_child(opts: Options, proc, thread) -> NoReturn:
@@ -177,7 +198,7 @@ def run_forked_child(opts: Options, proc, thread) -> NoReturn:
         opts.gdb_port = free_port_above(parent_port)
         print(f"km: {opts.payload}: forked child pid {os.getpid()} waits for a debugger on port {opts.gdb_port}",
               file=sys.stderr, flush=True)
-        server_thread = start_gdb_server(opts, proc, thread)
+        server_thread = start_gdb_server(opts, proc, [thread])
     forward_host_signals(proc)
     proc.start(thread)
     ending = proc.wait()
@@ -207,8 +228,9 @@ def free_port_above(port: int) -> int:
     raise MonitorError("gdb port", f"no free port above {port}")
 
 
-def start_gdb_server(opts: Options, proc, main_thread):
-    """The stub in its own thread; with -g the payload waits at its first instruction (ENTRY stop)."""
+def start_gdb_server(opts: Options, proc, threads):
+    """The stub in its own thread; with -g the payload waits at its first instruction (ENTRY stop), or, resumed
+    from a snapshot, every thread where it was, the first one shown."""
     assert opts.gdb_port is not None, "called for -g and --gdb_listen only"
     import threading
     from kdbg.rsp.errors import RspError
@@ -225,10 +247,12 @@ def start_gdb_server(opts: Options, proc, main_thread):
     except RspError as e:
         raise MonitorError(*str(e).split(": ", 1)) from None
     if wait:
-        target.stop_at_entry(main_thread)
-        print(waiting_banner(opts.payload, server.port, opts.payload), file=sys.stderr, flush=True)
+        for thread in threads[1:]:
+            thread.pause_requested = True
+        target.stop_at_entry(threads[0])
+        print(waiting_banner(opts.payload, server.port, proc.path), file=sys.stderr, flush=True)
     else:
-        print(listening_banner(opts.payload, server.port), file=sys.stderr, flush=True)
+        print(listening_banner(proc.path, server.port), file=sys.stderr, flush=True)
     thread = threading.Thread(target=_serve, args=(server,), name="gdb-stub", daemon=True)
     thread.start()
     return thread

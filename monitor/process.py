@@ -61,8 +61,11 @@ class Ending:
 
 class Process:
     def __init__(self, path: str, argv: list[str], env: list[str], *, core_writer: CoreWriter | None = None,
-                 child_runner: ChildRunner | None = None) -> None:
+                 child_runner: ChildRunner | None = None, snapshot_path: str = "kmsnap",
+                 load_payload: bool = True) -> None:
+        """`load_payload` False: an empty address space, for a snapshot to be restored into (monitor/snapshot)."""
         self.path, self.argv, self.env = path, argv, env
+        self.snapshot_path = snapshot_path        # where km_snapshot_take() writes (km --snapshot=FILE)
         self.core_writer, self.child_runner = core_writer, child_runner
         self.kvm = Kvm()
         self.vm = self.kvm.create_vm()
@@ -88,15 +91,24 @@ class Process:
         self.syscall_at_cpl0 = False
         self.world = StopTheWorld(self.live_threads)    # the one stop-the-world: debugger stops and core dumps
         self._dying = threading.Lock()                  # held by the thread dumping core for a fatal signal
+        self.freezing = False                           # a snapshot is being taken: new threads start frozen
         install_kick_handler()
         self.signals = SignalState(self)
         self.futexes = FutexTable()
         self.clock = ProcessClock(self)         # alarm, setitimer and POSIX timers
-        self.program: Program = load_program(path, self.mem)
-        self.mem.brk_start = self.mem.brk = self.program.exe.end
+        self.auxv = b""
         self.initial_rsp = 0
+        if load_payload:
+            self.program: Program = load_program(path, self.mem)
+            self.mem.brk_start = self.mem.brk = self.program.exe.end
 
     # ---- set-up -------------------------------------------------------------------------------------------
+    def adopt_ids(self, pid: int, tids: list[int]) -> None:
+        """A resumed snapshot keeps its pid and thread ids (the C library keeps tids in its mutexes); new
+        threads get ids above them."""
+        self.pid = pid
+        self._tids = itertools.count(max([pid, *tids]) + 1)
+
     def rebuild_after_fork(self) -> None:
         """In a forked km: a new VM over the same (now copy-on-write) host memory; no threads yet."""
         for fd in [self.kvm.fd, self.vm.fd] + [t.vcpu.fd for t in self.threads.values()]:
@@ -118,6 +130,7 @@ class Process:
         self.ended = threading.Event()
         self.world = StopTheWorld(self.live_threads)
         self._dying = threading.Lock()
+        self.freezing = False
         self.debug = NO_DEBUGGER           # the parent's debugger (a copy of its objects) does not follow
         self.futexes = FutexTable()
         self.clock = ProcessClock(self)    # a forked child inherits no timers (fork(2))
@@ -126,9 +139,10 @@ class Process:
         self.signals.actions = actions
 
 
-    def new_thread(self) -> VcpuThread:
+    def new_thread(self, tid: int | None = None) -> VcpuThread:
         """A guest thread on a vCPU: an exited thread's vCPU when there is one (KVM cannot destroy vCPUs, and
-        programs create far more threads over their life than they run at once), else a new one."""
+        programs create far more threads over their life than they run at once), else a new one. `tid`: the
+        thread's id when it has one already (a resumed snapshot's thread)."""
         with self.lock:
             vcpu = self.free_vcpus.pop() if self.free_vcpus else None
         if vcpu is None:
@@ -140,7 +154,7 @@ class Process:
         else:
             vcpu.run.kvm_dirty_regs = 0
             vcpu.run.immediate_exit = 0
-        thread = VcpuThread(self, vcpu, next(self._tids))
+        thread = VcpuThread(self, vcpu, next(self._tids) if tid is None else tid)
         with self.lock:
             self.threads[thread.tid] = thread
         self.debug.on_thread_start(thread)
@@ -149,7 +163,7 @@ class Process:
     def prepare_main_thread(self) -> VcpuThread:
         """The first vCPU: self-test of the syscall path, then the payload's entry state."""
         thread = self.new_thread()
-        self._self_test(thread)
+        self.self_test(thread)
         argv = [os.fsencode(a) for a in self.argv]      # bytes as the host gave them (surrogateescape)
         envp = [os.fsencode(e) for e in self.env]
         from .vdso import map_vdso
@@ -162,8 +176,9 @@ class Process:
         thread.set_user_regs(regs)
         return thread
 
-    def _self_test(self, thread: VcpuThread) -> None:
-        """One `syscall` into the stub: on kvm-pvm it arrives at CPL3, on hardware KVM at CPL0 (KVM.md 2.1)."""
+    def self_test(self, thread: VcpuThread) -> None:
+        """One `syscall` into the stub, run once on the first vCPU: on kvm-pvm it arrives at CPL3, on hardware
+        KVM at CPL0 (KVM.md 2.1)."""
         regs = thread.vcpu.get_regs()
         regs.rip, regs.rflags, regs.rsp = SELFTEST_GVA, 0x2, 0
         thread.vcpu.set_regs(regs)

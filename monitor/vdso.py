@@ -57,12 +57,36 @@ def map_vdso(mem: GuestMemory) -> int:
     if base is None:
         return 0
     try:
-        gpa = mem.phys.add_foreign(vvar, vvar_size)
+        return _map(mem, base, layout)
     except Exception as e:
         log.info("no vDSO for the guest: the host [vvar] cannot back a memslot (%s)", e)
         return 0
+
+
+def map_vdso_again(mem: GuestMemory, vvar_gva: int, vvar_size: int, image: bytes) -> str | None:
+    """A resumed snapshot's vDSO: this host's [vvar] and [vdso] at the guest addresses the snapshot used, which
+    the payload's C library holds pointers into. None, or why it cannot be (another kernel's vDSO: its code
+    would read this kernel's [vvar] with the old layout)."""
+    layout = _host_layout()
+    if layout is None or _clocksource() != "tsc":
+        return f"this host offers no vDSO to copy (clocksource {_clocksource() or '?'})"
+    vvar, vvar_end, vdso, vdso_end = layout
+    if vvar_end - vvar != vvar_size or _host_image(vdso, vdso_end) != image:
+        return "it was taken on a host with another vDSO (another kernel)"
+    _map(mem, vvar_gva, layout)
+    return None
+
+
+def _host_image(vdso: int, vdso_end: int) -> bytes:
+    return bytes(ffi.buffer(ffi.cast("char *", vdso), vdso_end - vdso))
+
+
+def _map(mem: GuestMemory, base: int, layout: tuple[int, int, int, int]) -> int:
+    vvar, vvar_end, vdso, vdso_end = layout
+    vvar_size, vdso_size = vvar_end - vvar, vdso_end - vdso
+    gpa = mem.phys.add_foreign(vvar, vvar_size)
     mem.map_foreign(base, vvar_size, PROT_READ, gpa, name="[vvar]")
     mem.map(base + vvar_size, vdso_size, PROT_READ | PROT_EXEC, name="[vdso]")
-    mem.write_debug(base + vvar_size, bytes(ffi.buffer(ffi.cast("char *", vdso), vdso_size)))
+    mem.write_debug(base + vvar_size, _host_image(vdso, vdso_end))
     log.info("vDSO at %#x (vvar %#x, %d pages)", base + vvar_size, base, vvar_size // 4096)
     return base + vvar_size

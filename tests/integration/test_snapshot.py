@@ -1,0 +1,84 @@
+"""Snapshots: a payload snapshots itself (include/km/snapshot.h), `km FILE` resumes it with its x87/SSE/AVX
+registers intact, readelf lists km's notes, gdb reads the file as a core stopped at the snapshot point, and a bad
+snapshot file is refused in one line."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.build import ROOT
+from harness.km import run_km
+from harness.markers import line_of
+
+pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="no /dev/kvm")
+
+SOURCE = "snapshot_fp.c"
+TIMEOUT_S = 60
+RESUMED = "resumed 42 ymm same xmm 3.25 x87 1.5\n"
+
+
+@pytest.fixture(scope="module")
+def fp_payload(payload) -> Path:
+    return payload(SOURCE, "musl", ("-mavx", f"-I{ROOT / 'include'}"))
+
+
+@pytest.fixture(scope="module")
+def taken(fp_payload, tmp_path_factory) -> Path:
+    """A snapshot the payload took of itself (not live: the payload ended once it was written)."""
+    work = tmp_path_factory.mktemp("snapshot")
+    result = run_km(fp_payload, cwd=work, timeout=TIMEOUT_S)
+    assert (result.returncode, result.stdout) == (0, b"before 41\n"), result.stderr.decode()
+    return work / "kmsnap"
+
+
+def test_resume_continues_after_the_call_with_fp_sse_avx_registers(taken):
+    for _ in range(2):                          # a snapshot resumes any number of times
+        result = run_km(taken, timeout=TIMEOUT_S)
+        assert (result.returncode, result.stdout.decode(), result.stderr) == (0, RESUMED, b"")
+
+
+def test_live_snapshot_goes_on_and_resumes_too(fp_payload, tmp_path):
+    result = run_km("--snapshot", tmp_path / "live.kmsnap", fp_payload, "live", timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode() == "before 41\ntaken 42 ymm same xmm 3.25 x87 1.5\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["live.kmsnap"]        # no temporary file left behind
+    assert run_km(tmp_path / "live.kmsnap", timeout=TIMEOUT_S).stdout.decode() == RESUMED
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="readelf is not installed")
+def test_readelf_lists_the_core_notes_and_kms(taken):
+    notes = subprocess.run(["readelf", "-n", taken], capture_output=True, text=True, check=True).stdout
+    owners = {line.split()[0] for line in notes.splitlines() if line.startswith("  ") and len(line.split()) > 1}
+    assert {"CORE", "LINUX", "KM_SNAPSHOT", "KM_PROCESS", "KM_THREAD", "KM_XSAVE", "KM_SIGACTIONS",
+            "KM_VMA"} <= owners, notes[:2000]
+    assert "NT_PRSTATUS" in notes and "NT_X86_XSTATE" in notes
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+def test_gdb_reads_the_snapshot_as_a_core(fp_payload, taken):
+    out = subprocess.run(["gdb", "-q", "-batch", "-nx", "-ex", "bt", "-ex", "info threads", "-ex", "p counter",
+                          "-ex", "p/x $ymm7.v4_int64[3]", str(fp_payload), str(taken)],
+                         capture_output=True, text=True, timeout=TIMEOUT_S).stdout
+    assert f"main (argc=1" in out and f"snapshot_fp.c:{line_of(SOURCE, 'snapshot-point')}" in out, out
+    assert "$1 = 41" in out and "$2 = 0xccccddddeeeeffff" in out, out
+    assert out.count("LWP") == 2, out           # one thread, listed once (by bt's header and info threads)
+
+
+def test_bad_snapshots_are_refused_in_one_line(taken, tmp_path):
+    data = taken.read_bytes()
+    truncated, corrupt, other = tmp_path / "truncated", tmp_path / "corrupt", tmp_path / "other"
+    truncated.write_bytes(data[:len(data) // 2])
+    marker = data.index(b"KMSNAP")
+    corrupt.write_bytes(data[:marker] + b"XXXXXX" + data[marker + 6:])
+    other.write_bytes(data[:marker + 8] + (99).to_bytes(4, "little") + data[marker + 12:])
+    cases = {truncated: "truncated", corrupt: "corrupt", other: "snapshot format 99"}
+    for path, problem in cases.items():
+        result = run_km(path, timeout=TIMEOUT_S)
+        err = result.stderr.decode()
+        assert result.returncode == 1 and err.count("\n") == 1 and problem in err, (path, err)
+    result = run_km(taken, "extra", timeout=TIMEOUT_S)
+    assert result.returncode == 2 and "none may follow it" in result.stderr.decode()
