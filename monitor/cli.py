@@ -28,6 +28,7 @@ options:
   --coredump=FILE     where a crashing payload's core goes (default ./kmcore)
   --core FILE         serve FILE (a kmcore) to gdb instead of running (with -g)
   --snapshot=FILE     where the payload's own snapshots go (km_snapshot_take; default ./kmsnap)
+  --mgtpipe=PATH      serve km-cli on the UNIX socket PATH (snapshots from outside; also KM_MGTPIPE)
   --version           print km's version
   -h, --help          this help
 environment: KM_VERBOSE=1 or KM_VERBOSE=REGEX (trace tags, e.g. 'syscall|mem') traces to stderr;
@@ -46,6 +47,7 @@ class Options:
     coredump: str = "kmcore"
     core: str | None = None
     snapshot: str = "kmsnap"
+    mgtpipe: str | None = field(default_factory=lambda: os.environ.get("KM_MGTPIPE") or None)
     argv0: str | None = None          # execve: the payload's argv[0] when it differs from its path
     env_fd: int | None = None         # execve: the payload's environment, read from this descriptor (km's own
                                       # environment stays km's: PYTHON*, LD_* of the payload must not steer km)
@@ -54,7 +56,7 @@ class Options:
 # options taking a value (`--name value` or `--name=value`): what the value is, and its check
 _VALUE_OPTIONS = {"--putenv": ("NAME=VALUE", lambda v: "=" in v), "--coredump": ("a file name", bool),
                   "--core": ("a core file", bool), "--gdb_host": ("an address", bool),
-                  "--snapshot": ("a file name", bool)}
+                  "--snapshot": ("a file name", bool), "--mgtpipe": ("a socket path", bool)}
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -165,10 +167,15 @@ def run(opts: Options) -> int:
     server_thread = None
     if opts.gdb_port is not None:
         server_thread = start_gdb_server(opts, proc, threads)
+    mgmt = start_management(opts, proc)
     forward_host_signals(proc)
     for thread in threads:
         proc.start(thread)
-    ending = proc.wait()
+    try:
+        ending = proc.wait()
+    finally:
+        if mgmt is not None:
+            mgmt.close()
     if server_thread is not None:
         server_thread.join(timeout=10)      # gdb hears W/X before km exits
     return report_ending(opts, ending)
@@ -181,9 +188,19 @@ def resume_snapshot(opts: Options):
     if len(opts.args) > 1:
         raise UsageError(opts.payload, "a snapshot resumes with the arguments it was taken with: none may follow it")
     opts.coredump, opts.snapshot = os.path.abspath(opts.coredump), os.path.abspath(opts.snapshot)
+    if opts.mgtpipe:
+        opts.mgtpipe = os.path.abspath(opts.mgtpipe)
     opts.args = []
     return resume(opts.payload, core_writer=lambda view, thread, signo: write_kmcore(opts, view, thread, signo),
                   child_runner=lambda p, thread: run_forked_child(opts, p, thread), snapshot_path=opts.snapshot)
+
+
+def start_management(opts: Options, proc):
+    """--mgtpipe / KM_MGTPIPE: km-cli's socket, served by a km thread (monitor/mgmt)."""
+    if not opts.mgtpipe:
+        return None
+    from .mgmt.server import ManagementServer
+    return ManagementServer(proc, opts.mgtpipe, proc.path)
 
 
 def run_forked_child(opts: Options, proc, thread) -> NoReturn:
