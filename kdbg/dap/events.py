@@ -37,6 +37,7 @@ class StopEvents:
         # gdb reports where `target remote` found the debuggee as a reasonless *stopped. It is queued before
         # the configuration (or a restart) resumes the debuggee but handled after, so it must not count as a stop.
         self.connect_stop_pending = True
+        self.has_py_bt: bool | None = None           # gdb has CPython's extension for this program (asked once)
 
     def on_record(self, record: dict[str, Any]) -> None:
         """One async record of this gdb (results go to the waiting command, not here)."""
@@ -104,6 +105,23 @@ class StopEvents:
         else:
             event["reason"] = "step" if reason in _STEP_REASONS and not pause_requested else "pause"
         self.send_event("stopped", event)
+        if event["reason"] == "exception":
+            self.report_python_frames()
+
+    def report_python_frames(self) -> None:
+        """A Python interpreter that crashed (a C extension's segfault, os.abort()): the stack shows its C frames;
+        where gdb has CPython's extension (Debian's python3.X-dbg), its `py-bt` names the Python frames behind
+        them, written to the console beside the exception."""
+        if self.has_py_bt is False:
+            return
+        try:
+            text = self.gdb.console("py-bt", 30.0)
+        except GdbError:                              # "Undefined command": not an interpreter with its extension
+            self.has_py_bt = False
+            return
+        self.has_py_bt = True
+        if "Traceback" in text:
+            self.output("console", f"Python frames (gdb's py-bt):\n{text}")
 
     def _on_exit(self, stop: dict[str, Any]) -> None:
         """Exit codes come from gdb in octal; a signal death is 128+signo, as km's own exit status."""

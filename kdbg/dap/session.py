@@ -344,6 +344,7 @@ class Session:
             self.send_event("stopped", {"reason": "exception", "threadId": int(self.stop.record["thread-id"]),
                                         "allThreadsStopped": True, "text": self.stop.record["signal-name"],
                                         "description": self.stop.record["signal-meaning"]})
+            backend.events.report_python_frames()
         elif not self.config.get("stopOnEntry"):
             backend.execution.resume("-exec-continue")
         elif self.lifecycle.mode is Mode.LAUNCH and _has_symbol(gdb, "main"):

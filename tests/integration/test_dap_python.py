@@ -1,7 +1,8 @@
 """A Python program through kdbg-dap: the launch configuration of issue 14 starts `km <python> -m debugpy --listen
 ... --wait-for-client app.py` and relays the session to debugpy's adapter; a breakpoint in the .py file, a local and
 a global, an evaluated expression (watch and debug console), a step over and out, the thread list, an exception
-breakpoint on `raise`, the exit code, and the payload's output as km forwarded it. Also `attach` to a `km <python> -m debugpy --listen` already running.
+breakpoint on `raise`, the exit code, and the payload's output as km forwarded it. Also `attach` to a `km <python> -m
+debugpy --listen` already running, and the post-mortem view of a kmcore of a Python program that crashed in C.
 
 The interpreter runs in km (the program prints uname's kernel version, which km answers with its own name).
 """
@@ -15,11 +16,13 @@ import threading
 import pytest
 
 from harness.dap import marker_path
-from harness.km import km_env
+from harness.km import km_env, run_km
 from harness.markers import line_of
+from harness.python_dbg import py_bt_missing
 from kdbg.dap.python import debugpy_home, launch_argv
 
 SRC = "dap_app.py"
+CRASH = "py_frames.py"                        # `crash`: ctypes reads address 8
 PYTHON = "/usr/bin/python3"
 pytestmark = pytest.mark.skipif(not os.path.exists(PYTHON), reason=f"{PYTHON} not installed")
 
@@ -113,3 +116,22 @@ def test_attach_to_a_program_waiting_for_debugpy(dap, free_port, tmp_path):
             waiting.kill()
             waiting.wait()
         subprocess.run(["rm", "-rf", home], check=False)
+
+
+def test_kmcore_of_a_python_crash_in_c_post_mortem(dap, tmp_path):
+    """A segfault in C code under Python frames (ctypes): km's kmcore opens post-mortem with the interpreter's
+    native frames; where gdb has CPython's extension, the console names the Python frames (py-bt)."""
+    kmcore = tmp_path / "kmcore"
+    done = run_km(f"--coredump={kmcore}", PYTHON, marker_path(CRASH), "crash", timeout=120)
+    assert done.returncode == 128 + 11, done.stderr.decode()
+    client = dap()
+    client.start("launch", {"program": PYTHON, "coreFile": str(kmcore)})
+    stop = client.wait_event("stopped", timeout_s=60)
+    assert (stop["reason"], stop["text"]) == ("exception", "SIGSEGV"), client.dump()
+    names = [f["name"] for f in client.call("stackTrace", {"threadId": stop["threadId"]}, timeout_s=60)["stackFrames"]]
+    assert "_ctypes_callproc" in names and "_PyEval_EvalFrameDefault" in names and "Py_RunMain" in names, names
+    if py_bt_missing() is None:
+        client.wait_output(f'line {line_of(CRASH, "py_crash")}, in inner', timeout_s=60)
+        console = client.output("console")
+        assert "Python frames (gdb's py-bt)" in console and f'line {line_of(CRASH, "py_outer")}, in outer' in console
+    client.call("disconnect", {})

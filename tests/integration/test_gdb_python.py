@@ -5,8 +5,6 @@ crashed in C code as from gdb's own core of the same crash run natively. Skipped
 extension or the debug info is not installed."""
 from __future__ import annotations
 
-import functools
-import os
 import re
 import socket
 import subprocess
@@ -18,32 +16,15 @@ from harness.dap import marker_path
 from harness.gdb import Debuggee, run_to
 from harness.km import run_km
 from harness.markers import line_of
+from harness.python_dbg import BREAK_IN_C, PYTHON, py_bt_missing
 
-PYTHON = "/usr/bin/python3"
 SRC = "py_frames.py"
-BREAK_IN_C = "os_getpid"                 # the C function behind os.getpid()
-
-
-@functools.lru_cache(maxsize=1)
-def why_not() -> str | None:
-    """Why gdb cannot read CPython's frames here (asked once, when a test of this module runs)."""
-    if not os.path.exists(PYTHON):
-        return f"{PYTHON} not installed"
-    real = os.path.realpath(PYTHON)
-    extension = Path("/usr/share/gdb/auto-load") / f"{real.lstrip('/')}-gdb.py"
-    if not extension.exists():
-        return f"{extension} not installed (apt-get install {Path(real).name}-dbg)"
-    found = subprocess.run(["gdb", "-nx", "-batch", "-ex", f"info functions ^{BREAK_IN_C}$", real],
-                           capture_output=True, text=True, timeout=60)
-    if "File " not in found.stdout:                              # a debug-info hit, not "Non-debugging symbols"
-        return f"no debug info for {real} (apt-get install {Path(real).name}-dbg)"
-    return None
 
 
 @pytest.fixture(autouse=True)
 def cpython_gdb_extension() -> None:
-    if why_not() is not None:
-        pytest.skip(str(why_not()))
+    if (why := py_bt_missing()) is not None:
+        pytest.skip(why)
 
 
 def same_text(text: str) -> str:
