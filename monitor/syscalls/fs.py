@@ -249,22 +249,42 @@ def sys_fcntl(ctx, fd: int, cmd: int, arg: int) -> int:
     return host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg)
 
 
+# ioctls km hands to the host: those whose argument points at a buffer (size, the host writes it) and those whose
+# argument is a plain number (include/uapi/asm-generic/ioctls.h). Any other request is ENOTTY, as for a device
+# without it.
 TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD, TIOCGPGRP, FIONBIO, FIOCLEX = \
     0x5401, 0x5402, 0x5403, 0x5404, 0x5413, 0x5414, 0x541B, 0x540F, 0x5421, 0x5451
+TIOCSPGRP, TIOCOUTQ, TIOCMGET, TIOCGSID, TIOCGPTN, TIOCSPTLCK, TCGETS2, TCSETS2, TCSETSW2, TCSETSF2, FIOASYNC = \
+    0x5410, 0x5411, 0x5415, 0x5429, 0x80045430, 0x40045431, 0x802C542A, 0x402C542B, 0x402C542C, 0x402C542D, 0x5452
+TCSBRK, TCXONC, TCFLSH, TIOCEXCL, TIOCNXCL, TIOCSCTTY, TIOCNOTTY, TCSBRKP, FIONCLEX, TIOCGPTPEER = \
+    0x5409, 0x540A, 0x540B, 0x540C, 0x540D, 0x540E, 0x5422, 0x5425, 0x5450, 0x5441
 _IOCTL_SIZES = {TCGETS: (60, True), TCSETS: (60, False), TCSETSW: (60, False), TCSETSF: (60, False),
                 TIOCGWINSZ: (8, True), TIOCSWINSZ: (8, False), FIONREAD: (4, True), TIOCGPGRP: (4, True),
-                FIONBIO: (4, False)}
+                FIONBIO: (4, False), TIOCSPGRP: (4, False), TIOCOUTQ: (4, True), TIOCMGET: (4, True),
+                TIOCGSID: (4, True), TIOCGPTN: (4, True), TIOCSPTLCK: (4, False), TCGETS2: (44, True),
+                TCSETS2: (44, False), TCSETSW2: (44, False), TCSETSF2: (44, False), FIOASYNC: (4, False)}
+_IOCTL_VALUES = {TCSBRK, TCXONC, TCFLSH, TIOCEXCL, TIOCNXCL, TIOCSCTTY, TIOCNOTTY, TCSBRKP, FIONCLEX, FIOCLEX}
 
 
 @syscall("ioctl")
 def sys_ioctl(ctx, fd: int, request: int, arg: int) -> int:
     request &= 0xFFFFFFFF
-    if request == FIOCLEX or request == 0x5450:
-        return host_syscall(NR["ioctl"], fd_arg(fd), request, 0)
+    host_fd = fd_arg(fd)
+    if request in _IOCTL_VALUES:
+        return host_syscall(NR["ioctl"], host_fd, request, arg)
+    if request == TIOCGPTPEER:          # a new descriptor: glibc's openpty opens the pty's other side so
+        return new_fd(host_syscall(NR["ioctl"], host_fd, request, arg))
     if request not in _IOCTL_SIZES:
-        return -errno.ENOTTY
+        open_check = host_syscall(NR["fcntl"], host_fd, 1, 0)     # F_GETFD: Linux answers EBADF before ENOTTY
+        return open_check if open_check < 0 else -errno.ENOTTY
     size, out = _IOCTL_SIZES[request]
-    return host_syscall(NR["ioctl"], fd_arg(fd), request, (buf_out if out else buf_in)(ctx, arg, size))
+    return host_syscall(NR["ioctl"], host_fd, request, (buf_out if out else buf_in)(ctx, arg, size))
+
+
+@syscall("memfd_create")
+def sys_memfd_create(ctx, name: int, flags: int) -> int:
+    p = path_arg(ctx, name)
+    return new_fd(host_syscall(NR["memfd_create"], addr_of(p), flags))
 
 
 @syscall("sendfile")

@@ -7,7 +7,7 @@ import struct
 
 from .. import __version__
 from .args import buf_out
-from .dispatch import syscall
+from .dispatch import s32, syscall
 from .host import host_syscall
 from .numbers import NUMBERS as NR
 
@@ -239,13 +239,50 @@ def sys_getcpu(ctx, cpu: int, node: int) -> int:
     return 0
 
 
+PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
+
+
+def _own_nice(ctx, which: int, who: int) -> list[int] | None:
+    """The payload's nice value (one cell, made from km's at first use) when (which, who) names the payload or one
+    of its threads; None when it names another process, group or user (the host answers)."""
+    if which == PRIO_PROCESS and (who == 0 or who == ctx.proc.pid or who in ctx.proc.threads):
+        return ctx.proc.shared("nice", lambda: [os.getpriority(os.PRIO_PROCESS, 0)])
+    return None
+
+
 @syscall("getpriority")
-def sys_getpriority(ctx) -> int:
-    return 20
+def sys_getpriority(ctx, which: int, who: int) -> int:
+    """The raw syscall answers 20 - nice (glibc turns it back)."""
+    if which not in (PRIO_PROCESS, PRIO_PGRP, PRIO_USER):
+        return -errno.EINVAL
+    own = _own_nice(ctx, which, who)
+    if own is not None:
+        return 20 - own[0]
+    return host_syscall(NR["getpriority"], which, who)
 
 
-@syscall("setpriority", "sched_setscheduler", "sched_setparam")
-def sys_setpriority(ctx) -> int:
+@syscall("setpriority")
+def sys_setpriority(ctx, which: int, who: int, prio: int) -> int:
+    """km's threads are all the payload's: the value is kept per process (and given to the calling host thread,
+    so the scheduler follows it); lowering it needs the privilege Linux asks for."""
+    if which not in (PRIO_PROCESS, PRIO_PGRP, PRIO_USER):
+        return -errno.EINVAL
+    own = _own_nice(ctx, which, who)
+    if own is None:
+        return host_syscall(NR["setpriority"], which, who, prio)
+    nice = min(max(s32(prio), -20), 19)
+    if nice < own[0] and os.geteuid() != 0:
+        return -errno.EACCES
+    own[0] = nice
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError:
+        pass
+    return 0
+
+
+@syscall("sched_setscheduler", "sched_setparam")
+def sys_sched_setscheduler(ctx) -> int:
     return 0
 
 

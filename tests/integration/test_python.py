@@ -1,0 +1,28 @@
+"""CPython as the payload: what its own test suite found km doing differently from Linux, each checked against a
+native run of the same python3, and a fast subset of its test modules (the whole table is tools/python-tests.sh)."""
+from __future__ import annotations
+
+import pytest
+
+from .test_dynamic import PYTHON, needs_testsuite, same_as_native
+
+TTY_AND_FDS = r"""
+import errno, os
+master, slave = os.openpty()                        # glibc: ioctl(TIOCGPTPEER) on /dev/ptmx
+print(os.isatty(slave), os.ttyname(slave).startswith('/dev/pts/'))
+fd = os.memfd_create('Hi', os.MFD_CLOEXEC)
+print(os.readlink(f'/proc/self/fd/{fd}'), os.get_inheritable(fd))
+base = os.getpriority(os.PRIO_PROCESS, os.getpid())
+os.setpriority(os.PRIO_PROCESS, os.getpid(), base + 1)
+print(os.getpriority(os.PRIO_PROCESS, os.getpid()) - base, os.getpriority(os.PRIO_PROCESS, 0) - base)
+for call in (lambda: os.tcsetpgrp(999, 0), lambda: os.tcgetpgrp(999)):
+    try:
+        call()
+    except OSError as e:
+        print(errno.errorcode[e.errno])
+"""
+
+
+def test_tty_memfd_priority():
+    status, out, err = same_as_native(PYTHON, "-c", TTY_AND_FDS)
+    assert (status, out) == (0, "True True\n/memfd:Hi (deleted) False\n1 1\nEBADF\nEBADF\n"), err
