@@ -3,8 +3,9 @@ of the seam between the GDB stub and the VM).
 
 Calls from the debugger come from one thread (the stub's). vCPU threads only post events through the hooks: a
 vCPU that stops for the debugger (breakpoint, step, watchpoint, signal) records a StopEvent, parks itself, and
-the stub thread pauses the others in next_event() before reporting (all-stop). Breakpoints are int3 bytes km
-plants and hides from reads (KVM.md 5: debug registers never fire on kvm-pvm, and KVM_GUESTDBG_USE_SW_BP does
+the stub thread pauses the others in next_event() before reporting (all-stop). A plain single step runs on the
+stub's thread itself (_step_here): no thread hand-off, which is most of a stepi's cost on kvm-pvm.
+Breakpoints are int3 bytes km plants and hides from reads (KVM.md 5: debug registers never fire on kvm-pvm, and KVM_GUESTDBG_USE_SW_BP does
 not intercept a CPL3 int3, so both software and hardware breakpoints are int3 here); watchpoints are page
 protection (watchpoints.py). The debugger's per-thread state is a ThreadDebug record kept here, not on the thread.
 """
@@ -27,7 +28,7 @@ from .process_view import ProcessView
 from .signal_frame import make_siginfo
 from .signals import PendingSignal
 from .thread_registers import write_registers
-from .vcpu_loop import RIP
+from .vcpu_loop import RIP, State
 from .watchpoints import HANDLED, Watchpoints
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("km.gdb")
 SIGTRAP, SIGKILL = 5, 9
+DEBUG_VECTOR = 1                    # #DB: the trap a single step (RFLAGS.TF) ends in
 PAUSE_TIMEOUT_S = 5.0
 # si_code of the SIGTRAP that $_siginfo shows for a debugger stop, as Linux would have sent it
 _TRAP_CODES = {StopReason.BREAKPOINT: 0x80, StopReason.STEP: 2, StopReason.WATCHPOINT: 4}
@@ -86,11 +88,14 @@ class LiveTarget(ProcessView):
 
     def _stop_on(self, thread: VcpuThread, event: StopEvent) -> bool:
         """Runs on the vCPU thread: post the event and park until the debugger resumes the thread."""
+        self._record_trap(thread, event)
+        thread.park(announce=lambda: self._post(event))
+        return True
+
+    def _record_trap(self, thread: VcpuThread, event: StopEvent) -> None:
         if event.reason is not StopReason.SIGNAL:     # what $_siginfo shows, as Linux would have sent it
             code = _TRAP_CODES.get(event.reason, 0x80)
             self.proc.signals.of(thread).last_info = make_siginfo(SIGTRAP, code, event.watch_addr or 0)
-        thread.park(announce=lambda: self._post(event))
-        return True
 
     # ---- DebugHooks (called on vCPU threads) ---------------------------------------------------------------
     watches_signals = True
@@ -178,6 +183,7 @@ class LiveTarget(ProcessView):
         self._requeue_unreported(stale)
         default = next((a for a in actions if a.tid == -1), None)
         to_release = []
+        steppers = []
         for thread in self.proc.live_threads():
             action = next((a for a in actions if a.tid == thread.tid), default)
             if action is None or action.kind is ResumeKind.STOP:
@@ -189,9 +195,43 @@ class LiveTarget(ProcessView):
                 debug.stepping = True
                 debug.step_range = (action.range_start, action.range_end) if action.range_end else None
                 thread.set_trap_flag(True)
+                steppers.append(thread)
             to_release.append(thread)
         self.stopped = False
-        self.world.resume_all(to_release)
+        here = steppers[0] if len(steppers) == 1 and self._can_step_here(steppers[0]) else None
+        if here is None:
+            self.world.resume_all(to_release)
+            return
+        self.world.resume_all([t for t in to_release if t is not here])
+        self._step_here(here)
+
+    def _can_step_here(self, thread: VcpuThread) -> bool:
+        """A plain single step of a parked thread, with nothing for its own loop to do first (a signal to deliver,
+        a watchpoint's page to re-protect after the step, a range to keep stepping through)."""
+        debug = self.debug_of(thread)
+        return (thread.state is State.PAUSED and thread.has_run and not thread.exit_pending and not thread.freezing
+                and debug.step_range is None and not self.watchpoints.points
+                and not self.watchpoints.is_stepping(thread) and not self.proc.pending_signals_for(thread))
+
+    def _step_here(self, thread: VcpuThread) -> None:
+        """gdb's stepi on the stub's own thread (VcpuThread.run_for_debugger): the thread stays parked and its
+        STEP event is posted from here. Any other end of the run (a `syscall` exit, a fault) is handed to the
+        thread, which serves it as if it had run the instruction itself."""
+        error_code = thread.run_for_debugger(DEBUG_VECTOR)
+        if error_code is None:
+            if thread.exit_pending:
+                thread.release_with_exit()
+            else:
+                thread.release()
+            return
+        event = self._exception_event(thread, DEBUG_VECTOR, error_code)
+        if isinstance(event, StopEvent):
+            self._record_trap(thread, event)
+            self._post(event)
+            return
+        if event is None:                       # not the debugger's #DB: the payload's SIGTRAP, as the loop would
+            self.proc.fault(thread, DEBUG_VECTOR, error_code)
+        thread.release()
 
     def _hand_back_signal(self, thread: VcpuThread, debug: ThreadDebug, signo: int) -> None:
         """gdb resumes with the signal it was shown (or another): it is delivered; without one, discarded."""

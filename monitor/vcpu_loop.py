@@ -13,6 +13,8 @@ A kick (reserved RT signal + kvm_run.immediate_exit) makes KVM_RUN return EINTR;
 requests. immediate_exit is cleared right after an EINTR and *before* the requests are read, so a request made
 while the thread is outside KVM_RUN is never lost. While a thread is parked, its user-visible registers are the
 kvm_run sync regs: km and the debugger read and write them in place, and the next KVM_RUN carries them in (kvm_dirty_regs) with no ioctl.
+gdb's single step of a parked thread is run by the debugger's own thread (run_for_debugger), the vCPU thread
+staying parked; an exit other than the step's #DB is left in kvm_run for the vCPU thread to serve (exit_pending).
 """
 from __future__ import annotations
 
@@ -75,6 +77,8 @@ class VcpuThread:
         self.has_run = False           # kvm_run's sync regs/sregs hold this vCPU's state once it has exited
         self.stopped_regs: dict[str, int] | None = None       # the debugger's register file, read once per stop (thread_registers.py);
         #                                dropped when the thread runs again or a register is written
+        self.exit_pending = False      # kvm_run holds an exit of a run the debugger's thread made (run_for_debugger)
+        #                                that this thread's loop has not dispatched yet
 
     def __str__(self) -> str:
         return f"vCPU {self.vcpu.id} (thread {self.tid}, {self.state.value})"
@@ -117,12 +121,16 @@ class VcpuThread:
         unpack = struct.unpack_from
         in_stub = False
         while True:
-            if (self.pause_requested or self.exit_requested or self.freezing) and not in_stub:
+            if (self.pause_requested or self.exit_requested or self.freezing) and not in_stub and not self.exit_pending:
                 if not self._service_requests():
                     return
-                if self.proc.pending_signals_for(self):     # e.g. handed back by the debugger
+                if not self.exit_pending and self.proc.pending_signals_for(self):   # e.g. handed back by gdb
                     self.proc.deliver_signals(self)
-            err = self.vcpu.run_once()
+            if self.exit_pending:            # the debugger's thread ran this vCPU into an exit that is ours to serve
+                self.exit_pending = False
+                err = 0
+            else:
+                err = self.vcpu.run_once()
             if err:
                 if err != errno.EINTR and err != errno.EAGAIN:
                     raise KvmError("KVM_RUN", err)
@@ -175,22 +183,61 @@ class VcpuThread:
         self.sync[1] |= abi.KVM_SYNC_X86_SREGS
 
     def _exception(self, vector: int) -> None:
-        """An exception at CPL3 reached its stub, which pushed (err, rip, cs, rflags, rsp, ss) and exited.
+        """An exception at CPL3 reached its stub, which pushed (err, rip, cs, rflags, rsp, ss) and exited."""
+        error_code = self._leave_exception_stub()
+        if self.proc.debug.on_exception(self, vector, error_code):
+            return
+        self.proc.fault(self, vector, error_code)
+        if self.proc.pending_signals_for(self):
+            self.proc.deliver_signals(self)
+
+    def _leave_exception_stub(self) -> int:
+        """The user context back from the exception frame; returns the error code.
 
         km returns to CPL3 itself (user rip/rsp/rflags through sync regs, user CS/SS through sync sregs)
         instead of letting the stub run `add; iretq`: then no CPL0 instruction ever runs after an exit, and a
         kick can never land where a parked thread would not hold a plain user context."""
         frame = self.frame()
         regs = self.regs
-        error_code = frame[0]
         regs[RIP], regs[RFLAGS], regs[RSP] = frame[1], frame[3], frame[4]
         self._return_to_user_segments()
         self.sync[1] |= abi.KVM_SYNC_X86_REGS
-        if self.proc.debug.on_exception(self, vector, error_code):
-            return
-        self.proc.fault(self, vector, error_code)
-        if self.proc.pending_signals_for(self):
-            self.proc.deliver_signals(self)
+        return frame[0]
+
+    def run_for_debugger(self, vector: int) -> int | None:
+        """One KVM_RUN of this parked thread's vCPU made on the caller's thread (the debugger's), the thread
+        itself staying parked: a single step costs no thread hand-off either way (each a wake-up of ~20-40 us
+        here, twice per step). Returns the error code when the run ended in exception `vector`, the user context
+        restored from its frame; otherwise None, and the exit (if any) waits in kvm_run for this thread's own
+        loop (`release_with_exit`). Only for a run that ends on its own at once: one instruction under TF."""
+        run, regs = self.run, self.regs
+        run.immediate_exit = 0
+        while True:
+            err = self.vcpu.run_once()
+            if not err:
+                break
+            if err != errno.EINTR and err != errno.EAGAIN:
+                raise KvmError("KVM_RUN", err)
+            run.immediate_exit = 0
+            if regs[RIP] < KBASE:
+                return None                 # interrupted before it ran: the thread's loop runs it
+        self.has_run = True
+        self.sync[1] = 0
+        self.stopped_regs = None
+        buf = self.vcpu.run_buf
+        if (struct.unpack_from("I", buf, abi.RUN_EXIT_REASON)[0] == abi.KVM_EXIT_IO
+                and struct.unpack_from("H", buf, abi.RUN_IO_PORT)[0] == vector):
+            return self._leave_exception_stub()
+        self.exit_pending = True
+        return None
+
+    def release_with_exit(self) -> None:
+        """Release a thread after run_for_debugger: it counts as running at once (a stop-the-world waits for it
+        to serve its pending exit and park again, never takes it for parked meanwhile)."""
+        with self.cond:
+            self.state = State.RUNNING
+            self.pause_requested = False
+            self.cond.notify_all()
 
     def _service_requests(self) -> bool:
         """Park while a pause or a freeze is requested; False when the thread must end."""
@@ -199,7 +246,7 @@ class VcpuThread:
                 return False
             self.state = State.PAUSED
             self.cond.notify_all()
-            while (self.pause_requested or self.freezing) and not self.exit_requested:
+            while (self.pause_requested or self.freezing) and not self.exit_requested and not self.exit_pending:
                 self.cond.wait()
             if self.exit_requested:
                 return False
