@@ -254,7 +254,7 @@ def start_gdb_server(opts: Options, proc, threads):
     from kdbg.rsp.fds import set_fd_mover
     from kdbg.rsp.server import GdbServer
     from kdbg.stub_banner import listening_banner, waiting_banner
-    from .kvm.vm import high_fd
+    from .host_fds import high_fd
     from .live_target import LiveTarget
     set_fd_mover(high_fd)                   # the stub's descriptors stay out of the payload's way
     wait = not opts.gdb_listen
@@ -306,7 +306,7 @@ def serve_core(opts: Options, core: str) -> int:
 def forward_host_signals(proc) -> None:
     """SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 sent to km go to the payload (Ctrl-C on a terminal works)."""
     import signal as host_signal
-    from .signal_frame import make_siginfo
+    from kdbg.arch.linux import make_siginfo
 
     def forward(signo, frame) -> None:
         proc.signals.send(signo, make_siginfo(signo, 0, pid=0))

@@ -20,7 +20,7 @@ import sys
 from kdbg.arch.x86_64 import KVM_REGS
 
 from .errors import PayloadError
-from .kvm.vm import KM_FD_BASE, high_fd
+from .host_fds import KM_FD_BASE, high_fd
 from .loader.elf import check_program
 from .loader.script import resolve_exec
 from .self_exec import km_command

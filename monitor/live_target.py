@@ -18,14 +18,14 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from kdbg.arch.linux import make_siginfo
 from kdbg.target import (BreakpointKind, GuestMemoryError, ResumeAction, ResumeKind, StopEvent, StopReason)
 from kdbg.vcpu_control import PauseTimeout
 
 from .errors import GuestFault
-from .kvm.vm import high_fd
+from .host_fds import high_fd
 from .process import Ending
 from .process_view import ProcessView
-from .signal_frame import make_siginfo
 from .signals import PendingSignal
 from .thread_registers import write_registers
 from .vcpu_loop import RIP, State

@@ -14,7 +14,7 @@ import stat
 import weakref
 from dataclasses import dataclass, field
 
-from .kvm.vm import high_fd
+from .host_fds import high_fd
 
 
 @dataclass(eq=False)

@@ -19,11 +19,12 @@ import functools
 import threading
 from dataclasses import dataclass
 
+from kdbg.arch.linux import PAGE_SIZE as PAGE
+
 from .errors import MonitorError
 from .kvm import abi
 from .kvm.abi import ffi, libc
 
-PAGE = 0x1000
 HUGE = 0x200000
 CHUNK = 256 << 20
 MADV_REMOVE, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 9, 14, 15     # linux/mman.h

@@ -15,6 +15,7 @@ import signal
 import struct
 from typing import TYPE_CHECKING
 
+from kdbg.arch.linux import SI_KERNEL, make_siginfo
 from kdbg.arch.x86_64 import KVM_REGS
 
 from .sigaltstack import disarm, frame_top, set_altstack
@@ -34,16 +35,8 @@ INFO_OFFSET = 8 + 304
 FRAME_SIZE = INFO_OFFSET + 128
 FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
 UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 1, 2, 4
-SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
 TF, DF, RF, AC = 0x100, 0x400, 0x10000, 0x40000
 FIX_EFLAGS = 0x254DD5          # the flags a sigreturn may change (arch/x86/kernel/signal.c)
-
-
-def make_siginfo(signo: int, code: int = SI_USER, addr: int | None = None, pid: int = 0, uid: int = 0,
-                 errno: int = 0) -> bytes:
-    head = struct.pack("<iii4x", signo, errno, code)
-    body = struct.pack("<Q", addr) if addr is not None else struct.pack("<iI", pid, uid)
-    return (head + body).ljust(128, b"\0")
 
 
 def fault_siginfo(signo: int, vector: int, error_code: int, addr: int, is_mapped: bool = False) -> bytes:

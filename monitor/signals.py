@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from kdbg.arch.linux import MASK64
 from kdbg.arch.x86_64 import KVM_REGS
 
 from .errors import GuestFault
@@ -44,7 +45,6 @@ ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 5
 RESTART_CODES = range(-ERESTART_RESTARTBLOCK, -ERESTARTSYS + 1)    # a result in here goes through deliver()
 RAX, RIP = KVM_REGS.index("rax"), KVM_REGS.index("rip")
 NR_RESTART_SYSCALL = NUMBERS["restart_syscall"]
-MASK64 = (1 << 64) - 1
 RestartBlock = Callable[["VcpuThread"], int]      # restart_syscall's continuation of an interrupted call
 
 

@@ -25,6 +25,7 @@ import struct
 import threading
 from typing import Callable
 
+from kdbg.arch.linux import MASK64
 from kdbg.arch.x86_64 import KVM_REGS
 
 from .errors import KvmError
@@ -34,7 +35,6 @@ from .signals import RESTART_CODES, RestartBlock
 from .syscalls.table import dispatch
 
 log = logging.getLogger("km.vcpu")
-MASK64 = (1 << 64) - 1
 RAX, RCX, RSP, R11, RIP, RFLAGS = (KVM_REGS.index(n) for n in ("rax", "rcx", "rsp", "r11", "rip", "eflags"))
 RDI, RSI, RDX, R10, R8, R9 = (KVM_REGS.index(n) for n in ("rdi", "rsi", "rdx", "r10", "r8", "r9"))
 TF = 0x100

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from kdbg.arch.linux import PAGE_SIZE as PAGE
 from kdbg.target import BreakpointKind, GuestMemoryError, StopEvent, StopReason
 
 from .guest_memory import PROT_WRITE, GuestMemory, pte_flags
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from .vcpu_loop import VcpuThread
 
 log = logging.getLogger("km.gdb")
-PAGE = 0x1000
 HANDLED = object()          # an event the debugger consumed without stopping
 ACCESS_WINDOW = 8           # CR2 is the first byte accessed; the width is taken as up to 8 bytes
 

@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import TypeVar
 
+from kdbg.arch.linux import PAGE_SIZE, SI_KERNEL, SIGINFO_SIZE, siginfo_t  # noqa: F401 - the core's layouts, re-exported
 from kdbg.arch.x86_64 import USER_REGS
 
 # ctypes' LittleEndianStructure/Union keep the layout right even if this ever runs on a big-endian host.
@@ -22,7 +23,6 @@ _Union = ctypes.LittleEndianUnion
 c_char, c_short, c_int, c_uint = ctypes.c_char, ctypes.c_int16, ctypes.c_int32, ctypes.c_uint32
 c_long, c_ulong, c_ushort, c_uchar = ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint16, ctypes.c_uint8
 
-PAGE_SIZE = 4096
 
 S = TypeVar("S", bound=ctypes.Structure)     # from_bytes returns the layout it is given
 
@@ -125,37 +125,6 @@ class elf_prpsinfo(_Struct):
                 ("pr_psargs", c_char * ELF_PRARGSZ)]
 
 
-class _kill(_Struct):
-    _fields_ = [("si_pid", c_int), ("si_uid", c_uint)]
-
-
-class _addr_bnd(_Struct):
-    _fields_ = [("_lower", c_ulong), ("_upper", c_ulong)]
-
-
-class _bounds(_Union):
-    _fields_ = [("_addr_bnd", _addr_bnd), ("_pkey", c_uint)]
-
-
-class _sigfault(_Struct):
-    """SIGSEGV/SIGBUS/SIGFPE/SIGILL: the faulting address (void __user *), then the MCE/MPX/PKU details."""
-
-    _fields_ = [("si_addr", c_ulong), ("si_addr_lsb", c_short), ("_bounds", _bounds)]
-
-
-class _sifields(_Union):
-    # __ARCH_SI_PREAMBLE_SIZE is 16 on 64-bit, SI_MAX_SIZE 128: the union is int _pad[28].
-    _fields_ = [("_pad", c_int * 28), ("_kill", _kill), ("_sigfault", _sigfault)]
-
-
-class siginfo_t(_Struct):
-    """NT_SIGINFO: include/uapi/asm-generic/siginfo.h siginfo_t (128 bytes), the fields a core needs."""
-
-    _fields_ = [("si_signo", c_int), ("si_errno", c_int), ("si_code", c_int), ("_sifields", _sifields)]
-
-
-SI_KERNEL = 0x80
-SIGINFO_SIZE = ctypes.sizeof(siginfo_t)
 
 
 def from_bytes(layout: type[S], data: bytes) -> S:

@@ -5,6 +5,7 @@ Reads that run into unmapped memory return the readable prefix, as gdbserver doe
 """
 from __future__ import annotations
 
+from kdbg.arch.linux import PAGE_SIZE as PAGE
 from kdbg.rsp.commands import command, hex_fields
 from kdbg.rsp.errors import EFAULT, RspError
 from kdbg.rsp.packets import unescape
@@ -12,7 +13,6 @@ from kdbg.rsp.session import Session
 from kdbg.target import GuestMemoryError
 
 MAX_READ = 0x2000        # bytes per m reply: (PacketSize 0x4000) / 2 hex digits per byte
-PAGE = 0x1000
 ADDRESS_LIMIT = 1 << 64
 
 

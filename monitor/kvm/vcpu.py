@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .abi import ffi, libc
 from . import abi
-from .vm import ioctl
+from .ioctl import ioctl
 
 
 class Vcpu:

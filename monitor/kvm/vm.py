@@ -1,31 +1,14 @@
-"""Thin typed wrappers over /dev/kvm and VM ioctls; with kvm/vcpu.py the only modules that call ioctl()."""
+"""Thin typed wrappers over /dev/kvm and VM ioctls; with kvm/vcpu.py the only callers of kvm/ioctl.py."""
 from __future__ import annotations
 
 import os
 
 from ..errors import KvmError, MonitorError
-from .abi import ffi, libc
+from ..host_fds import high_fd
 from . import abi
-
-
-KM_FD_BASE = 1000     # km's own descriptors live at and above this number, out of the payload's way
-
-
-def high_fd(fd: int) -> int:
-    """Move one of km's descriptors to KM_FD_BASE or above (close-on-exec), so the payload's open/dup2/close
-    never meet it; the payload is refused descriptors in that range (EBADF)."""
-    import fcntl
-    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE)
-    os.close(fd)
-    return new
-
-
-def ioctl(fd: int, request: int, arg, name: str) -> int:
-    """ioctl through cffi (GIL released); raises KvmError naming the call."""
-    ret = libc.ioctl(fd, request, arg if isinstance(arg, ffi.CData) else ffi.cast("void *", arg))
-    if ret < 0:
-        raise KvmError(name, ffi.errno)
-    return ret
+from .abi import ffi, libc
+from .ioctl import ioctl
+from .vcpu import Vcpu
 
 
 class Kvm:
@@ -80,5 +63,4 @@ class Vm:
         return region.slot
 
     def create_vcpu(self, vcpu_id: int):
-        from .vcpu import Vcpu
         return Vcpu(self, vcpu_id, high_fd(ioctl(self.fd, abi.KVM_CREATE_VCPU, vcpu_id, "KVM_CREATE_VCPU")))

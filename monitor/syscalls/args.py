@@ -6,7 +6,7 @@ import os
 
 from ..errors import GuestFault
 from ..kvm.abi import ffi
-from ..kvm.vm import KM_FD_BASE
+from ..host_fds import KM_FD_BASE
 from .bounce import bounce
 from .dispatch import s32
 

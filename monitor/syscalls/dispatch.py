@@ -13,6 +13,8 @@ import errno
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+from kdbg.arch.linux import MASK64
+
 from ..errors import GuestFault
 from .bounce import bounces as _bounces, flush_bounces as _flush_bounces
 from .km_numbers import KM_NAMES, KM_NUMBERS
@@ -28,7 +30,6 @@ _handlers: list[tuple[Handler, int] | None] = [None] * TABLE_SIZE
 _km_handlers: dict[int, tuple[Handler, int]] = {}       # km's own calls, numbered far above TABLE_SIZE
 NUMBERS = {**LINUX_NUMBERS, **KM_NUMBERS}
 NAMES = {**LINUX_NAMES, **KM_NAMES}
-MASK64 = (1 << 64) - 1
 
 
 def syscall(*names: str) -> Callable[[Handler], Handler]:

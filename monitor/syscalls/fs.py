@@ -6,11 +6,12 @@ import os
 import signal
 import struct
 
+from kdbg.arch.linux import SI_USER, make_siginfo
+
 from ..errors import GuestFault
 from ..kvm.abi import ffi
-from ..kvm.vm import KM_FD_BASE
+from ..host_fds import KM_FD_BASE
 from .args import AT_FDCWD, addr_of, buf_in, buf_out, fd_arg, new_fd, path_arg
-from ..signal_frame import SI_USER, make_siginfo
 from .dispatch import s32, syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR

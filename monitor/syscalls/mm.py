@@ -7,6 +7,8 @@ import logging
 import os
 import stat
 
+from kdbg.arch.linux import MASK64, PAGE_SIZE as PAGE
+
 from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, USER_TOP, page_down, page_up
 from ..kvm import abi
 from ..mapped_file import MappedFile
@@ -17,9 +19,7 @@ MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
 MAP_GROWSDOWN, MAP_DENYWRITE, MAP_STACK, MAP_FIXED_NOREPLACE = 0x100, 0x800, 0x20000, 0x100000
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP = 0x8, 0x01000000, 0x02000000
-PAGE = 0x1000
 TASK_SIZE = USER_TOP                     # the first address above the user half (mm's TASK_SIZE on x86-64)
-MASK64 = (1 << 64) - 1
 log = logging.getLogger("km.mem")
 
 

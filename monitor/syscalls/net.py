@@ -11,7 +11,7 @@ import errno
 import struct
 
 from ..kvm.abi import ffi
-from ..kvm.vm import KM_FD_BASE
+from ..host_fds import KM_FD_BASE
 from .args import addr_of, buf_in, buf_out, fd_arg
 from .dispatch import s32, syscall
 from ..signals import ERESTARTSYS

@@ -6,6 +6,7 @@ import os
 import struct
 
 from .. import __version__
+from ..host_fds import KM_FD_BASE
 from .args import buf_out
 from .dispatch import s32, syscall
 from .host import host_syscall
@@ -15,7 +16,6 @@ ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
 PR_SET_NAME, PR_GET_NAME = 15, 16
 RLIMIT_STACK, RLIMIT_NOFILE = 3, 7
-KM_NOFILE = 1000
 
 
 @syscall("exit_group")
@@ -168,7 +168,7 @@ def sys_prctl(ctx, option: int, arg2: int) -> int:
 
 def _limit(resource: int) -> tuple[int, int]:
     if resource == RLIMIT_NOFILE:
-        return KM_NOFILE, KM_NOFILE
+        return KM_FD_BASE, KM_FD_BASE     # the payload's descriptors end where km's begin
     import resource as r
     soft, hard = r.getrlimit(resource)
     inf = 2**64 - 1

@@ -16,7 +16,7 @@ import struct
 
 from kdbg.target import maps_text
 
-from ..kvm.vm import KM_FD_BASE
+from ..host_fds import KM_FD_BASE
 from ..signals import SIG_DFL, SIG_IGN
 
 OLD_SIGSET = 0x7FFFFFFF       # stat's signal fields are the first 31 signals only ("obsolete": status has them all)
@@ -139,7 +139,7 @@ def is_fd_directory(fd: int) -> bool:
         m = _FD_DIRECTORY.match(os.readlink(f"/proc/self/fd/{fd}"))
     except OSError:
         return False
-    return bool(m) and int(m.group(1)) == os.getpid()
+    return m is not None and int(m.group(1)) == os.getpid()
 
 
 def without_km_fds(entries: bytes) -> bytes:

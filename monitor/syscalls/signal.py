@@ -9,9 +9,10 @@ import struct
 import threading
 import time
 
+from kdbg.arch.linux import SI_KERNEL, SI_TKILL, SI_USER, make_siginfo
+
 from ..errors import GuestFault
 from ..sigaltstack import altstack_flags, set_altstack
-from ..signal_frame import SI_KERNEL, SI_TKILL, SI_USER, make_siginfo
 from ..signals import ERESTARTNOHAND, ERESTARTNOINTR, NSIG, UNBLOCKABLE, PendingSignal, SigAction, next_index
 from .dispatch import s32, syscall
 

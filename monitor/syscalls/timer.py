@@ -9,7 +9,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ..signal_frame import SI_KERNEL, make_siginfo
+from kdbg.arch.linux import SI_KERNEL, make_siginfo
+
 from ..signals import NSIG
 from .dispatch import s32, syscall
 
