@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import MonitorError
-from ..kvm.vm import high_fd
+from ..host_fds import high_fd
 from . import registry
 from .protocol import ProtocolError, decode, encode, read_line
 

@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass
 
 from ..kvm.abi import ffi
-from ..kvm.vm import KM_FD_BASE
+from ..host_fds import KM_FD_BASE
 from ..syscalls.host import host_syscall
 from ..syscalls.numbers import NUMBERS as NR
 from .errors import SnapshotError
