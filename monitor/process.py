@@ -96,6 +96,7 @@ class Process:
         self.signals = SignalState(self)
         self.futexes = FutexTable()
         self.clock = ProcessClock(self)         # alarm, setitimer and POSIX timers
+        self.nice = os.getpriority(os.PRIO_PROCESS, 0)  # getpriority/setpriority: the payload's, km's at start
         self.auxv = b""
         self.initial_rsp = 0
         if load_payload:

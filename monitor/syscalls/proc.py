@@ -242,12 +242,10 @@ def sys_getcpu(ctx, cpu: int, node: int) -> int:
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 
 
-def _own_nice(ctx, which: int, who: int) -> list[int] | None:
-    """The payload's nice value (one cell, made from km's at first use) when (which, who) names the payload or one
-    of its threads; None when it names another process, group or user (the host answers)."""
-    if which == PRIO_PROCESS and (who == 0 or who == ctx.proc.pid or who in ctx.proc.threads):
-        return ctx.proc.shared("nice", lambda: [os.getpriority(os.PRIO_PROCESS, 0)])
-    return None
+def _is_own(ctx, which: int, who: int) -> bool:
+    """Whether (which, who) names the payload or one of its threads (else another process, group or user, which
+    the host answers)."""
+    return which == PRIO_PROCESS and (who == 0 or who == ctx.proc.pid or who in ctx.proc.threads)
 
 
 @syscall("getpriority")
@@ -255,9 +253,8 @@ def sys_getpriority(ctx, which: int, who: int) -> int:
     """The raw syscall answers 20 - nice (glibc turns it back)."""
     if which not in (PRIO_PROCESS, PRIO_PGRP, PRIO_USER):
         return -errno.EINVAL
-    own = _own_nice(ctx, which, who)
-    if own is not None:
-        return 20 - own[0]
+    if _is_own(ctx, which, who):
+        return 20 - ctx.proc.nice
     return host_syscall(NR["getpriority"], which, who)
 
 
@@ -267,13 +264,12 @@ def sys_setpriority(ctx, which: int, who: int, prio: int) -> int:
     so the scheduler follows it); lowering it needs the privilege Linux asks for."""
     if which not in (PRIO_PROCESS, PRIO_PGRP, PRIO_USER):
         return -errno.EINVAL
-    own = _own_nice(ctx, which, who)
-    if own is None:
+    if not _is_own(ctx, which, who):
         return host_syscall(NR["setpriority"], which, who, prio)
     nice = min(max(s32(prio), -20), 19)
-    if nice < own[0] and os.geteuid() != 0:
+    if nice < ctx.proc.nice and os.geteuid() != 0:
         return -errno.EACCES
-    own[0] = nice
+    ctx.proc.nice = nice
     try:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
     except OSError:
