@@ -193,9 +193,20 @@ def _sockaddr(fd: int, call: str) -> bytes:
 
 
 # ---- restore ------------------------------------------------------------------------------------------------
-def restore(descriptors: list[Descriptor]) -> None:
-    """Make every descriptor again at its own number; one that cannot be made is left closed (EBADF for the
-    payload), with a trace line saying why."""
+def close_all() -> None:
+    """Close the payload's descriptors once a final snapshot is written (the payload is frozen and ends): a
+    listening port is free by the time the one who asked hears that the snapshot is written."""
+    for fd in payload_fds():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def restore(descriptors: list[Descriptor], path: str) -> None:
+    """Make every descriptor of the snapshot at `path` again at its own number; one that cannot be made is left
+    closed (EBADF for the payload), with a trace line saying why, except a listening socket that cannot listen
+    again: a server that cannot serve is refused (SnapshotError)."""
     pipes: dict[tuple[int, bool], int] = {}
     for d in descriptors:
         kind = d.record.kind
@@ -204,6 +215,9 @@ def restore(descriptors: list[Descriptor]) -> None:
                 continue                        # after the descriptors it watches
             fd = _pipe_end(d, pipes) if kind == FdKind.KM_FD_PIPE else _make(d)
         except OSError as e:
+            if kind == FdKind.KM_FD_LISTENER:
+                raise SnapshotError(path, f"cannot be resumed: fd {d.record.fd} listened on "
+                                          f"{_address(d.data)}: {e.strerror or e}") from None
             log.info("fd %d (%s): not restored (%s): EBADF", d.record.fd, _what(d), e.strerror or e)
             continue
         if fd is not None:
@@ -214,6 +228,16 @@ def restore(descriptors: list[Descriptor]) -> None:
                 _place(_epoll(d), d)
             except OSError as e:
                 log.info("fd %d (epoll): not restored (%s): EBADF", d.record.fd, e.strerror or e)
+
+
+def _address(sockaddr: bytes) -> str:
+    """host:port of an inet sockaddr, the path of a unix one."""
+    family = struct.unpack_from("<H", sockaddr)[0] if len(sockaddr) >= 2 else 0
+    if family == socket.AF_INET and len(sockaddr) >= 8:
+        return f"{socket.inet_ntop(socket.AF_INET, sockaddr[4:8])}:{struct.unpack_from('>H', sockaddr, 2)[0]}"
+    if family == socket.AF_INET6 and len(sockaddr) >= 24:
+        return f"[{socket.inet_ntop(socket.AF_INET6, sockaddr[8:24])}]:{struct.unpack_from('>H', sockaddr, 2)[0]}"
+    return os.fsdecode(sockaddr[2:].split(b"\0", 1)[0]) or "an abstract address"
 
 
 def _what(d: Descriptor) -> str:

@@ -67,6 +67,8 @@ def take(proc: Process, path: str, *, label: str = "", description: str = "", li
             raise
         if live:
             thaw(proc)
+        else:
+            fds.close_all()
         log.info("snapshot %s written in %.2fs (%s)", path, time.monotonic() - started, "live" if live else "ends")
         return path
     finally:

@@ -4,12 +4,14 @@ km's stdin. km-cli's failures are one line."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness.gdb import wait_listening
 from harness.km import km_env, run_km, spawn_km
 
 pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="no /dev/kvm")
@@ -52,3 +54,38 @@ def test_km_cli_errors_are_one_line(tmp_path):
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and "no such socket" in result.stderr, result
     result = km_cli("snapshot", "-o", tmp_path / "s")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result
+
+
+def ask(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as conn:
+        return conn.makefile().readline()
+
+
+def test_threaded_server_with_a_file_and_a_listener_serves_again_after_resume(payload, tmp_path):
+    """Workers blocked in a condition variable and main in accept(): every thread comes back with its tid, the
+    data file at its offset, the listening socket bound to its port again; gdb lists the three threads."""
+    data = tmp_path / "data.txt"
+    data.write_text("".join(f"line {i:02}\n" for i in range(1, 10)))
+    exe, sock, snapshot = payload("snapshot_server.c"), tmp_path / "srv.sock", tmp_path / "srv.kmsnap"
+    km = spawn_km(f"--mgtpipe={sock}", exe, data)
+    try:
+        _, port, *ids = km.stdout.readline().split()
+        port, tids = int(port), {int(t) for t in ids[1:]}
+        assert [ask(port).split()[:3] for _ in range(2)] == [["1", "line", "01"], ["2", "line", "02"]]
+        assert km_cli("snapshot", "--socket", sock, "-o", snapshot).returncode == 0
+        assert km.wait(timeout=TIMEOUT_S) == 0
+    finally:
+        km.kill()
+        km.communicate()
+    resumed = spawn_km(snapshot)
+    try:
+        wait_listening(port, resumed, TIMEOUT_S)
+        replies = [ask(port).split() for _ in range(3)]
+    finally:
+        resumed.kill()
+        resumed.communicate()
+    assert [r[:3] for r in replies] == [["3", "line", "03"], ["4", "line", "04"], ["5", "line", "05"]], replies
+    assert {int(r[4]) for r in replies} <= tids, (replies, tids)
+    out = subprocess.run(["gdb", "-q", "-batch", "-nx", "-ex", "info threads", str(exe), str(snapshot)],
+                         capture_output=True, text=True, timeout=TIMEOUT_S).stdout
+    assert all(f"LWP {tid}" in out for tid in tids) and out.count("LWP") >= 3, out
