@@ -1,6 +1,7 @@
 """Snapshots: a payload snapshots itself (include/km/snapshot.h), `km FILE` resumes it with its x87/SSE/AVX
-registers intact, readelf lists km's notes, gdb reads the file as a core stopped at the snapshot point, and a bad
-snapshot file is refused in one line."""
+registers intact (`km -g FILE` stopped, for gdb), readelf lists km's notes, gdb reads the file as a core stopped at
+the snapshot point, a bad snapshot file is refused in one line; a Python program under `km /usr/bin/python3` does
+the same through include/python/km/snapshots.py."""
 from __future__ import annotations
 
 import os
@@ -11,12 +12,14 @@ from pathlib import Path
 import pytest
 
 from harness.build import ROOT
-from harness.km import run_km
+from harness.gdb import wait_listening
+from harness.km import run_km, spawn_km
 from harness.markers import line_of
 
 pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="no /dev/kvm")
 
 SOURCE = "snapshot_fp.c"
+PYTHON = "/usr/bin/python3"
 TIMEOUT_S = 60
 RESUMED = "resumed 42 ymm same xmm 3.25 x87 1.5\n"
 
@@ -82,3 +85,33 @@ def test_bad_snapshots_are_refused_in_one_line(taken, tmp_path):
         assert result.returncode == 1 and err.count("\n") == 1 and problem in err, (path, err)
     result = run_km(taken, "extra", timeout=TIMEOUT_S)
     assert result.returncode == 2 and "none may follow it" in result.stderr.decode()
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+def test_km_g_resumes_stopped_under_gdb(fp_payload, taken, free_port):
+    km = spawn_km(f"-g{free_port}", taken)
+    try:
+        wait_listening(free_port, km)
+        out = subprocess.run(["gdb", "-q", "-batch", "-nx", "-ex", f"target remote :{free_port}", "-ex", "bt",
+                              "-ex", "p $rax", "-ex", "p/x $ymm7.v4_int64[0]", "-ex", "continue", str(fp_payload)],
+                             capture_output=True, text=True, timeout=TIMEOUT_S).stdout
+        stdout, _ = km.communicate(timeout=TIMEOUT_S)
+    finally:
+        km.kill()
+    assert f"snapshot_fp.c:{line_of(SOURCE, 'snapshot-point')}" in out and "$1 = 1" in out, out
+    assert "$2 = 0x1111222233334444" in out and "exited normally" in out, out
+    assert stdout.decode() == RESUMED
+
+
+@pytest.mark.skipif(not os.access(PYTHON, os.X_OK), reason=f"no {PYTHON}")
+def test_python_api_under_km_python3(tmp_path):
+    """`from km import snapshots` in a program run by `km /usr/bin/python3` (include/python on its path)."""
+    script = tmp_path / "app.py"
+    script.write_text("import sys\nfrom km import snapshots\nstate = [41]\n"
+                      "how = snapshots.take('py', 'a Python payload', live=True)\nstate[0] += 1\n"
+                      "print('resumed' if how == snapshots.RESUMED else 'taken', state[0])\n")
+    taken = run_km("--putenv", f"PYTHONPATH={ROOT / 'include' / 'python'}", PYTHON, script, cwd=tmp_path,
+                   timeout=TIMEOUT_S)
+    assert (taken.returncode, taken.stdout) == (0, b"taken 42\n"), taken.stderr.decode()
+    resumed = run_km(tmp_path / "kmsnap", timeout=TIMEOUT_S)
+    assert (resumed.returncode, resumed.stdout) == (0, b"resumed 42\n"), resumed.stderr.decode()
