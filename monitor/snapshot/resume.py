@@ -8,10 +8,11 @@ snapshot maps that changed since, a vDSO that differs, or memory that cannot be 
 """
 from __future__ import annotations
 
+import bisect
 import errno
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from ..kvm.abi import PROT_NONE, PROT_READ, PROT_WRITE
 from ..mapped_file import MappedFile
@@ -49,7 +50,7 @@ def resume(path: str, *, core_writer: CoreWriter | None = None, child_runner: Ch
         proc.adopt_ids(snapshot.header.pid, [t.record.tid for t in snapshot.threads])
         threads = [_restore_thread(proc, t, i == 0, path) for i, t in enumerate(_caller_first(snapshot))]
         _restore_signals(proc, snapshot)
-        fds.restore(snapshot.descriptors)
+        fds.restore(snapshot.descriptors, path)
         _restore_cwd(snapshot)
     except (OSError, MemoryError) as e:
         raise SnapshotError(path, f"cannot be resumed ({getattr(e, 'strerror', None) or e or type(e).__name__})")
@@ -107,6 +108,7 @@ def _map_anonymous(proc: Process, record: km_vma, name: str, path: str, loads: l
                        huge=not record.flags & KM_VMA_SMALL_PAGES)
     if record.flags & KM_VMA_FILE:
         vma.file, vma.path, vma.offset = _file(path), path, record.offset
+    assert vma.gpa is not None, "mapped with rights: backed"
     for load, start, end in _overlaps(loads, record.start, record.end):
         _fill(proc.phys.view(vma.gpa + start - record.start, end - start), fd, load.offset + start - load.vaddr,
               holes_are_zero=True)
@@ -144,9 +146,12 @@ def _map_file(proc: Process, snapshot: Snapshot, record: km_vma, path: str, load
             start = stop
 
 
-def _overlaps(loads: list[Load], start: int, end: int):
-    """(load, lo, hi) for each PT_LOAD with data inside [start, end)."""
-    for load in loads:
+def _overlaps(loads: list[Load], start: int, end: int) -> Iterator[tuple[Load, int, int]]:
+    """(load, lo, hi) for each PT_LOAD with data inside [start, end); `loads` sorted and disjoint (so are their
+    ends: the first candidate is found by bisection, a Python payload has hundreds of mappings)."""
+    for load in loads[bisect.bisect_right(loads, start, key=lambda load: load.vaddr + load.filesz):]:
+        if load.vaddr >= end:
+            return
         lo, hi = max(start, load.vaddr), min(end, load.vaddr + load.filesz)
         if lo < hi:
             yield load, lo, hi
