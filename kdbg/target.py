@@ -2,7 +2,7 @@
 
 A live VM (monitor.live_target.LiveTarget) and a core file (kdbg.core.reader.CoreTarget) both implement
 `Target`, so the stub and the core writer have one code path for live and post-mortem debugging
-(HOUSE-STYLE 2.3). Only the stdlib and kdbg.arch may be imported here.
+(docs/HOUSE-STYLE.md 2.3). Only the stdlib and kdbg.arch may be imported here.
 
 Thread ids (`tid`) are the guest's own thread ids (what gettid() returns inside the payload): positive ints,
 the first thread's equal to the payload's pid. Registers are a dict keyed by the names of
@@ -39,12 +39,6 @@ class NoSuchThreadError(TargetError):
     def __init__(self, tid: int) -> None:
         super().__init__(f"no thread {tid}")
         self.tid = tid
-
-
-class UnsupportedError(TargetError):
-    """The target cannot do this (a core file cannot resume; no free hardware slot...)."""
-
-    errno = 95  # EOPNOTSUPP
 
 
 class StopReason(enum.Enum):

@@ -1,5 +1,5 @@
 """km's command line and composition root: builds the VM, the debugger pieces, runs, and exits with the
-payload's status. The only module that prints user-facing errors or calls sys.exit (HOUSE-STYLE 2.6)."""
+payload's status. The only module that prints user-facing errors or calls sys.exit (docs/HOUSE-STYLE.md 2.6)."""
 from __future__ import annotations
 
 import logging

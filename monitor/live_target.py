@@ -5,8 +5,8 @@ Calls from the debugger come from one thread (the stub's). vCPU threads only pos
 vCPU that stops for the debugger (breakpoint, step, watchpoint, signal) records a StopEvent, parks itself, and
 the stub thread pauses the others in next_event() before reporting (all-stop). A plain single step runs on the
 stub's thread itself (_step_here): no thread hand-off, which is most of a stepi's cost on kvm-pvm.
-Breakpoints are int3 bytes km plants and hides from reads (KVM.md 5: debug registers never fire on kvm-pvm, and KVM_GUESTDBG_USE_SW_BP does
-not intercept a CPL3 int3, so both software and hardware breakpoints are int3 here); watchpoints are page
+Breakpoints are int3 bytes km plants and hides from reads (docs/KVM.md 5: debug registers never fire on kvm-pvm,
+and KVM_GUESTDBG_USE_SW_BP does not intercept a CPL3 int3, so both software and hardware breakpoints are int3 here); watchpoints are page
 protection (watchpoints.py). The debugger's per-thread state is a ThreadDebug record kept here, not on the thread.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The guest's fixed machinery: GDT, IDT, TSSs, exception stubs, the syscall stub, and each vCPU's CPU state.
 
-Layout (KVM.md section 3; shared/platform/probes/pvm.h builds the same): the first 2 MiB of guest-physical
+Layout (docs/KVM.md section 3; shared/platform/probes/pvm.h builds the same): the first 2 MiB of guest-physical
 memory hold the system area, mapped supervisor-only at KBASE in the high half, except the syscall stub page which
 is user-executable (on kvm-pvm `syscall` enters LSTAR at CPL3). Exception vector v runs the CPL0 stub
 `[push $0]; out %al,$v; add $8,%rsp; iretq`: one KVM_EXIT_IO with port v, the frame at the top of the vCPU's
@@ -103,5 +103,4 @@ def user_segment_fix(sregs) -> None:
         seg.l, seg.db = (1, 0) if name == "cs" else (0, 1)
 
 
-SYSCALL_EXIT = SYSCALL_PORT
 assert abi.KVM_EXIT_IO == 2

@@ -3,7 +3,7 @@
 Chunks are reserved MAP_NORESERVE, so the host commits only what the guest touches; a chunk per 256 MiB (or per
 larger request) keeps KVM's per-slot metadata small (shadow paging allocates rmaps per page of a slot). Freed
 ranges are madvise(MADV_DONTNEED)'d: that returns the memory, gives zero pages on reuse, and makes KVM drop its
-stale translations of those frames (KVM.md section 6).
+stale translations of those frames (docs/KVM.md section 6).
 
 Files the host maps for the guest (shared mappings, private ones that are not program images) live in *file
 windows*: ranges of GPA reserved PROT_NONE on the host and registered once as a memslot, into which each file
@@ -254,7 +254,7 @@ class PhysicalMemory:
             raise OSError(ffi.errno, "madvise(MADV_REMOVE)")
 
     def invalidate(self, gpa: int, size: int) -> None:
-        """Make KVM drop its translations of these frames, keeping their contents (KVM.md 6: a host-side PTE
+        """Make KVM drop its translations of these frames, keeping their contents (docs/KVM.md 6: a host-side PTE
         downgrade is otherwise not seen by the guest)."""
         ptr = ffi.cast("void *", self.host_addr(gpa))
         libc.mprotect(ptr, size, abi.PROT_READ)

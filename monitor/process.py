@@ -179,7 +179,7 @@ class Process:
 
     def self_test(self, thread: VcpuThread) -> None:
         """One `syscall` into the stub, run once on the first vCPU: on kvm-pvm it arrives at CPL3, on hardware
-        KVM at CPL0 (KVM.md 2.1)."""
+        KVM at CPL0 (docs/KVM.md 2.1)."""
         regs = thread.vcpu.get_regs()
         regs.rip, regs.rflags, regs.rsp = SELFTEST_GVA, 0x2, 0
         thread.vcpu.set_regs(regs)

@@ -59,7 +59,7 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
 
 def setup_trace(payload_name: str, spec: str | None = None) -> bool:
     """Configure the `km` logger from KM_VERBOSE (or `spec`); returns whether tracing is on. Also routes uncaught
-    exceptions to the trace, so that no Python traceback reaches the user's stderr (HOUSE-STYLE 2.6)."""
+    exceptions to the trace, so that no Python traceback reaches the user's stderr (docs/HOUSE-STYLE.md 2.6)."""
     sys.excepthook = _excepthook
     threading.excepthook = _thread_excepthook
     spec = os.environ.get("KM_VERBOSE") if spec is None else spec

@@ -1,7 +1,7 @@
 """The guest's vDSO: the host's own [vvar] pages mapped read-only into the guest, and a copy of the host's [vdso]
 code placed right after them, so clock_gettime/gettimeofday/time run in the guest without an exit (as the
 original product did). The vDSO code finds its data at a fixed negative offset, so the guest keeps the host's
-layout: [vvar][vvar_vclock][vdso]. The guest TSC equals the host's (KVM.md 7), so the results agree.
+layout: [vvar][vvar_vclock][vdso]. The guest TSC equals the host's (docs/KVM.md 7), so the results agree.
 
 Only used when the host clocksource is one the copy can read without a hypercall (tsc); otherwise no vDSO is
 offered (AT_SYSINFO_EHDR absent) and libc falls back to the syscall.

@@ -1,6 +1,6 @@
-"""Watchpoints without debug registers (they never fire on kvm-pvm, KVM.md 2.2): page protection.
+"""Watchpoints without debug registers (they never fire on kvm-pvm, docs/KVM.md 2.2): page protection.
 
-A write watchpoint write-protects its pages (PTE W=0, then the host-side invalidation of KVM.md 6); a read or
+A write watchpoint write-protects its pages (PTE W=0, then the host-side invalidation of docs/KVM.md 6); a read or
 access watchpoint makes them not-present. A fault on such a page that the VMA itself allows is ours: the page
 gets its real rights back for one single step (RFLAGS.TF) of the faulting instruction; at the #DB the page is
 protected again, and if the access touched a watched range the thread stops with a watchpoint event, after the

@@ -20,7 +20,6 @@ class Register:
     feature: str            # gdb feature name, e.g. "org.gnu.gdb.i386.core"
     type: str               # gdb tdesc type: int64, code_ptr, data_ptr, i386_eflags, i387_ext, vec128, ...
     group: str = ""         # gdb register group ("general", "float", "vector", "system")
-    user_regs_slot: int | None = None   # index of the 8-byte word in struct user_regs_struct
     fxsave_offset: int | None = None    # byte offset in the 512-byte FXSAVE image (first part of XSAVE)
     xsave_offset: int | None = None     # byte offset in the standard-format XSAVE image (beyond FXSAVE)
 
@@ -55,8 +54,7 @@ def _build() -> tuple[Register, ...]:
     rows: list[Register] = []
 
     def add(name: str, bits: int, feature: str, type_: str, group: str = "", **kw: int) -> None:
-        slot = USER_REGS.index(name) if name in USER_REGS else None
-        rows.append(Register(name, bits, len(rows), feature, type_, group, slot, **kw))
+        rows.append(Register(name, bits, len(rows), feature, type_, group, **kw))
 
     for name in GPRS:
         add(name, 64, CORE, {"rbp": "data_ptr", "rsp": "data_ptr"}.get(name, "int64"), "general")

@@ -1,7 +1,7 @@
 """The one error type of kdbg.core: a core file that cannot be written or read.
 
 Its message is one line naming the file and the OS or format problem, ready for the monitor's
-`km: ./prog.km: killed by SIGSEGV (core not written: <message>)` (HOUSE-STYLE 2.6).
+`km: ./prog.km: killed by SIGSEGV (core not written: <message>)` (docs/HOUSE-STYLE.md 2.6).
 """
 from __future__ import annotations
 

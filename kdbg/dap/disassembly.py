@@ -1,6 +1,6 @@
 """Disassembly for the DAP `disassemble` request: capstone decodes the bytes, gdb's line table annotates them.
 
-The only importer of capstone (HOUSE-STYLE 2.2). x86 instructions have variable length, so reading *backwards*
+The only importer of capstone (docs/HOUSE-STYLE.md 2.2). x86 instructions have variable length, so reading *backwards*
 from an address (a negative instructionOffset, as VS Code's disassembly view asks) needs a start point whose
 decoding lands exactly on that address; x86 decoding resynchronises within a few instructions, so the furthest
 candidate start that lands there gives the longest run.

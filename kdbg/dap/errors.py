@@ -1,6 +1,6 @@
 """The DAP bridge's error family: every failure a request can meet, turned into a failed response in one place.
 
-Follows debugpy's split (HOUSE-STYLE 2.6): `InvalidArgument` for arguments that are wrong ("invalid <field>:
+Follows debugpy's split (docs/HOUSE-STYLE.md 2.6): `InvalidArgument` for arguments that are wrong ("invalid <field>:
 <why>"), `CantHandle` for valid requests that cannot be served now (gdb missing, km exited, target running).
 """
 from __future__ import annotations

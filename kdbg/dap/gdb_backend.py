@@ -1,6 +1,6 @@
 """gdb as a subprocess speaking gdb/MI: commands with tokens, results matched to callers, async records as events.
 
-The only importer of pygdbmi (HOUSE-STYLE 2.2). pygdbmi's `GdbController` polls its pipes with timeouts, and a
+The only importer of pygdbmi (docs/HOUSE-STYLE.md 2.2). pygdbmi's `GdbController` polls its pipes with timeouts, and a
 stopped record must reach the session while no command is pending, so this module owns the process and one
 reader thread, and uses pygdbmi's record parser (`gdbmiparser.parse_response`) for every line. gdb runs in
 all-stop mode with `mi-async on`, so `-exec-interrupt` can stop km's all-stop stub while it runs.

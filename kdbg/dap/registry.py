@@ -1,6 +1,6 @@
 """The DAP request table: each handler, a method named `<command>_request` after the spec's command, declares
 what it needs from the session and which capabilities it implements; dispatch and the `initialize` answer are
-derived from those declarations (HOUSE-STYLE: capabilities computed, never a hand-written list).
+derived from those declarations (docs/HOUSE-STYLE.md: capabilities computed, never a hand-written list).
 """
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ class Session:
             response.update(success=False, message=str(exc),
                             body={"error": {"id": 1, "format": str(exc).replace("{", "(").replace("}", ")"),
                                             "showUser": True}})
-        except Exception as exc:  # a handler bug: report it, keep the session (HOUSE-STYLE 2.6, "non-fatal")
+        except Exception as exc:  # a handler bug: report it, keep the session (docs/HOUSE-STYLE.md 2.6, "non-fatal")
             log.exception("request %s failed", command)
             response.update(success=False, message=f"internal error in {command}: {exc}")
         if self._respond_later and response["success"]:

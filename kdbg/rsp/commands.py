@@ -1,5 +1,5 @@
 """The packet dispatch table: entries keyed by the spec's packet names, each with its parameter parser, and the
-one place where handler failures become RSP error replies (HOUSE-STYLE 2.6).
+one place where handler failures become RSP error replies (docs/HOUSE-STYLE.md 2.6).
 
 Handler modules (query, xfer, resume, memory, registers, points, hostio) register with @command on import.
 A handler returns the reply body, or None when the reply comes later (a resume: the stop reply).

@@ -7,7 +7,7 @@ EFAULT = 14
 
 
 class RspError(Exception):
-    """Raised by handlers and turned into an `Enn` reply by the dispatcher (HOUSE-STYLE 2.6)."""
+    """Raised by handlers and turned into an `Enn` reply by the dispatcher (docs/HOUSE-STYLE.md 2.6)."""
 
     def __init__(self, message: str, errno: int = EINVAL) -> None:
         super().__init__(message)

@@ -1,5 +1,5 @@
 """GdbServer: listens on the gdb port and runs the session loop, waiting with `selectors` on the gdb socket and
-the target's event fd together (HOUSE-STYLE 2.7). One thread: the one calling serve() owns every target call.
+the target's event fd together (docs/HOUSE-STYLE.md 2.7). One thread: the one calling serve() owns every target call.
 
 Connection life cycle (all-stop):
 

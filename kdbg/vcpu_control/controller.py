@@ -1,7 +1,7 @@
 """StopTheWorld: pause every vCPU thread and know that each has parked; release them together.
 
 The kick is a reserved real-time signal whose handler does nothing: in a vCPU thread it makes KVM_RUN (or a
-blocking host call) return EINTR, and the thread then sees its pause request (KVM.md section 9). Members are
+blocking host call) return EINTR, and the thread then sees its pause request (docs/KVM.md section 9). Members are
 the monitor's threads, seen only through the Member protocol, so this package knows nothing of KVM.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The KVM ABI as km uses it: cffi declarations of the structs (linux/kvm.h) and the ioctl numbers derived from them.
 
-This is the only place a KVM layout is declared (HOUSE-STYLE 2.8); tests/unit/test_kvm_abi.py checks every size
+This is the only place a KVM layout is declared (docs/HOUSE-STYLE.md 2.8); tests/unit/test_kvm_abi.py checks every size
 and offset against the C header. ABI mode (no compiler needed at run time), out-of-line: the parsed declarations are
 kept as a generated module (kvm/ffi_module.py), so a start does not parse C. The few libc functions km calls
 directly (ioctl, mmap family, raw syscall) are declared here too, because cffi releases the GIL around them and

@@ -64,18 +64,6 @@ class Vcpu:
         ffi.memmove(xsave, image, min(len(image), ffi.sizeof(xsave[0])))
         ioctl(self.fd, abi.KVM_SET_XSAVE, xsave, "KVM_SET_XSAVE")
 
-    def get_debugregs(self):
-        dbg = ffi.new("struct kvm_debugregs *")
-        ioctl(self.fd, abi.KVM_GET_DEBUGREGS, dbg, "KVM_GET_DEBUGREGS")
-        return dbg
-
-    def set_guest_debug(self, control: int, debugreg: list[int] | None = None) -> None:
-        dbg = ffi.new("struct kvm_guest_debug *")
-        dbg.control = control
-        for i, value in enumerate(debugreg or []):
-            dbg.arch.debugreg[i] = value
-        ioctl(self.fd, abi.KVM_SET_GUEST_DEBUG, dbg, "KVM_SET_GUEST_DEBUG")
-
 
 def abi_error(name: str):
     from ..errors import KvmError

@@ -1,5 +1,6 @@
 """monitor/kvm/abi.py against <linux/kvm.h>: every struct size and field offset km declares, every ioctl number
-and constant, as the C compiler sees them (HOUSE-STYLE 2.8: layouts declared once, checked against the header)."""
+and constant, as the C compiler sees them (docs/HOUSE-STYLE.md 2.8:
+layouts declared once, checked against the header)."""
 from __future__ import annotations
 
 import shutil

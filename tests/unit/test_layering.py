@@ -1,4 +1,4 @@
-"""The dependency direction of HOUSE-STYLE 2.2, checked by walking every module's imports."""
+"""The dependency direction of docs/HOUSE-STYLE.md 2.2, checked by walking every module's imports."""
 from __future__ import annotations
 
 import ast
