@@ -34,8 +34,13 @@ class ProcessView:
         return sorted(t.tid for t in self.proc.live_threads())
 
     def thread_name(self, tid: int) -> str:
+        """The thread's comm as Linux keeps it: PR_SET_NAME's, else the program's file name (15 bytes), which is
+        what gdbserver shows from /proc/PID/task/TID/comm."""
         thread = self.proc.threads.get(tid)
-        return thread.name if thread is not None else ""
+        if thread is None:
+            return ""
+        return thread.name or os.path.basename(self.proc.path).encode(errors="surrogateescape")[:15].decode(
+            errors="surrogateescape")
 
     def registers(self, tid: int) -> dict[str, int]:
         return read_registers(self._thread(tid))
