@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Iterable, Protocol, runtime_checkable
 
 from kdbg.target import GuestMemoryError, Target
 
 AT_NULL, AT_PHDR, AT_PHNUM = 0, 3, 5                 # include/uapi/linux/auxvec.h
 PT_DYNAMIC, PT_PHDR = 2, 6
-DT_NULL, DT_DEBUG = 0, 21
+DT_NULL, DT_STRTAB, DT_SYMTAB, DT_STRSZ, DT_DEBUG = 0, 5, 6, 10, 21
 _PHDR = struct.Struct("<IIQQQQQQ")                   # Elf64_Phdr: p_type, p_flags, p_offset, p_vaddr, ...
 _DYN = struct.Struct("<qQ")                          # Elf64_Dyn: d_tag, d_val
 _R_DEBUG = struct.Struct("<i4xQQiiQQ")               # r_version, r_map, r_brk, r_state, pad, r_ldbase, r_next
 _R_DEBUG_V1_SIZE = 40                                # r_next exists only when r_version >= 2
 _LINK_MAP = struct.Struct("<QQQQQ")                  # l_addr, l_name, l_ld, l_next, l_prev
+_SYM = struct.Struct("<IBBHQQ")                     # Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, ...
+_MAX_DYNAMIC = 512                                   # entries of a dynamic section looked at
+_MAX_SYMBOL_TABLE = 1 << 22                          # bytes of .dynsym/.dynstr read at most
 _NAME_MAX = 4096                                     # PATH_MAX, as gdbserver reads l_name
 _MAX_OBJECTS = 100_000                               # a corrupt (cyclic) chain ends here
 
@@ -176,6 +179,51 @@ def library_list_svr4(libraries: LibraryList | None) -> bytes:
     return (head + ">" + items + "</library-list-svr4>").encode(errors="surrogateescape")
 
 
+def _dynamic_entries(target: Target, obj: LoadedObject) -> dict[int, int]:
+    """An object's dynamic section in memory (the first value of each tag), read a page at a time up to DT_NULL.
+    ld.so relocates the address entries in place on x86-64 (unless the section is read-only), so an address
+    below l_addr still needs it added."""
+    entries: dict[int, int] = {}
+    addr, end = obj.l_ld, obj.l_ld + _DYN.size * _MAX_DYNAMIC
+    while addr and addr < end:
+        size = min(end, (addr | 0xFFF) + 1) - addr
+        chunk = target.read_memory(addr, max(_DYN.size, size - size % _DYN.size))
+        for tag, value in _DYN.iter_unpack(chunk):
+            if tag == DT_NULL:
+                addr = end
+                break
+            entries.setdefault(tag, value)
+        else:
+            addr += len(chunk)
+    for tag in (DT_SYMTAB, DT_STRTAB):
+        if tag in entries and entries[tag] < obj.l_addr:
+            entries[tag] += obj.l_addr
+    return entries
+
+
+def dynamic_symbols(target: Target, obj: LoadedObject, names: Iterable[str]) -> dict[str, int]:
+    """Run-time addresses of the named symbols an object exports (.dynsym through DT_SYMTAB/DT_STRTAB, read
+    from guest memory; .dynsym is taken to end where .dynstr begins, as the linkers lay them out)."""
+    entries = _dynamic_entries(target, obj)
+    symtab, strtab, strsz = entries.get(DT_SYMTAB), entries.get(DT_STRTAB), entries.get(DT_STRSZ)
+    if not symtab or not strtab or not strsz or strtab <= symtab:
+        return {}
+    strings = target.read_memory(strtab, min(strsz, _MAX_SYMBOL_TABLE))
+    offsets = {}
+    for name in names:
+        at = strings.find(b"\0" + name.encode() + b"\0")
+        if at >= 0:
+            offsets[at + 1] = name
+    if not offsets:
+        return {}
+    table = target.read_memory(symtab, min(strtab - symtab, _MAX_SYMBOL_TABLE) // _SYM.size * _SYM.size)
+    found = {}
+    for st_name, _info, _other, shndx, value, _size in _SYM.iter_unpack(table):
+        if st_name in offsets and shndx != 0:
+            found[offsets[st_name]] = obj.l_addr + value
+    return found
+
+
 @runtime_checkable
 class MapGenerations(Protocol):
     """A live target that counts changes of its memory map: a library can only come or go with one."""
@@ -188,31 +236,41 @@ class NoDynamicSection(Exception):
 
 
 class LibraryCache:
-    """The last document built, reused while nothing a loader does could have changed it: the same memory-map
+    """The last list read, reused while nothing a loader does could have changed it: the same memory-map
     generation (a live target's count of mmap/munmap/mprotect; a core never changes) and the same r_debug bytes
     (r_state moves at each add/delete). A stop costs nothing until gdb asks; asking again costs one small read."""
 
     def __init__(self) -> None:
         self._r_debug = 0                 # found once set, as gdbserver keeps it (the program never moves it)
         self._key: tuple | None = None
+        self._list: LibraryList | None = None
         self._document = b""
         self.walks = 0                    # how many full walks were made (for the tests of the cache)
+        self.thread_db: dict | None = None    # kdbg.tls's descriptors once found (fixed for the process)
 
-    def document(self, target: Target, *, live: bool) -> bytes:
+    def libraries(self, target: Target, *, live: bool) -> LibraryList | None:
+        """The list, or None while DT_DEBUG is still 0; NoDynamicSection for a program without one."""
         if not self._r_debug:
             found = find_r_debug(target)
             if found is None:
                 raise NoDynamicSection()
             self._r_debug = found
         if not self._r_debug:
-            return library_list_svr4(None)
+            return None
         generation = target.map_generation() if isinstance(target, MapGenerations) else None
         if live and generation is None:
             key = None                    # a live target that cannot say when its map changed: walk each time
         else:
             key = (generation, target.read_memory(self._r_debug, _R_DEBUG_V1_SIZE))
-        if key is None or key != self._key:
-            self._document = library_list_svr4(read_library_list(target, self._r_debug))
+        if key is None or key != self._key or self._list is None:
+            self._list = read_library_list(target, self._r_debug)
+            self._document = library_list_svr4(self._list)
             self._key = key
             self.walks += 1
+        return self._list
+
+    def document(self, target: Target, *, live: bool) -> bytes:
+        """The qXfer:libraries-svr4 document of the current list."""
+        if self.libraries(target, live=live) is None:
+            return library_list_svr4(None)
         return self._document

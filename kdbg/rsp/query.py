@@ -1,11 +1,14 @@
 """General queries and settings: qSupported (computed from the target), QStartNoAckMode, threads (H, T, qC,
-qfThreadInfo/qsThreadInfo, qThreadExtraInfo), qAttached, QPassSignals/QProgramSignals.
+qfThreadInfo/qsThreadInfo, qThreadExtraInfo), qAttached, QPassSignals/QProgramSignals, qGetTLSAddr.
 
 Spec: https://sourceware.org/gdb/current/onlinedocs/gdb.html/General-Query-Packets.html
 """
 from __future__ import annotations
 
+from kdbg import tls
+from kdbg.link_map import NoDynamicSection
 from kdbg.rsp.commands import TABLE, command, parse_hex, parse_thread_id, raw
+from kdbg.rsp.errors import RspError
 from kdbg.rsp.packets import PACKET_SIZE
 from kdbg.rsp.session import Session
 from kdbg.rsp.signals import linux_from_gdb
@@ -136,3 +139,29 @@ def symbol_lookup(session: Session, rest: bytes) -> bytes:
     """No symbols wanted (no thread_db: threads come from the target)."""
     return b"OK"
 
+
+
+def _parse_tls(rest: bytes) -> tuple[int, int, int]:
+    tid, offset, lm = rest.split(b",")
+    return parse_thread_id(tid), parse_hex(offset), parse_hex(lm)
+
+
+@command("qGetTLSAddr", _parse_tls)
+def get_tls_addr(session: Session, tid: int, offset: int, lm: int) -> bytes:
+    """The address of `offset` in the TLS block of the module whose link_map is `lm`, for thread `tid`, computed
+    as glibc's libthread_db does (kdbg.tls), which is what gdbserver answers with. lm 0 (a static program's
+    own TLS, no link_map) is not served here."""
+    _require_thread(session, tid)
+    if not lm:
+        raise RspError("no link_map for this module (a static program)", 1)
+    libraries = session.libraries
+    if libraries.thread_db is None:
+        try:
+            found = libraries.libraries(session.target, live=session.control is not None)
+        except NoDynamicSection:
+            raise RspError("the program has no DT_DEBUG entry", 1) from None
+        if found is None:
+            raise RspError("the loader has not listed any library yet", 1)
+        libraries.thread_db = tls.thread_db_fields(session.target, found)
+    pointer = session.target.registers(tid)["fs_base"]
+    return b"%x" % ((tls.tls_block(session.target, libraries.thread_db, pointer, lm) + offset) % (1 << 64))

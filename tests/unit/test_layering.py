@@ -36,6 +36,7 @@ RULES = [
     ("kdbg/target.py", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control", "kdbg.breakpoints")),
     ("kdbg/stub_banner.py", ("monitor", "kdbg", "elftools", "capstone", "pygdbmi", "cffi")),
     ("kdbg/link_map.py", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control", "elftools")),
+    ("kdbg/tls.py", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control", "elftools")),
     ("kdbg.arch", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control")),
     ("kdbg.rsp", ("monitor", "kdbg.dap", "kdbg.core", "kdbg.vcpu_control", "elftools", "capstone", "pygdbmi")),
     ("kdbg.core", ("monitor", "kdbg.dap", "kdbg.rsp", "kdbg.vcpu_control", "capstone", "pygdbmi")),

@@ -169,3 +169,51 @@ def test_qsupported_offers_libraries_svr4():
     assert b"qXfer:libraries-svr4:read+" in dispatch(_session(target), b"qSupported:multiprocess+")
     with pytest.raises(NoDynamicSection):
         LibraryCache().document(target, live=True)               # no auxv at all: nothing to walk
+
+
+# ---- TLS (kdbg.tls) over the same image: libc exporting the _thread_db_ descriptors ----
+
+def _libc_with_descriptors(chain: Chain) -> None:
+    """A tiny libc image in the heap page: .dynamic -> .dynsym + .dynstr exporting the six descriptors."""
+    from kdbg.tls import _FIELDS
+    names = [f"_thread_db_{n}" for n in _FIELDS]
+    base = HEAP + 0x2000                                  # l_addr of this fake libc
+    strtab = b"\0" + b"\0".join(n.encode() for n in names) + b"\0"
+    symtab = bytearray(24)                                # symbol 0 is undefined
+    values = {"pthread_dtvp": (64, 1, 8), "dtv_dtv": (128, 0, 0), "dtv_t_pointer_val": (64, 1, 0),
+              "dtv_t_counter": (64, 1, 0), "link_map_l_tls_modid": (64, 1, 0x470),
+              "link_map_l_tls_offset": (64, 1, 0x468)}
+    descriptors = 0x600
+    for i, name in enumerate(_FIELDS):
+        symtab += struct.pack("<IBBHQQ", strtab.index(f"_thread_db_{name}".encode()), 0x11, 0, 10,
+                              descriptors + 12 * i, 12)
+        chain.put(base + descriptors + 12 * i, struct.pack("<3I", *values[name]))
+    chain.put(base + 0x100, bytes(symtab))
+    chain.put(base + 0x100 + len(symtab), strtab)
+    dynamic = struct.pack("<8q", 6, 0x100, 5, 0x100 + len(symtab), 10, len(strtab), 0, 0)
+    chain.put(base + 0x40, dynamic)
+    chain.link([(MAIN, "", BIAS, DYNAMIC), (LIBC, "/lib/x86_64-linux-gnu/libc.so.6", base, base + 0x40)])
+
+
+def test_tls_blocks_from_the_dtv_and_from_static_tls():
+    from kdbg.tls import TlsError, thread_db_fields, tls_block
+    target, chain = _target()
+    _libc_with_descriptors(chain)
+    fields = thread_db_fields(target, read_library_list(target, R_DEBUG))
+    assert fields["link_map_l_tls_modid"].offset == 0x470 and fields["dtv_dtv"].size == 16
+    tp, dtv = HEAP + 0x1000, HEAP + 0x1800
+    target.memory[HEAP][0x1008:0x1010] = struct.pack("<Q", dtv)            # tcbhead_t.dtv
+    # dtv[-1].counter = 2 slots; dtv[0] (generation); dtv[1] allocated; dtv[2] TLS_DTV_UNALLOCATED
+    target.memory[HEAP][0x1800 - 16:0x1800 + 48] = struct.pack("<8Q", 2, 0, 0, 0, 0x7000_1000, 0, (1 << 64) - 1, 0)
+    lm = HEAP + 0x2800                                                    # a link_map with modid and tls offset
+
+    def module(modid: int, offset: int) -> int:
+        target.memory[HEAP][0x2800 + 0x468:0x2800 + 0x478] = struct.pack("<QQ", offset, modid)
+        return lm
+    assert tls_block(target, fields, tp, module(1, 0)) == 0x7000_1000                  # dtv[1]
+    assert tls_block(target, fields, tp, module(2, 0x80)) == tp - 0x80                 # unallocated: static TLS
+    assert tls_block(target, fields, tp, module(3, 0x40)) == tp - 0x40                 # past the DTV
+    with pytest.raises(TlsError):
+        tls_block(target, fields, tp, module(2, 0))                                     # deferred
+    with pytest.raises(TlsError):
+        tls_block(target, fields, 0, module(1, 0))                                      # no thread pointer yet
