@@ -101,15 +101,32 @@ def plugin() -> Path:
 def test_pending_breakpoint_resolves_when_dlopen_loads_the_library(plugin):
     prog = build("dyn_dlopen.c", "dynamic", ("-ldl",))
     steps = ["set breakpoint pending on", "break km_plugin_triple", CONTINUE, "bt -frame-arguments none",
-             "info sharedlibrary", "finish", CONTINUE]
+             "info sharedlibrary", "finish", "p km_plugin_calls", CONTINUE]
     km, reference = both(prog, steps, args=(str(plugin), "km_plugin_triple"))
     assert "pending" in km[1], km[1]
     assert km[2] == "breakpoint-hit km_plugin_triple"
     assert frames(km[3]) == ["km_plugin_triple dyn_plugin.c", "main dyn_dlopen.c"], km[3]
     assert f"dyn_plugin.c:{line_of('dyn_plugin.c', 'plugin_body')}" in km[3], km[3]
     assert str(plugin) in km[4] and km[5] == "function-finished main 6", km
-    assert km[6] == "exited-normally"
+    assert km[6] == "$2 = 1\n", km[6]             # the plugin's __thread counter, in its DTV slot
+    assert km[7] == "exited-normally"
     assert km == reference
+
+
+def test_thread_local_storage_of_the_program_and_of_libc():
+    """qGetTLSAddr: `p tl_counter` (the program's __thread) and `p errno` (libc's) in each of two threads."""
+    prog = build("dyn_tls.c", "dynamic")
+    steps = [f"break dyn_tls.c:{line_of('dyn_tls.c', 'worker_return')}", CONTINUE, "p errno", "p tl_counter",
+             "thread 1", "p errno", "p tl_counter", "info threads", CONTINUE]
+    km, reference = both(prog, steps)
+    assert km[2:4] == ["$1 = 11\n", "$2 = 99\n"] and km[5:7] == ["$3 = 5\n", "$4 = 42\n"], km
+    assert km[8] == "exited-normally"
+    # Thread 1 is wherever the scheduler left it (clone3, or already waiting in pthread_join): its frame is not
+    # compared; `info threads` is compared by id and name.
+    names = re.compile(r"^\*?\s*(\d+)\s+Thread \d+\.\d+ (\"[^\"]*\")", re.M)
+    comm = '"dyn_tls.dynamic"'                      # Linux's comm: the file name's first 15 bytes
+    assert names.findall(km[7]) == names.findall(reference[7]) == [("1", comm), ("2", comm)]
+    assert km[:4] + km[5:7] + km[8:] == reference[:4] + reference[5:7] + reference[8:]
 
 
 def test_python3_breakpoint_in_libz_and_bt_through_the_interpreter(tmp_path):
