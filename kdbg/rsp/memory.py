@@ -8,11 +8,11 @@ from __future__ import annotations
 from kdbg.arch.linux import PAGE_SIZE as PAGE
 from kdbg.rsp.commands import command, hex_fields
 from kdbg.rsp.errors import EFAULT, RspError
-from kdbg.rsp.packets import unescape
+from kdbg.rsp.packets import PACKET_SIZE, unescape
 from kdbg.rsp.session import Session
 from kdbg.target import GuestMemoryError
 
-MAX_READ = 0x2000        # bytes per m reply: (PacketSize 0x4000) / 2 hex digits per byte
+MAX_READ = PACKET_SIZE // 2     # bytes per m reply: 2 hex digits per byte
 ADDRESS_LIMIT = 1 << 64
 
 

@@ -21,7 +21,8 @@ _MUST_ESCAPE_RE = re.compile(rb"[$#}*]")
 # and at most 126 ('~'), so one mark repeats the previous byte at most 97 more times.
 _MAX_REPEAT = 126 - 29
 _BAD_COUNTS = frozenset(b"$#")
-PACKET_SIZE = 0x4000   # the largest packet gdb may send us (qSupported PacketSize)
+PACKET_SIZE = 0x10000  # the largest packet gdb may send us (qSupported PacketSize); also sizes our `m` replies:
+#                        a 4 MiB `dump memory` is 128 round trips instead of gdbserver's 455
 MAX_BODY = 4 * PACKET_SIZE   # longer is junk (an X body is at most PacketSize): dropped, not buffered
 
 
@@ -62,6 +63,7 @@ def unescape(data: bytes) -> bytes:
 
 _SAME = re.compile(rb"\x00{3,}")     # in body XOR body-shifted-by-one: 3+ zeros = a byte repeated 3+ more times
 _ANY_RUN = re.compile(rb"(.)\1\1\1", re.DOTALL)   # a byte and 3 repeats: the shortest run worth a mark
+_SCAN_LIMIT = 512      # longer bodies are not searched with _ANY_RUN (its back-reference costs ~30 ns a byte)
 
 
 def encode_rle(body: bytes) -> bytes:
@@ -72,9 +74,14 @@ def encode_rle(body: bytes) -> bytes:
     (hex replies: m, g, p) find their runs at C speed: XOR the body with itself shifted by one byte and look
     for zero bytes; the byte loop serves the others."""
     n = len(body)
-    if n < 4 or not _ANY_RUN.search(body):
+    if n < 4:
         return body
-    if ESCAPE in body:
+    if n > _SCAN_LIMIT and ESCAPE not in body:
+        if b"0000" not in body:     # a long hex reply: zero bytes are the runs worth finding (memmem, C speed)
+            return body
+    elif not _ANY_RUN.search(body):
+        return body
+    elif ESCAPE in body:
         return _encode_rle_bytewise(body)
     sentinel = bytes((body[-1] ^ 0xFF,))
     same = (int.from_bytes(body, "big") ^ int.from_bytes(body[1:] + sentinel, "big")).to_bytes(n, "big")
