@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 
 from kdbg.rsp.packets import Event, EventKind, PacketParser, encode_packet
 
@@ -22,7 +23,10 @@ class ConnectionClosed(Exception):
 class Connection:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        sock.settimeout(SEND_TIMEOUT_S)
+        # A blocking socket with the kernel's send timeout (SO_SNDTIMEO), not settimeout(): Python would poll()
+        # before every recv and send. recv is only called once select() said the socket is readable.
+        sock.setblocking(True)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(SEND_TIMEOUT_S), 0))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._parser = PacketParser()
         self._last_frame = b""
