@@ -23,3 +23,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration carries the `vm` marker, so `pytest -m 'not vm'` names the fast tier."""
+    for item in items:
+        if _INTEGRATION in Path(item.path).parents:
+            item.add_marker(pytest.mark.vm)
