@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -49,6 +50,7 @@ class Options:
     snapshot: str = "kmsnap"
     mgtpipe: str | None = field(default_factory=lambda: os.environ.get("KM_MGTPIPE") or None)
     argv0: str | None = None          # execve: the payload's argv[0] when it differs from its path
+    exec_signals: tuple[int, int] | None = None     # execve: the SIG_IGN set and signal mask execve keeps
     env_fd: int | None = None         # execve: the payload's environment, read from this descriptor (km's own
                                       # environment stays km's: PYTHON*, LD_* of the payload must not steer km)
 
@@ -100,6 +102,12 @@ def parse_args(argv: list[str]) -> Options:
                 setattr(opts, name[2:], value)
         elif a.startswith("--argv0="):
             opts.argv0 = a.split("=", 1)[1]
+        elif a.startswith("--exec-signals="):
+            value = a.split("=", 1)[1]
+            if not re.fullmatch(r"[0-9a-f]+:[0-9a-f]+", value):
+                raise UsageError("--exec-signals", f"{value!r} is not IGNORED:MASK in hex")
+            ignored, mask = value.split(":")
+            opts.exec_signals = (int(ignored, 16), int(mask, 16))
         elif a.startswith("--env-fd="):
             value = a.split("=", 1)[1]
             if not value.isdigit():
@@ -164,6 +172,8 @@ def run(opts: Options) -> int:
                        core_writer=lambda view, thread, signo: write_kmcore(opts, view, thread, signo),
                        child_runner=lambda p, thread: run_forked_child(opts, p, thread), snapshot_path=opts.snapshot)
         threads = [proc.prepare_main_thread()]
+        ignored, mask = opts.exec_signals if opts.exec_signals is not None else (host_ignored_signals(), 0)
+        proc.signals.inherit_across_exec(threads[0], ignored, mask)
     server_thread = None
     if opts.gdb_port is not None:
         server_thread = start_gdb_server(opts, proc, threads)
@@ -301,6 +311,15 @@ def serve_core(opts: Options, core: str) -> int:
     print(waiting_banner(core, server.port, opts.payload), file=sys.stderr, flush=True)
     server.serve(once=True)
     return 0
+
+
+def host_ignored_signals() -> int:
+    """The signals km was started with ignored (nohup, a shell's background job): the payload keeps them ignored,
+    as execve does. SIGPIPE and SIGXFSZ are not known: Python ignores them at its start-up before km runs."""
+    import signal as host_signal
+    unknown = (host_signal.SIGPIPE, host_signal.SIGXFSZ, host_signal.SIGKILL, host_signal.SIGSTOP)
+    return sum(1 << (signo - 1) for signo in host_signal.valid_signals()
+               if signo not in unknown and host_signal.getsignal(signo) == host_signal.SIG_IGN)
 
 
 def forward_host_signals(proc) -> None:

@@ -24,6 +24,7 @@ from .host_fds import KM_FD_BASE, high_fd
 from .loader.elf import check_program
 from .loader.script import resolve_exec
 from .self_exec import km_command
+from .signals import SIG_IGN
 from .syscalls.procfs import exe_alias
 
 log = logging.getLogger("km.vcpu")
@@ -120,7 +121,13 @@ def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
         return -e.errno
     log.info("execve %s %s", program, argv)
     env_fd = _env_descriptor(env)
-    km_argv = [*km_command(), f"--argv0={argv[0]}", f"--env-fd={env_fd}", "--", program, *argv[1:]]
+    signals = ctx.proc.signals
+    with signals.lock:
+        ignored = sum(1 << (signo - 1) for signo, action in enumerate(signals.actions)
+                      if signo and action.handler == SIG_IGN)
+        mask = signals.of(ctx).mask
+    km_argv = [*km_command(), f"--argv0={argv[0]}", f"--env-fd={env_fd}", f"--exec-signals={ignored:x}:{mask:x}",
+               "--", program, *argv[1:]]
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -143,6 +143,14 @@ class SignalState:
         self.lock = threading.RLock()
         self._rekicker: Rekicker | None = None
 
+    def inherit_across_exec(self, main: VcpuThread, ignored: int, mask: int) -> None:
+        """What execve keeps (fs/exec.c flush_signal_handlers): the ignored signals stay ignored (caught ones go
+        back to SIG_DFL, as they already are here), and the new program's thread has the old one's mask."""
+        for signo in range(1, NSIG + 1):
+            if ignored >> (signo - 1) & 1 and not UNBLOCKABLE >> (signo - 1) & 1:
+                self.actions[signo].handler = SIG_IGN
+        self.of(main).mask = mask & ~UNBLOCKABLE
+
     def kick(self, thread: VcpuThread) -> None:
         """Wake a thread for a signal now, and again later if it has not taken it (see Rekicker)."""
         thread.kick()

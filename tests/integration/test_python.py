@@ -26,3 +26,23 @@ for call in (lambda: os.tcsetpgrp(999, 0), lambda: os.tcgetpgrp(999)):
 def test_tty_memfd_priority():
     status, out, err = same_as_native(PYTHON, "-c", TTY_AND_FDS)
     assert (status, out) == (0, "True True\n/memfd:Hi (deleted) False\n1 1\nEBADF\nEBADF\n"), err
+
+
+EXEC_KEEPS = r"""
+import os, signal, sys
+if sys.argv[1:] == ['after']:
+    print(signal.getsignal(signal.SIGHUP), signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM),
+          sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+else:
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *a: None)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2, signal.SIGALRM})
+    os.execv(sys.executable, [sys.executable, '-c', sys.argv[1], 'after'])
+"""
+
+
+def test_execve_keeps_ignored_signals_and_the_mask():
+    """execve keeps SIG_IGN (here from the shell's trap too) and the signal mask; a caught signal goes back to
+    SIG_DFL."""
+    status, out, err = same_as_native("/bin/sh", "-c", f"trap '' HUP; exec {PYTHON} -c \"$0\" \"$0\"", EXEC_KEEPS)
+    assert (status, out) == (0, "1 1 0 [<Signals.SIGUSR2: 12>, <Signals.SIGALRM: 14>]\n"), err
