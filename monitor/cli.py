@@ -260,7 +260,7 @@ def start_gdb_server(opts: Options, proc, threads):
     from a snapshot, every thread where it was, the first one shown."""
     assert opts.gdb_port is not None, "called for -g and --gdb_listen only"
     import threading
-    from kdbg.rsp.errors import RspError
+    from kdbg.rsp.errors import ListenError
     from kdbg.rsp.fds import set_fd_mover
     from kdbg.rsp.server import GdbServer
     from kdbg.stub_banner import listening_banner, waiting_banner
@@ -271,8 +271,8 @@ def start_gdb_server(opts: Options, proc, threads):
     target = LiveTarget(proc, stopped_at_entry=wait)
     try:
         server = GdbServer(target, opts.gdb_port, opts.gdb_host, initially_stopped=wait)
-    except RspError as e:
-        raise MonitorError(*str(e).split(": ", 1)) from None
+    except ListenError as e:
+        raise MonitorError(e.subject, e.problem) from None
     if wait:
         for thread in threads[1:]:
             thread.pause_requested = True
@@ -295,7 +295,7 @@ def _serve(server) -> None:
 def serve_core(opts: Options, core: str) -> int:
     """km --core kmcore payload.km -g: gdb reads the crash over RSP, through the same stub."""
     from kdbg.core.reader import CoreTarget
-    from kdbg.rsp.errors import RspError
+    from kdbg.rsp.errors import ListenError
     from kdbg.rsp.server import GdbServer
     from kdbg.stub_banner import waiting_banner
     if not os.path.exists(core):
@@ -306,8 +306,8 @@ def serve_core(opts: Options, core: str) -> int:
         raise MonitorError(core, f"not a readable core file ({e})".splitlines()[0]) from None
     try:
         server = GdbServer(target, opts.gdb_port or DEFAULT_GDB_PORT, opts.gdb_host, initially_stopped=True)
-    except RspError as e:
-        raise MonitorError(*str(e).split(": ", 1)) from None
+    except ListenError as e:
+        raise MonitorError(e.subject, e.problem) from None
     print(waiting_banner(core, server.port, opts.payload), file=sys.stderr, flush=True)
     server.serve(once=True)
     return 0

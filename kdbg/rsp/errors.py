@@ -12,3 +12,11 @@ class RspError(Exception):
     def __init__(self, message: str, errno: int = EINVAL) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+class ListenError(RspError):
+    """The stub cannot listen: `subject` (gdb port N) and `problem` kept apart for km's one-line message."""
+
+    def __init__(self, subject: str, problem: str) -> None:
+        super().__init__(f"{subject}: {problem}")
+        self.subject, self.problem = subject, problem

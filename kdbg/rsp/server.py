@@ -22,7 +22,7 @@ import time
 from kdbg.rsp import hostio, memory, points, query, registers, resume, xfer  # noqa: F401
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
-from kdbg.rsp.errors import RspError
+from kdbg.rsp.errors import ListenError, RspError
 from kdbg.rsp.fds import new_selector, own_socket
 from kdbg.rsp.packets import EventKind
 from kdbg.rsp.resume import stop_reply
@@ -37,7 +37,7 @@ DRAIN_TIMEOUT_S = 2.0     # an interrupt() that lost the race with a real stop p
 
 class GdbServer:
     def __init__(self, target: Target, port: int, host: str = "127.0.0.1", *, initially_stopped: bool) -> None:
-        """Binds and listens at once; raises RspError("gdb port N: address already in use") when it cannot."""
+        """Binds and listens at once; raises ListenError("gdb port N", "address already in use") when it cannot."""
         self._target = target
         self._control: ControlTarget | None = target if isinstance(target, ControlTarget) else None
         self._initially_stopped = initially_stopped
@@ -45,7 +45,7 @@ class GdbServer:
             self._listener = own_socket(socket.create_server((host, port)))
         except OSError as exc:
             reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise RspError(f"gdb port {port}: {reason}") from None
+            raise ListenError(f"gdb port {port}", reason) from None
         self.port: int = self._listener.getsockname()[1]
         self._wake_r, self._wake_w = (own_socket(s) for s in socket.socketpair())
         self._closed = False

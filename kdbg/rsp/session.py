@@ -5,6 +5,7 @@ Handlers receive a Session instead of mutating a module global (the QEMU gdbstub
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -89,7 +90,7 @@ class Session:
         """Hand the actions to the target and mark it running; the stop reply comes from the server loop."""
         control = self.live
         if self.program_signals is not None:
-            actions = [a if a.signal in self.program_signals else ResumeAction(a.kind, a.tid, 0) for a in actions]
+            actions = [a if a.signal in self.program_signals else dataclasses.replace(a, signal=0) for a in actions]
         log.debug("resume %s", actions)
         self.run.last_actions = tuple(actions)
         self.run.running = True
