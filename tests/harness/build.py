@@ -15,6 +15,7 @@ TOOLCHAINS = {
     "glibc": ["gcc", "-static", "-g", "-O0", "-pthread"],
     "glibc-pie": ["gcc", "-static-pie", "-fPIE", "-g", "-O0", "-pthread"],
     "dynamic": ["gcc", "-g", "-O0"],
+    "musl-dynamic": ["musl-gcc", "-g", "-O0"],         # interpreter /lib/ld-musl-x86_64.so.1 (musl's libc.so)
 }
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from harness.build import build
-from harness.gdb import Debuggee
+from harness.gdb import Debuggee, km_only
 from harness.km import run_km
 from harness.markers import line_of
 from kdbg.core.reader import CoreTarget
+from kdbg.link_map import LibraryCache
 
 pytestmark = [
     pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="no /dev/kvm"),
@@ -76,18 +77,18 @@ def frames(bt: str) -> list[str]:
     return [f"{func} {Path(where).name.split(':')[0]}".strip() for func, where in found]
 
 
-@pytest.fixture(scope="module")
-def basic() -> Path:
-    return build("gdb_basic.c", "dynamic")
+# The interpreter each libc's dynamic programs name, which is also where printf lives for musl.
+LIBC = {"dynamic": ("/ld-linux-x86-64.so.2", "/libc.so.6"), "musl-dynamic": ("/ld-musl-x86_64.so.1",)}
 
 
-def test_info_sharedlibrary_and_break_in_libc_as_gdbserver(basic):
+@pytest.mark.parametrize("toolchain", LIBC)
+def test_info_sharedlibrary_and_break_in_libc_as_gdbserver(toolchain):
     steps = ["break main", CONTINUE, "info sharedlibrary", "maint packet qXfer:libraries-svr4:read::0,fff",
              "break printf", CONTINUE, "bt -frame-arguments none", CONTINUE]
-    km, reference = both(basic, steps)
+    km, reference = both(build("gdb_basic.c", toolchain), steps)
     libraries, document, bt = km[2], km[3], km[6]
-    assert "/ld-linux-x86-64.so.2" in libraries and "/libc.so.6" in libraries, libraries
-    assert "main-lm=" in document and "libc.so.6" in document, document
+    assert all(name in libraries and name in document for name in LIBC[toolchain]), (libraries, document)
+    assert "main-lm=" in document, document
     assert re.match(r"breakpoint-hit _*printf", km[5]) and frames(bt)[-1].startswith("main gdb_basic.c"), bt
     assert km[7] == "exited 03"
     assert [_LM.sub('lm="<heap>"', step) for step in km] == [_LM.sub('lm="<heap>"', step) for step in reference]
@@ -111,6 +112,25 @@ def test_pending_breakpoint_resolves_when_dlopen_loads_the_library(plugin):
     assert km[6] == "$2 = 1\n", km[6]             # the plugin's __thread counter, in its DTV slot
     assert km[7] == "exited-normally"
     assert km == reference
+
+
+@km_only
+def test_attaching_to_a_running_dynamic_payload_finds_its_libraries():
+    """km --gdb_listen: gdb connects once main runs; the list comes from r_debug at once (no load event seen)."""
+    d = Debuggee("km", build("gdb_spin.c", "dynamic"), _free_port(), listen=True)
+    try:
+        assert d.proc.stdout.readline() == b"spinning\n"
+        d.connect()
+        libraries = d.gdb.console("info sharedlibrary")
+        assert "/libc.so.6" in libraries and "/ld-linux-x86-64.so.2" in libraries, d.diagnostics()
+        assert "in main () at" in d.gdb.console("bt"), d.diagnostics()
+        d.gdb.console("set var keep_going = 0")
+        d.gdb.console("detach")
+        d.gdb.exit()
+        status, out, err = d.finish()
+        assert status == 7 and "stopped spinning" in out, err
+    finally:
+        d.close()
 
 
 def test_thread_local_storage_of_the_program_and_of_libc():
@@ -150,8 +170,11 @@ def test_kmcore_of_a_dynamic_payload_shows_its_libraries_and_bt_through_libc(tmp
     exe = build("core_crash.c", "dynamic", ("-pthread",))
     result = run_km(exe, "abort", cwd=tmp_path, timeout=120)
     assert result.returncode == 128 + 6 and (tmp_path / "kmcore").exists(), result.stderr
-    files = {Path(r.path).name for r in CoreTarget(str(tmp_path / "kmcore")).mappings() if r.is_file()}
+    core_target = CoreTarget(str(tmp_path / "kmcore"))
+    files = {Path(r.path).name for r in core_target.mappings() if r.is_file()}
     assert {"libc.so.6", "ld-linux-x86-64.so.2", exe.name} <= files, files
+    # The stub serving this core (read-only) finds the same list in the core's memory.
+    assert b"/libc.so.6" in LibraryCache().document(core_target, live=False)
     core = gdb_batch(exe, tmp_path / "kmcore", commands=["info sharedlibrary", "bt -frame-arguments none"])
     live = gdb_session("gdbserver", exe, [CONTINUE, "info sharedlibrary", "bt -frame-arguments none"],
                        args=("abort",))
