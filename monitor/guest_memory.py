@@ -140,6 +140,16 @@ class GuestMemory:
             addr += length
         return out
 
+    def accessible(self, gva: int, size: int, write: bool = False) -> int:
+        """How many bytes from gva on (at most size) the payload may read, or write."""
+        done = 0
+        while done < size:
+            vma = self.find(gva + done)
+            if vma is None or vma.gpa is None or not _allows(vma.prot, write):
+                break
+            done = min(size, vma.end - gva)
+        return done
+
     def read(self, gva: int, size: int) -> bytes:
         return b"".join(bytes(self._view(h, n)) for h, n in self.pieces(gva, size))
 

@@ -5,6 +5,7 @@ import errno
 import os
 
 from ..errors import GuestFault
+from ..guest_memory import USER_TOP
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
 from .bounce import bounce
@@ -13,17 +14,26 @@ from .dispatch import s32
 AT_FDCWD = -100
 
 
-class BadFd(OSError):
-    def __init__(self) -> None:
-        super().__init__(errno.EBADF, "km's own descriptor")
+BAD_FD = 0x7FFFFFFF        # a descriptor number no process has open (RLIMIT_NOFILE is far below)
+POISON = 0xFFFF800000000000  # a kernel address: the host refuses it (EFAULT) when it checks or touches it
+LOW_POISON = 0x1000          # a user address below mmap_min_addr: never mapped, so the host faults when it touches it
 
 
-def fd_arg(value: int, allow_at_fdcwd: bool = False) -> int:
-    """A payload fd; km's own descriptors (>= KM_FD_BASE) are invisible to the payload."""
+def poison(gva: int, size: int) -> int:
+    """What the host gets for a guest buffer km cannot hand over: NULL for NULL; for a range Linux's access_ok()
+    accepts, an unmapped user address (the host faults where Linux's copy would, after every earlier check);
+    for one it refuses (the kernel half, past TASK_SIZE, wrapping), a kernel address (refused as early)."""
+    if not gva:
+        return 0
+    return LOW_POISON if gva + size <= USER_TOP else POISON
+
+
+def fd_arg(value: int) -> int:
+    """A payload fd for the host. km's own descriptors (>= KM_FD_BASE) are invisible to the payload: they become
+    BAD_FD, and a negative one stays negative, so the host answers EBADF at the point where Linux looks at the fd
+    (after the flags it checks first, before the buffers it copies later)."""
     fd = s32(value)
-    if fd >= KM_FD_BASE or (fd < 0 and not (allow_at_fdcwd and fd == AT_FDCWD)):
-        raise BadFd()
-    return fd
+    return BAD_FD if fd >= KM_FD_BASE else fd
 
 
 def new_fd(result: int) -> int:
@@ -36,13 +46,17 @@ def new_fd(result: int) -> int:
 
 
 def _host_buffer(ctx, gva: int, size: int, write: bool) -> int:
-    """The guest buffer in place when it is one host range, else a bounce copy (GuestFault if unmapped)."""
+    """The guest buffer in place when it is one host range, else a bounce copy; POISON when a byte of it is not
+    accessible (the host answers EFAULT where Linux copies it, after Linux's earlier checks), NULL for NULL."""
     if not size:
         return 0
     try:
         return ctx.mem.host_addr(gva, size, write=write)
     except GuestFault:
-        return bounce(ctx.mem, gva, size, write=write)
+        try:
+            return bounce(ctx.mem, gva, size, write=write)
+        except GuestFault:
+            return poison(gva, size)
 
 
 def buf_in(ctx, gva: int, size: int) -> int:
@@ -55,11 +69,47 @@ def buf_out(ctx, gva: int, size: int) -> int:
     return _host_buffer(ctx, gva, size, True)
 
 
+def buf_span(ctx, gva: int, size: int, write: bool) -> tuple[int, int]:
+    """(host address, length) for read/write-like calls: a buffer accessible only in part is cut at the first
+    inaccessible byte (or the first seam between non-adjacent host backings before it), so the host moves the
+    bytes before it and answers that count, as Linux does when its copy faults midway. Never more than km
+    checked: the host writes only into the guest range."""
+    if not size:
+        return 0, 0
+    try:
+        return ctx.mem.host_addr(gva, size, write=write), size
+    except GuestFault:
+        pass
+    if gva + size > USER_TOP:                      # access_ok() refuses the range before any copy
+        return poison(gva, size), size
+    usable = ctx.mem.accessible(gva, size, write)
+    if usable == size:
+        return _host_buffer(ctx, gva, size, write), size
+    if not usable:
+        return poison(gva, size), size
+    host, length = ctx.mem.pieces(gva, usable, write)[0]
+    return host, length
+
+
 def path_arg(ctx, gva: int):
-    """A guest path as a cffi char[] (keep the returned object alive during the call)."""
+    """A guest path for the host, as a cffi char[] copy (keep it alive during the call). NULL stays NULL, an
+    unreadable one becomes POISON and one without a NUL in PATH_MAX bytes an unterminated copy, so the host
+    answers EFAULT or ENAMETOOLONG where Linux reads the path, after the checks Linux makes before it."""
     if gva == 0:
-        raise GuestFault(0, 1)
-    return ffi.new("char[]", ctx.mem.read_cstring(gva, 4096))
+        return ffi.NULL
+    try:
+        return ffi.new("char[]", ctx.mem.read_cstring(gva, 4096))
+    except GuestFault:
+        return ffi.cast("char *", poison(gva, 1))
+    except OSError:                                    # ENAMETOOLONG
+        return ffi.new("char[]", b"x" * 4096)
+
+
+def path_text(path) -> bytes | None:
+    """The bytes of a path_arg() result, or None when the host will refuse it (NULL, unreadable, too long)."""
+    if path == ffi.NULL or addr_of(path) in (POISON, LOW_POISON):
+        return None
+    return ffi.string(path)
 
 
 def addr_of(cdata) -> int:

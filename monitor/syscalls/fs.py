@@ -11,11 +11,13 @@ from kdbg.arch.linux import SI_USER, make_siginfo
 from ..errors import GuestFault
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
-from .args import AT_FDCWD, addr_of, buf_in, buf_out, fd_arg, new_fd, path_arg
+from .args import AT_FDCWD, addr_of, poison, buf_in, buf_out, buf_span, fd_arg, new_fd, path_arg, path_text
 from .dispatch import s32, syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 from .procfs import is_fd_directory, open_self_file, without_km_fds
+
+UIO_MAXIOV = 1024
 
 
 def sigpipe_on_epipe(ctx, result: int) -> int:
@@ -28,36 +30,48 @@ def sigpipe_on_epipe(ctx, result: int) -> int:
 
 @syscall("read")
 def sys_read(ctx, fd: int, buf: int, count: int) -> int:
-    return blocking_host_syscall(ctx, NR["read"], fd_arg(fd), buf_out(ctx, buf, count), count)
+    return blocking_host_syscall(ctx, NR["read"], fd_arg(fd), *buf_span(ctx, buf, count, True))
 
 
 @syscall("write")
 def sys_write(ctx, fd: int, buf: int, count: int) -> int:
-    return sigpipe_on_epipe(ctx, blocking_host_syscall(ctx, NR["write"], fd_arg(fd), buf_in(ctx, buf, count), count))
+    return sigpipe_on_epipe(ctx, blocking_host_syscall(ctx, NR["write"], fd_arg(fd), *buf_span(ctx, buf, count, False)))
 
 
 @syscall("pread64")
 def sys_pread64(ctx, fd: int, buf: int, count: int, offset: int) -> int:
-    return blocking_host_syscall(ctx, NR["pread64"], fd_arg(fd), buf_out(ctx, buf, count), count, offset)
+    return blocking_host_syscall(ctx, NR["pread64"], fd_arg(fd), *buf_span(ctx, buf, count, True), offset)
 
 
 @syscall("pwrite64")
 def sys_pwrite64(ctx, fd: int, buf: int, count: int, offset: int) -> int:
-    result = blocking_host_syscall(ctx, NR["pwrite64"], fd_arg(fd), buf_in(ctx, buf, count), count, offset)
+    result = blocking_host_syscall(ctx, NR["pwrite64"], fd_arg(fd), *buf_span(ctx, buf, count, False), offset)
     return sigpipe_on_epipe(ctx, result)
 
 
 def _iovec(ctx, iov: int, iovcnt: int, write: bool):
-    """A host copy of the guest's iovec array with host buffer addresses (guest pointers checked)."""
-    from ..kvm.abi import ffi
-    if iovcnt > 1024:
-        raise OSError(errno.EINVAL, "iovcnt")
-    raw = ctx.mem.read(iov, 16 * iovcnt)
-    host = ffi.new("uint64_t[]", 2 * max(iovcnt, 1))
+    """The guest's iovec array for the host, with host buffer addresses. As Linux's copy stops at the first
+    inaccessible byte, the buffer holding it is cut there and the ones after it get poison() (their lengths stay,
+    for the host's own checks); an array too long or unreadable goes over as it is, and the host answers EINVAL or
+    EFAULT after checking the fd, as Linux does. Returns the host array (a cffi pointer: keep it alive)."""
+    if not 0 < iovcnt <= UIO_MAXIOV:
+        return ffi.cast("uint64_t *", poison(iov, 16))
+    try:
+        raw = ctx.mem.read(iov, 16 * iovcnt)
+    except GuestFault:
+        return ffi.cast("uint64_t *", poison(iov, 16 * iovcnt))
+    host = ffi.new("uint64_t[]", 2 * iovcnt)
+    faulted = False
     for i in range(iovcnt):
         base, length = struct.unpack_from("<QQ", raw, 16 * i)
-        host[2 * i] = (buf_out if write else buf_in)(ctx, base, length)
-        host[2 * i + 1] = length
+        if faulted or length >> 63:
+            address = poison(base, length)
+        else:
+            address, usable = buf_span(ctx, base, length, write)
+            if usable < length or address == poison(base, length):
+                faulted = True
+                length = usable if usable < length else length
+        host[2 * i], host[2 * i + 1] = address, length
     return host
 
 
@@ -88,11 +102,12 @@ def sys_pwritev(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, fla
 @syscall("openat")
 def sys_openat(ctx, dirfd: int, path: int, flags: int, mode: int) -> int:
     p = path_arg(ctx, path)
-    if ffi.string(p).startswith(b"/proc/"):
-        own = open_self_file(ctx, ffi.string(p), flags)
+    text = path_text(p)
+    if text is not None and text.startswith(b"/proc/"):
+        own = open_self_file(ctx, text, flags)
         if own is not None:
             return new_fd(own)
-    return new_fd(host_syscall(NR["openat"], fd_arg(dirfd, True), addr_of(p), flags, mode))
+    return new_fd(host_syscall(NR["openat"], fd_arg(dirfd), addr_of(p), flags, mode))
 
 
 @syscall("open")
@@ -123,7 +138,7 @@ def sys_fstat(ctx, fd: int, statbuf: int) -> int:
 @syscall("newfstatat")
 def sys_newfstatat(ctx, dirfd: int, path: int, statbuf: int, flags: int) -> int:
     p = path_arg(ctx, path)
-    return host_syscall(NR["newfstatat"], fd_arg(dirfd, True), addr_of(p), buf_out(ctx, statbuf, 144), flags)
+    return host_syscall(NR["newfstatat"], fd_arg(dirfd), addr_of(p), buf_out(ctx, statbuf, 144), flags)
 
 
 @syscall("stat")
@@ -139,7 +154,7 @@ def sys_lstat(ctx, path: int, statbuf: int) -> int:
 @syscall("statx")
 def sys_statx(ctx, dirfd: int, path: int, flags: int, mask: int, buf: int) -> int:
     p = path_arg(ctx, path)
-    return host_syscall(NR["statx"], fd_arg(dirfd, True), addr_of(p), flags, mask, buf_out(ctx, buf, 256))
+    return host_syscall(NR["statx"], fd_arg(dirfd), addr_of(p), flags, mask, buf_out(ctx, buf, 256))
 
 
 @syscall("getdents64")
@@ -165,7 +180,7 @@ def sys_readlinkat(ctx, dirfd: int, path: int, buf: int, size: int) -> int:
         ctx.mem.write(buf, target)
         return len(target)
     p = path_arg(ctx, path)
-    return host_syscall(NR["readlinkat"], fd_arg(dirfd, True), addr_of(p), buf_out(ctx, buf, size), size)
+    return host_syscall(NR["readlinkat"], fd_arg(dirfd), addr_of(p), buf_out(ctx, buf, size), size)
 
 
 @syscall("readlink")
@@ -185,7 +200,7 @@ def _path_call(name: str, path_positions: tuple[int, ...], dirfd_positions: tupl
     def handler(ctx, a0: int, a1: int, a2: int, a3: int, a4: int) -> int:
         args = [a0, a1, a2, a3, a4]
         for pos in dirfd_positions:
-            args[pos] = fd_arg(args[pos], True)
+            args[pos] = fd_arg(args[pos])
         keep = [path_arg(ctx, args[pos]) for pos in path_positions]    # alive until the call returns
         for pos, path in zip(path_positions, keep):
             args[pos] = addr_of(path)
@@ -209,7 +224,7 @@ for _name, _dirfds, _paths in (("unlinkat", (0,), (1,)), ("mkdirat", (0,), (1,))
 @syscall("utimensat")
 def sys_utimensat(ctx, dirfd: int, path: int, times: int, flags: int) -> int:
     p = path_arg(ctx, path) if path else None
-    return host_syscall(NR["utimensat"], fd_arg(dirfd, True), addr_of(p) if p is not None else 0,
+    return host_syscall(NR["utimensat"], fd_arg(dirfd), addr_of(p) if p is not None else 0,
                         buf_in(ctx, times, 32) if times else 0, flags)
 
 

@@ -14,6 +14,8 @@ from ..kvm import abi
 from ..mapped_file import MappedFile
 from .args import fd_arg
 from .dispatch import s32, syscall
+from .host import host_syscall
+from .numbers import NUMBERS as NR
 
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
 MAP_GROWSDOWN, MAP_DENYWRITE, MAP_STACK, MAP_FIXED_NOREPLACE = 0x100, 0x800, 0x20000, 0x100000
@@ -61,6 +63,9 @@ def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset
         return -errno.EINVAL
     if not flags & MAP_ANONYMOUS:
         host_fd = fd_arg(fd)
+        mode = host_syscall(NR["fcntl"], host_fd, fcntl.F_GETFL)
+        if mode < 0:
+            return -errno.EBADF
     if length == 0:
         return -errno.EINVAL
     size = page_align(length)
@@ -80,7 +85,7 @@ def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset
     prot &= PROT_READ | PROT_WRITE | PROT_EXEC
     mem = ctx.mem
     if not flags & MAP_ANONYMOUS:
-        access = _file_access(host_fd, flags, prot)
+        access = _file_access(mode, flags, prot)
         if access < 0:
             return access
     with mem.lock:
@@ -96,12 +101,9 @@ def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset
         return start
 
 
-def _file_access(host_fd: int, flags: int, prot: int) -> int:
-    """The fd's O_ACCMODE, or -errno when mmap(2) refuses it."""
-    try:
-        access = fcntl.fcntl(host_fd, fcntl.F_GETFL) & os.O_ACCMODE
-    except OSError:
-        return -errno.EBADF
+def _file_access(mode: int, flags: int, prot: int) -> int:
+    """The fd's O_ACCMODE (from its F_GETFL `mode`), or -errno when mmap(2) refuses it."""
+    access = mode & os.O_ACCMODE
     if access == os.O_WRONLY or (flags & MAP_SHARED and prot & PROT_WRITE and access != os.O_RDWR):
         return -errno.EACCES
     return access

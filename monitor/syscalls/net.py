@@ -7,12 +7,14 @@ answered EMFILE.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import struct
 
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
-from .args import addr_of, buf_in, buf_out, fd_arg
+from ..errors import GuestFault
+from .args import addr_of, buf_in, buf_out, fd_arg, poison
 from .dispatch import s32, syscall
 from ..signals import ERESTARTSYS
 from .fs import _iovec, sigpipe_on_epipe
@@ -27,7 +29,7 @@ MMSGHDR_SIZE = MSGHDR.size + 8           # struct mmsghdr: msghdr + unsigned msg
 CMSGHDR = struct.Struct("<QII")          # cmsg_len, cmsg_level, cmsg_type
 SOL_SOCKET, SCM_RIGHTS, SO_RCVTIMEO, SO_SNDTIMEO, SO_PEERPIDFD = 1, 1, 20, 21, 77
 SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF = 26, 51
-MSG_CTRUNC, MSG_NOSIGNAL = 0x8, 0x4000
+MSG_CTRUNC, MSG_NOSIGNAL, MSG_CMSG_COMPAT = 0x8, 0x4000, 0x80000000
 
 
 def new_fd(result: int) -> int:
@@ -40,29 +42,49 @@ def new_fd(result: int) -> int:
 
 
 class AddrLen:
-    """An (addr, int *addrlen) output pair, the length word held by km for the call and copied back after."""
+    """An (addr, int *addrlen) output pair, the length word held by km for the call and copied back after. An
+    unreadable length word or address goes to the host as poison() and a negative length as it is: the host
+    answers EFAULT or EINVAL where Linux does (for accept and recvfrom, after the call itself)."""
 
     def __init__(self, ctx, addr: int, addrlen: int) -> None:
         self.ctx, self.addrlen, self.is_wanted = ctx, addrlen, bool(addr)
         self.host_len = ffi.new("int *")
+        self.host_len_addr = addr_of(self.host_len)
         self.host_addr = 0
         if addr:
-            length = struct.unpack("<i", ctx.mem.read(addrlen, 4))[0]
-            buf_out(ctx, addrlen, 4)
-            if length < 0:
-                raise OSError(errno.EINVAL, "addrlen")
+            try:
+                length = struct.unpack("<i", ctx.mem.read(addrlen, 4))[0]
+                ctx.mem.host_addr(addrlen, 4, write=True)
+            except GuestFault:
+                self.host_len_addr, length = poison(addrlen, 4), 0
             self.host_len[0] = length
             # a zero length still gets the full length back: any non-NULL address does, nothing is copied there
-            self.host_addr = buf_out(ctx, addr, min(length, SOCKADDR_STORAGE)) or addr_of(self.host_len)
+            self.host_addr = buf_out(ctx, addr, min(max(length, 0), SOCKADDR_STORAGE)) or addr_of(self.host_len)
 
     @property
     def args(self) -> tuple[int, int]:
-        return (self.host_addr, addr_of(self.host_len)) if self.is_wanted else (0, 0)
+        return (self.host_addr, self.host_len_addr) if self.is_wanted else (0, 0)
 
     def copy_back(self, result: int) -> int:
         if result >= 0 and self.is_wanted:
             self.ctx.mem.write(self.addrlen, struct.pack("<i", self.host_len[0]))
         return result
+
+
+@contextlib.contextmanager
+def _socket_first(fd: int):
+    """Linux looks the socket up (EBADF, ENOTSOCK) before it reads a msghdr: an error from km's reading of one
+    gives way to those."""
+    try:
+        yield
+    except (GuestFault, OSError):
+        st = ffi.new("char[144]")
+        error = host_syscall(NR["fstat"], fd_arg(fd), addr_of(st))
+        if error < 0:
+            raise OSError(-error, "socket") from None
+        if struct.unpack_from("<I", ffi.buffer(st), 24)[0] & 0o170000 != 0o140000:      # st_mode: S_IFSOCK
+            raise OSError(errno.ENOTSOCK, "socket") from None
+        raise
 
 
 def _blocking(ctx, nr: int, timeout_option: int, fd: int, *args: int) -> int:
@@ -85,9 +107,11 @@ def _has_timeout(fd: int, option: int) -> bool:
 
 
 def _sockaddr_in(ctx, addr: int, addrlen: int) -> int:
+    """A sockaddr the host reads: a length out of range goes as it is (the host answers EINVAL where Linux checks
+    it), an unreadable address as poison()."""
     length = s32(addrlen)
     if not 0 <= length <= SOCKADDR_STORAGE:
-        raise OSError(errno.EINVAL, "addrlen")
+        return poison(addr, SOCKADDR_STORAGE)
     return buf_in(ctx, addr, length) if addr else 0
 
 
@@ -189,33 +213,37 @@ def sys_getpeername(ctx, fd: int, addr: int, addrlen: int) -> int:
 
 @syscall("setsockopt")
 def sys_setsockopt(ctx, fd: int, level: int, optname: int, optval: int, optlen: int) -> int:
+    """A negative length and unreadable values go to the host as they are (EINVAL, EFAULT in Linux's order)."""
     length = s32(optlen)
-    if length < 0:
-        return -errno.EINVAL
     keep = None
+    value = buf_in(ctx, optval, length) if length > 0 else optval and poison(optval, 1)
     if level == SOL_SOCKET and optname in (SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF) and length >= 16:
-        count, filt = struct.unpack("<H6xQ", ctx.mem.read(optval, 16))
-        keep = ffi.new("uint64_t[2]", [count, buf_in(ctx, filt, 8 * count)])    # struct sock_fprog, host filter
-        value = addr_of(keep)
-    else:
-        value = buf_in(ctx, optval, length) if optval else 0
+        try:
+            count, filt = struct.unpack("<H6xQ", ctx.mem.read(optval, 16))
+            keep = ffi.new("uint64_t[2]", [count, buf_in(ctx, filt, 8 * count)])    # struct sock_fprog, host filter
+            value = addr_of(keep)
+        except GuestFault:
+            value = poison(optval, 16)
     return host_syscall(NR["setsockopt"], fd_arg(fd), level, optname, value, length)
 
 
 @syscall("getsockopt")
 def sys_getsockopt(ctx, fd: int, level: int, optname: int, optval: int, optlen: int) -> int:
-    length = struct.unpack("<i", ctx.mem.read(optlen, 4))[0]
-    buf_out(ctx, optlen, 4)
-    if length < 0:
-        return -errno.EINVAL
-    host_len = ffi.new("int *", length)
+    """km holds the length word; an unreadable one goes to the host as poison(), a negative one as it is."""
+    host_len = ffi.new("int *")
+    length_addr = addr_of(host_len)
+    try:
+        host_len[0] = length = struct.unpack("<i", ctx.mem.read(optlen, 4))[0]
+        ctx.mem.host_addr(optlen, 4, write=True)
+    except GuestFault:
+        length, length_addr = 0, poison(optlen, 4)
     result = host_syscall(NR["getsockopt"], fd_arg(fd), level, optname,
-                          buf_out(ctx, optval, length) if optval else 0, addr_of(host_len))
+                          buf_out(ctx, optval, max(length, 0)) if optval else 0, length_addr)
     if result >= 0 and level == SOL_SOCKET and optname == SO_PEERPIDFD and host_len[0] >= 4:
         pidfd = struct.unpack("<i", ctx.mem.read(optval, 4))[0]         # a new descriptor, Linux 6.5+
         if new_fd(pidfd) < 0:
             return -errno.EMFILE
-    if result >= 0:
+    if result >= 0 and length_addr == addr_of(host_len):
         ctx.mem.write(optlen, struct.pack("<i", host_len[0]))
     return result
 
@@ -249,8 +277,7 @@ class Msg:
             controllen = min(controllen, CONTROL_MAX)
             self.control = ffi.new("char[]", max(controllen, 1))
         else:
-            data = ctx.mem.read(control, controllen) if controllen else b""
-            _check_rights(data)
+            data = _own_rights(ctx.mem.read(control, controllen)) if controllen else b""
             self.control = ffi.new("char[]", data or b"\0")
         MSGHDR.pack_into(ffi.buffer(self.host), 0, host_name, namelen, addr_of(self.iov), iovlen,
                          addr_of(self.control) if controllen else 0, controllen, 0)
@@ -281,12 +308,15 @@ def _cmsgs(data: bytes):
         offset += (length + 7) & ~7
 
 
-def _check_rights(data: bytes) -> None:
-    """The payload may pass only its own descriptors."""
+def _own_rights(data: bytes) -> bytes:
+    """The payload may pass only its own descriptors: one of km's becomes BAD_FD (fd_arg), which the host refuses
+    with EBADF."""
+    out = bytearray(data)
     for start, length, level, type_ in _cmsgs(data):
         if level == SOL_SOCKET and type_ == SCM_RIGHTS:
-            for (fd,) in struct.iter_unpack("<i", data[start:start + length - length % 4]):
-                fd_arg(fd)
+            for pos in range(start, start + length - length % 4, 4):
+                struct.pack_into("<i", out, pos, s32(fd_arg(struct.unpack_from("<i", data, pos)[0])))
+    return bytes(out)
 
 
 def _hide_km_rights(data: bytearray) -> bytearray:
@@ -303,14 +333,20 @@ def _hide_km_rights(data: bytearray) -> bytearray:
 
 @syscall("sendmsg")
 def sys_sendmsg(ctx, fd: int, msg: int, flags: int) -> int:
-    host = Msg(ctx, msg, receiving=False)
+    if flags & MSG_CMSG_COMPAT:           # refused before the socket is looked up, as Linux does
+        return -errno.EINVAL
+    with _socket_first(fd):
+        host = Msg(ctx, msg, receiving=False)
     result = _blocking(ctx, NR["sendmsg"], SO_SNDTIMEO, fd_arg(fd), addr_of(host.host), flags)
     return _broken_pipe(ctx, result, flags)
 
 
 @syscall("recvmsg")
 def sys_recvmsg(ctx, fd: int, msg: int, flags: int) -> int:
-    host = Msg(ctx, msg, receiving=True)
+    if flags & MSG_CMSG_COMPAT:
+        return -errno.EINVAL
+    with _socket_first(fd):
+        host = Msg(ctx, msg, receiving=True)
     result = _blocking(ctx, NR["recvmsg"], SO_RCVTIMEO, fd_arg(fd), addr_of(host.host), flags)
     host.copy_back(result)
     return result
@@ -338,7 +374,10 @@ def _mmsg_copy_back(ctx, vec: int, msgs: list[Msg], host, result: int) -> None:
 
 @syscall("sendmmsg")
 def sys_sendmmsg(ctx, fd: int, vec: int, vlen: int, flags: int) -> int:
-    msgs, host = _mmsg(ctx, vec, vlen & 0xFFFFFFFF, receiving=False)
+    if flags & MSG_CMSG_COMPAT:
+        return -errno.EINVAL
+    with _socket_first(fd):
+        msgs, host = _mmsg(ctx, vec, vlen & 0xFFFFFFFF, receiving=False)
     result = _blocking(ctx, NR["sendmmsg"], SO_SNDTIMEO, fd_arg(fd), addr_of(host), len(msgs), flags)
     _mmsg_copy_back(ctx, vec, msgs, host, result)
     return _broken_pipe(ctx, result, flags)
@@ -346,7 +385,12 @@ def sys_sendmmsg(ctx, fd: int, vec: int, vlen: int, flags: int) -> int:
 
 @syscall("recvmmsg")
 def sys_recvmmsg(ctx, fd: int, vec: int, vlen: int, flags: int, timeout: int) -> int:
-    msgs, host = _mmsg(ctx, vec, vlen & 0xFFFFFFFF, receiving=True)
+    if flags & MSG_CMSG_COMPAT:
+        return -errno.EINVAL
+    if timeout:
+        ctx.mem.read(timeout, 16)        # copied before the socket is looked up: EFAULT first
+    with _socket_first(fd):
+        msgs, host = _mmsg(ctx, vec, vlen & 0xFFFFFFFF, receiving=True)
     result = _blocking(ctx, NR["recvmmsg"], SO_RCVTIMEO, fd_arg(fd), addr_of(host), len(msgs), flags,
                        buf_out(ctx, timeout, 16) if timeout else 0)
     _mmsg_copy_back(ctx, vec, msgs, host, result)

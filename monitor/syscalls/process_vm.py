@@ -12,7 +12,7 @@ import errno
 import os
 import struct
 
-from ..guest_memory import PROT_WRITE, GuestMemory
+from ..guest_memory import GuestMemory
 from .dispatch import s32, syscall
 from .mm import TASK_SIZE
 
@@ -32,17 +32,6 @@ def _iovecs(mem: GuestMemory, gva: int, count: int) -> list[tuple[int, int]] | i
     return out
 
 
-def _accessible(mem: GuestMemory, gva: int, size: int, write: bool) -> int:
-    """How many bytes from gva on km may read (or write) for the payload, at most size."""
-    done = 0
-    while done < size:
-        vma = mem.find(gva + done)
-        if vma is None or vma.gpa is None or not (vma.prot & PROT_WRITE if write else vma.prot):
-            break
-        done = min(size, vma.end - gva)
-    return done
-
-
 def _spans(mem: GuestMemory, iovecs: list[tuple[int, int]], write: bool, limit: int) -> tuple[list, int]:
     """The accessible prefix of the iovecs, as [(gva, length)], up to `limit` bytes, and its total."""
     spans, total = [], 0
@@ -50,7 +39,7 @@ def _spans(mem: GuestMemory, iovecs: list[tuple[int, int]], write: bool, limit: 
         want = min(length, limit - total)
         if want <= 0:
             break
-        got = _accessible(mem, base, want, write)
+        got = mem.accessible(base, want, write)
         if got:
             spans.append((base, got))
             total += got
