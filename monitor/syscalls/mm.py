@@ -162,6 +162,10 @@ def _munmap(mem, addr: int, length: int) -> int:
 
 @syscall("mprotect")
 def sys_mprotect(ctx, addr: int, length: int, prot: int) -> int:
+    return _mprotect(ctx.mem, addr, length, prot, -1)
+
+
+def _mprotect(mem, addr: int, length: int, prot: int, pkey: int) -> int:
     """mm/mprotect.c do_mprotect_pkey: the rights change VMA by VMA up to the first hole or refusal, which then
     answers ENOMEM or EACCES (the VMAs before it keep their new rights, as on Linux). PROT_GROWSDOWN extends the
     range down to the start of the stack."""
@@ -174,10 +178,9 @@ def sys_mprotect(ctx, addr: int, length: int, prot: int) -> int:
     end = addr + page_align(length)
     if end <= addr or end > MASK64:
         return -errno.ENOMEM
-    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM):
-        return -errno.EINVAL
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM) or pkey != -1:
+        return -errno.EINVAL             # no protection key is ever allocated (pkey_alloc)
     prot &= PROT_READ | PROT_WRITE | PROT_EXEC
-    mem = ctx.mem
     with mem.lock:
         vma = mem.find_vma(addr)
         if vma is None or vma.start >= end:
@@ -444,5 +447,27 @@ def _run_end(mem, vma) -> int:
 
 
 @syscall("membarrier")
-def sys_membarrier(ctx) -> int:
-    return 0
+def sys_membarrier(ctx, cmd: int, flags: int, cpu_id: int) -> int:
+    """The host's: km's threads are the payload's, and a barrier on their CPUs also reaches guest code running
+    there (it leaves KVM_RUN)."""
+    return host_syscall(NR["membarrier"], cmd, flags, cpu_id)
+
+
+PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE = 1, 2
+
+
+@syscall("pkey_alloc")
+def sys_pkey_alloc(ctx, flags: int, access_rights: int) -> int:
+    """km's vCPUs have no protection keys (the guest's PKRU is not managed): as Linux on a CPU without PKU."""
+    return -errno.EINVAL
+
+
+@syscall("pkey_free")
+def sys_pkey_free(ctx, pkey: int) -> int:
+    return -errno.EINVAL                  # never allocated
+
+
+@syscall("pkey_mprotect")
+def sys_pkey_mprotect(ctx, addr: int, length: int, prot: int, pkey: int) -> int:
+    """pkey -1 is plain mprotect; any other key was never allocated."""
+    return _mprotect(ctx.mem, addr, length, prot, s32(pkey))
