@@ -7,10 +7,11 @@ import struct
 
 from .. import __version__
 from ..host_fds import KM_FD_BASE
-from .args import buf_out
+from .args import buf_in, buf_out
 from .dispatch import s32, syscall
 from .host import host_syscall
 from .numbers import NUMBERS as NR
+from .process_info import host_pid
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
@@ -90,12 +91,28 @@ def sys_getpgrp(ctx) -> int:
     return os.getpgrp()
 
 
-@syscall("getpgid", "getsid")
+@syscall("getpgid")
 def sys_getpgid(ctx, pid: int) -> int:
-    return os.getpgid(0)
+    """Process groups and sessions are the host's: km is the payload's process."""
+    return host_syscall(NR["getpgid"], host_pid(ctx, pid))
 
 
-@syscall("setpgid", "setsid", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid")
+@syscall("getsid")
+def sys_getsid(ctx, pid: int) -> int:
+    return host_syscall(NR["getsid"], host_pid(ctx, pid))
+
+
+@syscall("setpgid")
+def sys_setpgid(ctx, pid: int, pgid: int) -> int:
+    return host_syscall(NR["setpgid"], host_pid(ctx, pid) if s32(pid) != ctx.proc.pid else 0, s32(pgid))
+
+
+@syscall("setsid")
+def sys_setsid(ctx) -> int:
+    return host_syscall(NR["setsid"])
+
+
+@syscall("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid")
 def sys_setid(ctx) -> int:
     return 0
 
@@ -139,6 +156,8 @@ def sys_set_tid_address(ctx, tidptr: int) -> int:
 
 @syscall("set_robust_list")
 def sys_set_robust_list(ctx, head: int, length: int) -> int:
+    if length != 24:                      # sizeof(struct robust_list_head)
+        return -errno.EINVAL
     ctx.robust_list = head
     return 0
 
@@ -277,22 +296,31 @@ def sys_setpriority(ctx, which: int, who: int, prio: int) -> int:
     return 0
 
 
-@syscall("sched_setscheduler", "sched_setparam")
-def sys_sched_setscheduler(ctx) -> int:
-    return 0
+@syscall("sched_setscheduler")
+def sys_sched_setscheduler(ctx, pid: int, policy: int, param: int) -> int:
+    return host_syscall(NR["sched_setscheduler"], host_pid(ctx, pid), policy, buf_in(ctx, param, 4))
+
+
+@syscall("sched_setparam")
+def sys_sched_setparam(ctx, pid: int, param: int) -> int:
+    return host_syscall(NR["sched_setparam"], host_pid(ctx, pid), buf_in(ctx, param, 4))
 
 
 @syscall("sched_getscheduler")
-def sys_sched_getscheduler(ctx) -> int:
-    return 0
+def sys_sched_getscheduler(ctx, pid: int) -> int:
+    return host_syscall(NR["sched_getscheduler"], host_pid(ctx, pid))
 
 
 @syscall("sched_getparam")
 def sys_sched_getparam(ctx, pid: int, param: int) -> int:
-    ctx.mem.write(param, bytes(4))
-    return 0
+    return host_syscall(NR["sched_getparam"], host_pid(ctx, pid), buf_out(ctx, param, 4))
 
 
-@syscall("sched_get_priority_max", "sched_get_priority_min")
-def sys_sched_priority(ctx) -> int:
-    return 0
+@syscall("sched_get_priority_max")
+def sys_sched_get_priority_max(ctx, policy: int) -> int:
+    return host_syscall(NR["sched_get_priority_max"], policy)
+
+
+@syscall("sched_get_priority_min")
+def sys_sched_get_priority_min(ctx, policy: int) -> int:
+    return host_syscall(NR["sched_get_priority_min"], policy)
