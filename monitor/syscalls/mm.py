@@ -223,7 +223,8 @@ def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
 
     As mm/madvise.c: EINVAL for an unknown advice, an unaligned start or a length that PAGE_ALIGN wraps or whose
     end wraps past 2^64; the advice then goes VMA by VMA, a refusal by one VMA (EINVAL/EACCES) is the answer at
-    once, and a hole is ENOMEM after the mapped parts got the advice. Only VMAs' own backings reach the host."""
+    once, and a hole is ENOMEM after the mapped parts got the advice (at once for MADV_POPULATE_*). Only VMAs' own
+    backings reach the host."""
     advice = s32(advice)
     if advice not in MADV_VALID or addr % PAGE:
         return -errno.EINVAL
@@ -246,6 +247,8 @@ def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
             if vma is None:
                 return -errno.ENOMEM
             if vma.start > a:
+                if advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
+                    return -errno.ENOMEM      # populating faults pages in order: a hole ends it (mm/gup.c)
                 hole = True
                 a = vma.start
                 if a >= end:
@@ -282,7 +285,7 @@ def _advise(mem, vma, start: int, end: int, advice: int) -> int:
         return -errno.EINVAL
     elif advice in (MADV_COLD, MADV_PAGEOUT) and (special or vma.locked):
         return -errno.EINVAL
-    elif advice == MADV_POPULATE_READ and (special or vma.prot == PROT_NONE):
+    elif advice == MADV_POPULATE_READ and (special or not vma.prot):        # PROT_NONE
         return -errno.EINVAL
     elif advice == MADV_POPULATE_WRITE and (special or not vma.prot & PROT_WRITE or (file_backed and not shared)):
         return -errno.EINVAL

@@ -14,6 +14,9 @@ def test_madvise_dontneed_of_a_range_wrapping_past_2_64_is_einval_not_a_crash(pa
     lines = [line.split() for line in km.stdout.decode().splitlines()]
     assert "madvise DONTNEED deadbeef len -1 EINVAL dd.nrdd.".split() in lines
     assert lines[-1] == ["done"]
+    # MADV_POPULATE_READ on a PROT_NONE page was km's NameError (answered EIO); a hole before a mapped page ENOMEM
+    assert "madvise POPULATE_READ prot_none page EINVAL dd.nrdd.".split() in lines
+    assert "madvise POPULATE_READ hole then mapped ENOMEM dd.nrdd.".split() in lines
 
 
 def test_every_guest_range_answers_as_linux(payload):

@@ -125,6 +125,7 @@ static void madvise_checks(void) {
     static const struct { const char *name; int advice; } advices[] = {
         {"NORMAL", MADV_NORMAL}, {"WILLNEED", MADV_WILLNEED}, {"DONTNEED", MADV_DONTNEED}, {"FREE", MADV_FREE},
         {"REMOVE", MADV_REMOVE}, {"DONTFORK", MADV_DONTFORK}, {"advice 77", 77}, {"advice -1", -1},
+        {"POPULATE_READ", 22}, {"POPULATE_WRITE", 23},
     };
     char what[96];
     for (unsigned a = 0; a < sizeof advices / sizeof *advices; a++)
