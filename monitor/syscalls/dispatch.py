@@ -33,11 +33,16 @@ NAMES = {**LINUX_NAMES, **KM_NAMES}
 
 
 def syscall(*names: str) -> Callable[[Handler], Handler]:
-    """Register a handler under one or more syscall names from numbers.py (or km's own, km_numbers.py)."""
+    """Register a handler under one or more syscall names from numbers.py (or km's own, km_numbers.py). A second
+    handler for a number is an error at import: two families serving one call kept whichever came last."""
     def register(fn: Handler) -> Handler:
         arity = fn.__code__.co_argcount - 1
         for name in names:
             nr = NUMBERS[name]
+            taken = _handlers[nr] if nr < TABLE_SIZE else _km_handlers.get(nr)
+            if taken is not None and taken[0].__qualname__ != fn.__qualname__:     # a module reloaded is no clash
+                raise RuntimeError(f"syscall {name}: served by both {taken[0].__module__}.{taken[0].__name__} "
+                                   f"and {fn.__module__}.{fn.__name__}")
             if nr < TABLE_SIZE:
                 _handlers[nr] = (fn, arity)
             else:

@@ -129,3 +129,11 @@ def test_signed_argument_helpers():
     assert s32((1 << 64) - 1) == -1
     assert s32(5) == 5
     assert s64((1 << 64) - 1) == -1 and s64(7) == 7
+
+
+def test_a_second_handler_for_a_call_is_refused_at_import():
+    """memfd_create was served by fs.py and descriptors.py at once: whichever module came last won, silently."""
+    def sys_getpid(ctx) -> int:       # a different function under an already served name
+        return 0
+    with pytest.raises(RuntimeError, match="getpid: served by both"):
+        syscall("getpid")(sys_getpid)
