@@ -21,9 +21,13 @@ needs_testsuite = pytest.mark.skipif(not TESTSUITE.exists(),
                                      reason="libpython3.11-testsuite not installed (tools/install.sh installs it)")
 
 
-def same_as_native(exe: str | Path, *args: str, env: dict[str, str] | None = None, cwd=None) -> tuple[int, str, str]:
-    """Run under km and natively; assert identical status, stdout and stderr; return km's."""
+def same_as_native(exe: str | Path, *args: str, env: dict[str, str] | None = None, cwd=None,
+                   normalize: re.Pattern | None = None) -> tuple[int, str, str]:
+    """Run under km and natively; assert identical status, stdout and stderr (minus what `normalize` matches);
+    return km's."""
     km, native = run_both(exe, *args, env=env, cwd=cwd)
+    if normalize is not None:
+        km, native = [(status, normalize.sub("", out), normalize.sub("", err)) for status, out, err in (km, native)]
     assert km == native, f"km: {km}\nnative: {native}"
     return km
 

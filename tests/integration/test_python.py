@@ -2,9 +2,13 @@
 native run of the same python3, and a fast subset of its test modules (the whole table is tools/python-tests.sh)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .test_dynamic import PYTHON, needs_testsuite, same_as_native
+
+TIMING = re.compile(r" in \d+\.\d+s")      # unittest's "Ran N tests in 0.123s"
 
 TTY_AND_FDS = r"""
 import errno, os
@@ -46,3 +50,12 @@ def test_execve_keeps_ignored_signals_and_the_mask():
     SIG_DFL."""
     status, out, err = same_as_native("/bin/sh", "-c", f"trap '' HUP; exec {PYTHON} -c \"$0\" \"$0\"", EXEC_KEEPS)
     assert (status, out) == (0, "1 1 0 [<Signals.SIGUSR2: 12>, <Signals.SIGALRM: 14>]\n"), err
+
+
+@needs_testsuite
+@pytest.mark.parametrize("module", ["test_fileio", "test_struct"])
+def test_cpython_module_passes_as_natively(module, tmp_path):
+    """A fast subset of tools/python-tests.sh: unittest's verdict and counts are native's."""
+    status, _, err = same_as_native(PYTHON, "-m", "unittest", f"test.{module}", normalize=TIMING,
+                                    cwd=tmp_path)     # the tests write @test_PID files into the current directory
+    assert status == 0 and err.rstrip().endswith(("OK", "OK (skipped=2)")), err
