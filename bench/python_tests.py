@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,14 +54,22 @@ def run(command: list[str], module: str, timeout_s: float) -> Result:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}    # the same for both runs
     with tempfile.TemporaryDirectory(prefix="km-pytest-") as cwd:
         start = time.monotonic()
+        proc = subprocess.Popen([*command, PYTHON, "-m", "unittest", f"test.{module}"], cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)     # a timeout ends the whole tree (children hold stdout)
         try:
-            done = subprocess.run([*command, PYTHON, "-m", "unittest", f"test.{module}"], cwd=cwd, env=env,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  timeout=timeout_s)
-        except subprocess.TimeoutExpired as e:
-            return Result(None, time.monotonic() - start, "timeout", e.output or b"")
+            output, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+            return Result(None, time.monotonic() - start, "timeout", output)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)      # what a finished run left behind
+            except ProcessLookupError:
+                pass
         seconds = time.monotonic() - start
-    return Result(done.returncode, seconds, summarize(done.returncode, done.stdout), done.stdout)
+    return Result(proc.returncode, seconds, summarize(proc.returncode, output), output)
 
 
 def summarize(status: int, output: bytes) -> str:
@@ -82,6 +91,8 @@ def main(argv: list[str]) -> int:
     if not (TESTSUITE / "test_bisect.py").exists():
         print(f"python-tests: {TESTSUITE}: not installed (apt-get install libpython3.11-testsuite)", file=sys.stderr)
         return 2
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:    # a background job: the modules would inherit it
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # (test_threading's interrupt_main tests fail)
     km = os.environ.get("KM", "").split() or km_command()
     if args.logs:
         args.logs.mkdir(parents=True, exist_ok=True)
