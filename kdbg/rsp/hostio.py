@@ -12,11 +12,12 @@ import struct
 
 from kdbg.rsp.commands import command, hex_fields, parse_hex
 from kdbg.rsp.fds import own_fd
-from kdbg.rsp.packets import escape
+from kdbg.rsp.packets import PACKET_SIZE, escape
 from kdbg.rsp.procfs import virtual_file, virtual_link
 from kdbg.rsp.session import Session
 
-MAX_PREAD = 0x1000
+MAX_PREAD = PACKET_SIZE // 2 - 64   # gdb asks for PacketSize bytes per pread (its read-ahead cache); escaping
+#                                     at most doubles them. 4 KiB made gdb's reads of a library 3x gdbserver's
 MAX_OPEN = 64
 # Host errno -> gdb File-I/O errno (gdb/gdbsupport/fileio.h); the numbers agree except ENAMETOOLONG.
 _FILEIO_ERRNO = {errno.EPERM: 1, errno.ENOENT: 2, errno.EINTR: 4, errno.EBADF: 9, errno.EACCES: 13,

@@ -84,3 +84,18 @@ def test_payload_proc_files_come_from_the_target_not_from_km() -> None:
     assert unescape(link) == b"/payloads/hello.km"
     _, _, own = dispatch(s, b"vFile:readlink:" + hexname(f"/proc/{os.getpid()}/exe")).partition(b";")
     assert unescape(own) == os.fsencode(os.readlink("/proc/self/exe"))     # other pids stay the host's
+
+
+def test_a_packet_sized_pread_is_answered_in_one_reply_that_fits_the_packet(tmp_path) -> None:
+    """gdb reads libraries `PacketSize` bytes at a time: one reply carries half of that even when every byte
+    needs escaping (gdbserver's reply carries up to PacketSize before escaping)."""
+    from kdbg.rsp.packets import PACKET_SIZE
+    path = tmp_path / "libworst.so"
+    path.write_bytes(b"}#$*" * PACKET_SIZE)
+    s = session()
+    assert dispatch(s, b"vFile:open:" + hexname(path) + b",0,0") == b"F0"
+    reply = dispatch(s, b"vFile:pread:0,%x,0" % PACKET_SIZE)
+    head, _, body = reply.partition(b";")
+    assert int(head[1:], 16) >= PACKET_SIZE // 2 - 64 and len(reply) <= PACKET_SIZE
+    assert unescape(body) == path.read_bytes()[:int(head[1:], 16)]
+    close_all(s)
