@@ -51,6 +51,13 @@ class StopReason(enum.Enum):
     EXITED = "exited"            # the whole process exited; exit_status is set
     TERMINATED = "terminated"    # the whole process was killed by `signal`
     ENTRY = "entry"              # stopped before the first instruction (km -g)
+    FORK = "fork"                # the thread forked; child_pid/child_tid name the (stopped) child
+    VFORK = "vfork"              # the same for vfork: the parent waits for the child's exec or exit
+    VFORK_DONE = "vforkdone"     # the vfork child execed or exited: the parent goes on
+    EXEC = "exec"                # the process runs a new program (exec_path), stopped at its first instruction
+    SYSCALL_ENTRY = "syscall_entry"     # a caught syscall (number in `syscall`) is about to run
+    SYSCALL_RETURN = "syscall_return"   # a caught syscall returned (its result in rax)
+    HAND_OVER = "hand-over"      # not a stop: the process is about to exec; the stub answers with hand_over()
 
 
 class BreakpointKind(enum.IntEnum):
@@ -74,6 +81,10 @@ class StopEvent:
     exit_status: int | None = None    # EXITED: the status; TERMINATED: None
     watch_addr: int | None = None
     watch_kind: BreakpointKind | None = None
+    child_pid: int | None = None      # FORK/VFORK
+    child_tid: int | None = None
+    exec_path: str | None = None      # EXEC
+    syscall: int | None = None        # SYSCALL_ENTRY/SYSCALL_RETURN: the syscall number
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,8 @@ class ResumeAction:
     signal: int = 0     # Linux signal to deliver on resume (0: none)
     range_start: int = 0    # STEP with a range (vCont;r): keep stepping while range_start <= pc < range_end
     range_end: int = 0
+    pid: int = 0        # the process of `tid` as gdb named it (p<pid>.<tid>); 0: not named. The stub uses it
+    #                     to choose the process; each target receives only its own actions.
 
 
 @runtime_checkable
@@ -169,7 +182,23 @@ class ControlTarget(Target, Protocol):
         """The pending stop (all threads are stopped when one is returned), or None."""
 
     def supports(self) -> frozenset[str]:
-        """Feature names the stub may advertise: 'hwbreak', 'swbreak', 'watch', 'step', 'fork-events'..."""
+        """Feature names the stub may advertise: 'hwbreak', 'swbreak', 'watch', 'step', 'range-step',
+        'fork-events', 'vfork-events', 'exec-events', 'catch-syscalls'."""
+
+    def report_events(self, kinds: frozenset[str]) -> None:
+        """Which process events the debugger wants as stops: 'fork', 'vfork', 'exec' (gdb's qSupported
+        fork-events+...). Without 'fork', a forked child is not followed: it runs on as if never debugged."""
+
+    def forked_child(self, pid: int) -> ControlTarget:
+        """The stopped child a FORK/VFORK event named, as a target of its own (gdb's new inferior)."""
+
+    def set_syscall_catch(self, numbers: frozenset[int] | None) -> None:
+        """Stop at entry to and return from these syscalls (empty: every one; None: none, the default)."""
+
+    def hand_over(self, state: bytes) -> None:
+        """Answer to a HAND_OVER event: the process is about to run a new program, and `state` is what the next
+        program's stub needs to carry the debugging session on (its descriptors stay open across the exec). The
+        stub must not use its connection after this returns, unless the exec failed (then it goes on)."""
 
     def detach(self) -> None:
         """Remove every breakpoint and watchpoint and let the program run on."""

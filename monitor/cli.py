@@ -53,6 +53,7 @@ class Options:
     exec_signals: tuple[int, int] | None = None     # execve: the SIG_IGN set and signal mask execve keeps
     env_fd: int | None = None         # execve: the payload's environment, read from this descriptor (km's own
                                       # environment stays km's: PYTHON*, LD_* of the payload must not steer km)
+    gdb_handover: str | None = None   # execve under gdb: the stub's state, whose connection stays open
 
 
 # options taking a value (`--name value` or `--name=value`): what the value is, and its check
@@ -108,6 +109,8 @@ def parse_args(argv: list[str]) -> Options:
                 raise UsageError("--exec-signals", f"{value!r} is not IGNORED:MASK in hex")
             ignored, mask = value.split(":")
             opts.exec_signals = (int(ignored, 16), int(mask, 16))
+        elif a.startswith("--gdb-handover="):
+            opts.gdb_handover = a.split("=", 1)[1]
         elif a.startswith("--env-fd="):
             value = a.split("=", 1)[1]
             if not value.isdigit():
@@ -170,13 +173,15 @@ def run(opts: Options) -> int:
         opts.payload, opts.args = resolve_exec(opts.payload, opts.args, check_exec=False)
         proc = Process(opts.payload, opts.args, env,
                        core_writer=lambda view, thread, signo: write_kmcore(opts, view, thread, signo),
-                       child_runner=lambda p, thread: run_forked_child(opts, p, thread), snapshot_path=opts.snapshot)
+                       child_runner=lambda p, thread, link: run_forked_child(opts, p, thread, link), snapshot_path=opts.snapshot)
         threads = [proc.prepare_main_thread()]
         ignored, mask = opts.exec_signals if opts.exec_signals is not None else (host_ignored_signals(), 0)
         proc.signals.inherit_across_exec(threads[0], ignored, mask)
-    server_thread = None
-    if opts.gdb_port is not None:
-        server_thread = start_gdb_server(opts, proc, threads)
+    server = None
+    if opts.gdb_handover is not None:
+        server = continue_debugging(opts, proc, threads[0])
+    elif opts.gdb_port is not None:
+        server = start_gdb_server(opts, proc, threads)
     mgmt = start_management(opts, proc)
     forward_host_signals(proc)
     for thread in threads:
@@ -186,9 +191,26 @@ def run(opts: Options) -> int:
     finally:
         if mgmt is not None:
             mgmt.close()
-    if server_thread is not None:
-        server_thread.join(timeout=10)      # gdb hears W/X before km exits
+    wait_for_stub(server)                   # gdb hears W/X before km exits
     return report_ending(opts, ending)
+
+
+def wait_for_stub(server) -> None:
+    """A stub that still debugs a followed child keeps km alive until that session ends (as gdbserver would
+    outlive the payload); otherwise it gets a few seconds to send W/X."""
+    if server is None:
+        return
+    thread, stub = server
+    thread.join(timeout=10)
+    while thread.is_alive() and stub is not None and stub.serves_others():
+        thread.join(timeout=1)
+
+
+def fork_wait_matches(opts: Options) -> bool:
+    """KM_GDB_CHILD_FORK_WAIT names this payload: its forked children wait for a gdb of their own."""
+    import re
+    pattern = os.environ.get("KM_GDB_CHILD_FORK_WAIT")
+    return bool(pattern and re.search(pattern, os.path.basename(opts.payload)))
 
 
 def resume_snapshot(opts: Options):
@@ -202,7 +224,7 @@ def resume_snapshot(opts: Options):
         opts.mgtpipe = os.path.abspath(opts.mgtpipe)
     opts.args = []
     return resume(opts.payload, core_writer=lambda view, thread, signo: write_kmcore(opts, view, thread, signo),
-                  child_runner=lambda p, thread: run_forked_child(opts, p, thread), snapshot_path=opts.snapshot)
+                  child_runner=lambda p, thread, link: run_forked_child(opts, p, thread, link), snapshot_path=opts.snapshot)
 
 
 def start_management(opts: Options, proc):
@@ -213,24 +235,24 @@ def start_management(opts: Options, proc):
     return ManagementServer(proc, opts.mgtpipe, proc.path)
 
 
-def run_forked_child(opts: Options, proc, thread) -> NoReturn:
-    """The rest of a forked km's life (never returns): optionally wait for gdb, run, exit like the payload."""
-    import re
+def run_forked_child(opts: Options, proc, thread, link) -> NoReturn:
+    """The rest of a forked km's life (never returns): debugged through `link` when the parent's gdb follows it,
+    or optionally waiting for a gdb of its own; run, exit like the payload."""
     import signal as host_signal
     parent_port = opts.gdb_port or DEFAULT_GDB_PORT
     opts = Options(**{**opts.__dict__, "gdb_port": None, "gdb_listen": False})
-    server_thread = None
-    pattern = os.environ.get("KM_GDB_CHILD_FORK_WAIT")
-    if pattern and re.search(pattern, os.path.basename(opts.payload)):
+    server = None
+    if link is not None:
+        server = serve_link(link, proc.debug)
+    elif fork_wait_matches(opts):
         opts.gdb_port = free_port_above(parent_port)
         print(f"km: {opts.payload}: forked child pid {os.getpid()} waits for a debugger on port {opts.gdb_port}",
               file=sys.stderr, flush=True)
-        server_thread = start_gdb_server(opts, proc, [thread])
+        server = start_gdb_server(opts, proc, [thread])
     forward_host_signals(proc)
     proc.start(thread)
     ending = proc.wait()
-    if server_thread is not None:
-        server_thread.join(timeout=10)
+    wait_for_stub(server)
     status = report_ending(opts, ending, quiet=True)     # the parent payload hears of it through wait4
     sys.stdout.flush()
     sys.stderr.flush()
@@ -259,16 +281,11 @@ def start_gdb_server(opts: Options, proc, threads):
     """The stub in its own thread; with -g the payload waits at its first instruction (ENTRY stop), or, resumed
     from a snapshot, every thread where it was, the first one shown."""
     assert opts.gdb_port is not None, "called for -g and --gdb_listen only"
-    import threading
     from kdbg.rsp.errors import ListenError
-    from kdbg.rsp.fds import set_fd_mover
     from kdbg.rsp.server import GdbServer
     from kdbg.stub_banner import listening_banner, waiting_banner
-    from .host_fds import high_fd
-    from .live_target import LiveTarget
-    set_fd_mover(high_fd)                   # the stub's descriptors stay out of the payload's way
     wait = not opts.gdb_listen
-    target = LiveTarget(proc, stopped_at_entry=wait)
+    target = _live_target(opts, proc, stopped_at_entry=wait)
     try:
         server = GdbServer(target, opts.gdb_port, opts.gdb_host, initially_stopped=wait)
     except ListenError as e:
@@ -280,9 +297,51 @@ def start_gdb_server(opts: Options, proc, threads):
         print(waiting_banner(opts.payload, server.port, proc.path), file=sys.stderr, flush=True)
     else:
         print(listening_banner(proc.path, server.port), file=sys.stderr, flush=True)
-    thread = threading.Thread(target=_serve, args=(server,), name="gdb-stub", daemon=True)
+    return _start_thread(_serve, server, "gdb-stub"), server
+
+
+def _live_target(opts: Options, proc, *, stopped_at_entry: bool):
+    from kdbg.rsp.fds import set_fd_mover
+    from .host_fds import high_fd
+    from .live_target import LiveTarget
+    set_fd_mover(high_fd)                   # the stub's descriptors stay out of the payload's way
+    return LiveTarget(proc, stopped_at_entry=stopped_at_entry, follow_forks=not fork_wait_matches(opts))
+
+
+def _start_thread(function, argument, name: str):
+    import threading
+    thread = threading.Thread(target=function, args=(argument,), name=name, daemon=True)
     thread.start()
     return thread
+
+
+def continue_debugging(opts: Options, proc, main_thread):
+    """The payload exec'd this program under gdb: the old km's stub (or fork link) handed its descriptors over,
+    and the session goes on here; gdb hears of the exec as an EXEC stop at the first instruction."""
+    import json
+    from kdbg.rsp.server import GdbServer, inherits_connection
+    assert opts.gdb_handover is not None
+    state = opts.gdb_handover.encode()
+    settings = json.loads(state)
+    if "link" in settings:
+        import socket
+        link = socket.socket(fileno=settings.pop("link"))
+        os.set_inheritable(link.fileno(), False)
+        target = _live_target(opts, proc, stopped_at_entry=True)
+        target.stop_at_exec(main_thread)
+        return serve_link(link, target, settings)
+    connected = inherits_connection(state)
+    target = _live_target(opts, proc, stopped_at_entry=connected)
+    server = GdbServer(target, 0, initially_stopped=connected, handover=state)
+    if connected:
+        target.stop_at_exec(main_thread)
+    return _start_thread(_serve, server, "gdb-stub"), server
+
+
+def serve_link(link, target, settings: dict | None = None):
+    """A followed child (or its exec): its target served to the parent km's stub over the fork link."""
+    from kdbg.target_link import serve_target
+    return _start_thread(lambda t: serve_target(link, t, settings), target, "gdb-link"), None
 
 
 def _serve(server) -> None:

@@ -7,6 +7,7 @@ event: the vCPU thread has parked until the debugger resumed it, and the monitor
 """
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -41,9 +42,30 @@ class DebugHooks(Protocol):
     def on_end(self, ending: Ending) -> None:
         """The process ended (exit status or killing signal)."""
 
+    def fork_link(self, thread: VcpuThread, vfork: bool) -> tuple[socket.socket, socket.socket] | None:
+        """Before a fork: a connected pair (parent's end, child's end) when the debugger follows the child, so
+        that one session debugs both kms; None leaves the child undebugged."""
+
+    def on_fork(self, thread: VcpuThread, child_pid: int, link: socket.socket, vfork: bool) -> None:
+        """After a followed fork, in the parent: the child km is reachable through `link` (a fork event)."""
+
+    def on_vfork_done(self, thread: VcpuThread) -> None:
+        """A vfork's child execed or exited, and its parent goes on."""
+
+    def adopt_in_child(self, proc: Process, thread: VcpuThread) -> DebugHooks:
+        """In a followed child km, on the parent's debugger copy: the child's own debugger (installed as
+        proc.debug), with the thread parked before its first instruction and the parent's points kept."""
+
     def leave_forked_child(self, proc: Process) -> None:
         """Runs in a forked km on the parent's debugger (a copy that came along with the memory): take back what
         it did to the guest (planted int3s, protected pages), so that the child runs as if never debugged."""
+
+    def before_exec(self, thread: VcpuThread, path: str) -> list[str]:
+        """The payload is about to exec `path`: km options that carry the debugging session over to the km that
+        runs it (the stub's connection stays open across the exec), or [] when nobody debugs."""
+
+    def exec_failed(self) -> None:
+        """The exec did not happen after all (before_exec's session goes on here)."""
 
 
 class NoDebugger:
@@ -72,7 +94,25 @@ class NoDebugger:
     def on_end(self, ending: Ending) -> None:
         pass
 
+    def fork_link(self, thread: VcpuThread, vfork: bool) -> tuple[socket.socket, socket.socket] | None:
+        return None
+
+    def on_fork(self, thread: VcpuThread, child_pid: int, link: socket.socket, vfork: bool) -> None:
+        pass
+
+    def on_vfork_done(self, thread: VcpuThread) -> None:
+        pass
+
+    def adopt_in_child(self, proc: Process, thread: VcpuThread) -> DebugHooks:
+        return self
+
     def leave_forked_child(self, proc: Process) -> None:
+        pass
+
+    def before_exec(self, thread: VcpuThread, path: str) -> list[str]:
+        return []
+
+    def exec_failed(self) -> None:
         pass
 
 

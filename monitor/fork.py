@@ -14,6 +14,7 @@ import errno
 import fcntl
 import logging
 import os
+import socket
 import struct
 import sys
 
@@ -49,6 +50,7 @@ def fork(ctx, flags: int, stack: int, ptid: int, ctid: int) -> int:
     if flags & CLONE_VFORK:            # its write end closes when the child execs (CLOEXEC) or exits
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         vfork_pipe = (high_fd(read_end), high_fd(write_end))
+    link = proc.debug.fork_link(ctx, bool(flags & CLONE_VFORK))   # the debugger follows the child through it
     sys.stdout.flush()
     sys.stderr.flush()
     with proc.lock, proc.mem.lock:
@@ -57,9 +59,14 @@ def fork(ctx, flags: int, stack: int, ptid: int, ctid: int) -> int:
         try:
             if vfork_pipe:
                 os.close(vfork_pipe[0])
-            _become_child(ctx, regs, bases, xsave, flags, ctid)
+            if link:
+                link[0].close()
+            _become_child(ctx, regs, bases, xsave, flags, ctid, link[1] if link else None)
         finally:
             os._exit(127)
+    if link:
+        link[1].close()
+        proc.debug.on_fork(ctx, pid, link[0], bool(flags & CLONE_VFORK))
     if vfork_pipe:
         os.close(vfork_pipe[1])
         try:
@@ -68,6 +75,7 @@ def fork(ctx, flags: int, stack: int, ptid: int, ctid: int) -> int:
         except OSError:
             pass
         os.close(vfork_pipe[0])
+        proc.debug.on_vfork_done(ctx)
     if flags & CLONE_PARENT_SETTID:
         ctx.mem.write(ptid, struct.pack("<i", pid))
     log.info("forked child km %d", pid)
@@ -75,13 +83,14 @@ def fork(ctx, flags: int, stack: int, ptid: int, ctid: int) -> int:
 
 
 def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave: bytes, flags: int,
-                  ctid: int) -> None:
+                  ctid: int, link: socket.socket | None) -> None:
     proc = parent_thread.proc
     signals = proc.signals
     mask, altstack = signals.of(parent_thread).mask, signals.of(parent_thread).altstack
     parent_debugger = proc.debug
     proc.rebuild_after_fork()
-    parent_debugger.leave_forked_child(proc)
+    if link is None:
+        parent_debugger.leave_forked_child(proc)
     thread = proc.new_thread()
     thread.set_user_regs(regs)
     sregs = thread.vcpu.get_sregs()
@@ -94,7 +103,9 @@ def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave:
         proc.mem.write(ctid, struct.pack("<i", thread.tid))
     if flags & CLONE_CHILD_CLEARTID:
         thread.clear_child_tid = ctid
-    proc.child_runner(proc, thread)
+    if link is not None:
+        proc.debug = parent_debugger.adopt_in_child(proc, thread)
+    proc.child_runner(proc, thread, link)
 
 
 def _strings(mem, addr: int, limit: int = 4096) -> list[bytes]:
@@ -126,8 +137,9 @@ def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
         ignored = sum(1 << (signo - 1) for signo, action in enumerate(signals.actions)
                       if signo and action.handler == SIG_IGN)
         mask = signals.of(ctx).mask
-    km_argv = [*km_command(), f"--argv0={argv[0]}", f"--env-fd={env_fd}", f"--exec-signals={ignored:x}:{mask:x}",
-               "--", program, *argv[1:]]
+    carried = ctx.proc.debug.before_exec(ctx, program)     # the gdb session goes on in the new km
+    km_argv = [*km_command(), *carried, f"--argv0={argv[0]}", f"--env-fd={env_fd}",
+               f"--exec-signals={ignored:x}:{mask:x}", "--", program, *argv[1:]]
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -135,6 +147,7 @@ def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
         os.execv(km_argv[0], km_argv)      # km's own environment; the payload's goes through env_fd
     except OSError as e:
         os.close(env_fd)
+        ctx.proc.debug.exec_failed()
         log.info("execve: km could not start again: %s", e)
         return -(e.errno or errno.ENOEXEC)
     return -errno.ENOEXEC

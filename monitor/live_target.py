@@ -14,12 +14,15 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kdbg.arch.linux import make_siginfo
-from kdbg.target import (BreakpointKind, GuestMemoryError, ResumeAction, ResumeKind, StopEvent, StopReason)
+from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, ResumeAction, ResumeKind, StopEvent,
+                         StopReason, TargetError)
+from kdbg.target_link import LinkedTarget
 from kdbg.vcpu_control import PauseTimeout
 
 from .errors import GuestFault
@@ -39,6 +42,7 @@ log = logging.getLogger("km.gdb")
 SIGTRAP, SIGKILL = 5, 9
 DEBUG_VECTOR = 1                    # #DB: the trap a single step (RFLAGS.TF) ends in
 PAUSE_TIMEOUT_S = 5.0
+HAND_OVER_TIMEOUT_S = 5.0      # how long an exec waits for the stub to hand its connection over
 # si_code of the SIGTRAP that $_siginfo shows for a debugger stop, as Linux would have sent it
 _TRAP_CODES = {StopReason.BREAKPOINT: 0x80, StopReason.STEP: 2, StopReason.WATCHPOINT: 4}
 
@@ -55,9 +59,22 @@ class ThreadDebug:
         return self.step_range is not None and self.step_range[0] <= pc < self.step_range[1]
 
 
+class _Exec:
+    """An exec waiting for the stub's hand_over(): the state for the next km, or the news that it failed."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.failed = threading.Event()
+        self.state: bytes | None = None
+
+
 class LiveTarget(ProcessView):
-    def __init__(self, proc: Process, *, stopped_at_entry: bool) -> None:
+    def __init__(self, proc: Process, *, stopped_at_entry: bool, follow_forks: bool = True) -> None:
         super().__init__(proc)
+        self.follow_forks = follow_forks      # False: forked children are someone else's (KM_GDB_CHILD_FORK_WAIT)
+        self.events_reported: frozenset[str] = frozenset()     # report_events(): 'fork', 'vfork', 'exec'
+        self._children: dict[int, LinkedTarget] = {}           # reported forks gdb has not taken yet
+        self._exec: _Exec | None = None
         self.world = proc.world
         self.watchpoints = Watchpoints(self)
         self.events: collections.deque[StopEvent] = collections.deque()
@@ -80,6 +97,14 @@ class LiveTarget(ProcessView):
         self.stopped = self.attached = True
         self.proc.signals.of(thread).last_info = make_siginfo(SIGTRAP, 0x80)   # as a PTRACE_TRACEME exec stop
         self._post(StopEvent(thread.tid, StopReason.ENTRY, SIGTRAP))
+
+    def stop_at_exec(self, thread: VcpuThread) -> None:
+        """The first thread of a program the payload exec'd under gdb parks before its first instruction; gdb
+        learns of the exec from an EXEC stop (as gdbserver reports it) on the connection it kept."""
+        thread.pause_requested = True
+        self.stopped = self.attached = True
+        self.proc.signals.of(thread).last_info = make_siginfo(SIGTRAP, 0)
+        self._post(StopEvent(thread.tid, StopReason.EXEC, SIGTRAP, exec_path=self.exe_path()))
 
     def _post(self, event: StopEvent) -> None:
         with self.lock:
@@ -141,9 +166,66 @@ class LiveTarget(ProcessView):
         else:
             self._post(StopEvent(0, StopReason.EXITED, 0, exit_status=ending.status or 0))
 
+    def fork_link(self, thread: VcpuThread, vfork: bool) -> tuple[socket.socket, socket.socket] | None:
+        if not (self.attached and self.follow_forks and ("vfork" if vfork else "fork") in self.events_reported):
+            return None
+        return tuple(socket.socket(fileno=high_fd(s.detach())) for s in socket.socketpair())    # type: ignore
+
+    def on_fork(self, thread: VcpuThread, child_pid: int, link: socket.socket, vfork: bool) -> None:
+        self._children[child_pid] = LinkedTarget(link, child_pid, fd_mover=high_fd)
+        reason = StopReason.VFORK if vfork else StopReason.FORK
+        self._stop_on(thread, StopEvent(thread.tid, reason, SIGTRAP, child_pid=child_pid, child_tid=child_pid))
+
+    def on_vfork_done(self, thread: VcpuThread) -> None:
+        if self.attached and "vfork" in self.events_reported:
+            self._stop_on(thread, StopEvent(thread.tid, StopReason.VFORK_DONE, SIGTRAP))
+
+    def adopt_in_child(self, proc: Process, thread: VcpuThread) -> LiveTarget:
+        child = LiveTarget(proc, stopped_at_entry=True, follow_forks=False)
+        child.events_reported = self.events_reported - {"fork", "vfork"}   # a followed child's forks run free
+        child.watchpoints.points = dict(self.watchpoints.points)
+        thread.pause_requested = True
+        proc.signals.of(thread).last_info = make_siginfo(SIGTRAP, 0)
+        return child
+
     def leave_forked_child(self, proc: Process) -> None:
         proc.breakpoints.remove_all()
         self.watchpoints.clear()
+
+    def before_exec(self, thread: VcpuThread, path: str) -> list[str]:
+        """Ask the stub (through a HAND_OVER event) for the state the next km needs, and wait for it."""
+        request = self._exec = _Exec()
+        self._post(StopEvent(thread.tid, StopReason.HAND_OVER, 0, exec_path=path))
+        if not request.ready.wait(HAND_OVER_TIMEOUT_S) or request.state is None:
+            log.warning("exec: the gdb stub did not hand its connection over; the new program runs undebugged")
+            self._exec = None
+            return []
+        return [f"--gdb-handover={request.state.decode()}"]
+
+    def exec_failed(self) -> None:
+        request, self._exec = self._exec, None
+        if request is not None:
+            request.failed.set()
+
+    def hand_over(self, state: bytes) -> None:
+        request = self._exec
+        if request is None:
+            raise TargetError("no exec is waiting for the stub")
+        request.state = state
+        request.ready.set()
+        request.failed.wait()           # the process image is replaced first, unless the exec failed
+
+    def report_events(self, kinds: frozenset[str]) -> None:
+        self.events_reported = kinds
+
+    def forked_child(self, pid: int) -> ControlTarget:
+        try:
+            return self._children.pop(pid)
+        except KeyError:
+            raise TargetError(f"no forked child {pid}") from None
+
+    def set_syscall_catch(self, numbers: frozenset[int] | None) -> None:
+        raise TargetError("syscall catchpoints are not served yet")
 
     def _exception_event(self, thread: VcpuThread, vector: int, error_code: int) -> StopEvent | object | None:
         regs = thread.regs
@@ -292,7 +374,7 @@ class LiveTarget(ProcessView):
             if not self.events:
                 return None
             event = self.events.popleft()
-        if event.reason not in (StopReason.EXITED, StopReason.TERMINATED):
+        if event.reason not in (StopReason.EXITED, StopReason.TERMINATED, StopReason.HAND_OVER):
             self._stop_the_world()
             self.stopped = True
             self.last_stop[event.tid] = event
@@ -315,7 +397,8 @@ class LiveTarget(ProcessView):
         self.watchpoints.remove(kind, addr, length)
 
     def supports(self) -> frozenset[str]:
-        return frozenset({"swbreak", "hwbreak", "watch", "step", "range-step"})
+        return frozenset({"swbreak", "hwbreak", "watch", "step", "range-step", "fork-events", "vfork-events",
+                          "exec-events"})
 
     def detach(self) -> None:
         self.proc.breakpoints.remove_all()

@@ -9,6 +9,7 @@ import itertools
 import logging
 import os
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, NoReturn
@@ -47,7 +48,7 @@ CORE_PAUSE_TIMEOUT_S = 5.0      # how long the other threads may take to park be
 # The composition root's policies, given at construction: write a core (raises on failure), and the rest of a
 # forked km's life (never returns).
 CoreWriter = Callable[["ProcessView", "VcpuThread | None", int], None]
-ChildRunner = Callable[["Process", VcpuThread], NoReturn]
+ChildRunner = Callable[["Process", VcpuThread, "socket.socket | None"], NoReturn]   # link: a followed child
 
 
 @dataclass

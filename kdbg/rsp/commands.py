@@ -66,13 +66,21 @@ def parse_hex(text: bytes) -> int:
 
 def parse_thread_id(text: bytes) -> int:
     """`-1` (all), `0` (any), a hex tid, or the multiprocess form `p<pid>.<tid>` (the tid is kept)."""
+    return parse_ptid(text)[1]
+
+
+def parse_ptid(text: bytes) -> tuple[int, int]:
+    """(pid, tid) of a thread id: `p<pid>.<tid>`, `p<pid>` (all its threads), or a bare tid (pid 0: not named);
+    -1 stands for all, 0 for any."""
+    pid = 0
     if text.startswith(b"p"):
-        _, _, text = text[1:].partition(b".")
-        if not text:
-            return -1
+        pid_text, dot, text = text[1:].partition(b".")
+        pid = -1 if pid_text == b"-1" else parse_hex(pid_text)
+        if not dot:
+            return pid, -1
     if text == b"-1":
-        return -1
-    return parse_hex(text)
+        return pid, -1
+    return pid, parse_hex(text)
 
 
 def hex_fields(*separators: bytes) -> Parser:

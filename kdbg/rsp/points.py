@@ -10,7 +10,7 @@ import logging
 
 from kdbg.rsp.commands import command, hex_fields
 from kdbg.rsp.errors import RspError
-from kdbg.rsp.session import Session
+from kdbg.rsp.session import Inferior, Session
 from kdbg.target import BreakpointKind
 
 log = logging.getLogger("km.gdb")
@@ -42,7 +42,7 @@ def insert_point(session: Session, kind: BreakpointKind, addr: int, length: int)
     if not _check(session, kind, length):
         return b""
     session.live.set_breakpoint(kind, addr, length)
-    session.points.add((kind, addr, length))
+    session.points.add((session.current.pid, kind, addr, length))
     return b"OK"
 
 
@@ -51,15 +51,19 @@ def remove_point(session: Session, kind: BreakpointKind, addr: int, length: int)
     if not _check(session, kind, length):
         return b""
     session.live.clear_breakpoint(kind, addr, length)
-    session.points.discard((kind, addr, length))
+    session.points.discard((session.current.pid, kind, addr, length))
     return b"OK"
 
 
-def clear_points(session: Session) -> None:
-    """Remove what this connection inserted (gdb vanished without D); failures are traced, not raised."""
-    for kind, addr, length in sorted(session.points):
+def clear_points(session: Session, inferior: Inferior) -> None:
+    """Remove what this connection inserted in one process (gdb vanished without D); failures are traced."""
+    for pid, kind, addr, length in sorted(session.points):
+        if pid != inferior.pid:
+            continue
+        if inferior.control is None:
+            continue
         try:
-            session.live.clear_breakpoint(kind, addr, length)
+            inferior.control.clear_breakpoint(kind, addr, length)
         except Exception:  # noqa: BLE001 - best effort on a dead connection
             log.exception("clearing Z%d at %#x", kind, addr)
-    session.points.clear()
+    session.points = {p for p in session.points if p[0] != inferior.pid}

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 from kdbg import tls
 from kdbg.link_map import NoDynamicSection
-from kdbg.rsp.commands import TABLE, command, parse_hex, parse_thread_id, raw
+from kdbg.rsp.commands import TABLE, command, parse_hex, parse_ptid, raw
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.packets import PACKET_SIZE
-from kdbg.rsp.session import Session
+from kdbg.rsp.session import Inferior, Session
 from kdbg.rsp.signals import linux_from_gdb
 from kdbg.target import NoSuchThreadError
 
 # Stop-reason features gdb must offer before we may send them, and the target feature that makes them true.
 _STOP_REASON_FEATURES = {"swbreak": "swbreak", "hwbreak": "hwbreak"}
+# Process events gdb must offer (with multiprocess), the target feature that makes them true, and the event kind
+# the target is then asked to report (ControlTarget.report_events).
+_EVENT_FEATURES = {"fork-events": "fork", "vfork-events": "vfork", "exec-events": "exec"}
+# Q packets the dispatch table serves only for targets that support the feature.
+_PACKET_FEATURES = {"QCatchSyscalls": "catch-syscalls", "QNonStop": "non-stop"}
 
 
 def supported_features(session: Session) -> list[str]:
@@ -25,17 +30,34 @@ def supported_features(session: Session) -> list[str]:
     features = [f"PacketSize={PACKET_SIZE:x}"]
     if session.multiprocess:
         features.append("multiprocess+")
+    supports = control.supports() if control is not None else frozenset()
     features += [f"{name}+" for name, entry in TABLE.items()
-                 if name.startswith(("qXfer:", "Q")) and (control is not None or not entry.needs_control)]
+                 if name.startswith(("qXfer:", "Q")) and (control is not None or not entry.needs_control)
+                 and _PACKET_FEATURES.get(name, "") in supports | {""}]
     if control is None:
         return features
     if "vCont?" in TABLE:
         features.append("vContSupported+")
-    supports = control.supports()
     for gdb_name, target_name in _STOP_REASON_FEATURES.items():
         if target_name in supports and gdb_name in session.gdb_features:
             features.append(f"{gdb_name}+")
+    features += [f"{name}+" for name in reported_events(session)]
     return features
+
+
+def reported_events(session: Session) -> list[str]:
+    """The process-event features both gdb and the target support (gdb uses them only with multiprocess)."""
+    control = session.control
+    if control is None or not session.multiprocess:
+        return []
+    supports = control.supports()
+    return [name for name in _EVENT_FEATURES if name in session.gdb_features and name in supports]
+
+
+def apply_event_reporting(session: Session) -> None:
+    """Tell the target which process events become stops (a fork nobody follows leaves a child undebugged)."""
+    if session.control is not None:
+        session.control.report_events(frozenset(_EVENT_FEATURES[name] for name in reported_events(session)))
 
 
 @command("qSupported", raw)
@@ -45,6 +67,7 @@ def q_supported(session: Session, offered: bytes) -> bytes:
         if item.endswith("+"):
             names.add(item[:-1])
     session.gdb_features = frozenset(names)
+    apply_event_reporting(session)
     return ";".join(supported_features(session)).encode()
 
 
@@ -55,31 +78,40 @@ def start_no_ack(session: Session) -> bytes:
     return b"OK"
 
 
-def _require_thread(session: Session, tid: int) -> None:
-    if tid > 0 and tid not in session.target.threads():
+def _thread_of(session: Session, ptid: tuple[int, int]) -> tuple[Inferior, int]:
+    """The process and thread a thread id names (tid <= 0: any of it); NoSuchThreadError for anything the stub
+    does not serve, including a thread of another process."""
+    pid, tid = ptid
+    try:
+        inferior = session.inferior(pid)
+    except KeyError:
+        raise NoSuchThreadError(tid) from None
+    if tid > 0 and tid not in inferior.target.threads():
         raise NoSuchThreadError(tid)
+    return inferior, tid
 
 
-def _parse_h(rest: bytes) -> tuple[bytes, int]:
+def _parse_h(rest: bytes) -> tuple[bytes, tuple[int, int]]:
     op, tid = rest[:1], rest[1:]
     if op not in (b"g", b"c"):
         raise ValueError(f"H{op!r}")
-    return op, parse_thread_id(tid)
+    return op, parse_ptid(tid)
 
 
 @command("H", _parse_h)
-def set_thread(session: Session, op: bytes, tid: int) -> bytes:
-    _require_thread(session, tid)
+def set_thread(session: Session, op: bytes, ptid: tuple[int, int]) -> bytes:
+    inferior, tid = _thread_of(session, ptid)
     if op == b"g":
-        session.g_tid = max(tid, 0)
+        session.select(inferior.pid if ptid[0] > 0 else 0, tid)
     else:
         session.c_tid = tid if tid > 0 else -1
     return b"OK"
 
 
-@command("T", lambda rest: (parse_thread_id(rest),))
-def thread_alive(session: Session, tid: int) -> bytes:
-    if tid not in session.target.threads():
+@command("T", lambda rest: (parse_ptid(rest),))
+def thread_alive(session: Session, ptid: tuple[int, int]) -> bytes:
+    _, tid = _thread_of(session, ptid)
+    if tid <= 0:
         raise NoSuchThreadError(tid)
     return b"OK"
 
@@ -89,10 +121,15 @@ def current_thread(session: Session) -> bytes:
     return b"QC" + session.format_tid(session.current_tid())
 
 
+def all_threads(session: Session) -> list[tuple[Inferior, int]]:
+    """Every thread of every process gdb debugs, the payload's first."""
+    return [(inf, tid) for inf in session.attached_inferiors() for tid in inf.target.threads()]
+
+
 @command("qfThreadInfo")
 def first_thread_info(session: Session) -> bytes:
     """All threads in one reply: a few hundred ids fit a packet, so qsThreadInfo only ends the list."""
-    return b"m" + b",".join(session.format_tid(tid) for tid in session.target.threads())
+    return b"m" + b",".join(session.format_tid(tid, inf.pid) for inf, tid in all_threads(session))
 
 
 @command("qsThreadInfo")
@@ -100,10 +137,10 @@ def next_thread_info(session: Session) -> bytes:
     return b"l"
 
 
-@command("qThreadExtraInfo", lambda rest: (parse_thread_id(rest),))
-def thread_extra_info(session: Session, tid: int) -> bytes:
-    _require_thread(session, tid)
-    return session.target.thread_name(tid).encode().hex().encode()
+@command("qThreadExtraInfo", lambda rest: (parse_ptid(rest),))
+def thread_extra_info(session: Session, ptid: tuple[int, int]) -> bytes:
+    inferior, tid = _thread_of(session, ptid)
+    return inferior.target.thread_name(tid).encode().hex().encode()
 
 
 @command("qAttached", raw)
@@ -140,18 +177,19 @@ def symbol_lookup(session: Session, rest: bytes) -> bytes:
     return b"OK"
 
 
-
-def _parse_tls(rest: bytes) -> tuple[int, int, int]:
+def _parse_tls(rest: bytes) -> tuple[tuple[int, int], int, int]:
     tid, offset, lm = rest.split(b",")
-    return parse_thread_id(tid), parse_hex(offset), parse_hex(lm)
+    return parse_ptid(tid), parse_hex(offset), parse_hex(lm)
 
 
 @command("qGetTLSAddr", _parse_tls)
-def get_tls_addr(session: Session, tid: int, offset: int, lm: int) -> bytes:
+def get_tls_addr(session: Session, ptid: tuple[int, int], offset: int, lm: int) -> bytes:
     """The address of `offset` in the TLS block of the module whose link_map is `lm`, for thread `tid`, computed
     as glibc's libthread_db does (kdbg.tls), which is what gdbserver answers with. lm 0 (a static program's
     own TLS, no link_map) is not served here."""
-    _require_thread(session, tid)
+    inferior, tid = _thread_of(session, ptid)
+    if inferior is not session.current:
+        raise RspError("qGetTLSAddr for a thread of another process", 3)
     if not lm:
         raise RspError("no link_map for this module (a static program)", 1)
     libraries = session.libraries

@@ -2,15 +2,18 @@
 
 Resume handlers return None: the reply is the stop reply the server loop sends when the target's event
 arrives. All-stop mode only: every event means every thread is stopped, and gdb sends nothing but ^C while
-the target runs.
+the target runs. With several processes (a followed fork), a vCont action names its process (p<pid>.<tid>) and
+each process's target receives only its own actions.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from kdbg.arch.x86_64 import BY_NAME
-from kdbg.rsp.commands import command, parse_hex, parse_thread_id
+from kdbg.rsp.commands import command, parse_hex, parse_ptid
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.registers import encode_value
-from kdbg.rsp.session import Session
+from kdbg.rsp.session import Inferior, Session
 from kdbg.rsp.signals import SIGINT, gdb_from_linux, linux_from_gdb
 from kdbg.target import SIGTRAP, BreakpointKind, ResumeAction, ResumeKind, StopEvent, StopReason, TargetError
 
@@ -26,25 +29,49 @@ def stop_signal(event: StopEvent) -> int:
     return event.signal or _DEFAULT_SIGNAL.get(event.reason, SIGTRAP)
 
 
-def stop_reply(session: Session, event: StopEvent) -> bytes:
-    """The RSP stop reply for an event: W (exit status), X (killing signal) or T with thread and reason."""
-    process = b";process:%x" % session.target.pid() if session.multiprocess else b""
+def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
+    """The RSP stop reply for an event of process `pid` (0: the current one): W (exit status), X (killing
+    signal) or T with thread and reason."""
+    inferior = session.inferiors.get(pid) if pid else None
+    target = inferior.target if inferior is not None else session.target
+    pid = pid or target.pid()
+    process = b";process:%x" % pid if session.multiprocess else b""
     if event.reason is StopReason.EXITED:
         return b"W%02x" % ((event.exit_status or 0) & 0xFF) + process
     if event.reason is StopReason.TERMINATED:
         return b"X%02x" % gdb_from_linux(event.signal or 9) + process
     parts = [b"T%02x" % gdb_from_linux(stop_signal(event))]
+    if event.reason in _EVENT_KEYS:             # gdbserver puts the event first: `T05fork:p12.12;...`
+        parts.append(_event(session, event))
     try:
-        regs = session.target.registers(event.tid)
+        regs = target.registers(event.tid)
     except TargetError:
         regs = {}
     for name in EXPEDITED:
         if name in regs:
             reg = BY_NAME[name]
             parts.append(b"%02x:%s;" % (reg.regnum, encode_value(reg, regs[name])))
-    parts.append(b"thread:%s;" % session.format_tid(event.tid))
+    parts.append(b"thread:%s;" % session.format_tid(event.tid, pid))
     parts.append(_reason(session, event))
     return b"".join(parts)
+
+
+_EVENT_KEYS = {StopReason.FORK: b"fork", StopReason.VFORK: b"vfork", StopReason.VFORK_DONE: b"vforkdone",
+               StopReason.EXEC: b"exec", StopReason.SYSCALL_ENTRY: b"syscall_entry",
+               StopReason.SYSCALL_RETURN: b"syscall_return"}
+
+
+def _event(session: Session, event: StopEvent) -> bytes:
+    """The `key:value;` of a process or syscall event (gdb's "Stop Reply Packets")."""
+    key = _EVENT_KEYS[event.reason]
+    if event.reason in (StopReason.FORK, StopReason.VFORK):
+        child = event.child_pid or 0
+        return b"%s:%s;" % (key, session.format_tid(event.child_tid or child, child))
+    if event.reason is StopReason.EXEC:
+        return b"%s:%s;" % (key, (event.exec_path or "").encode(errors="surrogateescape").hex().encode())
+    if event.reason is StopReason.VFORK_DONE:
+        return key + b":;"
+    return b"%s:%x;" % (key, event.syscall or 0)
 
 
 def _reason(session: Session, event: StopEvent) -> bytes:
@@ -65,6 +92,8 @@ def last_stop(session: Session) -> bytes:
     if stop is None:
         stop = session.target.stop_event(session.target.threads()[0])
     session.g_tid = 0
+    if stop.reason not in (StopReason.EXITED, StopReason.TERMINATED):
+        stop = dataclasses.replace(stop, reason=StopReason.SIGNAL if stop.reason in _EVENT_KEYS else stop.reason)
     return stop_reply(session, stop)
 
 
@@ -96,19 +125,19 @@ def parse_vcont(rest: bytes) -> tuple[list[ResumeAction]]:
     actions: list[ResumeAction] = []
     for item in rest.split(b";"):
         action, _, thread = item.partition(b":")
-        tid = parse_thread_id(thread) if thread else -1
+        pid, tid = parse_ptid(thread) if thread else (0, -1)
         if tid == 0:
             raise ValueError("vCont thread 0")
         letter, arg = action[:1], action[1:]
         if letter in (b"c", b"s", b"t") and not arg:
             kind = {b"c": ResumeKind.CONTINUE, b"s": ResumeKind.STEP, b"t": ResumeKind.STOP}[letter]
-            actions.append(ResumeAction(kind, tid))
+            actions.append(ResumeAction(kind, tid, pid=pid))
         elif letter in (b"C", b"S"):
             kind = ResumeKind.CONTINUE if letter == b"C" else ResumeKind.STEP
-            actions.append(ResumeAction(kind, tid, _signal_arg(arg)))
+            actions.append(ResumeAction(kind, tid, _signal_arg(arg), pid=pid))
         elif letter == b"r":            # range stepping: `rSTART,END` (gdb's `next`/`step` over a line)
             start, _, end = arg.partition(b",")
-            actions.append(ResumeAction(ResumeKind.STEP, tid, 0, parse_hex(start), parse_hex(end)))
+            actions.append(ResumeAction(ResumeKind.STEP, tid, 0, parse_hex(start), parse_hex(end), pid=pid))
         else:
             raise ValueError(f"unknown vCont action {action!r}")
     if not actions:
@@ -121,16 +150,41 @@ def _start(session: Session, actions: list[ResumeAction]) -> bytes | None:
     resume packet leaves gdb believing the program runs, a repeated stop keeps it usable."""
     if session.control is None:
         return last_stop(session)
-    if session.run.exited:
-        raise RspError("the program has exited", 1)
-    known = set(session.target.threads())
-    for action in actions:
-        if action.tid != -1 and action.tid not in known:
-            raise RspError(f"no thread {action.tid}", 3)
-    if "step" not in session.control.supports() and any(a.kind is ResumeKind.STEP for a in actions):
-        raise RspError("this target cannot single-step", 1)
-    session.resume(actions)
+    plan = _by_process(session, actions)
+    for inferior, own in plan:
+        if inferior.run.exited:
+            raise RspError("the program has exited", 1)
+        if inferior.control is None:
+            raise RspError(f"process {inferior.pid} is read-only", 1)
+        if "step" not in inferior.control.supports() and any(a.kind is ResumeKind.STEP for a in own):
+            raise RspError("this target cannot single-step", 1)
+    for inferior, own in plan:
+        session.resume(own, inferior)
     return None
+
+
+def _by_process(session: Session, actions: list[ResumeAction]) -> list[tuple[Inferior, list[ResumeAction]]]:
+    """Each process's own actions (the first that applies to a thread wins, as vCont says): an action naming a
+    process or thread nobody serves is an error (E03), and the session goes on."""
+    debugged = session.attached_inferiors()
+    plan: dict[int, tuple[Inferior, list[ResumeAction]]] = {}
+    for action in actions:
+        if action.pid > 0:
+            owners = [inf for inf in debugged if inf.pid == action.pid]
+            if not owners:
+                raise RspError(f"no process {action.pid}", 3)
+        elif action.tid > 0:
+            owner = next((inf for inf in [session.current, *debugged] if action.tid in inf.target.threads()), None)
+            if owner is None:
+                raise RspError(f"no thread {action.tid}", 3)
+            owners = [owner]
+        else:
+            owners = debugged                   # `c` or `c:-1`: every thread of every process
+        for inferior in owners:
+            if action.tid > 0 and action.tid not in inferior.target.threads():
+                raise RspError(f"no thread {action.tid} in process {inferior.pid}", 3)
+            plan.setdefault(inferior.pid, (inferior, []))[1].append(dataclasses.replace(action, pid=0))
+    return list(plan.values())
 
 
 @command("vCont", parse_vcont)
@@ -177,28 +231,65 @@ def step_signal(session: Session, signal: int, addr: int | None) -> bytes | None
     return _legacy(session, ResumeKind.STEP, signal, addr)
 
 
-@command("D", lambda rest: ())
-def detach(session: Session) -> bytes:
-    """The payload runs on without breakpoints; the connection closes after OK."""
-    session.ending = True
-    if session.control is not None and not session.run.exited:
-        session.points.clear()
-        session.control.detach()
-        session.run.running = True
+def _parse_pid(rest: bytes) -> tuple[int]:
+    """`;pid` (hex) after D and vKill; none: every process."""
+    rest = rest.lstrip(b";")
+    return (parse_hex(rest) if rest else 0,)
+
+
+@command("D", _parse_pid)
+def detach(session: Session, pid: int) -> bytes:
+    """The process (all without a pid) runs on without breakpoints; when gdb debugs nothing else, the connection
+    closes after OK."""
+    chosen = [inf for inf in session.attached_inferiors() if pid in (0, inf.pid)]
+    if pid and not chosen:
+        raise RspError(f"no process {pid}", 3)
+    for inferior in chosen:
+        _forget_points(session, inferior)
+        if inferior.control is not None and not inferior.run.exited:
+            inferior.control.detach()
+            inferior.run.running = True
+        _let_go(session, inferior)
+    if not session.attached_inferiors():
+        session.ending = True
     return b"OK"
+
+
+def _forget_points(session: Session, inferior: Inferior) -> None:
+    session.points = {p for p in session.points if p[0] != inferior.pid}
+
+
+def _let_go(session: Session, inferior: Inferior) -> None:
+    """gdb no longer debugs this process: a child is forgotten, the payload keeps its place (a later gdb may
+    attach to it again) but its events are no longer gdb's."""
+    if inferior.target is session.main:
+        inferior.attached = False
+    else:
+        session.inferiors.pop(inferior.pid, None)
 
 
 @command("k")
 def kill(session: Session) -> None:
     """No reply (gdb does not wait for one); the TERMINATED event ends the server."""
     session.ending = True
-    if session.control is not None and not session.run.exited:
-        session.points.clear()
-        session.control.kill()
-        session.run.running = True
+    for inferior in session.attached_inferiors():
+        _kill(session, inferior)
 
 
-@command("vKill", lambda rest: ())
-def vkill(session: Session) -> bytes:
-    kill(session)
+def _kill(session: Session, inferior: Inferior) -> None:
+    _forget_points(session, inferior)
+    if inferior.control is not None and not inferior.run.exited:
+        inferior.control.kill()
+        inferior.run.running = True
+
+
+@command("vKill", _parse_pid)
+def vkill(session: Session, pid: int) -> bytes:
+    chosen = [inf for inf in session.attached_inferiors() if pid in (0, inf.pid)]
+    if not chosen:
+        raise RspError(f"no process {pid}", 3)
+    for inferior in chosen:
+        _kill(session, inferior)
+    if all(inf in chosen for inf in session.attached_inferiors()):
+        session.ending = True
     return b"OK"

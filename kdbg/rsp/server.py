@@ -1,5 +1,6 @@
 """GdbServer: listens on the gdb port and runs the session loop, waiting with `selectors` on the gdb socket and
-the target's event fd together (docs/HOUSE-STYLE.md 2.7). One thread: the one calling serve() owns every target call.
+the event fds of the processes it serves, together (docs/HOUSE-STYLE.md 2.7). One thread: the one calling serve()
+owns every target call.
 
 Connection life cycle (all-stop):
 
@@ -8,12 +9,18 @@ Connection life cycle (all-stop):
       |-- k: target.kill(), TERMINATED ends serve()
       |-- gdb vanishes: our points are cleared; payload stays stopped (km -g) or is detached (--gdb_listen)
       `-- EXITED/TERMINATED: W/X sent, serve() returns
+
+Several processes (gdb's inferiors): a fork event adds the child, served through its own target, until it exits
+or gdb detaches it; a stop of one stops the others first (all-stop). An exec hands the connection (and the
+listener) to the stub of the next program, which reports the exec on it: gdb's session goes on.
 """
 from __future__ import annotations
 
 import collections
 import errno
+import json
 import logging
+import os
 import selectors
 import socket
 import time
@@ -26,43 +33,64 @@ from kdbg.rsp.errors import ListenError, RspError
 from kdbg.rsp.fds import new_selector, own_socket
 from kdbg.rsp.packets import EventKind
 from kdbg.rsp.resume import stop_reply
-from kdbg.rsp.session import RunState, Session
-from kdbg.target import ControlTarget, ResumeAction, ResumeKind, StopEvent, StopReason, Target
+from kdbg.rsp.session import Inferior, RunState, Session
+from kdbg.target import ControlTarget, ResumeAction, ResumeKind, StopEvent, StopReason, Target, TargetError
 
 log = logging.getLogger("km.gdb")
 
 STOP_TIMEOUT_S = 10.0     # how long an interrupt() may take to produce its stop
 DRAIN_TIMEOUT_S = 2.0     # an interrupt() that lost the race with a real stop posts its event at once
+_FORKS = (StopReason.FORK, StopReason.VFORK)
 
 
 class GdbServer:
-    def __init__(self, target: Target, port: int, host: str = "127.0.0.1", *, initially_stopped: bool) -> None:
-        """Binds and listens at once; raises ListenError("gdb port N", "address already in use") when it cannot."""
+    def __init__(self, target: Target, port: int, host: str = "127.0.0.1", *, initially_stopped: bool,
+                 handover: bytes | None = None) -> None:
+        """Binds and listens at once; raises ListenError("gdb port N", "address already in use") when it cannot.
+        `handover`: the state an exec'ing km's stub left (hand_over), whose listener and connection go on here."""
         self._target = target
         self._control: ControlTarget | None = target if isinstance(target, ControlTarget) else None
-        self._initially_stopped = initially_stopped
-        try:
-            self._listener = own_socket(socket.create_server((host, port)))
-        except OSError as exc:
-            reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise ListenError(f"gdb port {port}", reason) from None
+        self._inherited = json.loads(handover) if handover else None
+        self._initially_stopped = self._inherited["initially_stopped"] if self._inherited else initially_stopped
+        if self._inherited:
+            self._listener = socket.socket(fileno=self._inherited["listener"])
+            for fd in self._listening_fds():
+                os.set_inheritable(fd, False)
+        else:
+            try:
+                self._listener = own_socket(socket.create_server((host, port)))
+            except OSError as exc:
+                reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+                raise ListenError(f"gdb port {port}", reason) from None
         self.port: int = self._listener.getsockname()[1]
         self._wake_r, self._wake_w = (own_socket(s) for s in socket.socketpair())
         self._closed = False
         if self._control is not None:
-            self._run = RunState(running=True)      # -g: the ENTRY event is pending; --gdb_listen: it runs
+            run = RunState(running=True)      # -g: the ENTRY event is pending; --gdb_listen: it runs
         else:
-            self._run = RunState(running=False, last_stop=target.stop_event(target.threads()[0]))
+            run = RunState(running=False, last_stop=target.stop_event(target.threads()[0]))
+        self._main = Inferior(target, run)
+        self._inferiors: dict[int, Inferior] = {self._main.pid: self._main}
         # km -g posts an ENTRY event before anyone connects: that first stop is kept for gdb.
-        self._first_event_seen = self._control is None or not initially_stopped
+        self._first_event_seen = self._control is None or not self._initially_stopped
         log.info("gdb stub listening on %s:%d", host, self.port)
+
+    @property
+    def _run(self) -> RunState:
+        return self._main.run
+
+    def _listening_fds(self) -> list[int]:
+        state = self._inherited or {}
+        return [fd for fd in (state.get("listener"), state.get("conn")) if fd is not None]
 
     # ---- public ----
 
     def serve(self, *, once: bool = False) -> None:
         """Accept connections one after another until the target has exited (after sending W/X) or close()."""
         try:
-            while not self._closed and not self._run.exited:
+            if self._inherited and self._inherited.get("conn") is not None:
+                self._serve_connection(socket.socket(fileno=self._inherited["conn"]), self._inherited)
+            while not self._closed and self._inferiors:
                 sock = self._accept()
                 if sock is None:
                     break
@@ -72,6 +100,10 @@ class GdbServer:
         finally:
             self._listener.close()
 
+    def serves_others(self) -> bool:
+        """A process besides the payload (a followed child) is still debugged through this stub."""
+        return any(inf is not self._main for inf in self._inferiors.values())
+
     def close(self) -> None:
         """Stop serving (callable from another thread); the payload is left as it is."""
         self._closed = True
@@ -80,19 +112,14 @@ class GdbServer:
         except OSError:
             pass
 
-    @property
-    def _live(self) -> ControlTarget:
-        """The control target, in the paths that only a live payload reaches (a core never runs)."""
-        assert self._control is not None, "a read-only target never runs"
-        return self._control
-
     # ---- waiting ----
 
     def _selector(self, *fileobjs: socket.socket | Connection) -> selectors.BaseSelector:
         sel = new_selector()
         sel.register(self._wake_r, selectors.EVENT_READ)
-        if self._control is not None:
-            sel.register(self._control.event_fd(), selectors.EVENT_READ)
+        for inf in self._inferiors.values():
+            if inf.control is not None:
+                sel.register(inf.live.event_fd(), selectors.EVENT_READ, inf)
         for obj in fileobjs:
             sel.register(obj, selectors.EVENT_READ)
         return sel
@@ -100,105 +127,136 @@ class GdbServer:
     def _accept(self) -> socket.socket | None:
         """Wait for gdb; meanwhile the payload may stop or end, and nobody is there to tell."""
         with self._selector(self._listener) as sel:
-            while not self._closed and not self._run.exited:
+            while not self._closed and self._inferiors:
                 for key, _ in sel.select():
                     if key.fileobj is self._listener:
                         sock, peer = self._listener.accept()
                         sock = own_socket(sock)
                         log.info("gdb connected from %s:%d", *peer[:2])
                         return sock
-                    if key.fileobj is not self._wake_r:
-                        self._unattached_event()
+                    if isinstance(key.data, Inferior):
+                        self._unattached_event(key.data)
         return None
 
-    def _unattached_event(self) -> None:
-        is_first = not self._first_event_seen
-        interrupted = self._run.pending_interrupts > 0
-        event = self._take_event(None)
-        if event is None or self._run.exited or is_first or (interrupted and self._initially_stopped):
+    def _unattached_event(self, inf: Inferior, conn: Connection | None = None) -> None:
+        is_first = not self._first_event_seen and inf is self._main
+        interrupted = inf.run.pending_interrupts > 0
+        event = self._take_event(None, inf)
+        if event is not None and event.reason is StopReason.HAND_OVER:
+            self._hand_over(None, None, inf)
+            return
+        if event is None or inf.run.exited:
+            if inf.run.exited:
+                self._inferiors.pop(inf.pid, None)
+            return
+        if is_first or (interrupted and self._initially_stopped):
             return                              # km -g: stay stopped until gdb comes
         # A stop with no debugger attached (after a detach): let the payload handle its own signal.
         signal = event.signal if event.reason is StopReason.SIGNAL else 0
         log.info("no gdb attached: resuming after %s (signal %d)", event.reason.value, signal)
-        self._run.running = True
-        self._live.resume([ResumeAction(ResumeKind.CONTINUE, -1, signal)])
+        inf.run.running = True
+        inf.live.resume([ResumeAction(ResumeKind.CONTINUE, -1, signal)])
 
-    def _wait_stop(self, session: Session | None) -> None:
-        """Block (up to STOP_TIMEOUT_S) until a running target reports a stop."""
+    def _wait_stop(self, session: Session | None, inf: Inferior) -> None:
+        """Block (up to STOP_TIMEOUT_S) until a running process reports a stop."""
         deadline = time.monotonic() + STOP_TIMEOUT_S
         with new_selector() as sel:
-            sel.register(self._live.event_fd(), selectors.EVENT_READ)
-            while self._run.running and not self._run.exited:
+            sel.register(inf.live.event_fd(), selectors.EVENT_READ)
+            while inf.run.running and not inf.run.exited:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not sel.select(remaining):
-                    log.warning("the target did not stop within %.0f s", STOP_TIMEOUT_S)
+                    log.warning("process %d did not stop within %.0f s", inf.pid, STOP_TIMEOUT_S)
                     return
-                self._take_event(session)
+                event = self._take_event(session, inf)
+                if event is not None and event.reason is StopReason.HAND_OVER:
+                    inf.run.running = True      # an exec while attaching: its stub reports it
 
-    def _interrupt(self) -> None:
-        self._run.pending_interrupts += 1
-        self._live.interrupt()
+    def _interrupt(self, inf: Inferior) -> None:
+        inf.run.pending_interrupts += 1
+        inf.live.interrupt()
 
     # ---- events ----
 
-    def _take_event(self, session: Session | None) -> StopEvent | None:
-        """Read one target event and update the run state; None when it is swallowed (a passed signal,
+    def _take_event(self, session: Session | None, inf: Inferior) -> StopEvent | None:
+        """Read one event of a process and update its run state; None when it is swallowed (a passed signal,
         the late event of an interrupt() that lost the race with a real stop)."""
-        event = self._live.next_event()
+        event = inf.live.next_event()
         if event is None:
             return None
-        run = self._run
-        log.debug("target event %s", event)
+        run = inf.run
+        log.debug("process %d event %s", inf.pid, event)
         if event.reason in (StopReason.EXITED, StopReason.TERMINATED):
             run.running, run.last_stop, run.pending_interrupts = False, event, 0
+            return event
+        if event.reason is StopReason.HAND_OVER:
             return event
         if event.reason is StopReason.INTERRUPT and run.pending_interrupts:
             run.pending_interrupts -= 1
             if not run.running:
                 return None
         elif not run.running:
-            log.warning("stop event while stopped, ignored: %s", event)
+            if event.reason is not StopReason.INTERRUPT and run.deferred is None:
+                log.debug("process %d: %s kept for its next resume", inf.pid, event.reason.value)
+                run.deferred = event
+            else:
+                log.warning("stop event while stopped, ignored: %s", event)
             return None
         if session is not None and event.reason is StopReason.SIGNAL and event.signal in session.pass_signals:
-            self._pass_signal(event)
+            self._pass_signal(inf, event)
             return None
         run.running, run.last_stop = False, event
         self._first_event_seen = True
         if run.pending_interrupts:
-            self._drain_interrupts()
+            self._drain_interrupts(inf)
         return event
 
-    def _pass_signal(self, event: StopEvent) -> None:
+    def _pass_signal(self, inf: Inferior, event: StopEvent) -> None:
         """QPassSignals: deliver without telling gdb, resuming the way gdb last asked."""
-        actions = [a for a in self._run.last_actions if a.tid != event.tid]
-        own = [a for a in self._run.last_actions if a.tid in (event.tid, -1)]
+        actions = [a for a in inf.run.last_actions if a.tid != event.tid]
+        own = [a for a in inf.run.last_actions if a.tid in (event.tid, -1)]
         kind = own[0].kind if own else ResumeKind.CONTINUE
         log.debug("passing signal %d to thread %d", event.signal, event.tid)
-        self._live.resume([ResumeAction(kind, event.tid, event.signal), *actions])
+        inf.live.resume([ResumeAction(kind, event.tid, event.signal), *actions])
 
-    def _drain_interrupts(self) -> None:
+    def _drain_interrupts(self, inf: Inferior) -> None:
         """The target stopped for a real reason while our interrupt() was in flight; interrupt() on a
         stopped target posts one INTERRUPT event at once. Swallow it now, before gdb can resume."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         with new_selector() as sel:
-            sel.register(self._live.event_fd(), selectors.EVENT_READ)
-            while self._run.pending_interrupts:
+            sel.register(inf.live.event_fd(), selectors.EVENT_READ)
+            while inf.run.pending_interrupts:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not sel.select(remaining):
-                    log.warning("%d interrupt event(s) never arrived", self._run.pending_interrupts)
-                    self._run.pending_interrupts = 0
+                    log.warning("%d interrupt event(s) never arrived", inf.run.pending_interrupts)
+                    inf.run.pending_interrupts = 0
                     return
-                self._take_event(None)
+                self._take_event(None, inf)
+
+    def _stop_the_others(self, inf: Inferior) -> None:
+        """All-stop across processes: before one process's stop is reported, every other one is stopped too
+        (interrupt() returns once the process has stopped; its INTERRUPT event is swallowed when it comes)."""
+        for other in list(self._inferiors.values()):
+            if other is not inf and other.attached and other.run.running and other.control is not None:
+                try:
+                    self._interrupt(other)
+                except TargetError:
+                    log.info("process %d could not be stopped", other.pid, exc_info=True)
+                    continue
+                other.run.running = False
 
     # ---- one connection ----
 
-    def _serve_connection(self, sock: socket.socket) -> None:
+    def _serve_connection(self, sock: socket.socket, inherited: dict | None = None) -> None:
         conn = Connection(sock)
-        session = Session(self._target, self._run, initially_stopped=self._initially_stopped)
+        self._main.attached = True
+        session = Session(self._target, self._main.run, initially_stopped=self._initially_stopped,
+                          inferiors=self._inferiors)
+        if inherited is not None:
+            _restore(session, conn, inherited)
         try:
-            if self._control is not None and self._run.running:
-                self._interrupt()               # --gdb_listen: gdb attaches to a running payload
-                self._wait_stop(session)
+            if inherited is None and self._control is not None and self._run.running:
+                self._interrupt(self._main)         # --gdb_listen: gdb attaches to a running payload
+                self._wait_stop(session, self._main)
             self._session_loop(session, conn)
         except ConnectionClosed as exc:
             log.info("gdb connection closed: %s", exc)
@@ -212,33 +270,97 @@ class GdbServer:
 
     def _session_loop(self, session: Session, conn: Connection) -> None:
         queued: collections.deque[bytes] = collections.deque()
-        with self._selector(conn) as sel:
-            while not self._closed and not session.ending:
-                for key, _ in sel.select():
-                    if key.fileobj is conn:
-                        for received in conn.receive():
-                            if received.kind is EventKind.INTERRUPT:
-                                self._on_ctrl_c()
-                            elif self._run.running:
-                                queued.append(received.data)   # all-stop: answered once the target stops
-                            else:
-                                self._answer(session, conn, received.data)
-                    elif key.fileobj is not self._wake_r:
-                        stop = self._take_event(session)
-                        if stop is not None:
-                            session.g_tid = 0
-                            conn.send(stop_reply(session, stop))
-                if self._run.exited:
-                    return
-                while queued and not self._run.running and not session.ending:
-                    self._answer(session, conn, queued.popleft())
+        while not self._closed and not session.ending and self._inferiors:
+            watched = set(self._inferiors)
+            with self._selector(conn) as sel:
+                while not self._closed and not session.ending and set(self._inferiors) == watched:
+                    for key, _ in sel.select():
+                        if key.fileobj is conn:
+                            for packet in conn.receive():
+                                if packet.kind is EventKind.INTERRUPT:
+                                    self._on_ctrl_c(session)
+                                elif session.any_running:
+                                    queued.append(packet.data)   # all-stop: answered once the target stops
+                                else:
+                                    self._answer(session, conn, packet.data)
+                        elif isinstance(key.data, Inferior):
+                            self._on_event(session, conn, key.data)
+                    if not self._inferiors:
+                        return
+                    while queued and not session.any_running and not session.ending:
+                        self._answer(session, conn, queued.popleft())
+                    self._report_deferred(session, conn)
 
-    def _on_ctrl_c(self) -> None:
-        if self._control is None or not self._run.running:
+    def _on_event(self, session: Session, conn: Connection, inf: Inferior) -> None:
+        if inf.pid not in self._inferiors:
+            return
+        if not inf.attached:
+            self._unattached_event(inf)
+            return
+        event = self._take_event(session, inf)
+        if event is None:
+            return
+        if event.reason is StopReason.HAND_OVER:
+            self._hand_over(session, conn, inf)
+            return
+        if event.reason in (StopReason.EXITED, StopReason.TERMINATED):
+            del self._inferiors[inf.pid]
+        self._stop_the_others(inf)
+        if event.reason in _FORKS and event.child_pid is not None:
+            self._adopt_child(inf, event, event.child_pid)
+        session.last_pid, session.g_pid, session.g_tid = inf.pid, 0, 0
+        conn.send(stop_reply(session, event, inf.pid))
+
+    def _report_deferred(self, session: Session, conn: Connection) -> None:
+        """A process resumed while it held a deferred stop: that stop is its answer (it never ran)."""
+        for inf in session.attached_inferiors():
+            if inf.run.running and inf.run.deferred is not None:
+                event, inf.run.deferred = inf.run.deferred, None
+                inf.run.running, inf.run.last_stop = False, event
+                self._stop_the_others(inf)
+                session.last_pid, session.g_pid, session.g_tid = inf.pid, 0, 0
+                conn.send(stop_reply(session, event, inf.pid))
+                return
+
+    def _adopt_child(self, parent: Inferior, event: StopEvent, pid: int) -> None:
+        """A fork event: the stopped child `pid` becomes a process this stub serves (gdb detaches or follows it)."""
+        try:
+            child = parent.live.forked_child(pid)
+        except TargetError:
+            log.warning("forked child %d is not reachable", pid, exc_info=True)
+            return
+        tid = event.child_tid or pid
+        self._inferiors[pid] = Inferior(child, RunState(
+            running=False, last_stop=StopEvent(tid, StopReason.SIGNAL, 5)))
+
+    def _hand_over(self, session: Session | None, conn: Connection | None, inf: Inferior) -> None:
+        """The payload is about to exec: the next program's stub takes the listener and the connection (the
+        descriptors stay open across the exec). hand_over() returns only when the exec failed."""
+        state = {"listener": self._listener.fileno(), "conn": conn.fileno() if conn is not None else None,
+                 "initially_stopped": self._initially_stopped}
+        if session is not None and conn is not None:
+            state.update(no_ack=conn.no_ack, features=sorted(session.gdb_features),
+                         pass_signals=sorted(session.pass_signals),
+                         program_signals=None if session.program_signals is None else sorted(session.program_signals),
+                         catch_syscalls=None if session.catch_syscalls is None else sorted(session.catch_syscalls))
+        for fd in (state["listener"], state["conn"]):
+            if fd is not None:
+                os.set_inheritable(fd, True)
+        try:
+            inf.live.hand_over(json.dumps(state).encode())
+        finally:
+            for fd in (state["listener"], state["conn"]):
+                if fd is not None:
+                    os.set_inheritable(fd, False)
+        inf.run.running = True              # the exec failed: the payload goes on, so does this stub
+
+    def _on_ctrl_c(self, session: Session) -> None:
+        running = [inf for inf in session.attached_inferiors() if inf.run.running and inf.control is not None]
+        if not running:
             log.debug("^C while stopped: ignored")
             return
         log.info("gdb interrupt (^C)")
-        self._interrupt()
+        self._interrupt(running[0])            # the others stop with its stop (all-stop)
 
     def _answer(self, session: Session, conn: Connection, packet: bytes) -> None:
         reply = dispatch(session, packet)
@@ -248,17 +370,43 @@ class GdbServer:
             conn.no_ack = True
 
     def _abandon(self, session: Session) -> None:
-        """gdb left without D or k: never lose the payload; stopped for the next gdb (-g), else running."""
-        if self._control is None or self._run.exited:
-            return
-        try:
-            if self._run.running:
-                self._interrupt()
-                self._wait_stop(None)
-            points.clear_points(session)
-            if not self._initially_stopped and not self._run.exited:
-                log.info("gdb gone: detaching, the payload runs on")
-                self._control.detach()
-                self._run.running = True
-        except Exception:  # noqa: BLE001 - the stub must not take the payload down with it
-            log.exception("cleaning up after gdb left")
+        """gdb left without D or k: never lose the payload; stopped for the next gdb (-g), else running.
+        Followed children are detached: they run on as if never debugged."""
+        for inf in list(self._inferiors.values()):
+            if inf.control is None or inf.run.exited or not inf.attached:
+                continue
+            try:
+                if inf.run.running:
+                    self._interrupt(inf)
+                    self._wait_stop(None, inf)
+                points.clear_points(session, inf)
+                if inf is not self._main:
+                    inf.live.detach()
+                    self._inferiors.pop(inf.pid, None)
+                elif not self._initially_stopped and not inf.run.exited:
+                    log.info("gdb gone: detaching, the payload runs on")
+                    inf.live.detach()
+                    inf.run.running = True
+            except Exception:  # noqa: BLE001 - the stub must not take the payload down with it
+                log.exception("cleaning up after gdb left")
+
+
+def _restore(session: Session, conn: Connection, state: dict) -> None:
+    """The choices gdb made on this connection before the exec (it will not repeat qSupported and friends)."""
+    conn.no_ack = session.no_ack = bool(state.get("no_ack"))
+    session.gdb_features = frozenset(state.get("features", ()))
+    session.pass_signals = frozenset(state.get("pass_signals", ()))
+    program = state.get("program_signals")
+    session.program_signals = None if program is None else frozenset(program)
+    catch = state.get("catch_syscalls")
+    session.catch_syscalls = None if catch is None else frozenset(catch)
+    control = session.control
+    if control is not None:
+        query.apply_event_reporting(session)
+        if session.catch_syscalls is not None:
+            control.set_syscall_catch(session.catch_syscalls)
+
+
+def inherits_connection(handover: bytes) -> bool:
+    """Whether an exec'ing km's stub left a gdb connection (then the new program stops for gdb at once)."""
+    return json.loads(handover).get("conn") is not None

@@ -1,7 +1,10 @@
-"""The state one gdb connection works on: the target's run state (kept across connections) and the
-per-connection choices gdb made (selected threads, no-ack, features, open host files, inserted points).
+"""The state one gdb connection works on: the processes the stub serves (gdb's inferiors: the payload, and the
+children its forks reported), each with its run state (kept across connections), and the per-connection
+choices gdb made (selected process and thread, no-ack, features, open host files, inserted points).
 
 Handlers receive a Session instead of mutating a module global (the QEMU gdbstub habit the house style avoids).
+`session.target`, `.control` and `.run` are the *current* process's: the one gdb selected with Hg, else the one
+that reported the last stop, so memory, register and breakpoint packets act on the process gdb means.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ log = logging.getLogger("km.gdb")
 
 @dataclass
 class RunState:
-    """What the target is doing; outlives connections because the payload does.
+    """What one process is doing; outlives connections because the payload does.
 
         running --event--> stopped --resume packet--> running
         any --EXITED/TERMINATED event--> exited (final)
@@ -28,53 +31,115 @@ class RunState:
     last_stop: StopEvent | None = None
     pending_interrupts: int = 0      # interrupt() calls whose INTERRUPT event has not arrived yet
     last_actions: tuple[ResumeAction, ...] = ()
+    deferred: StopEvent | None = None    # a stop that came after this process was stopped for another's stop:
+    #                                      reported at the next resume instead of resuming (gdbserver's habit)
 
     @property
     def exited(self) -> bool:
         return self.last_stop is not None and self.last_stop.reason in (StopReason.EXITED, StopReason.TERMINATED)
 
 
+class Inferior:
+    """One process the stub serves: its target and its run state."""
+
+    def __init__(self, target: Target, run: RunState) -> None:
+        self.target, self.run = target, run
+        # isinstance() against a runtime Protocol checks every method: once per process, not per packet.
+        self.control: ControlTarget | None = target if isinstance(target, ControlTarget) else None
+        self.pid: int = target.pid()
+        self.attached = True        # False once gdb detached it (the payload, running on while a child is debugged)
+        self.libraries = LibraryCache()     # qXfer:libraries-svr4's last document for this process
+
+    @property
+    def live(self) -> ControlTarget:
+        """The control target, in the paths only a live process reaches (a core file never runs)."""
+        assert self.control is not None, "a read-only target never runs"
+        return self.control
+
+
 @dataclass
 class Session:
-    target: Target
-    run: RunState
+    main: Target                     # the process the stub was started for (the payload)
+    main_run: RunState
     initially_stopped: bool = True
+    inferiors: dict[int, Inferior] = field(default_factory=dict)   # pid -> process; the main one included
+    g_pid: int = 0                   # Hg process: 0 = the one that reported the last stop
     g_tid: int = 0                   # Hg thread: g/G/p/P; 0 = the thread that reported the last stop
     c_tid: int = -1                  # Hc thread for the legacy c/s packets; -1 = all
     no_ack: bool = False
     gdb_features: frozenset[str] = frozenset()
     pass_signals: frozenset[int] = frozenset()        # Linux numbers reported to gdb only when not passed
     program_signals: frozenset[int] | None = None     # None: gdb never restricted them
-    points: set[tuple[BreakpointKind, int, int]] = field(default_factory=set)
+    catch_syscalls: frozenset[int] | None = None      # QCatchSyscalls: None off, empty = every syscall
+    points: set[tuple[int, BreakpointKind, int, int]] = field(default_factory=set)   # (pid, kind, addr, length)
     host_files: dict[int, int | bytes] = field(default_factory=dict)   # vFile fd -> host fd, or the
     #                                                                   content of a payload /proc file
-    libraries: LibraryCache = field(default_factory=LibraryCache)     # qXfer:libraries-svr4's last document
-    ending: bool = False             # D or k: close the connection after this reply
+    ending: bool = False             # D or k of the last process: close the connection after this reply
+    last_pid: int = 0                # the process whose stop was reported last
 
     def __post_init__(self) -> None:
-        # isinstance() against a runtime Protocol checks every method: once per connection, not per packet.
-        self._control = self.target if isinstance(self.target, ControlTarget) else None
+        if not self.inferiors:
+            first = Inferior(self.main, self.main_run)
+            self.inferiors[first.pid] = first
+        self.last_pid = self.last_pid or next(iter(self.inferiors))
+
+    # ---- the current process ----
+
+    @property
+    def current(self) -> Inferior:
+        """The process gdb means: Hg's, else the last stop's, else the first still served."""
+        for pid in (self.g_pid, self.last_pid):
+            if pid > 0 and pid in self.inferiors:
+                return self.inferiors[pid]
+        return next(iter(self.inferiors.values()), None) or Inferior(self.main, self.main_run)
+
+    @property
+    def target(self) -> Target:
+        return self.current.target
 
     @property
     def control(self) -> ControlTarget | None:
-        """The target as a ControlTarget, or None for a read-only one (a core file)."""
-        return self._control
+        """The current process as a ControlTarget, or None for a read-only one (a core file)."""
+        return self.current.control
 
     @property
     def live(self) -> ControlTarget:
-        """The target of a packet registered with needs_control=True (dispatch answered E01 for a core file)."""
-        if self._control is None:
+        """The current process of a packet registered with needs_control=True (dispatch answered E01 for a core
+        file)."""
+        control = self.current.control
+        if control is None:
             raise RspError("the target is read-only", 1)
-        return self._control
+        return control
+
+    @property
+    def libraries(self) -> LibraryCache:
+        return self.current.libraries
+
+    @property
+    def run(self) -> RunState:
+        return self.current.run
+
+    @property
+    def any_running(self) -> bool:
+        return any(inf.run.running and inf.attached for inf in self.inferiors.values())
+
+    def attached_inferiors(self) -> list[Inferior]:
+        return [inf for inf in self.inferiors.values() if inf.attached]
 
     @property
     def multiprocess(self) -> bool:
         """gdb offered the multiprocess extensions (and so was offered them back): ids are p<pid>.<tid>."""
         return "multiprocess" in self.gdb_features
 
-    def format_tid(self, tid: int) -> bytes:
+    def inferior(self, pid: int) -> Inferior:
+        """The process a thread id names (<= 0: the current one); KeyError for one the stub does not serve."""
+        if pid <= 0:
+            return self.current
+        return self.inferiors[pid]
+
+    def format_tid(self, tid: int, pid: int = 0) -> bytes:
         """A thread id as gdb expects it; with multiprocess gdb learns the payload's real pid from it."""
-        return b"p%x.%x" % (self.target.pid(), tid) if self.multiprocess else b"%x" % tid
+        return b"p%x.%x" % (pid or self.target.pid(), tid) if self.multiprocess else b"%x" % tid
 
     def current_tid(self) -> int:
         """The thread g/p and the stop-related queries act on."""
@@ -86,12 +151,21 @@ class Session:
             return stop.tid
         return threads[0]
 
-    def resume(self, actions: list[ResumeAction]) -> None:
-        """Hand the actions to the target and mark it running; the stop reply comes from the server loop."""
-        control = self.live
+    def select(self, pid: int, tid: int) -> None:
+        """Hg: the process and thread the following packets act on."""
+        self.g_pid = pid if pid > 0 else 0
+        self.g_tid = max(tid, 0)
+
+    def resume(self, actions: list[ResumeAction], inferior: Inferior | None = None) -> None:
+        """Hand the actions to a process's target and mark it running; the stop reply comes from the server."""
+        inferior = inferior or self.current
+        control = inferior.control
+        if control is None:
+            raise RspError("the target is read-only", 1)
         if self.program_signals is not None:
             actions = [a if a.signal in self.program_signals else dataclasses.replace(a, signal=0) for a in actions]
-        log.debug("resume %s", actions)
-        self.run.last_actions = tuple(actions)
-        self.run.running = True
-        control.resume(actions)
+        log.debug("resume %d %s", inferior.pid, actions)
+        inferior.run.last_actions = tuple(actions)
+        inferior.run.running = True
+        if inferior.run.deferred is None:
+            control.resume(actions)

@@ -64,8 +64,12 @@ def libraries_svr4(session: Session, annex: str, offset: int, length: int) -> by
 
 @command("qXfer:exec-file:read", _parse)
 def exec_file(session: Session, annex: str, offset: int, length: int) -> bytes:
-    """The annex is a pid (hex) or empty; there is one process."""
-    path = session.target.exe_path()
+    """The annex is a pid (hex) or empty (the current process)."""
+    try:
+        target = session.inferior(int(annex, 16) if annex else 0).target
+    except (KeyError, ValueError):
+        raise RspError(f"no process {annex}", ENOENT) from None
+    path = target.exe_path()
     if not path:
         raise RspError("the executable's path is unknown", ENOENT)
     return window(path.encode(), offset, length)
@@ -73,10 +77,12 @@ def exec_file(session: Session, annex: str, offset: int, length: int) -> bytes:
 
 def threads_xml(session: Session) -> bytes:
     items = []
-    for tid in session.target.threads():
-        name = session.target.thread_name(tid)
-        attrs = f'id="{session.format_tid(tid).decode()}"' + (f" name={quoteattr(name)}" if name else "")
-        items.append(f"<thread {attrs}/>")
+    for inferior in session.attached_inferiors():
+        for tid in inferior.target.threads():
+            name = inferior.target.thread_name(tid)
+            attrs = (f'id="{session.format_tid(tid, inferior.pid).decode()}"'
+                     + (f" name={quoteattr(name)}" if name else ""))
+            items.append(f"<thread {attrs}/>")
     return ('<?xml version="1.0"?>\n<threads>\n' + "\n".join(items) + "\n</threads>\n").encode()
 
 

@@ -271,6 +271,7 @@ class FakeControlTarget(StaticTarget):
     names: dict[int, str] = field(default_factory=dict)
     features: frozenset[str] = frozenset({"swbreak", "hwbreak", "watch", "step"})
     on_resume: Callable[["FakeControlTarget", Sequence[ResumeAction]], None] | None = None
+    children: dict[int, "FakeControlTarget"] = field(default_factory=dict)    # forked_child(pid)
 
     def __post_init__(self) -> None:
         self._read_fd, self._write_fd = os.pipe()
@@ -374,6 +375,20 @@ class FakeControlTarget(StaticTarget):
 
     def supports(self) -> frozenset[str]:
         return self.features
+
+    def report_events(self, kinds: frozenset[str]) -> None:
+        self.calls.append(("report_events", kinds))
+
+    def forked_child(self, pid: int) -> "FakeControlTarget":
+        child = self.children[pid]
+        self.calls.append(("forked_child", pid))
+        return child
+
+    def set_syscall_catch(self, numbers: frozenset[int] | None) -> None:
+        self.calls.append(("set_syscall_catch", numbers))
+
+    def hand_over(self, state: bytes) -> None:
+        self.calls.append(("hand_over", state))
 
     def detach(self) -> None:
         self.calls.append(("detach",))

@@ -34,3 +34,82 @@ def test_a_watchpoint_does_not_follow_the_child(debug) -> None:
     d.gdb.exit()
     status, out, err = d.finish()
     assert out.splitlines() == ["child exit 7"], out + err
+
+
+def _finish(d, status: int, lines: list[str]) -> None:
+    d.gdb.exit()
+    got_status, out, err = d.finish()
+    assert out.splitlines() == lines, out + err
+    if d.backend == "km":
+        assert got_status == status, err
+
+
+def test_catch_fork_stops_in_the_parent_and_the_child_runs_on(debug) -> None:
+    d = debug(FORK, args=["fork"])
+    d.gdb.console("catch fork")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("fork")
+    assert int(stop["newpid"]) > 0 and stop["frame"]["func"] in ("_Fork", "fork"), d.diagnostics()
+    d.gdb.run("-exec-continue")                       # detach-on-fork: the child runs on undebugged
+    d.gdb.wait_for_stop("exited-normally")
+    _finish(d, 0, ["child exit 7"])
+
+
+def test_follow_fork_mode_child_stops_at_a_breakpoint_in_the_child(debug) -> None:
+    d = debug(FORK, args=["fork"])
+    d.gdb.console("set follow-fork-mode child")
+    d.gdb.run("-break-insert in_child")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("breakpoint-hit")
+    assert stop["frame"]["func"] == "in_child", d.diagnostics()
+    inferiors = d.gdb.console("info inferiors")
+    assert "process" in inferiors.splitlines()[-1] and inferiors.splitlines()[-1].startswith("*"), inferiors
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("exited")["exit-code"] == "07", d.diagnostics()
+    _finish(d, 0, ["child exit 7"])                 # the parent, detached, ran on and reported its child
+
+
+def test_detach_on_fork_off_debugs_both_processes(debug) -> None:
+    d = debug(FORK, args=["fork"])
+    d.gdb.console("set detach-on-fork off")
+    d.gdb.console("set schedule-multiple on")
+    d.gdb.run("-break-insert in_child")
+    d.gdb.run("-break-insert in_parent")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("breakpoint-hit")
+    assert stop["frame"]["func"] == "in_child", d.diagnostics()
+    assert len([line for line in d.gdb.console("info inferiors").splitlines() if "process" in line]) == 2
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("exited")["exit-code"] == "07", d.diagnostics()
+    d.gdb.console("inferior 1")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("breakpoint-hit")
+    assert stop["frame"]["func"] == "in_parent" and d.gdb.console("p status").strip().endswith("= 1792")
+    d.gdb.run("-exec-continue")
+    d.gdb.wait_for_stop("exited-normally")
+    _finish(d, 0, ["child exit 7"])
+
+
+def test_catch_vfork_then_the_child_execs_on_its_own(debug) -> None:
+    d = debug(FORK, args=["vfork"])
+    d.gdb.console("catch vfork")
+    d.gdb.run("-exec-continue")
+    assert int(d.gdb.wait_for_stop("vfork")["newpid"]) > 0, d.diagnostics()
+    d.gdb.run("-exec-continue")
+    d.gdb.wait_for_stop("exited-normally")
+    _finish(d, 0, ["execd", "child exit 5"])
+
+
+def test_exec_keeps_the_session_and_breaks_in_the_new_program(debug) -> None:
+    """gdb hears of the exec and goes on debugging the new program (the connection used to close)."""
+    d = debug(FORK, args=["exec"])
+    d.gdb.console("catch exec")
+    d.gdb.run("-break-insert after_exec")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("exec")
+    assert stop["new-exec"] == str(d.exe.resolve()), d.diagnostics()
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("breakpoint-hit")["frame"]["func"] == "after_exec", d.diagnostics()
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("exited")["exit-code"] == "05", d.diagnostics()
+    _finish(d, 5, ["execd"])

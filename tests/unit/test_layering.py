@@ -42,6 +42,7 @@ RULES = [
     ("kdbg.core", ("monitor", "kdbg.dap", "kdbg.rsp", "kdbg.vcpu_control", "capstone", "pygdbmi")),
     ("kdbg.vcpu_control", ("monitor", "kdbg.dap", "kdbg.rsp", "kdbg.core")),
     ("kdbg/breakpoints.py", ("monitor", "kdbg.dap", "kdbg.rsp", "kdbg.core", "kdbg.vcpu_control")),
+    ("kdbg/target_link.py", ("monitor", "kdbg.dap", "kdbg.rsp", "kdbg.core", "kdbg.vcpu_control")),
     ("kdbg.dap", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.vcpu_control", "cffi")),
     ("monitor", ("kdbg.dap",)),
     ("monitor.oci", ("kdbg", "elftools", "cffi")),     # km-runtime starts 4 times per container: stdlib only

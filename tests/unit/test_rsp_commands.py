@@ -116,7 +116,7 @@ def test_Z_z_reach_the_target() -> None:
     assert ask(s, b"Z2,7000,8;X2,0") == b"OK"
     assert ask(s, b"z0,400010,1") == b"OK"
     assert s.target.points == {(BreakpointKind.HARDWARE, 0x400020, 1), (BreakpointKind.WRITE, 0x7000, 8)}
-    assert s.points == s.target.points
+    assert s.points == {(s.current.pid, *point) for point in s.target.points}
 
 
 @pytest.mark.parametrize("packet", [b"Z2,7000,3", b"Z4,7000,16", b"Z9,1,1", b"Z0,1", b"Z0,xyz,1"])
@@ -285,3 +285,11 @@ def test_random_arguments_never_reach_the_unexpected_error_path(caplog) -> None:
                 reply = ask(s, packet)
             assert reply is None or isinstance(reply, bytes)
             assert not caplog.records, f"{packet!r}: {caplog.text}"
+
+
+@pytest.mark.parametrize("packet", [b"vCont;c:p999.7", b"vCont;s:p64.999;c", b"Hgp999.7", b"Tp64.999"])
+def test_a_thread_of_another_process_is_an_error_and_serving_goes_on(packet) -> None:
+    s = make_session(gdb_features=frozenset({"multiprocess"}))
+    assert ask(s, packet) == b"E03"
+    assert not s.run.running
+    assert ask(s, b"qC") == b"QCp64.7"
