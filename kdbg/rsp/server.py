@@ -195,7 +195,10 @@ class GdbServer:
             if not run.running:
                 return None
         elif not run.running:
-            if event.reason is not StopReason.INTERRUPT and run.deferred is None:
+            # Only a process the stub held for another's stop keeps its late stop: within one process, a
+            # second thread's stop behind the reported one is dropped (its breakpoint or step happens again on
+            # resume), since gdb may resume only the thread it steps over a breakpoint.
+            if run.held_for_other and event.reason is not StopReason.INTERRUPT and run.deferred is None:
                 log.debug("process %d: %s kept for its next resume", inf.pid, event.reason.value)
                 run.deferred = event
             else:
@@ -242,7 +245,7 @@ class GdbServer:
                 except TargetError:
                     log.info("process %d could not be stopped", other.pid, exc_info=True)
                     continue
-                other.run.running = False
+                other.run.running, other.run.held_for_other = False, True
 
     # ---- one connection ----
 

@@ -31,7 +31,8 @@ class RunState:
     last_stop: StopEvent | None = None
     pending_interrupts: int = 0      # interrupt() calls whose INTERRUPT event has not arrived yet
     last_actions: tuple[ResumeAction, ...] = ()
-    deferred: StopEvent | None = None    # a stop that came after this process was stopped for another's stop:
+    held_for_other: bool = False         # stopped by the stub because another process stopped (all-stop)
+    deferred: StopEvent | None = None    # a stop that came after this process was held for another's stop:
     #                                      reported at the next resume instead of resuming (gdbserver's habit)
 
     @property
@@ -167,5 +168,6 @@ class Session:
         log.debug("resume %d %s", inferior.pid, actions)
         inferior.run.last_actions = tuple(actions)
         inferior.run.running = True
+        inferior.run.held_for_other = False
         if inferior.run.deferred is None:
             control.resume(actions)
