@@ -171,15 +171,26 @@ class Docker:
 
 
 def http_get(port: int, path: str, timeout: float = 30) -> str:
-    """GET from the host through the published port, retried until the server listens (deadline, not sleeps)."""
+    """GET from the host through the published port, retried while nothing listens yet (refused or reset by the
+    engine's forwarder) until the deadline; an answer is waited for until the deadline too, never re-requested
+    (/quit is not idempotent, and a loaded machine may take seconds to answer)."""
+    import urllib.error
     import urllib.request
+    deadline = time.monotonic() + timeout
 
     def attempt():
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
+                                        timeout=max(deadline - time.monotonic(), 0.1)) as r:
                 return r.read().decode()
-        except OSError:
+        except ConnectionError:
             return None
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, ConnectionError):
+                return None
+            raise TimeoutError(f"http://127.0.0.1:{port}{path}: {e.reason}") from None
+        except OSError as e:
+            raise TimeoutError(f"http://127.0.0.1:{port}{path}: {e}") from None
     return wait_for(attempt, timeout, f"http://127.0.0.1:{port}{path}")
 
 
