@@ -165,3 +165,15 @@ def test_global_options_as_podman_and_containerd_pass_them() -> None:
             "--systemd-cgroup", "delete", "id"]
     opts, rest, _ = split_options(shim, GLOBAL_VALUE_OPTIONS)
     assert opts["root"] == "/run/containerd/runc/default" and "systemd-cgroup" in opts and rest == ["delete", "id"]
+
+
+def test_runtime_start_up_imports_nothing_heavy() -> None:
+    """Every container start pays km-runtime's imports: none of the modules that cost milliseconds each."""
+    import sys
+    root = Path(__file__).resolve().parents[2]
+    code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
+            "from monitor.oci import cli, rewrite, settings\n"
+            "print(sorted(m for m in ('re', 'typing', 'json', 'enum', 'dataclasses', 'collections', 'elftools',"
+            " 'cffi') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
