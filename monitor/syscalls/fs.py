@@ -239,18 +239,19 @@ def sys_fstatfs(ctx, fd: int, buf: int) -> int:
     return host_syscall(NR["fstatfs"], fd_arg(fd), buf_out(ctx, buf, 120))
 
 
-def _fd_call(name: str, arity: int):
-    """A syscall whose first argument is an fd and the rest plain numbers."""
+def _fd_call(name: str) -> None:
+    """A syscall whose first argument is an fd and the rest plain numbers (all four passed on: fallocate's length
+    and fadvise64's advice are the fourth)."""
     nr = NR[name]
 
-    def handler(ctx, a0: int, a1: int, a2: int) -> int:
-        return host_syscall(nr, fd_arg(a0), a1, a2)
+    def handler(ctx, a0: int, a1: int, a2: int, a3: int) -> int:
+        return host_syscall(nr, fd_arg(a0), a1, a2, a3)
     syscall(name)(handler)
 
 
 for _name in ("fchdir", "fsync", "fdatasync", "ftruncate", "fchmod", "fchown", "flock", "fadvise64",
               "syncfs", "fallocate"):
-    _fd_call(_name, 3)
+    _fd_call(_name)
 
 
 @syscall("fcntl")
