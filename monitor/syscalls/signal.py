@@ -167,16 +167,23 @@ def sys_rt_tgsigqueueinfo(ctx, tgid: int, tid: int, signo: int, uinfo: int) -> i
 
 @syscall("rt_sigpending")
 def sys_rt_sigpending(ctx, setp: int, size: int) -> int:
+    """A set larger than the kernel's is EINVAL; a smaller one gets its first `size` bytes (kernel/signal.c)."""
+    if size > 8:
+        return -errno.EINVAL
     state = ctx.proc.signals
     bits = 0
     for p in state.of(ctx).pending + state.shared_pending:
         bits |= 1 << (p.signo - 1)
-    ctx.mem.write(setp, struct.pack("<Q", bits & state.of(ctx).mask))
+    ctx.mem.write(setp, struct.pack("<Q", bits & state.of(ctx).mask)[:size])
     return 0
 
 
+WAIT_MAX = 86400.0          # one wait's longest slice: threading refuses a timeout of 2^63 s (OverflowError)
+
+
 def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) -> int | PendingSignal:
-    """Block until a signal is pending (0, or the one of `wanted` taken), or the deadline (-EAGAIN); honours
+    """Block until a signal is pending (the one of `wanted` taken, else 0 for any deliverable one: a handled signal
+    ends sigtimedwait too), or the deadline (-EAGAIN); honours
     pauses; a snapshot's freeze ends it with -ERESTARTNOINTR (the call is made again when the thread goes on)."""
     event = threading.Event()
     ctx.signal_wakeup = event
@@ -190,7 +197,7 @@ def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) 
                         i = next_index(queue, lambda p: wanted & (1 << (p.signo - 1)))
                         if i is not None:
                             return queue.pop(i)
-            elif ctx.proc.pending_signals_for(ctx):
+            if ctx.proc.pending_signals_for(ctx):       # any deliverable signal ends the wait: EINTR
                 return 0
             if ctx.exit_requested:
                 return 0
@@ -202,7 +209,7 @@ def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) 
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return -errno.EAGAIN
-            event.wait(remaining)
+            event.wait(None if remaining is None else min(remaining, WAIT_MAX))
             event.clear()
     finally:
         ctx.signal_wakeup = None
@@ -227,10 +234,16 @@ def sys_rt_sigsuspend(ctx, mask: int, size: int) -> int:
 
 @syscall("rt_sigtimedwait")
 def sys_rt_sigtimedwait(ctx, setp: int, info: int, timeout: int, size: int) -> int:
+    """kernel/signal.c's order: the set's size (EINVAL), the set (EFAULT), the timeout (EFAULT, then EINVAL for a
+    negative or unnormalised one); a timeout of years is a wait without end."""
+    if size != 8:
+        return -errno.EINVAL
     wanted = struct.unpack("<Q", ctx.mem.read(setp, 8))[0]
     deadline = None
     if timeout:
         sec, nsec = struct.unpack("<qq", ctx.mem.read(timeout, 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            return -errno.EINVAL
         deadline = time.monotonic() + sec + nsec / 1e9
     got = _sleep_until_signal(ctx, deadline, wanted)
     if isinstance(got, int):
