@@ -25,7 +25,7 @@ def sys_close_range(ctx, first: int, last: int, flags: int) -> int:
     """Closes (or marks close-on-exec) the payload's descriptors in [first, last], never km's above them.
     CLOSE_RANGE_UNSHARE would give only the calling host thread its own table (km's other threads keep the
     shared one), and the payload's table is km's anyway: it is accepted and changes nothing else."""
-    first, last = first & 0xFFFFFFFF, last & 0xFFFFFFFF
+    first, last, flags = first & 0xFFFFFFFF, last & 0xFFFFFFFF, flags & 0xFFFFFFFF     # unsigned ints
     if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
         return -errno.EINVAL
     if first >= KM_FD_BASE:

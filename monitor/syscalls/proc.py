@@ -78,6 +78,9 @@ def sys_getresuid(ctx, r: int, e: int, s: int) -> int:
 @syscall("getgroups")
 def sys_getgroups(ctx, size: int, addr: int) -> int:
     groups = os.getgroups()
+    size = s32(size)
+    if size < 0:
+        return -errno.EINVAL
     if size == 0:
         return len(groups)
     if size < len(groups):
