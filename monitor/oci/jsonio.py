@@ -3,10 +3,14 @@
 typing import either: it pulls in re, collections and contextlib, another ~10 ms.)"""
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:                       # mypy's view: _json's stubs do not describe the scanner's context object
+    from typing import Any
+    _json: Any
 try:
     import _json
 except ImportError:                     # not CPython: the plain module
-    _json = None                        # type: ignore[assignment]
+    _json = None
 
 
 class _Context:
