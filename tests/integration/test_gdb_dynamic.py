@@ -149,6 +149,18 @@ def test_thread_local_storage_of_the_program_and_of_libc():
     assert km[:4] + km[5:7] + km[8:] == reference[:4] + reference[5:7] + reference[8:]
 
 
+@pytest.mark.parametrize("mode,steps", [
+    ("exec", ["catch exec", CONTINUE, "break after_exec", CONTINUE, "info sharedlibrary", "bt", CONTINUE]),
+    ("fork", ["set follow-fork-mode child", "break in_child", CONTINUE, "info sharedlibrary", "bt", CONTINUE])])
+def test_the_libraries_of_an_execed_program_and_of_a_followed_child(mode, steps):
+    """After an exec the new program's list is read afresh (the stub of the new km); a followed child's is its own."""
+    km, reference = both(build("gdb_fork.c", "dynamic"), steps, args=(mode,))
+    libraries, bt = km[steps.index("info sharedlibrary")], km[steps.index("bt")]
+    assert "/libc.so.6" in libraries and re.search(r"^#1 .* in main ", bt, re.M), km
+    pids = re.compile(r"(process|Thread) \d+(\.\d+)?")
+    assert [pids.sub(r"\1 <pid>", step) for step in km] == [pids.sub(r"\1 <pid>", step) for step in reference]
+
+
 def test_python3_breakpoint_in_libz_and_bt_through_the_interpreter(tmp_path):
     """Debian's python3 links libpython statically: its frames are the executable's, libz's is a library's."""
     script = tmp_path / "crc.py"
