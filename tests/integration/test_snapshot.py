@@ -115,3 +115,18 @@ def test_python_api_under_km_python3(tmp_path):
     assert (taken.returncode, taken.stdout) == (0, b"taken 42\n"), taken.stderr.decode()
     resumed = run_km(tmp_path / "kmsnap", timeout=TIMEOUT_S)
     assert (resumed.returncode, resumed.stdout) == (0, b"resumed 42\n"), resumed.stderr.decode()
+
+
+def test_descriptors_come_back_as_the_issue_says(payload, tmp_path):
+    """A pipe holds its bytes again, an eventfd its counter; a file removed since reads EBADF (with a trace
+    line); both ends of a connection come back reset; the listener listens again."""
+    exe = payload("snapshot_fds.c", "glibc", (f"-I{ROOT / 'include'}",))
+    data = tmp_path / "gone.txt"
+    data.write_text("hello\n")
+    assert run_km(exe, data, cwd=tmp_path, timeout=TIMEOUT_S).returncode == 0
+    data.unlink()
+    result = run_km(tmp_path / "kmsnap", timeout=TIMEOUT_S, env={"KM_VERBOSE": "snapshot"})
+    assert result.stdout.decode().splitlines() == [
+        "pipe: pipe bytes", "eventfd: 5", "file: EBADF", "connection: ECONNRESET", "other end: ECONNRESET",
+        "listener: EAGAIN"], result.stderr.decode()
+    assert f"({data}): not restored (No such file or directory): EBADF" in result.stderr.decode()
