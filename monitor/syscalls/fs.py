@@ -17,7 +17,7 @@ from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 from .procfs import is_fd_directory, open_self_file, without_km_fds
 
-UIO_MAXIOV = 1024
+UIO_MAXIOV, PATH_MAX = 1024, 4096
 
 
 def sigpipe_on_epipe(ctx, result: int) -> int:
@@ -190,7 +190,12 @@ def sys_readlink(ctx, path: int, buf: int, size: int) -> int:
 
 @syscall("getcwd")
 def sys_getcwd(ctx, buf: int, size: int) -> int:
-    return host_syscall(NR["getcwd"], buf_out(ctx, buf, size), size)
+    """Linux copies only the path and its NUL: the rest of the buffer may be unmapped (ERANGE before EFAULT)."""
+    host = ffi.new("char[]", PATH_MAX)
+    result = host_syscall(NR["getcwd"], addr_of(host), min(size, PATH_MAX))
+    if result > 0:
+        ctx.mem.write(buf, ffi.buffer(host, result)[:])
+    return result
 
 
 def _path_call(name: str, path_positions: tuple[int, ...], dirfd_positions: tuple[int, ...] = ()):

@@ -199,6 +199,7 @@ def _limit(resource: int) -> tuple[int, int]:
 
 @syscall("prlimit64")
 def sys_prlimit64(ctx, pid: int, resource: int, new: int, old: int) -> int:
+    resource &= 0xFFFFFFFF                # an unsigned int
     if resource > 15:
         return -errno.EINVAL
     if old:
@@ -273,6 +274,7 @@ def _is_own(ctx, which: int, who: int) -> bool:
 @syscall("getpriority")
 def sys_getpriority(ctx, which: int, who: int) -> int:
     """The raw syscall answers 20 - nice (glibc turns it back)."""
+    which, who = s32(which), s32(who)
     if which not in (PRIO_PROCESS, PRIO_PGRP, PRIO_USER):
         return -errno.EINVAL
     if _is_own(ctx, which, who):
@@ -284,6 +286,7 @@ def sys_getpriority(ctx, which: int, who: int) -> int:
 def sys_setpriority(ctx, which: int, who: int, prio: int) -> int:
     """km's threads are all the payload's: the value is kept per process (and given to the calling host thread,
     so the scheduler follows it); lowering it needs the privilege Linux asks for."""
+    which, who = s32(which), s32(who)
     if which not in (PRIO_PROCESS, PRIO_PGRP, PRIO_USER):
         return -errno.EINVAL
     if not _is_own(ctx, which, who):

@@ -96,7 +96,7 @@ def sys_kill(ctx, pid: int, signo: int) -> int:
     """Another pid is a host process (a forked payload is a km of its own, which forwards the signal to its
     guest): the host kernel delivers it. 0 and -1 stay within this payload: the process group and "every
     process" would reach km's own parent and siblings on the host."""
-    pid = s32(pid)
+    pid, signo = s32(pid), s32(signo)
     if not 0 <= signo <= NSIG:
         return -errno.EINVAL
     if pid not in (0, -1, ctx.proc.pid):

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -55,6 +56,16 @@ static int ids_case(void) {
     show("rt_sigpending size 9", syscall(SYS_rt_sigpending, &pending, 9));
     show("rt_sigpending size 4", syscall(SYS_rt_sigpending, &pending, 4));
     show("close_range flags above 32 bits", syscall(SYS_close_range, 900, 950, 1L << 40));
+    /* int and unsigned int arguments are their low 32 bits */
+    show("getpriority which 2^32 (0)", syscall(SYS_getpriority, 1L << 32, 0));
+    struct rlimit { uint64_t cur, max; } limit;
+    show("getrlimit resource 2^63 (0)", syscall(SYS_getrlimit, 1UL << 63, &limit));
+    show("kill signal 2^40 (0)", syscall(SYS_kill, getpid(), 1L << 40));
+    /* getcwd copies the path only: a buffer whose tail is unmapped is fine */
+    char *page = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(page + 4096, 4096);
+    show("getcwd, buffer's tail unmapped", syscall(SYS_getcwd, page + 4096 - 64, 8192));
+    show("getcwd, size 1", syscall(SYS_getcwd, page, 1));
     return 0;
 }
 
