@@ -174,20 +174,28 @@ def test_python3_breakpoint_in_libz_and_bt_through_the_interpreter(tmp_path):
     assert km == reference
 
 
-def test_kmcore_of_a_dynamic_payload_shows_its_libraries_and_bt_through_libc(tmp_path):
+@pytest.fixture(scope="module")
+def abort_core(tmp_path_factory) -> tuple[Path, Path]:
+    """(program, kmcore) of core_crash.c built dynamic and dead of abort() in km."""
+    exe = build("core_crash.c", "dynamic", ("-pthread",))
+    work = tmp_path_factory.mktemp("dynamic-core")
+    result = run_km(exe, "abort", cwd=work, timeout=120)
+    assert result.returncode == 128 + 6 and (work / "kmcore").exists(), result.stderr
+    return exe, work / "kmcore"
+
+
+def test_kmcore_of_a_dynamic_payload_shows_its_libraries_and_bt_through_libc(abort_core):
     """abort() in a dynamic program: kmcore's NT_FILE names libc, and `gdb prog kmcore` shows what gdb showed live
     at the same death under gdbserver."""
     from .test_core_native import gdb_batch          # the core tests' gdb -batch runner
 
-    exe = build("core_crash.c", "dynamic", ("-pthread",))
-    result = run_km(exe, "abort", cwd=tmp_path, timeout=120)
-    assert result.returncode == 128 + 6 and (tmp_path / "kmcore").exists(), result.stderr
-    core_target = CoreTarget(str(tmp_path / "kmcore"))
+    exe, kmcore = abort_core
+    core_target = CoreTarget(str(kmcore))
     files = {Path(r.path).name for r in core_target.mappings() if r.is_file()}
     assert {"libc.so.6", "ld-linux-x86-64.so.2", exe.name} <= files, files
     # The stub serving this core (read-only) finds the same list in the core's memory.
     assert b"/libc.so.6" in LibraryCache().document(core_target, live=False)
-    core = gdb_batch(exe, tmp_path / "kmcore", commands=["info sharedlibrary", "bt -frame-arguments none"])
+    core = gdb_batch(exe, kmcore, commands=["info sharedlibrary", "bt -frame-arguments none"])
     live = gdb_session("gdbserver", exe, [CONTINUE, "info sharedlibrary", "bt -frame-arguments none"],
                        args=("abort",))
     assert live[0].startswith("signal-received")
@@ -219,3 +227,17 @@ def test_dap_stack_trace_shows_library_frames(dap, payload):
         ("main", line_of("dap_basic.c", "print"), marker_path("dap_basic.c")), client.dump()
     modules = {m["name"] for m in client.call("modules")["modules"]}
     assert {"libc.so.6", Path(program).name} <= modules, modules
+
+
+def test_dap_post_mortem_of_a_dynamic_kmcore_shows_libc_frames(dap, abort_core):
+    exe, kmcore = abort_core
+    client = dap()
+    client.start("launch", {"program": str(exe), "coreFile": str(kmcore)})
+    stop = client.wait_event("stopped")
+    assert (stop["reason"], stop["text"]) == ("exception", "SIGABRT"), client.dump()
+    frames = client.call("stackTrace", {"threadId": stop["threadId"]})["stackFrames"]
+    names = [f["name"] for f in frames]
+    assert any("abort" in name for name in names[:4]) and names[-3:] == ["leaf", "middle", "main"], client.dump()
+    assert frames[-1]["line"] == line_of("core_crash.c", "main"), client.dump()
+    modules = {m["name"] for m in client.call("modules")["modules"]}
+    assert "libc.so.6" in modules, modules
