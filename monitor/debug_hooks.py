@@ -33,6 +33,17 @@ class DebugHooks(Protocol):
     def on_syscall_step(self, thread: VcpuThread) -> bool:
         """A single step over `syscall` finished (SFMASK cleared TF, so no #DB comes)."""
 
+    @property
+    def caught_syscalls(self) -> frozenset[int] | None:
+        """The syscall numbers the debugger stops at (empty: every one); None, the usual case: none, and the
+        syscall path asks nothing more."""
+
+    def on_syscall_entry(self, thread: VcpuThread, nr: int) -> None:
+        """A caught syscall is about to run (ptrace's syscall-enter-stop); the pc is already past `syscall`."""
+
+    def on_syscall_return(self, thread: VcpuThread, nr: int) -> None:
+        """A caught syscall returned, its result in rax (ptrace's syscall-exit-stop)."""
+
     def on_signal(self, thread: VcpuThread, pending: PendingSignal) -> bool:
         """A signal is about to be delivered to the thread (ptrace's signal-delivery-stop)."""
 
@@ -72,6 +83,7 @@ class NoDebugger:
     """A process nobody debugs: every event goes on as if no debugger existed."""
 
     watches_signals = False
+    caught_syscalls: frozenset[int] | None = None
 
     def on_thread_start(self, thread: VcpuThread) -> None:
         pass
@@ -84,6 +96,12 @@ class NoDebugger:
 
     def on_syscall_step(self, thread: VcpuThread) -> bool:
         return False
+
+    def on_syscall_entry(self, thread: VcpuThread, nr: int) -> None:
+        pass
+
+    def on_syscall_return(self, thread: VcpuThread, nr: int) -> None:
+        pass
 
     def on_signal(self, thread: VcpuThread, pending: PendingSignal) -> bool:
         return False

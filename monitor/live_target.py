@@ -73,6 +73,7 @@ class LiveTarget(ProcessView):
         super().__init__(proc)
         self.follow_forks = follow_forks      # False: forked children are someone else's (KM_GDB_CHILD_FORK_WAIT)
         self.events_reported: frozenset[str] = frozenset()     # report_events(): 'fork', 'vfork', 'exec'
+        self.caught_syscalls: frozenset[int] | None = None      # set_syscall_catch(): what the VMM stops at
         self._children: dict[int, LinkedTarget] = {}           # reported forks gdb has not taken yet
         self._exec: _Exec | None = None
         self.world = proc.world
@@ -150,6 +151,14 @@ class LiveTarget(ProcessView):
         debug.stepping = False
         return self._stop_on(thread, StopEvent(thread.tid, StopReason.STEP, SIGTRAP))
 
+    def on_syscall_entry(self, thread: VcpuThread, nr: int) -> None:
+        if self.attached:
+            self._stop_on(thread, StopEvent(thread.tid, StopReason.SYSCALL_ENTRY, SIGTRAP, syscall=nr))
+
+    def on_syscall_return(self, thread: VcpuThread, nr: int) -> None:
+        if self.attached:
+            self._stop_on(thread, StopEvent(thread.tid, StopReason.SYSCALL_RETURN, SIGTRAP, syscall=nr))
+
     def on_signal(self, thread: VcpuThread, pending: PendingSignal) -> bool:
         if not self.attached or pending.seen_by_debugger:
             return False
@@ -225,7 +234,7 @@ class LiveTarget(ProcessView):
             raise TargetError(f"no forked child {pid}") from None
 
     def set_syscall_catch(self, numbers: frozenset[int] | None) -> None:
-        raise TargetError("syscall catchpoints are not served yet")
+        self.caught_syscalls = numbers
 
     def _exception_event(self, thread: VcpuThread, vector: int, error_code: int) -> StopEvent | object | None:
         regs = thread.regs
@@ -398,9 +407,10 @@ class LiveTarget(ProcessView):
 
     def supports(self) -> frozenset[str]:
         return frozenset({"swbreak", "hwbreak", "watch", "step", "range-step", "fork-events", "vfork-events",
-                          "exec-events"})
+                          "exec-events", "catch-syscalls"})
 
     def detach(self) -> None:
+        self.caught_syscalls = None
         self.proc.breakpoints.remove_all()
         self.watchpoints.clear()
         self.attached = False

@@ -33,7 +33,8 @@ def read_registers(thread: VcpuThread) -> dict[str, int]:
     regs.update(USER_SELECTORS)
     sregs = thread.run.s.regs.sregs if thread.has_run else thread.vcpu.get_sregs()
     regs["fs_base"], regs["gs_base"] = sregs.fs.base, sregs.gs.base
-    regs["orig_rax"] = NO_SYSCALL
+    in_call = thread.at_syscall_stop or thread.parked_in_syscall
+    regs["orig_rax"] = thread.orig_rax & NO_SYSCALL if in_call else NO_SYSCALL
     values = _LazyFpRegisters(regs, thread.vcpu)
     if thread.state is State.PAUSED:       # a thread blocked in a host call (IN_SYSCALL) may still change rax
         thread.stopped_regs = values

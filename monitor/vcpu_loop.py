@@ -71,6 +71,7 @@ class VcpuThread:
         self.signal_wakeup = None      # an Event while blocked in pause/sigsuspend/sigtimedwait
         self.sigwait_set = 0           # the signals an rt_sigtimedwait waits for (they go to this thread)
         self.orig_rax = -1             # the syscall being (or last) served: what a restart calls again
+        self.at_syscall_stop = False   # parked at a syscall catchpoint: the debugger sees orig_rax as Linux shows it
         self.restart_block: RestartBlock | None = None    # restart_syscall(2)'s continuation (signals.py)
         self.fault_detail = (0, 0, 0)  # (error code, vector, cr2) of the last exception, for a signal frame
         self.robust_list = 0
@@ -163,6 +164,14 @@ class VcpuThread:
         # the return is set up first: a handler may change any register (rt_sigreturn, signal delivery)
         regs[RIP], regs[RFLAGS] = regs[RCX], regs[R11]
         sync[1] = abi.KVM_SYNC_X86_REGS | (sync[1] & abi.KVM_SYNC_X86_SREGS)
+        caught = self.proc.debug.caught_syscalls      # None unless gdb set `catch syscall`
+        if caught is not None and (not caught or nr in caught):
+            # as Linux shows a syscall-enter-stop: the number in orig_rax, -ENOSYS in rax
+            self.orig_rax, self.at_syscall_stop, regs[RAX] = nr, True, -errno.ENOSYS & MASK64
+            self.proc.debug.on_syscall_entry(self, nr)    # gdb may change the call's arguments here
+            self.at_syscall_stop = False
+        else:
+            caught = None
         self.state = State.IN_SYSCALL
         if self.pause_requested:             # a stop-the-world waiter may be waiting for this change
             with self.cond:
@@ -171,6 +180,10 @@ class VcpuThread:
         self.state = State.RUNNING
         if result is not None:
             regs[RAX] = result & MASK64
+        if caught is not None:
+            self.at_syscall_stop = True
+            self.proc.debug.on_syscall_return(self, nr)
+            self.at_syscall_stop = False
         if regs[R11] & TF:
             self.proc.debug.on_syscall_step(self)       # stepping over `syscall`: SFMASK cleared TF
         if result is not None and result in RESTART_CODES:   # cut short: EINTR or a restart, with the signals

@@ -171,6 +171,30 @@ def program_signals(session: Session, signals: frozenset[int]) -> bytes:
     return b"OK"
 
 
+_MAX_SYSCALL = 0xFFFF       # a number past any syscall table (x32's bit included) is junk, not a catchpoint
+
+
+def _parse_catch(rest: bytes) -> tuple[frozenset[int] | None]:
+    """`0` (none), `1` (every syscall) or `1;NR;NR...` (hex numbers)."""
+    head, _, tail = rest.partition(b";")
+    if head == b"0" and not tail:
+        return (None,)
+    if head != b"1":
+        raise ValueError(f"QCatchSyscalls:{rest[:20]!r}")
+    numbers = frozenset(parse_hex(item) for item in tail.split(b";")) if tail else frozenset()
+    if any(nr > _MAX_SYSCALL for nr in numbers):
+        raise ValueError("a syscall number out of range")
+    return (numbers,)
+
+
+@command("QCatchSyscalls", _parse_catch, needs_control=True)
+def catch_syscalls(session: Session, numbers: frozenset[int] | None) -> bytes:
+    """`catch syscall`: the target stops the calling thread at the entry and the return of these calls."""
+    session.live.set_syscall_catch(numbers)
+    session.catch_syscalls = numbers
+    return b"OK"
+
+
 @command("qSymbol", raw)
 def symbol_lookup(session: Session, rest: bytes) -> bytes:
     """No symbols wanted (no thread_db: threads come from the target)."""

@@ -383,6 +383,8 @@ class GdbServer:
                     self._interrupt(inf)
                     self._wait_stop(None, inf)
                 points.clear_points(session, inf)
+                if session.catch_syscalls is not None:
+                    inf.live.set_syscall_catch(None)
                 if inf is not self._main:
                     inf.live.detach()
                     self._inferiors.pop(inf.pid, None)
