@@ -192,6 +192,11 @@ def run(opts: Options) -> int:
         if mgmt is not None:
             mgmt.close()
     wait_for_stub(server)                   # gdb hears W/X before km exits
+    if opts.env_fd is not None and ending.signal is not None and ending.error is None:
+        # started by a payload's execve: whoever waits (a payload's subprocess, a shell) must see the signal,
+        # and the kernel prints nothing (the waiting shell may)
+        report_ending(opts, ending, quiet=True)
+        die_of(ending.signal)
     return report_ending(opts, ending)
 
 
@@ -254,15 +259,22 @@ def run_forked_child(opts: Options, proc, thread, link) -> NoReturn:
     ending = proc.wait()
     wait_for_stub(server)
     status = report_ending(opts, ending, quiet=True)     # the parent payload hears of it through wait4
-    sys.stdout.flush()
-    sys.stderr.flush()
     if ending.signal is not None:       # the parent payload's wait4 must see WIFSIGNALED, as on Linux
-        import resource
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        host_signal.signal(ending.signal, host_signal.SIG_DFL)
-        host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, [ending.signal])
-        os.kill(os.getpid(), ending.signal)
+        die_of(ending.signal)
     os._exit(status)
+
+
+def die_of(signo: int) -> None:
+    """End km killed by the payload's signal (no host core: km wrote its kmcore), so that whoever waits for this
+    process sees WIFSIGNALED and WTERMSIG as for the payload run natively."""
+    import resource
+    import signal as host_signal
+    from .fork import flush_std_streams
+    flush_std_streams()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    host_signal.signal(signo, host_signal.SIG_DFL)
+    host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, [signo])
+    os.kill(os.getpid(), signo)
 
 
 def free_port_above(port: int) -> int:
@@ -434,17 +446,17 @@ def main(argv: list[str] | None = None) -> None:
     except MonitorError as e:
         log.debug("failure", exc_info=True)
         print(f"km: {e}", file=sys.stderr)
-        sys.stderr.flush()
+        sys.stderr and sys.stderr.flush()
         os._exit(e.exit_status)
     except KeyboardInterrupt:
         os._exit(130)
     except Exception as e:              # a bug in km: one line for the user, the traceback in the trace
         log.error("internal error", exc_info=True)
         print(f"km: internal error: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
-        sys.stderr.flush()
+        sys.stderr and sys.stderr.flush()
         os._exit(1)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    from .fork import flush_std_streams
+    flush_std_streams()
     logging.shutdown()
     os._exit(status)
 

@@ -51,8 +51,7 @@ def fork(ctx, flags: int, stack: int, ptid: int, ctid: int) -> int:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         vfork_pipe = (high_fd(read_end), high_fd(write_end))
     link = proc.debug.fork_link(ctx, bool(flags & CLONE_VFORK))   # the debugger follows the child through it
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_std_streams()
     with proc.lock, proc.mem.lock:
         pid = os.fork()
     if pid == 0:
@@ -141,8 +140,7 @@ def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
     km_argv = [*km_command(), *carried, f"--argv0={argv[0]}", f"--env-fd={env_fd}",
                f"--exec-signals={ignored:x}:{mask:x}", "--", program, *argv[1:]]
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_std_streams()
     try:
         os.execv(km_argv[0], km_argv)      # km's own environment; the payload's goes through env_fd
     except OSError as e:
@@ -151,6 +149,13 @@ def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
         log.info("execve: km could not start again: %s", e)
         return -(e.errno or errno.ENOEXEC)
     return -errno.ENOEXEC
+
+
+def flush_std_streams() -> None:
+    """km's own stdout/stderr before a fork or exec (None when km was started with the descriptor closed)."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
 
 
 def _env_descriptor(env: list[bytes]) -> int:

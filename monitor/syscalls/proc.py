@@ -67,11 +67,17 @@ def sys_getegid(ctx) -> int:
     return os.getegid()
 
 
-@syscall("getresuid", "getresgid")
+@syscall("getresuid")
 def sys_getresuid(ctx, r: int, e: int, s: int) -> int:
-    value = struct.pack("<I", os.getuid())
-    for addr in (r, e, s):
-        ctx.mem.write(addr, value)
+    for addr, value in zip((r, e, s), os.getresuid()):
+        ctx.mem.write(addr, struct.pack("<I", value))
+    return 0
+
+
+@syscall("getresgid")
+def sys_getresgid(ctx, r: int, e: int, s: int) -> int:
+    for addr, value in zip((r, e, s), os.getresgid()):
+        ctx.mem.write(addr, struct.pack("<I", value))
     return 0
 
 
@@ -115,8 +121,60 @@ def sys_setsid(ctx) -> int:
     return host_syscall(NR["setsid"])
 
 
-@syscall("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid")
-def sys_setid(ctx) -> int:
+def _ids(*values: int) -> list[int]:
+    """uid_t/gid_t arguments: -1 (as 32 bits) means "unchanged", which os.set*id take as -1."""
+    return [-1 if v & 0xFFFFFFFF == 0xFFFFFFFF else v & 0xFFFFFFFF for v in values]
+
+
+def _set_ids(call, *values: int) -> int:
+    """Through libc, which changes every thread's credentials (the raw syscall changes only the caller's, and km's
+    host threads are all the payload's): a subprocess's user=/group= and privilege drops work as natively."""
+    try:
+        call(*_ids(*values))
+    except OSError as e:
+        return -(e.errno or errno.EPERM)
+    return 0
+
+
+@syscall("setuid")
+def sys_setuid(ctx, uid: int) -> int:
+    return _set_ids(os.setuid, uid)
+
+
+@syscall("setgid")
+def sys_setgid(ctx, gid: int) -> int:
+    return _set_ids(os.setgid, gid)
+
+
+@syscall("setreuid")
+def sys_setreuid(ctx, r: int, e: int) -> int:
+    return _set_ids(os.setreuid, r, e)
+
+
+@syscall("setregid")
+def sys_setregid(ctx, r: int, e: int) -> int:
+    return _set_ids(os.setregid, r, e)
+
+
+@syscall("setresuid")
+def sys_setresuid(ctx, r: int, e: int, s: int) -> int:
+    return _set_ids(os.setresuid, r, e, s)
+
+
+@syscall("setresgid")
+def sys_setresgid(ctx, r: int, e: int, s: int) -> int:
+    return _set_ids(os.setresgid, r, e, s)
+
+
+@syscall("setgroups")
+def sys_setgroups(ctx, size: int, addr: int) -> int:
+    if s32(size) < 0 or size > 65536:
+        return -errno.EINVAL
+    groups = struct.unpack(f"<{size}I", ctx.mem.read(addr, 4 * size)) if size else ()
+    try:
+        os.setgroups(list(groups))
+    except OSError as e:
+        return -(e.errno or errno.EPERM)
     return 0
 
 

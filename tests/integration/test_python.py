@@ -2,6 +2,7 @@
 native run of the same python3, and a fast subset of its test modules (the whole table is tools/python-tests.sh)."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -59,3 +60,26 @@ def test_cpython_module_passes_as_natively(module, tmp_path):
     status, _, err = same_as_native(PYTHON, "-m", "unittest", f"test.{module}", normalize=TIMING,
                                     cwd=tmp_path)     # the tests write @test_PID files into the current directory
     assert status == 0 and err.rstrip().endswith(("OK", "OK (skipped=2)")), err
+
+
+SUBPROCESS = r"""
+import os, signal, subprocess, sys
+child = [sys.executable, '-c']
+print(subprocess.run(child + ['import os; os.kill(os.getpid(), 6)']).returncode)       # killed: -SIGABRT
+p = subprocess.Popen(child + ['import time; time.sleep(60)'])
+p.terminate()
+print(p.wait())
+print(subprocess.run(child + ['print(1)'], stdout=subprocess.DEVNULL, close_fds=True).returncode)
+print(subprocess.run(child + ['import os; os.close(1); os.execv("/bin/true", ["true"])']).returncode)
+out = subprocess.run(['/usr/bin/id', '-G'], group=65534, extra_groups=[100], capture_output=True, text=True)
+print(out.stdout.split(), os.getresgid() == (0, 0, 0))
+"""
+
+
+def test_subprocess_statuses_and_ids(tmp_path):
+    """A child killed by a signal is seen killed by it (km started by an execve dies of the payload's signal);
+    a km with stdout closed still execs; group= and extra_groups= reach the child's credentials."""
+    status, out, err = same_as_native(PYTHON, "-c", SUBPROCESS, cwd=tmp_path)
+    assert (status, out.splitlines()[:4]) == (0, ["-6", "-15", "0", "0"]), err
+    if os.geteuid() == 0:           # else both refuse the group change alike
+        assert out.splitlines()[4] == "['65534', '100'] True"
