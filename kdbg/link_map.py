@@ -75,6 +75,17 @@ def _auxv_value(auxv: bytes, key: int) -> int | None:
     return None
 
 
+def program_headers(target: Target) -> tuple[int, list[tuple[int, ...]]]:
+    """The program's load bias and its Elf64_Phdr tuples, read where the auxv's AT_PHDR/AT_PHNUM point
+    (no headers: an empty list)."""
+    auxv = target.auxv()
+    phdr, phnum = _auxv_value(auxv, AT_PHDR), _auxv_value(auxv, AT_PHNUM)
+    if not phdr or not phnum:
+        return 0, []
+    headers = [_PHDR.unpack(target.read_memory(phdr + i * _PHDR.size, _PHDR.size)) for i in range(phnum)]
+    return next((phdr - h[3] for h in headers if h[0] == PT_PHDR), 0), headers
+
+
 def find_r_debug(target: Target) -> int | None:
     """The program's DT_DEBUG value (0 before ld.so sets it), or None when it has no DT_DEBUG at all (static)."""
     auxv = target.auxv()

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kdbg.link_map import LibraryList, dynamic_symbols
+from kdbg.link_map import LibraryList, dynamic_symbols, program_headers
 from kdbg.target import Target, TargetError
 
 _FIELDS = ("pthread_dtvp", "dtv_dtv", "dtv_t_pointer_val", "dtv_t_counter", "link_map_l_tls_modid",
            "link_map_l_tls_offset")
 _THREAD_LIBRARIES = ("libc.so.6", "libpthread.so.0")
 NO_TLS_OFFSET, FORCED_DYNAMIC_TLS_OFFSET = 0, (1 << 64) - 1     # glibc's TLS_TCB_AT_TP values
+PT_TLS = 7
 
 
 class TlsError(TargetError):
@@ -70,4 +71,22 @@ def tls_block(target: Target, fields: dict[str, Field], thread_pointer: int, lm:
     offset = fields["link_map_l_tls_offset"].read(target, lm)
     if offset in (NO_TLS_OFFSET, FORCED_DYNAMIC_TLS_OFFSET):
         raise TlsError("the module's thread-local storage is not allocated for this thread yet")
+    return (thread_pointer - offset) % (1 << 64)
+
+
+def program_tls_block(target: Target, thread_pointer: int) -> int:
+    """The address of the program's own TLS block (module 1) for a thread: what qGetTLSAddr with no link_map
+    (a static program) asks for, and what gdbserver cannot answer without libthread_db (static musl).
+
+    x86-64 puts the program's block just below the thread pointer, at tp - offset, where musl's static_init_tls
+    takes offset = memsz + ((-memsz - image) mod align) and glibc's __libc_setup_tls roundup(memsz, align): the
+    same number when the segment's address is aligned, as linkers place it."""
+    if not thread_pointer:
+        raise TlsError("the thread has no thread pointer yet")
+    bias, headers = program_headers(target)
+    tls = next((h for h in headers if h[0] == PT_TLS), None)
+    if tls is None:
+        raise TlsError("the program has no thread-local storage")
+    image, memsz, align = bias + tls[3], tls[6], max(tls[7], 1)
+    offset = memsz + ((-memsz - image) & (align - 1))
     return (thread_pointer - offset) % (1 << 64)

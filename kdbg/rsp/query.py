@@ -209,13 +209,15 @@ def _parse_tls(rest: bytes) -> tuple[tuple[int, int], int, int]:
 @command("qGetTLSAddr", _parse_tls)
 def get_tls_addr(session: Session, ptid: tuple[int, int], offset: int, lm: int) -> bytes:
     """The address of `offset` in the TLS block of the module whose link_map is `lm`, for thread `tid`, computed
-    as glibc's libthread_db does (kdbg.tls), which is what gdbserver answers with. lm 0 (a static program's
-    own TLS, no link_map) is not served here."""
+    as glibc's libthread_db does (kdbg.tls), which is what gdbserver answers with. lm 0 is a static program's
+    own TLS (no link_map): found from its PT_TLS header, for musl as for glibc."""
     inferior, tid = _thread_of(session, ptid)
     if inferior is not session.current:
         raise RspError("qGetTLSAddr for a thread of another process", 3)
-    if not lm:
-        raise RspError("no link_map for this module (a static program)", 1)
+    tid = tid if tid > 0 else session.current_tid()
+    pointer = session.target.registers(tid)["fs_base"]
+    if not lm:                                  # a static program's own TLS: no link_map to read
+        return b"%x" % ((tls.program_tls_block(session.target, pointer) + offset) % (1 << 64))
     libraries = session.libraries
     if libraries.thread_db is None:
         try:
@@ -225,5 +227,4 @@ def get_tls_addr(session: Session, ptid: tuple[int, int], offset: int, lm: int) 
         if found is None:
             raise RspError("the loader has not listed any library yet", 1)
         libraries.thread_db = tls.thread_db_fields(session.target, found)
-    pointer = session.target.registers(tid)["fs_base"]
     return b"%x" % ((tls.tls_block(session.target, libraries.thread_db, pointer, lm) + offset) % (1 << 64))
