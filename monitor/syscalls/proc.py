@@ -267,7 +267,11 @@ def sys_prlimit64(ctx, pid: int, resource: int, new: int, old: int) -> int:
 
 @syscall("getrlimit")
 def sys_getrlimit(ctx, resource: int, old: int) -> int:
-    return sys_prlimit64(ctx, 0, resource, 0, old)
+    """Unlike prlimit64's, its pointer is not optional: NULL is EFAULT."""
+    result = sys_prlimit64(ctx, 0, resource, 0, old)
+    if result == 0 and not old:
+        return -errno.EFAULT
+    return result
 
 
 @syscall("setrlimit")

@@ -60,6 +60,7 @@ static int ids_case(void) {
     show("getpriority which 2^32 (0)", syscall(SYS_getpriority, 1L << 32, 0));
     struct rlimit { uint64_t cur, max; } limit;
     show("getrlimit resource 2^63 (0)", syscall(SYS_getrlimit, 1UL << 63, &limit));
+    show("getrlimit NULL", syscall(SYS_getrlimit, 0, NULL));
     show("kill signal 2^40 (0)", syscall(SYS_kill, getpid(), 1L << 40));
     /* getcwd copies the path only: a buffer whose tail is unmapped is fine */
     char *page = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
