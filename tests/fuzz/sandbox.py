@@ -1,5 +1,6 @@
 """A throwaway place for a fuzz target: its own mount namespace where every mount is read-only except a scratch
-directory (its cwd), no network, its own IPC and UTS namespaces.
+directory (its cwd), no network, its own IPC, UTS and PID namespaces (a random pid names no process in either
+run: the host's processes come and go).
 
 The syscall fuzzer runs as root (km must, for /dev/kvm) and calls chmod, unlink, socket, msgget... with random
 arguments; natively those reach the host kernel directly and under km through km. Here a stray chmod("/") meets a
@@ -25,7 +26,8 @@ cd "$dir" && exec "$@"
 
 def command(workdir: str | Path, argv: list[str]) -> list[str]:
     """argv run in the sandbox, in workdir (which stays writable)."""
-    return ["unshare", "--mount", "--net", "--ipc", "--uts", "--propagation", "private", "--",
+    return ["unshare", "--mount", "--net", "--ipc", "--uts", "--pid", "--fork", "--mount-proc", "--propagation",
+            "private", "--",
             "sh", "-c", _SCRIPT, "sh", str(workdir), *map(str, argv)]
 
 

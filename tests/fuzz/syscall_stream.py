@@ -39,6 +39,7 @@ ORDER = "errno order: km refuses another argument before the one Linux checks fi
 LAYOUT = "address-space layout: a random 32-bit address (the stream's flag values) is mapped under km, not natively"
 SIGNALS = "signals are km's: target and permission checks come before the siginfo copy and signal-number checks"
 TIMING = "the 10 ms watchdog: a call km serves more slowly is cut short (EINTR) where Linux finished"
+THREADS = "km's own host threads have ids in the payload's pid namespace, where the native process has none"
 CASCADE = ("an earlier call left different bytes (times, inode numbers, pids) in the arena a path is read from, or "
            "a different descriptor open")
 
@@ -53,7 +54,9 @@ DIVERGENCES: dict[str, str] = {
     "chmod": LAYOUT, "pipe": LAYOUT, "time": LAYOUT, "uname": LAYOUT, "nanosleep": LAYOUT, "lstat": LAYOUT,
     "mknod": LAYOUT, "symlinkat": LAYOUT, "unlink": LAYOUT, "lremovexattr": LAYOUT,
     "kill": SIGNALS, "tkill": SIGNALS, "rt_sigqueueinfo": SIGNALS, "rt_tgsigqueueinfo": SIGNALS,
-    "write": CASCADE, "unlinkat": CASCADE, "renameat": CASCADE,
+    "getpgid": THREADS, "getsid": THREADS, "sched_getscheduler": THREADS, "sched_getparam": THREADS,
+    "sched_getattr": THREADS, "sched_rr_get_interval": THREADS, "ioprio_get": THREADS, "pidfd_open": THREADS,
+    "write": CASCADE, "unlinkat": CASCADE, "renameat": CASCADE, "fchmodat": CASCADE,
     "ioctl": "requests km does not know are ENOTTY before Linux's argument checks",
     "prctl": "prctl options are km's: extra arguments refused where Linux ignores them",
     "futex": "futex operations km does not serve (requeue-PI...) are EINVAL where Linux checks more first",
