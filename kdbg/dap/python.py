@@ -242,3 +242,77 @@ class DebugpyRelay:
         except OSError:
             pass
         self._sock.close()
+
+
+def first_line(program: str) -> int:
+    """The line of the program's first statement (where a stop on entry belongs); 1 when it does not compile
+    here (debugpy reports the error itself)."""
+    try:
+        code = compile(Path(program).read_bytes(), program, "exec")
+    except (OSError, SyntaxError, ValueError):
+        return 1
+    return next((line for _, _, line in code.co_lines() if line), 1)
+
+
+class EntryStop:
+    """`stopOnEntry` for a Python program. debugpy honours it only when its adapter launched the program itself
+    (pydevd checks for a `launch` start), and here the adapter attaches to a program waiting for it; so kdbg-dap
+    plants a breakpoint of its own on the program's first statement, hidden from the client, reports the stop
+    there as `entry`, and then gives the client's own breakpoints of that file back to debugpy."""
+
+    def __init__(self, program: str) -> None:
+        self.path = os.path.realpath(program)
+        self.line = first_line(program)
+        self.pending = True
+        self.client_lines: list[dict[str, Any]] | None = None   # the client's breakpoints in the program's file
+        self._hidden: set[int] = set()          # the client's setBreakpoints (seq) that carried the entry line too
+
+    def _is_program(self, arguments: dict[str, Any]) -> bool:
+        path = (arguments.get("source") or {}).get("path")
+        return isinstance(path, str) and os.path.realpath(path) == self.path
+
+    def _with_entry(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return lines if any(b.get("line") == self.line for b in lines) else [*lines, {"line": self.line}]
+
+    def client_request(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The arguments to send debugpy instead of the client's (None: send them as they are)."""
+        arguments = request.get("arguments") or {}
+        if not self.pending or request.get("command") != "setBreakpoints" or not self._is_program(arguments):
+            return None
+        self.client_lines = list(arguments.get("breakpoints") or [])
+        with_entry = self._with_entry(self.client_lines)
+        if len(with_entry) == len(self.client_lines):
+            return None
+        self._hidden.add(int(request.get("seq", 0)))
+        return {**arguments, "breakpoints": with_entry}
+
+    def client_response(self, reply: dict[str, Any]) -> None:
+        """The answer to the client's setBreakpoints lists only the client's breakpoints (the entry one was last)."""
+        if int(reply.get("request_seq", -1)) in self._hidden:
+            self._hidden.discard(int(reply["request_seq"]))
+            body = reply.get("body") or {}
+            if isinstance(body.get("breakpoints"), list):
+                body["breakpoints"] = body["breakpoints"][:-1]
+
+    def before_configuration_done(self, relay: DebugpyRelay) -> None:
+        """The client set no breakpoint in the program's file: the entry breakpoint goes alone."""
+        if self.pending and self.client_lines is None:
+            relay.request("setBreakpoints", {"source": {"path": self.path}, "breakpoints": [{"line": self.line}]})
+
+    def on_stopped(self, body: dict[str, Any], relay: DebugpyRelay) -> None:
+        """The first stop: at the entry breakpoint it is the entry (the client's breakpoint on that line, if any,
+        then counts as hit too); either way the entry breakpoint goes and the client's are what debugpy keeps."""
+        if not self.pending:
+            return
+        self.pending = False
+        if body.get("reason") == "breakpoint":
+            try:
+                top = relay.request("stackTrace", {"threadId": body.get("threadId"), "levels": 1})["stackFrames"][0]
+                at_entry = (top.get("line") == self.line
+                            and os.path.realpath((top.get("source") or {}).get("path") or "") == self.path)
+            except (CantHandle, KeyError, IndexError):
+                at_entry = False
+            if at_entry and not any(b.get("line") == self.line for b in self.client_lines or []):
+                body["reason"] = "entry"
+                body.pop("hitBreakpointIds", None)
+        relay.request("setBreakpoints", {"source": {"path": self.path}, "breakpoints": self.client_lines or []})

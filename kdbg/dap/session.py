@@ -29,8 +29,8 @@ from .execution import Execution
 from .gdb_backend import Gdb, mi_quote
 from .inspection import Inspection
 from .lifecycle import Lifecycle, Mode, Needs, State, Stop
-from .python import (ATTACH_TIMEOUT_S, LISTEN_TIMEOUT_S, DebugpyRelay, adapter_capabilities, connect, debugpy_arguments, debugpy_home,
-                     interpreter, is_python, launch_argv, runs_natively)
+from .python import (ATTACH_TIMEOUT_S, LISTEN_TIMEOUT_S, DebugpyRelay, EntryStop, adapter_capabilities, connect,
+                     debugpy_arguments, debugpy_home, interpreter, is_python, launch_argv, runs_natively)
 from .registry import Handler, capabilities, request, table
 from .transport import MalformedMessage, Transport, TransportClosed
 
@@ -63,6 +63,7 @@ class Session:
         self.client_initialize: dict[str, Any] = {}      # the client's initialize arguments, for debugpy too
         self.relay: DebugpyRelay | None = None           # debugpy's adapter, for a Python program
         self._debugpy_home: str | None = None
+        self.entry_stop: EntryStop | None = None         # a Python launch's stopOnEntry, until the first stop
         self._request: dict[str, Any] = {}               # the request being served
         self._respond_later = False                      # its response comes from debugpy
 
@@ -250,6 +251,7 @@ class Session:
                 why = debuggee.last_stderr_line()
                 raise CantHandle(f"{exc}{': ' + why if why else ''}") from None
             self._relay_to(sock, args, "127.0.0.1", port)
+            self.entry_stop = EntryStop(program) if args.get("stopOnEntry") else None
         except DapError:
             self._shutdown(terminate=True)
             raise
@@ -399,7 +401,7 @@ class Session:
 
     def _shutdown(self, terminate: bool) -> None:
         """End gdb (or the relay); end the debuggee (terminate) or leave it running (detach). Never raises."""
-        relay, self.relay = self.relay, None
+        relay, self.relay, self.entry_stop = self.relay, None, None
         if relay is not None:
             relay.close()
         if self._debugpy_home is not None:
@@ -443,8 +445,16 @@ class Session:
         assert self.relay is not None
         if request.get("command") == "configurationDone" and self.lifecycle.can_move(State.CONFIGURED):
             self.lifecycle.move(State.CONFIGURED)
+        arguments = None
+        if self.entry_stop is not None:
+            arguments = self.entry_stop.client_request(request)
+            if request.get("command") == "configurationDone":
+                try:
+                    self.entry_stop.before_configuration_done(self.relay)
+                except DapError as exc:
+                    self._output("console", f"kdbg-dap: stopOnEntry: {exc}\n")
         try:
-            self.relay.forward(request)
+            self.relay.forward(request, arguments=arguments)
         except TransportClosed:
             self.transport.send({"type": "response", "request_seq": request.get("seq", 0), "success": False,
                                  "command": request.get("command", ""), "message": "debugpy has ended"})
@@ -460,6 +470,8 @@ class Session:
                 self._finish(None)
         elif kind == "response":
             reply = relay.client_response(message)
+            if reply is not None and self.entry_stop is not None and reply.get("command") == "setBreakpoints":
+                self.entry_stop.client_response(reply)
             if reply is not None:
                 if reply.get("success") and (reply["command"] in _RESUMING or reply["command"] == "configurationDone"):
                     self._settle(State.RUNNING, unless=State.STOPPED if reply["command"] == "configurationDone"
@@ -473,6 +485,12 @@ class Session:
             if relay.drops(message, owns_program=self.debuggee is not None):
                 return
             if name == "stopped":
+                if self.entry_stop is not None:
+                    entry, self.entry_stop = self.entry_stop, None
+                    try:
+                        entry.on_stopped(message.get("body") or {}, relay)
+                    except DapError as exc:
+                        self._output("console", f"kdbg-dap: stopOnEntry: {exc}\n")
                 self._settle(State.STOPPED)
             elif name == "continued":
                 self._settle(State.RUNNING)

@@ -87,6 +87,25 @@ def test_launch_breakpoint_variables_evaluate_step_exception_exit(dap, tmp_path)
     assert len(exits) == 1, client.dump()                     # km's, not also debugpy's
 
 
+def test_stop_on_entry_then_the_clients_breakpoint(dap, tmp_path):
+    """debugpy stops on entry only for programs its adapter launched; kdbg-dap's hidden breakpoint on the first
+    statement stands in, and the client's own breakpoints of that file are what remains after it."""
+    client = dap()
+    client.start("launch", {"type": "km", "request": "launch", "program": marker_path(SRC), "python": PYTHON,
+                            "stopOnEntry": True, "kmPath": client.km_path, "cwd": str(tmp_path)},
+                 {marker_path(SRC): [{"line": line_of(SRC, "py_add")}]}, exception_filters=[])
+    replies = [m for m in client.transcript if '"command": "setBreakpoints"' in m and '"type": "response"' in m]
+    assert replies and replies[0].count('"verified"') == 1, client.dump()          # the client's one breakpoint
+    entry = client.wait_event("stopped", timeout_s=60)
+    frame = client.call("stackTrace", {"threadId": entry["threadId"]})["stackFrames"][0]
+    assert (entry["reason"], frame["name"], frame["line"]) == ("entry", "<module>", 1), client.dump()
+    client.call("continue", {"threadId": entry["threadId"]})
+    hit = client.wait_event("stopped", timeout_s=60)
+    assert (hit["reason"], client.top_frame(hit["threadId"])["line"]) == ("breakpoint", line_of(SRC, "py_add"))
+    client.call("continue", {"threadId": hit["threadId"]})
+    assert client.wait_event("exited", timeout_s=60)["exitCode"] == 3, client.dump()
+
+
 def test_attach_to_a_program_waiting_for_debugpy(dap, free_port, tmp_path):
     program = marker_path(SRC)
     home = debugpy_home()
