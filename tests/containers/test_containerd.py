@@ -3,9 +3,12 @@ runc binary (--runc-binary = the BinaryName a RuntimeClass handler names); deplo
 containerd configuration. No kubelet exists on this machine, so the RuntimeClass itself is not run here."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
-from harness.engines import IMAGE
+import pytest
+
+from harness.engines import IMAGE, free_port, http_get
 from harness.images import PYTHON_PROBE, PYTHON_PROBE_OUTPUT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,15 +37,37 @@ def test_dynamic_python(containerd, bundle, trace) -> None:
     assert "-> ['/opt/km/bin/km', '--argv0=python3', '/usr/bin/python3', '-c'" in trace()
 
 
-def test_bad_input_one_line(containerd, bundle) -> None:
-    r = ctr_km(containerd, bundle, "km-ctr-bad", "/etc/passwd")
+def test_go_http_server_answers_the_host(containerd, bundle) -> None:
+    """ctr has no port publishing: the container shares the host's network (--net-host) and answers there."""
+    port = free_port()
+    proc = subprocess.Popen(["ctr", "-a", containerd.sock, "run", "--rm", "--net-host", "--runtime",
+                             "io.containerd.runc.v2", "--runc-binary", str(bundle / "bin" / "km-runtime"), IMAGE,
+                             "km-ctr-http", "/http", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert http_get(port, "/from-host") == "hello from km in a container, /from-host #1\n"
+        assert http_get(port, "/quit").endswith("/quit #2\n")
+        out, err = proc.communicate(timeout=60)
+        assert (proc.returncode, out) == (0, f"listening on :{port}\nserved 2\n"), err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.parametrize("case", ["not-elf", "no-kvm", "no-km-bundle"])
+def test_bad_input_one_line(case, containerd, bundle, runtime_settings, tmp_path) -> None:
+    what, expected = "/etc/passwd", "km-runtime: /etc/passwd: not an ELF executable"
+    if case == "no-kvm":
+        runtime_settings(kvm_device=str(tmp_path / "kvm"))
+        what, expected = "/hello", f"km-runtime: {tmp_path}/kvm: no such device on this host"
+    elif case == "no-km-bundle":
+        runtime_settings(km_bundle=str(tmp_path / "no-bundle"))
+        what, expected = "/hello", f"km-runtime: {tmp_path}/no-bundle: no km bundle there"
+    r = ctr_km(containerd, bundle, f"km-ctr-bad-{case}", what)
     assert r.returncode != 0
-    assert "km-runtime: /etc/passwd: not an ELF executable" in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-
-
+    assert expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 def test_runtime_handler_snippet_is_valid_containerd_config(containerd, tmp_path) -> None:
-    import subprocess
     config = tmp_path / "config.toml"
     config.write_text("version = 2\n" + (ROOT / "deploy" / "containerd-km.toml").read_text())
     r = subprocess.run(["containerd", "--config", str(config), "config", "dump"], capture_output=True, text=True,

@@ -2,6 +2,8 @@
 `docker run --runtime km` runs the container's process under km."""
 from __future__ import annotations
 
+import pytest
+
 from harness.engines import IMAGE
 from harness.images import PYTHON_PROBE, PYTHON_PROBE_OUTPUT
 
@@ -25,7 +27,15 @@ def test_dynamic_python(docker, trace) -> None:
     assert "-> ['/opt/km/bin/km', '--argv0=python3', '/usr/bin/python3', '-c'" in trace()
 
 
-def test_bad_input_one_line(docker) -> None:
-    r = docker("run", "--rm", "--runtime", "km", IMAGE, "/etc/passwd")
+@pytest.mark.parametrize("case", ["not-elf", "no-kvm", "no-km-bundle"])
+def test_bad_input_one_line(case, docker, runtime_settings, tmp_path) -> None:
+    what, expected = "/etc/passwd", "km-runtime: /etc/passwd: not an ELF executable"
+    if case == "no-kvm":
+        runtime_settings(kvm_device=str(tmp_path / "kvm"))
+        what, expected = "/hello", f"km-runtime: {tmp_path}/kvm: no such device on this host"
+    elif case == "no-km-bundle":
+        runtime_settings(km_bundle=str(tmp_path / "no-bundle"))
+        what, expected = "/hello", f"km-runtime: {tmp_path}/no-bundle: no km bundle there"
+    r = docker("run", "--rm", "--runtime", "km", IMAGE, what)
     assert r.returncode != 0
-    assert "km-runtime: /etc/passwd: not an ELF executable" in r.stderr, r.stderr
+    assert expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
