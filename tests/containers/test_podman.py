@@ -4,7 +4,6 @@ passes through as with runc."""
 from __future__ import annotations
 
 import subprocess
-import threading
 
 from harness.engines import IMAGE, free_port, http_get, wait_for
 from harness.images import PYTHON_PROBE, PYTHON_PROBE_OUTPUT
