@@ -8,7 +8,6 @@ Spec: https://sourceware.org/gdb/current/onlinedocs/gdb.html/Target-Descriptions
 from __future__ import annotations
 
 from functools import lru_cache
-from xml.sax.saxutils import quoteattr
 
 from kdbg.arch import x86_64 as arch
 
@@ -26,6 +25,16 @@ _VECTORS = (("v8bf16", "bfloat16", 8), ("v4f", "ieee_single", 4), ("v2d", "ieee_
             ("v16i8", "int8", 16), ("v8i16", "int16", 8), ("v4i32", "int32", 4), ("v2i64", "int64", 2))
 _VEC128_FIELDS = (("v8_bfloat16", "v8bf16"), ("v4_float", "v4f"), ("v2_double", "v2d"), ("v16_int8", "v16i8"),
                   ("v8_int16", "v8i16"), ("v4_int32", "v4i32"), ("v2_int64", "v2i64"), ("uint128", "uint128"))
+
+
+_XML_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                                   "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+
+
+def quoteattr(value: str) -> str:
+    """An XML attribute value, quoted: xml.sax.saxutils.quoteattr's job without its import (xml.sax brings
+    urllib.request, http.client, email and ssl: ~15 ms of every `km -g` start)."""
+    return '"' + value.translate(_XML_ATTR_ESCAPES) + '"'
 
 
 def _flags(type_id: str, fields: tuple[tuple[str, int], ...]) -> list[str]:

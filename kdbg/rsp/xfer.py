@@ -7,10 +7,10 @@ Spec: https://sourceware.org/gdb/current/onlinedocs/gdb.html/General-Query-Packe
 """
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
 
 from kdbg.link_map import NoDynamicSection
 from kdbg.rsp import tdesc
+from kdbg.rsp.tdesc import quoteattr
 from kdbg.rsp.commands import command, hex_fields
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.packets import escape
