@@ -162,6 +162,7 @@ def run(opts: Options) -> int:
     setup_trace(opts.payload)
     if opts.core is not None:
         return serve_core(opts, opts.core)
+    listener = gdb_listener(opts) if opts.gdb_port is not None and opts.gdb_handover is None else None
     from .snapshot import is_core
     if is_core(opts.payload):
         proc, threads = resume_snapshot(opts)
@@ -181,7 +182,7 @@ def run(opts: Options) -> int:
     if opts.gdb_handover is not None:
         server = continue_debugging(opts, proc, threads[0])
     elif opts.gdb_port is not None:
-        server = start_gdb_server(opts, proc, threads)
+        server = start_gdb_server(opts, proc, threads, listener)
     mgmt = start_management(opts, proc)
     forward_host_signals(proc)
     for thread in threads:
@@ -289,7 +290,21 @@ def free_port_above(port: int) -> int:
     raise MonitorError("gdb port", f"no free port above {port}")
 
 
-def start_gdb_server(opts: Options, proc, threads):
+def gdb_listener(opts: Options):
+    """-g/--gdb_listen: the stub's port listens before km loads the program and builds the VM (~0.1 s), so a gdb
+    started beside km connects while km gets ready; its first packets are answered once the stub runs."""
+    assert opts.gdb_port is not None
+    from kdbg.rsp.errors import ListenError
+    from kdbg.rsp.fds import listen, set_fd_mover
+    from .host_fds import high_fd
+    set_fd_mover(high_fd)                   # the stub's descriptors stay out of the payload's way
+    try:
+        return listen(opts.gdb_host, opts.gdb_port)
+    except ListenError as e:
+        raise MonitorError(e.subject, e.problem) from None
+
+
+def start_gdb_server(opts: Options, proc, threads, listener=None):
     """The stub in its own thread; with -g the payload waits at its first instruction (ENTRY stop), or, resumed
     from a snapshot, every thread where it was, the first one shown."""
     assert opts.gdb_port is not None, "called for -g and --gdb_listen only"
@@ -299,7 +314,7 @@ def start_gdb_server(opts: Options, proc, threads):
     wait = not opts.gdb_listen
     target = _live_target(opts, proc, stopped_at_entry=wait)
     try:
-        server = GdbServer(target, opts.gdb_port, opts.gdb_host, initially_stopped=wait)
+        server = GdbServer(target, opts.gdb_port, opts.gdb_host, initially_stopped=wait, listener=listener)
     except ListenError as e:
         raise MonitorError(e.subject, e.problem) from None
     if wait:

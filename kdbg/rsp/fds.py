@@ -4,9 +4,12 @@ everything km opens must stay out of the payload's low numbers: the composition 
 (PollSelector) because an epoll selector would hold a descriptor of its own."""
 from __future__ import annotations
 
+import errno
 import selectors
 import socket
 from typing import Callable
+
+from kdbg.rsp.errors import ListenError
 
 _move: Callable[[int], int] = lambda fd: fd      # noqa: E731 - identity until the composition root says
 
@@ -27,6 +30,17 @@ def own_socket(sock: socket.socket) -> socket.socket:
         return sock
     sock.detach()
     return socket.socket(fileno=moved)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The stub's listening socket, on an owned descriptor; ListenError("gdb port N", "address already in use").
+
+    Cheap to import on purpose: km listens before it builds the VM, so gdb's own start-up overlaps km's."""
+    try:
+        return own_socket(socket.create_server((host, port)))
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise ListenError(f"gdb port {port}", reason) from None
 
 
 def new_selector() -> selectors.BaseSelector:

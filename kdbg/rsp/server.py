@@ -17,7 +17,6 @@ listener) to the stub of the next program, which reports the exec on it: gdb's s
 from __future__ import annotations
 
 import collections
-import errno
 import json
 import logging
 import os
@@ -29,8 +28,8 @@ import time
 from kdbg.rsp import hostio, memory, points, query, registers, resume, xfer  # noqa: F401
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
-from kdbg.rsp.errors import ListenError, RspError
-from kdbg.rsp.fds import new_selector, own_socket
+from kdbg.rsp.errors import RspError
+from kdbg.rsp.fds import listen, new_selector, own_socket
 from kdbg.rsp.packets import EventKind
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import Inferior, RunState, Session
@@ -45,9 +44,10 @@ _FORKS = (StopReason.FORK, StopReason.VFORK)
 
 class GdbServer:
     def __init__(self, target: Target, port: int, host: str = "127.0.0.1", *, initially_stopped: bool,
-                 handover: bytes | None = None) -> None:
-        """Binds and listens at once; raises ListenError("gdb port N", "address already in use") when it cannot.
-        `handover`: the state an exec'ing km's stub left (hand_over), whose listener and connection go on here."""
+                 handover: bytes | None = None, listener: socket.socket | None = None) -> None:
+        """Listens on `listener` (fds.listen) or binds at once; raises ListenError("gdb port N", "address already
+        in use") when it cannot. `handover`: the state an exec'ing km's stub left (hand_over), whose listener and
+        connection go on here."""
         self._target = target
         self._control: ControlTarget | None = target if isinstance(target, ControlTarget) else None
         self._inherited = json.loads(handover) if handover else None
@@ -57,11 +57,7 @@ class GdbServer:
             for fd in self._listening_fds():
                 os.set_inheritable(fd, False)
         else:
-            try:
-                self._listener = own_socket(socket.create_server((host, port)))
-            except OSError as exc:
-                reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-                raise ListenError(f"gdb port {port}", reason) from None
+            self._listener = listener if listener is not None else listen(host, port)
         self.port: int = self._listener.getsockname()[1]
         self._wake_r, self._wake_w = (own_socket(s) for s in socket.socketpair())
         self._closed = False
