@@ -1,18 +1,23 @@
-"""The debugger benchmark (issue 4): km's gdb stub side by side with gdbserver and qemu-user on one payload.
+"""The debugger benchmark (issue 10): km's gdb stub side by side with gdbserver (and qemu-user) on one payload, and
+km's start-up against a bare start of the interpreter it runs on. Prints the issue's table as time ratios.
 
 Run: python3 bench/gdb.py [--reps N] [--steps N] [--hits N] [--only km,gdbserver,qemu]   (not part of the suite;
-about 45 s with the defaults; GDB_BENCH_TIMEOUT_S=N bounds each gdb session, 90 s by default)
+about 3 minutes with the defaults; GDB_BENCH_TIMEOUT_S=N bounds each gdb session, 180 s by default)
      python3 bench/gdb.py --km-packets    one km session traced with KM_VERBOSE=gdb.io: packets per operation,
                                           km's answer time and gdb's think time per packet kind
 
 For each back end the real gdb (batch mode) connects to the server and, timed inside gdb with perf_counter:
-  connect -> main   `target remote` + `break main` + `continue` until main is reached (s)
-  stepi             --steps single steps inside tick() (steps/s)
-  breakpoint hits   --hits `continue`s, each stopping at the breakpoint in tick() (hits/s)
-  dump memory       `dump memory` of the 4 MiB buffer (MiB/s)
-plus "server ready": from spawning the server until its port listens (watched in /proc/net/tcp, so no probe
-connection disturbs a one-shot stub). Back ends alternate within each repetition (the machine is shared); the
-table shows medians, and each figure's ratio to gdbserver's.
+  connect -> main         `target remote` + `break main` + `continue` until main is reached
+  stepi                   --steps single steps inside tick()
+  scripted bp stop        --hits `continue`s, each stopping at the breakpoint in tick()
+  ignore-count stop       one `continue` through --hits stops that an ignore count absorbs (gdb resumes inside)
+  register re-fetch       --regs times `maintenance flush register-cache` + `p $pc` (one register round trip)
+  info registers          --regs times `maintenance flush register-cache` + `info registers`
+  dump memory             `dump memory` of the 4 MiB buffer
+plus "stub ready": from spawning the server until its port listens (watched in /proc/net/tcp, so no probe
+connection disturbs a one-shot stub). Back ends alternate within each repetition (the machine is shared); each
+ratio is km's time over gdbserver's within one repetition, and the table shows the medians (lower is faster).
+Start-up: `km hello` against `python3 -I -c pass` of the same interpreter (sys.executable), alternating.
 
 This file is also the driver gdb runs: `gdb -x bench/gdb.py` finds the `gdb` module and runs drive_inside_gdb(),
 taking its parameters from GDB_BENCH_* environment variables and appending `key value` lines to GDB_BENCH_OUT.
@@ -38,18 +43,21 @@ PAYLOAD_SOURCE = Path(__file__).resolve().parent / "payloads" / "gdb_loop.c"
 BUFFER_SIZE = 4 << 20                 # gdb_loop.c's BUFFER_SIZE
 LOOP_COUNT = 1_000_000                # tick() calls: far more than the benchmark stops in; ms when run freely
 READY_TIMEOUT_S = 20.0
-RUN_TIMEOUT_S = float(os.environ.get("GDB_BENCH_TIMEOUT_S", 90))
+RUN_TIMEOUT_S = float(os.environ.get("GDB_BENCH_TIMEOUT_S", 180))
 BACKENDS = ("km", "gdbserver", "qemu")
 MARK_PACKET = "qKmBenchPhase"         # unknown to every stub (empty reply): marks phases in km's packet trace
 TRACE_LINE = re.compile(r"^\s*([\d.]+) gdb\.io .*?: (<-|->) b.(.*).$")    # monitor/trace.py, connection.py
-ROWS = (  # key, title, unit format, higher is better
-    ("ready_s", "server ready (s)", "{:.3f}", False),
-    ("connect_s", "connect -> main (s)", "{:.3f}", False),
-    ("steps_per_s", "stepi (steps/s)", "{:.0f}", True),
-    ("hits_per_s", "breakpoint hits/s", "{:.1f}", True),
-    ("dump_mib_per_s", "dump memory (MiB/s)", "{:.2f}", True),
+ROWS = (  # key (seconds per operation), title
+    ("ready_s", "stub ready after start"),
+    ("connect_s", "connect -> main"),
+    ("step_s", "stepi"),
+    ("hit_s", "scripted breakpoint stop"),
+    ("ignore_s", "stop absorbed by an ignore count"),
+    ("reg_s", "one register re-fetched (p $pc)"),
+    ("inforeg_s", "info registers re-fetched"),
+    ("dump_s", "dump memory of 4 MiB"),
 )
-
+HELLO_SOURCE = ROOT / "tests" / "payloads" / "run_hello.c"
 
 # ---- inside gdb ----
 
@@ -59,6 +67,7 @@ def drive_inside_gdb() -> None:
 
     env = os.environ
     port, steps, hits = env["GDB_BENCH_PORT"], int(env["GDB_BENCH_STEPS"]), int(env["GDB_BENCH_HITS"])
+    regs = int(env["GDB_BENCH_REGS"])
     dump_path = env["GDB_BENCH_DUMP"]
     out = open(env["GDB_BENCH_OUT"], "a", buffering=1)
     clock = time.perf_counter
@@ -100,7 +109,7 @@ def drive_inside_gdb() -> None:
         start = clock()
         for _ in range(steps):
             run("stepi")
-        out.write(f"steps_per_s {steps / (clock() - start)}\n")
+        out.write(f"step_s {(clock() - start) / steps}\n")
 
         enter("breakpoint hits")
         bp.enabled = True
@@ -112,7 +121,31 @@ def drive_inside_gdb() -> None:
         if bp.hit_count - before != hits:
             raise gdb.error(f"{bp.hit_count - before} hits of {hits}")
         expect_function("tick")
-        out.write(f"hits_per_s {hits / elapsed}\n")
+        out.write(f"hit_s {elapsed / hits}\n")
+
+        enter("ignore count")
+        before = bp.hit_count
+        bp.ignore_count = hits - 1          # the last of `hits` crossings stops
+        start = clock()
+        run("continue")
+        elapsed = clock() - start
+        if bp.hit_count - before != hits:
+            raise gdb.error(f"{bp.hit_count - before} crossings of {hits}")
+        out.write(f"ignore_s {elapsed / hits}\n")
+
+        enter("register re-fetch")
+        start = clock()
+        for _ in range(regs):
+            run("maintenance flush register-cache")
+            run("p $pc")
+        out.write(f"reg_s {(clock() - start) / regs}\n")
+
+        enter("info registers")
+        start = clock()
+        for _ in range(regs):
+            run("maintenance flush register-cache")
+            run("info registers")
+        out.write(f"inforeg_s {(clock() - start) / regs}\n")
 
         enter("dump memory")
         addr = int(gdb.parse_and_eval("(unsigned long)&buffer"))
@@ -122,7 +155,7 @@ def drive_inside_gdb() -> None:
         data = Path(dump_path).read_bytes()
         if data != bytes((i * 7) & 0xFF for i in range(256)) * (BUFFER_SIZE // 256):     # gdb_loop.c's fill
             raise gdb.error(f"dumped {len(data)} bytes that are not the buffer")
-        out.write(f"dump_mib_per_s {BUFFER_SIZE / (1 << 20) / elapsed}\n")
+        out.write(f"dump_s {elapsed}\n")
 
         enter("kill")
         run("kill")
@@ -181,7 +214,7 @@ def last_phase(out: Path) -> str:
     return " ".join(phases[-1]) if phases else "gdb start-up"
 
 
-def measure_once(backend: str, program: Path, work: Path, steps: int, hits: int,
+def measure_once(backend: str, program: Path, work: Path, sizes: dict[str, int],
                  trace: bool = False) -> dict[str, float | str]:
     """One server, one gdb session: {row key: value}, or {"failed": reason}. trace: km logs its packets
     (KM_VERBOSE=gdb.io) into work/km.server.log, and gdb marks the phases there."""
@@ -205,8 +238,8 @@ def measure_once(backend: str, program: Path, work: Path, steps: int, hits: int,
                 return {"failed": f"not listening after {READY_TIMEOUT_S:.0f} s"}
             time.sleep(0.002)
         ready_s = time.perf_counter() - start
-        gdb_env = dict(env, GDB_BENCH_PORT=str(port), GDB_BENCH_STEPS=str(steps), GDB_BENCH_HITS=str(hits),
-                       GDB_BENCH_OUT=str(out), GDB_BENCH_DUMP=str(work / f"{backend}.dump"))
+        gdb_env = dict(env, GDB_BENCH_PORT=str(port), GDB_BENCH_OUT=str(out), GDB_BENCH_DUMP=str(work / f"{backend}.dump"),
+                       **{f"GDB_BENCH_{k.upper()}": str(v) for k, v in sizes.items()})
         try:
             done = subprocess.run(["gdb", "-nx", "-batch", str(program), "-x", __file__], stdin=subprocess.DEVNULL,
                                   capture_output=True, text=True, env=gdb_env, timeout=RUN_TIMEOUT_S)
@@ -263,7 +296,8 @@ def report_packets(server_log: Path, counts: dict[str, int]) -> None:
         elif request is not None:
             stats[phase][request[1]][0].append(t - request[0])
             request, last_reply = None, t
-    for phase, ops in (("stepi", counts["steps"]), ("breakpoint hits", counts["hits"]), ("dump memory", 4)):
+    for phase, ops in (("stepi", counts["steps"]), ("breakpoint hits", counts["hits"]), ("ignore count", counts["hits"]),
+                       ("register re-fetch", counts["regs"]), ("info registers", counts["regs"]), ("dump memory", 4)):
         kinds = stats.get(phase)
         if not kinds:
             print(f"{phase}: no packets traced")
@@ -285,54 +319,77 @@ def available(backend: str) -> str | None:
     return None if shutil.which(tool) else f"{tool} not installed"
 
 
-def cell(values: list[float], fmt: str) -> str:
-    return fmt.format(statistics.median(values))
+def fmt_time(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds >= 0.01 else f"{seconds * 1e6:.0f} us"
 
 
-def ratio(value: float, base: float, higher_is_better: bool) -> str:
-    """km's (or qemu's) figure against gdbserver's, said as slower/faster so time and rate rows read alike."""
-    speed = value / base if higher_is_better else base / value
-    return f"{speed:.2f}x" if speed >= 1 else f"1/{1 / speed:.1f}"
+def pair_ratios(samples: dict[str, dict[str, list[float]]], backend: str, base: str, key: str) -> list[float]:
+    """backend's time over base's, repetition by repetition (both ran in the same repetition, back to back)."""
+    return [a / b for a, b in zip(samples[backend].get(key, []), samples[base].get(key, [])) if b > 0]
 
 
-def report(samples: dict[str, dict[str, list[float]]], failures: dict[str, str], backends: list[str]) -> None:
-    width = 26
-    print(f"{'median of runs':22}" + "".join(f"{b:>{width}}" for b in backends))
-    for key, title, fmt, higher in ROWS:
-        cells = []
-        for b in backends:
-            if b in failures:
-                cells.append(f"failed: {failures[b]}"[:width - 1] if key == ROWS[0][0] else "-")
-                continue
-            text = cell(samples[b][key], fmt)
-            if b != "gdbserver" and "gdbserver" in samples and "gdbserver" not in failures:
-                base = statistics.median(samples["gdbserver"][key])
-                text += f" ({ratio(statistics.median(samples[b][key]), base, higher)})"
-            cells.append(text)
-        print(f"{title:22}" + "".join(f"{c:>{width}}" for c in cells))
-    print("(ratio) = speed relative to gdbserver: 2.00x twice as fast, 1/4.0 four times slower")
+def report(samples: dict[str, dict[str, list[float]]], failures: dict[str, str], backends: list[str],
+           startup: dict[str, list[float]]) -> None:
+    """The issue's table: per operation the median time of each back end and km's time over gdbserver's."""
+    shown = [b for b in backends if b not in failures and samples[b]]
+    others = [b for b in shown if b != "gdbserver"] if "gdbserver" in shown else []
+    header = ["operation (time per op, median)", *shown, *(f"{b} / gdbserver" for b in others)]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for key, title in ROWS:
+        cells = [fmt_time(statistics.median(samples[b][key])) if samples[b].get(key) else "-" for b in shown]
+        for b in others:
+            ratios = pair_ratios(samples, b, "gdbserver", key)
+            cells.append(f"{statistics.median(ratios):.2f}" if ratios else "-")
+        print(f"| {title} | " + " | ".join(cells) + " |")
+    if startup.get("km") and startup.get("python"):
+        ratios = [k / p for k, p in zip(startup["km"], startup["python"])]
+        print(f"\nstart-up: km hello {fmt_time(statistics.median(startup['km']))}, python3 -I -c pass "
+              f"{fmt_time(statistics.median(startup['python']))} ({sys.executable}): km / python "
+              f"{statistics.median(ratios):.2f} (median of {len(ratios)} alternating pairs)")
+    print("ratios: time under the back end over gdbserver's in the same repetition (1.00 = as fast, lower is faster)")
     for b, reason in failures.items():
         print(f"{b}: failed: {reason}")
+
+
+def measure_startup(work: Path, reps: int) -> dict[str, list[float]]:
+    """Wall time of `km hello` and of a bare `python3 -I -c pass` of the interpreter km runs on, alternating."""
+    hello = work / "hello.km"
+    subprocess.run(["gcc", "-O2", "-static", "-o", hello, HELLO_SOURCE], check=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("KM_VERBOSE", None)
+    commands = {"python": [sys.executable, "-I", "-c", "pass"], "km": [sys.executable, "-m", "monitor.cli", str(hello)]}
+    times: dict[str, list[float]] = {"python": [], "km": []}
+    for rep in range(reps + 1):
+        for name, cmd in (commands.items() if rep % 2 else reversed(commands.items())):
+            start = time.perf_counter()
+            subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, check=True, cwd=work)
+            if rep:                           # the first round warms the page cache
+                times[name].append(time.perf_counter() - start)
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5, help="repetitions per back end (default 5)")
-    parser.add_argument("--steps", type=int, default=200, help="stepi count (default 200)")
-    parser.add_argument("--hits", type=int, default=200, help="breakpoint hits (default 200)")
-    parser.add_argument("--only", default=",".join(BACKENDS), help="comma-separated back ends")
+    parser.add_argument("--steps", type=int, default=1000, help="stepi count (default 1000)")
+    parser.add_argument("--hits", type=int, default=500, help="breakpoint stops, and ignore-count stops (default 500)")
+    parser.add_argument("--regs", type=int, default=300, help="register re-fetches of each kind (default 300)")
+    parser.add_argument("--startup-reps", type=int, default=10, help="km hello / python pairs (default 10; 0: none)")
+    parser.add_argument("--only", default="km,gdbserver", help=f"comma-separated back ends of {','.join(BACKENDS)}")
     parser.add_argument("--km-packets", action="store_true",
                         help="one traced km session instead: which packets each operation costs, and how long")
     args = parser.parse_args()
+    sizes = {"steps": args.steps, "hits": args.hits, "regs": args.regs}
     if args.km_packets:
         with tempfile.TemporaryDirectory(prefix="km-bench-gdb-") as tmp:
             work = Path(tmp)
             program = work / "gdb_loop.km"
             subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
-            result = measure_once("km", program, work, args.steps, args.hits, trace=True)
+            result = measure_once("km", program, work, sizes, trace=True)
             print("km (traced, so slower than untraced): "
                   + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in result.items()))
-            report_packets(work / "km.server.log", {"steps": args.steps, "hits": args.hits})
+            report_packets(work / "km.server.log", sizes)
         return
     backends = [b for b in args.only.split(",") if b]
     unknown = set(backends) - set(BACKENDS)
@@ -344,14 +401,14 @@ def main() -> None:
         work = Path(tmp)
         program = work / "gdb_loop.km"
         subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
-        print(f"gdb bench: {args.reps} repetitions, {args.steps} stepi, {args.hits} hits, {os.cpu_count()} cpus, "
+        print(f"gdb bench: {args.reps} repetitions, {sizes}, {os.cpu_count()} cpus, "
               f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
         for rep in range(args.reps):
-            for b in backends:
+            for b in (backends if rep % 2 == 0 else backends[::-1]):
                 if b in failures:
                     continue
                 started = time.perf_counter()
-                result = measure_once(b, program, work, args.steps, args.hits)
+                result = measure_once(b, program, work, sizes)
                 if "failed" in result:
                     failures[b] = str(result["failed"])
                 else:
@@ -359,7 +416,9 @@ def main() -> None:
                         samples[b].setdefault(key, []).append(float(value))
                 print(f"  repetition {rep + 1}/{args.reps} {b}: {time.perf_counter() - started:.1f} s"
                       + (f" (failed: {failures[b]})" if b in failures else ""), file=sys.stderr)
-    report(samples, failures, backends)
+        startup = measure_startup(work, args.startup_reps) if args.startup_reps and "km" not in failures else {}
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus", file=sys.stderr)
+    report(samples, failures, backends, startup)
 
 
 if __name__ == "__main__":
