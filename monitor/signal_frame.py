@@ -5,7 +5,9 @@ Layouts (arch/x86/include/uapi/asm/sigcontext.h, include/uapi/asm-generic/uconte
   struct ucontext    { u64 uc_flags; ucontext *uc_link; stack_t uc_stack (24); sigcontext (256); u64 sigmask }
   struct sigcontext  { r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags; u16 cs, gs, fs, ss;
                        err, trapno, oldmask, cr2, fpstate *, reserved[8] }
-The FPU state goes below the frame, 64-byte aligned, as a full XSAVE image with the fpx_sw_bytes magic.
+The FPU state goes below the frame, 64-byte aligned, as an XSAVE image of the CPU's user xstate size (CPUID
+0xD.0 ECX, as Linux's fpu_user_cfg.max_size: 2432 bytes with AVX-512, not KVM's 4096-byte kvm_xsave) with the
+fpx_sw_bytes magic: programs size alternate stacks by AT_MINSIGSTKSZ, which Linux derives from that size.
 Which signal is delivered, and what happens to the interrupted syscall, is signals.py's business.
 """
 from __future__ import annotations
@@ -57,6 +59,16 @@ def fault_siginfo(signo: int, vector: int, error_code: int, addr: int, is_mapped
     return make_siginfo(signo, SI_KERNEL, addr)
 
 
+def xstate_size(cpuid) -> int:
+    """The XSAVE image's size in a frame: CPUID.(EAX=0xD,ECX=0).ECX of KVM's supported CPUID (every user
+    component's area fits below it in the standard layout); 4096 (kvm_xsave's) when the leaf is missing."""
+    for i in range(cpuid.nent):
+        entry = cpuid.entries[i]
+        if entry.function == 0xD and entry.index == 0 and 576 <= entry.ecx <= 4096:
+            return int(entry.ecx)
+    return 4096
+
+
 def build_frame(thread: VcpuThread, own: ThreadSignals, signo: int, handler: int, restorer: int,
                 wants_altstack: bool, info: bytes, saved_mask: int) -> None:
     """setup_rt_frame + the register changes of handle_signal: the thread's user context (registers, XSAVE
@@ -65,11 +77,11 @@ def build_frame(thread: VcpuThread, own: ThreadSignals, signo: int, handler: int
     regs = thread.user_regs()
     ss_sp, ss_flags, ss_size = own.altstack
     sp = frame_top(own, regs[RSP], wants_altstack)
-    xsave = bytearray(thread.vcpu.get_xsave())
-    xstate_size = len(xsave)
-    struct.pack_into("<IIQI", xsave, 464, FP_XSTATE_MAGIC1, xstate_size + 4,
-                     struct.unpack_from("<Q", xsave, 512)[0] or 3, xstate_size)
-    fp_addr = (sp - xstate_size - 4) & ~63
+    size = xstate_size(thread.proc.cpuid)
+    xsave = bytearray(thread.vcpu.get_xsave()[:size])
+    struct.pack_into("<IIQI", xsave, 464, FP_XSTATE_MAGIC1, size + 4,
+                     struct.unpack_from("<Q", xsave, 512)[0] or 3, size)
+    fp_addr = (sp - size - 4) & ~63
     frame = ((fp_addr - FRAME_SIZE + 8) & ~15) - 8
     mem = thread.mem
     mem.write(fp_addr, bytes(xsave) + struct.pack("<I", FP_XSTATE_MAGIC2))
@@ -107,7 +119,9 @@ def restore_frame(thread: VcpuThread, own: ThreadSignals) -> int:
     # (do_sigaltstack's EPERM, squashed as in Linux); this is how SS_AUTODISARM re-arms it
     set_altstack(own, regs[RSP], *struct.unpack_from("<QI4xQ", data, UC_OFFSET + 16))
     if fp_addr:
-        image = thread.mem.read(fp_addr, len(thread.vcpu.get_xsave()))
-        thread.vcpu.set_xsave(image)
+        full = len(thread.vcpu.get_xsave())
+        magic, _, _, size = struct.unpack("<IIQI", thread.mem.read(fp_addr + 464, 20))
+        size = size if magic == FP_XSTATE_MAGIC1 and 576 <= size <= full else full     # the frame's own size
+        thread.vcpu.set_xsave(thread.mem.read(fp_addr, size) + bytes(full - size))
     thread.set_user_regs(new)
     return struct.unpack_from("<Q", data, UC_SIGMASK)[0]

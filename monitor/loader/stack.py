@@ -14,12 +14,26 @@ STACK_SIZE = 8 << 20
 AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
 AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23, 25, 26, 31, 33, 51
-MINSIGSTKSZ = 2048
+MINSIGSTKSZ = 2048          # what km tells when the host's auxv does not say (kernels before 5.14)
 
 # CPUID.1:EDX bit names as /proc/cpuinfo spells them (arch/x86/include/asm/cpufeatures.h, word 0)
 _CPUID1_EDX = ["fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "", "sep", "mtrr", "pge", "mca",
                "cmov", "pat", "pse36", "pn", "clflush", "", "dts", "acpi", "mmx", "fxsr", "sse", "sse2", "ss", "ht",
                "tm", "ia64", "pbe"]
+
+
+def host_minsigstksz() -> int:
+    """AT_MINSIGSTKSZ as the host kernel computed it for this CPU (a signal frame with its XSAVE image, which km's
+    frames match); glibc's sysconf(_SC_SIGSTKSZ) and CPython's faulthandler size alternate stacks from it."""
+    try:
+        with open("/proc/self/auxv", "rb") as f:
+            data = f.read()
+    except OSError:
+        return MINSIGSTKSZ
+    for key, value in struct.iter_unpack("<QQ", data[:len(data) // 16 * 16]):
+        if key == AT_MINSIGSTKSZ:
+            return max(value, MINSIGSTKSZ)
+    return MINSIGSTKSZ
 
 
 def hwcap() -> int:
@@ -58,7 +72,7 @@ def build_stack(mem: GuestMemory, program: Program, argv: list[bytes], envp: lis
     random_addr = push_bytes(os.urandom(16))
     exe = program.exe
     auxv = [(AT_SYSINFO_EHDR, vdso)] if vdso else []
-    auxv += [(AT_MINSIGSTKSZ, MINSIGSTKSZ), (AT_HWCAP, hwcap()), (AT_PAGESZ, 4096), (AT_CLKTCK, 100),
+    auxv += [(AT_MINSIGSTKSZ, host_minsigstksz()), (AT_HWCAP, hwcap()), (AT_PAGESZ, 4096), (AT_CLKTCK, 100),
              (AT_PHDR, exe.phdr), (AT_PHENT, exe.phent), (AT_PHNUM, exe.phnum), (AT_BASE, program.base),
              (AT_FLAGS, 0), (AT_ENTRY, exe.entry), (AT_UID, os.getuid()), (AT_EUID, os.geteuid()),
              (AT_GID, os.getgid()), (AT_EGID, os.getegid()), (AT_SECURE, 0), (AT_RANDOM, random_addr),

@@ -83,3 +83,26 @@ def test_subprocess_statuses_and_ids(tmp_path):
     assert (status, out.splitlines()[:4]) == (0, ["-6", "-15", "0", "0"]), err
     if os.geteuid() == 0:           # else both refuse the group change alike
         assert out.splitlines()[4] == "['65534', '100'] True"
+
+
+TWO_SIGNALS_ON_THE_ALTSTACK = r"""
+import os, signal
+signal.signal(signal.SIGUSR1, lambda *a: None)      # CPython's handlers are SA_ONSTACK
+signal.signal(signal.SIGUSR2, lambda *a: None)
+read, write = os.pipe()
+os.set_blocking(write, False)
+signal.set_wakeup_fd(write)                          # the C handler writes: a syscall on the alternate stack
+signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGUSR1, signal.SIGUSR2))
+signal.raise_signal(signal.SIGUSR1)
+signal.raise_signal(signal.SIGUSR2)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGUSR1, signal.SIGUSR2))
+print(sorted(os.read(read, 10)))
+"""
+
+
+def test_nested_signal_frames_fit_faulthandlers_altstack():
+    """faulthandler's alternate stack is SIGSTKSZ + AT_MINSIGSTKSZ: two nested frames must fit in it as on Linux
+    (km's frames carried KVM's 4096-byte XSAVE image and AT_MINSIGSTKSZ said 2048: the heap below was overwritten,
+    test_signal's test_pending died of 'corrupted size vs. prev_size')."""
+    status, out, err = same_as_native(PYTHON, "-X", "faulthandler", "-c", TWO_SIGNALS_ON_THE_ALTSTACK)
+    assert (status, out) == (0, "[10, 12]\n"), err
