@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+KM = [sys.executable, "-m", "monitor.cli"]
 PAYLOAD_SOURCE = Path(__file__).resolve().parent / "payloads" / "gdb_loop.c"
 BUFFER_SIZE = 4 << 20                 # gdb_loop.c's BUFFER_SIZE
 LOOP_COUNT = 1_000_000                # tick() calls: far more than the benchmark stops in; ms when run freely
@@ -188,7 +189,7 @@ def is_listening(port: int) -> bool:
 
 def server_command(backend: str, port: int, program: Path) -> list[str]:
     return {
-        "km": [sys.executable, "-m", "monitor.cli", f"-g{port}", str(program), str(LOOP_COUNT)],
+        "km": [*KM, f"-g{port}", str(program), str(LOOP_COUNT)],
         "gdbserver": ["gdbserver", f"127.0.0.1:{port}", str(program), str(LOOP_COUNT)],
         "qemu": ["qemu-x86_64", "-g", str(port), str(program), str(LOOP_COUNT)],
     }[backend]
@@ -221,8 +222,7 @@ def measure_once(backend: str, program: Path, work: Path, sizes: dict[str, int],
     port = free_port()
     out, server_log = work / f"{backend}.out", work / f"{backend}.server.log"
     out.write_text("")
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("KM_VERBOSE", None)
+    env = km_env()
     if trace:
         env.update(KM_VERBOSE="gdb.io", GDB_BENCH_MARK="1")
     with open(server_log, "w") as log:
@@ -238,7 +238,8 @@ def measure_once(backend: str, program: Path, work: Path, sizes: dict[str, int],
                 return {"failed": f"not listening after {READY_TIMEOUT_S:.0f} s"}
             time.sleep(0.002)
         ready_s = time.perf_counter() - start
-        gdb_env = dict(env, GDB_BENCH_PORT=str(port), GDB_BENCH_OUT=str(out), GDB_BENCH_DUMP=str(work / f"{backend}.dump"),
+        gdb_env = dict(env, GDB_BENCH_PORT=str(port), GDB_BENCH_OUT=str(out),
+                       GDB_BENCH_DUMP=str(work / f"{backend}.dump"),
                        **{f"GDB_BENCH_{k.upper()}": str(v) for k, v in sizes.items()})
         try:
             done = subprocess.run(["gdb", "-nx", "-batch", str(program), "-x", __file__], stdin=subprocess.DEVNULL,
@@ -296,8 +297,9 @@ def report_packets(server_log: Path, counts: dict[str, int]) -> None:
         elif request is not None:
             stats[phase][request[1]][0].append(t - request[0])
             request, last_reply = None, t
-    for phase, ops in (("stepi", counts["steps"]), ("breakpoint hits", counts["hits"]), ("ignore count", counts["hits"]),
-                       ("register re-fetch", counts["regs"]), ("info registers", counts["regs"]), ("dump memory", 4)):
+    phases = (("stepi", counts["steps"]), ("breakpoint hits", counts["hits"]), ("ignore count", counts["hits"]),
+              ("register re-fetch", counts["regs"]), ("info registers", counts["regs"]), ("dump memory", 4))
+    for phase, ops in phases:
         kinds = stats.get(phase)
         if not kinds:
             print(f"{phase}: no packets traced")
@@ -329,7 +331,7 @@ def pair_ratios(samples: dict[str, dict[str, list[float]]], backend: str, base: 
 
 
 def report(samples: dict[str, dict[str, list[float]]], failures: dict[str, str], backends: list[str],
-           startup: dict[str, list[float]]) -> None:
+           startup: dict[str, list[float]], execs: dict[str, list[float]]) -> None:
     """The issue's table: per operation the median time of each back end and km's time over gdbserver's."""
     shown = [b for b in backends if b not in failures and samples[b]]
     others = [b for b in shown if b != "gdbserver"] if "gdbserver" in shown else []
@@ -347,26 +349,61 @@ def report(samples: dict[str, dict[str, list[float]]], failures: dict[str, str],
         print(f"\nstart-up: km hello {fmt_time(statistics.median(startup['km']))}, python3 -I -c pass "
               f"{fmt_time(statistics.median(startup['python']))} ({sys.executable}): km / python "
               f"{statistics.median(ratios):.2f} (median of {len(ratios)} alternating pairs)")
+    if execs.get("km"):
+        print("exec loop (busybox sh running /bin/true), per exec: "
+              + ", ".join(f"{name} {fmt_time(statistics.median(v))}" for name, v in execs.items()))
     print("ratios: time under the back end over gdbserver's in the same repetition (1.00 = as fast, lower is faster)")
     for b, reason in failures.items():
         print(f"{b}: failed: {reason}")
+
+
+def km_env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("KM_VERBOSE", None)
+    return env
+
+
+def compile_km() -> None:
+    """Byte-compile km's modules as tools/install.sh does: a checkout run with PYTHONDONTWRITEBYTECODE would
+    otherwise compile every edited module on every start, which no installed km does."""
+    env = {k: v for k, v in km_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "monitor", "kdbg"], cwd=ROOT, env=env,
+                   stdout=subprocess.DEVNULL, check=True)
+
+
+def timed(cmd: list[str], work: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=km_env(), check=True, cwd=work)
+    return time.perf_counter() - start
 
 
 def measure_startup(work: Path, reps: int) -> dict[str, list[float]]:
     """Wall time of `km hello` and of a bare `python3 -I -c pass` of the interpreter km runs on, alternating."""
     hello = work / "hello.km"
     subprocess.run(["gcc", "-O2", "-static", "-o", hello, HELLO_SOURCE], check=True)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("KM_VERBOSE", None)
-    commands = {"python": [sys.executable, "-I", "-c", "pass"], "km": [sys.executable, "-m", "monitor.cli", str(hello)]}
+    commands = {"python": [sys.executable, "-I", "-c", "pass"], "km": [*KM, str(hello)]}
     times: dict[str, list[float]] = {"python": [], "km": []}
     for rep in range(reps + 1):
         for name, cmd in (commands.items() if rep % 2 else reversed(commands.items())):
-            start = time.perf_counter()
-            subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, check=True, cwd=work)
+            elapsed = timed(cmd, work)
             if rep:                           # the first round warms the page cache
-                times[name].append(time.perf_counter() - start)
+                times[name].append(elapsed)
     return times
+
+
+def measure_exec_loop(work: Path, reps: int, count: int) -> dict[str, list[float]]:
+    """Seconds per exec of `busybox sh -c 'for i in $(seq N); do /bin/true; done'` under km, natively and under
+    qemu-user (whose children run natively: it has no follow-exec), with the shell's start (N=0) taken off."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        return {}
+    runners = {"native": [], "km": KM, "qemu": ["qemu-x86_64"] if shutil.which("qemu-x86_64") else None}
+    per_exec: dict[str, list[float]] = {name: [] for name, prefix in runners.items() if prefix is not None}
+    for _ in range(reps):
+        for name in per_exec:
+            loop = [*(runners[name] or []), busybox, "sh", "-c", "for i in $(seq $0); do /bin/true; done"]
+            per_exec[name].append((timed([*loop, str(count)], work) - timed([*loop, "0"], work)) / count)
+    return per_exec
 
 
 def main() -> None:
@@ -376,6 +413,7 @@ def main() -> None:
     parser.add_argument("--hits", type=int, default=500, help="breakpoint stops, and ignore-count stops (default 500)")
     parser.add_argument("--regs", type=int, default=300, help="register re-fetches of each kind (default 300)")
     parser.add_argument("--startup-reps", type=int, default=10, help="km hello / python pairs (default 10; 0: none)")
+    parser.add_argument("--execs", type=int, default=20, help="execs in the exec loop (default 20; 0: none)")
     parser.add_argument("--only", default="km,gdbserver", help=f"comma-separated back ends of {','.join(BACKENDS)}")
     parser.add_argument("--km-packets", action="store_true",
                         help="one traced km session instead: which packets each operation costs, and how long")
@@ -397,6 +435,8 @@ def main() -> None:
         parser.error(f"unknown back end(s): {', '.join(sorted(unknown))}")
     failures = {b: why for b in backends if (why := available(b))}
     samples: dict[str, dict[str, list[float]]] = {b: {} for b in backends}
+    if "km" in backends:
+        compile_km()
     with tempfile.TemporaryDirectory(prefix="km-bench-gdb-") as tmp:
         work = Path(tmp)
         program = work / "gdb_loop.km"
@@ -417,8 +457,9 @@ def main() -> None:
                 print(f"  repetition {rep + 1}/{args.reps} {b}: {time.perf_counter() - started:.1f} s"
                       + (f" (failed: {failures[b]})" if b in failures else ""), file=sys.stderr)
         startup = measure_startup(work, args.startup_reps) if args.startup_reps and "km" not in failures else {}
+        execs = measure_exec_loop(work, 3, args.execs) if args.execs and "km" not in failures else {}
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus", file=sys.stderr)
-    report(samples, failures, backends, startup)
+    report(samples, failures, backends, startup, execs)
 
 
 if __name__ == "__main__":
