@@ -285,6 +285,9 @@ _IOCTL_SIZES = {TCGETS: (60, True), TCSETS: (60, False), TCSETSW: (60, False), T
                 FIONBIO: (4, False), TIOCSPGRP: (4, False), TIOCOUTQ: (4, True), TIOCMGET: (4, True),
                 TIOCGSID: (4, True), TIOCGPTN: (4, True), TIOCSPTLCK: (4, False), TCGETS2: (44, True),
                 TCSETS2: (44, False), TCSETSW2: (44, False), TCSETSF2: (44, False), FIOASYNC: (4, False)}
+# struct ifreq (40 bytes, read and written): if_nametoindex, getaddrinfo's %scope names, interface queries
+_IOCTL_SIZES.update({request: (40, True) for request in (
+    0x8910, 0x8913, 0x8915, 0x8917, 0x8919, 0x891B, 0x891D, 0x8921, 0x8927, 0x8933, 0x8942)})
 _IOCTL_VALUES = {TCSBRK, TCXONC, TCFLSH, TIOCEXCL, TIOCNXCL, TIOCSCTTY, TIOCNOTTY, TCSBRKP, FIONCLEX, FIOCLEX}
 
 

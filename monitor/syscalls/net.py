@@ -256,8 +256,8 @@ class Msg:
     def __init__(self, ctx, gva: int, receiving: bool) -> None:
         self.ctx, self.gva, self.receiving = ctx, gva, receiving
         name, namelen, iov, iovlen, control, controllen, _ = MSGHDR.unpack(ctx.mem.read(gva, MSGHDR.size))
-        if receiving:
-            buf_out(ctx, gva, MSGHDR.size)
+        if receiving:       # writable, checked without a bounce copy (flushed after km's own writes, it undid them)
+            ctx.mem.pieces(gva, MSGHDR.size, write=True)
         namelen = min(s32(namelen), SOCKADDR_STORAGE) if name else 0     # as __copy_msghdr does
         if namelen < 0:
             raise OSError(errno.EINVAL, "msg_namelen")
@@ -273,7 +273,7 @@ class Msg:
         self.iov = _iovec(ctx, iov, iovlen, receiving)
         self.control_gva = control if controllen else 0
         if receiving:
-            buf_out(ctx, control, controllen)
+            ctx.mem.pieces(control, controllen, write=True)
             controllen = min(controllen, CONTROL_MAX)
             self.control = ffi.new("char[]", max(controllen, 1))
         else:

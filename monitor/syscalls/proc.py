@@ -187,6 +187,21 @@ def sys_uname(ctx, buf: int) -> int:
     return 0
 
 
+@syscall("sethostname")
+def sys_sethostname(ctx, name: int, length: int) -> int:
+    """The host's (km shares its UTS namespace): EPERM without CAP_SYS_ADMIN, as natively."""
+    if length > 64:
+        return -errno.EINVAL
+    return host_syscall(NR["sethostname"], buf_in(ctx, name, length), length)
+
+
+@syscall("setdomainname")
+def sys_setdomainname(ctx, name: int, length: int) -> int:
+    if length > 64:
+        return -errno.EINVAL
+    return host_syscall(NR["setdomainname"], buf_in(ctx, name, length), length)
+
+
 @syscall("arch_prctl")
 def sys_arch_prctl(ctx, code: int, addr: int) -> int:
     sregs = ctx.run.s.regs.sregs

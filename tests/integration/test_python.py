@@ -106,3 +106,10 @@ def test_nested_signal_frames_fit_faulthandlers_altstack():
     test_signal's test_pending died of 'corrupted size vs. prev_size')."""
     status, out, err = same_as_native(PYTHON, "-X", "faulthandler", "-c", TWO_SIGNALS_ON_THE_ALTSTACK)
     assert (status, out) == (0, "[10, 12]\n"), err
+
+
+def test_network_interfaces():
+    """if_nameindex/if_nametoindex (SIOCGIFINDEX and friends on a socket), as getaddrinfo's %scope names use."""
+    status, out, err = same_as_native(PYTHON, "-c", "import socket; names = socket.if_nameindex(); "
+                                      "print(names, [socket.if_nametoindex(n) for _, n in names])")
+    assert status == 0 and "'lo'" in out, err
