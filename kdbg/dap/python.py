@@ -1,6 +1,10 @@
-"""Python programs through debugpy: kdbg-dap starts `km <python> -m debugpy --listen 127.0.0.1:PORT
---wait-for-client <program> <args>`, so the interpreter, debugpy's adapter and its debug server all run in the VM,
-and relays the client's DAP session to that adapter and back, so every debugpy feature passes through unchanged.
+"""Python programs through debugpy: for a launch, kdbg-dap starts debugpy's adapter (on the host, over pipes) listening
+for the program's debug server, then `km <python> -m debugpy --connect 127.0.0.1:PORT --wait-for-client <program>
+<args>`: the interpreter and pydevd (debugpy's debug server) run in the VM and connect out to the adapter. kdbg-dap
+relays the client's DAP session to the adapter and back, so every debugpy feature passes through unchanged. The
+adapter only translates DAP to pydevd's protocol; `--listen` would start it inside the VM too, as a second
+interpreter with debugpy's imports under km, which doubled the time to the first stop (bench/dap_python.py). An
+`attach` connects to the adapter of a `km <python> -m debugpy --listen HOST:PORT` started by hand.
 
 What kdbg-dap keeps for itself: km's `output` (the payload's real stdout/stderr, read from km's pipes) and
 `exited` (km's exit status); debugpy's own copies of those are dropped for a launch. Sequence numbers differ on
@@ -41,7 +45,8 @@ log = logging.getLogger("km.dap")
 
 RUNNER_ENV = "KDBG_DAP_PYTHON_RUNNER"
 DEFAULT_PYTHON = "/usr/bin/python3"
-LISTEN_TIMEOUT_S = 60.0          # interpreter start-up plus debugpy's adapter start-up, in the VM
+LISTEN_TIMEOUT_S = 60.0          # interpreter start-up plus debugpy's imports, in the VM, until its server connects
+ADAPTER_TIMEOUT_S = 20.0        # debugpy's adapter on the host, until it listens for the program
 ATTACH_TIMEOUT_S = 20.0         # an attach may race the program's start: wait that long for it to listen
 REQUEST_TIMEOUT_S = 15.0
 # Launch-configuration keys that are kdbg-dap's; the rest of a configuration goes to debugpy as it is.
@@ -80,17 +85,31 @@ def debugpy_home() -> str:
     return str(home)
 
 
-def launch_argv(runner: list[str], python: str, port: int, program: str, program_args: list[str]) -> list[str]:
-    """`runner` (km's argv prefix; empty for the native runner) + the interpreter waiting for debugpy's client.
-    Frozen stdlib modules would hide breakpoints set in them, hence -Xfrozen_modules=off."""
-    return [*runner, python, "-Xfrozen_modules=off", "-m", "debugpy", "--listen", f"127.0.0.1:{port}", "--wait-for-client", program,
-            *program_args]
+def launch_argv(runner: list[str], python: str, port: int, program: str, program_args: list[str],
+                how: str = "--listen") -> list[str]:
+    """`runner` (km's argv prefix; empty for the native runner) + the interpreter waiting for debugpy's client, its
+    debug server listening for an adapter (`--listen`) or connecting to one (`--connect`). Frozen stdlib modules
+    would hide breakpoints set in them, hence -Xfrozen_modules=off."""
+    return [*runner, python, "-Xfrozen_modules=off", "-m", "debugpy", how, f"127.0.0.1:{port}", "--wait-for-client",
+            program, *program_args]
 
 
-def debugpy_arguments(args: dict[str, Any], host: str, port: int) -> dict[str, Any]:
-    """The `attach` debugpy's adapter gets: the client's configuration without km's keys."""
+def start_adapter() -> subprocess.Popen[bytes]:
+    """debugpy's adapter on the host, over its stdin/stdout, with kdbg-dap's own Python and debugpy: for a launch,
+    the program's debug server (in the VM) connects to it. The adapter only translates DAP to pydevd's protocol
+    and back, so nothing of the program's runs outside km; starting it in the VM instead (what `--listen` does)
+    costs a second interpreter start-up and debugpy's imports under km, seconds before the first stop."""
+    return subprocess.Popen([sys.executable, "-m", "debugpy.adapter"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+
+
+def debugpy_arguments(args: dict[str, Any], host: str, port: int, how: str = "connect") -> dict[str, Any]:
+    """The `attach` debugpy's adapter gets: the client's configuration without km's keys, and where the adapter
+    finds the program's debug server (`connect`: it listens there) or waits for it (`listen`)."""
     forwarded = {key: value for key, value in args.items() if key not in KM_KEYS}
-    forwarded.setdefault("connect", {"host": host, "port": port})
+    if how == "listen":
+        forwarded.pop("connect", None)
+    forwarded.setdefault(how, {"host": host, "port": port})
     forwarded["redirectOutput"] = False          # km forwards the payload's real output
     return forwarded
 
@@ -138,15 +157,23 @@ class _Waiter:
 
 
 class DebugpyRelay:
-    """One connection to debugpy's adapter. `request` waits for debugpy's answer (kdbg-dap's own requests);
-    `forward` sends a client's request on, its response later reaching `post` like every other message."""
+    """One connection to debugpy's adapter: a socket (an adapter in the VM, `--listen`) or the pipes of an adapter
+    kdbg-dap runs itself. `request` waits for debugpy's answer (kdbg-dap's own requests); `forward` sends a
+    client's request on, its response later reaching `post` like every other message; `watch` is set when an
+    event of that name has passed."""
 
-    def __init__(self, sock: socket.socket, post: Callable[[dict[str, Any]], None]) -> None:
-        self._sock = sock
-        self.transport = Transport(sock.makefile("rb"), sock.makefile("wb"))
+    def __init__(self, post: Callable[[dict[str, Any]], None], sock: socket.socket | None = None,
+                 adapter: subprocess.Popen[bytes] | None = None) -> None:
+        self._sock, self._adapter = sock, adapter
+        if sock is not None:
+            self.transport = Transport(sock.makefile("rb"), sock.makefile("wb"))
+        else:
+            assert adapter is not None and adapter.stdout is not None and adapter.stdin is not None
+            self.transport = Transport(adapter.stdout, adapter.stdin)
         self._post = post
         self._lock = threading.Lock()
         self._waiting: dict[int, _Waiter] = {}
+        self._watched: dict[str, tuple[threading.Event, list[dict[str, Any]]]] = {}
         self._forwarded: dict[int, tuple[int, str]] = {}         # our seq -> (client's seq, client's command)
         self._reverse: dict[int, int] = {}                       # seq given to the client -> debugpy's seq
         self.is_open = True
@@ -168,12 +195,27 @@ class DebugpyRelay:
                     waiter.response = message
                     waiter.done.set()
                     continue
+            elif message.get("type") == "event":
+                with self._lock:
+                    watched = self._watched.pop(str(message.get("event")), None)
+                if watched is not None:
+                    watched[1].append(message.get("body") or {})
+                    watched[0].set()
             self._post(message)
         self.is_open = False
         with self._lock:
             for waiter in self._waiting.values():
                 waiter.done.set()
+            for done, _ in self._watched.values():
+                done.set()
         self._post({"type": "closed"})
+
+    def watch(self, event: str) -> tuple[threading.Event, list[dict[str, Any]]]:
+        """A flag set when the next `event` passes (or the connection ends), and a list that then holds its body."""
+        watched: tuple[threading.Event, list[dict[str, Any]]] = (threading.Event(), [])
+        with self._lock:
+            self._watched[event] = watched
+        return watched
 
     def request(self, command: str, arguments: dict[str, Any], timeout_s: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
         """Send a request of kdbg-dap's own and return debugpy's response body; a failure raises CantHandle."""
@@ -237,11 +279,15 @@ class DebugpyRelay:
 
     def close(self) -> None:
         self.is_open = False
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+        if self._adapter is not None:
+            self._adapter.kill()
+            self._adapter.wait()
 
 
 def first_line(program: str) -> int:

@@ -16,7 +16,10 @@ import logging
 import os
 import queue
 import shutil
+import socket
+import subprocess
 import threading
+import time
 from typing import Any, Callable
 
 from .arguments import existing_file, string_list
@@ -29,8 +32,9 @@ from .execution import Execution
 from .gdb_backend import Gdb, mi_quote
 from .inspection import Inspection
 from .lifecycle import Lifecycle, Mode, Needs, State, Stop
-from .python import (ATTACH_TIMEOUT_S, LISTEN_TIMEOUT_S, DebugpyRelay, EntryStop, adapter_capabilities, connect,
-                     debugpy_arguments, debugpy_home, interpreter, is_python, launch_argv, runs_natively)
+from .python import (ADAPTER_TIMEOUT_S, ATTACH_TIMEOUT_S, LISTEN_TIMEOUT_S, DebugpyRelay, EntryStop,
+                     adapter_capabilities, connect, debugpy_arguments, debugpy_home, interpreter, is_python, launch_argv,
+                     runs_natively, start_adapter)
 from .registry import Handler, capabilities, request, table
 from .transport import MalformedMessage, Transport, TransportClosed
 
@@ -228,10 +232,11 @@ class Session:
         threading.Thread(target=self._watch_debuggee, args=(self.debuggee,), daemon=True).start()
 
     def _launch_python(self, args: dict[str, Any], program: str) -> None:
-        """`km <python> -m debugpy --listen ... program args`, then the client's session relayed to debugpy."""
+        """debugpy's adapter on the host, listening for the program's debug server; then `km <python> -m debugpy
+        --connect ADAPTER <program> <args>`, whose debug server (in the VM) connects to it; from then on the
+        client's session is relayed to debugpy."""
         python = interpreter(args)
         env = _environment(args)
-        port = pick_port(0)
         self._debugpy_home = debugpy_home()
         # The payload's PYTHONPATH goes through km's --putenv: km itself may be a Python program that needs its own.
         payload_path = os.pathsep.join(filter(None, (self._debugpy_home, env.pop("PYTHONPATH", None))))
@@ -241,32 +246,43 @@ class Session:
             km = [*km_command(args.get("kmPath") or "km"), *string_list(args, "kmArgs"),
                   "--putenv", f"PYTHONPATH={payload_path}"]
         try:
-            self.debuggee = Debuggee(launch_argv(km, python, port, program, string_list(args, "args")), env,
-                                     args.get("cwd") or None, self._output)
+            serving, where = self._relay_to(args, "127.0.0.1", 0, "listen", adapter=start_adapter())
+            if not serving.wait(ADAPTER_TIMEOUT_S) or not where:
+                raise CantHandle("debugpy's adapter did not start")
+            assert self.relay is not None
+            connected, _ = self.relay.watch("initialized")    # the adapter's, once the debug server connected
+            self.debuggee = Debuggee(launch_argv(km, python, int(where[0]["port"]), program, string_list(args, "args"),
+                                                 "--connect"), env, args.get("cwd") or None, self._output)
             debuggee = self.debuggee
-            try:
-                sock = connect("127.0.0.1", port, LISTEN_TIMEOUT_S, debuggee.is_running)
-            except CantHandle as exc:
-                debuggee.wait(EXIT_DRAIN_S)
-                why = debuggee.last_stderr_line()
-                raise CantHandle(f"{exc}{': ' + why if why else ''}") from None
-            self._relay_to(sock, args, "127.0.0.1", port)
+            deadline = time.monotonic() + LISTEN_TIMEOUT_S
+            while not connected.wait(0.05):
+                if not debuggee.is_running():
+                    debuggee.wait(EXIT_DRAIN_S)
+                    why = debuggee.last_stderr_line()
+                    raise CantHandle(f"the program ended before debugpy connected{': ' + why if why else ''}")
+                if time.monotonic() >= deadline:
+                    raise CantHandle(f"debugpy in the program did not connect within {LISTEN_TIMEOUT_S:g}s")
             self.entry_stop = EntryStop(program) if args.get("stopOnEntry") else None
         except DapError:
             self._shutdown(terminate=True)
             raise
         threading.Thread(target=self._watch_debuggee, args=(debuggee,), daemon=True).start()
 
-    def _relay_to(self, sock: Any, args: dict[str, Any], host: str, port: int) -> None:
-        """From now on the client talks to debugpy: its capabilities, then the start request as `attach`."""
+    def _relay_to(self, args: dict[str, Any], host: str, port: int, how: str, sock: socket.socket | None = None,
+                  adapter: subprocess.Popen[bytes] | None = None) -> tuple[threading.Event, list[dict[str, Any]]]:
+        """From now on the client talks to debugpy: its capabilities, then the start request as `attach` (`how`:
+        connect to the debug server at host:port, or listen for it). Returns the watch of the adapter's
+        debugpyWaitingForServer event, which tells where it listens."""
         self.config = dict(args)
-        self.relay = DebugpyRelay(sock, lambda message: self._inbox.put(("debugpy", message)))
+        self.relay = DebugpyRelay(lambda message: self._inbox.put(("debugpy", message)), sock=sock, adapter=adapter)
         theirs = self.relay.request("initialize", {**self.client_initialize, "adapterID": "km"})
         if not self.python_first:                       # the client got gdb's capabilities: say what changed
             changed = {name: False for name in capabilities(HANDLERS) if name not in theirs}
             self.send_event("capabilities", {"capabilities": {**changed, **theirs}})
-        self.relay.forward(self._request, "attach", debugpy_arguments(args, host, port))
+        serving = self.relay.watch("debugpyWaitingForServer")
+        self.relay.forward(self._request, "attach", debugpy_arguments(args, host, port, how))
         self._respond_later = True          # debugpy answers the start request after configurationDone
+        return serving
 
     def _attach_python(self, args: dict[str, Any]) -> None:
         """Attach to a `km <python> -m debugpy --listen HOST:PORT` already running (`address`, or `connect`)."""
@@ -281,7 +297,7 @@ class Session:
             raise CantHandle(f"{address}: nothing listens there (start km <python> -m debugpy --listen "
                              f"{address} ...)") from None
         try:
-            self._relay_to(sock, args, host, int(port))
+            self._relay_to(args, host, int(port), "connect", sock=sock)
         except DapError:
             self._shutdown(terminate=False)
             raise

@@ -1,5 +1,5 @@
-"""A Python program through kdbg-dap: the launch configuration of issue 14 starts `km <python> -m debugpy --listen
-... --wait-for-client app.py` and relays the session to debugpy's adapter; a breakpoint in the .py file, a local and
+"""A Python program through kdbg-dap: the launch configuration of issue 14 starts debugpy's adapter and `km <python> -m
+debugpy --connect ... --wait-for-client app.py` and relays the session to the adapter; a breakpoint in the .py file, a local and
 a global, an evaluated expression (watch and debug console), a step over and out, the thread list, an exception
 breakpoint on `raise`, the exit code, and the payload's output as km forwarded it. Also `attach` to a `km <python> -m
 debugpy --listen` already running, and the post-mortem view of a kmcore of a Python program that crashed in C.
