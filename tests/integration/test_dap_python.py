@@ -1,8 +1,9 @@
-"""A Python program through kdbg-dap: the launch configuration of issue 14 starts debugpy's adapter and `km <python> -m
-debugpy --connect ... --wait-for-client app.py` and relays the session to the adapter; a breakpoint in the .py file, a local and
-a global, an evaluated expression (watch and debug console), a step over and out, the thread list, an exception
-breakpoint on `raise`, the exit code, and the payload's output as km forwarded it. Also `attach` to a `km <python> -m
-debugpy --listen` already running, and the post-mortem view of a kmcore of a Python program that crashed in C.
+"""A Python program through kdbg-dap: the launch configuration of issue 14 starts debugpy's adapter and
+`km <python> -m debugpy --connect ... --wait-for-client app.py` and relays the session to the adapter; a breakpoint in
+the .py file, a local and a global, an evaluated expression (watch and debug console), a step over and out, the
+thread list, exception breakpoints on `raise` and on an uncaught exception, stopOnEntry, the exit code, and the
+payload's output as km forwarded it. Also `attach` to a `km <python> -m debugpy --listen` already running, and the
+post-mortem view of a kmcore of a Python program that crashed in C.
 
 The interpreter runs in km (the program prints uname's kernel version, which km answers with its own name).
 """
@@ -104,6 +105,22 @@ def test_stop_on_entry_then_the_clients_breakpoint(dap, tmp_path):
     assert (hit["reason"], client.top_frame(hit["threadId"])["line"]) == ("breakpoint", line_of(SRC, "py_add"))
     client.call("continue", {"threadId": hit["threadId"]})
     assert client.wait_event("exited", timeout_s=60)["exitCode"] == 3, client.dump()
+
+
+def test_uncaught_exception_stops_then_ends_the_program_as_python_does(dap, tmp_path):
+    client = dap()
+    client.start("launch", {"type": "km", "request": "launch", "program": marker_path(SRC), "args": ["uncaught"],
+                            "python": PYTHON, "kmPath": client.km_path, "cwd": str(tmp_path)},
+                 exception_filters=["uncaught"])
+    stop = client.wait_event("stopped", timeout_s=60)
+    assert (stop["reason"], stop["text"]) == ("exception", "ValueError"), client.dump()
+    frames = client.call("stackTrace", {"threadId": stop["threadId"]})["stackFrames"]
+    assert [(f["name"], f["line"]) for f in frames[:2]] == [("fail", line_of(SRC, "py_raise")),
+                                                            ("<module>", line_of(SRC, "py_uncaught"))], client.dump()
+    assert client.call("exceptionInfo", {"threadId": stop["threadId"]})["breakMode"] == "unhandled"
+    client.call("continue", {"threadId": stop["threadId"]})
+    assert client.wait_event("exited", timeout_s=60)["exitCode"] == 1, client.dump()
+    assert "ValueError: n is 5" in client.output("stderr"), client.dump()
 
 
 def test_attach_to_a_program_waiting_for_debugpy(dap, free_port, tmp_path):

@@ -1,6 +1,7 @@
 """A small Python program for the DAP tests (tests/integration/test_dap_python.py): a breakpoint in a function,
 a local and a global to read, an exception raised and caught, output on both streams, and exit status 3. It prints
-the kernel version uname reports, which km answers with its own name: the test knows the program ran in km."""
+the kernel version uname reports, which km answers with its own name: the test knows the program ran in km.
+With the argument `uncaught`, an exception ends it instead."""
 import os
 import sys
 
@@ -31,4 +32,6 @@ def main():
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["uncaught"]:
+        fail(5)                                # @py_uncaught
     sys.exit(main())
