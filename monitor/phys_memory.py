@@ -122,13 +122,18 @@ class PhysicalMemory:
         return gpa
 
     def _window_alloc(self, size: int) -> int:
+        """GPA for a file mapping inside one window (free ranges of adjacent windows merge, but each window is its
+        own host reservation and memslot: a mapping across two overran the first's host range, and the guest's
+        access to the second part failed KVM_RUN with EFAULT)."""
         for i, (start, end) in enumerate(self.file_free):
-            if end - start >= size:
-                if end - start == size:
-                    del self.file_free[i]
-                else:
-                    self.file_free[i] = (start + size, end)
-                return start
+            gpa = self._fit(start, end, size, PAGE, 0) if end - start >= size else None
+            if gpa is not None:
+                del self.file_free[i]
+                if start < gpa:
+                    self._free_insert(self.file_free, start, gpa)
+                if gpa + size < end:
+                    self._free_insert(self.file_free, gpa + size, end)
+                return gpa
         window = max(WINDOW, (size + HUGE - 1) // HUGE * HUGE)
         if window > commit_limit() or self.file_top + window > PHYS_LIMIT:
             raise MemoryError(f"{size} bytes of file mapping: more than km can map")

@@ -187,3 +187,19 @@ def test_move_keeps_backing_and_contents(mem):
     assert mem.tables.translate(0x70000000) is None and mem.tables.translate(0x71000000)[0] == gpa
     with pytest.raises(GuestFault):
         mem.read(0x70000000, 1)
+
+
+def test_a_file_mapping_stays_inside_one_window(tmp_path):
+    """Two released windows side by side merge in the free list, but a mapping must not span them: each is its own
+    host reservation (test_mmap's 6 GiB file after a 2 GiB and a 4 GiB one failed KVM_RUN with EFAULT)."""
+    from monitor.phys_memory import WINDOW
+    phys = PhysicalMemory(SlotRecorder())
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * PAGE)
+    with open(path, "rb") as f:
+        first = phys.map_file(f.fileno(), 0, WINDOW, False)
+        second = phys.map_file(f.fileno(), 0, WINDOW + PAGE, False)     # a window of its own, right after
+        phys.release(first, WINDOW)
+        phys.release(second, WINDOW + PAGE)
+        both = phys.map_file(f.fileno(), 0, WINDOW + PAGE, False)
+    assert phys.chunk_of(both) is phys.chunk_of(both + WINDOW + PAGE - 1)
