@@ -31,6 +31,7 @@ from .phys_memory import HUGE, PhysicalMemory
 from .signals import SignalState
 from .syscalls.futex import FutexTable, exit_robust_list
 from .syscalls.timer import ProcessClock
+from .thread_registers import cpu_xsave_layout
 from .vcpu_loop import RIP, RSP, RFLAGS, State, VcpuThread
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class Process:
         self.debug: DebugHooks = NO_DEBUGGER      # monitor/live_target.py when gdb may attach
         self.breakpoints = SoftwareBreakpoints(self.mem.read_debug, self.mem.write_debug)   # int3s a debugger planted
         self.cpuid = self.kvm.supported_cpuid()
+        self.xsave_layout = cpu_xsave_layout(self.cpuid)     # where KVM_GET_XSAVE images keep AVX, AVX-512
         self.lock = threading.RLock()
         self.threads: dict[int, VcpuThread] = {}
         self.free_vcpus: list = []

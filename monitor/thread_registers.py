@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
-from kdbg.arch.x86_64 import KVM_REGS, REGISTERS, registers_to_xsave, xsave_to_registers
+from kdbg.arch.x86_64 import INTEL_LAYOUT, KVM_REGS, REGISTERS, XsaveLayout, registers_to_xsave, xsave_to_registers
 
 from .vcpu_loop import State
 
@@ -24,6 +24,17 @@ _FP_NAMES = frozenset(r.name for r in REGISTERS if r.fxsave_offset is not None o
 NO_SYSCALL = (1 << 64) - 1
 
 
+def cpu_xsave_layout(cpuid) -> XsaveLayout:
+    """Where this CPU's standard-format XSAVE image (KVM_GET_XSAVE's) puts each component: CPUID 0xD's
+    sub-leaf EBX, from the kvm_cpuid2 the vCPUs get. AMD Zen 4 differs from Intel's (kdbg.arch.x86_64)."""
+    layout = {}
+    for i in range(cpuid.nent):
+        entry = cpuid.entries[i]
+        if entry.function == 0xD and entry.index in INTEL_LAYOUT and entry.eax:
+            layout[entry.index] = entry.ebx
+    return layout
+
+
 def read_registers(thread: VcpuThread) -> dict[str, int]:
     """The thread's registers; the same (read-only) mapping while it stays parked."""
     cached = thread.stopped_regs
@@ -35,7 +46,7 @@ def read_registers(thread: VcpuThread) -> dict[str, int]:
     regs["fs_base"], regs["gs_base"] = sregs.fs.base, sregs.gs.base
     in_call = thread.at_syscall_stop or thread.parked_in_syscall
     regs["orig_rax"] = thread.orig_rax & NO_SYSCALL if in_call else NO_SYSCALL
-    values = _LazyFpRegisters(regs, thread.vcpu)
+    values = _LazyFpRegisters(regs, thread.vcpu, thread.proc.xsave_layout)
     if thread.state is State.PAUSED:       # a thread blocked in a host call (IN_SYSCALL) may still change rax
         thread.stopped_regs = values
     return values
@@ -58,9 +69,10 @@ def write_registers(thread: VcpuThread, values: Mapping[str, int]) -> None:
     fp = {k: v for k, v in values.items() if k in _FP_NAMES}
     if fp:
         image = bytearray(thread.vcpu.get_xsave())
-        current = xsave_to_registers(bytes(image))
+        layout = thread.proc.xsave_layout
+        current = xsave_to_registers(bytes(image), layout)
         if any(current.get(k) != v for k, v in fp.items()):
-            registers_to_xsave(fp, image)
+            registers_to_xsave(fp, image, layout)
             thread.vcpu.set_xsave(bytes(image))
 
 
@@ -68,14 +80,15 @@ class _LazyFpRegisters(dict):
     """A register file whose x87/SSE/AVX part is read (KVM_GET_XSAVE, an ioctl) only when one is asked for:
     a stop reply needs just rip/rsp/rbp."""
 
-    def __init__(self, general: dict[str, int], vcpu) -> None:
+    def __init__(self, general: dict[str, int], vcpu, layout: XsaveLayout) -> None:
         super().__init__(general)
         self._vcpu = vcpu
+        self._layout = layout
 
     def _load(self) -> None:
         if self._vcpu is not None:
             vcpu, self._vcpu = self._vcpu, None
-            self.update(xsave_to_registers(vcpu.get_xsave()))
+            self.update(xsave_to_registers(vcpu.get_xsave(), self._layout))
 
     def __missing__(self, name: str) -> int:
         self._load()

@@ -8,6 +8,7 @@ never restate an offset. Only the stdlib may be imported here.
 """
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 
@@ -21,7 +22,8 @@ class Register:
     type: str               # gdb tdesc type: int64, code_ptr, data_ptr, i386_eflags, i387_ext, vec128, ...
     group: str = ""         # gdb register group ("general", "float", "vector", "system")
     fxsave_offset: int | None = None    # byte offset in the 512-byte FXSAVE image (first part of XSAVE)
-    xsave_offset: int | None = None     # byte offset in the standard-format XSAVE image (beyond FXSAVE)
+    xsave_offset: int | None = None     # byte offset in Intel's standard-format XSAVE image (beyond FXSAVE)
+    xsave_component: int = 0            # its XSAVE state component (XSTATE_BV/XCR0 bit): 2 AVX, 5-7 AVX-512
 
     @property
     def size(self) -> int:
@@ -33,6 +35,7 @@ SSE = "org.gnu.gdb.i386.sse"
 LINUX = "org.gnu.gdb.i386.linux"
 SEGMENTS = "org.gnu.gdb.i386.segments"
 AVX = "org.gnu.gdb.i386.avx"
+AVX512 = "org.gnu.gdb.i386.avx512"
 
 # struct user_regs_struct (sys/user.h), the NT_PRSTATUS pr_reg layout: 27 words in this order.
 USER_REGS = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi",
@@ -45,12 +48,24 @@ KVM_REGS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", 
 GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp") + tuple(f"r{i}" for i in range(8, 16))
 SEGMENT_SELECTORS = ("cs", "ss", "ds", "es", "fs", "gs")
 
-XSAVE_YMM_HI_OFFSET = 576     # XSAVE component 2 (AVX, YMM_Hi128), standard format, Intel and AMD alike
+# Intel's standard-format XSAVE offsets (CPUID 0xD sub-leaf EBX), the layout gdb 13 assumes for every
+# NT_X86_XSTATE (i387-tdep.c) and so the one kmcore writes. A CPU may place components elsewhere (AMD Zen 4,
+# without MPX's components 3 and 4, puts k0-7 at 832): KVM_GET_XSAVE images use the CPU's own layout, which the
+# monitor reads from CPUID and passes as `layout` (component -> offset).
+XSAVE_YMM_HI_OFFSET = 576     # component 2 (AVX: YMM_Hi128)
+XSAVE_OPMASK_OFFSET = 1088    # component 5 (AVX-512: k0-k7)
+XSAVE_ZMM_HI256_OFFSET = 1152  # component 6 (AVX-512: the upper 256 bits of zmm0-15)
+XSAVE_HI16_ZMM_OFFSET = 1664  # component 7 (AVX-512: zmm16-31 whole)
+XSAVE_AVX512_END = 2688       # the image through component 7
+XCR0_AVX512 = 0xE0            # components 5, 6, 7
+XsaveLayout = dict[int, int]
+INTEL_LAYOUT: XsaveLayout = {2: XSAVE_YMM_HI_OFFSET, 5: XSAVE_OPMASK_OFFSET, 6: XSAVE_ZMM_HI256_OFFSET,
+                             7: XSAVE_HI16_ZMM_OFFSET}
 XSAVE_HEADER_OFFSET = 512     # XSTATE_BV is the first word of the header
 FXSAVE_SIZE = 512
 
 
-def _build() -> tuple[Register, ...]:
+def _build(with_avx512: bool) -> tuple[Register, ...]:
     rows: list[Register] = []
 
     def add(name: str, bits: int, feature: str, type_: str, group: str = "", **kw: int) -> None:
@@ -74,11 +89,44 @@ def _build() -> tuple[Register, ...]:
     add("fs_base", 64, SEGMENTS, "int", "system")
     add("gs_base", 64, SEGMENTS, "int", "system")
     for i in range(16):
-        add(f"ymm{i}h", 128, AVX, "uint128", "vector", xsave_offset=XSAVE_YMM_HI_OFFSET + 16 * i)
+        add(f"ymm{i}h", 128, AVX, "uint128", "vector", xsave_offset=XSAVE_YMM_HI_OFFSET + 16 * i, xsave_component=2)
+    if not with_avx512:
+        return tuple(rows)
+    # gdb's features/i386/64bit-avx512.xml order: xmm16-31, ymm16h-31h, k0-7, zmm0h-31h (upper 256 bits)
+    for i in range(16, 32):
+        add(f"xmm{i}", 128, AVX512, "vec128", "vector", xsave_offset=XSAVE_HI16_ZMM_OFFSET + 64 * (i - 16),
+            xsave_component=7)
+    for i in range(16, 32):
+        add(f"ymm{i}h", 128, AVX512, "uint128", "vector", xsave_offset=XSAVE_HI16_ZMM_OFFSET + 64 * (i - 16) + 16,
+            xsave_component=7)
+    for i in range(8):
+        add(f"k{i}", 64, AVX512, "uint64", "vector", xsave_offset=XSAVE_OPMASK_OFFSET + 8 * i, xsave_component=5)
+    for i in range(32):
+        offset, component = ((XSAVE_ZMM_HI256_OFFSET + 32 * i, 6) if i < 16 else
+                             (XSAVE_HI16_ZMM_OFFSET + 64 * (i - 16) + 32, 7))
+        add(f"zmm{i}h", 256, AVX512, "v2ui128", "vector", xsave_offset=offset, xsave_component=component)
     return tuple(rows)
 
 
-REGISTERS: tuple[Register, ...] = _build()
+def _host_has_avx512() -> bool:
+    """Whether this CPU (and the kernel, which lists only what it enabled in XCR0) has AVX-512 Foundation: the
+    register set the stub describes and the cores carry. KM_NO_AVX512=1 describes a CPU without it."""
+    if os.environ.get("KM_NO_AVX512"):
+        return False
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"flags"):
+                    return b" avx512f" in line
+    except OSError:
+        pass
+    return False
+
+
+HAS_AVX512: bool = _host_has_avx512()
+REGISTERS: tuple[Register, ...] = _build(HAS_AVX512)
+XCR0: int = 0x7 | (XCR0_AVX512 if HAS_AVX512 else 0)        # x87, SSE, AVX (+ AVX-512): what the stub shows
+XSAVE_SIZE: int = XSAVE_AVX512_END if HAS_AVX512 else XSAVE_YMM_HI_OFFSET + 256   # an image holding all of it
 BY_NAME: dict[str, Register] = {r.name: r for r in REGISTERS}
 FEATURES: tuple[str, ...] = tuple(dict.fromkeys(r.feature for r in REGISTERS))
 PC = "rip"
@@ -146,29 +194,54 @@ def registers_to_fxsave(regs: dict[str, int], image: bytearray) -> None:
         image[reg.fxsave_offset:reg.fxsave_offset + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
 
-def xsave_to_registers(image: bytes) -> dict[str, int]:
-    """x87/SSE from the legacy area plus the AVX upper halves (zero when XSTATE_BV says AVX is in init state)."""
+ZEN4_LAYOUT: XsaveLayout = {2: XSAVE_YMM_HI_OFFSET, 5: 832, 6: 896, 7: 1408}     # AMD, no MPX components
+_ZEN4_SIZE = 2432
+
+
+def guess_xsave_layout(image: bytes) -> XsaveLayout:
+    """The layout of a core's NT_X86_XSTATE, told from its size as gdb 14's i387_guess_xsave_layout does: a kernel
+    on AMD Zen 4 writes its own (2432 bytes with AVX-512); Intel's otherwise, which is what kmcore writes."""
+    return ZEN4_LAYOUT if len(image) == _ZEN4_SIZE else INTEL_LAYOUT
+
+
+def _xsave_offset(reg: Register, layout: XsaveLayout) -> int:
+    assert reg.xsave_offset is not None
+    return reg.xsave_offset - INTEL_LAYOUT[reg.xsave_component] + layout.get(reg.xsave_component, 1 << 20)
+
+
+def xsave_to_registers(image: bytes, layout: XsaveLayout = INTEL_LAYOUT) -> dict[str, int]:
+    """x87/SSE from the legacy area plus the AVX (and AVX-512) components: zero when XSTATE_BV says a component
+    is in its init state, absent when the image is too short to hold it (a core from a CPU without it)."""
     regs = fxsave_to_registers(image[:FXSAVE_SIZE])
     xstate_bv = struct.unpack_from("<Q", image, XSAVE_HEADER_OFFSET)[0] if len(image) >= 520 else 0
     for reg in REGISTERS:
         if reg.xsave_offset is not None:
-            off = reg.xsave_offset
-            regs[reg.name] = int.from_bytes(image[off:off + 16], "little") if xstate_bv & 4 else 0
+            off = _xsave_offset(reg, layout)
+            if off + reg.size > len(image):
+                continue
+            in_use = xstate_bv & (1 << reg.xsave_component)
+            regs[reg.name] = int.from_bytes(image[off:off + reg.size], "little") if in_use else 0
     return regs
 
 
-def registers_to_xsave(regs: dict[str, int], image: bytearray) -> None:
+def registers_to_xsave(regs: dict[str, int], image: bytearray, layout: XsaveLayout = INTEL_LAYOUT) -> None:
     """Write x87/SSE/AVX values into a standard-format XSAVE image, marking the x87, SSE and AVX components
     as present in XSTATE_BV so that XRSTOR loads them."""
     registers_to_fxsave(regs, image)
-    wrote_avx = False
-    for reg in REGISTERS:
-        if reg.xsave_offset is not None and reg.name in regs:
-            image[reg.xsave_offset:reg.xsave_offset + 16] = regs[reg.name].to_bytes(16, "little")
-            wrote_avx = True
+    xstate_bv = struct.unpack_from("<Q", image, XSAVE_HEADER_OFFSET)[0] if len(image) >= 520 else 0
+    places = [(reg, _xsave_offset(reg, layout)) for reg in REGISTERS if reg.xsave_offset is not None]
+    places = [(reg, off) for reg, off in places if off + reg.size <= len(image)]
+    for reg, off in places:         # a component in its init state holds stale bytes: zero it before it is used
+        if not xstate_bv & (1 << reg.xsave_component):
+            image[off:off + reg.size] = bytes(reg.size)
+    written = 0
+    for reg, off in places:
+        if reg.name in regs:
+            mask = (1 << (8 * reg.size)) - 1
+            image[off:off + reg.size] = (regs[reg.name] & mask).to_bytes(reg.size, "little")
+            written |= 1 << reg.xsave_component
     if len(image) >= 520:
-        xstate_bv = struct.unpack_from("<Q", image, XSAVE_HEADER_OFFSET)[0] | 3 | (4 if wrote_avx else 0)
-        struct.pack_into("<Q", image, XSAVE_HEADER_OFFSET, xstate_bv)
+        struct.pack_into("<Q", image, XSAVE_HEADER_OFFSET, xstate_bv | 3 | written)
 
 
 def pack_user_regs(regs: dict[str, int]) -> bytes:

@@ -58,8 +58,7 @@ AT_NULL, AT_PHDR, AT_ENTRY = 0, 3, 9
 # struct user_xstateregs (arch/x86/include/asm/user.h): bytes 464..471 of the NT_X86_XSTATE image hold the
 # XCR0 the kernel enabled (USER_XSTATE_XCR0_WORD); gdb picks the core's target description from it.
 XSTATE_XCR0_OFFSET = 464
-XCR0_X87, XCR0_SSE, XCR0_AVX = 1, 2, 4
-XSTATE_AVX_SIZE = 832   # standard-format XSAVE image through the AVX component (576 + 16 * 16)
+# The XCR0 value and the image size come from kdbg.arch.x86_64 (XCR0, XSAVE_SIZE): AVX-512 where the CPU has it.
 
 
 class Elf64_Ehdr(_Struct):

@@ -17,7 +17,8 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_CORE_NOTE_N_TYPE
 from elftools.elf.segments import NoteSegment
 
-from kdbg.arch.x86_64 import fxsave_to_registers, unpack_user_regs, xsave_to_registers, zero_registers
+from kdbg.arch.x86_64 import (fxsave_to_registers, guess_xsave_layout, unpack_user_regs, xsave_to_registers,
+                              zero_registers)
 from kdbg.core.errors import CoreError
 from kdbg.core.layouts import (
     AT_ENTRY, PF_R, PF_W, PF_X, FileMapping, NoteType, elf_prpsinfo, elf_prstatus, from_bytes, parse_auxv,
@@ -194,7 +195,7 @@ class CoreTarget:
         regs.update(unpack_user_regs(thread.user_regs))
         regs["eflags"] &= 0xFFFFFFFF
         if len(thread.xstate) >= 512:
-            regs.update(xsave_to_registers(thread.xstate))
+            regs.update(xsave_to_registers(thread.xstate, guess_xsave_layout(thread.xstate)))
         elif len(thread.fpregs) >= 512:
             regs.update(fxsave_to_registers(thread.fpregs))
         return regs

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Sequence, TypeVar
 
 from kdbg.arch.x86_64 import (
-    FXSAVE_SIZE, USER_REGS, pack_user_regs, registers_to_fxsave, registers_to_xsave, zero_registers)
+    FXSAVE_SIZE, USER_REGS, XCR0, XSAVE_SIZE, pack_user_regs, registers_to_fxsave, registers_to_xsave, zero_registers)
 from kdbg.core.errors import CoreError
 from kdbg.core.layouts import (
     ELF_PRARGSZ, ELFCLASS64, ELFDATA2LSB, ELFMAG, ELFOSABI_NONE, EM_X86_64, ET_CORE, EV_CURRENT, NOTE_ALIGN,
-    PAGE_SIZE, PF_R, PF_W, PF_X, PN_XNUM, PT_LOAD, PT_NOTE, SI_KERNEL, SIGINFO_SIZE, XCR0_AVX, XCR0_SSE, XCR0_X87,
-    XSTATE_AVX_SIZE, XSTATE_XCR0_OFFSET, Elf64_Ehdr, Elf64_Phdr, Elf64_Shdr, FileMapping, NoteType, elf_prpsinfo,
+    PAGE_SIZE, PF_R, PF_W, PF_X, PN_XNUM, PT_LOAD, PT_NOTE, SI_KERNEL, SIGINFO_SIZE, XSTATE_XCR0_OFFSET, Elf64_Ehdr, Elf64_Phdr, Elf64_Shdr, FileMapping, NoteType, elf_prpsinfo,
     elf_prstatus, pack_note, pack_nt_file, siginfo_t)
 from kdbg.target import MemoryRegion, Target, TargetError
 
@@ -199,9 +198,9 @@ def _fxsave(regs: dict[str, int]) -> bytes:
 
 
 def _xsave(regs: dict[str, int]) -> bytes:
-    image = bytearray(XSTATE_AVX_SIZE)
+    image = bytearray(XSAVE_SIZE)
     registers_to_xsave(regs, image)
-    struct.pack_into("<Q", image, XSTATE_XCR0_OFFSET, XCR0_X87 | XCR0_SSE | XCR0_AVX)
+    struct.pack_into("<Q", image, XSTATE_XCR0_OFFSET, XCR0)
     return bytes(image)
 
 

@@ -53,7 +53,8 @@ def _vec128() -> list[str]:
 # Types a feature needs declared before its registers, keyed by the type name the arch table uses.
 _TYPE_DECLS = {"i386_eflags": lambda: _flags("i386_eflags", _EFLAGS_FIELDS),
                "i386_mxcsr": lambda: _flags("i386_mxcsr", _MXCSR_FIELDS),
-               "vec128": _vec128}
+               "vec128": _vec128,
+               "v2ui128": lambda: ['  <vector id="v2ui128" type="uint128" count="2"/>']}
 
 
 def _reg_line(reg: arch.Register) -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from harness.gdb import Gdb, fake_from_elf
 from harness.markers import line_of
+from kdbg.arch import x86_64
 from kdbg.rsp.server import GdbServer
 from kdbg.target import BreakpointKind, StaticTarget, StopEvent, StopReason
 
@@ -62,7 +63,8 @@ def test_registers_of_every_feature(stub) -> None:
     out = gdb.console("info registers")
     assert f"rip            {regs['rip']:#x}" in out and "eflags" in out, gdb.transcript_text()
     every = gdb.console("info all-registers")     # like gdbserver, fs_base/gs_base/orig_rax only by name
-    for name in ("st0", "fctrl", "mxcsr", "ymm0", "ymm15"):
+    wide = ("zmm0", "zmm31", "k7") if x86_64.HAS_AVX512 else ("ymm0", "ymm15")    # as gdb shows them natively
+    for name in ("st0", "fctrl", "mxcsr", *wide):
         assert f"\n{name} " in every, gdb.transcript_text()
     named = gdb.console("info registers fs_base gs_base orig_rax")
     assert "fs_base        0x70000000" in named and "orig_rax" in named, gdb.transcript_text()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from kdbg.arch import x86_64
 from kdbg.arch.x86_64 import REGISTERS, zero_registers
 from kdbg.core import layouts, writer
 from kdbg.core.errors import CoreError
@@ -239,5 +240,5 @@ def test_the_xstate_note_announces_avx_in_xcr0(target, tmp_path):
     write_core(target, tmp_path / "kmcore", signal=SIGSEGV)
     data = (tmp_path / "kmcore").read_bytes()
     at = data.index(b"LINUX\0\0\0") + 8
-    assert struct.unpack_from("<Q", data, at + layouts.XSTATE_XCR0_OFFSET)[0] == 7
+    assert struct.unpack_from("<Q", data, at + layouts.XSTATE_XCR0_OFFSET)[0] == x86_64.XCR0
     assert ctypes.sizeof(layouts.elf_prstatus) == 336
