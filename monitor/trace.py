@@ -1,7 +1,7 @@
 """KM_VERBOSE: timestamped trace lines on stderr, selected by a regex of tags (logger names without 'km.').
 
 `KM_VERBOSE=1` (or empty regex) traces everything; `KM_VERBOSE='syscall|mem'` only the km.syscall and km.mem
-loggers. Each line: time since start, tag, file:line, payload name, message.
+loggers; `KM_VERBOSE=strace` every syscall with its arguments and result, as strace prints them. Each line: time since start, tag, file:line, payload name, message.
 """
 from __future__ import annotations
 
@@ -78,4 +78,6 @@ def setup_trace(payload_name: str, spec: str | None = None) -> bool:
     handler.addFilter(_TagFilter(pattern))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    from .syscalls import dispatch
+    dispatch.trace_every_call(pattern is None or bool(pattern.search("strace")))
     return True

@@ -55,7 +55,51 @@ def handler_names() -> list[str]:
     return [NAMES.get(nr, str(nr)) for nr, h in enumerate(_handlers) if h] + [NAMES[nr] for nr in _km_handlers]
 
 
+_strace = logging.getLogger("km.strace")
+_ERRNO_NAMES = {-code: name for code, name in errno.errorcode.items()}
+
+
+_trace_calls = False
+
+
+def trace_every_call(on: bool) -> None:
+    """KM_VERBOSE=strace: one line per syscall, `name(args) = result` (the errno's name for an error), so the call
+    behind a payload's failure can be found (and compared with `strace -f` of the native run)."""
+    global _trace_calls
+    _trace_calls = on
+
+
+# which argument is a path, to show it in the trace line
+_PATH_ARG = {"open": 0, "stat": 0, "lstat": 0, "access": 0, "execve": 0, "readlink": 0, "unlink": 0, "mkdir": 0,
+             "rmdir": 0, "chdir": 0, "rename": 0, "statfs": 0, "truncate": 0, "chmod": 0, "symlink": 0, "link": 0,
+             "creat": 0, "openat": 1, "newfstatat": 1, "faccessat": 1, "faccessat2": 1, "readlinkat": 1,
+             "unlinkat": 1, "mkdirat": 1, "renameat2": 1, "statx": 1, "fchmodat": 1, "utimensat": 1, "execveat": 1}
+
+
+def _traced(ctx: VcpuThread, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+    path = ""
+    if NAMES.get(nr) in _PATH_ARG:
+        try:
+            path = " " + repr(ctx.mem.read_cstring((a0, a1)[_PATH_ARG[NAMES[nr]]], 4096))
+        except GuestFault:
+            pass
+    result = _dispatch(ctx, nr, a0, a1, a2, a3, a4, a5)
+    if result is not None and -4096 < result < 0:
+        shown = f"{result} {_ERRNO_NAMES.get(result, '')}"
+    else:
+        shown = f"{result:#x}" if result is not None and result > 0xFFFF else f"{result}"
+    _strace.debug("[%d] %s(%#x, %#x, %#x, %#x, %#x, %#x)%s = %s", ctx.tid, NAMES.get(nr, nr), a0, a1, a2, a3, a4,
+                  a5, path, shown)
+    return result
+
+
 def dispatch(ctx: VcpuThread, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+    if _trace_calls:
+        return _traced(ctx, nr, a0, a1, a2, a3, a4, a5)
+    return _dispatch(ctx, nr, a0, a1, a2, a3, a4, a5)
+
+
+def _dispatch(ctx: VcpuThread, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
     ctx.orig_rax = nr
     entry = _handlers[nr] if nr < TABLE_SIZE else _km_handlers.get(nr)
     if entry is None:

@@ -113,3 +113,12 @@ def test_network_interfaces():
     status, out, err = same_as_native(PYTHON, "-c", "import socket; names = socket.if_nameindex(); "
                                       "print(names, [socket.if_nametoindex(n) for _, n in names])")
     assert status == 0 and "'lo'" in out, err
+
+
+def test_strace_trace_names_the_failing_call():
+    """The README's recipe: KM_VERBOSE=strace gives each syscall with its path and errno name."""
+    from harness.km import run_km
+    result = run_km(PYTHON, "-c", "open('/nonexistent-km-strace')", env={"KM_VERBOSE": "strace"})
+    lines = [line for line in result.stderr.decode().splitlines() if "nonexistent-km-strace" in line]
+    assert result.returncode == 1 and any(" strace " in line and "openat(" in line and line.endswith("= -2 ENOENT")
+                                          for line in lines), lines
