@@ -6,7 +6,7 @@ Handlers are methods named `<command>_request` after the spec's command names
 and which capabilities it implements (`registry.request`); the table over the session and its collaborators
 (execution.py, inspection.py) gives dispatch, the state gate and the `initialize` answer. Every DapError becomes a
 failed response in `_dispatch`, the one place. A Python program is debugged by debugpy in the VM instead of gdb:
-then every request but the lifecycle's is relayed to debugpy's adapter (python.py). One worker thread runs handlers and gdb events in arrival order, so
+then every request but the lifecycle's is relayed to debugpy's adapter (debugpy_backend.py, python.py). One worker thread runs handlers and gdb events in arrival order, so
 no state is shared between threads; gdb results reach the waiting handler through gdb_backend's reader directly.
 """
 from __future__ import annotations
@@ -15,9 +15,6 @@ import json
 import logging
 import os
 import queue
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from typing import Any, Callable
@@ -32,9 +29,10 @@ from .execution import Execution
 from .gdb_backend import Gdb, mi_quote
 from .inspection import Inspection
 from .lifecycle import Lifecycle, Mode, Needs, State, Stop
+from .debugpy_backend import DebugpyBackend, Outcome
 from .python import (ADAPTER_TIMEOUT_S, ATTACH_TIMEOUT_S, LISTEN_TIMEOUT_S, DebugpyRelay, EntryStop,
-                     adapter_capabilities, connect, debugpy_arguments, debugpy_home, interpreter, is_python, launch_argv,
-                     runs_natively, start_adapter)
+                     adapter_capabilities, connect, debugpy_home, interpreter, is_python, launch_argv, runs_natively,
+                     start_adapter)
 from .registry import Handler, capabilities, request, table
 from .transport import MalformedMessage, Transport, TransportClosed
 
@@ -45,7 +43,6 @@ CONNECT_TIMEOUT_S = 20.0
 EXIT_DRAIN_S = 5.0
 # Requests the session serves itself while it relays to debugpy; the others go to debugpy's adapter.
 _NOT_RELAYED = frozenset({"initialize", "launch", "attach", "restart", "terminate", "disconnect"})
-_RESUMING = frozenset({"continue", "next", "stepIn", "stepOut", "stepBack", "reverseContinue", "goto"})
 
 
 class Session:
@@ -65,9 +62,7 @@ class Session:
         self.signal_filters = [name["filter"] for name in exception_filters() if name["default"]]
         self.known_threads: list[dict[str, Any]] = [{"id": 1, "name": "main"}]      # gdb's first thread
         self.client_initialize: dict[str, Any] = {}      # the client's initialize arguments, for debugpy too
-        self.relay: DebugpyRelay | None = None           # debugpy's adapter, for a Python program
-        self._debugpy_home: str | None = None
-        self.entry_stop: EntryStop | None = None         # a Python launch's stopOnEntry, until the first stop
+        self.python: DebugpyBackend | None = None        # the debugpy side of a Python program's launch/attach
         self._request: dict[str, Any] = {}               # the request being served
         self._respond_later = False                      # its response comes from debugpy
 
@@ -110,8 +105,8 @@ class Session:
 
     def _dispatch(self, request: dict[str, Any]) -> None:
         command = request.get("command", "")
-        if self.relay is not None and command not in _NOT_RELAYED:
-            self._relay_request(request)
+        if self.python is not None and command not in _NOT_RELAYED:
+            self.python.relay_request(request)
             return
         response = {"type": "response", "request_seq": request.get("seq", 0), "command": command, "success": True}
         self._request, self._respond_later = request, False
@@ -237,20 +232,20 @@ class Session:
         client's session is relayed to debugpy."""
         python = interpreter(args)
         env = _environment(args)
-        self._debugpy_home = debugpy_home()
-        # The payload's PYTHONPATH goes through km's --putenv: km itself may be a Python program that needs its own.
-        payload_path = os.pathsep.join(filter(None, (self._debugpy_home, env.pop("PYTHONPATH", None))))
-        if runs_natively():
-            km, env["PYTHONPATH"] = [], payload_path
-        else:
-            km = [*km_command(args.get("kmPath") or "km"), *string_list(args, "kmArgs"),
-                  "--putenv", f"PYTHONPATH={payload_path}"]
         try:
-            serving, where = self._relay_to(args, "127.0.0.1", 0, "listen", adapter=start_adapter())
+            backend = self._relay_to(args, DebugpyRelay(self._post_debugpy, adapter=start_adapter()))
+            backend.debugpy_home = debugpy_home()
+            # The payload's PYTHONPATH goes through km's --putenv: km itself may be a Python program needing its own.
+            payload_path = os.pathsep.join(filter(None, (backend.debugpy_home, env.pop("PYTHONPATH", None))))
+            if runs_natively():
+                km, env["PYTHONPATH"] = [], payload_path
+            else:
+                km = [*km_command(args.get("kmPath") or "km"), *string_list(args, "kmArgs"),
+                      "--putenv", f"PYTHONPATH={payload_path}"]
+            serving, where = backend.attach(self._request, args, "127.0.0.1", 0, "listen")
             if not serving.wait(ADAPTER_TIMEOUT_S) or not where:
                 raise CantHandle("debugpy's adapter did not start")
-            assert self.relay is not None
-            connected, _ = self.relay.watch("initialized")    # the adapter's, once the debug server connected
+            connected, _ = backend.relay.watch("initialized")    # the adapter's, once the debug server connected
             self.debuggee = Debuggee(launch_argv(km, python, int(where[0]["port"]), program, string_list(args, "args"),
                                                  "--connect"), env, args.get("cwd") or None, self._output)
             debuggee = self.debuggee
@@ -262,27 +257,27 @@ class Session:
                     raise CantHandle(f"the program ended before debugpy connected{': ' + why if why else ''}")
                 if time.monotonic() >= deadline:
                     raise CantHandle(f"debugpy in the program did not connect within {LISTEN_TIMEOUT_S:g}s")
-            self.entry_stop = EntryStop(program) if args.get("stopOnEntry") else None
+            backend.entry_stop = EntryStop(program) if args.get("stopOnEntry") else None
         except DapError:
             self._shutdown(terminate=True)
             raise
         threading.Thread(target=self._watch_debuggee, args=(debuggee,), daemon=True).start()
 
-    def _relay_to(self, args: dict[str, Any], host: str, port: int, how: str, sock: socket.socket | None = None,
-                  adapter: subprocess.Popen[bytes] | None = None) -> tuple[threading.Event, list[dict[str, Any]]]:
-        """From now on the client talks to debugpy: its capabilities, then the start request as `attach` (`how`:
-        connect to the debug server at host:port, or listen for it). Returns the watch of the adapter's
-        debugpyWaitingForServer event, which tells where it listens."""
+    def _relay_to(self, args: dict[str, Any], relay: DebugpyRelay) -> DebugpyBackend:
+        """From now on the client talks to debugpy: the backend over `relay`, and the client told of debugpy's
+        capabilities when it was answered gdb's. The start request is answered by debugpy, after
+        configurationDone."""
         self.config = dict(args)
-        self.relay = DebugpyRelay(lambda message: self._inbox.put(("debugpy", message)), sock=sock, adapter=adapter)
-        theirs = self.relay.request("initialize", {**self.client_initialize, "adapterID": "km"})
+        self.python = DebugpyBackend(relay, self.lifecycle, self.transport.send, self._output)
+        theirs = self.python.initialize(self.client_initialize)
         if not self.python_first:                       # the client got gdb's capabilities: say what changed
             changed = {name: False for name in capabilities(HANDLERS) if name not in theirs}
             self.send_event("capabilities", {"capabilities": {**changed, **theirs}})
-        serving = self.relay.watch("debugpyWaitingForServer")
-        self.relay.forward(self._request, "attach", debugpy_arguments(args, host, port, how))
-        self._respond_later = True          # debugpy answers the start request after configurationDone
-        return serving
+        self._respond_later = True
+        return self.python
+
+    def _post_debugpy(self, message: dict[str, Any]) -> None:
+        self._inbox.put(("debugpy", message))
 
     def _attach_python(self, args: dict[str, Any]) -> None:
         """Attach to a `km <python> -m debugpy --listen HOST:PORT` already running (`address`, or `connect`)."""
@@ -297,7 +292,8 @@ class Session:
             raise CantHandle(f"{address}: nothing listens there (start km <python> -m debugpy --listen "
                              f"{address} ...)") from None
         try:
-            self._relay_to(args, host, int(port), "connect", sock=sock)
+            self._relay_to(args, DebugpyRelay(self._post_debugpy, sock=sock)).attach(self._request, args, host,
+                                                                                     int(port), "connect")
         except DapError:
             self._shutdown(terminate=False)
             raise
@@ -375,7 +371,7 @@ class Session:
 
     @request(Needs.NOTHING, "supportsRestartRequest")
     def restart_request(self, args: dict[str, Any]) -> None:
-        if self.relay is not None:
+        if self.python is not None:
             raise CantHandle("restart: a Python program is restarted by stopping and starting it again")
         if self.lifecycle.mode is not Mode.LAUNCH or not self.lifecycle.is_configured:
             raise CantHandle(f"restart needs a launched debuggee, not {self._describe()}")
@@ -395,9 +391,9 @@ class Session:
 
     @request(Needs.NOTHING, "supportsTerminateRequest")
     def terminate_request(self, args: dict[str, Any]) -> None:
-        if self.relay is not None and self.debuggee is not None and self.relay.is_open:
+        if self.python is not None and self.debuggee is not None and self.python.relay.is_open:
             try:                              # debugpy ends the program; km's exit then gives `exited`
-                self.relay.request("terminate", args)
+                self.python.relay.request("terminate", args)
                 return
             except DapError:
                 pass
@@ -407,9 +403,9 @@ class Session:
     @request(Needs.NOTHING, "supportTerminateDebuggee")
     def disconnect_request(self, args: dict[str, Any]) -> None:
         terminate = bool(args.get("terminateDebuggee", self.lifecycle.mode is Mode.LAUNCH))
-        if self.relay is not None and self.relay.is_open:
+        if self.python is not None and self.python.relay.is_open:
             try:
-                self.relay.request("disconnect", {**args, "terminateDebuggee": terminate})
+                self.python.relay.request("disconnect", {**args, "terminateDebuggee": terminate})
             except DapError as exc:
                 log.debug("debugpy's disconnect: %s", exc)
         self._shutdown(terminate)
@@ -417,12 +413,9 @@ class Session:
 
     def _shutdown(self, terminate: bool) -> None:
         """End gdb (or the relay); end the debuggee (terminate) or leave it running (detach). Never raises."""
-        relay, self.relay, self.entry_stop = self.relay, None, None
-        if relay is not None:
-            relay.close()
-        if self._debugpy_home is not None:
-            shutil.rmtree(self._debugpy_home, ignore_errors=True)
-            self._debugpy_home = None
+        python, self.python = self.python, None
+        if python is not None:
+            python.close()
         backend, self.backend = self.backend, None
         if backend is not None:
             gdb = backend.gdb
@@ -457,83 +450,22 @@ class Session:
         self.send_event("terminated")
 
     # --- relaying to debugpy -------------------------------------------------------------------------------
-    def _relay_request(self, request: dict[str, Any]) -> None:
-        assert self.relay is not None
-        if request.get("command") == "configurationDone" and self.lifecycle.can_move(State.CONFIGURED):
-            self.lifecycle.move(State.CONFIGURED)
-        arguments = None
-        if self.entry_stop is not None:
-            arguments = self.entry_stop.client_request(request)
-            if request.get("command") == "configurationDone":
-                try:
-                    self.entry_stop.before_configuration_done(self.relay)
-                except DapError as exc:
-                    self._output("console", f"kdbg-dap: stopOnEntry: {exc}\n")
-        try:
-            self.relay.forward(request, arguments=arguments)
-        except TransportClosed:
-            self.transport.send({"type": "response", "request_seq": request.get("seq", 0), "success": False,
-                                 "command": request.get("command", ""), "message": "debugpy has ended"})
-
     def _on_debugpy(self, message: dict[str, Any]) -> None:
-        """A message of debugpy's adapter for the client; the session's state follows what passes."""
-        relay = self.relay
-        if relay is None:
+        """A message of debugpy's adapter: to the client through the Python backend; its end is the session's."""
+        python = self.python
+        if python is None:
             return                                      # from a relay already closed
-        kind = message.get("type")
-        if kind == "closed":
+        outcome = python.on_message(message, owns_program=self.debuggee is not None)
+        if outcome is Outcome.CLOSED:
             if self.lifecycle.mode is Mode.ATTACH or self.debuggee is None or not self.debuggee.is_running():
                 self._finish(None)
-        elif kind == "response":
-            reply = relay.client_response(message)
-            if reply is not None and self.entry_stop is not None and reply.get("command") == "setBreakpoints":
-                self.entry_stop.client_response(reply)
-            if reply is not None:
-                if reply.get("success") and (reply["command"] in _RESUMING or reply["command"] == "configurationDone"):
-                    self._settle(State.RUNNING, unless=State.STOPPED if reply["command"] == "configurationDone"
-                                 else None)
-                self.transport.send(reply)
-        elif kind == "event":
-            name = message.get("event")
-            if name == "terminated" and self.debuggee is not None:
-                self._end_relay()                   # the program ended: km's exit follows, with `exited`
-                return
-            if relay.drops(message, owns_program=self.debuggee is not None):
-                return
-            if name == "stopped":
-                if self.entry_stop is not None:
-                    entry, self.entry_stop = self.entry_stop, None
-                    try:
-                        entry.on_stopped(message.get("body") or {}, relay)
-                    except DapError as exc:
-                        self._output("console", f"kdbg-dap: stopOnEntry: {exc}\n")
-                self._settle(State.STOPPED)
-            elif name == "continued":
-                self._settle(State.RUNNING)
-            elif name == "terminated":
-                self._settle(State.EXITED)
-            self.transport.send({key: value for key, value in message.items() if key != "seq"})
-        elif kind == "request":
-            relay.reverse_request(message, self.transport.send)
-
-    def _end_relay(self) -> None:
-        """Let debugpy's adapter go (it stays until its client leaves, holding km's output pipes open)."""
-        relay, self.relay = self.relay, None
-        if relay is not None:
-            try:
-                relay.request("disconnect", {"terminateDebuggee": False}, timeout_s=5.0)
-            except DapError as exc:
-                log.debug("debugpy's disconnect: %s", exc)
-            relay.close()
+        elif outcome is Outcome.PROGRAM_ENDED:
+            self.python = None                          # km's exit follows, with `exited`
+            python.end()
 
     def _on_client_response(self, response: dict[str, Any]) -> None:
-        if self.relay is not None:
-            self.relay.answer_reverse(response)
-
-    def _settle(self, state: State, unless: State | None = None) -> None:
-        """Follow debugpy's session: take the move if it is possible (debugpy is the judge of its requests)."""
-        if self.lifecycle.state is not unless and self.lifecycle.can_move(state):
-            self.lifecycle.move(state)
+        if self.python is not None:
+            self.python.on_client_response(response)
 
     # --- requests that need no particular state --------------------------------------------------------------
     @request(Needs.NOTHING)
