@@ -56,6 +56,9 @@ def test_exec_into_a_running_container(podman, trace) -> None:
         assert "'via-exec'] -> ['/opt/km/bin/km'" in trace()
         r = podman("exec", "-i", name, "/bin/sh", "-c", "cat; exit 3", input="to-exec\n")
         assert (r.returncode, r.stdout) == (3, "to-exec\n"), r.stderr
+        r = podman("exec", "-i", name, "python3", "-c", PYTHON_PROBE, input="to-python\n")
+        assert (r.returncode, r.stdout) == (5, PYTHON_PROBE_OUTPUT), r.stderr
+        assert "-> ['/opt/km/bin/km', '--argv0=python3', '/usr/bin/python3', '-c'" in trace()
     finally:
         podman("rm", "-f", "-t", "0", name)
 
