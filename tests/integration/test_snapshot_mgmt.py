@@ -1,6 +1,6 @@
 """The management socket: `km --mgtpipe=PATH` serves km-cli, which snapshots a payload blocked in read(0) (live
-or ending it) and lists the kms it can reach; each resumed copy goes on counting from its snapshot, reading the new
-km's stdin. km-cli's failures are one line."""
+or ending it, or under gdb at a breakpoint) and lists the kms it can reach; each resumed copy goes on counting from
+its snapshot, reading the new km's stdin. A threaded server comes back serving. km-cli's failures are one line."""
 from __future__ import annotations
 
 import os
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.gdb import wait_listening
+from harness.markers import line_of
 from harness.km import km_env, run_km, spawn_km
 
 pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="no /dev/kvm")
@@ -89,3 +90,30 @@ def test_threaded_server_with_a_file_and_a_listener_serves_again_after_resume(pa
     out = subprocess.run(["gdb", "-q", "-batch", "-nx", "-ex", "info threads", str(exe), str(snapshot)],
                          capture_output=True, text=True, timeout=TIMEOUT_S).stdout
     assert all(f"LWP {tid}" in out for tid in tids) and out.count("LWP") >= 3, out
+
+
+def test_snapshot_under_gdb_keeps_gdb_attached_and_records_no_breakpoint(payload, tmp_path, free_port):
+    """Stopped at a breakpoint, gdb runs km-cli (`shell`) for a live snapshot, then continues; the resumed copy
+    runs through the breakpoint's address without a trap."""
+    sock, snapshot = tmp_path / "app.sock", tmp_path / "gdb.kmsnap"
+    exe = payload("snapshot_echo.c")
+    km = spawn_km(f"--mgtpipe={sock}", f"-g{free_port}", exe, stdin=subprocess.PIPE)
+    try:
+        wait_listening(free_port, km)
+        take = f"{sys.executable} -m monitor.mgmt.client snapshot --socket {sock} -o {snapshot} --live"
+        gdb = subprocess.Popen(["gdb", "-q", "-batch", "-nx", "-ex", f"target remote :{free_port}", "-ex",
+                                f"break snapshot_echo.c:{line_of('snapshot_echo.c', 'echo')}", "-ex", "continue",
+                                "-ex", f"shell {take}", "-ex", "continue", str(exe)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=km_env())
+        assert km.stdout.readline() == b"ready\n"
+        km.stdin.write(b"a\n")
+        km.stdin.close()
+        out, _ = gdb.communicate(timeout=TIMEOUT_S)
+        assert km.stdout.read() == b"1 a\n" and km.wait(timeout=TIMEOUT_S) == 0, out
+    finally:
+        km.kill()
+        km.wait()
+    assert "Breakpoint 1, main" in out and f"snapshot written to {snapshot}" in out, out
+    assert "exited normally" in out, out
+    resumed = run_km(snapshot, input=b"z\n", timeout=TIMEOUT_S)
+    assert (resumed.returncode, resumed.stdout) == (0, b"1 a\n2 z\n"), resumed.stderr.decode()

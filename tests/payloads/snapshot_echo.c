@@ -10,7 +10,7 @@ int main(void)
     printf("ready\n");
     fflush(stdout);
     while (fgets(line, sizeof line, stdin)) {
-        printf("%d %s", ++count, line);
+        printf("%d %s", ++count, line);            /* @echo */
         fflush(stdout);
     }
     return 0;
