@@ -16,6 +16,12 @@ def test_static_payload(podman, trace) -> None:
     assert "-> ['/opt/km/bin/km', '--argv0=/hello', '/hello', 'from-podman']" in trace()
 
 
+def test_verbose_trace_by_annotation(podman) -> None:
+    r = podman.run_km("--annotation", "km.verbose=strace", IMAGE, "/hello", "traced")
+    assert r.returncode == 0 and "argv[1]=[traced]" in r.stdout, r.stderr
+    assert "strace" in r.stderr and "exit_group(0" in r.stderr, r.stderr[-2000:]
+
+
 def test_exit_status_and_stdin(podman) -> None:
     r = podman.run_km("-i", IMAGE, "/bin/sh", "-c", "read line; echo got $line; exit 7", input="piped\n")
     assert (r.returncode, r.stdout) == (7, "got piped\n"), r.stderr
