@@ -130,3 +130,12 @@ def test_descriptors_come_back_as_the_issue_says(payload, tmp_path):
         "pipe: pipe bytes", "eventfd: 5", "file: EBADF", "connection: ECONNRESET", "other end: ECONNRESET",
         "listener: EAGAIN"], result.stderr.decode()
     assert f"({data}): not restored (No such file or directory): EBADF" in result.stderr.decode()
+
+
+def test_what_cannot_be_restored_is_refused_by_name(payload, tmp_path):
+    exe = payload("snapshot_refused.c", "musl", (f"-I{ROOT / 'include'}",))
+    result = run_km(exe, cwd=tmp_path, timeout=TIMEOUT_S, env={"KM_VERBOSE": "snapshot"})
+    assert result.stdout.decode() == "alarm: Invalid argument\ntimerfd: Invalid argument\nneither: taken\n"
+    err = result.stderr.decode()
+    assert "an armed alarm/setitimer timer cannot be restored" in err and "fd 3: an armed timerfd" in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["kmsnap"]
