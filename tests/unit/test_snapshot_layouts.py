@@ -84,3 +84,15 @@ def test_variable_parts_are_checked():
     assert layouts.strings(b"a\0bc\0rest", 2) == [b"a", b"bc"]
     with pytest.raises(ValueError):
         layouts.strings(b"a\0b", 2)
+
+
+def test_the_python_api_uses_kms_call_and_values():
+    """include/python/km/snapshots.py runs in the payload's interpreter (it cannot import monitor): its copies of
+    the call's number and return values must match km's."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("km_snapshots", INCLUDE / "python" / "km" / "snapshots.py")
+    api = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(api)
+    from monitor.snapshot.take import RESUMED
+    assert api.KM_SYSCALL_SNAPSHOT == KM_NUMBERS["km_snapshot"]
+    assert (api.TAKEN, api.RESUMED) == (0, RESUMED)
