@@ -139,3 +139,11 @@ def test_what_cannot_be_restored_is_refused_by_name(payload, tmp_path):
     err = result.stderr.decode()
     assert "an armed alarm/setitimer timer cannot be restored" in err and "fd 3: an armed timerfd" in err, err
     assert [p.name for p in tmp_path.iterdir()] == ["kmsnap"]
+
+
+def test_signal_mask_pending_signal_handler_and_altstack_come_back(payload, tmp_path):
+    exe = payload("snapshot_signals.c", "musl", (f"-I{ROOT / 'include'}",))
+    assert run_km(exe, cwd=tmp_path, timeout=TIMEOUT_S).returncode == 0
+    result = run_km(tmp_path / "kmsnap", timeout=TIMEOUT_S)
+    assert result.stdout.decode() == ("resumed, 0 handled while blocked\n"
+                                      "1 handled once unblocked, on the alternate stack: yes\n"), result.stderr
