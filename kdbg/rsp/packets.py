@@ -62,6 +62,7 @@ def unescape(data: bytes) -> bytes:
 
 
 _SAME = re.compile(rb"\x00{3,}")     # in body XOR body-shifted-by-one: 3+ zeros = a byte repeated 3+ more times
+_SAME_LONG = re.compile(rb"\x00{15,}")   # long binary bodies (vFile, qXfer): only runs of 16+ are worth a loop turn
 _ANY_RUN = re.compile(rb"(.)\1\1\1", re.DOTALL)   # a byte and 3 repeats: the shortest run worth a mark
 _SCAN_LIMIT = 512      # longer bodies are not searched with _ANY_RUN (its back-reference costs ~30 ns a byte)
 
@@ -69,25 +70,26 @@ _SCAN_LIMIT = 512      # longer bodies are not searched with _ANY_RUN (its back-
 def encode_rle(body: bytes) -> bytes:
     """Run-length encode an (already escaped) body: 'x*N' repeats x (N - 29) more times.
 
-    Runs are only worth it from 4 repeats on; a '}' is never the repeated byte because the byte after it is
-    an escaped value, and gdb expands runs before unescaping (remote.c read_frame). Bodies without escapes
-    (hex replies: m, g, p) find their runs at C speed: XOR the body with itself shifted by one byte and look
-    for zero bytes; the byte loop serves the others."""
+    Runs are only worth it from 4 repeats on. gdb expands runs before it unescapes (remote.c read_frame copies
+    the previous byte, whatever it is), so a run is a run in the escaped body too: one that starts at the value
+    after a '}' expands back to the same bytes, and '}' itself never repeats (the byte after it is one of the
+    four escaped values). Every body finds its runs at C speed: XOR it with itself shifted by one byte and look
+    for zero bytes. A long binary body (a library's symbol table read through vFile) has thousands of short runs:
+    only those of 16 bytes and more are encoded there, so a 32 KiB reply costs ~0.3 ms instead of ~8."""
     n = len(body)
     if n < 4:
         return body
-    if n > _SCAN_LIMIT and ESCAPE not in body:
-        if b"0000" not in body:     # a long hex reply: zero bytes are the runs worth finding (memmem, C speed)
-            return body
+    if n > _SCAN_LIMIT:
+        if ESCAPE not in body and b"0000" not in body and b"\0\0\0\0" not in body:
+            return body         # a long hex reply without a zero run, or binary without an escape or a NUL run
     elif not _ANY_RUN.search(body):
         return body
-    elif ESCAPE in body:
-        return _encode_rle_bytewise(body)
     sentinel = bytes((body[-1] ^ 0xFF,))
     same = (int.from_bytes(body, "big") ^ int.from_bytes(body[1:] + sentinel, "big")).to_bytes(n, "big")
     out = []
     last = 0
-    for match in _SAME.finditer(same):
+    binary = n > _SCAN_LIMIT and (ESCAPE in body or b"\0" in body)     # hex replies hold neither
+    for match in (_SAME_LONG if binary else _SAME).finditer(same):
         start, end = match.span()          # body[start] repeats end - start more times
         byte = bytes((body[start],))
         out.append(body[last:start + 1])
@@ -106,29 +108,6 @@ def encode_rle(body: bytes) -> bytes:
         last = end + 1
     out.append(body[last:])
     return b"".join(out)
-
-
-def _encode_rle_bytewise(body: bytes) -> bytes:
-    out = bytearray()
-    i, n = 0, len(body)
-    while i < n:
-        byte = body[i]
-        out.append(byte)
-        i += 1
-        if byte == ESCAPE:
-            if i < n:
-                out.append(body[i])
-                i += 1
-            continue
-        run = 0
-        while i + run < n and body[i + run] == byte and run < _MAX_REPEAT:
-            run += 1
-        while run >= 3 and (run + 29) in _BAD_COUNTS:
-            run -= 1
-        if run >= 3:
-            out += bytes((RLE_MARK, run + 29))
-            i += run
-    return bytes(out)
 
 
 def decode_rle(body: bytes) -> bytes:

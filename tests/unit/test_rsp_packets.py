@@ -1,6 +1,8 @@
 """RSP framing: every split point of a byte stream, escapes, run-length encoding, checksums."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kdbg.rsp.packets import (MAX_BODY, PACKET_SIZE, EventKind, PacketParser, checksum, decode_rle, encode_packet,
@@ -86,6 +88,23 @@ def test_rle_round_trip_and_count_bytes(body: bytes) -> None:
     for i, byte in enumerate(encoded):
         if byte == ord("*"):
             assert encoded[i + 1] not in b"#$" and 32 <= encoded[i + 1] <= 126
+
+
+def test_rle_of_escaped_binary_expands_back_to_the_data() -> None:
+    """gdb expands runs first, then unescapes (remote.c read_frame): runs of escaped values, runs right after a
+    '}', runs of the four special bytes and long runs all come back as the data."""
+    import random
+    rng = random.Random(9)
+    pieces = [b"}", b"#", b"$", b"*", b"]", b"\x03", b"\x04", b"\n", b"\x00", b"A"]
+    for size in (5, 64, 600, 40000):
+        for _ in range(20):
+            data = b"".join(rng.choice(pieces) * rng.choice((1, 1, 2, 4, 5, 7, 40, 130)) for _ in range(size // 8 + 1))
+            body = escape(data)
+            encoded = encode_rle(body)
+            assert decode_rle(encoded) == body and unescape(decode_rle(encoded)) == data
+            counts = re.findall(rb"\*(.)", encoded, re.DOTALL)          # each mark and the count after it
+            assert all(c not in b"#$" and 32 <= c[0] <= 126 for c in counts)
+    assert len(encode_rle(escape(b"\0" * 4000))) < 200                   # long escaped bodies are shrunk too
 
 
 def test_rle_decodes_gdb_example() -> None:
