@@ -9,6 +9,8 @@ every other named object is a <library> carrying its namespace's r_debug address
 r_debug is found as gdbserver finds it: AT_PHDR/AT_PHNUM in the auxv give the program's headers in guest
 memory, PT_PHDR gives the load bias, PT_DYNAMIC the dynamic section, and its DT_DEBUG entry (0 until ld.so has
 set it) the address. Layouts: glibc elf/link.h (struct r_debug, r_debug_extended, link_map), x86-64.
+dynamic_symbols() reads a loaded object's exported symbols the same way, through its in-memory dynamic section
+(kdbg.tls finds libc's libthread_db descriptors with it).
 Only the stdlib and kdbg.target may be imported here (the stub and the core reader both use it).
 """
 from __future__ import annotations
