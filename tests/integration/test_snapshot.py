@@ -118,7 +118,8 @@ def test_python_api_under_km_python3(tmp_path):
 
 
 def test_descriptors_come_back_as_the_issue_says(payload, tmp_path):
-    """A pipe holds its bytes again, an eventfd its counter; a file removed since reads EBADF (with a trace
+    """A pipe holds its bytes again, an eventfd its counter, an epoll instance watches it, a disarmed timerfd
+    works; a file removed since reads EBADF (with a trace
     line); both ends of a connection come back reset; the listener listens again."""
     exe = payload("snapshot_fds.c", "glibc", (f"-I{ROOT / 'include'}",))
     data = tmp_path / "gone.txt"
@@ -127,7 +128,7 @@ def test_descriptors_come_back_as_the_issue_says(payload, tmp_path):
     data.unlink()
     result = run_km(tmp_path / "kmsnap", timeout=TIMEOUT_S, env={"KM_VERBOSE": "snapshot"})
     assert result.stdout.decode().splitlines() == [
-        "pipe: pipe bytes", "eventfd: 5", "file: EBADF", "connection: ECONNRESET", "other end: ECONNRESET",
+        "pipe: pipe bytes", "epoll: 1 ready, data 77", "timerfd: fired", "eventfd: 5", "file: EBADF", "connection: ECONNRESET", "other end: ECONNRESET",
         "listener: EAGAIN"], result.stderr.decode()
     assert f"({data}): not restored (No such file or directory): EBADF" in result.stderr.decode()
 

@@ -1,5 +1,5 @@
-/* Descriptors across a snapshot the payload takes of itself: a pipe holding bytes, an eventfd's counter, a file
- * (argv[1], which the test removes before resuming), and both ends of a TCP connection to its own listener; the
+/* Descriptors across a snapshot the payload takes of itself: a pipe holding bytes, an eventfd's counter, an epoll
+ * instance watching it, a disarmed timerfd, a file (argv[1], which the test removes before resuming), and both ends of a TCP connection to its own listener; the
  * resumed copy reports what each gives. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -9,7 +9,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <km/snapshot.h>
@@ -30,6 +32,9 @@ int main(int argc, char **argv)
     pipe(p);
     write(p[1], "pipe bytes", 10);
     int ev = eventfd(5, 0);
+    int ep = epoll_create1(0), timer = timerfd_create(CLOCK_MONOTONIC, 0);
+    struct epoll_event watch = {.events = EPOLLIN, .data.u64 = 77}, ready = {0};
+    epoll_ctl(ep, EPOLL_CTL_ADD, ev, &watch);
     int file = open(argv[1], O_RDONLY);
     int listener = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -47,6 +52,12 @@ int main(int argc, char **argv)
     uint64_t count = 0;
     ssize_t n = read(p[0], buf, sizeof buf);
     printf("pipe: %s\n", outcome(n, buf));
+    int nready = epoll_wait(ep, &ready, 1, 0);
+    printf("epoll: %d ready, data %llu\n", nready, (unsigned long long)ready.data.u64);
+    struct itimerspec in_1ms = {.it_value = {0, 1000000}};
+    uint64_t expirations = 0;
+    timerfd_settime(timer, 0, &in_1ms, NULL);
+    printf("timerfd: %s\n", read(timer, &expirations, 8) == 8 && expirations == 1 ? "fired" : strerrorname_np(errno));
     printf("eventfd: %s\n", read(ev, &count, 8) == 8 ? (count == 5 ? "5" : "other") : strerrorname_np(errno));
     n = read(file, buf, sizeof buf);
     printf("file: %s\n", outcome(n, buf));
