@@ -1,4 +1,7 @@
-"""futex(2) served inside km: wait queues keyed by guest address (one process: private and shared alike).
+"""futex(2) served inside km: wait queues keyed by guest address (one process: private and shared alike), except
+a process-shared futex (no FUTEX_PRIVATE_FLAG) in a MAP_SHARED mapping: its waiters and wakers may be other
+processes (a forked km: POSIX semaphores and locks in shared memory, CPython's multiprocessing), so WAIT and WAKE
+on it are the host's own futex on the host mapping, which the host kernel keys by the shared page as Linux does.
 
 A waiter blocks on its own threading.Event; a wake, a timeout, a guest signal or a stop-the-world kick sets it.
 After a kick for a debugger pause the waiter parks and waits again, so a pause is invisible to the payload.
@@ -13,8 +16,10 @@ import time
 from ..errors import GuestFault
 from ..atomics import cas32
 from ..signals import ERESTART_RESTARTBLOCK, ERESTARTNOINTR, ERESTARTSYS
+from .args import buf_in
 from .dispatch import syscall
-from .host import interruption
+from .host import blocking_host_syscall, host_syscall, interruption
+from .numbers import NUMBERS as NR
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI = 6, 7, 8
@@ -258,6 +263,16 @@ def _deadline_pi(ctx, cmd: int, op: int, timeout: int) -> float | None:
     return _deadline(ctx, timeout, True, cmd == FUTEX_LOCK_PI or bool(op & FUTEX_CLOCK_REALTIME))
 
 
+def _host_shared_word(ctx, addr: int, op: int) -> int | None:
+    """The host address of a process-shared futex word in a MAP_SHARED mapping, else None (km's table serves)."""
+    if op & FUTEX_PRIVATE_FLAG:
+        return None
+    vma = ctx.mem.find(addr)
+    if vma is None or not vma.shared or vma.gpa is None:
+        return None
+    return ctx.mem.host_addr(addr, 4, write=False)
+
+
 @syscall("futex")
 def sys_futex(ctx, addr: int, op: int, val: int, timeout: int, addr2: int, val3: int) -> int:
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
@@ -265,6 +280,13 @@ def sys_futex(ctx, addr: int, op: int, val: int, timeout: int, addr2: int, val3:
     if addr % 4:
         return -errno.EINVAL
     val &= 0xFFFFFFFF
+    if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAKE, FUTEX_WAKE_BITSET):
+        word = _host_shared_word(ctx, addr, op)
+        if word is not None:
+            if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
+                return host_syscall(NR["futex"], word, op, val, 0, 0, val3)
+            return blocking_host_syscall(ctx, NR["futex"], word, op, val, buf_in(ctx, timeout, 16) if timeout else 0,
+                                         0, val3)
     if cmd == FUTEX_WAIT:
         return wait(ctx, addr, val, _deadline(ctx, timeout, False, False), BITSET_MATCH_ANY)
     if cmd == FUTEX_WAIT_BITSET:

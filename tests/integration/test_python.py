@@ -122,3 +122,32 @@ def test_strace_trace_names_the_failing_call():
     lines = [line for line in result.stderr.decode().splitlines() if "nonexistent-km-strace" in line]
     assert result.returncode == 1 and any(" strace " in line and "openat(" in line and line.endswith("= -2 ENOENT")
                                           for line in lines), lines
+
+
+SHARED_SEMAPHORE = r"""
+import multiprocessing as mp, time
+from concurrent.futures import ProcessPoolExecutor
+def worker(q, s):
+    s.acquire()
+    q.put('acquired')
+if __name__ == '__main__':
+    mp.set_start_method('fork')
+    q, s = mp.Queue(), mp.Semaphore(0)
+    p = mp.Process(target=worker, args=(q, s))
+    p.start()
+    time.sleep(0.2)
+    s.release()                      # sem_post: a futex wake another process waits for
+    print(q.get(timeout=30))
+    p.join()
+    with ProcessPoolExecutor(2) as pool:
+        print(list(pool.map(abs, [-1, -2, 3])), p.exitcode)
+"""
+
+
+def test_process_shared_semaphore_wakes_another_process(tmp_path):
+    """A POSIX semaphore in shared memory: the waiter is a forked km, the waker the parent (km's in-process futex
+    table never woke it: ProcessPoolExecutor hung, test_asyncio's test_get_event_loop_new_process with it)."""
+    script = tmp_path / "sem.py"
+    script.write_text(SHARED_SEMAPHORE)
+    status, out, err = same_as_native(PYTHON, str(script), cwd=tmp_path)
+    assert (status, out) == (0, "acquired\n[1, 2, 3] 0\n"), err
