@@ -1,18 +1,16 @@
-"""kdbg/core/layouts.py against the C headers: every field's offset and size, every constant, as gcc sees them.
-
-A tiny C program is generated from the ctypes declarations themselves (so a field added to a layout is checked
-without touching this test), compiled with gcc against <sys/procfs.h>, <elf.h> and <signal.h>, and run.
-"""
+"""kdbg/core/layouts.py against the C headers: every field's offset and size, every constant, as gcc sees them
+(tests/unit/c_layouts.py generates the C program from the ctypes declarations; compiled against <sys/procfs.h>,
+<elf.h> and <signal.h>)."""
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 
 import pytest
 
 from kdbg.arch.x86_64 import FXSAVE_SIZE, USER_REGS
 from kdbg.core import layouts
+
+from .c_layouts import c_program, c_values as compiled, fields, mismatches, python_values
 
 # Python layout -> the C type that declares it (glibc mirrors the kernel's elfcore.h names field by field).
 C_TYPES = {
@@ -36,25 +34,11 @@ C_CONSTANTS = {
     "AT_ENTRY": "AT_ENTRY", "SI_KERNEL": "SI_KERNEL", "ELF_PRARGSZ": "ELF_PRARGSZ",
     "SIGINFO_SIZE": "sizeof(siginfo_t)", "PAGE_SIZE": "sysconf(_SC_PAGESIZE)",
 }
-
-
-def _fields(layout: type, prefix: str = "", base: int = 0):
-    """(dotted path, offset, size) of every field, nested structures and unions included."""
-    for name, ctype in layout._fields_:
-        descriptor = getattr(layout, name)
-        path = prefix + name
-        yield path, base + descriptor.offset, descriptor.size
-        if hasattr(ctype, "_fields_"):
-            yield from _fields(ctype, path + ".", base + descriptor.offset)
+GREGSET = {"sizeof elf_gregset_t": "sizeof(elf_gregset_t)", "sizeof elf_fpregset_t": "sizeof(elf_fpregset_t)"}
 
 
 def _python_values() -> dict[str, int]:
-    values = {}
-    for layout, c_type in C_TYPES.items():
-        values[f"sizeof {c_type}"] = ctypes.sizeof(layout)
-        for path, offset, size in _fields(layout):
-            values[f"offsetof {c_type} {path}"] = offset
-            values[f"sizeof {c_type} {path}"] = size
+    values = python_values(C_TYPES)
     for name in C_CONSTANTS:
         values[f"const {name}"] = int(getattr(layouts, name) if hasattr(layouts, name) else layouts.NoteType[name])
     values["sizeof elf_gregset_t"] = 8 * len(USER_REGS)
@@ -62,42 +46,20 @@ def _python_values() -> dict[str, int]:
     return values
 
 
-def _c_program() -> str:
-    lines = ["#include <elf.h>", "#include <signal.h>", "#include <stddef.h>", "#include <stdio.h>",
-             "#include <sys/procfs.h>", "#include <unistd.h>",
-             "#define P(label, value) printf(\"%s=%ld\\n\", label, (long)(value))"]
-    # glibc spells si_pid, si_addr... as macros for `_sifields._kill.si_pid`: undo them to name the members.
-    nested = {path.rsplit(".", 1)[1] for path, _, _ in _fields(layouts.siginfo_t) if "." in path}
-    lines += [f"#undef {name}" for name in sorted(nested)] + ["int main(void) {"]
-    for layout, c_type in C_TYPES.items():
-        lines.append(f'P("sizeof {c_type}", sizeof({c_type}));')
-        for path, _, _ in _fields(layout):
-            lines.append(f'P("offsetof {c_type} {path}", offsetof({c_type}, {path}));')
-            lines.append(f'P("sizeof {c_type} {path}", sizeof((({c_type} *)0)->{path}));')
-    for name, expression in C_CONSTANTS.items():
-        lines.append(f'P("const {name}", {expression});')
-    lines += ['P("sizeof elf_gregset_t", sizeof(elf_gregset_t));',
-              'P("sizeof elf_fpregset_t", sizeof(elf_fpregset_t));', "return 0; }"]
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture(scope="module")
 def c_values(tmp_path_factory) -> dict[str, int]:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    work = tmp_path_factory.mktemp("layouts")
-    (work / "layouts.c").write_text(_c_program())
+    # glibc spells si_pid, si_addr... as macros for `_sifields._kill.si_pid`: undo them to name the members.
+    nested = {path.rsplit(".", 1)[1] for path, _, _ in fields(layouts.siginfo_t) if "." in path}
+    source = c_program(["elf.h", "signal.h", "sys/procfs.h", "unistd.h"], C_TYPES,
+                       {**{f"const {name}": expression for name, expression in C_CONSTANTS.items()}, **GREGSET},
+                       preamble=[f"#undef {name}" for name in sorted(nested)])
     # -D_GNU_SOURCE: SI_KERNEL and the siginfo member names are under feature-test macros in glibc.
-    subprocess.run(["gcc", "-D_GNU_SOURCE", "-o", str(work / "layouts"), str(work / "layouts.c")], check=True,
-                   capture_output=True)
-    output = subprocess.run([str(work / "layouts")], check=True, capture_output=True, text=True).stdout
-    return {key: int(value) for key, value in (line.split("=", 1) for line in output.splitlines())}
+    return compiled(tmp_path_factory.mktemp("layouts"), source, ["-D_GNU_SOURCE"])
 
 
 def test_every_layout_field_matches_the_c_headers(c_values):
-    python = _python_values()
-    mismatches = {k: (v, c_values.get(k)) for k, v in python.items() if c_values.get(k) != v}
-    assert not mismatches, f"python value vs C value: {mismatches}"
+    wrong = mismatches(_python_values(), c_values)
+    assert not wrong, f"python value vs C value: {wrong}"
 
 
 def test_the_note_structs_have_the_kernels_sizes(c_values):
