@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,32 @@ def trace(workdir):
     path = workdir / "km-runtime.trace"
     start = path.stat().st_size
     return lambda: path.read_text()[start:]
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """A container start km-runtime must refuse, and the one line every engine shows for it."""
+
+    case: str
+    program: str
+    expected: str
+
+    def check(self, result: subprocess.CompletedProcess) -> None:
+        """The start failed and km-runtime said so in exactly one line (an engine may add a line of its own)."""
+        assert result.returncode != 0, result.stderr
+        ours = [line for line in result.stderr.splitlines() if "km-runtime" in line or "Traceback" in line]
+        assert len(ours) == 1 and self.expected in ours[0], result.stderr
+
+
+@pytest.fixture(params=["not-elf", "no-kvm", "no-km-bundle"])
+def bad_input(request, runtime_settings, tmp_path) -> BadInput:
+    """Each engine's error test is run once per bad input: a program that is not ELF, no KVM device on the host,
+    no km bundle where the host settings say (the last two set up through the runtime's settings file)."""
+    if request.param == "no-kvm":
+        runtime_settings(kvm_device=str(tmp_path / "kvm"))
+        return BadInput(request.param, "/hello", f"km-runtime: {tmp_path}/kvm: no such device on this host")
+    if request.param == "no-km-bundle":
+        runtime_settings(km_bundle=str(tmp_path / "no-bundle"))
+        return BadInput(request.param, "/hello", f"km-runtime: {tmp_path}/no-bundle: no km bundle there")
+    return BadInput(request.param, "/etc/passwd", "km-runtime: /etc/passwd: not an ELF executable (km runs Linux "
+                                                  "x86-64 ELF programs)")
