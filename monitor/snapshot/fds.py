@@ -17,14 +17,13 @@ import re
 import socket
 import stat
 import struct
-from dataclasses import dataclass
 
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
 from ..syscalls.host import host_syscall
 from ..syscalls.numbers import NUMBERS as NR
 from .errors import SnapshotError
-from .layouts import FdKind, array_of, km_epoll_item, km_fd
+from .layouts import Descriptor, FdKind, km_epoll_item, km_fd
 
 log = logging.getLogger("km.snapshot")
 STDIO = 3                    # 0, 1 and 2 are the resuming km's own
@@ -34,30 +33,9 @@ SOCKADDR_MAX = 128
 _ANON = re.compile(r"anon_inode:\[?([\w-]+)\]?")
 
 
-@dataclass
-class Descriptor:
-    """One captured descriptor: its km_fd record and the path and data that follow it in NT_KM_FDS."""
-
-    record: km_fd
-    path: bytes = b""
-    data: bytes = b""
-
-    def pack(self) -> bytes:
-        self.record.path_size, self.record.data_size = len(self.path), len(self.data)
-        return bytes(self.record) + self.path + self.data
-
-    @classmethod
-    def unpack(cls, note: bytes) -> Descriptor:
-        record = array_of(km_fd, note, 1)[0]
-        path_at = ctypes.sizeof(km_fd)
-        data_at = path_at + record.path_size
-        if data_at + record.data_size > len(note):
-            raise ValueError(f"fd {record.fd}: its path and data run past its note")
-        return cls(record, note[path_at:data_at], note[data_at:data_at + record.data_size])
-
-
 # ---- capture ------------------------------------------------------------------------------------------------
 def payload_fds() -> list[int]:
+    """The payload's open descriptors: km's own host descriptors from 3 up to KM_FD_BASE (0-2 are km's stdio)."""
     fds = []
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)

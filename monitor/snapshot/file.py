@@ -9,14 +9,14 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from kdbg.core.layouts import (ELFCLASS64, ELFMAG, EM_X86_64, ET_CORE, PN_XNUM, PT_LOAD, PT_NOTE, Elf64_Ehdr,
                                Elf64_Phdr, Elf64_Shdr, NoteType, iter_notes)
 
 from .errors import SnapshotError
-from .layouts import (KM_NOTE_OWNER_PREFIX, KM_SNAPSHOT_FORMAT, KM_SNAPSHOT_MAGIC, KmNote, array_of, km_pending,
-                      km_process, km_sigaction, km_snapshot, km_thread, km_vma, km_xsave, strings)
-from .fds import Descriptor
+from .layouts import (KM_NOTE_OWNER_PREFIX, KM_SNAPSHOT_FORMAT, KM_SNAPSHOT_MAGIC, Descriptor, KmNote, array_of,
+                      km_pending, km_process, km_sigaction, km_snapshot, km_thread, km_vma, km_xsave, strings)
 
 
 @dataclass
@@ -31,6 +31,8 @@ class Load:
 
 @dataclass
 class Thread:
+    """One thread's NT_KM_THREAD record and its XSAVE image (its NT_KM_XSAVE note; empty when it has none)."""
+
     record: km_thread
     xsave: bytes = b""
 
@@ -58,6 +60,8 @@ class Snapshot:
 
 
 def read_snapshot(path: str) -> Snapshot:
+    """The snapshot at `path`, parsed and checked whole before a resume touches anything: SnapshotError naming
+    the first problem."""
     try:
         with open(path, "rb") as f:
             return _parse(path, f, os.fstat(f.fileno()).st_size)
@@ -65,7 +69,7 @@ def read_snapshot(path: str) -> Snapshot:
         raise SnapshotError(path, e.strerror or str(e)) from None
 
 
-def _parse(path: str, f, size: int) -> Snapshot:
+def _parse(path: str, f: BinaryIO, size: int) -> Snapshot:
     head = f.read(ctypes.sizeof(Elf64_Ehdr))
     if len(head) < ctypes.sizeof(Elf64_Ehdr) or head[:4] != ELFMAG or head[4] != ELFCLASS64:
         raise SnapshotError(path, "not a snapshot (not a 64-bit ELF file)")
@@ -109,7 +113,7 @@ def _parse(path: str, f, size: int) -> Snapshot:
     return snapshot
 
 
-def _read(path: str, f, count: int) -> bytes:
+def _read(path: str, f: BinaryIO, count: int) -> bytes:
     data = f.read(count)
     if len(data) != count:
         raise SnapshotError(path, "truncated")

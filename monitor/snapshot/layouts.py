@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+from dataclasses import dataclass
 from typing import TypeVar
 
 from kdbg.arch.x86_64 import KVM_REGS
@@ -122,6 +123,30 @@ class km_epoll_item(_Struct):
     """The data of a KM_FD_EPOLL descriptor: one per watched descriptor."""
 
     _fields_ = [("fd", c_int32), ("events", c_uint32), ("data", c_uint64)]
+
+
+@dataclass
+class Descriptor:
+    """One NT_KM_FD note: its km_fd record, then the path and the data that follow it (path_size, data_size)."""
+
+    record: km_fd
+    path: bytes = b""
+    data: bytes = b""
+
+    def pack(self) -> bytes:
+        """The note's descriptor bytes, with the record's sizes set from the path and data it carries."""
+        self.record.path_size, self.record.data_size = len(self.path), len(self.data)
+        return bytes(self.record) + self.path + self.data
+
+    @classmethod
+    def unpack(cls, note: bytes) -> Descriptor:
+        """ValueError when the record's sizes run past the note (a corrupt snapshot)."""
+        record = array_of(km_fd, note, 1)[0]
+        path_at = ctypes.sizeof(km_fd)
+        data_at = path_at + record.path_size
+        if data_at + record.data_size > len(note):
+            raise ValueError(f"fd {record.fd}: its path and data run past its note")
+        return cls(record, note[path_at:data_at], note[data_at:data_at + record.data_size])
 
 
 def array_of(layout: type[S], data: bytes, count: int) -> list[S]:

@@ -53,7 +53,8 @@ def resume(path: str, *, core_writer: CoreWriter | None = None, child_runner: Ch
         fds.restore(snapshot.descriptors, path)
         _restore_cwd(snapshot)
     except (OSError, MemoryError) as e:
-        raise SnapshotError(path, f"cannot be resumed ({getattr(e, 'strerror', None) or e or type(e).__name__})")
+        problem = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        raise SnapshotError(path, f"cannot be resumed ({problem})") from None
     log.info("resumed %s: %d threads, %d mappings, %d descriptors (label %r)", path, len(threads),
              len(snapshot.vmas), len(snapshot.descriptors), snapshot.label)
     return proc, threads

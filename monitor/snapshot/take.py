@@ -17,12 +17,12 @@ import os
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from kdbg.arch.x86_64 import KVM_REGS
 from kdbg.core.errors import CoreError
 from kdbg.core.layouts import PAGE_SIZE, pack_owned_note
-from kdbg.core.writer import write_core
+from kdbg.core.writer import Dump, write_core
 from kdbg.target import MemoryRegion
 
 from .. import __version__
@@ -75,7 +75,7 @@ def take(proc: Process, path: str, *, label: str = "", description: str = "", li
         _busy.release()
 
 
-def _write(proc: Process, caller: VcpuThread | None, path: str, notes: bytes, dump) -> None:
+def _write(proc: Process, caller: VcpuThread | None, path: str, notes: bytes, dump: Dump) -> None:
     temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
         write_core(_SnapshotView(proc, caller), temporary, signal=0,
@@ -122,7 +122,8 @@ def _refuse_timers(proc: Process) -> None:
 
 
 # ---- the notes ------------------------------------------------------------------------------------------------
-def _describe(proc: Process, caller: VcpuThread | None, label: str, description: str, live: bool):
+def _describe(proc: Process, caller: VcpuThread | None, label: str, description: str,
+              live: bool) -> tuple[bytes, Dump]:
     """The packed km notes, and the writer's choice of memory to dump."""
     descriptors = fds.capture()
     vmas = proc.mem.regions()
@@ -146,7 +147,7 @@ def _describe(proc: Process, caller: VcpuThread | None, label: str, description:
     return blob, _dumper(proc, vmas, records)
 
 
-def _cstrings(values) -> bytes:
+def _cstrings(values: Iterable[str | bytes]) -> bytes:
     return b"".join((v if isinstance(v, bytes) else os.fsencode(v)) + b"\0" for v in values)
 
 
@@ -210,7 +211,7 @@ def _vma(proc: Process, vma: Vma) -> km_vma:
 
 
 # ---- the memory -----------------------------------------------------------------------------------------------
-def _dumper(proc: Process, vmas: list[Vma], records: list[km_vma]):
+def _dumper(proc: Process, vmas: list[Vma], records: list[km_vma]) -> Dump:
     """The core writer's `dump`: what of each mapping (a region merges neighbouring VMAs) the snapshot holds:
     anonymous memory and program-image copies whole, private file windows their pages the payload wrote, shared
     file mappings and reservations nothing."""
