@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import stat
 import sys
 from typing import Any, NoReturn
 
@@ -20,6 +21,8 @@ REPLY_TIMEOUT_S = 120.0          # a snapshot of a large payload takes a while t
 
 
 class CliError(Exception):
+    """What km-cli reports, as `<subject>: <problem>` (main() prints it as one line, status 1)."""
+
     def __init__(self, subject: str, problem: str) -> None:
         super().__init__(f"{subject}: {problem}")
 
@@ -34,7 +37,7 @@ def ask(path: str, request: dict[str, Any], timeout_s: float = REPLY_TIMEOUT_S) 
         except FileNotFoundError:
             raise CliError(path, "no such socket (is km running with --mgtpipe?)") from None
         except ConnectionRefusedError:
-            raise CliError(path, "no km listens there any more") from None
+            raise CliError(path, "no km listens there any more" if _is_socket(path) else "not a socket") from None
         except OSError as e:
             raise CliError(path, e.strerror or str(e)) from None
         try:
@@ -57,7 +60,15 @@ def ask(path: str, request: dict[str, Any], timeout_s: float = REPLY_TIMEOUT_S) 
     return reply
 
 
+def _is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def snapshot(args: argparse.Namespace) -> int:
+    """km-cli snapshot: the output path is made absolute here, since the km that writes it has its own cwd."""
     output = os.path.abspath(args.output)
     reply = ask(args.socket, {"request": "snapshot", "output": output, "live": args.live, "label": args.label,
                               "description": args.description})
@@ -66,6 +77,7 @@ def snapshot(args: argparse.Namespace) -> int:
 
 
 def list_kms(args: argparse.Namespace) -> int:
+    """km-cli list: only the kms that answer (a registry entry outlives a km killed before it could clean up)."""
     rows = []
     for entry in registry.entries():
         try:
@@ -90,6 +102,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The subcommand's namespace, its handler in `run`; a bad command line exits 2 with one line."""
     parser = _Parser(prog="km-cli", description="Talk to running kms through their management "
                                                                 "sockets (km --mgtpipe=PATH).")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -106,6 +119,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The km-cli entry point: the only place that prints a CliError and exits."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         status = args.run(args)

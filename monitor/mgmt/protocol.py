@@ -8,6 +8,7 @@ Every failure is {"error": "one line"}. A connection carries one request and its
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 MAX_LINE = 1 << 16
@@ -18,10 +19,12 @@ class ProtocolError(Exception):
 
 
 def encode(message: dict[str, Any]) -> bytes:
+    """One line: compact JSON (no newline inside) and its newline."""
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:
+    """The object on `line`; ProtocolError for anything else, so a peer's garbage gets an answer, not a crash."""
     try:
         message = json.loads(line)
     except ValueError as e:
@@ -31,7 +34,7 @@ def decode(line: bytes) -> dict[str, Any]:
     return message
 
 
-def read_line(sock, limit: int = MAX_LINE) -> bytes:
+def read_line(sock: socket.socket, limit: int = MAX_LINE) -> bytes:
     """Up to the first newline (b"" when the peer closed first); ProtocolError past `limit` bytes."""
     data = b""
     while b"\n" not in data:

@@ -9,6 +9,7 @@ from typing import Any
 
 
 def directory() -> str:
+    """Private to this user: the session's runtime directory when there is one, else a folder in /tmp."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     return os.path.join(runtime, "km") if runtime and os.path.isdir(runtime) else f"/tmp/km-{os.getuid()}"
 
@@ -26,6 +27,7 @@ def register(socket_path: str, payload: str) -> str:
 
 
 def unregister(entry: str) -> None:
+    """Remove an entry; one already gone (a listing dropped it) is no error."""
     try:
         os.unlink(entry)
     except OSError:

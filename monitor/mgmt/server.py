@@ -31,6 +31,8 @@ REQUEST_TIMEOUT_S = 10.0
 
 
 class ManagementServer:
+    """One km's management socket: listening from construction (registered for km-cli list) until close()."""
+
     def __init__(self, proc: Process, path: str, payload: str) -> None:
         self.proc, self.path, self.payload = proc, os.path.abspath(path), payload
         self.sock = _listen(self.path)
