@@ -9,6 +9,10 @@ import sys
 
 from .errors import RuntimeProblem
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:                       # (typing itself is not imported: start-up time, see jsonio.py)
+    from .settings import HostSettings
+
 # runc's global options that take a value (as `--opt value` or `--opt=value`, one or two dashes)
 GLOBAL_VALUE_OPTIONS = {"root", "log", "log-format", "log-level", "criu", "rootless", "cgroup-manager"}
 # value options of `create`/`run` and `exec` (the rest of their options are flags)
@@ -39,6 +43,7 @@ def split_options(args: list[str], value_options: set[str]) -> tuple[dict[str, s
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The km-runtime entry point: rewrite what create/run/exec start, then become the delegate (never returns)."""
     argv = sys.argv if argv is None else argv
     args = argv[1:]
     globals_, rest, _ = split_options(args, GLOBAL_VALUE_OPTIONS)
@@ -61,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{delegate}: {e.strerror}", globals_)
 
 
-def rewrite(command: str, args: list[str], globals_: dict[str, str], host, delegate: str) -> list[str]:
+def rewrite(command: str, args: list[str], globals_: dict[str, str], host: HostSettings,
+            delegate: str) -> list[str]:
+    """Put the process that `command` starts under km; what was done, for the trace."""
     from .rewrite import rewrite_bundle, rewrite_exec
     opts, positionals, _ = split_options(args, COMMAND_VALUE_OPTIONS[command])
     if command in ("create", "run"):
@@ -83,8 +90,22 @@ def container_bundle(container_id: str, globals_: dict[str, str], delegate: str)
                          if k in ("root", "rootless", "systemd-cgroup")] + ["state", container_id]
     r = subprocess.run(argv, capture_output=True, text=True)
     if r.returncode != 0:
-        raise RuntimeProblem(container_id, (r.stderr.strip().splitlines() or ["no such container"])[-1])
+        raise RuntimeProblem(container_id, delegate_message(r.stderr))
     return jsonio.loads(r.stdout)["bundle"]
+
+
+def delegate_message(stderr: str) -> str:
+    """The delegate's last line, without logrus's time= and level= (runc: `time="..." level=error msg="..."`),
+    so that km-runtime's one line does not carry a second one's header."""
+    from . import jsonio
+    line = (stderr.strip().splitlines() or ["no such container"])[-1]
+    _, found, message = line.partition(" msg=")
+    if found and message.startswith('"') and message.endswith('"'):
+        try:
+            return jsonio.loads(message)
+        except ValueError:
+            pass
+    return line
 
 
 def fail(message: str, globals_: dict[str, str]) -> None:
@@ -110,6 +131,7 @@ def fail(message: str, globals_: dict[str, str]) -> None:
 
 
 def trace(path: str, args: list[str], notes: list[str]) -> None:
+    """One entry per rewrite in the host's trace file (KM_RUNTIME_TRACE): the command line, then what changed."""
     try:
         with open(path, "a") as f:
             f.write(f"{os.getpid()} {args}\n" + "".join(f"    {n}\n" for n in notes))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 class RuntimeProblem(Exception):
+    """`subject` names what is at fault (a path, an annotation, a container id), `problem` what is wrong with it."""
+
     def __init__(self, subject: str, problem: str) -> None:
         super().__init__(f"{subject}: {problem}")
         self.subject, self.problem = subject, problem

@@ -27,7 +27,7 @@ class _Context:
         return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
 
 
-def loads(text: str):
+def loads(text: str) -> Any:
     """json.loads for a whole document (ValueError when it is not one)."""
     if _json is None:
         import json
@@ -43,7 +43,7 @@ def loads(text: str):
     return value
 
 
-def dumps(value) -> str:
+def dumps(value: Any) -> str:
     """json.dumps(value) (compact separators, ASCII)."""
     if _json is None:
         import json

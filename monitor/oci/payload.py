@@ -101,6 +101,8 @@ def script_interpreter(fs: ContainerFs, script: Executable, cwd: str) -> tuple[E
 
 
 def classify(host_path: str, name: str) -> str:
+    """"static", "static-pie", "dynamic" or "script", from the ELF header and PT_INTERP; RuntimeProblem naming
+    `name` (as the container's user wrote it) when it is no program km runs."""
     try:
         with open(host_path, "rb") as f:
             head = f.read(64)

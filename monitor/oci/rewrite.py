@@ -24,6 +24,7 @@ CAP_SYS_RESOURCE = 24
 
 
 def load_json(path: str) -> dict:
+    """A config.json or --process file; RuntimeProblem naming the file when it is missing or not JSON."""
     try:
         with open(path) as f:
             return jsonio.loads(f.read())
@@ -78,12 +79,14 @@ def rewrite_exec(process_file: str, bundle: str, host: HostSettings) -> list[str
 
 
 def check_km_bundle(host: HostSettings) -> None:
+    """Refused here, in one line, rather than as a container whose /opt/km/bin/km does not exist."""
     if not os.path.isfile(os.path.join(host.km_bundle, "bin", "km")):
         raise RuntimeProblem(host.km_bundle, "no km bundle there (build it with tools/build-bundle.sh, or set "
                                              "KM_RUNTIME_BUNDLE)")
 
 
 def kvm_device(host: HostSettings) -> os.stat_result:
+    """The host's KVM device node (its numbers go into the config); refused when it is missing or not a device."""
     try:
         st = os.stat(host.kvm_device)
     except OSError:
@@ -94,6 +97,7 @@ def kvm_device(host: HostSettings) -> os.stat_result:
 
 
 def add_mount(config: dict, host: HostSettings) -> None:
+    """The km bundle read-only at the mount point (once: an engine may hand the same config to create twice)."""
     mounts = config.setdefault("mounts", [])
     if not any(m.get("destination") == host.mount_point for m in mounts):
         mounts.append({"destination": host.mount_point, "type": "bind", "source": os.path.realpath(host.km_bundle),
@@ -114,6 +118,7 @@ def add_kvm(config: dict, path: str, st: os.stat_result) -> None:
 
 
 def wrap_process(process: dict, fs: ContainerFs, opts: ContainerOptions, host: HostSettings) -> list[str]:
+    """process.args as km's command line, when km runs what args[0] is (else unchanged); what was done."""
     args = list(process.get("args") or [])
     if not args:
         raise RuntimeProblem("process.args", "empty (the image has no entrypoint and none was given)")
@@ -167,6 +172,7 @@ def clamp_rlimits(process: dict) -> list[str]:
 
 
 def has_capability(bit: int) -> bool:
+    """Capability `bit` in this process's effective set (when /proc cannot tell, assume it: change nothing)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:

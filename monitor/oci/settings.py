@@ -81,6 +81,7 @@ class ContainerOptions:
         self.gdb_port = int(port) if port else None
 
     def km_options(self) -> list[str]:
+        """km's options for these settings, placed before the payload on the wrapped command line."""
         opts = []
         if self.gdb_port is not None:
             opts += ["--gdb_listen", f"-g{self.gdb_port}", "--gdb_host", "0.0.0.0"]

@@ -143,6 +143,15 @@ def test_pass_through_commands_reach_runc(bundle, runc_root) -> None:
     assert r.returncode != 0 and "container does not exist" in r.stderr
 
 
+def test_exec_into_an_unknown_container_is_one_line(bundle, tmp_path, runc_root) -> None:
+    """exec reads the container's bundle from the delegate's `state`: its refusal is km-runtime's one line, without
+    the delegate's own log header (time=... level=error msg=...)."""
+    process = tmp_path / "process.json"
+    process.write_text(json.dumps({"args": ["/hello"], "cwd": "/"}))
+    r = km_runtime(bundle, "--root", runc_root, "exec", "--process", str(process), "no-such-container")
+    assert (r.returncode, r.stderr) == (1, "km-runtime: no-such-container: container does not exist\n"), r.stderr
+
+
 @pytest.mark.parametrize("how", ["config", "environment"])
 def test_configured_delegate_gets_every_command(how, bundle, tmp_path) -> None:
     """Pass-through commands go from the launcher straight to the delegate (no Python), create through Python:
