@@ -286,6 +286,9 @@ class LiveTarget(ProcessView):
                 debug.stepping = True
                 debug.step_range = (action.range_start, action.range_end) if action.range_end else None
                 thread.set_trap_flag(True)
+            elif debug.stepping:                # a step cut short (an interrupt, its gdb gone): continue means go
+                debug.stepping = False
+                thread.set_trap_flag(False)
                 steppers.append(thread)
             to_release.append(thread)
         self.stopped = False

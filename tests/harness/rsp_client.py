@@ -1,0 +1,66 @@
+"""A bare RSP client for tests that need what gdb will not do on purpose: a Ctrl-C storm, junk bytes, register
+reads of every thread at every stop. It speaks the same protocol to km's stub and to gdbserver."""
+from __future__ import annotations
+
+import socket
+import time
+
+
+def frame(body: bytes) -> bytes:
+    return b"$%s#%02x" % (body, sum(body) & 0xFF)
+
+
+class RspClient:
+    def __init__(self, port: int, timeout_s: float = 30.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)     # as gdb: no 40 ms Nagle waits
+        self.timeout_s = timeout_s
+        self._buf = b""
+
+    def send(self, body: bytes) -> None:
+        self.sock.sendall(frame(body))
+
+    def receive(self) -> bytes:
+        """The next packet's body (acknowledged); acks and notifications are skipped."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            start = self._buf.find(b"$")
+            end = self._buf.find(b"#", start)
+            if start >= 0 and end >= 0 and len(self._buf) >= end + 3:
+                body, self._buf = self._buf[start + 1:end], self._buf[end + 3:]
+                self.sock.sendall(b"+")
+                return body
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no packet; buffered {self._buf[:80]!r}")
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("connection closed")
+            self._buf += data
+
+    def ask(self, body: bytes) -> bytes:
+        self.send(body)
+        return self.receive()
+
+    def start(self) -> bytes:
+        """The handshake gdb makes (multiprocess thread ids); the initial stop reply."""
+        self.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
+        self.ask(b"Hg0")
+        return self.ask(b"?")
+
+    def stop_reply(self) -> bytes:
+        """The next stop reply (T, S, W or X), skipping anything else."""
+        while True:
+            reply = self.receive()
+            if reply[:1] in (b"T", b"S", b"W", b"X"):
+                return reply
+
+    def threads(self) -> list[bytes]:
+        ids: list[bytes] = []
+        reply = self.ask(b"qfThreadInfo")
+        while reply.startswith(b"m"):
+            ids += reply[1:].split(b",")
+            reply = self.ask(b"qsThreadInfo")
+        return ids
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,142 @@
+"""Faults around the debugger (issue 12): gdb killed while stepping, a Ctrl-C storm, a 64-thread payload whose
+every reported stop has every thread parked, junk on the connection. The payload's output and exit status are
+never lost, and a new gdb can always take over.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from harness.gdb import BACKENDS, Debuggee, km_only, wait_listening
+from harness.km import spawn_km
+from harness.markers import line_of
+from harness.rsp_client import RspClient
+
+SRC = "gdb_faults.c"
+TOTAL = "total 105000000"
+
+
+def _start_long_step(d: Debuggee) -> None:
+    """Stop at the one-line loop and start a `next` over it: a range step of millions of instructions."""
+    d.connect()
+    d.gdb.run(f"-break-insert {SRC}:{line_of(SRC, 'long_loop')}")
+    d.gdb.run("-exec-continue")
+    d.gdb.wait_for_stop("breakpoint-hit")
+    d.gdb.console("delete")
+    assert d.gdb.run("-exec-next")["class"] == "running", d.diagnostics()
+
+
+@km_only
+def test_gdb_killed_mid_step_leaves_the_payload_stopped_for_a_new_gdb(payload, free_port) -> None:
+    d = Debuggee("km", payload(SRC), free_port, args=["4"])
+    try:
+        _start_long_step(d)
+        d.reconnect()                       # SIGKILL: the connection drops while the step runs
+        frame = d.gdb.run("-stack-info-frame")["payload"]["frame"]
+        assert frame["func"] == "main" and int(frame["line"]) == line_of(SRC, "long_loop"), d.diagnostics()
+        d.gdb.run(f"-break-insert {SRC}:{line_of(SRC, 'done')}")
+        d.gdb.run("-exec-continue")         # no step of the old gdb's is left to stop it early
+        stop = d.gdb.wait_for_stop("breakpoint-hit", timeout_s=60)
+        assert int(stop["frame"]["line"]) == line_of(SRC, "done"), d.diagnostics()
+        d.gdb.run("-exec-continue")
+        assert d.gdb.wait_for_stop("exited")["exit-code"] == "011", d.diagnostics()
+        d.gdb.exit()
+        status, out, err = d.finish()
+        assert status == 9 and out.splitlines() == [TOTAL], out + err
+    finally:
+        d.close()
+
+
+@km_only
+def test_gdb_killed_mid_step_in_listen_mode_lets_the_payload_finish(payload, free_port) -> None:
+    d = Debuggee("km", payload(SRC), free_port, args=["4"], listen=True)
+    try:
+        _start_long_step(d)
+        d.gdb.controller.gdb_process.kill()
+        d.gdb.exit()
+        status, out, err = d.finish(timeout_s=60)
+        assert status == 9 and out.splitlines() == [TOTAL], out + err
+    finally:
+        d.close()
+
+
+def _symbol(exe, name: str) -> int:
+    out = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout
+    return next(int(line.split()[0], 16) for line in out.splitlines() if line.endswith(f" {name}"))
+
+
+def _server(backend: str, exe, port: int, *args: str) -> subprocess.Popen:
+    if backend == "km":
+        proc = spawn_km(f"-g{port}", exe, *args)
+    else:
+        proc = subprocess.Popen(["gdbserver", "--once", f"127.0.0.1:{port}", str(exe), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_listening(port, proc)
+    return proc
+
+
+def _finish(proc: subprocess.Popen, backend: str) -> None:
+    out, err = proc.communicate(timeout=60)
+    assert TOTAL in out.decode(), out + err
+    if backend == "km":
+        assert proc.returncode == 9, err
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_ctrl_c_storm_stops_and_resumes_cleanly(backend, payload, free_port) -> None:
+    """50 interrupts in about a second over working and sleeping threads: one stop reply each. km also takes
+    doubled ones (the second lands while the first's stop is on its way) without a stale stop after them;
+    gdbserver 13 resets the connection in that storm now and then, so its reference run sends single ones."""
+    proc = _server(backend, payload(SRC), free_port, "6")
+    client = RspClient(free_port)
+    try:
+        client.start()
+        client.send(b"vCont;c")
+        for i in range(50):
+            client.sock.sendall(b"\x03\x03" if i % 5 == 0 and backend == "km" else b"\x03")
+            reply = client.stop_reply()
+            assert reply.startswith((b"T02", b"T00", b"S02")), reply     # SIGINT (gdbserver: SIGINT too)
+            client.send(b"vCont;c")
+        reply = client.stop_reply()
+        assert re.match(rb"W0?9\b", reply), reply                   # no stale stop after the storm
+    finally:
+        client.close()
+    _finish(proc, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_thread_is_parked_at_every_stop_of_a_64_thread_payload(backend, payload, free_port) -> None:
+    """A breakpoint the spinning threads hit again and again: at each stop, every one of the 65 threads has
+    readable registers that do not change between two reads (nothing still runs)."""
+    exe = payload(SRC)
+    proc = _server(backend, exe, free_port, "64")
+    client = RspClient(free_port)
+    mark = _symbol(exe, "worker_mark")
+    try:
+        client.start()
+        assert client.ask(b"Z0,%x,1" % mark) == b"OK", backend
+        for stop in range(5):
+            client.send(b"vCont;c")
+            reply = client.stop_reply()
+            assert reply.startswith(b"T05"), reply
+            threads = client.threads()
+            assert len(threads) == 65, (stop, len(threads))
+            first = {}
+            for tid in threads:
+                assert client.ask(b"Hg" + tid) == b"OK", (backend, stop, tid)
+                first[tid] = client.ask(b"p10")       # rip
+            for tid in threads:
+                client.ask(b"Hg" + tid)
+                assert client.ask(b"p10") == first[tid] and not first[tid].startswith(b"E"), tid
+        assert client.ask(b"z0,%x,1" % mark) == b"OK", backend
+        client.send(b"vCont;c")
+        reply = client.stop_reply()
+        while reply.startswith(b"T05"):         # gdbserver: hits it kept from before the z0 (gdb skips them)
+            client.send(b"vCont;c")
+            reply = client.stop_reply()
+        assert re.match(rb"W0?9\b", reply), reply
+    finally:
+        client.close()
+    _finish(proc, backend)
