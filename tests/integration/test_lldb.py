@@ -1,0 +1,48 @@
+"""lldb as km's client (`gdb-remote PORT`), compared with lldb against lldb-server on the same program: a
+breakpoint, bt, registers (xmm/ymm included), memory, a variable, a step, the thread list and the exit status."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from harness.gdb import wait_listening
+from harness.km import spawn_km
+
+BASIC = "gdb_basic.c"
+pytestmark = pytest.mark.skipif(shutil.which("lldb") is None or shutil.which("lldb-server") is None,
+                                reason="lldb and lldb-server are not installed")
+COMMANDS = ["breakpoint set -n add", "continue", "bt", "register read rip rsp", "register read xmm0 ymm0",
+            "memory read -s8 -fx -c2 $rsp", "p counter", "step", "thread list", "breakpoint delete 1", "continue"]
+
+
+@pytest.mark.parametrize("backend", ["km", "lldb-server"])
+def test_lldb_breaks_steps_reads_and_sees_the_exit(backend, payload, free_port) -> None:
+    exe = payload(BASIC)
+    if backend == "km":
+        server = spawn_km(f"-g{free_port}", exe)
+    else:
+        server = subprocess.Popen(["lldb-server", "gdbserver", f"127.0.0.1:{free_port}", str(exe)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_listening(free_port, server)
+    args = ["lldb", "-b", "-o", f"target create {exe}", "-o", f"gdb-remote 127.0.0.1:{free_port}"]
+    for command in COMMANDS:
+        args += ["-o", command]
+    try:
+        lldb = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    finally:
+        out, err = server.communicate(timeout=30)
+    text = lldb.stdout
+    assert "stop reason = breakpoint 1.1" in text, text + lldb.stderr
+    assert re.search(r"frame #0: .*`add\(a=41, b=1\) at gdb_basic\.c:18", text), text
+    assert re.search(r"frame #1: .*`main at gdb_basic\.c:30", text), text
+    assert re.search(r"rip = 0x0000000000401\w+ .*`add \+ \d+ at gdb_basic\.c:18", text), text
+    assert re.search(r"xmm0 = \{(0x\w\w ?){16}\}", text) and re.search(r"ymm0 = \{(0x\w\w ?){32}\}", text), text
+    assert re.search(r"0x7fff\w+: 0x00007fff\w+ 0x0000000000401\w+", text), text     # saved rbp, return address
+    assert "(int) $0 = 41" in text or "(int) $1 = 41" in text, text
+    assert re.search(r"stop reason = step in\n.*\n.*gdb_basic\.c:19", text) or "gdb_basic.c:19:12" in text, text
+    assert re.search(r"\* thread #1: tid = \w+, .*`add\(a=41, b=1\) at gdb_basic\.c:19", text), text
+    assert "exited with status = 3" in text, text
+    assert "counter=42" in (text + out.decode()), text
