@@ -304,6 +304,7 @@ class LiveTarget(ProcessView):
         a watchpoint's page to re-protect after the step, a range to keep stepping through)."""
         debug = self.debug_of(thread)
         return (thread.state is State.PAUSED and thread.has_run and not thread.exit_pending and not thread.freezing
+                and not thread.parked_in_syscall
                 and debug.step_range is None and not self.watchpoints.points
                 and not self.watchpoints.is_stepping(thread) and not self.proc.pending_signals_for(thread))
 

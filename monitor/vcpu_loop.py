@@ -298,7 +298,10 @@ class VcpuThread:
         if announce is not None:
             announce()
         with self.cond:
-            while self.pause_requested and not self.exit_requested and not (in_syscall and self.freezing):
+            # exit_pending: released by release_with_exit (state RUNNING at once); a pause requested again before
+            # this thread woke must not keep it here, counted as running: the stop-the-world would wait forever
+            while (self.pause_requested and not self.exit_requested and not (in_syscall and self.freezing)
+                   and not self.exit_pending):
                 self.cond.wait()
             self.state = State.IN_SYSCALL if in_syscall else State.RUNNING
             self.parked_in_syscall = False
