@@ -37,7 +37,7 @@ SIGKILL = 9
 
 def send_message(sock: socket.socket, message: object) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(_HEADER.pack(len(data)) + data)
+    sock.sendall(_HEADER.pack(len(data)) + data, socket.MSG_NOSIGNAL)    # a peer gone is EPIPE, not SIGPIPE
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:

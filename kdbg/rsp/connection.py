@@ -76,7 +76,9 @@ class Connection:
 
     def _write(self, data: bytes) -> None:
         try:
-            self._sock.sendall(data)
+            # MSG_NOSIGNAL: a gdb gone mid-reply is EPIPE here, never a SIGPIPE to km (which km would forward to
+            # the payload as if sent to it)
+            self._sock.sendall(data, socket.MSG_NOSIGNAL)
         except (ConnectionError, socket.timeout, OSError) as exc:
             raise ConnectionClosed(str(exc)) from None
 

@@ -78,7 +78,7 @@ class ManagementServer:
                 log.error("management request failed", exc_info=True)
                 reply = {"error": f"internal error: {type(e).__name__}: {e}".splitlines()[0]}
             try:
-                conn.sendall(encode(reply))
+                conn.sendall(encode(reply), socket.MSG_NOSIGNAL)     # no SIGPIPE for km (the payload's)
             except OSError:
                 pass
         if end_after_reply:
