@@ -51,14 +51,18 @@ EXTRA_LIBS = ("libgcc_s.so.1",)             # dlopen'ed by glibc when a thread i
 
 
 def main() -> None:
+    """Build in a stage beside DEST and swap it in, so a failed build leaves the old bundle whole."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dest", default="/opt/km", help="where the bundle goes (replaced whole; default /opt/km)")
     ap.add_argument("--launcher", help="a prebuilt launcher binary (default: compile tools/bundle/launcher.c)")
     args = ap.parse_args()
     started = time.monotonic()
     dest = Path(args.dest).resolve()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as e:
+        raise SystemExit(f"build_bundle: {dest}: {e.strerror or e}") from None
     try:
         build(stage, args.launcher)
         stage.chmod(0o755)
@@ -72,6 +76,9 @@ def main() -> None:
             dest.rename(old)
         stage.rename(dest)
         shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise SystemExit(f"build_bundle: {e.filename or dest}: {e.strerror or e}") from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -80,6 +87,7 @@ def main() -> None:
 
 
 def build(top: Path, launcher: str | None) -> None:
+    """The whole bundle in `top`: interpreter, stdlib, packages, libraries, launchers, then a first import."""
     ver = f"{sys.version_info.major}.{sys.version_info.minor}"
     pyhome = top / "python"
     stdlib_dir = pyhome / "lib" / f"python{ver}"        # on sys.path under -I -S: km's packages live here
@@ -142,11 +150,14 @@ def zip_stdlib(stdlib: Path, zip_path: Path) -> None:
 
 
 def source_hash(src: Path) -> bytes:
+    """The hash an unchecked-hash .pyc records (never compared at import: the bundle is never edited in place)."""
     from importlib.util import source_hash as hash_of
     return hash_of(src.read_bytes())
 
 
 def copy_dynload(src: Path, dst: Path) -> list[Path]:
+    """The stdlib's extension modules but those km never loads (DYNLOAD_LEFT_OUT); returns the copies, whose
+    libraries the bundle must carry too."""
     kept = []
     for f in sorted(src.iterdir()):
         if f.suffix == ".so" and not DYNLOAD_LEFT_OUT.search(f.name):
@@ -172,6 +183,8 @@ def third_party_modules() -> set[str]:
 
 
 def distributions_for(modules: set[str]) -> list[metadata.Distribution]:
+    """The installed distributions that provide `modules`, closed over their (non-extra) requirements; a module
+    km imports that is not installed stops the build here rather than in a container."""
     by_module = metadata.packages_distributions()
     todo = sorted({d for m in modules for d in by_module.get(m, [])})
     missing = sorted(m for m in modules if m not in by_module)
@@ -242,11 +255,14 @@ def strip_debug_info(files: list[Path]) -> None:
 
 
 def make_launchers(bindir: Path, prebuilt: str | None) -> None:
+    """One static launcher (it must run in an image without a libc), hard-linked under every entry point's name."""
     first = bindir / ENTRY_POINTS[0]
     if prebuilt:
         shutil.copy2(prebuilt, first)
     else:
         cc = shutil.which("musl-gcc") or shutil.which("gcc")
+        if cc is None:
+            raise SystemExit("build_bundle: no C compiler for the launcher (bash tools/install.sh installs musl-gcc)")
         flags = ["-static", "-O2", "-s"]
         subprocess.run([cc, *flags, "-o", str(first), str(ROOT / "tools" / "bundle" / "launcher.c")], check=True)
     for name in ENTRY_POINTS[1:]:
@@ -254,6 +270,7 @@ def make_launchers(bindir: Path, prebuilt: str | None) -> None:
 
 
 def source_revision() -> str:
+    """What the bundle was built from, for km-bundle.json ("unknown" outside a git checkout)."""
     try:
         rev = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
                              text=True, timeout=10).stdout.strip()
