@@ -20,6 +20,7 @@ import struct
 
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
+from ..syscalls.fs import FIONREAD
 from ..syscalls.host import host_syscall
 from ..syscalls.numbers import NUMBERS as NR
 from .errors import SnapshotError
@@ -27,8 +28,7 @@ from .layouts import Descriptor, FdKind, km_epoll_item, km_fd
 
 log = logging.getLogger("km.snapshot")
 STDIO = 3                    # 0, 1 and 2 are the resuming km's own
-FIONREAD, SO_ACCEPTCONN, SO_DOMAIN, SO_PROTOCOL = 0x541B, 30, 39, 38
-EFD_SEMAPHORE, EPOLL_CTL_ADD = 1, 1
+EPOLL_CTL_ADD = 1                # <sys/epoll.h> (Python's select module does not export it)
 SOCKADDR_MAX = 128
 _ANON = re.compile(r"anon_inode:\[?([\w-]+)\]?")
 
@@ -83,7 +83,7 @@ def _describe(fd: int, target: str, info: os.stat_result) -> Descriptor:
     fdinfo = _fdinfo(fd)
     if kind == "eventfd":
         record.kind, record.value = FdKind.KM_FD_EVENTFD, int(fdinfo.get("eventfd-count", "0"), 16)
-        record.type = EFD_SEMAPHORE if fdinfo.get("eventfd-semaphore", "0").strip() == "1" else 0
+        record.type = os.EFD_SEMAPHORE if fdinfo.get("eventfd-semaphore", "0").strip() == "1" else 0
         return Descriptor(record)
     if kind == "eventpoll":
         record.kind = FdKind.KM_FD_EPOLL
@@ -157,10 +157,11 @@ def _describe_socket(fd: int, record: km_fd) -> Descriptor:
         result = host_syscall(NR["getsockopt"], fd, socket.SOL_SOCKET, name, int(ffi.cast("uintptr_t", value)),
                               int(ffi.cast("uintptr_t", size)))
         return value[0] if result == 0 else 0
-    record.domain, record.type, record.protocol = option(SO_DOMAIN), option(socket.SO_TYPE), option(SO_PROTOCOL)
+    record.domain, record.type, record.protocol = (option(socket.SO_DOMAIN), option(socket.SO_TYPE),
+                                                   option(socket.SO_PROTOCOL))
     local, peer = _sockaddr(fd, "getsockname"), _sockaddr(fd, "getpeername")
     record.connected = int(bool(peer))
-    record.kind = FdKind.KM_FD_LISTENER if option(SO_ACCEPTCONN) else FdKind.KM_FD_SOCKET
+    record.kind = FdKind.KM_FD_LISTENER if option(socket.SO_ACCEPTCONN) else FdKind.KM_FD_SOCKET
     return Descriptor(record, peer, local)
 
 
@@ -248,7 +249,7 @@ def _make(d: Descriptor) -> int | None:
         return fd
     if r.kind == FdKind.KM_FD_EVENTFD:
         return os.eventfd(r.value, os.EFD_CLOEXEC | (os.EFD_NONBLOCK if status & os.O_NONBLOCK else 0) |
-                          (os.EFD_SEMAPHORE if r.type == EFD_SEMAPHORE else 0))
+                          (os.EFD_SEMAPHORE if r.type == os.EFD_SEMAPHORE else 0))
     if r.kind == FdKind.KM_FD_TIMERFD:
         fd = host_syscall(NR["timerfd_create"], r.value, os.O_CLOEXEC | (status & os.O_NONBLOCK))   # TFD_* are O_*
         if fd < 0:

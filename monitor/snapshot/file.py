@@ -15,8 +15,8 @@ from kdbg.core.layouts import (ELFCLASS64, ELFMAG, EM_X86_64, ET_CORE, PN_XNUM, 
                                Elf64_Phdr, Elf64_Shdr, NoteType, iter_notes)
 
 from .errors import SnapshotError
-from .layouts import (KM_NOTE_OWNER_PREFIX, KM_SNAPSHOT_FORMAT, KM_SNAPSHOT_MAGIC, Descriptor, KmNote, array_of,
-                      km_pending, km_process, km_sigaction, km_snapshot, km_thread, km_vma, km_xsave, strings)
+from .layouts import (KM_NOTE_OWNER_PREFIX, KM_SNAPSHOT_FORMAT, KM_SNAPSHOT_MAGIC, SIGACTION_COUNT, Descriptor, KmNote,
+                      array_of, km_pending, km_process, km_sigaction, km_snapshot, km_thread, km_vma, km_xsave, strings)
 
 
 @dataclass
@@ -150,7 +150,7 @@ def _from_notes(path: str, km: dict[int, list[bytes]], auxv: bytes) -> Snapshot:
                for t in array_of(km_thread, blob, 1)]
     if not threads:
         raise ValueError("no thread")
-    actions = array_of(km_sigaction, _one(km, KmNote.NT_KM_SIGACTIONS), 64)
+    actions = array_of(km_sigaction, _one(km, KmNote.NT_KM_SIGACTIONS), SIGACTION_COUNT)
     blob = km.get(KmNote.NT_KM_SIGPENDING, [b""])[0]
     pending = array_of(km_pending, blob, len(blob) // ctypes.sizeof(km_pending))
     return Snapshot(path, header, label, description, process, argv, env, words[-2], words[-1], threads, actions,

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import TypeVar
 
+from kdbg.arch.linux import SIGINFO_SIZE
 from kdbg.arch.x86_64 import KVM_REGS
 
 _Struct = ctypes.LittleEndianStructure
@@ -43,6 +44,7 @@ class KmNote(enum.IntEnum):
 
 
 KM_SNAPSHOT_LIVE = 1
+SIGACTION_COUNT = 64            # NT_KM_SIGACTIONS: struct km_sigaction[64], signals 1..64 (signals.NSIG)
 KM_THREAD_IN_SYSCALL = 1
 KM_VMA_BACKED, KM_VMA_FILE, KM_VMA_SHARED, KM_VMA_HOST, KM_VMA_SMALL_PAGES, KM_VMA_COPY = 1, 2, 4, 8, 16, 32
 
@@ -91,7 +93,7 @@ class km_xsave(_Struct):
 
 
 class km_sigaction(_Struct):
-    """NT_KM_SIGACTIONS holds 64 of them, signal 1 first (struct kernel_sigaction's fields)."""
+    """NT_KM_SIGACTIONS holds SIGACTION_COUNT of them, signal 1 first (struct kernel_sigaction's fields)."""
 
     _fields_ = [("handler", c_uint64), ("flags", c_uint64), ("restorer", c_uint64), ("mask", c_uint64)]
 
@@ -100,7 +102,7 @@ class km_pending(_Struct):
     """NT_KM_SIGPENDING holds one per queued signal, in queue order (the threads' queues, then the process's)."""
 
     _fields_ = [("signo", c_int32), ("tid", c_int32), ("chosen_tid", c_int32), ("reserved", c_uint32),
-                ("info", c_uint8 * 128)]
+                ("info", c_uint8 * SIGINFO_SIZE)]
 
 
 class km_vma(_Struct):

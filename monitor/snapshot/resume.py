@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from ..vcpu_loop import VcpuThread
 
 log = logging.getLogger("km.snapshot")
-SEEK_DATA, SEEK_HOLE = 3, 4
 
 
 def resume(path: str, *, core_writer: CoreWriter | None = None, child_runner: ChildRunner | None = None,
@@ -167,14 +166,14 @@ def _fill(view: memoryview, fd: int, offset: int, *, holes_are_zero: bool) -> No
         data, hole = position, end
         if holes_are_zero:
             try:
-                data = os.lseek(fd, position, SEEK_DATA)
+                data = os.lseek(fd, position, os.SEEK_DATA)
             except OSError as e:
                 if e.errno == errno.ENXIO:
                     return                      # only a hole is left
                 raise
             if data >= end:
                 return
-            hole = min(os.lseek(fd, data, SEEK_HOLE), end)
+            hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
         done = data
         while done < hole:
             n = os.preadv(fd, [view[done - offset:hole - offset]], done)

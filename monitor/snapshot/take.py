@@ -10,7 +10,6 @@ so a reader never sees half a snapshot. What cannot be restored is refused befor
 from __future__ import annotations
 
 import bisect
-import ctypes
 import errno
 import logging
 import os
@@ -32,12 +31,13 @@ from ..thread_registers import read_registers
 from . import fds
 from .errors import SnapshotError
 from .freeze import freeze, thaw
-from .layouts import (KM_SNAPSHOT_FORMAT, KM_SNAPSHOT_LIVE, KM_SNAPSHOT_MAGIC, KM_THREAD_IN_SYSCALL,
+from .layouts import (KM_SNAPSHOT_FORMAT, KM_SNAPSHOT_LIVE, KM_SNAPSHOT_MAGIC, KM_THREAD_IN_SYSCALL, SIGACTION_COUNT,
                       KM_VMA_BACKED, KM_VMA_COPY, KM_VMA_FILE, KM_VMA_HOST, KM_VMA_SHARED, KM_VMA_SMALL_PAGES, KmNote,
                       km_pending, km_process, km_sigaction, km_snapshot, km_thread, km_vma, km_xsave)
 
 if TYPE_CHECKING:
     from ..process import Process
+    from ..signals import PendingSignal
     from ..vcpu_loop import VcpuThread
 
 log = logging.getLogger("km.snapshot")
@@ -138,7 +138,7 @@ def _describe(proc: Process, caller: VcpuThread | None, label: str, description:
         notes.append((KmNote.NT_KM_XSAVE, bytes(km_xsave(thread.tid, len(image))) + image))
     actions = proc.signals.actions
     notes.append((KmNote.NT_KM_SIGACTIONS, b"".join(
-        bytes(km_sigaction(a.handler, a.flags, a.restorer, a.mask)) for a in actions[1:65])))
+        bytes(km_sigaction(a.handler, a.flags, a.restorer, a.mask)) for a in actions[1:SIGACTION_COUNT + 1])))
     notes.append((KmNote.NT_KM_SIGPENDING, _pending(proc)))
     records = [_vma(proc, v) for v in vmas]
     notes += [(KmNote.NT_KM_VMA, bytes(r) + _cstrings([v.name, v.path])) for v, r in zip(vmas, records)]
@@ -180,10 +180,17 @@ def _pending(proc: Process) -> bytes:
     out = []
     with state.lock:
         for tid, own in state.per_thread.items():
-            out += [km_pending(p.signo, tid, 0, 0, (ctypes.c_uint8 * 128)(*p.info[:128])) for p in own.pending]
-        out += [km_pending(p.signo, 0, p.chosen_tid or 0, 0, (ctypes.c_uint8 * 128)(*p.info[:128]))
-                for p in state.shared_pending]
+            out += [_pending_record(p, tid) for p in own.pending]
+        out += [_pending_record(p, 0) for p in state.shared_pending]
     return b"".join(bytes(p) for p in out)
+
+
+def _pending_record(pending: PendingSignal, tid: int) -> km_pending:
+    """A queued signal: `tid` 0 for the process's queue, where chosen_tid says which thread it was meant for."""
+    record = km_pending(signo=pending.signo, tid=tid, chosen_tid=0 if tid else pending.chosen_tid or 0)
+    info = pending.info[:len(record.info)]
+    record.info[:len(info)] = info
+    return record
 
 
 def _vma(proc: Process, vma: Vma) -> km_vma:

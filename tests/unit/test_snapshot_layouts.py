@@ -46,6 +46,11 @@ def test_thread_registers_are_the_kvm_regs_order():
     assert layouts.km_thread.regs.size == 8 * len(KVM_REGS) == 8 * 18
 
 
+def test_the_sigaction_note_holds_every_signal_km_has():
+    from monitor.signals import NSIG
+    assert layouts.SIGACTION_COUNT == NSIG
+
+
 def test_variable_parts_are_checked():
     packed = b"".join(bytes(layouts.km_sigaction(i, 0, 0, 0)) for i in range(3))
     assert [a.handler for a in layouts.array_of(layouts.km_sigaction, packed, 3)] == [0, 1, 2]
