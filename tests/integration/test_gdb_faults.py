@@ -140,3 +140,55 @@ def test_every_thread_is_parked_at_every_stop_of_a_64_thread_payload(backend, pa
     finally:
         client.close()
     _finish(proc, backend)
+
+
+@km_only
+def test_junk_on_the_connection_then_a_real_gdb_debugs_to_the_end(payload, free_port) -> None:
+    """A bad checksum is refused ('-'), binary junk and a packet cut off by a disconnect change nothing: the
+    next gdb finds the payload at its first instruction and debugs it to its exit."""
+    d = Debuggee("km", payload("gdb_basic.c"), free_port)
+    try:
+        junk = RspClient(free_port)
+        junk.sock.sendall(b"$g#00")
+        assert junk.sock.recv(1) == b"-"
+        junk.sock.sendall(bytes(range(256)) * 8 + b"}#$\x03\x7d\x00")
+        junk.sock.sendall(b"$m401000,")              # unterminated, then gone
+        junk.close()
+        d.connect()
+        assert d.gdb.run("-stack-info-frame")["payload"]["frame"]["func"] == "_start", d.diagnostics()
+        d.gdb.run("-break-insert add")
+        d.gdb.run("-exec-continue")
+        assert d.gdb.wait_for_stop("breakpoint-hit")["frame"]["func"] == "add", d.diagnostics()
+        d.gdb.console("delete")
+        d.gdb.run("-exec-continue")
+        assert d.gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
+        d.gdb.exit()
+        status, out, err = d.finish()
+        assert status == 3 and "counter=42" in out, err
+    finally:
+        d.close()
+
+
+@km_only
+def test_a_second_client_waits_while_gdb_debugs(payload, free_port) -> None:
+    """One gdb at a time: a second connection is not answered (and cannot disturb the session) until the first
+    session ends; the payload's output and status are intact."""
+    d = Debuggee("km", payload("gdb_basic.c"), free_port)
+    try:
+        d.connect()
+        second = RspClient(free_port, timeout_s=1.0)
+        second.send(b"?")
+        with pytest.raises((TimeoutError, OSError)):
+            second.receive()
+        d.gdb.run("-break-insert add")
+        d.gdb.run("-exec-continue")
+        assert d.gdb.wait_for_stop("breakpoint-hit")["frame"]["func"] == "add", d.diagnostics()
+        d.gdb.console("delete")
+        d.gdb.run("-exec-continue")
+        assert d.gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
+        second.close()
+        d.gdb.exit()
+        status, out, err = d.finish()
+        assert status == 3 and "counter=42" in out, err
+    finally:
+        d.close()
