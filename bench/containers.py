@@ -47,6 +47,7 @@ def timed(argv: list[str], env: dict[str, str], stdout_too: bool = False) -> flo
 
 
 def main() -> None:
+    """Everything in a temporary directory (bundle, podman storage, OCI bundles), removed whatever happens."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
@@ -58,6 +59,7 @@ def main() -> None:
 
 
 def run(top: Path, reps: int) -> None:
+    """Every case interleaved `reps` times after one warm-up round, then the table and the ratios of the goals."""
     hello = build("run_hello.c", "musl")
     subprocess.run([sys.executable, str(ROOT / "tools" / "build_bundle.py"), "--dest", str(top / "km")], check=True,
                    stdout=subprocess.DEVNULL)

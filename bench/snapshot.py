@@ -38,6 +38,7 @@ def first_line(cmd: list[str], cwd: str) -> tuple[float, bytes]:
 
 
 def main() -> None:
+    """Take the snapshot once, then alternate cold starts and resumes (the machine is shared: medians)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--python", default="/usr/bin/python3", help="the payload: a dynamic Python interpreter")

@@ -46,6 +46,15 @@ def test_thread_registers_are_the_kvm_regs_order():
     assert layouts.km_thread.regs.size == 8 * len(KVM_REGS) == 8 * 18
 
 
+def test_the_start_up_core_check_restates_the_elf_layouts():
+    """monitor/snapshot/__init__.py spells the ELF core header out so that km's start-up does not import
+    kdbg.core.layouts for it; these are the values it must agree with."""
+    from kdbg.core import layouts as elf
+    from monitor.snapshot import ELF_CORE_HEAD, ET_CORE
+    assert ELF_CORE_HEAD == elf.ELFMAG + bytes([elf.ELFCLASS64, elf.ELFDATA2LSB])
+    assert ET_CORE == elf.ET_CORE.to_bytes(2, "little")
+
+
 def test_the_sigaction_note_holds_every_signal_km_has():
     from monitor.signals import NSIG
     assert layouts.SIGACTION_COUNT == NSIG
