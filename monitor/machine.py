@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 
+from .errors import KvmError
 from .kvm import abi
 
 KBASE = 0xFFFFFFFF80000000
@@ -30,6 +31,10 @@ MSR_STAR, MSR_LSTAR, MSR_SFMASK, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE = 
 SFMASK = 0x47700             # TF DF IF AC NT cleared on syscall, as Linux does
 VECTORS_WITH_ERROR_CODE = frozenset({8, 10, 11, 12, 13, 14, 17, 21, 29, 30})
 CR0, CR4, EFER = 0x80010033, 0x620, 0xD01
+CR4_OSXSAVE = 1 << 18
+# XCR0 components a Linux process may use: x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM). AMX needs a
+# per-process permission (arch_prctl ARCH_REQ_XCOMP_PERM) that km does not grant; PKRU needs CR4.PKE.
+XCR0_USER = 0xE7
 
 
 def tss_selector(vcpu_id: int) -> int:
@@ -88,11 +93,34 @@ def init_vcpu_state(vcpu, vcpu_id: int, cr3: int, cpuid) -> None:
     sregs.ldt.unusable = 1
     sregs.gdt.base, sregs.gdt.limit = KBASE + GDT_GPA, tss_selector(MAX_VCPUS) - 1
     sregs.idt.base, sregs.idt.limit = KBASE + IDT_GPA, 256 * 16 - 1
-    sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer = CR0, cr3, CR4, EFER
-    vcpu.set_sregs(sregs)
+    # CPUID first: KVM accepts CR4.OSXSAVE only for a vCPU whose CPUID allows XSAVE
+    vcpu.set_cpuid(cpuid)
+    xcr0 = xcr0_of(cpuid)
+    sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer = CR0, cr3, CR4 | (CR4_OSXSAVE if xcr0 else 0), EFER
+    try:
+        vcpu.set_sregs(sregs)
+    except KvmError:
+        if not xcr0:
+            raise
+        xcr0, sregs.cr4 = 0, CR4          # a KVM that refuses XSAVE to its guests: SSE only, as before
+        vcpu.set_sregs(sregs)
+    if xcr0:
+        vcpu.set_xcr0(xcr0)
     vcpu.set_msrs({MSR_STAR: (USER32_CS << 48) | (KERNEL_CS << 32), MSR_LSTAR: SYSCALL_STUB_GVA,
                    MSR_SFMASK: SFMASK, MSR_KERNEL_GS_BASE: 0})
-    vcpu.set_cpuid(cpuid)
+
+
+def xcr0_of(cpuid) -> int:
+    """The XCR0 a Linux kernel would set on this CPU (0 without XSAVE): the components of CPUID 0xD.0 EDX:EAX
+    that a user process may use. With CR4.OSXSAVE and XCR0 set, glibc and musl see AVX and AVX-512 as usable
+    (CPUID.1:ECX.OSXSAVE, XGETBV) and pick the string and memory routines they pick natively. kvm-pvm's
+    KVM_GET_SUPPORTED_CPUID leaves XSAVE out of leaf 1 while its guests run the host's CPUID, so leaf 0xD is
+    what tells."""
+    for i in range(cpuid.nent):
+        entry = cpuid.entries[i]
+        if entry.function == 0xD and entry.index == 0 and entry.eax & 3 == 3:     # x87 and SSE: XSAVE works
+            return ((entry.edx << 32) | entry.eax) & XCR0_USER
+    return 0
 
 
 def user_segment_fix(sregs) -> None:

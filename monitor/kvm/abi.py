@@ -57,6 +57,8 @@ struct kvm_cpuid_entry2 {
 };
 struct kvm_cpuid2 { uint32_t nent; uint32_t padding; struct kvm_cpuid_entry2 entries[256]; };
 struct kvm_xsave { uint32_t region[1024]; };
+struct kvm_xcr { uint32_t xcr; uint32_t reserved; uint64_t value; };
+struct kvm_xcrs { uint32_t nr_xcrs; uint32_t flags; struct kvm_xcr xcrs[16]; uint64_t padding[16]; };
 struct kvm_debugregs { uint64_t db[4]; uint64_t dr6; uint64_t dr7; uint64_t flags; uint64_t reserved[9]; };
 struct kvm_guest_debug_arch { uint64_t debugreg[8]; };
 struct kvm_guest_debug { uint32_t control; uint32_t pad; struct kvm_guest_debug_arch arch; };
@@ -120,6 +122,8 @@ KVM_GET_DEBUGREGS = _ior(0xA1, "struct kvm_debugregs")
 KVM_SET_DEBUGREGS = _iow(0xA2, "struct kvm_debugregs")
 KVM_GET_XSAVE = _ior(0xA4, "struct kvm_xsave")
 KVM_SET_XSAVE = _iow(0xA5, "struct kvm_xsave")
+KVM_GET_XCRS = _ior(0xA6, "struct kvm_xcrs")
+KVM_SET_XCRS = _iow(0xA7, "struct kvm_xcrs")
 
 KVM_API_VERSION = 12
 KVM_CAP_IMMEDIATE_EXIT = 136

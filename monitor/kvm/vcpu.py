@@ -54,6 +54,12 @@ class Vcpu:
     def set_cpuid(self, cpuid) -> None:
         ioctl(self.fd, abi.KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2")
 
+    def set_xcr0(self, value: int) -> None:
+        """XCR0, the state components XSAVE covers and the guest may use (what XSETBV sets on a kernel)."""
+        xcrs = ffi.new("struct kvm_xcrs *")
+        xcrs.nr_xcrs, xcrs.xcrs[0].xcr, xcrs.xcrs[0].value = 1, 0, value
+        ioctl(self.fd, abi.KVM_SET_XCRS, xcrs, "KVM_SET_XCRS")
+
     def get_xsave(self) -> bytes:
         xsave = ffi.new("struct kvm_xsave *")
         ioctl(self.fd, abi.KVM_GET_XSAVE, xsave, "KVM_GET_XSAVE")

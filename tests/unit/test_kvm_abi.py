@@ -26,6 +26,8 @@ STRUCTS = {
     "struct kvm_msr_entry": "struct kvm_msr_entry",
     "struct kvm_cpuid_entry2": "struct kvm_cpuid_entry2",
     "struct kvm_xsave": "struct kvm_xsave",
+    "struct kvm_xcr": "struct kvm_xcr",
+    "struct kvm_xcrs": "struct kvm_xcrs",
     "struct kvm_debugregs": "struct kvm_debugregs",
     "struct kvm_guest_debug_arch": "struct kvm_guest_debug_arch",
     "struct kvm_guest_debug": "struct kvm_guest_debug",
@@ -47,6 +49,8 @@ FIELDS = {
     "struct kvm_debugregs": ["db", "dr6", "dr7", "flags"],
     "struct kvm_guest_debug": ["control", "arch"],
     "struct kvm_cpuid_entry2": ["function", "index", "flags", "eax", "ebx", "ecx", "edx"],
+    "struct kvm_xcrs": ["nr_xcrs", "flags", "xcrs", "padding"],
+    "struct kvm_xcr": ["xcr", "value"],
 }
 # union members of kvm_run's exit area, as `u.<member>.<field>` in C
 EXIT_FIELDS = {"io": ("struct kvm_run_io", ["direction", "size", "port", "count", "data_offset"]),
@@ -56,7 +60,7 @@ EXIT_FIELDS = {"io": ("struct kvm_run_io", ["direction", "size", "port", "count"
 CONSTANTS = ["KVM_GET_API_VERSION", "KVM_CREATE_VM", "KVM_CHECK_EXTENSION", "KVM_GET_VCPU_MMAP_SIZE",
              "KVM_GET_SUPPORTED_CPUID", "KVM_CREATE_VCPU", "KVM_SET_USER_MEMORY_REGION", "KVM_RUN", "KVM_GET_REGS",
              "KVM_SET_REGS", "KVM_GET_SREGS", "KVM_SET_SREGS", "KVM_GET_MSRS", "KVM_SET_MSRS", "KVM_SET_CPUID2",
-             "KVM_SET_GUEST_DEBUG", "KVM_GET_DEBUGREGS", "KVM_SET_DEBUGREGS", "KVM_GET_XSAVE", "KVM_SET_XSAVE",
+             "KVM_SET_GUEST_DEBUG", "KVM_GET_DEBUGREGS", "KVM_SET_DEBUGREGS", "KVM_GET_XSAVE", "KVM_SET_XSAVE", "KVM_GET_XCRS", "KVM_SET_XCRS",
              "KVM_API_VERSION", "KVM_CAP_IMMEDIATE_EXIT", "KVM_CAP_SYNC_REGS", "KVM_CAP_XSAVE", "KVM_SYNC_X86_REGS",
              "KVM_SYNC_X86_SREGS", "KVM_GUESTDBG_ENABLE", "KVM_GUESTDBG_SINGLESTEP", "KVM_GUESTDBG_USE_HW_BP",
              "KVM_EXIT_UNKNOWN", "KVM_EXIT_EXCEPTION", "KVM_EXIT_IO", "KVM_EXIT_DEBUG", "KVM_EXIT_HLT",
