@@ -115,9 +115,10 @@ def _refuse_timers(proc: Process) -> None:
     clock = proc.clock
     with clock.cond:
         for key, timer in clock.timers.items():
-            if key == "real" and timer.deadline:
-                raise SnapshotError("snapshot", "an armed alarm/setitimer timer cannot be restored")
-            if key != "real":
+            if key in ("real", "virtual", "prof"):
+                if timer.deadline:
+                    raise SnapshotError("snapshot", "an armed alarm/setitimer timer cannot be restored")
+            else:
                 raise SnapshotError("snapshot", f"POSIX timer {key} (timer_create) cannot be restored")
 
 

@@ -1,10 +1,12 @@
-"""Timers that end in a signal: alarm, setitimer/getitimer (ITIMER_REAL), and POSIX timers (timer_create...,
-including CPU-time clocks measured on the vCPU threads, which Go's profiler needs)."""
+"""Timers that end in a signal: alarm, setitimer/getitimer (ITIMER_REAL on the wall clock; ITIMER_VIRTUAL and
+ITIMER_PROF on the process's CPU time, which is km's: the guest's own plus km serving it, as a kernel counts a
+process's system time), and POSIX timers (timer_create..., including CPU-time clocks measured on the vCPU threads,
+which Go's profiler needs)."""
 from __future__ import annotations
 
 import errno
 import struct
-from signal import SIGALRM
+from signal import SIGALRM, SIGPROF, SIGVTALRM
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -83,8 +85,12 @@ class ProcessClock:
 
     def __init__(self, proc: Process) -> None:
         self.proc = proc
-        self.timers: dict[object, _Timer] = {      # "real" (ITIMER_REAL) or a POSIX timer id
-            "real": _Timer(lambda timer: proc.signals.send(SIGALRM, make_siginfo(SIGALRM, SI_KERNEL)))}
+        def sender(signo: int):
+            return lambda timer: proc.signals.send(signo, make_siginfo(signo, SI_KERNEL))
+        self.timers: dict[object, _Timer] = {      # ITIMERS' names (setitimer) or a POSIX timer id
+            "real": _Timer(sender(SIGALRM)),
+            "virtual": _Timer(sender(SIGVTALRM), cpu_clock=time.CLOCK_PROCESS_CPUTIME_ID),
+            "prof": _Timer(sender(SIGPROF), cpu_clock=time.CLOCK_PROCESS_CPUTIME_ID)}
         self.cond = threading.Condition()
         self._serving = False
 
@@ -125,16 +131,18 @@ def sys_alarm(ctx, seconds: int) -> int:
     return int(old + 0.999999) if old else 0
 
 
+ITIMERS = {0: "real", 1: "virtual", 2: "prof"}     # ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
+
+
 @syscall("setitimer")
 def sys_setitimer(ctx, which: int, new: int, old: int) -> int:
-    """ITIMER_REAL only (ITIMER_VIRTUAL/PROF would need the guest's CPU time): EINVAL for those. A NULL new
-    value disarms, as Linux does."""
-    if which != 0:
+    """A NULL new value disarms, as Linux does."""
+    if which not in ITIMERS:
         return -errno.EINVAL
     i_sec, i_usec, v_sec, v_usec = struct.unpack("<qqqq", ctx.mem.read(new, 32)) if new else (0, 0, 0, 0)
     if not (0 <= i_usec < 1_000_000 and 0 <= v_usec < 1_000_000):
         return -errno.EINVAL
-    old_value, old_interval = ctx.proc.clock.set("real", v_sec + v_usec / 1e6, i_sec + i_usec / 1e6)
+    old_value, old_interval = ctx.proc.clock.set(ITIMERS[which], v_sec + v_usec / 1e6, i_sec + i_usec / 1e6)
     if old:
         ctx.mem.write(old, _timeval_pair(old_interval, old_value))
     return 0
@@ -142,9 +150,9 @@ def sys_setitimer(ctx, which: int, new: int, old: int) -> int:
 
 @syscall("getitimer")
 def sys_getitimer(ctx, which: int, cur: int) -> int:
-    if which != 0:
+    if which not in ITIMERS:
         return -errno.EINVAL
-    timer = ctx.proc.clock.timers["real"]
+    timer = ctx.proc.clock.timers[ITIMERS[which]]
     ctx.mem.write(cur, _timeval_pair(timer.interval, timer.remaining()))
     return 0
 

@@ -151,3 +151,22 @@ def test_process_shared_semaphore_wakes_another_process(tmp_path):
     script.write_text(SHARED_SEMAPHORE)
     status, out, err = same_as_native(PYTHON, str(script), cwd=tmp_path)
     assert (status, out) == (0, "acquired\n[1, 2, 3] 0\n"), err
+
+
+CPU_TIMERS = r"""
+import signal, time
+for which, signo in ((signal.ITIMER_VIRTUAL, signal.SIGVTALRM), (signal.ITIMER_PROF, signal.SIGPROF)):
+    hits = []
+    signal.signal(signo, lambda *a: hits.append(1))
+    signal.setitimer(which, 0.05, 0.02)
+    start = time.monotonic()
+    while len(hits) < 3 and time.monotonic() - start < 30:
+        pow(12345, 2345, 3456)
+    print(which, len(hits) >= 3, signal.setitimer(which, 0) != (0.0, 0.0), signal.getitimer(which))
+"""
+
+
+def test_cpu_time_itimers():
+    """ITIMER_VIRTUAL and ITIMER_PROF fire on the process's CPU time (test_signal's ItimerTest)."""
+    status, out, err = same_as_native(PYTHON, "-c", CPU_TIMERS)
+    assert (status, out) == (0, "1 True True (0.0, 0.0)\n2 True True (0.0, 0.0)\n"), err
