@@ -15,8 +15,10 @@ import os
 import stat
 from dataclasses import dataclass
 
+from kdbg.arch.linux import PAGE_SIZE
+
 from ..errors import PayloadError
-from ..guest_memory import PROT_EXEC, PROT_READ, PROT_WRITE, GuestMemory, page_down, page_up
+from ..guest_memory import PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, GuestMemory, page_down, page_up
 from ..mapped_file import MappedFile
 from .elf_headers import ELFError, ELFFile
 
@@ -90,6 +92,40 @@ def _check_elf(path: str, elf: ELFFile, file_size: int) -> None:
         raise PayloadError(path, "no loadable segments")
     if any(seg["p_type"] == "PT_LOAD" and seg["p_offset"] + seg["p_filesz"] > file_size for seg in segments):
         raise PayloadError(path, "truncated or corrupt ELF file")
+    problem = _layout_problem(elf, segments, file_size)
+    if problem:
+        raise PayloadError(path, f"corrupt ELF file: {problem}")
+
+
+def _layout_problem(elf: ELFFile, segments: list, file_size: int) -> str:
+    """What fs/binfmt_elf.c refuses (ENOEXEC, EINVAL) or km cannot map as it says, before anything is mapped:
+    the ELF fuzzer's mutants reached the loader's asserts and arithmetic (internal errors) without these."""
+    if elf["e_phentsize"] != 56 or not 0 < elf["e_phnum"] <= 65536 // 56:
+        return "bad program header table"
+    end = 0
+    for seg in segments:
+        if seg["p_type"] == "PT_INTERP":
+            if not 2 <= seg["p_filesz"] <= 4096 or seg["p_offset"] + seg["p_filesz"] > file_size:
+                return "bad PT_INTERP"
+            if seg.data()[-1:] != b"\0":
+                return "PT_INTERP not NUL-terminated"
+        if seg["p_type"] != "PT_LOAD":
+            continue
+        vaddr, memsz = seg["p_vaddr"], seg["p_memsz"]
+        if seg["p_filesz"] > memsz:
+            return "a PT_LOAD with more file bytes than memory"
+        if (vaddr - seg["p_offset"]) % PAGE_SIZE:
+            return "a PT_LOAD whose address and file offset disagree within a page"
+        if vaddr + memsz > USER_TOP or page_up(vaddr + memsz) > USER_TOP:
+            return "a PT_LOAD beyond the user address space"
+        if end and page_down(vaddr) < end - PAGE_SIZE:       # only a last page may be shared with the previous
+            return "PT_LOAD segments out of order or overlapping"
+        end = max(end, page_up(vaddr + memsz))
+    if elf["e_type"] == "ET_DYN":                # placed at PIE_BASE or below the mmap top: must fit below it
+        loads = [s for s in segments if s["p_type"] == "PT_LOAD"]
+        if end - page_down(loads[0]["p_vaddr"]) > USER_TOP - PIE_BASE:
+            return "an image larger than the address space"
+    return ""
 
 
 def interpreter_of(elf: ELFFile) -> str | None:
@@ -106,6 +142,8 @@ def load_program(path: str, mem: GuestMemory) -> Program:
         exe = _load(path, elf, mem, PIE_BASE if elf["e_type"] == "ET_DYN" else 0)
     except ELFError:
         raise PayloadError(path, "truncated or corrupt ELF file") from None
+    except MemoryError:
+        raise PayloadError(path, "its segments need more memory than the host has", errno.ENOMEM) from None
     finally:
         elf.stream.close()
     if interp_path is None:

@@ -23,6 +23,7 @@ P_TYPES = {0: "PT_NULL", 1: "PT_LOAD", 2: "PT_DYNAMIC", 3: "PT_INTERP", 4: "PT_N
            0x6474E553: "PT_GNU_PROPERTY"}
 MACHINES = {3: "x86", 62: "x64", 183: "AArch64", 40: "ARM"}
 ELFCLASS64, ELFDATA2LSB, EM_X86_64 = 2, 1, 62
+_FILE_MAX = 1 << 40          # no payload file is larger; a header's offset or size beyond it is corrupt
 
 
 class ELFError(Exception):
@@ -40,6 +41,8 @@ class Segment:
 
     def data(self) -> bytes:
         """The segment's file bytes (p_filesz of them); ELFError when the file is shorter."""
+        if self.header["p_offset"] >= _FILE_MAX or self.header["p_filesz"] >= _FILE_MAX:
+            raise ELFError("segment beyond the end of the file")        # seek/read would fail (EINVAL, overflow)
         self.stream.seek(self.header["p_offset"])
         data = self.stream.read(self.header["p_filesz"])
         if len(data) != self.header["p_filesz"]:
@@ -78,6 +81,8 @@ class ELFFile:
         header, stream = self.header, self.stream
         if header["e_phnum"] and header["e_phentsize"] < _PHDR.size:
             raise ELFError("program header entries too small")
+        if header["e_phoff"] >= _FILE_MAX:
+            raise ELFError("program headers beyond the end of the file")
         stream.seek(header["e_phoff"])
         table = stream.read(header["e_phentsize"] * header["e_phnum"])
         if len(table) != header["e_phentsize"] * header["e_phnum"]:
