@@ -288,6 +288,9 @@ _IOCTL_SIZES = {TCGETS: (60, True), TCSETS: (60, False), TCSETSW: (60, False), T
 # struct ifreq (40 bytes, read and written): if_nametoindex, getaddrinfo's %scope names, interface queries
 _IOCTL_SIZES.update({request: (40, True) for request in (
     0x8910, 0x8913, 0x8915, 0x8917, 0x8919, 0x891B, 0x891D, 0x8921, 0x8927, 0x8933, 0x8942)})
+# /dev/vsock's IOCTL_VM_SOCKETS_GET_LOCAL_CID (linux/vm_sockets.h, an unsigned int): CPython's test_socket asks it
+# whether AF_VSOCK works
+_IOCTL_SIZES[0x7B9] = (4, True)
 _IOCTL_VALUES = {TCSBRK, TCXONC, TCFLSH, TIOCEXCL, TIOCNXCL, TIOCSCTTY, TIOCNOTTY, TCSBRKP, FIONCLEX, FIOCLEX}
 
 
