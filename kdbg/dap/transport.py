@@ -14,6 +14,8 @@ from typing import IO, Any
 log = logging.getLogger("km.dap")
 
 
+MAX_MESSAGE = 64 << 20      # no DAP message comes near it (a readMemory reply is a few MiB at most)
+
 class TransportClosed(Exception):
     """The peer closed the stream (EOF or a broken pipe): the session ends."""
 
@@ -47,9 +49,11 @@ class Transport:
                 if not value.strip().isdigit():
                     raise TransportClosed(f"bad Content-Length {value.strip()!r}: cannot find the next message")
                 length = int(value.strip())
+                if length > MAX_MESSAGE:        # read(length) would allocate it all (MemoryError, OverflowError)
+                    raise TransportClosed(f"Content-Length {length} is more than {MAX_MESSAGE} bytes")
         body = b""
         while len(body) < length:
-            chunk = self._reader.read(length - len(body))
+            chunk = self._reader.read(min(length - len(body), 1 << 20))
             if not chunk:
                 raise TransportClosed("end of stream inside a message")
             body += chunk
