@@ -26,6 +26,26 @@ def string_list(args: dict[str, Any], field: str) -> list[str]:
     return value
 
 
+def objects(args: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    """A list of JSON objects (breakpoints...); absent is empty."""
+    value = args.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise InvalidArgument(field, "must be a list of objects")
+    return value
+
+
+def mapping(args: dict[str, Any], field: str) -> dict[str, Any]:
+    """A JSON object (a source...); absent is empty."""
+    value = args.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(field, "must be an object")
+    return value
+
+
 def existing_file(args: dict[str, Any], field: str) -> str:
     """The absolute path of an existing file named by `field`."""
     value = args.get(field)

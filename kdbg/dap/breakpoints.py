@@ -66,11 +66,20 @@ class Breakpoints:
 
     def replace(self, key: str, wanted: list[dict[str, Any]], location_of) -> list[dict[str, Any]]:
         """Delete the set `key` and insert `wanted` (DAP breakpoint dicts); returns DAP Breakpoint replies."""
+        locations = []
+        for i, request in enumerate(wanted):        # all checked before the old set goes
+            try:
+                locations.append(location_of(request))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InvalidArgument(f"breakpoints[{i}]", f"no usable location ({exc})") from None
+            for name in ("condition", "hitCondition", "logMessage", "accessType"):
+                if request.get(name) is not None and not isinstance(request[name], str):
+                    raise InvalidArgument(f"breakpoints[{i}].{name}", "must be a string")
         for old in self._sets.pop(key, []):
             self._delete(old)
         placed = []
-        for request in wanted:
-            bp = Breakpoint(next(self._ids), location_of(request), request.get("condition") or None,
+        for request, location in zip(wanted, locations):
+            bp = Breakpoint(next(self._ids), location, request.get("condition") or None,
                             request.get("hitCondition") or None, request.get("logMessage") or None,
                             request.get("accessType", "write") if key == "data" else None)
             self._insert(bp)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import disassembly, memory
-from .arguments import integer
+from .arguments import integer, mapping, objects
 from .breakpoints import Breakpoints
 from .errors import CantHandle, DapError, GdbError, InvalidArgument
 from .gdb_backend import Gdb
@@ -177,30 +177,34 @@ class Inspection:
     @request(Needs.DEBUGGEE, "supportsConditionalBreakpoints", "supportsHitConditionalBreakpoints",
              "supportsLogPoints")
     def setBreakpoints_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        path = (args.get("source") or {}).get("path")
-        if not path:
+        path = mapping(args, "source").get("path")
+        if not path or not isinstance(path, str):
             raise InvalidArgument("source.path", "missing")
-        wanted = args.get("breakpoints")
+        wanted = objects(args, "breakpoints") if args.get("breakpoints") is not None else None
         if wanted is None:                                   # the deprecated form: lines only
-            wanted = [{"line": line} for line in args.get("lines", [])]
+            lines = args.get("lines") or []
+            if not isinstance(lines, list):
+                raise InvalidArgument("lines", "must be a list of integers")
+            wanted = [{"line": line} for line in lines]
         return {"breakpoints": self.breakpoints.replace(f"source:{path}", wanted,
                                                         lambda bp: f"{path}:{int(bp['line'])}")}
 
     @request(Needs.DEBUGGEE, "supportsFunctionBreakpoints")
     def setFunctionBreakpoints_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"breakpoints": self.breakpoints.replace("function", args.get("breakpoints", []),
+        return {"breakpoints": self.breakpoints.replace("function", objects(args, "breakpoints"),
                                                         lambda bp: str(bp["name"]))}
 
     @request(Needs.DEBUGGEE, "supportsInstructionBreakpoints")
     def setInstructionBreakpoints_request(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"breakpoints": self.breakpoints.replace(
-            "instruction", args.get("breakpoints", []),
+            "instruction", objects(args, "breakpoints"),
             lambda bp: f"*{memory.parse_reference(bp.get('instructionReference'), int(bp.get('offset') or 0)):#x}")}
 
     @request(Needs.STOPPED)
     def dataBreakpointInfo_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        reference = integer(args, "variablesReference", 0)
         try:
-            expression = self.vars.watch_expression(args.get("variablesReference"), str(args.get("name", "")))
+            expression = self.vars.watch_expression(reference, str(args.get("name", "")))
         except DapError as exc:
             return {"dataId": None, "description": str(exc)}
         return {"dataId": expression, "description": expression, "accessTypes": ["write", "read", "readWrite"],
@@ -208,5 +212,5 @@ class Inspection:
 
     @request(Needs.DEBUGGEE, "supportsDataBreakpoints")
     def setDataBreakpoints_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"breakpoints": self.breakpoints.replace("data", args.get("breakpoints", []),
+        return {"breakpoints": self.breakpoints.replace("data", objects(args, "breakpoints"),
                                                         lambda bp: str(bp["dataId"]))}
