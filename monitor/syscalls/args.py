@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 
 from ..errors import GuestFault
 from ..guest_memory import USER_TOP
@@ -36,13 +37,39 @@ def fd_arg(value: int) -> int:
     return BAD_FD if fd >= KM_FD_BASE else fd
 
 
+# Files of km's own /proc view that would reach km's process itself: its memory (read and written through
+# /proc/self/mem), its page map, its other mappings. Found by following the new descriptor, whatever path led there.
+_KM_PROC_FILES = re.compile(rb"^/proc/\d+/(?:task/\d+/)?(?:mem|pagemap|smaps|smaps_rollup|numa_maps|clear_refs|"
+                            rb"syscall|stack|map_files(?:/.*)?)$")
+_KM_PROC_FDS = re.compile(rb"^/proc/(?:self|thread-self|\d+(?:/task/\d+)?)/fd(?:info)?/(\d+)(?:/.*)?$")
+
+
 def new_fd(result: int) -> int:
     """A descriptor the host just made for the payload: one in km's range (the payload has used up the
-    KM_FD_BASE it is told is its RLIMIT_NOFILE) is closed and answered EMFILE, as Linux would."""
+    KM_FD_BASE it is told is its RLIMIT_NOFILE) is closed and answered EMFILE, as Linux would; one open on a
+    file of km's own /proc (its memory...) is closed and answered EACCES, as Linux answers without ptrace
+    rights over the process."""
     if result >= KM_FD_BASE:
         os.close(result)
         return -errno.EMFILE
+    if result >= 0:
+        try:
+            target = os.readlink(b"/proc/self/fd/%d" % result)
+        except OSError:
+            return result
+        if _KM_PROC_FILES.match(target):
+            os.close(result)
+            return -errno.EACCES
     return result
+
+
+def km_fd_path(path: bytes | None) -> bool:
+    """Whether a path names one of km's descriptors through /proc (fd/N or fdinfo/N, N >= KM_FD_BASE): reopening
+    it would hand the payload km's file."""
+    if path is None:
+        return False
+    m = _KM_PROC_FDS.match(os.path.normpath(path))
+    return m is not None and int(m.group(1)) >= KM_FD_BASE
 
 
 def _host_buffer(ctx, gva: int, size: int, write: bool) -> int:

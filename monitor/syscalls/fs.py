@@ -11,7 +11,8 @@ from kdbg.arch.linux import SI_USER, make_siginfo
 from ..errors import GuestFault
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
-from .args import AT_FDCWD, addr_of, poison, buf_in, buf_out, buf_span, fd_arg, new_fd, path_arg, path_text
+from .args import (AT_FDCWD, addr_of, poison, buf_in, buf_out, buf_span, fd_arg, km_fd_path, new_fd, path_arg,
+                   path_text)
 from .dispatch import s32, syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
@@ -104,6 +105,8 @@ def sys_openat(ctx, dirfd: int, path: int, flags: int, mode: int) -> int:
     p = path_arg(ctx, path)
     text = path_text(p)
     if text is not None and text.startswith(b"/proc/"):
+        if km_fd_path(text):
+            return -errno.ENOENT
         own = open_self_file(ctx, text, flags)
         if own is not None:
             return new_fd(own)
@@ -179,6 +182,8 @@ def sys_readlinkat(ctx, dirfd: int, path: int, buf: int, size: int) -> int:
         target = os.fsencode(os.path.abspath(ctx.proc.path))[:size]     # the payload, not the Python running km
         ctx.mem.write(buf, target)
         return len(target)
+    if km_fd_path(name):
+        return -errno.ENOENT
     p = path_arg(ctx, path)
     return host_syscall(NR["readlinkat"], fd_arg(dirfd), addr_of(p), buf_out(ctx, buf, size), size)
 

@@ -2,10 +2,11 @@
 time setters (utime, utimes, futimesat), fchmodat2, name_to_handle_at and open_by_handle_at."""
 from __future__ import annotations
 
+import errno
 import struct
 
 from ..errors import GuestFault
-from .args import addr_of, poison, buf_in, buf_out, fd_arg, new_fd, path_arg, path_text
+from .args import addr_of, poison, buf_in, buf_out, fd_arg, km_fd_path, new_fd, path_arg, path_text
 from .dispatch import syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
@@ -22,6 +23,8 @@ def sys_openat2(ctx, dirfd: int, path: int, how: int, size: int) -> int:
     /proc/self files are km's, as for openat."""
     p = path_arg(ctx, path)
     text = path_text(p)
+    if km_fd_path(text):
+        return -errno.ENOENT
     if text is not None and text.startswith(b"/proc/") and OPEN_HOW_SIZE_VER0 <= size <= PAGE:
         try:
             flags = struct.unpack("<Q", ctx.mem.read(how, 8))[0]
