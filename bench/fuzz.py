@@ -58,7 +58,71 @@ def syscalls(count: int, seed: int) -> tuple[int, int]:
     return int(crashed), int(hung)
 
 
-SECTIONS = {"syscalls": syscalls}
+def rsp(count: int, seed: int) -> tuple[int, int]:
+    """Hostile packets at km -g's stub, then gdb runs the payload to its exit; (crashes, hangs)."""
+    import socket
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tests.fuzz.test_rsp_fuzzer import run
+    exe = build("gdb_basic.c", "musl")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="km-fuzz-") as tmp:
+        began = time.monotonic()
+        try:
+            outcome, status, out, err, end = run(exe, port, count, seed, Path(tmp) / "km.err")
+        except Exception as e:          # noqa: BLE001 - a hang (a deadline) or a refused connection: reported
+            print(f"rsp: {count} packets, seed {seed:#x}: FAILED: {type(e).__name__}: {e}"[:400])
+            return 0, 1
+        elapsed = time.monotonic() - began
+    crashed = int(end != "exited" or "Traceback" in err or status != 3)
+    print(f"rsp: {count} packets, seed {seed:#x}, {elapsed:.0f} s; crashes {crashed}, hangs {len(outcome.failures)}; "
+          f"{outcome.replies} replies, {outcome.interrupts} interrupts, {outcome.disconnects} disconnects; "
+          f"then gdb saw '{end}', status {status}")
+    for failure in outcome.failures[:5]:
+        print("  " + failure)
+    return crashed, len(outcome.failures)
+
+
+def dap(count: int, seed: int) -> tuple[int, int]:
+    """Hostile messages at kdbg-dap processes; (crashes, hangs)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tests.fuzz.dap_run import run
+    from tests.fuzz.dap_stream import episodes
+    with tempfile.TemporaryDirectory(prefix="km-fuzz-") as tmp:
+        began = time.monotonic()
+        result = run(episodes(seed, count), Path(tmp))
+        elapsed = time.monotonic() - began
+    hangs = sum("did not exit" in p or "unanswered" in p for p in result.problems)
+    print(f"dap: {result.messages} messages, seed {seed:#x}, {elapsed:.0f} s, {result.adapters} adapters; "
+          f"crashes {len(result.problems) - hangs}, hangs {hangs}; {result.answered} answered "
+          f"({result.failed_responses} failed responses)")
+    for problem in result.problems[:5]:
+        print("  " + problem[:300])
+    return len(result.problems) - hangs, hangs
+
+
+def elf(count: int, seed: int) -> tuple[int, int]:
+    """Mutated programs under km; (crashes, hangs)."""
+    from collections import Counter
+
+    from tests.fuzz.elf_mutate import fuzz
+    programs = [build("run_hello.c", "musl"), build("run_hello.c", "dynamic")]
+    with tempfile.TemporaryDirectory(prefix="km-fuzz-") as tmp:
+        began = time.monotonic()
+        verdicts = fuzz(programs, count, seed, Path(tmp))
+        elapsed = time.monotonic() - began
+    hangs = sum(v.status is None for v in verdicts)
+    crashes = sum(bool(v.problem) for v in verdicts) - hangs
+    outcomes = Counter("ran" if v.status == 0 else "refused or died" for v in verdicts)
+    print(f"elf: {count} mutants, seed {seed:#x}, {elapsed:.0f} s; crashes {crashes}, hangs {hangs}; "
+          f"{outcomes['ran']} ran, {outcomes['refused or died']} refused or died")
+    for v in [v for v in verdicts if v.problem][:5]:
+        print(f"  mutant {v.index} ({v.kind}): {v.problem}: {v.stderr.strip()[-200:]}")
+    return crashes, hangs
+
+
+SECTIONS = {"syscalls": syscalls, "rsp": rsp, "dap": dap, "elf": elf}
 
 
 def main() -> int:
