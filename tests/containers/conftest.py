@@ -15,7 +15,7 @@ import pytest
 
 from harness.build import build
 from harness.bundle import km_bundle
-from harness.engines import Containerd, Docker, Podman, build_rootfs
+from harness.engines import Containerd, Docker, Podman, build_rootfs, http_get
 
 if not os.environ.get("KM_CONTAINER_TESTS"):
     collect_ignore_glob = ["test_*.py"]
@@ -121,3 +121,28 @@ def bad_input(request, runtime_settings, tmp_path) -> BadInput:
         return BadInput(request.param, "/hello", f"km-runtime: {tmp_path}/no-bundle: no km bundle there")
     return BadInput(request.param, "/etc/passwd", "km-runtime: /etc/passwd: not an ELF executable (km runs Linux "
                                                   "x86-64 ELF programs)")
+
+
+def serves_two_requests(server: subprocess.Popen, port: int, listening: str) -> None:
+    """The Go server (tests/payloads/oci_http_server.go) in a container answers two requests from the host on
+    `port`, ends after the second and says so; on a timeout the assertion carries what it printed."""
+    try:
+        assert http_get(port, "/first") == "hello from km in a container, /first #1\n"
+        assert http_get(port, "/quit").endswith("/quit #2\n")
+        out, err = server.communicate(timeout=60)
+        assert (server.returncode, out) == (0, f"listening on :{listening}\nserved 2\n"), err
+    except TimeoutError as e:
+        if server.poll() is None:
+            server.kill()
+        out, err = server.communicate()
+        raise AssertionError(f"{e}; the server said: {out!r} {err!r}") from None
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+
+
+@pytest.fixture
+def http_server_check():
+    """serves_two_requests, for the engines' tests (a conftest is not imported by name)."""
+    return serves_two_requests

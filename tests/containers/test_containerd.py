@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from harness.engines import IMAGE, free_port, http_get
+from harness.engines import IMAGE, free_port
 from harness.images import PYTHON_PROBE, PYTHON_PROBE_OUTPUT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,22 +35,14 @@ def test_dynamic_python(containerd, bundle, trace) -> None:
     assert "-> ['/opt/km/bin/km', '--argv0=python3', '/usr/bin/python3', '-c'" in trace()
 
 
-def test_go_http_server_answers_the_host(containerd, bundle) -> None:
+def test_go_http_server_answers_the_host(containerd, bundle, http_server_check) -> None:
     """ctr has no port publishing: the container shares the host's network (--net-host) and answers there."""
     port = free_port()
     proc = subprocess.Popen(["ctr", "-a", containerd.sock, "run", "--rm", "--net-host", "--runtime",
                              "io.containerd.runc.v2", "--runc-binary", str(bundle / "bin" / "km-runtime"), IMAGE,
                              "km-ctr-http", "/http", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    try:
-        assert http_get(port, "/from-host") == "hello from km in a container, /from-host #1\n"
-        assert http_get(port, "/quit").endswith("/quit #2\n")
-        out, err = proc.communicate(timeout=60)
-        assert (proc.returncode, out) == (0, f"listening on :{port}\nserved 2\n"), err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    http_server_check(proc, port, str(port))
 
 
 def test_bad_input_one_line(containerd, bundle, bad_input) -> None:

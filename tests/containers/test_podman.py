@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from harness.engines import IMAGE, free_port, http_get, wait_for
+from harness.engines import IMAGE, free_port, wait_for
 from harness.images import PYTHON_PROBE, PYTHON_PROBE_OUTPUT
 
 
@@ -69,26 +69,12 @@ def test_exec_into_a_running_container(podman, trace) -> None:
         podman("rm", "-f", "-t", "0", name)
 
 
-def test_go_http_server_through_a_published_port(podman) -> None:
+def test_go_http_server_through_a_published_port(podman, http_server_check) -> None:
     port = free_port()
     proc = subprocess.Popen([*podman.base, "run", "--rm", "--runtime", podman.runtime, "-p", f"{port}:8080", IMAGE,
                              "/http", "8080"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=podman.env)
-    try:
-        assert http_get(port, "/first") == "hello from km in a container, /first #1\n"
-        assert http_get(port, "/quit").endswith("/quit #2\n")
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        assert out == "listening on :8080\nserved 2\n"
-    except TimeoutError as e:
-        if proc.poll() is None:
-            proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"{e}; the server said: {out!r} {err!r}") from None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    http_server_check(proc, port, "8080")
 
 
 def test_kmcore_lands_in_a_volume(podman, tmp_path) -> None:
