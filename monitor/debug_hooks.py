@@ -7,11 +7,10 @@ event: the vCPU thread has parked until the debugger resumed it, and the monitor
 """
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    import socket
-
     from .process import Ending, Process
     from .signals import PendingSignal
     from .vcpu_loop import VcpuThread

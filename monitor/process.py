@@ -9,6 +9,7 @@ import itertools
 import logging
 import os
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, NoReturn
@@ -34,8 +35,6 @@ from .thread_registers import cpu_xsave_layout
 from .vcpu_loop import RIP, RSP, RFLAGS, State, VcpuThread
 
 if TYPE_CHECKING:
-    import socket
-
     from .process_view import ProcessView
 
 log = logging.getLogger("km.vcpu")
