@@ -90,12 +90,13 @@ class Verdict:
     kind: str
     status: int | None      # None: killed at the bound (a hang)
     stderr: str
+    loops_natively: bool = False    # killed at the bound, and natively (in the sandbox) too: the program loops
 
     @property
     def problem(self) -> str:
         """'' when km behaved: ran the payload, or refused the file in one line."""
-        if self.status is None:
-            return f"no end within {BOUND_S:g} s"
+        if self.status is None and not self.loops_natively:
+            return f"no end within {BOUND_S:g} s (natively it ends)"
         if "Traceback" in self.stderr or "internal error" in self.stderr:
             return "a traceback or internal error"
         km_lines = [line for line in self.stderr.splitlines() if line.startswith("km: ")]
@@ -112,7 +113,21 @@ def run_one(path: Path, index: int, kind: str) -> Verdict:
                               timeout=BOUND_S, env=env, stdin=subprocess.DEVNULL, cwd=path.parent)
         return Verdict(index, kind, done.returncode, done.stderr.decode(errors="replace"))
     except subprocess.TimeoutExpired as e:
-        return Verdict(index, kind, None, (e.stderr or b"").decode(errors="replace"))
+        return Verdict(index, kind, None, (e.stderr or b"").decode(errors="replace"), _loops_natively(path))
+
+
+def _loops_natively(path: Path) -> bool:
+    """Whether the mutant also runs past the bound natively (a mutation that made the program loop), run in the
+    syscall fuzzer's sandbox (read-only file system but its directory, no network): it is corrupt code."""
+    from . import sandbox
+    if sandbox.unavailable():
+        return False
+    try:
+        subprocess.run(sandbox.command(path.parent, [str(path)]), capture_output=True, timeout=BOUND_S,
+                       stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
 
 
 def fuzz(programs: list[Path], count: int, seed: int, workdir: Path, parallel: int = 3) -> list[Verdict]:

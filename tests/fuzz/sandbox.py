@@ -26,8 +26,8 @@ cd "$dir" && exec "$@"
 
 def command(workdir: str | Path, argv: list[str]) -> list[str]:
     """argv run in the sandbox, in workdir (which stays writable)."""
-    return ["unshare", "--mount", "--net", "--ipc", "--uts", "--pid", "--fork", "--mount-proc", "--propagation",
-            "private", "--",
+    return ["unshare", "--mount", "--net", "--ipc", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc",
+            "--propagation", "private", "--",
             "sh", "-c", _SCRIPT, "sh", str(workdir), *map(str, argv)]
 
 
