@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from harness.gdb import debug  # noqa: F401 - a fixture
 from kdbg.arch import x86_64
 
 from .test_core import crash_in_km

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.gdb import debug, run_to, stop_line  # noqa: F401 - debug is a fixture
+from harness.debuggee import run_to, stop_line
 from harness.markers import line_of
 
 BASIC = "gdb_basic.c"

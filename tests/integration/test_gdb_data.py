@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from harness.gdb import Debuggee, debug, km_only, run_to  # noqa: F401 - debug is a fixture
+from harness.debuggee import Debuggee, km_only, run_to
 from harness.markers import line_of
 
 BASIC = "gdb_basic.c"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.build import build
-from harness.gdb import Debuggee, km_only
+from harness.debuggee import Debuggee, km_only
 from harness.km import run_km
 from harness.markers import line_of
 from kdbg.core.reader import CoreTarget

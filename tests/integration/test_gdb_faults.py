@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from harness.gdb import BACKENDS, Debuggee, km_only, wait_listening
+from harness.debuggee import BACKENDS, Debuggee, km_only
+from harness.gdb import wait_listening
 from harness.km import spawn_km
 from harness.markers import line_of
 from harness.rsp_client import RspClient

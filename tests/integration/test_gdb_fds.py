@@ -1,8 +1,6 @@
 """While gdb is attached, km's own descriptors (stub sockets, event pipe) stay out of the payload's numbers."""
 from __future__ import annotations
 
-from harness.gdb import debug  # noqa: F401 - debug is a fixture
-
 
 def test_payload_under_gdb_gets_descriptor_3(debug) -> None:
     d = debug("gdb_fds.c")

@@ -4,8 +4,6 @@ A forked child is another km process: it must never carry the parent's int3s unl
 """
 from __future__ import annotations
 
-from harness.gdb import debug  # noqa: F401 - a fixture
-
 FORK = "gdb_fork.c"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from harness.gdb import debug, run_to  # noqa: F401 - debug is a fixture
+from harness.debuggee import run_to
 
 
 def test_gcore_through_the_stub_reads_back(debug, tmp_path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.dap import marker_path
-from harness.gdb import Debuggee, run_to
+from harness.debuggee import Debuggee, run_to
 from harness.km import run_km
 from harness.markers import line_of
 from harness.python_dbg import BREAK_IN_C, PYTHON, py_bt_missing

@@ -2,7 +2,7 @@
 loop's result, on km and on gdbserver."""
 from __future__ import annotations
 
-from harness.gdb import debug, run_to, stop_line  # noqa: F401 - debug is a fixture
+from harness.debuggee import run_to, stop_line
 from harness.markers import line_of
 
 

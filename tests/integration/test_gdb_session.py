@@ -6,7 +6,8 @@ from __future__ import annotations
 import socket
 
 from harness.km import run_km, spawn_km
-from harness.gdb import Debuggee, Gdb, debug, km_only, run_to, wait_listening  # noqa: F401 - debug is a fixture
+from harness.debuggee import Debuggee, km_only, run_to
+from harness.gdb import Gdb, wait_listening
 from harness.markers import line_of
 
 BASIC = "gdb_basic.c"

@@ -3,7 +3,7 @@ and a faulting store (SIGSEGV reported at the instruction). km steps a parked th
 and hands any other exit back to the vCPU thread; gdbserver is the reference."""
 from __future__ import annotations
 
-from harness.gdb import debug, run_to, stop_line  # noqa: F401 - debug is a fixture
+from harness.debuggee import run_to, stop_line
 from harness.markers import line_of
 
 SOURCE = "gdb_stepi.c"

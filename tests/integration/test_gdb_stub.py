@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from harness.gdb import Gdb, fake_from_elf
+from harness.fake_target import fake_from_elf
+from harness.gdb import Gdb
 from harness.markers import line_of
 from kdbg.arch import x86_64
 from kdbg.rsp.server import GdbServer

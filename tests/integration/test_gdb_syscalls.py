@@ -5,8 +5,6 @@ syscall-exit-stop; km's VMM sees every syscall, so a catchpoint only costs when 
 """
 from __future__ import annotations
 
-from harness.gdb import debug  # noqa: F401 - a fixture
-
 SRC = "gdb_syscalls.c"
 GETPPID = 110
 ENOSYS = (1 << 64) - 38

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from harness.gdb import debug, run_to  # noqa: F401 - debug is a fixture
+from harness.debuggee import run_to
 from harness.markers import line_of
 
 BASIC = "gdb_basic.c"

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from harness.gdb import debug  # noqa: F401 - a fixture
-
 SRC = "gdb_tls.c"
 
 

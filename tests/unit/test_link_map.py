@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 import kdbg.rsp.server  # noqa: F401 - registers every handler module
-from harness.gdb import FakeControlTarget
+from harness.fake_target import FakeControlTarget
 from kdbg.arch.x86_64 import zero_registers
 from kdbg.link_map import LibraryCache, NoDynamicSection, find_r_debug, library_list_svr4, read_library_list
 from kdbg.rsp.commands import dispatch

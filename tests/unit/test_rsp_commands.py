@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import kdbg.rsp.server  # noqa: F401 - registers every handler module
-from harness.gdb import FakeControlTarget
+from harness.fake_target import FakeControlTarget
 from kdbg.arch.x86_64 import REGISTERS, zero_registers
 from kdbg.rsp import signals, tdesc
 from kdbg.rsp.commands import TABLE, dispatch, find_command

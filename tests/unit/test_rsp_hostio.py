@@ -5,7 +5,7 @@ import os
 import struct
 
 import kdbg.rsp.server  # noqa: F401 - registers every handler module
-from harness.gdb import FakeControlTarget
+from harness.fake_target import FakeControlTarget
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.hostio import close_all
 from kdbg.rsp.packets import unescape

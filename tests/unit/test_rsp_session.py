@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness.gdb import FakeControlTarget
+from harness.fake_target import FakeControlTarget
 from kdbg.arch.x86_64 import zero_registers
 from kdbg.rsp import RspError
 from kdbg.rsp.packets import EventKind, PacketParser, checksum

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from harness.gdb import FakeControlTarget
+from harness.fake_target import FakeControlTarget
 from kdbg.arch.x86_64 import zero_registers
 from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, NoSuchThreadError, ResumeAction,
                          ResumeKind, StopEvent, StopReason)

@@ -1,0 +1,95 @@
+"""End-to-end debuggees: a payload behind `km -g` or, as the reference the same expectations must hold against,
+native gdbserver, with a gdb attached (Debuggee), the `debug` fixture over both, and the helpers tests share."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+
+from .gdb import E2E_TIMEOUT_S, Gdb, wait_listening
+from .km import spawn_km
+
+km_only = pytest.mark.km_only           # labels the tests that have no gdbserver reference (never skips)
+BACKENDS = ["km", "gdbserver"]
+
+
+class Debuggee:
+    """A payload stopped before its first instruction behind a gdb port (km -gPORT or gdbserver), and a gdb."""
+
+    def __init__(self, backend: str, exe: Path, port: int, *, listen: bool = False, args: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.backend, self.exe, self.port = backend, exe, port
+        if backend == "km":
+            options = ["--gdb_listen", f"-g{port}"] if listen else [f"-g{port}"]
+            self.proc = spawn_km(*options, exe, *args, env=env)
+        else:
+            self.proc = subprocess.Popen(["gdbserver", "--once", f"127.0.0.1:{port}", str(exe), *args],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         env=dict(os.environ, **(env or {})))
+        wait_listening(port, self.proc)
+        self.gdb = Gdb(str(exe), timeout_s=E2E_TIMEOUT_S)
+
+    def connect(self) -> None:
+        self.gdb.run(f"-target-select remote 127.0.0.1:{self.port}", timeout_s=30)
+
+    def reconnect(self) -> None:
+        """A new gdb replaces one that vanished without detaching (killed: the connection just drops)."""
+        self.gdb.controller.gdb_process.kill()
+        self.gdb.exit()
+        self.gdb = Gdb(str(self.exe), timeout_s=E2E_TIMEOUT_S)
+        self.connect()
+
+    def finish(self, timeout_s: float = 30) -> tuple[int, str, str]:
+        """Wait for the server process; its exit status, stdout and stderr."""
+        out, err = self.proc.communicate(timeout=timeout_s)
+        return self.proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def diagnostics(self) -> str:
+        """The gdb transcript and what the server printed on stderr so far (read without blocking)."""
+        err = b""
+        if self.proc.stderr is not None and not self.proc.stderr.closed:
+            os.set_blocking(self.proc.stderr.fileno(), False)
+            err = self.proc.stderr.read() or b""
+        return (f"backend {self.backend}\n{self.gdb.transcript_text()}\n--- {self.backend} stderr ---\n"
+                + err.decode(errors="replace")[-4000:])
+
+    def close(self) -> None:
+        self.gdb.exit()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.communicate(timeout=10)
+        except ValueError:      # stderr was switched to non-blocking and partly read: just reap
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture(params=BACKENDS)
+def debug(request, payload, free_port):
+    """debug(source="gdb_basic.c", toolchain="musl", args=()) -> a connected Debuggee, once per backend."""
+    started: list[Debuggee] = []
+
+    def start(source: str = "gdb_basic.c", toolchain: str = "musl", *, connect: bool = True,
+              args: Sequence[str] = ()) -> Debuggee:
+        d = Debuggee(request.param, payload(source, toolchain), free_port, args=args)
+        started.append(d)
+        if connect:
+            d.connect()
+        return d
+
+    yield start
+    for d in started:
+        d.close()
+
+
+def stop_line(stop: dict) -> int:
+    return int(stop["frame"]["line"])
+
+
+def run_to(d: Debuggee, location: str, reason: str = "breakpoint-hit") -> dict:
+    """Break at location, continue, and return the `*stopped` payload."""
+    d.gdb.run(f"-break-insert {location}")
+    d.gdb.run("-exec-continue")
+    return d.gdb.wait_for_stop(reason)
