@@ -286,10 +286,10 @@ class LiveTarget(ProcessView):
                 debug.stepping = True
                 debug.step_range = (action.range_start, action.range_end) if action.range_end else None
                 thread.set_trap_flag(True)
+                steppers.append(thread)
             elif debug.stepping:                # a step cut short (an interrupt, its gdb gone): continue means go
                 debug.stepping = False
                 thread.set_trap_flag(False)
-                steppers.append(thread)
             to_release.append(thread)
         self.stopped = False
         here = steppers[0] if len(steppers) == 1 and self._can_step_here(steppers[0]) else None
