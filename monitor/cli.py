@@ -409,16 +409,18 @@ def host_ignored_signals() -> int:
 
 
 def forward_host_signals(proc) -> None:
-    """SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 sent to km go to the payload (Ctrl-C on a terminal works)."""
+    """SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 sent to km go to the payload (Ctrl-C on a terminal works).
+    The calling (main) thread takes them: a forked or re-executed km inherits the mask of the vCPU thread that
+    made it, which blocks them (signals.MAIN_THREAD_ONLY)."""
     import signal as host_signal
     from kdbg.arch.linux import make_siginfo
+    from .signals import FORWARDED_FROM_HOST
 
     def forward(signo, frame) -> None:
         proc.signals.send(signo, make_siginfo(signo, 0, pid=0))
-    for signo in (host_signal.SIGINT, host_signal.SIGTERM, host_signal.SIGHUP, host_signal.SIGQUIT,
-                  host_signal.SIGUSR1, host_signal.SIGUSR2, host_signal.SIGWINCH, host_signal.SIGCHLD,
-                  host_signal.SIGPIPE, host_signal.SIGALRM):
+    for signo in FORWARDED_FROM_HOST:
         host_signal.signal(signo, forward)
+    host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, FORWARDED_FROM_HOST)
 
 
 def write_kmcore(opts: Options, view, thread, signo: int) -> None:

@@ -48,6 +48,16 @@ NR_RESTART_SYSCALL = NUMBERS["restart_syscall"]
 RestartBlock = Callable[["VcpuThread"], int]      # restart_syscall's continuation of an interrupted call
 
 
+# Signals sent to km that its main thread passes on to the payload (cli.forward_host_signals). km's vCPU threads
+# block them but SIGPIPE (raised by km's own writes on the writing thread), so the kernel hands them to the main
+# thread and cuts its wait short: one taken by a vCPU thread waited up to a second for the main thread to run
+# Python's handler (a child's SIGCHLD reached the payload late).
+FORWARDED_FROM_HOST = (host_signal.SIGINT, host_signal.SIGTERM, host_signal.SIGHUP, host_signal.SIGQUIT,
+                       host_signal.SIGUSR1, host_signal.SIGUSR2, host_signal.SIGWINCH, host_signal.SIGCHLD,
+                       host_signal.SIGPIPE, host_signal.SIGALRM)
+MAIN_THREAD_ONLY = frozenset(FORWARDED_FROM_HOST) - {host_signal.SIGPIPE}
+
+
 SYNCHRONOUS = frozenset({host_signal.SIGSEGV, host_signal.SIGBUS, host_signal.SIGILL, host_signal.SIGTRAP,
                          host_signal.SIGFPE, host_signal.SIGSYS})
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import errno
 import logging
+import signal
 import struct
 import threading
 from typing import Callable
@@ -31,7 +32,7 @@ from kdbg.arch.x86_64 import KVM_REGS
 from .errors import KvmError
 from .kvm import abi
 from .machine import KBASE, SYSCALL_PORT, exception_frame_gpa, user_segment_fix
-from .signals import RESTART_CODES, RestartBlock
+from .signals import MAIN_THREAD_ONLY, RESTART_CODES, RestartBlock
 from .syscalls.table import dispatch
 
 log = logging.getLogger("km.vcpu")
@@ -107,6 +108,7 @@ class VcpuThread:
     # ---- the loop -----------------------------------------------------------------------------------------
     def _main(self) -> None:
         try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_ONLY)   # the main thread forwards them
             self._loop()
         except Exception as e:          # a km bug: report it as km's failure, keep the process consistent
             log.exception("vCPU %d failed", self.vcpu.id)
