@@ -112,11 +112,12 @@ def elf(count: int, seed: int) -> tuple[int, int]:
         began = time.monotonic()
         verdicts = fuzz(programs, count, seed, Path(tmp))
         elapsed = time.monotonic() - began
-    hangs = sum(v.status is None for v in verdicts)
+    hangs = sum(v.problem.startswith("no end") for v in verdicts)
     crashes = sum(bool(v.problem) for v in verdicts) - hangs
+    loops = sum(v.loops_natively for v in verdicts)
     outcomes = Counter("ran" if v.status == 0 else "refused or died" for v in verdicts)
     print(f"elf: {count} mutants, seed {seed:#x}, {elapsed:.0f} s; crashes {crashes}, hangs {hangs}; "
-          f"{outcomes['ran']} ran, {outcomes['refused or died']} refused or died")
+          f"{outcomes['ran']} ran, {outcomes['refused or died']} refused or died ({loops} loop natively too)")
     for v in [v for v in verdicts if v.problem][:5]:
         print(f"  mutant {v.index} ({v.kind}): {v.problem}: {v.stderr.strip()[-200:]}")
     return crashes, hangs
