@@ -8,8 +8,13 @@ bytes of the function are written here by hand into an executable page:
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .kvm import abi
 from .kvm.abi import ffi, libc
+
+if TYPE_CHECKING:
+    from .guest_memory import GuestMemory
 
 _CODE = bytes([0x89, 0xF0, 0xF0, 0x0F, 0xB1, 0x17, 0xC3])
 _cas = None
@@ -25,7 +30,7 @@ def _function():
     return _cas
 
 
-def cas32(mem, gva: int, expected: int, new: int) -> int:
+def cas32(mem: GuestMemory, gva: int, expected: int, new: int) -> int:
     """Atomically: if *gva == expected, *gva = new. Returns the value found (== expected on success).
     GuestFault when the word is not writable guest memory."""
     host = mem.host_addr(gva, 4, write=True)

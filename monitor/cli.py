@@ -7,10 +7,14 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import NoReturn, TYPE_CHECKING
 
 from . import __version__
 from .errors import MonitorError, UsageError
+
+if TYPE_CHECKING:
+    from .process import Process
+    from .vcpu_loop import VcpuThread
 
 log = logging.getLogger("km.cli")
 DEFAULT_GDB_PORT = 2159
@@ -233,7 +237,7 @@ def resume_snapshot(opts: Options):
                   child_runner=lambda p, thread, link: run_forked_child(opts, p, thread, link), snapshot_path=opts.snapshot)
 
 
-def start_management(opts: Options, proc):
+def start_management(opts: Options, proc: Process):
     """--mgtpipe / KM_MGTPIPE: km-cli's socket, served by a km thread (monitor/mgmt)."""
     if not opts.mgtpipe:
         return None
@@ -241,7 +245,7 @@ def start_management(opts: Options, proc):
     return ManagementServer(proc, opts.mgtpipe, proc.path)
 
 
-def run_forked_child(opts: Options, proc, thread, link) -> NoReturn:
+def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link) -> NoReturn:
     """The rest of a forked km's life (never returns): debugged through `link` when the parent's gdb follows it,
     or optionally waiting for a gdb of its own; run, exit like the payload."""
     import signal as host_signal
@@ -304,7 +308,7 @@ def gdb_listener(opts: Options):
         raise MonitorError(e.subject, e.problem) from None
 
 
-def start_gdb_server(opts: Options, proc, threads, listener=None):
+def start_gdb_server(opts: Options, proc: Process, threads, listener=None):
     """The stub in its own thread; with -g the payload waits at its first instruction (ENTRY stop), or, resumed
     from a snapshot, every thread where it was, the first one shown."""
     assert opts.gdb_port is not None, "called for -g and --gdb_listen only"
@@ -327,7 +331,7 @@ def start_gdb_server(opts: Options, proc, threads, listener=None):
     return _start_thread(_serve, server, "gdb-stub"), server
 
 
-def _live_target(opts: Options, proc, *, stopped_at_entry: bool):
+def _live_target(opts: Options, proc: Process, *, stopped_at_entry: bool):
     from kdbg.rsp.fds import set_fd_mover
     from .host_fds import high_fd
     from .live_target import LiveTarget
@@ -342,7 +346,7 @@ def _start_thread(function, argument, name: str):
     return thread
 
 
-def continue_debugging(opts: Options, proc, main_thread):
+def continue_debugging(opts: Options, proc: Process, main_thread):
     """The payload exec'd this program under gdb: the old km's stub (or fork link) handed its descriptors over,
     and the session goes on here; gdb hears of the exec as an EXEC stop at the first instruction."""
     import json
@@ -408,7 +412,7 @@ def host_ignored_signals() -> int:
                if signo not in unknown and host_signal.getsignal(signo) == host_signal.SIG_IGN)
 
 
-def forward_host_signals(proc) -> None:
+def forward_host_signals(proc: Process) -> None:
     """SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 sent to km go to the payload (Ctrl-C on a terminal works).
     The calling (main) thread takes them: a forked or re-executed km inherits the mask of the vCPU thread that
     made it, which blocks them (signals.MAIN_THREAD_ONLY)."""
@@ -423,7 +427,7 @@ def forward_host_signals(proc) -> None:
     host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, FORWARDED_FROM_HOST)
 
 
-def write_kmcore(opts: Options, view, thread, signo: int) -> None:
+def write_kmcore(opts: Options, view, thread: VcpuThread | None, signo: int) -> None:
     """Core of a payload killed by a core-dumping signal (every other thread parked); raises when it cannot be
     written (no space, no permission...), and Process keeps the reason for the one-line message."""
     from kdbg.core.writer import write_core

@@ -17,6 +17,7 @@ import os
 import socket
 import struct
 import sys
+from typing import TYPE_CHECKING
 
 from kdbg.arch.x86_64 import KVM_REGS
 
@@ -28,6 +29,10 @@ from .self_exec import km_command
 from .signals import SIG_IGN
 from .syscalls.procfs import exe_alias
 
+if TYPE_CHECKING:
+    from .guest_memory import GuestMemory
+    from .vcpu_loop import VcpuThread
+
 log = logging.getLogger("km.vcpu")
 RAX = KVM_REGS.index("rax")
 RSP = KVM_REGS.index("rsp")
@@ -35,7 +40,7 @@ CLONE_VM, CLONE_VFORK, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SE
     0x100, 0x4000, 0x100000, 0x200000, 0x1000000
 
 
-def fork(ctx, flags: int, stack: int, ptid: int, ctid: int) -> int:
+def fork(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int) -> int:
     proc = ctx.proc
     if proc.child_runner is None:
         return -errno.ENOSYS
@@ -107,7 +112,7 @@ def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave:
     proc.child_runner(proc, thread, link)
 
 
-def _strings(mem, addr: int, limit: int = 4096) -> list[bytes]:
+def _strings(mem: GuestMemory, addr: int, limit: int = 4096) -> list[bytes]:
     out: list[bytes] = []
     while addr and len(out) < limit:
         ptr = struct.unpack("<Q", mem.read(addr, 8))[0]
@@ -118,7 +123,7 @@ def _strings(mem, addr: int, limit: int = 4096) -> list[bytes]:
     return out
 
 
-def execve(ctx, path_gva: int, argv_gva: int, envp_gva: int) -> int:
+def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int:
     """Check the program as execve(2) would (the errno is the payload's answer), then become km on it."""
     path = exe_alias(ctx, ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape"))
     argv = [a.decode(errors="surrogateescape") for a in _strings(ctx.mem, argv_gva)]

@@ -100,6 +100,7 @@ class Process:
         self.futexes = FutexTable()
         self.clock = ProcessClock(self)         # alarm, setitimer and POSIX timers
         self.nice = os.getpriority(os.PRIO_PROCESS, 0)  # getpriority/setpriority: the payload's, km's at start
+        self.personality = 0            # personality(2): the payload's execution domain (PER_LINUX)
         self.auxv = b""
         self.initial_rsp = 0
         if load_payload:

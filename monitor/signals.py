@@ -115,7 +115,7 @@ class Rekicker:
         self.watched: dict[int, tuple[VcpuThread, float, int]] = {}    # tid -> (thread, next kick, kicks so far)
         threading.Thread(target=self._run, name="signal-rekick", daemon=True).start()
 
-    def watch(self, thread) -> None:
+    def watch(self, thread: VcpuThread) -> None:
         with self.cond:
             if thread.tid not in self.watched:
                 self.watched[thread.tid] = (thread, time.monotonic() + self.DELAYS_S[0], 0)

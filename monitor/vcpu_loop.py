@@ -24,7 +24,7 @@ import logging
 import signal
 import struct
 import threading
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 from kdbg.arch.linux import MASK64
 from kdbg.arch.x86_64 import KVM_REGS
@@ -34,6 +34,10 @@ from .kvm import abi
 from .machine import KBASE, SYSCALL_PORT, exception_frame_gpa, user_segment_fix
 from .signals import MAIN_THREAD_ONLY, RESTART_CODES, RestartBlock
 from .syscalls.table import dispatch
+
+if TYPE_CHECKING:
+    from .process import Process
+    from .syscalls.futex import Waiter
 
 log = logging.getLogger("km.vcpu")
 RAX, RCX, RSP, R11, RIP, RFLAGS = (KVM_REGS.index(n) for n in ("rax", "rcx", "rsp", "r11", "rip", "eflags"))
@@ -51,7 +55,7 @@ class State(enum.Enum):
 class VcpuThread:
     """A guest thread. `ctx` for syscall handlers: .proc, .mem, .tid."""
 
-    def __init__(self, proc, vcpu, tid: int) -> None:
+    def __init__(self, proc: Process, vcpu, tid: int) -> None:
         self.proc, self.vcpu, self.tid = proc, vcpu, tid
         self.mem = proc.mem
         self.run = vcpu.run
@@ -68,8 +72,8 @@ class VcpuThread:
         self.thread: threading.Thread | None = None
         self.clear_child_tid = 0
         self.name = ""
-        self.blocked_on = None         # a futex Waiter while blocked in futex(2)
-        self.signal_wakeup = None      # an Event while blocked in pause/sigsuspend/sigtimedwait
+        self.blocked_on: Waiter | None = None                 # while blocked in futex(2)
+        self.signal_wakeup: threading.Event | None = None     # while blocked in pause/sigsuspend/sigtimedwait
         self.sigwait_set = 0           # the signals an rt_sigtimedwait waits for (they go to this thread)
         self.orig_rax = -1             # the syscall being (or last) served: what a restart calls again
         self.at_syscall_stop = False   # parked at a syscall catchpoint: the debugger sees orig_rax as Linux shows it
@@ -101,9 +105,10 @@ class VcpuThread:
                 self.proc.kick_thread(self.thread.ident)
             except (ProcessLookupError, OSError):
                 pass
-        for waiter in (self.blocked_on, self.signal_wakeup):
-            if waiter is not None:
-                (waiter.event if hasattr(waiter, "event") else waiter).set()
+        if self.blocked_on is not None:
+            self.blocked_on.event.set()
+        if self.signal_wakeup is not None:
+            self.signal_wakeup.set()
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def _main(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from typing import TYPE_CHECKING
 
 from ..errors import GuestFault
 from ..guest_memory import USER_TOP
@@ -11,6 +12,9 @@ from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
 from .bounce import bounce
 from .dispatch import s32
+
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
 
 AT_FDCWD = -100
 
@@ -72,7 +76,7 @@ def km_fd_path(path: bytes | None) -> bool:
     return m is not None and int(m.group(1)) >= KM_FD_BASE
 
 
-def _host_buffer(ctx, gva: int, size: int, write: bool) -> int:
+def _host_buffer(ctx: VcpuThread, gva: int, size: int, write: bool) -> int:
     """The guest buffer in place when it is one host range, else a bounce copy; POISON when a byte of it is not
     accessible (the host answers EFAULT where Linux copies it, after Linux's earlier checks), NULL for NULL."""
     if not size:
@@ -86,17 +90,17 @@ def _host_buffer(ctx, gva: int, size: int, write: bool) -> int:
             return poison(gva, size)
 
 
-def buf_in(ctx, gva: int, size: int) -> int:
+def buf_in(ctx: VcpuThread, gva: int, size: int) -> int:
     """Host address of a guest buffer the host kernel will read."""
     return _host_buffer(ctx, gva, size, False)
 
 
-def buf_out(ctx, gva: int, size: int) -> int:
+def buf_out(ctx: VcpuThread, gva: int, size: int) -> int:
     """Host address of a guest buffer the host kernel will write."""
     return _host_buffer(ctx, gva, size, True)
 
 
-def buf_span(ctx, gva: int, size: int, write: bool) -> tuple[int, int]:
+def buf_span(ctx: VcpuThread, gva: int, size: int, write: bool) -> tuple[int, int]:
     """(host address, length) for read/write-like calls: a buffer accessible only in part is cut at the first
     inaccessible byte (or the first seam between non-adjacent host backings before it), so the host moves the
     bytes before it and answers that count, as Linux does when its copy faults midway. Never more than km
@@ -118,7 +122,7 @@ def buf_span(ctx, gva: int, size: int, write: bool) -> tuple[int, int]:
     return host, length
 
 
-def path_arg(ctx, gva: int):
+def path_arg(ctx: VcpuThread, gva: int):
     """A guest path for the host, as a cffi char[] copy (keep it alive during the call). NULL stays NULL, an
     unreadable one becomes POISON and one without a NUL in PATH_MAX bytes an unterminated copy, so the host
     answers EFAULT or ENAMETOOLONG where Linux reads the path, after the checks Linux makes before it."""

@@ -4,9 +4,12 @@ written back to the guest when the handler returns (dispatch() calls flush_bounc
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from ..kvm.abi import ffi
+
+if TYPE_CHECKING:
+    from ..guest_memory import GuestMemory
 
 
 class _Pending(threading.local):
@@ -20,7 +23,7 @@ class _Pending(threading.local):
 bounces = _Pending()
 
 
-def bounce(mem, gva: int, size: int, write: bool) -> int:
+def bounce(mem: GuestMemory, gva: int, size: int, write: bool) -> int:
     """Host address of a copy of the guest range; GuestFault (from mem.pieces) if any byte is inaccessible."""
     pieces = mem.pieces(gva, size, write)
     copy = ffi.new("char[]", size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from typing import TYPE_CHECKING
 
 from ..host_fds import KM_FD_BASE
 from .args import BAD_FD, addr_of, buf_in, buf_out, fd_arg, new_fd
@@ -17,11 +18,14 @@ from .fs import _iovec
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
+
 CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
 
 
 @syscall("close_range")
-def sys_close_range(ctx, first: int, last: int, flags: int) -> int:
+def sys_close_range(ctx: VcpuThread, first: int, last: int, flags: int) -> int:
     """Closes (or marks close-on-exec) the payload's descriptors in [first, last], never km's above them.
     CLOSE_RANGE_UNSHARE would give only the calling host thread its own table (km's other threads keep the
     shared one), and the payload's table is km's anyway: it is accepted and changes nothing else."""
@@ -34,12 +38,12 @@ def sys_close_range(ctx, first: int, last: int, flags: int) -> int:
 
 
 @syscall("pidfd_open")
-def sys_pidfd_open(ctx, pid: int, flags: int) -> int:
+def sys_pidfd_open(ctx: VcpuThread, pid: int, flags: int) -> int:
     return new_fd(host_syscall(NR["pidfd_open"], s32(pid), flags))
 
 
 @syscall("pidfd_getfd")
-def sys_pidfd_getfd(ctx, pidfd: int, targetfd: int, flags: int) -> int:
+def sys_pidfd_getfd(ctx: VcpuThread, pidfd: int, targetfd: int, flags: int) -> int:
     """The target's descriptor numbers at KM_FD_BASE and up are km's (the payload's own, or a forked payload's
     km): never handed out."""
     target = s32(targetfd)
@@ -48,38 +52,38 @@ def sys_pidfd_getfd(ctx, pidfd: int, targetfd: int, flags: int) -> int:
 
 
 @syscall("getdents")
-def sys_getdents(ctx, fd: int, dirp: int, count: int) -> int:
+def sys_getdents(ctx: VcpuThread, fd: int, dirp: int, count: int) -> int:
     return host_syscall(NR["getdents"], fd_arg(fd), buf_out(ctx, dirp, count & 0xFFFFFFFF), count)
 
 
 @syscall("readahead")
-def sys_readahead(ctx, fd: int, offset: int, count: int) -> int:
+def sys_readahead(ctx: VcpuThread, fd: int, offset: int, count: int) -> int:
     return host_syscall(NR["readahead"], fd_arg(fd), offset, count)
 
 
 @syscall("sync_file_range")
-def sys_sync_file_range(ctx, fd: int, offset: int, nbytes: int, flags: int) -> int:
+def sys_sync_file_range(ctx: VcpuThread, fd: int, offset: int, nbytes: int, flags: int) -> int:
     return blocking_host_syscall(ctx, NR["sync_file_range"], fd_arg(fd), offset, nbytes, flags)
 
 
 @syscall("cachestat")
-def sys_cachestat(ctx, fd: int, cstat_range: int, cstat: int, flags: int) -> int:
+def sys_cachestat(ctx: VcpuThread, fd: int, cstat_range: int, cstat: int, flags: int) -> int:
     return host_syscall(NR["cachestat"], fd_arg(fd), buf_in(ctx, cstat_range, 16), buf_out(ctx, cstat, 40), flags)
 
 
 @syscall("splice")
-def sys_splice(ctx, fd_in: int, off_in: int, fd_out: int, off_out: int, length: int, flags: int) -> int:
+def sys_splice(ctx: VcpuThread, fd_in: int, off_in: int, fd_out: int, off_out: int, length: int, flags: int) -> int:
     return blocking_host_syscall(ctx, NR["splice"], fd_arg(fd_in), buf_out(ctx, off_in, 8) if off_in else 0,
                                  fd_arg(fd_out), buf_out(ctx, off_out, 8) if off_out else 0, length, flags)
 
 
 @syscall("tee")
-def sys_tee(ctx, fd_in: int, fd_out: int, length: int, flags: int) -> int:
+def sys_tee(ctx: VcpuThread, fd_in: int, fd_out: int, length: int, flags: int) -> int:
     return blocking_host_syscall(ctx, NR["tee"], fd_arg(fd_in), fd_arg(fd_out), length, flags)
 
 
 @syscall("vmsplice")
-def sys_vmsplice(ctx, fd: int, iov: int, nr_segs: int, flags: int) -> int:
+def sys_vmsplice(ctx: VcpuThread, fd: int, iov: int, nr_segs: int, flags: int) -> int:
     """Into a pipe the host reads the guest's buffers; out of one (a read end) it writes them, so they must be
     writable for the guest."""
     host_fd = fd_arg(fd)

@@ -5,6 +5,7 @@ import errno
 import os
 import signal
 import struct
+from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import SI_USER, make_siginfo
 
@@ -18,10 +19,13 @@ from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 from .procfs import is_fd_directory, open_self_file, without_km_fds
 
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
+
 UIO_MAXIOV, PATH_MAX = 1024, 4096
 
 
-def sigpipe_on_epipe(ctx, result: int) -> int:
+def sigpipe_on_epipe(ctx: VcpuThread, result: int) -> int:
     """Linux raises SIGPIPE at a writer to a pipe or socket with no reader (and returns EPIPE if the payload
     survives it). km itself ignores SIGPIPE (as Python does), so the host only answers EPIPE: raise it here."""
     if result == -errno.EPIPE:
@@ -30,27 +34,27 @@ def sigpipe_on_epipe(ctx, result: int) -> int:
 
 
 @syscall("read")
-def sys_read(ctx, fd: int, buf: int, count: int) -> int:
+def sys_read(ctx: VcpuThread, fd: int, buf: int, count: int) -> int:
     return blocking_host_syscall(ctx, NR["read"], fd_arg(fd), *buf_span(ctx, buf, count, True))
 
 
 @syscall("write")
-def sys_write(ctx, fd: int, buf: int, count: int) -> int:
+def sys_write(ctx: VcpuThread, fd: int, buf: int, count: int) -> int:
     return sigpipe_on_epipe(ctx, blocking_host_syscall(ctx, NR["write"], fd_arg(fd), *buf_span(ctx, buf, count, False)))
 
 
 @syscall("pread64")
-def sys_pread64(ctx, fd: int, buf: int, count: int, offset: int) -> int:
+def sys_pread64(ctx: VcpuThread, fd: int, buf: int, count: int, offset: int) -> int:
     return blocking_host_syscall(ctx, NR["pread64"], fd_arg(fd), *buf_span(ctx, buf, count, True), offset)
 
 
 @syscall("pwrite64")
-def sys_pwrite64(ctx, fd: int, buf: int, count: int, offset: int) -> int:
+def sys_pwrite64(ctx: VcpuThread, fd: int, buf: int, count: int, offset: int) -> int:
     result = blocking_host_syscall(ctx, NR["pwrite64"], fd_arg(fd), *buf_span(ctx, buf, count, False), offset)
     return sigpipe_on_epipe(ctx, result)
 
 
-def _iovec(ctx, iov: int, iovcnt: int, write: bool):
+def _iovec(ctx: VcpuThread, iov: int, iovcnt: int, write: bool):
     """The guest's iovec array for the host, with host buffer addresses. As Linux's copy stops at the first
     inaccessible byte, the buffer holding it is cut there and the ones after it get poison() (their lengths stay,
     for the host's own checks); an array too long or unreadable goes over as it is, and the host answers EINVAL or
@@ -77,31 +81,31 @@ def _iovec(ctx, iov: int, iovcnt: int, write: bool):
 
 
 @syscall("readv")
-def sys_readv(ctx, fd: int, iov: int, iovcnt: int) -> int:
+def sys_readv(ctx: VcpuThread, fd: int, iov: int, iovcnt: int) -> int:
     vec = _iovec(ctx, iov, iovcnt, True)
     return blocking_host_syscall(ctx, NR["readv"], fd_arg(fd), addr_of(vec), iovcnt)
 
 
 @syscall("writev")
-def sys_writev(ctx, fd: int, iov: int, iovcnt: int) -> int:
+def sys_writev(ctx: VcpuThread, fd: int, iov: int, iovcnt: int) -> int:
     vec = _iovec(ctx, iov, iovcnt, False)
     return sigpipe_on_epipe(ctx, blocking_host_syscall(ctx, NR["writev"], fd_arg(fd), addr_of(vec), iovcnt))
 
 
 @syscall("preadv", "preadv2")
-def sys_preadv(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flags: int) -> int:
+def sys_preadv(ctx: VcpuThread, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flags: int) -> int:
     vec = _iovec(ctx, iov, iovcnt, True)
     return host_syscall(NR["preadv2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0)
 
 
 @syscall("pwritev", "pwritev2")
-def sys_pwritev(ctx, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flags: int) -> int:
+def sys_pwritev(ctx: VcpuThread, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flags: int) -> int:
     vec = _iovec(ctx, iov, iovcnt, False)
     return sigpipe_on_epipe(ctx, host_syscall(NR["pwritev2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0))
 
 
 @syscall("openat")
-def sys_openat(ctx, dirfd: int, path: int, flags: int, mode: int) -> int:
+def sys_openat(ctx: VcpuThread, dirfd: int, path: int, flags: int, mode: int) -> int:
     p = path_arg(ctx, path)
     text = path_text(p)
     if text is not None and text.startswith(b"/proc/"):
@@ -114,54 +118,54 @@ def sys_openat(ctx, dirfd: int, path: int, flags: int, mode: int) -> int:
 
 
 @syscall("open")
-def sys_open(ctx, path: int, flags: int, mode: int) -> int:
+def sys_open(ctx: VcpuThread, path: int, flags: int, mode: int) -> int:
     return sys_openat(ctx, AT_FDCWD, path, flags, mode)
 
 
 @syscall("creat")
-def sys_creat(ctx, path: int, mode: int) -> int:
+def sys_creat(ctx: VcpuThread, path: int, mode: int) -> int:
     return sys_openat(ctx, AT_FDCWD, path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
 
 
 @syscall("close")
-def sys_close(ctx, fd: int) -> int:
+def sys_close(ctx: VcpuThread, fd: int) -> int:
     return host_syscall(NR["close"], fd_arg(fd))
 
 
 @syscall("lseek")
-def sys_lseek(ctx, fd: int, offset: int, whence: int) -> int:
+def sys_lseek(ctx: VcpuThread, fd: int, offset: int, whence: int) -> int:
     return host_syscall(NR["lseek"], fd_arg(fd), offset, whence)
 
 
 @syscall("fstat")
-def sys_fstat(ctx, fd: int, statbuf: int) -> int:
+def sys_fstat(ctx: VcpuThread, fd: int, statbuf: int) -> int:
     return host_syscall(NR["fstat"], fd_arg(fd), buf_out(ctx, statbuf, 144))
 
 
 @syscall("newfstatat")
-def sys_newfstatat(ctx, dirfd: int, path: int, statbuf: int, flags: int) -> int:
+def sys_newfstatat(ctx: VcpuThread, dirfd: int, path: int, statbuf: int, flags: int) -> int:
     p = path_arg(ctx, path)
     return host_syscall(NR["newfstatat"], fd_arg(dirfd), addr_of(p), buf_out(ctx, statbuf, 144), flags)
 
 
 @syscall("stat")
-def sys_stat(ctx, path: int, statbuf: int) -> int:
+def sys_stat(ctx: VcpuThread, path: int, statbuf: int) -> int:
     return sys_newfstatat(ctx, AT_FDCWD, path, statbuf, 0)
 
 
 @syscall("lstat")
-def sys_lstat(ctx, path: int, statbuf: int) -> int:
+def sys_lstat(ctx: VcpuThread, path: int, statbuf: int) -> int:
     return sys_newfstatat(ctx, AT_FDCWD, path, statbuf, 0x100)      # AT_SYMLINK_NOFOLLOW
 
 
 @syscall("statx")
-def sys_statx(ctx, dirfd: int, path: int, flags: int, mask: int, buf: int) -> int:
+def sys_statx(ctx: VcpuThread, dirfd: int, path: int, flags: int, mask: int, buf: int) -> int:
     p = path_arg(ctx, path)
     return host_syscall(NR["statx"], fd_arg(dirfd), addr_of(p), flags, mask, buf_out(ctx, buf, 256))
 
 
 @syscall("getdents64")
-def sys_getdents64(ctx, fd: int, dirp: int, count: int) -> int:
+def sys_getdents64(ctx: VcpuThread, fd: int, dirp: int, count: int) -> int:
     host = buf_out(ctx, dirp, count)        # the guest's buffer or a bounce copy (flushed after the handler)
     while True:
         result = host_syscall(NR["getdents64"], fd_arg(fd), host, count)
@@ -174,7 +178,7 @@ def sys_getdents64(ctx, fd: int, dirp: int, count: int) -> int:
 
 
 @syscall("readlinkat")
-def sys_readlinkat(ctx, dirfd: int, path: int, buf: int, size: int) -> int:
+def sys_readlinkat(ctx: VcpuThread, dirfd: int, path: int, buf: int, size: int) -> int:
     if s32(size) <= 0:
         return -errno.EINVAL
     name = ctx.mem.read_cstring(path)
@@ -189,12 +193,12 @@ def sys_readlinkat(ctx, dirfd: int, path: int, buf: int, size: int) -> int:
 
 
 @syscall("readlink")
-def sys_readlink(ctx, path: int, buf: int, size: int) -> int:
+def sys_readlink(ctx: VcpuThread, path: int, buf: int, size: int) -> int:
     return sys_readlinkat(ctx, AT_FDCWD, path, buf, size)
 
 
 @syscall("getcwd")
-def sys_getcwd(ctx, buf: int, size: int) -> int:
+def sys_getcwd(ctx: VcpuThread, buf: int, size: int) -> int:
     """Linux copies only the path and its NUL: the rest of the buffer may be unmapped (ERANGE before EFAULT)."""
     host = ffi.new("char[]", PATH_MAX)
     result = host_syscall(NR["getcwd"], addr_of(host), min(size, PATH_MAX))
@@ -207,7 +211,7 @@ def _path_call(name: str, path_positions: tuple[int, ...], dirfd_positions: tupl
     """Register a syscall whose arguments are paths and dirfds (at the given positions) and plain numbers."""
     nr = NR[name]
 
-    def handler(ctx, a0: int, a1: int, a2: int, a3: int, a4: int) -> int:
+    def handler(ctx: VcpuThread, a0: int, a1: int, a2: int, a3: int, a4: int) -> int:
         args = [a0, a1, a2, a3, a4]
         for pos in dirfd_positions:
             args[pos] = fd_arg(args[pos])
@@ -232,20 +236,20 @@ for _name, _dirfds, _paths in (("unlinkat", (0,), (1,)), ("mkdirat", (0,), (1,))
 
 
 @syscall("utimensat")
-def sys_utimensat(ctx, dirfd: int, path: int, times: int, flags: int) -> int:
+def sys_utimensat(ctx: VcpuThread, dirfd: int, path: int, times: int, flags: int) -> int:
     p = path_arg(ctx, path) if path else None
     return host_syscall(NR["utimensat"], fd_arg(dirfd), addr_of(p) if p is not None else 0,
                         buf_in(ctx, times, 32) if times else 0, flags)
 
 
 @syscall("statfs")
-def sys_statfs(ctx, path: int, buf: int) -> int:
+def sys_statfs(ctx: VcpuThread, path: int, buf: int) -> int:
     p = path_arg(ctx, path)
     return host_syscall(NR["statfs"], addr_of(p), buf_out(ctx, buf, 120))
 
 
 @syscall("fstatfs")
-def sys_fstatfs(ctx, fd: int, buf: int) -> int:
+def sys_fstatfs(ctx: VcpuThread, fd: int, buf: int) -> int:
     return host_syscall(NR["fstatfs"], fd_arg(fd), buf_out(ctx, buf, 120))
 
 
@@ -254,7 +258,7 @@ def _fd_call(name: str) -> None:
     and fadvise64's advice are the fourth)."""
     nr = NR[name]
 
-    def handler(ctx, a0: int, a1: int, a2: int, a3: int) -> int:
+    def handler(ctx: VcpuThread, a0: int, a1: int, a2: int, a3: int) -> int:
         return host_syscall(nr, fd_arg(a0), a1, a2, a3)
     syscall(name)(handler)
 
@@ -265,7 +269,7 @@ for _name in ("fchdir", "fsync", "fdatasync", "ftruncate", "fchmod", "fchown", "
 
 
 @syscall("fcntl")
-def sys_fcntl(ctx, fd: int, cmd: int, arg: int) -> int:
+def sys_fcntl(ctx: VcpuThread, fd: int, cmd: int, arg: int) -> int:
     F_DUPFD, F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 0, 5, 6, 7, 1030
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, 36, 37, 38):   # struct flock / OFD locks
         return host_syscall(NR["fcntl"], fd_arg(fd), cmd, buf_out(ctx, arg, 32))
@@ -300,7 +304,7 @@ _IOCTL_VALUES = {TCSBRK, TCXONC, TCFLSH, TIOCEXCL, TIOCNXCL, TIOCSCTTY, TIOCNOTT
 
 
 @syscall("ioctl")
-def sys_ioctl(ctx, fd: int, request: int, arg: int) -> int:
+def sys_ioctl(ctx: VcpuThread, fd: int, request: int, arg: int) -> int:
     request &= 0xFFFFFFFF
     host_fd = fd_arg(fd)
     if request in _IOCTL_VALUES:
@@ -315,20 +319,20 @@ def sys_ioctl(ctx, fd: int, request: int, arg: int) -> int:
 
 
 @syscall("memfd_create")
-def sys_memfd_create(ctx, name: int, flags: int) -> int:
+def sys_memfd_create(ctx: VcpuThread, name: int, flags: int) -> int:
     p = path_arg(ctx, name)
     return new_fd(host_syscall(NR["memfd_create"], addr_of(p), flags))
 
 
 @syscall("sendfile")
-def sys_sendfile(ctx, out_fd: int, in_fd: int, offset: int, count: int) -> int:
+def sys_sendfile(ctx: VcpuThread, out_fd: int, in_fd: int, offset: int, count: int) -> int:
     result = blocking_host_syscall(ctx, NR["sendfile"], fd_arg(out_fd), fd_arg(in_fd),
                             buf_out(ctx, offset, 8) if offset else 0, count)
     return sigpipe_on_epipe(ctx, result)
 
 
 @syscall("pipe2")
-def sys_pipe2(ctx, fds: int, flags: int) -> int:
+def sys_pipe2(ctx: VcpuThread, fds: int, flags: int) -> int:
     pair = ffi.new("int[2]")
     result = host_syscall(NR["pipe2"], addr_of(pair), flags)
     if result < 0:
@@ -347,22 +351,22 @@ def sys_pipe2(ctx, fds: int, flags: int) -> int:
 
 
 @syscall("pipe")
-def sys_pipe(ctx, fds: int) -> int:
+def sys_pipe(ctx: VcpuThread, fds: int) -> int:
     return sys_pipe2(ctx, fds, 0)
 
 
 @syscall("dup")
-def sys_dup(ctx, fd: int) -> int:
+def sys_dup(ctx: VcpuThread, fd: int) -> int:
     return sys_fcntl(ctx, fd, 0, 0)
 
 
 @syscall("dup3")
-def sys_dup3(ctx, old: int, new: int, flags: int) -> int:
+def sys_dup3(ctx: VcpuThread, old: int, new: int, flags: int) -> int:
     return host_syscall(NR["dup3"], fd_arg(old), fd_arg(new), flags)
 
 
 @syscall("dup2")
-def sys_dup2(ctx, old: int, new: int) -> int:
+def sys_dup2(ctx: VcpuThread, old: int, new: int) -> int:
     if s32(old) == s32(new):
         result = host_syscall(NR["fcntl"], fd_arg(old), 1, 0)          # F_GETFD: is it open?
         return result if result < 0 else s32(new)
@@ -370,16 +374,16 @@ def sys_dup2(ctx, old: int, new: int) -> int:
 
 
 @syscall("umask")
-def sys_umask(ctx, mask: int) -> int:
+def sys_umask(ctx: VcpuThread, mask: int) -> int:
     return host_syscall(NR["umask"], mask)
 
 
 @syscall("sync")
-def sys_sync(ctx) -> int:
+def sys_sync(ctx: VcpuThread) -> int:
     return host_syscall(NR["sync"])
 
 
 @syscall("copy_file_range")
-def sys_copy_file_range(ctx, fd_in: int, off_in: int, fd_out: int, off_out: int, length: int, flags: int) -> int:
+def sys_copy_file_range(ctx: VcpuThread, fd_in: int, off_in: int, fd_out: int, off_out: int, length: int, flags: int) -> int:
     return host_syscall(NR["copy_file_range"], fd_arg(fd_in), buf_out(ctx, off_in, 8) if off_in else 0,
                         fd_arg(fd_out), buf_out(ctx, off_out, 8) if off_out else 0, length, flags)

@@ -12,6 +12,7 @@ import errno
 import struct
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from ..errors import GuestFault
 from ..atomics import cas32
@@ -20,6 +21,9 @@ from .args import buf_in
 from .dispatch import syscall
 from .host import blocking_host_syscall, host_syscall, interruption
 from .numbers import NUMBERS as NR
+
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI = 6, 7, 8
@@ -80,11 +84,11 @@ class FutexTable:
                     self.queues.pop(waiter.addr, None)
 
 
-def _load(ctx, addr: int) -> int:
+def _load(ctx: VcpuThread, addr: int) -> int:
     return struct.unpack("<I", ctx.mem.read(addr, 4))[0]
 
 
-def _deadline(ctx, timeout: int, absolute: bool, realtime: bool) -> float | None:
+def _deadline(ctx: VcpuThread, timeout: int, absolute: bool, realtime: bool) -> float | None:
     if not timeout:
         return None
     sec, nsec = struct.unpack("<qq", ctx.mem.read(timeout, 16))
@@ -96,7 +100,7 @@ def _deadline(ctx, timeout: int, absolute: bool, realtime: bool) -> float | None
     return time.monotonic() + value
 
 
-def wait(ctx, addr: int, expected: int, deadline: float | None, bitset: int) -> int:
+def wait(ctx: VcpuThread, addr: int, expected: int, deadline: float | None, bitset: int) -> int:
     table = ctx.proc.futexes
     while True:
         waiter = Waiter(addr, bitset)
@@ -134,7 +138,7 @@ FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFF
 ROBUST_LIST_LIMIT = 2048
 
 
-def exit_robust_list(thread) -> None:
+def exit_robust_list(thread: VcpuThread) -> None:
     """At a thread's exit, mark the robust mutexes it still holds FUTEX_OWNER_DIED and wake one waiter of each
     (kernel/futex/core.c exit_robust_list): glibc leaves this to the kernel, so without it a waiter blocks forever.
 
@@ -160,7 +164,7 @@ def exit_robust_list(thread) -> None:
         pass                      # a corrupt list ends the walk, as in Linux
 
 
-def _owner_died(thread, table: FutexTable, addr: int) -> None:
+def _owner_died(thread: VcpuThread, table: FutexTable, addr: int) -> None:
     with table.lock:
         while True:
             value = _load(thread, addr)
@@ -172,7 +176,7 @@ def _owner_died(thread, table: FutexTable, addr: int) -> None:
         table.wake(addr, 1)
 
 
-def _wake_op(ctx, addr: int, count: int, addr2: int, count2: int, op: int) -> int:
+def _wake_op(ctx: VcpuThread, addr: int, count: int, addr2: int, count2: int, op: int) -> int:
     """FUTEX_WAKE_OP: *addr2 = op(*addr2, oparg); wake addr; wake addr2 if cmp(old, cmparg)."""
     kind, cmp, oparg, cmparg = (op >> 28) & 7, (op >> 24) & 15, (op >> 12) & 0xFFF, op & 0xFFF
     if (op >> 28) & 8:
@@ -196,7 +200,7 @@ def _wake_op(ctx, addr: int, count: int, addr2: int, count2: int, op: int) -> in
 # ---- priority-inheritance futexes (kernel/futex/pi.c), without the priority boosting ---------------------------
 # The word holds the owner's tid | FUTEX_WAITERS | FUTEX_OWNER_DIED; the C library takes and drops an
 # uncontended lock itself and asks km only when the word says there are (or will be) waiters.
-def lock_pi(ctx, addr: int, deadline: float | None, try_only: bool) -> int:
+def lock_pi(ctx: VcpuThread, addr: int, deadline: float | None, try_only: bool) -> int:
     table = ctx.proc.futexes
     while True:
         waiter = Waiter(addr, BITSET_MATCH_ANY, ctx.tid)
@@ -236,7 +240,7 @@ def lock_pi(ctx, addr: int, deadline: float | None, try_only: bool) -> int:
             return leave
 
 
-def unlock_pi(ctx, addr: int) -> int:
+def unlock_pi(ctx: VcpuThread, addr: int) -> int:
     """Hand the lock to the first waiter (the word becomes its tid, | FUTEX_WAITERS if more wait), or free it.
     The word is replaced atomically; a lost race (a guest thread set a bit meanwhile) is retried."""
     table = ctx.proc.futexes
@@ -258,12 +262,12 @@ def unlock_pi(ctx, addr: int) -> int:
     return 0
 
 
-def _deadline_pi(ctx, cmd: int, op: int, timeout: int) -> float | None:
+def _deadline_pi(ctx: VcpuThread, cmd: int, op: int, timeout: int) -> float | None:
     """FUTEX_LOCK_PI's timeout is absolute CLOCK_REALTIME; LOCK_PI2's is CLOCK_MONOTONIC unless asked."""
     return _deadline(ctx, timeout, True, cmd == FUTEX_LOCK_PI or bool(op & FUTEX_CLOCK_REALTIME))
 
 
-def _host_shared_word(ctx, addr: int, op: int) -> int | None:
+def _host_shared_word(ctx: VcpuThread, addr: int, op: int) -> int | None:
     """The host address of a process-shared futex word in a MAP_SHARED mapping, else None (km's table serves)."""
     if op & FUTEX_PRIVATE_FLAG:
         return None
@@ -274,7 +278,7 @@ def _host_shared_word(ctx, addr: int, op: int) -> int | None:
 
 
 @syscall("futex")
-def sys_futex(ctx, addr: int, op: int, val: int, timeout: int, addr2: int, val3: int) -> int:
+def sys_futex(ctx: VcpuThread, addr: int, op: int, val: int, timeout: int, addr2: int, val3: int) -> int:
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
     table = ctx.proc.futexes
     if addr % 4:

@@ -6,12 +6,16 @@ see the README's known limits."""
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from ..kvm.abi import ffi
 from .args import addr_of, buf_in, buf_out, fd_arg, new_fd, path_arg
 from .dispatch import syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
+
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
 
 IPC_64 = 0x100
 IPC_RMID, IPC_SET, IPC_STAT, IPC_INFO = 0, 1, 2, 3
@@ -24,23 +28,23 @@ MQ_ATTR = 64
 
 
 @syscall("msgget")
-def sys_msgget(ctx, key: int, flags: int) -> int:
+def sys_msgget(ctx: VcpuThread, key: int, flags: int) -> int:
     return host_syscall(NR["msgget"], key, flags)
 
 
 @syscall("msgsnd")
-def sys_msgsnd(ctx, msqid: int, msgp: int, size: int, flags: int) -> int:
+def sys_msgsnd(ctx: VcpuThread, msqid: int, msgp: int, size: int, flags: int) -> int:
     return blocking_host_syscall(ctx, NR["msgsnd"], msqid, buf_in(ctx, msgp, 8 + (size & 0xFFFFFFFFFFFF)), size,
                                  flags)
 
 
 @syscall("msgrcv")
-def sys_msgrcv(ctx, msqid: int, msgp: int, size: int, msgtyp: int, flags: int) -> int:
+def sys_msgrcv(ctx: VcpuThread, msqid: int, msgp: int, size: int, msgtyp: int, flags: int) -> int:
     return blocking_host_syscall(ctx, NR["msgrcv"], msqid, buf_out(ctx, msgp, 8 + (size & 0xFFFFFFFFFFFF)), size,
                                  msgtyp, flags)
 
 
-def _ctl_buffer(ctx, buf: int, cmd: int, size: int, sets: tuple[int, ...], gets: tuple[int, ...]) -> int:
+def _ctl_buffer(ctx: VcpuThread, buf: int, cmd: int, size: int, sets: tuple[int, ...], gets: tuple[int, ...]) -> int:
     command = cmd & ~IPC_64
     if command in sets:
         return buf_in(ctx, buf, size)
@@ -50,24 +54,24 @@ def _ctl_buffer(ctx, buf: int, cmd: int, size: int, sets: tuple[int, ...], gets:
 
 
 @syscall("msgctl")
-def sys_msgctl(ctx, msqid: int, cmd: int, buf: int) -> int:
+def sys_msgctl(ctx: VcpuThread, msqid: int, cmd: int, buf: int) -> int:
     return host_syscall(NR["msgctl"], msqid, cmd,
                         _ctl_buffer(ctx, buf, cmd, MSQID_DS, (IPC_SET,),
                                     (IPC_STAT, IPC_INFO, MSG_STAT, MSG_INFO, MSG_STAT_ANY)))
 
 
 @syscall("semget")
-def sys_semget(ctx, key: int, nsems: int, flags: int) -> int:
+def sys_semget(ctx: VcpuThread, key: int, nsems: int, flags: int) -> int:
     return host_syscall(NR["semget"], key, nsems, flags)
 
 
 @syscall("semop")
-def sys_semop(ctx, semid: int, sops: int, nsops: int) -> int:
+def sys_semop(ctx: VcpuThread, semid: int, sops: int, nsops: int) -> int:
     return blocking_host_syscall(ctx, NR["semop"], semid, buf_in(ctx, sops, SEMBUF * min(nsops, 1 << 20)), nsops)
 
 
 @syscall("semtimedop")
-def sys_semtimedop(ctx, semid: int, sops: int, nsops: int, timeout: int) -> int:
+def sys_semtimedop(ctx: VcpuThread, semid: int, sops: int, nsops: int, timeout: int) -> int:
     return blocking_host_syscall(ctx, NR["semtimedop"], semid, buf_in(ctx, sops, SEMBUF * min(nsops, 1 << 20)),
                                  nsops, buf_in(ctx, timeout, 16) if timeout else 0)
 
@@ -81,7 +85,7 @@ def _nsems(semid: int) -> int:
 
 
 @syscall("semctl")
-def sys_semctl(ctx, semid: int, semnum: int, cmd: int, arg: int) -> int:
+def sys_semctl(ctx: VcpuThread, semid: int, semnum: int, cmd: int, arg: int) -> int:
     command = cmd & ~IPC_64
     if command in (GETALL, SETALL):
         size = 2 * _nsems(semid)
@@ -93,41 +97,41 @@ def sys_semctl(ctx, semid: int, semnum: int, cmd: int, arg: int) -> int:
 
 
 @syscall("shmget")
-def sys_shmget(ctx, key: int, size: int, flags: int) -> int:
+def sys_shmget(ctx: VcpuThread, key: int, size: int, flags: int) -> int:
     return host_syscall(NR["shmget"], key, size, flags)
 
 
 @syscall("shmctl")
-def sys_shmctl(ctx, shmid: int, cmd: int, buf: int) -> int:
+def sys_shmctl(ctx: VcpuThread, shmid: int, cmd: int, buf: int) -> int:
     return host_syscall(NR["shmctl"], shmid, cmd,
                         _ctl_buffer(ctx, buf, cmd, SHMID_DS, (IPC_SET,),
                                     (IPC_STAT, IPC_INFO, SHM_STAT, SHM_INFO, SHM_STAT_ANY)))
 
 
 @syscall("mq_open")
-def sys_mq_open(ctx, name: int, oflag: int, mode: int, attr: int) -> int:
+def sys_mq_open(ctx: VcpuThread, name: int, oflag: int, mode: int, attr: int) -> int:
     return new_fd(host_syscall(NR["mq_open"], addr_of(path_arg(ctx, name)), oflag, mode,
                                buf_in(ctx, attr, MQ_ATTR) if attr else 0))
 
 
 @syscall("mq_unlink")
-def sys_mq_unlink(ctx, name: int) -> int:
+def sys_mq_unlink(ctx: VcpuThread, name: int) -> int:
     return host_syscall(NR["mq_unlink"], addr_of(path_arg(ctx, name)))
 
 
 @syscall("mq_timedsend")
-def sys_mq_timedsend(ctx, mqdes: int, msg: int, length: int, prio: int, timeout: int) -> int:
+def sys_mq_timedsend(ctx: VcpuThread, mqdes: int, msg: int, length: int, prio: int, timeout: int) -> int:
     return blocking_host_syscall(ctx, NR["mq_timedsend"], fd_arg(mqdes), buf_in(ctx, msg, length), length, prio,
                                  buf_in(ctx, timeout, 16) if timeout else 0)
 
 
 @syscall("mq_timedreceive")
-def sys_mq_timedreceive(ctx, mqdes: int, msg: int, length: int, prio: int, timeout: int) -> int:
+def sys_mq_timedreceive(ctx: VcpuThread, mqdes: int, msg: int, length: int, prio: int, timeout: int) -> int:
     return blocking_host_syscall(ctx, NR["mq_timedreceive"], fd_arg(mqdes), buf_out(ctx, msg, length), length,
                                  buf_out(ctx, prio, 4) if prio else 0, buf_in(ctx, timeout, 16) if timeout else 0)
 
 
 @syscall("mq_getsetattr")
-def sys_mq_getsetattr(ctx, mqdes: int, newattr: int, oldattr: int) -> int:
+def sys_mq_getsetattr(ctx: VcpuThread, mqdes: int, newattr: int, oldattr: int) -> int:
     return host_syscall(NR["mq_getsetattr"], fd_arg(mqdes), buf_in(ctx, newattr, MQ_ATTR) if newattr else 0,
                         buf_out(ctx, oldattr, MQ_ATTR) if oldattr else 0)

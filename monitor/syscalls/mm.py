@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 import stat
+from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import MASK64, PAGE_SIZE as PAGE
 
@@ -16,6 +17,10 @@ from .args import fd_arg
 from .dispatch import s32, syscall
 from .host import host_syscall
 from .numbers import NUMBERS as NR
+
+if TYPE_CHECKING:
+    from ..guest_memory import GuestMemory, Vma
+    from ..vcpu_loop import VcpuThread
 
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
 MAP_GROWSDOWN, MAP_DENYWRITE, MAP_STACK, MAP_FIXED_NOREPLACE = 0x100, 0x800, 0x20000, 0x100000
@@ -31,7 +36,7 @@ def page_align(n: int) -> int:
 
 
 @syscall("brk")
-def sys_brk(ctx, addr: int) -> int:
+def sys_brk(ctx: VcpuThread, addr: int) -> int:
     """As mm/mmap.c: the answer is the new break, or the old one when the request cannot be met (below the start,
     past TASK_SIZE, into another mapping or the page below it, more than the host could commit); shrinking
     always succeeds."""
@@ -55,7 +60,7 @@ def sys_brk(ctx, addr: int) -> int:
 
 
 @syscall("mmap")
-def sys_mmap(ctx, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
+def sys_mmap(ctx: VcpuThread, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
     """Checks in mm/mmap.c's order: offset alignment, the fd, a zero length (EINVAL), one that PAGE_ALIGN wraps or
     that exceeds TASK_SIZE (ENOMEM), a fixed address past TASK_SIZE (ENOMEM), unaligned (EINVAL), below
     mmap_min_addr (EPERM) or taken (NOREPLACE: EEXIST), then the mapping type."""
@@ -109,7 +114,7 @@ def _file_access(mode: int, flags: int, prot: int) -> int:
     return access
 
 
-def _place(mem, addr: int, size: int, flags: int) -> int:
+def _place(mem: GuestMemory, addr: int, size: int, flags: int) -> int:
     """Where the mapping goes: the fixed address (already checked), else at the hint if free, else the highest
     gap; or -errno."""
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
@@ -120,7 +125,7 @@ def _place(mem, addr: int, size: int, flags: int) -> int:
     return -errno.ENOMEM if found is None else found
 
 
-def _map_file(mem, start: int, size: int, prot: int, host_fd: int, offset: int, flags: int) -> None:
+def _map_file(mem: GuestMemory, start: int, size: int, prot: int, host_fd: int, offset: int, flags: int) -> None:
     """A file mapping (GuestMemory.map_file); a private mapping of /dev/zero is anonymous memory."""
     shared = bool(flags & MAP_SHARED)
     image = not shared and bool(flags & MAP_DENYWRITE or prot & PROT_EXEC)    # ld.so's MAP_COPY, or code
@@ -136,7 +141,7 @@ def _is_dev_zero(host_fd: int) -> bool:
     return stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 5)
 
 
-def _map_shared_anonymous(mem, start: int, size: int, prot: int) -> None:
+def _map_shared_anonymous(mem: GuestMemory, start: int, size: int, prot: int) -> None:
     """MAP_SHARED|MAP_ANONYMOUS: memory a forked child shares, so a memfd the host maps shared (km's children
     are other host processes). Linux names it /dev/zero (deleted), as a shmem file."""
     fd = os.memfd_create("km-shared-anonymous", os.MFD_CLOEXEC)
@@ -148,11 +153,11 @@ def _map_shared_anonymous(mem, start: int, size: int, prot: int) -> None:
 
 
 @syscall("munmap")
-def sys_munmap(ctx, addr: int, length: int) -> int:
+def sys_munmap(ctx: VcpuThread, addr: int, length: int) -> int:
     return _munmap(ctx.mem, addr, length)
 
 
-def _munmap(mem, addr: int, length: int) -> int:
+def _munmap(mem: GuestMemory, addr: int, length: int) -> int:
     """mm/vma.c do_vmi_munmap: EINVAL unless the range is aligned, within TASK_SIZE and not empty; holes are fine."""
     if addr % PAGE or addr > TASK_SIZE or length > TASK_SIZE - addr or not page_align(length):
         return -errno.EINVAL
@@ -161,11 +166,11 @@ def _munmap(mem, addr: int, length: int) -> int:
 
 
 @syscall("mprotect")
-def sys_mprotect(ctx, addr: int, length: int, prot: int) -> int:
+def sys_mprotect(ctx: VcpuThread, addr: int, length: int, prot: int) -> int:
     return _mprotect(ctx.mem, addr, length, prot, -1)
 
 
-def _mprotect(mem, addr: int, length: int, prot: int, pkey: int) -> int:
+def _mprotect(mem: GuestMemory, addr: int, length: int, prot: int, pkey: int) -> int:
     """mm/mprotect.c do_mprotect_pkey: the rights change VMA by VMA up to the first hole or refusal, which then
     answers ENOMEM or EACCES (the VMAs before it keep their new rights, as on Linux). PROT_GROWSDOWN extends the
     range down to the start of the stack."""
@@ -217,7 +222,7 @@ MADV_VALID = frozenset(range(0, 5)) | frozenset(range(8, 26)) | {100, 101, 102, 
 
 
 @syscall("madvise")
-def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
+def sys_madvise(ctx: VcpuThread, addr: int, length: int, advice: int) -> int:
     """MADV_DONTNEED must zero anonymous private pages (allocators rely on it) and give a private file mapping
     the file's bytes again; MADV_REMOVE punches a hole in a shared file; other advice is a hint.
 
@@ -261,7 +266,7 @@ def sys_madvise(ctx, addr: int, length: int, advice: int) -> int:
     return -errno.ENOMEM if hole else 0
 
 
-def _advise(mem, vma, start: int, end: int, advice: int) -> int:
+def _advise(mem: GuestMemory, vma: Vma, start: int, end: int, advice: int) -> int:
     """One VMA's share of madvise(2): 0 or the -errno Linux's per-VMA check gives."""
     file_backed = vma.file is not None
     shared = vma.shared
@@ -276,9 +281,10 @@ def _advise(mem, vma, start: int, end: int, advice: int) -> int:
     elif advice == MADV_REMOVE:
         if vma.locked or not file_backed:
             return -errno.EINVAL
-        if not shared:
+        if not shared or not vma.prot & PROT_WRITE:      # madvise_remove: VM_SHARED and VM_WRITE
             return -errno.EACCES
-        mem.phys.remove(vma.gpa + start - vma.start, end - start)
+        if vma.gpa is not None:
+            mem.phys.remove(vma.gpa + start - vma.start, end - start)
     elif advice in (MADV_DOFORK, MADV_DODUMP) and special:
         return -errno.EINVAL
     elif advice == MADV_WIPEONFORK and (file_backed or special):
@@ -293,7 +299,7 @@ def _advise(mem, vma, start: int, end: int, advice: int) -> int:
 
 
 @syscall("mremap")
-def sys_mremap(ctx, old: int, old_size: int, new_size: int, flags: int, new_addr: int) -> int:
+def sys_mremap(ctx: VcpuThread, old: int, old_size: int, new_size: int, flags: int, new_addr: int) -> int:
     """Grows in place or moves the mapping with its backing (page tables only, as Linux: no copy); the growth is
     a new VMA of the same rights beside it (a buffer over both is served through a copy, syscalls/bounce.py).
 
@@ -333,7 +339,7 @@ def sys_mremap(ctx, old: int, old_size: int, new_size: int, flags: int, new_addr
         return _move(mem, vma, old, old_size, new_size, target, keep_old=False)
 
 
-def _mremap_to(mem, vma, old: int, old_size: int, new_size: int, flags: int, new_addr: int) -> int:
+def _mremap_to(mem: GuestMemory, vma: Vma, old: int, old_size: int, new_size: int, flags: int, new_addr: int) -> int:
     """mremap to a fixed address (or, for DONTUNMAP alone, anywhere): the target is unmapped first."""
     if new_size > TASK_SIZE or new_addr > TASK_SIZE - new_size:
         return -errno.EINVAL
@@ -341,9 +347,10 @@ def _mremap_to(mem, vma, old: int, old_size: int, new_size: int, flags: int, new
         return -errno.EINVAL
     if flags & MREMAP_FIXED:
         mem.unmap(new_addr, new_size)
-        vma = mem.find(old)
-        if vma is None:
+        still = mem.find(old)
+        if still is None:
             return -errno.EFAULT
+        vma = still
     if old_size > new_size:
         mem.unmap(old + new_size, old_size - new_size)
         old_size = new_size
@@ -353,13 +360,14 @@ def _mremap_to(mem, vma, old: int, old_size: int, new_size: int, flags: int, new
     if flags & MREMAP_FIXED:
         target = new_addr
     else:
-        target = mem.find_free(new_size, new_addr)
-        if target is None:
+        found = mem.find_free(new_size, new_addr)
+        if found is None:
             return -errno.ENOMEM
+        target = found
     return _move(mem, vma, old, old_size, new_size, target, keep_old=bool(flags & MREMAP_DONTUNMAP))
 
 
-def _resize_error(mem, vma, old: int, old_size: int, new_size: int, flags: int) -> int:
+def _resize_error(mem: GuestMemory, vma: Vma, old: int, old_size: int, new_size: int, flags: int) -> int:
     """mm/mremap.c resize_is_valid: 0 or the -errno."""
     if vma.foreign is not None:
         return -errno.EINVAL               # [vvar] stays where the vDSO expects it
@@ -379,7 +387,7 @@ def _resize_error(mem, vma, old: int, old_size: int, new_size: int, flags: int) 
     return 0
 
 
-def _move(mem, vma, old: int, old_size: int, new_size: int, target: int, keep_old: bool) -> int:
+def _move(mem: GuestMemory, vma: Vma, old: int, old_size: int, new_size: int, target: int, keep_old: bool) -> int:
     """Move [old, old+old_size) to target and grow it to new_size there; DONTUNMAP leaves the old range mapped
     and empty (zero pages), as Linux leaves an anonymous one."""
     prot, huge = vma.prot, vma.huge
@@ -391,10 +399,11 @@ def _move(mem, vma, old: int, old_size: int, new_size: int, target: int, keep_ol
     return target
 
 
-def _extend(mem, end: int, at: int, size: int) -> None:
+def _extend(mem: GuestMemory, end: int, at: int, size: int) -> None:
     """Map `size` bytes at `at` as the continuation of the mapping that ends at `end`: the same rights, and for a
     file mapping the file's next bytes (as Linux grows the one VMA)."""
     last = mem.find(end - 1)
+    assert last is not None, "called for the mapping that ends at `end`"
     if last.file is None:
         mem.map(at, size, last.prot, huge=last.huge).locked = last.locked
         return
@@ -414,7 +423,7 @@ def _extend(mem, end: int, at: int, size: int) -> None:
         vma.locked = last.locked
 
 
-def _reopen(mem, vma) -> int | None:
+def _reopen(mem: GuestMemory, vma: Vma) -> int | None:
     """A descriptor of the file the host maps under `vma` (a shared mapping keeps none: closing a descriptor
     would drop the payload's POSIX locks on the file), through /proc/self/map_files (needs CAP_SYS_ADMIN)."""
     if vma.gpa is None or not mem.phys.is_file(vma.gpa):
@@ -439,7 +448,7 @@ def _mergeable(a, b) -> bool:
         (not a.path or a.offset + (a.end - a.start) == b.offset)
 
 
-def _run_end(mem, vma) -> int:
+def _run_end(mem: GuestMemory, vma: Vma) -> int:
     """The end of the VMA Linux would have: km does not merge neighbours (a grown mapping is two VMAs)."""
     end = vma.end
     while True:
@@ -450,7 +459,7 @@ def _run_end(mem, vma) -> int:
 
 
 @syscall("membarrier")
-def sys_membarrier(ctx, cmd: int, flags: int, cpu_id: int) -> int:
+def sys_membarrier(ctx: VcpuThread, cmd: int, flags: int, cpu_id: int) -> int:
     """The host's: km's threads are the payload's, and a barrier on their CPUs also reaches guest code running
     there (it leaves KVM_RUN)."""
     return host_syscall(NR["membarrier"], cmd, flags, cpu_id)
@@ -460,17 +469,17 @@ PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE = 1, 2
 
 
 @syscall("pkey_alloc")
-def sys_pkey_alloc(ctx, flags: int, access_rights: int) -> int:
+def sys_pkey_alloc(ctx: VcpuThread, flags: int, access_rights: int) -> int:
     """km's vCPUs have no protection keys (the guest's PKRU is not managed): as Linux on a CPU without PKU."""
     return -errno.EINVAL
 
 
 @syscall("pkey_free")
-def sys_pkey_free(ctx, pkey: int) -> int:
+def sys_pkey_free(ctx: VcpuThread, pkey: int) -> int:
     return -errno.EINVAL                  # never allocated
 
 
 @syscall("pkey_mprotect")
-def sys_pkey_mprotect(ctx, addr: int, length: int, prot: int, pkey: int) -> int:
+def sys_pkey_mprotect(ctx: VcpuThread, addr: int, length: int, prot: int, pkey: int) -> int:
     """pkey -1 is plain mprotect; any other key was never allocated."""
     return _mprotect(ctx.mem, addr, length, prot, s32(pkey))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import struct
+from typing import TYPE_CHECKING
 
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
@@ -20,6 +21,9 @@ from ..signals import ERESTARTSYS
 from .fs import _iovec, sigpipe_on_epipe
 from .host import blocking_host_syscall, host_syscall, interruption
 from .numbers import NUMBERS as NR
+
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
 
 SOCKADDR_STORAGE = 128      # the kernel never reads or writes more of a sockaddr than this
 UIO_MAXIOV = 1024
@@ -46,7 +50,7 @@ class AddrLen:
     unreadable length word or address goes to the host as poison() and a negative length as it is: the host
     answers EFAULT or EINVAL where Linux does (for accept and recvfrom, after the call itself)."""
 
-    def __init__(self, ctx, addr: int, addrlen: int) -> None:
+    def __init__(self, ctx: VcpuThread, addr: int, addrlen: int) -> None:
         self.ctx, self.addrlen, self.is_wanted = ctx, addrlen, bool(addr)
         self.host_len = ffi.new("int *")
         self.host_len_addr = addr_of(self.host_len)
@@ -87,7 +91,7 @@ def _socket_first(fd: int):
         raise
 
 
-def _blocking(ctx, nr: int, timeout_option: int, fd: int, *args: int) -> int:
+def _blocking(ctx: VcpuThread, nr: int, timeout_option: int, fd: int, *args: int) -> int:
     """blocking_host_syscall, cut short with sock_intr_errno's code: -ERESTARTSYS, or a plain -EINTR (never
     restarted, signal(7)) when the socket has a timeout (SO_RCVTIMEO for receiving and accept, SO_SNDTIMEO for
     sending and connect)."""
@@ -106,7 +110,7 @@ def _has_timeout(fd: int, option: int) -> bool:
     return result == 0 and bool(timeval[0] or timeval[1])
 
 
-def _sockaddr_in(ctx, addr: int, addrlen: int) -> int:
+def _sockaddr_in(ctx: VcpuThread, addr: int, addrlen: int) -> int:
     """A sockaddr the host reads: a length out of range goes as it is (the host answers EINVAL where Linux checks
     it), an unreadable address as poison()."""
     length = s32(addrlen)
@@ -116,12 +120,12 @@ def _sockaddr_in(ctx, addr: int, addrlen: int) -> int:
 
 
 @syscall("socket")
-def sys_socket(ctx, domain: int, type_: int, protocol: int) -> int:
+def sys_socket(ctx: VcpuThread, domain: int, type_: int, protocol: int) -> int:
     return new_fd(host_syscall(NR["socket"], domain, type_, protocol))
 
 
 @syscall("socketpair")
-def sys_socketpair(ctx, domain: int, type_: int, protocol: int, sv: int) -> int:
+def sys_socketpair(ctx: VcpuThread, domain: int, type_: int, protocol: int, sv: int) -> int:
     buf_out(ctx, sv, 8)
     pair = ffi.new("int[2]")
     result = host_syscall(NR["socketpair"], domain, type_, protocol, addr_of(pair))
@@ -136,29 +140,29 @@ def sys_socketpair(ctx, domain: int, type_: int, protocol: int, sv: int) -> int:
 
 
 @syscall("bind")
-def sys_bind(ctx, fd: int, addr: int, addrlen: int) -> int:
+def sys_bind(ctx: VcpuThread, fd: int, addr: int, addrlen: int) -> int:
     return host_syscall(NR["bind"], fd_arg(fd), _sockaddr_in(ctx, addr, addrlen), addrlen)
 
 
 @syscall("listen")
-def sys_listen(ctx, fd: int, backlog: int) -> int:
+def sys_listen(ctx: VcpuThread, fd: int, backlog: int) -> int:
     return host_syscall(NR["listen"], fd_arg(fd), backlog)
 
 
 @syscall("accept4")
-def sys_accept4(ctx, fd: int, addr: int, addrlen: int, flags: int) -> int:
+def sys_accept4(ctx: VcpuThread, fd: int, addr: int, addrlen: int, flags: int) -> int:
     peer = AddrLen(ctx, addr, addrlen)
     result = new_fd(_blocking(ctx, NR["accept4"], SO_RCVTIMEO, fd_arg(fd), *peer.args, flags))
     return peer.copy_back(result)
 
 
 @syscall("accept")
-def sys_accept(ctx, fd: int, addr: int, addrlen: int) -> int:
+def sys_accept(ctx: VcpuThread, fd: int, addr: int, addrlen: int) -> int:
     return sys_accept4(ctx, fd, addr, addrlen, 0)
 
 
 @syscall("connect")
-def sys_connect(ctx, fd: int, addr: int, addrlen: int) -> int:
+def sys_connect(ctx: VcpuThread, fd: int, addr: int, addrlen: int) -> int:
     """A blocking connect cut by a kick goes on in the host kernel; asking again waits for it (as Linux's own
     restart does), and EISCONN then means it completed while km was not looking."""
     args = (fd_arg(fd), _sockaddr_in(ctx, addr, addrlen), addrlen)
@@ -174,20 +178,20 @@ def sys_connect(ctx, fd: int, addr: int, addrlen: int) -> int:
     return _intr_errno(result, args[0], SO_SNDTIMEO)
 
 
-def _broken_pipe(ctx, result: int, flags: int) -> int:
+def _broken_pipe(ctx: VcpuThread, result: int, flags: int) -> int:
     """SIGPIPE with EPIPE as for write(2), unless the call said MSG_NOSIGNAL."""
     return result if flags & MSG_NOSIGNAL else sigpipe_on_epipe(ctx, result)
 
 
 @syscall("sendto")
-def sys_sendto(ctx, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
+def sys_sendto(ctx: VcpuThread, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
     result = _blocking(ctx, NR["sendto"], SO_SNDTIMEO, fd_arg(fd), buf_in(ctx, buf, length), length, flags,
                        _sockaddr_in(ctx, addr, addrlen), addrlen if addr else 0)
     return _broken_pipe(ctx, result, flags)
 
 
 @syscall("recvfrom")
-def sys_recvfrom(ctx, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
+def sys_recvfrom(ctx: VcpuThread, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
     peer = AddrLen(ctx, addr, addrlen)
     result = _blocking(ctx, NR["recvfrom"], SO_RCVTIMEO, fd_arg(fd), buf_out(ctx, buf, length), length, flags,
                        *peer.args)
@@ -195,24 +199,24 @@ def sys_recvfrom(ctx, fd: int, buf: int, length: int, flags: int, addr: int, add
 
 
 @syscall("shutdown")
-def sys_shutdown(ctx, fd: int, how: int) -> int:
+def sys_shutdown(ctx: VcpuThread, fd: int, how: int) -> int:
     return host_syscall(NR["shutdown"], fd_arg(fd), how)
 
 
 @syscall("getsockname")
-def sys_getsockname(ctx, fd: int, addr: int, addrlen: int) -> int:
+def sys_getsockname(ctx: VcpuThread, fd: int, addr: int, addrlen: int) -> int:
     name = AddrLen(ctx, addr, addrlen)
     return name.copy_back(host_syscall(NR["getsockname"], fd_arg(fd), *name.args))
 
 
 @syscall("getpeername")
-def sys_getpeername(ctx, fd: int, addr: int, addrlen: int) -> int:
+def sys_getpeername(ctx: VcpuThread, fd: int, addr: int, addrlen: int) -> int:
     name = AddrLen(ctx, addr, addrlen)
     return name.copy_back(host_syscall(NR["getpeername"], fd_arg(fd), *name.args))
 
 
 @syscall("setsockopt")
-def sys_setsockopt(ctx, fd: int, level: int, optname: int, optval: int, optlen: int) -> int:
+def sys_setsockopt(ctx: VcpuThread, fd: int, level: int, optname: int, optval: int, optlen: int) -> int:
     """A negative length and unreadable values go to the host as they are (EINVAL, EFAULT in Linux's order)."""
     length = s32(optlen)
     keep = None
@@ -228,7 +232,7 @@ def sys_setsockopt(ctx, fd: int, level: int, optname: int, optval: int, optlen: 
 
 
 @syscall("getsockopt")
-def sys_getsockopt(ctx, fd: int, level: int, optname: int, optval: int, optlen: int) -> int:
+def sys_getsockopt(ctx: VcpuThread, fd: int, level: int, optname: int, optval: int, optlen: int) -> int:
     """km holds the length word; an unreadable one goes to the host as poison(), a negative one as it is."""
     host_len = ffi.new("int *")
     length_addr = addr_of(host_len)
@@ -253,7 +257,7 @@ class Msg:
     """A guest struct msghdr rebuilt for the host: name and iovec buffers in place, the control data copied (to
     check the descriptors passed with SCM_RIGHTS both ways), lengths held by km."""
 
-    def __init__(self, ctx, gva: int, receiving: bool) -> None:
+    def __init__(self, ctx: VcpuThread, gva: int, receiving: bool) -> None:
         self.ctx, self.gva, self.receiving = ctx, gva, receiving
         name, namelen, iov, iovlen, control, controllen, _ = MSGHDR.unpack(ctx.mem.read(gva, MSGHDR.size))
         if receiving:       # writable, checked without a bounce copy (flushed after km's own writes, it undid them)
@@ -332,7 +336,7 @@ def _hide_km_rights(data: bytearray) -> bytearray:
 
 
 @syscall("sendmsg")
-def sys_sendmsg(ctx, fd: int, msg: int, flags: int) -> int:
+def sys_sendmsg(ctx: VcpuThread, fd: int, msg: int, flags: int) -> int:
     if flags & MSG_CMSG_COMPAT:           # refused before the socket is looked up, as Linux does
         return -errno.EINVAL
     with _socket_first(fd):
@@ -342,7 +346,7 @@ def sys_sendmsg(ctx, fd: int, msg: int, flags: int) -> int:
 
 
 @syscall("recvmsg")
-def sys_recvmsg(ctx, fd: int, msg: int, flags: int) -> int:
+def sys_recvmsg(ctx: VcpuThread, fd: int, msg: int, flags: int) -> int:
     if flags & MSG_CMSG_COMPAT:
         return -errno.EINVAL
     with _socket_first(fd):
@@ -352,7 +356,7 @@ def sys_recvmsg(ctx, fd: int, msg: int, flags: int) -> int:
     return result
 
 
-def _mmsg(ctx, vec: int, vlen: int, receiving: bool) -> tuple[list[Msg], object]:
+def _mmsg(ctx: VcpuThread, vec: int, vlen: int, receiving: bool) -> tuple[list[Msg], object]:
     """A guest struct mmsghdr array as a host one (msg_len words are the host's until copied back)."""
     vlen = min(vlen, UIO_MAXIOV)
     msgs = [Msg(ctx, vec + i * MMSGHDR_SIZE, receiving) for i in range(vlen)]
@@ -363,7 +367,7 @@ def _mmsg(ctx, vec: int, vlen: int, receiving: bool) -> tuple[list[Msg], object]
     return msgs, host
 
 
-def _mmsg_copy_back(ctx, vec: int, msgs: list[Msg], host, result: int) -> None:
+def _mmsg_copy_back(ctx: VcpuThread, vec: int, msgs: list[Msg], host, result: int) -> None:
     for i in range(max(result, 0)):
         entry = bytes(ffi.buffer(host + i * MMSGHDR_SIZE, MMSGHDR_SIZE))
         if msgs[i].receiving:
@@ -373,7 +377,7 @@ def _mmsg_copy_back(ctx, vec: int, msgs: list[Msg], host, result: int) -> None:
 
 
 @syscall("sendmmsg")
-def sys_sendmmsg(ctx, fd: int, vec: int, vlen: int, flags: int) -> int:
+def sys_sendmmsg(ctx: VcpuThread, fd: int, vec: int, vlen: int, flags: int) -> int:
     if flags & MSG_CMSG_COMPAT:
         return -errno.EINVAL
     with _socket_first(fd):
@@ -384,7 +388,7 @@ def sys_sendmmsg(ctx, fd: int, vec: int, vlen: int, flags: int) -> int:
 
 
 @syscall("recvmmsg")
-def sys_recvmmsg(ctx, fd: int, vec: int, vlen: int, flags: int, timeout: int) -> int:
+def sys_recvmmsg(ctx: VcpuThread, fd: int, vec: int, vlen: int, flags: int, timeout: int) -> int:
     if flags & MSG_CMSG_COMPAT:
         return -errno.EINVAL
     if timeout:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from typing import TYPE_CHECKING
 
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
@@ -22,6 +23,9 @@ from .host import blocking_host_syscall, host_syscall
 from .net import new_fd
 from .numbers import NUMBERS as NR
 
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
+
 POLLFD = struct.Struct("<ihh")          # fd, events, revents
 POLLNVAL = 0x20
 EPOLL_EVENT_SIZE = 12                   # struct epoll_event is packed on x86-64: u32 events, u64 data
@@ -30,7 +34,7 @@ INT_MAX = (1 << 31) - 1
 SIGSET_SIZE = 8
 
 
-def _wait(ctx, nr: int, *args: int, sigmask: int = 0) -> int:
+def _wait(ctx: VcpuThread, nr: int, *args: int, sigmask: int = 0) -> int:
     """A readiness wait: cut short by a guest signal it returns -ERESTARTNOHAND, so EINTR even under SA_RESTART
     (signal(7)).
 
@@ -55,7 +59,7 @@ def _wait(ctx, nr: int, *args: int, sigmask: int = 0) -> int:
 
 
 # ---- poll ---------------------------------------------------------------------------------------------------
-def _ppoll(ctx, fds: int, nfds: int, timeout_host: int, sigmask: int = 0) -> int:
+def _ppoll(ctx: VcpuThread, fds: int, nfds: int, timeout_host: int, sigmask: int = 0) -> int:
     """poll over a km copy of the pollfd array: km's own fds become -1 for the host, POLLNVAL for the payload."""
     if nfds > KM_FD_BASE:
         return -errno.EINVAL
@@ -83,7 +87,7 @@ def _ppoll(ctx, fds: int, nfds: int, timeout_host: int, sigmask: int = 0) -> int
 
 
 @syscall("poll")
-def sys_poll(ctx, fds: int, nfds: int, timeout_ms: int) -> int:
+def sys_poll(ctx: VcpuThread, fds: int, nfds: int, timeout_ms: int) -> int:
     timeout_ms = s32(timeout_ms)
     if timeout_ms < 0:
         return _ppoll(ctx, fds, nfds, 0)
@@ -92,14 +96,14 @@ def sys_poll(ctx, fds: int, nfds: int, timeout_ms: int) -> int:
 
 
 @syscall("ppoll")
-def sys_ppoll(ctx, fds: int, nfds: int, timeout: int, sigmask: int, sigsetsize: int) -> int:
+def sys_ppoll(ctx: VcpuThread, fds: int, nfds: int, timeout: int, sigmask: int, sigsetsize: int) -> int:
     if sigmask and sigsetsize != SIGSET_SIZE:
         return -errno.EINVAL
     return _ppoll(ctx, fds, nfds, buf_out(ctx, timeout, 16) if timeout else 0, sigmask)
 
 
 # ---- select -------------------------------------------------------------------------------------------------
-def _select(ctx, nfds: int, sets: tuple[int, int, int], timeout_host: int, nr: int, sigmask: int) -> int:
+def _select(ctx: VcpuThread, nfds: int, sets: tuple[int, int, int], timeout_host: int, nr: int, sigmask: int) -> int:
     """select with nfds clamped below km's descriptors; a bit set for one of them is EBADF, as for a closed fd."""
     nfds = s32(nfds)
     if nfds < 0:
@@ -121,13 +125,13 @@ def _has_bits_from(data: bytes, first: int, end: int) -> bool:
 
 
 @syscall("select")
-def sys_select(ctx, nfds: int, readfds: int, writefds: int, exceptfds: int, timeout: int) -> int:
+def sys_select(ctx: VcpuThread, nfds: int, readfds: int, writefds: int, exceptfds: int, timeout: int) -> int:
     return _select(ctx, nfds, (readfds, writefds, exceptfds), buf_out(ctx, timeout, 16) if timeout else 0,
                    NR["select"], 0)
 
 
 @syscall("pselect6")
-def sys_pselect6(ctx, nfds: int, readfds: int, writefds: int, exceptfds: int, timeout: int, sig: int) -> int:
+def sys_pselect6(ctx: VcpuThread, nfds: int, readfds: int, writefds: int, exceptfds: int, timeout: int, sig: int) -> int:
     sigmask = sigsetsize = 0
     if sig:
         sigmask, sigsetsize = struct.unpack("<QQ", ctx.mem.read(sig, 16))
@@ -139,24 +143,24 @@ def sys_pselect6(ctx, nfds: int, readfds: int, writefds: int, exceptfds: int, ti
 
 # ---- epoll --------------------------------------------------------------------------------------------------
 @syscall("epoll_create")
-def sys_epoll_create(ctx, size: int) -> int:
+def sys_epoll_create(ctx: VcpuThread, size: int) -> int:
     if s32(size) <= 0:
         return -errno.EINVAL
     return new_fd(host_syscall(NR["epoll_create1"], 0))
 
 
 @syscall("epoll_create1")
-def sys_epoll_create1(ctx, flags: int) -> int:
+def sys_epoll_create1(ctx: VcpuThread, flags: int) -> int:
     return new_fd(host_syscall(NR["epoll_create1"], flags))
 
 
 @syscall("epoll_ctl")
-def sys_epoll_ctl(ctx, epfd: int, op: int, fd: int, event: int) -> int:
+def sys_epoll_ctl(ctx: VcpuThread, epfd: int, op: int, fd: int, event: int) -> int:
     host_event = buf_in(ctx, event, EPOLL_EVENT_SIZE) if s32(op) in (EPOLL_CTL_ADD, EPOLL_CTL_MOD) else 0
     return host_syscall(NR["epoll_ctl"], fd_arg(epfd), op, fd_arg(fd), host_event)
 
 
-def _events_out(ctx, events: int, maxevents: int) -> int:
+def _events_out(ctx: VcpuThread, events: int, maxevents: int) -> int:
     maxevents = s32(maxevents)
     if not 0 < maxevents <= INT_MAX // EPOLL_EVENT_SIZE:
         raise OSError(errno.EINVAL, "maxevents")
@@ -164,12 +168,12 @@ def _events_out(ctx, events: int, maxevents: int) -> int:
 
 
 @syscall("epoll_wait")
-def sys_epoll_wait(ctx, epfd: int, events: int, maxevents: int, timeout_ms: int) -> int:
+def sys_epoll_wait(ctx: VcpuThread, epfd: int, events: int, maxevents: int, timeout_ms: int) -> int:
     return sys_epoll_pwait(ctx, epfd, events, maxevents, timeout_ms, 0, SIGSET_SIZE)
 
 
 @syscall("epoll_pwait")
-def sys_epoll_pwait(ctx, epfd: int, events: int, maxevents: int, timeout_ms: int, sigmask: int,
+def sys_epoll_pwait(ctx: VcpuThread, epfd: int, events: int, maxevents: int, timeout_ms: int, sigmask: int,
                     sigsetsize: int) -> int:
     if sigmask and sigsetsize != SIGSET_SIZE:
         return -errno.EINVAL
@@ -179,7 +183,7 @@ def sys_epoll_pwait(ctx, epfd: int, events: int, maxevents: int, timeout_ms: int
 
 
 @syscall("epoll_pwait2")
-def sys_epoll_pwait2(ctx, epfd: int, events: int, maxevents: int, timeout: int, sigmask: int,
+def sys_epoll_pwait2(ctx: VcpuThread, epfd: int, events: int, maxevents: int, timeout: int, sigmask: int,
                      sigsetsize: int) -> int:
     if sigmask and sigsetsize != SIGSET_SIZE:
         return -errno.EINVAL
@@ -190,32 +194,32 @@ def sys_epoll_pwait2(ctx, epfd: int, events: int, maxevents: int, timeout: int, 
 
 # ---- eventfd, timerfd, signalfd -----------------------------------------------------------------------------
 @syscall("eventfd")
-def sys_eventfd(ctx, initval: int) -> int:
+def sys_eventfd(ctx: VcpuThread, initval: int) -> int:
     return new_fd(host_syscall(NR["eventfd2"], initval, 0))
 
 
 @syscall("eventfd2")
-def sys_eventfd2(ctx, initval: int, flags: int) -> int:
+def sys_eventfd2(ctx: VcpuThread, initval: int, flags: int) -> int:
     return new_fd(host_syscall(NR["eventfd2"], initval, flags))
 
 
 @syscall("timerfd_create")
-def sys_timerfd_create(ctx, clockid: int, flags: int) -> int:
+def sys_timerfd_create(ctx: VcpuThread, clockid: int, flags: int) -> int:
     return new_fd(host_syscall(NR["timerfd_create"], clockid, flags))
 
 
 @syscall("timerfd_settime")
-def sys_timerfd_settime(ctx, fd: int, flags: int, new_value: int, old_value: int) -> int:
+def sys_timerfd_settime(ctx: VcpuThread, fd: int, flags: int, new_value: int, old_value: int) -> int:
     return host_syscall(NR["timerfd_settime"], fd_arg(fd), flags, buf_in(ctx, new_value, 32),
                         buf_out(ctx, old_value, 32) if old_value else 0)
 
 
 @syscall("timerfd_gettime")
-def sys_timerfd_gettime(ctx, fd: int, curr_value: int) -> int:
+def sys_timerfd_gettime(ctx: VcpuThread, fd: int, curr_value: int) -> int:
     return host_syscall(NR["timerfd_gettime"], fd_arg(fd), buf_out(ctx, curr_value, 32))
 
 
 @syscall("signalfd", "signalfd4")
-def sys_signalfd4(ctx) -> int:
+def sys_signalfd4(ctx: VcpuThread) -> int:
     """Guest signals are km's bookkeeping, not the host's: a host signalfd would never see them."""
     return -errno.ENOSYS

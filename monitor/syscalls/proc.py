@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..host_fds import KM_FD_BASE
@@ -13,6 +14,9 @@ from .host import host_syscall
 from .numbers import NUMBERS as NR
 from .process_info import host_pid
 
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
+
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
 PR_SET_NAME, PR_GET_NAME = 15, 16
@@ -20,69 +24,69 @@ RLIMIT_STACK, RLIMIT_NOFILE = 3, 7
 
 
 @syscall("exit_group")
-def sys_exit_group(ctx, status: int) -> None:
+def sys_exit_group(ctx: VcpuThread, status: int) -> None:
     ctx.proc.exit_group(status)
     ctx.exit_requested = True
     return None
 
 
 @syscall("exit")
-def sys_exit(ctx, status: int) -> None:
+def sys_exit(ctx: VcpuThread, status: int) -> None:
     ctx.proc.thread_exit(ctx, status)
     return None
 
 
 @syscall("getpid")
-def sys_getpid(ctx) -> int:
+def sys_getpid(ctx: VcpuThread) -> int:
     return ctx.proc.pid
 
 
 @syscall("getppid")
-def sys_getppid(ctx) -> int:
+def sys_getppid(ctx: VcpuThread) -> int:
     return os.getppid()
 
 
 @syscall("gettid")
-def sys_gettid(ctx) -> int:
+def sys_gettid(ctx: VcpuThread) -> int:
     return ctx.tid
 
 
 @syscall("getuid")
-def sys_getuid(ctx) -> int:
+def sys_getuid(ctx: VcpuThread) -> int:
     return os.getuid()
 
 
 @syscall("geteuid")
-def sys_geteuid(ctx) -> int:
+def sys_geteuid(ctx: VcpuThread) -> int:
     return os.geteuid()
 
 
 @syscall("getgid")
-def sys_getgid(ctx) -> int:
+def sys_getgid(ctx: VcpuThread) -> int:
     return os.getgid()
 
 
 @syscall("getegid")
-def sys_getegid(ctx) -> int:
+def sys_getegid(ctx: VcpuThread) -> int:
     return os.getegid()
 
 
 @syscall("getresuid")
-def sys_getresuid(ctx, r: int, e: int, s: int) -> int:
+def sys_getresuid(ctx: VcpuThread, r: int, e: int, s: int) -> int:
     for addr, value in zip((r, e, s), os.getresuid()):
         ctx.mem.write(addr, struct.pack("<I", value))
     return 0
 
 
 @syscall("getresgid")
-def sys_getresgid(ctx, r: int, e: int, s: int) -> int:
+def sys_getresgid(ctx: VcpuThread, r: int, e: int, s: int) -> int:
     for addr, value in zip((r, e, s), os.getresgid()):
         ctx.mem.write(addr, struct.pack("<I", value))
     return 0
 
 
 @syscall("getgroups")
-def sys_getgroups(ctx, size: int, addr: int) -> int:
+def sys_getgroups(ctx: VcpuThread, size: int, addr: int) -> int:
     groups = os.getgroups()
     size = s32(size)
     if size < 0:
@@ -96,28 +100,28 @@ def sys_getgroups(ctx, size: int, addr: int) -> int:
 
 
 @syscall("getpgrp")
-def sys_getpgrp(ctx) -> int:
+def sys_getpgrp(ctx: VcpuThread) -> int:
     return os.getpgrp()
 
 
 @syscall("getpgid")
-def sys_getpgid(ctx, pid: int) -> int:
+def sys_getpgid(ctx: VcpuThread, pid: int) -> int:
     """Process groups and sessions are the host's: km is the payload's process."""
     return host_syscall(NR["getpgid"], host_pid(ctx, pid))
 
 
 @syscall("getsid")
-def sys_getsid(ctx, pid: int) -> int:
+def sys_getsid(ctx: VcpuThread, pid: int) -> int:
     return host_syscall(NR["getsid"], host_pid(ctx, pid))
 
 
 @syscall("setpgid")
-def sys_setpgid(ctx, pid: int, pgid: int) -> int:
+def sys_setpgid(ctx: VcpuThread, pid: int, pgid: int) -> int:
     return host_syscall(NR["setpgid"], host_pid(ctx, pid) if s32(pid) != ctx.proc.pid else 0, s32(pgid))
 
 
 @syscall("setsid")
-def sys_setsid(ctx) -> int:
+def sys_setsid(ctx: VcpuThread) -> int:
     return host_syscall(NR["setsid"])
 
 
@@ -137,37 +141,37 @@ def _set_ids(call, *values: int) -> int:
 
 
 @syscall("setuid")
-def sys_setuid(ctx, uid: int) -> int:
+def sys_setuid(ctx: VcpuThread, uid: int) -> int:
     return _set_ids(os.setuid, uid)
 
 
 @syscall("setgid")
-def sys_setgid(ctx, gid: int) -> int:
+def sys_setgid(ctx: VcpuThread, gid: int) -> int:
     return _set_ids(os.setgid, gid)
 
 
 @syscall("setreuid")
-def sys_setreuid(ctx, r: int, e: int) -> int:
+def sys_setreuid(ctx: VcpuThread, r: int, e: int) -> int:
     return _set_ids(os.setreuid, r, e)
 
 
 @syscall("setregid")
-def sys_setregid(ctx, r: int, e: int) -> int:
+def sys_setregid(ctx: VcpuThread, r: int, e: int) -> int:
     return _set_ids(os.setregid, r, e)
 
 
 @syscall("setresuid")
-def sys_setresuid(ctx, r: int, e: int, s: int) -> int:
+def sys_setresuid(ctx: VcpuThread, r: int, e: int, s: int) -> int:
     return _set_ids(os.setresuid, r, e, s)
 
 
 @syscall("setresgid")
-def sys_setresgid(ctx, r: int, e: int, s: int) -> int:
+def sys_setresgid(ctx: VcpuThread, r: int, e: int, s: int) -> int:
     return _set_ids(os.setresgid, r, e, s)
 
 
 @syscall("setgroups")
-def sys_setgroups(ctx, size: int, addr: int) -> int:
+def sys_setgroups(ctx: VcpuThread, size: int, addr: int) -> int:
     if s32(size) < 0 or size > 65536:
         return -errno.EINVAL
     groups = struct.unpack(f"<{size}I", ctx.mem.read(addr, 4 * size)) if size else ()
@@ -179,7 +183,7 @@ def sys_setgroups(ctx, size: int, addr: int) -> int:
 
 
 @syscall("uname")
-def sys_uname(ctx, buf: int) -> int:
+def sys_uname(ctx: VcpuThread, buf: int) -> int:
     """The host's names, with km named as the runtime in `version` (as the original product did)."""
     u = os.uname()
     fields = [u.sysname, u.nodename, u.release, f"km {__version__} (kdbg)", u.machine, "(none)"]
@@ -188,7 +192,7 @@ def sys_uname(ctx, buf: int) -> int:
 
 
 @syscall("sethostname")
-def sys_sethostname(ctx, name: int, length: int) -> int:
+def sys_sethostname(ctx: VcpuThread, name: int, length: int) -> int:
     """The host's (km shares its UTS namespace): EPERM without CAP_SYS_ADMIN, as natively."""
     if length > 64:
         return -errno.EINVAL
@@ -196,14 +200,14 @@ def sys_sethostname(ctx, name: int, length: int) -> int:
 
 
 @syscall("setdomainname")
-def sys_setdomainname(ctx, name: int, length: int) -> int:
+def sys_setdomainname(ctx: VcpuThread, name: int, length: int) -> int:
     if length > 64:
         return -errno.EINVAL
     return host_syscall(NR["setdomainname"], buf_in(ctx, name, length), length)
 
 
 @syscall("arch_prctl")
-def sys_arch_prctl(ctx, code: int, addr: int) -> int:
+def sys_arch_prctl(ctx: VcpuThread, code: int, addr: int) -> int:
     sregs = ctx.run.s.regs.sregs
     from ..kvm import abi
     if code == ARCH_SET_FS:
@@ -225,13 +229,13 @@ def sys_arch_prctl(ctx, code: int, addr: int) -> int:
 
 
 @syscall("set_tid_address")
-def sys_set_tid_address(ctx, tidptr: int) -> int:
+def sys_set_tid_address(ctx: VcpuThread, tidptr: int) -> int:
     ctx.clear_child_tid = tidptr
     return ctx.tid
 
 
 @syscall("set_robust_list")
-def sys_set_robust_list(ctx, head: int, length: int) -> int:
+def sys_set_robust_list(ctx: VcpuThread, head: int, length: int) -> int:
     if length != 24:                      # sizeof(struct robust_list_head)
         return -errno.EINVAL
     ctx.robust_list = head
@@ -239,19 +243,19 @@ def sys_set_robust_list(ctx, head: int, length: int) -> int:
 
 
 @syscall("get_robust_list")
-def sys_get_robust_list(ctx, pid: int, head_ptr: int, len_ptr: int) -> int:
+def sys_get_robust_list(ctx: VcpuThread, pid: int, head_ptr: int, len_ptr: int) -> int:
     ctx.mem.write(head_ptr, struct.pack("<Q", ctx.robust_list))
     ctx.mem.write(len_ptr, struct.pack("<Q", 24))
     return 0
 
 
 @syscall("rseq")
-def sys_rseq(ctx) -> int:
+def sys_rseq(ctx: VcpuThread) -> int:
     return -errno.ENOSYS
 
 
 @syscall("prctl")
-def sys_prctl(ctx, option: int, arg2: int) -> int:
+def sys_prctl(ctx: VcpuThread, option: int, arg2: int) -> int:
     if option == PR_SET_NAME:
         ctx.name = ctx.mem.read_cstring(arg2, 16, truncate=True).decode(errors="surrogateescape")
         return 0
@@ -271,7 +275,7 @@ def _limit(resource: int) -> tuple[int, int]:
 
 
 @syscall("prlimit64")
-def sys_prlimit64(ctx, pid: int, resource: int, new: int, old: int) -> int:
+def sys_prlimit64(ctx: VcpuThread, pid: int, resource: int, new: int, old: int) -> int:
     resource &= 0xFFFFFFFF                # an unsigned int
     if resource > 15:
         return -errno.EINVAL
@@ -281,7 +285,7 @@ def sys_prlimit64(ctx, pid: int, resource: int, new: int, old: int) -> int:
 
 
 @syscall("getrlimit")
-def sys_getrlimit(ctx, resource: int, old: int) -> int:
+def sys_getrlimit(ctx: VcpuThread, resource: int, old: int) -> int:
     """Unlike prlimit64's, its pointer is not optional: NULL is EFAULT."""
     result = sys_prlimit64(ctx, 0, resource, 0, old)
     if result == 0 and not old:
@@ -290,48 +294,48 @@ def sys_getrlimit(ctx, resource: int, old: int) -> int:
 
 
 @syscall("setrlimit")
-def sys_setrlimit(ctx, resource: int, new: int) -> int:
+def sys_setrlimit(ctx: VcpuThread, resource: int, new: int) -> int:
     return 0
 
 
 @syscall("sysinfo")
-def sys_sysinfo(ctx, buf: int) -> int:
+def sys_sysinfo(ctx: VcpuThread, buf: int) -> int:
     return host_syscall(NR["sysinfo"], buf_out(ctx, buf, 112))
 
 
 @syscall("getrusage")
-def sys_getrusage(ctx, who: int, buf: int) -> int:
+def sys_getrusage(ctx: VcpuThread, who: int, buf: int) -> int:
     return host_syscall(NR["getrusage"], who, buf_out(ctx, buf, 144))
 
 
 @syscall("times")
-def sys_times(ctx, buf: int) -> int:
+def sys_times(ctx: VcpuThread, buf: int) -> int:
     return host_syscall(NR["times"], buf_out(ctx, buf, 32) if buf else 0)
 
 
 @syscall("getrandom")
-def sys_getrandom(ctx, buf: int, count: int, flags: int) -> int:
+def sys_getrandom(ctx: VcpuThread, buf: int, count: int, flags: int) -> int:
     return host_syscall(NR["getrandom"], buf_out(ctx, buf, count), count, flags)
 
 
 @syscall("sched_getaffinity")
-def sys_sched_getaffinity(ctx, pid: int, size: int, mask: int) -> int:
+def sys_sched_getaffinity(ctx: VcpuThread, pid: int, size: int, mask: int) -> int:
     return host_syscall(NR["sched_getaffinity"], 0, size, buf_out(ctx, mask, size))
 
 
 @syscall("sched_setaffinity")
-def sys_sched_setaffinity(ctx) -> int:
+def sys_sched_setaffinity(ctx: VcpuThread) -> int:
     return 0
 
 
 @syscall("sched_yield")
-def sys_sched_yield(ctx) -> int:
+def sys_sched_yield(ctx: VcpuThread) -> int:
     os.sched_yield()
     return 0
 
 
 @syscall("getcpu")
-def sys_getcpu(ctx, cpu: int, node: int) -> int:
+def sys_getcpu(ctx: VcpuThread, cpu: int, node: int) -> int:
     if cpu:
         ctx.mem.write(cpu, struct.pack("<I", ctx.vcpu.id % (os.cpu_count() or 1)))
     if node:
@@ -342,14 +346,14 @@ def sys_getcpu(ctx, cpu: int, node: int) -> int:
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 
 
-def _is_own(ctx, which: int, who: int) -> bool:
+def _is_own(ctx: VcpuThread, which: int, who: int) -> bool:
     """Whether (which, who) names the payload or one of its threads (else another process, group or user, which
     the host answers)."""
     return which == PRIO_PROCESS and (who == 0 or who == ctx.proc.pid or who in ctx.proc.threads)
 
 
 @syscall("getpriority")
-def sys_getpriority(ctx, which: int, who: int) -> int:
+def sys_getpriority(ctx: VcpuThread, which: int, who: int) -> int:
     """The raw syscall answers 20 - nice (glibc turns it back)."""
     which, who = s32(which), s32(who)
     if which not in (PRIO_PROCESS, PRIO_PGRP, PRIO_USER):
@@ -360,7 +364,7 @@ def sys_getpriority(ctx, which: int, who: int) -> int:
 
 
 @syscall("setpriority")
-def sys_setpriority(ctx, which: int, who: int, prio: int) -> int:
+def sys_setpriority(ctx: VcpuThread, which: int, who: int, prio: int) -> int:
     """km's threads are all the payload's: the value is kept per process (and given to the calling host thread,
     so the scheduler follows it); lowering it needs the privilege Linux asks for."""
     which, who = s32(which), s32(who)
@@ -380,30 +384,30 @@ def sys_setpriority(ctx, which: int, who: int, prio: int) -> int:
 
 
 @syscall("sched_setscheduler")
-def sys_sched_setscheduler(ctx, pid: int, policy: int, param: int) -> int:
+def sys_sched_setscheduler(ctx: VcpuThread, pid: int, policy: int, param: int) -> int:
     return host_syscall(NR["sched_setscheduler"], host_pid(ctx, pid), policy, buf_in(ctx, param, 4))
 
 
 @syscall("sched_setparam")
-def sys_sched_setparam(ctx, pid: int, param: int) -> int:
+def sys_sched_setparam(ctx: VcpuThread, pid: int, param: int) -> int:
     return host_syscall(NR["sched_setparam"], host_pid(ctx, pid), buf_in(ctx, param, 4))
 
 
 @syscall("sched_getscheduler")
-def sys_sched_getscheduler(ctx, pid: int) -> int:
+def sys_sched_getscheduler(ctx: VcpuThread, pid: int) -> int:
     return host_syscall(NR["sched_getscheduler"], host_pid(ctx, pid))
 
 
 @syscall("sched_getparam")
-def sys_sched_getparam(ctx, pid: int, param: int) -> int:
+def sys_sched_getparam(ctx: VcpuThread, pid: int, param: int) -> int:
     return host_syscall(NR["sched_getparam"], host_pid(ctx, pid), buf_out(ctx, param, 4))
 
 
 @syscall("sched_get_priority_max")
-def sys_sched_get_priority_max(ctx, policy: int) -> int:
+def sys_sched_get_priority_max(ctx: VcpuThread, policy: int) -> int:
     return host_syscall(NR["sched_get_priority_max"], policy)
 
 
 @syscall("sched_get_priority_min")
-def sys_sched_get_priority_min(ctx, policy: int) -> int:
+def sys_sched_get_priority_min(ctx: VcpuThread, policy: int) -> int:
     return host_syscall(NR["sched_get_priority_min"], policy)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from typing import TYPE_CHECKING
 
 from ..errors import GuestFault
 from ..kvm.abi import ffi
@@ -14,6 +15,9 @@ from .dispatch import s32, syscall
 from .host import host_syscall
 from .numbers import NUMBERS as NR
 
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
+
 CAP_V1, CAP_V2, CAP_V3 = 0x19980330, 0x20071026, 0x20080522
 SCHED_ATTR_SIZE_VER0, PAGE = 48, 4096
 KCMP_FILE, KCMP_EPOLL_TFD = 0, 7
@@ -22,7 +26,7 @@ NO_CHANGE = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | C
 NAMESPACES = 0x80 | 0x20000 | 0x2000000 | 0x4000000 | 0x8000000 | 0x10000000 | 0x20000000 | 0x40000000
 
 
-def host_pid(ctx, pid: int) -> int:
+def host_pid(ctx: VcpuThread, pid: int) -> int:
     """A payload pid or tid as the host knows it: the calling thread is 0, another payload thread the process
     (km's vCPU threads have host tids of their own), anything else a host process."""
     pid = s32(pid)
@@ -32,16 +36,16 @@ def host_pid(ctx, pid: int) -> int:
 
 
 @syscall("personality")
-def sys_personality(ctx, persona: int) -> int:
+def sys_personality(ctx: VcpuThread, persona: int) -> int:
     """The payload's execution domain, kept by km (0, PER_LINUX, at start); 0xffffffff only asks."""
-    old = getattr(ctx.proc, "personality", 0)
+    old = ctx.proc.personality
     if persona & 0xFFFFFFFF != 0xFFFFFFFF:
         ctx.proc.personality = persona & 0xFFFFFFFF
     return old
 
 
 @syscall("capget")
-def sys_capget(ctx, header: int, data: int) -> int:
+def sys_capget(ctx: VcpuThread, header: int, data: int) -> int:
     try:
         version = struct.unpack("<I", ctx.mem.read(header, 4))[0]
     except GuestFault:
@@ -51,24 +55,24 @@ def sys_capget(ctx, header: int, data: int) -> int:
 
 
 @syscall("sched_getattr")
-def sys_sched_getattr(ctx, pid: int, attr: int, size: int, flags: int) -> int:
+def sys_sched_getattr(ctx: VcpuThread, pid: int, attr: int, size: int, flags: int) -> int:
     length = size & 0xFFFFFFFF
     host_attr = buf_out(ctx, attr, length) if SCHED_ATTR_SIZE_VER0 <= length <= PAGE else buf_out(ctx, attr, 1)
     return host_syscall(NR["sched_getattr"], host_pid(ctx, pid), host_attr, size, flags)
 
 
 @syscall("sched_rr_get_interval")
-def sys_sched_rr_get_interval(ctx, pid: int, interval: int) -> int:
+def sys_sched_rr_get_interval(ctx: VcpuThread, pid: int, interval: int) -> int:
     return host_syscall(NR["sched_rr_get_interval"], host_pid(ctx, pid), buf_out(ctx, interval, 16))
 
 
 @syscall("ioprio_get")
-def sys_ioprio_get(ctx, which: int, who: int) -> int:
+def sys_ioprio_get(ctx: VcpuThread, which: int, who: int) -> int:
     return host_syscall(NR["ioprio_get"], which, host_pid(ctx, who) if which == 1 else who)
 
 
 @syscall("kcmp")
-def sys_kcmp(ctx, pid1: int, pid2: int, kind: int, idx1: int, idx2: int) -> int:
+def sys_kcmp(ctx: VcpuThread, pid1: int, pid2: int, kind: int, idx1: int, idx2: int) -> int:
     """Descriptor numbers at KM_FD_BASE and up are km's: compared as numbers no process has open."""
     if kind in (KCMP_FILE, KCMP_EPOLL_TFD):
         idx1 = BAD_FD if s32(idx1) >= KM_FD_BASE else idx1
@@ -80,7 +84,7 @@ def sys_kcmp(ctx, pid1: int, pid2: int, kind: int, idx1: int, idx2: int) -> int:
 
 
 @syscall("sysfs")
-def sys_sysfs(ctx, option: int, arg1: int, arg2: int) -> int:
+def sys_sysfs(ctx: VcpuThread, option: int, arg1: int, arg2: int) -> int:
     if option == 1:
         return host_syscall(NR["sysfs"], 1, addr_of(path_arg(ctx, arg1)))
     if option != 2:
@@ -93,12 +97,12 @@ def sys_sysfs(ctx, option: int, arg1: int, arg2: int) -> int:
 
 
 @syscall("ustat")
-def sys_ustat(ctx, dev: int, ubuf: int) -> int:
+def sys_ustat(ctx: VcpuThread, dev: int, ubuf: int) -> int:
     return host_syscall(NR["ustat"], dev, buf_out(ctx, ubuf, 32))
 
 
 @syscall("unshare")
-def sys_unshare(ctx, flags: int) -> int:
+def sys_unshare(ctx: VcpuThread, flags: int) -> int:
     """Unsharing the descriptor table, file-system context or SysV undo list changes nothing the payload could see
     (km's threads must keep sharing theirs), nor do VM/SIGHAND/THREAD for a single thread; new namespaces are
     refused as for a process without CAP_SYS_ADMIN."""

@@ -11,10 +11,14 @@ from __future__ import annotations
 import errno
 import os
 import struct
+from typing import TYPE_CHECKING
 
 from ..guest_memory import GuestMemory
 from .dispatch import s32, syscall
 from .mm import TASK_SIZE
+
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
 
 UIO_MAXIOV = 1024
 MAX_RW_COUNT = 0x7FFFF000            # INT_MAX & PAGE_MASK: what one call may move
@@ -68,7 +72,7 @@ def _copy(mem: GuestMemory, source: list[tuple[int, int]], dest: list[tuple[int,
             d_gva, d_len = next(dst)
 
 
-def _process_vm(ctx, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int, write: bool) -> int:
+def _process_vm(ctx: VcpuThread, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int, write: bool) -> int:
     if flags:
         return -errno.EINVAL
     mem: GuestMemory = ctx.mem
@@ -110,10 +114,10 @@ def _process_vm(ctx, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int,
 
 
 @syscall("process_vm_readv")
-def sys_process_vm_readv(ctx, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int) -> int:
+def sys_process_vm_readv(ctx: VcpuThread, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int) -> int:
     return _process_vm(ctx, pid, lvec, liovcnt, rvec, riovcnt, flags, write=False)
 
 
 @syscall("process_vm_writev")
-def sys_process_vm_writev(ctx, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int) -> int:
+def sys_process_vm_writev(ctx: VcpuThread, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int) -> int:
     return _process_vm(ctx, pid, lvec, liovcnt, rvec, riovcnt, flags, write=True)

@@ -13,34 +13,38 @@ import errno
 import os
 import re
 import struct
+from typing import TYPE_CHECKING
 
 from kdbg.target import maps_text
 
 from ..host_fds import KM_FD_BASE
 from ..signals import SIG_DFL, SIG_IGN
 
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
+
 OLD_SIGSET = 0x7FFFFFFF       # stat's signal fields are the first 31 signals only ("obsolete": status has them all)
 _SELF = re.compile(rb"^/proc/(?:self|thread-self|(\d+)(?:/task/\d+)?)/([a-z_]+)$")
 
 
-def _maps(ctx) -> bytes:
+def _maps(ctx: VcpuThread) -> bytes:
     return maps_text(ctx.proc.mem.mappings()).encode(errors="surrogateescape")
 
 
-def _cmdline(ctx) -> bytes:
+def _cmdline(ctx: VcpuThread) -> bytes:
     return b"".join(os.fsencode(a) + b"\0" for a in ctx.proc.argv)
 
 
-def _environ(ctx) -> bytes:
+def _environ(ctx: VcpuThread) -> bytes:
     return b"".join(os.fsencode(e) + b"\0" for e in ctx.proc.env)
 
 
-def _comm(ctx) -> bytes:
+def _comm(ctx: VcpuThread) -> bytes:
     name = ctx.name or os.path.basename(ctx.proc.path)
     return name.encode(errors="surrogateescape")[:15] + b"\n"
 
 
-def _memory(ctx) -> dict[str, int]:
+def _memory(ctx: VcpuThread) -> dict[str, int]:
     """task_mem's figures in kB, from the payload's VMAs (km maps what it is given: resident = mapped)."""
     kb = dict.fromkeys(("VmSize", "VmRSS", "RssAnon", "RssFile", "VmData", "VmStk", "VmExe", "VmLib"), 0)
     exe = os.path.realpath(ctx.proc.path)      # VMAs name files as d_path does
@@ -60,7 +64,7 @@ def _memory(ctx) -> dict[str, int]:
     return kb
 
 
-def _signal_sets(ctx) -> dict[str, int]:
+def _signal_sets(ctx: VcpuThread) -> dict[str, int]:
     signals = ctx.proc.signals
     with signals.lock:
         own = signals.of(ctx)
@@ -77,7 +81,7 @@ def _host_text(name: str) -> str:
         return f.read()
 
 
-def _status(ctx) -> bytes:
+def _status(ctx: VcpuThread) -> bytes:
     mem, sigs = _memory(ctx), _signal_sets(ctx)
     mem.update(VmPeak=mem["VmSize"], VmHWM=mem["VmRSS"], VmLck=0, VmPin=0, RssShmem=0, VmSwap=0)
     values = {"Name": _comm(ctx).decode(errors="replace").rstrip("\n"), "State": "R (running)",
@@ -91,7 +95,7 @@ def _status(ctx) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _strings_span(ctx, first: int, count: int) -> tuple[int, int]:
+def _strings_span(ctx: VcpuThread, first: int, count: int) -> tuple[int, int]:
     """[start, end) of `count` NUL-ended strings whose pointers begin at `first` on the initial stack."""
     if not count:
         return 0, 0
@@ -100,7 +104,7 @@ def _strings_span(ctx, first: int, count: int) -> tuple[int, int]:
     return pointers[0], last + len(ctx.proc.mem.read_cstring(last)) + 1
 
 
-def _stat(ctx) -> bytes:
+def _stat(ctx: VcpuThread) -> bytes:
     host = _host_text("stat").rstrip("\n")
     fields = ["0", "(x)"] + host[host.rindex(")") + 2:].split(" ")        # fields[n] is field n+1 of proc(5)
     fields[0], fields[1], fields[2] = host.split(" ", 1)[0], f"({_comm(ctx).decode(errors='replace').rstrip()})", "R"
@@ -160,7 +164,7 @@ FILES = {b"maps": _maps, b"status": _status, b"stat": _stat, b"cmdline": _cmdlin
          b"auxv": lambda ctx: bytes(ctx.proc.auxv), b"comm": _comm}
 
 
-def exe_alias(ctx, path: str) -> str:
+def exe_alias(ctx: VcpuThread, path: str) -> str:
     """/proc/self/exe (or /proc/<the payload's pid>/exe) names the payload's file, not km's interpreter: busybox
     runs its applets by executing it. Any other path is returned as it is."""
     m = _SELF.match(os.fsencode(path))
@@ -169,7 +173,7 @@ def exe_alias(ctx, path: str) -> str:
     return path
 
 
-def open_self_file(ctx, path: bytes, flags: int) -> int | None:
+def open_self_file(ctx: VcpuThread, path: bytes, flags: int) -> int | None:
     """A new fd reading the payload's version of /proc/self/<name> (or /proc/<its pid>/<name>); None when the
     path is not one km synthesizes (the host answers)."""
     m = _SELF.match(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
+from typing import TYPE_CHECKING
 
 from ..guest_memory import GuestMemory
 from ..kvm.abi import PROT_NONE
@@ -19,6 +20,9 @@ from .host import host_syscall
 from .mm import MASK64, PAGE, TASK_SIZE, page_align
 from .numbers import NUMBERS as NR
 
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
+
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 MLOCK_ONFAULT = 1
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
@@ -26,7 +30,7 @@ MINCORE_BATCH = 1 << 16              # pages per host call (and per guest write 
 
 
 @syscall("msync")
-def sys_msync(ctx, addr: int, length: int, flags: int) -> int:
+def sys_msync(ctx: VcpuThread, addr: int, length: int, flags: int) -> int:
     """EINVAL for unknown flags, ASYNC with SYNC, an unaligned start; ENOMEM for a range that wraps or has holes
     (MS_ASYNC alone stops at the first); EBUSY to invalidate a locked mapping. A shared file mapping is written
     back by the host's msync of its backing."""
@@ -103,7 +107,7 @@ def _lock_allowed(mem: GuestMemory, start: int, end: int) -> bool:
     return locked + end - start <= limit
 
 
-def _mlock(ctx, addr: int, length: int, populate: bool) -> int:
+def _mlock(ctx: VcpuThread, addr: int, length: int, populate: bool) -> int:
     span = _lock_range(addr, length)
     if isinstance(span, int):
         return span
@@ -122,19 +126,19 @@ def _mlock(ctx, addr: int, length: int, populate: bool) -> int:
 
 
 @syscall("mlock")
-def sys_mlock(ctx, addr: int, length: int) -> int:
+def sys_mlock(ctx: VcpuThread, addr: int, length: int) -> int:
     return _mlock(ctx, addr, length, populate=True)
 
 
 @syscall("mlock2")
-def sys_mlock2(ctx, addr: int, length: int, flags: int) -> int:
+def sys_mlock2(ctx: VcpuThread, addr: int, length: int, flags: int) -> int:
     if flags & ~MLOCK_ONFAULT:
         return -errno.EINVAL
     return _mlock(ctx, addr, length, populate=not flags & MLOCK_ONFAULT)
 
 
 @syscall("munlock")
-def sys_munlock(ctx, addr: int, length: int) -> int:
+def sys_munlock(ctx: VcpuThread, addr: int, length: int) -> int:
     span = _lock_range(addr, length)
     if isinstance(span, int):
         return span
@@ -143,7 +147,7 @@ def sys_munlock(ctx, addr: int, length: int) -> int:
 
 
 @syscall("mlockall")
-def sys_mlockall(ctx, flags: int) -> int:
+def sys_mlockall(ctx: VcpuThread, flags: int) -> int:
     if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
         return -errno.EINVAL
     mem: GuestMemory = ctx.mem
@@ -160,7 +164,7 @@ def sys_mlockall(ctx, flags: int) -> int:
 
 
 @syscall("munlockall")
-def sys_munlockall(ctx) -> int:
+def sys_munlockall(ctx: VcpuThread) -> int:
     mem: GuestMemory = ctx.mem
     with mem.lock:
         for vma in mem.vmas:
@@ -170,7 +174,7 @@ def sys_munlockall(ctx) -> int:
 
 
 @syscall("mincore")
-def sys_mincore(ctx, addr: int, length: int, vec: int) -> int:
+def sys_mincore(ctx: VcpuThread, addr: int, length: int, vec: int) -> int:
     """EINVAL for an unaligned start, ENOMEM for a range outside the user half or not fully mapped, EFAULT for a
     vector km cannot write. A page is resident when its backing is resident on the host; a reservation never is,
     [vvar] always is (Linux reports pages of special mappings as resident)."""

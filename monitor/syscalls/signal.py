@@ -8,6 +8,7 @@ import os
 import struct
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import SI_KERNEL, SI_TKILL, SI_USER, make_siginfo
 
@@ -16,12 +17,15 @@ from ..sigaltstack import altstack_flags, set_altstack
 from ..signals import ERESTARTNOHAND, ERESTARTNOINTR, NSIG, UNBLOCKABLE, PendingSignal, SigAction, next_index
 from .dispatch import s32, syscall
 
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
+
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 SIGKILL, SIGSTOP, SIGSEGV = 9, 19, 11
 
 
 @syscall("rt_sigaction")
-def sys_rt_sigaction(ctx, signo: int, act: int, oldact: int, size: int) -> int:
+def sys_rt_sigaction(ctx: VcpuThread, signo: int, act: int, oldact: int, size: int) -> int:
     """struct kernel_sigaction: handler, flags, restorer, mask (8 bytes each)."""
     if not 1 <= signo <= NSIG or size != 8:
         return -errno.EINVAL
@@ -41,7 +45,7 @@ def sys_rt_sigaction(ctx, signo: int, act: int, oldact: int, size: int) -> int:
 
 
 @syscall("rt_sigprocmask")
-def sys_rt_sigprocmask(ctx, how: int, new: int, old: int, size: int) -> int:
+def sys_rt_sigprocmask(ctx: VcpuThread, how: int, new: int, old: int, size: int) -> int:
     if size != 8:
         return -errno.EINVAL
     own = ctx.proc.signals.of(ctx)
@@ -62,7 +66,7 @@ def sys_rt_sigprocmask(ctx, how: int, new: int, old: int, size: int) -> int:
 
 
 @syscall("sigaltstack")
-def sys_sigaltstack(ctx, new: int, old: int) -> int:
+def sys_sigaltstack(ctx: VcpuThread, new: int, old: int) -> int:
     """stack_t: ss_sp (8), ss_flags (int + pad), ss_size (8)."""
     own = ctx.proc.signals.of(ctx)
     sp = ctx.user_regs()[6]
@@ -74,7 +78,7 @@ def sys_sigaltstack(ctx, new: int, old: int) -> int:
 
 
 @syscall("rt_sigreturn")
-def sys_rt_sigreturn(ctx) -> None:
+def sys_rt_sigreturn(ctx: VcpuThread) -> None:
     """A frame km cannot read is a SIGSEGV for the thread, as Linux's signal_fault + force_sig."""
     try:
         ctx.proc.signals.sigreturn(ctx)
@@ -84,7 +88,7 @@ def sys_rt_sigreturn(ctx) -> None:
 
 
 @syscall("restart_syscall")
-def sys_restart_syscall(ctx) -> int:
+def sys_restart_syscall(ctx: VcpuThread) -> int:
     """The rest of a call that returned -ERESTART_RESTARTBLOCK and was restarted with no handler run (a sleep,
     a futex wait with a timeout); EINTR when there is none (do_no_restart_syscall)."""
     block, ctx.restart_block = ctx.restart_block, None
@@ -92,7 +96,7 @@ def sys_restart_syscall(ctx) -> int:
 
 
 @syscall("kill")
-def sys_kill(ctx, pid: int, signo: int) -> int:
+def sys_kill(ctx: VcpuThread, pid: int, signo: int) -> int:
     """Another pid is a host process (a forked payload is a km of its own, which forwards the signal to its
     guest): the host kernel delivers it. 0 and -1 stay within this payload: the process group and "every
     process" would reach km's own parent and siblings on the host."""
@@ -107,12 +111,12 @@ def sys_kill(ctx, pid: int, signo: int) -> int:
     return 0
 
 
-def _thread(ctx, tid: int):
+def _thread(ctx: VcpuThread, tid: int):
     return ctx.proc.threads.get(s32(tid)) if s32(tid) in ctx.proc.threads else None
 
 
 @syscall("tgkill")
-def sys_tgkill(ctx, tgid: int, tid: int, signo: int) -> int:
+def sys_tgkill(ctx: VcpuThread, tgid: int, tid: int, signo: int) -> int:
     if s32(tgid) != ctx.proc.pid:
         if s32(tgid) <= 0 or s32(tid) != s32(tgid) or not 0 <= signo <= NSIG:
             return -errno.EINVAL if s32(tgid) <= 0 or s32(tid) <= 0 else -errno.ESRCH
@@ -122,7 +126,7 @@ def sys_tgkill(ctx, tgid: int, tid: int, signo: int) -> int:
 
 
 @syscall("tkill")
-def sys_tkill(ctx, tid: int, signo: int) -> int:
+def sys_tkill(ctx: VcpuThread, tid: int, signo: int) -> int:
     thread = _thread(ctx, tid)
     if thread is None or thread.exit_requested:
         return -errno.ESRCH
@@ -133,7 +137,7 @@ def sys_tkill(ctx, tid: int, signo: int) -> int:
     return 0
 
 
-def _queued_info(ctx, signo: int, uinfo: int) -> bytes:
+def _queued_info(ctx: VcpuThread, signo: int, uinfo: int) -> bytes:
     """The caller's siginfo with si_signo set (to itself a process may send any si_code)."""
     info = bytearray(ctx.mem.read(uinfo, 128))
     struct.pack_into("<i", info, 0, signo)
@@ -141,7 +145,7 @@ def _queued_info(ctx, signo: int, uinfo: int) -> bytes:
 
 
 @syscall("rt_sigqueueinfo")
-def sys_rt_sigqueueinfo(ctx, tgid: int, signo: int, uinfo: int) -> int:
+def sys_rt_sigqueueinfo(ctx: VcpuThread, tgid: int, signo: int, uinfo: int) -> int:
     if s32(tgid) != ctx.proc.pid:
         return -errno.ESRCH
     if not 0 <= signo <= NSIG:
@@ -153,7 +157,7 @@ def sys_rt_sigqueueinfo(ctx, tgid: int, signo: int, uinfo: int) -> int:
 
 
 @syscall("rt_tgsigqueueinfo")
-def sys_rt_tgsigqueueinfo(ctx, tgid: int, tid: int, signo: int, uinfo: int) -> int:
+def sys_rt_tgsigqueueinfo(ctx: VcpuThread, tgid: int, tid: int, signo: int, uinfo: int) -> int:
     thread = _thread(ctx, tid)
     if s32(tgid) != ctx.proc.pid or thread is None or thread.exit_requested:
         return -errno.ESRCH
@@ -166,7 +170,7 @@ def sys_rt_tgsigqueueinfo(ctx, tgid: int, tid: int, signo: int, uinfo: int) -> i
 
 
 @syscall("rt_sigpending")
-def sys_rt_sigpending(ctx, setp: int, size: int) -> int:
+def sys_rt_sigpending(ctx: VcpuThread, setp: int, size: int) -> int:
     """A set larger than the kernel's is EINVAL; a smaller one gets its first `size` bytes (kernel/signal.c)."""
     if size > 8:
         return -errno.EINVAL
@@ -181,7 +185,7 @@ def sys_rt_sigpending(ctx, setp: int, size: int) -> int:
 WAIT_MAX = 86400.0          # one wait's longest slice: threading refuses a timeout of 2^63 s (OverflowError)
 
 
-def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) -> int | PendingSignal:
+def _sleep_until_signal(ctx: VcpuThread, deadline: float | None, wanted: int | None = None) -> int | PendingSignal:
     """Block until a signal is pending (the one of `wanted` taken, else 0 for any deliverable one: a handled signal
     ends sigtimedwait too), or the deadline (-EAGAIN); honours
     pauses; a snapshot's freeze ends it with -ERESTARTNOINTR (the call is made again when the thread goes on)."""
@@ -217,13 +221,13 @@ def _sleep_until_signal(ctx, deadline: float | None, wanted: int | None = None) 
 
 
 @syscall("pause")
-def sys_pause(ctx) -> int:
+def sys_pause(ctx: VcpuThread) -> int:
     _sleep_until_signal(ctx, None)
     return -ERESTARTNOHAND
 
 
 @syscall("rt_sigsuspend")
-def sys_rt_sigsuspend(ctx, mask: int, size: int) -> int:
+def sys_rt_sigsuspend(ctx: VcpuThread, mask: int, size: int) -> int:
     own = ctx.proc.signals.of(ctx)
     saved = own.mask
     own.mask = struct.unpack("<Q", ctx.mem.read(mask, 8))[0] & ~UNBLOCKABLE
@@ -233,7 +237,7 @@ def sys_rt_sigsuspend(ctx, mask: int, size: int) -> int:
 
 
 @syscall("rt_sigtimedwait")
-def sys_rt_sigtimedwait(ctx, setp: int, info: int, timeout: int, size: int) -> int:
+def sys_rt_sigtimedwait(ctx: VcpuThread, setp: int, info: int, timeout: int, size: int) -> int:
     """kernel/signal.c's order: the set's size (EINVAL), the set (EFAULT), the timeout (EFAULT, then EINVAL for a
     negative or unnormalised one); a timeout of years is a wait without end."""
     if size != 8:

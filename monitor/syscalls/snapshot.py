@@ -8,15 +8,19 @@ trace, EIO) and the payload goes on.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from .dispatch import syscall
+
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
 
 log = logging.getLogger("km.snapshot")
 LABEL_MAX = 4096
 
 
 @syscall("km_snapshot")
-def sys_km_snapshot(ctx, label: int, description: int, live: int) -> int:
+def sys_km_snapshot(ctx: VcpuThread, label: int, description: int, live: int) -> int:
     # imported on first use: km's start-up does not pay for the core writer and the descriptor survey
     from ..snapshot.errors import SnapshotError
     from ..snapshot.take import take

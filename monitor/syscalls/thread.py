@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import logging
 import struct
+from typing import TYPE_CHECKING
 
 from kdbg.arch.x86_64 import KVM_REGS
 
@@ -13,6 +14,9 @@ from .dispatch import syscall
 from .host import blocking_host_syscall
 from .numbers import NUMBERS
 
+if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
+
 log = logging.getLogger("km.syscall")
 RAX, RSP = KVM_REGS.index("rax"), KVM_REGS.index("rsp")
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_VFORK = 0x100, 0x200, 0x400, 0x800, 0x4000
@@ -20,7 +24,7 @@ CLONE_THREAD, CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHI
     0x10000, 0x80000, 0x100000, 0x200000, 0x1000000
 
 
-def create_thread(ctx, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+def create_thread(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
     if not flags & CLONE_THREAD:
         from ..fork import fork       # fork-like clones: a new km process
         return fork(ctx, flags, stack, ptid, ctid)
@@ -58,12 +62,12 @@ def create_thread(ctx, flags: int, stack: int, ptid: int, ctid: int, tls: int) -
 
 
 @syscall("clone")
-def sys_clone(ctx, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+def sys_clone(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
     return create_thread(ctx, flags, stack, ptid, ctid, tls)
 
 
 @syscall("clone3")
-def sys_clone3(ctx, args: int, size: int) -> int:
+def sys_clone3(ctx: VcpuThread, args: int, size: int) -> int:
     """struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, ..."""
     if size < 64:
         return -errno.EINVAL
@@ -73,31 +77,31 @@ def sys_clone3(ctx, args: int, size: int) -> int:
 
 
 @syscall("fork")
-def sys_fork(ctx) -> int:
+def sys_fork(ctx: VcpuThread) -> int:
     from ..fork import fork
     return fork(ctx, 0, 0, 0, 0)
 
 
 @syscall("vfork")
-def sys_vfork(ctx) -> int:
+def sys_vfork(ctx: VcpuThread) -> int:
     from ..fork import fork
     return fork(ctx, CLONE_VFORK | CLONE_VM, 0, 0, 0)
 
 
 @syscall("execve")
-def sys_execve(ctx, path: int, argv: int, envp: int) -> int:
+def sys_execve(ctx: VcpuThread, path: int, argv: int, envp: int) -> int:
     from ..fork import execve
     return execve(ctx, path, argv, envp)
 
 
 @syscall("wait4")
-def sys_wait4(ctx, pid: int, status: int, options: int, rusage: int) -> int:
+def sys_wait4(ctx: VcpuThread, pid: int, status: int, options: int, rusage: int) -> int:
     """Children are km processes on the host: their status is the payload's."""
     return blocking_host_syscall(ctx, NUMBERS["wait4"], pid, buf_out(ctx, status, 4) if status else 0, options,
                                  buf_out(ctx, rusage, 144) if rusage else 0)
 
 
 @syscall("waitid")
-def sys_waitid(ctx, idtype: int, id_: int, infop: int, options: int, rusage: int) -> int:
+def sys_waitid(ctx: VcpuThread, idtype: int, id_: int, infop: int, options: int, rusage: int) -> int:
     return blocking_host_syscall(ctx, NUMBERS["waitid"], idtype, id_, buf_out(ctx, infop, 128) if infop else 0,
                                  options, buf_out(ctx, rusage, 144) if rusage else 0)

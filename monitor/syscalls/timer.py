@@ -17,6 +17,7 @@ from ..signals import NSIG
 from .dispatch import s32, syscall
 
 if TYPE_CHECKING:
+    from ..vcpu_loop import VcpuThread
     from ..process import Process
 
 
@@ -126,7 +127,7 @@ def _timeval_pair(interval: float, value: float) -> bytes:
 
 
 @syscall("alarm")
-def sys_alarm(ctx, seconds: int) -> int:
+def sys_alarm(ctx: VcpuThread, seconds: int) -> int:
     old, _ = ctx.proc.clock.set("real", float(seconds & 0xFFFFFFFF), 0.0)     # unsigned int, as Linux
     return int(old + 0.999999) if old else 0
 
@@ -135,7 +136,7 @@ ITIMERS = {0: "real", 1: "virtual", 2: "prof"}     # ITIMER_REAL, ITIMER_VIRTUAL
 
 
 @syscall("setitimer")
-def sys_setitimer(ctx, which: int, new: int, old: int) -> int:
+def sys_setitimer(ctx: VcpuThread, which: int, new: int, old: int) -> int:
     """A NULL new value disarms, as Linux does."""
     if which not in ITIMERS:
         return -errno.EINVAL
@@ -149,7 +150,7 @@ def sys_setitimer(ctx, which: int, new: int, old: int) -> int:
 
 
 @syscall("getitimer")
-def sys_getitimer(ctx, which: int, cur: int) -> int:
+def sys_getitimer(ctx: VcpuThread, which: int, cur: int) -> int:
     if which not in ITIMERS:
         return -errno.EINVAL
     timer = ctx.proc.clock.timers[ITIMERS[which]]
@@ -168,7 +169,7 @@ CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 2, 3
 CPU_POLL_S = 0.01
 
 
-def _cpu_clock(ctx, clock_id: int) -> int | None:
+def _cpu_clock(ctx: VcpuThread, clock_id: int) -> int | None:
     """The host clock measuring a guest CPU-time clock: a guest thread's is its vCPU thread's (guest time in
     KVM_RUN plus km serving its calls), the process's is km's. Negative ids are Linux's per-pid/tid encoding
     (~id << 3 | per-thread 4 | CPUCLOCK_PROF 0 / VIRT 1 / SCHED 2), as Go's profiler builds them. None: invalid."""
@@ -184,7 +185,7 @@ def _cpu_clock(ctx, clock_id: int) -> int | None:
     return time.CLOCK_PROCESS_CPUTIME_ID if who in (0, ctx.proc.pid) else None
 
 
-def _thread_cpu_clock(thread) -> int | None:
+def _thread_cpu_clock(thread: VcpuThread | None) -> int | None:
     host = thread.thread if thread is not None else None
     try:
         return time.pthread_getcpuclockid(host.ident) if host is not None and host.ident else None
@@ -192,7 +193,7 @@ def _thread_cpu_clock(thread) -> int | None:
         return None
 
 
-def _fire_posix(proc, timer_id: int, signo: int, value: int, target_tid: int | None):
+def _fire_posix(proc: Process, timer_id: int, signo: int, value: int, target_tid: int | None):
     def fire(timer: _Timer) -> None:
         state = proc.signals
         target = proc.threads.get(target_tid) if target_tid is not None else None
@@ -209,7 +210,7 @@ def _fire_posix(proc, timer_id: int, signo: int, value: int, target_tid: int | N
 
 
 @syscall("timer_create")
-def sys_timer_create(ctx, clock_id: int, sevp: int, timer_id_p: int) -> int:
+def sys_timer_create(ctx: VcpuThread, clock_id: int, sevp: int, timer_id_p: int) -> int:
     """struct sigevent: sigval (8), int sigev_signo, int sigev_notify, int sigev_notify_thread_id."""
     clock_id = s32(clock_id)
     cpu_clock = None
@@ -245,7 +246,7 @@ def sys_timer_create(ctx, clock_id: int, sevp: int, timer_id_p: int) -> int:
     return 0
 
 
-def _posix_timer(ctx, timer_id: int) -> _Timer | None:
+def _posix_timer(ctx: VcpuThread, timer_id: int) -> _Timer | None:
     timer_id = s32(timer_id)
     return ctx.proc.clock.timers.get(timer_id) if timer_id >= 0 else None
 
@@ -255,7 +256,7 @@ def _timespec_pair(interval: float, value: float) -> bytes:
 
 
 @syscall("timer_settime")
-def sys_timer_settime(ctx, timer_id: int, flags: int, new: int, old: int) -> int:
+def sys_timer_settime(ctx: VcpuThread, timer_id: int, flags: int, new: int, old: int) -> int:
     timer = _posix_timer(ctx, timer_id)
     if timer is None:
         return -errno.EINVAL
@@ -273,7 +274,7 @@ def sys_timer_settime(ctx, timer_id: int, flags: int, new: int, old: int) -> int
 
 
 @syscall("timer_gettime")
-def sys_timer_gettime(ctx, timer_id: int, cur: int) -> int:
+def sys_timer_gettime(ctx: VcpuThread, timer_id: int, cur: int) -> int:
     timer = _posix_timer(ctx, timer_id)
     if timer is None:
         return -errno.EINVAL
@@ -282,13 +283,13 @@ def sys_timer_gettime(ctx, timer_id: int, cur: int) -> int:
 
 
 @syscall("timer_getoverrun")
-def sys_timer_getoverrun(ctx, timer_id: int) -> int:
+def sys_timer_getoverrun(ctx: VcpuThread, timer_id: int) -> int:
     timer = _posix_timer(ctx, timer_id)
     return -errno.EINVAL if timer is None else min(timer.last_overrun, 0x7FFFFFFF)
 
 
 @syscall("timer_delete")
-def sys_timer_delete(ctx, timer_id: int) -> int:
+def sys_timer_delete(ctx: VcpuThread, timer_id: int) -> int:
     clock = ctx.proc.clock
     with clock.cond:
         if s32(timer_id) < 0 or clock.timers.pop(s32(timer_id), None) is None:
