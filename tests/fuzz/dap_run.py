@@ -10,6 +10,7 @@ import json
 import sys
 import threading
 
+from harness.dap import read_message
 from harness.km import ROOT, km_env
 
 from .dap_stream import Episode
@@ -30,18 +31,7 @@ class RawClient:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        stream = self.proc.stdout
-        assert stream is not None
-        while True:
-            header = stream.readline()
-            if not header:
-                break
-            if not header.strip():
-                continue
-            length = int(header.split(b":")[1])
-            while stream.readline().strip():
-                pass
-            message = json.loads(stream.read(length))
+        while (message := read_message(self.proc.stdout)) is not None:
             with self.cond:
                 if message.get("type") == "response":
                     self.responses[json.dumps(message.get("request_seq"))] = message

@@ -24,6 +24,21 @@ from .km import ROOT, km_env
 
 STANDIN = Path(__file__).with_name("km_standin.py")
 DEFAULT_TIMEOUT_S = 30.0
+def read_message(stream) -> dict | None:
+    """The next DAP message from a Content-Length framed stream (blank lines between frames are skipped), or None
+    at its end."""
+    while True:
+        header = stream.readline()
+        if not header:
+            return None
+        if header.strip():
+            break
+    length = int(header.split(b":")[1])
+    while stream.readline().strip():
+        pass
+    return json.loads(stream.read(length))
+
+
 class DapFailure(AssertionError):
     pass
 
@@ -45,17 +60,7 @@ class DapClient:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        stream = self.proc.stdout
-        while True:
-            header = stream.readline()
-            if not header:
-                break
-            if not header.strip():
-                continue
-            length = int(header.split(b":")[1])
-            while stream.readline().strip():
-                pass
-            message = json.loads(stream.read(length))
+        while (message := read_message(self.proc.stdout)) is not None:
             with self._cond:
                 self.transcript.append("<- " + json.dumps(message)[:400])
                 if message["type"] == "response":
