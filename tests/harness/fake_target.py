@@ -1,5 +1,5 @@
-"""FakeControlTarget: a kdbg.target.ControlTarget over plain memory that behaves as the contract says, for stub
-tests without a VM; fake_from_elf loads a built payload's segments into one."""
+"""StaticTarget: a kdbg.target.Target over plain values; FakeControlTarget: a ControlTarget over plain memory that
+behaves as the contract says, for stub tests without a VM; fake_from_elf loads a built payload's segments into one."""
 from __future__ import annotations
 
 import collections
@@ -13,7 +13,55 @@ from typing import Callable, Sequence
 
 from kdbg.arch.x86_64 import zero_registers
 from kdbg.target import (SIGTRAP, BreakpointKind, GuestMemoryError, MemoryRegion, NoSuchThreadError, ResumeAction,
-                         ResumeKind, StaticTarget, StopEvent, StopReason)
+                         ResumeKind, StopEvent, StopReason)
+
+
+@dataclass
+class StaticTarget:
+    """A Target over plain values: for tests of the stub and of the core writer without a VM (kept here, not in
+    kdbg.target, so that km's start-up does not build a dataclass only tests use)."""
+
+    regs: dict[int, dict[str, int]]
+    memory: dict[int, bytes] = field(default_factory=dict)
+    event: StopEvent | None = None
+    auxv_data: bytes = b""
+    exe: str = ""
+    process_id: int = 1
+
+    def threads(self) -> Sequence[int]:
+        return sorted(self.regs)
+
+    def thread_name(self, tid: int) -> str:
+        return ""
+
+    def registers(self, tid: int) -> dict[str, int]:
+        if tid not in self.regs:
+            raise NoSuchThreadError(tid)
+        return dict(self.regs[tid])
+
+    def read_memory(self, addr: int, size: int) -> bytes:
+        for start, data in self.memory.items():
+            if start <= addr and addr + size <= start + len(data):
+                return data[addr - start: addr - start + size]
+        raise GuestMemoryError(addr, size)
+
+    def mappings(self) -> Sequence[MemoryRegion]:
+        return [MemoryRegion(s, s + len(d), "rw-") for s, d in sorted(self.memory.items())]
+
+    def auxv(self) -> bytes:
+        return self.auxv_data
+
+    def exe_path(self) -> str:
+        return self.exe
+
+    def pid(self) -> int:
+        return self.process_id
+
+    def stop_event(self, tid: int) -> StopEvent:
+        return self.event or StopEvent(tid, StopReason.SIGNAL, SIGTRAP)
+
+    def siginfo(self, tid: int) -> bytes:
+        return b""
 
 
 @dataclass

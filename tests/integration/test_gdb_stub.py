@@ -11,7 +11,8 @@ from harness.gdb import Gdb
 from harness.markers import line_of
 from kdbg.arch import x86_64
 from kdbg.rsp.server import GdbServer
-from kdbg.target import BreakpointKind, StaticTarget, StopEvent, StopReason
+from harness.fake_target import StaticTarget
+from kdbg.target import BreakpointKind, StopEvent, StopReason
 
 SRC = "gdb_basic.c"
 TIDS = (100, 101)

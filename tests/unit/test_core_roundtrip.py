@@ -15,7 +15,8 @@ from kdbg.core import layouts, writer
 from kdbg.core.errors import CoreError
 from kdbg.core.reader import CoreTarget
 from kdbg.core.writer import write_core
-from kdbg.target import GuestMemoryError, MemoryRegion, StaticTarget, StopEvent, StopReason, Target
+from harness.fake_target import StaticTarget
+from kdbg.target import GuestMemoryError, MemoryRegion, StopEvent, StopReason, Target
 
 SIGSEGV, SIGABRT = 11, 6
 TEXT, DATA, HOLE, RESERVED, BIG = 0x400000, 0x600000, 0x601000, 0x700000, 0x10000000

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import pytest
 
 import kdbg.rsp.server  # noqa: F401 - registers every handler module
-from harness.fake_target import FakeControlTarget
+from harness.fake_target import FakeControlTarget, StaticTarget
 from kdbg.arch.x86_64 import zero_registers
 from kdbg.link_map import LibraryCache, NoDynamicSection, find_r_debug, library_list_svr4, read_library_list
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.packets import unescape
 from kdbg.rsp.session import RunState, Session
-from kdbg.target import StaticTarget, StopEvent, StopReason
+from kdbg.target import StopEvent, StopReason
 
 BIAS = 0x5555_5555_4000            # a PIE's load bias
 PHDR = BIAS + 0x40

@@ -11,7 +11,8 @@ from kdbg.rsp.commands import TABLE, dispatch, find_command
 from kdbg.rsp.packets import unescape
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import RunState, Session
-from kdbg.target import (BreakpointKind, ResumeAction, ResumeKind, StaticTarget, StopEvent, StopReason)
+from harness.fake_target import StaticTarget
+from kdbg.target import BreakpointKind, ResumeAction, ResumeKind, StopEvent, StopReason
 
 TEXT = 0x400000
 

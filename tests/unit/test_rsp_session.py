@@ -269,7 +269,7 @@ def test_stops_with_nobody_attached_are_handed_back_to_the_payload(served) -> No
 
 
 def test_read_only_target_serves_and_kill_closes(served) -> None:
-    from kdbg.target import StaticTarget
+    from harness.fake_target import StaticTarget
     target = StaticTarget(regs={5: zero_registers()}, event=StopEvent(5, StopReason.SIGNAL, 11))
     running = Running(target)
     client = running.connect()
