@@ -159,6 +159,17 @@ class Target(Protocol):
 
 
 @runtime_checkable
+class NonStopTarget(Protocol):
+    """A live program whose threads stop and run one by one (gdb's non-stop mode); only after set_non_stop(True)
+    do its events leave the other threads running."""
+
+    def set_non_stop(self, on: bool) -> None: ...
+
+    def stop_threads(self, tids: Sequence[int]) -> None:
+        """Park these threads; each stop arrives later as its own INTERRUPT event with signal 0."""
+
+
+@runtime_checkable
 class ControlTarget(Target, Protocol):
     """A live program the debugger can change and run. All calls come from one thread (the stub's)."""
 

@@ -83,6 +83,7 @@ class LiveTarget(ProcessView):
         self._read_fd, self._write_fd = (high_fd(fd) for fd in os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
         self.stopped = stopped_at_entry
         self.attached = stopped_at_entry
+        self.non_stop = False           # gdb's non-stop mode: an event parks only its own thread
         self._debug: dict[VcpuThread, ThreadDebug] = {}
         proc.debug = self
 
@@ -268,10 +269,11 @@ class LiveTarget(ProcessView):
 
     def resume(self, actions: Sequence[ResumeAction]) -> None:
         self.attached = True
-        with self.lock:
-            stale = list(self.events)
-            self.events.clear()
-        self._requeue_unreported(stale)
+        if not self.non_stop:               # non-stop: a queued event is another thread's, still to be reported
+            with self.lock:
+                stale = list(self.events)
+                self.events.clear()
+            self._requeue_unreported(stale)
         default = next((a for a in actions if a.tid == -1), None)
         to_release = []
         steppers = []
@@ -388,10 +390,32 @@ class LiveTarget(ProcessView):
                 return None
             event = self.events.popleft()
         if event.reason not in (StopReason.EXITED, StopReason.TERMINATED, StopReason.HAND_OVER):
-            self._stop_the_world()
-            self.stopped = True
+            if not self.non_stop:
+                self._stop_the_world()
+                self.stopped = True
             self.last_stop[event.tid] = event
         return event
+
+    # ---- NonStopTarget (gdb's non-stop mode) -----------------------------------------------------------------
+    def set_non_stop(self, on: bool) -> None:
+        """Called while every thread is parked (the stub refuses the switch otherwise)."""
+        self.non_stop = on
+
+    def stop_threads(self, tids: Sequence[int]) -> None:
+        """vCont;t: park each running thread named, then post one INTERRUPT (signal 0) per thread. A thread that
+        parked itself meanwhile (a breakpoint) posts its own event too: the stub reports the first it reads."""
+        threads = [t for t in (self.proc.threads.get(tid) for tid in tids) if t is not None
+                   and t.state is not State.EXITED]
+        for thread in threads:
+            thread.request_pause()
+        for thread in threads:
+            thread.kick()
+        for thread in threads:
+            if not thread.wait_parked(PAUSE_TIMEOUT_S):
+                log.warning("non-stop: %s did not stop within %.0f s", thread, PAUSE_TIMEOUT_S)
+                continue
+            self.last_stop[thread.tid] = StopEvent(thread.tid, StopReason.INTERRUPT, 0)
+            self._post(self.last_stop[thread.tid])
 
     def set_breakpoint(self, kind: BreakpointKind, addr: int, length: int) -> None:
         self.attached = True
@@ -411,10 +435,11 @@ class LiveTarget(ProcessView):
 
     def supports(self) -> frozenset[str]:
         return frozenset({"swbreak", "hwbreak", "watch", "step", "range-step", "fork-events", "vfork-events",
-                          "exec-events", "catch-syscalls"})
+                          "exec-events", "catch-syscalls", "non-stop"})
 
     def detach(self) -> None:
         self.caught_syscalls = None
+        self.non_stop = False
         self.proc.breakpoints.remove_all()
         self.watchpoints.clear()
         self.attached = False

@@ -74,6 +74,12 @@ class Connection:
         self._last_frame = encode_packet(payload)
         self._write(self._last_frame)
 
+    def send_notification(self, payload: bytes) -> None:
+        """An asynchronous notification (`%Stop:...#cs`, non-stop mode): never acknowledged, never resent."""
+        if self._trace:
+            log.debug("-> %%%r", payload[:200])
+        self._write(b"%" + encode_packet(payload)[1:])
+
     def _write(self, data: bytes) -> None:
         try:
             # MSG_NOSIGNAL: a gdb gone mid-reply is EPIPE here, never a SIGPIPE to km (which km would forward to

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from kdbg.arch.x86_64 import BY_NAME
+from kdbg.rsp import nonstop
 from kdbg.rsp.commands import command, parse_hex, parse_ptid
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.registers import encode_value
@@ -40,7 +41,9 @@ def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
         return b"W%02x" % ((event.exit_status or 0) & 0xFF) + process
     if event.reason is StopReason.TERMINATED:
         return b"X%02x" % gdb_from_linux(event.signal or 9) + process
-    parts = [b"T%02x" % gdb_from_linux(stop_signal(event))]
+    # non-stop: a thread parked by vCont;t reports signal 0, as gdbserver does (gdb shows no signal for it)
+    quiet = session.non_stop and event.reason is StopReason.INTERRUPT and not event.signal
+    parts = [b"T00" if quiet else b"T%02x" % gdb_from_linux(stop_signal(event))]
     if event.reason in _EVENT_KEYS:             # gdbserver puts the event first: `T05fork:p12.12;...`
         parts.append(_event(session, event))
     try:
@@ -86,8 +89,20 @@ def _reason(session: Session, event: StopEvent) -> bytes:
     return b""
 
 
+def _shown(stop: StopEvent) -> StopEvent:
+    """A stop as `?` repeats it: a process or syscall event already reported is a plain SIGTRAP stop now."""
+    if stop.reason not in (StopReason.EXITED, StopReason.TERMINATED):
+        stop = dataclasses.replace(stop, reason=StopReason.SIGNAL if stop.reason in _EVENT_KEYS else stop.reason)
+    return stop
+
+
 @command("?")
 def last_stop(session: Session) -> bytes:
+    if session.non_stop:                # every stopped thread, the first here, the rest through vStopped
+        return nonstop.status(session, [
+            stop_reply(session, _shown(inf.target.stop_event(tid)), inf.pid)
+            for inf in session.attached_inferiors() for tid in sorted(inf.run.ns_stopped)
+            if tid in inf.target.threads()])
     stop = session.run.last_stop
     if stop is None:
         stop = session.target.stop_event(session.target.threads()[0])
@@ -189,6 +204,11 @@ def _by_process(session: Session, actions: list[ResumeAction]) -> list[tuple[Inf
 
 @command("vCont", parse_vcont)
 def vcont(session: Session, actions: list[ResumeAction]) -> bytes | None:
+    if session.non_stop and session.control is not None:
+        plan = _by_process(session, actions)
+        if any(inf.run.exited for inf, _ in plan):
+            raise RspError("the program has exited", 1)
+        return nonstop.resume(session, plan)
     return _start(session, actions)
 
 

@@ -25,7 +25,7 @@ import socket
 import time
 
 # The handler modules register their packets in commands.TABLE on import.
-from kdbg.rsp import hostio, memory, points, query, registers, resume, xfer  # noqa: F401
+from kdbg.rsp import hostio, memory, nonstop, points, query, registers, resume, xfer  # noqa: F401
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.errors import RspError
@@ -33,7 +33,8 @@ from kdbg.rsp.fds import listen, new_selector, own_socket
 from kdbg.rsp.packets import EventKind
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import Inferior, RunState, Session
-from kdbg.target import ControlTarget, ResumeAction, ResumeKind, StopEvent, StopReason, Target, TargetError
+from kdbg.target import (ControlTarget, NonStopTarget, ResumeAction, ResumeKind, StopEvent, StopReason, Target,
+                         TargetError)
 
 log = logging.getLogger("km.gdb")
 
@@ -269,7 +270,7 @@ class GdbServer:
 
     def _session_loop(self, session: Session, conn: Connection) -> None:
         queued: collections.deque[bytes] = collections.deque()
-        while not self._closed and not session.ending and self._inferiors:
+        while not self._closed and not session.ending and (self._inferiors or session.stop_queue):
             watched = set(self._inferiors)
             with self._selector(conn) as sel:
                 while not self._closed and not session.ending and set(self._inferiors) == watched:
@@ -278,14 +279,14 @@ class GdbServer:
                             for packet in conn.receive():
                                 if packet.kind is EventKind.INTERRUPT:
                                     self._on_ctrl_c(session)
-                                elif session.any_running:
+                                elif session.any_running and not session.non_stop:
                                     queued.append(packet.data)   # all-stop: answered once the target stops
                                 else:
                                     self._answer(session, conn, packet.data)
                         elif isinstance(key.data, Inferior):
                             self._on_event(session, conn, key.data)
-                    if not self._inferiors:
-                        return
+                    if not self._inferiors and not session.stop_queue:
+                        return      # (non-stop: once gdb has drained the exit's notification)
                     while queued and not session.any_running and not session.ending:
                         self._answer(session, conn, queued.popleft())
                     self._report_deferred(session, conn)
@@ -295,6 +296,9 @@ class GdbServer:
             return
         if not inf.attached:
             self._unattached_event(inf)
+            return
+        if session.non_stop:
+            self._on_event_non_stop(session, conn, inf)
             return
         event = self._take_event(session, inf)
         if event is None:
@@ -309,6 +313,42 @@ class GdbServer:
             self._adopt_child(inf, event, event.child_pid)
         session.last_pid, session.g_pid, session.g_tid = inf.pid, 0, 0
         conn.send(stop_reply(session, event, inf.pid))
+
+    def _on_event_non_stop(self, session: Session, conn: Connection, inf: Inferior) -> None:
+        """Non-stop: one thread stopped (the others run on) or the process ended; gdb hears it as a %Stop
+        notification, or through vStopped while it drains earlier ones."""
+        event = inf.live.next_event()
+        if event is None:
+            return
+        run = inf.run
+        log.debug("process %d event %s (non-stop)", inf.pid, event)
+        if event.reason is StopReason.HAND_OVER:
+            self._hand_over(session, conn, inf)
+            return
+        if event.reason in (StopReason.EXITED, StopReason.TERMINATED):
+            run.running, run.last_stop, run.ns_stopped = False, event, set()
+            del self._inferiors[inf.pid]
+        elif event.tid in run.ns_stopped:
+            # vCont;t parked a thread that parked itself too (a breakpoint): one stop is reported; a breakpoint
+            # dropped here happens again when the thread resumes
+            log.debug("thread %d: second stop %s dropped", event.tid, event.reason.value)
+            return
+        elif event.reason is StopReason.SIGNAL and event.signal in session.pass_signals:
+            inf.live.resume([ResumeAction(ResumeKind.CONTINUE, event.tid, event.signal)])
+            return
+        else:
+            run.ns_stopped.add(event.tid)
+            run.last_stop = event
+            nonstop.note_running(inf)
+            if event.reason in _FORKS and event.child_pid is not None:
+                self._adopt_child(inf, event, event.child_pid)
+                child = self._inferiors.get(event.child_pid)
+                if child is not None:           # stopped whole: gdb detaches it or resumes it (vCont)
+                    child.run.ns_stopped = set(child.target.threads())
+        session.last_pid = inf.pid
+        notification = nonstop.queue_stop(session, stop_reply(session, event, inf.pid))
+        if notification is not None:
+            conn.send_notification(notification)
 
     def _report_deferred(self, session: Session, conn: Connection) -> None:
         """A process resumed while it held a deferred stop: that stop is its answer (it never ran)."""
@@ -354,6 +394,9 @@ class GdbServer:
         inf.run.running = True              # the exec failed: the payload goes on, so does this stub
 
     def _on_ctrl_c(self, session: Session) -> None:
+        if session.non_stop:
+            nonstop.stop_all(session)
+            return
         running = [inf for inf in session.attached_inferiors() if inf.run.running and inf.control is not None]
         if not running:
             log.debug("^C while stopped: ignored")
@@ -371,6 +414,12 @@ class GdbServer:
     def _abandon(self, session: Session) -> None:
         """gdb left without D or k: never lose the payload; stopped for the next gdb (-g), else running.
         Followed children are detached: they run on as if never debugged."""
+        if session.non_stop:                # the next gdb starts in all-stop mode
+            for inf in self._inferiors.values():
+                if isinstance(inf.control, NonStopTarget):
+                    inf.control.set_non_stop(False)
+                inf.run.ns_stopped = set()
+            session.non_stop = False
         for inf in list(self._inferiors.values()):
             if inf.control is None or inf.run.exited or not inf.attached:
                 continue

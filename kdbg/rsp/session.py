@@ -8,6 +8,7 @@ that reported the last stop, so memory, register and breakpoint packets act on t
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class RunState:
     held_for_other: bool = False         # stopped by the stub because another process stopped (all-stop)
     deferred: StopEvent | None = None    # a stop that came after this process was held for another's stop:
     #                                      reported at the next resume instead of resuming (gdbserver's habit)
+    ns_stopped: set[int] = field(default_factory=set)   # non-stop mode: the threads gdb knows (or will) as stopped
 
     @property
     def exited(self) -> bool:
@@ -77,6 +79,10 @@ class Session:
     #                                                                   content of a payload /proc file
     ending: bool = False             # D or k of the last process: close the connection after this reply
     last_pid: int = 0                # the process whose stop was reported last
+    non_stop: bool = False           # QNonStop:1 (nonstop.py): threads stop and run one by one
+    stop_queue: collections.deque[bytes] = field(default_factory=collections.deque)   # non-stop: stop replies
+    #                                  not yet acknowledged by vStopped; the head is the one last sent to gdb
+    notified: bool = False           # non-stop: a %Stop notification is out and gdb has not drained the queue
 
     def __post_init__(self) -> None:
         if not self.inferiors:

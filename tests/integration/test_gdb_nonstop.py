@@ -1,0 +1,119 @@
+"""End to end, non-stop mode (`set non-stop on`): one thread stops at a breakpoint while the others run on,
+`info threads` shows which, the stopped thread continues alone, `interrupt -a` stops them all, the exit is
+reported. The same scenario runs against gdbserver: its behaviour is the expectation."""
+from __future__ import annotations
+
+import re
+import time
+
+from harness.debuggee import Debuggee
+from harness.gdb import wait_listening
+from harness.km import spawn_km
+from harness.rsp_client import RspClient
+
+SRC = "gdb_nonstop.c"
+
+
+def _states(d: Debuggee) -> dict[str, str]:
+    return {t["id"]: t["state"] for t in d.gdb.run("-thread-info")["payload"]["threads"]}
+
+
+def _ticks(d: Debuggee) -> int:
+    return int(d.gdb.run("-data-evaluate-expression ticks")["payload"]["value"])
+
+
+def test_non_stop_one_thread_stops_others_run(debug) -> None:
+    d = debug(SRC, connect=False)
+    gdb = d.gdb
+    gdb.run("-gdb-set non-stop on")
+    d.connect()
+    gdb.run("-break-insert nonstop_hit")
+    gdb.run("-exec-continue")
+    hit = gdb.wait_for_stop("breakpoint-hit")
+    stopped = hit["thread-id"]
+    states = _states(d)
+    assert len(states) == 3, d.diagnostics()
+    assert states.pop(stopped) == "stopped" and set(states.values()) == {"running"}, d.diagnostics()
+    assert hit["frame"]["func"] == "nonstop_hit", d.diagnostics()
+    gdb.console(f"thread {stopped}")
+    assert "nonstop_hit" in gdb.console("bt"), d.diagnostics()      # the stopped thread's registers and stack
+
+    # The spinner counts on while one thread sits at the breakpoint (memory reads while threads run).
+    first, deadline = _ticks(d), time.monotonic() + 20
+    while _ticks(d) == first:
+        assert time.monotonic() < deadline, "ticks did not advance: the other threads are not running\n" \
+            + d.diagnostics()
+
+    assert gdb.run(f"-exec-continue --thread {stopped}")["class"] == "running", d.diagnostics()
+    assert set(_states(d).values()) == {"running"}, d.diagnostics()
+
+    gdb.run("-exec-interrupt --all")
+    for _ in range(3):
+        gdb.wait_for_stop()
+    assert set(_states(d).values()) == {"stopped"}, d.diagnostics()
+    gdb.run("-data-evaluate-expression done=1")
+    gdb.run("-exec-continue --all")
+    assert gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()
+    assert "ticks counted" in d.finish()[1], d.diagnostics()
+
+
+def test_non_stop_fork_detaches_the_child_and_the_exit_is_reported(debug) -> None:
+    """A fork in non-stop mode (gdb's default: follow the parent, detach the child): the child runs on."""
+    d = debug("gdb_fork.c", connect=False, args=["fork"])
+    gdb = d.gdb
+    gdb.run("-gdb-set non-stop on")
+    d.connect()
+    gdb.run("-break-insert in_parent")
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop("breakpoint-hit")["frame"]["func"] == "in_parent", d.diagnostics()
+    assert "status=1792" in gdb.console("frame"), d.diagnostics()       # the child exited 7 on its own
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()
+    assert "child exit 7" in d.finish()[1], d.diagnostics()
+
+
+def _notification(client: RspClient) -> bytes:
+    """The next `%Stop:` notification's body (the client's receive() skips them)."""
+    deadline = time.monotonic() + client.timeout_s
+    while True:
+        match = re.search(rb"%Stop:([^#]*)#..", client._buf)
+        if match:
+            client._buf = client._buf[:match.start()] + client._buf[match.end():]
+            return match.group(1)
+        assert time.monotonic() < deadline, f"no %Stop notification; buffered {client._buf[:80]!r}"
+        client._buf += client.sock.recv(65536)
+
+
+def test_non_stop_toggled_while_running_is_refused(payload, free_port) -> None:
+    """gdb never switches modes while threads run; a client that does gets an error and the session goes on:
+    the threads still stop one by one and report, then the switch back to all-stop is accepted.
+    km only: gdbserver accepts the switch while running and stops the threads itself."""
+    proc = spawn_km(f"-g{free_port}", payload(SRC))
+    wait_listening(free_port, proc)
+    client = RspClient(free_port)
+    try:
+        client.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
+        assert client.ask(b"QNonStop:1") == b"OK"
+        assert client.ask(b"QNonStop:2").startswith(b"E")
+        assert client.ask(b"?").startswith(b"T05")          # the one thread, at its first instruction
+        assert client.ask(b"vStopped") == b"OK"
+        assert client.ask(b"vCont;c") == b"OK"               # non-stop: answered at once, the thread runs
+        assert client.ask(b"QNonStop:0").startswith(b"E")    # refused while running
+        assert len(client.threads()) >= 1                     # the session goes on, answering while running
+        deadline = time.monotonic() + 20
+        while True:             # a thread the payload creates while the others stop runs on: stop it too
+            assert client.ask(b"vCont;t") == b"OK"
+            stops = [_notification(client)]
+            reply = client.ask(b"vStopped")
+            while reply != b"OK":
+                stops.append(reply)
+                reply = client.ask(b"vStopped")
+            assert all(s.startswith(b"T00") for s in stops), stops      # stopped by vCont;t: signal 0
+            reply = client.ask(b"QNonStop:0")
+            if reply == b"OK":          # every thread reported stopped: now it may switch
+                break
+            assert time.monotonic() < deadline, reply
+        client.send(b"k")
+    finally:
+        client.close()
+    proc.wait(timeout=30)
