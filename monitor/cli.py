@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from .record import Record
 from typing import NoReturn, TYPE_CHECKING
 
 from . import __version__
@@ -41,23 +41,28 @@ environment: KM_VERBOSE=1 or KM_VERBOSE=REGEX (trace tags, e.g. 'syscall|mem') t
 """
 
 
-@dataclass
-class Options:
-    payload: str = ""
-    args: list[str] = field(default_factory=list)
-    gdb_port: int | None = None
-    gdb_listen: bool = False
-    gdb_host: str = "127.0.0.1"
-    putenv: list[str] = field(default_factory=list)
-    coredump: str = "kmcore"
-    core: str | None = None
-    snapshot: str = "kmsnap"
-    mgtpipe: str | None = field(default_factory=lambda: os.environ.get("KM_MGTPIPE") or None)
-    argv0: str | None = None          # execve: the payload's argv[0] when it differs from its path
-    exec_signals: tuple[int, int] | None = None     # execve: the SIG_IGN set and signal mask execve keeps
-    env_fd: int | None = None         # execve: the payload's environment, read from this descriptor (km's own
-                                      # environment stays km's: PYTHON*, LD_* of the payload must not steer km)
-    gdb_handover: str | None = None   # execve under gdb: the stub's state, whose connection stays open
+class Options(Record):
+    def __init__(self, payload: str = "", args: list[str] | None = None, gdb_port: int | None = None,
+                 gdb_listen: bool = False, gdb_host: str = "127.0.0.1", putenv: list[str] | None = None,
+                 coredump: str = "kmcore", core: str | None = None, snapshot: str = "kmsnap",
+                 mgtpipe: str | None = None, argv0: str | None = None,
+                 exec_signals: tuple[int, int] | None = None, env_fd: int | None = None,
+                 gdb_handover: str | None = None) -> None:
+        self.payload = payload
+        self.args: list[str] = [] if args is None else args
+        self.gdb_port = gdb_port
+        self.gdb_listen = gdb_listen
+        self.gdb_host = gdb_host
+        self.putenv: list[str] = [] if putenv is None else putenv
+        self.coredump = coredump
+        self.core = core
+        self.snapshot = snapshot
+        self.mgtpipe = mgtpipe if mgtpipe is not None else os.environ.get("KM_MGTPIPE") or None
+        self.argv0 = argv0                  # execve: the payload's argv[0] when it differs from its path
+        self.exec_signals = exec_signals    # execve: the SIG_IGN set and signal mask execve keeps
+        self.env_fd = env_fd                # execve: the payload's environment, read from this descriptor (km's
+        #                                     own environment stays km's: PYTHON*, LD_* must not steer km)
+        self.gdb_handover = gdb_handover    # execve under gdb: the stub's state, whose connection stays open
 
 
 # options taking a value (`--name value` or `--name=value`): what the value is, and its check

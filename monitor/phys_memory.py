@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import functools
 import threading
-from dataclasses import dataclass
+from .record import Record
 
 from kdbg.arch.linux import PAGE_SIZE as PAGE
 
@@ -49,13 +49,13 @@ def commit_limit() -> int:
     return total or 1 << 40
 
 
-@dataclass
-class Chunk:
-    gpa: int
-    size: int
-    host_addr: int
-    view: memoryview
-    is_file: bool = False       # a file window (map_file), not the allocator's memory
+class Chunk(Record):
+    def __init__(self, gpa: int, size: int, host_addr: int, view: memoryview, is_file: bool = False) -> None:
+        self.gpa = gpa
+        self.size = size
+        self.host_addr = host_addr
+        self.view = view
+        self.is_file = is_file          # a file window (map_file), not the allocator's memory
 
 
 class PhysicalMemory:

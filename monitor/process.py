@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import threading
-from dataclasses import dataclass
+from .record import Record
 from typing import TYPE_CHECKING, Callable, NoReturn
 
 from kdbg.breakpoints import SoftwareBreakpoints
@@ -52,13 +52,14 @@ CoreWriter = Callable[["ProcessView", "VcpuThread | None", int], None]
 ChildRunner = Callable[["Process", VcpuThread, "socket.socket | None"], NoReturn]   # link: a followed child
 
 
-@dataclass
-class Ending:
-    status: int | None = None        # exit status when the payload exited
-    signal: int | None = None        # the signal that killed it
-    core_dumped: bool = False
-    core_error: str | None = None
-    error: BaseException | None = None   # km's own failure
+class Ending(Record):
+    def __init__(self, status: int | None = None, signal: int | None = None, core_dumped: bool = False,
+                 core_error: str | None = None, error: BaseException | None = None) -> None:
+        self.status = status                # exit status when the payload exited
+        self.signal = signal                # the signal that killed it
+        self.core_dumped = core_dumped
+        self.core_error = core_error
+        self.error = error                  # km's own failure
 
 
 class Process:

@@ -18,7 +18,7 @@ import logging
 import signal as host_signal
 import threading
 import time
-from dataclasses import dataclass, field
+from .record import Record
 from typing import TYPE_CHECKING, Callable
 
 from kdbg.arch.linux import MASK64
@@ -74,29 +74,32 @@ def next_index(queue: list, may_take) -> int | None:
     return None if best is None else best[1]
 
 
-@dataclass
-class SigAction:
-    handler: int = SIG_DFL
-    flags: int = 0
-    restorer: int = 0
-    mask: int = 0
+class SigAction(Record):
+    def __init__(self, handler: int = SIG_DFL, flags: int = 0, restorer: int = 0, mask: int = 0) -> None:
+        self.handler = handler
+        self.flags = flags
+        self.restorer = restorer
+        self.mask = mask
 
 
-@dataclass
-class PendingSignal:
-    signo: int
-    info: bytes            # 128-byte siginfo_t
-    chosen_tid: int | None = None   # process-directed: the thread woken for it (kernel/signal.c complete_signal)
-    seen_by_debugger: bool = False  # reported to gdb once; not again when gdb hands it back on resume
+class PendingSignal(Record):
+    def __init__(self, signo: int, info: bytes, chosen_tid: int | None = None,
+                 seen_by_debugger: bool = False) -> None:
+        self.signo = signo
+        self.info = info                    # 128-byte siginfo_t
+        self.chosen_tid = chosen_tid        # process-directed: the thread woken for it (complete_signal)
+        self.seen_by_debugger = seen_by_debugger    # reported to gdb once; not again when gdb hands it back
 
 
-@dataclass
-class ThreadSignals:
-    mask: int = 0
-    pending: list[PendingSignal] = field(default_factory=list)
-    altstack: tuple[int, int, int] = (0, 2, 0)     # ss_sp, ss_flags (SS_DISABLE), ss_size
-    last_info: bytes = b""
-    mask_to_restore: int | None = None     # rt_sigsuspend: the mask the handler's sigreturn brings back
+class ThreadSignals(Record):
+    def __init__(self, mask: int = 0, pending: list[PendingSignal] | None = None,
+                 altstack: tuple[int, int, int] = (0, 2, 0), last_info: bytes = b"",
+                 mask_to_restore: int | None = None) -> None:
+        self.mask = mask
+        self.pending: list[PendingSignal] = [] if pending is None else pending
+        self.altstack = altstack            # ss_sp, ss_flags (SS_DISABLE), ss_size
+        self.last_info = last_info
+        self.mask_to_restore = mask_to_restore  # rt_sigsuspend: the mask the handler's sigreturn brings back
 
 
 class Rekicker:

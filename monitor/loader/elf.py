@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from ..record import Record
 
 from kdbg.arch.linux import PAGE_SIZE
 
@@ -26,22 +26,23 @@ PIE_BASE = 0x555555554000       # ELF_ET_DYN_BASE on x86-64 without randomizatio
 PF_X, PF_W, PF_R = 1, 2, 4
 
 
-@dataclass
-class LoadedElf:
-    path: str
-    entry: int
-    phdr: int
-    phent: int
-    phnum: int
-    bias: int
-    end: int            # first byte after the highest segment: where brk starts
+class LoadedElf(Record):
+    def __init__(self, path: str, entry: int, phdr: int, phent: int, phnum: int, bias: int, end: int) -> None:
+        self.path = path
+        self.entry = entry
+        self.phdr = phdr
+        self.phent = phent
+        self.phnum = phnum
+        self.bias = bias
+        self.end = end                  # first byte after the highest segment: where brk starts
 
 
-@dataclass
-class Program:
+class Program(Record):
     """What execve leaves behind: the program's image, its interpreter's (if dynamic), where execution starts."""
-    exe: LoadedElf
-    interp: LoadedElf | None
+
+    def __init__(self, exe: LoadedElf, interp: LoadedElf | None) -> None:
+        self.exe = exe
+        self.interp = interp
 
     @property
     def entry(self) -> int:
