@@ -21,7 +21,6 @@ import errno
 import fcntl
 import os
 import threading
-from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from kdbg.target import MemoryRegion
@@ -31,6 +30,7 @@ from .kvm import abi
 from .mapped_file import MappedFile
 from .page_tables import PTE_NX, PTE_U, PTE_W, PageTables
 from .phys_memory import HUGE, PAGE, PhysicalMemory
+from .record import Record
 
 USER_TOP = 0x7FFFFFFFF000
 MMAP_TOP = 0x7FFFF7FFF000        # mmap without a hint grows down from here (Linux's mmap_base without ASLR:
@@ -48,22 +48,24 @@ def page_down(n: int) -> int:
     return n & ~(PAGE - 1)
 
 
-@dataclass
-class Vma:
-    start: int
-    end: int
-    prot: int
-    gpa: int | None = None     # backing of [start, end), or None for a reservation never given rights
-    path: str = ""             # file name for file mappings (core files' NT_FILE, gdb's mappings)
-    offset: int = 0
-    name: str = ""             # "[stack]", "[heap]", "[vdso]"...
-    huge: bool = True          # may be backed by 2M host pages (not for sparse memory: thread stacks)
-    locked: bool = False       # mlock'ed: Linux refuses MADV_DONTNEED/FREE and MS_INVALIDATE on it
-    foreign: int | None = None  # GPA of memory km does not own (the host's [vvar]): gpa stays None, so km never
-                                # reads it, and this restores the guest's view after mprotect(PROT_NONE)
-    file: MappedFile | None = None   # the file of a file mapping
-    shared: bool = False       # MAP_SHARED: writes reach the file (or, for shared anonymous memory, other processes)
-    accounted: bool = False    # Linux's VM_ACCOUNT: private and writable at some point (only for merging as Linux)
+class Vma(Record):
+    def __init__(self, start: int, end: int, prot: int, gpa: int | None = None, path: str = "", offset: int = 0,
+                 name: str = "", huge: bool = True, locked: bool = False, foreign: int | None = None,
+                 file: MappedFile | None = None, shared: bool = False, accounted: bool = False) -> None:
+        self.start = start
+        self.end = end
+        self.prot = prot
+        self.gpa = gpa          # backing of [start, end), or None for a reservation never given rights
+        self.path = path        # file name for file mappings (core files' NT_FILE, gdb's mappings)
+        self.offset = offset
+        self.name = name        # "[stack]", "[heap]", "[vdso]"...
+        self.huge = huge        # may be backed by 2M host pages (not for sparse memory: thread stacks)
+        self.locked = locked    # mlock'ed: Linux refuses MADV_DONTNEED/FREE and MS_INVALIDATE on it
+        self.foreign = foreign  # GPA of memory km does not own (the host's [vvar]): gpa stays None, so km never
+        #                         reads it, and this restores the guest's view after mprotect(PROT_NONE)
+        self.file = file        # the file of a file mapping
+        self.shared = shared    # MAP_SHARED: writes reach the file (or, for shared anonymous memory, others)
+        self.accounted = accounted  # Linux's VM_ACCOUNT: private and once writable (merging as Linux does)
 
     def perms(self) -> str:
         return ("r" if self.prot & PROT_READ else "-") + ("w" if self.prot & PROT_WRITE else "-") + \
@@ -219,9 +221,9 @@ class GuestMemory:
         vma = self.find(addr)
         if vma is None or vma.start == addr:
             return
-        tail = replace(vma, start=addr, gpa=None if vma.gpa is None else vma.gpa + addr - vma.start,
-                       offset=vma.offset + addr - vma.start if vma.file else 0,
-                       foreign=None if vma.foreign is None else vma.foreign + addr - vma.start)
+        tail = vma.replace(start=addr, gpa=None if vma.gpa is None else vma.gpa + addr - vma.start,
+                           offset=vma.offset + addr - vma.start if vma.file else 0,
+                           foreign=None if vma.foreign is None else vma.foreign + addr - vma.start)
         vma.end = addr
         self._insert(tail)
 
@@ -422,7 +424,7 @@ class GuestMemory:
 
     def regions(self) -> list[Vma]:
         with self.lock:
-            return [replace(v) for v in self.vmas]
+            return [v.replace() for v in self.vmas]
 
     def mappings(self, reserved: bool = True) -> list[MemoryRegion]:
         """The VMAs as Linux would keep them, for /proc/self/maps, gdb and NT_FILE: km splits VMAs by their
@@ -436,7 +438,7 @@ class GuestMemory:
                 if not (reserved or v.gpa is not None or v.prot):
                     continue
                 if last is not None and _mergeable(last, v) and out[-1].end == v.start:
-                    out[-1] = replace(out[-1], end=v.end)
+                    out[-1] = out[-1]._replace(end=v.end)
                 else:
                     out.append(MemoryRegion(v.start, v.end, v.perms(), v.offset if v.file else 0, v.path or v.name,
                                             v.shared, v.file.dev if v.file else 0, v.file.inode if v.file else 0))

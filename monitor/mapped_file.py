@@ -12,18 +12,25 @@ from __future__ import annotations
 import os
 import stat
 import weakref
-from dataclasses import dataclass, field
 
 from .host_fds import high_fd
 
 
-@dataclass(eq=False)
 class MappedFile:
-    path: str                   # as the kernel's d_path names it: symlinks resolved
-    dev: int = 0
-    inode: int = 0
-    is_regular: bool = True
-    fd: int | None = field(default=None, repr=False)    # km's own descriptor, when the file must be re-read
+    """Compared by identity: the VMAs of one mapping share one. A plain class, not a dataclass, whose code
+    generation costs every km start (see monitor/record.py)."""
+
+    def __init__(self, path: str, dev: int = 0, inode: int = 0, is_regular: bool = True,
+                 fd: int | None = None) -> None:
+        self.path = path            # as the kernel's d_path names it: symlinks resolved
+        self.dev = dev
+        self.inode = inode
+        self.is_regular = is_regular
+        self.fd = fd                # km's own descriptor, when the file must be re-read
+
+    def __repr__(self) -> str:
+        return (f"MappedFile(path={self.path!r}, dev={self.dev!r}, inode={self.inode!r}, "
+                f"is_regular={self.is_regular!r})")
 
     @classmethod
     def open(cls, path: str) -> MappedFile:

@@ -5,6 +5,11 @@ per class, paid by every km start (and every exec inside a payload). The records
 their __init__ and take equality and repr from here instead."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Self
+
 
 class Record:
     __slots__ = ()
@@ -17,3 +22,13 @@ class Record:
 
     def __repr__(self) -> str:
         return f"{type(self).__qualname__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` applied (dataclasses.replace): shallow, unknown field names refused."""
+        values = vars(self)
+        unknown = changes.keys() - values.keys()
+        if unknown:
+            raise TypeError(f"{type(self).__qualname__} has no field {', '.join(sorted(unknown))}")
+        copy = object.__new__(type(self))
+        vars(copy).update(values, **changes)
+        return copy

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Register:
+class Register(NamedTuple):
     name: str
     bits: int
     regnum: int

@@ -8,7 +8,6 @@ changes all-stop mode: every path is taken only after gdb sent QNonStop:1.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Sequence
 
@@ -94,7 +93,7 @@ def resume(session: Session, plan: list[tuple[Inferior, list[ResumeAction]]]) ->
                 if tid not in stopped:
                     to_stop.append(tid)
             elif tid in stopped:
-                to_run.append(dataclasses.replace(action, tid=tid))
+                to_run.append(action._replace(tid=tid))
         if to_run:
             session.resume(to_run, inferior)
             stopped.difference_update(a.tid for a in to_run)

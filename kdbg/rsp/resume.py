@@ -7,8 +7,6 @@ each process's target receives only its own actions.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from kdbg.arch.x86_64 import BY_NAME
 from kdbg.rsp import nonstop
 from kdbg.rsp.commands import command, parse_hex, parse_ptid
@@ -92,7 +90,7 @@ def _reason(session: Session, event: StopEvent) -> bytes:
 def _shown(stop: StopEvent) -> StopEvent:
     """A stop as `?` repeats it: a process or syscall event already reported is a plain SIGTRAP stop now."""
     if stop.reason not in (StopReason.EXITED, StopReason.TERMINATED):
-        stop = dataclasses.replace(stop, reason=StopReason.SIGNAL if stop.reason in _EVENT_KEYS else stop.reason)
+        stop = stop._replace(reason=StopReason.SIGNAL if stop.reason in _EVENT_KEYS else stop.reason)
     return stop
 
 
@@ -108,7 +106,7 @@ def last_stop(session: Session) -> bytes:
         stop = session.target.stop_event(session.target.threads()[0])
     session.g_tid = 0
     if stop.reason not in (StopReason.EXITED, StopReason.TERMINATED):
-        stop = dataclasses.replace(stop, reason=StopReason.SIGNAL if stop.reason in _EVENT_KEYS else stop.reason)
+        stop = stop._replace(reason=StopReason.SIGNAL if stop.reason in _EVENT_KEYS else stop.reason)
     return stop_reply(session, stop)
 
 
@@ -198,7 +196,7 @@ def _by_process(session: Session, actions: list[ResumeAction]) -> list[tuple[Inf
         for inferior in owners:
             if action.tid > 0 and action.tid not in inferior.target.threads():
                 raise RspError(f"no thread {action.tid} in process {inferior.pid}", 3)
-            plan.setdefault(inferior.pid, (inferior, []))[1].append(dataclasses.replace(action, pid=0))
+            plan.setdefault(inferior.pid, (inferior, []))[1].append(action._replace(pid=0))
     return list(plan.values())
 
 

@@ -9,7 +9,6 @@ that reported the last stop, so memory, register and breakpoint packets act on t
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -170,7 +169,7 @@ class Session:
         if control is None:
             raise RspError("the target is read-only", 1)
         if self.program_signals is not None:
-            actions = [a if a.signal in self.program_signals else dataclasses.replace(a, signal=0) for a in actions]
+            actions = [a if a.signal in self.program_signals else a._replace(signal=0) for a in actions]
         log.debug("resume %d %s", inferior.pid, actions)
         inferior.run.last_actions = tuple(actions)
         inferior.run.running = True
