@@ -81,8 +81,9 @@ class VcpuThread:
         self.fault_detail = (0, 0, 0)  # (error code, vector, cr2) of the last exception, for a signal frame
         self.robust_list = 0
         self.has_run = False           # kvm_run's sync regs/sregs hold this vCPU's state once it has exited
-        self.stopped_regs: dict[str, int] | None = None       # the debugger's register file, read once per stop (thread_registers.py);
-        #                                dropped when the thread runs again or a register is written
+        # the debugger's register file, read once per stop (thread_registers.py); dropped when the thread runs
+        # again or a register is written
+        self.stopped_regs: dict[str, int] | None = None
         self.exit_pending = False      # kvm_run holds an exit of a run the debugger's thread made (run_for_debugger)
         #                                that this thread's loop has not dispatched yet
 

@@ -13,7 +13,8 @@ import struct
 from dataclasses import dataclass
 from typing import TypeVar
 
-from kdbg.arch.linux import PAGE_SIZE, SI_KERNEL, SIGINFO_SIZE, siginfo_t  # noqa: F401 - the core's layouts, re-exported
+# the core's own layouts re-export the Linux ABI's (kdbg/arch/linux.py is their one home)
+from kdbg.arch.linux import PAGE_SIZE, SI_KERNEL, SIGINFO_SIZE, siginfo_t  # noqa: F401
 from kdbg.arch.x86_64 import USER_REGS
 
 # ctypes' LittleEndianStructure/Union keep the layout right even if this ever runs on a big-endian host.

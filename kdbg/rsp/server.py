@@ -273,7 +273,7 @@ class GdbServer:
         while not self._closed and not session.ending and (self._inferiors or session.stop_queue):
             watched = set(self._inferiors)
             with self._selector(conn) as sel:
-                while not self._closed and not session.ending and set(self._inferiors) == watched:
+                while not self._closed and not session.ending and self._inferiors.keys() == watched:
                     for key, _ in sel.select():
                         if key.fileobj is conn:
                             for packet in conn.receive():

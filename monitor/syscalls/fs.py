@@ -384,6 +384,7 @@ def sys_sync(ctx: VcpuThread) -> int:
 
 
 @syscall("copy_file_range")
-def sys_copy_file_range(ctx: VcpuThread, fd_in: int, off_in: int, fd_out: int, off_out: int, length: int, flags: int) -> int:
+def sys_copy_file_range(ctx: VcpuThread, fd_in: int, off_in: int, fd_out: int, off_out: int, length: int,
+                        flags: int) -> int:
     return host_syscall(NR["copy_file_range"], fd_arg(fd_in), buf_out(ctx, off_in, 8) if off_in else 0,
                         fd_arg(fd_out), buf_out(ctx, off_out, 8) if off_out else 0, length, flags)

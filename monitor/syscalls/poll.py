@@ -131,7 +131,8 @@ def sys_select(ctx: VcpuThread, nfds: int, readfds: int, writefds: int, exceptfd
 
 
 @syscall("pselect6")
-def sys_pselect6(ctx: VcpuThread, nfds: int, readfds: int, writefds: int, exceptfds: int, timeout: int, sig: int) -> int:
+def sys_pselect6(ctx: VcpuThread, nfds: int, readfds: int, writefds: int, exceptfds: int, timeout: int,
+                 sig: int) -> int:
     sigmask = sigsetsize = 0
     if sig:
         sigmask, sigsetsize = struct.unpack("<QQ", ctx.mem.read(sig, 16))

@@ -72,7 +72,8 @@ def _copy(mem: GuestMemory, source: list[tuple[int, int]], dest: list[tuple[int,
             d_gva, d_len = next(dst)
 
 
-def _process_vm(ctx: VcpuThread, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int, write: bool) -> int:
+def _process_vm(ctx: VcpuThread, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int,
+                write: bool) -> int:
     if flags:
         return -errno.EINVAL
     mem: GuestMemory = ctx.mem
@@ -114,10 +115,12 @@ def _process_vm(ctx: VcpuThread, pid: int, lvec: int, liovcnt: int, rvec: int, r
 
 
 @syscall("process_vm_readv")
-def sys_process_vm_readv(ctx: VcpuThread, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int) -> int:
+def sys_process_vm_readv(ctx: VcpuThread, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int,
+                         flags: int) -> int:
     return _process_vm(ctx, pid, lvec, liovcnt, rvec, riovcnt, flags, write=False)
 
 
 @syscall("process_vm_writev")
-def sys_process_vm_writev(ctx: VcpuThread, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int) -> int:
+def sys_process_vm_writev(ctx: VcpuThread, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int,
+                          flags: int) -> int:
     return _process_vm(ctx, pid, lvec, liovcnt, rvec, riovcnt, flags, write=True)
