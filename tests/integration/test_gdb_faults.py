@@ -19,10 +19,13 @@ SRC = "gdb_faults.c"
 TOTAL = "total 105000000"
 
 
-def _start_long_step(d: Debuggee) -> None:
-    """Stop at the one-line loop and start a `next` over it: a range step of millions of instructions."""
+def _start_long_step(d: Debuggee, held: bool = False) -> None:
+    """Stop at the one-line loop and start a `next` over it: a range step of millions of instructions. `held`: the
+    payload (run with `hold`) spins before the loop until gdb, attached to it running, lets it go."""
     d.connect()
     d.gdb.run(f"-break-insert {SRC}:{line_of(SRC, 'long_loop')}")
+    if held:
+        d.gdb.console("set var hold = 2")
     d.gdb.run("-exec-continue")
     d.gdb.wait_for_stop("breakpoint-hit")
     d.gdb.console("delete")
@@ -52,9 +55,9 @@ def test_gdb_killed_mid_step_leaves_the_payload_stopped_for_a_new_gdb(payload, f
 
 @km_only
 def test_gdb_killed_mid_step_in_listen_mode_lets_the_payload_finish(payload, free_port) -> None:
-    d = Debuggee("km", payload(SRC), free_port, args=["4"], listen=True)
+    d = Debuggee("km", payload(SRC), free_port, args=["4", "hold"], listen=True)
     try:
-        _start_long_step(d)
+        _start_long_step(d, held=True)
         d.gdb.controller.gdb_process.kill()
         d.gdb.exit()
         status, out, err = d.finish(timeout_s=60)
