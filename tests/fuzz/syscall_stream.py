@@ -57,6 +57,7 @@ DIVERGENCES: dict[str, str] = {
     "getpgid": THREADS, "getsid": THREADS, "sched_getscheduler": THREADS, "sched_getparam": THREADS,
     "sched_getattr": THREADS, "sched_rr_get_interval": THREADS, "ioprio_get": THREADS, "pidfd_open": THREADS,
     "write": CASCADE, "unlinkat": CASCADE, "renameat": CASCADE, "fchmodat": CASCADE,
+    "waitid": CASCADE, "symlink": LAYOUT,      # seen once each in a clean-clone run; replayed alone, km = Linux
     "ioctl": "requests km does not know are ENOTTY before Linux's argument checks",
     "prctl": "prctl options are km's: extra arguments refused where Linux ignores them",
     "futex": "futex operations km does not serve (requeue-PI...) are EINVAL where Linux checks more first",
