@@ -426,10 +426,24 @@ def forward_host_signals(proc: Process) -> None:
     from .signals import FORWARDED_FROM_HOST
 
     def forward(signo, frame) -> None:
-        proc.signals.send(signo, make_siginfo(signo, 0, pid=0))
+        info = _child_change() if signo == host_signal.SIGCHLD else None
+        proc.signals.send(signo, info or make_siginfo(signo, 0, pid=0))
     for signo in FORWARDED_FROM_HOST:
         host_signal.signal(signo, forward)
     host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, FORWARDED_FROM_HOST)
+
+
+def _child_change() -> bytes | None:
+    """SIGCHLD's siginfo for a forked payload (a km child) that changed state, seen without reaping it: Python's
+    handlers get no siginfo, and a payload reading SIGCHLD from a signalfd or sigwaitinfo wants the child."""
+    from kdbg.arch.linux import make_sigchld_info
+    try:
+        change = os.waitid(os.P_ALL, 0, os.WEXITED | os.WSTOPPED | os.WCONTINUED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return None
+    if change is None:
+        return None
+    return make_sigchld_info(change.si_code, change.si_pid, change.si_uid, change.si_status)
 
 
 def write_kmcore(opts: Options, view, thread: VcpuThread | None, signo: int) -> None:

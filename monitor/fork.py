@@ -89,8 +89,7 @@ def fork(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int) -> int:
 def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave: bytes, flags: int,
                   ctid: int, link: socket.socket | None) -> None:
     proc = parent_thread.proc
-    signals = proc.signals
-    mask, altstack = signals.of(parent_thread).mask, signals.of(parent_thread).altstack
+    mask, altstack = proc.signals.of(parent_thread).mask, proc.signals.of(parent_thread).altstack
     parent_debugger = proc.debug
     proc.rebuild_after_fork()
     if link is None:
@@ -101,7 +100,7 @@ def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave:
     sregs.fs.base, sregs.gs.base = bases
     thread.vcpu.set_sregs(sregs)
     thread.vcpu.set_xsave(xsave)
-    own = signals.of(thread)
+    own = proc.signals.of(thread)          # the child's SignalState, made by rebuild_after_fork
     own.mask, own.altstack = mask, altstack
     if flags & CLONE_CHILD_SETTID:
         proc.mem.write(ctid, struct.pack("<i", thread.tid))

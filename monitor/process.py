@@ -140,9 +140,11 @@ class Process:
         self.debug = NO_DEBUGGER           # the parent's debugger (a copy of its objects) does not follow
         self.futexes = FutexTable()
         self.clock = ProcessClock(self)    # a forked child inherits no timers (fork(2))
-        actions = self.signals.actions
+        parent_signals = self.signals
         self.signals = SignalState(self)
-        self.signals.actions = actions
+        self.signals.actions = parent_signals.actions
+        if parent_signals.signalfds is not None:
+            self.signals.signalfds = parent_signals.signalfds.after_fork()
 
 
     def new_thread(self, tid: int | None = None) -> VcpuThread:

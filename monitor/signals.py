@@ -30,6 +30,7 @@ from .syscalls.numbers import NUMBERS
 
 if TYPE_CHECKING:
     from .process import Process
+    from .syscalls.signalfd import SignalFds
     from .vcpu_loop import VcpuThread
 
 log = logging.getLogger("km.signal")
@@ -155,6 +156,12 @@ class SignalState:
         self.shared_pending: list[PendingSignal] = []
         self.lock = threading.RLock()
         self._rekicker: Rekicker | None = None
+        self.signalfds: SignalFds | None = None     # made by the first signalfd(2)
+
+    def refresh_signalfds(self) -> None:
+        """After a queue changed (under self.lock): each signalfd readable exactly while it has a signal."""
+        if self.signalfds is not None:
+            self.signalfds.refresh(self)
 
     def inherit_across_exec(self, main: VcpuThread, ignored: int, mask: int) -> None:
         """What execve keeps (fs/exec.c flush_signal_handlers): the ignored signals stay ignored (caught ones go
@@ -212,6 +219,7 @@ class SignalState:
         with self.lock:
             for queue in [self.shared_pending] + [own.pending for own in self.per_thread.values()]:
                 queue[:] = [p for p in queue if p.signo != signo]
+            self.refresh_signalfds()
 
     def choose_thread(self, signo: int) -> VcpuThread | None:
         """The thread to wake for a process-directed signal: the main thread if it does not block it, else the
@@ -239,6 +247,7 @@ class SignalState:
             else:
                 target = self.choose_thread(signo)
                 queue.append(PendingSignal(signo, info, target.tid if target is not None else None))
+            self.refresh_signalfds()
         if target is not None:
             self.kick(target)
 
@@ -268,6 +277,7 @@ class SignalState:
                 self.actions[signo] = SigAction()
                 own.mask &= ~bit
             own.pending.insert(0, PendingSignal(signo, info))
+            self.refresh_signalfds()
 
     # ---- delivery -----------------------------------------------------------------------------------------
     def deliver(self, thread: VcpuThread, restart: int = 0) -> None:
@@ -308,7 +318,9 @@ class SignalState:
         for queue in (own.pending, self.shared_pending):
             i = next_index(queue, lambda pending: self.may_take(thread, own, pending))
             if i is not None:
-                return queue.pop(i)
+                taken = queue.pop(i)
+                self.refresh_signalfds()
+                return taken
         return None
 
     def _run_handler(self, thread: VcpuThread, own: ThreadSignals, signo: int, action: SigAction,

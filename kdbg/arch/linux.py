@@ -33,9 +33,14 @@ class _sigfault(_Struct):
     _fields_ = [("si_addr", c_ulong), ("si_addr_lsb", c_short), ("_bounds", _bounds)]
 
 
+class _sigchld(_Struct):
+    _fields_ = [("si_pid", c_int), ("si_uid", c_uint), ("si_status", c_int), ("si_utime", c_ulong),
+                ("si_stime", c_ulong)]
+
+
 class _sifields(_Union):
     # __ARCH_SI_PREAMBLE_SIZE is 16 on 64-bit, SI_MAX_SIZE 128: the union is int _pad[28].
-    _fields_ = [("_pad", c_int * 28), ("_kill", _kill), ("_sigfault", _sigfault)]
+    _fields_ = [("_pad", c_int * 28), ("_kill", _kill), ("_sigfault", _sigfault), ("_sigchld", _sigchld)]
 
 
 class siginfo_t(_Struct):
@@ -56,4 +61,12 @@ def make_siginfo(signo: int, code: int = SI_USER, addr: int | None = None, pid: 
         info._sifields._sigfault.si_addr = addr & MASK64
     else:
         info._sifields._kill.si_pid, info._sifields._kill.si_uid = pid, uid
+    return bytes(info)
+
+
+def make_sigchld_info(code: int, pid: int, uid: int, status: int) -> bytes:
+    """SIGCHLD's siginfo_t (kernel/signal.c do_notify_parent): the child, and how it changed (CLD_*, status)."""
+    info = siginfo_t(si_signo=17, si_code=code)
+    chld = info._sifields._sigchld
+    chld.si_pid, chld.si_uid, chld.si_status = pid, uid, status
     return bytes(info)

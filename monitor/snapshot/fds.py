@@ -44,8 +44,9 @@ def payload_fds() -> list[int]:
     return sorted(fds)
 
 
-def capture() -> list[Descriptor]:
-    """Every descriptor of the (frozen) payload; SnapshotError naming the first that cannot be restored."""
+def capture(signalfd_pipes: set[tuple[int, int]]) -> list[Descriptor]:
+    """Every descriptor of the (frozen) payload; SnapshotError naming the first that cannot be restored (as a
+    signalfd, a pipe of km's that `signalfd_pipes` names by (st_dev, st_ino))."""
     found = []
     for fd in payload_fds():
         try:
@@ -53,6 +54,8 @@ def capture() -> list[Descriptor]:
             info = os.fstat(fd)
         except OSError:
             continue                    # gone meanwhile (listdir's own descriptor)
+        if (info.st_dev, info.st_ino) in signalfd_pipes:
+            raise SnapshotError("snapshot", f"fd {fd}: a signalfd cannot be restored")
         found.append(_describe(fd, target, info))
     _pair_pipes(found)
     return found

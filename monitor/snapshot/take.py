@@ -126,7 +126,8 @@ def _refuse_timers(proc: Process) -> None:
 def _describe(proc: Process, caller: VcpuThread | None, label: str, description: str,
               live: bool) -> tuple[bytes, Dump]:
     """The packed km notes, and the writer's choice of memory to dump."""
-    descriptors = fds.capture()
+    signalfds = proc.signals.signalfds
+    descriptors = fds.capture(set(signalfds.by_pipe) if signalfds is not None else set())
     vmas = proc.mem.regions()
     header = km_snapshot(magic=KM_SNAPSHOT_MAGIC, format=KM_SNAPSHOT_FORMAT, flags=KM_SNAPSHOT_LIVE if live else 0,
                          km_version=__version__.encode(), time_ns=time.time_ns(), pid=proc.pid,

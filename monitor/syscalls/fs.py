@@ -18,6 +18,7 @@ from .dispatch import s32, syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 from .procfs import is_fd_directory, open_self_file, without_km_fds
+from .signalfd import read_signalfd
 
 if TYPE_CHECKING:
     from ..vcpu_loop import VcpuThread
@@ -35,6 +36,11 @@ def sigpipe_on_epipe(ctx: VcpuThread, result: int) -> int:
 
 @syscall("read")
 def sys_read(ctx: VcpuThread, fd: int, buf: int, count: int) -> int:
+    signalfds = ctx.proc.signals.signalfds
+    if signalfds is not None:                  # no cost until the payload made one
+        sfd = signalfds.find(s32(fd))
+        if sfd is not None:
+            return read_signalfd(ctx, sfd, s32(fd), buf, count)
     return blocking_host_syscall(ctx, NR["read"], fd_arg(fd), *buf_span(ctx, buf, count, True))
 
 
@@ -82,6 +88,10 @@ def _iovec(ctx: VcpuThread, iov: int, iovcnt: int, write: bool):
 
 @syscall("readv")
 def sys_readv(ctx: VcpuThread, fd: int, iov: int, iovcnt: int) -> int:
+    signalfds = ctx.proc.signals.signalfds
+    if signalfds is not None and iovcnt == 1 and signalfds.find(s32(fd)) is not None:
+        base, length = struct.unpack("<QQ", ctx.mem.read(iov, 16))
+        return sys_read(ctx, fd, base, length)
     vec = _iovec(ctx, iov, iovcnt, True)
     return blocking_host_syscall(ctx, NR["readv"], fd_arg(fd), addr_of(vec), iovcnt)
 

@@ -1,4 +1,5 @@
-"""Readiness syscalls (poll, select, epoll) and the descriptors made to be waited on (eventfd, timerfd).
+"""Readiness syscalls (poll, select, epoll) and the descriptors made to be waited on (eventfd, timerfd;
+signalfd is signalfd.py's).
 
 All of them block only the calling guest thread (the host call releases the GIL) and go through
 host.blocking_host_syscall (_wait, which also applies the guest sigmask of ppoll, pselect6 and epoll_pwait*). km's own
@@ -193,7 +194,7 @@ def sys_epoll_pwait2(ctx: VcpuThread, epfd: int, events: int, maxevents: int, ti
                  buf_in(ctx, timeout, 16) if timeout else 0, 0, SIGSET_SIZE, sigmask=sigmask)
 
 
-# ---- eventfd, timerfd, signalfd -----------------------------------------------------------------------------
+# ---- eventfd, timerfd ---------------------------------------------------------------------------------------------
 @syscall("eventfd")
 def sys_eventfd(ctx: VcpuThread, initval: int) -> int:
     return new_fd(host_syscall(NR["eventfd2"], initval, 0))
@@ -218,9 +219,3 @@ def sys_timerfd_settime(ctx: VcpuThread, fd: int, flags: int, new_value: int, ol
 @syscall("timerfd_gettime")
 def sys_timerfd_gettime(ctx: VcpuThread, fd: int, curr_value: int) -> int:
     return host_syscall(NR["timerfd_gettime"], fd_arg(fd), buf_out(ctx, curr_value, 32))
-
-
-@syscall("signalfd", "signalfd4")
-def sys_signalfd4(ctx: VcpuThread) -> int:
-    """Guest signals are km's bookkeeping, not the host's: a host signalfd would never see them."""
-    return -errno.ENOSYS

@@ -200,7 +200,9 @@ def _sleep_until_signal(ctx: VcpuThread, deadline: float | None, wanted: int | N
                     for queue in (state.of(ctx).pending, state.shared_pending):
                         i = next_index(queue, lambda p: wanted & (1 << (p.signo - 1)))
                         if i is not None:
-                            return queue.pop(i)
+                            taken = queue.pop(i)
+                            state.refresh_signalfds()
+                            return taken
             if ctx.proc.pending_signals_for(ctx):       # any deliverable signal ends the wait: EINTR
                 return 0
             if ctx.exit_requested:

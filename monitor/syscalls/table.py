@@ -6,4 +6,5 @@ from . import net, poll, xattr  # noqa: F401  (network, readiness, extended attr
 from . import process_vm, residency  # noqa: F401  (memory ranges beyond mm.py)
 from . import snapshot  # noqa: F401  (km's own call)
 from . import descriptors, ipc, notify, paths, process_info  # noqa: F401  (calls beyond the families above)
+from . import signalfd  # noqa: F401  (signals read from a descriptor)
 from .dispatch import dispatch, handler_names, syscall  # noqa: F401

@@ -31,7 +31,7 @@ NOT_IMPLEMENTED = frozenset({
     "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "statmount", "listmount",
     "mbind", "get_mempolicy", "set_mempolicy", "set_mempolicy_home_node", "migrate_pages", "move_pages",
     "futex_wait", "futex_wake", "futex_requeue", "futex_waitv", "memfd_secret", "modify_ldt",
-    "remap_file_pages", "shmat", "shmdt", "signalfd", "signalfd4", "pidfd_send_signal",
+    "remap_file_pages", "shmat", "shmdt", "pidfd_send_signal",
     "336",                      # unassigned on x86-64; this project's host kernels answer ENXIO there
 })
 

@@ -1,5 +1,5 @@
 """Guest signals, differential against native runs: handlers, fault siginfo, sigaltstack, masks and queues,
-blocking calls cut short or restarted across threads, timers, host signals sent to km, fatal signals.
+blocking calls cut short or restarted across threads, timers, signalfd, host signals sent to km, fatal signals.
 
 Each payload test prints deterministic lines; the same static binary runs natively and under km (in parallel),
 and both its stdout and its exit status must agree (km reports death by signal s as 128+s)."""
@@ -68,6 +68,19 @@ BLOCK_EXPECTED = {
 }
 
 
+SIGNALFD_EXPECTED = {
+    "basics": "poll after kill 1\nkill: signo 10 code 0 pid ok 1 uid ok 1 int 0 ptr 0 status 0\npoll after read 0\n"
+              "sigqueue: signo 12 code -1 pid ok 1 uid ok 1 int 42 ptr 42 status 0\ntwo at once: 256 bytes\n",
+    "errors": "not a signalfd -1 Invalid argument\nclosed fd -1 Bad file descriptor\n",
+    "blocking": "blocking read: signo 12 code 0 pid ok 1 uid ok 1 int 0 ptr 0 status 0\n"
+                "restarted read: signo 10 code 0 pid ok 1 uid ok 1 int 0 ptr 0 status 0\n"
+                "restarted read: handler ran 1\n"
+                "sigchld: 128 signo 17 code 1 (CLD_EXITED 1) status 7 pid is the child's 1\n"
+                "child: poll 0\nchild: signo 10 code 0 pid ok 1 uid ok 1 int 0 ptr 0 status 0\n"
+                "parent after child: poll 0\n",
+}
+
+
 def run_both(exe, *args: str, cwd, timeout_s: float = 30) -> tuple[subprocess.CompletedProcess, ...]:
     """The payload under km and natively, at the same time; statuses as a shell sees them (128+signal)."""
     procs = [subprocess.Popen([*KM, str(exe), *args], env=km_env(), cwd=cwd, stdout=subprocess.PIPE,
@@ -106,6 +119,14 @@ def test_synchronous_signals(payload, tmp_path, toolchain, test):
 @pytest.mark.parametrize("test", BLOCK_EXPECTED)
 def test_blocking_calls_and_signals(payload, tmp_path, toolchain, test):
     km = assert_same(payload("sig_block.c", toolchain), test, cwd=tmp_path, expected=BLOCK_EXPECTED[test])
+    assert km.returncode == 0 and km.stderr == "", km.stderr
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+@pytest.mark.parametrize("test", SIGNALFD_EXPECTED)
+def test_signalfd(payload, tmp_path, toolchain, test):
+    """signalfd read, polled, updated, blocking (and restarted after a handler), SIGCHLD, a forked child's copy."""
+    km = assert_same(payload("sig_signalfd.c", toolchain), test, cwd=tmp_path, expected=SIGNALFD_EXPECTED[test])
     assert km.returncode == 0 and km.stderr == "", km.stderr
 
 

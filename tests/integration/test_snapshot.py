@@ -136,9 +136,11 @@ def test_descriptors_come_back_as_the_issue_says(payload, tmp_path):
 def test_what_cannot_be_restored_is_refused_by_name(payload, tmp_path):
     exe = payload("snapshot_refused.c", "musl", (f"-I{ROOT / 'include'}",))
     result = run_km(exe, cwd=tmp_path, timeout=TIMEOUT_S, env={"KM_VERBOSE": "snapshot"})
-    assert result.stdout.decode() == "alarm: Invalid argument\ntimerfd: Invalid argument\nneither: taken\n"
+    assert result.stdout.decode() == ("alarm: Invalid argument\ntimerfd: Invalid argument\n"
+                                      "signalfd: Invalid argument\nneither: taken\n")
     err = result.stderr.decode()
     assert "an armed alarm/setitimer timer cannot be restored" in err and "fd 3: an armed timerfd" in err, err
+    assert "fd 3: a signalfd cannot be restored" in err, err
     assert [p.name for p in tmp_path.iterdir()] == ["kmsnap"]
 
 

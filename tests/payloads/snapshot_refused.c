@@ -1,8 +1,10 @@
-/* What a snapshot cannot restore is refused, the payload going on: an armed alarm, then an armed timerfd; once
- * both are gone the snapshot is taken. */
+/* What a snapshot cannot restore is refused, the payload going on: an armed alarm, an armed timerfd, a signalfd;
+ * once all are gone the snapshot is taken. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <km/snapshot.h>
@@ -23,6 +25,12 @@ int main(void)
     timerfd_settime(t, 0, &in_100s, NULL);
     report("timerfd");
     close(t);
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    int s = signalfd(-1, &usr1, 0);
+    report("signalfd");
+    close(s);
     report("neither");
     return 0;
 }

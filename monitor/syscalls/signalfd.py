@@ -1,0 +1,266 @@
+"""signalfd and signalfd4 (fs/signalfd.c): a descriptor that reads the payload's pending signals of its mask as
+struct signalfd_siginfo records.
+
+Guest signals are km's bookkeeping (signals.py), so a host signalfd would never see them. A signalfd is a host
+pipe instead: the payload holds its read end, so poll, select, epoll, dup, fcntl, close and fork's sharing are
+the host's; km writes one byte into it while a signal of the mask is pending and drains it when none is
+(SignalFds.refresh, called by SignalState wherever a queue changes), so readiness is the host's too. A read is
+served by km: it dequeues as Linux's signalfd_dequeue does (the thread's own queue, then the process's) and
+blocks as rt_sigtimedwait does, this thread chosen for the mask's signals while it waits.
+Departures, each invisible to a program that reads and polls: the descriptor is a FIFO to fstat (Linux: an
+anon inode), readiness counts a signal pending for any thread (Linux: the polling one's or the process's), and a
+signalfd kept across execve stops reading signals.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import struct
+from typing import TYPE_CHECKING
+
+from kdbg.arch.linux import SI_KERNEL, SI_USER
+
+from ..host_fds import KM_FD_BASE, high_fd
+from ..signals import ERESTARTSYS, UNBLOCKABLE, PendingSignal, next_index
+from .args import new_fd
+from .dispatch import s32, syscall
+from .signal import _sleep_until_signal
+
+if TYPE_CHECKING:
+    from ..signals import SignalState
+    from ..vcpu_loop import VcpuThread
+
+SFD_CLOEXEC, SFD_NONBLOCK = os.O_CLOEXEC, os.O_NONBLOCK
+SIGSET_SIZE = 8
+# struct signalfd_siginfo (include/uapi/linux/signalfd.h): signo, errno, code, pid, uid, fd, tid, band, overrun,
+# trapno, status, int, ptr, utime, stime, addr, addr_lsb, pad, syscall, call_addr, arch, 28 bytes of padding
+SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQHHiQI28x")
+SI_QUEUE, SI_TIMER, SI_SIGIO = -1, -2, -5
+# siginfo_layout()'s per-signal si_code limits (NSIGILL...), for the signals whose kernel codes carry fields
+FAULT_LIMITS = {4: 11, 8: 15, 11: 10, 7: 5, 5: 6}           # SIGILL, SIGFPE, SIGSEGV, SIGBUS, SIGTRAP
+SIGCHLD, SIGPOLL, SIGSYS, NSIGCHLD, NSIGPOLL, NSIGSYS = 17, 29, 31, 6, 6, 2
+
+
+def signalfd_siginfo(info: bytes) -> bytes:
+    """fs/signalfd.c signalfd_copyinfo: the siginfo_t fields of its layout (siginfo_layout) into their ssi_*."""
+    signo, err, code = struct.unpack_from("<iii", info)
+    pid, uid = struct.unpack_from("<iI", info, 16)
+    fields = dict(pid=0, uid=0, fd=0, tid=0, band=0, overrun=0, status=0, int_=0, ptr=0, utime=0, stime=0,
+                  addr=0, addr_lsb=0, syscall=0, call_addr=0, arch=0)
+    if SI_USER < code < SI_KERNEL:
+        if signo in FAULT_LIMITS and code <= FAULT_LIMITS[signo]:
+            fields.update(addr=struct.unpack_from("<Q", info, 16)[0], addr_lsb=struct.unpack_from("<H", info, 24)[0])
+        elif signo == SIGCHLD and code <= NSIGCHLD:
+            status, utime, stime = struct.unpack_from("<i4xQQ", info, 24)
+            fields.update(pid=pid, uid=uid, status=status, utime=utime, stime=stime)
+        elif signo == SIGSYS and code <= NSIGSYS:
+            call_addr, nr, arch = struct.unpack_from("<QiI", info, 16)
+            fields.update(call_addr=call_addr, syscall=nr, arch=arch)
+        elif code <= NSIGPOLL:
+            band, fd = struct.unpack_from("<qi", info, 16)
+            fields.update(band=band, fd=fd)
+        else:
+            fields.update(pid=pid, uid=uid)
+    elif code == SI_TIMER:
+        tid, overrun, value = struct.unpack_from("<iiQ", info, 16)
+        fields.update(tid=tid, overrun=overrun, ptr=value, int_=value & 0xFFFFFFFF)
+    elif code == SI_SIGIO:
+        band, fd = struct.unpack_from("<qi", info, 16)
+        fields.update(band=band, fd=fd)
+    elif code < 0:
+        value = struct.unpack_from("<Q", info, 24)[0]
+        fields.update(pid=pid, uid=uid, ptr=value, int_=value & 0xFFFFFFFF)
+    else:
+        fields.update(pid=pid, uid=uid)
+    f = fields
+    return SIGNALFD_SIGINFO.pack(signo, err, code, f["pid"] & 0xFFFFFFFF, f["uid"], f["fd"], f["tid"] & 0xFFFFFFFF,
+                                 f["band"] & 0xFFFFFFFF, f["overrun"] & 0xFFFFFFFF, 0, f["status"],
+                                 s32(f["int_"]), f["ptr"], f["utime"], f["stime"], f["addr"], f["addr_lsb"], 0,
+                                 f["syscall"], f["call_addr"], f["arch"])
+
+
+class SignalFd:
+    """One signalfd: its mask, and km's own ends of its pipe (each its own open file description, non-blocking,
+    so the payload's fcntl on its descriptor never changes them)."""
+
+    def __init__(self, mask: int, guest_fd: int, writer: int) -> None:
+        self.mask = mask
+        self.reader = high_fd(os.open(f"/proc/self/fd/{guest_fd}", os.O_RDONLY | os.O_NONBLOCK))
+        self.writer = high_fd(writer)
+        fcntl.fcntl(self.writer, fcntl.F_SETFL, os.O_NONBLOCK)
+        self.is_ready = False
+
+    def show(self, ready: bool) -> None:
+        """Make the payload's end readable or not."""
+        if ready == self.is_ready:
+            return
+        if ready:
+            os.write(self.writer, b"!")
+        else:
+            try:
+                while os.read(self.reader, 64):
+                    pass
+            except BlockingIOError:
+                pass
+        self.is_ready = ready
+
+    def close(self) -> None:
+        for fd in (self.reader, self.writer):
+            os.close(fd)
+
+
+class SignalFds:
+    """A process's signalfds, by the identity of their pipe (the payload may dup, close and fork them freely)."""
+
+    def __init__(self) -> None:
+        self.by_pipe: dict[tuple[int, int], SignalFd] = {}
+
+    @staticmethod
+    def _key(fd: int) -> tuple[int, int] | None:
+        if not 0 <= fd < KM_FD_BASE:
+            return None
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def find(self, fd: int) -> SignalFd | None:
+        """The signalfd behind a payload descriptor, or None for any other descriptor."""
+        key = self._key(fd)
+        return None if key is None else self.by_pipe.get(key)
+
+    def create(self, mask: int, flags: int) -> int:
+        """A new signalfd: the payload's descriptor, or -EMFILE."""
+        reader, writer = os.pipe2(flags & (os.O_CLOEXEC | os.O_NONBLOCK))
+        fd = new_fd(reader)
+        if fd < 0:
+            os.close(writer)
+            return fd
+        self._add(fd, mask, writer)
+        return fd
+
+    def _add(self, guest_fd: int, mask: int, writer: int) -> SignalFd:
+        key = self._key(guest_fd)
+        assert key is not None
+        self.by_pipe[key] = sfd = SignalFd(mask, guest_fd, writer)
+        return sfd
+
+    def refresh(self, state: SignalState) -> None:
+        """Each signalfd readable exactly while one of its signals is pending (called under state.lock)."""
+        pending = 0
+        for queue in [state.shared_pending] + [own.pending for own in state.per_thread.values()]:
+            for p in queue:
+                pending |= 1 << (p.signo - 1)
+        for sfd in self.by_pipe.values():
+            sfd.show(bool(pending & sfd.mask))
+
+    def after_fork(self) -> SignalFds:
+        """In a forked km: the child's signalfds read the child's signals (fs/signalfd.c reads `current`), so each
+        gets a pipe of its own, put in place of every payload descriptor that held the parent's."""
+        fresh = SignalFds()
+        if not self.by_pipe:
+            return fresh
+        renewed: dict[int, int] = {}            # id of the parent's -> the child's first descriptor of it
+        for fd in sorted(int(name) for name in os.listdir("/proc/self/fd")):
+            old = self.by_pipe.get(self._key(fd) or (-1, -1))
+            if old is None:
+                continue
+            status = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+            inheritable = not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+            first = renewed.get(id(old))
+            if first is None:
+                reader, writer = os.pipe2(os.O_CLOEXEC)
+                os.dup2(reader, fd, inheritable=inheritable)
+                fresh._add(fd, old.mask, writer)
+                renewed[id(old)] = fd
+            else:                                   # another descriptor of it: a description of its own
+                reader = os.open(f"/proc/self/fd/{first}", os.O_RDONLY | os.O_CLOEXEC)
+                os.dup2(reader, fd, inheritable=inheritable)
+            os.close(reader)
+            fcntl.fcntl(fd, fcntl.F_SETFL, status)
+        for sfd in self.by_pipe.values():
+            sfd.close()
+        return fresh
+
+
+def _dequeue(ctx: VcpuThread, mask: int) -> PendingSignal | None:
+    """dequeue_signal over the mask: the thread's own queue first, then the process's."""
+    state = ctx.proc.signals
+    with state.lock:
+        for queue in (state.of(ctx).pending, state.shared_pending):
+            i = next_index(queue, lambda p: mask >> (p.signo - 1) & 1)
+            if i is not None:
+                got = queue.pop(i)
+                state.refresh_signalfds()
+                return got
+    return None
+
+
+def read_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, buf: int, count: int) -> int:
+    """signalfd_read: as many records as fit (EINVAL for none), blocking for the first one only unless the
+    descriptor is non-blocking; a signal the thread takes meanwhile cuts the wait short (ERESTARTSYS)."""
+    room = count // SIGNALFD_SIGINFO.size
+    if not room:
+        return -errno.EINVAL
+    got: list[PendingSignal] = []
+    while len(got) < room:
+        pending = _dequeue(ctx, sfd.mask)
+        if pending is None and not got:
+            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK:
+                return -errno.EAGAIN
+            waited = _sleep_until_signal(ctx, None, sfd.mask)
+            if isinstance(waited, int):
+                return waited if waited else -ERESTARTSYS
+            pending = waited
+            with ctx.proc.signals.lock:
+                ctx.proc.signals.refresh_signalfds()
+        if pending is None:
+            break
+        got.append(pending)
+    ctx.mem.write(buf, b"".join(signalfd_siginfo(p.info) for p in got))
+    return len(got) * SIGNALFD_SIGINFO.size
+
+
+@syscall("signalfd4")
+def sys_signalfd4(ctx: VcpuThread, fd: int, mask_ptr: int, sizemask: int, flags: int) -> int:
+    """do_signalfd4's order: the size, the mask (EFAULT), the flags; -1 makes a descriptor, another fd must be a
+    signalfd (EBADF, else EINVAL) whose mask is replaced. SIGKILL and SIGSTOP are never read."""
+    if sizemask != SIGSET_SIZE:
+        return -errno.EINVAL
+    mask = struct.unpack("<Q", ctx.mem.read(mask_ptr, SIGSET_SIZE))[0] & ~UNBLOCKABLE
+    if flags & ~(SFD_CLOEXEC | SFD_NONBLOCK):
+        return -errno.EINVAL
+    state = ctx.proc.signals
+    fd = s32(fd)
+    with state.lock:
+        if state.signalfds is None:
+            state.signalfds = SignalFds()
+        table = state.signalfds
+        if fd != -1:
+            sfd = table.find(fd)
+            if sfd is None:
+                return -errno.EBADF if not _is_open(fd) else -errno.EINVAL
+            sfd.mask = mask
+        else:
+            fd = table.create(mask, flags)
+            if fd < 0:
+                return fd
+        state.refresh_signalfds()
+    return fd
+
+
+def _is_open(fd: int) -> bool:
+    if not 0 <= fd < KM_FD_BASE:
+        return False
+    try:
+        fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError:
+        return False
+    return True
+
+
+@syscall("signalfd")
+def sys_signalfd(ctx: VcpuThread, fd: int, mask_ptr: int, sizemask: int) -> int:
+    return sys_signalfd4(ctx, fd, mask_ptr, sizemask, 0)
