@@ -261,8 +261,8 @@ def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link) -> 
         server = serve_link(link, proc.debug)
     elif fork_wait_matches(opts):
         opts.gdb_port = free_port_above(parent_port)
-        print(f"km: {opts.payload}: forked child pid {os.getpid()} waits for a debugger on port {opts.gdb_port}",
-              file=sys.stderr, flush=True)
+        from kdbg.stub_banner import fork_wait_banner
+        print(fork_wait_banner(opts.payload, os.getpid(), opts.gdb_port), file=sys.stderr, flush=True)
         server = start_gdb_server(opts, proc, [thread])
     forward_host_signals(proc)
     proc.start(thread)

@@ -3,7 +3,9 @@
 // decides how to start it: the "km.adapterCommand" setting, or a "debugServer" port in launch.json for an
 // adapter already listening (`kdbg-dap --port N`). A Python configuration (program *.py, or "python" given) gets
 // `--python`: kdbg-dap then answers `initialize` with debugpy's capabilities, the only place VS Code reads the
-// exception filters (Raised / Uncaught Exceptions) from.
+// exception filters (Raised / Uncaught Exceptions) from. A forked child's session (`followForks`: kdbg-dap's
+// `startDebugging` request) arrives here as an `attach` with `forkedChild` and the parent's `debugServer`, if any:
+// it gets a kdbg-dap of its own like any session (a new connection to that server, or a new process).
 "use strict";
 const vscode = require("vscode");
 

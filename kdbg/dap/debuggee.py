@@ -3,7 +3,9 @@ its output forwarded, its exit status collected.
 
 km's command-line contract (kdbg/stub_banner.py): on stderr it prints a banner ending in STUB_STARTED, then waits
 for gdb; its exit status is the payload's. The banner's other lines are km talking to a terminal user, so (like
-cppdbg's filterStderr) they are not forwarded to the DAP client.
+cppdbg's filterStderr) they are not forwarded to the DAP client. Neither is a forked child's "waits for a debugger"
+line (KM_GDB_CHILD_FORK_WAIT): it goes to `on_fork_wait`, which opens the child's session (forks.py), and the
+banner that child's stub prints next is dropped like the parent's.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Sequence
 
-from kdbg.stub_banner import STUB_STARTED, is_banner_line
+from kdbg.stub_banner import STUB_STARTED, ForkWait, is_banner_line, parse_fork_wait
 
 from .errors import CantHandle
 
@@ -46,12 +48,15 @@ def km_command(km_path: str | Sequence[str]) -> list[str]:
 
 
 class Debuggee:
-    """A running `km -g<port>`; `output(category, text)` receives its stdout and stderr as they come."""
+    """A running `km -g<port>`; `output(category, text)` receives its stdout and stderr as they come,
+    `on_fork_wait(fork)` each forked child's km that waits for a debugger."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None, cwd: str | None,
-                 output: Callable[[str, str], None]) -> None:
+                 output: Callable[[str, str], None],
+                 on_fork_wait: Callable[[ForkWait], None] | None = None) -> None:
         self.argv = argv
         self._output = output
+        self._on_fork_wait = on_fork_wait
         self._started = threading.Event()
         self._decided = threading.Event()      # set on GdbServerStubStarted or when km closes stderr
         self._stderr_tail: list[str] = []
@@ -104,6 +109,12 @@ class Debuggee:
             if is_banner_line(line):
                 return
             self._stderr_tail.append(line)
+        elif self._on_fork_wait is not None:
+            if (fork := parse_fork_wait(line)) is not None:
+                self._on_fork_wait(fork)
+                return
+            if is_banner_line(line) or line.strip() == STUB_STARTED:     # the waiting child's own banner
+                return
         self._output("stderr", line)
 
     def is_running(self) -> bool:

@@ -52,7 +52,7 @@ REQUEST_TIMEOUT_S = 15.0
 # Launch-configuration keys that are kdbg-dap's; the rest of a configuration goes to debugpy as it is.
 KM_KEYS = frozenset({"type", "request", "name", "program", "args", "python", "kmPath", "kmArgs", "env", "cwd",
                      "port", "address", "gdbPath", "setupCommands", "disassemblyFlavor", "coreFile", "__configurationTarget",
-                     "__sessionId", "debugServer"})
+                     "__sessionId", "debugServer", "followForks", "forkedChild"})
 # Events debugpy sends that km answers itself for a launch: the payload's output, its exit.
 _KM_EVENTS = frozenset({"exited", "terminated"})
 _KM_OUTPUT = frozenset({"stdout", "stderr"})

@@ -8,6 +8,7 @@ and which capabilities it implements (`registry.request`); the table over the se
 failed response in `_dispatch`, the one place. A Python program is debugged by debugpy in the VM instead of gdb:
 then every request but the lifecycle's is relayed to debugpy's adapter (debugpy_backend.py, python.py). One worker thread runs handlers and gdb events in arrival order, so
 no state is shared between threads; gdb results reach the waiting handler through gdb_backend's reader directly.
+A launch with `followForks` asks the client to start a session for each forked child (forks.py).
 """
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ import threading
 import time
 from typing import Any, Callable
 
+from kdbg.stub_banner import ForkWait
+
 from .arguments import existing_file, string_list
 from .backend import GdbBackend
 from .breakpoints import Breakpoints, exception_filters
 from .debuggee import Debuggee, km_command, pick_port
 from .errors import CantHandle, DapError, GdbError, InvalidArgument
 from .events import core_stop, current_thread
+from .forks import EVERY_PAYLOAD, FORK_WAIT_ENV, Forks, check_alive, child_configuration, forked_child, wanted
 from .execution import Execution
 from .gdb_backend import Gdb, mi_quote
 from .inspection import Inspection
@@ -65,6 +69,7 @@ class Session:
         self.python: DebugpyBackend | None = None        # the debugpy side of a Python program's launch/attach
         self._request: dict[str, Any] = {}               # the request being served
         self._respond_later = False                      # its response comes from debugpy
+        self.forks: Forks | None = None                  # followForks: the launched km's forked children
 
     # --- the loop -------------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -82,6 +87,8 @@ class Session:
                         self._on_client_response(item)
                     elif kind == "debugpy":
                         self._on_debugpy(item)
+                    elif kind == "fork":
+                        self._on_fork(item)
                     else:
                         self._on_record(*item)
                 except TransportClosed:
@@ -215,10 +222,18 @@ class Session:
         km_flags = string_list(args, "kmArgs")
         env = _environment(args)
         port = pick_port(int(args.get("port") or 0))
+        follow = wanted(args, self.client_initialize)
+        if isinstance(follow, str):
+            self._output("console", f"kdbg-dap: {follow}\n")
+        self.forks = Forks(self.transport.send, self._output, str(args.get("gdbPath") or "gdb")) \
+            if follow is True else None
+        if self.forks is not None:
+            env[FORK_WAIT_ENV] = EVERY_PAYLOAD
         backend = self._start_gdb(args, program)
         try:
             self.debuggee = Debuggee([*km, *km_flags, f"-g{port}", program, *argv_tail], env,
-                                     args.get("cwd") or None, self._output)
+                                     args.get("cwd") or None, self._output,
+                                     on_fork_wait=lambda fork: self._inbox.put(("fork", fork)))
             self.debuggee.wait_for_stub(STUB_TIMEOUT_S)
             backend.gdb.command(f"-target-select remote localhost:{port}", CONNECT_TIMEOUT_S)
         except DapError:
@@ -309,14 +324,22 @@ class Session:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise InvalidArgument("address", f"{address!r} is not host:port")
+        child = forked_child(args)                # a session startDebugging opened for a forked child
+        if child is not None:
+            check_alive(child)
         backend = self._start_gdb(args, program)
         try:
             backend.gdb.command('-interpreter-exec console "set tcp connect-timeout 3"')
             backend.gdb.command(f"-target-select remote {address}", CONNECT_TIMEOUT_S)
         except DapError:                  # no gdb left behind: the session can launch or attach again
             self._shutdown(terminate=True)
+            if child is not None:
+                check_alive(child)        # it died while we connected: say so rather than gdb's socket error
             raise
         self.lifecycle.mode = Mode.ATTACH
+        if child is not None:
+            self._after_response.append(lambda: self.send_event("process", {
+                "name": program, "systemProcessId": child, "isLocalProcess": True, "startMethod": "attach"}))
         self._after_response.append(lambda: self.send_event("initialized"))
 
     def _start_gdb(self, args: dict[str, Any], program: str) -> GdbBackend:
@@ -449,6 +472,11 @@ class Session:
             self.send_event("exited", {"exitCode": exit_code})
         self.send_event("terminated")
 
+    def _on_fork(self, fork: ForkWait) -> None:
+        """A forked child of the launched km waits for a debugger: ask the client for a session of its own."""
+        if self.forks is not None:
+            self.forks.announce(fork, child_configuration(self.config, fork, self.config.get("cwd") or None))
+
     # --- relaying to debugpy -------------------------------------------------------------------------------
     def _on_debugpy(self, message: dict[str, Any]) -> None:
         """A message of debugpy's adapter: to the client through the Python backend; its end is the session's."""
@@ -464,6 +492,8 @@ class Session:
             python.end()
 
     def _on_client_response(self, response: dict[str, Any]) -> None:
+        if self.forks is not None and self.forks.on_response(response):
+            return
         if self.python is not None:
             self.python.on_client_response(response)
 

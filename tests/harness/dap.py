@@ -2,7 +2,9 @@
 
 The client speaks the wire protocol itself (Content-Length framing) so tests exercise kdbg-dap as VS Code does:
 requests with seq numbers, responses matched by request_seq, events queued in order and awaited with deadlines.
-Every message is kept in a transcript that assertion messages include.
+Every message is kept in a transcript that assertion messages include. Like VS Code, the client answers the
+adapter's `startDebugging` reverse request by opening a second session (another kdbg-dap) with the configuration
+given, sending it the breakpoints and exception filters the first session was given, then `configurationDone`.
 """
 from __future__ import annotations
 
@@ -44,17 +46,28 @@ class DapFailure(AssertionError):
 
 
 class DapClient:
-    """kdbg-dap over stdio (`python -m kdbg.dap`), with a transcript of everything exchanged."""
+    """kdbg-dap over stdio (`python -m kdbg.dap`), with a transcript of everything exchanged.
 
-    def __init__(self, log_path: Path | None = None, env: dict[str, str] | None = None) -> None:
+    `start_children`: answer `startDebugging` at once by opening the child session (`children` then holds it, or
+    `child_errors` why it failed); False leaves the requests in `reverse_requests` for the test (`open_child`)."""
+
+    def __init__(self, log_path: Path | None = None, env: dict[str, str] | None = None,
+                 start_children: bool = True) -> None:
         argv = [sys.executable, "-m", "kdbg.dap"] + (["--log", str(log_path)] if log_path else [])
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=km_env(env), cwd=ROOT)
+        self._log_path, self._env, self.start_children = log_path, env, start_children
         self._seq = 0
+        self._write_lock = threading.Lock()
         self._cond = threading.Condition()
         self._responses: dict[int, dict] = {}
         self._events: list[dict] = []
         self.all_events: list[dict] = []
+        self.reverse_requests: list[dict] = []
+        self.children: list[DapClient] = []
+        self.child_errors: list[str] = []
+        self.given_breakpoints: dict[str, list[dict]] = {}      # what start() set: every child session gets it too
+        self.given_filters: list[str] | None = None
         self.transcript: list[str] = []
         self._closed = False
         threading.Thread(target=self._read, daemon=True).start()
@@ -68,19 +81,88 @@ class DapClient:
                 elif message["type"] == "event":
                     self._events.append(message)
                     self.all_events.append(message)
+                elif message["type"] == "request":
+                    self.reverse_requests.append(message)
+                    if message["command"] == "startDebugging" and self.start_children:
+                        threading.Thread(target=self._start_child, args=(message,), daemon=True).start()
                 self._cond.notify_all()
         with self._cond:
             self._closed = True
             self._cond.notify_all()
 
-    def send(self, command: str, arguments: dict | None = None) -> int:
-        self._seq += 1
-        message = {"seq": self._seq, "type": "request", "command": command, "arguments": arguments or {}}
+    def _write(self, message: dict) -> None:
         body = json.dumps(message).encode()
-        self.transcript.append("-> " + json.dumps(message)[:400])
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        self.proc.stdin.flush()
-        return self._seq
+        with self._write_lock:
+            self.transcript.append("-> " + json.dumps(message)[:400])
+            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            self.proc.stdin.flush()
+
+    def send(self, command: str, arguments: dict | None = None) -> int:
+        with self._write_lock:
+            self._seq += 1
+            seq = self._seq
+        self._write({"seq": seq, "type": "request", "command": command, "arguments": arguments or {}})
+        return seq
+
+    def answer(self, reverse: dict, success: bool, message: str | None = None) -> None:
+        """The client's response to a reverse request of the adapter's."""
+        with self._write_lock:
+            self._seq += 1
+            seq = self._seq
+        reply = {"seq": seq, "type": "response", "request_seq": reverse["seq"], "command": reverse["command"],
+                 "success": success}
+        if message is not None:
+            reply["message"] = message
+        self._write(reply)
+
+    def wait_reverse(self, command: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
+        """The first reverse request `command` the adapter sent (not consumed)."""
+        def find() -> dict | None:
+            return next((r for r in self.reverse_requests if r["command"] == command), None)
+        with self._cond:
+            if not self._cond.wait_for(lambda: find() is not None or self._closed, timeout_s) or find() is None:
+                raise DapFailure(f"no {command} request within {timeout_s}s\n{self.dump()}")
+            return find()
+
+    def open_child(self, reverse: dict) -> DapClient:
+        """What VS Code does for `startDebugging`: a new session of the same type started with the configuration
+        (the first session's breakpoints and filters re-sent), then the answer: success, or the failure's first
+        line (and DapFailure raised)."""
+        arguments = reverse["arguments"]
+        log_path = self._log_path.with_name(f"{self._log_path.stem}-child{len(self.children)}.log") \
+            if self._log_path else None
+        child = DapClient(log_path, self._env)
+        child.km_path, child.km_label = getattr(self, "km_path", None), getattr(self, "km_label", None)
+        self.children.append(child)
+        try:
+            child.start(arguments["request"], arguments["configuration"], self.given_breakpoints or None,
+                        self.given_filters)
+        except DapFailure as exc:
+            self.answer(reverse, False, str(exc).splitlines()[0])
+            raise
+        self.answer(reverse, True)
+        return child
+
+    def _start_child(self, reverse: dict) -> None:
+        try:
+            self.open_child(reverse)
+        except (DapFailure, OSError) as exc:
+            with self._cond:
+                self.child_errors.append(str(exc))
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_child(self, timeout_s: float = 90.0) -> DapClient:
+        """The first child session, once it is started (configurationDone answered); a failed start raises."""
+        def started() -> bool:
+            return bool(self.children) and self.children[0].configured
+        with self._cond:
+            self._cond.wait_for(lambda: started() or bool(self.child_errors), timeout_s)
+            if self.child_errors:
+                raise DapFailure(f"the child session failed: {self.child_errors[0]}\n{self.dump()}")
+            if not started():
+                raise DapFailure(f"no child session within {timeout_s}s\n{self.dump()}")
+            return self.children[0]
 
     def response(self, seq: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
         with self._cond:
@@ -137,8 +219,10 @@ class DapClient:
         """initialize, launch/attach, wait for `initialized`, set breakpoints, configurationDone. The
         launch/attach response is awaited at the end: debugpy (a Python program) answers it only after
         configurationDone, as VS Code expects (microsoft/vscode#4902); gdb's side answers at once."""
+        self.given_breakpoints, self.given_filters = dict(breakpoints or {}), exception_filters
         caps = self.call("initialize", {"adapterID": "km", "linesStartAt1": True, "columnsStartAt1": True,
-                                        "pathFormat": "path", "supportsMemoryReferences": True})
+                                        "pathFormat": "path", "supportsMemoryReferences": True,
+                                        "supportsStartDebuggingRequest": True})
         started = self.send(request, arguments)
 
         def failed() -> bool:
@@ -157,6 +241,7 @@ class DapClient:
         reply = self.response(started)
         if not reply["success"]:
             raise DapFailure(f"{request} failed: {reply.get('message')}\n{self.dump()}")
+        self.configured = True
         return caps
 
     def top_frame(self, thread_id: int) -> dict:
@@ -167,7 +252,11 @@ class DapClient:
         ref = next(s for s in scopes if s["name"] == "Locals")["variablesReference"]
         return {v["name"]: v for v in self.call("variables", {"variablesReference": ref})["variables"]}
 
+    configured = False                  # start() went through configurationDone
+
     def close(self) -> None:
+        for child in self.children:
+            child.close()
         if self.proc.poll() is None:
             try:
                 self.request("disconnect", {"terminateDebuggee": True}, timeout_s=10)
@@ -240,8 +329,8 @@ def dap_fixture(tmp_path: Path, request):
     km_path, label = km_under_test()
     request.node.user_properties.append(("km", label))
 
-    def make(env: dict[str, str] | None = None) -> DapClient:
-        client = DapClient(log_path=tmp_path / f"kdbg-dap-{len(clients)}.log", env=env)
+    def make(env: dict[str, str] | None = None, start_children: bool = True) -> DapClient:
+        client = DapClient(log_path=tmp_path / f"kdbg-dap-{len(clients)}.log", env=env, start_children=start_children)
         client.km_path, client.km_label = km_path, label
         clients.append(client)
         return client

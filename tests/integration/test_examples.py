@@ -130,3 +130,13 @@ def test_python_example_runs_as_written(dap, tmp_path):
     client.call("continue", {"threadId": stop["threadId"]})
     assert client.wait_event("exited")["exitCode"] == 0, client.dump()
     assert "Hello, from VS Code\n  arg 1: from VS Code\n" in client.output("stdout"), client.dump()
+
+
+def test_a_forked_childs_configuration_validates_against_the_attach_schema(tmp_path):
+    """What kdbg-dap's startDebugging asks VS Code to start (followForks) is a configuration the extension takes."""
+    from kdbg.dap.forks import child_configuration
+    from kdbg.stub_banner import ForkWait
+    launch = {"name": "km: launch", "type": "km", "request": "launch", "program": str(ROOT / "pyproject.toml"),
+              "followForks": True, "gdbPath": "gdb", "setupCommands": [], "debugServer": 4711, "kmPath": "km"}
+    jsonschema.validate(launch, schema_for("launch"))
+    jsonschema.validate(child_configuration(launch, ForkWait("fork.km", 42, 2160), str(tmp_path)), schema_for("attach"))
