@@ -45,7 +45,9 @@ def ask(path: str, request: dict[str, Any], timeout_s: float = REPLY_TIMEOUT_S) 
             line = read_line(sock)
         except socket.timeout:
             raise CliError(path, f"no answer within {timeout_s:g} s") from None
-        except (OSError, ProtocolError) as e:
+        except OSError as e:
+            raise CliError(path, e.strerror or str(e)) from None
+        except ProtocolError as e:
             raise CliError(path, str(e)) from None
     finally:
         sock.close()
@@ -56,7 +58,7 @@ def ask(path: str, request: dict[str, Any], timeout_s: float = REPLY_TIMEOUT_S) 
     except ProtocolError as e:
         raise CliError(path, f"bad reply: {e}") from None
     if "error" in reply:
-        raise CliError(path, str(reply["error"]))
+        raise CliError(str(reply.get("subject") or path), str(reply["error"]))
     return reply
 
 

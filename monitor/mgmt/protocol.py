@@ -3,7 +3,9 @@
 Requests: {"request": "snapshot", "output": ABSOLUTE_PATH, "live": BOOL, "label": STR, "description": STR}
           -> {"ok": true, "output": PATH}
           {"request": "info"} -> {"ok": true, "pid": INT, "payload": PATH, "km": VERSION, "socket": PATH}
-Every failure is {"error": "one line"}. A connection carries one request and its reply.
+Every failure is {"error": "one line"}, with "subject" when the failure is about something other than the km
+itself (the snapshot file), so km-cli names one subject: `km-cli: <subject>: <problem>`. A connection carries one
+request and its reply.
 """
 from __future__ import annotations
 

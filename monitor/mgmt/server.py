@@ -98,15 +98,16 @@ class ManagementServer:
         from ..snapshot.take import take
         output = request.get("output")
         if not isinstance(output, str) or not output:
-            return {"error": "snapshot: no output file"}, False
+            return {"error": "no output file"}, False
         if self.proc.ended.is_set():
             return {"error": "the payload has ended"}, False
         live = bool(request.get("live"))
         try:
             path = take(self.proc, output, label=str(request.get("label", "")),
                         description=str(request.get("description", "")), live=live)
-        except SnapshotError as e:
-            return {"error": str(e)}, False
+        except SnapshotError as e:      # its subject is the snapshot file, or "snapshot" (then km-cli names the km)
+            named = {"subject": e.subject} if e.subject != "snapshot" else {}
+            return {"error": e.problem, **named}, False
         return {"ok": True, "output": path}, not live
 
 

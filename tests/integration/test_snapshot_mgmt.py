@@ -34,6 +34,9 @@ def test_km_cli_snapshots_live_and_final_and_each_resumes(payload, tmp_path):
         assert km.stdout.readline() == b"1 a\n"
         listed = km_cli("list")
         assert str(sock) in listed.stdout and str(km.pid) in listed.stdout, listed
+        nowhere = tmp_path / "missing" / "s.kmsnap"      # one subject, the file: not the socket and the file
+        refused = km_cli("snapshot", "--socket", sock, "-o", nowhere, "--live")
+        assert (refused.returncode, refused.stderr) == (1, f"km-cli: {nowhere}: No such file or directory\n"), refused
         live = km_cli("snapshot", "--socket", sock, "-o", tmp_path / "live.kmsnap", "--live")
         assert (live.returncode, live.stdout) == (0, f"snapshot written to {tmp_path / 'live.kmsnap'}\n"), live
         km.stdin.write(b"b\n")
