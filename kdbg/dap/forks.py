@@ -19,12 +19,14 @@ pipes, so it appears in the parent session, as a forked child's output shares it
 
 A client that refuses the request (or does not support it: no `supportsStartDebuggingRequest` in `initialize`, then
 the option is off) must not leave a child waiting for ever: a refused child is released by a gdb that attaches and
-detaches at once, and runs on undebugged, as without the option.
+detaches at once, and runs on undebugged, as without the option. A launch terminated before the client answered
+ends the children still waiting with it.
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -97,6 +99,17 @@ class Forks:
                                     f"({why}); it runs on undebugged\n")
             threading.Thread(target=self._release, args=(fork,), name="fork-release", daemon=True).start()
         return True
+
+    def end(self) -> None:
+        """The launch is terminated: a child still waiting for the session the client has not started yet ends
+        with it (it has not run an instruction of its own); a child with a session belongs to that session."""
+        asked, self._asked = self._asked, {}
+        for fork in asked.values():
+            if is_alive(fork.pid):
+                try:
+                    os.kill(fork.pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     def _release(self, fork: ForkWait) -> None:
         try:

@@ -453,6 +453,8 @@ class Session:
         if self.debuggee is not None and terminate:
             self.debuggee.kill()
         self.debuggee = None
+        if self.forks is not None and terminate:
+            self.forks.end()
 
     def _watch_debuggee(self, debuggee: Debuggee) -> None:
         status = debuggee.wait(None)

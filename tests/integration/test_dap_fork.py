@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import select
 import subprocess
 
 import pytest
@@ -121,3 +122,17 @@ def test_a_child_session_the_client_refuses_runs_on_undebugged(dap, fork_program
     assert parent.output("stdout").splitlines() == native.stdout.splitlines(), parent.dump()
     assert (f"kdbg-dap: forked child {pid}: the client did not start its session (the user cancelled); it runs on "
             "undebugged") in parent.output("console"), parent.dump()
+
+
+def test_stopping_the_launch_ends_a_child_still_waiting_for_its_session(dap, fork_program):
+    """The user stops the launch before the client answered startDebugging: the child, which has not run an
+    instruction of its own, ends with the parent instead of waiting for a debugger for ever."""
+    parent = dap(start_children=False)
+    _launch(parent, fork_program, followForks=True)
+    pid = parent.wait_reverse("startDebugging", timeout_s=60)["arguments"]["configuration"]["forkedChild"]["pid"]
+    child = os.pidfd_open(pid)                  # readable once the process has ended
+    try:
+        parent.call("disconnect", {"terminateDebuggee": True})
+        assert select.select([child], [], [], 30)[0], parent.dump()
+    finally:
+        os.close(child)
