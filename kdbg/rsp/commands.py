@@ -31,7 +31,8 @@ class Command:
 
 
 TABLE: dict[str, Command] = {}
-_NAMED_PREFIXES = b"qQv"     # packets named by a word (qXfer:features:read); the rest by their first letter
+_NAMED_PREFIXES = b"qQvj"    # packets named by a word (qXfer:features:read, lldb's jThreadsInfo); the rest by
+#                               their first letter
 _BOUNDARIES = b":,;"
 
 

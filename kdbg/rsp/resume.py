@@ -14,7 +14,8 @@ from kdbg.rsp.errors import RspError
 from kdbg.rsp.registers import encode_value
 from kdbg.rsp.session import Inferior, Session
 from kdbg.rsp.signals import SIGINT, gdb_from_linux, linux_from_gdb
-from kdbg.target import SIGTRAP, BreakpointKind, ResumeAction, ResumeKind, StopEvent, StopReason, TargetError
+from kdbg.target import (SIGTRAP, BreakpointKind, ResumeAction, ResumeKind, StopEvent, StopReason, Target,
+                         TargetError)
 
 # Registers sent in every T reply so gdb needs no `g`/`p` round trip to show the frame (gdbserver's
 # "expedite" set for amd64: rbp, rsp, rip).
@@ -54,7 +55,18 @@ def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
             parts.append(b"%02x:%s;" % (reg.regnum, encode_value(reg, regs[name])))
     parts.append(b"thread:%s;" % session.format_tid(event.tid, pid))
     parts.append(_reason(session, event))
+    if session.lldb_stop_keys:
+        parts.append(_lldb_keys(target, event))
     return b"".join(parts)
+
+
+def _lldb_keys(target: Target, event: StopEvent) -> bytes:
+    """lldb's keys (kdbg.rsp.lldb): the stopping thread's name, hex-encoded as any name may hold `;` or `#`, and
+    every thread of the process."""
+    threads = target.threads()
+    name = target.thread_name(event.tid) if event.tid in threads else ""
+    return ((b"hexname:%s;" % name.encode(errors="surrogateescape").hex().encode() if name else b"")
+            + b"threads:%s;" % b",".join(b"%x" % t for t in threads))
 
 
 _EVENT_KEYS = {StopReason.FORK: b"fork", StopReason.VFORK: b"vfork", StopReason.VFORK_DONE: b"vforkdone",
@@ -287,11 +299,16 @@ def _let_go(session: Session, inferior: Inferior) -> None:
 
 
 @command("k")
-def kill(session: Session) -> None:
-    """No reply (gdb does not wait for one); the TERMINATED event ends the server."""
+def kill(session: Session) -> bytes | None:
+    """No reply for gdb (it does not wait for one, and gdbserver sends none); lldb waits for the exit reply, and
+    lldb-server sends X09. The TERMINATED event ends the server."""
     session.ending = True
+    pid = session.target.pid()
     for inferior in session.attached_inferiors():
         _kill(session, inferior)
+    if not session.lldb_stop_keys:
+        return None
+    return b"X%02x" % gdb_from_linux(9) + (b";process:%x" % pid if session.multiprocess else b"")
 
 
 def _kill(session: Session, inferior: Inferior) -> None:

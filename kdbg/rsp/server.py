@@ -25,7 +25,7 @@ import socket
 import time
 
 # The handler modules register their packets in commands.TABLE on import.
-from kdbg.rsp import hostio, memory, nonstop, points, query, registers, resume, xfer  # noqa: F401
+from kdbg.rsp import hostio, lldb, memory, nonstop, points, query, registers, resume, xfer  # noqa: F401
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.errors import RspError

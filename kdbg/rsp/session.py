@@ -82,6 +82,7 @@ class Session:
     stop_queue: collections.deque[bytes] = field(default_factory=collections.deque)   # non-stop: stop replies
     #                                  not yet acknowledged by vStopped; the head is the one last sent to gdb
     notified: bool = False           # non-stop: a %Stop notification is out and gdb has not drained the queue
+    lldb_stop_keys: bool = False     # lldb sent QListThreadsInStopReply: T replies carry threads: and hexname:
 
     def __post_init__(self) -> None:
         if not self.inferiors:

@@ -16,14 +16,16 @@ class RspClient:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)     # as gdb: no 40 ms Nagle waits
         self.timeout_s = timeout_s
         self._buf = b""
+        self.notifications: list[bytes] = []     # `%Name:body` notifications received so far, oldest first
 
     def send(self, body: bytes) -> None:
         self.sock.sendall(frame(body))
 
     def receive(self) -> bytes:
-        """The next packet's body (acknowledged); acks and notifications are skipped."""
+        """The next packet's body (acknowledged); acks are skipped, notifications kept in self.notifications."""
         deadline = time.monotonic() + self.timeout_s
         while True:
+            self._keep_notifications()
             start = self._buf.find(b"$")
             end = self._buf.find(b"#", start)
             if start >= 0 and end >= 0 and len(self._buf) >= end + 3:
@@ -32,6 +34,30 @@ class RspClient:
                 return body
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no packet; buffered {self._buf[:80]!r}")
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("connection closed")
+            self._buf += data
+
+    def _keep_notifications(self) -> None:
+        """Move each complete notification that comes before the next packet out of the buffer."""
+        while True:
+            note, start = self._buf.find(b"%"), self._buf.find(b"$")
+            end = self._buf.find(b"#", note)
+            if note < 0 or 0 <= start < note or end < 0 or len(self._buf) < end + 3:
+                return
+            self.notifications.append(self._buf[note + 1:end])
+            self._buf = self._buf[:note] + self._buf[end + 3:]
+
+    def notification(self) -> bytes:
+        """The oldest notification not yet taken (`Stop:T05...`), waiting for one if none has come."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            self._keep_notifications()
+            if self.notifications:
+                return self.notifications.pop(0)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no notification; buffered {self._buf[:80]!r}")
             data = self.sock.recv(65536)
             if not data:
                 raise EOFError("connection closed")

@@ -38,3 +38,15 @@ def test_ctrl_c_stops_every_spinning_thread(debug) -> None:
     gdb.console("set var keep_going = 0")
     gdb.run("-exec-continue")
     assert gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()
+
+
+def test_thread_names_are_linux_comm(debug) -> None:
+    """pthread_setname_np and prctl(PR_SET_NAME) names, and the program's name for main, as gdbserver shows them
+    from /proc/PID/task/TID/comm."""
+    d = debug("thread_names.c")
+    run_to(d, "names_set")
+    names = sorted(t.get("name", "") for t in d.gdb.run("-thread-info")["payload"]["threads"])
+    assert names == sorted(["km-worker-one", "prctl-named", d.exe.name[:15]]), d.diagnostics()
+    d.gdb.run("-break-delete")
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()

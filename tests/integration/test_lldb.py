@@ -1,5 +1,6 @@
 """lldb as km's client (`gdb-remote PORT`), compared with lldb against lldb-server on the same program: a
-breakpoint, bt, registers (xmm/ymm included), memory, a variable, a step, the thread list and the exit status."""
+breakpoint, bt, registers (xmm/ymm included), memory, a variable, a step, the thread list and the exit status;
+thread names (jThreadsInfo, the stop reply's hexname) and `kill`."""
 from __future__ import annotations
 
 import re
@@ -18,20 +19,47 @@ COMMANDS = ["breakpoint set -n add", "continue", "bt", "register read rip rsp", 
             "memory read -s8 -fx -c2 $rsp", "p counter", "step", "thread list", "breakpoint delete 1", "continue"]
 
 
+def _serve(backend: str, exe, port: int) -> subprocess.Popen:
+    if backend == "km":
+        server = spawn_km(f"-g{port}", exe)
+    else:
+        server = subprocess.Popen(["lldb-server", "gdbserver", f"127.0.0.1:{port}", str(exe)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_listening(port, server)
+    return server
+
+
+def _lldb(exe, port: int, commands: list[str]) -> subprocess.CompletedProcess:
+    args = ["lldb", "-b", "-o", f"target create {exe}", "-o", f"gdb-remote 127.0.0.1:{port}"]
+    for command in commands:
+        args += ["-o", command]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("backend", ["km", "lldb-server"])
+def test_lldb_shows_thread_names_and_kills(backend, payload, free_port) -> None:
+    """`thread list` names each thread as Linux does (PR_SET_NAME, pthread_setname_np, else the program's name),
+    and `kill` ends the process with SIGKILL's status."""
+    exe = payload("thread_names.c")
+    server = _serve(backend, exe, free_port)
+    try:
+        lldb = _lldb(exe, free_port, ["breakpoint set -n names_set", "continue", "thread list", "kill"])
+    finally:
+        server.communicate(timeout=30)
+    text = lldb.stdout
+    threads = re.findall(r"thread #\d+: tid = .*, name = '([^']*)'", text)
+    assert sorted(threads) == sorted(["km-worker-one", "prctl-named", exe.name[:15]]), text + lldb.stderr
+    assert re.search(r"\* thread #1: .*`names_set at thread_names\.c:\d+:\d+, name = '[^']*', "
+                     r"stop reason = breakpoint 1\.1", text), text
+    assert "exited with status = 9" in text, text
+
+
 @pytest.mark.parametrize("backend", ["km", "lldb-server"])
 def test_lldb_breaks_steps_reads_and_sees_the_exit(backend, payload, free_port) -> None:
     exe = payload(BASIC)
-    if backend == "km":
-        server = spawn_km(f"-g{free_port}", exe)
-    else:
-        server = subprocess.Popen(["lldb-server", "gdbserver", f"127.0.0.1:{free_port}", str(exe)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_listening(free_port, server)
-    args = ["lldb", "-b", "-o", f"target create {exe}", "-o", f"gdb-remote 127.0.0.1:{free_port}"]
-    for command in COMMANDS:
-        args += ["-o", command]
+    server = _serve(backend, exe, free_port)
     try:
-        lldb = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        lldb = _lldb(exe, free_port, COMMANDS)
     finally:
         out, err = server.communicate(timeout=30)
     text = lldb.stdout

@@ -201,6 +201,29 @@ def test_thread_queries() -> None:
     assert ask(s, b"qThreadExtraInfo,9") == b"worker".hex().encode()
 
 
+def test_lldb_thread_names_in_jthreadsinfo_and_stop_replies() -> None:
+    """lldb's packets: names survive any character (JSON then RSP escapes; hexname in T replies), the reporting
+    thread carries its signal, and stop replies change only after lldb's QListThreadsInStopReply."""
+    import json
+    s = make_session()
+    s.target.names.update({7: "main}#$*", 9: "worker"})
+    plain = stop_reply(s, StopEvent(7, StopReason.BREAKPOINT, 5))
+    assert b"hexname" not in plain and b"threads:" not in plain
+    assert ask(s, b"QListThreadsInStopReply") == b"OK"
+    t = stop_reply(s, StopEvent(7, StopReason.BREAKPOINT, 5))
+    assert t.endswith(b"hexname:%s;threads:7,9;" % "main}#$*".encode().hex().encode())
+    info = json.loads(unescape(ask(s, b"jThreadsInfo")))
+    assert [(e["tid"], e["name"], e.get("signal")) for e in info] == [(7, "main}#$*", 5), (9, "worker", None)]
+    assert info[1]["registers"]["16"] == (TEXT + 0x10).to_bytes(8, "little").hex()
+
+
+def test_k_answers_lldb_but_not_gdb() -> None:
+    assert ask(make_session(), b"k") is None
+    s = make_session()
+    ask(s, b"QListThreadsInStopReply")
+    assert ask(s, b"k") == b"X09"
+
+
 def test_qxfer_windows() -> None:
     s = make_session()
     first = ask(s, b"qXfer:features:read:target.xml:0,40")
