@@ -1,7 +1,10 @@
 """Builds the relocatable km bundle (default /opt/km) from this repository: km, km-runtime, the Python running
 this script and everything they load, so that km runs inside any container image without its libraries.
 
-Layout (every path relative, so the tree may be copied or mounted anywhere):
+DEST is a symlink to the current version, `.DEST.versions/<time>-<id>` beside it (see install): an update never
+touches the files of a version a container or a km still runs from.
+
+Layout of a version (every path relative, so the tree may be copied or mounted anywhere):
   bin/km, bin/km-runtime     a static launcher (tools/bundle/launcher.c): BUNDLE/lib/ld.so --library-path
                              BUNDLE/lib BUNDLE/python/bin/python3 -I -S -c ENTRY argv...
   lib/                       the loader and every shared library the interpreter and the kept extension modules
@@ -51,39 +54,96 @@ EXTRA_LIBS = ("libgcc_s.so.1",)             # dlopen'ed by glibc when a thread i
 
 
 def main() -> None:
-    """Build in a stage beside DEST and swap it in, so a failed build leaves the old bundle whole."""
+    """Build (or copy, --from) a new version beside DEST and switch DEST to it, so a failed build leaves the old
+    bundle whole and containers running from the old one keep their files (see install)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dest", default="/opt/km", help="where the bundle goes (replaced whole; default /opt/km)")
+    ap.add_argument("--dest", default="/opt/km", help="where the bundle goes (a symlink to its current version; "
+                                                      "default /opt/km)")
     ap.add_argument("--launcher", help="a prebuilt launcher binary (default: compile tools/bundle/launcher.c)")
+    ap.add_argument("--from", dest="source", help="install this already built bundle instead of building one")
     args = ap.parse_args()
     started = time.monotonic()
-    dest = Path(args.dest).resolve()
+    dest = Path(os.path.abspath(args.dest))
+    versions = versions_of(dest)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        versions.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".new.", dir=versions))
     except OSError as e:
         raise SystemExit(f"build_bundle: {dest}: {e.strerror or e}") from None
     try:
-        build(stage, args.launcher)
-        stage.chmod(0o755)
-        old = dest.with_name(f".{dest.name}.old")
-        for kept in KEPT_ACROSS_BUILDS:
-            if (dest / kept).exists():
-                (stage / kept).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(dest / kept, stage / kept)
-        if dest.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            dest.rename(old)
-        stage.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
+        if args.source:
+            stage.rmdir()
+            shutil.copytree(args.source, stage, symlinks=True)
+        else:
+            build(stage, args.launcher)
+        version = install(stage, dest)
     except OSError as e:
         shutil.rmtree(stage, ignore_errors=True)
         raise SystemExit(f"build_bundle: {e.filename or dest}: {e.strerror or e}") from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file() and not f.is_symlink())
-    print(f"km bundle: {dest} ({size / 1e6:.0f} MB) in {time.monotonic() - started:.1f} s")
+    size = sum(f.stat().st_size for f in version.rglob("*") if f.is_file() and not f.is_symlink())
+    print(f"km bundle: {dest} -> {version} ({size / 1e6:.0f} MB) in {time.monotonic() - started:.1f} s")
+
+
+def versions_of(dest: Path) -> Path:
+    """Where DEST's versions live: beside it, hidden (/opt/km -> /opt/.km.versions/<version>)."""
+    return dest.parent / f".{dest.name}.versions"
+
+
+def install(stage: Path, dest: Path) -> Path:
+    """Make the built tree `stage` DEST's current version: renamed to a version of its own, then DEST, a symlink,
+    replaced by one to it in a single rename. A container bind-mounts the version DEST pointed to when it started
+    (km-runtime mounts the resolved path), and a km running on the host maps files of it: deleting or emptying it
+    under them (as replacing the directory did) broke their next re-exec. So the old versions stay, and only
+    those no process uses any more are removed (prune). A DEST that is still a directory (an install before
+    versions) becomes a version itself."""
+    versions = versions_of(dest)
+    for kept in KEPT_ACROSS_BUILDS:
+        if (dest / kept).exists():
+            (stage / kept).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(dest / kept, stage / kept)
+    stage.chmod(0o755)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    version = versions / f"{stamp}-{stage.name.rsplit('.', 1)[-1]}"
+    stage.rename(version)
+    if dest.is_dir() and not dest.is_symlink():
+        dest.rename(versions / f"{stamp}-before-versions")
+    link = dest.with_name(f".{dest.name}.link.{os.getpid()}")
+    link.unlink(missing_ok=True)
+    link.symlink_to(os.path.relpath(version, dest.parent))
+    os.replace(link, dest)
+    prune(versions, version)
+    return version
+
+
+def prune(versions: Path, current: Path) -> None:
+    """Remove the versions that no process uses: none has one mounted (a container's bind mount shows it as the
+    mount's root in that process's mountinfo) or maps a file of it (a km running from it on the host). A build in
+    progress beside this one (.new.*) is left alone."""
+    old = [v for v in versions.iterdir() if v != current and not v.name.startswith(".new.")]
+    if not old:
+        return
+    used = _paths_in_use()
+    for v in old:
+        tail = f"/{versions.name}/{v.name}"
+        if not any(p.endswith(tail) or tail + "/" in p for p in used):
+            shutil.rmtree(v, ignore_errors=True)
+
+
+def _paths_in_use() -> set[str]:
+    """Every mount root and mapped file of every process this user can see."""
+    used: set[str] = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/mountinfo") as f:
+                used.update(line.split()[3] for line in f)
+            with open(f"/proc/{pid}/maps") as f:
+                used.update(parts[5].strip() for parts in (line.split(maxsplit=5) for line in f) if len(parts) > 5)
+        except (OSError, IndexError):
+            continue
+    return used
 
 
 def build(top: Path, launcher: str | None) -> None:

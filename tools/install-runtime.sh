@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs km-runtime for container engines: builds the km bundle from this repository into /opt/km (or
 # --dest DIR) and, with --delegate RUNTIME, records which OCI runtime km-runtime hands commands to (default: runc
-# on PATH). Engines are then pointed at DIR/bin/km-runtime (README, "Containers"). Run it again after an update.
+# on PATH). Engines are then pointed at DIR/bin/km-runtime (README, "Containers"). Run it again after an update:
+# DIR becomes a symlink to the new version (tools/build_bundle.py install) and running containers keep theirs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=/opt/km delegate=""

@@ -42,10 +42,22 @@ def make_rootfs(where: Path, files: dict[str, Path], broken_libs: bool = True) -
     return rootfs
 
 
-def run_in_rootfs(rootfs: Path, bundle: Path, argv: list[str], timeout: float = 60,
-                  input: bytes | None = None) -> subprocess.CompletedProcess:
-    """argv inside rootfs (chroot in a private mount namespace) with the bundle at /opt/km and /dev/kvm, /proc."""
+def in_rootfs(rootfs: Path, bundle: Path, argv: list[str]) -> list[str]:
+    """The command running argv inside rootfs (chroot in a private mount namespace) with the bundle at /opt/km
+    (bind-mounted as a container engine does: a symlink is resolved once, at the mount), /dev/kvm and /proc."""
     script = ('set -e; mount --bind "$1" "$2/opt/km"; mount --bind /dev/kvm "$2/dev/kvm"; '
               'mount -t proc proc "$2/proc"; r="$2"; shift 2; exec chroot "$r" "$@"')
-    return subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script, "sh", str(bundle), str(rootfs),
-                           *argv], capture_output=True, timeout=timeout, input=input)
+    return ["unshare", "--mount", "--fork", "sh", "-c", script, "sh", str(bundle), str(rootfs), *argv]
+
+
+def run_in_rootfs(rootfs: Path, bundle: Path, argv: list[str], timeout: float = 60,
+                  input: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(in_rootfs(rootfs, bundle, argv), capture_output=True, timeout=timeout, input=input)
+
+
+def install_bundle(built: Path, dest: Path) -> Path:
+    """tools/build_bundle.py --from: `built` installed as a new version of `dest`; the version's path."""
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_bundle.py"), "--dest", str(dest), "--from",
+                        str(built)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return dest.resolve()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.bundle import km_bundle, make_rootfs, run_in_rootfs
+from harness.bundle import in_rootfs, install_bundle, km_bundle, make_rootfs, run_in_rootfs
 
 pytestmark = pytest.mark.skipif(subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0",
                                 reason="needs root for a private mount namespace and chroot")
@@ -76,3 +76,27 @@ def test_kmcore_from_the_bundle(bundle, payload, tmp_path) -> None:
     assert r.returncode == 128 + 11, r.stderr.decode()
     assert b"core dumped to /tmp/kmcore" in r.stderr
     assert (rootfs / "tmp" / "kmcore").read_bytes()[:4] == b"\x7fELF"
+
+
+def test_an_update_leaves_running_containers_their_bundle(bundle, payload, tmp_path) -> None:
+    """An update installs a new version and switches the /opt/km symlink; a container started before it keeps
+    the version it mounted (its km re-executes itself from there after the update), which the next update
+    removes once no container uses it."""
+    dest = tmp_path / "opt" / "km"
+    first = install_bundle(bundle, dest)
+    rootfs = make_rootfs(tmp_path, {"/hello": payload("run_hello.c", "musl"), "/bin/busybox": "/bin/busybox"})
+    container = subprocess.Popen(in_rootfs(rootfs, dest, [
+        "/opt/km/bin/km", "/bin/busybox", "sh", "-c", "echo ready; read line; /hello $line; echo status $?"]),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert container.stdout.readline() == b"ready\n", container.stderr.read1().decode()
+        second = install_bundle(bundle, dest)
+        assert second != first and (first / "bin" / "km").exists(), "the running container's version was removed"
+        out, err = container.communicate(b"after-update\n", timeout=60)
+    finally:
+        if container.poll() is None:
+            container.kill()
+            container.wait()
+    assert container.returncode == 0 and b"argv[1]=[after-update]" in out and b"status 0" in out, err.decode()
+    third = install_bundle(bundle, dest)
+    assert sorted(p.name for p in third.parent.iterdir()) == [third.name], "unused versions are removed"
