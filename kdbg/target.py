@@ -11,9 +11,11 @@ conversion to gdb's numbering happens only in kdbg/rsp/signals.py.
 """
 from __future__ import annotations
 
+import collections
 import enum
 import os
-from typing import Mapping as MappingT, NamedTuple, Protocol, Sequence, runtime_checkable
+import threading
+from typing import Callable, Mapping as MappingT, NamedTuple, Protocol, Sequence, runtime_checkable
 
 
 class TargetError(Exception):
@@ -86,6 +88,49 @@ class StopEvent(NamedTuple):
     child_tid: int | None = None
     exec_path: str | None = None      # EXEC
     syscall: int | None = None        # SYSCALL_ENTRY/SYSCALL_RETURN: the syscall number
+
+
+class StopEventQueue:
+    """A live target's events on their way to the stub: posted from any thread (a vCPU's, a link's reader), taken
+    by the stub's thread, which waits on `read_fd` (the target's event_fd(): one byte per event posted). The one
+    home of this plumbing for LiveTarget and LinkedTarget."""
+
+    def __init__(self, place_fd: Callable[[int], int] | None = None) -> None:
+        """`place_fd` may move each end of the pipe (km keeps its own descriptors out of the payload's range)."""
+        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        if place_fd is not None:
+            read_fd, write_fd = place_fd(read_fd), place_fd(write_fd)
+        self.read_fd, self._write_fd = read_fd, write_fd
+        self._events: collections.deque[StopEvent] = collections.deque()
+        self._lock = threading.Lock()
+
+    def post(self, event: StopEvent) -> None:
+        with self._lock:
+            self._events.append(event)
+        os.write(self._write_fd, b"!")
+
+    def take(self) -> StopEvent | None:
+        """The oldest event, or None (a byte left by an event drain() removed)."""
+        try:
+            os.read(self.read_fd, 1)
+        except BlockingIOError:
+            pass
+        with self._lock:
+            return self._events.popleft() if self._events else None
+
+    def drain(self) -> list[StopEvent]:
+        """Every waiting event, removed at once (a resume or detach hands them back to their threads)."""
+        with self._lock:
+            events = list(self._events)
+            self._events.clear()
+        return events
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self._write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class MemoryRegion(NamedTuple):

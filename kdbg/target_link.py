@@ -13,7 +13,6 @@ Only the stdlib and kdbg.target may be imported here.
 """
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ import threading
 from typing import Any, Mapping, Sequence
 
 from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, MemoryRegion, NoSuchThreadError,
-                         ResumeAction, StopEvent, StopReason, TargetError)
+                         ResumeAction, StopEvent, StopEventQueue, StopReason, TargetError)
 
 log = logging.getLogger("km.gdb")
 _HEADER = struct.Struct("<I")
@@ -156,12 +155,7 @@ class LinkedTarget:
         self._sock = sock
         self._pid = pid
         self._replies: queue.Queue[tuple[bool, Any]] = queue.Queue()
-        self._events: collections.deque[StopEvent] = collections.deque()
-        self._lock = threading.Lock()
-        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        if fd_mover is not None:
-            read_fd, write_fd = fd_mover(read_fd), fd_mover(write_fd)
-        self._read_fd, self._write_fd = read_fd, write_fd
+        self._events = StopEventQueue(place_fd=fd_mover)
         self._supports: frozenset[str] | None = None
         self._gone = False
         threading.Thread(target=self._reader, name=f"gdb-link-{pid}", daemon=True).start()
@@ -191,9 +185,7 @@ class LinkedTarget:
     def _post(self, event: StopEvent) -> None:
         if event.reason in _ENDING:
             self._gone = True
-        with self._lock:
-            self._events.append(event)
-        os.write(self._write_fd, b"!")
+        self._events.post(event)
 
     def _call(self, method: str, *args: Any) -> Any:
         if self._gone:
@@ -217,11 +209,7 @@ class LinkedTarget:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        for fd in (self._read_fd, self._write_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._events.close()
 
     # ---- Target ----
     def threads(self) -> Sequence[int]:
@@ -277,15 +265,10 @@ class LinkedTarget:
         self._call("clear_breakpoint", kind, addr, length)
 
     def event_fd(self) -> int:
-        return self._read_fd
+        return self._events.read_fd
 
     def next_event(self) -> StopEvent | None:
-        try:
-            os.read(self._read_fd, 1)
-        except BlockingIOError:
-            pass
-        with self._lock:
-            return self._events.popleft() if self._events else None
+        return self._events.take()
 
     def supports(self) -> frozenset[str]:
         if self._supports is None:

@@ -11,9 +11,7 @@ protection (watchpoints.py). The debugger's per-thread state is a ThreadDebug re
 """
 from __future__ import annotations
 
-import collections
 import logging
-import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kdbg.arch.linux import make_siginfo
 from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, ResumeAction, ResumeKind, StopEvent,
-                         StopReason, TargetError)
+                         StopEventQueue, StopReason, TargetError)
 from kdbg.target_link import LinkedTarget
 from kdbg.vcpu_control import PauseTimeout
 
@@ -78,9 +76,7 @@ class LiveTarget(ProcessView):
         self._exec: _Exec | None = None
         self.world = proc.world
         self.watchpoints = Watchpoints(self)
-        self.events: collections.deque[StopEvent] = collections.deque()
-        self.lock = threading.Lock()
-        self._read_fd, self._write_fd = (high_fd(fd) for fd in os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
+        self.events = StopEventQueue(place_fd=high_fd)
         self.stopped = stopped_at_entry
         self.attached = stopped_at_entry
         self.non_stop = False           # gdb's non-stop mode: an event parks only its own thread
@@ -109,9 +105,7 @@ class LiveTarget(ProcessView):
         self._post(StopEvent(thread.tid, StopReason.EXEC, SIGTRAP, exec_path=self.exe_path()))
 
     def _post(self, event: StopEvent) -> None:
-        with self.lock:
-            self.events.append(event)
-        os.write(self._write_fd, b"!")
+        self.events.post(event)
 
     def _stop_on(self, thread: VcpuThread, event: StopEvent) -> bool:
         """Runs on the vCPU thread: post the event and park until the debugger resumes the thread."""
@@ -270,10 +264,7 @@ class LiveTarget(ProcessView):
     def resume(self, actions: Sequence[ResumeAction]) -> None:
         self.attached = True
         if not self.non_stop:               # non-stop: a queued event is another thread's, still to be reported
-            with self.lock:
-                stale = list(self.events)
-                self.events.clear()
-            self._requeue_unreported(stale)
+            self._requeue_unreported(self.events.drain())
         default = next((a for a in actions if a.tid == -1), None)
         to_release = []
         steppers = []
@@ -378,17 +369,12 @@ class LiveTarget(ProcessView):
             self._post(StopEvent(threads[0], StopReason.INTERRUPT, 0))
 
     def event_fd(self) -> int:
-        return self._read_fd
+        return self.events.read_fd
 
     def next_event(self) -> StopEvent | None:
-        try:
-            os.read(self._read_fd, 1)
-        except BlockingIOError:
-            pass
-        with self.lock:
-            if not self.events:
-                return None
-            event = self.events.popleft()
+        event = self.events.take()
+        if event is None:
+            return None
         if event.reason not in (StopReason.EXITED, StopReason.TERMINATED, StopReason.HAND_OVER):
             if not self.non_stop:
                 self._stop_the_world()
@@ -447,10 +433,7 @@ class LiveTarget(ProcessView):
             self.debug_of(thread).stepping = False
             if thread.trap_flag:
                 thread.set_trap_flag(False)
-        with self.lock:
-            stale = list(self.events)
-            self.events.clear()
-        self._requeue_unreported(stale)
+        self._requeue_unreported(self.events.drain())
         for record in self._debug.values():
             record.reported = None
         self.stopped = False
