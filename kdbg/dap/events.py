@@ -5,6 +5,10 @@ One `StopEvents` per gdb (built with it, dropped with it). gdb's `*stopped` reas
 breakpoint-hit -> breakpoint (or entry; or nothing for a log point or an unmet hit condition, which resume at
 once), watchpoint triggers -> data breakpoint, signal-received -> exception (pause when the user asked for one),
 stepping ends -> step. Exit codes arrive in octal.
+
+In non-stop mode gdb reports each thread's stop and resume on its own (`*stopped,thread-id=N,stopped-threads=[N]`,
+`*running,thread-id=N`): the events say so (`allThreadsStopped: false`, `allThreadsContinued: false`), and what
+the client was told about that thread's previous stop is void from then on (lifecycle.Stop, variables.py).
 """
 from __future__ import annotations
 
@@ -46,10 +50,19 @@ class StopEvents:
         if kind == "notify" and message == "stopped":
             self._on_stopped(payload or {})
         elif kind == "notify" and message == "running":
-            self._on_running()
-        elif kind == "notify" and message in ("thread-created", "thread-exited") and configured:
-            self.send_event("thread", {"reason": "started" if message == "thread-created" else "exited",
-                                       "threadId": int((payload or {}).get("id", 0))})
+            if self.lifecycle.threads.non_stop:
+                self._on_thread_running(str((payload or {}).get("thread-id", "all")))
+            else:
+                self._on_running()
+        elif kind == "notify" and message in ("thread-created", "thread-exited"):
+            thread_id = int((payload or {}).get("id", 0))
+            if message == "thread-created":
+                self.lifecycle.threads.known.add(thread_id)
+            else:
+                self.lifecycle.threads.exited(thread_id)
+            if configured:
+                self.send_event("thread", {"reason": "started" if message == "thread-created" else "exited",
+                                           "threadId": thread_id})
         elif kind == "notify" and message == "breakpoint-modified":
             if (changed := self.breakpoints.modified((payload or {}).get("bkpt", {}))) is not None:
                 self.send_event("breakpoint", {"reason": "changed", "breakpoint": changed})
@@ -67,24 +80,47 @@ class StopEvents:
         elif state is State.CONFIGURED:
             self.lifecycle.move(State.RUNNING)
 
+    def _on_thread_running(self, which: str) -> None:
+        """Non-stop: threads resumed. Our own resumes marked them running already; a stopped one is news."""
+        threads = self.lifecycle.threads
+        resumed = set(threads.stopped) if which == "all" else {int(which)} if which.isdigit() else set()
+        news = threads.mark_running(resumed)
+        if not news:
+            return
+        self.execution.forget(news)
+        if self.lifecycle.state in (State.STOPPED, State.RUNNING):
+            self.lifecycle.after_thread_change()
+            self.send_event("continued", {"threadId": min(news), "allThreadsContinued": which == "all"})
+
     def _on_stopped(self, stop: dict[str, Any]) -> None:
         reason = stop.get("reason", "")
         if reason.startswith("exited"):
             self._on_exit(stop)
             return
-        if self.connect_stop_pending and not reason:
-            self.connect_stop_pending = False
+        non_stop = self.lifecycle.threads.non_stop
+        thread_id = int(stop["thread-id"]) if str(stop.get("thread-id", "")).isdigit() else 1
+        if non_stop:
+            listed = stop.get("stopped-threads")
+            stopped = {int(t) for t in listed if str(t).isdigit()} if isinstance(listed, list) else set()
+            self.lifecycle.threads.mark_stopped(stopped | {thread_id})
+        if self.connect_stop_pending and (not reason or (non_stop and stop.get("signal-name") == "0")):
+            self.connect_stop_pending = False          # non-stop reports it as a stop by signal 0
             return
         if not self.lifecycle.has_debuggee:
             return
-        self.stop.record, self.stop.frames = stop, {}
-        self.vars.reset()
+        if non_stop:
+            self.execution.forget({thread_id})
+        else:
+            self.stop.forget()
+            self.vars.reset()
+        self.stop.record = self.stop.records[thread_id] = stop
         if not self.lifecycle.is_configured:
             return
         self.lifecycle.move(State.STOPPED)
-        pause_requested, self.execution.pause_requested = self.execution.pause_requested, False
-        thread_id = int(stop["thread-id"]) if str(stop.get("thread-id", "")).isdigit() else 1
-        event: dict[str, Any] = {"threadId": thread_id, "allThreadsStopped": True}
+        pause_requested = self.execution.take_pause(thread_id)
+        if non_stop and reason == "signal-received" and stop.get("signal-name") == "0":
+            pause_requested = True                     # a thread stopped by `vCont;t`: only a pause does that
+        event: dict[str, Any] = {"threadId": thread_id, "allThreadsStopped": not non_stop}
         number = stop.get("bkptno") or (stop.get(_WATCH_REASONS.get(reason, ""), {}) or {}).get("number")
         if number is not None and number == self.entry_breakpoint:
             self.entry_breakpoint, event["reason"] = None, "entry"
@@ -93,7 +129,7 @@ class StopEvents:
             if (text := self.breakpoints.log_message(number, thread_id)) is not None:
                 self.output("console", text)
             if not should_stop and not pause_requested:
-                self.execution.resume("-exec-continue")
+                self.execution.resume_after_hit(thread_id)
                 return
             event["reason"] = "data breakpoint" if reason in _WATCH_REASONS else "breakpoint"
             if ids:

@@ -41,8 +41,7 @@ class Inspection:
         frames = []
         for item in listed:
             frame = item.get("frame", item)
-            frame_id = len(self.stop.frames) + 1
-            self.stop.frames[frame_id] = (thread_id, int(frame["level"]))
+            frame_id = self.stop.add_frame(thread_id, int(frame["level"]))
             row: dict[str, Any] = {"id": frame_id, "name": frame.get("func") or frame.get("addr", "??"),
                                    "line": int(frame.get("line", 0)), "column": 1 if "line" in frame else 0,
                                    "instructionPointerReference": frame.get("addr")}
@@ -116,7 +115,8 @@ class Inspection:
 
     @request(Needs.STOPPED, "supportsExceptionInfoRequest")
     def exceptionInfo_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        stop = self.stop.record
+        thread_id = args.get("threadId")
+        stop = self.stop.records.get(thread_id, self.stop.record) if isinstance(thread_id, int) else self.stop.record
         if stop.get("reason") != "signal-received":
             raise CantHandle(f"thread {args.get('threadId')} did not stop on a signal")
         name, meaning = stop.get("signal-name", "signal"), stop.get("signal-meaning", "")

@@ -13,6 +13,9 @@ debuggee a session has (launch, attach, core) is a field beside the state, not a
 
 A request that the current state cannot serve fails with CantHandle naming why (debugpy's `cant_handle`),
 decided here from what the handler declares it needs (`Needs`), never by the handler testing flags.
+
+In gdb's non-stop mode (the launch option `nonStop`) threads stop and run one by one: `Threads` keeps which are
+stopped, the session is STOPPED while any is, and a request about one thread is gated on that thread's state.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CantHandle
+from .errors import CantHandle, InvalidArgument
 
 
 class State(enum.Enum):
@@ -61,9 +64,57 @@ _NOT_STOPPED = {State.RUNNING: "the debuggee is running: pause it first", State.
 
 @dataclass(slots=True)
 class Stop:
-    """What the client may ask about the current stop; valid from a stop until the next resume."""
-    record: dict[str, Any] = field(default_factory=dict)           # gdb's *stopped record (or a core's)
+    """What the client may ask about the current stop; a thread's part is valid from its stop until it resumes."""
+    record: dict[str, Any] = field(default_factory=dict)           # gdb's last *stopped record (or a core's)
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)   # thread id -> the *stopped record of its stop
     frames: dict[int, tuple[int, int]] = field(default_factory=dict)   # DAP frame id -> (thread id, level)
+    last_frame_id: int = 0                 # frame ids are never reused: a forgotten one stays invalid
+
+    def add_frame(self, thread_id: int, level: int) -> int:
+        self.last_frame_id += 1
+        self.frames[self.last_frame_id] = (thread_id, level)
+        return self.last_frame_id
+
+    def forget(self, thread_ids: set[int] | None = None) -> None:
+        """Drop what was known about the stop of `thread_ids` (None: every thread), which resume or stop anew."""
+        if thread_ids is None:
+            self.records.clear()
+            self.frames.clear()
+            return
+        for thread_id in thread_ids:
+            self.records.pop(thread_id, None)
+        self.frames = {frame: where for frame, where in self.frames.items() if where[0] not in thread_ids}
+
+
+class Threads:
+    """The debuggee's threads as gdb announced them and, in non-stop mode, which of them are stopped (in all-stop
+    mode every thread shares the session's state)."""
+
+    def __init__(self) -> None:
+        self.non_stop = False
+        self.known: set[int] = set()
+        self.stopped: set[int] = set()
+
+    def reset(self, non_stop: bool) -> None:
+        """A new gdb: no thread known yet."""
+        self.non_stop = non_stop
+        self.known.clear()
+        self.stopped.clear()
+
+    def exited(self, thread_id: int) -> None:
+        self.known.discard(thread_id)
+        self.stopped.discard(thread_id)
+
+    def mark_stopped(self, thread_ids: set[int]) -> None:
+        self.known |= thread_ids
+        self.stopped |= thread_ids
+
+    def mark_running(self, thread_ids: set[int]) -> set[int]:
+        """Those of `thread_ids` that were stopped (a resume of them is news) are now running."""
+        was_stopped = thread_ids & self.stopped
+        self.known |= thread_ids
+        self.stopped -= thread_ids
+        return was_stopped
 
 
 class Lifecycle:
@@ -72,6 +123,7 @@ class Lifecycle:
     def __init__(self) -> None:
         self.state = State.INITIALIZING
         self.mode: Mode | None = None          # set once a launch/attach/core succeeded
+        self.threads = Threads()
 
     @property
     def has_debuggee(self) -> bool:
@@ -91,9 +143,20 @@ class Lifecycle:
         self.state = to
 
     def thread_is_stopped(self, thread_id: int | None = None) -> bool:
-        """All-stop: every thread is stopped exactly when the session is. Non-stop mode (issue 11) keeps a
-        state per thread and answers for `thread_id` here."""
-        return self.state in (State.INITIALIZING, State.CONFIGURED, State.STOPPED) and self.mode is not None
+        """All-stop: every thread is stopped exactly when the session is. Non-stop: once running, `thread_id`
+        itself (None: any thread) must be stopped."""
+        if self.state not in (State.INITIALIZING, State.CONFIGURED, State.STOPPED) or self.mode is None:
+            return False
+        if not self.threads.non_stop or self.state is not State.STOPPED:
+            return True
+        return bool(self.threads.stopped) if thread_id is None else thread_id in self.threads.stopped
+
+    def after_thread_change(self) -> None:
+        """Non-stop: the session is STOPPED while any thread is, RUNNING once none is."""
+        if self.state is State.STOPPED and not self.threads.stopped:
+            self.move(State.RUNNING)
+        elif self.state is State.RUNNING and self.threads.stopped:
+            self.move(State.STOPPED)
 
     def check(self, command: str, needs: Needs, thread_id: int | None = None) -> None:
         """Raise CantHandle when `command` cannot be served now, naming the reason."""
@@ -115,7 +178,12 @@ class Lifecycle:
             return
         if self.state is State.EXITED:
             raise CantHandle("the debuggee has exited")
+        if thread_id is not None and self.threads.known and thread_id not in self.threads.known \
+                and needs in (Needs.STOPPED, Needs.RUNNABLE):
+            raise InvalidArgument("threadId", f"{thread_id} is not a thread of the debuggee")
         if needs in (Needs.STOPPED, Needs.RUNNABLE) and not self.thread_is_stopped(thread_id):
+            if self.state is State.STOPPED and thread_id is not None:
+                raise CantHandle(f"thread {thread_id} is running: pause it first")
             raise CantHandle(_NOT_STOPPED.get(self.state, f"the debuggee is {self.state.value}"))
         if needs is Needs.RUNNABLE and self.mode is Mode.CORE:
             raise CantHandle(f"{command}: a core file cannot run")

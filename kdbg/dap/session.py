@@ -143,7 +143,9 @@ class Session:
             raise CantHandle(f"unsupported request: {command}")
         if not isinstance(args, dict):
             raise InvalidArgument("arguments", "must be an object")
-        self.lifecycle.check(command, handler.needs)
+        thread_id = args.get("threadId")
+        self.lifecycle.check(command, handler.needs,
+                             thread_id if isinstance(thread_id, int) and not isinstance(thread_id, bool) else None)
         owner: object = self if handler.owner == "session" else getattr(self.backend, handler.owner, None)
         if owner is None:
             raise CantHandle("no debuggee: launch or attach first")
@@ -346,8 +348,14 @@ class Session:
         """A gdb with the program's symbols, the setup commands and the session's breakpoints, and its backend."""
         if self.backend is not None:
             raise CantHandle("this session already has a debuggee")
+        non_stop = args.get("nonStop", False)
+        if not isinstance(non_stop, bool):
+            raise InvalidArgument("nonStop", f"{non_stop!r} is not true or false")
+        non_stop = non_stop and not args.get("coreFile")        # a core's threads never run
         gdb = Gdb(str(args.get("gdbPath") or "gdb"), lambda source, record: self._inbox.put(("gdb", (source, record))))
         try:
+            if non_stop:                  # before the target: gdb asks the stub for QNonStop:1 when it connects
+                gdb.command("-gdb-set non-stop on")
             gdb.command(f"-file-exec-and-symbols {mi_quote(program)}")
             for command in string_list(args, "setupCommands"):
                 gdb.console(command)
@@ -359,6 +367,7 @@ class Session:
             gdb.close()
             raise
         self.config = dict(args)
+        self.lifecycle.threads.reset(non_stop)
         self.backend = GdbBackend(gdb, self.breakpoints, self.lifecycle, self.stop, self.config, self.send_event,
                                   self._output, self._payload_exited)
         return self.backend
@@ -383,14 +392,14 @@ class Session:
                                         "description": self.stop.record["signal-meaning"]})
             backend.events.report_python_frames()
         elif not self.config.get("stopOnEntry"):
-            backend.execution.resume("-exec-continue")
+            backend.execution.run()
         elif self.lifecycle.mode is Mode.LAUNCH and _has_symbol(gdb, "main"):
             backend.events.entry_breakpoint = gdb.command("-break-insert -t main")["bkpt"]["number"]
-            backend.execution.resume("-exec-continue")
+            backend.execution.run()
         else:
             self.lifecycle.move(State.STOPPED)
             self.send_event("stopped", {"reason": "entry", "threadId": current_thread(gdb),
-                                        "allThreadsStopped": True})
+                                        "allThreadsStopped": not self.lifecycle.threads.non_stop})
 
     @request(Needs.NOTHING, "supportsRestartRequest")
     def restart_request(self, args: dict[str, Any]) -> None:
@@ -404,7 +413,8 @@ class Session:
         program = existing_file(config, "program")
         self._shutdown(terminate=True)
         self.lifecycle.move(State.EXITED)               # the old km is gone, whether the new one starts or not
-        self.stop.record, self.stop.frames = {}, {}
+        self.stop.record = {}
+        self.stop.forget()
         self._launch_km(config, program)
         self.lifecycle.move(State.CONFIGURED)
         self._after_response.append(self._start_running)
@@ -503,11 +513,12 @@ class Session:
     @request(Needs.NOTHING)
     def threads_request(self, args: dict[str, Any]) -> dict[str, Any]:
         """VS Code asks for threads right after a resume too; gdb (all-stop) refuses to list them while the
-        payload runs, so the last list is the answer then."""
+        payload runs, so the last list is the answer then. In non-stop mode gdb lists running and stopped
+        threads alike, at any time."""
         backend = self.backend
         if backend is None or not self.lifecycle.has_debuggee:
             return {"threads": []}
-        if self.lifecycle.state is State.RUNNING:
+        if self.lifecycle.state is State.RUNNING and not self.lifecycle.threads.non_stop:
             return {"threads": self.known_threads}
         try:
             listed = backend.gdb.command("-thread-info").get("threads", [])
@@ -515,6 +526,7 @@ class Session:
             return {"threads": self.known_threads}
         self.known_threads = [{"id": int(t["id"]), "name": t.get("name") or t.get("target-id") or
                                f"thread {t['id']}"} for t in listed]
+        self.lifecycle.threads.known = {thread["id"] for thread in self.known_threads}
         return {"threads": self.known_threads}
 
     @request(Needs.NOTHING)

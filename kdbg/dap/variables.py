@@ -4,10 +4,12 @@ DAP hands out integer `variablesReference`s that stay valid only while the debug
 (https://microsoft.github.io/debug-adapter-protocol/overview#lifetime-of-objects-references). Each one maps to a
 scope of a frame or to a gdb/MI variable object, whose children gdb lists only when asked
 (`-var-list-children`), so a struct or array costs nothing until the user expands it. `reset()` on every resume
-deletes the variable objects and invalidates the references.
+deletes the variable objects and invalidates the references; in non-stop mode `reset(threads)` does so for the
+threads that resume or stop alone (and for the frameless expressions, which any thread may change).
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +62,7 @@ class _VarNode:
     varobj: str
     evaluate_name: str
     type: str
+    thread_id: int | None          # the thread of the frame its root was created in (None: no frame)
 
 
 class Variables:
@@ -70,27 +73,40 @@ class Variables:
         self._refs: dict[int, Scope | _VarNode] = {}
         self._rows: dict[int, list[Entry]] = {}
         self._by_varobj: dict[str, Entry] = {}
-        self._roots: list[str] = []
+        self._roots: dict[str, int | None] = {}       # root varobj -> its thread (None: created without a frame)
+        self._references = itertools.count(1)          # never reused: a forgotten reference stays invalid
         self._is_stale = False
 
-    def reset(self) -> None:
-        """Forget every reference and delete gdb's variable objects (the debuggee is about to run)."""
-        for varobj in self._roots:
+    def reset(self, thread_ids: set[int] | None = None) -> None:
+        """Forget the references (of `thread_ids` and the frameless ones; None: all) and delete gdb's variable
+        objects behind them: those threads are about to run, or stopped anew."""
+        doomed = [root for root, thread in self._roots.items()
+                  if thread_ids is None or thread is None or thread in thread_ids]
+        for varobj in doomed:
+            del self._roots[varobj]
             try:
                 self._gdb.command(f"-var-delete {varobj}")
             except GdbError:
                 pass
-        self._refs.clear()
-        self._rows.clear()
-        self._by_varobj.clear()
-        self._roots.clear()
+        if thread_ids is None:
+            self._refs.clear()
+            self._rows.clear()
+            self._by_varobj.clear()
+        else:
+            gone = tuple(f"{root}." for root in doomed)
+            for reference, target in list(self._refs.items()):
+                if target.thread_id is None or target.thread_id in thread_ids:
+                    del self._refs[reference]
+                    self._rows.pop(reference, None)
+            for varobj in [v for v in self._by_varobj if v in doomed or v.startswith(gone)]:
+                del self._by_varobj[varobj]
         self._is_stale = False
 
     def scope_reference(self, kind: str, thread_id: int, level: int) -> int:
         return self._new_reference(Scope(kind, thread_id, level))
 
     def _new_reference(self, target: Scope | _VarNode) -> int:
-        reference = len(self._refs) + 1
+        reference = next(self._references)
         self._refs[reference] = target
         return reference
 
@@ -130,13 +146,13 @@ class Variables:
             # -var-create's own message is generic; -data-evaluate-expression says what is wrong.
             self._gdb.command(f"-data-evaluate-expression{options} {mi_quote(expression)}")
             raise
-        self._roots.append(created["name"])
-        return self._entry(name or expression, created, expression)
+        self._roots[created["name"]] = thread_id
+        return self._entry(name or expression, created, expression, thread_id)
 
-    def _entry(self, name: str, info: dict[str, Any], evaluate_name: str) -> Entry:
+    def _entry(self, name: str, info: dict[str, Any], evaluate_name: str, thread_id: int | None) -> Entry:
         entry = Entry(name, info.get("value", ""), info.get("type", ""), info["name"], evaluate_name)
         if int(info.get("numchild", "0")) > 0 or info.get("dynamic") == "1":
-            entry.reference = self._new_reference(_VarNode(info["name"], evaluate_name, entry.type))
+            entry.reference = self._new_reference(_VarNode(info["name"], evaluate_name, entry.type, thread_id))
         self._by_varobj[info["name"]] = entry
         return entry
 
@@ -145,7 +161,7 @@ class Variables:
         rows = []
         for child in listed:
             info = child.get("child", child)
-            rows.append(self._entry(info["exp"], info, _child_expression(node, info["exp"])))
+            rows.append(self._entry(info["exp"], info, _child_expression(node, info["exp"]), node.thread_id))
         return rows
 
     def _registers(self, scope: Scope) -> list[Entry]:

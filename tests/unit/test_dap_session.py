@@ -19,7 +19,8 @@ ADVERTISED = {
     "supportsTerminateRequest", "supportsDataBreakpoints", "supportsReadMemoryRequest", "supportsWriteMemoryRequest",
     "supportsDisassembleRequest", "supportsInstructionBreakpoints", "supportsConditionalBreakpoints",
     "supportsHitConditionalBreakpoints", "supportsLogPoints", "supportsEvaluateForHovers",
-    "supportsSteppingGranularity", "supportTerminateDebuggee", "supportsDelayedStackTraceLoading"}
+    "supportsSteppingGranularity", "supportTerminateDebuggee", "supportsDelayedStackTraceLoading",
+    "supportsSingleThreadExecutionRequests"}
 
 
 def run(*requests: dict) -> list[dict]:
