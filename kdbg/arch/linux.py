@@ -33,14 +33,37 @@ class _sigfault(_Struct):
     _fields_ = [("si_addr", c_ulong), ("si_addr_lsb", c_short), ("_bounds", _bounds)]
 
 
+class _timer(_Struct):
+    """POSIX timers: the timer's id, its overrun count, and the sigev_value (union sigval)."""
+
+    _fields_ = [("si_tid", c_int), ("si_overrun", c_int), ("si_sigval", c_ulong)]
+
+
+class _rt(_Struct):
+    """sigqueue() and the other negative si_codes: the sender, and the value it sent (union sigval)."""
+
+    _fields_ = [("si_pid", c_int), ("si_uid", c_uint), ("si_sigval", c_ulong)]
+
+
 class _sigchld(_Struct):
     _fields_ = [("si_pid", c_int), ("si_uid", c_uint), ("si_status", c_int), ("si_utime", c_ulong),
                 ("si_stime", c_ulong)]
 
 
+class _sigpoll(_Struct):
+    _fields_ = [("si_band", c_ulong), ("si_fd", c_int)]
+
+
+class _sigsys(_Struct):
+    """SIGSYS from seccomp: where the call was made, its number and audit arch."""
+
+    _fields_ = [("_call_addr", c_ulong), ("_syscall", c_int), ("_arch", c_uint)]
+
+
 class _sifields(_Union):
     # __ARCH_SI_PREAMBLE_SIZE is 16 on 64-bit, SI_MAX_SIZE 128: the union is int _pad[28].
-    _fields_ = [("_pad", c_int * 28), ("_kill", _kill), ("_sigfault", _sigfault), ("_sigchld", _sigchld)]
+    _fields_ = [("_pad", c_int * 28), ("_kill", _kill), ("_timer", _timer), ("_rt", _rt), ("_sigchld", _sigchld),
+                ("_sigfault", _sigfault), ("_sigpoll", _sigpoll), ("_sigsys", _sigsys)]
 
 
 class siginfo_t(_Struct):

@@ -19,7 +19,7 @@ import os
 import struct
 from typing import TYPE_CHECKING
 
-from kdbg.arch.linux import SI_KERNEL, SI_USER
+from kdbg.arch.linux import SI_KERNEL, SI_USER, siginfo_t
 
 from ..host_fds import KM_FD_BASE, high_fd
 from ..signals import ERESTARTSYS, UNBLOCKABLE, PendingSignal, next_index
@@ -42,42 +42,39 @@ FAULT_LIMITS = {4: 11, 8: 15, 11: 10, 7: 5, 5: 6}           # SIGILL, SIGFPE, SI
 SIGCHLD, SIGPOLL, SIGSYS, NSIGCHLD, NSIGPOLL, NSIGSYS = 17, 29, 31, 6, 6, 2
 
 
-def signalfd_siginfo(info: bytes) -> bytes:
+def signalfd_siginfo(raw: bytes) -> bytes:
     """fs/signalfd.c signalfd_copyinfo: the siginfo_t fields of its layout (siginfo_layout) into their ssi_*."""
-    signo, err, code = struct.unpack_from("<iii", info)
-    pid, uid = struct.unpack_from("<iI", info, 16)
-    fields = dict(pid=0, uid=0, fd=0, tid=0, band=0, overrun=0, status=0, int_=0, ptr=0, utime=0, stime=0,
-                  addr=0, addr_lsb=0, syscall=0, call_addr=0, arch=0)
+    info = siginfo_t.from_buffer_copy(raw)
+    signo, code, u = info.si_signo, info.si_code, info._sifields
+    out = dict.fromkeys(("pid", "uid", "fd", "tid", "band", "overrun", "status", "int_", "ptr", "utime", "stime",
+                         "addr", "addr_lsb", "syscall", "call_addr", "arch"), 0)
+    kill = dict(pid=u._kill.si_pid, uid=u._kill.si_uid)
+    poll = dict(band=u._sigpoll.si_band, fd=u._sigpoll.si_fd)
     if SI_USER < code < SI_KERNEL:
         if signo in FAULT_LIMITS and code <= FAULT_LIMITS[signo]:
-            fields.update(addr=struct.unpack_from("<Q", info, 16)[0], addr_lsb=struct.unpack_from("<H", info, 24)[0])
+            out.update(addr=u._sigfault.si_addr, addr_lsb=u._sigfault.si_addr_lsb & 0xFFFF)
         elif signo == SIGCHLD and code <= NSIGCHLD:
-            status, utime, stime = struct.unpack_from("<i4xQQ", info, 24)
-            fields.update(pid=pid, uid=uid, status=status, utime=utime, stime=stime)
+            c = u._sigchld
+            out.update(kill, status=c.si_status, utime=c.si_utime, stime=c.si_stime)
         elif signo == SIGSYS and code <= NSIGSYS:
-            call_addr, nr, arch = struct.unpack_from("<QiI", info, 16)
-            fields.update(call_addr=call_addr, syscall=nr, arch=arch)
+            out.update(call_addr=u._sigsys._call_addr, syscall=u._sigsys._syscall, arch=u._sigsys._arch)
         elif code <= NSIGPOLL:
-            band, fd = struct.unpack_from("<qi", info, 16)
-            fields.update(band=band, fd=fd)
+            out.update(poll)
         else:
-            fields.update(pid=pid, uid=uid)
+            out.update(kill)
     elif code == SI_TIMER:
-        tid, overrun, value = struct.unpack_from("<iiQ", info, 16)
-        fields.update(tid=tid, overrun=overrun, ptr=value, int_=value & 0xFFFFFFFF)
+        t = u._timer
+        out.update(tid=t.si_tid, overrun=t.si_overrun, ptr=t.si_sigval, int_=t.si_sigval & 0xFFFFFFFF)
     elif code == SI_SIGIO:
-        band, fd = struct.unpack_from("<qi", info, 16)
-        fields.update(band=band, fd=fd)
+        out.update(poll)
     elif code < 0:
-        value = struct.unpack_from("<Q", info, 24)[0]
-        fields.update(pid=pid, uid=uid, ptr=value, int_=value & 0xFFFFFFFF)
+        out.update(kill, ptr=u._rt.si_sigval, int_=u._rt.si_sigval & 0xFFFFFFFF)
     else:
-        fields.update(pid=pid, uid=uid)
-    f = fields
-    return SIGNALFD_SIGINFO.pack(signo, err, code, f["pid"] & 0xFFFFFFFF, f["uid"], f["fd"], f["tid"] & 0xFFFFFFFF,
-                                 f["band"] & 0xFFFFFFFF, f["overrun"] & 0xFFFFFFFF, 0, f["status"],
-                                 s32(f["int_"]), f["ptr"], f["utime"], f["stime"], f["addr"], f["addr_lsb"], 0,
-                                 f["syscall"], f["call_addr"], f["arch"])
+        out.update(kill)
+    return SIGNALFD_SIGINFO.pack(signo, info.si_errno, code, out["pid"] & 0xFFFFFFFF, out["uid"], out["fd"],
+                                 out["tid"] & 0xFFFFFFFF, out["band"] & 0xFFFFFFFF, out["overrun"] & 0xFFFFFFFF, 0,
+                                 out["status"], s32(out["int_"]), out["ptr"], out["utime"], out["stime"],
+                                 out["addr"], out["addr_lsb"], 0, out["syscall"], out["call_addr"], out["arch"])
 
 
 class SignalFd:
