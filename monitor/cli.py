@@ -202,9 +202,9 @@ def run(opts: Options) -> int:
         if mgmt is not None:
             mgmt.close()
     wait_for_stub(server)                   # gdb hears W/X before km exits
-    if opts.env_fd is not None and ending.signal is not None and ending.error is None:
-        # started by a payload's execve: whoever waits (a payload's subprocess, a shell) must see the signal,
-        # and the kernel prints nothing (the waiting shell may)
+    if (opts.env_fd is not None or proc.execed) and ending.signal is not None and ending.error is None:
+        # a program a payload exec'ed: whoever waits (a payload's subprocess, a shell) must see the signal, and
+        # the kernel prints nothing (the waiting shell may)
         report_ending(opts, ending, quiet=True)
         die_of(ending.signal)
     return report_ending(opts, ending)

@@ -5,8 +5,9 @@ whole guest (page tables and system area included); the child then builds a new 
 addresses (a VM fd is unusable from another process) with one vCPU holding the forking thread's registers and
 rax = 0. Only the forking thread exists in the child, as in Linux. A vfork-like clone (CLONE_VFORK, as musl's
 posix_spawn and Go's os/exec use) is served as a fork whose parent waits until the child execs or exits.
-Exec: km re-executes itself (same pid) on the new payload (self_exec.km_command), after checking it as execve(2)
-does (loader/script.py follows #! lines, loader/elf.py checks the program and its interpreter).
+Exec: after checking the program as execve(2) does (loader/script.py follows #! lines, loader/elf.py checks the
+program and its interpreter), the running km replaces the image (loader/exec_in_process.py); under a debugger km
+re-executes itself (same pid) on the new payload (self_exec.km_command), and the session goes on in the new km.
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from kdbg.arch.x86_64 import KVM_REGS
 
 from .errors import PayloadError
 from .host_fds import KM_FD_BASE, high_fd
+from .debug_hooks import NO_DEBUGGER
 from .loader.elf import check_program
+from .loader.exec_in_process import ReexecNeeded, exec_in_process
 from .loader.script import resolve_exec
 from .self_exec import km_command
 from .signals import SIG_IGN
@@ -61,8 +64,12 @@ def fork(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int) -> int:
         pid = os.fork()
     if pid == 0:
         try:
+            if proc.vfork_release_fd is not None:     # a vfork child forking before its exec: not this one's
+                os.close(proc.vfork_release_fd)
+                proc.vfork_release_fd = None
             if vfork_pipe:
                 os.close(vfork_pipe[0])
+                proc.vfork_release_fd = vfork_pipe[1]   # closed by an exec in this km (or at exit, or re-exec)
             if link:
                 link[0].close()
             _become_child(ctx, regs, bases, xsave, flags, ctid, link[1] if link else None)
@@ -122,9 +129,12 @@ def _strings(mem: GuestMemory, addr: int, limit: int = 4096) -> list[bytes]:
     return out
 
 
-def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int:
-    """Check the program as execve(2) would (the errno is the payload's answer), then become km on it."""
-    path = exe_alias(ctx, ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape"))
+def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int | None:
+    """Check the program as execve(2) would (the errno is the payload's answer), then run it: in this km
+    (loader/exec_in_process.py) when nobody debugs the payload, else by re-executing km on it, which carries the
+    debugger's session over (the stub's connection, a followed child's link). None: the new program runs."""
+    raw_path = ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape")
+    path = exe_alias(ctx, raw_path)
     argv = [a.decode(errors="surrogateescape") for a in _strings(ctx.mem, argv_gva)]
     env = _strings(ctx.mem, envp_gva)
     try:
@@ -133,6 +143,11 @@ def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int:
     except PayloadError as e:
         log.info("execve %s refused: %s", path, e.problem)
         return -e.errno
+    if ctx.proc.debug is NO_DEBUGGER:
+        try:
+            return exec_in_process(ctx, program, argv, env, raw_path)
+        except ReexecNeeded as e:
+            log.info("execve %s: km re-executes itself (%s)", program, e)
     log.info("execve %s %s", program, argv)
     env_fd = _env_descriptor(env)
     signals = ctx.proc.signals

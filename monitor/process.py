@@ -32,6 +32,7 @@ from .signals import SignalState
 from .syscalls.futex import FutexTable, exit_robust_list
 from .syscalls.timer import ProcessClock
 from .thread_registers import cpu_xsave_layout
+from .vdso import map_vdso
 from .vcpu_loop import RIP, RSP, RFLAGS, State, VcpuThread
 
 if TYPE_CHECKING:
@@ -102,6 +103,10 @@ class Process:
         self.clock = ProcessClock(self)         # alarm, setitimer and POSIX timers
         self.nice = os.getpriority(os.PRIO_PROCESS, 0)  # getpriority/setpriority: the payload's, km's at start
         self.personality = 0            # personality(2): the payload's execution domain (PER_LINUX)
+        self.no_vdso = os.environ.get("KM_NO_VDSO") is not None
+        self.execed = False             # the payload exec'ed in this km (loader/exec_in_process.py)
+        self.exec_lock_held = False     # a thread is in that exec (under self.lock): another one's execve loses
+        self.vfork_release_fd: int | None = None    # a vfork child's end of the pipe its parent waits on
         self.auxv = b""
         self.initial_rsp = 0
         if load_payload:
@@ -172,17 +177,20 @@ class Process:
         """The first vCPU: self-test of the syscall path, then the payload's entry state."""
         thread = self.new_thread()
         self.self_test(thread)
+        self.enter_program(thread, os.fsencode(os.path.abspath(self.path)))
+        return thread
+
+    def enter_program(self, thread: VcpuThread, execfn: bytes) -> None:
+        """The loaded program's first instant on `thread`: vDSO, stack (argv, envp, auxv with AT_EXECFN
+        `execfn`), and registers at its entry (the rest zero, as Linux's ELF_PLAT_INIT leaves them)."""
         argv = [os.fsencode(a) for a in self.argv]      # bytes as the host gave them (surrogateescape)
         envp = [os.fsencode(e) for e in self.env]
-        from .vdso import map_vdso
-        vdso = map_vdso(self.mem) if os.environ.get("KM_NO_VDSO") is None else 0
-        self.initial_rsp = build_stack(self.mem, self.program, argv, envp, os.fsencode(os.path.abspath(self.path)),
-                                       vdso)
+        vdso = map_vdso(self.mem) if not self.no_vdso else 0
+        self.initial_rsp = build_stack(self.mem, self.program, argv, envp, execfn, vdso)
         self.auxv = auxv_bytes(self.mem, self.initial_rsp)
         regs = [0] * 18
         regs[RIP], regs[RSP], regs[RFLAGS] = self.program.entry, self.initial_rsp, 0x202
         thread.set_user_regs(regs)
-        return thread
 
     def self_test(self, thread: VcpuThread) -> None:
         """One `syscall` into the stub, run once on the first vCPU: on kvm-pvm it arrives at CPL3, on hardware
@@ -266,6 +274,10 @@ class Process:
             except Exception:
                 log.debug("clear_child_tid %#x not writable", thread.clear_child_tid)
         thread.exit_requested = True
+
+    def killed(self, signo: int) -> None:
+        """End as killed by `signo`, no core written (an execve that failed past its point of no return)."""
+        self.end(Ending(signal=signo))
 
     def fail(self, error: BaseException) -> None:
         self.end(Ending(error=error))

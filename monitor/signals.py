@@ -25,6 +25,7 @@ from kdbg.arch.linux import MASK64
 from kdbg.arch.x86_64 import KVM_REGS
 
 from .errors import GuestFault
+from .sigaltstack import SS_DISABLE
 from .signal_frame import build_frame, fault_siginfo, restore_frame
 from .syscalls.numbers import NUMBERS
 
@@ -170,6 +171,16 @@ class SignalState:
             if ignored >> (signo - 1) & 1 and not UNBLOCKABLE >> (signo - 1) & 1:
                 self.actions[signo].handler = SIG_IGN
         self.of(main).mask = mask & ~UNBLOCKABLE
+
+    def flush_for_exec(self, thread: VcpuThread) -> None:
+        """execve in this km (fs/exec.c flush_signal_handlers): every caught signal back to SIG_DFL with no flags or
+        mask, the ignored ones stay ignored; the thread's mask and pending signals stay, its alternate stack goes."""
+        with self.lock:
+            for action in self.actions[1:]:
+                ignored = action.handler == SIG_IGN
+                action.handler, action.flags, action.restorer, action.mask = SIG_IGN if ignored else SIG_DFL, 0, 0, 0
+            own = self.of(thread)
+            own.altstack, own.mask_to_restore = (0, SS_DISABLE, 0), None
 
     def kick(self, thread: VcpuThread) -> None:
         """Wake a thread for a signal now, and again later if it has not taken it (see Rekicker)."""

@@ -84,7 +84,10 @@ def _host_image(vdso: int, vdso_end: int) -> bytes:
 def _map(mem: GuestMemory, base: int, layout: tuple[int, int, int, int]) -> int:
     vvar, vvar_end, vdso, vdso_end = layout
     vvar_size, vdso_size = vvar_end - vvar, vdso_end - vdso
-    gpa = mem.phys.add_foreign(vvar, vvar_size)
+    # an exec in the same km maps the same host [vvar] again: its memory slot is reused (KVM has few)
+    gpa = next((g for g, size, host in mem.phys.foreign if host == vvar and size == vvar_size), None)
+    if gpa is None:
+        gpa = mem.phys.add_foreign(vvar, vvar_size)
     mem.map_foreign(base, vvar_size, PROT_READ, gpa, name="[vvar]")
     mem.map(base + vvar_size, vdso_size, PROT_READ | PROT_EXEC, name="[vdso]")
     mem.write_debug(base + vvar_size, _host_image(vdso, vdso_end))

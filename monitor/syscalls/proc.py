@@ -260,7 +260,8 @@ def sys_prctl(ctx: VcpuThread, option: int, arg2: int) -> int:
         ctx.name = ctx.mem.read_cstring(arg2, 16, truncate=True).decode(errors="surrogateescape")
         return 0
     if option == PR_GET_NAME:
-        ctx.mem.write(arg2, ctx.name.encode(errors="surrogateescape")[:15].ljust(16, b"\0"))
+        name = ctx.name or os.path.basename(ctx.proc.path)     # the program's file name until one is set
+        ctx.mem.write(arg2, name.encode(errors="surrogateescape")[:15].ljust(16, b"\0"))
         return 0
     return -errno.EINVAL
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from kdbg.arch.x86_64 import KVM_REGS
 
 from ..errors import KvmError
+from ..fork import execve, fork     # at start-up: a module imported once the payload runs may fail (cwd, fds)
 from .args import buf_out
 from .dispatch import syscall
 from .host import blocking_host_syscall
@@ -26,7 +27,6 @@ CLONE_THREAD, CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHI
 
 def create_thread(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
     if not flags & CLONE_THREAD:
-        from ..fork import fork       # fork-like clones: a new km process
         return fork(ctx, flags, stack, ptid, ctid)
     if not flags & CLONE_VM:
         return -errno.EINVAL
@@ -78,19 +78,16 @@ def sys_clone3(ctx: VcpuThread, args: int, size: int) -> int:
 
 @syscall("fork")
 def sys_fork(ctx: VcpuThread) -> int:
-    from ..fork import fork
     return fork(ctx, 0, 0, 0, 0)
 
 
 @syscall("vfork")
 def sys_vfork(ctx: VcpuThread) -> int:
-    from ..fork import fork
     return fork(ctx, CLONE_VFORK | CLONE_VM, 0, 0, 0)
 
 
 @syscall("execve")
-def sys_execve(ctx: VcpuThread, path: int, argv: int, envp: int) -> int:
-    from ..fork import execve
+def sys_execve(ctx: VcpuThread, path: int, argv: int, envp: int) -> int | None:
     return execve(ctx, path, argv, envp)
 
 

@@ -107,6 +107,13 @@ class ProcessClock:
             self.cond.notify()
         return old
 
+    def forget_posix_timers(self) -> None:
+        """execve deletes the POSIX timers (timer_create); alarm and the itimers go on (fs/exec.c)."""
+        with self.cond:
+            for key in [k for k in self.timers if isinstance(k, int)]:
+                del self.timers[key]
+            self.cond.notify()
+
     def _run(self) -> None:
         with self.cond:
             while True:

@@ -1,0 +1,44 @@
+"""execve served inside the running km (monitor/loader/exec_in_process.py), compared with native runs: a chain
+static -> dynamic -> #! script -> static exec'ed from a second thread of a multi-threaded payload (the other
+threads gone, the pid kept), close-on-exec, signal dispositions, mask and alternate stack across exec, argv and
+environment passed, comm, the exit status and every line of output."""
+from __future__ import annotations
+
+import subprocess
+
+from harness.km import run_both, run_km
+
+
+def test_exec_chain_keeps_and_drops_what_linux_does(payload, tmp_path) -> None:
+    first, middle = payload("exec_chain.c", "musl"), payload("exec_chain.c", "dynamic")
+    script = tmp_path / "chain.sh"
+    script.write_text('#!/bin/sh\nexec "$3" final "$2"\n')
+    script.chmod(0o755)
+    km, native = run_both(first, "start", str(middle), str(script), str(first), cwd=tmp_path)
+    assert km == native, f"km: {km}\nnative: {native}"
+    status, out, _ = km
+    assert status == 7
+    assert out.splitlines() == [
+        "start: SIGUSR1 caught, SIGUSR2 ignored, threads 2",
+        "start: thread is not the leader, execs " + str(middle),
+        "check: argv[0] check, same pid yes, tid is pid yes, threads 1",
+        "check: SIGUSR1 default, SIGUSR2 ignored, SIGINT blocked, altstack disabled",
+        "check: plain fd open, close-on-exec fd closed",
+        "check: CHAIN=passed through, HOME unset, comm " + middle.name[:15],
+        "final: argc 3: [final] [from script]",
+        "final: comm " + first.name[:15] + ", CHAIN=passed through, SIGUSR2 ignored"]
+
+
+def test_a_shell_loop_of_execs_loses_no_output(tmp_path) -> None:
+    loop = "for i in 1 2 3 4 5; do /bin/echo line $i; /usr/bin/busybox true; done; exec /bin/sh -c 'exit 3'"
+    km, native = run_both("/usr/bin/busybox", "sh", "-c", loop, cwd=tmp_path)
+    assert km == native == (3, "".join(f"line {i}\n" for i in range(1, 6)), ""), km
+
+
+def test_signal_death_after_exec_is_seen_as_natively(tmp_path) -> None:
+    """A program exec'ed in km that dies of a signal: km dies of it too (a waiting shell sees WTERMSIG), and
+    says nothing (the kernel prints nothing either)."""
+    command = ["/bin/sh", "-c", "exec /bin/sh -c 'kill -TERM $$'"]
+    native = subprocess.run(command, capture_output=True, cwd=tmp_path, timeout=60)
+    km = run_km(*command, cwd=tmp_path)
+    assert (km.returncode, km.stdout, km.stderr) == (native.returncode, b"", b"") == (-15, b"", b""), km.stderr
