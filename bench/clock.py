@@ -15,53 +15,17 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from harness.build import build  # noqa: E402  (one build, cached by source hash, for tests and benches)
+
+PAYLOAD = ROOT / "bench" / "payloads" / "bench_clock.c"
 KM = [sys.executable, "-m", "monitor.cli"]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 ENV.pop("KM_VERBOSE", None)
 ENV.pop("KM_NO_VDSO", None)
-COMPILERS = {"musl": ["musl-gcc", "-static", "-O2"], "glibc": ["gcc", "-static", "-O2"]}
-
-SOURCE = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/time.h>
-#include <time.h>
-
-int main(int argc, char **argv) {
-    long calls = atol(argv[1]);
-    int tod = !strcmp(argv[2], "gettimeofday");
-    struct timespec t0, t1, ts;
-    struct timeval tv;
-    long sink = 0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (long i = 0; i < calls; i++) {
-        if (tod) {
-            gettimeofday(&tv, NULL);
-            sink += tv.tv_usec;
-        } else {
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            sink += ts.tv_nsec;
-        }
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ns = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / calls;
-    printf("%.3f %ld\n", ns, sink & 1);
-    return 0;
-}
-"""
-
-
-def build(out: Path, toolchain: str) -> str:
-    src = out / "bench_clock.c"
-    src.write_text(SOURCE)
-    exe = out / f"bench_clock.{toolchain}.km"
-    subprocess.run([*COMPILERS[toolchain], "-o", str(exe), str(src)], check=True)
-    return str(exe)
 
 
 def ns_per_call(cmd: list[str], env: dict[str, str] | None = None) -> float:
@@ -81,18 +45,17 @@ def main() -> None:
     no_vdso = dict(ENV, KM_NO_VDSO="1")
     print(f"{'toolchain':9} {'call':13} {'native ns':>10} {'km vDSO ns':>11} {'KM_NO_VDSO ns':>14} "
           f"{'vDSO/native':>12} {'no-vDSO/vDSO':>13}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for toolchain in args.toolchains.split(","):
-            exe = build(Path(tmp), toolchain)
-            for call in ("clock_gettime", "gettimeofday"):
-                native, km, km_slow = [], [], []
-                for _ in range(args.reps):
-                    native.append(ns_per_call([exe, str(args.calls), call]))
-                    km.append(ns_per_call([*KM, exe, str(args.calls), call], ENV))
-                    km_slow.append(ns_per_call([*KM, exe, str(args.slow_calls), call], no_vdso))
-                n, k, s = (statistics.median(v) for v in (native, km, km_slow))
-                print(f"{toolchain:9} {call:13} {n:10.1f} {k:11.1f} {s:14.1f} {k / n:12.2f} {s / k:13.0f}",
-                      flush=True)
+    for toolchain in args.toolchains.split(","):
+        exe = str(build(PAYLOAD, toolchain, ("-O2",)))
+        for call in ("clock_gettime", "gettimeofday"):
+            native, km, km_slow = [], [], []
+            for _ in range(args.reps):
+                native.append(ns_per_call([exe, str(args.calls), call]))
+                km.append(ns_per_call([*KM, exe, str(args.calls), call], ENV))
+                km_slow.append(ns_per_call([*KM, exe, str(args.slow_calls), call], no_vdso))
+            n, k, s = (statistics.median(v) for v in (native, km, km_slow))
+            print(f"{toolchain:9} {call:13} {n:10.1f} {k:11.1f} {s:14.1f} {k / n:12.2f} {s / k:13.0f}",
+                  flush=True)
 
 
 if __name__ == "__main__":
