@@ -381,7 +381,8 @@ class GdbServer:
             state.update(no_ack=conn.no_ack, features=sorted(session.gdb_features),
                          pass_signals=sorted(session.pass_signals),
                          program_signals=None if session.program_signals is None else sorted(session.program_signals),
-                         catch_syscalls=None if session.catch_syscalls is None else sorted(session.catch_syscalls))
+                         catch_syscalls=None if session.catch_syscalls is None else sorted(session.catch_syscalls),
+                         non_stop=session.non_stop)
         for fd in (state["listener"], state["conn"]):
             if fd is not None:
                 os.set_inheritable(fd, True)
@@ -455,6 +456,12 @@ def _restore(session: Session, conn: Connection, state: dict) -> None:
         query.apply_event_reporting(session)
         if session.catch_syscalls is not None:
             control.set_syscall_catch(session.catch_syscalls)
+        if state.get("non_stop") and isinstance(control, NonStopTarget):
+            # gdb stays in non-stop mode across the exec: the new program's one thread runs until it reports
+            # the exec, which reaches gdb as a %Stop notification (a plain reply is "Invalid remote reply")
+            control.set_non_stop(True)
+            session.non_stop = True
+            session.run.ns_stopped = set()
 
 
 def inherits_connection(handover: bytes) -> bool:

@@ -111,3 +111,96 @@ def test_non_stop_toggled_while_running_is_refused(payload, free_port) -> None:
     finally:
         client.close()
     proc.wait(timeout=30)
+
+
+def _non_stop(d: Debuggee) -> None:
+    d.gdb.run("-gdb-set non-stop on")
+    d.connect()
+
+
+def test_non_stop_passed_and_stopping_signals(debug) -> None:
+    """`handle SIGUSR1 nostop noprint pass`: five SIGUSR1s reach the handler with no stop; SIGUSR2 stops its thread
+    alone (the spinner counts on), and continuing that thread delivers it."""
+    d = debug("gdb_nonstop_signals.c", connect=False)
+    gdb = d.gdb
+    _non_stop(d)
+    gdb.console("handle SIGUSR1 nostop noprint pass")
+    gdb.run("-break-insert after_usr2")
+    gdb.run("-exec-continue")
+    stop = gdb.wait_for_stop("signal-received")
+    assert stop["signal-name"] == "SIGUSR2", d.diagnostics()
+    states = _states(d)
+    assert states.pop(stop["thread-id"]) == "stopped" and set(states.values()) == {"running"}, d.diagnostics()
+    assert gdb.run("-data-evaluate-expression usr1")["payload"]["value"] == "5", d.diagnostics()
+    first, deadline = _ticks(d), time.monotonic() + 20
+    while _ticks(d) == first:
+        assert time.monotonic() < deadline, "the spinner does not run while one thread is stopped\n" \
+            + d.diagnostics()
+    gdb.run(f"-exec-continue --thread {stop['thread-id']}")
+    hit = gdb.wait_for_stop("breakpoint-hit")
+    assert hit["frame"]["func"] == "after_usr2", d.diagnostics()
+    assert gdb.run("-data-evaluate-expression usr2")["payload"]["value"] == "1", d.diagnostics()
+    gdb.run("-data-evaluate-expression done=1")
+    gdb.run("-exec-continue --all")
+    assert gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()
+    assert "usr1 5 usr2 1 ticks counted" in d.finish()[1], d.diagnostics()
+
+
+def test_non_stop_follows_the_forked_child(debug) -> None:
+    """follow-fork-mode child in non-stop mode: the child stops at its breakpoint, the parent (detached) runs on
+    and reports the child's exit status after gdb let the child finish."""
+    d = debug("gdb_fork.c", connect=False, args=["fork"])
+    gdb = d.gdb
+    _non_stop(d)
+    gdb.console("set follow-fork-mode child")
+    gdb.run("-break-insert in_child")
+    gdb.run("-exec-continue")
+    stop = gdb.wait_for_stop("breakpoint-hit")
+    assert stop["frame"]["func"] == "in_child", d.diagnostics()
+    processes = [line for line in gdb.console("info inferiors").splitlines() if "process" in line]
+    assert len(processes) == 1, d.diagnostics()        # the child; the parent was detached (<null>)
+    gdb.run(f"-exec-continue --thread {stop['thread-id']}")
+    assert gdb.wait_for_stop("exited")["exit-code"] == "07", d.diagnostics()
+    assert "child exit 7" in d.finish()[1], d.diagnostics()
+
+
+def test_non_stop_keeps_both_processes_with_detach_on_fork_off(debug) -> None:
+    """detach-on-fork off in non-stop mode: gdb debugs parent and child, both run on after the fork; the child
+    stops at its breakpoint while the parent waits for it, then the parent stops at its own."""
+    d = debug("gdb_fork.c", connect=False, args=["fork"])
+    gdb = d.gdb
+    _non_stop(d)
+    gdb.console("set detach-on-fork off")
+    gdb.run("-break-insert in_child")
+    gdb.run("-break-insert in_parent")
+    gdb.run("-exec-continue")
+    child = gdb.wait_for_stop("breakpoint-hit")
+    assert child["frame"]["func"] == "in_child", d.diagnostics()
+    assert len([line for line in gdb.console("info inferiors").splitlines() if "process" in line]) == 2, \
+        d.diagnostics()
+    gdb.run(f"-exec-continue --thread {child['thread-id']}")
+    assert gdb.wait_for_stop("exited")["exit-code"] == "07", d.diagnostics()
+    parent = gdb.wait_for_stop("breakpoint-hit")        # the parent ran on, and its waitpid returned
+    assert parent["frame"]["func"] == "in_parent", d.diagnostics()
+    gdb.console(f"thread {parent['thread-id']}")
+    assert gdb.console("p status").strip().endswith("= 1792"), d.diagnostics()
+    gdb.run(f"-exec-continue --thread {parent['thread-id']}")
+    gdb.wait_for_stop("exited-normally")
+    assert "child exit 7" in d.finish()[1], d.diagnostics()
+
+
+def test_non_stop_exec_debugs_the_new_program(debug) -> None:
+    """catch exec in non-stop mode: gdb hears of the exec, then breaks in the new program and sees it exit."""
+    d = debug("gdb_fork.c", connect=False, args=["exec"])
+    gdb = d.gdb
+    _non_stop(d)
+    gdb.console("catch exec")
+    gdb.run("-break-insert after_exec")
+    gdb.run("-exec-continue")
+    stop = gdb.wait_for_stop("exec")
+    assert stop["new-exec"] == str(d.exe.resolve()), d.diagnostics()
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop("breakpoint-hit")["frame"]["func"] == "after_exec", d.diagnostics()
+    gdb.run("-exec-continue")
+    assert gdb.wait_for_stop("exited")["exit-code"] == "05", d.diagnostics()
+    assert "execd" in d.finish()[1], d.diagnostics()
