@@ -110,7 +110,7 @@ class StopEventQueue:
         os.write(self._write_fd, b"!")
 
     def take(self) -> StopEvent | None:
-        """The oldest event, or None (a byte left by an event drain() removed)."""
+        """The oldest event, or None (when the byte read was left by an event drain() already took)."""
         try:
             os.read(self.read_fd, 1)
         except BlockingIOError:
@@ -198,8 +198,9 @@ class Target(Protocol):
 
     def stop_event(self, tid: int) -> StopEvent: ...
 
-    def siginfo(self, tid: int) -> bytes: ...
-    """The 128-byte Linux siginfo_t of the thread's last signal, or b"" when there is none."""
+    def siginfo(self, tid: int) -> bytes:
+        """The 128-byte Linux siginfo_t of the thread's last signal, or b"" when there is none."""
+        ...
 
 
 @runtime_checkable
