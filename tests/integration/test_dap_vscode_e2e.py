@@ -1,9 +1,11 @@
 """End to end in VS Code's own UI: code-server with the km-debug .vsix, a workspace whose launch.json uses the `km`
 type, Debian's headless Chromium driven by puppeteer-core (vscode-extension/test-e2e/e2e.js): a breakpoint toggled
 with F9 on a marked line, F5, and the DOM shows a paused session, the function in CALL STACK and a local with its
-value in VARIABLES; F5 again and the payload's output reaches the Debug Console. Twice: a C payload (gdb against
-km's stub) and a Python program (km runs the interpreter, kdbg-dap relays to debugpy; the extension starts
-kdbg-dap with --python for it).
+value in VARIABLES; F5 again and the payload's output reaches the Debug Console. Three times: a C payload (gdb
+against km's stub), a Python program (km runs the interpreter, kdbg-dap relays to debugpy; the extension starts
+kdbg-dap with --python for it), and a C payload that forks, launched with `followForks`: the breakpoint is in code
+only the child runs, so the stop is in the second session VS Code opened for kdbg-dap's `startDebugging` request,
+listed in CALL STACK beside the launch's.
 
 All of it (code-server, Chromium, kdbg-dap, gdb, km) runs in a fresh pid + net namespace
 (`unshare --net --pid --fork --mount-proc`, loopback brought up inside): when e2e.js, the namespace's first
@@ -54,15 +56,18 @@ class Case:
     """What one run shows: the source, the marked line to break at, the function, a local and its value there,
     and a line of the payload's output."""
     def __init__(self, source: str, break_at: str, function: str, local: str, value: str, output: str,
-                 exception_filter: str, artifacts: str) -> None:
+                 exception_filter: str, artifacts: str, session: str = "") -> None:
         self.source, self.break_at, self.function, self.exception_filter = source, break_at, function, exception_filter
+        self.session = session          # the stop is in a second session, whose name holds this
         self.local, self.value, self.output, self.artifacts = local, value, output, ROOT / "tests" / ".artifacts" / artifacts
 
 
 CASES = {"c": Case("dap_basic.c", "add_ret", "add", "sum", "7", "answer=42 total=7",       # `return sum;`
                    "SIGSEGV: Segmentation fault", "vscode-e2e"),
          "python": Case("dap_app.py", "py_return", "add", "total", "7", "answer=7 counter=12 kernel=km",
-                        "Uncaught Exceptions", "vscode-e2e-python")}
+                        "Uncaught Exceptions", "vscode-e2e-python"),
+         "fork": Case("dap_fork.c", "child_ret", "child_only", "doubled", "42", "parent saw child exit 7",
+                      "SIGSEGV: Segmentation fault", "vscode-e2e-fork", session="forked child")}
 
 
 def pid_namespace_members(namespace: str) -> list[str]:
@@ -98,11 +103,14 @@ def workspace(tmp_path, request, case):
                   "program": "${workspaceFolder}/dap_app.py", "args": [], "python": "/usr/bin/python3",
                   "kmPath": km_path, "stopOnEntry": False}
     else:
-        program = ws / "dap_basic.km"
+        stem = case.source.removesuffix(".c")
+        program = ws / f"{stem}.km"
         subprocess.run([*TOOLCHAINS["musl"], "-o", str(program), str(source)], check=True, capture_output=True,
                        timeout=120)
-        config = {"name": "km: dap_basic", "type": "km", "request": "launch", "program": "${workspaceFolder}/dap_basic.km",
+        config = {"name": f"km: {stem}", "type": "km", "request": "launch", "program": f"${{workspaceFolder}}/{stem}.km",
                   "kmPath": km_path, "stopOnEntry": False}
+        if case.session:
+            config["followForks"] = True
     (ws / ".vscode" / "launch.json").write_text(json.dumps({"version": "0.2.0", "configurations": [config]},
                                                            indent=2))
     return ws
@@ -128,7 +136,8 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, case, tmp_path):
                       "E2E_SHOTS": str(shots), "E2E_SOURCE": str(workspace / case.source),
                       "E2E_LINE": str(line_of(workspace / case.source, case.break_at)),
                       "E2E_FUNCTION": case.function, "E2E_LOCAL": case.local, "E2E_VALUE": case.value,
-                      "E2E_OUTPUT": case.output, "E2E_EXCEPTION_FILTER": case.exception_filter})
+                      "E2E_OUTPUT": case.output, "E2E_EXCEPTION_FILTER": case.exception_filter,
+                      "E2E_SESSION": case.session})
     # --kill-child: should unshare itself be killed (the timeout below), its child, and so the namespace, dies.
     argv = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
             "sh", "-c", 'ip link set lo up && exec node "$0"', str(EXTENSION / "test-e2e" / "e2e.js")]

@@ -6,7 +6,7 @@
 
 __attribute__((noinline)) int child_only(int x) {
     int doubled = x * 2;                     /* @child_only */
-    return doubled;
+    return doubled;                          /* @child_ret */
 }
 
 int main(void) {

@@ -8,7 +8,8 @@
 // payload's output in the Debug Console. A screenshot of each step goes to E2E_SHOTS.
 // Environment: E2E_CODE_SERVER, E2E_VSIX, E2E_EXTENSIONS, E2E_DATA (user-data dir), E2E_WORKSPACE, E2E_LOG
 // (code-server's output), E2E_CHROMIUM, E2E_SHOTS, E2E_SOURCE (absolute path), E2E_LINE, E2E_FUNCTION,
-// E2E_LOCAL, E2E_VALUE, E2E_OUTPUT, E2E_EXCEPTION_FILTER (optional: a filter the BREAKPOINTS view must list).
+// E2E_LOCAL, E2E_VALUE, E2E_OUTPUT, E2E_EXCEPTION_FILTER (optional: a filter the BREAKPOINTS view must list),
+// E2E_SESSION (optional: the stop is in a second session, whose name in CALL STACK holds this text).
 "use strict";
 const childProcess = require("child_process");
 const fs = require("fs");
@@ -158,8 +159,16 @@ async function main() {
     ".debug-variables .monaco-list-row")].some((n) =>  // drawn as "sum =" (or "sum:"), the value beside it
     (n.querySelector(".name")?.textContent || "").replace(/\s*[:=]\s*$/, "").trim() === name &&
     n.querySelector(".value")?.textContent.trim() === value), env.E2E_LOCAL, env.E2E_VALUE);
-  // One thread: VS Code writes its state in the CALL STACK view's header.
-  await waitForText(page, ".pane-header", "Paused on breakpoint", "paused-on-breakpoint");
+  if (env.E2E_SESSION) {
+    // Two sessions (a launch and the session its forked child opened through startDebugging): the CALL STACK
+    // lists both, and the state stands beside the paused one (in capitals: CSS, so innerText is upper case).
+    await waitForText(page, ".debug-call-stack", env.E2E_SESSION, "second-session");
+    await waitUntil(page, "paused-on-breakpoint", ".debug-call-stack", () => [...document.querySelectorAll(
+      ".debug-call-stack .monaco-list-row")].some((n) => n.innerText.toLowerCase().includes("paused on breakpoint")));
+  } else {
+    // One thread: VS Code writes its state in the CALL STACK view's header.
+    await waitForText(page, ".pane-header", "Paused on breakpoint", "paused-on-breakpoint");
+  }
   // The BREAKPOINTS view lists the adapter's exception filters (VS Code reads them from `initialize` only).
   if (env.E2E_EXCEPTION_FILTER) {
     await waitForText(page, ".part.sidebar", env.E2E_EXCEPTION_FILTER, "exception-filter");
