@@ -111,3 +111,31 @@ def test_exec_keeps_the_session_and_breaks_in_the_new_program(debug) -> None:
     d.gdb.run("-exec-continue")
     assert d.gdb.wait_for_stop("exited")["exit-code"] == "05", d.diagnostics()
     _finish(d, 5, ["execd"])
+
+
+def test_vcont_for_a_thread_of_another_process_is_an_error_and_the_session_goes_on(debug) -> None:
+    """With parent and child debugged, a vCont naming the child's process with the parent's thread (or a process
+    nobody debugs) gets an error reply; nothing resumes, and both processes are debugged on to their ends.
+    gdbserver closes the connection instead (the rest of the scenario is test_detach_on_fork_off_...'s)."""
+    d = debug(FORK, args=["fork"])
+    d.gdb.console("set detach-on-fork off")
+    d.gdb.console("set schedule-multiple on")
+    d.gdb.run("-break-insert in_child")
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("breakpoint-hit")["frame"]["func"] == "in_child", d.diagnostics()
+    pids = [int(line.split("process")[1].split()[0])
+            for line in d.gdb.console("info inferiors").splitlines() if "process" in line]
+    parent, child = pids
+    for packet in (f"vCont;s:p{child:x}.{parent:x}", "vCont;c:p7fffffff.1"):
+        result = d.gdb.run(f"maint packet {packet}", check=False)
+        if d.backend == "gdbserver":        # gdbserver 13 drops the connection here: km does better on purpose
+            assert "Remote connection closed" in str(result["payload"]), d.diagnostics()
+            return
+        assert 'received: "E' in result["console"], d.diagnostics()
+    assert d.gdb.console("p marker").strip().endswith("= 0"), d.diagnostics()     # nothing ran meanwhile
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("exited")["exit-code"] == "07", d.diagnostics()
+    d.gdb.console("inferior 1")
+    d.gdb.run("-exec-continue")
+    d.gdb.wait_for_stop("exited-normally")
+    _finish(d, 0, ["child exit 7"])
