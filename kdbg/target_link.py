@@ -22,7 +22,7 @@ import selectors
 import socket
 import struct
 import threading
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, MemoryRegion, NoSuchThreadError,
                          ResumeAction, StopEvent, StopEventQueue, StopReason, TargetError)
@@ -151,7 +151,7 @@ def _answer(target: ControlTarget, method: str, args: tuple) -> tuple[bool, Any]
 class LinkedTarget:
     """kdbg.target.ControlTarget for a process in another km, reached through `sock`."""
 
-    def __init__(self, sock: socket.socket, pid: int, fd_mover=None) -> None:
+    def __init__(self, sock: socket.socket, pid: int, fd_mover: Callable[[int], int] | None = None) -> None:
         self._sock = sock
         self._pid = pid
         self._replies: queue.Queue[tuple[bool, Any]] = queue.Queue()

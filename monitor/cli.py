@@ -13,8 +13,16 @@ from . import __version__
 from .errors import MonitorError, UsageError
 
 if TYPE_CHECKING:
-    from .process import Process
+    import socket
+    import threading
+
+    from kdbg.rsp.server import GdbServer
+    from kdbg.target import ControlTarget, Target
+
+    from .process import Ending, Process
     from .vcpu_loop import VcpuThread
+
+    StubThread = tuple[threading.Thread, GdbServer | None]     # the stub's (or a fork link's) thread, its server
 
 log = logging.getLogger("km.cli")
 DEFAULT_GDB_PORT = 2159
@@ -210,7 +218,7 @@ def run(opts: Options) -> int:
     return report_ending(opts, ending)
 
 
-def wait_for_stub(server) -> None:
+def wait_for_stub(server: StubThread | None) -> None:
     """A stub that still debugs a followed child keeps km alive until that session ends (as gdbserver would
     outlive the payload); otherwise it gets a few seconds to send W/X."""
     if server is None:
@@ -250,7 +258,7 @@ def start_management(opts: Options, proc: Process):
     return ManagementServer(proc, opts.mgtpipe, proc.path)
 
 
-def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link) -> NoReturn:
+def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link: socket.socket | None) -> NoReturn:
     """The rest of a forked km's life (never returns): debugged through `link` when the parent's gdb follows it,
     or optionally waiting for a gdb of its own; run, exit like the payload."""
     import signal as host_signal
@@ -258,6 +266,8 @@ def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link) -> 
     opts = Options(**{**opts.__dict__, "gdb_port": None, "gdb_listen": False})
     server = None
     if link is not None:
+        from .live_target import LiveTarget
+        assert isinstance(proc.debug, LiveTarget), "a followed child's debugger is the LiveTarget fork.py adopted"
         server = serve_link(link, proc.debug)
     elif fork_wait_matches(opts):
         opts.gdb_port = free_port_above(parent_port)
@@ -299,7 +309,7 @@ def free_port_above(port: int) -> int:
     raise MonitorError("gdb port", f"no free port above {port}")
 
 
-def gdb_listener(opts: Options):
+def gdb_listener(opts: Options) -> socket.socket:
     """-g/--gdb_listen: the stub's port listens before km loads the program and builds the VM (~0.1 s), so a gdb
     started beside km connects while km gets ready; its first packets are answered once the stub runs."""
     assert opts.gdb_port is not None
@@ -313,7 +323,8 @@ def gdb_listener(opts: Options):
         raise MonitorError(e.subject, e.problem) from None
 
 
-def start_gdb_server(opts: Options, proc: Process, threads, listener=None):
+def start_gdb_server(opts: Options, proc: Process, threads: list[VcpuThread],
+                     listener: socket.socket | None = None) -> StubThread:
     """The stub in its own thread; with -g the payload waits at its first instruction (ENTRY stop), or, resumed
     from a snapshot, every thread where it was, the first one shown."""
     assert opts.gdb_port is not None, "called for -g and --gdb_listen only"
@@ -351,7 +362,7 @@ def _start_thread(function, argument, name: str):
     return thread
 
 
-def continue_debugging(opts: Options, proc: Process, main_thread):
+def continue_debugging(opts: Options, proc: Process, main_thread: VcpuThread) -> StubThread:
     """The payload exec'd this program under gdb: the old km's stub (or fork link) handed its descriptors over,
     and the session goes on here; gdb hears of the exec as an EXEC stop at the first instruction."""
     import json
@@ -374,13 +385,13 @@ def continue_debugging(opts: Options, proc: Process, main_thread):
     return _start_thread(_serve, server, "gdb-stub"), server
 
 
-def serve_link(link, target, settings: dict | None = None):
+def serve_link(link: socket.socket, target: ControlTarget, settings: dict | None = None) -> StubThread:
     """A followed child (or its exec): its target served to the parent km's stub over the fork link."""
     from kdbg.target_link import serve_target
     return _start_thread(lambda t: serve_target(link, t, settings), target, "gdb-link"), None
 
 
-def _serve(server) -> None:
+def _serve(server: GdbServer) -> None:
     try:
         server.serve()
     except Exception:                   # the stub failing must never lose the payload
@@ -446,14 +457,14 @@ def _child_change() -> bytes | None:
     return make_sigchld_info(change.si_code, change.si_pid, change.si_uid, change.si_status)
 
 
-def write_kmcore(opts: Options, view, thread: VcpuThread | None, signo: int) -> None:
+def write_kmcore(opts: Options, view: Target, thread: VcpuThread | None, signo: int) -> None:
     """Core of a payload killed by a core-dumping signal (every other thread parked); raises when it cannot be
     written (no space, no permission...), and Process keeps the reason for the one-line message."""
     from kdbg.core.writer import write_core
     write_core(view, opts.coredump, signal=signo, crashing_tid=thread.tid if thread is not None else None)
 
 
-def report_ending(opts: Options, ending, quiet: bool = False) -> int:
+def report_ending(opts: Options, ending: Ending, quiet: bool = False) -> int:
     import signal as host_signal
     if ending.error is not None:
         err = ending.error

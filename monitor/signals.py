@@ -64,7 +64,7 @@ SYNCHRONOUS = frozenset({host_signal.SIGSEGV, host_signal.SIGBUS, host_signal.SI
                          host_signal.SIGFPE, host_signal.SIGSYS})
 
 
-def next_index(queue: list, may_take) -> int | None:
+def next_index(queue: list[PendingSignal], may_take: Callable[[PendingSignal], object]) -> int | None:
     """Which queued signal goes first (kernel/signal.c next_signal): a synchronous one, else the lowest number;
     FIFO among equals (queued real-time signals keep their order)."""
     best = None
