@@ -17,7 +17,7 @@ from .args import (AT_FDCWD, addr_of, poison, buf_in, buf_out, buf_span, fd_arg,
 from .dispatch import s32, syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
-from .procfs import is_fd_directory, open_self_file, without_km_fds
+from .procfs import close_comm, is_fd_directory, open_self_file, without_km_fds
 from .signalfd import read_signalfd
 
 if TYPE_CHECKING:
@@ -139,6 +139,8 @@ def sys_creat(ctx: VcpuThread, path: int, mode: int) -> int:
 
 @syscall("close")
 def sys_close(ctx: VcpuThread, fd: int) -> int:
+    if fd in ctx.proc.comm_writes:          # /proc/self/task/TID/comm written: the thread takes its new name
+        close_comm(ctx.proc, fd)
     return host_syscall(NR["close"], fd_arg(fd))
 
 

@@ -257,7 +257,7 @@ def sys_rseq(ctx: VcpuThread) -> int:
 @syscall("prctl")
 def sys_prctl(ctx: VcpuThread, option: int, arg2: int) -> int:
     if option == PR_SET_NAME:
-        ctx.name = ctx.mem.read_cstring(arg2, 16, truncate=True).decode(errors="surrogateescape")
+        ctx.name = ctx.mem.read_cstring(arg2, 16, truncate=True)[:15].decode(errors="surrogateescape")   # 15: Linux's
         return 0
     if option == PR_GET_NAME:
         name = ctx.name or os.path.basename(ctx.proc.path)     # the program's file name until one is set

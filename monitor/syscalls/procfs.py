@@ -21,10 +21,12 @@ from ..host_fds import KM_FD_BASE
 from ..signals import SIG_DFL, SIG_IGN
 
 if TYPE_CHECKING:
+    from ..process import Process
     from ..vcpu_loop import VcpuThread
 
 OLD_SIGSET = 0x7FFFFFFF       # stat's signal fields are the first 31 signals only ("obsolete": status has them all)
-_SELF = re.compile(rb"^/proc/(?:self|thread-self|(\d+)(?:/task/\d+)?)/([a-z_]+)$")
+_SELF = re.compile(rb"^/proc/(?:self|thread-self|(\d+))(?:/task/(\d+))?/([a-z_]+)$")
+COMM_LEN = 15       # TASK_COMM_LEN - 1: the bytes of a thread's name Linux keeps
 
 
 def _maps(ctx: VcpuThread) -> bytes:
@@ -168,7 +170,7 @@ def exe_alias(ctx: VcpuThread, path: str) -> str:
     """/proc/self/exe (or /proc/<the payload's pid>/exe) names the payload's file, not km's interpreter: busybox
     runs its applets by executing it. Any other path is returned as it is."""
     m = _SELF.match(os.fsencode(path))
-    if m and m.group(2) == b"exe" and (not m.group(1) or int(m.group(1)) == ctx.proc.pid):
+    if m and m.group(3) == b"exe" and (not m.group(1) or int(m.group(1)) == ctx.proc.pid):
         return os.path.abspath(ctx.proc.path)
     return path
 
@@ -179,17 +181,43 @@ def open_self_file(ctx: VcpuThread, path: bytes, flags: int) -> int | None:
     m = _SELF.match(path)
     if not m or (m.group(1) and int(m.group(1)) != ctx.proc.pid):
         return None
-    if m.group(2) == b"exe":             # the payload's file (backtrace symbolizers read their own ELF here)
+    name = m.group(3)
+    if name == b"exe":             # the payload's file (backtrace symbolizers read their own ELF here)
         try:
             return os.open(ctx.proc.path, flags & ~(os.O_CREAT | os.O_TRUNC))
         except OSError as e:
             return -(e.errno or errno.EIO)
-    if m.group(2) not in FILES:
+    if name not in FILES:
         return None
-    if flags & os.O_ACCMODE != os.O_RDONLY and os.geteuid() != 0:     # mode 0444 (root passes, as on Linux)
+    if m.group(2):                 # task/TID/: that thread's own view (pthread_getname_np of another thread)
+        task = next((t for t in ctx.proc.live_threads() if t.tid == int(m.group(2))), None)
+        if task is None:
+            return -errno.ENOENT
+        ctx = task
+    writing = flags & os.O_ACCMODE != os.O_RDONLY
+    if writing and name != b"comm" and os.geteuid() != 0:     # mode 0444 (root passes, as on Linux)
         return -errno.EACCES
-    content = FILES[m.group(2)](ctx)
     fd = os.memfd_create("km-proc-self", os.MFD_CLOEXEC if flags & os.O_CLOEXEC else 0)
-    os.write(fd, content)
+    if writing and name == b"comm":
+        # comm is 0644: pthread_setname_np names another thread by writing here. The name is what was written,
+        # taken when the payload closes the descriptor (both libcs open, write, close); the inode tells that
+        # descriptor from a later one given the same number.
+        ctx.proc.comm_writes[fd] = (ctx, os.fstat(fd).st_ino)
+        return fd
+    os.write(fd, FILES[name](ctx))
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+def close_comm(proc: Process, fd: int) -> None:
+    """The payload closes a descriptor: if it is a comm file opened for writing, the thread takes the name written
+    (up to the first newline, COMM_LEN bytes, as proc_comm_write/set_task_comm keep it)."""
+    thread, inode = proc.comm_writes.pop(fd)
+    try:
+        if os.fstat(fd).st_ino != inode:
+            return
+        written = os.pread(fd, 4096, 0)
+    except OSError:
+        return
+    if written:
+        thread.name = written.split(b"\n", 1)[0][:COMM_LEN].decode(errors="surrogateescape")

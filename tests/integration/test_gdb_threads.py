@@ -41,12 +41,13 @@ def test_ctrl_c_stops_every_spinning_thread(debug) -> None:
 
 
 def test_thread_names_are_linux_comm(debug) -> None:
-    """pthread_setname_np and prctl(PR_SET_NAME) names, and the program's name for main, as gdbserver shows them
-    from /proc/PID/task/TID/comm."""
+    """pthread_setname_np (of itself, and of another thread through /proc/self/task/TID/comm) and
+    prctl(PR_SET_NAME) names, and the program's name for main, as gdbserver shows them from Linux's comm."""
     d = debug("thread_names.c")
     run_to(d, "names_set")
     names = sorted(t.get("name", "") for t in d.gdb.run("-thread-info")["payload"]["threads"])
-    assert names == sorted(["km-worker-one", "prctl-named", d.exe.name[:15]]), d.diagnostics()
+    assert names == sorted(["km-worker-one", "prctl-named", "set-by-main", d.exe.name[:15]]), d.diagnostics()
     d.gdb.run("-break-delete")
     d.gdb.run("-exec-continue")
     assert d.gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()
+    assert "named rc=0 set-by-main" in d.finish()[1], d.diagnostics()

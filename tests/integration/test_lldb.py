@@ -48,7 +48,8 @@ def test_lldb_shows_thread_names_and_kills(backend, payload, free_port) -> None:
         server.communicate(timeout=30)
     text = lldb.stdout
     threads = re.findall(r"thread #\d+: tid = .*, name = '([^']*)'", text)
-    assert sorted(threads) == sorted(["km-worker-one", "prctl-named", exe.name[:15]]), text + lldb.stderr
+    assert sorted(threads) == sorted(["km-worker-one", "prctl-named", "set-by-main", exe.name[:15]]), \
+        text + lldb.stderr
     assert re.search(r"\* thread #1: .*`names_set at thread_names\.c:\d+:\d+, name = '[^']*', "
                      r"stop reason = breakpoint 1\.1", text), text
     assert "exited with status = 9" in text, text

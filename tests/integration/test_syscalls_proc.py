@@ -40,3 +40,11 @@ def test_proc_self_files_describe_the_payload(payload, toolchain):
         "maps read 1, [stack] line holds a local 1, executable text line 1",
         f"cmdline is argv: 1 ({len(str(payload('sys_procself.c', toolchain))) + 1 + 2 + 4} bytes)",
         "environ has the marker: 1"]
+
+
+@pytest.mark.parametrize("toolchain", ["musl", "glibc"])
+def test_a_thread_names_another_through_proc_task_comm(payload, toolchain):
+    """pthread_setname_np/getname_np of another thread write and read /proc/self/task/TID/comm (musl O_WRONLY,
+    glibc O_RDWR), as natively."""
+    native, km = differential(payload("thread_names.c", toolchain))
+    assert km.stdout == b"named rc=0 set-by-main\n"
