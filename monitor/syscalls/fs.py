@@ -18,7 +18,7 @@ from .dispatch import s32, syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 from .procfs import close_comm, is_fd_directory, open_self_file, without_km_fds
-from .signalfd import read_signalfd
+from .signalfd import SignalFd, read_signalfd
 
 if TYPE_CHECKING:
     from ..vcpu_loop import VcpuThread
@@ -40,12 +40,19 @@ def sys_read(ctx: VcpuThread, fd: int, buf: int, count: int) -> int:
     if signalfds is not None:                  # no cost until the payload made one
         sfd = signalfds.find(s32(fd))
         if sfd is not None:
-            return read_signalfd(ctx, sfd, s32(fd), buf, count)
+            records = read_signalfd(ctx, sfd, s32(fd), count)
+            if isinstance(records, int):
+                return records
+            ctx.mem.write(buf, records)
+            return len(records)
     return blocking_host_syscall(ctx, NR["read"], fd_arg(fd), *buf_span(ctx, buf, count, True))
 
 
 @syscall("write")
 def sys_write(ctx: VcpuThread, fd: int, buf: int, count: int) -> int:
+    signalfds = ctx.proc.signals.signalfds
+    if signalfds is not None and signalfds.find(s32(fd)) is not None:
+        return -errno.EINVAL                   # a signalfd has no write (Linux: not FMODE_CAN_WRITE)
     return sigpipe_on_epipe(ctx, blocking_host_syscall(ctx, NR["write"], fd_arg(fd), *buf_span(ctx, buf, count, False)))
 
 
@@ -89,11 +96,27 @@ def _iovec(ctx: VcpuThread, iov: int, iovcnt: int, write: bool):
 @syscall("readv")
 def sys_readv(ctx: VcpuThread, fd: int, iov: int, iovcnt: int) -> int:
     signalfds = ctx.proc.signals.signalfds
-    if signalfds is not None and iovcnt == 1 and signalfds.find(s32(fd)) is not None:
-        base, length = struct.unpack("<QQ", ctx.mem.read(iov, 16))
-        return sys_read(ctx, fd, base, length)
+    if signalfds is not None and 0 < iovcnt <= UIO_MAXIOV:
+        sfd = signalfds.find(s32(fd))
+        if sfd is not None:
+            return _readv_signalfd(ctx, sfd, s32(fd), iov, iovcnt)
     vec = _iovec(ctx, iov, iovcnt, True)
     return blocking_host_syscall(ctx, NR["readv"], fd_arg(fd), addr_of(vec), iovcnt)
+
+
+def _readv_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, iov: int, iovcnt: int) -> int:
+    """signalfd's read_iter: the records spread over the buffers in order."""
+    spans = [struct.unpack_from("<QQ", ctx.mem.read(iov, 16 * iovcnt), 16 * i) for i in range(iovcnt)]
+    records = read_signalfd(ctx, sfd, fd, sum(length for _, length in spans))
+    if isinstance(records, int):
+        return records
+    done = 0
+    for base, length in spans:
+        piece = records[done:done + length]
+        if piece:
+            ctx.mem.write(base, piece)
+        done += len(piece)
+    return done
 
 
 @syscall("writev")
@@ -141,7 +164,13 @@ def sys_creat(ctx: VcpuThread, path: int, mode: int) -> int:
 def sys_close(ctx: VcpuThread, fd: int) -> int:
     if fd in ctx.proc.comm_writes:          # /proc/self/task/TID/comm written: the thread takes its new name
         close_comm(ctx.proc, fd)
-    return host_syscall(NR["close"], fd_arg(fd))
+    signalfds = ctx.proc.signals.signalfds
+    key = signalfds.key_of(s32(fd)) if signalfds is not None else None
+    result = host_syscall(NR["close"], fd_arg(fd))
+    if signalfds is not None and key is not None and result == 0:
+        with ctx.proc.signals.lock:
+            signalfds.forget_if_closed(key)
+    return result
 
 
 @syscall("lseek")

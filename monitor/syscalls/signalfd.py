@@ -128,6 +128,11 @@ class SignalFds:
         key = self._key(fd)
         return None if key is None else self.by_pipe.get(key)
 
+    def key_of(self, fd: int) -> tuple[int, int] | None:
+        """The pipe identity of a payload descriptor that is a signalfd (taken before it is closed)."""
+        key = self._key(fd)
+        return key if key in self.by_pipe else None
+
     def create(self, mask: int, flags: int) -> int:
         """A new signalfd: the payload's descriptor, or -EMFILE."""
         reader, writer = os.pipe2(flags & (os.O_CLOEXEC | os.O_NONBLOCK))
@@ -143,6 +148,18 @@ class SignalFds:
         assert key is not None
         self.by_pipe[key] = sfd = SignalFd(mask, guest_fd, writer)
         return sfd
+
+    def forget_if_closed(self, key: tuple[int, int]) -> None:
+        """After the payload closed a descriptor of a signalfd: once none of its descriptors is left, km's ends
+        of the pipe go too (a program that makes and closes signalfds in a loop must not use up km's)."""
+        sfd = self.by_pipe.get(key)
+        if sfd is None:
+            return
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) < KM_FD_BASE and self._key(int(name)) == key:
+                return
+        del self.by_pipe[key]
+        sfd.close()
 
     def refresh(self, state: SignalState) -> None:
         """Each signalfd readable exactly while one of its signals is pending (called under state.lock)."""
@@ -195,9 +212,11 @@ def _dequeue(ctx: VcpuThread, mask: int) -> PendingSignal | None:
     return None
 
 
-def read_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, buf: int, count: int) -> int:
-    """signalfd_read: as many records as fit (EINVAL for none), blocking for the first one only unless the
-    descriptor is non-blocking; a signal the thread takes meanwhile cuts the wait short (ERESTARTSYS)."""
+def read_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, count: int) -> bytes | int:
+    """signalfd_read: as many records as `count` bytes hold (EINVAL for none), blocking for the first one only
+    unless the descriptor is non-blocking; a signal the thread takes meanwhile cuts the wait short (ERESTARTSYS).
+    The records, or -errno; the caller copies them to the payload (a signal dequeued is gone, as in Linux, even
+    if that copy faults)."""
     room = count // SIGNALFD_SIGINFO.size
     if not room:
         return -errno.EINVAL
@@ -216,8 +235,7 @@ def read_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, buf: int, count: int)
         if pending is None:
             break
         got.append(pending)
-    ctx.mem.write(buf, b"".join(signalfd_siginfo(p.info) for p in got))
-    return len(got) * SIGNALFD_SIGINFO.size
+    return b"".join(signalfd_siginfo(p.info) for p in got)
 
 
 @syscall("signalfd4")

@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,6 +134,24 @@ static void basics(void) {
     int k = epoll_wait(ep, &out, 1, 1000);
     printf("epoll %d events %#x data %llu\n", k, out.events, (unsigned long long)out.data.u64);
     read_one(fd, "epoll");
+
+    /* readv spreads the records over its buffers; a signalfd cannot be written */
+    signalfd(fd, &mask, 0);
+    raise(SIGUSR1);
+    kill(getpid(), SIGUSR2);
+    struct iovec iov[2] = {{&si[0], sizeof si[0]}, {&si[1], sizeof si[1]}};
+    n = readv(fd, iov, 2);
+    printf("readv %zd: %u %u\n", n, si[0].ssi_signo, si[1].ssi_signo);
+    report("write", write(fd, si, sizeof si[0]));
+
+    /* made and closed again and again: nothing runs out */
+    int made = 0;
+    for (int i = 0; i < 3000; i++) {
+        int f = signalfd(-1, &mask, SFD_CLOEXEC);
+        made += f >= 0;
+        close(f);
+    }
+    printf("made and closed %d\n", made);
 
     /* a dup reads the same signalfd */
     int copy = dup(fd);
