@@ -1,11 +1,12 @@
 """End to end in VS Code's own UI: code-server with the km-debug .vsix, a workspace whose launch.json uses the `km`
 type, Debian's headless Chromium driven by puppeteer-core (vscode-extension/test-e2e/e2e.js): a breakpoint toggled
 with F9 on a marked line, F5, and the DOM shows a paused session, the function in CALL STACK and a local with its
-value in VARIABLES; F5 again and the payload's output reaches the Debug Console. Three times: a C payload (gdb
-against km's stub), a Python program (km runs the interpreter, kdbg-dap relays to debugpy; the extension starts
-kdbg-dap with --python for it), and a C payload that forks, launched with `followForks`: the breakpoint is in code
-only the child runs, so the stop is in the second session VS Code opened for kdbg-dap's `startDebugging` request,
-listed in CALL STACK beside the launch's.
+value in VARIABLES; F5 again and the payload's output reaches the Debug Console. Four times: a C payload (gdb
+against km's stub); a threaded C payload in gdb's non-stop mode ("nonStop": true), where Step Over (F10) moves the
+paused thread one line while CALL STACK shows another thread Running; a Python program (km runs the interpreter,
+kdbg-dap relays to debugpy; the extension starts kdbg-dap with --python for it); and a C payload that forks,
+launched with `followForks`: the breakpoint is in code only the child runs, so the stop is in the second session
+VS Code opened for kdbg-dap's `startDebugging` request, listed in CALL STACK beside the launch's.
 
 All of it (code-server, Chromium, kdbg-dap, gdb, km) runs in a fresh pid + net namespace
 (`unshare --net --pid --fork --mount-proc`, loopback brought up inside): when e2e.js, the namespace's first
@@ -53,17 +54,26 @@ TIMEOUT_S = 180
 
 
 class Case:
-    """What one run shows: the source, the marked line to break at, the function, a local and its value there,
-    and a line of the payload's output."""
+    """What one run shows: the source, the marked line to break at, the function, a local and its value there
+    (none: not checked), and a line of the payload's output. A case with `step_to` presses Step Over (F10) once
+    and shows the marked line it reaches and `step_local` = `step_value` there; `non_stop` runs it in gdb's
+    non-stop mode, where the CALL STACK must show another thread Running beside the paused one."""
     def __init__(self, source: str, break_at: str, function: str, local: str, value: str, output: str,
-                 exception_filter: str, artifacts: str, session: str = "") -> None:
+                 exception_filter: str, artifacts: str, session: str = "", step_to: str = "", step_local: str = "",
+                 step_value: str = "", non_stop: bool = False) -> None:
         self.source, self.break_at, self.function, self.exception_filter = source, break_at, function, exception_filter
         self.session = session          # the stop is in a second session, whose name holds this
         self.local, self.value, self.output, self.artifacts = local, value, output, ROOT / "tests" / ".artifacts" / artifacts
+        self.step_to, self.step_local, self.step_value, self.non_stop = step_to, step_local, step_value, non_stop
 
 
 CASES = {"c": Case("dap_basic.c", "add_ret", "add", "sum", "7", "answer=42 total=7",       # `return sum;`
                    "SIGSEGV: Segmentation fault", "vscode-e2e"),
+         # VS Code's Step Over on one thread while the others run (issue 11): gdb's non-stop mode. The worker stops
+         # at worker_steps (y is not set yet: no local checked there), F10 steps it alone, the counter keeps running.
+         "c-nonstop": Case("dap_nonstop.c", "step_from", "worker_steps", "", "", "ticks counted, result 42",
+                           "", "vscode-e2e-nonstop", step_to="step_to", step_local="y", step_value="21",
+                           non_stop=True),
          "python": Case("dap_app.py", "py_return", "add", "total", "7", "answer=7 counter=12 kernel=km",
                         "Uncaught Exceptions", "vscode-e2e-python"),
          "fork": Case("dap_fork.c", "child_ret", "child_only", "doubled", "42", "parent saw child exit 7",
@@ -111,6 +121,8 @@ def workspace(tmp_path, request, case):
                   "kmPath": km_path, "stopOnEntry": False}
         if case.session:
             config["followForks"] = True
+        if case.non_stop:
+            config["nonStop"] = True
     (ws / ".vscode" / "launch.json").write_text(json.dumps({"version": "0.2.0", "configurations": [config]},
                                                            indent=2))
     return ws
@@ -137,7 +149,10 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, case, tmp_path):
                       "E2E_LINE": str(line_of(workspace / case.source, case.break_at)),
                       "E2E_FUNCTION": case.function, "E2E_LOCAL": case.local, "E2E_VALUE": case.value,
                       "E2E_OUTPUT": case.output, "E2E_EXCEPTION_FILTER": case.exception_filter,
-                      "E2E_SESSION": case.session})
+                      "E2E_SESSION": case.session,
+                      "E2E_STEP_LINE": str(line_of(workspace / case.source, case.step_to)) if case.step_to else "",
+                      "E2E_STEP_LOCAL": case.step_local, "E2E_STEP_VALUE": case.step_value,
+                      "E2E_RUNNING": "1" if case.non_stop else ""})
     # --kill-child: should unshare itself be killed (the timeout below), its child, and so the namespace, dies.
     argv = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
             "sh", "-c", 'ip link set lo up && exec node "$0"', str(EXTENSION / "test-e2e" / "e2e.js")]
@@ -165,5 +180,6 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, case, tmp_path):
     if known:
         warnings.warn(f"VS Code showed kdbg-dap's error for a threads request while running: {known[0]!r}")
     assert [t for t in toasts if t not in known] == []
-    for shot in ("1-workbench", "2-breakpoint", "3-paused-at-breakpoint", "4-output"):
+    for shot in ("1-workbench", "2-breakpoint", "3-paused-at-breakpoint", "4-output") + \
+            (("3b-stepped",) if case.step_to else ()):
         assert (case.artifacts / f"{shot}.png").stat().st_size > 0

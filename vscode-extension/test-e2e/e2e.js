@@ -5,11 +5,14 @@
 // Steps: install the .vsix, serve the workspace, open the source, toggle a breakpoint with F9 on a line, press F5
 // (the workspace's launch.json, type km), check in the DOM that the debug toolbar shows a paused session, the CALL
 // STACK lists the function and the VARIABLES view a local with its value; continue (F5) and wait for the
-// payload's output in the Debug Console. A screenshot of each step goes to E2E_SHOTS.
+// payload's output in the Debug Console. With E2E_STEP_LINE, Step Over (F10) before that: the CALL STACK shows the
+// function at that line and VARIABLES E2E_STEP_LOCAL = E2E_STEP_VALUE; with E2E_RUNNING, another thread shows
+// Running in the CALL STACK beside the paused one (gdb's non-stop mode). A screenshot of each step goes to E2E_SHOTS.
 // Environment: E2E_CODE_SERVER, E2E_VSIX, E2E_EXTENSIONS, E2E_DATA (user-data dir), E2E_WORKSPACE, E2E_LOG
 // (code-server's output), E2E_CHROMIUM, E2E_SHOTS, E2E_SOURCE (absolute path), E2E_LINE, E2E_FUNCTION,
-// E2E_LOCAL, E2E_VALUE, E2E_OUTPUT, E2E_EXCEPTION_FILTER (optional: a filter the BREAKPOINTS view must list),
-// E2E_SESSION (optional: the stop is in a second session, whose name in CALL STACK holds this text).
+// E2E_LOCAL, E2E_VALUE (optional), E2E_OUTPUT, E2E_EXCEPTION_FILTER (optional: a filter the BREAKPOINTS view must
+// list), E2E_SESSION (optional: the stop is in a second session, whose name in CALL STACK holds this text),
+// E2E_STEP_LINE, E2E_STEP_LOCAL, E2E_STEP_VALUE, E2E_RUNNING (optional).
 "use strict";
 const childProcess = require("child_process");
 const fs = require("fs");
@@ -49,6 +52,13 @@ async function waitUntil(page, what, selector, fn, ...args) {
 async function waitForText(page, selector, text, what) {
   await waitUntil(page, what, selector, (sel, wanted) => [...document.querySelectorAll(sel)]
     .some((n) => n.innerText.includes(wanted)), selector, text);
+}
+
+// A thread's state in the CALL STACK view ("Paused on breakpoint", "Running"), which CSS draws in capitals.
+async function waitForThreadState(page, state, what) {
+  await waitUntil(page, what, ".debug-call-stack", (wanted) => [...document.querySelectorAll(
+    ".debug-call-stack .monaco-list-row")].some((n) => n.textContent.toLowerCase().includes(wanted)),
+  state.toLowerCase());
 }
 
 // Types into the quick-open box (F1 opens it with ">"; without the ">" it opens files and goes to lines) and
@@ -151,20 +161,25 @@ async function main() {
   // Paused: the floating debug toolbar offers Continue (it offers Pause while running).
   await waitUntil(page, "toolbar-paused", ".debug-toolbar", () => [...document.querySelectorAll(
     ".debug-toolbar .action-label")].some((n) => n.classList.contains("codicon-debug-continue")));
-  await waitUntil(page, "call-stack", ".debug-call-stack", (fn, line) => [...document.querySelectorAll(
+  const frameAt = (what, line) => waitUntil(page, what, ".debug-call-stack", (fn, at) => [...document.querySelectorAll(
     ".debug-call-stack .monaco-list-row .stack-frame")].some((n) =>
     n.querySelector(".label")?.textContent.trim() === fn &&
-    (n.querySelector(".line-number")?.textContent || "").trim().startsWith(`${line}:`)), env.E2E_FUNCTION, env.E2E_LINE);
-  await waitUntil(page, "variables", ".debug-variables", (name, value) => [...document.querySelectorAll(
-    ".debug-variables .monaco-list-row")].some((n) =>  // drawn as "sum =" (or "sum:"), the value beside it
+    (n.querySelector(".line-number")?.textContent || "").trim().startsWith(`${at}:`)), env.E2E_FUNCTION, line);
+  const variableIs = (what, local, value) => waitUntil(page, what, ".debug-variables", (name, wanted) => [
+    ...document.querySelectorAll(".debug-variables .monaco-list-row")].some((n) =>  // "sum =" (or "sum:"), the value
     (n.querySelector(".name")?.textContent || "").replace(/\s*[:=]\s*$/, "").trim() === name &&
-    n.querySelector(".value")?.textContent.trim() === value), env.E2E_LOCAL, env.E2E_VALUE);
+    n.querySelector(".value")?.textContent.trim() === wanted), local, value);
+  await frameAt("call-stack", env.E2E_LINE);
+  if (env.E2E_LOCAL) await variableIs("variables", env.E2E_LOCAL, env.E2E_VALUE);
   if (env.E2E_SESSION) {
     // Two sessions (a launch and the session its forked child opened through startDebugging): the CALL STACK
     // lists both, and the state stands beside the paused one (in capitals: CSS, so innerText is upper case).
     await waitForText(page, ".debug-call-stack", env.E2E_SESSION, "second-session");
-    await waitUntil(page, "paused-on-breakpoint", ".debug-call-stack", () => [...document.querySelectorAll(
-      ".debug-call-stack .monaco-list-row")].some((n) => n.innerText.toLowerCase().includes("paused on breakpoint")));
+    await waitForThreadState(page, "Paused on breakpoint", "paused-on-breakpoint");
+  } else if (env.E2E_RUNNING) {
+    // Several threads: VS Code writes each one's state in its row.
+    await waitForThreadState(page, "Paused on breakpoint", "paused-on-breakpoint");
+    await waitForThreadState(page, "Running", "another-thread-running");
   } else {
     // One thread: VS Code writes its state in the CALL STACK view's header.
     await waitForText(page, ".pane-header", "Paused on breakpoint", "paused-on-breakpoint");
@@ -174,9 +189,20 @@ async function main() {
     await waitForText(page, ".part.sidebar", env.E2E_EXCEPTION_FILTER, "exception-filter");
   }
   await shoot(page, "3-paused-at-breakpoint");
-  log(`paused in ${env.E2E_FUNCTION} at line ${env.E2E_LINE}, ${env.E2E_LOCAL} = ${env.E2E_VALUE}`);
+  log(`paused in ${env.E2E_FUNCTION} at line ${env.E2E_LINE}` +
+      (env.E2E_LOCAL ? `, ${env.E2E_LOCAL} = ${env.E2E_VALUE}` : "") + (env.E2E_RUNNING ? ", others running" : ""));
 
   const toasts = new Set(await toastsOf(page));
+
+  if (env.E2E_STEP_LINE) {
+    await page.keyboard.press("F10");                          // Step Over, as a user presses it
+    await frameAt("stepped", env.E2E_STEP_LINE);
+    await variableIs("stepped-variables", env.E2E_STEP_LOCAL, env.E2E_STEP_VALUE);
+    if (env.E2E_RUNNING) await waitForThreadState(page, "Running", "still-running");
+    await shoot(page, "3b-stepped");
+    log(`stepped over to line ${env.E2E_STEP_LINE}, ${env.E2E_STEP_LOCAL} = ${env.E2E_STEP_VALUE}`);
+    for (const toast of await toastsOf(page)) toasts.add(toast);
+  }
 
   await page.keyboard.press("F5");
   await waitForText(page, ".repl", env.E2E_OUTPUT, "debug-console");
