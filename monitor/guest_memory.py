@@ -282,6 +282,8 @@ class GuestMemory:
                     self._alloc(tail)
                     vmas.append(tail)
             else:
+                if self._reuse_copy(start, end, prot, file, offset):
+                    return
                 vma = Vma(start, end, prot, None, file.path, offset, **common)
                 gpa = self._alloc(vma)
                 try:
@@ -296,6 +298,33 @@ class GuestMemory:
                     self.tables.set_range(vma.start, vma.end - vma.start, vma.gpa, pte_flags(prot))
                 self._insert(vma)
             self.on_remap(start, end)
+
+    def _reuse_copy(self, start: int, end: int, prot: int, file: MappedFile, offset: int) -> bool:
+        """A program image mapped over a copy of the same bytes of the same file that was never writable (ld.so
+        maps a library whole, then each segment MAP_FIXED over it): the copy is kept and only its rights change,
+        as a fresh copy would hold the same bytes. False (nothing changed but VMA boundaries) otherwise."""
+        if prot == abi.PROT_NONE:
+            return False
+        copies: list[tuple[Vma, int]] = []
+        at = start
+        for vma in self._range(start, end):
+            if (vma.start != at or vma.gpa is None or vma.file is None or vma.shared or vma.accounted
+                    or self.phys.is_file(vma.gpa) or vma.offset - vma.start != offset - start
+                    or (vma.file.dev, vma.file.inode) != (file.dev, file.inode)):
+                return False
+            copies.append((vma, vma.gpa))
+            at = vma.end
+        if at != end:
+            return False
+        for vma, gpa in copies:
+            old, vma.prot, vma.file, vma.path = vma.prot, prot, file, file.path
+            vma.accounted, vma.locked = bool(prot & PROT_WRITE), self.mlock_future
+            self.tables.set_range(vma.start, vma.end - vma.start, gpa, pte_flags(prot))
+            if old & ~prot:
+                self.phys.invalidate(gpa, vma.end - vma.start)
+        self.generation += 1
+        self.on_remap(start, end)
+        return True
 
     def discard(self, start: int, end: int) -> None:
         """MADV_DONTNEED: private anonymous pages read back as zeros, private file pages as the file again,

@@ -131,8 +131,7 @@ class Process:
                 pass
         self.kvm = Kvm()
         self.vm = self.kvm.create_vm()
-        self.phys.rebind(self.vm)
-        self.cpuid = self.kvm.supported_cpuid()
+        self.phys.rebind(self.vm)          # self.cpuid stays: the same host's KVM answers the same
         self.lock = threading.RLock()
         self.threads = {}
         self.free_vcpus = []

@@ -8,6 +8,7 @@ offered (AT_SYSINFO_EHDR absent) and libc falls back to the syscall.
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 from .guest_memory import PROT_EXEC, PROT_READ, GuestMemory
@@ -16,8 +17,10 @@ from .kvm.abi import ffi
 log = logging.getLogger("km.mem")
 
 
+@functools.cache
 def _host_layout() -> tuple[int, int, int, int] | None:
-    """(vvar start, vvar end (incl. vvar_vclock), vdso start, vdso end) in km's own address space."""
+    """(vvar start, vvar end (incl. vvar_vclock), vdso start, vdso end) in km's own address space: read once, at
+    km's start (forked and exec'ing kms keep the same address space layout)."""
     vvar = vdso = None
     vvar_end = 0
     with open("/proc/self/maps") as f:
@@ -37,6 +40,7 @@ def _host_layout() -> tuple[int, int, int, int] | None:
     return vvar, vvar_end, vdso[0], vdso[1]
 
 
+@functools.cache
 def _clocksource() -> str:
     try:
         with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
