@@ -288,8 +288,13 @@ class Process:
         with self.lock:
             if self.threads.get(thread.tid) is thread and not self.ended.is_set():
                 del self.threads[thread.tid]
-                self.signals.per_thread.pop(thread.tid, None)
+                left = self.signals.per_thread.pop(thread.tid, None)
                 self.free_vcpus.append(thread.vcpu)
+            else:
+                left = None
+        if left is not None and left.pending:       # its own signals went with it: a signalfd may be empty now
+            with self.signals.lock:
+                self.signals.refresh_signalfds()
         self.debug.on_thread_exit(thread)
         if not self.live_threads() and not self.ended.is_set():
             self.end(Ending(status=0))
