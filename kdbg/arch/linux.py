@@ -73,6 +73,7 @@ class siginfo_t(_Struct):
 
 
 SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6     # si_code: kill(), the kernel, tkill()
+SI_QUEUE, SI_TIMER, SI_SIGIO = -1, -2, -5       # si_code: sigqueue(), a POSIX timer, queued SIGIO
 SIGINFO_SIZE = ctypes.sizeof(siginfo_t)
 
 
@@ -93,3 +94,17 @@ def make_sigchld_info(code: int, pid: int, uid: int, status: int) -> bytes:
     chld = info._sifields._sigchld
     chld.si_pid, chld.si_uid, chld.si_status = pid, uid, status
     return bytes(info)
+
+
+def make_timer_siginfo(signo: int, timer_id: int, overrun: int, value: int) -> bytes:
+    """A POSIX timer's expiry (kernel/time/posix-timers.c): SI_TIMER, the timer, its overruns, its sigev_value."""
+    info = siginfo_t(si_signo=signo, si_code=SI_TIMER)
+    timer = info._sifields._timer
+    timer.si_tid, timer.si_overrun, timer.si_sigval = timer_id, overrun, value
+    return bytes(info)
+
+
+def is_timer_siginfo(info: bytes, timer_id: int) -> bool:
+    """Whether a queued siginfo is this POSIX timer's expiry."""
+    parsed = siginfo_t.from_buffer_copy(info.ljust(SIGINFO_SIZE, b"\0"))
+    return parsed.si_code == SI_TIMER and parsed._sifields._timer.si_tid == timer_id

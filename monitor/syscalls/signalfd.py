@@ -19,7 +19,7 @@ import os
 import struct
 from typing import TYPE_CHECKING
 
-from kdbg.arch.linux import SI_KERNEL, SI_USER, siginfo_t
+from kdbg.arch.linux import SI_KERNEL, SI_SIGIO, SI_TIMER, SI_USER, siginfo_t
 
 from ..host_fds import KM_FD_BASE, high_fd
 from ..signals import ERESTARTSYS, UNBLOCKABLE, PendingSignal, next_index
@@ -36,7 +36,6 @@ SIGSET_SIZE = 8
 # struct signalfd_siginfo (include/uapi/linux/signalfd.h): signo, errno, code, pid, uid, fd, tid, band, overrun,
 # trapno, status, int, ptr, utime, stime, addr, addr_lsb, pad, syscall, call_addr, arch, 28 bytes of padding
 SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQHHiQI28x")
-SI_QUEUE, SI_TIMER, SI_SIGIO = -1, -2, -5
 # siginfo_layout()'s per-signal si_code limits (NSIGILL...), for the signals whose kernel codes carry fields
 FAULT_LIMITS = {4: 11, 8: 15, 11: 10, 7: 5, 5: 6}           # SIGILL, SIGFPE, SIGSEGV, SIGBUS, SIGTRAP
 SIGCHLD, SIGPOLL, SIGSYS, NSIGCHLD, NSIGPOLL, NSIGSYS = 17, 29, 31, 6, 6, 2

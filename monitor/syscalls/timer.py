@@ -11,7 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from kdbg.arch.linux import SI_KERNEL, make_siginfo
+from kdbg.arch.linux import SI_KERNEL, is_timer_siginfo, make_siginfo, make_timer_siginfo
 
 from ..signals import NSIG
 from .dispatch import s32, syscall
@@ -167,7 +167,7 @@ def sys_getitimer(ctx: VcpuThread, which: int, cur: int) -> int:
 
 # ---- POSIX timers (kernel/time/posix-timers.c) --------------------------------------------------------------
 SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID = 0, 1, 4
-SI_TIMER, TIMER_ABSTIME = -2, 1
+TIMER_ABSTIME = 1
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_TAI = 0, 1, 7, 11
 WALL_CLOCKS = {CLOCK_REALTIME: time.CLOCK_REALTIME, CLOCK_MONOTONIC: time.CLOCK_MONOTONIC,
                CLOCK_BOOTTIME: time.CLOCK_BOOTTIME, CLOCK_TAI: time.CLOCK_TAI, 8: time.CLOCK_REALTIME,
@@ -206,13 +206,11 @@ def _fire_posix(proc: Process, timer_id: int, signo: int, value: int, target_tid
         target = proc.threads.get(target_tid) if target_tid is not None else None
         with state.lock:
             queue = state.of(target).pending if target is not None else state.shared_pending
-            if any(p.signo == signo and p.info[8:12] == struct.pack("<i", SI_TIMER) and
-                   p.info[16:20] == struct.pack("<i", timer_id) for p in queue):
+            if any(p.signo == signo and is_timer_siginfo(p.info, timer_id) for p in queue):
                 timer.overrun += 1          # still pending: Linux counts an overrun instead of queueing again
                 return
             timer.last_overrun, timer.overrun = timer.overrun, 0
-        info = struct.pack("<iii4xiiQ", signo, 0, SI_TIMER, timer_id, timer.last_overrun, value).ljust(128, b"\0")
-        proc.signals.send(signo, info, target)
+        proc.signals.send(signo, make_timer_siginfo(signo, timer_id, timer.last_overrun, value), target)
     return fire
 
 
