@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import stat
 import sys
@@ -96,11 +97,26 @@ def list_kms(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """A bad command line is one line too (argparse's usage block is for --help)."""
+    """A bad command line is one line too, `km-cli: <subject>: <problem>` (argparse's usage block is for --help)."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"km-cli: {message} (see km-cli --help)", file=sys.stderr)
+        print(f"km-cli: {usage_problem(message)}", file=sys.stderr)
         sys.exit(2)
+
+
+def usage_problem(message: str) -> str:
+    """argparse's message turned subject first (the argument, the command or the words it is about), with the
+    pointer to --help."""
+    choice = re.fullmatch(r"argument command: invalid choice: '(.*)' \(choose from (.*)\)", message)
+    if choice:
+        return f"{choice[1]}: unknown command ({choice[2].replace(chr(39), '')}; see km-cli --help)"
+    for pattern, problem in ((r"the following arguments are required: (.*)", "required"),
+                             (r"unrecognized arguments: (.*)", "not an option of this command")):
+        found = re.fullmatch(pattern, message)
+        if found:
+            return f"{found[1]}: {problem} (see km-cli --help)"
+    argument = re.fullmatch(r"argument ([^:]+): (.*)", message)
+    return f"{argument[1]}: {argument[2]} (see km-cli --help)" if argument else f"{message} (see km-cli --help)"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
