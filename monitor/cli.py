@@ -261,7 +261,6 @@ def start_management(opts: Options, proc: Process):
 def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link: socket.socket | None) -> NoReturn:
     """The rest of a forked km's life (never returns): debugged through `link` when the parent's gdb follows it,
     or optionally waiting for a gdb of its own; run, exit like the payload."""
-    import signal as host_signal
     parent_port = opts.gdb_port or DEFAULT_GDB_PORT
     opts = Options(**{**opts.__dict__, "gdb_port": None, "gdb_listen": False})
     server = None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..host_fds import KM_FD_BASE
 from .args import BAD_FD, addr_of, buf_in, buf_out, fd_arg, new_fd
 from .dispatch import s32, syscall
-from .fs import _iovec
+from .fs import host_iovec
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 
@@ -89,5 +89,5 @@ def sys_vmsplice(ctx: VcpuThread, fd: int, iov: int, nr_segs: int, flags: int) -
     host_fd = fd_arg(fd)
     mode = host_syscall(NR["fcntl"], host_fd, fcntl.F_GETFL)
     reading = mode < 0 or mode & os.O_ACCMODE == os.O_RDONLY     # a bad fd: the host refuses it before any buffer
-    vec = _iovec(ctx, iov, nr_segs, reading)
+    vec = host_iovec(ctx, iov, nr_segs, reading)
     return blocking_host_syscall(ctx, NR["vmsplice"], host_fd, addr_of(vec), nr_segs, flags)

@@ -13,8 +13,6 @@ import errno
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
-from kdbg.arch.linux import MASK64
-
 from ..errors import GuestFault
 from .bounce import bounces as _bounces, flush_bounces as _flush_bounces
 from .km_numbers import KM_NAMES, KM_NUMBERS

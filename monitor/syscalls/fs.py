@@ -67,7 +67,7 @@ def sys_pwrite64(ctx: VcpuThread, fd: int, buf: int, count: int, offset: int) ->
     return sigpipe_on_epipe(ctx, result)
 
 
-def _iovec(ctx: VcpuThread, iov: int, iovcnt: int, write: bool):
+def host_iovec(ctx: VcpuThread, iov: int, iovcnt: int, write: bool):
     """The guest's iovec array for the host, with host buffer addresses. As Linux's copy stops at the first
     inaccessible byte, the buffer holding it is cut there and the ones after it get poison() (their lengths stay,
     for the host's own checks); an array too long or unreadable goes over as it is, and the host answers EINVAL or
@@ -100,7 +100,7 @@ def sys_readv(ctx: VcpuThread, fd: int, iov: int, iovcnt: int) -> int:
         sfd = signalfds.find(s32(fd))
         if sfd is not None:
             return _readv_signalfd(ctx, sfd, s32(fd), iov, iovcnt)
-    vec = _iovec(ctx, iov, iovcnt, True)
+    vec = host_iovec(ctx, iov, iovcnt, True)
     return blocking_host_syscall(ctx, NR["readv"], fd_arg(fd), addr_of(vec), iovcnt)
 
 
@@ -121,19 +121,19 @@ def _readv_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, iov: int, iovcnt: i
 
 @syscall("writev")
 def sys_writev(ctx: VcpuThread, fd: int, iov: int, iovcnt: int) -> int:
-    vec = _iovec(ctx, iov, iovcnt, False)
+    vec = host_iovec(ctx, iov, iovcnt, False)
     return sigpipe_on_epipe(ctx, blocking_host_syscall(ctx, NR["writev"], fd_arg(fd), addr_of(vec), iovcnt))
 
 
 @syscall("preadv", "preadv2")
 def sys_preadv(ctx: VcpuThread, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flags: int) -> int:
-    vec = _iovec(ctx, iov, iovcnt, True)
+    vec = host_iovec(ctx, iov, iovcnt, True)
     return host_syscall(NR["preadv2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0)
 
 
 @syscall("pwritev", "pwritev2")
 def sys_pwritev(ctx: VcpuThread, fd: int, iov: int, iovcnt: int, pos_l: int, pos_h: int, flags: int) -> int:
-    vec = _iovec(ctx, iov, iovcnt, False)
+    vec = host_iovec(ctx, iov, iovcnt, False)
     return sigpipe_on_epipe(ctx, host_syscall(NR["pwritev2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0))
 
 

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import MASK64, PAGE_SIZE as PAGE
 
-from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, USER_TOP, page_down, page_up
-from ..kvm import abi
+from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down
 from ..mapped_file import MappedFile
 from .args import fd_arg
 from .dispatch import s32, syscall

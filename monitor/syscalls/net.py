@@ -18,7 +18,7 @@ from ..errors import GuestFault
 from .args import addr_of, buf_in, buf_out, fd_arg, poison
 from .dispatch import s32, syscall
 from ..signals import ERESTARTSYS
-from .fs import _iovec, sigpipe_on_epipe
+from .fs import host_iovec, sigpipe_on_epipe
 from .host import blocking_host_syscall, host_syscall, interruption
 from .numbers import NUMBERS as NR
 
@@ -274,7 +274,7 @@ class Msg:
         self.host = ffi.new("char[]", MSGHDR.size)
         if name and not host_name:
             host_name = addr_of(self.host)      # a zero msg_namelen: non-NULL (nothing is copied there), as given
-        self.iov = _iovec(ctx, iov, iovlen, receiving)
+        self.iov = host_iovec(ctx, iov, iovlen, receiving)
         self.control_gva = control if controllen else 0
         if receiving:
             ctx.mem.pieces(control, controllen, write=True)

@@ -25,7 +25,7 @@ from ..host_fds import KM_FD_BASE, high_fd
 from ..signals import ERESTARTSYS, UNBLOCKABLE, PendingSignal, next_index
 from .args import new_fd
 from .dispatch import s32, syscall
-from .signal import _sleep_until_signal
+from .signal import sleep_until_signal
 
 if TYPE_CHECKING:
     from ..signals import SignalState
@@ -225,7 +225,7 @@ def read_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, count: int) -> bytes 
         if pending is None and not got:
             if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK:
                 return -errno.EAGAIN
-            waited = _sleep_until_signal(ctx, None, sfd.mask)
+            waited = sleep_until_signal(ctx, None, sfd.mask)
             if isinstance(waited, int):
                 return waited if waited else -ERESTARTSYS
             pending = waited
