@@ -2,10 +2,7 @@
 behaves as the contract says, for stub tests without a VM; fake_from_elf loads a built payload's segments into one."""
 from __future__ import annotations
 
-import collections
-import os
 import struct
-import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +10,7 @@ from typing import Callable, Sequence
 
 from kdbg.arch.x86_64 import zero_registers
 from kdbg.target import (SIGTRAP, BreakpointKind, GuestMemoryError, MemoryRegion, NoSuchThreadError, ResumeAction,
-                         ResumeKind, StopEvent, StopReason)
+                         ResumeKind, StopEvent, StopEventQueue, StopReason)
 
 
 @dataclass
@@ -82,10 +79,8 @@ class FakeControlTarget(StaticTarget):
     children: dict[int, "FakeControlTarget"] = field(default_factory=dict)    # forked_child(pid)
 
     def __post_init__(self) -> None:
-        self._read_fd, self._write_fd = os.pipe()
-        weakref.finalize(self, _close_fds, self._read_fd, self._write_fd)   # fakes are made by the hundred
-        self._events: collections.deque[StopEvent] = collections.deque()
-        self._lock = threading.Lock()
+        self._events = StopEventQueue()       # the real targets' plumbing
+        weakref.finalize(self, self._events.close)      # fakes are made by the hundred
         self.running = False
         self.points: set[tuple[BreakpointKind, int, int]] = set()
         self.calls: list[tuple] = []          # every control call, for assertions
@@ -93,22 +88,17 @@ class FakeControlTarget(StaticTarget):
 
     # -- event plumbing --
     def post(self, event: StopEvent) -> None:
-        with self._lock:
-            self.running = False
-            self._events.append(event)
-            os.write(self._write_fd, b"e")
+        self.running = False
+        self._events.post(event)
 
     def event_fd(self) -> int:
-        return self._read_fd
+        return self._events.read_fd
 
     def next_event(self) -> StopEvent | None:
-        with self._lock:
-            if not self._events:
-                return None
-            os.read(self._read_fd, 1)
-            event = self._events.popleft()
+        event = self._events.take()
+        if event is not None:
             self.last_stop = event
-            return event
+        return event
 
     # -- Target --
     def thread_name(self, tid: int) -> str:
@@ -207,11 +197,6 @@ class FakeControlTarget(StaticTarget):
         self.calls.append(("kill",))
         self.post(StopEvent(self.threads()[0], StopReason.TERMINATED, 9))
 
-
-
-def _close_fds(*fds: int) -> None:
-    for fd in fds:
-        os.close(fd)
 
 
 def elf_segments(path: str | Path) -> tuple[int, dict[int, bytearray]]:
