@@ -37,13 +37,14 @@ def timed(totals: dict[str, list[int]], key: str, fn):
 
 
 def profile(program: Path, calls: int) -> tuple[dict[str, list[int]], float, str]:
-    from monitor import cli, vcpu_loop
+    from monitor import cli
+    from monitor.vcpu import loop as vcpu_loop
     from monitor.kvm import vcpu as vcpu_module
     totals = {k: [0, 0] for k in ("KVM_RUN", "_syscall", "dispatch")}
     vcpu_module.Vcpu.run_once = timed(totals, "KVM_RUN", vcpu_module.Vcpu.run_once)
     vcpu_loop.VcpuThread._syscall = timed(totals, "_syscall", vcpu_loop.VcpuThread._syscall)
     vcpu_loop.dispatch = timed(totals, "dispatch", vcpu_loop.dispatch)
-    from monitor.process import Process
+    from monitor.process.payload import Process
     read_end, write_end = os.pipe()
     saved = os.dup(1)
     os.dup2(write_end, 1)            # the payload's stdout, to read its own per-call figure

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from monitor.self_exec import km_command  # noqa: E402  (km as it re-executes itself: no PYTHONPATH to leak)
+from monitor.process.self_exec import km_command  # noqa: E402  (km as it re-executes itself: no PYTHONPATH to leak)
 
 PYTHON = "/usr/bin/python3"
 LOOP = ("import time\nt = time.perf_counter()\ns = 0\nfor i in range(3_000_000):\n    s += i * i % 7\n"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from monitor.self_exec import km_command  # noqa: E402  (the command km re-executes itself with: no PYTHONPATH)
+from monitor.process.self_exec import km_command  # noqa: E402  (the command km re-executes itself with: no PYTHONPATH)
 
 PYTHON = "/usr/bin/python3"
 TESTSUITE = Path("/usr/lib/python3.11/test")

@@ -1,6 +1,6 @@
 """The contract between debugger front ends (RSP stub, core writer) and whatever holds a stopped program.
 
-A live VM (monitor.live_target.LiveTarget) and a core file (kdbg.core.reader.CoreTarget) both implement
+A live VM (monitor.debug.live_target.LiveTarget) and a core file (kdbg.core.reader.CoreTarget) both implement
 `Target`, so the stub and the core writer have one code path for live and post-mortem debugging
 (docs/HOUSE-STYLE.md 2.3). Only the stdlib and kdbg.arch may be imported here.
 

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from kdbg.rsp.server import GdbServer
     from kdbg.target import ControlTarget, Target
 
-    from .process import Ending, Process
-    from .vcpu_loop import VcpuThread
+    from .process.payload import Ending, Process
+    from .vcpu.loop import VcpuThread
 
     StubThread = tuple[threading.Thread, GdbServer | None]     # the stub's (or a fork link's) thread, its server
 
@@ -185,7 +185,7 @@ def run(opts: Options) -> int:
         proc, threads = resume_snapshot(opts)
     else:
         from .loader.script import resolve_exec
-        from .process import Process
+        from .process.payload import Process
         env = inherited_env(opts.env_fd) if opts.env_fd is not None else payload_env(opts.putenv)
         # a #! script runs its interpreter (km's own command line need not name an executable file)
         opts.payload, opts.args = resolve_exec(opts.payload, opts.args, check_exec=False)
@@ -265,7 +265,7 @@ def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link: soc
     opts = Options(**{**opts.__dict__, "gdb_port": None, "gdb_listen": False})
     server = None
     if link is not None:
-        from .live_target import LiveTarget
+        from .debug.live_target import LiveTarget
         assert isinstance(proc.debug, LiveTarget), "a followed child's debugger is the LiveTarget fork.py adopted"
         server = serve_link(link, proc.debug)
     elif fork_wait_matches(opts):
@@ -288,7 +288,7 @@ def die_of(signo: int) -> None:
     process sees WIFSIGNALED and WTERMSIG as for the payload run natively."""
     import resource
     import signal as host_signal
-    from .fork import flush_std_streams
+    from .process.fork import flush_std_streams
     flush_std_streams()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     host_signal.signal(signo, host_signal.SIG_DFL)
@@ -349,7 +349,7 @@ def start_gdb_server(opts: Options, proc: Process, threads: list[VcpuThread],
 def _live_target(opts: Options, proc: Process, *, stopped_at_entry: bool):
     from kdbg.rsp.fds import set_fd_mover
     from .host_fds import high_fd
-    from .live_target import LiveTarget
+    from .debug.live_target import LiveTarget
     set_fd_mover(high_fd)                   # the stub's descriptors stay out of the payload's way
     return LiveTarget(proc, stopped_at_entry=stopped_at_entry, follow_forks=not fork_wait_matches(opts))
 
@@ -433,7 +433,7 @@ def forward_host_signals(proc: Process) -> None:
     made it, which blocks them (signals.MAIN_THREAD_ONLY)."""
     import signal as host_signal
     from kdbg.arch.linux import make_siginfo
-    from .signals import FORWARDED_FROM_HOST
+    from .signals.delivery import FORWARDED_FROM_HOST
 
     def forward(signo, frame) -> None:
         info = _child_change() if signo == host_signal.SIGCHLD else None
@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"km: internal error: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
         sys.stderr and sys.stderr.flush()
         os._exit(1)
-    from .fork import flush_std_streams
+    from .process.fork import flush_std_streams
     flush_std_streams()
     logging.shutdown()
     os._exit(status)

@@ -12,7 +12,7 @@ Layout of a version (every path relative, so the tree may be copied or mounted a
   python/bin/python3         the interpreter; python/lib/python3XY.zip the standard library as bytecode;
                              python/lib/python3.X/lib-dynload its extension modules; python/lib/python3.X/ km's
                              packages and the third-party ones they import, with precompiled bytecode
-  km-bundle.json             what was built from what (monitor/self_exec.py recognizes a bundle by it)
+  km-bundle.json             what was built from what (monitor/process/self_exec.py recognizes a bundle by it)
 
 The package list is derived, never kept by hand: the top-level imports of monitor/ and kdbg/ (minus kdbg/dap,
 which the bundle does not serve) that are not standard library, plus their distributions' requirements. Whatever

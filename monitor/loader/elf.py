@@ -18,8 +18,8 @@ from ..record import Record
 from kdbg.arch.linux import PAGE_SIZE
 
 from ..errors import PayloadError
-from ..guest_memory import PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, GuestMemory, page_down, page_up
-from ..mapped_file import MappedFile
+from ..memory.guest import PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, GuestMemory, page_down, page_up
+from ..memory.mapped_file import MappedFile
 from .elf_headers import ELFError, ELFFile
 
 PIE_BASE = 0x555555554000       # ELF_ET_DYN_BASE on x86-64 without randomization

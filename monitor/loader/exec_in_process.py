@@ -20,14 +20,14 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import PayloadError
-from ..guest_memory import USER_TOP
+from ..memory.guest import USER_TOP
 from ..host_fds import KM_FD_BASE
 from ..kvm import abi
 from ..syscalls.futex import FutexTable, exit_robust_list
 from .elf import load_program
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.vcpu")
 THREADS_GONE_S = 5.0        # how long the other threads may take to end before km falls back to re-executing

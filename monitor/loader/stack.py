@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import struct
 
-from ..guest_memory import PROT_READ, PROT_WRITE, GuestMemory
+from ..memory.guest import PROT_READ, PROT_WRITE, GuestMemory
 from .elf import Program
 
 STACK_TOP = 0x7FFFFFFFF000

@@ -24,7 +24,7 @@ from . import registry
 from .protocol import ProtocolError, decode, encode, read_line
 
 if TYPE_CHECKING:
-    from ..process import Process
+    from ..process.payload import Process
 
 log = logging.getLogger("km.mgmt")
 REQUEST_TIMEOUT_S = 10.0

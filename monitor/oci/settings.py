@@ -31,7 +31,7 @@ class HostSettings:
 
 def host_settings() -> HostSettings:
     """KM_RUNTIME_{DELEGATE,BUNDLE,KVM,TRACE} in the environment, else the config file, else the defaults."""
-    from ..self_exec import bundle_root
+    from ..process.self_exec import bundle_root
     own = bundle_root()
     paths = [os.environ["KM_RUNTIME_CONFIG"]] if "KM_RUNTIME_CONFIG" in os.environ else \
         [p for p in (own and os.path.join(own, BUNDLE_CONFIG), CONFIG_FILE) if p]

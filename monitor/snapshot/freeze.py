@@ -14,12 +14,12 @@ import time
 from typing import TYPE_CHECKING
 
 from ..syscalls.dispatch import NAMES
-from ..vcpu_loop import State
+from ..vcpu.loop import State
 from .errors import SnapshotError
 
 if TYPE_CHECKING:
-    from ..process import Process
-    from ..vcpu_loop import VcpuThread
+    from ..process.payload import Process
+    from ..vcpu.loop import VcpuThread
 
 FREEZE_TIMEOUT_S = 5.0
 

@@ -15,17 +15,17 @@ import os
 from typing import TYPE_CHECKING, Iterator
 
 from ..kvm.abi import PROT_NONE, PROT_READ, PROT_WRITE
-from ..mapped_file import MappedFile
-from ..signals import PendingSignal, SigAction
-from ..vdso import map_vdso_again
+from ..memory.mapped_file import MappedFile
+from ..signals.delivery import PendingSignal, SigAction
+from ..memory.vdso import map_vdso_again
 from . import fds
 from .errors import SnapshotError
 from .file import Load, Snapshot, Thread, read_snapshot
 from .layouts import KM_VMA_BACKED, KM_VMA_COPY, KM_VMA_FILE, KM_VMA_HOST, KM_VMA_SHARED, KM_VMA_SMALL_PAGES, km_vma
 
 if TYPE_CHECKING:
-    from ..process import ChildRunner, CoreWriter, Process
-    from ..vcpu_loop import VcpuThread
+    from ..process.payload import ChildRunner, CoreWriter, Process
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.snapshot")
 
@@ -34,7 +34,7 @@ def resume(path: str, *, core_writer: CoreWriter | None = None, child_runner: Ch
            snapshot_path: str = "kmsnap") -> tuple[Process, list[VcpuThread]]:
     """The process of the snapshot at `path`, not started, and its threads: the one that took the snapshot (or
     the main one) first. SnapshotError when it cannot be resumed here."""
-    from ..process import Process
+    from ..process.payload import Process
     snapshot = read_snapshot(path)
     proc = Process(snapshot.exe, snapshot.argv, snapshot.env, core_writer=core_writer, child_runner=child_runner,
                    snapshot_path=snapshot_path, load_payload=False)

@@ -25,9 +25,9 @@ from kdbg.core.writer import Dump, write_core
 from kdbg.target import MemoryRegion
 
 from .. import __version__
-from ..guest_memory import Vma
-from ..process_view import ProcessView
-from ..thread_registers import read_registers
+from ..memory.guest import Vma
+from ..debug.process_view import ProcessView
+from ..vcpu.registers import read_registers
 from . import fds
 from .errors import SnapshotError
 from .freeze import freeze, thaw
@@ -36,9 +36,9 @@ from .layouts import (KM_SNAPSHOT_FORMAT, KM_SNAPSHOT_LIVE, KM_SNAPSHOT_MAGIC, K
                       km_pending, km_process, km_sigaction, km_snapshot, km_thread, km_vma, km_xsave)
 
 if TYPE_CHECKING:
-    from ..process import Process
-    from ..signals import PendingSignal
-    from ..vcpu_loop import VcpuThread
+    from ..process.payload import Process
+    from ..signals.delivery import PendingSignal
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.snapshot")
 RESUMED = 1                    # what km_snapshot_take() returns in a resumed copy (KM_SNAPSHOT_RESUMED)

@@ -7,14 +7,14 @@ import re
 from typing import TYPE_CHECKING
 
 from ..errors import GuestFault
-from ..guest_memory import USER_TOP
+from ..memory.guest import USER_TOP
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
 from .bounce import bounce
 from .dispatch import s32
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 AT_FDCWD = -100
 

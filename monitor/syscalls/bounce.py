@@ -9,7 +9,7 @@ from typing import Any, TYPE_CHECKING
 from ..kvm.abi import ffi
 
 if TYPE_CHECKING:
-    from ..guest_memory import GuestMemory
+    from ..memory.guest import GuestMemory
 
 
 class _Pending(threading.local):

@@ -19,7 +19,7 @@ from .km_numbers import KM_NAMES, KM_NUMBERS
 from .numbers import NAMES as LINUX_NAMES, NUMBERS as LINUX_NUMBERS
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.syscall")
 TABLE_SIZE = 512

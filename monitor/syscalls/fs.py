@@ -21,7 +21,7 @@ from .procfs import close_comm, is_fd_directory, open_self_file, without_km_fds
 from .signalfd import SignalFd, read_signalfd
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 UIO_MAXIOV, PATH_MAX = 1024, 4096
 

@@ -15,15 +15,15 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import GuestFault
-from ..atomics import cas32
-from ..signals import ERESTART_RESTARTBLOCK, ERESTARTNOINTR, ERESTARTSYS
+from ..memory.atomics import cas32
+from ..signals.delivery import ERESTART_RESTARTBLOCK, ERESTARTNOINTR, ERESTARTSYS
 from .args import buf_in
 from .dispatch import syscall
 from .host import blocking_host_syscall, host_syscall, interruption
 from .numbers import NUMBERS as NR
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI = 6, 7, 8

@@ -7,10 +7,10 @@ import errno
 from typing import TYPE_CHECKING
 
 from ..kvm.abi import ffi, libc
-from ..signals import ERESTARTNOINTR, ERESTARTSYS
+from ..signals.delivery import ERESTARTNOINTR, ERESTARTSYS
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 _MASK = (1 << 64) - 1
 

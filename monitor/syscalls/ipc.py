@@ -15,7 +15,7 @@ from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 IPC_64 = 0x100
 IPC_RMID, IPC_SET, IPC_STAT, IPC_INFO = 0, 1, 2, 3

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import MASK64, PAGE_SIZE as PAGE
 
-from ..guest_memory import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down
-from ..mapped_file import MappedFile
+from ..memory.guest import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down
+from ..memory.mapped_file import MappedFile
 from .args import fd_arg
 from .dispatch import s32, syscall
 from .host import host_syscall
 from .numbers import NUMBERS as NR
 
 if TYPE_CHECKING:
-    from ..guest_memory import GuestMemory, Vma
-    from ..vcpu_loop import VcpuThread
+    from ..memory.guest import GuestMemory, Vma
+    from ..vcpu.loop import VcpuThread
 
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
 MAP_GROWSDOWN, MAP_DENYWRITE, MAP_STACK, MAP_FIXED_NOREPLACE = 0x100, 0x800, 0x20000, 0x100000

@@ -17,13 +17,13 @@ from ..host_fds import KM_FD_BASE
 from ..errors import GuestFault
 from .args import addr_of, buf_in, buf_out, fd_arg, poison
 from .dispatch import s32, syscall
-from ..signals import ERESTARTSYS
+from ..signals.delivery import ERESTARTSYS
 from .fs import host_iovec, sigpipe_on_epipe
 from .host import blocking_host_syscall, host_syscall, interruption
 from .numbers import NUMBERS as NR
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 SOCKADDR_STORAGE = 128      # the kernel never reads or writes more of a sockaddr than this
 UIO_MAXIOV = 1024

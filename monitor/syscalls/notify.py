@@ -9,7 +9,7 @@ from .host import host_syscall
 from .numbers import NUMBERS as NR
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 
 @syscall("inotify_init")

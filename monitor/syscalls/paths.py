@@ -14,7 +14,7 @@ from .numbers import NUMBERS as NR
 from .procfs import open_self_file
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 OPEN_HOW_SIZE_VER0, PAGE = 24, 4096
 MAX_HANDLE_SZ = 128

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
 from .args import addr_of, buf_in, buf_out, fd_arg
-from ..signals import ERESTARTNOHAND, UNBLOCKABLE
+from ..signals.delivery import ERESTARTNOHAND, UNBLOCKABLE
 from .dispatch import s32, syscall
 from .host import blocking_host_syscall, host_syscall
 from .net import new_fd
 from .numbers import NUMBERS as NR
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 POLLFD = struct.Struct("<ihh")          # fd, events, revents
 POLLNVAL = 0x20

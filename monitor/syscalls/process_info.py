@@ -16,7 +16,7 @@ from .host import host_syscall
 from .numbers import NUMBERS as NR
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 CAP_V1, CAP_V2, CAP_V3 = 0x19980330, 0x20071026, 0x20080522
 SCHED_ATTR_SIZE_VER0, PAGE = 48, 4096

@@ -13,12 +13,12 @@ import os
 import struct
 from typing import TYPE_CHECKING
 
-from ..guest_memory import GuestMemory
+from ..memory.guest import GuestMemory
 from .dispatch import s32, syscall
 from .mm import TASK_SIZE
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 UIO_MAXIOV = 1024
 MAX_RW_COUNT = 0x7FFFF000            # INT_MAX & PAGE_MASK: what one call may move

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 from kdbg.target import maps_text
 
 from ..host_fds import KM_FD_BASE
-from ..signals import SIG_DFL, SIG_IGN
+from ..signals.delivery import SIG_DFL, SIG_IGN
 
 if TYPE_CHECKING:
-    from ..process import Process
-    from ..vcpu_loop import VcpuThread
+    from ..process.payload import Process
+    from ..vcpu.loop import VcpuThread
 
 OLD_SIGSET = 0x7FFFFFFF       # stat's signal fields are the first 31 signals only ("obsolete": status has them all)
 _SELF = re.compile(rb"^/proc/(?:self|thread-self|(\d+))(?:/task/(\d+))?/([a-z_]+)$")

@@ -12,7 +12,7 @@ import os
 import resource
 from typing import TYPE_CHECKING
 
-from ..guest_memory import GuestMemory
+from ..memory.guest import GuestMemory
 from ..kvm.abi import PROT_NONE
 from ..kvm.abi import ffi
 from .dispatch import syscall
@@ -21,7 +21,7 @@ from .mm import MASK64, PAGE, TASK_SIZE, page_align
 from .numbers import NUMBERS as NR
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 MLOCK_ONFAULT = 1

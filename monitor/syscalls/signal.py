@@ -1,6 +1,6 @@
 """Signal syscalls: rt_sigaction, rt_sigprocmask, sigaltstack, rt_sigreturn, restart_syscall, kill/tgkill/tkill,
 rt_sigpending, rt_sigqueueinfo, rt_sigtimedwait, pause/rt_sigsuspend (kernel/signal.c semantics, one process).
-Sending and delivery are the process's (signals.py); timers that send signals are in timer.py."""
+Sending and delivery are monitor/signals/delivery.py's; timers that send signals are in timer.py."""
 from __future__ import annotations
 
 import errno
@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 from kdbg.arch.linux import SI_KERNEL, SI_TKILL, SI_USER, make_siginfo
 
 from ..errors import GuestFault
-from ..sigaltstack import altstack_flags, set_altstack
-from ..signals import ERESTARTNOHAND, ERESTARTNOINTR, NSIG, UNBLOCKABLE, PendingSignal, SigAction, next_index
+from ..signals.altstack import altstack_flags, set_altstack
+from ..signals.delivery import ERESTARTNOHAND, ERESTARTNOINTR, NSIG, UNBLOCKABLE, PendingSignal, SigAction, next_index
 from .dispatch import s32, syscall
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 SIGKILL, SIGSTOP, SIGSEGV = 9, 19, 11

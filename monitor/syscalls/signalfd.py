@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING
 from kdbg.arch.linux import SI_KERNEL, SI_SIGIO, SI_TIMER, SI_USER, siginfo_t
 
 from ..host_fds import KM_FD_BASE, high_fd
-from ..signals import ERESTARTSYS, UNBLOCKABLE, PendingSignal, next_index
+from ..signals.delivery import ERESTARTSYS, UNBLOCKABLE, PendingSignal, next_index
 from .args import new_fd
 from .dispatch import s32, syscall
 from .signal import sleep_until_signal
 
 if TYPE_CHECKING:
-    from ..signals import SignalState
-    from ..vcpu_loop import VcpuThread
+    from ..signals.delivery import SignalState
+    from ..vcpu.loop import VcpuThread
 
 SFD_CLOEXEC, SFD_NONBLOCK = os.O_CLOEXEC, os.O_NONBLOCK
 SIGSET_SIZE = 8

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .dispatch import syscall
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.snapshot")
 LABEL_MAX = 4096

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 from kdbg.arch.x86_64 import KVM_REGS
 
 from ..errors import KvmError
-from ..fork import execve, fork     # at start-up: a module imported once the payload runs may fail (cwd, fds)
+from ..process.fork import execve, fork     # at start-up: a module imported once the payload runs may fail (cwd, fds)
 from .args import buf_out
 from .dispatch import syscall
 from .host import blocking_host_syscall
 from .numbers import NUMBERS
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.syscall")
 RAX, RSP = KVM_REGS.index("rax"), KVM_REGS.index("rsp")

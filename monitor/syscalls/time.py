@@ -12,14 +12,14 @@ import time
 from typing import TYPE_CHECKING
 
 from ..kvm.abi import ffi
-from ..signals import ERESTART_RESTARTBLOCK, ERESTARTNOHAND
+from ..signals.delivery import ERESTART_RESTARTBLOCK, ERESTARTNOHAND
 from .args import addr_of, buf_in, buf_out
 from .dispatch import syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 CLOCK_MONOTONIC, TIMER_ABSTIME = 1, 1
 TIMESPEC = struct.Struct("<qq")

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import SI_KERNEL, is_timer_siginfo, make_siginfo, make_timer_siginfo
 
-from ..signals import NSIG
+from ..signals.delivery import NSIG
 from .dispatch import s32, syscall
 
 if TYPE_CHECKING:
-    from ..vcpu_loop import VcpuThread
-    from ..process import Process
+    from ..vcpu.loop import VcpuThread
+    from ..process.payload import Process
 
 
 class _Timer:

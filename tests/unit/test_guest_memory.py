@@ -7,9 +7,9 @@ import errno
 import pytest
 
 from monitor.errors import GuestFault
-from monitor.guest_memory import MMAP_BOTTOM, MMAP_TOP, PROT_EXEC, PROT_READ, PROT_WRITE, GuestMemory
-from monitor.page_tables import PTE_NX, PTE_W, PageTables
-from monitor.phys_memory import PAGE, PhysicalMemory
+from monitor.memory.guest import MMAP_BOTTOM, MMAP_TOP, PROT_EXEC, PROT_READ, PROT_WRITE, GuestMemory
+from monitor.memory.page_tables import PTE_NX, PTE_W, PageTables
+from monitor.memory.physical import PAGE, PhysicalMemory
 
 from .test_page_tables import SlotRecorder
 
@@ -192,7 +192,7 @@ def test_move_keeps_backing_and_contents(mem):
 def test_a_file_mapping_stays_inside_one_window(tmp_path):
     """Two released windows side by side merge in the free list, but a mapping must not span them: each is its own
     host reservation (test_mmap's 6 GiB file after a 2 GiB and a 4 GiB one failed KVM_RUN with EFAULT)."""
-    from monitor.phys_memory import WINDOW
+    from monitor.memory.physical import WINDOW
     phys = PhysicalMemory(SlotRecorder())
     path = tmp_path / "f"
     path.write_bytes(b"x" * PAGE)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.page_tables import ADDR_MASK, PTE_NX, PTE_P, PTE_PS, PTE_U, PTE_W, PageTables
-from monitor.phys_memory import HUGE, PAGE, PhysicalMemory
+from monitor.memory.page_tables import ADDR_MASK, PTE_NX, PTE_P, PTE_PS, PTE_U, PTE_W, PageTables
+from monitor.memory.physical import HUGE, PAGE, PhysicalMemory
 
 
 class SlotRecorder:

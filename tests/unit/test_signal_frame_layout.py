@@ -1,4 +1,4 @@
-"""monitor/signal_frame.py's rt_sigframe offsets against the C headers: the ucontext/sigcontext layout a signal
+"""monitor/signals/frame.py's rt_sigframe offsets against the C headers: the ucontext/sigcontext layout a signal
 handler reads (glibc's <sys/ucontext.h> mirrors the kernel's up to uc_sigmask; the kernel's sigset is 8 bytes)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from monitor import signal_frame as sf
+from monitor.signals import frame as sf
 
 SOURCE = r"""
 #define _GNU_SOURCE

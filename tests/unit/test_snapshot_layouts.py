@@ -56,7 +56,7 @@ def test_the_start_up_core_check_restates_the_elf_layouts():
 
 
 def test_the_sigaction_note_holds_every_signal_km_has():
-    from monitor.signals import NSIG
+    from monitor.signals.delivery import NSIG
     assert layouts.SIGACTION_COUNT == NSIG
 
 

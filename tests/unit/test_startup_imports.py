@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # what `python -m monitor.cli payload` imports before the payload starts (monitor.cli.main's own imports included)
-START_UP = "import monitor.cli, monitor.process, monitor.fork, monitor.vdso"
+START_UP = "import monitor.cli, monitor.process.payload, monitor.process.fork, monitor.memory.vdso"
 
 
 def test_start_up_builds_no_dataclass() -> None:

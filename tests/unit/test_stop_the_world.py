@@ -59,7 +59,7 @@ def test_the_caller_can_exclude_its_own_thread():
 
 def test_no_core_is_written_while_a_thread_runs(monkeypatch):
     """Process._dump_core: a straggler means no core (not a torn one), and the reason names the vCPU."""
-    from monitor import process
+    from monitor.process import payload as process
     monkeypatch.setattr(process, "CORE_PAUSE_TIMEOUT_S", 0.05)
     proc = process.Process.__new__(process.Process)       # only the two collaborators _dump_core uses
     written = []

@@ -2,7 +2,7 @@
  * bundle's own ld.so and libraries, so km runs unchanged in any image (glibc, musl or an empty one) and never
  * loads the image's libraries. Static, so it needs nothing from the image either. The bundle is found from
  * /proc/self/exe (BUNDLE/bin/NAME), which also names the program to run; argv[0] passes through unchanged
- * (km's symlink form). Built by tools/build_bundle.py; the Python side is monitor/self_exec.py.
+ * (km's symlink form). Built by tools/build_bundle.py; the Python side is monitor/process/self_exec.py.
  *
  * km-runtime's commands other than create/run/exec only hand their argv to the delegate (runc): the launcher
  * does that itself, without starting Python, because engines call the runtime three or four times per container

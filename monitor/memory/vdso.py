@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 
-from .guest_memory import PROT_EXEC, PROT_READ, GuestMemory
-from .kvm.abi import ffi
+from .guest import PROT_EXEC, PROT_READ, GuestMemory
+from ..kvm.abi import ffi
 
 log = logging.getLogger("km.mem")
 

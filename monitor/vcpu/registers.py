@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Mapping
 
 from kdbg.arch.x86_64 import INTEL_LAYOUT, KVM_REGS, REGISTERS, XsaveLayout, registers_to_xsave, xsave_to_registers
 
-from .vcpu_loop import State
+from .loop import State
 
 if TYPE_CHECKING:
-    from .vcpu_loop import VcpuThread
+    from .loop import VcpuThread
 
 _KVM_INDEX = {name: i for i, name in enumerate(KVM_REGS)}
 # what a 64-bit Linux process shows (the VM's own selectors are km's business)

@@ -1,7 +1,7 @@
 """The VMM -> debugger seam: every event a vCPU, the process or guest memory tells a debugger, typed.
 
 The monitor calls `proc.debug.<hook>(...)` on the thread where the event happens; `NoDebugger` (every hook does
-nothing, every question answers "not mine") is what a process has until monitor/live_target.py attaches. The
+nothing, every question answers "not mine") is what a process has until monitor/debug/live_target.py attaches. The
 other direction (the debugger driving the VM) is kdbg/target.py's ControlTarget. A hook returning True took the
 event: the vCPU thread has parked until the debugger resumed it, and the monitor must not act on it again.
 """
@@ -11,9 +11,9 @@ import socket
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .process import Ending, Process
-    from .signals import PendingSignal
-    from .vcpu_loop import VcpuThread
+    from ..process.payload import Ending, Process
+    from ..signals.delivery import PendingSignal
+    from ..vcpu.loop import VcpuThread
 
 
 class DebugHooks(Protocol):

@@ -25,12 +25,12 @@ from typing import Any, Callable
 
 from kdbg.target import MemoryRegion
 
-from .errors import GuestFault
-from .kvm import abi
+from ..errors import GuestFault
+from ..kvm import abi
 from .mapped_file import MappedFile
 from .page_tables import PTE_NX, PTE_U, PTE_W, PageTables
-from .phys_memory import HUGE, PAGE, PhysicalMemory
-from .record import Record
+from .physical import HUGE, PAGE, PhysicalMemory
+from ..record import Record
 
 USER_TOP = 0x7FFFFFFFF000
 MMAP_TOP = 0x7FFFF7FFF000        # mmap without a hint grows down from here (Linux's mmap_base without ASLR:

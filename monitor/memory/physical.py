@@ -17,13 +17,13 @@ from __future__ import annotations
 import bisect
 import functools
 import threading
-from .record import Record
+from ..record import Record
 
 from kdbg.arch.linux import PAGE_SIZE as PAGE
 
-from .errors import MonitorError
-from .kvm import abi
-from .kvm.abi import ffi, libc
+from ..errors import MonitorError
+from ..kvm import abi
+from ..kvm.abi import ffi, libc
 
 HUGE = 0x200000
 CHUNK = 256 << 20

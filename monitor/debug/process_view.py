@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Sequence
 
 from kdbg.target import SIGTRAP, GuestMemoryError, MemoryRegion, NoSuchThreadError, StopEvent, StopReason
 
-from .errors import GuestFault
-from .thread_registers import read_registers
-from .vcpu_loop import State
+from ..errors import GuestFault
+from ..vcpu.registers import read_registers
+from ..vcpu.loop import State
 
 if TYPE_CHECKING:
-    from .process import Process
-    from .vcpu_loop import VcpuThread
+    from ..process.payload import Process
+    from ..vcpu.loop import VcpuThread
 
 
 class ProcessView:

@@ -1,5 +1,5 @@
 """Guest signals: dispositions, masks, pending sets, sending, and delivery with the restart of the syscall a
-signal cut short (the frame itself is laid out by signal_frame.py).
+signal cut short (the frame itself is laid out by frame.py).
 
 Linux semantics (kernel/signal.c): a synchronous fault goes to the faulting thread; SIG_DFL of a fatal signal
 ends the process (with a core for the core-dumping ones); a handler runs on a Linux rt_sigframe.
@@ -18,21 +18,21 @@ import logging
 import signal as host_signal
 import threading
 import time
-from .record import Record
+from ..record import Record
 from typing import TYPE_CHECKING, Callable
 
 from kdbg.arch.linux import MASK64
 from kdbg.arch.x86_64 import KVM_REGS
 
-from .errors import GuestFault
-from .sigaltstack import SS_DISABLE
-from .signal_frame import build_frame, fault_siginfo, restore_frame
-from .syscalls.numbers import NUMBERS
+from ..errors import GuestFault
+from .altstack import SS_DISABLE
+from .frame import build_frame, fault_siginfo, restore_frame
+from ..syscalls.numbers import NUMBERS
 
 if TYPE_CHECKING:
-    from .process import Process
-    from .syscalls.signalfd import SignalFds
-    from .vcpu_loop import VcpuThread
+    from ..process.payload import Process
+    from ..syscalls.signalfd import SignalFds
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.signal")
 SIG_DFL, SIG_IGN = 0, 1

@@ -13,7 +13,7 @@ import os
 import stat
 import weakref
 
-from .host_fds import high_fd
+from ..host_fds import high_fd
 
 
 class MappedFile:

@@ -23,18 +23,18 @@ from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, Resume
 from kdbg.target_link import LinkedTarget
 from kdbg.vcpu_control import PauseTimeout
 
-from .errors import GuestFault
-from .host_fds import high_fd
-from .process import Ending
+from ..errors import GuestFault
+from ..host_fds import high_fd
+from ..process.payload import Ending
 from .process_view import ProcessView
-from .signals import PendingSignal
-from .thread_registers import write_registers
-from .vcpu_loop import RIP, State
+from ..signals.delivery import PendingSignal
+from ..vcpu.registers import write_registers
+from ..vcpu.loop import RIP, State
 from .watchpoints import HANDLED, Watchpoints
 
 if TYPE_CHECKING:
-    from .process import Process
-    from .vcpu_loop import VcpuThread
+    from ..process.payload import Process
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.gdb")
 SIGTRAP, SIGKILL = 5, 9

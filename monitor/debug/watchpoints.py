@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 from kdbg.arch.linux import PAGE_SIZE as PAGE
 from kdbg.target import BreakpointKind, GuestMemoryError, StopEvent, StopReason
 
-from .guest_memory import PROT_WRITE, GuestMemory, pte_flags
-from .page_tables import PTE_W
+from ..memory.guest import PROT_WRITE, GuestMemory, pte_flags
+from ..memory.page_tables import PTE_W
 
 if TYPE_CHECKING:
     from .live_target import LiveTarget
-    from .vcpu_loop import VcpuThread
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.gdb")
 HANDLED = object()          # an event the debugger consumed without stopping

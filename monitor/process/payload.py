@@ -11,32 +11,32 @@ import os
 import signal
 import socket
 import threading
-from .record import Record
+from ..record import Record
 from typing import TYPE_CHECKING, Callable, NoReturn
 
 from kdbg.breakpoints import SoftwareBreakpoints
 from kdbg.vcpu_control import KICK_SIGNAL, PauseTimeout, StopTheWorld, install_kick_handler
 
-from .debug_hooks import NO_DEBUGGER, DebugHooks
-from .loader.elf import Program, load_program
-from .loader.stack import auxv_bytes, build_stack
-from .errors import MonitorError
-from .guest_memory import GuestMemory
-from .kvm import abi
-from .kvm.vm import Kvm
-from .machine import (KBASE, MAX_VCPUS, SELFTEST_GVA, SYSCALL_PORT, SYSCALL_STUB_GPA, SYSCALL_STUB_GVA, SYSTEM_SIZE,
+from ..debug.hooks import NO_DEBUGGER, DebugHooks
+from ..loader.elf import Program, load_program
+from ..loader.stack import auxv_bytes, build_stack
+from ..errors import MonitorError
+from ..memory.guest import GuestMemory
+from ..kvm import abi
+from ..kvm.vm import Kvm
+from ..vcpu.machine import (KBASE, MAX_VCPUS, SELFTEST_GVA, SYSCALL_PORT, SYSCALL_STUB_GPA, SYSCALL_STUB_GVA, SYSTEM_SIZE,
                       build_system_area, init_vcpu_state)
-from .page_tables import PTE_U, PTE_W, PageTables
-from .phys_memory import HUGE, PhysicalMemory
-from .signals import SignalState
-from .syscalls.futex import FutexTable, exit_robust_list
-from .syscalls.timer import ProcessClock
-from .thread_registers import cpu_xsave_layout
-from .vdso import map_vdso
-from .vcpu_loop import RIP, RSP, RFLAGS, State, VcpuThread
+from ..memory.page_tables import PTE_U, PTE_W, PageTables
+from ..memory.physical import HUGE, PhysicalMemory
+from ..signals.delivery import SignalState
+from ..syscalls.futex import FutexTable, exit_robust_list
+from ..syscalls.timer import ProcessClock
+from ..vcpu.registers import cpu_xsave_layout
+from ..memory.vdso import map_vdso
+from ..vcpu.loop import RIP, RSP, RFLAGS, State, VcpuThread
 
 if TYPE_CHECKING:
-    from .process_view import ProcessView
+    from ..debug.process_view import ProcessView
 
 log = logging.getLogger("km.vcpu")
 SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
@@ -81,7 +81,7 @@ class Process:
         self.tables.set_range(KBASE, SYSTEM_SIZE, 0, PTE_W)                      # supervisor only
         self.tables.set_range(SYSCALL_STUB_GVA, 0x1000, SYSCALL_STUB_GPA, PTE_U)  # user, read-only, executable
         self.mem = GuestMemory(self.phys, self.tables, on_remap=self._remapped)
-        self.debug: DebugHooks = NO_DEBUGGER      # monitor/live_target.py when gdb may attach
+        self.debug: DebugHooks = NO_DEBUGGER      # monitor/debug/live_target.py when gdb may attach
         self.breakpoints = SoftwareBreakpoints(self.mem.read_debug, self.mem.write_debug)   # int3s a debugger planted
         self.cpuid = self.kvm.supported_cpuid()
         self.xsave_layout = cpu_xsave_layout(self.cpuid)     # where KVM_GET_XSAVE images keep AVX, AVX-512
@@ -233,7 +233,7 @@ class Process:
 
     def _dump_core(self, thread: VcpuThread | None, signo: int) -> tuple[bool, str | None]:
         """(written, why not): a core is written only once every other thread has parked (no torn cores)."""
-        from .process_view import ProcessView
+        from ..debug.process_view import ProcessView
         try:
             self.world.pause_all(CORE_PAUSE_TIMEOUT_S, exclude=thread)
         except PauseTimeout as e:

@@ -22,19 +22,19 @@ from typing import TYPE_CHECKING
 
 from kdbg.arch.x86_64 import KVM_REGS
 
-from .errors import PayloadError
-from .host_fds import KM_FD_BASE, high_fd
-from .debug_hooks import NO_DEBUGGER
-from .loader.elf import check_program
-from .loader.exec_in_process import ReexecNeeded, exec_in_process
-from .loader.script import resolve_exec
+from ..errors import PayloadError
+from ..host_fds import KM_FD_BASE, high_fd
+from ..debug.hooks import NO_DEBUGGER
+from ..loader.elf import check_program
+from ..loader.exec_in_process import ReexecNeeded, exec_in_process
+from ..loader.script import resolve_exec
 from .self_exec import km_command
-from .signals import SIG_IGN
-from .syscalls.procfs import exe_alias
+from ..signals.delivery import SIG_IGN
+from ..syscalls.procfs import exe_alias
 
 if TYPE_CHECKING:
-    from .guest_memory import GuestMemory
-    from .vcpu_loop import VcpuThread
+    from ..memory.guest import GuestMemory
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.vcpu")
 RAX = KVM_REGS.index("rax")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .kvm import abi
-from .kvm.abi import ffi, libc
+from ..kvm import abi
+from ..kvm.abi import ffi, libc
 
 if TYPE_CHECKING:
-    from .guest_memory import GuestMemory
+    from .guest import GuestMemory
 
 _CODE = bytes([0x89, 0xF0, 0xF0, 0x0F, 0xB1, 0x17, 0xC3])
 _cas = None

@@ -1,7 +1,7 @@
 """The alternate signal stack of a thread (sigaltstack(2)): its flags as reported, its checks when set.
 
 kernel/signal.c do_sigaltstack and include/linux/sched/signal.h on_sig_stack/sas_ss_flags; the stack itself is a
-thread's (ThreadSignals.altstack: ss_sp, ss_flags, ss_size), used by signal_frame.py when a frame is built.
+thread's (ThreadSignals.altstack: ss_sp, ss_flags, ss_size), used by frame.py when a frame is built.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import errno
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .signals import ThreadSignals
+    from .delivery import ThreadSignals
 
 SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
 MINSIGSTKSZ = 2048

@@ -29,15 +29,15 @@ from typing import Callable, TYPE_CHECKING
 from kdbg.arch.linux import MASK64
 from kdbg.arch.x86_64 import KVM_REGS
 
-from .errors import KvmError
-from .kvm import abi
+from ..errors import KvmError
+from ..kvm import abi
 from .machine import KBASE, SYSCALL_PORT, exception_frame_gpa, user_segment_fix
-from .signals import MAIN_THREAD_ONLY, RESTART_CODES, RestartBlock
-from .syscalls.table import dispatch
+from ..signals.delivery import MAIN_THREAD_ONLY, RESTART_CODES, RestartBlock
+from ..syscalls.table import dispatch
 
 if TYPE_CHECKING:
-    from .process import Process
-    from .syscalls.futex import Waiter
+    from ..process.payload import Process
+    from ..syscalls.futex import Waiter
 
 log = logging.getLogger("km.vcpu")
 RAX, RCX, RSP, R11, RIP, RFLAGS = (KVM_REGS.index(n) for n in ("rax", "rcx", "rsp", "r11", "rip", "eflags"))
@@ -77,11 +77,11 @@ class VcpuThread:
         self.sigwait_set = 0           # the signals an rt_sigtimedwait waits for (they go to this thread)
         self.orig_rax = -1             # the syscall being (or last) served: what a restart calls again
         self.at_syscall_stop = False   # parked at a syscall catchpoint: the debugger sees orig_rax as Linux shows it
-        self.restart_block: RestartBlock | None = None    # restart_syscall(2)'s continuation (signals.py)
+        self.restart_block: RestartBlock | None = None    # restart_syscall(2)'s continuation (signals/delivery.py)
         self.fault_detail = (0, 0, 0)  # (error code, vector, cr2) of the last exception, for a signal frame
         self.robust_list = 0
         self.has_run = False           # kvm_run's sync regs/sregs hold this vCPU's state once it has exited
-        # the debugger's register file, read once per stop (thread_registers.py); dropped when the thread runs
+        # the debugger's register file, read once per stop (registers.py); dropped when the thread runs
         # again or a register is written
         self.stopped_regs: dict[str, int] | None = None
         self.exit_pending = False      # kvm_run holds an exit of a run the debugger's thread made (run_for_debugger)

@@ -8,7 +8,7 @@ Layouts (arch/x86/include/uapi/asm/sigcontext.h, include/uapi/asm-generic/uconte
 The FPU state goes below the frame, 64-byte aligned, as an XSAVE image of the CPU's user xstate size (CPUID
 0xD.0 ECX, as Linux's fpu_user_cfg.max_size: 2432 bytes with AVX-512, not KVM's 4096-byte kvm_xsave) with the
 fpx_sw_bytes magic: programs size alternate stacks by AT_MINSIGSTKSZ, which Linux derives from that size.
-Which signal is delivered, and what happens to the interrupted syscall, is signals.py's business.
+Which signal is delivered, and what happens to the interrupted syscall, is delivery.py's business.
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 from kdbg.arch.linux import SI_KERNEL, make_siginfo
 from kdbg.arch.x86_64 import KVM_REGS
 
-from .sigaltstack import disarm, frame_top, set_altstack
+from .altstack import disarm, frame_top, set_altstack
 
 if TYPE_CHECKING:
-    from .signals import ThreadSignals
-    from .vcpu_loop import VcpuThread
+    from .delivery import ThreadSignals
+    from ..vcpu.loop import VcpuThread
 
 log = logging.getLogger("km.signal")
 SIGCONTEXT_REGS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx", "rdx", "rax",

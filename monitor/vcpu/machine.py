@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import struct
 
-from .errors import KvmError
-from .kvm import abi
+from ..errors import KvmError
+from ..kvm import abi
 
 KBASE = 0xFFFFFFFF80000000
 SYSTEM_SIZE = 0x200000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from array import array
 
-from .phys_memory import HUGE, PAGE, PhysicalMemory
+from .physical import HUGE, PAGE, PhysicalMemory
 
 PTE_P, PTE_W, PTE_U, PTE_PS, PTE_NX = 1, 2, 4, 0x80, 1 << 63
 ADDR_MASK = 0x000FFFFFFFFFF000

@@ -1,0 +1,1 @@
+"""A payload process: how it starts and ends, and fork and exec into new km processes."""

@@ -1,0 +1,1 @@
+"""Guest signals the Linux way: dispositions and delivery, the rt_sigframe, the alternate stack."""
