@@ -3,7 +3,8 @@
 Pure over two callables (read and write of the program's memory, raising on a bad address), so the rules are
 unit-tested without a VM: reads show the original bytes (gdb's `x/`, a core file), writes over a planted byte
 update the remembered original and leave the int3 in place (gdbserver's mem-break.c check_mem_read/write).
-Only the stdlib may be imported here.
+The addresses taken out are remembered too: a trap from an int3 that ran just before its removal may still arrive
+(late_trap), and is then the breakpoint's, not the program's. Only the stdlib may be imported here.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class SoftwareBreakpoints:
     def __init__(self, read: Read, write: Write, planted: Mapping[int, bytes] | None = None) -> None:
         self._read, self._write = read, write
         self._original: dict[int, bytes] = dict(planted or {})     # address -> the byte the int3 replaced
+        self._removed: set[int] = set()         # addresses whose int3 was taken out (as many as gdb ever used)
 
     def __contains__(self, addr: int) -> bool:
         return addr in self._original
@@ -42,6 +44,7 @@ class SoftwareBreakpoints:
         original = self._read(addr, 1)
         self._write(addr, INT3)
         self._original[addr] = original
+        self._removed.discard(addr)
 
     def remove(self, addr: int) -> bool:
         """Put the original byte back; False when nothing was planted there. A write that fails (the text
@@ -49,6 +52,7 @@ class SoftwareBreakpoints:
         original = self._original.pop(addr, None)
         if original is None:
             return False
+        self._removed.add(addr)
         try:
             self._write(addr, original)
         except Exception:  # noqa: BLE001 - the callable's own error type: the page is gone, nothing to restore
@@ -62,6 +66,18 @@ class SoftwareBreakpoints:
     def forget_all(self) -> None:
         """Drop the records without touching memory (the memory they describe is someone else's now)."""
         self._original.clear()
+        self._removed.clear()
+
+    def late_trap(self, addr: int) -> bool:
+        """Whether an int3 trap from addr, where no int3 is planted now, is a breakpoint's that was taken out
+        after the int3 ran: the thread must run the original instruction at addr again, unsignalled (gdbserver
+        discards such a SIGTRAP: "previous SW breakpoint gone"). An int3 still in memory there is the program's."""
+        if addr not in self._removed or addr in self._original:
+            return False
+        try:
+            return self._read(addr, 1) != INT3
+        except Exception:  # noqa: BLE001 - the callable's own error type: the page is gone, no int3 ran there
+            return False
 
     def shadow(self, addr: int, data: bytes) -> bytes:
         """`data` read at addr, with each planted int3 replaced by the byte it hides."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ from harness.gdb import wait_listening
 from harness.km import spawn_km
 from harness.markers import line_of
 from harness.rsp_client import RspClient
+from kdbg.rsp.packets import decode_rle
 
 SRC = "gdb_faults.c"
 TOTAL = "total 105000000"
@@ -144,6 +146,42 @@ def test_every_thread_is_parked_at_every_stop_of_a_64_thread_payload(backend, pa
     finally:
         client.close()
     _finish(proc, backend)
+
+
+@km_only
+def test_a_breakpoint_removed_while_its_trap_is_on_its_way_is_not_a_sigtrap(payload, free_port) -> None:
+    """Threads run through a breakpoint as fast as they can while the client stops and resumes them. On kvm-pvm a
+    stop can land between a thread's int3 and the trap's delivery to km: the thread parks at the breakpoint + 1,
+    its trap still to come. The breakpoint is deleted at such a stop (or at the last one, by the deadline): the
+    trap that comes later is the breakpoint's, so no SIGTRAP is reported (resumed from bp+1, the payload used to
+    die of SIGSEGV) and the payload runs to its exit."""
+    exe = payload("gdb_bp_storm.c")
+    proc = _server("km", exe, free_port, "4")
+    client = RspClient(free_port)
+    hit, keep_going = _symbol(exe, "hit"), _symbol(exe, "keep_going")
+    try:
+        client.start()
+        assert client.ask(b"Z0,%x,1" % hit) == b"OK"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            client.send(b"vCont;c")
+            reply = client.stop_reply()
+            assert reply.startswith(b"T05") and b"swbreak" in reply, reply
+            rips = []
+            for tid in client.threads():
+                assert client.ask(b"Hg" + tid) == b"OK"
+                rips.append(int.from_bytes(bytes.fromhex(decode_rle(client.ask(b"p10")).decode()), "little"))
+            if hit + 1 in rips:
+                break
+        assert client.ask(b"z0,%x,1" % hit) == b"OK"
+        assert client.ask(b"M%x,4:00000000" % keep_going) == b"OK"
+        client.send(b"vCont;c")
+        reply = client.stop_reply()
+        assert re.match(rb"W0?7\b", reply), reply
+    finally:
+        client.close()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 7 and out == b"hit\n", out + err
 
 
 @km_only

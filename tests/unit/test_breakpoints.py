@@ -79,3 +79,22 @@ def test_remove_after_the_page_went_away_is_not_an_error(mem):
     mem.base = 0x5000          # the text was unmapped: the write fails, the record goes
     assert bps.remove(0x1001)
     assert len(bps) == 0
+
+
+def test_a_late_trap_is_recognised_only_where_a_breakpoint_was_taken_out(mem):
+    """kvm-pvm may deliver an int3's trap after the debugger removed that breakpoint: it is the breakpoint's
+    (the thread re-runs the original byte), unless an int3 is still in memory there (the program's own)."""
+    bps = SoftwareBreakpoints(mem.read, mem.write)
+    bps.insert(0x1004)
+    assert not bps.late_trap(0x1004)              # planted: an ordinary breakpoint hit
+    bps.remove(0x1004)
+    assert bps.late_trap(0x1004)
+    assert not bps.late_trap(0x1005)              # never a breakpoint
+    bps.insert(0x1004)
+    assert not bps.late_trap(0x1004)
+    bps.remove(0x1004)
+    mem.data[4] = INT3[0]                         # the program wrote its own int3 there since
+    assert not bps.late_trap(0x1004)
+    mem.data[4] = 4
+    bps.forget_all()                              # exec: another program's memory
+    assert not bps.late_trap(0x1004)
