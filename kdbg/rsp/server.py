@@ -20,6 +20,7 @@ import collections
 import json
 import logging
 import os
+import select
 import selectors
 import socket
 import time
@@ -269,27 +270,50 @@ class GdbServer:
             conn.close()
 
     def _session_loop(self, session: Session, conn: Connection) -> None:
+        """Packets and events, until the session ends. A bare poll object with a table from descriptor to what it
+        belongs to (not a selectors.PollSelector, whose key objects cost ~10 us a wake-up): the loop wakes twice
+        per stepi, and gdbserver's whole answer to a packet takes about that long."""
         queued: collections.deque[bytes] = collections.deque()
+        conn_fd, wake_fd = conn.fileno(), self._wake_r.fileno()
         while not self._closed and not session.ending and (self._inferiors or session.stop_queue):
             watched = set(self._inferiors)
-            with self._selector(conn) as sel:
-                while not self._closed and not session.ending and self._inferiors.keys() == watched:
-                    for key, _ in sel.select():
-                        if key.fileobj is conn:
-                            for packet in conn.receive():
-                                if packet.kind is EventKind.INTERRUPT:
-                                    self._on_ctrl_c(session)
-                                elif session.any_running and not session.non_stop:
-                                    queued.append(packet.data)   # all-stop: answered once the target stops
-                                else:
-                                    self._answer(session, conn, packet.data)
-                        elif isinstance(key.data, Inferior):
-                            self._on_event(session, conn, key.data)
-                    if not self._inferiors and not session.stop_queue:
-                        return      # (non-stop: once gdb has drained the exit's notification)
-                    while queued and not session.any_running and not session.ending:
-                        self._answer(session, conn, queued.popleft())
-                    self._report_deferred(session, conn)
+            poller = select.poll()
+            owners: dict[int, Inferior | None] = {wake_fd: None, conn_fd: None}
+            for inf in self._inferiors.values():
+                if inf.control is not None:
+                    owners[inf.live.event_fd()] = inf
+            for fd in owners:
+                poller.register(fd, select.POLLIN)
+            while not self._closed and not session.ending and self._inferiors.keys() == watched:
+                for fd, _ in poller.poll():
+                    if fd == conn_fd:
+                        for packet in conn.receive():
+                            if packet.kind is EventKind.INTERRUPT:
+                                self._on_ctrl_c(session)
+                            elif session.any_running and not session.non_stop:
+                                queued.append(packet.data)   # all-stop: answered once the target stops
+                            else:
+                                self._answer(session, conn, packet.data)
+                                if session.any_running and not session.non_stop:
+                                    self._take_ready_stop(session, conn)
+                    else:
+                        owner = owners.get(fd)
+                        if owner is not None:
+                            self._on_event(session, conn, owner)
+                if not self._inferiors and not session.stop_queue:
+                    return      # (non-stop: once gdb has drained the exit's notification)
+                while queued and not session.any_running and not session.ending:
+                    self._answer(session, conn, queued.popleft())
+                self._report_deferred(session, conn)
+
+    def _take_ready_stop(self, session: Session, conn: Connection) -> None:
+        """A step whose stop is already there (a single step runs on this thread: LiveTarget._step_here) is
+        answered at once, without waiting for poll() to report the event descriptor (a wake-up per stepi). A
+        continue's stop comes later: not looked for (an empty read per continue)."""
+        inf = session.current
+        if (inf.run.running and inf.attached and inf.control is not None and inf.pid in self._inferiors
+                and any(a.kind is ResumeKind.STEP for a in inf.run.last_actions)):
+            self._on_event(session, conn, inf)
 
     def _on_event(self, session: Session, conn: Connection, inf: Inferior) -> None:
         if inf.pid not in self._inferiors:

@@ -141,3 +141,24 @@ def test_framing_a_reply_twice_gives_the_same_frame() -> None:
     reply = b"00" * 800
     assert encode_packet(reply) == encode_packet(bytearray(reply)) == b"$0" + encode_rle(reply)[1:] \
         + b"#%02x" % checksum(encode_rle(reply))
+
+
+def test_ack_then_packet_in_one_read_takes_the_fast_path_with_the_same_events() -> None:
+    for data in (b"+" + frame(b"vCont;s:p1.1;c:p1.-1"), b"+" + frame(b"g"), b"+$g#00", b"+$a$g#67"):
+        whole = [(e.kind, e.data) for e in PacketParser().feed(data)]
+        assert whole == feed_all([bytes((b,)) for b in data]), data
+
+
+def test_a_large_reply_framed_again_is_the_same_and_never_stale() -> None:
+    """A `g` reply above the small-reply cache (~4.8 KB with AVX-512) is framed once per object: the same
+    object gives the same frame, an equal copy or a changed reply is framed from its own bytes."""
+    regs = b"0011223344556677" * 400
+    first = encode_packet(regs)
+    assert encode_packet(regs) is first
+    assert first == b"$" + encode_rle(regs) + b"#%02x" % checksum(encode_rle(regs))
+    changed = b"ff" + regs[2:]
+    assert encode_packet(changed) == b"$" + encode_rle(changed) + b"#%02x" % checksum(encode_rle(changed))
+    mutable = bytearray(regs)
+    assert encode_packet(mutable) == first
+    mutable[:2] = b"ee"
+    assert encode_packet(mutable) != first and encode_packet(mutable)[1:3] == b"ee"
