@@ -1,7 +1,9 @@
 """The exec loop (issue 10): `busybox sh -c 'for i in $(seq N); do BODY; done'` under km, natively and under
 qemu-user, with the time per iteration and km's ratio to qemu-user (goal: /bin/true's row <= 2x qemu-user).
 
-Run: python3 bench/exec_loop.py [--iterations 50] [--reps 3]     (not part of the test suite; about a minute)
+Run: python3 bench/exec_loop.py [--iterations 50] [--reps 3] [--before DIR]   (not part of the suite; minutes)
+--before DIR adds a "km before" column: km from another checkout (e.g. `git worktree add DIR <older commit>`),
+measured in the same interleaved run.
 The time per iteration is (t(N) - t(0)) / N of the same command, so each runner's own start-up drops out. Runs
 alternate between the runners within each repetition (the machine is shared) and the table shows medians.
 Bodies: `(:)` is a fork alone (a subshell that exits); `/bin/true` a fork and an exec of a dynamic (glibc)
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -30,22 +33,29 @@ BODIES = {"fork only: (:)": "(:)", "fork+exec /bin/true (dynamic)": "/bin/true",
 GOAL = 2.0
 
 
-def runners() -> dict[str, list[str]]:
-    found = {"native": [], "km": KM}
+def runners(before: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
+    found = {"native": ([], ENV), "km": (KM, ENV)}
+    if before:
+        found["km before"] = (KM, dict(ENV, PYTHONPATH=before + os.pathsep + os.environ.get("PYTHONPATH", "")))
     qemu = shutil.which("qemu-x86_64")
     if qemu:
-        found["qemu-user"] = [qemu]
+        found["qemu-user"] = ([qemu], ENV)
     return found
 
 
-def seconds(prefix: list[str], body: str, n: int) -> float:
+def seconds(runner: tuple[list[str], dict[str, str]], body: str, n: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run: CPU is user+system of the runner and every process it waited for, which a
+    shared machine's load does not inflate the way it inflates the wall time."""
+    prefix, env = runner
     cmd = [*prefix, BUSYBOX, "sh", "-c", f"for i in $(seq {n}); do {body}; done"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)}: status {result.returncode}: {result.stderr.strip()}")
-    return elapsed
+    return elapsed, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def main() -> None:
@@ -53,25 +63,39 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--bodies", default=",".join(BODIES), help="comma-separated row names (default: all)")
+    parser.add_argument("--before", help="another checkout whose km runs beside this one's")
     args = parser.parse_args()
-    found = runners()
+    found = runners(args.before)
     names = [b for b in args.bodies.split(",") if b]
     per: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.reps):
         for name in names:
-            for runner, prefix in found.items():
-                full = seconds(prefix, BODIES[name], args.iterations)
-                empty = seconds(prefix, BODIES[name], 0)
+            for runner, how in found.items():
+                full, full_cpu = seconds(how, BODIES[name], args.iterations)
+                empty, empty_cpu = seconds(how, BODIES[name], 0)
                 per.setdefault((name, runner), []).append((full - empty) / args.iterations)
-    print(f"loop of {args.iterations}, medians of {args.reps} interleaved runs; ms per iteration")
-    print(f"| body | km | native | qemu-user | km / native | km / qemu-user |")
-    print(f"| --- | --- | --- | --- | --- | --- |")
+                cpu.setdefault((name, runner), []).append((full_cpu - empty_cpu) / args.iterations)
+    table(f"loop of {args.iterations}, medians of {args.reps} interleaved runs; wall ms per iteration", per,
+          names, found, args.before)
+    table("the same runs, CPU ms (user+system, all processes) per iteration", cpu, names, found, args.before)
+    print(f"goal: /bin/true's km / qemu-user <= {GOAL} (wall)")
+
+
+def table(title: str, per: dict[tuple[str, str], list[float]], names: list[str], found: dict,
+          before: str | None) -> None:
+    print(title)
+    extra = " km before | before / qemu-user |" if before else ""
+    print(f"| body | km | native | qemu-user | km / native | km / qemu-user |{extra}")
+    print("| --- " * (6 + 2 * bool(before)) + "|")
     for name in names:
         km, native = (statistics.median(per[(name, r)]) for r in ("km", "native"))
         qemu = statistics.median(per[(name, "qemu-user")]) if "qemu-user" in found else float("nan")
-        print(f"| {name} | {km * 1e3:.2f} | {native * 1e3:.2f} | {qemu * 1e3:.2f} | {km / native:.1f} | "
-              f"{km / qemu:.2f} |", flush=True)
-    print(f"goal: /bin/true's km / qemu-user <= {GOAL}")
+        row = f"| {name} | {km * 1e3:.2f} | {native * 1e3:.2f} | {qemu * 1e3:.2f} | {km / native:.1f} | {km / qemu:.2f} |"
+        if before:
+            old = statistics.median(per[(name, "km before")])
+            row += f" {old * 1e3:.2f} | {old / qemu:.2f} |"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":
