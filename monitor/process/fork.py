@@ -6,7 +6,7 @@ addresses (a VM fd is unusable from another process) with one vCPU holding the f
 rax = 0. Only the forking thread exists in the child, as in Linux. A vfork-like clone (CLONE_VFORK, as musl's
 posix_spawn and Go's os/exec use) is served as a fork whose parent waits until the child execs or exits.
 Exec: after checking the program as execve(2) does (loader/script.py follows #! lines, loader/elf.py checks the
-program and its interpreter), the running km replaces the image (loader/exec_in_process.py); under a debugger km
+program and its interpreter), the running km replaces the image (exec_in_process.py); under a debugger km
 re-executes itself (same pid) on the new payload (self_exec.km_command), and the session goes on in the new km.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..errors import PayloadError
 from ..host_fds import KM_FD_BASE, high_fd
 from ..debug.hooks import NO_DEBUGGER
 from ..loader.elf import check_program
-from ..loader.exec_in_process import ReexecNeeded, exec_in_process
+from .exec_in_process import ReexecNeeded, exec_in_process
 from ..loader.script import resolve_exec
 from .self_exec import km_command
 from ..signals.delivery import SIG_IGN
@@ -131,7 +131,7 @@ def _strings(mem: GuestMemory, addr: int, limit: int = 4096) -> list[bytes]:
 
 def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int | None:
     """Check the program as execve(2) would (the errno is the payload's answer), then run it: in this km
-    (loader/exec_in_process.py) when nobody debugs the payload, else by re-executing km on it, which carries the
+    (exec_in_process.py) when nobody debugs the payload, else by re-executing km on it, which carries the
     debugger's session over (the stub's connection, a followed child's link). None: the new program runs."""
     raw_path = ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape")
     path = exe_alias(ctx, raw_path)

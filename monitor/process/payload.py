@@ -104,7 +104,7 @@ class Process:
         self.nice = os.getpriority(os.PRIO_PROCESS, 0)  # getpriority/setpriority: the payload's, km's at start
         self.personality = 0            # personality(2): the payload's execution domain (PER_LINUX)
         self.no_vdso = os.environ.get("KM_NO_VDSO") is not None
-        self.execed = False             # the payload exec'ed in this km (loader/exec_in_process.py)
+        self.execed = False             # the payload exec'ed in this km (process/exec_in_process.py)
         self.comm_writes: dict[int, tuple[VcpuThread, int]] = {}   # fd -> (thread, inode): /proc/.../comm open for
         #                                 writing, renamed at close (syscalls/procfs.py close_comm)
         self.exec_lock_held = False     # a thread is in that exec (under self.lock): another one's execve loses

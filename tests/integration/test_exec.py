@@ -1,4 +1,4 @@
-"""execve served inside the running km (monitor/loader/exec_in_process.py), compared with native runs: a chain
+"""execve served inside the running km (monitor/process/exec_in_process.py), compared with native runs: a chain
 static -> dynamic -> #! script -> static exec'ed from a second thread of a multi-threaded payload (the other
 threads gone, the pid kept), close-on-exec, signal dispositions, mask and alternate stack across exec, argv and
 environment passed, comm, the exit status and every line of output."""

@@ -24,7 +24,7 @@ from ..memory.guest import USER_TOP
 from ..host_fds import KM_FD_BASE
 from ..kvm import abi
 from ..syscalls.futex import FutexTable, exit_robust_list
-from .elf import load_program
+from ..loader.elf import load_program
 
 if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
