@@ -9,7 +9,7 @@ changes all-stop mode: every path is taken only after gdb sent QNonStop:1.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Callable
 
 from kdbg.rsp.commands import command
 from kdbg.rsp.errors import RspError
@@ -56,8 +56,20 @@ def v_stopped(session: Session) -> bytes:
     return b"OK"
 
 
-def status(session: Session, replies: Sequence[bytes]) -> bytes:
-    """`?` in non-stop mode: the first stopped thread's stop reply, the others through vStopped; OK if none."""
+def status(session: Session, reply_of: Callable[[Inferior, int], bytes]) -> bytes:
+    """`?` in non-stop mode, which gdb sends when it connects: as gdbserver does, each process reports one stopped
+    thread, the first, and the other threads the connection found stopped run on (gdbserver attached to a running
+    program reports its main thread stopped, the others running; gdb 13 fails an internal assertion in
+    remote_target::wait when it is handed several stops at connect). The first reply here, the next through
+    vStopped; OK if none."""
+    replies = []
+    for inf in session.attached_inferiors():
+        stopped = sorted(tid for tid in inf.run.ns_stopped if tid in inf.target.threads())
+        if not stopped:
+            continue
+        replies.append(reply_of(inf, stopped[0]))
+        if len(stopped) > 1 and inf.control is not None and not inf.run.exited:
+            resume(session, [(inf, [ResumeAction(ResumeKind.CONTINUE, tid) for tid in stopped[1:]])])
     session.stop_queue.clear()
     session.stop_queue.extend(replies)
     session.notified = bool(replies)

@@ -108,11 +108,9 @@ def _shown(stop: StopEvent) -> StopEvent:
 
 @command("?")
 def last_stop(session: Session) -> bytes:
-    if session.non_stop:                # every stopped thread, the first here, the rest through vStopped
-        return nonstop.status(session, [
-            stop_reply(session, _shown(inf.target.stop_event(tid)), inf.pid)
-            for inf in session.attached_inferiors() for tid in sorted(inf.run.ns_stopped)
-            if tid in inf.target.threads()])
+    if session.non_stop:                # one stopped thread per process (nonstop.status says why)
+        return nonstop.status(session, lambda inf, tid: stop_reply(session, _shown(inf.target.stop_event(tid)),
+                                                                   inf.pid))
     stop = session.run.last_stop
     if stop is None:
         stop = session.target.stop_event(session.target.threads()[0])
