@@ -2,17 +2,21 @@
 (`"nonStop": true`): a worker stops at a breakpoint and is stepped alone while a counter thread counts on (read
 twice with `evaluate`), a step of the worker's makes the counter hit a breakpoint of its own, one thread is paused,
 then everything continues to the payload's exit status. In all-stop mode (the default) `singleThread` keeps the
-other threads stopped during the step. Each scenario runs against km and against gdbserver (the stand-in behind
-the same adapter): gdbserver's behaviour is the expectation.
+other threads stopped during the step. An attach in non-stop mode to a threaded program already running leaves
+its threads running and pauses one. Each scenario runs against km and against gdbserver (the stand-in, or
+`gdbserver --attach`, behind the same adapter): gdbserver's behaviour is the expectation.
 """
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
 import pytest
 
 from harness.dap import STANDIN, marker_path
+from harness.gdb import wait_listening
+from harness.km import spawn_km
 from harness.markers import line_of
 
 SRC = "dap_nonstop.c"
@@ -112,3 +116,41 @@ def test_all_stop_single_thread_step_keeps_the_others_stopped(dap, payload, back
     client.call("setBreakpoints", {"source": {"path": marker_path(SRC)}, "breakpoints": []})
     assert client.call("continue", {"threadId": hit["threadId"]})["allThreadsContinued"] is True
     assert client.wait_event("exited")["exitCode"] == 42, client.dump()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_attach_in_non_stop_mode_leaves_the_threads_running(dap, payload, free_port, backend):
+    """`km --gdb_listen` (or `gdbserver --attach` to the program run natively) with three threads counting: the
+    attach reports one thread stopped and the others running, as gdbserver does (several stops at connect make
+    gdb 13 fail an internal assertion), the configuration runs them all, one is paused alone, and the program
+    ends when told to."""
+    program = str(payload("gdb_nonstop.c", "glibc"))
+    if backend == "km":
+        runs = server = spawn_km("--gdb_listen", f"-g{free_port}", program, stdin=subprocess.DEVNULL)
+    else:
+        runs = subprocess.Popen([program], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        server = subprocess.Popen(["gdbserver", "--attach", f"127.0.0.1:{free_port}", str(runs.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_listening(free_port, server)
+        client = dap()
+        client.start("attach", {"program": program, "address": f"127.0.0.1:{free_port}", "nonStop": True})
+        deadline = time.monotonic() + 20
+        while len(threads := [t["id"] for t in client.call("threads")["threads"]]) < 3:    # the program may
+            assert time.monotonic() < deadline, client.dump()                                  # still start them
+        client.call("pause", {"threadId": threads[-1]})
+        paused = client.wait_event("stopped")
+        assert (paused["reason"], paused["threadId"], paused["allThreadsStopped"]) == ("pause", threads[-1], False), \
+            client.dump()
+        refused = client.request("stackTrace", {"threadId": threads[0]})
+        assert not refused["success"] and "is running" in refused["message"], client.dump()
+        top = client.top_frame(threads[-1])
+        client.call("evaluate", {"expression": "done = 1", "frameId": top["id"], "context": "repl"})
+        assert client.call("continue", {"threadId": threads[-1]})["allThreadsContinued"] is True
+        assert client.wait_event("exited")["exitCode"] == 0, client.dump()
+        assert runs.wait(30) == 0 and b"ticks counted" in runs.stdout.read()
+    finally:
+        for proc in {runs, server}:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
