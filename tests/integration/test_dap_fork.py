@@ -136,3 +136,18 @@ def test_stopping_the_launch_ends_a_child_still_waiting_for_its_session(dap, for
         assert select.select([child], [], [], 30)[0], parent.dump()
     finally:
         os.close(child)
+
+
+def test_every_kind_of_child_gets_a_session_that_ends_with_its_status(dap, payload, tmp_path):
+    """fork_proc.c forks a child that exits 5, one that dies of SIGSEGV, one that execs, and posix_spawns (a vfork
+    that execs): four child sessions, each ending with the child's status (139: killed by signal 11; an exec'd
+    child's session follows it into the new program), the parent's output as native and its status 0."""
+    program = str(payload("fork_proc.c", "musl"))
+    native = subprocess.run([program], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    parent = dap()
+    parent.start("launch", {"program": program, "kmPath": parent.km_path, "followForks": True, "cwd": str(tmp_path)},
+                 exception_filters=[])                  # the SIGSEGV of the second child is not a stop
+    assert parent.wait_event("exited", timeout_s=120)["exitCode"] == native.returncode == 0, parent.dump()
+    assert parent.output("stdout").splitlines() == native.stdout.splitlines(), parent.dump()
+    assert parent.child_errors == [] and len(parent.children) == 4, parent.dump()
+    assert [child.wait_event("exited")["exitCode"] for child in parent.children] == [5, 139, 7, 7]
