@@ -24,7 +24,6 @@ ends the children still waiting with it.
 """
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -36,8 +35,6 @@ from kdbg.stub_banner import ForkWait
 from .arguments import integer, mapping
 from .errors import CantHandle, DapError
 from .gdb_backend import Gdb
-
-log = logging.getLogger("km.dap")
 
 FORK_WAIT_ENV = "KM_GDB_CHILD_FORK_WAIT"      # km: a forked child whose payload matches this regex waits for gdb
 EVERY_PAYLOAD = ".*"
