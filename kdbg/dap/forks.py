@@ -83,7 +83,8 @@ class Forks:
 
     def on_response(self, response: dict[str, Any]) -> bool:
         """The client's answer to one of our requests (True), or not ours (False)."""
-        fork = self._asked.pop(int(response.get("request_seq", -1)), None)
+        seq = response.get("request_seq")
+        fork = self._asked.pop(seq, None) if isinstance(seq, int) else None
         if fork is None:
             return False
         if not response.get("success"):
