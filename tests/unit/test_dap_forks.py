@@ -6,7 +6,7 @@ import os
 import pytest
 
 from kdbg.dap.errors import CantHandle, InvalidArgument
-from kdbg.dap.forks import check_alive, child_configuration, forked_child, is_alive, wanted
+from kdbg.dap.forks import Forks, check_alive, child_configuration, forked_child, is_alive, wanted
 from kdbg.stub_banner import ForkWait, fork_wait_banner, is_banner_line, parse_fork_wait
 
 
@@ -46,3 +46,22 @@ def test_the_forked_child_of_an_attach() -> None:
     assert is_alive(os.getpid())
     with pytest.raises(CantHandle, match=r"^forked child 999999999: it exited before its session started$"):
         check_alive(999999999)
+
+
+def test_the_answer_to_a_start_debugging_request_is_matched_to_its_child() -> None:
+    sent: list[dict] = []
+    said: list[str] = []
+
+    def send(message: dict) -> None:
+        message["seq"] = 7
+        sent.append(message)
+    forks = Forks(send, lambda category, text: said.append(text), "gdb")
+    forks.announce(ForkWait("p.km", 999999999, 2160), {"request": "attach", "address": "localhost:2160"})
+    assert sent == [{"type": "request", "command": "startDebugging", "seq": 7,
+                     "arguments": {"request": "attach", "configuration": {"request": "attach",
+                                                                          "address": "localhost:2160"}}}]
+    assert not forks.on_response({"request_seq": "junk", "success": False})
+    assert not forks.on_response({"request_seq": 8, "success": False})
+    assert forks.on_response({"request_seq": 7, "success": False, "message": "cancelled"})
+    assert said[-1] == "kdbg-dap: forked child 999999999: the client did not start its session (cancelled); it has ended\n"
+    assert not forks.on_response({"request_seq": 7, "success": True})          # answered once
