@@ -406,7 +406,7 @@ class GdbServer:
                          pass_signals=sorted(session.pass_signals),
                          program_signals=None if session.program_signals is None else sorted(session.program_signals),
                          catch_syscalls=None if session.catch_syscalls is None else sorted(session.catch_syscalls),
-                         non_stop=session.non_stop)
+                         non_stop=session.non_stop, lldb_stop_keys=session.lldb_stop_keys)
         for fd in (state["listener"], state["conn"]):
             if fd is not None:
                 os.set_inheritable(fd, True)
@@ -473,6 +473,7 @@ def _restore(session: Session, conn: Connection, state: dict) -> None:
     session.pass_signals = frozenset(state.get("pass_signals", ()))
     program = state.get("program_signals")
     session.program_signals = None if program is None else frozenset(program)
+    session.lldb_stop_keys = bool(state.get("lldb_stop_keys"))
     catch = state.get("catch_syscalls")
     session.catch_syscalls = None if catch is None else frozenset(catch)
     control = session.control
