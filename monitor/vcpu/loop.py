@@ -84,6 +84,9 @@ class VcpuThread:
         # the debugger's register file, read once per stop (registers.py); dropped when the thread runs
         # again or a register is written
         self.stopped_regs: dict[str, int] | None = None
+        # counts the stops that ended (end_stop, under `cond`): a register file read during one stop is stored
+        # only if the count has not moved, so it can never be served at a later stop
+        self.stop_serial = 0
         self.exit_pending = False      # kvm_run holds an exit of a run the debugger's thread made (run_for_debugger)
         #                                that this thread's loop has not dispatched yet
 
@@ -92,7 +95,9 @@ class VcpuThread:
 
     # ---- control (called from other threads) -------------------------------------------------------------
     def start(self) -> None:
-        self.state = State.RUNNING
+        with self.cond:                 # a new thread counts as parked (gdb may read it) until it starts
+            self.end_stop()
+            self.state = State.RUNNING
         self.thread = threading.Thread(target=self._main, name=f"vcpu-{self.vcpu.id}", daemon=True)
         self.thread.start()
 
@@ -244,7 +249,8 @@ class VcpuThread:
                 return None                 # interrupted before it ran: the thread's loop runs it
         self.has_run = True
         self.sync[1] = 0
-        self.stopped_regs = None
+        with self.cond:
+            self.end_stop()
         buf = self.vcpu.run_buf
         if (struct.unpack_from("I", buf, abi.RUN_EXIT_REASON)[0] == abi.KVM_EXIT_IO
                 and struct.unpack_from("H", buf, abi.RUN_IO_PORT)[0] == vector):
@@ -256,6 +262,7 @@ class VcpuThread:
         """Release a thread after run_for_debugger: it counts as running at once (a stop-the-world waits for it
         to serve its pending exit and park again, never takes it for parked meanwhile)."""
         with self.cond:
+            self.end_stop()
             self.state = State.RUNNING
             self.pause_requested = False
             self.cond.notify_all()
@@ -272,7 +279,7 @@ class VcpuThread:
             if self.exit_requested:
                 return False
             self.state = State.RUNNING
-            self.stopped_regs = None
+            self.end_stop()
             self.run.immediate_exit = 0     # a kick that found it parked is spent
             return True
 
@@ -313,8 +320,15 @@ class VcpuThread:
                 self.cond.wait()
             self.state = State.IN_SYSCALL if in_syscall else State.RUNNING
             self.parked_in_syscall = False
-            self.stopped_regs = None
+            self.end_stop()
             self.run.immediate_exit = 0
+
+    def end_stop(self) -> None:
+        """Under `cond`, whenever the thread leaves PAUSED or runs while parked (run_for_debugger): its registers
+        may change from here on, so the cached file goes and no read begun before can store one
+        (registers.read_registers)."""
+        self.stop_serial += 1
+        self.stopped_regs = None
 
     def is_frozen(self) -> bool:
         """Parked outside any syscall (or gone): its registers are a user context a snapshot can restart from."""

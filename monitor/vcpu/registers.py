@@ -5,6 +5,9 @@ least once; x87/SSE/AVX only in KVM's XSAVE image, an ioctl each way, so they ar
 A parked thread's register file is made once per stop and kept on the thread (VcpuThread.stopped_regs): gdb
 asks again after every cache flush, and `info registers` wants the XSAVE part each time. It is dropped when the
 thread runs again and by every register write (VcpuThread.mark_regs_dirty, and here for fs/gs base and XSAVE).
+It is stored, under the thread's lock, only if the stop it was read at still lasts (VcpuThread.stop_serial):
+a state check alone let km -g's entry stop, read before the vCPU thread started and released by gdb's continue
+before it started, be served again at the syscall catchpoint the thread parked at next.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ def read_registers(thread: VcpuThread) -> dict[str, int]:
     cached = thread.stopped_regs
     if cached is not None:
         return cached
+    serial, parked = thread.stop_serial, thread.state is State.PAUSED     # read first: a stop may end meanwhile
     regs = dict(zip(KVM_REGS, thread.regs))
     regs.update(USER_SELECTORS)
     sregs = thread.run.s.regs.sregs if thread.has_run else thread.vcpu.get_sregs()
@@ -47,8 +51,10 @@ def read_registers(thread: VcpuThread) -> dict[str, int]:
     in_call = thread.at_syscall_stop or thread.parked_in_syscall
     regs["orig_rax"] = thread.orig_rax & NO_SYSCALL if in_call else NO_SYSCALL
     values = _LazyFpRegisters(regs, thread.vcpu, thread.proc.xsave_layout)
-    if thread.state is State.PAUSED:       # a thread blocked in a host call (IN_SYSCALL) may still change rax
-        thread.stopped_regs = values
+    if parked:                  # a thread blocked in a host call (IN_SYSCALL) may still change rax
+        with thread.cond:
+            if thread.state is State.PAUSED and thread.stop_serial == serial:
+                thread.stopped_regs = values
     return values
 
 
