@@ -327,6 +327,9 @@ class Session:
         if not host or not port.isdigit():
             raise InvalidArgument("address", f"{address!r} is not host:port")
         child = forked_child(args)                # a session startDebugging opened for a forked child
+        if args.get("followForks"):
+            self._output("console", "kdbg-dap: followForks applies to a launch; to follow the forks of a km you "
+                                    "started, run it with KM_GDB_CHILD_FORK_WAIT and attach to each child's port\n")
         if child is not None:
             check_alive(child)
         backend = self._start_gdb(args, program)

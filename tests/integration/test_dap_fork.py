@@ -64,7 +64,13 @@ def test_a_forked_child_opens_a_session_that_stops_at_its_breakpoint(dap, fork_p
         == {"x": "21"}
     assert not any(e["event"] == "stopped" for e in parent.all_events), parent.dump()   # the parent never stops
 
+    placed = child.call("setBreakpoints", {"source": {"path": marker_path(SRC)},     # set in the child's session
+                                           "breakpoints": [{"line": line_of(SRC, "child_ret")}]})["breakpoints"]
     child.call("continue", {"threadId": hit["threadId"]})
+    again = child.wait_event("stopped", timeout_s=60)
+    assert again.get("hitBreakpointIds") == [placed[0]["id"]], child.dump()
+    assert child.locals_of(child.top_frame(again["threadId"])["id"])["doubled"]["value"] == "42", child.dump()
+    child.call("continue", {"threadId": again["threadId"]})
     assert child.wait_event("exited", timeout_s=60)["exitCode"] == 7, child.dump()
     child.wait_event("terminated")
     assert parent.wait_event("exited", timeout_s=60)["exitCode"] == 3, parent.dump()
