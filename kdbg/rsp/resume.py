@@ -7,6 +7,8 @@ each process's target receives only its own actions.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from kdbg.arch.x86_64 import BY_NAME
 from kdbg.rsp import nonstop
 from kdbg.rsp.commands import command, parse_hex, parse_ptid
@@ -20,6 +22,7 @@ from kdbg.target import (SIGTRAP, BreakpointKind, ResumeAction, ResumeKind, Stop
 # Registers sent in every T reply so gdb needs no `g`/`p` round trip to show the frame (gdbserver's
 # "expedite" set for amd64: rbp, rsp, rip).
 EXPEDITED = ("rbp", "rsp", "rip")
+_EXPEDITE = tuple((name, b"%02x:" % BY_NAME[name].regnum, BY_NAME[name]) for name in EXPEDITED)
 WATCH_KEYS = {BreakpointKind.WRITE: "watch", BreakpointKind.READ: "rwatch", BreakpointKind.ACCESS: "awatch"}
 _DEFAULT_SIGNAL = {StopReason.INTERRUPT: SIGINT}
 
@@ -49,10 +52,10 @@ def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
         regs = target.registers(event.tid)
     except TargetError:
         regs = {}
-    for name in EXPEDITED:
-        if name in regs:
-            reg = BY_NAME[name]
-            parts.append(b"%02x:%s;" % (reg.regnum, encode_value(reg, regs[name])))
+    for name, key, reg in _EXPEDITE:
+        value = regs.get(name)
+        if value is not None:
+            parts.append(b"%s%s;" % (key, encode_value(reg, value)))
     parts.append(b"thread:%s;" % session.format_tid(event.tid, pid))
     parts.append(_reason(session, event))
     if session.lldb_stop_keys:
@@ -143,7 +146,7 @@ def _signal_arg(text: bytes) -> int:
     return linux_from_gdb(parse_hex(text))
 
 
-def parse_vcont(rest: bytes) -> tuple[list[ResumeAction]]:
+def parse_vcont(rest: bytes) -> tuple[tuple[ResumeAction, ...]]:
     """`vCont;action[:thread-id];...` (the name and first ';' already stripped by the dispatcher)."""
     actions: list[ResumeAction] = []
     for item in rest.split(b";"):
@@ -165,10 +168,10 @@ def parse_vcont(rest: bytes) -> tuple[list[ResumeAction]]:
             raise ValueError(f"unknown vCont action {action!r}")
     if not actions:
         raise ValueError("vCont without actions")
-    return (actions,)
+    return (tuple(actions),)
 
 
-def _start(session: Session, actions: list[ResumeAction]) -> bytes | None:
+def _start(session: Session, actions: Sequence[ResumeAction]) -> bytes | None:
     """Resume, or for a read-only target (a core file) report the same stop again: an error reply to a
     resume packet leaves gdb believing the program runs, a repeated stop keeps it usable."""
     if session.control is None:
@@ -179,39 +182,49 @@ def _start(session: Session, actions: list[ResumeAction]) -> bytes | None:
             raise RspError("the program has exited", 1)
         if inferior.control is None:
             raise RspError(f"process {inferior.pid} is read-only", 1)
-        if "step" not in inferior.control.supports() and any(a.kind is ResumeKind.STEP for a in own):
+        if any(a.kind is ResumeKind.STEP for a in own) and "step" not in inferior.control.supports():
             raise RspError("this target cannot single-step", 1)
     for inferior, own in plan:
         session.resume(own, inferior)
     return None
 
 
-def _by_process(session: Session, actions: list[ResumeAction]) -> list[tuple[Inferior, list[ResumeAction]]]:
+def _by_process(session: Session, actions: Sequence[ResumeAction]) -> list[tuple[Inferior, list[ResumeAction]]]:
     """Each process's own actions (the first that applies to a thread wins, as vCont says): an action naming a
     process or thread nobody serves is an error (E03), and the session goes on."""
     debugged = session.attached_inferiors()
     plan: dict[int, tuple[Inferior, list[ResumeAction]]] = {}
+    threads: dict[int, Sequence[int]] = {}          # each process's thread list, asked once per packet
     for action in actions:
         if action.pid > 0:
             owners = [inf for inf in debugged if inf.pid == action.pid]
             if not owners:
                 raise RspError(f"no process {action.pid}", 3)
         elif action.tid > 0:
-            owner = next((inf for inf in [session.current, *debugged] if action.tid in inf.target.threads()), None)
+            owner = next((inf for inf in [session.current, *debugged]
+                          if action.tid in _threads_of(inf, threads)), None)
             if owner is None:
                 raise RspError(f"no thread {action.tid}", 3)
             owners = [owner]
         else:
             owners = debugged                   # `c` or `c:-1`: every thread of every process
+        own = action if not action.pid else ResumeAction(*action[:5])      # pid 0: each target gets its own
         for inferior in owners:
-            if action.tid > 0 and action.tid not in inferior.target.threads():
+            if action.tid > 0 and action.tid not in _threads_of(inferior, threads):
                 raise RspError(f"no thread {action.tid} in process {inferior.pid}", 3)
-            plan.setdefault(inferior.pid, (inferior, []))[1].append(action._replace(pid=0))
+            plan.setdefault(inferior.pid, (inferior, []))[1].append(own)
     return list(plan.values())
 
 
+def _threads_of(inferior: Inferior, known: dict[int, Sequence[int]]) -> Sequence[int]:
+    threads = known.get(inferior.pid)
+    if threads is None:
+        threads = known[inferior.pid] = inferior.target.threads()
+    return threads
+
+
 @command("vCont", parse_vcont)
-def vcont(session: Session, actions: list[ResumeAction]) -> bytes | None:
+def vcont(session: Session, actions: Sequence[ResumeAction]) -> bytes | None:
     if session.non_stop and session.control is not None:
         plan = _by_process(session, actions)
         if any(inf.run.exited for inf, _ in plan):

@@ -11,6 +11,7 @@ protection (watchpoints.py). The debugger's per-thread state is a ThreadDebug re
 """
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -43,6 +44,16 @@ PAUSE_TIMEOUT_S = 5.0
 HAND_OVER_TIMEOUT_S = 5.0      # how long an exec waits for the stub to hand its connection over
 # si_code of the SIGTRAP that $_siginfo shows for a debugger stop, as Linux would have sent it
 _TRAP_CODES = {StopReason.BREAKPOINT: 0x80, StopReason.STEP: 2, StopReason.WATCHPOINT: 4}
+
+
+_SUPPORTS = frozenset({"swbreak", "hwbreak", "watch", "step", "range-step", "fork-events", "vfork-events",
+                       "exec-events", "catch-syscalls", "non-stop"})
+
+
+@functools.lru_cache(maxsize=64)
+def _trap_info(code: int, addr: int) -> bytes:
+    """The SIGTRAP siginfo of a debugger stop (a ctypes structure built and copied: ~5 us, at every stepi)."""
+    return make_siginfo(SIGTRAP, code, addr)
 
 
 @dataclass(slots=True)
@@ -116,7 +127,7 @@ class LiveTarget(ProcessView):
     def _record_trap(self, thread: VcpuThread, event: StopEvent) -> None:
         if event.reason is not StopReason.SIGNAL:     # what $_siginfo shows, as Linux would have sent it
             code = _TRAP_CODES.get(event.reason, 0x80)
-            self.proc.signals.of(thread).last_info = make_siginfo(SIGTRAP, code, event.watch_addr or 0)
+            self.proc.signals.of(thread).last_info = _trap_info(code, event.watch_addr or 0)
 
     # ---- DebugHooks (called on vCPU threads) ---------------------------------------------------------------
     watches_signals = True
@@ -384,10 +395,17 @@ class LiveTarget(ProcessView):
             return None
         if event.reason not in (StopReason.EXITED, StopReason.TERMINATED, StopReason.HAND_OVER):
             if not self.non_stop:
-                self._stop_the_world()
+                if not self._all_parked():
+                    self._stop_the_world()
                 self.stopped = True
             self.last_stop[event.tid] = event
         return event
+
+    def _all_parked(self) -> bool:
+        """Every thread parked and asked to stay so: what _stop_the_world would establish, without its requests,
+        kicks and waits (each a lock round). A stepi made on this thread, or a breakpoint of a single-threaded
+        payload, leaves the world so."""
+        return all(t.state is State.PAUSED and t.pause_requested for t in self.proc.live_threads())
 
     # ---- NonStopTarget (gdb's non-stop mode) -----------------------------------------------------------------
     def set_non_stop(self, on: bool) -> None:
@@ -427,8 +445,7 @@ class LiveTarget(ProcessView):
         self.watchpoints.remove(kind, addr, length)
 
     def supports(self) -> frozenset[str]:
-        return frozenset({"swbreak", "hwbreak", "watch", "step", "range-step", "fork-events", "vfork-events",
-                          "exec-events", "catch-syscalls", "non-stop"})
+        return _SUPPORTS
 
     def detach(self) -> None:
         self.caught_syscalls = None

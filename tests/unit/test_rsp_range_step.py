@@ -7,8 +7,8 @@ from kdbg.target import ResumeAction, ResumeKind
 
 def test_range_step_action_is_parsed() -> None:
     (actions,) = parse_vcont(b"r401000,401020:p64.65;c")
-    assert actions == [ResumeAction(ResumeKind.STEP, 0x65, 0, 0x401000, 0x401020, pid=0x64),
-                       ResumeAction(ResumeKind.CONTINUE)]
+    assert actions == (ResumeAction(ResumeKind.STEP, 0x65, 0, 0x401000, 0x401020, pid=0x64),
+                       ResumeAction(ResumeKind.CONTINUE))
 
 
 def test_plain_step_has_no_range() -> None:
