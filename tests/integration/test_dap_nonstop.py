@@ -115,7 +115,9 @@ def test_all_stop_single_thread_step_keeps_the_others_stopped(dap, payload, back
     assert (step["reason"], step["allThreadsStopped"]) == ("step", True), client.dump()
     top = client.top_frame(hit["threadId"])
     assert top["line"] == line_of(SRC, "step_to") and _ticks(client, top["id"]) == before, client.dump()
-    client.call("next", {"threadId": hit["threadId"]})      # VS Code's Step Over: every thread runs during it
+    assert not [e for e in client.all_events if e["event"] == "continued"], client.dump()  # one thread ran
+    client.call("next", {"threadId": hit["threadId"]})      # VS Code's Step Over: every thread runs during it,
+    assert client.wait_event("continued")["allThreadsContinued"] is True, client.dump()    # and VS Code is told
     assert client.wait_event("stopped")["reason"] == "step", client.dump()
     client.call("setBreakpoints", {"source": {"path": marker_path(SRC)}, "breakpoints": []})
     assert client.call("continue", {"threadId": hit["threadId"]})["allThreadsContinued"] is True

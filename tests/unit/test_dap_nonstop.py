@@ -36,7 +36,8 @@ def session():
     lifecycle.mode = Mode.LAUNCH
     lifecycle.threads.reset(non_stop=True)
     variables = Variables(gdb)          # type: ignore[arg-type]
-    execution = Execution(gdb, lifecycle, stop, variables)      # type: ignore[arg-type]
+    execution = Execution(gdb, lifecycle, stop, variables,      # type: ignore[arg-type]
+                          lambda name, body: events.append((name, body)))
     breakpoints = Breakpoints(gdb)      # type: ignore[arg-type]
     breakpoints.replace("source:x.c", [{"line": 7, "logMessage": "y={y}"}], lambda bp: f"x.c:{bp['line']}")
     stop_events = StopEvents(gdb, lifecycle, stop, variables, breakpoints, execution,  # type: ignore[arg-type]
