@@ -1,15 +1,16 @@
 """signalfd and signalfd4 (fs/signalfd.c): a descriptor that reads the payload's pending signals of its mask as
 struct signalfd_siginfo records.
 
-Guest signals are km's bookkeeping (signals.py), so a host signalfd would never see them. A signalfd is a host
+Guest signals are km's bookkeeping (monitor/signals/), so a host signalfd would never see them. A signalfd is a host
 pipe instead: the payload holds its read end, so poll, select, epoll, dup, fcntl, close and fork's sharing are
 the host's; km writes one byte into it while a signal of the mask is pending and drains it when none is
 (SignalFds.refresh, called by SignalState wherever a queue changes), so readiness is the host's too. A read is
 served by km: it dequeues as Linux's signalfd_dequeue does (the thread's own queue, then the process's) and
 blocks as rt_sigtimedwait does, this thread chosen for the mask's signals while it waits.
 Departures, each invisible to a program that reads and polls: the descriptor is a FIFO to fstat (Linux: an
-anon inode; fcntl's F_GETFL and readlink of /proc/self/fd/N answer as Linux does), readiness counts a signal pending for any thread (Linux: the polling one's or the process's), and a
-signalfd kept across execve stops reading signals.
+anon inode; fcntl's F_GETFL and readlink of /proc/self/fd/N answer as Linux does), readiness counts a signal
+pending for any thread (Linux: the polling one's or the process's), and a signalfd kept across execve stops
+reading signals.
 """
 from __future__ import annotations
 
