@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from harness.km import run_both, run_km
 
 
@@ -42,3 +44,16 @@ def test_signal_death_after_exec_is_seen_as_natively(tmp_path) -> None:
     native = subprocess.run(command, capture_output=True, cwd=tmp_path, timeout=60)
     km = run_km(*command, cwd=tmp_path)
     assert (km.returncode, km.stdout, km.stderr) == (native.returncode, b"", b"") == (-15, b"", b""), km.stderr
+
+
+def test_maps_after_exec_are_the_new_programs_as_on_linux() -> None:
+    """Nothing of the old image is left, and the new program's files land where Linux puts them (no ASLR)."""
+    command = ["/bin/sh", "-c", "exec /bin/cat /proc/self/maps"]
+    native = subprocess.run(["setarch", "-R", *command], capture_output=True, timeout=60)
+    if native.returncode != 0:
+        pytest.skip(f"setarch -R is not allowed here: {native.stderr.decode().strip()}")
+    km = run_km(*command)
+
+    def files(out: bytes) -> list[str]:
+        return [line for line in out.decode().splitlines() if line.split()[-1].startswith("/")]
+    assert km.returncode == 0 and files(km.stdout) == files(native.stdout), km.stdout.decode()
