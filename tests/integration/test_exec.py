@@ -1,7 +1,7 @@
 """execve served inside the running km (monitor/process/exec_in_process.py), compared with native runs: a chain
 static -> dynamic -> #! script -> static exec'ed from a second thread of a multi-threaded payload (the other
-threads gone, the pid kept), close-on-exec, signal dispositions, mask and alternate stack across exec, argv and
-environment passed, comm, the exit status and every line of output."""
+threads gone, the pid kept), close-on-exec, signal dispositions, mask, pending signals and alternate stack across
+exec, argv and environment passed, comm, the exit status and every line of output."""
 from __future__ import annotations
 
 import subprocess
@@ -24,7 +24,7 @@ def test_exec_chain_keeps_and_drops_what_linux_does(payload, tmp_path) -> None:
         "start: SIGUSR1 caught, SIGUSR2 ignored, threads 2",
         "start: thread is not the leader, execs " + str(middle),
         "check: argv[0] check, same pid yes, tid is pid yes, threads 1",
-        "check: SIGUSR1 default, SIGUSR2 ignored, SIGINT blocked, altstack disabled",
+        "check: SIGUSR1 default, SIGUSR2 ignored, SIGINT blocked and pending, altstack disabled",
         "check: plain fd open, close-on-exec fd closed",
         "check: CHAIN=passed through, HOME unset, comm " + middle.name[:15],
         "final: argc 3: [final] [from script]",
