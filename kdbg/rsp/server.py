@@ -307,12 +307,11 @@ class GdbServer:
                 self._report_deferred(session, conn)
 
     def _take_ready_stop(self, session: Session, conn: Connection) -> None:
-        """A step whose stop is already there (a single step runs on this thread: LiveTarget._step_here) is
-        answered at once, without waiting for poll() to report the event descriptor (a wake-up per stepi). A
-        continue's stop comes later: not looked for (an empty read per continue)."""
+        """A resume whose stop is already there (a single step, or a continue to a breakpoint, of a parked thread
+        runs on this thread: LiveTarget._step_here and _continue_here) is answered at once, without waiting for
+        poll() to report the event descriptor. When the stop comes later, this costs one empty read."""
         inf = session.current
-        if (inf.run.running and inf.attached and inf.control is not None and inf.pid in self._inferiors
-                and any(a.kind is ResumeKind.STEP for a in inf.run.last_actions)):
+        if inf.run.running and inf.attached and inf.control is not None and inf.pid in self._inferiors:
             self._on_event(session, conn, inf)
 
     def _on_event(self, session: Session, conn: Connection, inf: Inferior) -> None:
@@ -369,8 +368,6 @@ class GdbServer:
                 child = self._inferiors.get(event.child_pid)
                 if child is not None:           # stopped whole: gdb detaches it or resumes it (vCont)
                     child.run.ns_stopped = set(child.target.threads())
-                    if isinstance(child.control, NonStopTarget):    # its threads, too, stop one by one
-                        child.control.set_non_stop(True)
         session.last_pid = inf.pid
         notification = nonstop.queue_stop(session, stop_reply(session, event, inf.pid))
         if notification is not None:

@@ -30,6 +30,7 @@ from ..process.payload import Ending
 from .process_view import ProcessView
 from ..signals.delivery import PendingSignal
 from ..vcpu.registers import write_registers
+from ..vcpu.deadline import RunDeadline
 from ..vcpu.loop import RIP, State
 from .watchpoints import HANDLED, Watchpoints
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("km.gdb")
 SIGTRAP, SIGKILL = 5, 9
 DEBUG_VECTOR = 1                    # #DB: the trap a single step (RFLAGS.TF) ends in
+BREAKPOINT_VECTOR = 3               # #BP: an int3 km planted (or the payload's own)
 PAUSE_TIMEOUT_S = 5.0
 HAND_OVER_TIMEOUT_S = 5.0      # how long an exec waits for the stub to hand its connection over
 # si_code of the SIGTRAP that $_siginfo shows for a debugger stop, as Linux would have sent it
@@ -63,6 +65,10 @@ class ThreadDebug:
     stepping: bool = False                      # a gdb single step (or range step) is in progress
     step_range: tuple[int, int] | None = None   # vCont;r: keep stepping while start <= pc < end
     reported: PendingSignal | None = None       # the signal this thread's last stop showed gdb
+    # parked by an exception stop (a breakpoint, a step's #DB), with nothing left for its loop to do before its
+    # next KVM_RUN: the stub's thread may run it (_continue_here). Not so when parked inside a syscall or a
+    # signal's delivery (a catchpoint, a signal stop), where the thread's own code still has work after the stop.
+    clean_park: bool = False
 
     def in_step_range(self, pc: int) -> bool:
         return self.step_range is not None and self.step_range[0] <= pc < self.step_range[1]
@@ -87,6 +93,7 @@ class LiveTarget(ProcessView):
         self._exec: _Exec | None = None
         self.world = proc.world
         self.watchpoints = Watchpoints(self)
+        self._deadline = RunDeadline()
         self.events = StopEventQueue(place_fd=high_fd)
         self.stopped = stopped_at_entry
         self.attached = stopped_at_entry
@@ -145,6 +152,7 @@ class LiveTarget(ProcessView):
         if event is HANDLED:
             return True
         assert isinstance(event, StopEvent)
+        self.debug_of(thread).clean_park = True     # the loop goes straight back to KVM_RUN after this stop
         return self._stop_on(thread, event)
 
     def on_syscall_step(self, thread: VcpuThread) -> bool:
@@ -305,10 +313,20 @@ class LiveTarget(ProcessView):
         self.stopped = False
         here = steppers[0] if len(steppers) == 1 and self._can_step_here(steppers[0]) else None
         if here is None:
-            self.world.resume_all(to_release)
+            if (len(to_release) == 1 and not steppers and not self.non_stop and default is not None
+                    and not default.signal and self._can_continue_here(to_release[0])):
+                self._continue_here(to_release[0])
+                return
+            self._release(to_release)
             return
-        self.world.resume_all([t for t in to_release if t is not here])
+        self._release([t for t in to_release if t is not here])
         self._step_here(here)
+
+    def _release(self, threads: list[VcpuThread]) -> None:
+        """Threads back to their own loops: where they park next is theirs to say."""
+        for thread in threads:
+            self.debug_of(thread).clean_park = False
+        self.world.resume_all(threads)
 
     def _can_step_here(self, thread: VcpuThread) -> bool:
         """A plain single step of a parked thread, with nothing for its own loop to do first (a signal to deliver,
@@ -319,24 +337,53 @@ class LiveTarget(ProcessView):
                 and debug.step_range is None and not self.watchpoints.points
                 and not self.watchpoints.is_stepping(thread) and not self.proc.pending_signals_for(thread))
 
+    def _can_continue_here(self, thread: VcpuThread) -> bool:
+        """A continue of the only thread, with nothing for its own loop to do first: run here until the period
+        of RunDeadline ends (a breakpoint hit within it costs no thread hand-off either way)."""
+        return (self.debug_of(thread).clean_park and thread.state is State.PAUSED and thread.has_run
+                and not thread.exit_pending and not thread.freezing and not thread.at_syscall_stop
+                and not thread.parked_in_syscall and not thread.trap_flag and not self.watchpoints.points
+                and len(self.proc.threads) == 1 and not self.proc.pending_signals_for(thread)
+                and not self.proc.ended.is_set())
+
+    def _continue_here(self, thread: VcpuThread) -> None:
+        """gdb's continue, run by the stub's thread until the payload stops at a breakpoint, makes any other
+        exit (a syscall, a fault: served by the vCPU's own thread, as after _step_here) or runs past the
+        deadline's period (kicked out: the vCPU's thread runs on). The stop is posted from here, the vCPU thread
+        staying parked, as for a step."""
+        if not self._deadline.arm():
+            self._release([thread])
+            return
+        try:
+            error_code = thread.run_for_debugger(BREAKPOINT_VECTOR)
+        finally:
+            self._deadline.disarm()
+        self._after_run_here(thread, BREAKPOINT_VECTOR, error_code)
+
     def _step_here(self, thread: VcpuThread) -> None:
         """gdb's stepi on the stub's own thread (VcpuThread.run_for_debugger): the thread stays parked and its
         STEP event is posted from here. Any other end of the run (a `syscall` exit, a fault) is handed to the
         thread, which serves it as if it had run the instruction itself."""
-        error_code = thread.run_for_debugger(DEBUG_VECTOR)
+        self._after_run_here(thread, DEBUG_VECTOR, thread.run_for_debugger(DEBUG_VECTOR))
+
+    def _after_run_here(self, thread: VcpuThread, vector: int, error_code: int | None) -> None:
+        """The end of a run made on the stub's thread: a stop for the debugger is posted (the thread stays
+        parked); anything else is the thread's own to serve, as if it had made the run itself."""
         if error_code is None:
+            self.debug_of(thread).clean_park = False
             if thread.exit_pending:
                 thread.release_with_exit()
             else:
                 thread.release()
             return
-        event = self._exception_event(thread, DEBUG_VECTOR, error_code)
+        event = self._exception_event(thread, vector, error_code)
         if isinstance(event, StopEvent):
             self._record_trap(thread, event)
             self._post(event)
             return
-        if event is None:                       # not the debugger's #DB: the payload's SIGTRAP, as the loop would
-            self.proc.fault(thread, DEBUG_VECTOR, error_code)
+        if event is None:                       # not the debugger's trap: the payload's SIGTRAP, as the loop would
+            self.proc.fault(thread, vector, error_code)
+        self.debug_of(thread).clean_park = False
         thread.release()
 
     def _hand_back_signal(self, thread: VcpuThread, debug: ThreadDebug, signo: int) -> None:
@@ -460,10 +507,13 @@ class LiveTarget(ProcessView):
         self._requeue_unreported(self.events.drain())
         for record in self._debug.values():
             record.reported = None
+            record.clean_park = False
         self.stopped = False
         self.world.resume_all()
 
     def kill(self) -> None:
         self.attached = False
+        for record in self._debug.values():
+            record.clean_park = False
         self.proc.end(Ending(signal=SIGKILL))
         self.world.resume_all()

@@ -317,3 +317,31 @@ def test_a_thread_of_another_process_is_an_error_and_serving_goes_on(packet) -> 
     assert ask(s, packet) == b"E03"
     assert not s.run.running
     assert ask(s, b"qC") == b"QCp64.7"
+
+
+# ---- the parsed-packet memo (commands._PARSED) ----
+
+def test_a_repeated_packet_acts_on_the_state_of_its_own_time() -> None:
+    """The memo keeps a packet's entry and arguments, never its answer: the same `m`, `g` or `p` after a memory
+    or register write, or after Hg names another thread, reads the new state."""
+    session = make_session()
+    addr = b"%x" % (TEXT + 0x20)
+    assert ask(session, b"m" + addr + b",4") == b"20212223"
+    assert ask(session, b"M" + addr + b",4:deadbeef") == b"OK"
+    assert ask(session, b"m" + addr + b",4") == b"deadbeef"
+    rax = b"%02x" % REGISTERS.index(next(r for r in REGISTERS if r.name == "rax"))
+    assert ask(session, b"p" + rax) == (7).to_bytes(8, "little").hex().encode()
+    assert ask(session, b"P" + rax + b"=" + (0x55).to_bytes(8, "little").hex().encode()) == b"OK"
+    assert ask(session, b"p" + rax) == (0x55).to_bytes(8, "little").hex().encode()
+    assert ask(session, b"Hg9") == b"OK"
+    assert ask(session, b"p" + rax) == (9).to_bytes(8, "little").hex().encode()
+
+
+def test_a_bad_packet_stays_an_error_when_repeated_and_mutable_arguments_are_not_kept() -> None:
+    from kdbg.rsp import commands
+    session = make_session()
+    assert ask(session, b"mzz,4").startswith(b"E") and ask(session, b"mzz,4").startswith(b"E")
+    assert b"mzz,4" not in commands._PARSED
+    ask(session, b"vCont;c:7")
+    actions = commands._PARSED[b"vCont;c:7"][1][0]
+    assert isinstance(actions, tuple)        # what the next identical vCont gets cannot have been changed

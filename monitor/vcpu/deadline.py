@@ -1,0 +1,62 @@
+"""RunDeadline: a POSIX timer that kicks one host thread out of KVM_RUN (EINTR) every PERIOD_S until disarmed.
+
+The debugger's thread may make a parked vCPU's KVM_RUN itself for a `continue` (LiveTarget._continue_here): a
+breakpoint hit within the period then costs no thread hand-off. A payload that runs on past it must not keep
+the debugger from gdb's packets (^C): the timer's kick (the stop-the-world signal, whose handler does nothing)
+ends the run, and the vCPU's own thread takes over. The timer is periodic so that a kick landing just before
+the ioctl enters the guest is followed by another (a kick cannot set immediate_exit at the right moment).
+"""
+from __future__ import annotations
+
+import signal
+import threading
+
+from kdbg.vcpu_control import KICK_SIGNAL
+
+from ..kvm.abi import ffi, libc
+from ..syscalls.numbers import NUMBERS
+
+PERIOD_S = 0.001
+CLOCK_MONOTONIC = 1
+SIGEV_THREAD_ID = 4
+_SIGEVENT = "long[8]"       # struct sigevent (64 bytes): sigev_value, then int sigev_signo, sigev_notify, _tid
+_ITIMERSPEC = "long[4]"     # it_interval {sec, nsec}, it_value {sec, nsec}
+
+
+class RunDeadline:
+    """One timer per host thread that arms it (created on that thread's first arm)."""
+
+    def __init__(self) -> None:
+        self._timer: int | None = None
+        self._owner = 0                          # the native thread id the timer signals
+        self._armed = ffi.new(_ITIMERSPEC, [0, int(PERIOD_S * 1e9), 0, int(PERIOD_S * 1e9)])
+        self._off = ffi.new(_ITIMERSPEC, [0, 0, 0, 0])
+
+    def arm(self) -> bool:
+        """Start kicking the calling thread; False when no timer can be made (then do not run the vCPU here)."""
+        tid = threading.get_native_id()
+        if self._timer is None or self._owner != tid:
+            self.close()
+            if KICK_SIGNAL in signal.pthread_sigmask(signal.SIG_BLOCK, ()):
+                return False        # the kick would stay pending: a payload that never exits would keep us
+            event = ffi.new(_SIGEVENT)
+            words = ffi.cast("int *", event)
+            words[2], words[3], words[4] = KICK_SIGNAL, SIGEV_THREAD_ID, tid   # signo, notify, _tid
+            timer_id = ffi.new("int *")
+            if libc.syscall(NUMBERS["timer_create"], CLOCK_MONOTONIC, _address(event), _address(timer_id), 0, 0, 0):
+                return False
+            self._timer, self._owner = timer_id[0], tid
+        return libc.syscall(NUMBERS["timer_settime"], self._timer, 0, _address(self._armed), 0, 0, 0) == 0
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            libc.syscall(NUMBERS["timer_settime"], self._timer, 0, _address(self._off), 0, 0, 0)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            libc.syscall(NUMBERS["timer_delete"], self._timer, 0, 0, 0, 0, 0)
+            self._timer = None
+
+
+def _address(pointer: object) -> int:
+    return int(ffi.cast("intptr_t", pointer))
