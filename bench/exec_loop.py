@@ -50,7 +50,8 @@ def seconds(runner: tuple[list[str], dict[str, str]], body: str, n: int) -> tupl
     cmd = [*prefix, BUSYBOX, "sh", "-c", f"for i in $(seq {n}); do {body}; done"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    # not in a checkout: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd="/")
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:

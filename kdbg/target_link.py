@@ -24,8 +24,8 @@ import struct
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
-from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, MemoryRegion, NoSuchThreadError,
-                         ResumeAction, StopEvent, StopEventQueue, StopReason, TargetError)
+from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, MemoryRegion, NonStopTarget,
+                         NoSuchThreadError, ResumeAction, StopEvent, StopEventQueue, StopReason, TargetError)
 
 log = logging.getLogger("km.gdb")
 _HEADER = struct.Struct("<I")
@@ -84,7 +84,7 @@ def _plain(value: Any) -> Any:
 _SERVED = frozenset({"threads", "thread_name", "registers", "read_memory", "mappings", "auxv", "exe_path", "pid",
                      "stop_event", "siginfo", "write_registers", "write_memory", "resume", "interrupt",
                      "set_breakpoint", "clear_breakpoint", "supports", "detach", "kill", "report_events",
-                     "set_syscall_catch"})
+                     "set_syscall_catch", "set_non_stop", "stop_threads"})
 
 
 def serve_target(sock: socket.socket, target: ControlTarget, settings: dict | None = None) -> None:
@@ -96,6 +96,8 @@ def serve_target(sock: socket.socket, target: ControlTarget, settings: dict | No
         target.report_events(frozenset(settings["events"]))
     if settings.get("catch") is not None:
         target.set_syscall_catch(frozenset(settings["catch"]))
+    if settings.get("non_stop") and isinstance(target, NonStopTarget):
+        target.set_non_stop(True)
     sel = selectors.PollSelector()
     sel.register(sock, selectors.EVENT_READ, "link")
     sel.register(target.event_fd(), selectors.EVENT_READ, "target")
@@ -114,6 +116,8 @@ def serve_target(sock: socket.socket, target: ControlTarget, settings: dict | No
                         settings["events"] = sorted(args[0])
                     elif method == "set_syscall_catch":
                         settings["catch"] = None if args[0] is None else sorted(args[0])
+                    elif method == "set_non_stop":
+                        settings["non_stop"] = bool(args[0])
                     elif method == "detach":
                         return
                 else:
@@ -298,3 +302,10 @@ class LinkedTarget:
 
     def kill(self) -> None:
         self._call("kill")
+
+    # ---- NonStopTarget (gdb's non-stop mode reaches a followed child too) ----
+    def set_non_stop(self, on: bool) -> None:
+        self._call("set_non_stop", on)
+
+    def stop_threads(self, tids: Sequence[int]) -> None:
+        self._call("stop_threads", list(tids))

@@ -57,6 +57,13 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
     logging.getLogger("km").error("thread %s failed", name, exc_info=args.exc_value)
 
 
+def rename_payload(payload_name: str) -> None:
+    """The payload exec'ed another program in this km: trace lines name that one from now on."""
+    for handler in logging.getLogger("km").handlers:
+        if isinstance(handler.formatter, _Formatter):
+            handler.formatter.payload = os.path.basename(payload_name)
+
+
 def setup_trace(payload_name: str, spec: str | None = None) -> bool:
     """Configure the `km` logger from KM_VERBOSE (or `spec`); returns whether tracing is on. Also routes uncaught
     exceptions to the trace, so that no Python traceback reaches the user's stderr (docs/HOUSE-STYLE.md 2.6)."""

@@ -72,6 +72,8 @@ def main() -> None:
         raise SystemExit(f"build_bundle: {dest}: {e.strerror or e}") from None
     try:
         if args.source:
+            if not (Path(args.source) / "km-bundle.json").is_file():
+                raise SystemExit(f"build_bundle: {args.source}: not a km bundle (no km-bundle.json)")
             stage.rmdir()
             shutil.copytree(args.source, stage, symlinks=True)
         else:
@@ -100,6 +102,9 @@ def install(stage: Path, dest: Path) -> Path:
     those no process uses any more are removed (prune). A DEST that is still a directory (an install before
     versions) becomes a version itself."""
     versions = versions_of(dest)
+    started = subprocess.run([str(stage / "bin" / "km"), "--version"], capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:             # never switch to a bundle that cannot start
+        raise SystemExit(f"build_bundle: {stage}: its km does not start ({started.stderr.strip()[-200:]})")
     for kept in KEPT_ACROSS_BUILDS:
         if (dest / kept).exists():
             (stage / kept).parent.mkdir(parents=True, exist_ok=True)

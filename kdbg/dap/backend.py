@@ -20,7 +20,7 @@ class GdbBackend:
                  exited: Callable[[int], None]) -> None:
         self.gdb = gdb
         self.vars = Variables(gdb)
-        self.execution = Execution(gdb, lifecycle, stop, self.vars)
+        self.execution = Execution(gdb, lifecycle, stop, self.vars, send_event)
         self.inspection = Inspection(gdb, self.vars, breakpoints, stop, config)
         self.events = StopEvents(gdb, lifecycle, stop, self.vars, breakpoints, self.execution, send_event, output,
                                  exited)

@@ -81,16 +81,19 @@ class StopEvents:
             self.lifecycle.move(State.RUNNING)
 
     def _on_thread_running(self, which: str) -> None:
-        """Non-stop: threads resumed. Our own resumes marked them running already; a stopped one is news."""
+        """Non-stop: threads resumed. Our own resumes marked them running already; a stopped one is news, to the
+        client too if it was told of that stop (not of the connect's, which a restart's run may overtake)."""
         threads = self.lifecycle.threads
         resumed = set(threads.stopped) if which == "all" else {int(which)} if which.isdigit() else set()
         news = threads.mark_running(resumed)
         if not news:
             return
+        told = sorted(news & set(self.stop.records))
         self.execution.forget(news)
         if self.lifecycle.state in (State.STOPPED, State.RUNNING):
             self.lifecycle.after_thread_change()
-            self.send_event("continued", {"threadId": min(news), "allThreadsContinued": which == "all"})
+            if told:
+                self.send_event("continued", {"threadId": told[0], "allThreadsContinued": which == "all"})
 
     def _on_stopped(self, stop: dict[str, Any]) -> None:
         reason = stop.get("reason", "")

@@ -10,13 +10,17 @@ gdb runs in one of two modes, chosen per launch/attach by `nonStop` (README, "De
   would lose their stops. `continue` resumes every stopped thread unless `singleThread` names one; `pause` stops
   its thread only.
 
+VS Code takes a step's resume to be of the stepped thread alone (after the response it marks only that thread
+running unless told otherwise), so an all-stop step of every thread is followed by a `continued` event saying all
+threads run, and the Threads view does not show stale stacks of threads that run during the step.
+
 The state moves *before* gdb is told to resume (the session to RUNNING; in non-stop the thread to running), so
 gdb's `*running` echo of our own command is not news to the client (a `*running` of a thread that was stopped came
 from elsewhere, e.g. `-exec continue` typed in the debug console, and becomes a `continued` event: see events.py).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .arguments import integer
 from .errors import GdbError
@@ -33,8 +37,10 @@ def _thread(args: dict[str, Any]) -> int:
 
 
 class Execution:
-    def __init__(self, gdb: Gdb, lifecycle: Lifecycle, stop: Stop, variables: Variables) -> None:
+    def __init__(self, gdb: Gdb, lifecycle: Lifecycle, stop: Stop, variables: Variables,
+                 send_event: Callable[[str, dict[str, Any]], None]) -> None:
         self.gdb = gdb
+        self.send_event = send_event
         self.lifecycle = lifecycle
         self.threads = lifecycle.threads
         self.stop, self.vars = stop, variables
@@ -98,8 +104,10 @@ class Execution:
         return asked
 
     def _step(self, command: str, args: dict[str, Any]) -> None:
-        thread_id = _thread(args)
-        self.resume(f"{command} --thread {thread_id}", thread_id, bool(args.get("singleThread")))
+        thread_id, single = _thread(args), bool(args.get("singleThread"))
+        self.resume(f"{command} --thread {thread_id}", thread_id, single)
+        if not single and not self.threads.non_stop:
+            self.send_event("continued", {"threadId": thread_id, "allThreadsContinued": True})
 
     @request(Needs.RUNNABLE, _SINGLE)
     def continue_request(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -121,8 +129,7 @@ class Execution:
 
     @request(Needs.RUNNABLE, _SINGLE)
     def stepOut_request(self, args: dict[str, Any]) -> None:
-        thread_id = _thread(args)
-        self.resume(f"-exec-finish --thread {thread_id} --frame 0", thread_id, bool(args.get("singleThread")))
+        self._step("-exec-finish --frame 0", args)
 
     @request(Needs.DEBUGGEE)
     def pause_request(self, args: dict[str, Any]) -> None:

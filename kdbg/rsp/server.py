@@ -368,6 +368,8 @@ class GdbServer:
                 child = self._inferiors.get(event.child_pid)
                 if child is not None:           # stopped whole: gdb detaches it or resumes it (vCont)
                     child.run.ns_stopped = set(child.target.threads())
+                    if isinstance(child.control, NonStopTarget):    # its threads, too, stop one by one
+                        child.control.set_non_stop(True)
         session.last_pid = inf.pid
         notification = nonstop.queue_stop(session, stop_reply(session, event, inf.pid))
         if notification is not None:

@@ -2,6 +2,7 @@
 argv[], NULL, envp[], NULL, auxv pairs, then the strings and the AT_RANDOM bytes near the top."""
 from __future__ import annotations
 
+import functools
 import os
 import struct
 
@@ -22,6 +23,7 @@ _CPUID1_EDX = ["fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "ap
                "tm", "ia64", "pbe"]
 
 
+@functools.cache
 def host_minsigstksz() -> int:
     """AT_MINSIGSTKSZ as the host kernel computed it for this CPU (a signal frame with its XSAVE image, which km's
     frames match); glibc's sysconf(_SC_SIGSTKSZ) and CPython's faulthandler size alternate stacks from it."""
@@ -36,6 +38,7 @@ def host_minsigstksz() -> int:
     return MINSIGSTKSZ
 
 
+@functools.cache
 def hwcap() -> int:
     """AT_HWCAP as Linux gives it: CPUID.1:EDX, read from the host (what the payload's cpuid sees too)."""
     try:
@@ -59,10 +62,12 @@ def build_stack(mem: GuestMemory, program: Program, argv: list[bytes], envp: lis
     sp = STACK_TOP - 16
     strings: dict[str, list[int]] = {"argv": [], "envp": []}
 
+    pushed: list[bytes] = []            # each one just below the one before: written at the end as one block
+
     def push_bytes(data: bytes) -> int:
         nonlocal sp
         sp -= len(data)
-        mem.write(sp, data)
+        pushed.append(data)
         return sp
 
     execfn_addr = push_bytes(execfn + b"\0")
@@ -70,6 +75,7 @@ def build_stack(mem: GuestMemory, program: Program, argv: list[bytes], envp: lis
         strings[key] = [push_bytes(s + b"\0") for s in reversed(items)][::-1]
     platform = push_bytes(b"x86_64\0")
     random_addr = push_bytes(os.urandom(16))
+    mem.write(sp, b"".join(reversed(pushed)))
     exe = program.exe
     auxv = [(AT_SYSINFO_EHDR, vdso)] if vdso else []
     auxv += [(AT_MINSIGSTKSZ, host_minsigstksz()), (AT_HWCAP, hwcap()), (AT_PAGESZ, 4096), (AT_CLKTCK, 100),
@@ -86,13 +92,14 @@ def build_stack(mem: GuestMemory, program: Program, argv: list[bytes], envp: lis
 
 
 def auxv_bytes(mem: GuestMemory, rsp0: int) -> bytes:
-    """The auxv block of an initial stack built by build_stack (for qXfer:auxv:read and NT_AUXV)."""
-    argc = struct.unpack("<Q", mem.read(rsp0, 8))[0]
-    addr = rsp0 + 8 * (argc + 2)
-    while struct.unpack("<Q", mem.read(addr, 8))[0]:
-        addr += 8
-    addr += 8
-    start = addr
-    while struct.unpack("<Q", mem.read(addr, 8))[0] != AT_NULL:
-        addr += 16
-    return mem.read(start, addr + 16 - start)
+    """The auxv block of an initial stack built by build_stack (for qXfer:auxv:read and NT_AUXV): read in one
+    piece up to the stack's top, where the strings end."""
+    data = mem.read(rsp0, STACK_TOP - rsp0)
+    words = memoryview(data)[:len(data) // 8 * 8].cast("Q")
+    i = words[0] + 2                    # past argc, argv[] and its NULL
+    while words[i]:
+        i += 1
+    start = i = i + 1                   # past envp[]'s NULL
+    while words[i] != AT_NULL:
+        i += 2
+    return data[8 * start:8 * (i + 2)]

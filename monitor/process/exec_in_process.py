@@ -24,6 +24,7 @@ from ..memory.guest import USER_TOP
 from ..host_fds import KM_FD_BASE
 from ..kvm import abi
 from ..syscalls.futex import FutexTable, exit_robust_list
+from ..trace import rename_payload
 from ..loader.elf import load_program
 
 if TYPE_CHECKING:
@@ -147,5 +148,6 @@ def _become(ctx: VcpuThread, program: str, argv: list[str], env: list[bytes], fi
         return
     mem.brk_start = mem.brk = proc.program.exe.end
     proc.enter_program(ctx, os.fsencode(filename))
+    rename_payload(program)
     log.info("execve %s %s in this km", program, argv)
 

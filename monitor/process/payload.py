@@ -124,13 +124,12 @@ class Process:
 
     def rebuild_after_fork(self) -> None:
         """In a forked km: a new VM over the same (now copy-on-write) host memory; no threads yet."""
-        for fd in [self.kvm.fd, self.vm.fd] + [t.vcpu.fd for t in self.threads.values()]:
+        for fd in [self.vm.fd] + [t.vcpu.fd for t in self.threads.values()] + [v.fd for v in self.free_vcpus]:
             try:
                 os.close(fd)          # the parent's VM: unusable from this process
             except OSError:
                 pass
-        self.kvm = Kvm()
-        self.vm = self.kvm.create_vm()
+        self.vm = self.kvm.create_vm()     # through the parent's /dev/kvm descriptor: not tied to a process
         self.phys.rebind(self.vm)          # self.cpuid stays: the same host's KVM answers the same
         self.lock = threading.RLock()
         self.threads = {}

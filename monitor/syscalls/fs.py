@@ -18,7 +18,7 @@ from .dispatch import s32, syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
 from .procfs import close_comm, is_fd_directory, open_self_file, without_km_fds
-from .signalfd import SignalFd, read_signalfd
+from .signalfd import SignalFd, read_signalfd, signalfd_link
 
 if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
@@ -229,6 +229,11 @@ def sys_readlinkat(ctx: VcpuThread, dirfd: int, path: int, buf: int, size: int) 
         return len(target)
     if km_fd_path(name):
         return -errno.ENOENT
+    signalfd = signalfd_link(ctx, name)
+    if signalfd is not None:
+        target = signalfd[:size]
+        ctx.mem.write(buf, target)
+        return len(target)
     p = path_arg(ctx, path)
     return host_syscall(NR["readlinkat"], fd_arg(dirfd), addr_of(p), buf_out(ctx, buf, size), size)
 
@@ -311,14 +316,18 @@ for _name in ("fchdir", "fsync", "fdatasync", "ftruncate", "fchmod", "fchown", "
 
 @syscall("fcntl")
 def sys_fcntl(ctx: VcpuThread, fd: int, cmd: int, arg: int) -> int:
-    F_DUPFD, F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 0, 5, 6, 7, 1030
+    F_DUPFD, F_GETFL, F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 0, 3, 5, 6, 7, 1030
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, 36, 37, 38):   # struct flock / OFD locks
         return host_syscall(NR["fcntl"], fd_arg(fd), cmd, buf_out(ctx, arg, 32))
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
         if arg >= KM_FD_BASE:               # past the payload's RLIMIT_NOFILE
             return -errno.EINVAL
         return new_fd(host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg))
-    return host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg)
+    result = host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg)
+    signalfds = ctx.proc.signals.signalfds
+    if cmd == F_GETFL and result >= 0 and signalfds is not None and signalfds.find(s32(fd)) is not None:
+        result = result & ~os.O_ACCMODE | os.O_RDWR     # Linux opens a signalfd O_RDWR; km's pipe end is O_RDONLY
+    return result
 
 
 # ioctls km hands to the host: those whose argument points at a buffer (size, the host writes it) and those whose

@@ -1,21 +1,23 @@
 """signalfd and signalfd4 (fs/signalfd.c): a descriptor that reads the payload's pending signals of its mask as
 struct signalfd_siginfo records.
 
-Guest signals are km's bookkeeping (signals.py), so a host signalfd would never see them. A signalfd is a host
+Guest signals are km's bookkeeping (monitor/signals/), so a host signalfd would never see them. A signalfd is a host
 pipe instead: the payload holds its read end, so poll, select, epoll, dup, fcntl, close and fork's sharing are
 the host's; km writes one byte into it while a signal of the mask is pending and drains it when none is
 (SignalFds.refresh, called by SignalState wherever a queue changes), so readiness is the host's too. A read is
 served by km: it dequeues as Linux's signalfd_dequeue does (the thread's own queue, then the process's) and
 blocks as rt_sigtimedwait does, this thread chosen for the mask's signals while it waits.
 Departures, each invisible to a program that reads and polls: the descriptor is a FIFO to fstat (Linux: an
-anon inode), readiness counts a signal pending for any thread (Linux: the polling one's or the process's), and a
-signalfd kept across execve stops reading signals.
+anon inode; fcntl's F_GETFL and readlink of /proc/self/fd/N answer as Linux does), readiness counts a signal
+pending for any thread (Linux: the polling one's or the process's), and a signalfd kept across execve stops
+reading signals.
 """
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
+import re
 import struct
 from typing import TYPE_CHECKING
 
@@ -39,6 +41,7 @@ SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQHHiQI28x")
 # siginfo_layout()'s per-signal si_code limits (NSIGILL...), for the signals whose kernel codes carry fields
 FAULT_LIMITS = {4: 11, 8: 15, 11: 10, 7: 5, 5: 6}           # SIGILL, SIGFPE, SIGSEGV, SIGBUS, SIGTRAP
 SIGCHLD, SIGPOLL, SIGSYS, NSIGCHLD, NSIGPOLL, NSIGSYS = 17, 29, 31, 6, 6, 2
+_PROC_FD = re.compile(rb"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/fd/(\d+)$")
 
 
 def signalfd_siginfo(raw: bytes) -> bytes:
@@ -196,6 +199,18 @@ class SignalFds:
         for sfd in self.by_pipe.values():
             sfd.close()
         return fresh
+
+
+def signalfd_link(ctx: VcpuThread, path: bytes) -> bytes | None:
+    """What readlink of /proc/self/fd/N shows for a signalfd, as on Linux (an anon inode), not km's pipe; None
+    for any other path."""
+    signalfds = ctx.proc.signals.signalfds
+    if signalfds is None:
+        return None
+    m = _PROC_FD.match(os.path.normpath(path))
+    if m is None or m[1] not in (b"self", b"thread-self", str(ctx.proc.pid).encode()):
+        return None
+    return b"anon_inode:[signalfd]" if signalfds.find(int(m[2])) is not None else None
 
 
 def _dequeue(ctx: VcpuThread, mask: int) -> PendingSignal | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pytest
 
@@ -93,3 +93,28 @@ def run_to(d: Debuggee, location: str, reason: str = "breakpoint-hit") -> dict:
     d.gdb.run(f"-break-insert {location}")
     d.gdb.run("-exec-continue")
     return d.gdb.wait_for_stop(reason)
+
+
+def interrupt_past(d: Debuggee, location: str) -> dict:
+    """Run to `location` (in a loop or a blocking call), drop the breakpoint, continue, then interrupt as gdb's
+    Ctrl-C does: the SIGINT stop's `*stopped` payload."""
+    run_to(d, location)
+    d.gdb.run("-break-delete")
+    d.gdb.run("-exec-continue")
+    d.gdb.run("-exec-interrupt")
+    stop = d.gdb.wait_for_stop("signal-received")
+    assert stop["signal-name"] == "SIGINT", d.diagnostics()
+    return stop
+
+
+def basic_runs_to_its_end(d: Debuggee, at_exit: Callable[[], object] | None = None) -> None:
+    """gdb_basic.c, stopped with no breakpoint left, continued to its exit as a user would see it: gdb reports
+    exit code 3, and the payload printed counter=42 (the session still drives the payload correctly). `at_exit`
+    runs once gdb saw the exit, before gdb itself goes."""
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
+    if at_exit is not None:
+        at_exit()
+    d.gdb.exit()
+    status, out, err = d.finish()
+    assert status == 3 and "counter=42" in out, err

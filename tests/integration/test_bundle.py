@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.bundle import in_rootfs, install_bundle, km_bundle, make_rootfs, run_in_rootfs
+from harness.bundle import ROOT, in_rootfs, install_bundle, km_bundle, make_rootfs, run_in_rootfs
 
 pytestmark = pytest.mark.skipif(subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0",
                                 reason="needs root for a private mount namespace and chroot")
@@ -28,7 +28,6 @@ def test_bundle_is_self_describing(bundle) -> None:
 
 def test_every_file_of_kms_packages_is_in_the_bundle(bundle) -> None:
     """One source of truth: the bundle holds this tree's packages as they are, generated modules included."""
-    from harness.bundle import ROOT
     site = bundle / "python" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     for pkg in ("monitor", "kdbg"):
         for f in (ROOT / pkg).rglob("*"):
@@ -100,3 +99,15 @@ def test_an_update_leaves_running_containers_their_bundle(bundle, payload, tmp_p
     assert container.returncode == 0 and b"argv[1]=[after-update]" in out and b"status 0" in out, err.decode()
     third = install_bundle(bundle, dest)
     assert sorted(p.name for p in third.parent.iterdir()) == [third.name], "unused versions are removed"
+
+
+def test_an_update_from_something_else_is_refused_in_one_line(bundle, tmp_path) -> None:
+    """Only a km bundle is installed: the current version stays, and the refusal is one line."""
+    dest = tmp_path / "opt" / "km"
+    first = install_bundle(bundle, dest)
+    (tmp_path / "other").mkdir()
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_bundle.py"), "--dest", str(dest), "--from",
+                        str(tmp_path / "other")], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == \
+        (1, f"build_bundle: {tmp_path / 'other'}: not a km bundle (no km-bundle.json)\n"), r
+    assert dest.resolve() == first and sorted(p.name for p in first.parent.iterdir()) == [first.name]

@@ -1,10 +1,10 @@
 """VS Code's "Step Over one thread while the others keep running", through kdbg-dap and gdb's non-stop mode
-(`"nonStop": true`): a worker stops at a breakpoint and is stepped alone while a counter thread counts on (read
-twice with `evaluate`), a step of the worker's makes the counter hit a breakpoint of its own, one thread is paused,
-then everything continues to the payload's exit status. In all-stop mode (the default) `singleThread` keeps the
-other threads stopped during the step. An attach in non-stop mode to a threaded program already running leaves
-its threads running and pauses one. Each scenario runs against km and against gdbserver (the stand-in, or
-`gdbserver --attach`, behind the same adapter): gdbserver's behaviour is the expectation.
+(`"nonStop": true`): a worker stops at a breakpoint (again after a restart) and is stepped alone while a counter
+thread counts on (read twice with `evaluate`), a step of the worker's makes the counter hit a breakpoint of its own,
+one thread is paused, then everything continues to the payload's exit status. In all-stop mode (the default)
+`singleThread` keeps the other threads stopped during the step. An attach in non-stop mode to a threaded program
+already running leaves its threads running and pauses one. Each scenario runs against km and against gdbserver (the
+stand-in, or `gdbserver --attach`, behind the same adapter): gdbserver's behaviour is the expectation.
 """
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def test_step_over_one_thread_while_another_counts(dap, payload, backend):
     client.call("setFunctionBreakpoints", {"breakpoints": [{"name": "counter_saw"}]})
     hit = client.wait_event("stopped")
     assert (hit["reason"], hit["allThreadsStopped"]) == ("breakpoint", False), client.dump()
+    client.call("restart")                                  # VS Code's Restart: a new km and gdb, non-stop again
+    hit = client.wait_event("stopped")
+    assert (hit["reason"], hit["allThreadsStopped"]) == ("breakpoint", False), client.dump()
+    assert not [e for e in client.all_events if e["event"] == "continued"], client.dump()   # no resume to tell of
     worker = hit["threadId"]
     threads = [t["id"] for t in client.call("threads")["threads"]]
     assert len(threads) == 3 and worker in threads, client.dump()       # running and stopped threads alike
@@ -111,7 +115,9 @@ def test_all_stop_single_thread_step_keeps_the_others_stopped(dap, payload, back
     assert (step["reason"], step["allThreadsStopped"]) == ("step", True), client.dump()
     top = client.top_frame(hit["threadId"])
     assert top["line"] == line_of(SRC, "step_to") and _ticks(client, top["id"]) == before, client.dump()
-    client.call("next", {"threadId": hit["threadId"]})      # VS Code's Step Over: every thread runs during it
+    assert not [e for e in client.all_events if e["event"] == "continued"], client.dump()  # one thread ran
+    client.call("next", {"threadId": hit["threadId"]})      # VS Code's Step Over: every thread runs during it,
+    assert client.wait_event("continued")["allThreadsContinued"] is True, client.dump()    # and VS Code is told
     assert client.wait_event("stopped")["reason"] == "step", client.dump()
     client.call("setBreakpoints", {"source": {"path": marker_path(SRC)}, "breakpoints": []})
     assert client.call("continue", {"threadId": hit["threadId"]})["allThreadsContinued"] is True

@@ -1,10 +1,12 @@
 """execve served inside the running km (monitor/process/exec_in_process.py), compared with native runs: a chain
 static -> dynamic -> #! script -> static exec'ed from a second thread of a multi-threaded payload (the other
-threads gone, the pid kept), close-on-exec, signal dispositions, mask and alternate stack across exec, argv and
-environment passed, comm, the exit status and every line of output."""
+threads gone, the pid kept), close-on-exec, signal dispositions, mask, pending signals and alternate stack across
+exec, argv and environment passed, comm, the exit status and every line of output."""
 from __future__ import annotations
 
 import subprocess
+
+import pytest
 
 from harness.km import run_both, run_km
 
@@ -22,7 +24,7 @@ def test_exec_chain_keeps_and_drops_what_linux_does(payload, tmp_path) -> None:
         "start: SIGUSR1 caught, SIGUSR2 ignored, threads 2",
         "start: thread is not the leader, execs " + str(middle),
         "check: argv[0] check, same pid yes, tid is pid yes, threads 1",
-        "check: SIGUSR1 default, SIGUSR2 ignored, SIGINT blocked, altstack disabled",
+        "check: SIGUSR1 default, SIGUSR2 ignored, SIGINT blocked and pending, altstack disabled",
         "check: plain fd open, close-on-exec fd closed",
         "check: CHAIN=passed through, HOME unset, comm " + middle.name[:15],
         "final: argc 3: [final] [from script]",
@@ -42,3 +44,16 @@ def test_signal_death_after_exec_is_seen_as_natively(tmp_path) -> None:
     native = subprocess.run(command, capture_output=True, cwd=tmp_path, timeout=60)
     km = run_km(*command, cwd=tmp_path)
     assert (km.returncode, km.stdout, km.stderr) == (native.returncode, b"", b"") == (-15, b"", b""), km.stderr
+
+
+def test_maps_after_exec_are_the_new_programs_as_on_linux() -> None:
+    """Nothing of the old image is left, and the new program's files land where Linux puts them (no ASLR)."""
+    command = ["/bin/sh", "-c", "exec /bin/cat /proc/self/maps"]
+    native = subprocess.run(["setarch", "-R", *command], capture_output=True, timeout=60)
+    if native.returncode != 0:
+        pytest.skip(f"setarch -R is not allowed here: {native.stderr.decode().strip()}")
+    km = run_km(*command)
+
+    def files(out: bytes) -> list[str]:
+        return [line for line in out.decode().splitlines() if line.split()[-1].startswith("/")]
+    assert km.returncode == 0 and files(km.stdout) == files(native.stdout), km.stdout.decode()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness.debuggee import BACKENDS, Debuggee, km_only
+from harness.debuggee import BACKENDS, Debuggee, basic_runs_to_its_end, km_only, run_to
 from harness.gdb import wait_listening
 from harness.km import spawn_km
 from harness.markers import line_of
@@ -198,15 +198,9 @@ def test_junk_on_the_connection_then_a_real_gdb_debugs_to_the_end(payload, free_
         junk.close()
         d.connect()
         assert d.gdb.run("-stack-info-frame")["payload"]["frame"]["func"] == "_start", d.diagnostics()
-        d.gdb.run("-break-insert add")
-        d.gdb.run("-exec-continue")
-        assert d.gdb.wait_for_stop("breakpoint-hit")["frame"]["func"] == "add", d.diagnostics()
+        assert run_to(d, "add")["frame"]["func"] == "add", d.diagnostics()
         d.gdb.console("delete")
-        d.gdb.run("-exec-continue")
-        assert d.gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
-        d.gdb.exit()
-        status, out, err = d.finish()
-        assert status == 3 and "counter=42" in out, err
+        basic_runs_to_its_end(d)
     finally:
         d.close()
 
@@ -222,15 +216,8 @@ def test_a_second_client_waits_while_gdb_debugs(payload, free_port) -> None:
         second.send(b"?")
         with pytest.raises((TimeoutError, OSError)):
             second.receive()
-        d.gdb.run("-break-insert add")
-        d.gdb.run("-exec-continue")
-        assert d.gdb.wait_for_stop("breakpoint-hit")["frame"]["func"] == "add", d.diagnostics()
+        assert run_to(d, "add")["frame"]["func"] == "add", d.diagnostics()
         d.gdb.console("delete")
-        d.gdb.run("-exec-continue")
-        assert d.gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
-        second.close()
-        d.gdb.exit()
-        status, out, err = d.finish()
-        assert status == 3 and "counter=42" in out, err
+        basic_runs_to_its_end(d, at_exit=second.close)
     finally:
         d.close()

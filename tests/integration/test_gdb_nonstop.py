@@ -204,3 +204,28 @@ def test_non_stop_exec_debugs_the_new_program(debug) -> None:
     gdb.run("-exec-continue")
     assert gdb.wait_for_stop("exited")["exit-code"] == "05", d.diagnostics()
     assert "execd" in d.finish()[1], d.diagnostics()
+
+
+def test_non_stop_in_a_followed_child_with_threads(debug) -> None:
+    """follow-fork-mode child in non-stop mode, the child with two threads: one stops at child_hit while the
+    child's spinner counts on (the child's km, reached through the fork link, runs its threads one by one too)."""
+    d = debug("gdb_nonstop_fork.c", connect=False)
+    gdb = d.gdb
+    _non_stop(d)
+    gdb.console("set follow-fork-mode child")
+    gdb.run("-break-insert child_hit")
+    gdb.run("-exec-continue")
+    hit = gdb.wait_for_stop("breakpoint-hit")
+    assert hit["frame"]["func"] == "child_hit", d.diagnostics()
+    gdb.run(f"-thread-select {hit['thread-id']}")       # a global id (`thread N` means inferior 1's)
+    states = {t["id"]: t["state"] for t in gdb.run("-thread-info")["payload"]["threads"]}
+    assert states.pop(hit["thread-id"]) == "stopped" and set(states.values()) == {"running"}, d.diagnostics()
+    first, deadline = _ticks(d), time.monotonic() + 20
+    while _ticks(d) == first:
+        assert time.monotonic() < deadline, "the child's spinner does not run while one thread is stopped\n" \
+            + d.diagnostics()
+    gdb.run("-data-evaluate-expression done=1")
+    gdb.run("-exec-continue --all")
+    assert gdb.wait_for_stop("exited")["exit-code"] == "07", d.diagnostics()
+    out = d.finish()[1]
+    assert "child ticks counted" in out and "child exit 7" in out, d.diagnostics()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.debuggee import run_to, stop_line
+from harness.debuggee import interrupt_past, run_to, stop_line
 from harness.markers import line_of
 
 BASIC = "gdb_basic.c"
@@ -12,12 +12,8 @@ BASIC = "gdb_basic.c"
 
 def test_ctrl_c_of_a_spinning_payload(debug) -> None:
     d = debug("gdb_spin.c")
-    run_to(d, f"gdb_spin.c:{line_of('gdb_spin.c', 'spin')}")    # in the loop, past the printf
-    d.gdb.run("-break-delete")
-    d.gdb.run("-exec-continue")
-    d.gdb.run("-exec-interrupt")
-    stop = d.gdb.wait_for_stop("signal-received")
-    assert stop["signal-name"] == "SIGINT" and stop["frame"]["func"] == "main", d.diagnostics()
+    stop = interrupt_past(d, f"gdb_spin.c:{line_of('gdb_spin.c', 'spin')}")    # in the loop, past the printf
+    assert stop["frame"]["func"] == "main", d.diagnostics()
     d.gdb.console("set var keep_going = 0")
     d.gdb.run("-exec-continue")
     assert d.gdb.wait_for_stop("exited")["exit-code"] == "07"
@@ -63,11 +59,7 @@ def test_signal_is_shown_then_delivered_to_the_handler(debug, stop: bool) -> Non
 def test_ctrl_c_of_a_payload_blocked_in_a_syscall(debug) -> None:
     d = debug("gdb_sleep.c")
     gdb = d.gdb
-    run_to(d, f"gdb_sleep.c:{line_of('gdb_sleep.c', 'nap')}")
-    gdb.run("-break-delete")
-    gdb.run("-exec-continue")
-    gdb.run("-exec-interrupt")
-    assert gdb.wait_for_stop("signal-received")["signal-name"] == "SIGINT", d.diagnostics()
+    interrupt_past(d, f"gdb_sleep.c:{line_of('gdb_sleep.c', 'nap')}")
     assert gdb.console("p keep_going").strip().endswith("= 1"), d.diagnostics()   # (musl's syscall stub
     gdb.console("set var keep_going = 0")                   # has no CFI: no bt to main, as with gdbserver)
     gdb.run("-exec-continue")

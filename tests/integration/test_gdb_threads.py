@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from harness.debuggee import run_to
+from harness.debuggee import interrupt_past, run_to
 from harness.markers import line_of
 
 BASIC = "gdb_basic.c"
@@ -26,11 +26,7 @@ def test_threads(debug) -> None:
 def test_ctrl_c_stops_every_spinning_thread(debug) -> None:
     d = debug("gdb_spin_threads.c")
     gdb = d.gdb
-    run_to(d, f"gdb_spin_threads.c:{line_of('gdb_spin_threads.c', 'thread_spin')}")
-    gdb.run("-break-delete")
-    gdb.run("-exec-continue")
-    gdb.run("-exec-interrupt")
-    assert gdb.wait_for_stop("signal-received")["signal-name"] == "SIGINT", d.diagnostics()
+    interrupt_past(d, f"gdb_spin_threads.c:{line_of('gdb_spin_threads.c', 'thread_spin')}")
     threads = gdb.run("-thread-info")["payload"]["threads"]
     assert len(threads) == 3 and all(t["state"] == "stopped" for t in threads), d.diagnostics()
     before = gdb.console("output spins")

@@ -69,7 +69,7 @@ BLOCK_EXPECTED = {
 
 
 SIGNALFD_EXPECTED = {
-    "basics": "poll after kill 1\nkill: signo 10 code 0 pid ok 1 uid ok 1 int 0 ptr 0 status 0\npoll after read 0\n"
+    "basics": "signalfd >= 0 1 cloexec 1 nonblock 1 rdwr 1\nlink anon_inode:[signalfd]\n|poll after kill 1\nkill: signo 10 code 0 pid ok 1 uid ok 1 int 0 ptr 0 status 0\npoll after read 0\n"
               "sigqueue: signo 12 code -1 pid ok 1 uid ok 1 int 42 ptr 42 status 0\ntwo at once: 256 bytes\n|"
               "readv 256: 10 12\nwrite -1 Invalid argument\nmade and closed 3000\n",
     "errors": "not a signalfd -1 Invalid argument\nclosed fd -1 Bad file descriptor\n",

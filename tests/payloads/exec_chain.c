@@ -73,6 +73,7 @@ static int start(void) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigprocmask(SIG_BLOCK, &set, NULL);
+    kill(getpid(), SIGINT);             /* stays pending across the exec (process-directed, blocked) */
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
     sigaltstack(&ss, NULL);
     static int fds[2];
@@ -99,8 +100,11 @@ static int check(void) {
     prctl(PR_GET_NAME, comm);
     printf("check: argv[0] %s, same pid %s, tid is pid %s, threads %d\n", args[0],
            atoi(args[2]) == getpid() ? "yes" : "no", syscall(SYS_gettid) == getpid() ? "yes" : "no", threads());
-    printf("check: SIGUSR1 %s, SIGUSR2 %s, SIGINT %s, altstack %s\n", disposition(SIGUSR1), disposition(SIGUSR2),
-           sigismember(&mask, SIGINT) ? "blocked" : "unblocked", ss.ss_flags & SS_DISABLE ? "disabled" : "kept");
+    sigset_t pending;
+    sigpending(&pending);
+    printf("check: SIGUSR1 %s, SIGUSR2 %s, SIGINT %s and %s, altstack %s\n", disposition(SIGUSR1),
+           disposition(SIGUSR2), sigismember(&mask, SIGINT) ? "blocked" : "unblocked",
+           sigismember(&pending, SIGINT) ? "pending" : "not pending", ss.ss_flags & SS_DISABLE ? "disabled" : "kept");
     printf("check: plain fd %s, close-on-exec fd %s\n", fcntl(kept, F_GETFD) >= 0 ? "open" : "closed",
            fcntl(gone, F_GETFD) >= 0 ? "open" : "closed");
     printf("check: CHAIN=%s, HOME %s, comm %s\n", getenv("CHAIN"), getenv("HOME") ? "set" : "unset", comm);

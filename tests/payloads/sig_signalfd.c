@@ -79,8 +79,11 @@ static void basics(void) {
     block(SIGUSR1, SIGUSR2);
     sigset_t mask = set_of(SIGUSR1, SIGUSR2);
     int fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    printf("signalfd >= 0 %d cloexec %d nonblock %d\n", fd >= 0, !!(fcntl(fd, F_GETFD) & FD_CLOEXEC),
-           !!(fcntl(fd, F_GETFL) & O_NONBLOCK));
+    printf("signalfd >= 0 %d cloexec %d nonblock %d rdwr %d\n", fd >= 0, !!(fcntl(fd, F_GETFD) & FD_CLOEXEC),
+           !!(fcntl(fd, F_GETFL) & O_NONBLOCK), (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR);
+    char link[64] = "", path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    printf("link %s\n", readlink(path, link, sizeof link - 1) > 0 ? link : strerror(errno));
     struct signalfd_siginfo si[4];
     report("empty read", read(fd, si, sizeof si));
     report("short read", read(fd, si, sizeof si[0] - 1));

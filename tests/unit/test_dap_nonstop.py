@@ -21,7 +21,9 @@ class FakeGdb:
 
     def command(self, text: str, timeout_s: float = 10.0, capture: bool = False) -> dict[str, Any]:
         self.sent.append(text)
-        return {"result": "done"}
+        if text.startswith("-break-insert"):
+            return {"result": "done", "bkpt": {"number": "1", "addr": "0x401000", "line": "7"}}
+        return {"result": "done", "value": "42"}
 
 
 def notify(message: str, **payload: Any) -> dict[str, Any]:
@@ -34,8 +36,11 @@ def session():
     lifecycle.mode = Mode.LAUNCH
     lifecycle.threads.reset(non_stop=True)
     variables = Variables(gdb)          # type: ignore[arg-type]
-    execution = Execution(gdb, lifecycle, stop, variables)      # type: ignore[arg-type]
-    stop_events = StopEvents(gdb, lifecycle, stop, variables, Breakpoints(gdb), execution,  # type: ignore[arg-type]
+    execution = Execution(gdb, lifecycle, stop, variables,      # type: ignore[arg-type]
+                          lambda name, body: events.append((name, body)))
+    breakpoints = Breakpoints(gdb)      # type: ignore[arg-type]
+    breakpoints.replace("source:x.c", [{"line": 7, "logMessage": "y={y}"}], lambda bp: f"x.c:{bp['line']}")
+    stop_events = StopEvents(gdb, lifecycle, stop, variables, breakpoints, execution,  # type: ignore[arg-type]
                              lambda name, body: events.append((name, body)), lambda *_: None, lambda _: None)
     for record in (notify("thread-created", id="1"), notify("running", **{"thread-id": "1"}),
                    notify("stopped", reason="signal-received", **{"signal-name": "0", "thread-id": "1",
@@ -83,3 +88,12 @@ def test_a_resume_from_elsewhere_is_a_continued_event_of_that_thread(session):
     assert lifecycle.state is State.STOPPED             # thread 1 still is
     assert execution.continue_request({"threadId": 1}) == {"allThreadsContinued": True}
     assert gdb.sent[-1] == "-exec-continue --all" and lifecycle.state is State.RUNNING
+
+
+def test_a_log_point_continues_its_own_thread_only(session):
+    gdb, lifecycle, stop, execution, stop_events, events = session
+    events.clear()
+    stop_events.on_record(notify("stopped", reason="breakpoint-hit", bkptno="1", **{"thread-id": "2",
+                                                                                  "stopped-threads": ["2"]}))
+    assert gdb.sent[-1] == "-exec-continue --thread 2", gdb.sent[-3:]
+    assert events == [] and lifecycle.threads.stopped == set() and lifecycle.state is State.RUNNING

@@ -55,13 +55,16 @@ def test_failures_are_one_line_and_the_session_goes_on():
                                                                                           "address": "x"}},
                   {"command": "bogus"}, {"command": "variables", "arguments": {"variablesReference": 1}},
                   {"command": "readMemory", "arguments": {"memoryReference": "zz", "count": 1}},
+                  {"command": "attach", "arguments": {"program": "/bin/sh", "address": "localhost:1",
+                                                      "nonStop": "yes"}},
                   {"command": "threads"})
     assert [(r["success"], r.get("message")) for r in replies] == [
         (False, "invalid program: missing"), (False, "invalid address: 'x' is not host:port"),
         (False, "unsupported request: bogus"), (False, "no debuggee: launch or attach first"),
-        (False, "no debuggee: launch or attach first"), (True, None)]      # the state gate comes first
+        (False, "no debuggee: launch or attach first"),                  # the state gate comes first
+        (False, "invalid nonStop: 'yes' is not true or false"), (True, None)]
     assert replies[0]["body"]["error"]["format"] == "invalid program: missing"
-    assert [r["request_seq"] for r in replies] == [1, 2, 3, 4, 5, 6]
+    assert [r["request_seq"] for r in replies] == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_requests_out_of_order_are_refused_and_the_session_goes_on():
