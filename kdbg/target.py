@@ -90,6 +90,9 @@ class StopEvent(NamedTuple):
     syscall: int | None = None        # SYSCALL_ENTRY/SYSCALL_RETURN: the syscall number
 
 
+_PROCESS_ENDS = frozenset({StopReason.EXITED, StopReason.TERMINATED})
+
+
 class StopEventQueue:
     """A live target's events on their way to the stub: posted from any thread (a vCPU's, a link's reader), taken
     by the stub's thread, which waits on `read_fd` (the target's event_fd(): one byte per event posted). The one
@@ -119,10 +122,14 @@ class StopEventQueue:
             return self._events.popleft() if self._events else None
 
     def drain(self) -> list[StopEvent]:
-        """Every waiting event, removed at once (a resume or detach hands them back to their threads)."""
+        """Every waiting stop of a thread, removed at once (a resume or detach hands them back to their threads).
+        The process's end stays queued: it never happens again, and it can come while the world counts as stopped
+        (a thread in exit_group is in a syscall, which a stop-the-world does not wait for)."""
         with self._lock:
-            events = list(self._events)
+            events = [e for e in self._events if e.reason not in _PROCESS_ENDS]
+            ends = [e for e in self._events if e.reason in _PROCESS_ENDS]
             self._events.clear()
+            self._events.extend(ends)
         return events
 
     def close(self) -> None:
