@@ -29,6 +29,7 @@ from ..loader.elf import load_program
 
 if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
+    from .payload import Process
 
 log = logging.getLogger("km.vcpu")
 THREADS_GONE_S = 5.0        # how long the other threads may take to end before km falls back to re-executing
@@ -65,20 +66,29 @@ def end_other_threads(ctx: VcpuThread) -> bool:
             exit_robust_list(thread)            # its robust mutexes in shared memory: FUTEX_OWNER_DIED, as Linux
 
 
-def close_on_exec_descriptors() -> None:
-    """The payload's descriptors (all below KM_FD_BASE) marked close-on-exec; km's own are left alone."""
+def close_on_exec_descriptors(proc: Process) -> None:
+    """The payload's descriptors (all below KM_FD_BASE) marked close-on-exec, as close(2) closes them: a signalfd
+    whose last descriptor goes is forgotten, a /proc comm file's pending name dropped (the new comm wins); km's own
+    descriptors are left alone."""
     try:
         numbers = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:                             # no /proc: every possible number
         numbers = list(range(KM_FD_BASE))
+    signalfds = proc.signals.signalfds
     for fd in numbers:
         if fd >= KM_FD_BASE:
             continue
         try:
-            if fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
-                os.close(fd)
+            if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                continue
+            key = signalfds.key_of(fd) if signalfds is not None else None
+            os.close(fd)
         except OSError:                         # listdir's own descriptor, already closed
-            pass
+            continue
+        proc.comm_writes.pop(fd, None)
+        if signalfds is not None and key is not None:
+            with proc.signals.lock:
+                signalfds.forget_if_closed(key)
 
 
 def exec_in_process(ctx: VcpuThread, program: str, argv: list[str], env: list[bytes], filename: str) -> int | None:
@@ -126,7 +136,7 @@ def _become(ctx: VcpuThread, program: str, argv: list[str], env: list[bytes], fi
     proc.futexes = FutexTable()
     proc.clock.forget_posix_timers()
     proc.signals.flush_for_exec(ctx)
-    close_on_exec_descriptors()
+    close_on_exec_descriptors(proc)
     if proc.vfork_release_fd is not None:           # a vfork child's exec lets its parent go on
         os.close(proc.vfork_release_fd)
         proc.vfork_release_fd = None

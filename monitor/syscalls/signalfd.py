@@ -9,8 +9,9 @@ served by km: it dequeues as Linux's signalfd_dequeue does (the thread's own que
 blocks as rt_sigtimedwait does, this thread chosen for the mask's signals while it waits.
 Departures, each invisible to a program that reads and polls: the descriptor is a FIFO to fstat (Linux: an
 anon inode; fcntl's F_GETFL and readlink of /proc/self/fd/N answer as Linux does), readiness counts a signal
-pending for any thread (Linux: the polling one's or the process's), and a signalfd kept across execve stops
-reading signals.
+pending for any thread (Linux: the polling one's or the process's), and a signalfd kept across an execve
+that re-executes km (under a debugger) stops reading signals; one kept across an execve in the running km
+(process/exec_in_process.py) goes on reading them.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """execve served inside the running km (monitor/process/exec_in_process.py), compared with native runs: a chain
 static -> dynamic -> #! script -> static exec'ed from a second thread of a multi-threaded payload (the other
 threads gone, the pid kept), close-on-exec, signal dispositions, mask, pending signals and alternate stack across
-exec, argv and environment passed, comm, the exit status and every line of output."""
+exec, a signalfd kept across it, argv and environment passed, comm, the exit status and every line of output."""
 from __future__ import annotations
 
 import subprocess
@@ -27,6 +27,7 @@ def test_exec_chain_keeps_and_drops_what_linux_does(payload, tmp_path) -> None:
         "check: SIGUSR1 default, SIGUSR2 ignored, SIGINT blocked and pending, altstack disabled",
         "check: plain fd open, close-on-exec fd closed",
         "check: CHAIN=passed through, HOME unset, comm " + middle.name[:15],
+        "check: the signalfd kept reads signal 2, now not pending",
         "final: argc 3: [final] [from script]",
         "final: comm " + first.name[:15] + ", CHAIN=passed through, SIGUSR2 ignored"]
 

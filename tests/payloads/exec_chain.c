@@ -3,8 +3,8 @@
  *   exec_chain start NEXT SCRIPT FINAL: sets a caught SIGUSR1, an ignored SIGUSR2, SIGINT blocked, an alternate
  *     stack, one descriptor close-on-exec and one not, starts a thread blocked in read(), then execs NEXT from a
  *     second thread (that thread takes the pid; the others are gone), with its own environment.
- *   exec_chain check PID KEPT GONE SCRIPT FINAL: prints what it inherited, then execs SCRIPT (a #! script), which
- *     execs FINAL.
+ *   exec_chain check PID KEPT GONE SCRIPT FINAL SIGNALFD: prints what it inherited (reading the pending SIGINT
+ *     from a signalfd made before the exec), then execs SCRIPT (a #! script), which execs FINAL.
  *   exec_chain final ARGS...: prints its argv, comm and an environment variable, exits 7.
  */
 #define _GNU_SOURCE
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -34,11 +35,12 @@ static void *blocked(void *arg) {
 
 static void *exec_from_thread(void *arg) {
     int *fds = arg;
-    char pid[32], kept[16], gone[16];
+    char pid[32], kept[16], gone[16], sfd[16];
     snprintf(pid, sizeof pid, "%d", getpid());
     snprintf(kept, sizeof kept, "%d", fds[0]);
     snprintf(gone, sizeof gone, "%d", fds[1]);
-    char *argv[] = {"check", "check", pid, kept, gone, args[3], args[4], NULL};
+    snprintf(sfd, sizeof sfd, "%d", fds[2]);
+    char *argv[] = {"check", "check", pid, kept, gone, args[3], args[4], sfd, NULL};
     char *envp[] = {"CHAIN=passed through", "SECOND=2", NULL};
     printf("start: thread %s the leader, execs %s\n", syscall(SYS_gettid) == getpid() ? "is" : "is not", args[2]);
     fflush(stdout);
@@ -76,9 +78,10 @@ static int start(void) {
     kill(getpid(), SIGINT);             /* stays pending across the exec (process-directed, blocked) */
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
     sigaltstack(&ss, NULL);
-    static int fds[2];
+    static int fds[3];
     fds[0] = open("/dev/null", O_RDONLY);
     fds[1] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    fds[2] = signalfd(-1, &set, 0);     /* kept: it reads the new program's signals */
     pipe(pipefd);
     pthread_t t1, t2;
     pthread_create(&t1, NULL, blocked, NULL);
@@ -108,6 +111,11 @@ static int check(void) {
     printf("check: plain fd %s, close-on-exec fd %s\n", fcntl(kept, F_GETFD) >= 0 ? "open" : "closed",
            fcntl(gone, F_GETFD) >= 0 ? "open" : "closed");
     printf("check: CHAIN=%s, HOME %s, comm %s\n", getenv("CHAIN"), getenv("HOME") ? "set" : "unset", comm);
+    struct signalfd_siginfo si;
+    int got = read(atoi(args[7]), &si, sizeof si) == sizeof si ? (int)si.ssi_signo : -1;
+    sigpending(&pending);
+    printf("check: the signalfd kept reads signal %d, now %s\n", got,
+           sigismember(&pending, SIGINT) ? "pending" : "not pending");
     raise(SIGUSR2);                     /* ignored: nothing happens */
     fflush(stdout);
     char *argv[] = {args[5], "final", "from script", args[6], NULL};
@@ -130,7 +138,7 @@ int main(int argc, char **argv) {
     args = argv;
     if (argc >= 5 && !strcmp(argv[1], "start"))
         return start();
-    if (argc >= 7 && !strcmp(argv[1], "check"))
+    if (argc >= 8 && !strcmp(argv[1], "check"))
         return check();
     if (argc >= 2 && !strcmp(argv[1], "final"))
         return final(argc);
