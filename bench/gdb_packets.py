@@ -1,0 +1,143 @@
+"""Per-packet cost of km's gdb stub against gdbserver (issue 10): the packets a stepi and a breakpoint stop are
+made of, sent by a bare RSP client (tests/harness/rsp_client.py, no gdb in between), timed per packet.
+
+Run: python3 bench/gdb_packets.py [--reps N] [--count N]   (not part of the suite; ~1 minute)
+
+For each packet kind: the round trip seen by the client (wall), the server's CPU time per packet (the sum of its
+threads' /proc schedstat run time: km's payload runs inside km, so a resume's guest time is in it; gdbserver's
+inferior is another process, so its single step is not), and the server's context switches per packet. On a
+shared machine wall times follow the load; CPU time and context switches hardly do, which is why they are here.
+Back ends alternate within each repetition; the table shows medians and km's figure over gdbserver's.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "harness")]
+from kdbg.rsp.packets import decode_rle  # noqa: E402
+from rsp_client import RspClient  # noqa: E402 - the tests' bare client
+
+PAYLOAD_SOURCE = Path(__file__).resolve().parent / "payloads" / "gdb_loop.c"
+READY_TIMEOUT_S = 20.0
+
+
+def server(backend: str, port: int, program: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("KM_VERBOSE", None)
+    cmd = ([sys.executable, "-m", "monitor.cli", f"-g{port}", str(program), "1000000"] if backend == "km"
+           else ["gdbserver", f"127.0.0.1:{port}", str(program), "1000000"])
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env, start_new_session=True)
+
+
+def connect(port: int) -> RspClient:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        try:
+            return RspClient(port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def symbol(program: Path, name: str) -> int:
+    listing = subprocess.run(["nm", str(program)], capture_output=True, text=True, check=True).stdout
+    return next(int(line.split()[0], 16) for line in listing.splitlines() if line.endswith(f" T {name}"))
+
+
+def task_counters(pid: int) -> tuple[int, int]:
+    """(CPU ns, context switches) summed over the process's threads."""
+    cpu = switches = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            cpu += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+            for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+                if "ctxt_switches" in line:
+                    switches += int(line.split()[1])
+        except OSError:
+            pass                            # a thread that ended meanwhile
+    return cpu, switches
+
+
+def session(backend: str, program: Path, count: int) -> dict[str, tuple[float, float, float]]:
+    """One server: {packet kind: (wall us, server CPU us, server context switches) per packet}."""
+    with socket.socket() as s:              # a free port: bind and let go
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = server(backend, port, program)
+    try:
+        c = connect(port)
+        c.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+;no-resumed+")
+        c.ask(b"Hg0")
+        stop = c.ask(b"?")
+        pid = stop.split(b"thread:p")[1].split(b".")[0]
+        tick = symbol(program, "tick")
+        c.ask(b"Z0,%x,1" % tick)
+        c.send(b"vCont;c:p%s.-1" % pid)
+        c.stop_reply()
+        rsp = decode_rle(c.ask(b"p7"))                  # replies may be run-length encoded
+        stack = b"%x" % int.from_bytes(bytes.fromhex(rsp.decode()), "little")
+        results: dict[str, tuple[float, float, float]] = {}
+
+        def measure(name: str, one: Callable[[], object]) -> None:
+            cpu, switches = task_counters(proc.pid)
+            start = time.perf_counter()
+            for _ in range(count):
+                one()
+            wall = (time.perf_counter() - start) / count * 1e6
+            cpu2, switches2 = task_counters(proc.pid)
+            results[name] = (wall, (cpu2 - cpu) / count / 1e3, (switches2 - switches) / count)
+
+        measure("g", lambda: c.ask(b"g"))
+        measure("m (64 bytes)", lambda: c.ask(b"m%s,40" % stack))
+        measure("qXfer:threads", lambda: c.ask(b"qXfer:threads:read::0,1000"))
+        measure("Z0 + z0", lambda: (c.ask(b"Z0,%x,1" % (tick + 8)), c.ask(b"z0,%x,1" % (tick + 8))))
+        c.ask(b"z0,%x,1" % tick)
+        measure("vCont;s", lambda: (c.send(b"vCont;s:p%s.%s;c:p%s.-1" % (pid, pid, pid)), c.stop_reply()))
+        c.ask(b"Z0,%x,1" % tick)
+        measure("vCont;c to a breakpoint", lambda: (c.send(b"vCont;c:p%s.-1" % pid), c.stop_reply()))
+        return results
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per back end (default 3)")
+    parser.add_argument("--count", type=int, default=500, help="packets of each kind per repetition (default 500)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="km-bench-packets-") as tmp:
+        program = Path(tmp) / "gdb_loop.km"
+        subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
+        runs: dict[str, list[dict[str, tuple[float, float, float]]]] = {"km": [], "gdbserver": []}
+        print(f"packets: {args.reps} repetitions of {args.count}, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+        for rep in range(args.reps):
+            for backend in (("km", "gdbserver") if rep % 2 == 0 else ("gdbserver", "km")):
+                runs[backend].append(session(backend, program, args.count))
+    print("| packet | wall km / gdbserver (us) | CPU km / gdbserver (us) | context switches km / gdbserver |")
+    print("|---|---|---|---|")
+    for name in runs["km"][0]:
+        cells = []
+        for i in range(3):
+            km = statistics.median(r[name][i] for r in runs["km"])
+            gs = statistics.median(r[name][i] for r in runs["gdbserver"])
+            cells.append(f"{km:.1f} / {gs:.1f}" + (f" ({km / gs:.2f})" if gs and i < 2 else ""))
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
+
+
+if __name__ == "__main__":
+    main()
