@@ -9,11 +9,20 @@ from __future__ import annotations
 class DapError(Exception):
     """Base of the bridge's errors; str() is the one-line message of the failed response."""
 
+    show_user = True        # the response's error.showUser: VS Code shows the message as a notification
+
 
 class InvalidArgument(DapError):
     def __init__(self, field: str, why: str) -> None:
         super().__init__(f"invalid {field}: {why}")
         self.field = field
+
+
+class OutdatedReference(InvalidArgument):
+    """A frame or variables reference of an earlier stop. The client asked before it saw the new stop (VS Code's
+    Variables view races a step's stopped event) and asks again for the new one: the request fails, unshown."""
+
+    show_user = False
 
 
 class CantHandle(DapError):

@@ -11,7 +11,7 @@ from typing import Any
 from . import disassembly, memory
 from .arguments import integer, mapping, objects
 from .breakpoints import Breakpoints
-from .errors import CantHandle, DapError, GdbError, InvalidArgument
+from .errors import CantHandle, DapError, GdbError, InvalidArgument, OutdatedReference
 from .gdb_backend import Gdb
 from .lifecycle import Needs, Stop
 from .registry import request
@@ -55,6 +55,8 @@ class Inspection:
     def _frame(self, frame_id: Any) -> tuple[int | None, int | None]:
         if frame_id is None:
             return None, None
+        if isinstance(frame_id, int) and 0 < frame_id <= self.stop.last_frame_id and frame_id not in self.stop.frames:
+            raise OutdatedReference("frameId", f"{frame_id} belongs to an earlier stop")
         if not isinstance(frame_id, int) or frame_id not in self.stop.frames:
             raise InvalidArgument("frameId", f"{frame_id} is not a frame of this stop")
         return self.stop.frames[frame_id]

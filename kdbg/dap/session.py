@@ -125,7 +125,7 @@ class Session:
         except DapError as exc:
             response.update(success=False, message=str(exc),
                             body={"error": {"id": 1, "format": str(exc).replace("{", "(").replace("}", ")"),
-                                            "showUser": True}})
+                                            "showUser": exc.show_user}})
         except Exception as exc:  # a handler bug: report it, keep the session (docs/HOUSE-STYLE.md 2.6, "non-fatal")
             log.exception("request %s failed", command)
             response.update(success=False, message=f"internal error in {command}: {exc}")

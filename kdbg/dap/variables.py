@@ -16,7 +16,7 @@ from typing import Any
 
 from kdbg.arch.x86_64 import REGISTERS
 
-from .errors import CantHandle, GdbError, InvalidArgument
+from .errors import CantHandle, GdbError, InvalidArgument, OutdatedReference
 from .gdb_backend import Gdb, mi_quote
 
 # The register view: gdb's general registers plus the Linux/segment-base ones, in the arch table's order.
@@ -75,6 +75,7 @@ class Variables:
         self._by_varobj: dict[str, Entry] = {}
         self._roots: dict[str, int | None] = {}       # root varobj -> its thread (None: created without a frame)
         self._references = itertools.count(1)          # never reused: a forgotten reference stays invalid
+        self._last_reference = 0
         self._is_stale = False
 
     def reset(self, thread_ids: set[int] | None = None) -> None:
@@ -106,14 +107,20 @@ class Variables:
         return self._new_reference(Scope(kind, thread_id, level))
 
     def _new_reference(self, target: Scope | _VarNode) -> int:
-        reference = next(self._references)
+        reference = self._last_reference = next(self._references)
         self._refs[reference] = target
         return reference
 
+    def _check(self, reference: int) -> None:
+        if reference in self._refs:
+            return
+        if 0 < reference <= self._last_reference:
+            raise OutdatedReference("variablesReference", f"{reference} belongs to an earlier stop")
+        raise InvalidArgument("variablesReference", f"{reference} is not valid at this stop")
+
     def variables(self, reference: int, start: int = 0, count: int = 0) -> list[dict[str, Any]]:
         """The rows under a reference; a varobj's children are listed on first request only."""
-        if reference not in self._refs:
-            raise InvalidArgument("variablesReference", f"{reference} is not valid at this stop")
+        self._check(reference)
         if self._is_stale:
             self._refresh()
         target = self._refs[reference]
@@ -182,8 +189,7 @@ class Variables:
 
     def lookup(self, reference: int, name: str) -> tuple[Scope | _VarNode, Entry | None]:
         """The container of a reference and its row called `name` (listing the container if needed)."""
-        if reference not in self._refs:
-            raise InvalidArgument("variablesReference", f"{reference} is not valid at this stop")
+        self._check(reference)
         target = self._refs[reference]
         if isinstance(target, Scope) and target.kind == "registers":
             return target, None

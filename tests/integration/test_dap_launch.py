@@ -118,9 +118,22 @@ def test_next_step_in_step_out_and_instruction_steps(dap, program):
     frame = client.top_frame(tid)
     assert (frame["name"], frame["line"]) == ("add", line_of(SRC, "add_body")), client.dump()
 
+    locals_ref = client.call("scopes", {"frameId": frame["id"]})["scopes"][0]["variablesReference"]
+
     client.call("next", {"threadId": tid})
     client.wait_event("stopped")
     assert client.top_frame(tid)["line"] == line_of(SRC, "add_ret")
+    # VS Code's Variables view may still ask about the frame it showed before the step's stopped event: the
+    # request fails without a notification (showUser false), and an id that never was one is still shown
+    for command, arguments, message in (
+            ("scopes", {"frameId": frame["id"]}, f"invalid frameId: {frame['id']} belongs to an earlier stop"),
+            ("variables", {"variablesReference": locals_ref},
+             f"invalid variablesReference: {locals_ref} belongs to an earlier stop")):
+        reply = client.request(command, arguments, timeout_s=30)
+        assert (reply["success"], reply["message"], reply["body"]["error"]["showUser"]) == (False, message, False)
+    reply = client.request("scopes", {"frameId": 99999}, timeout_s=30)
+    assert (reply["message"], reply["body"]["error"]["showUser"]) == ("invalid frameId: 99999 is not a frame of this "
+                                                                      "stop", True)
 
     client.call("stepOut", {"threadId": tid})
     assert client.wait_event("stopped")["reason"] == "step"
