@@ -29,5 +29,12 @@ class CantHandle(DapError):
     """A valid request that cannot be carried out; the message names the reason."""
 
 
+class ThreadRunning(CantHandle):
+    """A request about a stopped thread that reached the bridge after that thread was resumed: VS Code's views load
+    a stack or a frame's scopes lazily and race the resume the user just asked for, so the request fails unshown."""
+
+    show_user = False
+
+
 class GdbError(CantHandle):
     """gdb answered `^error` (its own message is kept) or did not answer before the deadline."""

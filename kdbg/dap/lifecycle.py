@@ -23,7 +23,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CantHandle, InvalidArgument
+from .errors import CantHandle, InvalidArgument, ThreadRunning
 
 
 class State(enum.Enum):
@@ -183,7 +183,9 @@ class Lifecycle:
             raise InvalidArgument("threadId", f"{thread_id} is not a thread of the debuggee")
         if needs in (Needs.STOPPED, Needs.RUNNABLE) and not self.thread_is_stopped(thread_id):
             if self.state is State.STOPPED and thread_id is not None:
-                raise CantHandle(f"thread {thread_id} is running: pause it first")
+                raise ThreadRunning(f"thread {thread_id} is running: pause it first")
+            if self.state is State.RUNNING:
+                raise ThreadRunning(_NOT_STOPPED[State.RUNNING])
             raise CantHandle(_NOT_STOPPED.get(self.state, f"the debuggee is {self.state.value}"))
         if needs is Needs.RUNNABLE and self.mode is Mode.CORE:
             raise CantHandle(f"{command}: a core file cannot run")
