@@ -105,6 +105,7 @@ class StopEventQueue:
             read_fd, write_fd = place_fd(read_fd), place_fd(write_fd)
         self.read_fd, self._write_fd = read_fd, write_fd
         self._events: collections.deque[StopEvent] = collections.deque()
+        self._held: list[StopEvent] = []      # hold_back(): taken, never reported, waiting for drain()
         self._lock = threading.Lock()
 
     def post(self, event: StopEvent) -> None:
@@ -121,12 +122,21 @@ class StopEventQueue:
         with self._lock:
             return self._events.popleft() if self._events else None
 
-    def drain(self) -> list[StopEvent]:
-        """Every waiting stop of a thread, removed at once (a resume or detach hands them back to their threads).
-        The process's end stays queued: it never happens again, and it can come while the world counts as stopped
-        (a thread in exit_group is in a syscall, which a stop-the-world does not wait for)."""
+    def hold_back(self, event: StopEvent) -> None:
+        """An event taken while the world was already stopped for another one, which the debugger will never be
+        shown: kept for the next drain(), so that a resume or detach hands it back to its thread (a signal that
+        came behind another thread's breakpoint is delivered after the resume, as Linux keeps it pending)."""
         with self._lock:
-            events = [e for e in self._events if e.reason not in _PROCESS_ENDS]
+            self._held.append(event)
+
+    def drain(self) -> list[StopEvent]:
+        """Every waiting stop of a thread, removed at once (a resume or detach hands them back to their threads),
+        the held-back ones first. The process's end stays queued: it never happens again, and it can come while
+        the world counts as stopped (a thread in exit_group is in a syscall, which a stop-the-world does not wait
+        for)."""
+        with self._lock:
+            events = self._held + [e for e in self._events if e.reason not in _PROCESS_ENDS]
+            self._held = []
             ends = [e for e in self._events if e.reason in _PROCESS_ENDS]
             self._events.clear()
             self._events.extend(ends)

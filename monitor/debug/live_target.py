@@ -442,6 +442,11 @@ class LiveTarget(ProcessView):
             return None
         if event.reason not in (StopReason.EXITED, StopReason.TERMINATED, StopReason.HAND_OVER):
             if not self.non_stop:
+                if self.stopped and event.reason is StopReason.SIGNAL:
+                    # a signal that came behind the stop gdb is shown (all-stop): gdb never sees this one, so the
+                    # next resume hands it back to its thread (_requeue_unreported) instead of discarding it
+                    self.events.hold_back(event)
+                    return None
                 if not self._all_parked():
                     self._stop_the_world()
                 self.stopped = True

@@ -67,3 +67,25 @@ def test_ctrl_c_of_a_payload_blocked_in_a_syscall(debug) -> None:
     gdb.exit()
     status, out, err = d.finish()
     assert "woke up" in out, out + err
+
+
+def test_a_passed_signal_is_not_lost_behind_another_threads_breakpoint(debug) -> None:
+    """One thread stops at a breakpoint 60 times while another sends itself SIGUSR1 in a loop: a signal event
+    that comes while the process is stopped for the breakpoint must still reach the handler."""
+    d = debug("gdb_signal_race.c")
+    gdb = d.gdb
+    gdb.console("handle SIGUSR1 nostop noprint pass")
+    gdb.run("-break-insert tick")
+    stops = 0
+    while True:
+        gdb.run("-exec-continue")
+        stop = gdb.wait_for_stop()
+        if stop["reason"] != "breakpoint-hit":
+            break
+        stops += 1
+    diagnostics = d.diagnostics()
+    gdb.exit()
+    status, out, err = d.finish()
+    assert stops == 60 and out.startswith("sent="), diagnostics + out + err
+    sent, handled = (int(f.split("=")[1]) for f in out.split())
+    assert sent > 0 and handled == sent and status == 0, out + err

@@ -20,3 +20,20 @@ def test_drain_takes_the_threads_stops_and_leaves_the_process_end() -> None:
         assert queue.drain() == []
     finally:
         queue.close()
+
+
+def test_a_held_back_event_comes_back_at_the_next_drain_first() -> None:
+    """A signal taken while the world was already stopped for another thread's stop is never shown to gdb: the
+    next resume's drain() must return it (to be handed back to its thread), before the events still queued."""
+    queue = StopEventQueue()
+    try:
+        held = StopEvent(8, StopReason.SIGNAL, 10)
+        later = StopEvent(9, StopReason.SIGNAL, 12)
+        queue.post(held)
+        assert queue.take() == held
+        queue.hold_back(held)
+        queue.post(later)
+        assert queue.drain() == [held, later]
+        assert queue.drain() == []
+    finally:
+        queue.close()
