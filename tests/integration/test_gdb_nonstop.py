@@ -21,6 +21,16 @@ def _ticks(d: Debuggee) -> int:
     return int(d.gdb.run("-data-evaluate-expression ticks")["payload"]["value"])
 
 
+def _only_stopped(d: Debuggee, thread_id: str) -> None:
+    """`thread_id` is the one stopped thread; every other one runs, and the spinner's ticks move meanwhile."""
+    states = _states(d)
+    assert states.pop(thread_id) == "stopped" and set(states.values()) == {"running"}, d.diagnostics()
+    first, deadline = _ticks(d), time.monotonic() + 20
+    while _ticks(d) == first:
+        assert time.monotonic() < deadline, "the spinner does not run while one thread is stopped\n" \
+            + d.diagnostics()
+
+
 def test_non_stop_one_thread_stops_others_run(debug) -> None:
     d = debug(SRC, connect=False)
     gdb = d.gdb
@@ -30,18 +40,11 @@ def test_non_stop_one_thread_stops_others_run(debug) -> None:
     gdb.run("-exec-continue")
     hit = gdb.wait_for_stop("breakpoint-hit")
     stopped = hit["thread-id"]
-    states = _states(d)
-    assert len(states) == 3, d.diagnostics()
-    assert states.pop(stopped) == "stopped" and set(states.values()) == {"running"}, d.diagnostics()
+    assert len(_states(d)) == 3, d.diagnostics()
     assert hit["frame"]["func"] == "nonstop_hit", d.diagnostics()
     gdb.console(f"thread {stopped}")
     assert "nonstop_hit" in gdb.console("bt"), d.diagnostics()      # the stopped thread's registers and stack
-
-    # The spinner counts on while one thread sits at the breakpoint (memory reads while threads run).
-    first, deadline = _ticks(d), time.monotonic() + 20
-    while _ticks(d) == first:
-        assert time.monotonic() < deadline, "ticks did not advance: the other threads are not running\n" \
-            + d.diagnostics()
+    _only_stopped(d, stopped)       # the spinner counts on (memory reads while threads run)
 
     assert gdb.run(f"-exec-continue --thread {stopped}")["class"] == "running", d.diagnostics()
     assert set(_states(d).values()) == {"running"}, d.diagnostics()
@@ -129,13 +132,8 @@ def test_non_stop_passed_and_stopping_signals(debug) -> None:
     gdb.run("-exec-continue")
     stop = gdb.wait_for_stop("signal-received")
     assert stop["signal-name"] == "SIGUSR2", d.diagnostics()
-    states = _states(d)
-    assert states.pop(stop["thread-id"]) == "stopped" and set(states.values()) == {"running"}, d.diagnostics()
     assert gdb.run("-data-evaluate-expression usr1")["payload"]["value"] == "5", d.diagnostics()
-    first, deadline = _ticks(d), time.monotonic() + 20
-    while _ticks(d) == first:
-        assert time.monotonic() < deadline, "the spinner does not run while one thread is stopped\n" \
-            + d.diagnostics()
+    _only_stopped(d, stop["thread-id"])
     gdb.run(f"-exec-continue --thread {stop['thread-id']}")
     hit = gdb.wait_for_stop("breakpoint-hit")
     assert hit["frame"]["func"] == "after_usr2", d.diagnostics()
@@ -218,12 +216,7 @@ def test_non_stop_in_a_followed_child_with_threads(debug) -> None:
     hit = gdb.wait_for_stop("breakpoint-hit")
     assert hit["frame"]["func"] == "child_hit", d.diagnostics()
     gdb.run(f"-thread-select {hit['thread-id']}")       # a global id (`thread N` means inferior 1's)
-    states = {t["id"]: t["state"] for t in gdb.run("-thread-info")["payload"]["threads"]}
-    assert states.pop(hit["thread-id"]) == "stopped" and set(states.values()) == {"running"}, d.diagnostics()
-    first, deadline = _ticks(d), time.monotonic() + 20
-    while _ticks(d) == first:
-        assert time.monotonic() < deadline, "the child's spinner does not run while one thread is stopped\n" \
-            + d.diagnostics()
+    _only_stopped(d, hit["thread-id"])
     gdb.run("-data-evaluate-expression done=1")
     gdb.run("-exec-continue --all")
     assert gdb.wait_for_stop("exited")["exit-code"] == "07", d.diagnostics()
