@@ -32,12 +32,16 @@ class RspClient:
                 body, self._buf = self._buf[start + 1:end], self._buf[end + 3:]
                 self.sock.sendall(b"+")
                 return body
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no packet; buffered {self._buf[:80]!r}")
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("connection closed")
-            self._buf += data
+            self._read_more(deadline, "packet")
+
+    def _read_more(self, deadline: float, awaited: str) -> None:
+        """Append the next bytes the stub sends to the buffer, or fail past the deadline or at EOF."""
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {awaited}; buffered {self._buf[:80]!r}")
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self._buf += data
 
     def _keep_notifications(self) -> None:
         """Move each complete notification that comes before the next packet out of the buffer."""
@@ -56,12 +60,7 @@ class RspClient:
             self._keep_notifications()
             if self.notifications:
                 return self.notifications.pop(0)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no notification; buffered {self._buf[:80]!r}")
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("connection closed")
-            self._buf += data
+            self._read_more(deadline, "notification")
 
     def ask(self, body: bytes) -> bytes:
         self.send(body)
