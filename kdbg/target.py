@@ -90,7 +90,7 @@ class StopEvent(NamedTuple):
     syscall: int | None = None        # SYSCALL_ENTRY/SYSCALL_RETURN: the syscall number
 
 
-_PROCESS_ENDS = frozenset({StopReason.EXITED, StopReason.TERMINATED})
+PROCESS_ENDS = frozenset({StopReason.EXITED, StopReason.TERMINATED})
 
 
 class StopEventQueue:
@@ -135,9 +135,9 @@ class StopEventQueue:
         the world counts as stopped (a thread in exit_group is in a syscall, which a stop-the-world does not wait
         for)."""
         with self._lock:
-            events = self._held + [e for e in self._events if e.reason not in _PROCESS_ENDS]
+            events = self._held + [e for e in self._events if e.reason not in PROCESS_ENDS]
             self._held = []
-            ends = [e for e in self._events if e.reason in _PROCESS_ENDS]
+            ends = [e for e in self._events if e.reason in PROCESS_ENDS]
             self._events.clear()
             self._events.extend(ends)
         return events

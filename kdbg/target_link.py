@@ -25,12 +25,12 @@ import threading
 from typing import Any, Callable, Mapping, Sequence
 
 from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, MemoryRegion, NonStopTarget,
-                         NoSuchThreadError, ResumeAction, StopEvent, StopEventQueue, StopReason, TargetError)
+                         NoSuchThreadError, PROCESS_ENDS, ResumeAction, StopEvent, StopEventQueue, StopReason,
+                         TargetError)
 
 log = logging.getLogger("km.gdb")
 _HEADER = struct.Struct("<I")
 CALL_TIMEOUT_S = 30.0
-_ENDING = (StopReason.EXITED, StopReason.TERMINATED)
 SIGKILL = 9
 
 
@@ -130,7 +130,7 @@ def serve_target(sock: socket.socket, target: ControlTarget, settings: dict | No
                         os.set_inheritable(sock.fileno(), False)  # the exec failed: serving goes on here
                         continue
                     send_message(sock, ("event", event))
-                    if event.reason in _ENDING:
+                    if event.reason in PROCESS_ENDS:
                         return
     except OSError:
         log.info("debugger link broken", exc_info=True)
@@ -170,7 +170,7 @@ class LinkedTarget:
                 kind, *body = receive_message(self._sock)
                 if kind == "event":
                     self._post(body[0])
-                    if body[0].reason in _ENDING:
+                    if body[0].reason in PROCESS_ENDS:
                         break
                 else:
                     self._replies.put(tuple(body))
@@ -187,7 +187,7 @@ class LinkedTarget:
                 pass
 
     def _post(self, event: StopEvent) -> None:
-        if event.reason in _ENDING:
+        if event.reason in PROCESS_ENDS:
             self._gone = True
         self._events.post(event)
 

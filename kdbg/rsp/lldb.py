@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import json
 
-from kdbg.arch.x86_64 import BY_NAME
 from kdbg.rsp.commands import command
 from kdbg.rsp.packets import escape
 from kdbg.rsp.registers import encode_value
-from kdbg.rsp.resume import stop_signal
+from kdbg.rsp.resume import EXPEDITE, stop_signal
 from kdbg.rsp.session import Session
 from kdbg.rsp.signals import gdb_from_linux
 from kdbg.target import TargetError
-
-# The registers each jThreadsInfo entry carries, so lldb shows every thread's frame with no `p` round trip
-# (the T reply's expedited set).
-EXPEDITED = ("rbp", "rsp", "rip")
-
 
 @command("QListThreadsInStopReply")
 def list_threads_in_stop_reply(session: Session) -> bytes:
@@ -52,8 +46,9 @@ def threads_info(session: Session) -> bytes:
                 regs = inferior.target.registers(tid)
             except TargetError:
                 regs = {}
-            entry["registers"] = {str(BY_NAME[n].regnum): encode_value(BY_NAME[n], regs[n]).decode()
-                                  for n in EXPEDITED if n in regs}
+            # the T reply's expedited set: lldb shows every thread's frame with no `p` round trip
+            entry["registers"] = {str(reg.regnum): encode_value(reg, regs[name]).decode()
+                                  for name, _, reg in EXPEDITE if name in regs}
         entries.append(entry)
     text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False)
     return escape(text.encode(errors="surrogateescape"))

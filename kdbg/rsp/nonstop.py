@@ -64,7 +64,8 @@ def status(session: Session, reply_of: Callable[[Inferior, int], bytes]) -> byte
     vStopped; OK if none."""
     replies = []
     for inf in session.attached_inferiors():
-        stopped = sorted(tid for tid in inf.run.ns_stopped if tid in inf.target.threads())
+        live = set(inf.target.threads())      # a followed child's asks its km over the fork link: once
+        stopped = sorted(tid for tid in inf.run.ns_stopped if tid in live)
         if not stopped:
             continue
         replies.append(reply_of(inf, stopped[0]))
@@ -87,7 +88,7 @@ def queue_stop(session: Session, reply: bytes) -> bytes | None:
 
 def note_running(inf: Inferior) -> None:
     """A process counts as running while any of its threads is not known to be stopped."""
-    inf.run.running = bool(set(inf.target.threads()) - inf.run.ns_stopped)
+    inf.run.running = any(tid not in inf.run.ns_stopped for tid in inf.target.threads())
 
 
 def resume(session: Session, plan: list[tuple[Inferior, list[ResumeAction]]]) -> bytes:

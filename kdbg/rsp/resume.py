@@ -22,7 +22,7 @@ from kdbg.target import (SIGTRAP, BreakpointKind, ResumeAction, ResumeKind, Stop
 # Registers sent in every T reply so gdb needs no `g`/`p` round trip to show the frame (gdbserver's
 # "expedite" set for amd64: rbp, rsp, rip).
 EXPEDITED = ("rbp", "rsp", "rip")
-_EXPEDITE = tuple((name, b"%02x:" % BY_NAME[name].regnum, BY_NAME[name]) for name in EXPEDITED)
+EXPEDITE = tuple((name, b"%02x:" % BY_NAME[name].regnum, BY_NAME[name]) for name in EXPEDITED)  # (name, key, reg)
 WATCH_KEYS = {BreakpointKind.WRITE: "watch", BreakpointKind.READ: "rwatch", BreakpointKind.ACCESS: "awatch"}
 _DEFAULT_SIGNAL = {StopReason.INTERRUPT: SIGINT}
 
@@ -52,7 +52,7 @@ def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
         regs = target.registers(event.tid)
     except TargetError:
         regs = {}
-    for name, key, reg in _EXPEDITE:
+    for name, key, reg in EXPEDITE:
         value = regs.get(name)
         if value is not None:
             parts.append(b"%s%s;" % (key, encode_value(reg, value)))
@@ -118,9 +118,7 @@ def last_stop(session: Session) -> bytes:
     if stop is None:
         stop = session.target.stop_event(session.target.threads()[0])
     session.g_tid = 0
-    if stop.reason not in (StopReason.EXITED, StopReason.TERMINATED):
-        stop = stop._replace(reason=StopReason.SIGNAL if stop.reason in _EVENT_KEYS else stop.reason)
-    return stop_reply(session, stop)
+    return stop_reply(session, _shown(stop))
 
 
 def supported_actions(session: Session) -> bytes:
