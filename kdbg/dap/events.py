@@ -111,11 +111,7 @@ class StopEvents:
             return
         if not self.lifecycle.has_debuggee:
             return
-        if non_stop:
-            self.execution.forget({thread_id})
-        else:
-            self.stop.forget()
-            self.vars.reset()
+        self.execution.forget({thread_id} if non_stop else None)
         self.stop.record = self.stop.records[thread_id] = stop
         if not self.lifecycle.is_configured:
             return

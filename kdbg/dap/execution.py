@@ -81,14 +81,19 @@ class Execution:
             self.lifecycle.move(before)
             raise
 
-    def forget(self, thread_ids: set[int]) -> None:
-        """Non-stop: what the client was told about these threads' stops is void (they resume, or stopped anew)."""
+    def forget(self, thread_ids: set[int] | None) -> None:
+        """What the client was told about these threads' stops (None: every thread's, as all-stop has it) is void:
+        they resume, or stopped anew."""
         self.stop.forget(thread_ids)
         self.vars.reset(thread_ids)
 
+    @property
+    def _continue_all(self) -> str:
+        return "-exec-continue --all" if self.threads.non_stop else "-exec-continue"
+
     def run(self) -> None:
         """The first run after the configuration, or a resume after a stop the client was not told of."""
-        self.resume("-exec-continue --all" if self.threads.non_stop else "-exec-continue")
+        self.resume(self._continue_all)
 
     def resume_after_hit(self, thread_id: int) -> None:
         """A breakpoint hit that does not stop (a log point, an unmet hit condition): on with what ran before."""
@@ -113,10 +118,7 @@ class Execution:
     def continue_request(self, args: dict[str, Any]) -> dict[str, Any]:
         single = bool(args.get("singleThread"))
         thread_id = _thread(args) if single else None
-        if self.threads.non_stop:
-            self.resume(f"-exec-continue --thread {thread_id}" if single else "-exec-continue --all", thread_id)
-        else:
-            self.resume(f"-exec-continue --thread {thread_id}" if single else "-exec-continue", thread_id, single)
+        self.resume(f"-exec-continue --thread {thread_id}" if single else self._continue_all, thread_id, single)
         return {"allThreadsContinued": not single}
 
     @request(Needs.RUNNABLE, "supportsSteppingGranularity", _SINGLE)

@@ -9,7 +9,6 @@ threads that resume or stop alone (and for the frameless expressions, which any 
 """
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -74,8 +73,7 @@ class Variables:
         self._rows: dict[int, list[Entry]] = {}
         self._by_varobj: dict[str, Entry] = {}
         self._roots: dict[str, int | None] = {}       # root varobj -> its thread (None: created without a frame)
-        self._references = itertools.count(1)          # never reused: a forgotten reference stays invalid
-        self._last_reference = 0
+        self._last_reference = 0                       # never reused: a forgotten reference stays invalid
         self._is_stale = False
 
     def reset(self, thread_ids: set[int] | None = None) -> None:
@@ -107,7 +105,8 @@ class Variables:
         return self._new_reference(Scope(kind, thread_id, level))
 
     def _new_reference(self, target: Scope | _VarNode) -> int:
-        reference = self._last_reference = next(self._references)
+        self._last_reference += 1
+        reference = self._last_reference
         self._refs[reference] = target
         return reference
 
