@@ -39,8 +39,7 @@ class ProcessView:
         thread = self.proc.threads.get(tid)
         if thread is None:
             return ""
-        return thread.name or os.path.basename(self.proc.path).encode(errors="surrogateescape")[:15].decode(
-            errors="surrogateescape")
+        return thread.comm.decode(errors="surrogateescape")
 
     def registers(self, tid: int) -> dict[str, int]:
         return read_registers(self._thread(tid))

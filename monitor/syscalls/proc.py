@@ -13,6 +13,7 @@ from .dispatch import s32, syscall
 from .host import host_syscall
 from .numbers import NUMBERS as NR
 from .process_info import host_pid
+from .procfs import COMM_LEN
 
 if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
@@ -257,11 +258,10 @@ def sys_rseq(ctx: VcpuThread) -> int:
 @syscall("prctl")
 def sys_prctl(ctx: VcpuThread, option: int, arg2: int) -> int:
     if option == PR_SET_NAME:
-        ctx.name = ctx.mem.read_cstring(arg2, 16, truncate=True)[:15].decode(errors="surrogateescape")   # 15: Linux's
+        ctx.name = ctx.mem.read_cstring(arg2, 16, truncate=True)[:COMM_LEN].decode(errors="surrogateescape")
         return 0
     if option == PR_GET_NAME:
-        name = ctx.name or os.path.basename(ctx.proc.path)     # the program's file name until one is set
-        ctx.mem.write(arg2, name.encode(errors="surrogateescape")[:15].ljust(16, b"\0"))
+        ctx.mem.write(arg2, ctx.comm.ljust(16, b"\0"))     # the program's file name until one is set
         return 0
     return -errno.EINVAL
 

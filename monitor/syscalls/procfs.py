@@ -20,13 +20,14 @@ from kdbg.target import maps_text
 from ..host_fds import KM_FD_BASE
 from ..signals.delivery import SIG_DFL, SIG_IGN
 
+COMM_LEN = 15       # TASK_COMM_LEN - 1: the bytes of a thread's name Linux keeps
+
 if TYPE_CHECKING:
     from ..process.payload import Process
     from ..vcpu.loop import VcpuThread
 
 OLD_SIGSET = 0x7FFFFFFF       # stat's signal fields are the first 31 signals only ("obsolete": status has them all)
 _SELF = re.compile(rb"^/proc/(?:self|thread-self|(\d+))(?:/task/(\d+))?/([a-z_]+)$")
-COMM_LEN = 15       # TASK_COMM_LEN - 1: the bytes of a thread's name Linux keeps
 
 
 def _maps(ctx: VcpuThread) -> bytes:
@@ -42,8 +43,7 @@ def _environ(ctx: VcpuThread) -> bytes:
 
 
 def _comm(ctx: VcpuThread) -> bytes:
-    name = ctx.name or os.path.basename(ctx.proc.path)
-    return name.encode(errors="surrogateescape")[:15] + b"\n"
+    return ctx.comm + b"\n"
 
 
 def _memory(ctx: VcpuThread) -> dict[str, int]:

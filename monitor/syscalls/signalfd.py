@@ -127,12 +127,17 @@ class SignalFds:
         return st.st_dev, st.st_ino
 
     def find(self, fd: int) -> SignalFd | None:
-        """The signalfd behind a payload descriptor, or None for any other descriptor."""
+        """The signalfd behind a payload descriptor, or None for any other descriptor (with none open, no fstat:
+        read, write, readv and close ask this on every call once the payload has made a signalfd)."""
+        if not self.by_pipe:
+            return None
         key = self._key(fd)
         return None if key is None else self.by_pipe.get(key)
 
     def key_of(self, fd: int) -> tuple[int, int] | None:
         """The pipe identity of a payload descriptor that is a signalfd (taken before it is closed)."""
+        if not self.by_pipe:
+            return None
         key = self._key(fd)
         return key if key in self.by_pipe else None
 

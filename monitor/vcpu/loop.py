@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import errno
 import logging
+import os
 import signal
 import struct
 import threading
@@ -33,6 +34,7 @@ from ..errors import KvmError
 from ..kvm import abi
 from .machine import KBASE, SYSCALL_PORT, exception_frame_gpa, user_segment_fix
 from ..signals.delivery import MAIN_THREAD_ONLY, RESTART_CODES, RestartBlock
+from ..syscalls.procfs import COMM_LEN
 from ..syscalls.table import dispatch
 
 if TYPE_CHECKING:
@@ -71,7 +73,7 @@ class VcpuThread:
         self.parked_in_syscall = False      # parked inside a handler (a debugger's pause of a blocking call)
         self.thread: threading.Thread | None = None
         self.clear_child_tid = 0
-        self.name = ""
+        self.name = ""                 # PR_SET_NAME's, or a write to its comm file; `comm` is what Linux shows
         self.blocked_on: Waiter | None = None                 # while blocked in futex(2)
         self.signal_wakeup: threading.Event | None = None     # while blocked in pause/sigsuspend/sigtimedwait
         self.sigwait_set = 0           # the signals an rt_sigtimedwait waits for (they go to this thread)
@@ -89,6 +91,11 @@ class VcpuThread:
         self.stop_serial = 0
         self.exit_pending = False      # kvm_run holds an exit of a run the debugger's thread made (run_for_debugger)
         #                                that this thread's loop has not dispatched yet
+
+    @property
+    def comm(self) -> bytes:
+        """The thread's name as Linux keeps it: the one it was given, else the program's file name; COMM_LEN bytes."""
+        return (self.name or os.path.basename(self.proc.path)).encode(errors="surrogateescape")[:COMM_LEN]
 
     def __str__(self) -> str:
         return f"vCPU {self.vcpu.id} (thread {self.tid}, {self.state.value})"
