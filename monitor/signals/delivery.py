@@ -159,6 +159,18 @@ class SignalState:
         self._rekicker: Rekicker | None = None
         self.signalfds: SignalFds | None = None     # made by the first signalfd(2)
 
+    def dequeue(self, thread: VcpuThread, may_take: Callable[[PendingSignal], object]) -> PendingSignal | None:
+        """kernel/signal.c dequeue_signal: the first pending signal `may_take` accepts, from the thread's own
+        queue, then the process's; taken out, with the signalfds' readiness following."""
+        with self.lock:
+            for queue in (self.of(thread).pending, self.shared_pending):
+                i = next_index(queue, may_take)
+                if i is not None:
+                    taken = queue.pop(i)
+                    self.refresh_signalfds()
+                    return taken
+        return None
+
     def refresh_signalfds(self) -> None:
         """After a queue changed (under self.lock): each signalfd readable exactly while it has a signal."""
         if self.signalfds is not None:
@@ -324,15 +336,8 @@ class SignalState:
                 own.mask, own.mask_to_restore = own.mask_to_restore, None
 
     def _pick(self, thread: VcpuThread, own: ThreadSignals) -> PendingSignal | None:
-        """The next deliverable signal: the thread's own first, then the process's (kernel/signal.c
-        dequeue_signal)."""
-        for queue in (own.pending, self.shared_pending):
-            i = next_index(queue, lambda pending: self.may_take(thread, own, pending))
-            if i is not None:
-                taken = queue.pop(i)
-                self.refresh_signalfds()
-                return taken
-        return None
+        """The next deliverable signal: the thread's own first, then the process's."""
+        return self.dequeue(thread, lambda pending: self.may_take(thread, own, pending))
 
     def _run_handler(self, thread: VcpuThread, own: ThreadSignals, signo: int, action: SigAction,
                      info: bytes) -> bool:

@@ -14,7 +14,7 @@ from kdbg.arch.linux import SI_KERNEL, SI_TKILL, SI_USER, make_siginfo
 
 from ..errors import GuestFault
 from ..signals.altstack import altstack_flags, set_altstack
-from ..signals.delivery import ERESTARTNOHAND, ERESTARTNOINTR, NSIG, UNBLOCKABLE, PendingSignal, SigAction, next_index
+from ..signals.delivery import ERESTARTNOHAND, ERESTARTNOINTR, NSIG, UNBLOCKABLE, PendingSignal, SigAction
 from .dispatch import s32, syscall
 
 if TYPE_CHECKING:
@@ -196,13 +196,9 @@ def sleep_until_signal(ctx: VcpuThread, deadline: float | None, wanted: int | No
         while True:
             state = ctx.proc.signals
             if wanted is not None:
-                with state.lock:
-                    for queue in (state.of(ctx).pending, state.shared_pending):
-                        i = next_index(queue, lambda p: wanted & (1 << (p.signo - 1)))
-                        if i is not None:
-                            taken = queue.pop(i)
-                            state.refresh_signalfds()
-                            return taken
+                taken = state.dequeue(ctx, lambda p: wanted & (1 << (p.signo - 1)))
+                if taken is not None:
+                    return taken
             if ctx.proc.pending_signals_for(ctx):       # any deliverable signal ends the wait: EINTR
                 return 0
             if ctx.exit_requested:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from kdbg.arch.linux import SI_KERNEL, SI_SIGIO, SI_TIMER, SI_USER, siginfo_t
 
 from ..host_fds import KM_FD_BASE, high_fd
-from ..signals.delivery import ERESTARTSYS, UNBLOCKABLE, PendingSignal, next_index
+from ..signals.delivery import ERESTARTSYS, UNBLOCKABLE, PendingSignal
 from .args import new_fd
 from .dispatch import s32, syscall
 from .signal import sleep_until_signal
@@ -219,19 +219,6 @@ def signalfd_link(ctx: VcpuThread, path: bytes) -> bytes | None:
     return b"anon_inode:[signalfd]" if signalfds.find(int(m[2])) is not None else None
 
 
-def _dequeue(ctx: VcpuThread, mask: int) -> PendingSignal | None:
-    """dequeue_signal over the mask: the thread's own queue first, then the process's."""
-    state = ctx.proc.signals
-    with state.lock:
-        for queue in (state.of(ctx).pending, state.shared_pending):
-            i = next_index(queue, lambda p: mask >> (p.signo - 1) & 1)
-            if i is not None:
-                got = queue.pop(i)
-                state.refresh_signalfds()
-                return got
-    return None
-
-
 def read_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, count: int) -> bytes | int:
     """signalfd_read: as many records as `count` bytes hold (EINVAL for none), blocking for the first one only
     unless the descriptor is non-blocking; a signal the thread takes meanwhile cuts the wait short (ERESTARTSYS).
@@ -242,16 +229,14 @@ def read_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, count: int) -> bytes 
         return -errno.EINVAL
     got: list[PendingSignal] = []
     while len(got) < room:
-        pending = _dequeue(ctx, sfd.mask)
+        pending = ctx.proc.signals.dequeue(ctx, lambda p: sfd.mask >> (p.signo - 1) & 1)
         if pending is None and not got:
             if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK:
                 return -errno.EAGAIN
             waited = sleep_until_signal(ctx, None, sfd.mask)
             if isinstance(waited, int):
                 return waited if waited else -ERESTARTSYS
-            pending = waited
-            with ctx.proc.signals.lock:
-                ctx.proc.signals.refresh_signalfds()
+            pending = waited                # taken by sleep_until_signal, the signalfds refreshed
         if pending is None:
             break
         got.append(pending)
