@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import PayloadError
 from ..memory.guest import USER_TOP
-from ..host_fds import KM_FD_BASE
+from ..host_fds import payload_fds
 from ..kvm import abi
+from ..syscalls.fs import close_fd
 from ..syscalls.futex import FutexTable, exit_robust_list
 from ..trace import rename_payload
 from ..loader.elf import load_program
@@ -67,28 +68,15 @@ def end_other_threads(ctx: VcpuThread) -> bool:
 
 
 def close_on_exec_descriptors(proc: Process) -> None:
-    """The payload's descriptors (all below KM_FD_BASE) marked close-on-exec, as close(2) closes them: a signalfd
-    whose last descriptor goes is forgotten, a /proc comm file's pending name dropped (the new comm wins); km's own
-    descriptors are left alone."""
-    try:
-        numbers = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:                             # no /proc: every possible number
-        numbers = list(range(KM_FD_BASE))
-    signalfds = proc.signals.signalfds
-    for fd in numbers:
-        if fd >= KM_FD_BASE:
-            continue
+    """The payload's descriptors marked close-on-exec go as close(2) closes them (a comm file's written name goes
+    to a thread the exec then renames or ends); km's own descriptors are left alone."""
+    for fd in payload_fds():
         try:
             if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
                 continue
-            key = signalfds.key_of(fd) if signalfds is not None else None
-            os.close(fd)
         except OSError:                         # listdir's own descriptor, already closed
             continue
-        proc.comm_writes.pop(fd, None)
-        if signalfds is not None and key is not None:
-            with proc.signals.lock:
-                signalfds.forget_if_closed(key)
+        close_fd(proc, fd)
 
 
 def exec_in_process(ctx: VcpuThread, program: str, argv: list[str], env: list[bytes], filename: str) -> int | None:

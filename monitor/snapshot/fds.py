@@ -19,7 +19,7 @@ import stat
 import struct
 
 from ..kvm.abi import ffi
-from ..host_fds import KM_FD_BASE
+from ..host_fds import payload_fds
 from ..syscalls.fs import FIONREAD
 from ..syscalls.host import host_syscall
 from ..syscalls.numbers import NUMBERS as NR
@@ -34,21 +34,16 @@ _ANON = re.compile(r"anon_inode:\[?([\w-]+)\]?")
 
 
 # ---- capture ------------------------------------------------------------------------------------------------
-def payload_fds() -> list[int]:
-    """The payload's open descriptors: km's own host descriptors from 3 up to KM_FD_BASE (0-2 are km's stdio)."""
-    fds = []
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if STDIO <= fd < KM_FD_BASE:
-            fds.append(fd)
-    return sorted(fds)
+def _saved_fds() -> list[int]:
+    """The descriptors a snapshot holds: the payload's from 3 up (0-2 are km's stdio)."""
+    return [fd for fd in payload_fds() if fd >= STDIO]
 
 
 def capture(signalfd_pipes: set[tuple[int, int]]) -> list[Descriptor]:
     """Every descriptor of the (frozen) payload; SnapshotError naming the first that cannot be restored (as a
     signalfd, a pipe of km's that `signalfd_pipes` names by (st_dev, st_ino))."""
     found = []
-    for fd in payload_fds():
+    for fd in _saved_fds():
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
             info = os.fstat(fd)
@@ -178,7 +173,7 @@ def _sockaddr(fd: int, call: str) -> bytes:
 def close_all() -> None:
     """Close the payload's descriptors once a final snapshot is written (the payload is frozen and ends): a
     listening port is free by the time the one who asked hears that the snapshot is written."""
-    for fd in payload_fds():
+    for fd in _saved_fds():
         try:
             os.close(fd)
         except OSError:

@@ -21,6 +21,7 @@ from .procfs import close_comm, is_fd_directory, open_self_file, without_km_fds
 from .signalfd import SignalFd, read_signalfd, signalfd_link
 
 if TYPE_CHECKING:
+    from ..process.payload import Process
     from ..vcpu.loop import VcpuThread
 
 UIO_MAXIOV, PATH_MAX = 1024, 4096
@@ -162,13 +163,19 @@ def sys_creat(ctx: VcpuThread, path: int, mode: int) -> int:
 
 @syscall("close")
 def sys_close(ctx: VcpuThread, fd: int) -> int:
-    if fd in ctx.proc.comm_writes:          # /proc/self/task/TID/comm written: the thread takes its new name
-        close_comm(ctx.proc, fd)
-    signalfds = ctx.proc.signals.signalfds
-    key = signalfds.key_of(s32(fd)) if signalfds is not None else None
+    return close_fd(ctx.proc, s32(fd))
+
+
+def close_fd(proc: Process, fd: int) -> int:
+    """The payload closes one of its descriptors (close(2), or execve's close-on-exec): 0 or -errno. A written
+    /proc/self/task/TID/comm names its thread; a signalfd whose last descriptor goes is forgotten."""
+    if fd in proc.comm_writes:
+        close_comm(proc, fd)
+    signalfds = proc.signals.signalfds
+    key = signalfds.key_of(fd) if signalfds is not None else None
     result = host_syscall(NR["close"], fd_arg(fd))
     if signalfds is not None and key is not None and result == 0:
-        with ctx.proc.signals.lock:
+        with proc.signals.lock:
             signalfds.forget_if_closed(key)
     return result
 

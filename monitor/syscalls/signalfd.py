@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import SI_KERNEL, SI_SIGIO, SI_TIMER, SI_USER, siginfo_t
 
-from ..host_fds import KM_FD_BASE, high_fd
+from ..host_fds import KM_FD_BASE, high_fd, payload_fds
 from ..signals.delivery import ERESTARTSYS, UNBLOCKABLE, PendingSignal
 from .args import new_fd
 from .dispatch import s32, syscall
@@ -163,8 +163,8 @@ class SignalFds:
         sfd = self.by_pipe.get(key)
         if sfd is None:
             return
-        for name in os.listdir("/proc/self/fd"):
-            if int(name) < KM_FD_BASE and self._key(int(name)) == key:
+        for fd in payload_fds():
+            if self._key(fd) == key:
                 return
         del self.by_pipe[key]
         sfd.close()
@@ -185,7 +185,7 @@ class SignalFds:
         if not self.by_pipe:
             return fresh
         renewed: dict[int, int] = {}            # id of the parent's -> the child's first descriptor of it
-        for fd in sorted(int(name) for name in os.listdir("/proc/self/fd")):
+        for fd in payload_fds():
             old = self.by_pipe.get(self._key(fd) or (-1, -1))
             if old is None:
                 continue
