@@ -53,12 +53,8 @@ def end_other_threads(ctx: VcpuThread) -> bool:
             thread.exit_requested = True
             thread.kick()
         for thread in others:
-            if thread.thread is None:            # created by a clone that never started it
-                with proc.lock:
-                    if proc.threads.get(thread.tid) is thread:
-                        del proc.threads[thread.tid]
-                        proc.signals.per_thread.pop(thread.tid, None)
-                        proc.free_vcpus.append(thread.vcpu)
+            if thread.thread is None:            # created by a clone that never started it: it leaves as one
+                proc.thread_gone(thread)        # that ran leaves at the end of its vCPU thread
                 continue
             thread.thread.join(max(0.0, deadline - time.monotonic()))
             if thread.thread.is_alive():
