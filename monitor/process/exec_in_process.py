@@ -15,9 +15,10 @@ import fcntl
 import logging
 import os
 import signal
-import struct
 import time
 from typing import TYPE_CHECKING
+
+from kdbg.arch.x86_64 import XSAVE_SIZE, registers_to_fxsave, zero_registers
 
 from ..errors import PayloadError
 from ..memory.guest import USER_TOP
@@ -34,9 +35,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("km.vcpu")
 THREADS_GONE_S = 5.0        # how long the other threads may take to end before km falls back to re-executing
-# XSAVE image of a CPU's reset state (x87 control word 0x37F, MXCSR 0x1F80, every component in its initial
-# state: XSTATE_BV 0), what a new program's FPU/SSE/AVX registers hold (fpu__clear_user_states)
-INIT_XSAVE = struct.pack("<H22xI", 0x37F, 0x1F80).ljust(4096, b"\0")
+
+
+def _reset_xsave() -> bytes:
+    """XSAVE image of a CPU's reset state, what a new program's FPU/SSE/AVX registers hold (fpu__clear_user_states):
+    the register table's reset values (x87 control word, MXCSR) in the FXSAVE area, every component in its initial
+    state (XSTATE_BV 0); set_xsave zero-fills the rest of kvm_xsave."""
+    image = bytearray(XSAVE_SIZE)
+    registers_to_fxsave(zero_registers(), image)
+    return bytes(image)
+
+
+INIT_XSAVE = _reset_xsave()
 
 
 def end_other_threads(ctx: VcpuThread) -> bool:

@@ -1,7 +1,7 @@
 """execve served inside the running km (monitor/process/exec_in_process.py), compared with native runs: a chain
 static -> dynamic -> #! script -> static exec'ed from a second thread of a multi-threaded payload (the other
 threads gone, the pid kept), close-on-exec, signal dispositions, mask, pending signals and alternate stack across
-exec, a signalfd kept across it, argv and environment passed, comm, the exit status and every line of output."""
+exec, a signalfd kept across it, the FPU's control state reset, argv and environment passed, comm, the exit status and every line of output."""
 from __future__ import annotations
 
 import subprocess
@@ -26,6 +26,7 @@ def test_exec_chain_keeps_and_drops_what_linux_does(payload, tmp_path) -> None:
         "check: argv[0] check, same pid yes, tid is pid yes, threads 1",
         "check: SIGUSR1 default, SIGUSR2 ignored, SIGINT blocked and pending, altstack disabled",
         "check: plain fd open, close-on-exec fd closed",
+        "check: mxcsr 0x1f80, x87 control word 0x37f",
         "check: CHAIN=passed through, HOME unset, comm " + middle.name[:15],
         "check: the signalfd kept reads signal 2, now not pending",
         "final: argc 3: [final] [from script]",

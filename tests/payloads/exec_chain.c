@@ -2,7 +2,8 @@
  * runs it under km and natively and compares the output).
  *   exec_chain start NEXT SCRIPT FINAL: sets a caught SIGUSR1, an ignored SIGUSR2, SIGINT blocked, an alternate
  *     stack, one descriptor close-on-exec and one not, starts a thread blocked in read(), then execs NEXT from a
- *     second thread (that thread takes the pid; the others are gone), with its own environment.
+ *     second thread (that thread takes the pid; the others are gone), with its own environment and its MXCSR and
+ *     x87 control word changed (the exec resets them).
  *   exec_chain check PID KEPT GONE SCRIPT FINAL SIGNALFD: prints what it inherited (reading the pending SIGINT
  *     from a signalfd made before the exec), then execs SCRIPT (a #! script), which execs FINAL.
  *   exec_chain final ARGS...: prints its argv, comm and an environment variable, exits 7.
@@ -44,6 +45,9 @@ static void *exec_from_thread(void *arg) {
     char *envp[] = {"CHAIN=passed through", "SECOND=2", NULL};
     printf("start: thread %s the leader, execs %s\n", syscall(SYS_gettid) == getpid() ? "is" : "is not", args[2]);
     fflush(stdout);
+    unsigned int csr = 0x7F80;          /* round toward zero; the exec resets it to 0x1F80 */
+    unsigned short cw = 0x27F;          /* 53-bit precision; the exec resets it to 0x37F */
+    __asm__ volatile("ldmxcsr %0; fldcw %1" : : "m"(csr), "m"(cw));
     execve(args[2], argv, envp);
     perror("execve");
     exit(99);
@@ -110,6 +114,10 @@ static int check(void) {
            sigismember(&pending, SIGINT) ? "pending" : "not pending", ss.ss_flags & SS_DISABLE ? "disabled" : "kept");
     printf("check: plain fd %s, close-on-exec fd %s\n", fcntl(kept, F_GETFD) >= 0 ? "open" : "closed",
            fcntl(gone, F_GETFD) >= 0 ? "open" : "closed");
+    unsigned int csr;
+    unsigned short cw;
+    __asm__ volatile("stmxcsr %0; fnstcw %1" : "=m"(csr), "=m"(cw));
+    printf("check: mxcsr %#x, x87 control word %#x\n", csr, cw);
     printf("check: CHAIN=%s, HOME %s, comm %s\n", getenv("CHAIN"), getenv("HOME") ? "set" : "unset", comm);
     struct signalfd_siginfo si;
     int got = read(atoi(args[7]), &si, sizeof si) == sizeof si ? (int)si.ssi_signo : -1;
