@@ -98,7 +98,8 @@ def resume(session: Session, plan: list[tuple[Inferior, list[ResumeAction]]]) ->
         default = next((a for a in own if a.tid == -1), None)
         to_stop: list[int] = []
         to_run: list[ResumeAction] = []
-        for tid in inferior.target.threads():
+        threads = inferior.target.threads()
+        for tid in threads:
             action = next((a for a in own if a.tid == tid), default)
             if action is None:
                 continue
@@ -108,7 +109,10 @@ def resume(session: Session, plan: list[tuple[Inferior, list[ResumeAction]]]) ->
             elif tid in stopped:
                 to_run.append(action._replace(tid=tid))
         if to_run:
+            # each running thread keeps the action it runs under (a signal passed to it resumes it the same way)
+            running = tuple(a for a in inferior.run.last_actions if a.tid in threads and a.tid not in stopped)
             session.resume(to_run, inferior)
+            inferior.run.last_actions += running
             stopped.difference_update(a.tid for a in to_run)
         if to_stop:
             _non_stop_target(inferior).stop_threads(to_stop)

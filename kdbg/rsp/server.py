@@ -202,8 +202,7 @@ class GdbServer:
             else:
                 log.warning("stop event while stopped, ignored: %s", event)
             return None
-        if session is not None and event.reason is StopReason.SIGNAL and event.signal in session.pass_signals:
-            self._pass_signal(inf, event)
+        if session is not None and self._passed(session, inf, event):
             return None
         run.running, run.last_stop = False, event
         self._first_event_seen = True
@@ -211,13 +210,20 @@ class GdbServer:
             self._drain_interrupts(inf)
         return event
 
-    def _pass_signal(self, inf: Inferior, event: StopEvent) -> None:
-        """QPassSignals: deliver without telling gdb, resuming the way gdb last asked."""
-        actions = [a for a in inf.run.last_actions if a.tid != event.tid]
-        own = [a for a in inf.run.last_actions if a.tid in (event.tid, -1)]
-        kind = own[0].kind if own else ResumeKind.CONTINUE
+    def _passed(self, session: Session, inf: Inferior, event: StopEvent) -> bool:
+        """QPassSignals, in both modes: deliver a signal gdb asked not to hear of and resume the thread as gdb last
+        asked (all-stop: the others too), True; False when gdb must hear of it. As gdbserver does, a stepping
+        thread's signal is reported all the same: gdb steps over the handler itself (a breakpoint where it returns),
+        so a stepi ends at the next instruction, not in the handler."""
+        if event.reason is not StopReason.SIGNAL or event.signal not in session.pass_signals:
+            return False
+        own = next((a for a in inf.run.last_actions if a.tid in (event.tid, -1)), None)
+        if own is not None and own.kind is ResumeKind.STEP:
+            return False
+        others = [] if session.non_stop else [a for a in inf.run.last_actions if a.tid != event.tid]
         log.debug("passing signal %d to thread %d", event.signal, event.tid)
-        inf.live.resume([ResumeAction(kind, event.tid, event.signal), *actions])
+        inf.live.resume([ResumeAction(ResumeKind.CONTINUE, event.tid, event.signal), *others])
+        return True
 
     def _drain_interrupts(self, inf: Inferior) -> None:
         """The target stopped for a real reason while our interrupt() was in flight; interrupt() on a
@@ -356,8 +362,7 @@ class GdbServer:
             # dropped here happens again when the thread resumes
             log.debug("thread %d: second stop %s dropped", event.tid, event.reason.value)
             return
-        elif event.reason is StopReason.SIGNAL and event.signal in session.pass_signals:
-            inf.live.resume([ResumeAction(ResumeKind.CONTINUE, event.tid, event.signal)])
+        elif self._passed(session, inf, event):
             return
         else:
             run.ns_stopped.add(event.tid)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from harness.debuggee import Debuggee
 from harness.gdb import wait_listening
 from harness.km import spawn_km
@@ -142,6 +144,47 @@ def test_non_stop_passed_and_stopping_signals(debug) -> None:
     gdb.run("-exec-continue --all")
     assert gdb.wait_for_stop()["reason"] == "exited-normally", d.diagnostics()
     assert "usr1 5 usr2 1 ticks counted" in d.finish()[1], d.diagnostics()
+
+
+@pytest.mark.parametrize("non_stop", [True, False], ids=["non-stop", "all-stop"])
+def test_a_stepi_that_meets_a_passed_signal_steps_over_its_handler(debug, non_stop: bool) -> None:
+    """A thread steps over a `syscall` that sends it SIGUSR1, which gdb passes without stopping. As on Linux, that
+    stepi ends after the syscall (the step's trap comes first, the signal stays pending). The next stepi meets the
+    signal: a stepping thread's passed signal is reported to gdb all the same (gdbserver's rule: gdb steps over
+    the handler with a breakpoint where it returns), so the stepi ends at the next instruction, the handler run.
+    km used to pass it itself: with a continue in non-stop mode (on to after_raise's breakpoint), with a step into
+    the handler in all-stop mode (the stepi ended at its first instruction)."""
+    d = debug("gdb_step_signal.c", connect=False)
+    gdb = d.gdb
+    if non_stop:
+        _non_stop(d)
+    else:
+        d.connect()
+    gdb.console("handle SIGUSR1 nostop noprint pass")
+    gdb.run("-break-insert *raise_syscall")
+    gdb.run("-exec-continue")
+    worker = gdb.wait_for_stop("breakpoint-hit")["thread-id"]
+    gdb.console(f"thread {worker}")
+    gdb.run("-break-delete")
+    gdb.run("-break-insert after_raise")
+
+    def stepi() -> int:
+        gdb.run(f"-exec-step-instruction --thread {worker}")
+        stop = gdb.wait_for_stop()
+        assert stop["reason"] == "end-stepping-range" and stop["thread-id"] == worker, d.diagnostics()
+        assert stop["frame"]["func"] == "worker", d.diagnostics()
+        return int(stop["frame"]["addr"], 16)
+
+    after_syscall = stepi()
+    assert gdb.console("p $pc == (char *)&raise_syscall + 2").strip().endswith("= 1"), d.diagnostics()
+    assert gdb.run("-data-evaluate-expression usr1")["payload"]["value"] == "0", d.diagnostics()
+    following = int(gdb.console("x/2i $pc").splitlines()[1].split()[0], 16)
+    assert stepi() == following > after_syscall, d.diagnostics()
+    assert gdb.run("-data-evaluate-expression usr1")["payload"]["value"] == "1", d.diagnostics()
+    gdb.run(f"-exec-continue --thread {worker}")
+    assert gdb.wait_for_stop("breakpoint-hit")["frame"]["func"] == "after_raise", d.diagnostics()
+    gdb.run("-exec-continue --all" if non_stop else "-exec-continue")
+    assert gdb.wait_for_stop("exited")["exit-code"] == "01", d.diagnostics()
 
 
 def test_non_stop_follows_the_forked_child(debug) -> None:
