@@ -302,6 +302,7 @@ class GdbServer:
                                 self._answer(session, conn, packet.data)
                                 if session.any_running and not session.non_stop:
                                     self._take_ready_stop(session, conn)
+                            conn.flush()     # the '+' of a packet not answered yet (its reply carried it if it was)
                     else:
                         owner = owners.get(fd)
                         if owner is not None:
@@ -405,6 +406,8 @@ class GdbServer:
     def _hand_over(self, session: Session | None, conn: Connection | None, inf: Inferior) -> None:
         """The payload is about to exec: the next program's stub takes the listener and the connection (the
         descriptors stay open across the exec). hand_over() returns only when the exec failed."""
+        if conn is not None:
+            conn.flush()                    # the next program's stub owes gdb nothing
         state = {"listener": self._listener.fileno(), "conn": conn.fileno() if conn is not None else None,
                  "initially_stopped": self._initially_stopped}
         if session is not None and conn is not None:

@@ -162,3 +162,12 @@ def test_a_large_reply_framed_again_is_the_same_and_never_stale() -> None:
     assert encode_packet(mutable) == first
     mutable[:2] = b"ee"
     assert encode_packet(mutable) != first and encode_packet(mutable)[1:3] == b"ee"
+
+
+def test_a_read_seen_before_gives_the_same_events_only_between_packets() -> None:
+    """Short reads are remembered (gdb repeats `g`, `m...`): the memo answers only from the idle state."""
+    read = b"+" + frame(b"m4000,10")
+    first = feed_all([read])
+    assert feed_all([read]) == first == [(EventKind.ACK, b""), (EventKind.PACKET, b"m4000,10")]
+    assert feed_all([b"$qC", read]) == [(EventKind.PACKET, b"m4000,10")]     # the '+' was body, not an ack
+    assert feed_all([b"+$g#00"]) == feed_all([b"+$g#00"]) == [(EventKind.ACK, b""), (EventKind.BAD_PACKET, b"g")]

@@ -116,6 +116,27 @@ def test_ack_mode_and_bad_checksum(served) -> None:
     assert client.ask(b"qC") == b"QC7"
 
 
+def test_every_packet_is_acknowledged_once_before_its_reply(served) -> None:
+    """The '+' travels with the reply it precedes; a resume, whose reply comes later, is acknowledged at once."""
+    running = served()
+    client = running.connect()
+    gate = threading.Event()
+    running.target.on_resume = lambda t, a: gate.set()
+    for body in (b"?", b"g", b"m400000,10", b"qC"):
+        client.send(body)
+        assert client.next_event().kind is EventKind.ACK
+        assert client.reply()
+    client.send(b"vCont;c")
+    assert client.next_event().kind is EventKind.ACK       # while the target runs, with no stop to carry it
+    assert gate.wait(DEADLINE_S)
+    running.target.post(StopEvent(7, StopReason.BREAKPOINT, 5))
+    assert client.reply().startswith(b"T05")
+    client.send(b"qC")
+    client.send(b"qC")                                     # two packets in flight: two acks, two replies
+    kinds = [client.next_event().kind for _ in range(4)]
+    assert kinds.count(EventKind.ACK) == 2 and kinds[0] is EventKind.ACK
+
+
 def test_no_ack_mode(served) -> None:
     client = served().connect()
     assert client.ask(b"QStartNoAckMode") == b"OK"
