@@ -6,45 +6,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import json
-import sys
-import threading
-
-from harness.dap import read_message
-from harness.km import ROOT, km_env
+from harness.dap import DapClient, DapFailure
 
 from .dap_stream import Episode
 
 ANSWER_S = 20.0         # a loaded 2-core machine
 EXIT_S = 10.0
-
-
-class RawClient:
-    """kdbg-dap over stdio, fed raw bytes; responses kept by their request_seq as sent back (any JSON value)."""
-
-    def __init__(self, log: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "kdbg.dap", "--log", str(log)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=km_env(), cwd=ROOT)
-        self.responses: dict[str, dict] = {}
-        self.cond = threading.Condition()
-        self.closed = False
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        while (message := read_message(self.proc.stdout)) is not None:
-            with self.cond:
-                if message.get("type") == "response":
-                    self.responses[json.dumps(message.get("request_seq"))] = message
-                self.cond.notify_all()
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-
-    def response(self, seq: int, timeout_s: float) -> dict | None:
-        key = json.dumps(seq)
-        with self.cond:
-            self.cond.wait_for(lambda: key in self.responses or self.closed, timeout_s)
-            return self.responses.pop(key, None)
 
 
 @dataclass
@@ -57,22 +24,21 @@ class Result:
 
 
 def run_episode(episode: Episode, log: Path, result: Result) -> None:
-    client = RawClient(log)
+    client = DapClient(log, start_children=False)
     result.adapters += 1
     try:
         for send in episode.sends:
             result.messages += 1
             try:
-                client.proc.stdin.write(send.data)
-                client.proc.stdin.flush()
-            except (BrokenPipeError, OSError):
+                client.send_raw(send.data)
+            except OSError:
                 result.problems.append(f"{log.name}: the adapter stopped reading after {result.messages} messages")
                 return
             if send.seq is not None and not send.cuts:
-                reply = client.response(send.seq, ANSWER_S)
-                if reply is None:
-                    result.problems.append(f"{log.name}: request {send.seq} unanswered "
-                                           f"({'the adapter closed' if client.closed else 'no reply in time'})")
+                try:
+                    reply = client.response(send.seq, ANSWER_S)
+                except DapFailure as e:
+                    result.problems.append(f"{log.name}: request {send.seq} unanswered ({str(e).splitlines()[0]})")
                     return
                 result.answered += 1
                 if not reply.get("success"):

@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.dap import frame
+
 COMMANDS = ["initialize", "launch", "attach", "configurationDone", "setBreakpoints", "setFunctionBreakpoints",
             "setInstructionBreakpoints", "setExceptionBreakpoints", "dataBreakpointInfo", "setDataBreakpoints",
             "threads", "stackTrace", "scopes", "variables", "setVariable", "evaluate", "exceptionInfo",
@@ -52,10 +54,6 @@ def hostile_request(r: random.Random, seq: int, stale: list[int]) -> dict:
     if r.random() < 0.9:
         message["arguments"] = arguments if r.random() < 0.9 else wrong_value(r)
     return message
-
-
-def frame(body: bytes) -> bytes:
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
 @dataclass

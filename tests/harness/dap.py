@@ -26,6 +26,15 @@ from .km import ROOT, km_env
 
 STANDIN = Path(__file__).with_name("km_standin.py")
 DEFAULT_TIMEOUT_S = 30.0
+def frame(body: bytes) -> bytes:
+    """A DAP message's wire form: its Content-Length header, a blank line, the body as it is."""
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def encode(message: dict) -> bytes:
+    return frame(json.dumps(message).encode())
+
+
 def read_message(stream) -> dict | None:
     """The next DAP message from a Content-Length framed stream (blank lines between frames are skipped), or None
     at its end."""
@@ -76,12 +85,14 @@ class DapClient:
         while (message := read_message(self.proc.stdout)) is not None:
             with self._cond:
                 self.transcript.append("<- " + json.dumps(message)[:400])
-                if message["type"] == "response":
-                    self._responses[message["request_seq"]] = message
-                elif message["type"] == "event":
+                kind = message.get("type")
+                if kind == "response":
+                    if isinstance(message.get("request_seq"), int):     # a fuzzer's odd seq: transcript only
+                        self._responses[message["request_seq"]] = message
+                elif kind == "event":
                     self._events.append(message)
                     self.all_events.append(message)
-                elif message["type"] == "request":
+                elif kind == "request":
                     self.reverse_requests.append(message)
                     if message["command"] == "startDebugging" and self.start_children:
                         threading.Thread(target=self._start_child, args=(message,), daemon=True).start()
@@ -91,10 +102,13 @@ class DapClient:
             self._cond.notify_all()
 
     def _write(self, message: dict) -> None:
-        body = json.dumps(message).encode()
+        self.send_raw(encode(message), "-> " + json.dumps(message)[:400])
+
+    def send_raw(self, data: bytes, shown: str | None = None) -> None:
+        """Bytes as they are (a fuzzer's broken frames); OSError once the adapter stopped reading."""
         with self._write_lock:
-            self.transcript.append("-> " + json.dumps(message)[:400])
-            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            self.transcript.append(shown or "-> raw " + repr(data[:400]))
+            self.proc.stdin.write(data)
             self.proc.stdin.flush()
 
     def send(self, command: str, arguments: dict | None = None) -> int:

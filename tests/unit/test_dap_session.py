@@ -3,10 +3,10 @@ errors named "invalid <field>: <why>", requests out of order refused by the life
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 
+from harness.dap import encode
 from kdbg.dap.errors import CantHandle
 from kdbg.dap.lifecycle import Lifecycle, Mode, Needs, State
 from kdbg.dap.session import HANDLERS, Session
@@ -26,8 +26,7 @@ ADVERTISED = {
 def run(*requests: dict) -> list[dict]:
     data = b""
     for seq, request in enumerate(requests, 1):
-        body = json.dumps({"seq": seq, "type": "request", **request}).encode()
-        data += b"Content-Length: %d\r\n\r\n" % len(body) + body
+        data += encode({"seq": seq, "type": "request", **request})
     out = io.BytesIO()
     Session(Transport(io.BytesIO(data), out)).run()
     reread, messages = Transport(io.BytesIO(out.getvalue()), io.BytesIO()), []
@@ -118,10 +117,9 @@ def test_lifecycle_moves_and_gate():
 def test_python_first_session_answers_initialize_with_debugpys_capabilities():
     """VS Code reads exception filters only from the initialize answer: for a Python configuration the extension
     starts `kdbg-dap --python`, which answers with debugpy's own (asked of the same debugpy)."""
-    body = json.dumps({"seq": 1, "type": "request", "command": "initialize", "arguments": {"adapterID": "km"}})
+    request = encode({"seq": 1, "type": "request", "command": "initialize", "arguments": {"adapterID": "km"}})
     out = io.BytesIO()
-    Session(Transport(io.BytesIO(b"Content-Length: %d\r\n\r\n" % len(body) + body.encode()), out),
-            python_first=True).run()
+    Session(Transport(io.BytesIO(request), out), python_first=True).run()
     caps = Transport(io.BytesIO(out.getvalue()), io.BytesIO()).read_message()["body"]
     assert [f["filter"] for f in caps["exceptionBreakpointFilters"]][:2] == ["raised", "uncaught"]
     assert caps["supportsCompletionsRequest"] and "supportsDisassembleRequest" not in caps

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 
+from harness.dap import encode
 from kdbg.dap.transport import MalformedMessage, Transport, TransportClosed
 
 
@@ -25,16 +25,11 @@ class Trickle(io.RawIOBase):
         return len(chunk)
 
 
-def frame(message: dict) -> bytes:
-    body = json.dumps(message).encode()
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-
 @pytest.mark.parametrize("step", [1, 2, 7, 4096])
 def test_messages_survive_any_split(step):
     messages = [{"seq": 1, "type": "request", "command": "initialize", "arguments": {"adapterID": "km é"}},
                 {"seq": 2, "type": "request", "command": "threads"}]
-    stream = io.BufferedReader(Trickle(b"".join(map(frame, messages)), step))
+    stream = io.BufferedReader(Trickle(b"".join(map(encode, messages)), step))
     transport = Transport(stream, io.BytesIO())
     assert [transport.read_message(), transport.read_message()] == messages
     with pytest.raises(TransportClosed):
@@ -42,10 +37,10 @@ def test_messages_survive_any_split(step):
 
 
 def test_other_headers_are_ignored_and_eof_inside_a_body_closes():
-    data = b"Content-Type: application/vscode-jsonrpc\r\n" + frame({"seq": 1})
+    data = b"Content-Type: application/vscode-jsonrpc\r\n" + encode({"seq": 1})
     assert Transport(io.BytesIO(data), io.BytesIO()).read_message() == {"seq": 1}
     with pytest.raises(TransportClosed):
-        Transport(io.BytesIO(frame({"seq": 1})[:-3]), io.BytesIO()).read_message()
+        Transport(io.BytesIO(encode({"seq": 1})[:-3]), io.BytesIO()).read_message()
 
 
 def test_send_stamps_increasing_seq_and_frames_utf8():
@@ -70,7 +65,7 @@ def test_send_to_a_closed_peer_raises_transport_closed():
 
 
 def test_a_bad_body_is_dropped_and_the_next_message_still_read():
-    data = b"Content-Length: 5\r\n\r\n{nope" + b"Content-Length: 2\r\n\r\n[]" + frame({"seq": 3})
+    data = b"Content-Length: 5\r\n\r\n{nope" + b"Content-Length: 2\r\n\r\n[]" + encode({"seq": 3})
     transport = Transport(io.BytesIO(data), io.BytesIO())
     for _ in range(2):
         with pytest.raises(MalformedMessage):
