@@ -15,9 +15,8 @@ import json
 from kdbg.rsp.commands import command
 from kdbg.rsp.packets import escape
 from kdbg.rsp.registers import encode_value
-from kdbg.rsp.resume import EXPEDITE, stop_signal
+from kdbg.rsp.resume import EXPEDITE, reply_signal
 from kdbg.rsp.session import Session
-from kdbg.rsp.signals import gdb_from_linux
 from kdbg.target import TargetError
 
 @command("QListThreadsInStopReply")
@@ -29,8 +28,8 @@ def list_threads_in_stop_reply(session: Session) -> bytes:
 
 @command("jThreadsInfo")
 def threads_info(session: Session) -> bytes:
-    """Every thread of the current process: tid, name, the signal of the thread that reported the stop (numbered
-    as in its T reply, so lldb derives the same stop reason) and the frame registers of each stopped thread."""
+    """Every thread of the current process: tid, name, the signal of the thread that reported the stop (its T
+    reply's, so lldb derives the same stop reason) and the frame registers of each stopped thread."""
     inferior = session.current
     stop = inferior.run.last_stop
     entries = []
@@ -39,8 +38,8 @@ def threads_info(session: Session) -> bytes:
         name = inferior.target.thread_name(tid)
         if name:
             entry["name"] = name
-        if stop is not None and stop.tid == tid:
-            entry["signal"] = gdb_from_linux(stop_signal(stop))
+        if stop is not None and stop.tid == tid and (signal := reply_signal(session, stop)):
+            entry["signal"] = signal        # as lldb-server, none for a signal 0 (a non-stop vCont;t park)
         if not session.non_stop or tid in inferior.run.ns_stopped:
             try:
                 regs = inferior.target.registers(tid)

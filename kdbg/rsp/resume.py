@@ -32,6 +32,14 @@ def stop_signal(event: StopEvent) -> int:
     return event.signal or _DEFAULT_SIGNAL.get(event.reason, SIGTRAP)
 
 
+def reply_signal(session: Session, event: StopEvent) -> int:
+    """The gdb signal number a stop's T reply carries (lldb's jThreadsInfo gives the same one). Non-stop: a thread
+    parked by vCont;t reports 0, as gdbserver does (gdb shows no signal for it)."""
+    if session.non_stop and event.reason is StopReason.INTERRUPT and not event.signal:
+        return 0
+    return gdb_from_linux(stop_signal(event))
+
+
 def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
     """The RSP stop reply for an event of process `pid` (0: the current one): W (exit status), X (killing
     signal) or T with thread and reason."""
@@ -43,9 +51,7 @@ def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
         return b"W%02x" % ((event.exit_status or 0) & 0xFF) + process
     if event.reason is StopReason.TERMINATED:
         return b"X%02x" % gdb_from_linux(event.signal or 9) + process
-    # non-stop: a thread parked by vCont;t reports signal 0, as gdbserver does (gdb shows no signal for it)
-    quiet = session.non_stop and event.reason is StopReason.INTERRUPT and not event.signal
-    parts = [b"T00" if quiet else b"T%02x" % gdb_from_linux(stop_signal(event))]
+    parts = [b"T%02x" % reply_signal(session, event)]
     if event.reason in _EVENT_KEYS:             # gdbserver puts the event first: `T05fork:p12.12;...`
         parts.append(_event(session, event))
     try:

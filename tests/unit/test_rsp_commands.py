@@ -217,6 +217,21 @@ def test_lldb_thread_names_in_jthreadsinfo_and_stop_replies() -> None:
     assert info[1]["registers"]["16"] == (TEXT + 0x10).to_bytes(8, "little").hex()
 
 
+def test_a_non_stop_park_has_signal_0_in_its_stop_reply_and_in_jthreadsinfo() -> None:
+    """A thread vCont;t parked in non-stop mode: T00, and jThreadsInfo gives it no signal (lldb-server leaves out a
+    signal 0), so lldb sees no SIGINT where the stop reply says none; a Ctrl-C stop still says SIGINT in both."""
+    import json
+    s = make_session()
+    s.non_stop, s.run.ns_stopped = True, {7, 9}
+    s.run.last_stop = parked = StopEvent(7, StopReason.INTERRUPT)
+    assert stop_reply(s, parked).startswith(b"T00")
+    info = json.loads(unescape(ask(s, b"jThreadsInfo")))
+    assert [e.get("signal") for e in info] == [None, None] and info[0]["registers"], info
+    s.non_stop = False
+    assert stop_reply(s, parked).startswith(b"T02")
+    assert [e.get("signal") for e in json.loads(unescape(ask(s, b"jThreadsInfo")))] == [2, None]
+
+
 def test_k_answers_lldb_but_not_gdb() -> None:
     assert ask(make_session(), b"k") is None
     s = make_session()
