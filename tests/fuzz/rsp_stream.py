@@ -16,6 +16,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from kdbg.rsp.packets import checksum, decode_rle, encode_packet
+
 WILD = [0, 1, 0xFFFFFFFFFFFFFFFF, 0xFFFF800000000000, 0xDEADBEEF000, 0x7FFFFFFFF000, 0x1000, 0xFFFFFFFFFFFFF000]
 WILD_WRITE = [a for a in WILD if a not in (0x1000, 0x7FFFFFFFF000)]
 LENGTHS = [0, 1, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF, 0x7FFFFFFF, 0x100000, 4096, 65536]
@@ -24,25 +26,9 @@ EPISODE = 500            # packets between checked reconnects
 ANSWER_S = 20.0          # a fresh connection's `?` must be answered within this (a loaded 2-core machine)
 
 
-def checksum(body: bytes) -> bytes:
-    return b"%02x" % (sum(body) & 0xFF)
-
-
 def frame(body: bytes) -> bytes:
-    return b"$" + body + b"#" + checksum(body)
-
-
-def expand(body: bytes) -> bytes:
-    """A reply's run-length encoding undone (`c*N`: c repeated N - 29 more times)."""
-    out, i = bytearray(), 0
-    while i < len(body):
-        if body[i:i + 1] == b"*" and out and i + 1 < len(body):
-            out += out[-1:] * (body[i + 1] - 29)
-            i += 2
-        else:
-            out.append(body[i])
-            i += 1
-    return bytes(out)
+    """`$body#cs` as it is: no escapes, no run-length encoding (hostile bodies keep their `$`, `#`, `}` and `*`)."""
+    return encode_packet(body, rle=False)
 
 
 def _hex(r: random.Random, n: int) -> bytes:
@@ -128,7 +114,7 @@ def malformed(r: random.Random, text_addr: int) -> bytes:
     body = command(r, text_addr)
     k = r.randrange(8)
     if k == 0:
-        return b"$" + body + b"#" + (b"%02x" % ((int(checksum(body), 16) + 1) & 0xFF))     # bad checksum
+        return b"$" + body + b"#%02x" % ((checksum(body) + 1) & 0xFF)                        # bad checksum
     if k == 1:
         return frame(body)[: r.randrange(1, len(body) + 3)]                                 # truncated
     if k == 2:
@@ -139,9 +125,9 @@ def malformed(r: random.Random, text_addr: int) -> bytes:
         big = b"m" + b"0" * r.choice([5000, 70000, 300000])                                  # huge
         return frame(big) if r.random() < 0.5 else b"$" + big
     if k == 5:
-        return b"$" + body + b"}#" + checksum(body + b"}")                                   # escape at the end
+        return frame(body + b"}")                                                            # escape at the end
     if k == 6:
-        return b"$*" + body + b"#" + checksum(b"*" + body)                                   # RLE at the start
+        return frame(b"*" + body)                                                            # RLE at the start
     return b"$" + body + b"#zz"                                                              # checksum not hex
 
 
@@ -250,7 +236,11 @@ def _check_fresh_connection(client: Client, out: Outcome, index: int) -> None:
     if not reply or reply[:1] not in (b"T", b"S"):
         out.failures.append(f"after packet {index}: a fresh connection's '?' got {reply[:60]!r}")
         return
-    registers = expand(client.ask(b"g"))
+    try:
+        registers = decode_rle(client.ask(b"g"))
+    except ValueError as e:
+        out.failures.append(f"after packet {index}: the g reply's run-length encoding is broken ({e})")
+        return
     if registers:
         answer = client.ask(b"G" + registers[:32 + 16 * (index % 3)])
         if not answer:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-
-def frame(body: bytes) -> bytes:
-    return b"$%s#%02x" % (body, sum(body) & 0xFF)
+from kdbg.rsp.packets import encode_packet
 
 
 class RspClient:
@@ -19,7 +17,7 @@ class RspClient:
         self.notifications: list[bytes] = []     # `%Name:body` notifications received so far, oldest first
 
     def send(self, body: bytes) -> None:
-        self.sock.sendall(frame(body))
+        self.sock.sendall(encode_packet(body, rle=False))
 
     def receive(self) -> bytes:
         """The next packet's body (acknowledged); acks are skipped, notifications kept in self.notifications."""

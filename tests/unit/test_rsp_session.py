@@ -12,7 +12,7 @@ import pytest
 from harness.fake_target import FakeControlTarget
 from kdbg.arch.x86_64 import zero_registers
 from kdbg.rsp import RspError
-from kdbg.rsp.packets import EventKind, PacketParser, checksum
+from kdbg.rsp.packets import EventKind, PacketParser, encode_packet
 from kdbg.rsp.server import GdbServer
 from kdbg.target import BreakpointKind, ResumeAction, ResumeKind, StopEvent, StopReason
 
@@ -29,7 +29,7 @@ class Client:
         self.sock.sendall(data)
 
     def send(self, body: bytes) -> None:
-        self.send_raw(b"$" + body + b"#%02x" % checksum(body))
+        self.send_raw(encode_packet(body, rle=False))
 
     def next_event(self):
         deadline = time.monotonic() + DEADLINE_S
