@@ -14,7 +14,6 @@ Only the stdlib and kdbg.target may be imported here.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pickle
 import queue
@@ -27,8 +26,9 @@ from typing import Any, Callable, Mapping, Sequence
 from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, MemoryRegion, NonStopTarget,
                          NoSuchThreadError, PROCESS_ENDS, ResumeAction, StopEvent, StopEventQueue, StopReason,
                          TargetError)
+from kdbg.tracelog import logger
 
-log = logging.getLogger("km.gdb")
+log = logger("km.gdb")
 _HEADER = struct.Struct("<I")
 CALL_TIMEOUT_S = 30.0
 SIGKILL = 9

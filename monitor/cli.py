@@ -2,15 +2,16 @@
 payload's status. The only module that prints user-facing errors or calls sys.exit (docs/HOUSE-STYLE.md 2.6)."""
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
-from .record import Record
 from typing import NoReturn, TYPE_CHECKING
+
+from kdbg.tracelog import logger
 
 from . import __version__
 from .errors import MonitorError, UsageError
+from .record import Record
 
 if TYPE_CHECKING:
     import socket
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     StubThread = tuple[threading.Thread, GdbServer | None]     # the stub's (or a fork link's) thread, its server
 
-log = logging.getLogger("km.cli")
+log = logger("km.cli")
 DEFAULT_GDB_PORT = 2159
 USAGE = """usage: km [options] PAYLOAD.km [ARGS...]
        km [options] SNAPSHOT          (resume a snapshot)
@@ -507,7 +508,8 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(1)
     from .process.fork import flush_std_streams
     flush_std_streams()
-    logging.shutdown()
+    from .trace import flush
+    flush()
     os._exit(status)
 
 

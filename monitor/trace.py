@@ -2,22 +2,30 @@
 
 `KM_VERBOSE=1` (or empty regex) traces everything; `KM_VERBOSE='syscall|mem'` only the km.syscall and km.mem
 loggers; `KM_VERBOSE=strace` every syscall with its arguments and result, as strace prints them. Each line: time since start, tag, file:line, payload name, message.
+km's loggers are kdbg.tracelog's: with tracing off they are no-ops and `logging` is never imported.
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
+
+from kdbg.tracelog import logger, switch
+
+if TYPE_CHECKING:
+    import logging
 
 _WALL_START = time.time()
+_log = logger("km")
 
 
-class _TagFilter(logging.Filter):
+class _TagFilter:
+    """A logging filter (any object with filter() is one): the record's tag matches KM_VERBOSE's regex."""
+
     def __init__(self, pattern: re.Pattern[str] | None) -> None:
-        super().__init__()
         self.pattern = pattern
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -25,9 +33,10 @@ class _TagFilter(logging.Filter):
         return self.pattern is None or bool(self.pattern.search(tag))
 
 
-class _Formatter(logging.Formatter):
+class _Formatter:
+    """A logging formatter (any object with format() is one): one trace line per record."""
+
     def __init__(self, payload: str) -> None:
-        super().__init__()
         self.payload = payload
 
     def format(self, record: logging.LogRecord) -> str:
@@ -35,13 +44,14 @@ class _Formatter(logging.Formatter):
         text = f"{record.created - _WALL_START:11.6f} {tag:<8} {record.filename}:{record.lineno} " \
                f"{self.payload}: {record.getMessage()}"
         if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            import traceback
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
         return text
 
 
 def _excepthook(exc_type, exc, tb) -> None:
     """Last line of defence: an exception nobody caught is km's bug; the user gets one line, the trace the rest."""
-    logging.getLogger("km").error("uncaught exception", exc_info=(exc_type, exc, tb))
+    _log.error("uncaught exception", exc_info=(exc_type, exc, tb))
     if issubclass(exc_type, KeyboardInterrupt):
         print("km: interrupted", file=sys.stderr)
         return
@@ -54,11 +64,14 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
     name = args.thread.name if args.thread is not None else "?"
-    logging.getLogger("km").error("thread %s failed", name, exc_info=args.exc_value)
+    _log.error("thread %s failed", name, exc_info=args.exc_value)
 
 
 def rename_payload(payload_name: str) -> None:
     """The payload exec'ed another program in this km: trace lines name that one from now on."""
+    if "logging" not in sys.modules:
+        return
+    import logging
     for handler in logging.getLogger("km").handlers:
         if isinstance(handler.formatter, _Formatter):
             handler.formatter.payload = os.path.basename(payload_name)
@@ -70,21 +83,44 @@ def setup_trace(payload_name: str, spec: str | None = None) -> bool:
     sys.excepthook = _excepthook
     threading.excepthook = _thread_excepthook
     spec = os.environ.get("KM_VERBOSE") if spec is None else spec
+    if spec is None or spec == "0":
+        if "logging" in sys.modules:        # else no km logger will ever reach logging (they are switched off)
+            _configure(payload_name, None)
+        switch(False)
+        return False
+    _configure(payload_name, spec)
+    switch(True)
+    from .syscalls import dispatch
+    dispatch.trace_every_call(spec in ("", "1", "all") or bool(_pattern(spec).search("strace")))
+    return True
+
+
+def _pattern(spec: str) -> re.Pattern[str]:
+    try:
+        return re.compile(spec)
+    except re.error:
+        return re.compile(re.escape(spec))
+
+
+def _configure(payload_name: str, spec: str | None) -> None:
+    """The `km` logger: trace lines on stderr when `spec` is set; otherwise silent, so that a logger used without
+    this module's switch (the DAP bridge's, a library's) never reaches logging's last-resort handler."""
+    import logging
     root = logging.getLogger("km")
     root.handlers.clear()
     root.propagate = False
-    if spec is None or spec == "0":
+    if spec is None:
         root.setLevel(logging.CRITICAL + 1)
-        return False
-    try:
-        pattern = None if spec in ("", "1", "all") else re.compile(spec)
-    except re.error:
-        pattern = re.compile(re.escape(spec))
+        return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(os.path.basename(payload_name)))
-    handler.addFilter(_TagFilter(pattern))
+    handler.setFormatter(_Formatter(os.path.basename(payload_name)))    # type: ignore[arg-type]
+    handler.addFilter(_TagFilter(None if spec in ("", "1", "all") else _pattern(spec)))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    from .syscalls import dispatch
-    dispatch.trace_every_call(pattern is None or bool(pattern.search("strace")))
-    return True
+
+
+def flush() -> None:
+    """At km's exit: flush the trace's handler (nothing to do when tracing never imported logging)."""
+    if "logging" in sys.modules:
+        import logging
+        logging.shutdown()

@@ -8,7 +8,6 @@ NT_SIGINFO to the NT_PRSTATUS before it. One PT_LOAD per mapping follows, its da
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import stat
 import struct
@@ -24,10 +23,11 @@ from kdbg.core.layouts import (
     PAGE_SIZE, PF_R, PF_W, PF_X, PN_XNUM, PT_LOAD, PT_NOTE, SI_KERNEL, SIGINFO_SIZE, XSTATE_XCR0_OFFSET, Elf64_Ehdr, Elf64_Phdr, Elf64_Shdr, FileMapping, NoteType, elf_prpsinfo,
     elf_prstatus, pack_note, pack_nt_file, siginfo_t)
 from kdbg.target import MemoryRegion, Target, TargetError
+from kdbg.tracelog import logger
 
 __all__ = ["write_core", "CoreError"]
 
-log = logging.getLogger("km.core")
+log = logger("km.core")
 T = TypeVar("T")
 
 _NO_REGIONS: Sequence[MemoryRegion] = ()       # the typed defaults of _call for a failed part

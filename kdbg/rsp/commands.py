@@ -7,7 +7,6 @@ A handler returns the reply body, or None when the reply comes later (a resume: 
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -15,8 +14,9 @@ from typing import Any, Callable
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.session import Session
 from kdbg.target import TargetError
+from kdbg.tracelog import logger
 
-log = logging.getLogger("km.gdb")
+log = logger("km.gdb")
 
 Parser = Callable[[bytes], tuple[Any, ...]]
 Handler = Callable[..., "bytes | None"]

@@ -8,13 +8,13 @@ acknowledged at once all the same.
 """
 from __future__ import annotations
 
-import logging
 import socket
 import struct
 
 from kdbg.rsp.packets import Event, EventKind, PacketParser, encode_packet
+from kdbg.tracelog import DEBUG, logger
 
-log = logging.getLogger("km.gdb.io")
+log = logger("km.gdb.io")
 
 SEND_TIMEOUT_S = 30.0      # a gdb that stops reading for this long is gone
 RECV_SIZE = 65536
@@ -36,7 +36,7 @@ class Connection:
         self._last_frame = b""
         self._acks_owed = 0        # good packets received and not yet acknowledged: '+'s for the next send
         self.no_ack = False
-        self._trace = log.isEnabledFor(logging.DEBUG)     # KM_VERBOSE is read once, at start
+        self._trace = log.isEnabledFor(DEBUG)     # KM_VERBOSE is read once, at start
 
     def fileno(self) -> int:
         return self._sock.fileno()

@@ -8,15 +8,15 @@ changes all-stop mode: every path is taken only after gdb sent QNonStop:1.
 """
 from __future__ import annotations
 
-import logging
 from typing import Callable
 
 from kdbg.rsp.commands import command
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.session import Inferior, Session
 from kdbg.target import NonStopTarget, ResumeAction, ResumeKind
+from kdbg.tracelog import logger
 
-log = logging.getLogger("km.gdb")
+log = logger("km.gdb")
 
 
 def _parse_switch(rest: bytes) -> tuple[bool]:

@@ -6,14 +6,14 @@ reply, which tells gdb to stop using that Z type (gdb then falls back, e.g. to m
 """
 from __future__ import annotations
 
-import logging
 
 from kdbg.rsp.commands import command, hex_fields
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.session import Inferior, Session
 from kdbg.target import BreakpointKind
+from kdbg.tracelog import logger
 
-log = logging.getLogger("km.gdb")
+log = logger("km.gdb")
 
 # The supports() feature that makes each Z type available.
 FEATURE_OF_KIND = {BreakpointKind.SOFTWARE: "swbreak", BreakpointKind.HARDWARE: "hwbreak",

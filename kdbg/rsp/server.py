@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import json
-import logging
 import os
 import select
 import selectors
@@ -36,8 +35,9 @@ from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import Inferior, RunState, Session
 from kdbg.target import (ControlTarget, NonStopTarget, ResumeAction, ResumeKind, StopEvent, StopReason, Target,
                          TargetError)
+from kdbg.tracelog import logger
 
-log = logging.getLogger("km.gdb")
+log = logger("km.gdb")
 
 STOP_TIMEOUT_S = 10.0     # how long an interrupt() may take to produce its stop
 DRAIN_TIMEOUT_S = 2.0     # an interrupt() that lost the race with a real stop posts its event at once

@@ -9,14 +9,14 @@ that reported the last stop, so memory, register and breakpoint packets act on t
 from __future__ import annotations
 
 import collections
-import logging
 from dataclasses import dataclass, field
 
 from kdbg.link_map import LibraryCache
 from kdbg.rsp.errors import RspError
 from kdbg.target import BreakpointKind, ControlTarget, ResumeAction, StopEvent, StopReason, Target
+from kdbg.tracelog import logger
 
-log = logging.getLogger("km.gdb")
+log = logger("km.gdb")
 
 
 @dataclass

@@ -7,10 +7,11 @@ event: the vCPU thread has parked until the debugger resumed it, and the monitor
 """
 from __future__ import annotations
 
-import socket
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import socket
+
     from ..process.payload import Ending, Process
     from ..signals.delivery import PendingSignal
     from ..vcpu.loop import VcpuThread

@@ -12,7 +12,6 @@ protection (watchpoints.py). The debugger's per-thread state is a ThreadDebug re
 from __future__ import annotations
 
 import functools
-import logging
 import socket
 import threading
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from kdbg.arch.linux import make_siginfo
 from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, ResumeAction, ResumeKind, StopEvent,
                          StopEventQueue, StopReason, TargetError)
 from kdbg.target_link import LinkedTarget
+from kdbg.tracelog import logger
 from kdbg.vcpu_control import PauseTimeout
 
 from ..errors import GuestFault
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..process.payload import Process
     from ..vcpu.loop import VcpuThread
 
-log = logging.getLogger("km.gdb")
+log = logger("km.gdb")
 SIGTRAP, SIGKILL = 5, 9
 DEBUG_VECTOR = 1                    # #DB: the trap a single step (RFLAGS.TF) ends in
 BREAKPOINT_VECTOR = 3               # #BP: an int3 km planted (or the payload's own)

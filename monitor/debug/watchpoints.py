@@ -9,11 +9,11 @@ through an unprotected page, another thread's access to it goes unseen (a known 
 """
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import PAGE_SIZE as PAGE
 from kdbg.target import BreakpointKind, GuestMemoryError, StopEvent, StopReason
+from kdbg.tracelog import logger
 
 from ..memory.guest import PROT_WRITE, GuestMemory, pte_flags
 from ..memory.page_tables import PTE_W
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .live_target import LiveTarget
     from ..vcpu.loop import VcpuThread
 
-log = logging.getLogger("km.gdb")
+log = logger("km.gdb")
 HANDLED = object()          # an event the debugger consumed without stopping
 ACCESS_WINDOW = 8           # CR2 is the first byte accessed; the width is taken as up to 8 bytes
 

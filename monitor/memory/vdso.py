@@ -9,12 +9,12 @@ offered (AT_SYSINFO_EHDR absent) and libc falls back to the syscall.
 from __future__ import annotations
 
 import functools
-import logging
 
+from kdbg.tracelog import logger
 from .guest import PROT_EXEC, PROT_READ, GuestMemory
 from ..kvm.abi import ffi
 
-log = logging.getLogger("km.mem")
+log = logger("km.mem")
 
 
 @functools.cache

@@ -10,13 +10,13 @@ never sees them, and a snapshot never takes them for the payload's.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import socket
 import stat
 import threading
 from typing import TYPE_CHECKING, Any
 
+from kdbg.tracelog import logger
 from .. import __version__
 from ..errors import MonitorError
 from ..host_fds import high_fd
@@ -26,7 +26,7 @@ from .protocol import ProtocolError, decode, encode, read_line
 if TYPE_CHECKING:
     from ..process.payload import Process
 
-log = logging.getLogger("km.mgmt")
+log = logger("km.mgmt")
 REQUEST_TIMEOUT_S = 10.0
 
 

@@ -12,13 +12,13 @@ fork.execve keeps km's re-execution where this does not apply (see there).
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 import signal
 import time
 from typing import TYPE_CHECKING
 
 from kdbg.arch.x86_64 import XSAVE_SIZE, registers_to_fxsave, zero_registers
+from kdbg.tracelog import logger
 
 from ..errors import PayloadError
 from ..memory.guest import USER_TOP
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
     from .payload import Process
 
-log = logging.getLogger("km.vcpu")
+log = logger("km.vcpu")
 THREADS_GONE_S = 5.0        # how long the other threads may take to end before km falls back to re-executing
 
 

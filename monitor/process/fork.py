@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import logging
 import os
-import socket
 import struct
 import sys
 from typing import TYPE_CHECKING
 
 from kdbg.arch.x86_64 import KVM_REGS
+from kdbg.tracelog import logger
 
 from ..errors import PayloadError
 from ..host_fds import KM_FD_BASE, high_fd
@@ -31,12 +30,15 @@ from ..loader.script import resolve_exec
 from .self_exec import km_command
 from ..signals.delivery import SIG_IGN
 from ..syscalls.procfs import exe_alias
+from ..trace import flush as trace_flush
 
 if TYPE_CHECKING:
+    import socket
+
     from ..memory.guest import GuestMemory
     from ..vcpu.loop import VcpuThread
 
-log = logging.getLogger("km.vcpu")
+log = logger("km.vcpu")
 RAX = KVM_REGS.index("rax")
 RSP = KVM_REGS.index("rsp")
 CLONE_VM, CLONE_VFORK, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
@@ -158,7 +160,7 @@ def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int 
     carried = ctx.proc.debug.before_exec(ctx, program)     # the gdb session goes on in the new km
     km_argv = [*km_command(), *carried, f"--argv0={argv[0]}", f"--env-fd={env_fd}",
                f"--exec-signals={ignored:x}:{mask:x}", "--", program, *argv[1:]]
-    logging.shutdown()
+    trace_flush()
     flush_std_streams()
     try:
         os.execv(km_argv[0], km_argv)      # km's own environment; the payload's goes through env_fd

@@ -6,18 +6,17 @@ host signals, so a blocked vCPU never stalls anything else.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import signal
-import socket
 import threading
-from ..record import Record
 from typing import TYPE_CHECKING, Callable, NoReturn
 
 from kdbg.breakpoints import SoftwareBreakpoints
+from kdbg.tracelog import logger
 from kdbg.vcpu_control import KICK_SIGNAL, PauseTimeout, StopTheWorld, install_kick_handler
 
 from ..debug.hooks import NO_DEBUGGER, DebugHooks
+from ..record import Record
 from ..loader.elf import Program, load_program
 from ..loader.stack import auxv_bytes, build_stack
 from ..errors import MonitorError
@@ -36,9 +35,11 @@ from ..memory.vdso import map_vdso
 from ..vcpu.loop import RIP, RSP, RFLAGS, State, VcpuThread
 
 if TYPE_CHECKING:
+    import socket
+
     from ..debug.process_view import ProcessView
 
-log = logging.getLogger("km.vcpu")
+log = logger("km.vcpu")
 SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
 EXCEPTION_SIGNALS = {0: signal.SIGFPE, 1: signal.SIGTRAP, 3: signal.SIGTRAP, 4: signal.SIGSEGV, 5: signal.SIGSEGV,
                      6: signal.SIGILL, 7: signal.SIGFPE, 10: signal.SIGSEGV, 11: signal.SIGBUS, 12: signal.SIGBUS,

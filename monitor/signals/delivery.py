@@ -14,10 +14,10 @@ every code restarts the call, ERESTART_RESTARTBLOCK through restart_syscall(2) a
 from __future__ import annotations
 
 import errno
-import logging
 import signal as host_signal
 import threading
 import time
+from kdbg.tracelog import logger
 from ..record import Record
 from typing import TYPE_CHECKING, Callable
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..syscalls.signalfd import SignalFds
     from ..vcpu.loop import VcpuThread
 
-log = logging.getLogger("km.signal")
+log = logger("km.signal")
 SIG_DFL, SIG_IGN = 0, 1
 NSIG = 64
 IGNORED_BY_DEFAULT = frozenset({host_signal.SIGCHLD, host_signal.SIGURG, host_signal.SIGWINCH, host_signal.SIGCONT})

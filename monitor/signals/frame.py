@@ -12,13 +12,13 @@ Which signal is delivered, and what happens to the interrupted syscall, is deliv
 """
 from __future__ import annotations
 
-import logging
 import signal
 import struct
 from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import SI_KERNEL, make_siginfo
 from kdbg.arch.x86_64 import KVM_REGS
+from kdbg.tracelog import logger
 
 from .altstack import disarm, frame_top, set_altstack
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .delivery import ThreadSignals
     from ..vcpu.loop import VcpuThread
 
-log = logging.getLogger("km.signal")
+log = logger("km.signal")
 SIGCONTEXT_REGS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx", "rdx", "rax",
                    "rcx", "rsp", "rip", "eflags")
 _KVM_INDEX = [KVM_REGS.index(name) for name in SIGCONTEXT_REGS]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import logging
 import os
 import re
 import socket
 import stat
 import struct
 
+from kdbg.tracelog import logger
 from ..kvm.abi import ffi
 from ..host_fds import payload_fds
 from ..syscalls.fs import FIONREAD
@@ -26,7 +26,7 @@ from ..syscalls.numbers import NUMBERS as NR
 from .errors import SnapshotError
 from .layouts import Descriptor, FdKind, km_epoll_item, km_fd
 
-log = logging.getLogger("km.snapshot")
+log = logger("km.snapshot")
 STDIO = 3                    # 0, 1 and 2 are the resuming km's own
 EPOLL_CTL_ADD = 1                # <sys/epoll.h> (Python's select module does not export it)
 SOCKADDR_MAX = 128

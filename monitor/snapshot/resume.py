@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import bisect
 import errno
-import logging
 import os
 from typing import TYPE_CHECKING, Iterator
 
+from kdbg.tracelog import logger
 from ..kvm.abi import PROT_NONE, PROT_READ, PROT_WRITE
 from ..memory.mapped_file import MappedFile
 from ..signals.delivery import PendingSignal, SigAction
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..process.payload import ChildRunner, CoreWriter, Process
     from ..vcpu.loop import VcpuThread
 
-log = logging.getLogger("km.snapshot")
+log = logger("km.snapshot")
 
 
 def resume(path: str, *, core_writer: CoreWriter | None = None, child_runner: ChildRunner | None = None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import errno
-import logging
 import os
 import struct
 import threading
@@ -23,6 +22,7 @@ from kdbg.core.errors import CoreError
 from kdbg.core.layouts import PAGE_SIZE, pack_owned_note
 from kdbg.core.writer import Dump, write_core
 from kdbg.target import MemoryRegion
+from kdbg.tracelog import logger
 
 from .. import __version__
 from ..memory.guest import Vma
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..signals.delivery import PendingSignal
     from ..vcpu.loop import VcpuThread
 
-log = logging.getLogger("km.snapshot")
+log = logger("km.snapshot")
 RESUMED = 1                    # what km_snapshot_take() returns in a resumed copy (KM_SNAPSHOT_RESUMED)
 RAX = KVM_REGS.index("rax")
 PAGEMAP_PRESENT, PAGEMAP_SWAPPED, PAGEMAP_FILE = 1 << 63, 1 << 62, 1 << 61

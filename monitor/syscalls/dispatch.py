@@ -10,9 +10,9 @@ with one km.syscall trace line. km's own calls (km_numbers.py) are registered th
 from __future__ import annotations
 
 import errno
-import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+from kdbg.tracelog import logger
 from ..errors import GuestFault
 from .bounce import bounces as _bounces, flush_bounces as _flush_bounces
 from .km_numbers import KM_NAMES, KM_NUMBERS
@@ -21,7 +21,7 @@ from .numbers import NAMES as LINUX_NAMES, NUMBERS as LINUX_NUMBERS
 if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
 
-log = logging.getLogger("km.syscall")
+log = logger("km.syscall")
 TABLE_SIZE = 512
 Handler = Callable[..., Any]     # an int for rax, or None when nothing is written back (exit, rt_sigreturn)
 _handlers: list[tuple[Handler, int] | None] = [None] * TABLE_SIZE
@@ -53,7 +53,7 @@ def handler_names() -> list[str]:
     return [NAMES.get(nr, str(nr)) for nr, h in enumerate(_handlers) if h] + [NAMES[nr] for nr in _km_handlers]
 
 
-_strace = logging.getLogger("km.strace")
+_strace = logger("km.strace")
 _ERRNO_NAMES = {-code: name for code, name in errno.errorcode.items()}
 
 

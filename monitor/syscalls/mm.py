@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import logging
 import os
 import stat
 from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import MASK64, PAGE_SIZE as PAGE
+from kdbg.tracelog import logger
 
 from ..memory.guest import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down
 from ..memory.mapped_file import MappedFile
@@ -26,7 +26,7 @@ MAP_GROWSDOWN, MAP_DENYWRITE, MAP_STACK, MAP_FIXED_NOREPLACE = 0x100, 0x800, 0x2
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP = 0x8, 0x01000000, 0x02000000
 TASK_SIZE = USER_TOP                     # the first address above the user half (mm's TASK_SIZE on x86-64)
-log = logging.getLogger("km.mem")
+log = logger("km.mem")
 
 
 def page_align(n: int) -> int:

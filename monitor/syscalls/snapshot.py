@@ -7,15 +7,15 @@ trace, EIO) and the payload goes on.
 """
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
+from kdbg.tracelog import logger
 from .dispatch import syscall
 
 if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
 
-log = logging.getLogger("km.snapshot")
+log = logger("km.snapshot")
 LABEL_MAX = 4096
 
 

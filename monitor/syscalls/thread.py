@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import errno
-import logging
 import struct
 from typing import TYPE_CHECKING
 
 from kdbg.arch.x86_64 import KVM_REGS
+from kdbg.tracelog import logger
 
 from ..errors import KvmError
 from ..process.fork import execve, fork     # at start-up: a module imported once the payload runs may fail (cwd, fds)
@@ -18,7 +18,7 @@ from .numbers import NUMBERS
 if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
 
-log = logging.getLogger("km.syscall")
+log = logger("km.syscall")
 RAX, RSP = KVM_REGS.index("rax"), KVM_REGS.index("rsp")
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_VFORK = 0x100, 0x200, 0x400, 0x800, 0x4000
 CLONE_THREAD, CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import enum
 import errno
-import logging
 import os
 import signal
 import struct
@@ -29,6 +28,7 @@ from typing import Callable, TYPE_CHECKING
 
 from kdbg.arch.linux import MASK64
 from kdbg.arch.x86_64 import KVM_REGS
+from kdbg.tracelog import logger
 
 from ..errors import KvmError
 from ..kvm import abi
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ..process.payload import Process
     from ..syscalls.futex import Waiter
 
-log = logging.getLogger("km.vcpu")
+log = logger("km.vcpu")
 RAX, RCX, RSP, R11, RIP, RFLAGS = (KVM_REGS.index(n) for n in ("rax", "rcx", "rsp", "r11", "rip", "eflags"))
 RDI, RSI, RDX, R10, R8, R9 = (KVM_REGS.index(n) for n in ("rdi", "rsi", "rdx", "r10", "r8", "r9"))
 TF = 0x100

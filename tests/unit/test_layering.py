@@ -35,6 +35,7 @@ RULES = [
     # (package, forbidden prefixes)
     ("kdbg/target.py", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control", "kdbg.breakpoints")),
     ("kdbg/stub_banner.py", ("monitor", "kdbg", "elftools", "capstone", "pygdbmi", "cffi")),
+    ("kdbg/tracelog.py", ("monitor", "kdbg")),     # every km module's logger: the stdlib only
     ("kdbg/link_map.py", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control", "elftools")),
     ("kdbg/tls.py", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control", "elftools")),
     ("kdbg.arch", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control")),
