@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from kdbg.rsp.packets import Event, EventKind, PacketParser, encode_packet
+from kdbg.rsp.packets import ACK, BAD_PACKET, INTERRUPT, NACK, PACKET, Event, PacketParser, encode_packet
 from kdbg.tracelog import DEBUG, logger
 
 log = logger("km.gdb.io")
@@ -56,22 +56,22 @@ class Connection:
         out: list[Event] = []
         for event in self._parser.feed(data):
             kind = event.kind
-            if kind is EventKind.PACKET:
+            if kind is PACKET:
                 if self._trace:
                     log.debug("<- %r", event.data[:200])
                 if not self.no_ack:
                     self._acks_owed += 1
                 out.append(event)
-            elif kind is EventKind.ACK:
+            elif kind is ACK:
                 continue
-            elif kind is EventKind.BAD_PACKET:
+            elif kind is BAD_PACKET:
                 log.debug("<- bad packet %r", event.data[:200])
                 if not self.no_ack:
                     self._write(b"-")
-            elif event.kind is EventKind.NACK and self._last_frame:
+            elif kind is NACK and self._last_frame:
                 log.debug("<- '-': resending")
                 self._write(self._last_frame)
-            elif event.kind is EventKind.INTERRUPT:
+            elif kind is INTERRUPT:
                 log.debug("<- ^C")
                 out.append(event)
         return out

@@ -19,6 +19,7 @@ log = logger("km.gdb")
 FEATURE_OF_KIND = {BreakpointKind.SOFTWARE: "swbreak", BreakpointKind.HARDWARE: "hwbreak",
                    BreakpointKind.WRITE: "watch", BreakpointKind.READ: "watch", BreakpointKind.ACCESS: "watch"}
 WATCH_LENGTHS = (1, 2, 4, 8)
+_FIRST_WATCH = BreakpointKind.WRITE     # (an Enum member read through its class costs ~0.2 us a time)
 
 
 def _parse(rest: bytes) -> tuple[BreakpointKind, int, int]:
@@ -29,29 +30,31 @@ def _parse(rest: bytes) -> tuple[BreakpointKind, int, int]:
     return BreakpointKind(kind), addr, length
 
 
-def _check(session: Session, kind: BreakpointKind, length: int) -> bool:
-    if session.control is None or FEATURE_OF_KIND[kind] not in session.control.supports():
+def _check(inf: Inferior, kind: BreakpointKind, length: int) -> bool:
+    if inf.control is None or FEATURE_OF_KIND[kind] not in inf.control.supports():
         return False
-    if kind >= BreakpointKind.WRITE and length not in WATCH_LENGTHS:
+    if kind >= _FIRST_WATCH and length not in WATCH_LENGTHS:
         raise RspError(f"watchpoint length {length} is not 1, 2, 4 or 8")
     return True
 
 
 @command("Z", _parse)
 def insert_point(session: Session, kind: BreakpointKind, addr: int, length: int) -> bytes:
-    if not _check(session, kind, length):
+    inf = session.current
+    if not _check(inf, kind, length):
         return b""
-    session.live.set_breakpoint(kind, addr, length)
-    session.points.add((session.current.pid, kind, addr, length))
+    inf.live.set_breakpoint(kind, addr, length)
+    session.points.add((inf.pid, kind, addr, length))
     return b"OK"
 
 
 @command("z", _parse)
 def remove_point(session: Session, kind: BreakpointKind, addr: int, length: int) -> bytes:
-    if not _check(session, kind, length):
+    inf = session.current
+    if not _check(inf, kind, length):
         return b""
-    session.live.clear_breakpoint(kind, addr, length)
-    session.points.discard((session.current.pid, kind, addr, length))
+    inf.live.clear_breakpoint(kind, addr, length)
+    session.points.discard((inf.pid, kind, addr, length))
     return b"OK"
 
 

@@ -30,7 +30,7 @@ from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.fds import listen, new_selector, own_socket
-from kdbg.rsp.packets import EventKind
+from kdbg.rsp.packets import INTERRUPT
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import Inferior, RunState, Session
 from kdbg.target import (ControlTarget, NonStopTarget, ResumeAction, ResumeKind, StopEvent, StopReason, Target,
@@ -294,7 +294,7 @@ class GdbServer:
                 for fd, _ in poller.poll():
                     if fd == conn_fd:
                         for packet in conn.receive():
-                            if packet.kind is EventKind.INTERRUPT:
+                            if packet.kind is INTERRUPT:
                                 self._on_ctrl_c(session)
                             elif session.any_running and not session.non_stop:
                                 queued.append(packet.data)   # all-stop: answered once the target stops

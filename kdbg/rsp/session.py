@@ -128,7 +128,10 @@ class Session:
 
     @property
     def any_running(self) -> bool:
-        return any(inf.run.running and inf.attached for inf in self.inferiors.values())
+        for inf in self.inferiors.values():      # asked twice per packet: a loop, not any() over a generator
+            if inf.run.running and inf.attached:
+                return True
+        return False
 
     def attached_inferiors(self) -> list[Inferior]:
         return [inf for inf in self.inferiors.values() if inf.attached]
@@ -150,10 +153,11 @@ class Session:
 
     def current_tid(self) -> int:
         """The thread g/p and the stop-related queries act on."""
-        threads = self.target.threads()
+        inf = self.current
+        threads = inf.target.threads()
         if self.g_tid > 0 and self.g_tid in threads:
             return self.g_tid
-        stop = self.run.last_stop
+        stop = inf.run.last_stop
         if stop is not None and stop.tid in threads:
             return stop.tid
         return threads[0]

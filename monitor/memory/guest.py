@@ -186,6 +186,9 @@ class GuestMemory:
 
     def read_debug(self, gva: int, size: int) -> bytes:
         """For the debugger: reads whatever is backed, PROT_NONE-but-backed included, like ptrace does."""
+        vma = self.find(gva)
+        if vma is not None and vma.gpa is not None and gva + size <= vma.end:     # one VMA: one copy
+            return bytes(self.phys.view(vma.gpa + gva - vma.start, size))
         out = bytearray()
         addr, end = gva, gva + size
         while addr < end:
@@ -199,6 +202,10 @@ class GuestMemory:
 
     def write_debug(self, gva: int, data: bytes) -> None:
         """For the debugger (breakpoints into read-only text): ignores the VMA's rights, like ptrace POKETEXT."""
+        vma = self.find(gva)
+        if vma is not None and vma.gpa is not None and gva + len(data) <= vma.end:
+            self.phys.view(vma.gpa + gva - vma.start, len(data))[:] = data
+            return
         addr, offset = gva, 0
         while offset < len(data):
             vma = self.find(addr)

@@ -107,6 +107,16 @@ def test_rle_of_escaped_binary_expands_back_to_the_data() -> None:
     assert len(encode_rle(escape(b"\0" * 4000))) < 200                   # long escaped bodies are shrunk too
 
 
+def test_short_bodies_are_encoded_exactly_where_a_byte_repeats_three_more_times() -> None:
+    import random
+    rng = random.Random(5)
+    for _ in range(2000):
+        body = bytes(rng.choice(b"0f1") for _ in range(rng.randint(0, 200)))
+        encoded = encode_rle(body)
+        assert decode_rle(encoded) == body
+        assert (encoded != body) == bool(re.search(rb"(.)\1\1\1", body, re.DOTALL))
+
+
 def test_rle_decodes_gdb_example() -> None:
     # The manual's example: "0* " means "0000" (a space is 32: 3 more repeats).
     assert decode_rle(b"0* ") == b"0000"
@@ -125,7 +135,7 @@ def test_encode_packet_checksum() -> None:
     assert encode_packet(b"") == b"$#00"
 
 
-@pytest.mark.parametrize("size", [0, 1, 255, 256, 257, 512, 513, 4096, 0x4000, 0x4000 + 77])
+@pytest.mark.parametrize("size", [0, 1, 16, 17, 128, 255, 256, 257, 512, 513, 4096, 0x4000, 0x4000 + 77])
 def test_checksum_of_long_bodies_is_the_byte_sum(size: int) -> None:
     body = bytes((i * 131 + 7) & 0xFF for i in range(size)) if size % 2 else b"\xff" * size
     assert checksum(body) == sum(body) & 0xFF
