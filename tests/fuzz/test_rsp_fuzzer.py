@@ -6,10 +6,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from elftools.elf.elffile import ELFFile
-
-from harness.gdb import E2E_TIMEOUT_S, Gdb, wait_listening
-from harness.km import KM, km_env
+from harness.debuggee import start_server
+from harness.gdb import E2E_TIMEOUT_S, Gdb
+from harness.symbols import symbol_address
 
 from .rsp_stream import Outcome, fuzz
 
@@ -17,23 +16,16 @@ SEED = 0x6B6D2D727370      # "km-rsp"
 COUNT = 10_000
 
 
-def symbol(exe, name: str) -> int:
-    with open(exe, "rb") as f:
-        return next(s["st_value"] for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()
-                    if s.name == name)
-
-
 def run(exe: Path, port: int, count: int, seed: int, log: Path, verbose: str = ""
         ) -> tuple[Outcome, int, str, str, str]:
     """km -gPORT exe under `count` fuzz packets, then gdb continues it to its exit: (outcome, km's status,
     stdout, stderr, how gdb saw the end). km's stderr goes to `log` (a pipe nobody reads could fill)."""
     with open(log, "wb") as err:
-        km = subprocess.Popen([*KM, f"-g{port}", str(exe)], env=km_env({"KM_VERBOSE": verbose} if verbose else None),
-                              stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+        km = start_server("km", exe, port, env={"KM_VERBOSE": verbose} if verbose else None, stderr=err,
+                          stdin=subprocess.DEVNULL)
     gdb = None
     try:
-        wait_listening(port, km)
-        outcome = fuzz(port, count, seed, symbol(exe, "main"))
+        outcome = fuzz(port, count, seed, symbol_address(exe, "main"))
         gdb = Gdb(str(exe), timeout_s=E2E_TIMEOUT_S)
         gdb.run(f"-target-select remote 127.0.0.1:{port}", timeout_s=30)
         gdb.run("-exec-continue")
@@ -63,10 +55,7 @@ def test_the_stub_survives_10000_hostile_packets_and_gdb_then_debugs_to_the_exit
 
 def _km_stopped_at_entry(exe: Path, port: int, log: Path) -> subprocess.Popen:
     with open(log, "wb") as err:
-        km = subprocess.Popen([*KM, f"-g{port}", str(exe)], env=km_env(), stdout=subprocess.PIPE, stderr=err,
-                              stdin=subprocess.DEVNULL)
-    wait_listening(port, km)
-    return km
+        return start_server("km", exe, port, stderr=err, stdin=subprocess.DEVNULL)
 
 
 def _continue_to_exit(exe: Path, port: int, km: subprocess.Popen, stale_traps: int = 0) -> tuple[str, int, str]:

@@ -5,15 +5,42 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pytest
 
 from .gdb import E2E_TIMEOUT_S, Gdb, wait_listening
-from .km import spawn_km
+from .km import KM, km_env
 
 km_only = pytest.mark.km_only           # labels the tests that have no gdbserver reference (never skips)
 BACKENDS = ["km", "gdbserver"]
+
+
+SERVERS = {"gdbserver": ["gdbserver", "--once"], "lldb-server": ["lldb-server", "gdbserver"]}   # besides km
+
+
+def start_server(backend: str, exe: str | Path, port: int, *args: str, km_options: Sequence[str] = (),
+                 env: dict[str, str] | None = None, timeout_s: float = 30.0, **popen: Any) -> subprocess.Popen:
+    """`exe ARGS` behind a gdb port on 127.0.0.1:port (stopped before its first instruction, unless a km option
+    such as --gdb_listen says otherwise), returned once the port listens: km (`km_options`, then -gPORT) or a
+    SERVERS reference. stdout and stderr are pipes unless `popen` says otherwise. A server that exits first or
+    does not listen in time fails the test, killed."""
+    if backend == "km":
+        argv, full_env = [*KM, *map(str, km_options), f"-g{port}", str(exe), *args], km_env(env)
+    else:
+        assert not km_options, f"{backend} takes no km options"
+        argv, full_env = [*SERVERS[backend], f"127.0.0.1:{port}", str(exe), *args], dict(os.environ, **(env or {}))
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.Popen(argv, env=full_env, **popen)
+    try:
+        wait_listening(port, proc, timeout_s)
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        raise
+    return proc
 
 
 class Debuggee:
@@ -22,14 +49,7 @@ class Debuggee:
     def __init__(self, backend: str, exe: Path, port: int, *, listen: bool = False, args: Sequence[str] = (),
                  env: dict[str, str] | None = None) -> None:
         self.backend, self.exe, self.port = backend, exe, port
-        if backend == "km":
-            options = ["--gdb_listen", f"-g{port}"] if listen else [f"-g{port}"]
-            self.proc = spawn_km(*options, exe, *args, env=env)
-        else:
-            self.proc = subprocess.Popen(["gdbserver", "--once", f"127.0.0.1:{port}", str(exe), *args],
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         env=dict(os.environ, **(env or {})))
-        wait_listening(port, self.proc)
+        self.proc = start_server(backend, exe, port, *args, km_options=["--gdb_listen"] if listen else [], env=env)
         self.gdb = Gdb(str(exe), timeout_s=E2E_TIMEOUT_S)
 
     def connect(self) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.gdb import wait_listening
-from harness.km import run_km, spawn_km
+from harness.debuggee import start_server
+from harness.km import run_km
 from harness.markers import line_of
 from kdbg.core import layouts
 from kdbg.core.reader import CoreTarget
@@ -265,9 +265,8 @@ def test_km_core_serves_the_same_backtrace_over_rsp(crashes, free_port):
     crash = crashes("segv")
     commands = ["bt", "info threads", "p $_siginfo.si_signo", "p/x core_global"]
     from_file = crash.gdb(*commands)
-    process = spawn_km("--core", crash.core, f"-g{free_port}", crash.exe, cwd=crash.cwd)
+    process = start_server("km", crash.exe, free_port, km_options=["--core", crash.core], cwd=crash.cwd)
     try:
-        wait_listening(free_port, process, timeout_s=30)
         over_rsp = gdb_batch(crash.exe, commands=[f"target remote 127.0.0.1:{free_port}", *commands])[1:]
     finally:
         process.kill()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.markers import line_of
+from harness.symbols import symbol_address
 from kdbg.arch.x86_64 import REGISTERS, SEGMENTS
 from kdbg.core import layouts
 from kdbg.core.reader import CoreTarget
@@ -119,11 +120,6 @@ def test_core_target_reads_the_native_core_like_its_rewrite(crash):
         assert (info.si_signo, info._sifields._sigfault.si_addr) == (11, FAULT_ADDR)
 
 
-def _symbol(exe: Path, name: str) -> int:
-    out = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout
-    return int(re.search(rf"^([0-9a-f]+) \w {name}$", out, re.M).group(1), 16)
-
-
 def strip_segment_data(core: Path, addr: int, out: Path) -> None:
     """Copy `core` to `out` with no data for the PT_LOAD holding addr (p_filesz 0), as the kernel leaves out
     unmodified file-backed pages."""
@@ -139,11 +135,11 @@ def strip_segment_data(core: Path, addr: int, out: Path) -> None:
 
 
 def test_memory_a_core_left_out_is_read_from_the_executable(crash, tmp_path):
-    main = _symbol(crash.exe, "main")
+    main = symbol_address(crash.exe, "main")
     strip_segment_data(crash.rewritten, main, tmp_path / "stripped.core")
     with CoreTarget(crash.rewritten) as full, CoreTarget(tmp_path / "stripped.core", crash.exe) as stripped:
         assert stripped.read_memory(main, 32) == full.read_memory(main, 32)
-        message = _symbol(crash.exe, "core_message")
+        message = symbol_address(crash.exe, "core_message")
         assert stripped.read_memory(message, 26) == b"core_crash read-only data\0"
 
 

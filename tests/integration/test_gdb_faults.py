@@ -10,11 +10,10 @@ import time
 
 import pytest
 
-from harness.debuggee import BACKENDS, Debuggee, basic_runs_to_its_end, km_only, run_to
-from harness.gdb import wait_listening
-from harness.km import spawn_km
+from harness.debuggee import BACKENDS, Debuggee, basic_runs_to_its_end, km_only, run_to, start_server
 from harness.markers import line_of
 from harness.rsp_client import RspClient
+from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle
 
 SRC = "gdb_faults.c"
@@ -68,21 +67,6 @@ def test_gdb_killed_mid_step_in_listen_mode_lets_the_payload_finish(payload, fre
         d.close()
 
 
-def _symbol(exe, name: str) -> int:
-    out = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout
-    return next(int(line.split()[0], 16) for line in out.splitlines() if line.endswith(f" {name}"))
-
-
-def _server(backend: str, exe, port: int, *args: str) -> subprocess.Popen:
-    if backend == "km":
-        proc = spawn_km(f"-g{port}", exe, *args)
-    else:
-        proc = subprocess.Popen(["gdbserver", "--once", f"127.0.0.1:{port}", str(exe), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_listening(port, proc)
-    return proc
-
-
 def _finish(proc: subprocess.Popen, backend: str) -> None:
     out, err = proc.communicate(timeout=60)
     assert TOTAL in out.decode(), out + err
@@ -95,7 +79,7 @@ def test_a_ctrl_c_storm_stops_and_resumes_cleanly(backend, payload, free_port) -
     """50 interrupts in about a second over working and sleeping threads: one stop reply each. km also takes
     doubled ones (the second lands while the first's stop is on its way) without a stale stop after them;
     gdbserver 13 resets the connection in that storm now and then, so its reference run sends single ones."""
-    proc = _server(backend, payload(SRC), free_port, "6")
+    proc = start_server(backend, payload(SRC), free_port, "6")
     client = RspClient(free_port)
     try:
         client.start()
@@ -117,9 +101,9 @@ def test_every_thread_is_parked_at_every_stop_of_a_64_thread_payload(backend, pa
     """A breakpoint the spinning threads hit again and again: at each stop, every one of the 65 threads has
     readable registers that do not change between two reads (nothing still runs)."""
     exe = payload(SRC)
-    proc = _server(backend, exe, free_port, "64")
+    proc = start_server(backend, exe, free_port, "64")
     client = RspClient(free_port)
-    mark = _symbol(exe, "worker_mark")
+    mark = symbol_address(exe, "worker_mark")
     try:
         client.start()
         assert client.ask(b"Z0,%x,1" % mark) == b"OK", backend
@@ -156,9 +140,9 @@ def test_a_breakpoint_removed_while_its_trap_is_on_its_way_is_not_a_sigtrap(payl
     trap that comes later is the breakpoint's, so no SIGTRAP is reported (resumed from bp+1, the payload used to
     die of SIGSEGV) and the payload runs to its exit."""
     exe = payload("gdb_bp_storm.c")
-    proc = _server("km", exe, free_port, "4")
+    proc = start_server("km", exe, free_port, "4")
     client = RspClient(free_port)
-    hit, keep_going = _symbol(exe, "hit"), _symbol(exe, "keep_going")
+    hit, keep_going = symbol_address(exe, "hit"), symbol_address(exe, "keep_going")
     try:
         client.start()
         assert client.ask(b"Z0,%x,1" % hit) == b"OK"

@@ -7,9 +7,7 @@ import time
 
 import pytest
 
-from harness.debuggee import Debuggee
-from harness.gdb import wait_listening
-from harness.km import spawn_km
+from harness.debuggee import Debuggee, start_server
 from harness.rsp_client import RspClient
 
 SRC = "gdb_nonstop.c"
@@ -87,8 +85,7 @@ def test_non_stop_toggled_while_running_is_refused(payload, free_port) -> None:
     """gdb never switches modes while threads run; a client that does gets an error and the session goes on:
     the threads still stop one by one and report, then the switch back to all-stop is accepted.
     km only: gdbserver accepts the switch while running and stops the threads itself."""
-    proc = spawn_km(f"-g{free_port}", payload(SRC))
-    wait_listening(free_port, proc)
+    proc = start_server("km", payload(SRC), free_port)
     client = RspClient(free_port)
     try:
         client.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")

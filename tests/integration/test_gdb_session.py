@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import socket
 
-from harness.km import run_km, spawn_km
-from harness.debuggee import Debuggee, basic_runs_to_its_end, km_only, run_to
-from harness.gdb import Gdb, wait_listening
+from harness.km import run_km
+from harness.debuggee import Debuggee, basic_runs_to_its_end, km_only, run_to, start_server
+from harness.gdb import Gdb
 from harness.markers import line_of
 
 BASIC = "gdb_basic.c"
@@ -69,9 +69,8 @@ def test_vanished_gdb_in_listen_mode_lets_the_payload_finish(payload, free_port)
 @km_only
 def test_listen_attach_detach_cycles(payload, free_port) -> None:
     exe = payload("gdb_spin.c", "musl")
-    proc = spawn_km("--gdb_listen", f"-g{free_port}", exe)
+    proc = start_server("km", exe, free_port, km_options=["--gdb_listen"])
     try:
-        wait_listening(free_port, proc)
         gdb = Gdb(str(exe))
         try:
             for cycle in range(20):

@@ -9,24 +9,13 @@ import subprocess
 
 import pytest
 
-from harness.gdb import wait_listening
-from harness.km import spawn_km
+from harness.debuggee import start_server
 
 BASIC = "gdb_basic.c"
 pytestmark = pytest.mark.skipif(shutil.which("lldb") is None or shutil.which("lldb-server") is None,
                                 reason="lldb and lldb-server are not installed")
 COMMANDS = ["breakpoint set -n add", "continue", "bt", "register read rip rsp", "register read xmm0 ymm0",
             "memory read -s8 -fx -c2 $rsp", "p counter", "step", "thread list", "breakpoint delete 1", "continue"]
-
-
-def _serve(backend: str, exe, port: int) -> subprocess.Popen:
-    if backend == "km":
-        server = spawn_km(f"-g{port}", exe)
-    else:
-        server = subprocess.Popen(["lldb-server", "gdbserver", f"127.0.0.1:{port}", str(exe)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_listening(port, server)
-    return server
 
 
 def _lldb(exe, port: int, commands: list[str]) -> subprocess.CompletedProcess:
@@ -41,7 +30,7 @@ def test_lldb_shows_thread_names_and_kills(backend, payload, free_port) -> None:
     """`thread list` names each thread as Linux does (PR_SET_NAME, pthread_setname_np, else the program's name),
     and `kill` ends the process with SIGKILL's status."""
     exe = payload("thread_names.c")
-    server = _serve(backend, exe, free_port)
+    server = start_server(backend, exe, free_port)
     try:
         lldb = _lldb(exe, free_port, ["breakpoint set -n names_set", "continue", "thread list", "kill"])
     finally:
@@ -58,7 +47,7 @@ def test_lldb_shows_thread_names_and_kills(backend, payload, free_port) -> None:
 @pytest.mark.parametrize("backend", ["km", "lldb-server"])
 def test_lldb_breaks_steps_reads_and_sees_the_exit(backend, payload, free_port) -> None:
     exe = payload(BASIC)
-    server = _serve(backend, exe, free_port)
+    server = start_server(backend, exe, free_port)
     try:
         lldb = _lldb(exe, free_port, COMMANDS)
     finally:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness.build import ROOT
-from harness.gdb import wait_listening
-from harness.km import run_km, spawn_km
+from harness.debuggee import start_server
+from harness.km import run_km
 from harness.markers import line_of
 
 pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="no /dev/kvm")
@@ -89,9 +89,8 @@ def test_bad_snapshots_are_refused_in_one_line(taken, tmp_path):
 
 @pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
 def test_km_g_resumes_stopped_under_gdb(fp_payload, taken, free_port):
-    km = spawn_km(f"-g{free_port}", taken)
+    km = start_server("km", taken, free_port)
     try:
-        wait_listening(free_port, km)
         out = subprocess.run(["gdb", "-q", "-batch", "-nx", "-ex", f"target remote :{free_port}", "-ex", "bt",
                               "-ex", "p $rax", "-ex", "p/x $ymm7.v4_int64[0]", "-ex", "continue", str(fp_payload)],
                              capture_output=True, text=True, timeout=TIMEOUT_S).stdout

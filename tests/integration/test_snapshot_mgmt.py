@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.debuggee import start_server
 from harness.gdb import wait_listening
 from harness.markers import line_of
 from harness.km import km_env, run_km, spawn_km
@@ -110,9 +111,8 @@ def test_snapshot_under_gdb_keeps_gdb_attached_and_records_no_breakpoint(payload
     runs through the breakpoint's address without a trap."""
     sock, snapshot = tmp_path / "app.sock", tmp_path / "gdb.kmsnap"
     exe = payload("snapshot_echo.c")
-    km = spawn_km(f"--mgtpipe={sock}", f"-g{free_port}", exe, stdin=subprocess.PIPE)
+    km = start_server("km", exe, free_port, km_options=[f"--mgtpipe={sock}"], stdin=subprocess.PIPE)
     try:
-        wait_listening(free_port, km)
         take = f"{sys.executable} -m monitor.mgmt.client snapshot --socket {sock} -o {snapshot} --live"
         gdb = subprocess.Popen(["gdb", "-q", "-batch", "-nx", "-ex", f"target remote :{free_port}", "-ex",
                                 f"break snapshot_echo.c:{line_of('snapshot_echo.c', 'echo')}", "-ex", "continue",
