@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 # the core's own layouts re-export the Linux ABI's (kdbg/arch/linux.py is their one home)
-from kdbg.arch.linux import PAGE_SIZE, SI_KERNEL, SIGINFO_SIZE, siginfo_t  # noqa: F401
+from kdbg.arch.linux import PAGE_SIZE, SI_KERNEL, SIGINFO_SIZE  # noqa: F401
+from kdbg.arch.siginfo import siginfo_t  # noqa: F401
 from kdbg.arch.x86_64 import USER_REGS
 
 # ctypes' LittleEndianStructure/Union keep the layout right even if this ever runs on a big-endian host.

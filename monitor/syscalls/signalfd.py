@@ -22,7 +22,7 @@ import re
 import struct
 from typing import TYPE_CHECKING
 
-from kdbg.arch.linux import SI_KERNEL, SI_SIGIO, SI_TIMER, SI_USER, siginfo_t
+from kdbg.arch.linux import SI_KERNEL, SI_SIGIO, SI_TIMER, SI_USER
 
 from ..host_fds import KM_FD_BASE, high_fd, payload_fds
 from ..signals.delivery import ERESTARTSYS, UNBLOCKABLE, PendingSignal
@@ -47,6 +47,7 @@ _PROC_FD = re.compile(rb"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/fd/(\d+)$")
 
 def signalfd_siginfo(raw: bytes) -> bytes:
     """fs/signalfd.c signalfd_copyinfo: the siginfo_t fields of its layout (siginfo_layout) into their ssi_*."""
+    from kdbg.arch.siginfo import siginfo_t      # ctypes: only once a payload reads a signalfd
     info = siginfo_t.from_buffer_copy(raw)
     signo, code, u = info.si_signo, info.si_code, info._sifields
     out = dict.fromkeys(("pid", "uid", "fd", "tid", "band", "overrun", "status", "int_", "ptr", "utime", "stime",

@@ -1,0 +1,42 @@
+"""kdbg/arch/linux.py packs siginfo_t with struct (no ctypes at km's start); the ctypes structure that
+tests/unit/test_core_layouts.py checks against the C compiler must read back every field it packed."""
+from __future__ import annotations
+
+import pytest
+
+from kdbg.arch import linux
+from kdbg.arch.siginfo import siginfo_t
+
+
+def parsed(info: bytes) -> siginfo_t:
+    assert len(info) == linux.SIGINFO_SIZE == 128
+    return siginfo_t.from_buffer_copy(info)
+
+
+@pytest.mark.parametrize("pid,uid", [(0, 0), (4242, 1000), (-1, 0xFFFFFFFF)])
+def test_sender_fields(pid: int, uid: int) -> None:
+    info = parsed(linux.make_siginfo(10, linux.SI_TKILL, pid=pid, uid=uid, errno=3))
+    assert (info.si_signo, info.si_errno, info.si_code) == (10, 3, linux.SI_TKILL)
+    assert (info._sifields._kill.si_pid, info._sifields._kill.si_uid) == (pid, uid)
+
+
+def test_fault_address_is_the_whole_word() -> None:
+    info = parsed(linux.make_siginfo(11, 1, addr=-8))
+    assert (info.si_signo, info.si_code, info._sifields._sigfault.si_addr) == (11, 1, linux.MASK64 - 7)
+    assert info._sifields._sigfault.si_addr_lsb == 0
+
+
+def test_sigchld_fields() -> None:
+    info = parsed(linux.make_sigchld_info(1, 77, 5, 256))
+    chld = info._sifields._sigchld
+    assert (info.si_signo, info.si_code, chld.si_pid, chld.si_uid, chld.si_status) == (17, 1, 77, 5, 256)
+    assert (chld.si_utime, chld.si_stime) == (0, 0)
+
+
+def test_timer_fields_and_recognition() -> None:
+    raw = linux.make_timer_siginfo(34, 3, 2, 0x1122334455667788)
+    timer = parsed(raw)._sifields._timer
+    assert (parsed(raw).si_code, timer.si_tid, timer.si_overrun, timer.si_sigval) == \
+        (linux.SI_TIMER, 3, 2, 0x1122334455667788)
+    assert linux.is_timer_siginfo(raw, 3) and not linux.is_timer_siginfo(raw, 4)
+    assert not linux.is_timer_siginfo(linux.make_siginfo(34, linux.SI_USER, pid=3), 3)
