@@ -17,6 +17,9 @@ import os
 import threading
 from typing import Callable, Mapping as MappingT, NamedTuple, Protocol, Sequence, runtime_checkable
 
+# a mapping as Linux shows it: part of this contract (Target.memory_regions), at home with the Linux ABI
+from kdbg.arch.linux import MemoryRegion, maps_line, maps_text  # noqa: F401
+
 
 class TargetError(Exception):
     """Base of every error a target raises; the stub turns it into an `Exx` reply."""
@@ -148,33 +151,6 @@ class StopEventQueue:
                 os.close(fd)
             except OSError:
                 pass
-
-
-class MemoryRegion(NamedTuple):
-    start: int
-    end: int
-    perms: str          # "rwx" with '-' for missing rights, as in /proc/pid/maps
-    offset: int = 0     # file offset of `start` when backed by a file
-    path: str = ""      # file name, "[heap]"-style pseudo-name, or "" for anonymous memory
-    shared: bool = False    # MAP_SHARED ("s" in maps)
-    dev: int = 0        # the file's st_dev and st_ino (0 for anonymous memory)
-    inode: int = 0
-
-    def is_file(self) -> bool:
-        return bool(self.path) and not self.path.startswith("[")
-
-
-def maps_line(region: MemoryRegion) -> str:
-    """One line of /proc/PID/maps (fs/proc/task_mmu.c show_map_vma), without the newline."""
-    major, minor = os.major(region.dev), os.minor(region.dev)
-    head = f"{region.start:08x}-{region.end:08x} {region.perms}{'s' if region.shared else 'p'} " \
-           f"{region.offset if region.is_file() else 0:08x} {major:02x}:{minor:02x} {region.inode} "
-    return head.ljust(73) + region.path if region.path else head       # unnamed: the trailing space stays
-
-
-def maps_text(regions: Sequence[MemoryRegion]) -> str:
-    """The whole /proc/PID/maps of these regions (one per VMA, as the target keeps them)."""
-    return "".join(maps_line(r) + "\n" for r in regions)
 
 
 class ResumeKind(enum.Enum):

@@ -1,6 +1,6 @@
 """The Linux x86-64 user ABI that the monitor and the core files both speak: the page size, the 64-bit word mask
-and siginfo_t (include/uapi/asm-generic/siginfo.h). One home, so a signal the monitor delivers and the NT_SIGINFO
-a core records cannot drift apart. Only the stdlib may be imported here.
+siginfo_t (include/uapi/asm-generic/siginfo.h) and a mapping as /proc/PID/maps shows it. One home, so a signal the
+monitor delivers and the NT_SIGINFO a core records cannot drift apart. Only the stdlib may be imported here.
 
 siginfo_t is built here with struct at the offsets below (ctypes costs every km start ~1.5 ms to import); its
 whole ctypes structure, for those that parse one field by field, is kdbg/arch/siginfo.py, and
@@ -8,7 +8,9 @@ tests/unit/test_arch_linux.py checks that both agree.
 """
 from __future__ import annotations
 
+import os
 import struct
+from typing import NamedTuple, Sequence
 
 PAGE_SIZE = 4096
 MASK64 = (1 << 64) - 1
@@ -57,3 +59,30 @@ def is_timer_siginfo(info: bytes, timer_id: int) -> bool:
     """Whether a queued siginfo is this POSIX timer's expiry."""
     code, tid = _CODE_AND_TID.unpack_from(info.ljust(SIGINFO_SIZE, b"\0"))
     return code == SI_TIMER and tid == _s32(timer_id)
+
+
+class MemoryRegion(NamedTuple):
+    start: int
+    end: int
+    perms: str          # "rwx" with '-' for missing rights, as in /proc/pid/maps
+    offset: int = 0     # file offset of `start` when backed by a file
+    path: str = ""      # file name, "[heap]"-style pseudo-name, or "" for anonymous memory
+    shared: bool = False    # MAP_SHARED ("s" in maps)
+    dev: int = 0        # the file's st_dev and st_ino (0 for anonymous memory)
+    inode: int = 0
+
+    def is_file(self) -> bool:
+        return bool(self.path) and not self.path.startswith("[")
+
+
+def maps_line(region: MemoryRegion) -> str:
+    """One line of /proc/PID/maps (fs/proc/task_mmu.c show_map_vma), without the newline."""
+    major, minor = os.major(region.dev), os.minor(region.dev)
+    head = f"{region.start:08x}-{region.end:08x} {region.perms}{'s' if region.shared else 'p'} " \
+           f"{region.offset if region.is_file() else 0:08x} {major:02x}:{minor:02x} {region.inode} "
+    return head.ljust(73) + region.path if region.path else head       # unnamed: the trailing space stays
+
+
+def maps_text(regions: Sequence[MemoryRegion]) -> str:
+    """The whole /proc/PID/maps of these regions (one per VMA, as the target keeps them)."""
+    return "".join(maps_line(r) + "\n" for r in regions)

@@ -23,7 +23,7 @@ import os
 import threading
 from typing import Any, Callable
 
-from kdbg.target import MemoryRegion
+from kdbg.arch.linux import MemoryRegion
 
 from ..errors import GuestFault
 from ..kvm import abi

@@ -15,7 +15,7 @@ import re
 import struct
 from typing import TYPE_CHECKING
 
-from kdbg.target import maps_text
+from kdbg.arch.linux import maps_text
 
 from ..host_fds import KM_FD_BASE
 from ..signals.delivery import SIG_DFL, SIG_IGN

@@ -28,6 +28,7 @@ NOT_IN_A_PLAIN_RUN = [
     ("logging", "KM_VERBOSE off: km's loggers are kdbg.tracelog's no-ops (logging brings traceback, tokenize...)"),
     ("socket", "only the stub, fork links and the management socket need it"),
     ("ctypes", "siginfos are packed with struct (kdbg/arch/linux.py); the ctypes structure is for signalfd and cores"),
+    ("kdbg.target", "the debugger's contract (its enums and protocols): the stub and cores only"),
     ("kdbg.rsp", "the gdb stub: -g / --gdb_listen only"),
     ("kdbg.core", "the core writer and reader: a crash or --core only"),
     ("monitor.debug.live_target", "the debugger's target: -g only"),
