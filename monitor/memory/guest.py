@@ -6,13 +6,15 @@ hundreds of GiB) own no memory until mprotect or MAP_FIXED gives them rights. Ac
 rights; an address outside every VMA raises GuestFault, which a syscall turns into EFAULT. A buffer spanning
 VMAs whose backings are not adjacent on the host is served through a copy (syscalls/bounce.py).
 
-File mappings (map_file) come two ways. A program image (the loader's segments, a library ld.so maps: private,
-executable or MAP_DENYWRITE, a regular file up to COPY_LIMIT) is a copy read into the allocator's memory: on
-kvm-pvm every guest page the host backs with a 4K page-cache page costs its own KVM fault, while a copy sits in
-2M host pages, and an image is read once per process anyway. An image does not change while it runs (Linux long
-refused writes to it: ETXTBSY), so the copy is not seen to differ from the file. Every other file mapping is the
-host's own mapping of the file in a file window (PhysicalMemory.map_file), exactly Linux's semantics: shared
-writes reach the file, private pages see the file change until written. Either way the VMA names its MappedFile.
+File mappings (map_file) come two ways. Most are the host's own mapping of the file in a file window
+(PhysicalMemory.map_file), exactly Linux's semantics: shared writes reach the file, private pages see the file
+change until written, pages are read when first touched. A program image big enough to hold a whole 2M page (the
+loader's segments or a library ld.so maps: private, executable or MAP_DENYWRITE, a regular file up to COPY_LIMIT)
+is instead a copy read into the allocator's memory, whose 2M-aligned part the guest maps with 2M pages: one KVM
+fault for 2M of code instead of one per 4K page-cache page. A smaller image maps no 2M page either way and a copy
+only costs its reading (libc's 1.9 MB: ~2 ms per exec, where ld.so and a short program touch ~80 of its pages).
+An image does not change while it runs (Linux long refused writes to it: ETXTBSY), so a copy is not seen to
+differ from the file. Either way the VMA names its MappedFile.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ USER_TOP = 0x7FFFFFFFF000
 MMAP_TOP = 0x7FFFF7FFF000        # mmap without a hint grows down from here (Linux's mmap_base without ASLR:
                                  # TASK_SIZE less a 128 MiB stack gap); the stack lives above
 MMAP_BOTTOM = 0x10000
-COPY_LIMIT = 16 << 20            # private file mappings of program images up to this size are copies
+COPY_LIMIT = 16 << 20            # program images up to this size that hold a whole 2M page are copies
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = abi.PROT_NONE, abi.PROT_READ, abi.PROT_WRITE, abi.PROT_EXEC
 
 
@@ -275,7 +277,10 @@ class GuestMemory:
         common: dict[str, Any] = dict(file=file, shared=shared, accounted=not shared and bool(prot & PROT_WRITE),
                       locked=self.mlock_future)
         with self.lock:
-            if shared or not image or file.fd is None or not file.is_regular or end - start > COPY_LIMIT:
+            copy = image and not shared and file.fd is not None and file.is_regular and end - start <= COPY_LIMIT
+            if copy and self._reuse_copy(start, end, prot, file, offset):
+                return
+            if not copy or not _holds_huge_page(start, end):
                 file_size = os.fstat(fd).st_size if file.is_regular else end - start
                 in_file = min(end - start, max(0, page_up(file_size) - offset))
                 # shared over an O_RDONLY descriptor can never write: the host maps it private (it still sees
@@ -289,8 +294,6 @@ class GuestMemory:
                     self._alloc(tail)
                     vmas.append(tail)
             else:
-                if self._reuse_copy(start, end, prot, file, offset):
-                    return
                 vma = Vma(start, end, prot, None, file.path, offset, **common)
                 gpa = self._alloc(vma)
                 try:
@@ -491,6 +494,11 @@ def _mergeable(prev: Vma, vma: Vma) -> bool:
         return prev.file is vma.file
     return (prev.file.dev, prev.file.inode) == (vma.file.dev, vma.file.inode) and \
         prev.offset + prev.end - prev.start == vma.offset
+
+
+def _holds_huge_page(start: int, end: int) -> bool:
+    """Whether [start, end) contains a whole 2M-aligned 2M page (which a copy could map as one)."""
+    return (start + HUGE - 1) // HUGE * HUGE + HUGE <= end
 
 
 def _allows(prot: int, write: bool) -> bool:

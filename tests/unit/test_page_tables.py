@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.memory.page_tables import ADDR_MASK, PTE_NX, PTE_P, PTE_PS, PTE_U, PTE_W, PageTables
+from monitor.memory.page_tables import ADDR_MASK, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_PS, PTE_U, PTE_W, PageTables
 from monitor.memory.physical import HUGE, PAGE, PhysicalMemory
 
 
@@ -38,6 +38,17 @@ def test_4k_pages_translate_with_their_rights(tables, phys):
         assert flags & (PTE_P | PTE_U | PTE_NX) == PTE_P | PTE_U | PTE_NX and not flags & PTE_W
     assert tables.translate(0x400000 + 3 * PAGE) is None
     assert tables.translate(0x3FF000) is None
+
+
+def test_entries_are_written_accessed_and_leaves_dirty(tables, phys):
+    """A shadow MMU prefetches only accessed gPTEs and shadows a clean writable one read-only: km presets both."""
+    gpa = phys.alloc(HUGE + PAGE, HUGE)
+    tables.set_range(0x600000, HUGE, gpa, PTE_U | PTE_W)
+    tables.set_range(0x800000, PAGE, gpa + HUGE, PTE_U | PTE_NX)
+    for gva in (0x600000, 0x800000):
+        assert tables.translate(gva)[1] & (PTE_A | PTE_D) == PTE_A | PTE_D
+    pml4 = tables.tables[tables.pml4]
+    assert pml4[0] & PTE_A and not pml4[0] & PTE_D     # a table entry: accessed only
 
 
 def test_aligned_2m_ranges_use_huge_leaves(tables, phys):
