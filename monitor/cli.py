@@ -256,7 +256,7 @@ def start_management(opts: Options, proc: Process):
     if not opts.mgtpipe:
         return None
     from .mgmt.server import ManagementServer
-    return ManagementServer(proc, opts.mgtpipe, proc.path)
+    return ManagementServer(proc, opts.mgtpipe)
 
 
 def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link: socket.socket | None) -> NoReturn:

@@ -14,14 +14,15 @@ def directory() -> str:
     return os.path.join(runtime, "km") if runtime and os.path.isdir(runtime) else f"/tmp/km-{os.getuid()}"
 
 
-def register(socket_path: str, payload: str) -> str:
-    """Record this km; returns the entry's path (for unregister)."""
+def register(socket_path: str) -> str:
+    """Record this km; returns the entry's path (for unregister). What it runs is asked of it (km-cli list):
+    an execve changes that."""
     folder = directory()
     os.makedirs(folder, mode=0o700, exist_ok=True)
     entry = os.path.join(folder, f"{os.getpid()}.json")
     temporary = entry + ".tmp"
     with open(temporary, "w") as f:
-        json.dump({"pid": os.getpid(), "socket": socket_path, "payload": payload}, f)
+        json.dump({"pid": os.getpid(), "socket": socket_path}, f)
     os.replace(temporary, entry)
     return entry
 

@@ -33,10 +33,11 @@ REQUEST_TIMEOUT_S = 10.0
 class ManagementServer:
     """One km's management socket: listening from construction (registered for km-cli list) until close()."""
 
-    def __init__(self, proc: Process, path: str, payload: str) -> None:
-        self.proc, self.path, self.payload = proc, os.path.abspath(path), payload
+    def __init__(self, proc: Process, path: str) -> None:
+        self.proc, self.path = proc, os.path.abspath(path)
+        self.started = os.path.abspath(proc.path)       # made absolute now: the payload may chdir later
         self.sock = _listen(self.path)
-        self.entry = registry.register(self.path, os.path.abspath(payload))
+        self.entry = registry.register(self.path)
         self._closed = False
         threading.Thread(target=self._accept_loop, name="mgmt", daemon=True).start()
         log.info("management socket %s", self.path)
@@ -87,11 +88,16 @@ class ManagementServer:
     def _answer(self, request: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         kind = request.get("request")
         if kind == "info":
-            return {"ok": True, "pid": os.getpid(), "payload": os.path.abspath(self.payload), "km": __version__,
+            return {"ok": True, "pid": os.getpid(), "payload": self._program(), "km": __version__,
                     "socket": self.path}, False
         if kind == "snapshot":
             return self._snapshot(request)
         return {"error": f"unknown request {kind!r} (snapshot, info)"}, False
+
+    def _program(self) -> str:
+        """The program the payload runs now: the one km started, or the one an execve in this km put in its place
+        (exec_in_process sets proc.path and proc.execed)."""
+        return os.path.abspath(self.proc.path) if self.proc.execed else self.started
 
     def _snapshot(self, request: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         from ..snapshot.errors import SnapshotError

@@ -1,6 +1,6 @@
 """The management socket: `km --mgtpipe=PATH` serves km-cli, which snapshots a payload blocked in read(0) (live
-or ending it, or under gdb at a breakpoint) and lists the kms it can reach; each resumed copy goes on counting from
-its snapshot, reading the new km's stdin. A threaded server comes back serving. km-cli's failures are one line."""
+or ending it, or under gdb at a breakpoint) and lists the kms it can reach with what each runs now (an execve
+changes it); each resumed copy goes on counting from its snapshot, reading the new km's stdin. A threaded server comes back serving. km-cli's failures are one line."""
 from __future__ import annotations
 
 import os
@@ -52,6 +52,29 @@ def test_km_cli_snapshots_live_and_final_and_each_resumes(payload, tmp_path):
     assert not sock.exists()
     assert run_km(tmp_path / "final.kmsnap", input=b"c\n", timeout=TIMEOUT_S).stdout == b"3 c\n"
     assert run_km(tmp_path / "live.kmsnap", input=b"x\ny\n", timeout=TIMEOUT_S).stdout == b"2 x\n3 y\n"
+
+
+def test_km_cli_list_names_the_program_an_execve_put_in_place(tmp_path):
+    """km-cli list shows what each km runs now: the shell it started, then the program the shell exec'ed."""
+    sock = tmp_path / "exec.sock"
+    km = spawn_km(f"--mgtpipe={sock}", "/bin/sh", "-c", "echo ready; read go; exec /bin/cat", stdin=subprocess.PIPE)
+
+    def listed_program() -> str:
+        listing = km_cli("list")
+        rows = [line.split() for line in listing.stdout.splitlines()]
+        return next((row[2] for row in rows if row[:2] == [str(km.pid), str(sock)]), f"no row in {listing}")
+    try:
+        assert km.stdout.readline() == b"ready\n"
+        assert listed_program() == "/bin/sh"
+        km.stdin.write(b"go\nechoed by cat\n")
+        km.stdin.flush()
+        assert km.stdout.readline() == b"echoed by cat\n"
+        assert listed_program() == "/bin/cat"
+        assert km.communicate(timeout=TIMEOUT_S)[0] == b"" and km.returncode == 0
+    finally:
+        if km.poll() is None:
+            km.kill()
+            km.communicate()
 
 
 def test_km_cli_errors_are_one_line(tmp_path):
