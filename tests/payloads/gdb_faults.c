@@ -1,5 +1,5 @@
-/* Faults around the debugger: `gdb_faults N` starts N workers (odd ones call worker_mark each time round) that
- * sleep 1 ms at a time until main is done; main runs a long loop on one line (a `next` over it is a long range step), then waits
+/* Faults around the debugger: `gdb_faults N` starts N workers (each counts its rounds in rounds[id], odd ones
+ * call worker_mark each time round) that sleep 1 ms at a time until main is done; main runs a long loop on one line (a `next` over it is a long range step), then waits
  * until 1.5 s have passed since it started, and exits 9 after printing the loop's total. `gdb_faults N hold`: main
  * spins before the loop until a debugger sets `hold` to 2 (gdb attaching to a running payload finds it there;
  * the compare-and-swap leaves no window if gdb comes first). */
@@ -11,6 +11,7 @@
 volatile int keep_going = 1;
 volatile int hold;                                  /* 1: held (a second argument); 2: released by a debugger */
 volatile unsigned long spins[64];
+volatile unsigned long rounds[64];                  /* moves while the workers run: a debugger's witness */
 static pthread_barrier_t all_started;               /* every thread exists before any works */
 
 __attribute__((noinline)) void worker_mark(long id) {
@@ -22,6 +23,7 @@ static void *worker(void *arg) {
     struct timespec nap = {0, 1000 * 1000};
     pthread_barrier_wait(&all_started);
     while (keep_going) {
+        rounds[id]++;
         if (id % 2)
             worker_mark(id);
         nanosleep(&nap, NULL);
