@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -282,6 +284,56 @@ class DapClient:
             except (subprocess.TimeoutExpired, OSError):
                 self.proc.kill()
                 self.proc.wait()
+
+
+class WatchedServer:
+    """A debug server started as an editor starts one (debugServerPath, or km --gdb_listen to attach to): in its
+    own process group (the gdbserver stand-in has children), its stdout and stderr collected as text, started
+    once a line of either matches `started`."""
+
+    def __init__(self, argv: list[str], started: str) -> None:
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, env=km_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+        self.stdout = self.stderr = ""
+        self.matched = False
+        self._pattern = re.compile(started)
+        self._seen = threading.Event()          # a line matched, or an output ended
+        self._pumps = [threading.Thread(target=self._pump, args=(name,), daemon=True) for name in ("stdout", "stderr")]
+        for pump in self._pumps:
+            pump.start()
+
+    def _pump(self, name: str) -> None:
+        for line in getattr(self.proc, name):
+            setattr(self, name, getattr(self, name) + line)
+            if self._pattern.search(line):
+                self.matched = True
+                self._seen.set()
+        self._seen.set()
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def wait_started(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Until a line matched; a server that ended first or said nothing in time fails the test."""
+        self._seen.wait(timeout_s)
+        assert self.matched and self.proc.poll() is None, f"{shlex.join(self.argv)} did not start:\n{self.output}"
+
+    def finish(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+        """Its exit status, once it ended and all it printed is collected."""
+        status = self.proc.wait(timeout_s)
+        for pump in self._pumps:
+            pump.join(timeout_s)
+        return status
+
+    def kill(self) -> None:
+        """The server and anything it started go together."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
 
 
 def _probe_real_km() -> str | None:

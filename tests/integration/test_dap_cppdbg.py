@@ -9,53 +9,23 @@ With km not yet working, the gdbserver stand-in replaces debugServerPath (user p
 """
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import signal
 import shutil
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 from pygdbmi.gdbcontroller import GdbController
 
-from harness.dap import km_under_test, load_jsonc, substitute
-from harness.km import ROOT, km_env
+from harness.dap import WatchedServer, km_under_test, load_jsonc, substitute
+from harness.km import ROOT
 
 CONFIG = next(c for c in load_jsonc(ROOT / "examples" / "launch.json")["configurations"] if c["type"] == "cppdbg")
 BUILD_COMMAND = re.search(r"^\s*//\s*(mkdir -p build && musl-gcc .*)$",
                           (ROOT / "examples" / "launch.json").read_text(), re.M).group(1)
 DEADLINE_S = 30
-
-
-class DebugServer:
-    """debugServerPath + debugServerArgs, its output watched for serverStarted, killed at teardown."""
-
-    def __init__(self, argv: list[str], started: str) -> None:
-        self.proc = subprocess.Popen(argv, env=km_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
-        self.output: list[str] = []
-        self.started = threading.Event()
-        self._pattern = re.compile(started)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream) -> None:
-        for line in stream:
-            self.output.append(line)
-            if self._pattern.search(line):
-                self.started.set()
-
-    def kill(self) -> None:
-        """The server and anything it started (the stand-in's gdbserver) go together."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
 
 
 class MiSession:
@@ -118,10 +88,10 @@ def server_and_gdb(workspace, request):
     server_cmd = [shutil.which(config["debugServerPath"]) or config["debugServerPath"]]
     if label != "real km" or server_cmd[0] is None or not shutil.which(config["debugServerPath"]):
         server_cmd = km_path
-    server = DebugServer([*server_cmd, *shlex.split(config["debugServerArgs"])], config["serverStarted"])
+    server = WatchedServer([*server_cmd, *shlex.split(config["debugServerArgs"])], config["serverStarted"])
     mi = None
     try:
-        assert server.started.wait(DEADLINE_S), "".join(server.output)
+        server.wait_started(DEADLINE_S)
         mi = MiSession(config["miDebuggerPath"])
         yield config, server, mi
     finally:
@@ -159,5 +129,5 @@ def test_cppdbg_example_sequence_against_km(server_and_gdb):
     mi.command("-exec-continue", ("running",))
     exit_stop = mi.wait_stopped()
     assert exit_stop["reason"] == "exited-normally", "\n".join(mi.transcript)
-    assert server.proc.wait(DEADLINE_S) == 0
-    assert "Hello, world\n" in "".join(server.output)
+    assert server.finish(DEADLINE_S) == 0
+    assert "Hello, world\n" in server.output
