@@ -197,6 +197,15 @@ class Target(Protocol):
 
 
 @runtime_checkable
+class FrameRegistersTarget(Protocol):
+    """A target that reads the registers a stop reply carries (rbp, rsp, rip) without making a thread's whole
+    register file: gdb asks for nothing more at most stops (a stepi, a breakpoint hit)."""
+
+    def frame_registers(self, tid: int) -> tuple[int, int, int]:
+        """rbp, rsp and rip of a stopped thread (NoSuchThreadError for a thread that is gone)."""
+
+
+@runtime_checkable
 class NonStopTarget(Protocol):
     """A live program whose threads stop and run one by one (gdb's non-stop mode); only after set_non_stop(True)
     do its events leave the other threads running."""

@@ -7,6 +7,8 @@ each process's target receives only its own actions.
 """
 from __future__ import annotations
 
+import functools
+import struct
 from typing import Sequence
 
 from kdbg.arch.x86_64 import BY_NAME
@@ -44,28 +46,50 @@ def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
     """The RSP stop reply for an event of process `pid` (0: the current one): W (exit status), X (killing
     signal) or T with thread and reason."""
     inferior = session.inferiors.get(pid) if pid else None
-    target = inferior.target if inferior is not None else session.target
-    pid = pid or target.pid()
-    process = b";process:%x" % pid if session.multiprocess else b""
-    if event.reason is StopReason.EXITED:
-        return b"W%02x" % ((event.exit_status or 0) & 0xFF) + process
-    if event.reason is StopReason.TERMINATED:
-        return b"X%02x" % gdb_from_linux(event.signal or 9) + process
+    if inferior is None:
+        inferior = session.current
+    pid = pid or inferior.pid
+    reason = event.reason
+    if reason is StopReason.EXITED:
+        return b"W%02x" % ((event.exit_status or 0) & 0xFF) + _process_key(session, pid)
+    if reason is StopReason.TERMINATED:
+        return b"X%02x" % gdb_from_linux(event.signal or 9) + _process_key(session, pid)
     parts = [b"T%02x" % reply_signal(session, event)]
-    if event.reason in _EVENT_KEYS:             # gdbserver puts the event first: `T05fork:p12.12;...`
+    if reason in _EVENT_KEYS:             # gdbserver puts the event first: `T05fork:p12.12;...`
         parts.append(_event(session, event))
+    parts.append(_expedited(inferior, event.tid))
+    parts.append(b"thread:%s;" % session.format_tid(event.tid, pid))
+    if reason in _REASON_KEYED:
+        parts.append(_reason(session, event))
+    if session.lldb_stop_keys:
+        parts.append(_lldb_keys(inferior.target, event))
+    return b"".join(parts)
+
+
+def _process_key(session: Session, pid: int) -> bytes:
+    return b";process:%x" % pid if session.multiprocess else b""
+
+
+_FRAME_KEYS = b"".join(key + b"%s;" for _, key, _ in EXPEDITE)     # `06:%s;07:%s;10:%s;`
+_FRAME_WORDS = struct.Struct("<3Q")
+assert EXPEDITED == ("rbp", "rsp", "rip") and all(reg.size == 8 for _, _, reg in EXPEDITE)
+
+
+def _expedited(inferior: Inferior, tid: int) -> bytes:
+    """The `nn:value;` pairs of the expedited registers: three words from a FrameRegistersTarget (a live process),
+    else looked up in the thread's register file; none for a thread that is gone."""
     try:
-        regs = target.registers(event.tid)
+        if inferior.frame_registers is not None:
+            text = _FRAME_WORDS.pack(*inferior.frame_registers(tid)).hex().encode()
+            return _FRAME_KEYS % (text[:16], text[16:32], text[32:])
+        regs = inferior.target.registers(tid)
     except TargetError:
-        regs = {}
+        return b""
+    parts = []
     for name, key, reg in EXPEDITE:
         value = regs.get(name)
         if value is not None:
             parts.append(b"%s%s;" % (key, encode_value(reg, value)))
-    parts.append(b"thread:%s;" % session.format_tid(event.tid, pid))
-    parts.append(_reason(session, event))
-    if session.lldb_stop_keys:
-        parts.append(_lldb_keys(target, event))
     return b"".join(parts)
 
 
@@ -94,6 +118,9 @@ def _event(session: Session, event: StopEvent) -> bytes:
     if event.reason is StopReason.VFORK_DONE:
         return key + b":;"
     return b"%s:%x;" % (key, event.syscall or 0)
+
+
+_REASON_KEYED = frozenset({StopReason.WATCHPOINT, StopReason.BREAKPOINT, StopReason.HW_BREAKPOINT})
 
 
 def _reason(session: Session, event: StopEvent) -> bytes:
@@ -196,6 +223,10 @@ def _start(session: Session, actions: Sequence[ResumeAction]) -> bytes | None:
 def _by_process(session: Session, actions: Sequence[ResumeAction]) -> list[tuple[Inferior, list[ResumeAction]]]:
     """Each process's own actions (the first that applies to a thread wins, as vCont says): an action naming a
     process or thread nobody serves is an error (E03), and the session goes on."""
+    if len(session.inferiors) == 1:
+        single = _one_process(session, actions)
+        if single is not None:
+            return single
     debugged = session.attached_inferiors()
     plan: dict[int, tuple[Inferior, list[ResumeAction]]] = {}
     threads: dict[int, Sequence[int]] = {}          # each process's thread list, asked once per packet
@@ -218,6 +249,31 @@ def _by_process(session: Session, actions: Sequence[ResumeAction]) -> list[tuple
                 raise RspError(f"no thread {action.tid} in process {inferior.pid}", 3)
             plan.setdefault(inferior.pid, (inferior, []))[1].append(own)
     return list(plan.values())
+
+
+def _one_process(session: Session, actions: Sequence[ResumeAction]) -> list[tuple[Inferior, list[ResumeAction]]] | None:
+    """_by_process when the stub serves one process (no followed fork: each stepi's case), or None to take the
+    general path (an action naming another process, an unknown thread: its errors are made there)."""
+    inferior = next(iter(session.inferiors.values()))
+    if not inferior.attached:
+        return None
+    threads: Sequence[int] | None = None
+    for action in actions:
+        if action.pid > 0 and action.pid != inferior.pid:
+            return None
+        if action.tid > 0:
+            if threads is None:
+                threads = inferior.target.threads()
+            if action.tid not in threads:
+                return None
+    return [(inferior, list(_without_pids(actions if isinstance(actions, tuple) else tuple(actions))))]
+
+
+@functools.lru_cache(maxsize=64)
+def _without_pids(actions: tuple[ResumeAction, ...]) -> tuple[ResumeAction, ...]:
+    """The actions as a target receives them, with the pid gdb named each thread with taken out (a vCont's
+    actions are one memoised tuple per packet text: commands._PARSED)."""
+    return tuple(a._replace(pid=0) if a.pid else a for a in actions)
 
 
 def _threads_of(inferior: Inferior, known: dict[int, Sequence[int]]) -> Sequence[int]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
+from typing import Callable
 
 from kdbg.link_map import LibraryCache
 from kdbg.rsp.errors import RspError
-from kdbg.target import BreakpointKind, ControlTarget, ResumeAction, StopEvent, StopReason, Target
+from kdbg.target import (BreakpointKind, ControlTarget, FrameRegistersTarget, ResumeAction, StopEvent, StopReason,
+                         Target)
 from kdbg.tracelog import logger
 
 log = logger("km.gdb")
@@ -48,6 +50,8 @@ class Inferior:
         self.target, self.run = target, run
         # isinstance() against a runtime Protocol checks every method: once per process, not per packet.
         self.control: ControlTarget | None = target if isinstance(target, ControlTarget) else None
+        self.frame_registers: Callable[[int], tuple[int, int, int]] | None = (
+            target.frame_registers if isinstance(target, FrameRegistersTarget) else None)
         self.pid: int = target.pid()
         self.attached = True        # False once gdb detached it (the payload, running on while a child is debugged)
         self.libraries = LibraryCache()     # qXfer:libraries-svr4's last document for this process
@@ -83,6 +87,7 @@ class Session:
     #                                  not yet acknowledged by vStopped; the head is the one last sent to gdb
     notified: bool = False           # non-stop: a %Stop notification is out and gdb has not drained the queue
     lldb_stop_keys: bool = False     # lldb sent QListThreadsInStopReply: T replies carry threads: and hexname:
+    threads_document: tuple[tuple, bytes] | None = None    # qXfer:threads' last document and what it shows
 
     def __post_init__(self) -> None:
         if not self.inferiors:
@@ -173,11 +178,12 @@ class Session:
         control = inferior.control
         if control is None:
             raise RspError("the target is read-only", 1)
-        if self.program_signals is not None:
+        if self.program_signals is not None and any(a.signal for a in actions):
             actions = [a if a.signal in self.program_signals else a._replace(signal=0) for a in actions]
         log.debug("resume %d %s", inferior.pid, actions)
-        inferior.run.last_actions = tuple(actions)
-        inferior.run.running = True
-        inferior.run.held_for_other = False
-        if inferior.run.deferred is None:
+        run = inferior.run
+        run.last_actions = tuple(actions)
+        run.running = True
+        run.held_for_other = False
+        if run.deferred is None:
             control.resume(actions)

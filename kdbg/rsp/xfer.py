@@ -7,6 +7,7 @@ Spec: https://sourceware.org/gdb/current/onlinedocs/gdb.html/General-Query-Packe
 """
 from __future__ import annotations
 
+import functools
 
 from kdbg.link_map import NoDynamicSection
 from kdbg.rsp import tdesc
@@ -76,19 +77,33 @@ def exec_file(session: Session, annex: str, offset: int, length: int) -> bytes:
 
 
 def threads_xml(session: Session) -> bytes:
+    """The thread list document; made again only when a thread, a name or the id format changed (gdb reads it
+    after every stop, and the threads rarely change between two stepi)."""
+    key = (session.multiprocess, tuple((inferior.pid, tuple((tid, inferior.target.thread_name(tid))
+                                                             for tid in inferior.target.threads()))
+                                       for inferior in session.attached_inferiors()))
+    cached = session.threads_document
+    if cached is not None and cached[0] == key:
+        return cached[1]
     items = []
-    for inferior in session.attached_inferiors():
-        for tid in inferior.target.threads():
-            name = inferior.target.thread_name(tid)
-            attrs = (f'id="{session.format_tid(tid, inferior.pid).decode()}"'
+    for pid, threads in key[1]:
+        for tid, name in threads:
+            attrs = (f'id="{session.format_tid(tid, pid).decode()}"'
                      + (f" name={quoteattr(name)}" if name else ""))
             items.append(f"<thread {attrs}/>")
-    return ('<?xml version="1.0"?>\n<threads>\n' + "\n".join(items) + "\n</threads>\n").encode()
+    document = ('<?xml version="1.0"?>\n<threads>\n' + "\n".join(items) + "\n</threads>\n").encode()
+    session.threads_document = (key, document)
+    return document
+
+
+@functools.lru_cache(maxsize=16)
+def _window_of(document: bytes, offset: int, length: int) -> bytes:
+    return window(document, offset, length)
 
 
 @command("qXfer:threads:read", _parse)
 def threads(session: Session, annex: str, offset: int, length: int) -> bytes:
-    return window(threads_xml(session), offset, length)
+    return _window_of(threads_xml(session), offset, length)
 
 
 @command("qXfer:siginfo:read", _parse)

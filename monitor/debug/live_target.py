@@ -290,37 +290,48 @@ class LiveTarget(ProcessView):
     def resume(self, actions: Sequence[ResumeAction]) -> None:
         self.attached = True
         if not self.non_stop:               # non-stop: a queued event is another thread's, still to be reported
-            self._requeue_unreported(self.events.drain())
-        default = next((a for a in actions if a.tid == -1), None)
+            stale = self.events.drain()
+            if stale:
+                self._requeue_unreported(stale)
+        default: ResumeAction | None = None
+        own: dict[int, ResumeAction] = {}   # the first action naming each thread wins over the default
+        for given in actions:
+            if given.tid == -1:
+                default = default or given
+            else:
+                own.setdefault(given.tid, given)
         to_release = []
         steppers = []
         for thread in self.proc.live_threads():
-            action = next((a for a in actions if a.tid == thread.tid), default)
+            action = own.get(thread.tid, default)
             if action is None or action.kind is ResumeKind.STOP:
                 continue
             debug = self.debug_of(thread)
-            self._hand_back_signal(thread, debug, action.signal)
-            debug.step_range = None
+            if action.signal or debug.reported is not None:
+                self._hand_back_signal(thread, debug, action.signal)
             if action.kind is ResumeKind.STEP:
                 debug.stepping = True
                 debug.step_range = (action.range_start, action.range_end) if action.range_end else None
                 thread.set_trap_flag(True)
                 steppers.append(thread)
-            elif debug.stepping:                # a step cut short (an interrupt, its gdb gone): continue means go
-                debug.stepping = False
-                thread.set_trap_flag(False)
+            else:
+                debug.step_range = None
+                if debug.stepping:              # a step cut short (an interrupt, its gdb gone): continue means go
+                    debug.stepping = False
+                    thread.set_trap_flag(False)
             to_release.append(thread)
         self.stopped = False
-        here = steppers[0] if len(steppers) == 1 and self._can_step_here(steppers[0]) else None
-        if here is None:
-            if (len(to_release) == 1 and not steppers and not self.non_stop and default is not None
-                    and not default.signal and self._can_continue_here(to_release[0])):
-                self._continue_here(to_release[0])
-                return
-            self._release(to_release)
+        if len(steppers) == 1 and self._can_step_here(steppers[0]):
+            here = steppers[0]
+            if len(to_release) > 1:
+                self._release([t for t in to_release if t is not here])
+            self._step_here(here)
             return
-        self._release([t for t in to_release if t is not here])
-        self._step_here(here)
+        if (len(to_release) == 1 and not steppers and not self.non_stop and default is not None
+                and not default.signal and self._can_continue_here(to_release[0])):
+            self._continue_here(to_release[0])
+            return
+        self._release(to_release)
 
     def _release(self, threads: list[VcpuThread]) -> None:
         """Threads back to their own loops: where they park next is theirs to say."""

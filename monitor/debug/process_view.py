@@ -12,7 +12,7 @@ from kdbg.target import SIGTRAP, GuestMemoryError, MemoryRegion, NoSuchThreadErr
 
 from ..errors import GuestFault
 from ..vcpu.registers import read_registers
-from ..vcpu.loop import State
+from ..vcpu.loop import RBP, RIP, RSP, State
 
 if TYPE_CHECKING:
     from ..process.payload import Process
@@ -43,6 +43,11 @@ class ProcessView:
 
     def registers(self, tid: int) -> dict[str, int]:
         return read_registers(self._thread(tid))
+
+    def frame_registers(self, tid: int) -> tuple[int, int, int]:
+        """kdbg.target.FrameRegistersTarget: from the sync regs, where read_registers takes them too."""
+        regs = self._thread(tid).regs
+        return regs[RBP], regs[RSP], regs[RIP]
 
     def read_memory(self, addr: int, size: int) -> bytes:
         try:

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from ..syscalls.futex import Waiter
 
 log = logger("km.vcpu")
-RAX, RCX, RSP, R11, RIP, RFLAGS = (KVM_REGS.index(n) for n in ("rax", "rcx", "rsp", "r11", "rip", "eflags"))
+RAX, RCX, RSP, RBP, R11, RIP, RFLAGS = (KVM_REGS.index(n)
+                                         for n in ("rax", "rcx", "rsp", "rbp", "r11", "rip", "eflags"))
 RDI, RSI, RDX, R10, R8, R9 = (KVM_REGS.index(n) for n in ("rdi", "rsi", "rdx", "r10", "r8", "r9"))
 TF = 0x100
 
@@ -89,6 +90,7 @@ class VcpuThread:
         # counts the stops that ended (end_stop, under `cond`): a register file read during one stop is stored
         # only if the count has not moved, so it can never be served at a later stop
         self.stop_serial = 0
+        self._frame: memoryview | None = None     # frame(), once made
         self.exit_pending = False      # kvm_run holds an exit of a run the debugger's thread made (run_for_debugger)
         #                                that this thread's loop has not dispatched yet
 
@@ -212,7 +214,7 @@ class VcpuThread:
             self.proc.deliver_signals(self)
 
     def _return_to_user_segments(self) -> None:
-        user_segment_fix(self.run.s.regs.sregs)
+        user_segment_fix(self.vcpu.run_buf)
         self.sync[1] |= abi.KVM_SYNC_X86_SREGS
 
     def _exception(self, vector: int) -> None:
@@ -230,11 +232,11 @@ class VcpuThread:
         km returns to CPL3 itself (user rip/rsp/rflags through sync regs, user CS/SS through sync sregs)
         instead of letting the stub run `add; iretq`: then no CPL0 instruction ever runs after an exit, and a
         kick can never land where a parked thread would not hold a plain user context."""
-        frame = self.frame()
+        frame = self._frame or self.frame()
         regs = self.regs
         regs[RIP], regs[RFLAGS], regs[RSP] = frame[1], frame[3], frame[4]
-        self._return_to_user_segments()
-        self.sync[1] |= abi.KVM_SYNC_X86_REGS
+        user_segment_fix(self.vcpu.run_buf)
+        self.sync[1] |= abi.KVM_SYNC_X86_REGS | abi.KVM_SYNC_X86_SREGS
         return frame[0]
 
     def run_for_debugger(self, vector: int) -> int | None:
@@ -343,7 +345,11 @@ class VcpuThread:
 
     # ---- registers as the user sees them ------------------------------------------------------------------
     def frame(self) -> memoryview:
-        return self.proc.phys.view(exception_frame_gpa(self.vcpu.id), 48).cast("Q")
+        """The exception stub's frame (err, rip, cs, rflags, rsp, ss) in guest memory; made once (the system
+        area's physical memory never moves)."""
+        if self._frame is None:
+            self._frame = self.proc.phys.view(exception_frame_gpa(self.vcpu.id), 48).cast("Q")
+        return self._frame
 
     def user_regs(self) -> list[int]:
         """The 18 kvm_regs words of the parked thread (always a user context, see _exception)."""

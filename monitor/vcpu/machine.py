@@ -123,12 +123,22 @@ def xcr0_of(cpuid) -> int:
     return 0
 
 
-def user_segment_fix(sregs) -> None:
-    """Return-to-CPL3 for hardware KVM, where `syscall` entered the stub at CPL0: restore user CS/SS."""
-    for name, selector, type_ in (("cs", USER_CS, 11), ("ss", USER_DS, 3)):
-        seg = getattr(sregs, name)
-        seg.selector, seg.type, seg.dpl = selector, type_, 3
-        seg.l, seg.db = (1, 0) if name == "cs" else (0, 1)
+# kvm_segment's selector, type, present, dpl, db, s, l: contiguous bytes, rewritten in place in kvm_run's sync
+# sregs (cffi's attribute writes cost ~7 us a return to CPL3, which every breakpoint and step stop makes)
+_SEGMENT_FIELDS = struct.Struct("<HBBBBBB")
+_SEGMENT_AT = abi.ffi.offsetof("struct kvm_segment", "selector")
+_USER_SEGMENTS = tuple((abi.RUN_SYNC_SREGS + abi.ffi.offsetof("struct kvm_sregs", name) + _SEGMENT_AT, selector,
+                        type_, long_mode, db)
+                       for name, selector, type_, long_mode, db in (("cs", USER_CS, 11, 1, 0), ("ss", USER_DS, 3, 0, 1)))
+
+
+def user_segment_fix(run_buf: memoryview) -> None:
+    """Return to CPL3 from a stub (an exception's, or hardware KVM's `syscall` at CPL0): user CS and SS in the
+    sync sregs of kvm_run (`run_buf`), base, limit, present and granularity left as they are."""
+    unpack, pack = _SEGMENT_FIELDS.unpack_from, _SEGMENT_FIELDS.pack_into
+    for offset, selector, type_, long_mode, db in _USER_SEGMENTS:
+        _, _, present, _, _, s, _ = unpack(run_buf, offset)
+        pack(run_buf, offset, selector, type_, present, 3, db, s, long_mode)
 
 
 assert abi.KVM_EXIT_IO == 2
