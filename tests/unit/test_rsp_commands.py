@@ -360,3 +360,35 @@ def test_a_bad_packet_stays_an_error_when_repeated_and_mutable_arguments_are_not
     ask(session, b"vCont;c:7")
     actions = commands._PARSED[b"vCont;c:7"][1][0]
     assert isinstance(actions, tuple)        # what the next identical vCont gets cannot have been changed
+
+
+def test_thread_list_follows_new_threads_names_and_exits() -> None:
+    """qXfer:threads' document is remembered between stops: a new thread, a new name or a thread gone must each
+    show in the next read (a stale one hides a thread from gdb's `info threads`)."""
+    target = make_fake()
+    s = make_session(target)
+    first = ask(s, b"qXfer:threads:read::0,1000")
+    assert b'id="7"' in first and b'id="9"' in first and ask(s, b"qXfer:threads:read::0,1000") == first
+    target.names[9] = "worker"
+    assert b'name="worker"' in ask(s, b"qXfer:threads:read::0,1000")
+    target.regs[11] = dict(target.regs[9])
+    assert b'id="b"' in ask(s, b"qXfer:threads:read::0,1000")
+    del target.regs[7]
+    assert b'id="7"' not in ask(s, b"qXfer:threads:read::0,1000")
+    s.gdb_features = frozenset({"multiprocess"})
+    assert b'id="p' in ask(s, b"qXfer:threads:read::0,1000")
+
+
+def test_stop_reply_expedites_the_same_registers_either_way() -> None:
+    """A FrameRegistersTarget's three words (a live process) make the same T reply as the register file does."""
+    class Framed(FakeControlTarget):
+        def frame_registers(self, tid):
+            regs = self.regs[tid]
+            return regs["rbp"], regs["rsp"], regs["rip"]
+    regs = {7: dict(zero_registers(), rip=0x401136, rsp=0x7ffe0010, rbp=0x7ffe0040)}
+    event = StopEvent(7, StopReason.BREAKPOINT, 5)
+    plain, framed = make_session(FakeControlTarget(regs=dict(regs))), make_session(Framed(regs=dict(regs)))
+    assert framed.current.frame_registers is not None and plain.current.frame_registers is None
+    reply = stop_reply(framed, event)
+    assert reply == stop_reply(plain, event)
+    assert b"06:4000fe7f00000000;07:1000fe7f00000000;10:3611400000000000;thread:7;" in reply
