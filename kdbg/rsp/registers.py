@@ -10,6 +10,7 @@ from kdbg.arch.x86_64 import REGISTERS, Register
 from kdbg.rsp.commands import command, parse_hex
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.session import Session
+from kdbg.target import NoSuchThreadError
 
 
 def encode_value(reg: Register, value: int | None) -> bytes:
@@ -76,9 +77,26 @@ def _register(regnum: int) -> Register:
     return REGISTERS[regnum]
 
 
+def current_registers(session: Session) -> dict[str, int]:
+    """The registers of the thread g/p act on (Session.current_tid), without listing the process's threads when
+    that is the thread gdb selected or the one that stopped: the target itself says when it is gone (~1 us of
+    every g and p)."""
+    inf = session.current
+    tid = session.g_tid
+    if tid <= 0:
+        stop = inf.run.last_stop
+        tid = stop.tid if stop is not None else 0
+    if tid > 0:
+        try:
+            return inf.target.registers(tid)
+        except NoSuchThreadError:
+            pass                    # current_tid picks the next candidate
+    return inf.target.registers(session.current_tid())
+
+
 @command("g")
 def read_all(session: Session) -> bytes:
-    return encode_registers(session.target.registers(session.current_tid()))
+    return encode_registers(current_registers(session))
 
 
 @command("G", lambda rest: (rest,), needs_control=True)
@@ -90,7 +108,7 @@ def write_all(session: Session, data: bytes) -> bytes:
 @command("p", lambda rest: (parse_hex(rest),))
 def read_one(session: Session, regnum: int) -> bytes:
     reg = _register(regnum)
-    return encode_value(reg, session.target.registers(session.current_tid()).get(reg.name))
+    return encode_value(reg, current_registers(session).get(reg.name))
 
 
 def _parse_p_write(rest: bytes) -> tuple[int, bytes]:

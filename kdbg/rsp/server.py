@@ -276,20 +276,22 @@ class GdbServer:
             conn.close()
 
     def _session_loop(self, session: Session, conn: Connection) -> None:
-        """Packets and events, until the session ends. A bare poll object with a table from descriptor to what it
+        """Packets and events, until the session ends. A bare epoll object with a table from descriptor to what it
         belongs to (not a selectors.PollSelector, whose key objects cost ~10 us a wake-up): the loop wakes twice
-        per stepi, and gdbserver's whole answer to a packet takes about that long."""
+        per stepi, and gdbserver's whole answer to a packet takes about that long. epoll, not poll: its
+        descriptors are registered once, where poll(2) hooks and unhooks each of three at every wait (~0.7 us a
+        packet). The epoll object closes when dropped (the next turn's replaces it, or the return)."""
         queued: collections.deque[bytes] = collections.deque()
         conn_fd, wake_fd = conn.fileno(), self._wake_r.fileno()
         while not self._closed and not session.ending and (self._inferiors or session.stop_queue):
             watched = set(self._inferiors)
-            poller = select.poll()
+            poller = select.epoll()
             owners: dict[int, Inferior | None] = {wake_fd: None, conn_fd: None}
             for inf in self._inferiors.values():
                 if inf.control is not None:
                     owners[inf.live.event_fd()] = inf
             for fd in owners:
-                poller.register(fd, select.POLLIN)
+                poller.register(fd, select.EPOLLIN)
             while not self._closed and not session.ending and self._inferiors.keys() == watched:
                 for fd, _ in poller.poll():
                     if fd == conn_fd:
@@ -382,9 +384,10 @@ class GdbServer:
             conn.send_notification(notification)
 
     def _report_deferred(self, session: Session, conn: Connection) -> None:
-        """A process resumed while it held a deferred stop: that stop is its answer (it never ran)."""
-        for inf in session.attached_inferiors():
-            if inf.run.running and inf.run.deferred is not None:
+        """A process resumed while it held a deferred stop: that stop is its answer (it never ran). Asked after
+        every packet: the cheap test first, no list made."""
+        for inf in session.inferiors.values():
+            if inf.run.deferred is not None and inf.run.running and inf.attached:
                 event, inf.run.deferred = inf.run.deferred, None
                 inf.run.running, inf.run.last_stop = False, event
                 self._stop_the_others(inf)

@@ -60,6 +60,17 @@ def test_g_and_p_use_the_selected_thread() -> None:
     assert len(ask(s, b"g")) == 2 * sum(r.size for r in REGISTERS)
 
 
+def test_g_and_p_of_a_thread_gone_fall_back_as_gdbserver_does() -> None:
+    """The selected thread exited: the stopped thread's registers; that one gone too: the first thread's."""
+    s = make_session()
+    assert ask(s, b"Hg9") == b"OK"
+    del s.target.regs[9]
+    assert ask(s, b"p0") == (7).to_bytes(8, "little").hex().encode()
+    s.target.regs[11] = dict(s.target.regs.pop(7), rax=11)
+    assert ask(s, b"p0") == (11).to_bytes(8, "little").hex().encode()
+    assert ask(s, b"g").startswith((11).to_bytes(8, "little").hex().encode())
+
+
 def test_P_and_G_write_through_the_target() -> None:
     s = make_session()
     assert ask(s, b"P10=efbeadde00000000") == b"OK"
