@@ -11,7 +11,7 @@ import threading
 from kdbg.arch.x86_64 import KVM_REGS
 from monitor.kvm.abi import ffi
 from monitor.vcpu.loop import State, VcpuThread
-from monitor.vcpu.registers import read_registers
+from monitor.vcpu.registers import read_registers, write_registers
 
 RIP = KVM_REGS.index("rip")
 ENTRY, CATCHPOINT = 0x40102B, 0x403F97
@@ -108,15 +108,22 @@ def test_a_read_that_outlived_its_stop_is_not_stored() -> None:
     _finish(thread)
 
 
-def test_a_stop_keeps_one_register_file() -> None:
-    """The cache itself: the same mapping while the thread stays parked, a new one at the next stop."""
+def test_a_parked_thread_reads_the_same_until_a_write_or_its_next_stop() -> None:
+    """What the debugger reads of a parked thread: the same values read after read; a register write (the
+    debugger's P/G, or km's own change of the sync registers, as a rewound pc) shows in the very next read; after a
+    resume, the next stop's registers."""
     thread, caught = _thread_at_entry()
     thread.start()
     assert thread.wait_parked(DEADLINE_S)
-    first = read_registers(thread)
-    assert read_registers(thread) is first
+    first = dict(read_registers(thread))
+    assert first["rip"] == ENTRY and dict(read_registers(thread)) == first
+    write_registers(thread, {"rax": 0x1234})
+    assert read_registers(thread)["rax"] == 0x1234
+    thread.regs[RIP] = ENTRY - 1                # as km rewinds a pc after an int3
+    thread.mark_regs_dirty()
+    assert read_registers(thread)["rip"] == ENTRY - 1
+    assert dict(read_registers(thread)) == dict(first, rax=0x1234, rip=ENTRY - 1)
     thread.release()
     assert caught.wait(DEADLINE_S)
-    second = read_registers(thread)
-    assert second is not first and second["rip"] == CATCHPOINT and read_registers(thread) is second
+    assert read_registers(thread)["rip"] == CATCHPOINT and read_registers(thread)["rax"] == 0x1234
     _finish(thread)
