@@ -431,16 +431,20 @@ def host_ignored_signals() -> int:
 def forward_host_signals(proc: Process) -> None:
     """SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 sent to km go to the payload (Ctrl-C on a terminal works).
     The calling (main) thread takes them: a forked or re-executed km inherits the mask of the vCPU thread that
-    made it, which blocks them (signals.MAIN_THREAD_ONLY)."""
+    made it, which blocks them (signals.MAIN_THREAD_ONLY). A forked km inherits the handlers too, bound to the
+    same (rebuilt) Process: it only unblocks them (ten sigactions less per fork)."""
     import signal as host_signal
-    from kdbg.arch.linux import make_siginfo
     from .signals.delivery import FORWARDED_FROM_HOST
 
-    def forward(signo, frame) -> None:
-        info = _child_change() if signo == host_signal.SIGCHLD else None
-        proc.signals.send(signo, info or make_siginfo(signo, 0, pid=0))
-    for signo in FORWARDED_FROM_HOST:
-        host_signal.signal(signo, forward)
+    if any(getattr(host_signal.getsignal(signo), "forwards_to", None) is not proc for signo in FORWARDED_FROM_HOST):
+        from kdbg.arch.linux import make_siginfo
+
+        def forward(signo, frame) -> None:
+            info = _child_change() if signo == host_signal.SIGCHLD else None
+            proc.signals.send(signo, info or make_siginfo(signo, 0, pid=0))
+        forward.forwards_to = proc          # type: ignore[attr-defined]
+        for signo in FORWARDED_FROM_HOST:
+            host_signal.signal(signo, forward)
     host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, FORWARDED_FROM_HOST)
 
 
