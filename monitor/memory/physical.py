@@ -56,6 +56,7 @@ class Chunk(Record):
         self.host_addr = host_addr
         self.view = view
         self.is_file = is_file          # a file window (map_file), not the allocator's memory
+        self.registered = size          # bytes from gpa that the VM has memslots for (less in a forked km)
 
 
 class PhysicalMemory:
@@ -128,6 +129,7 @@ class PhysicalMemory:
         for i, (start, end) in enumerate(self.file_free):
             gpa = self._fit(start, end, size, PAGE, 0) if end - start >= size else None
             if gpa is not None:
+                self._cover(gpa, size)
                 del self.file_free[i]
                 if start < gpa:
                     self._free_insert(self.file_free, start, gpa)
@@ -180,13 +182,39 @@ class PhysicalMemory:
             return gpa
 
     def rebind(self, vm) -> None:
-        """A forked km's new VM: the same GPA layout over this process's (copy-on-write) host memory."""
+        """A forked km's new VM: the same GPA layout over this process's (copy-on-write) host memory. A chunk's
+        memslot covers only its part up to its last allocated byte; the rest gets a slot of its own when first
+        allocated (_cover). On kvm-pvm a slot costs KVM an rmap entry per 4K page, allocated and zeroed at once:
+        256 MiB took 166 us to register against 35 us for 16 MiB, and a forked child seldom grows."""
         self.vm = vm
         self.lock = threading.Lock()
         for chunk in self.chunks:
-            vm.add_memory(chunk.gpa, chunk.size, chunk.host_addr)
+            chunk.registered = self._used_part(chunk)
+            if chunk.registered:
+                vm.add_memory(chunk.gpa, chunk.registered, chunk.host_addr)
         for gpa, size, host_addr in self.foreign:
             vm.add_memory(gpa, size, host_addr, readonly=True)
+
+    def _used_part(self, chunk: Chunk) -> int:
+        """Bytes from the chunk's start up to its last allocated byte, in whole 2M pages (the chunk's free tail,
+        which a free range merged across chunks may extend, is left out)."""
+        free = self.file_free if chunk.is_file else self.free
+        end = chunk.gpa + chunk.size
+        i = bisect.bisect(free, (end - 1, end + 1)) - 1       # the free range holding the chunk's last byte
+        if i < 0 or not free[i][0] <= end - 1 < free[i][1]:
+            return chunk.size
+        used = max(0, free[i][0] - chunk.gpa)
+        return min(chunk.size, (used + HUGE - 1) // HUGE * HUGE)
+
+    def _cover(self, gpa: int, size: int) -> None:
+        """A memslot for a freshly allocated range past what its chunk has registered (only in a forked km):
+        one slot for the whole rest of the chunk."""
+        chunk = self.chunk_of(gpa)
+        if gpa + size <= chunk.gpa + chunk.registered:
+            return
+        self.vm.add_memory(chunk.gpa + chunk.registered, chunk.size - chunk.registered,
+                           chunk.host_addr + chunk.registered)
+        chunk.registered = chunk.size
 
     def _release(self, start: int, end: int) -> None:
         self._free_insert(self.free, start, end)
@@ -201,6 +229,7 @@ class PhysicalMemory:
                 for i, (start, end) in enumerate(self.free):
                     gpa = self._fit(start, end, size, align, phase)
                     if gpa is not None:
+                        self._cover(gpa, size)
                         del self.free[i]
                         if start < gpa:
                             self._release(start, gpa)

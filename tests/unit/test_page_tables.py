@@ -147,3 +147,41 @@ def test_file_chunks_share_or_copy_the_file(phys, tmp_path):
     finally:
         os.close(fd)
     assert again == shared and bytes(phys.view(again, 2)) == b"xy" and len(phys.vm.slots) == slots + 1
+
+
+def test_forked_vm_registers_used_part_then_the_rest(phys):
+    """A forked km's new VM gets a memslot for each chunk up to its last allocated 2M page, and one slot for the
+    rest of the chunk when an allocation first reaches past it; every allocated byte stays covered."""
+    low = phys.alloc(3 * PAGE)
+    high = phys.alloc(5 << 20)
+    phys.release(low, 3 * PAGE)                          # a hole below the high-water mark stays registered
+    chunk = phys.chunk_of(high)
+    child = SlotRecorder()
+    phys.rebind(child)
+    used = (high + (5 << 20) - chunk.gpa + HUGE - 1) // HUGE * HUGE
+    assert child.slots == [(chunk.gpa, used, chunk.host_addr)]
+
+    def covered(gpa: int, size: int) -> bool:          # by adjacent slots (a range may span two)
+        for start, length, _ in sorted(child.slots):
+            if start <= gpa < start + length:
+                gpa, size = start + length, size - (start + length - gpa)
+        return size <= 0
+    assert covered(low, 3 * PAGE) and covered(high, 5 << 20)
+    again = phys.alloc(3 * PAGE)                         # reuses the hole: no new slot
+    assert covered(again, 3 * PAGE) and len(child.slots) == 1
+    far = phys.alloc(64 << 20)                           # past the registered part: the rest of the chunk
+    assert covered(far, 64 << 20) and len(child.slots) == 2
+    assert child.slots[1] == (chunk.gpa + used, chunk.size - used, chunk.host_addr + used)
+    phys.alloc(PAGE)
+    assert len(child.slots) == 2
+
+
+def test_forked_vm_of_a_free_chunk_registers_it_on_first_use(phys):
+    gpa = phys.alloc(PAGE)
+    phys.release(gpa, PAGE)
+    child = SlotRecorder()
+    phys.rebind(child)
+    assert child.slots == []
+    gpa = phys.alloc(PAGE)
+    chunk = phys.chunk_of(gpa)
+    assert child.slots == [(chunk.gpa, chunk.size, chunk.host_addr)]
