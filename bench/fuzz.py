@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]     # the fuzzers' modules import the tests' harness
 
 from tests.harness.build import build  # noqa: E402
 
@@ -61,7 +61,6 @@ def syscalls(count: int, seed: int) -> tuple[int, int]:
 def rsp(count: int, seed: int) -> tuple[int, int]:
     """Hostile packets at km -g's stub, then gdb runs the payload to its exit; (crashes, hangs)."""
     import socket
-    sys.path.insert(0, str(ROOT / "tests"))
     from tests.fuzz.test_rsp_fuzzer import run
     exe = build("gdb_basic.c", "musl")
     with socket.socket() as s:
@@ -86,7 +85,6 @@ def rsp(count: int, seed: int) -> tuple[int, int]:
 
 def dap(count: int, seed: int) -> tuple[int, int]:
     """Hostile messages at kdbg-dap processes; (crashes, hangs)."""
-    sys.path.insert(0, str(ROOT / "tests"))
     from tests.fuzz.dap_run import run
     from tests.fuzz.dap_stream import episodes
     with tempfile.TemporaryDirectory(prefix="km-fuzz-") as tmp:

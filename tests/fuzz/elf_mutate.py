@@ -11,12 +11,12 @@ import os
 import random
 import struct
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness.km import KM, km_env
+
 BOUND_S = 10.0          # on an idle machine; every mutant here ends within 0.7 s
 MAX_BOUND_S = 60.0
 
@@ -116,12 +116,12 @@ class Verdict:
 
 
 def run_one(path: Path, index: int, kind: str) -> Verdict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = km_env()
     env.pop("KM_VERBOSE", None)
     bound = bound_s()
     try:
-        done = subprocess.run([sys.executable, "-m", "monitor.cli", str(path)], capture_output=True,
-                              timeout=bound, env=env, stdin=subprocess.DEVNULL, cwd=path.parent)
+        done = subprocess.run([*KM, str(path)], capture_output=True, timeout=bound, env=env,
+                              stdin=subprocess.DEVNULL, cwd=path.parent)
         return Verdict(index, kind, done.returncode, done.stderr.decode(errors="replace"))
     except subprocess.TimeoutExpired as e:
         return Verdict(index, kind, None, (e.stderr or b"").decode(errors="replace"), _loops_natively(path, bound),

@@ -10,12 +10,13 @@ run (times, inode numbers, the CPU...) zeroed by the stream itself (fuzz_syscall
 from __future__ import annotations
 
 import errno
-import os
 import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.km import KM, km_env
 
 from . import sandbox
 
@@ -108,16 +109,15 @@ def command(program: Path, count: int, seed: int, km: bool, first: int | None = 
     argv = [str(program), str(count), str(seed)] + ([str(first)] if first is not None else [])
     # natively without ASLR (setarch -R), as km lays a program out: Linux starts the heap up to 1 GiB past the
     # image at random, so a 32-bit pointer the stream passes is in the grown heap in one native run and not in the next
-    return [sys.executable, "-m", "monitor.cli", *argv] if km else ["setarch", "-R", *argv]
+    return [*KM, *argv] if km else ["setarch", "-R", *argv]
 
 
 def start(program: Path, count: int, seed: int, workdir: Path, km: bool, env: dict | None = None):
     """The stream in its sandbox (workdir made here); stdout goes to a file (random writes never reach it)."""
     workdir.mkdir(parents=True, exist_ok=True)
     out = open(workdir.with_suffix(".out"), "w+b")
-    environment = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
     proc = subprocess.Popen(sandbox.command(workdir, command(program, count, seed, km)), stdout=out,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=environment)
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=km_env(env))
     return proc, out
 
 
