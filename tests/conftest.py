@@ -1,7 +1,6 @@
 """Shared fixtures: payload builds, km processes, free ports."""
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness.build import build  # noqa: E402
+from harness.gdb import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -18,11 +18,9 @@ def payload():
     return build
 
 
-@pytest.fixture
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(name="free_port")
+def free_port_fixture() -> int:
+    return free_port()
 
 
 _INTEGRATION = Path(__file__).resolve().parent / "integration"

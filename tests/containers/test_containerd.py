@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from harness.engines import IMAGE, free_port
+from harness.engines import IMAGE
+from harness.gdb import free_port
 from harness.images import PYTHON_PROBE, PYTHON_PROBE_OUTPUT
 
 ROOT = Path(__file__).resolve().parents[2]

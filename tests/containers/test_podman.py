@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
-from harness.engines import IMAGE, free_port, wait_for
+from harness.engines import IMAGE, wait_for
+from harness.gdb import free_port
 from harness.images import PYTHON_PROBE, PYTHON_PROBE_OUTPUT
 
 

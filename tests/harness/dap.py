@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from typing import Any, Callable
 from kdbg.stub_banner import STUB_STARTED
 
 from .build import build
+from .gdb import free_port
 from .km import ROOT, km_env
 
 STANDIN = Path(__file__).with_name("km_standin.py")
@@ -339,9 +339,7 @@ class WatchedServer:
 def _probe_real_km() -> str | None:
     """Why the real km can't serve these tests yet, or None when `km -g` runs a payload under gdb."""
     payload = build("dap_basic.c", "musl")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     km = subprocess.Popen([sys.executable, "-m", "monitor.cli", f"-g{port}", str(payload)], env=km_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:

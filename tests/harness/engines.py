@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -192,9 +191,3 @@ def http_get(port: int, path: str, timeout: float = 30) -> str:
         except OSError as e:
             raise TimeoutError(f"http://127.0.0.1:{port}{path}: {e}") from None
     return wait_for(attempt, timeout, f"http://127.0.0.1:{port}{path}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -1,4 +1,5 @@
-"""Test-side gdb: a pygdbmi session with deadlines and a transcript (Gdb), and waiting for a stub to listen.
+"""Test-side gdb: a pygdbmi session with deadlines and a transcript (Gdb), a free port for a stub (or any other
+server a test starts), and waiting for a stub to listen.
 
 Gdb.run() waits for the command's result record (never a fixed sleep); wait_for_stop() waits for `*stopped`.
 Every assertion message should include `gdb.transcript_text()` (Debuggee.diagnostics() adds km's stderr).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import select
+import socket
 import time
 
 from pygdbmi.gdbcontroller import GdbController
@@ -121,6 +123,13 @@ class Gdb:
             self.controller.exit()
         except Exception:  # noqa: BLE001 - best effort in fixture teardown
             pass
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def is_listening(port: int) -> bool:

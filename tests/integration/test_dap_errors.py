@@ -50,10 +50,8 @@ def test_km_that_exits_before_its_stub_starts(dap, program, tmp_path):
         "km exited before its gdb stub started: km: gdb port 1: permission denied"
 
 
-def test_attach_to_nothing_fails_quickly(dap, program):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_attach_to_nothing_fails_quickly(dap, program, free_port):
+    port = free_port
     client = dap()
     client.call("initialize", {"adapterID": "km"})
     started = time.monotonic()

@@ -3,9 +3,9 @@ and a differential check of one stop under km and under gdbserver.
 """
 from __future__ import annotations
 
-import socket
 
 from harness.debuggee import Debuggee, km_only, run_to
+from harness.gdb import free_port
 from harness.markers import line_of
 
 BASIC = "gdb_basic.c"
@@ -67,15 +67,12 @@ def test_register_writes_of_every_class_stick(debug) -> None:
 
 
 @km_only
-def test_differential_against_gdbserver(payload, free_port) -> None:
+def test_differential_against_gdbserver(payload) -> None:
     """The same stop under km and under gdbserver: same backtrace, code bytes and argument registers."""
     commands = ("bt", "x/16xb $pc", "info registers rip rdi rsi eflags cs ss", "p origin", "info frame")
     seen = {}
     for backend in ("gdbserver", "km"):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        d = Debuggee(backend, payload(BASIC, "musl"), port)
+        d = Debuggee(backend, payload(BASIC, "musl"), free_port())
         try:
             d.connect()
             run_to(d, "scale")

@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from harness.build import build
 from harness.debuggee import Debuggee, km_only
+from harness.gdb import free_port
 from harness.km import run_km
 from harness.markers import line_of
 from kdbg.core.reader import CoreTarget
@@ -37,16 +37,12 @@ _STACK = re.compile(r"0x7ffffff[d-f][0-9a-f]{4}\b")
 _LM = re.compile(r'\blm="0x[0-9a-f]+"')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gdb_session(backend: str, exe: str | Path, steps: list[str], *, args: tuple[str, ...] = ()) -> list[str]:
     """Run the steps (CLI commands) in one gdb connected to `backend`; each step's console text, or for one that
     resumes (continue, finish) the stop's reason, function, exit code or returned value; stack addresses masked."""
-    d = Debuggee(backend, Path(exe), _free_port(), args=args)
+    d = Debuggee(backend, Path(exe), free_port(), args=args)
     try:
         d.connect()
         out = []
@@ -117,7 +113,7 @@ def test_pending_breakpoint_resolves_when_dlopen_loads_the_library(plugin):
 @km_only
 def test_attaching_to_a_running_dynamic_payload_finds_its_libraries():
     """km --gdb_listen: gdb connects once main runs; the list comes from r_debug at once (no load event seen)."""
-    d = Debuggee("km", build("gdb_spin.c", "dynamic"), _free_port(), listen=True)
+    d = Debuggee("km", build("gdb_spin.c", "dynamic"), free_port(), listen=True)
     try:
         assert d.proc.stdout.readline() == b"spinning\n"
         d.connect()

@@ -6,7 +6,6 @@ extension or the debug info is not installed."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from harness.dap import marker_path
 from harness.debuggee import Debuggee, run_to
+from harness.gdb import free_port
 from harness.km import run_km
 from harness.markers import line_of
 from harness.python_dbg import BREAK_IN_C, PYTHON, py_bt_missing
@@ -45,19 +45,15 @@ def python_frames_at_getpid(backend: str, port: int) -> dict[str, str]:
         d.close()
 
 
-def a_free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def test_py_bt_py_list_py_locals_through_the_stub_as_through_gdbserver(free_port):
-    km = python_frames_at_getpid("km", free_port)
+def test_py_bt_py_list_py_locals_through_the_stub_as_through_gdbserver():
+    km = python_frames_at_getpid("km", free_port())
     assert re.search(rf'File "{re.escape(marker_path(SRC))}", line {line_of(SRC, "py_inner")}, in inner\n'
                      rf'.*\n  File ".*", line {line_of(SRC, "py_outer")}, in outer\n', km["py-bt"]), km
     assert f">{line_of(SRC, 'py_inner')}" in km["py-list"].replace(" ", ""), km
     assert "n = 1" in km["py-locals"], km
-    native = python_frames_at_getpid("gdbserver", a_free_port())
+    native = python_frames_at_getpid("gdbserver", free_port())
     assert {k: same_text(v) for k, v in km.items()} == {k: same_text(v) for k, v in native.items()}
 
 
