@@ -3,7 +3,7 @@
 # km on the bundled example payload. Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES="gcc musl-tools gdb gdbserver busybox-static golang-go qemu-user elfutils lldb binutils make runc libpython3.11-testsuite python3.11-dbg"
+APT_PACKAGES="gcc python3-dev musl-tools gdb gdbserver busybox-static golang-go qemu-user elfutils lldb binutils make runc libpython3.11-testsuite python3.11-dbg"
 missing=""
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in $APT_PACKAGES; do installed "$p" || missing="$missing $p"; done
@@ -18,6 +18,9 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -
 # What a km start would otherwise redo every time: cffi's parse of the KVM declarations (kept as a generated module,
 # monitor/kvm/ffi_module.py) and the byte code of km's modules (also when PYTHONDONTWRITEBYTECODE is set).
 python3 -m monitor.kvm.abi >/dev/null
+# The gdb stub's compiled framing (kdbg/rsp/cframing.py, cffi API mode: gcc and Python's headers), into ~/.cache/km;
+# without it the stub frames in Python.
+python3 -m kdbg.rsp.cframing >/dev/null
 python3 -m compileall -q monitor kdbg >/dev/null
 if [ "${1:-}" != "--quiet" ]; then
   mkdir -p build

@@ -40,6 +40,9 @@ def checksum(body: bytes) -> int:
         return sum(body) & 0xFF
     if n <= _ADLER_CHUNK:
         return (zlib.adler32(body) - 1) & 0xFF
+    compiled = _compiled
+    if compiled is not None:
+        return compiled[5](compiled[1](body), n)
     view, adler = memoryview(body), zlib.adler32
     return (sum([adler(view[i:i + _ADLER_CHUNK]) for i in range(0, n, _ADLER_CHUNK)])
             - (n + _ADLER_CHUNK - 1) // _ADLER_CHUNK) & 0xFF
@@ -163,8 +166,55 @@ def encode_packet(payload: bytes, *, rle: bool = True) -> bytes:
 
 
 def _encode(payload: bytes, rle: bool) -> bytes:
+    compiled = _compiled
+    if compiled is not None and rle and len(payload) >= compiled[0]:
+        return _encode_compiled(compiled, payload)
+    return encode_python(payload, rle)
+
+
+def encode_python(payload: bytes, rle: bool = True) -> bytes:
+    """The frame in Python: kdbg.rsp.cframing's km_rsp_frame's twin (the same bytes, tested so)."""
     body = encode_rle(payload) if rle else payload
     return b"$" + body + b"#%02x" % checksum(body)
+
+
+# kdbg.rsp.cframing's compiled framing once use_compiled_framing() loaded it: (the length from which it frames,
+# ffi.from_buffer, an allocator that does not clear, ffi.buffer, km_rsp_frame, km_rsp_sum); None: Python frames.
+_compiled: tuple | None = None
+
+
+def use_compiled_framing(on: bool = True) -> bool:
+    """Frame long replies and sum long packets with the compiled module (built first if missing; GdbServer asks
+    at start, never in the middle of a session); False when it cannot be had, and Python frames."""
+    global _compiled
+    _compiled = None
+    if on:
+        from kdbg.rsp import cframing
+        loaded = cframing.load()
+        if loaded is not None:
+            ffi, lib = loaded
+            _compiled = (cframing.FRAME_THRESHOLD, ffi.from_buffer, ffi.new_allocator(should_clear_after_alloc=False),
+                         ffi.buffer, lib.km_rsp_frame, lib.km_rsp_sum)
+    return _compiled is not None
+
+
+def _encode_compiled(compiled: tuple, payload: bytes) -> bytes:
+    _, from_buffer, alloc, buffer, frame, _ = compiled
+    n = len(payload)
+    out = alloc("unsigned char[]", n + 4)       # run-length encoding never lengthens a body
+    return buffer(out, frame(from_buffer(payload), n, out))[:]
+
+
+def encode_compiled(payload: bytes) -> bytes:
+    """The frame by the compiled module, whatever the length (encode_python's twin); use_compiled_framing() first."""
+    assert _compiled is not None, "the compiled framing is not loaded"
+    return _encode_compiled(_compiled, payload)
+
+
+def sum_compiled(data: bytes) -> int:
+    """The byte sum mod 256 by the compiled module (checksum's twin); use_compiled_framing() first."""
+    assert _compiled is not None, "the compiled framing is not loaded"
+    return _compiled[5](_compiled[1](data), len(data))
 
 
 @functools.lru_cache(maxsize=128)

@@ -30,7 +30,7 @@ from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.fds import listen, new_selector, own_socket
-from kdbg.rsp.packets import INTERRUPT
+from kdbg.rsp.packets import INTERRUPT, use_compiled_framing
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import Inferior, RunState, Session
 from kdbg.target import (ControlTarget, NonStopTarget, ResumeAction, ResumeKind, StopEvent, StopReason, Target,
@@ -50,6 +50,7 @@ class GdbServer:
         """Listens on `listener` (fds.listen) or binds at once; raises ListenError("gdb port N", "address already
         in use") when it cannot. `handover`: the state an exec'ing km's stub left (hand_over), whose listener and
         connection go on here."""
+        use_compiled_framing()      # (built first on a machine that never had it: here, not in a session)
         self._target = target
         self._control: ControlTarget | None = target if isinstance(target, ControlTarget) else None
         self._inherited = json.loads(handover) if handover else None

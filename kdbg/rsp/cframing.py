@@ -1,0 +1,201 @@
+"""RSP framing's byte loops in C (written by hand for km; cffi API mode): a reply's run-length encoding, checksum
+and `$...#cs` frame in one pass, and the byte sum of a received packet.
+
+Why: a 32 KiB `m` reply is a 64 KiB hex body, whose run scan and checksum cost ~200 us in Python (zlib and
+big-integer tricks included) and ~30 us here; small replies gain nothing (packets.py's Python is ~1 us), so
+packets.py calls in only from FRAME_THRESHOLD bytes on. The pure-Python twin stays in packets.py (_encode,
+checksum) and is what runs when this module cannot be loaded; tests/unit/test_rsp_cframing.py holds the two to
+the same output byte for byte.
+
+The compiled module is made by tools/install.sh (`python3 -m kdbg.rsp.cframing`) or by the first stub start that
+misses it, in the user's cache (~/.cache/km; its name carries a hash of the source, cffi's and Python's version,
+so an edit never loads a stale one). Without a C compiler or Python's headers the attempt is remembered (a
+`.failed` marker) and the stub frames in Python.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+
+FRAME_THRESHOLD = 512       # bodies at least this long are framed in C; below, Python is as fast
+
+CDEF = """
+size_t km_rsp_frame(const unsigned char *body, size_t n, unsigned char *out);
+unsigned int km_rsp_sum(const unsigned char *data, size_t n);
+"""
+
+# The rules are packets.encode_rle's, so that both give the same frame: runs of 4+ equal bytes become `x*N`
+# (N - 29 more repeats, at most 97 per mark, never a count of '$' or '#'); a body over 512 bytes is searched for
+# runs only when it holds "0000", four NULs or an escape, and one holding an escape or a NUL (binary) encodes only
+# runs of 16+.
+SOURCE = r"""
+#include <stddef.h>
+#include <string.h>
+
+#define SCAN_LIMIT 512
+#define MAX_REPEAT 97
+
+static int has4(const unsigned char *p, size_t n, unsigned char c)
+{
+    const unsigned char *end = p + n;
+    while (p + 4 <= end) {
+        const unsigned char *q = memchr(p, c, (size_t)(end - p) - 3);
+        if (q == NULL)
+            return 0;
+        if (q[1] == c && q[2] == c && q[3] == c)
+            return 1;
+        p = q + 1;
+    }
+    return 0;
+}
+
+unsigned int km_rsp_sum(const unsigned char *data, size_t n)
+{
+    unsigned int sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += data[i];
+    return sum & 0xFF;
+}
+
+/* `$<body, run-length encoded>#cs` into out (at least n + 4 bytes: encoding never lengthens a body);
+   returns the frame's length. */
+size_t km_rsp_frame(const unsigned char *body, size_t n, unsigned char *out)
+{
+    unsigned char *o = out + 1;
+    size_t min_repeats = 3;
+    int rle = n >= 4;
+    out[0] = '$';
+    if (rle && n > SCAN_LIMIT) {
+        int escape = memchr(body, '}', n) != NULL;
+        if (!escape && !has4(body, n, '0') && !has4(body, n, 0))
+            rle = 0;
+        else if (escape || memchr(body, 0, n) != NULL)
+            min_repeats = 15;
+    }
+    if (!rle) {
+        memcpy(o, body, n);
+        o += n;
+    } else {
+        size_t i = 0, literal = 0;          /* body[literal:i] is still to be copied as it is */
+        while (i + 1 < n) {
+            unsigned char b = body[i];
+            if (body[i + 1] != b) {
+                i++;
+                continue;
+            }
+            size_t j = i + 2;
+            while (j < n && body[j] == b)
+                j++;
+            size_t repeats = j - i - 1;
+            if (repeats >= min_repeats) {
+                memcpy(o, body + literal, i + 1 - literal);     /* up to and with the run's first byte */
+                o += i + 1 - literal;
+                size_t full = repeats / (MAX_REPEAT + 1), remaining = repeats % (MAX_REPEAT + 1);
+                for (size_t k = 0; k < full; k++) {
+                    *o++ = '*';
+                    *o++ = MAX_REPEAT + 29;
+                    *o++ = b;
+                }
+                while (remaining > 0) {
+                    size_t count = remaining < MAX_REPEAT ? remaining : MAX_REPEAT;
+                    while (count >= 3 && (count + 29 == '$' || count + 29 == '#'))
+                        count--;
+                    if (count >= 3) {
+                        *o++ = '*';
+                        *o++ = (unsigned char)(count + 29);
+                        remaining -= count;
+                    }
+                    if (remaining > 0) {
+                        *o++ = b;
+                        remaining--;
+                    }
+                }
+                literal = j;
+            }
+            i = j;
+        }
+        memcpy(o, body + literal, n - literal);
+        o += n - literal;
+    }
+    unsigned int sum = km_rsp_sum(out + 1, (size_t)(o - out - 1));
+    static const char digits[] = "0123456789abcdef";
+    *o++ = '#';
+    *o++ = (unsigned char)digits[sum >> 4];
+    *o++ = (unsigned char)digits[sum & 15];
+    return (size_t)(o - out);
+}
+"""
+
+
+def _stem() -> str:
+    import _cffi_backend
+    key = zlib.crc32((CDEF + SOURCE).encode())
+    return f"_km_rspframe_{key:08x}_{_cffi_backend.__version__.replace('.', '_')}"
+
+
+def _place() -> str:
+    cache = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache")
+                                                   if os.environ.get("HOME") else "")
+    return os.path.join(cache, "km") if cache else os.path.join(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _path(place: str, stem: str) -> str:
+    from importlib.machinery import EXTENSION_SUFFIXES      # (frozen: sysconfig would cost ms of km -g's start)
+    return os.path.join(place, stem + EXTENSION_SUFFIXES[0])
+
+
+def load(*, build_missing: bool = True):
+    """The compiled module's (ffi, lib), or None: built first when missing (and not known to fail here)."""
+    stem, place = _stem(), _place()
+    path = _path(place, stem)
+    if not os.path.exists(path):
+        if not build_missing or os.path.exists(os.path.join(place, stem + ".failed")) or build(place) is None:
+            return None
+    try:
+        from importlib.machinery import ExtensionFileLoader, ModuleSpec
+        loader = ExtensionFileLoader(stem, path)
+        spec = ModuleSpec(stem, loader, origin=path)
+        module = loader.create_module(spec)
+        loader.exec_module(module)
+        return module.ffi, module.lib
+    except Exception:  # noqa: BLE001 - a broken file: Python frames, as without a compiler
+        return None
+
+
+def build(place: str | None = None) -> str | None:
+    """Compile the module into `place` (the cache by default); its path, or None (then a `.failed` marker
+    spares later starts the attempt). Concurrent first starts may race: each builds apart and renames."""
+    import tempfile
+    place = place or _place()
+    stem = _stem()
+    try:
+        os.makedirs(place, exist_ok=True)
+        import cffi
+        ffi = cffi.FFI()
+        ffi.cdef(CDEF)
+        ffi.set_source(stem, SOURCE, extra_compile_args=["-O3"])
+        with tempfile.TemporaryDirectory(dir=place) as tmp:
+            built = ffi.compile(tmpdir=tmp, verbose=False)
+            path = _path(place, stem)
+            os.replace(built, path)
+        for old in os.listdir(place):          # an edited source's older builds (a loaded one stays mapped)
+            if old.startswith("_km_rspframe_") and not old.startswith(stem):
+                try:
+                    os.unlink(os.path.join(place, old))
+                except OSError:
+                    pass
+        return path
+    except Exception as exc:  # noqa: BLE001 - no compiler, no headers, read-only cache: Python frames
+        try:
+            with open(os.path.join(place, stem + ".failed"), "w") as f:
+                f.write(f"{type(exc).__name__}: {exc}\n")
+        except OSError:
+            pass
+        return None
+
+
+if __name__ == "__main__":      # tools/install.sh
+    where = build()
+    print(where or "kdbg.rsp.cframing: not built (no C compiler or Python headers?): the stub frames in Python")
+    sys.exit(0)
