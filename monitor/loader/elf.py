@@ -18,6 +18,7 @@ from ..record import Record
 from kdbg.arch.linux import PAGE_SIZE
 
 from ..errors import PayloadError
+from ..host_fds import high_fd
 from ..memory.guest import PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, GuestMemory, page_down, page_up
 from ..memory.mapped_file import MappedFile
 from .elf_headers import ELFError, ELFFile
@@ -57,13 +58,15 @@ class Program(Record):
 def open_elf(path: str) -> ELFFile:
     """Open and validate a payload, raising PayloadError with the one-line reason."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise PayloadError(path, "is a directory", errno.EACCES)
+        if not stat.S_ISREG(mode):
             raise PayloadError(path, "not a regular file", errno.EACCES)      # a FIFO or device would block or lie
-        f = open(path, "rb")
+        # in km's descriptor range: the exec this may serve closes the payload's close-on-exec descriptors
+        f = os.fdopen(high_fd(os.open(path, os.O_RDONLY | os.O_CLOEXEC)), "rb")
     except FileNotFoundError:
         raise PayloadError(path, "no such file", errno.ENOENT) from None
-    except IsADirectoryError:
-        raise PayloadError(path, "is a directory", errno.EACCES) from None
     except PermissionError:
         raise PayloadError(path, "permission denied", errno.EACCES) from None
     try:
@@ -135,26 +138,58 @@ def interpreter_of(elf: ELFFile) -> str | None:
     return seg.data().split(b"\0", 1)[0].decode(errors="surrogateescape") if seg is not None else None
 
 
-def load_program(path: str, mem: GuestMemory) -> Program:
-    """Map the program and, for a dynamic one, its interpreter; PayloadError names what is wrong with either."""
+class CheckedProgram:
+    """A program execve found runnable, its ELF file and its interpreter's still open: what load_program maps
+    without opening and checking them again. close() when it is not loaded."""
+
+    def __init__(self, path: str, elf: ELFFile, interp_path: str | None, interp: ELFFile | None) -> None:
+        self.path, self.elf, self.interp_path, self.interp = path, elf, interp_path, interp
+
+    def close(self) -> None:
+        self.elf.stream.close()
+        if self.interp is not None:
+            self.interp.stream.close()
+
+
+def check_program(path: str) -> CheckedProgram:
+    """What load_program would refuse, before anything is mapped (execve answers before the point of no return
+    and before km starts again); PayloadError names what is wrong with the program or its interpreter."""
     elf = open_elf(path)
     try:
         interp_path = interpreter_of(elf)
-        exe = _load(path, elf, mem, PIE_BASE if elf["e_type"] == "ET_DYN" else 0)
+        interp = _open_interpreter(path, interp_path) if interp_path is not None else None
     except ELFError:
-        raise PayloadError(path, "truncated or corrupt ELF file") from None
-    except MemoryError:
-        raise PayloadError(path, "its segments need more memory than the host has", errno.ENOMEM) from None
-    finally:
         elf.stream.close()
-    if interp_path is None:
-        return Program(exe, None)
-    return Program(exe, _load_interpreter(path, interp_path, mem))
+        raise PayloadError(path, "truncated or corrupt ELF file") from None
+    except PayloadError:
+        elf.stream.close()
+        raise
+    return CheckedProgram(path, elf, interp_path, interp)
 
 
-def _load_interpreter(path: str, interp_path: str, mem: GuestMemory) -> LoadedElf:
+def load_program(path: str, mem: GuestMemory, checked: CheckedProgram | None = None) -> Program:
+    """Map the program and, for a dynamic one, its interpreter (`checked`: check_program's answer for `path`,
+    which is then closed); PayloadError names what is wrong with either."""
+    if checked is None:
+        checked = check_program(path)
+    try:
+        elf = checked.elf
+        try:
+            exe = _load(path, elf, mem, PIE_BASE if elf["e_type"] == "ET_DYN" else 0)
+        except ELFError:
+            raise PayloadError(path, "truncated or corrupt ELF file") from None
+        except MemoryError:
+            raise PayloadError(path, "its segments need more memory than the host has", errno.ENOMEM) from None
+        if checked.interp is None:
+            return Program(exe, None)
+        assert checked.interp_path is not None, "check_program found the interpreter"
+        return Program(exe, _load_interpreter(path, checked.interp_path, checked.interp, mem))
+    finally:
+        checked.close()
+
+
+def _load_interpreter(path: str, interp_path: str, elf: ELFFile, mem: GuestMemory) -> LoadedElf:
     """The interpreter, where an mmap without a hint would go (Linux maps it with vm_mmap, top-down)."""
-    elf = _open_interpreter(path, interp_path)
     try:
         loads = _loads(elf)
         low, high = page_down(loads[0]["p_vaddr"]), max(page_up(s["p_vaddr"] + s["p_memsz"]) for s in loads)
@@ -164,11 +199,9 @@ def _load_interpreter(path: str, interp_path: str, mem: GuestMemory) -> LoadedEl
         return _load(interp_path, elf, mem, base)
     except ELFError:
         raise PayloadError(path, f"interpreter {interp_path}: truncated or corrupt ELF file", errno.ELIBBAD) from None
-    finally:
-        elf.stream.close()
 
 
-def _open_interpreter(path: str, interp_path: str):
+def _open_interpreter(path: str, interp_path: str) -> ELFFile:
     """The interpreter's ELFFile; PayloadError as execve fails: ENOENT when missing, ELIBBAD when unusable."""
     try:
         elf = open_elf(interp_path)
@@ -187,19 +220,6 @@ def _open_interpreter(path: str, interp_path: str):
     return elf
 
 
-def check_program(path: str) -> None:
-    """What load_program would refuse, without mapping anything (execve answers before km starts again)."""
-    elf = open_elf(path)
-    try:
-        interp_path = interpreter_of(elf)
-    except ELFError:
-        raise PayloadError(path, "truncated or corrupt ELF file") from None
-    finally:
-        elf.stream.close()
-    if interp_path is not None:
-        _open_interpreter(path, interp_path).stream.close()
-
-
 def _loads(elf: ELFFile) -> list:
     return [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
 
@@ -208,7 +228,7 @@ def _load(path: str, elf: ELFFile, mem: GuestMemory, base: int) -> LoadedElf:
     """Map each PT_LOAD as elf_map + padzero + the bss mapping do; an ET_DYN image goes at `base`."""
     loads = _loads(elf)
     bias = base - page_down(loads[0]["p_vaddr"]) if elf["e_type"] == "ET_DYN" else 0
-    file = MappedFile.open(path)
+    file = MappedFile.of_open_file(elf.stream.fileno(), path)
     mapped_end = 0
     for seg in loads:
         prot = (PROT_READ if seg["p_flags"] & PF_R else 0) | (PROT_WRITE if seg["p_flags"] & PF_W else 0) | \

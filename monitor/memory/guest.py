@@ -23,6 +23,7 @@ import errno
 import fcntl
 import os
 import threading
+from array import array
 from typing import Any, Callable
 
 from kdbg.arch.linux import MemoryRegion
@@ -167,6 +168,12 @@ class GuestMemory:
         """A NUL-terminated string (without the NUL) in a buffer of `limit` bytes, NUL included (PATH_MAX,
         TASK_COMM_LEN), as Linux's strncpy_from_user reads it. GuestFault if it runs into unmapped memory first;
         with no NUL in `limit` bytes: the first limit-1 bytes if `truncate`, else ENAMETOOLONG (a too-long path)."""
+        vma = self.find(gva)
+        if vma is not None and vma.gpa is not None and vma.prot & PROT_READ:
+            size = min(vma.end - gva, limit)
+            found = abi.ffi.string(abi.ffi.cast("char *", self.phys.host_addr(vma.gpa + gva - vma.start)), size)
+            if len(found) < size:       # its NUL inside this VMA (every path a syscall names): one C call
+                return found
         out = b""
         while len(out) < limit:
             vma = self.find(gva)
@@ -182,6 +189,21 @@ class GuestMemory:
         if truncate:
             return out[:limit - 1]
         raise OSError(errno.ENAMETOOLONG, "string longer than its buffer")
+
+    def read_string_array(self, gva: int, count: int, limit: int) -> list[bytes]:
+        """The strings of a NULL-terminated array of string pointers (execve's argv and envp): at most `count`
+        of them, each read as read_cstring(limit) does. The pointers are read up to a page at a time."""
+        out: list[bytes] = []
+        while gva and len(out) < count:
+            n = min(self.accessible(gva, 8 * (count - len(out))) // 8, PAGE // 8)
+            if n == 0:
+                raise GuestFault(gva, 8)
+            for pointer in array("Q", self.read(gva, 8 * n)):
+                if not pointer:
+                    return out
+                out.append(self.read_cstring(pointer, limit))
+            gva += 8 * n
+        return out
 
     def _view(self, host: int, length: int) -> memoryview:
         return memoryview(abi.ffi.buffer(abi.ffi.cast("char *", host), length))

@@ -9,11 +9,12 @@ descriptor: the host mapping holds the file.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import weakref
 
-from ..host_fds import high_fd
+from ..host_fds import KM_FD_BASE, high_fd
 
 
 class MappedFile:
@@ -38,6 +39,13 @@ class MappedFile:
         return cls.adopt(os.open(path, os.O_RDONLY | os.O_CLOEXEC), os.path.realpath(path))
 
     @classmethod
+    def of_open_file(cls, fd: int, path: str) -> MappedFile:
+        """The file behind one of km's own descriptors (the loader's open ELF file, `path`), with a copy of the
+        descriptor kept; named by the host (/proc/self/fd), as realpath(path) would name it in several lstats."""
+        copy = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE)
+        return cls.adopt(copy, _fd_path(fd) or os.path.realpath(path), moved=True)
+
+    @classmethod
     def of_fd(cls, fd: int, keep_open: bool) -> MappedFile:
         """The file behind one of the payload's descriptors (mmap); `keep_open` dups it for later re-reads."""
         path = _fd_path(fd)
@@ -47,11 +55,13 @@ class MappedFile:
         return cls(path, st.st_dev, st.st_ino, stat.S_ISREG(st.st_mode))
 
     @classmethod
-    def adopt(cls, fd: int, path: str) -> MappedFile:
-        """Take ownership of `fd` (moved to km's descriptor range, closed when the MappedFile goes)."""
+    def adopt(cls, fd: int, path: str, moved: bool = False) -> MappedFile:
+        """Take ownership of `fd` (moved to km's descriptor range unless `moved` already, closed when the
+        MappedFile goes)."""
         try:
             st = os.fstat(fd)
-            fd = high_fd(fd)
+            if not moved:
+                fd = high_fd(fd)
         except OSError:
             os.close(fd)
             raise

@@ -27,7 +27,7 @@ from ..kvm import abi
 from ..syscalls.fs import close_fd
 from ..syscalls.futex import FutexTable, exit_robust_list
 from ..trace import rename_payload
-from ..loader.elf import load_program
+from ..loader.elf import CheckedProgram, load_program
 
 if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
@@ -85,34 +85,38 @@ def close_on_exec_descriptors(proc: Process) -> None:
         close_fd(proc, fd)
 
 
-def exec_in_process(ctx: VcpuThread, program: str, argv: list[str], env: list[bytes], filename: str) -> int | None:
-    """Replace the payload's image with `program` (already checked as execve does). Returns None when the new
-    program runs (the thread's registers are its entry state), or -errno; raises ReexecNeeded when km must
-    re-execute itself instead (nothing is changed yet then)."""
+def exec_in_process(ctx: VcpuThread, checked: CheckedProgram, argv: list[str], env: list[bytes],
+                    filename: str) -> int | None:
+    """Replace the payload's image with the program execve checked (`checked`, closed here). Returns None when
+    the new program runs (the thread's registers are its entry state), or -errno; raises ReexecNeeded when km
+    must re-execute itself instead (nothing is changed yet then)."""
     proc = ctx.proc
-    with proc.lock:
-        if proc.exec_lock_held or ctx.exit_requested:
-            ctx.exit_requested = True           # another thread's execve or exit_group wins: this thread ends
-            return None
-        proc.exec_lock_held = True
     try:
-        if not end_other_threads(ctx):
-            raise ReexecNeeded("a thread did not end")
-        if ctx.exit_requested:                  # an exit_group or a fatal signal came meanwhile: it wins
+        with proc.lock:
+            if proc.exec_lock_held or ctx.exit_requested:
+                ctx.exit_requested = True       # another thread's execve or exit_group wins: this thread ends
+                return None
+            proc.exec_lock_held = True
+        try:
+            if not end_other_threads(ctx):
+                raise ReexecNeeded("a thread did not end")
+            if ctx.exit_requested:              # an exit_group or a fatal signal came meanwhile: it wins
+                return None
+            _become(ctx, checked, argv, env, filename)
             return None
-        _become(ctx, program, argv, env, filename)
-        return None
+        finally:
+            proc.exec_lock_held = False
     finally:
-        proc.exec_lock_held = False
+        checked.close()
 
 
 class ReexecNeeded(Exception):
     """The exec cannot be made in this km (the reason is the message): km re-executes itself on the program."""
 
 
-def _become(ctx: VcpuThread, program: str, argv: list[str], env: list[bytes], filename: str) -> None:
+def _become(ctx: VcpuThread, checked: CheckedProgram, argv: list[str], env: list[bytes], filename: str) -> None:
     """Past the point of no return: the old image goes and the new one is entered on ctx."""
-    proc, mem = ctx.proc, ctx.mem
+    proc, mem, program = ctx.proc, ctx.mem, checked.path
     exit_robust_list(ctx)
     ctx.robust_list = ctx.clear_child_tid = 0       # the old mm has no other user: nothing to clear or wake
     if ctx.tid != proc.pid:                         # de_thread: the exec'ing thread becomes the leader
@@ -144,7 +148,7 @@ def _become(ctx: VcpuThread, program: str, argv: list[str], env: list[bytes], fi
     proc.env = [os.fsdecode(e) for e in env]
     proc.execed = True
     try:
-        proc.program = load_program(program, mem)
+        proc.program = load_program(program, mem, checked)
     except (PayloadError, OSError, MemoryError) as e:     # the file changed since the check, or no memory
         log.info("execve %s failed past the point of no return: %s", program, e)
         proc.killed(signal.SIGSEGV)             # Linux's force_fatal_sig(SIGSEGV)

@@ -35,12 +35,12 @@ from ..trace import flush as trace_flush
 if TYPE_CHECKING:
     import socket
 
-    from ..memory.guest import GuestMemory
     from ..vcpu.loop import VcpuThread
 
 log = logger("km.vcpu")
 RAX = KVM_REGS.index("rax")
 RSP = KVM_REGS.index("rsp")
+ARG_COUNT, ARG_LIMIT = 4096, 1 << 17     # execve's argv/envp strings km reads: how many, and MAX_ARG_STRLEN
 CLONE_VM, CLONE_VFORK, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
     0x100, 0x4000, 0x100000, 0x200000, 0x1000000
 
@@ -120,36 +120,26 @@ def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave:
     proc.child_runner(proc, thread, link)
 
 
-def _strings(mem: GuestMemory, addr: int, limit: int = 4096) -> list[bytes]:
-    out: list[bytes] = []
-    while addr and len(out) < limit:
-        ptr = struct.unpack("<Q", mem.read(addr, 8))[0]
-        if not ptr:
-            break
-        out.append(mem.read_cstring(ptr, 1 << 17))
-        addr += 8
-    return out
-
-
 def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int | None:
     """Check the program as execve(2) would (the errno is the payload's answer), then run it: in this km
     (exec_in_process.py) when nobody debugs the payload, else by re-executing km on it, which carries the
     debugger's session over (the stub's connection, a followed child's link). None: the new program runs."""
     raw_path = ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape")
     path = exe_alias(ctx, raw_path)
-    argv = [a.decode(errors="surrogateescape") for a in _strings(ctx.mem, argv_gva)]
-    env = _strings(ctx.mem, envp_gva)
+    argv = [a.decode(errors="surrogateescape") for a in ctx.mem.read_string_array(argv_gva, ARG_COUNT, ARG_LIMIT)]
+    env = ctx.mem.read_string_array(envp_gva, ARG_COUNT, ARG_LIMIT)
     try:
         program, argv = resolve_exec(path, argv)
-        check_program(program)
+        checked = check_program(program)
     except PayloadError as e:
         log.info("execve %s refused: %s", path, e.problem)
         return -e.errno
     if ctx.proc.debug is NO_DEBUGGER:
         try:
-            return exec_in_process(ctx, program, argv, env, raw_path)
+            return exec_in_process(ctx, checked, argv, env, raw_path)
         except ReexecNeeded as e:
             log.info("execve %s: km re-executes itself (%s)", program, e)
+    checked.close()
     log.info("execve %s %s", program, argv)
     env_fd = _env_descriptor(env)
     signals = ctx.proc.signals

@@ -3,6 +3,7 @@ PROT_NONE reservations that cost nothing, checked access (GuestFault), debugger 
 from __future__ import annotations
 
 import errno
+import struct
 
 import pytest
 
@@ -125,6 +126,30 @@ def test_pieces_and_strings_across_vmas(mem):
     mem.write_debug(0x30001000, b"x" * PAGE)                               # a string that runs off the mapping
     with pytest.raises(GuestFault):
         mem.read_cstring(0x30001000, limit=8192)
+
+
+def test_string_array_as_execve_reads_argv(mem):
+    """Pointers read a page at a time, strings each up to its limit; a bad pointer or array is a GuestFault."""
+    mem.map(0x50000000, 2 * PAGE, RW)
+    strings = [b"sh", b"-c", b"", b"x" * 300]
+    at, pointers = 0x50001000, []
+    for s in strings:
+        mem.write(at, s + b"\0")
+        pointers.append(at)
+        at += len(s) + 1
+    mem.write(0x50000100, struct.pack(f"<{len(pointers) + 1}Q", *pointers, 0))
+    assert mem.read_string_array(0x50000100, 10, 4096) == strings
+    assert mem.read_string_array(0x50000100, 2, 4096) == strings[:2]              # at most `count`
+    assert mem.read_string_array(0, 10, 4096) == []                                # a NULL array: none
+    mem.write(0x50000000 + 2 * PAGE - 24, struct.pack("<3Q", *pointers[:2], 0))
+    assert mem.read_string_array(0x50000000 + 2 * PAGE - 24, 10, 4096) == strings[:2]  # ends with the mapping
+    with pytest.raises(OSError):
+        mem.read_string_array(0x50000100, 10, 300)                                 # a string longer than its limit
+    with pytest.raises(GuestFault):
+        mem.read_string_array(0x60000000, 10, 4096)                                # an array in no mapping
+    mem.write(0x50000100, struct.pack("<2Q", 0x60000000, 0))
+    with pytest.raises(GuestFault):
+        mem.read_string_array(0x50000100, 10, 4096)                                # a pointer to nowhere
 
 
 def test_write_debug_ignores_rights_but_not_holes(mem):
