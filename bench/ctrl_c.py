@@ -8,7 +8,6 @@ Prints the median and max latency per runner and km's ratio to gdbserver.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -19,11 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from harness.build import build  # noqa: E402
-from harness.gdb import wait_listening  # noqa: E402
+from harness.debuggee import start_server  # noqa: E402
+from harness.gdb import free_port  # noqa: E402
 from harness.rsp_client import RspClient  # noqa: E402
 
-KM = [sys.executable, "-m", "monitor.cli"]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 BLOCKED = r"""
 #include <pthread.h>
 #include <time.h>
@@ -39,19 +37,10 @@ int main(void) {
 """
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def latencies(runner: str, exe: Path, reps: int) -> list[float]:
-    port = _free_port()
-    cmd = [*KM, f"-g{port}", str(exe)] if runner == "km" else ["gdbserver", "--once", f"127.0.0.1:{port}", str(exe)]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT)
+    port = free_port()
+    server = start_server(runner, exe, port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
-        wait_listening(port, server)
         client = RspClient(port)
         client.start()
         client.send(b"vCont;c")

@@ -13,8 +13,6 @@ repetition (the machine is shared).
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,29 +24,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from harness.build import build                 # noqa: E402 - the tests' payload builder (cached builds)
-from harness.gdb import wait_listening           # noqa: E402
+from harness.debuggee import start_server        # noqa: E402
+from harness.gdb import free_port                # noqa: E402
 
 BACKENDS = ("gdbserver", "km")
 COUNTED = (("packets", "Sending packet"), ("m reads", "Sending packet: $m"),
            ("svr4 reads", "qXfer:libraries-svr4:read"), ("vFile reads", "vFile:pread"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def session(backend: str, exe: str, args: list[str], commands: list[str]) -> tuple[float, dict[str, int]]:
     port = free_port()
-    if backend == "gdbserver":
-        server = ["gdbserver", "--once", f"127.0.0.1:{port}", exe, *args]
-    else:
-        server = [sys.executable, "-m", "monitor.cli", f"-g{port}", exe, *args]
-    proc = subprocess.Popen(server, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = start_server(backend, exe, port, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_listening(port, proc)
         argv = ["gdb", "-nx", "-q", "-batch", "-ex", "set debug remote 1", "-ex", f"target remote 127.0.0.1:{port}"]
         for command in commands:
             argv += ["-ex", command]
