@@ -120,3 +120,20 @@ def test_no_stale_value_after_a_write_or_a_step(debug) -> None:
     gdb.run("-exec-step-instruction")
     stop = gdb.wait_for_stop("end-stepping-range")
     assert int(fresh("p/x $pc"), 16) == int(stop["frame"]["addr"], 16) != int(pc, 16), d.diagnostics()
+
+
+def test_a_large_read_is_the_programs_own_bytes(debug, tmp_path) -> None:
+    """`dump binary memory` of the whole text, with breakpoints inserted in it: replies of many KiB (framed in C,
+    run-length encoded where the text has runs) that gdb reads back byte for byte as the ELF file holds them,
+    the int3s hidden."""
+    from elftools.elf.elffile import ELFFile
+    d = debug()
+    d.gdb.console("set breakpoint always-inserted on")      # the int3s stay in memory while gdb reads
+    run_to(d, "scale")
+    d.gdb.run("-break-insert add")
+    with open(d.exe, "rb") as f:
+        text = ELFFile(f).get_section_by_name(".text")
+        start, expected = text["sh_addr"], text.data()
+    out = tmp_path / "text.bin"
+    d.gdb.console(f"dump binary memory {out} {start:#x} {start + len(expected):#x}")
+    assert len(expected) > 8192 and out.read_bytes() == expected, d.diagnostics()
