@@ -72,6 +72,7 @@ class GdbServer:
         self._inferiors: dict[int, Inferior] = {self._main.pid: self._main}
         # km -g posts an ENTRY event before anyone connects: that first stop is kept for gdb.
         self._first_event_seen = self._control is None or not self._initially_stopped
+        self._had_client = bool(self._inherited)
         log.info("gdb stub listening on %s:%d", host, self.port)
 
     @property
@@ -98,6 +99,10 @@ class GdbServer:
                     break
         finally:
             self._listener.close()
+
+    def awaiting_first_debugger(self) -> bool:
+        """km -g before any gdb connected: the payload has not run one instruction (what a SIGTERM to km ends)."""
+        return self._initially_stopped and not self._had_client
 
     def serves_others(self) -> bool:
         """A process besides the payload (a followed child) is still debugged through this stub."""
@@ -131,6 +136,7 @@ class GdbServer:
                     if key.fileobj is self._listener:
                         sock, peer = self._listener.accept()
                         sock = own_socket(sock)
+                        self._had_client = True
                         log.info("gdb connected from %s:%d", *peer[:2])
                         return sock
                     if isinstance(key.data, Inferior):

@@ -1,9 +1,13 @@
 """End to end, the debugging session itself: kill, detach, gdb vanishing without detaching (-g and
---gdb_listen), 20 attach/detach cycles, a busy port. km never loses the payload's output or exit status.
+--gdb_listen), 20 attach/detach cycles, a busy port, SIGTERM before any gdb came. km never loses the payload's
+output or exit status.
 """
 from __future__ import annotations
 
+import signal
 import socket
+
+import pytest
 
 from harness.km import run_km
 from harness.debuggee import Debuggee, basic_runs_to_its_end, km_only, run_to, start_server
@@ -114,3 +118,19 @@ def test_listen_attach_to_a_payload_blocked_in_a_syscall(payload, free_port) -> 
         assert status == 4 and "woke up" in out, err
     finally:
         d.close()
+
+
+@pytest.mark.parametrize("backend", ["km", "gdbserver"])
+def test_sigterm_ends_a_server_still_waiting_for_gdb(backend, payload, free_port) -> None:
+    # A service manager or a test harness stopping a `km -g` nobody connected to: it ends as gdbserver does,
+    # killed by the signal, the payload never started (it held the signal pending before).
+    server = start_server(backend, payload(BASIC, "musl"), free_port)
+    try:
+        server.send_signal(signal.SIGTERM)
+        status = server.wait(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    out = server.stdout.read().decode()
+    assert status == -signal.SIGTERM and "counter=" not in out, (status, out)
