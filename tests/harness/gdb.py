@@ -8,14 +8,18 @@ End-to-end debuggees are in harness/debuggee.py, the VM-less target in harness/f
 from __future__ import annotations
 
 import collections
+import re
 import select
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 from pygdbmi.gdbcontroller import GdbController
 
 DEFAULT_TIMEOUT_S = 15.0
 E2E_TIMEOUT_S = 30.0      # per gdb command against a VM: km is a Python VMM and the suite shares 2 cores
+BATCH_TIMEOUT_S = 120.0   # a whole gdb -batch run
 
 
 class GdbError(AssertionError):
@@ -123,6 +127,21 @@ class Gdb:
             self.controller.exit()
         except Exception:  # noqa: BLE001 - best effort in fixture teardown
             pass
+
+
+def gdb_batch(*args: str | Path, commands: list[str], timeout_s: float = BATCH_TIMEOUT_S) -> list[str]:
+    """Run gdb -batch with `commands` (then `args`: files, or --args and a command line); return each command's
+    output (split at echoed markers)."""
+    argv = ["gdb", "-batch", "-nx", "-ex", "set pagination off", "-ex", "set width 0", "-ex", "set confirm off"]
+    for index, command in enumerate(commands):
+        argv += ["-ex", f"echo \\n@@{index}@@\\n", "-ex", command]
+    argv += [str(a) for a in args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+    transcript = result.stdout + result.stderr
+    parts = re.split(r"^@@(\d+)@@$", result.stdout, flags=re.M)
+    outputs = {int(parts[i]): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+    assert len(outputs) == len(commands), f"gdb stopped early:\n{transcript}"
+    return [outputs[i] for i in range(len(commands))]
 
 
 def free_port() -> int:

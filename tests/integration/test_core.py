@@ -17,12 +17,12 @@ import pytest
 
 from harness.debuggee import start_server
 from harness.km import run_km
+from harness.gdb import gdb_batch
 from harness.markers import line_of
 from kdbg.core import layouts
 from kdbg.core.reader import CoreTarget
 
-from .test_core_native import FAULT_ADDR, GLOBAL_VALUE, SOURCE, TIMEOUT_S, gdb_batch, register_lines, \
-    strip_segment_data
+from .test_core_native import FAULT_ADDR, GLOBAL_VALUE, SOURCE, TIMEOUT_S, register_lines, strip_segment_data
 
 pytestmark = [
     pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="no /dev/kvm"),
@@ -98,14 +98,8 @@ _native: dict[tuple[Path, str], list[str]] = {}
 def native(exe: Path, mode: str) -> list[str]:
     """The same crash under Linux, as gdb sees it live: [bt, thread apply all bt, info registers ...]."""
     if (exe, mode) not in _native:
-        argv = ["gdb", "-batch", "-nx", "-ex", "set pagination off", "-ex", "set width 0"]
         commands = ["run", "bt", "thread apply all bt", f"info registers {REGISTER_NAMES}"]
-        for index, command in enumerate(commands):
-            argv += ["-ex", f"echo \\n@@{index}@@\\n", "-ex", command]
-        out = subprocess.run([*argv, "--args", str(exe), mode], capture_output=True, text=True,
-                             timeout=TIMEOUT_S).stdout
-        parts = re.split(r"^@@(\d+)@@$", out, flags=re.M)
-        _native[exe, mode] = [parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)][1:]
+        _native[exe, mode] = gdb_batch("--args", exe, mode, commands=commands)[1:]
     return _native[exe, mode]
 
 

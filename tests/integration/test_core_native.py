@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.gdb import gdb_batch
 from harness.markers import line_of
 from harness.symbols import symbol_address
 from kdbg.arch.x86_64 import REGISTERS, SEGMENTS
@@ -28,20 +29,6 @@ GLOBAL_VALUE = 0x1234567        # core_global
 TIMEOUT_S = 120
 
 pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
-
-
-def gdb_batch(*args: str | Path, commands: list[str]) -> list[str]:
-    """Run gdb -batch with `commands`; return each command's output (split at echoed markers)."""
-    argv = ["gdb", "-batch", "-nx", "-ex", "set pagination off", "-ex", "set width 0", "-ex", "set confirm off"]
-    for index, command in enumerate(commands):
-        argv += ["-ex", f"echo \\n@@{index}@@\\n", "-ex", command]
-    argv += [str(a) for a in args]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S)
-    transcript = result.stdout + result.stderr
-    parts = re.split(r"^@@(\d+)@@$", result.stdout, flags=re.M)
-    outputs = {int(parts[i]): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
-    assert len(outputs) == len(commands), f"gdb stopped early:\n{transcript}"
-    return [outputs[i] for i in range(len(commands))]
 
 
 # Every register of kdbg's arch table gdb shows for a core (gdb 13 gives a core's target description no

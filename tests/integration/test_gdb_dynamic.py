@@ -19,7 +19,7 @@ import pytest
 
 from harness.build import build
 from harness.debuggee import Debuggee, km_only
-from harness.gdb import free_port
+from harness.gdb import free_port, gdb_batch
 from harness.km import run_km
 from harness.markers import line_of
 from kdbg.core.reader import CoreTarget
@@ -183,7 +183,6 @@ def abort_core(tmp_path_factory) -> tuple[Path, Path]:
 def test_kmcore_of_a_dynamic_payload_shows_its_libraries_and_bt_through_libc(abort_core):
     """abort() in a dynamic program: kmcore's NT_FILE names libc, and `gdb prog kmcore` shows what gdb showed live
     at the same death under gdbserver."""
-    from .test_core_native import gdb_batch          # the core tests' gdb -batch runner
 
     exe, kmcore = abort_core
     core_target = CoreTarget(str(kmcore))
