@@ -31,6 +31,10 @@ MADV_REMOVE, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 9, 14, 15     # linux/mman.h
 PHYS_LIMIT = 1 << 46        # below every x86-64 CPU's physical-address width that KVM hosts have in practice
 FILE_BASE = PHYS_LIMIT // 2  # file windows get GPA from here up; the allocator stays below
 WINDOW = 256 << 20           # a file window's size (or a larger mapping's own); rmaps cost as for CHUNK
+# A forked km registers this much of a file window beyond its used part: a child that execs maps the new program's
+# files at once (/bin/true, ld.so and libc: 2.3 MB), and a slot added then, after its vCPU ran, took 0.15-3 ms
+# (busybox sh's loop) where 16 MiB more at the fork cost KVM ~0.03 ms of rmaps
+FILE_HEADROOM = 16 << 20
 
 
 @functools.cache
@@ -197,13 +201,14 @@ class PhysicalMemory:
 
     def _used_part(self, chunk: Chunk) -> int:
         """Bytes from the chunk's start up to its last allocated byte, in whole 2M pages (the chunk's free tail,
-        which a free range merged across chunks may extend, is left out)."""
+        which a free range merged across chunks may extend, is left out); a file window's with FILE_HEADROOM more,
+        for the files of a program the child execs."""
         free = self.file_free if chunk.is_file else self.free
         end = chunk.gpa + chunk.size
         i = bisect.bisect(free, (end - 1, end + 1)) - 1       # the free range holding the chunk's last byte
         if i < 0 or not free[i][0] <= end - 1 < free[i][1]:
             return chunk.size
-        used = max(0, free[i][0] - chunk.gpa)
+        used = max(0, free[i][0] - chunk.gpa) + (FILE_HEADROOM if chunk.is_file else 0)
         return min(chunk.size, (used + HUGE - 1) // HUGE * HUGE)
 
     def _cover(self, gpa: int, size: int) -> None:

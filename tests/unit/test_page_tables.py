@@ -2,10 +2,12 @@
 splitting a 2M page, unmapping, rights bits, and that table pages come from guest-physical memory."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from monitor.memory.page_tables import ADDR_MASK, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_PS, PTE_U, PTE_W, PageTables
-from monitor.memory.physical import HUGE, PAGE, PhysicalMemory
+from monitor.memory.physical import FILE_HEADROOM, HUGE, PAGE, PhysicalMemory
 
 
 class SlotRecorder:
@@ -174,6 +176,24 @@ def test_forked_vm_registers_used_part_then_the_rest(phys):
     assert child.slots[1] == (chunk.gpa + used, chunk.size - used, chunk.host_addr + used)
     phys.alloc(PAGE)
     assert len(child.slots) == 2
+
+
+def test_forked_vm_registers_room_for_an_exec_in_a_file_window(phys, tmp_path):
+    """A file window's slot reaches FILE_HEADROOM past its used part: an exec in the child maps its program's
+    files there without a slot of its own (added after the vCPU ran, one cost milliseconds)."""
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * PAGE)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        first = phys.map_file(fd, 0, PAGE, shared=False)
+        child = SlotRecorder()
+        phys.rebind(child)
+        assert child.slots == [(first, HUGE + FILE_HEADROOM, phys.chunk_of(first).host_addr)]
+        for _ in range(FILE_HEADROOM // HUGE):             # the files of a new program: within the slot
+            phys.map_file(fd, 0, HUGE, shared=False)
+        assert len(child.slots) == 1
+    finally:
+        os.close(fd)
 
 
 def test_forked_vm_of_a_free_chunk_registers_it_on_first_use(phys):
