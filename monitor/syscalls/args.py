@@ -43,9 +43,10 @@ def fd_arg(value: int) -> int:
 
 # Files of km's own /proc view that would reach km's process itself: its memory (read and written through
 # /proc/self/mem), its page map, its other mappings. Found by following the new descriptor, whatever path led there.
-_KM_PROC_FILES = re.compile(rb"^/proc/\d+/(?:task/\d+/)?(?:mem|pagemap|smaps|smaps_rollup|numa_maps|clear_refs|"
-                            rb"syscall|stack|map_files(?:/.*)?)$")
-_KM_PROC_FDS = re.compile(rb"^/proc/(?:self|thread-self|\d+(?:/task/\d+)?)/fd(?:info)?/(\d+)(?:/.*)?$")
+# (Patterns are compiled at their first use, through re's cache: not at every km start.)
+_KM_PROC_FILES = (rb"^/proc/\d+/(?:task/\d+/)?(?:mem|pagemap|smaps|smaps_rollup|numa_maps|clear_refs|"
+                  rb"syscall|stack|map_files(?:/.*)?)$")
+_KM_PROC_FDS = rb"^/proc/(?:self|thread-self|\d+(?:/task/\d+)?)/fd(?:info)?/(\d+)(?:/.*)?$"
 
 
 def new_fd(result: int) -> int:
@@ -61,7 +62,7 @@ def new_fd(result: int) -> int:
             target = os.readlink(b"/proc/self/fd/%d" % result)
         except OSError:
             return result
-        if _KM_PROC_FILES.match(target):
+        if re.match(_KM_PROC_FILES, target):
             os.close(result)
             return -errno.EACCES
     return result
@@ -72,7 +73,7 @@ def km_fd_path(path: bytes | None) -> bool:
     it would hand the payload km's file."""
     if path is None:
         return False
-    m = _KM_PROC_FDS.match(os.path.normpath(path))
+    m = re.match(_KM_PROC_FDS, os.path.normpath(path))
     return m is not None and int(m.group(1)) >= KM_FD_BASE
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
 
 OLD_SIGSET = 0x7FFFFFFF       # stat's signal fields are the first 31 signals only ("obsolete": status has them all)
-_SELF = re.compile(rb"^/proc/(?:self|thread-self|(\d+))(?:/task/(\d+))?/([a-z_]+)$")
+_SELF = rb"^/proc/(?:self|thread-self|(\d+))(?:/task/(\d+))?/([a-z_]+)$"      # compiled at first use (re's cache)
 
 
 def _maps(ctx: VcpuThread) -> bytes:
@@ -135,14 +135,14 @@ def _stat(ctx: VcpuThread) -> bytes:
     return (" ".join(fields) + "\n").encode()
 
 
-_FD_DIRECTORY = re.compile(r"^/proc/(\d+)(?:/task/\d+)?/(?:fd|fdinfo)$")
+_FD_DIRECTORY = r"^/proc/(\d+)(?:/task/\d+)?/(?:fd|fdinfo)$"
 
 
 def is_fd_directory(fd: int) -> bool:
     """Whether a host descriptor reads a /proc/<km's pid>/fd (or fdinfo) directory, whose listing includes km's
     own descriptors (KM_FD_BASE and up): getdents64 leaves those out."""
     try:
-        m = _FD_DIRECTORY.match(os.readlink(f"/proc/self/fd/{fd}"))
+        m = re.match(_FD_DIRECTORY, os.readlink(f"/proc/self/fd/{fd}"))
     except OSError:
         return False
     return m is not None and int(m.group(1)) == os.getpid()
@@ -169,7 +169,7 @@ FILES = {b"maps": _maps, b"status": _status, b"stat": _stat, b"cmdline": _cmdlin
 def exe_alias(ctx: VcpuThread, path: str) -> str:
     """/proc/self/exe (or /proc/<the payload's pid>/exe) names the payload's file, not km's interpreter: busybox
     runs its applets by executing it. Any other path is returned as it is."""
-    m = _SELF.match(os.fsencode(path))
+    m = re.match(_SELF, os.fsencode(path))
     if m and m.group(3) == b"exe" and (not m.group(1) or int(m.group(1)) == ctx.proc.pid):
         return os.path.abspath(ctx.proc.path)
     return path
@@ -178,7 +178,7 @@ def exe_alias(ctx: VcpuThread, path: str) -> str:
 def open_self_file(ctx: VcpuThread, path: bytes, flags: int) -> int | None:
     """A new fd reading the payload's version of /proc/self/<name> (or /proc/<its pid>/<name>); None when the
     path is not one km synthesizes (the host answers)."""
-    m = _SELF.match(path)
+    m = re.match(_SELF, path)
     if not m or (m.group(1) and int(m.group(1)) != ctx.proc.pid):
         return None
     name = m.group(3)

@@ -42,7 +42,7 @@ SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQHHiQI28x")
 # siginfo_layout()'s per-signal si_code limits (NSIGILL...), for the signals whose kernel codes carry fields
 FAULT_LIMITS = {4: 11, 8: 15, 11: 10, 7: 5, 5: 6}           # SIGILL, SIGFPE, SIGSEGV, SIGBUS, SIGTRAP
 SIGCHLD, SIGPOLL, SIGSYS, NSIGCHLD, NSIGPOLL, NSIGSYS = 17, 29, 31, 6, 6, 2
-_PROC_FD = re.compile(rb"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/fd/(\d+)$")
+_PROC_FD = rb"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/fd/(\d+)$"      # compiled at first use (re's cache)
 
 
 def signalfd_siginfo(raw: bytes) -> bytes:
@@ -214,7 +214,7 @@ def signalfd_link(ctx: VcpuThread, path: bytes) -> bytes | None:
     signalfds = ctx.proc.signals.signalfds
     if signalfds is None:
         return None
-    m = _PROC_FD.match(os.path.normpath(path))
+    m = re.match(_PROC_FD, os.path.normpath(path))
     if m is None or m[1] not in (b"self", b"thread-self", str(ctx.proc.pid).encode()):
         return None
     return b"anon_inode:[signalfd]" if signalfds.find(int(m[2])) is not None else None
