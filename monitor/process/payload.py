@@ -110,6 +110,9 @@ class Process:
         #                                 writing, renamed at close (syscalls/procfs.py close_comm)
         self.exec_lock_held = False     # a thread is in that exec (under self.lock): another one's execve loses
         self.vfork_release_fd: int | None = None    # a vfork child's end of the pipe its parent waits on
+        # A forked km that nobody debugs ends its host process on the payload's exit_group, on the thread that made
+        # it (cli.run_forked_child sets it): the main thread has nothing left to do but exit with the same status.
+        self.exit_at_once: Callable[[int], NoReturn] | None = None
         self.auxv = b""
         self.initial_rsp = 0
         if load_payload:
@@ -144,6 +147,7 @@ class Process:
         self._dying = threading.Lock()
         self.freezing = False
         self.debug = NO_DEBUGGER           # the parent's debugger (a copy of its objects) does not follow
+        self.exit_at_once = None           # the child's runner decides
         self.futexes = FutexTable()
         self.clock = ProcessClock(self)    # a forked child inherits no timers (fork(2))
         parent_signals = self.signals
@@ -218,6 +222,8 @@ class Process:
             return [t for t in self.threads.values() if t.state != State.EXITED]
 
     def exit_group(self, status: int) -> None:
+        if self.exit_at_once is not None and self.debug is NO_DEBUGGER:
+            self.exit_at_once(status & 0xFF)
         self.end(Ending(status=status & 0xFF))
 
     def terminate(self, signo: int, thread: VcpuThread | None = None) -> None:
