@@ -1,10 +1,13 @@
 """Where the stub's own file descriptors go. km's payload shares the host process's descriptor table, so
 everything km opens must stay out of the payload's low numbers: the composition root installs a mover
 (monitor's high_fd) and the stub passes each descriptor it creates through it. Selectors are poll-based
-(PollSelector) because an epoll selector would hold a descriptor of its own."""
+(PollSelector) because an epoll selector would hold a descriptor of its own; the session loop's epoll object
+(new_epoll) holds one, moved like the others."""
 from __future__ import annotations
 
 import errno
+import os
+import select
 import selectors
 import socket
 from typing import Callable
@@ -45,3 +48,14 @@ def listen(host: str, port: int) -> socket.socket:
 
 def new_selector() -> selectors.BaseSelector:
     return selectors.PollSelector()
+
+
+def new_epoll() -> select.epoll:
+    """An epoll object on a descriptor chosen by the mover (the payload's next open() must not find its number
+    taken: a payload run under gdb got descriptor 4 for its first file)."""
+    first = select.epoll()
+    try:
+        moved = _move(os.dup(first.fileno()))
+    finally:
+        first.close()
+    return select.epoll.fromfd(moved)

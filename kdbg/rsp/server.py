@@ -29,7 +29,7 @@ from kdbg.rsp import hostio, lldb, memory, nonstop, points, query, registers, re
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.errors import RspError
-from kdbg.rsp.fds import listen, new_selector, own_socket
+from kdbg.rsp.fds import listen, new_epoll, new_selector, own_socket
 from kdbg.rsp.packets import INTERRUPT, use_compiled_framing
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import Inferior, RunState, Session
@@ -292,7 +292,7 @@ class GdbServer:
         conn_fd, wake_fd = conn.fileno(), self._wake_r.fileno()
         while not self._closed and not session.ending and (self._inferiors or session.stop_queue):
             watched = set(self._inferiors)
-            poller = select.epoll()
+            poller = new_epoll()
             owners: dict[int, Inferior | None] = {wake_fd: None, conn_fd: None}
             for inf in self._inferiors.values():
                 if inf.control is not None:
