@@ -49,7 +49,21 @@ def syscall(*names: str) -> Callable[[Handler], Handler]:
     return register
 
 
+_complete = False      # every family registered (table.py registers the rarer ones on the first miss)
+
+
+def load_all() -> None:
+    """Register every family: the rarer ones table.py leaves until a call needs one (imported here, not at the top:
+    the families import this module)."""
+    global _complete
+    if not _complete:
+        from .table import load_rest
+        load_rest()
+        _complete = True
+
+
 def handler_names() -> list[str]:
+    load_all()
     return [NAMES.get(nr, str(nr)) for nr, h in enumerate(_handlers) if h] + [NAMES[nr] for nr in _km_handlers]
 
 
@@ -100,6 +114,9 @@ def dispatch(ctx: VcpuThread, nr: int, a0: int, a1: int, a2: int, a3: int, a4: i
 def _dispatch(ctx: VcpuThread, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
     ctx.orig_rax = nr
     entry = _handlers[nr] if nr < TABLE_SIZE else _km_handlers.get(nr)
+    if entry is None and not _complete:
+        load_all()
+        entry = _handlers[nr] if nr < TABLE_SIZE else _km_handlers.get(nr)
     if entry is None:
         log.info("unknown syscall %d (%s): ENOSYS", nr, NAMES.get(nr, "?"))
         return -errno.ENOSYS

@@ -35,6 +35,8 @@ NOT_IN_A_PLAIN_RUN = [
     ("monitor.snapshot.take", "snapshots: km_snapshot_take or km-cli only"),
     ("monitor.mgmt", "the management socket: --mgtpipe only"),
     ("monitor.oci", "the OCI runtime is its own program"),
+    ("monitor.syscalls.net", "the rarer syscall families register at their first call (syscalls/table.py)"),
+    ("monitor.syscalls.ipc", "the rarer syscall families register at their first call (syscalls/table.py)"),
     ("elftools", "pyelftools: the loader parses headers itself"),
     ("capstone", "disassembly: the debugger only"),
     ("subprocess", "km starts no process to run a payload"),
