@@ -21,10 +21,9 @@ from ..errors import PayloadError
 from ..host_fds import high_fd
 from ..memory.guest import PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, GuestMemory, page_down, page_up
 from ..memory.mapped_file import MappedFile
-from .elf_headers import ELFError, ELFFile
+from .elf_headers import PF_R, PF_W, PF_X, ELFError, ELFFile
 
 PIE_BASE = 0x555555554000       # ELF_ET_DYN_BASE on x86-64 without randomization
-PF_X, PF_W, PF_R = 1, 2, 4
 
 
 class LoadedElf(Record):

@@ -8,6 +8,7 @@ Layouts: the System V gABI, ELF-64 (include/uapi/linux/elf.h Elf64_Ehdr / Elf64_
 """
 from __future__ import annotations
 
+import os
 import struct
 from typing import Any, BinaryIO, Iterator
 
@@ -23,7 +24,26 @@ P_TYPES = {0: "PT_NULL", 1: "PT_LOAD", 2: "PT_DYNAMIC", 3: "PT_INTERP", 4: "PT_N
            0x6474E553: "PT_GNU_PROPERTY"}
 MACHINES = {3: "x86", 62: "x64", 183: "AArch64", 40: "ARM"}
 ELFCLASS64, ELFDATA2LSB, EM_X86_64 = 2, 1, 62
+PT_LOAD = 1
+PF_X, PF_W, PF_R = 1, 2, 4     # p_flags
 _FILE_MAX = 1 << 40          # no payload file is larger; a header's offset or size beyond it is corrupt
+
+
+def first_code_offset(fd: int) -> int:
+    """The file offset of the first executable PT_LOAD of the ELF-64 file open as `fd`, read with two preads
+    (0 when it is no such file or has none)."""
+    raw = os.pread(fd, _EHDR.size, 0)
+    if len(raw) < _EHDR.size or raw[:4] != b"\x7fELF" or raw[4] != ELFCLASS64 or raw[5] != ELFDATA2LSB:
+        return 0
+    header = _EHDR.unpack(raw)
+    phoff, phentsize, phnum = header[5], header[9], header[10]
+    if phentsize < _PHDR.size or phoff >= _FILE_MAX:
+        return 0
+    table = os.pread(fd, phentsize * phnum, phoff)
+    offsets = [p_offset for p_type, p_flags, p_offset, *_ in
+               (_PHDR.unpack_from(table, i * phentsize) for i in range(len(table) // phentsize))
+               if p_type == PT_LOAD and p_flags & PF_X]
+    return min(offsets, default=0)
 
 
 class ELFError(Exception):

@@ -8,13 +8,16 @@ VMAs whose backings are not adjacent on the host is served through a copy (sysca
 
 File mappings (map_file) come two ways. Most are the host's own mapping of the file in a file window
 (PhysicalMemory.map_file), exactly Linux's semantics: shared writes reach the file, private pages see the file
-change until written, pages are read when first touched. A program image big enough to hold a whole 2M page (the
-loader's segments or a library ld.so maps: private, executable or MAP_DENYWRITE, a regular file up to COPY_LIMIT)
-is instead a copy read into the allocator's memory, whose 2M-aligned part the guest maps with 2M pages: one KVM
-fault for 2M of code instead of one per 4K page-cache page. A smaller image maps no 2M page either way and a copy
-only costs its reading (libc's 1.9 MB: ~2 ms per exec, where ld.so and a short program touch ~80 of its pages).
-An image does not change while it runs (Linux long refused writes to it: ETXTBSY), so a copy is not seen to
-differ from the file. Either way the VMA names its MappedFile.
+change until written, pages are read when first touched. A program image (the loader's segments or a library ld.so
+maps: private, executable or MAP_DENYWRITE, a regular file up to COPY_LIMIT) is instead a copy read into the
+allocator's memory where that pays on kvm-pvm: a guest page over the host's read-only page-cache page costs a KVM
+fault of its own (~20 us), while over memory km wrote KVM maps up to 8 neighbours with it (~4 us a page read in
+order). So copies are images holding a whole 2M page (the guest maps those with 2M pages), small images (ld.so's
+text, relro and data: nearly every page touched) and a large image's leading ELF metadata (libc's symbol tables and
+relocations, which ld.so reads while linking); a large image's code is the file's mapping, as ld.so and a short
+program touch ~25 of libc's 342 code pages (a copy of libc cost ~2 ms per exec). An image does not change while it
+runs (Linux long refused writes to it: ETXTBSY), so a copy is not seen to differ from the file. Either way the
+VMA names its MappedFile.
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ USER_TOP = 0x7FFFFFFFF000
 MMAP_TOP = 0x7FFFF7FFF000        # mmap without a hint grows down from here (Linux's mmap_base without ASLR:
                                  # TASK_SIZE less a 128 MiB stack gap); the stack lives above
 MMAP_BOTTOM = 0x10000
-COPY_LIMIT = 16 << 20            # program images up to this size that hold a whole 2M page are copies
+COPY_LIMIT = 16 << 20            # program images up to this size may be copies (see the module docstring)
+SMALL_IMAGE = 256 << 10          # images up to this size are copies whole
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = abi.PROT_NONE, abi.PROT_READ, abi.PROT_WRITE, abi.PROT_EXEC
 
 
@@ -290,9 +294,9 @@ class GuestMemory:
     def map_file(self, start: int, size: int, prot: int, file: MappedFile, offset: int, shared: bool, *,
                  image: bool = False, host_fd: int | None = None) -> None:
         """mmap of a file at a fixed place, as Linux gives it (see the module docstring for the two backings;
-        `image`: a program image, copied when small and private). host_fd (default file.fd) is what the host
-        maps. Past the file's last page Linux raises SIGBUS; the guest gets zero pages there (km's own access, or
-        KVM's, would fault km). The new backing is made first: a failure leaves the old mapping in place."""
+        `image`: a program image, copied where that pays). host_fd (default file.fd) is what the host maps.
+        Past the file's last page Linux raises SIGBUS; the guest gets zero pages there (km's own access, or KVM's,
+        would fault km). The new backing is made first: a failure leaves the old mapping in place."""
         end = start + page_up(size)
         fd = file.fd if host_fd is None else host_fd
         assert fd is not None, "map_file needs a descriptor (MappedFile.of_fd keeps one or host_fd is given)"
@@ -302,34 +306,63 @@ class GuestMemory:
             copy = image and not shared and file.fd is not None and file.is_regular and end - start <= COPY_LIMIT
             if copy and self._reuse_copy(start, end, prot, file, offset):
                 return
-            if not copy or not _holds_huge_page(start, end):
-                file_size = os.fstat(fd).st_size if file.is_regular else end - start
-                in_file = min(end - start, max(0, page_up(file_size) - offset))
-                # shared over an O_RDONLY descriptor can never write: the host maps it private (it still sees
-                # the file change until km itself writes a page, which only the debugger does)
-                host_shared = shared and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR
-                vmas = [Vma(start, start + in_file, prot, None, file.path, offset, **common)] if in_file else []
-                if in_file:
-                    vmas[0].gpa = self.phys.map_file(fd, offset, in_file, host_shared)
-                if start + in_file < end:
-                    tail = Vma(start + in_file, end, prot, None, file.path, offset + in_file, **common)
-                    self._alloc(tail)
-                    vmas.append(tail)
-            else:
-                vma = Vma(start, end, prot, None, file.path, offset, **common)
-                gpa = self._alloc(vma)
-                try:
-                    file.read_into(self.phys.view(gpa, end - start), offset)
-                except OSError:
-                    self.phys.release(gpa, end - start)
-                    raise
-                vmas = [vma]
+            copied = _copied_part(start, end, offset, file) if copy else 0
+            vmas: list[Vma] = []
+            try:
+                if copied:
+                    vmas.append(self._copy(Vma(start, start + copied, prot, None, file.path, offset, **common)))
+                if start + copied < end:
+                    vmas += self._window(start + copied, end, prot, file, offset + copied, fd, common)
+            except BaseException:
+                self._release_backings(vmas)
+                raise
             self.unmap(start, end - start)
             for vma in vmas:
                 if prot != abi.PROT_NONE:
                     self.tables.set_range(vma.start, vma.end - vma.start, vma.gpa, pte_flags(prot))
                 self._insert(vma)
             self.on_remap(start, end)
+
+    def _copy(self, vma: Vma) -> Vma:
+        """Back `vma` with a copy of its file's bytes (zeros past the end of the file)."""
+        gpa = self._alloc(vma)
+        try:
+            assert vma.file is not None, "a file mapping"
+            vma.file.read_into(self.phys.view(gpa, vma.end - vma.start), vma.offset)
+        except BaseException:
+            self.phys.release(gpa, vma.end - vma.start)
+            raise
+        return vma
+
+    def _window(self, start: int, end: int, prot: int, file: MappedFile, offset: int, fd: int,
+                common: dict[str, Any]) -> list[Vma]:
+        """VMAs for the host's own mapping of the file over [start, end): the file's pages, then zero pages past
+        its end."""
+        file_size = os.fstat(fd).st_size if file.is_regular else end - start
+        in_file = min(end - start, max(0, page_up(file_size) - offset))
+        # shared over an O_RDONLY descriptor can never write: the host maps it private (it still sees the file
+        # change until km itself writes a page, which only the debugger does)
+        host_shared = common["shared"] and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR
+        vmas = []
+        if in_file:
+            vma = Vma(start, start + in_file, prot, None, file.path, offset, **common)
+            vma.gpa = self.phys.map_file(fd, offset, in_file, host_shared)
+            vmas.append(vma)
+        if start + in_file < end:
+            tail = Vma(start + in_file, end, prot, None, file.path, offset + in_file, **common)
+            try:
+                self._alloc(tail)
+            except BaseException:
+                self._release_backings(vmas)
+                raise
+            vmas.append(tail)
+        return vmas
+
+    def _release_backings(self, vmas: list[Vma]) -> None:
+        """Give back the memory of VMAs made but never inserted (a mapping that failed half-way)."""
+        for vma in vmas:
+            if vma.gpa is not None:
+                self.phys.release(vma.gpa, vma.end - vma.start)
 
     def _reuse_copy(self, start: int, end: int, prot: int, file: MappedFile, offset: int) -> bool:
         """A program image mapped over a copy of the same bytes of the same file that was never writable (ld.so
@@ -518,9 +551,15 @@ def _mergeable(prev: Vma, vma: Vma) -> bool:
         prev.offset + prev.end - prev.start == vma.offset
 
 
-def _holds_huge_page(start: int, end: int) -> bool:
-    """Whether [start, end) contains a whole 2M-aligned 2M page (which a copy could map as one)."""
-    return (start + HUGE - 1) // HUGE * HUGE + HUGE <= end
+def _copied_part(start: int, end: int, offset: int, file: MappedFile) -> int:
+    """How much of a program image mapped at [start, end) from `offset` of `file` is a copy, from its start on
+    (the rest is the host's mapping of the file): all of it when it holds a whole 2M page or is small, else the
+    ELF's leading metadata (headers, symbols, relocations: what ld.so reads when it links the program)."""
+    if end - start <= SMALL_IMAGE or (start + HUGE - 1) // HUGE * HUGE + HUGE <= end:
+        return end - start
+    if offset == 0:
+        return min(end - start, file.metadata_end())
+    return 0
 
 
 def _allows(prot: int, write: bool) -> bool:

@@ -15,6 +15,7 @@ import stat
 import weakref
 
 from ..host_fds import KM_FD_BASE, high_fd
+from ..loader.elf_headers import first_code_offset
 
 
 class MappedFile:
@@ -71,6 +72,15 @@ class MappedFile:
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size if self.fd is not None else 0
+
+    def metadata_end(self) -> int:
+        """Where an ELF file's first executable PT_LOAD starts (page-aligned down): the headers, symbol tables and
+        relocations come before it. 0 for anything else (or a file that cannot be read)."""
+        assert self.fd is not None, "a file kept open"
+        try:
+            return first_code_offset(self.fd) & ~0xFFF
+        except OSError:
+            return 0
 
     def read_into(self, view: memoryview, offset: int) -> int:
         """Fill `view` from the file at `offset`; bytes past the end of the file stay as they are. Returns the

@@ -228,3 +228,34 @@ def test_a_file_mapping_stays_inside_one_window(tmp_path):
         phys.release(second, WINDOW + PAGE)
         both = phys.map_file(f.fileno(), 0, WINDOW + PAGE, False)
     assert phys.chunk_of(both) is phys.chunk_of(both + WINDOW + PAGE - 1)
+
+
+def test_program_images_are_copies_where_that_pays(mem, tmp_path):
+    """A small image, or one holding a 2M page, is a copy; a large one (ld.so's whole-library mapping) is the
+    host's mapping of the file but for its ELF metadata, which ld.so reads while linking; a plain private file
+    mapping is never copied. Every way, the guest reads the file's bytes."""
+    from monitor.memory.guest import SMALL_IMAGE
+    from monitor.memory.mapped_file import MappedFile
+    code = 0x30000
+    header = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01", 3, 62, 1, 0, 64, 0, 0, 64, 56, 2, 64, 0, 0)
+    phdrs = struct.pack("<IIQQQQQQ", 1, 4, 0, 0, 0, code, code, PAGE) + \
+        struct.pack("<IIQQQQQQ", 1, 5, code, code, code, 0x80000, 0x80000, PAGE)
+    body = bytes(range(256)) * ((code + 0x80000) // 256)
+    path = tmp_path / "lib.so"
+    path.write_bytes(header + phdrs + body[len(header) + len(phdrs):])
+    file = MappedFile.open(str(path))
+
+    def copied(gva: int) -> bool:
+        vma = mem.find(gva)
+        return vma.gpa is not None and not mem.phys.is_file(vma.gpa)
+    mem.map_file(0x10000000, SMALL_IMAGE, PROT_READ, file, 0, False, image=True)
+    assert copied(0x10000000) and copied(0x10000000 + SMALL_IMAGE - 1)
+    mem.map_file(0x20000000, code + 0x80000, PROT_READ, file, 0, False, image=True)
+    assert copied(0x20000000 + code - 1) and not copied(0x20000000 + code)
+    mem.map_file(0x40000000, SMALL_IMAGE, PROT_READ, file, 0, False)
+    assert not copied(0x40000000)
+    data = path.read_bytes()
+    assert mem.read(0x20000000, code + 0x80000) == data[:code + 0x80000]
+    assert mem.read(0x10000000, SMALL_IMAGE) == mem.read(0x40000000, SMALL_IMAGE) == data[:SMALL_IMAGE]
+    assert [(r.start, r.end) for r in mem.mappings() if r.start == 0x20000000] == \
+        [(0x20000000, 0x20000000 + code + 0x80000)]          # one mapping, as /proc/self/maps shows it
