@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 from typing import TYPE_CHECKING
 
 from ..errors import GuestFault
@@ -59,6 +60,9 @@ def new_fd(result: int) -> int:
         return -errno.EMFILE
     if result >= 0:
         try:
+            st = os.fstat(result)
+            if st.st_size and not stat.S_ISDIR(st.st_mode):
+                return result           # not one of those files (each reads as empty): most opens stop here
             target = os.readlink(b"/proc/self/fd/%d" % result)
         except OSError:
             return result

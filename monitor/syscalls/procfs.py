@@ -169,6 +169,8 @@ FILES = {b"maps": _maps, b"status": _status, b"stat": _stat, b"cmdline": _cmdlin
 def exe_alias(ctx: VcpuThread, path: str) -> str:
     """/proc/self/exe (or /proc/<the payload's pid>/exe) names the payload's file, not km's interpreter: busybox
     runs its applets by executing it. Any other path is returned as it is."""
+    if not path.startswith("/proc/"):
+        return path
     m = re.match(_SELF, os.fsencode(path))
     if m and m.group(3) == b"exe" and (not m.group(1) or int(m.group(1)) == ctx.proc.pid):
         return os.path.abspath(ctx.proc.path)
