@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import functools
 import threading
+from typing import Callable
 from ..record import Record
 
 from kdbg.arch.linux import PAGE_SIZE as PAGE
@@ -185,19 +186,44 @@ class PhysicalMemory:
             self.top += (size + HUGE - 1) // HUGE * HUGE
             return gpa
 
-    def rebind(self, vm) -> None:
+    def rebind(self, vm) -> Callable[[], None]:
         """A forked km's new VM: the same GPA layout over this process's (copy-on-write) host memory. A chunk's
-        memslot covers only its part up to its last allocated byte; the rest gets a slot of its own when first
+        memslot covers only its part up to its last allocated 2M page; the rest gets a slot of its own when first
         allocated (_cover). On kvm-pvm a slot costs KVM an rmap entry per 4K page, allocated and zeroed at once:
-        256 MiB took 166 us to register against 35 us for 16 MiB, and a forked child seldom grows."""
+        256 MiB took 166 us to register against 35 us for 16 MiB, and a forked child seldom grows.
+
+        The slots are registered on a thread of their own: KVM waits for an SRCU grace period after each one,
+        asleep until a kworker runs (20-60 us on an idle machine, 1-5 ms, up to 18, on a loaded one), while the
+        forked km has about a millisecond of its own work left before its vCPU first runs. Returns the wait for
+        that thread, to be called before then (it raises what registering raised); nothing may allocate guest
+        memory until it returns."""
         self.vm = vm
         self.lock = threading.Lock()
+        slots: list[tuple[int, int, int, bool]] = []
         for chunk in self.chunks:
             chunk.registered = self._used_part(chunk)
             if chunk.registered:
-                vm.add_memory(chunk.gpa, chunk.registered, chunk.host_addr)
-        for gpa, size, host_addr in self.foreign:
-            vm.add_memory(gpa, size, host_addr, readonly=True)
+                slots.append((chunk.gpa, chunk.registered, chunk.host_addr, False))
+        slots += [(gpa, size, host_addr, True) for gpa, size, host_addr in self.foreign]
+        failed: list[BaseException] = []
+
+        def register() -> None:
+            try:
+                for gpa, size, host_addr, readonly in slots:
+                    if readonly:
+                        vm.add_memory(gpa, size, host_addr, readonly=True)
+                    else:
+                        vm.add_memory(gpa, size, host_addr)
+            except BaseException as e:              # handed to the waiter
+                failed.append(e)
+        registering = threading.Thread(target=register, name="memslots", daemon=True)
+        registering.start()
+
+        def wait() -> None:
+            registering.join()
+            if failed:
+                raise failed[0]
+        return wait
 
     def _used_part(self, chunk: Chunk) -> int:
         """Bytes from the chunk's start up to its last allocated byte, in whole 2M pages (the chunk's free tail,

@@ -100,7 +100,7 @@ def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave:
     proc = parent_thread.proc
     mask, altstack = proc.signals.of(parent_thread).mask, proc.signals.of(parent_thread).altstack
     parent_debugger = proc.debug
-    proc.rebuild_after_fork()
+    memslots_ready = proc.rebuild_after_fork()
     if link is None:
         parent_debugger.leave_forked_child(proc)
     thread = proc.new_thread()
@@ -117,6 +117,7 @@ def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave:
         thread.clear_child_tid = ctid
     if link is not None:
         proc.debug = parent_debugger.adopt_in_child(proc, thread)
+    memslots_ready()
     proc.child_runner(proc, thread, link)
 
 

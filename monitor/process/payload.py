@@ -126,15 +126,16 @@ class Process:
         self.pid = pid
         self._tids = itertools.count(max([pid, *tids]) + 1)
 
-    def rebuild_after_fork(self) -> None:
-        """In a forked km: a new VM over the same (now copy-on-write) host memory; no threads yet."""
+    def rebuild_after_fork(self) -> Callable[[], None]:
+        """In a forked km: a new VM over the same (now copy-on-write) host memory; no threads yet. Returns the wait
+        for its memory slots (PhysicalMemory.rebind), to be called before the vCPU first runs."""
         for fd in [self.vm.fd] + [t.vcpu.fd for t in self.threads.values()] + [v.fd for v in self.free_vcpus]:
             try:
                 os.close(fd)          # the parent's VM: unusable from this process
             except OSError:
                 pass
         self.vm = self.kvm.create_vm()     # through the parent's /dev/kvm descriptor: not tied to a process
-        self.phys.rebind(self.vm)          # self.cpuid stays: the same host's KVM answers the same
+        memslots_ready = self.phys.rebind(self.vm)   # self.cpuid stays: the same host's KVM answers the same
         self.lock = threading.RLock()
         self.threads = {}
         self.free_vcpus = []
@@ -155,6 +156,7 @@ class Process:
         self.signals.actions = parent_signals.actions
         if parent_signals.signalfds is not None:
             self.signals.signalfds = parent_signals.signalfds.after_fork()
+        return memslots_ready
 
 
     def new_thread(self, tid: int | None = None) -> VcpuThread:

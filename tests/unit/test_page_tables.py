@@ -159,7 +159,7 @@ def test_forked_vm_registers_used_part_then_the_rest(phys):
     phys.release(low, 3 * PAGE)                          # a hole below the high-water mark stays registered
     chunk = phys.chunk_of(high)
     child = SlotRecorder()
-    phys.rebind(child)
+    phys.rebind(child)()                                 # registered on a thread: wait for it
     used = (high + (5 << 20) - chunk.gpa + HUGE - 1) // HUGE * HUGE
     assert child.slots == [(chunk.gpa, used, chunk.host_addr)]
 
@@ -187,7 +187,7 @@ def test_forked_vm_registers_room_for_an_exec_in_a_file_window(phys, tmp_path):
     try:
         first = phys.map_file(fd, 0, PAGE, shared=False)
         child = SlotRecorder()
-        phys.rebind(child)
+        phys.rebind(child)()                                 # registered on a thread: wait for it
         assert child.slots == [(first, HUGE + FILE_HEADROOM, phys.chunk_of(first).host_addr)]
         for _ in range(FILE_HEADROOM // HUGE):             # the files of a new program: within the slot
             phys.map_file(fd, 0, HUGE, shared=False)
@@ -200,7 +200,7 @@ def test_forked_vm_of_a_free_chunk_registers_it_on_first_use(phys):
     gpa = phys.alloc(PAGE)
     phys.release(gpa, PAGE)
     child = SlotRecorder()
-    phys.rebind(child)
+    phys.rebind(child)()                                 # registered on a thread: wait for it
     assert child.slots == []
     gpa = phys.alloc(PAGE)
     chunk = phys.chunk_of(gpa)
