@@ -259,3 +259,17 @@ def test_program_images_are_copies_where_that_pays(mem, tmp_path):
     assert mem.read(0x10000000, SMALL_IMAGE) == mem.read(0x40000000, SMALL_IMAGE) == data[:SMALL_IMAGE]
     assert [(r.start, r.end) for r in mem.mappings() if r.start == 0x20000000] == \
         [(0x20000000, 0x20000000 + code + 0x80000)]          # one mapping, as /proc/self/maps shows it
+
+
+def test_small_writable_mappings_get_their_host_pages_at_once(mem):
+    """So that KVM, which prefetches only over host pages present and writable, maps them 8 at a time."""
+    from monitor.memory.guest import POPULATE_LIMIT
+
+    def present(gva: int) -> bool:
+        host = mem.host_addr(gva, 1)
+        with open("/proc/self/pagemap", "rb") as f:
+            f.seek(host // PAGE * 8)
+            return bool(struct.unpack("<Q", f.read(8))[0] >> 63)
+    mem.map(0x60000000, POPULATE_LIMIT, RW)
+    assert all(present(0x60000000 + i) for i in range(0, POPULATE_LIMIT, PAGE))
+    assert mem.read(0x60000000, POPULATE_LIMIT) == bytes(POPULATE_LIMIT)
