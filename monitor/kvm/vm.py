@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from ..errors import KvmError, MonitorError
 from ..host_fds import high_fd
@@ -51,16 +52,19 @@ class Vm:
     def __init__(self, kvm: Kvm, fd: int) -> None:
         self.kvm, self.fd = kvm, fd
         self.next_slot = 0
+        self._slots_lock = threading.Lock()    # a forked km registers slots on two threads (memory/physical.py)
 
     def add_memory(self, gpa: int, size: int, host_addr: int, readonly: bool = False) -> int:
-        """Register a memslot; returns its slot number."""
+        """Register a memslot; returns its slot number. Each call takes a slot number of its own, so that two
+        threads may register at once (KVM serializes the changes; a refused slot leaves its number unused)."""
+        with self._slots_lock:
+            slot = self.next_slot
+            self.next_slot += 1
         region = ffi.new("struct kvm_userspace_memory_region *")
-        region.slot, region.guest_phys_addr, region.memory_size, region.userspace_addr = \
-            self.next_slot, gpa, size, host_addr
+        region.slot, region.guest_phys_addr, region.memory_size, region.userspace_addr = slot, gpa, size, host_addr
         region.flags = 2 if readonly else 0          # KVM_MEM_READONLY
         ioctl(self.fd, abi.KVM_SET_USER_MEMORY_REGION, region, "KVM_SET_USER_MEMORY_REGION")
-        self.next_slot += 1
-        return region.slot
+        return slot
 
     def create_vcpu(self, vcpu_id: int):
         return Vcpu(self, vcpu_id, high_fd(ioctl(self.fd, abi.KVM_CREATE_VCPU, vcpu_id, "KVM_CREATE_VCPU")))

@@ -76,6 +76,7 @@ class PhysicalMemory:
         self.file_top = FILE_BASE
         self.file_free: list[tuple[int, int]] = []      # free ranges of the file windows
         self.foreign: list[tuple[int, int, int]] = []
+        self._spare_window_ready: Callable[[], None] | None = None     # a forked km's window still registering
 
     def _grow(self, size: int) -> None:
         size = max(CHUNK, (size + HUGE - 1) // HUGE * HUGE)
@@ -131,6 +132,8 @@ class PhysicalMemory:
         """GPA for a file mapping inside one window (free ranges of adjacent windows merge, but each window is its
         own host reservation and memslot: a mapping across two overran the first's host range, and the guest's
         access to the second part failed KVM_RUN with EFAULT)."""
+        if self._spare_window_ready is not None:
+            self._spare_window_ready()
         for i, (start, end) in enumerate(self.file_free):
             gpa = self._fit(start, end, size, PAGE, 0) if end - start >= size else None
             if gpa is not None:
@@ -205,7 +208,10 @@ class PhysicalMemory:
             if chunk.registered:
                 slots.append((chunk.gpa, chunk.registered, chunk.host_addr, False))
         slots += [(gpa, size, host_addr, True) for gpa, size, host_addr in self.foreign]
-        failed: list[BaseException] = []
+        spare = None if any(chunk.is_file for chunk in self.chunks) else self._spare_window()
+        failed: list[BaseException] = []                # what registering the slots raised
+        spare_failed: list[BaseException] = []
+        ready, spare_ready = threading.Event(), threading.Event()
 
         def register() -> None:
             try:
@@ -214,16 +220,43 @@ class PhysicalMemory:
                         vm.add_memory(gpa, size, host_addr, readonly=True)
                     else:
                         vm.add_memory(gpa, size, host_addr)
-            except BaseException as e:              # handed to the waiter
+            except BaseException as e:
                 failed.append(e)
-        registering = threading.Thread(target=register, name="memslots", daemon=True)
-        registering.start()
+            ready.set()
+            try:
+                if spare is not None and not failed:
+                    vm.add_memory(spare.gpa, spare.registered, spare.host_addr)
+            except BaseException as e:
+                spare_failed.append(e)
+            spare_ready.set()
+        threading.Thread(target=register, name="memslots", daemon=True).start()
 
         def wait() -> None:
-            registering.join()
+            ready.wait()
             if failed:
                 raise failed[0]
+
+        def wait_spare() -> None:
+            spare_ready.wait()
+            self._spare_window_ready = None
+            if failed or spare_failed:
+                raise MemoryError(f"file window: {(failed or spare_failed)[0]}")
+        if spare is not None:
+            self._spare_window_ready = wait_spare
         return wait
+
+    def _spare_window(self) -> Chunk:
+        """A file window for a forked km that has none: a static program's child that execs a dynamic one maps
+        the new program's files at once, and the window's slot is best registered with the others, off the
+        exec's path (_window_alloc waits for it)."""
+        host = self._reserve(WINDOW, abi.PROT_NONE)
+        chunk = Chunk(self.file_top, WINDOW, host, memoryview(ffi.buffer(ffi.cast("void *", host), WINDOW)),
+                      is_file=True)
+        chunk.registered = FILE_HEADROOM
+        self._add_chunk(chunk)
+        self._free_insert(self.file_free, self.file_top, self.file_top + WINDOW)
+        self.file_top += WINDOW
+        return chunk
 
     def _used_part(self, chunk: Chunk) -> int:
         """Bytes from the chunk's start up to its last allocated byte, in whole 2M pages (the chunk's free tail,

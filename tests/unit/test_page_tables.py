@@ -7,7 +7,7 @@ import os
 import pytest
 
 from monitor.memory.page_tables import ADDR_MASK, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_PS, PTE_U, PTE_W, PageTables
-from monitor.memory.physical import FILE_HEADROOM, HUGE, PAGE, PhysicalMemory
+from monitor.memory.physical import FILE_BASE, FILE_HEADROOM, HUGE, PAGE, PhysicalMemory
 
 
 class SlotRecorder:
@@ -151,6 +151,19 @@ def test_file_chunks_share_or_copy_the_file(phys, tmp_path):
     assert again == shared and bytes(phys.view(again, 2)) == b"xy" and len(phys.vm.slots) == slots + 1
 
 
+def forked(phys: PhysicalMemory) -> SlotRecorder:
+    """The memslots of a forked km's new VM once registered (rebind registers them on a thread of its own)."""
+    child = SlotRecorder()
+    phys.rebind(child)()
+    if phys._spare_window_ready is not None:
+        phys._spare_window_ready()
+    return child
+
+
+def memory_slots(child: SlotRecorder) -> list[tuple[int, int, int]]:
+    return [slot for slot in child.slots if slot[0] < FILE_BASE]
+
+
 def test_forked_vm_registers_used_part_then_the_rest(phys):
     """A forked km's new VM gets a memslot for each chunk up to its last allocated 2M page, and one slot for the
     rest of the chunk when an allocation first reaches past it; every allocated byte stays covered."""
@@ -158,10 +171,9 @@ def test_forked_vm_registers_used_part_then_the_rest(phys):
     high = phys.alloc(5 << 20)
     phys.release(low, 3 * PAGE)                          # a hole below the high-water mark stays registered
     chunk = phys.chunk_of(high)
-    child = SlotRecorder()
-    phys.rebind(child)()                                 # registered on a thread: wait for it
+    child = forked(phys)
     used = (high + (5 << 20) - chunk.gpa + HUGE - 1) // HUGE * HUGE
-    assert child.slots == [(chunk.gpa, used, chunk.host_addr)]
+    assert memory_slots(child) == [(chunk.gpa, used, chunk.host_addr)]
 
     def covered(gpa: int, size: int) -> bool:          # by adjacent slots (a range may span two)
         for start, length, _ in sorted(child.slots):
@@ -170,12 +182,12 @@ def test_forked_vm_registers_used_part_then_the_rest(phys):
         return size <= 0
     assert covered(low, 3 * PAGE) and covered(high, 5 << 20)
     again = phys.alloc(3 * PAGE)                         # reuses the hole: no new slot
-    assert covered(again, 3 * PAGE) and len(child.slots) == 1
+    assert covered(again, 3 * PAGE) and len(memory_slots(child)) == 1
     far = phys.alloc(64 << 20)                           # past the registered part: the rest of the chunk
-    assert covered(far, 64 << 20) and len(child.slots) == 2
-    assert child.slots[1] == (chunk.gpa + used, chunk.size - used, chunk.host_addr + used)
+    assert covered(far, 64 << 20) and len(memory_slots(child)) == 2
+    assert memory_slots(child)[1] == (chunk.gpa + used, chunk.size - used, chunk.host_addr + used)
     phys.alloc(PAGE)
-    assert len(child.slots) == 2
+    assert len(memory_slots(child)) == 2
 
 
 def test_forked_vm_registers_room_for_an_exec_in_a_file_window(phys, tmp_path):
@@ -186,8 +198,7 @@ def test_forked_vm_registers_room_for_an_exec_in_a_file_window(phys, tmp_path):
     fd = os.open(path, os.O_RDONLY)
     try:
         first = phys.map_file(fd, 0, PAGE, shared=False)
-        child = SlotRecorder()
-        phys.rebind(child)()                                 # registered on a thread: wait for it
+        child = forked(phys)
         assert child.slots == [(first, HUGE + FILE_HEADROOM, phys.chunk_of(first).host_addr)]
         for _ in range(FILE_HEADROOM // HUGE):             # the files of a new program: within the slot
             phys.map_file(fd, 0, HUGE, shared=False)
@@ -199,9 +210,27 @@ def test_forked_vm_registers_room_for_an_exec_in_a_file_window(phys, tmp_path):
 def test_forked_vm_of_a_free_chunk_registers_it_on_first_use(phys):
     gpa = phys.alloc(PAGE)
     phys.release(gpa, PAGE)
-    child = SlotRecorder()
-    phys.rebind(child)()                                 # registered on a thread: wait for it
-    assert child.slots == []
+    child = forked(phys)
+    assert memory_slots(child) == []
     gpa = phys.alloc(PAGE)
     chunk = phys.chunk_of(gpa)
-    assert child.slots == [(chunk.gpa, chunk.size, chunk.host_addr)]
+    assert memory_slots(child) == [(chunk.gpa, chunk.size, chunk.host_addr)]
+
+
+def test_forked_vm_without_file_windows_gets_one_for_an_exec(phys, tmp_path):
+    """A forked km with no file window (a static program's child) gets one, its slot registered FILE_HEADROOM
+    long with the others: the files of a dynamic program the child execs need no slot of their own."""
+    phys.alloc(PAGE)
+    child = forked(phys)
+    window = phys.chunk_of(FILE_BASE)
+    assert window.is_file and child.slots[-1] == (FILE_BASE, FILE_HEADROOM, window.host_addr)
+    path = tmp_path / "f"
+    path.write_bytes(b"y" * PAGE)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        gpa = phys.map_file(fd, 0, PAGE, shared=False)
+    finally:
+        os.close(fd)
+    assert gpa == FILE_BASE and bytes(phys.view(gpa, 2)) == b"yy" and len(child.slots) == 2
+    again = forked(phys)                                 # its own child has a window: no spare
+    assert [slot[0] for slot in again.slots].count(FILE_BASE) == 1 and len(phys.chunks) == 2
