@@ -11,7 +11,6 @@ within a small factor of native.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -20,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from harness.build import build  # noqa: E402  (one build, cached by source hash, for tests and benches)
+from harness.km import KM, km_env  # noqa: E402
 
 PAYLOAD = ROOT / "bench" / "payloads" / "bench_clock.c"
-KM = [sys.executable, "-m", "monitor.cli"]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+ENV = km_env()
 ENV.pop("KM_VERBOSE", None)
 ENV.pop("KM_NO_VDSO", None)
 
