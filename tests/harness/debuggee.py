@@ -127,6 +127,16 @@ def interrupt_past(d: Debuggee, location: str) -> dict:
     return stop
 
 
+def run_to_exit(d: Debuggee, exit_code: int = 0) -> tuple[int, str, str]:
+    """Continue to the payload's exit as gdb reports it (exited-normally, or `exit_code`, which gdb prints in
+    octal), then gdb goes: the server's status (km's is the payload's), stdout and stderr."""
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("exited" if exit_code else "exited-normally")
+    assert not exit_code or stop["exit-code"] == f"0{exit_code:o}", d.diagnostics()
+    d.gdb.exit()
+    return d.finish()
+
+
 def basic_runs_to_its_end(d: Debuggee, at_exit: Callable[[], object] | None = None) -> None:
     """gdb_basic.c, stopped with no breakpoint left, continued to its exit as a user would see it: gdb reports
     exit code 3, and the payload printed counter=42 (the session still drives the payload correctly). `at_exit`

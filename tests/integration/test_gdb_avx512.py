@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.debuggee import run_to_exit
+
 from kdbg.arch import x86_64
 
 from .test_core import crash_in_km
@@ -44,10 +46,7 @@ def test_zmm_and_mask_registers_show_and_change_what_the_cpu_holds(debug) -> Non
     d.gdb.console("set var $zmm2.v8_int64[0] = 0x1234")
     d.gdb.console("set var $k2 = 0x3c")
     d.gdb.console("delete")
-    d.gdb.run("-exec-continue")
-    d.gdb.wait_for_stop("exited-normally")
-    d.gdb.exit()
-    status, out, err = d.finish()
+    status, out, err = run_to_exit(d)
     assert out.splitlines() == ["zmm2 1234 5678 k2 3c"], out + err
 
 

@@ -4,7 +4,7 @@ and a differential check of one stop under km and under gdbserver.
 from __future__ import annotations
 
 
-from harness.debuggee import Debuggee, km_only, run_to
+from harness.debuggee import Debuggee, km_only, run_to, run_to_exit
 from harness.gdb import free_port
 from harness.markers import line_of
 
@@ -33,11 +33,7 @@ def test_set_var_changes_output_and_exit_code(debug) -> None:
     run_to(d, f"{BASIC}:{line_of(BASIC, 'write_watched')}")
     d.gdb.console("set var counter = 100")
     d.gdb.console('set var message[0] = 0x48')
-    d.gdb.run("-exec-continue")
-    stop = d.gdb.wait_for_stop("exited")
-    assert stop["exit-code"] == f"0{100 - 42 + 3:o}", d.diagnostics()   # gdb prints the code in octal
-    d.gdb.exit()
-    status, out, err = d.finish()
+    status, out, err = run_to_exit(d, 100 - 42 + 3)
     assert "counter=100" in out and "message=Hello from km" in out, out + err
     if d.backend == "km":
         assert status == 100 - 42 + 3, err

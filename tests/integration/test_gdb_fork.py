@@ -4,6 +4,8 @@ A forked child is another km process: it must never carry the parent's int3s unl
 """
 from __future__ import annotations
 
+from harness.debuggee import run_to_exit
+
 FORK = "gdb_fork.c"
 
 
@@ -11,10 +13,7 @@ def test_a_breakpoint_in_code_the_child_runs_does_not_kill_the_child(debug) -> N
     """gdb follows the parent: the child runs through in_child() (its int3 taken back) and exits 7."""
     d = debug(FORK, args=["fork"])
     d.gdb.run("-break-insert in_child")
-    d.gdb.run("-exec-continue")
-    assert d.gdb.wait_for_stop("exited-normally"), d.diagnostics()
-    d.gdb.exit()
-    status, out, err = d.finish()
+    status, out, err = run_to_exit(d)
     assert out.splitlines() == ["child exit 7"], out + err
     assert status == 0
 
@@ -27,16 +26,13 @@ def test_a_watchpoint_does_not_follow_the_child(debug) -> None:
     stop = d.gdb.wait_for_stop("watchpoint-trigger")
     assert stop["frame"]["func"] == "in_parent" and stop["value"]["new"] == "1792", d.diagnostics()
     d.gdb.console("delete")
-    d.gdb.run("-exec-continue")
-    d.gdb.wait_for_stop("exited-normally")
-    d.gdb.exit()
-    status, out, err = d.finish()
+    status, out, err = run_to_exit(d)
     assert out.splitlines() == ["child exit 7"], out + err
 
 
-def _finish(d, status: int, lines: list[str]) -> None:
-    d.gdb.exit()
-    got_status, out, err = d.finish()
+def _finish(d, status: int, lines: list[str], exit_code: int = 0) -> None:
+    """Run on to the exit gdb reports (`exit_code`): km's status and what the payload printed."""
+    got_status, out, err = run_to_exit(d, exit_code)
     assert out.splitlines() == lines, out + err
     if d.backend == "km":
         assert got_status == status, err
@@ -48,9 +44,7 @@ def test_catch_fork_stops_in_the_parent_and_the_child_runs_on(debug) -> None:
     d.gdb.run("-exec-continue")
     stop = d.gdb.wait_for_stop("fork")
     assert int(stop["newpid"]) > 0 and stop["frame"]["func"] in ("_Fork", "fork"), d.diagnostics()
-    d.gdb.run("-exec-continue")                       # detach-on-fork: the child runs on undebugged
-    d.gdb.wait_for_stop("exited-normally")
-    _finish(d, 0, ["child exit 7"])
+    _finish(d, 0, ["child exit 7"])                 # detach-on-fork: the child runs on undebugged
 
 
 def test_follow_fork_mode_child_stops_at_a_breakpoint_in_the_child(debug) -> None:
@@ -62,9 +56,7 @@ def test_follow_fork_mode_child_stops_at_a_breakpoint_in_the_child(debug) -> Non
     assert stop["frame"]["func"] == "in_child", d.diagnostics()
     inferiors = d.gdb.console("info inferiors")
     assert "process" in inferiors.splitlines()[-1] and inferiors.splitlines()[-1].startswith("*"), inferiors
-    d.gdb.run("-exec-continue")
-    assert d.gdb.wait_for_stop("exited")["exit-code"] == "07", d.diagnostics()
-    _finish(d, 0, ["child exit 7"])                 # the parent, detached, ran on and reported its child
+    _finish(d, 0, ["child exit 7"], exit_code=7)    # the parent, detached, ran on and reported its child
 
 
 def test_detach_on_fork_off_debugs_both_processes(debug) -> None:
@@ -83,8 +75,6 @@ def test_detach_on_fork_off_debugs_both_processes(debug) -> None:
     d.gdb.run("-exec-continue")
     stop = d.gdb.wait_for_stop("breakpoint-hit")
     assert stop["frame"]["func"] == "in_parent" and d.gdb.console("p status").strip().endswith("= 1792")
-    d.gdb.run("-exec-continue")
-    d.gdb.wait_for_stop("exited-normally")
     _finish(d, 0, ["child exit 7"])
 
 
@@ -93,8 +83,6 @@ def test_catch_vfork_then_the_child_execs_on_its_own(debug) -> None:
     d.gdb.console("catch vfork")
     d.gdb.run("-exec-continue")
     assert int(d.gdb.wait_for_stop("vfork")["newpid"]) > 0, d.diagnostics()
-    d.gdb.run("-exec-continue")
-    d.gdb.wait_for_stop("exited-normally")
     _finish(d, 0, ["execd", "child exit 5"])
 
 
@@ -108,9 +96,7 @@ def test_exec_keeps_the_session_and_breaks_in_the_new_program(debug) -> None:
     assert stop["new-exec"] == str(d.exe.resolve()), d.diagnostics()
     d.gdb.run("-exec-continue")
     assert d.gdb.wait_for_stop("breakpoint-hit")["frame"]["func"] == "after_exec", d.diagnostics()
-    d.gdb.run("-exec-continue")
-    assert d.gdb.wait_for_stop("exited")["exit-code"] == "05", d.diagnostics()
-    _finish(d, 5, ["execd"])
+    _finish(d, 5, ["execd"], exit_code=5)
 
 
 def test_vcont_for_a_thread_of_another_process_is_an_error_and_the_session_goes_on(debug) -> None:
@@ -136,6 +122,4 @@ def test_vcont_for_a_thread_of_another_process_is_an_error_and_the_session_goes_
     d.gdb.run("-exec-continue")
     assert d.gdb.wait_for_stop("exited")["exit-code"] == "07", d.diagnostics()
     d.gdb.console("inferior 1")
-    d.gdb.run("-exec-continue")
-    d.gdb.wait_for_stop("exited-normally")
     _finish(d, 0, ["child exit 7"])

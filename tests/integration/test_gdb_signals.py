@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.debuggee import interrupt_past, run_to, stop_line
+from harness.debuggee import interrupt_past, run_to, run_to_exit, stop_line
 from harness.markers import line_of
 
 BASIC = "gdb_basic.c"
@@ -62,10 +62,7 @@ def test_ctrl_c_of_a_payload_blocked_in_a_syscall(debug) -> None:
     interrupt_past(d, f"gdb_sleep.c:{line_of('gdb_sleep.c', 'nap')}")
     assert gdb.console("p keep_going").strip().endswith("= 1"), d.diagnostics()   # (musl's syscall stub
     gdb.console("set var keep_going = 0")                   # has no CFI: no bt to main, as with gdbserver)
-    gdb.run("-exec-continue")
-    assert gdb.wait_for_stop("exited")["exit-code"] == "04", d.diagnostics()
-    gdb.exit()
-    status, out, err = d.finish()
+    status, out, err = run_to_exit(d, 4)
     assert "woke up" in out, out + err
 
 

@@ -5,6 +5,8 @@ syscall-exit-stop; km's VMM sees every syscall, so a catchpoint only costs when 
 """
 from __future__ import annotations
 
+from harness.debuggee import run_to_exit
+
 SRC = "gdb_syscalls.c"
 GETPPID = 110
 ENOSYS = (1 << 64) - 38
@@ -15,10 +17,7 @@ def _reg(d, name: str) -> int:
 
 
 def _finish(d) -> None:
-    d.gdb.run("-exec-continue")
-    assert d.gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
-    d.gdb.exit()
-    status, out, err = d.finish()
+    status, out, err = run_to_exit(d, 3)
     assert out.splitlines() == ["same parent 1"], out + err
 
 

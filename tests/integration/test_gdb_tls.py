@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.debuggee import run_to_exit
+
 SRC = "gdb_tls.c"
 
 
@@ -32,8 +34,5 @@ def test_each_thread_sees_its_own_thread_local_values(debug, toolchain) -> None:
     d.gdb.console("thread 1")
     assert _value(d, "tls_counter") == "42" and _value(d, "&tls_counter") != worker_address, d.diagnostics()
     d.gdb.console("delete")
-    d.gdb.run("-exec-continue")
-    d.gdb.wait_for_stop("exited-normally")
-    d.gdb.exit()
-    status, out, err = d.finish()
+    status, out, err = run_to_exit(d)
     assert out.splitlines() == ["main 42 main"], out + err
