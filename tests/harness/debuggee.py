@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import pytest
 
@@ -137,14 +137,8 @@ def run_to_exit(d: Debuggee, exit_code: int = 0) -> tuple[int, str, str]:
     return d.finish()
 
 
-def basic_runs_to_its_end(d: Debuggee, at_exit: Callable[[], object] | None = None) -> None:
+def basic_runs_to_its_end(d: Debuggee) -> None:
     """gdb_basic.c, stopped with no breakpoint left, continued to its exit as a user would see it: gdb reports
-    exit code 3, and the payload printed counter=42 (the session still drives the payload correctly). `at_exit`
-    runs once gdb saw the exit, before gdb itself goes."""
-    d.gdb.run("-exec-continue")
-    assert d.gdb.wait_for_stop("exited")["exit-code"] == "03", d.diagnostics()
-    if at_exit is not None:
-        at_exit()
-    d.gdb.exit()
-    status, out, err = d.finish()
+    exit code 3, and the payload printed counter=42 (the session still drives the payload correctly)."""
+    status, out, err = run_to_exit(d, 3)
     assert status == 3 and "counter=42" in out, err
