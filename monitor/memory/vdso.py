@@ -20,24 +20,27 @@ log = logger("km.mem")
 @functools.cache
 def _host_layout() -> tuple[int, int, int, int] | None:
     """(vvar start, vvar end (incl. vvar_vclock), vdso start, vdso end) in km's own address space: read once, at
-    km's start (forked and exec'ing kms keep the same address space layout)."""
-    vvar = vdso = None
-    vvar_end = 0
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) < 6:
-                continue
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            if parts[5] == "[vvar]":
-                vvar, vvar_end = start, end
-            elif parts[5] == "[vvar_vclock]" and end > vvar_end:
-                vvar_end = end
-            elif parts[5] == "[vdso]":
-                vdso = (start, end)
-    if vvar is None or vdso is None or vdso[0] != vvar_end:
+    km's start (forked and exec'ing kms keep the same address space layout). The three lines are found in the
+    text whole, not by splitting every line of km's maps (over a hundred: ~0.3 ms of every start)."""
+    with open("/proc/self/maps", "rb") as f:
+        maps = f.read()
+    vvar, vclock, vdso = (_span(maps, name) for name in (b"[vvar]", b"[vvar_vclock]", b"[vdso]"))
+    if vvar is None or vdso is None:
         return None
-    return vvar, vvar_end, vdso[0], vdso[1]
+    vvar_end = max(vvar[1], vclock[1]) if vclock is not None else vvar[1]
+    if vdso[0] != vvar_end:
+        return None
+    return vvar[0], vvar_end, vdso[0], vdso[1]
+
+
+def _span(maps: bytes, name: bytes) -> tuple[int, int] | None:
+    """The [start, end) of the /proc/PID/maps line whose path is `name`."""
+    at = maps.find(b" " + name + b"\n")
+    if at < 0:
+        return None
+    line = maps[maps.rfind(b"\n", 0, at) + 1:at]
+    start, end = line.split(b" ", 1)[0].split(b"-")
+    return int(start, 16), int(end, 16)
 
 
 @functools.cache
