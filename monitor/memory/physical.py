@@ -76,7 +76,7 @@ class PhysicalMemory:
         self.file_top = FILE_BASE
         self.file_free: list[tuple[int, int]] = []      # free ranges of the file windows
         self.foreign: list[tuple[int, int, int]] = []
-        self._spare_window_ready: Callable[[], None] | None = None     # a forked km's window still registering
+        self._spare_window_ready: Callable[[], None] | None = None     # prepare_window's, still registering
 
     def _grow(self, size: int) -> None:
         size = max(CHUNK, (size + HUGE - 1) // HUGE * HUGE)
@@ -202,16 +202,14 @@ class PhysicalMemory:
         memory until it returns."""
         self.vm = vm
         self.lock = threading.Lock()
+        self._spare_window_ready = None         # a window the parent was registering is the child's to register
         slots: list[tuple[int, int, int, bool]] = []
         for chunk in self.chunks:
             chunk.registered = self._used_part(chunk)
             if chunk.registered:
                 slots.append((chunk.gpa, chunk.registered, chunk.host_addr, False))
         slots += [(gpa, size, host_addr, True) for gpa, size, host_addr in self.foreign]
-        spare = None if any(chunk.is_file for chunk in self.chunks) else self._spare_window()
-        failed: list[BaseException] = []                # what registering the slots raised
-        spare_failed: list[BaseException] = []
-        ready, spare_ready = threading.Event(), threading.Event()
+        failed: list[BaseException] = []                # what registering raised
 
         def register() -> None:
             try:
@@ -222,33 +220,45 @@ class PhysicalMemory:
                         vm.add_memory(gpa, size, host_addr)
             except BaseException as e:
                 failed.append(e)
-            ready.set()
-            try:
-                if spare is not None and not failed:
-                    vm.add_memory(spare.gpa, spare.registered, spare.host_addr)
-            except BaseException as e:
-                spare_failed.append(e)
-            spare_ready.set()
-        threading.Thread(target=register, name="memslots", daemon=True).start()
+        registering = threading.Thread(target=register, name="memslots", daemon=True)
+        registering.start()
 
         def wait() -> None:
-            ready.wait()
+            registering.join()
             if failed:
                 raise failed[0]
-
-        def wait_spare() -> None:
-            spare_ready.wait()
-            self._spare_window_ready = None
-            if failed or spare_failed:
-                raise MemoryError(f"file window: {(failed or spare_failed)[0]}")
-        if spare is not None:
-            self._spare_window_ready = wait_spare
         return wait
 
+    def prepare_window(self) -> None:
+        """An exec is about to map its program's files: when there is no file window yet (a static program's
+        process, as busybox sh's forked child), make one now and register its slot (FILE_HEADROOM long, _cover
+        adds the rest) on a thread of its own, which _window_alloc waits for. The SRCU grace period KVM sleeps
+        through after a slot (0.2-10 ms of wall time by the machine's load) then overlaps the exec's own work
+        before its first file mapping instead of adding to it. Not done at the fork: a child that never execs
+        would wait for that thread at its exit (a thread in KVM's grace period cannot be killed until it ends)."""
+        with self.lock:
+            if self._spare_window_ready is not None or any(chunk.is_file for chunk in self.chunks):
+                return
+            spare = self._spare_window()
+        vm, failed, done = self.vm, [], threading.Event()
+
+        def register() -> None:
+            try:
+                vm.add_memory(spare.gpa, spare.registered, spare.host_addr)
+            except BaseException as e:
+                failed.append(e)
+            done.set()
+        threading.Thread(target=register, name="file window", daemon=True).start()
+
+        def wait() -> None:
+            done.wait()
+            self._spare_window_ready = None
+            if failed:
+                raise MemoryError(f"file window: {failed[0]}")
+        self._spare_window_ready = wait
+
     def _spare_window(self) -> Chunk:
-        """A file window for a forked km that has none: a static program's child that execs a dynamic one maps
-        the new program's files at once, and the window's slot is best registered with the others, off the
-        exec's path (_window_alloc waits for it)."""
+        """prepare_window's window: reserved on the host and free, its slot not registered yet."""
         host = self._reserve(WINDOW, abi.PROT_NONE)
         chunk = Chunk(self.file_top, WINDOW, host, memoryview(ffi.buffer(ffi.cast("void *", host), WINDOW)),
                       is_file=True)

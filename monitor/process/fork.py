@@ -125,6 +125,8 @@ def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int 
     """Check the program as execve(2) would (the errno is the payload's answer), then run it: in this km
     (exec_in_process.py) when nobody debugs the payload, else by re-executing km on it, which carries the
     debugger's session over (the stub's connection, a followed child's link). None: the new program runs."""
+    if ctx.proc.debug is NO_DEBUGGER:       # an exec in this km: a file window's slot registers meanwhile
+        ctx.proc.phys.prepare_window()
     raw_path = ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape")
     path = exe_alias(ctx, raw_path)
     argv = [a.decode(errors="surrogateescape") for a in ctx.mem.read_string_array(argv_gva, ARG_COUNT, ARG_LIMIT)]

@@ -217,13 +217,15 @@ def test_forked_vm_of_a_free_chunk_registers_it_on_first_use(phys):
     assert memory_slots(child) == [(chunk.gpa, chunk.size, chunk.host_addr)]
 
 
-def test_forked_vm_without_file_windows_gets_one_for_an_exec(phys, tmp_path):
-    """A forked km with no file window (a static program's child) gets one, its slot registered FILE_HEADROOM
-    long with the others: the files of a dynamic program the child execs need no slot of their own."""
+def test_prepare_window_registers_one_off_the_exec_path(phys, tmp_path):
+    """With no file window (a static program's forked child), prepare_window (called by execve) makes one and
+    registers its slot, FILE_HEADROOM long, on a thread; the exec's first file mapping waits for it and needs no
+    slot of its own. A fork alone makes none."""
     phys.alloc(PAGE)
     child = forked(phys)
-    window = phys.chunk_of(FILE_BASE)
-    assert window.is_file and child.slots[-1] == (FILE_BASE, FILE_HEADROOM, window.host_addr)
+    assert all(slot[0] < FILE_BASE for slot in child.slots)
+    phys.prepare_window()
+    phys.prepare_window()                               # one window
     path = tmp_path / "f"
     path.write_bytes(b"y" * PAGE)
     fd = os.open(path, os.O_RDONLY)
@@ -231,6 +233,8 @@ def test_forked_vm_without_file_windows_gets_one_for_an_exec(phys, tmp_path):
         gpa = phys.map_file(fd, 0, PAGE, shared=False)
     finally:
         os.close(fd)
-    assert gpa == FILE_BASE and bytes(phys.view(gpa, 2)) == b"yy" and len(child.slots) == 2
-    again = forked(phys)                                 # its own child has a window: no spare
-    assert [slot[0] for slot in again.slots].count(FILE_BASE) == 1 and len(phys.chunks) == 2
+    window = phys.chunk_of(FILE_BASE)
+    assert gpa == FILE_BASE and bytes(phys.view(gpa, 2)) == b"yy"
+    assert child.slots[-1] == (FILE_BASE, FILE_HEADROOM, window.host_addr) and len(child.slots) == 2
+    phys.prepare_window()                               # there is one now
+    assert len(phys.chunks) == 2 and phys._spare_window_ready is None
