@@ -1,7 +1,8 @@
-"""RunDeadline: a POSIX timer that kicks one host thread out of KVM_RUN (EINTR) every PERIOD_S until disarmed.
+"""RunDeadline: a POSIX timer that kicks one host thread out of KVM_RUN (EINTR) FIRST_S after it is armed, then
+every PERIOD_S until disarmed.
 
 The debugger's thread may make a parked vCPU's KVM_RUN itself for a `continue` (LiveTarget._continue_here): a
-breakpoint hit within the period then costs no thread hand-off. A payload that runs on past it must not keep
+breakpoint hit before the first kick then costs no thread hand-off. A payload that runs on past it must not keep
 the debugger from gdb's packets (^C): the timer's kick (the stop-the-world signal, whose handler does nothing)
 ends the run, and the vCPU's own thread takes over. The timer is periodic so that a kick landing just before
 the ioctl enters the guest is followed by another (a kick cannot set immediate_exit at the right moment).
@@ -16,6 +17,11 @@ from kdbg.vcpu_control import KICK_SIGNAL
 from ..kvm.abi import ffi, libc
 from ..syscalls.numbers import NUMBERS
 
+# The first kick comes late enough that arming and disarming do not reprogram the CPU's timer: a timer due before
+# the kernel's next tick does, and on this VM that costs an exit to the host (arm + disarm: ~40 us with a 1 ms first
+# expiry, ~7 us from ~10 ms on, this RunDeadline timed in a loop on 2026-12-07). A payload running on past it waits that much longer
+# before its own thread takes over: still far below what a user at gdb's prompt notices.
+FIRST_S = 0.010
 PERIOD_S = 0.001
 CLOCK_MONOTONIC = 1
 SIGEV_THREAD_ID = 4
@@ -30,7 +36,7 @@ class RunDeadline:
     def __init__(self) -> None:
         self._timer: int | None = None
         self._owner = 0                          # the native thread id the timer signals
-        self._armed = ffi.new(_ITIMERSPEC, [0, int(PERIOD_S * 1e9), 0, int(PERIOD_S * 1e9)])
+        self._armed = ffi.new(_ITIMERSPEC, [0, int(PERIOD_S * 1e9), 0, int(FIRST_S * 1e9)])
         self._off = ffi.new(_ITIMERSPEC, [0, 0, 0, 0])
         self._arm_args: tuple[int, ...] = ()     # timer_settime's (number, timer, flags, new value, old, ...)
         self._disarm_args: tuple[int, ...] = ()
