@@ -206,6 +206,18 @@ class FrameRegistersTarget(Protocol):
 
 
 @runtime_checkable
+class EarlyStopTarget(Protocol):
+    """A target whose resume() may end in a stop before it returns (a single step, or a short continue, run on the
+    caller's own thread): such a stop can be handed to the stub at once instead of through next_event(), so that
+    the stop reply leaves before the resume's bookkeeping unwinds."""
+
+    def report_stops_to(self, listener: Callable[[StopEvent], bool] | None) -> None:
+        """From now on, a stop made during a resume() call (all-stop mode) goes to `listener` first, already
+        accepted as next_event() would return it; the listener returns True when it took the stop (reported it),
+        False to have it queued for next_event() as before. None: every stop is queued."""
+
+
+@runtime_checkable
 class NonStopTarget(Protocol):
     """A live program whose threads stop and run one by one (gdb's non-stop mode); only after set_non_stop(True)
     do its events leave the other threads running."""

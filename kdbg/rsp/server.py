@@ -33,8 +33,8 @@ from kdbg.rsp.fds import listen, new_epoll, new_selector, own_socket
 from kdbg.rsp.packets import INTERRUPT, use_compiled_framing
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import Inferior, RunState, Session
-from kdbg.target import (ControlTarget, NonStopTarget, ResumeAction, ResumeKind, StopEvent, StopReason, Target,
-                         TargetError)
+from kdbg.target import (ControlTarget, EarlyStopTarget, NonStopTarget, ResumeAction, ResumeKind, StopEvent,
+                         StopReason, Target, TargetError)
 from kdbg.tracelog import logger
 
 log = logger("km.gdb")
@@ -73,6 +73,9 @@ class GdbServer:
         # km -g posts an ENTRY event before anyone connects: that first stop is kept for gdb.
         self._first_event_seen = self._control is None or not self._initially_stopped
         self._had_client = bool(self._inherited)
+        self._serving: tuple[Session, Connection] | None = None     # the connection _session_loop serves now
+        if isinstance(target, EarlyStopTarget):
+            target.report_stops_to(self._stop_now)
         log.info("gdb stub listening on %s:%d", host, self.port)
 
     @property
@@ -188,6 +191,10 @@ class GdbServer:
         event = inf.live.next_event()
         if event is None:
             return None
+        return self._accept_event(session, inf, event)
+
+    def _accept_event(self, session: Session | None, inf: Inferior, event: StopEvent) -> StopEvent | None:
+        """_take_event's run-state update for an event the target gave."""
         run = inf.run
         log.debug("process %d event %s", inf.pid, event)
         if event.reason in (StopReason.EXITED, StopReason.TERMINATED):
@@ -271,12 +278,14 @@ class GdbServer:
             if inherited is None and self._control is not None and self._run.running:
                 self._interrupt(self._main)         # --gdb_listen: gdb attaches to a running payload
                 self._wait_stop(session, self._main)
+            self._serving = (session, conn)
             self._session_loop(session, conn)
         except ConnectionClosed as exc:
             log.info("gdb connection closed: %s", exc)
         except Exception:  # noqa: BLE001 - a stub bug ends this connection, never km or the payload
             log.exception("gdb session failed")
         finally:
+            self._serving = None
             if not session.ending:
                 self._abandon(session)
             hostio.close_all(session)
@@ -340,8 +349,11 @@ class GdbServer:
             self._on_event_non_stop(session, conn, inf)
             return
         event = self._take_event(session, inf)
-        if event is None:
-            return
+        if event is not None:
+            self._report(session, conn, inf, event)
+
+    def _report(self, session: Session, conn: Connection, inf: Inferior, event: StopEvent) -> None:
+        """All-stop: the stop reply of a process's event (the others stopped first), or its exec's hand-over."""
         if event.reason is StopReason.HAND_OVER:
             self._hand_over(session, conn, inf)
             return
@@ -352,6 +364,25 @@ class GdbServer:
             self._adopt_child(inf, event, event.child_pid)
         session.last_pid, session.g_pid, session.g_tid = inf.pid, 0, 0
         conn.send(stop_reply(session, event, inf.pid))
+
+    def _stop_now(self, event: StopEvent) -> bool:
+        """The main process stopped inside a resume this thread is making (EarlyStopTarget: a stepi, or a continue
+        to a breakpoint, run on this thread): report it at once, so that the stop reply leaves before the resume's
+        bookkeeping unwinds; the reply is all gdb waits for. Declined (queued for next_event) unless one process
+        is served in all-stop mode and the resume is the session's own (a vCont, c or s: then the process counts as
+        running): with several processes, the others may not have been resumed yet."""
+        serving, inf = self._serving, self._main
+        if (serving is None or serving[0].non_stop or len(self._inferiors) != 1 or inf.pid not in self._inferiors
+                or not inf.attached or not inf.run.running):
+            return False
+        session, conn = serving
+        accepted = self._accept_event(session, inf, event)
+        if accepted is not None:
+            try:
+                self._report(session, conn, inf, accepted)
+            except ConnectionClosed as exc:     # the session loop's next read ends the connection
+                log.info("gdb connection closed: %s", exc)
+        return True
 
     def _on_event_non_stop(self, session: Session, conn: Connection, inf: Inferior) -> None:
         """Non-stop: one thread stopped (the others run on) or the process ended; gdb hears it as a %Stop

@@ -15,7 +15,7 @@ import functools
 import socket
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from kdbg.arch.linux import make_siginfo
 from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, ResumeAction, ResumeKind, StopEvent,
@@ -98,6 +98,7 @@ class LiveTarget(ProcessView):
         self.stopped = stopped_at_entry
         self.attached = stopped_at_entry
         self.non_stop = False           # gdb's non-stop mode: an event parks only its own thread
+        self._listener: Callable[[StopEvent], bool] | None = None    # report_stops_to()
         self._debug: dict[VcpuThread, ThreadDebug] = {}
         proc.debug = self
 
@@ -390,6 +391,11 @@ class LiveTarget(ProcessView):
         event = self._exception_event(thread, vector, error_code)
         if isinstance(event, StopEvent):
             self._record_trap(thread, event)
+            listener = self._listener
+            if listener is not None and not self.non_stop:     # the stub reports it before resume() returns
+                accepted = self._accepted(event)
+                if accepted is None or listener(accepted):
+                    return
             self._post(event)
             return
         if event is None:                       # not the debugger's trap: the payload's SIGTRAP, as the loop would
@@ -451,6 +457,15 @@ class LiveTarget(ProcessView):
         event = self.events.take()
         if event is None:
             return None
+        return self._accepted(event)
+
+    def report_stops_to(self, listener: Callable[[StopEvent], bool] | None) -> None:
+        """kdbg.target.EarlyStopTarget: a stop of a run made on the stub's thread (_step_here, _continue_here)."""
+        self._listener = listener
+
+    def _accepted(self, event: StopEvent) -> StopEvent | None:
+        """An event as the debugger may be shown it (all-stop: every thread parked first), or None when it is held
+        back. Doing it twice to one event changes nothing (a stop the listener declined is queued after this)."""
         if event.reason not in (StopReason.EXITED, StopReason.TERMINATED, StopReason.HAND_OVER):
             if not self.non_stop:
                 if self.stopped and event.reason is StopReason.SIGNAL:

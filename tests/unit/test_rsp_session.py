@@ -342,3 +342,36 @@ def test_a_failing_target_call_ends_only_that_connection(served) -> None:
     second = running.connect()
     assert second.ask(b"?").startswith(b"T05")
     assert running.thread.is_alive()
+
+
+class EarlyStops(FakeControlTarget):
+    """A target that, like LiveTarget's step or continue run on the stub's thread, stops inside resume() and hands
+    the stop to the stub's listener (EarlyStopTarget), queueing it only when the listener declines."""
+
+    def report_stops_to(self, listener) -> None:
+        self.listener, self.taken = listener, []
+
+    def resume(self, actions) -> None:
+        super().resume(actions)
+        event = StopEvent(7, StopReason.STEP if actions[0].kind is ResumeKind.STEP else StopReason.BREAKPOINT, 5)
+        self.taken.append(self.listener(event))
+        if not self.taken[-1]:
+            self.post(event)
+
+
+def test_a_stop_made_inside_resume_is_reported_once_and_the_session_goes_on(served) -> None:
+    """The early stop reply: one T reply per resume (none queued behind it for the event descriptor to report a
+    second time), the process counted as stopped (the next packets are answered at once, `?` repeats the stop)."""
+    running = served(EarlyStops(regs=make_fake().regs, memory={0x400000: bytearray(4096)}))
+    client = running.connect()
+    client.ask(b"qSupported:swbreak+")
+    client.ask(b"QStartNoAckMode")
+    for _ in range(3):
+        reply = client.ask(b"vCont;s:7")
+        assert reply.startswith(b"T05") and b"thread:7;" in reply and b"swbreak" not in reply
+        assert client.ask(b"?").startswith(b"T05")
+    assert client.ask(b"vCont;c").endswith(b"swbreak:;")
+    assert client.ask(b"m400000,2") == b"0000"         # answered: no stop reply left behind
+    assert running.target.next_event() is None
+    assert client.ask(b"vCont;c").endswith(b"swbreak:;")
+    assert running.target.taken == [True] * 5
