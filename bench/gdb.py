@@ -18,6 +18,8 @@ plus "stub ready": from spawning the server until its port listens (watched in /
 connection disturbs a one-shot stub). Back ends alternate within each repetition (the machine is shared); each
 ratio is km's time over gdbserver's within one repetition, and the table shows the medians (lower is faster).
 Start-up: `km hello` against `python3 -I -c pass` of the same interpreter (sys.executable), alternating.
+The KVM floor: one more km session times each KVM_RUN the stub makes for a stepi or a continue (FLOOR_HOOK), and
+the table's last lines give the floor's share of the stepi and stop rows and km's time without it.
 
 This file is also the driver gdb runs: `gdb -x bench/gdb.py` finds the `gdb` module and runs drive_inside_gdb(),
 taking its parameters from GDB_BENCH_* environment variables and appending `key value` lines to GDB_BENCH_OUT.
@@ -215,16 +217,59 @@ def last_phase(out: Path) -> str:
     return " ".join(phases[-1]) if phases else "gdb start-up"
 
 
+# The KVM floor session's hook (a sitecustomize.py on km's PYTHONPATH, that session only): every KVM_RUN the stub's
+# thread makes for the debugger (VcpuThread.run_for_debugger: a stepi's single step, vector 1; a continue run to a
+# breakpoint, vector 3) is timed around the ioctl alone, and the times written out as km runs.
+FLOOR_HOOK = """
+import os, threading, time
+def _install():
+    from monitor.kvm import vcpu as kvm_vcpu
+    from monitor.vcpu.loop import VcpuThread
+    runs, local, clock = {1: [], 3: []}, threading.local(), time.perf_counter_ns
+    run_once, run_for_debugger = kvm_vcpu.Vcpu.run_once, VcpuThread.run_for_debugger
+    def timed_run(self):
+        vector = getattr(local, "vector", None)
+        if vector not in runs:
+            return run_once(self)
+        start = clock()
+        err = run_once(self)
+        runs[vector].append(clock() - start)
+        return err
+    def timed_for_debugger(self, vector):
+        local.vector = vector
+        try:
+            return run_for_debugger(self, vector)
+        finally:
+            local.vector = None
+    kvm_vcpu.Vcpu.run_once, VcpuThread.run_for_debugger = timed_run, timed_for_debugger
+    def write():
+        while True:
+            time.sleep(0.2)
+            with open(os.environ["KM_BENCH_FLOOR_OUT"] + ".tmp", "w") as f:
+                for vector, times in runs.items():
+                    f.write(f"{vector} {' '.join(map(str, times))}\\n")
+            os.replace(os.environ["KM_BENCH_FLOOR_OUT"] + ".tmp", os.environ["KM_BENCH_FLOOR_OUT"])
+    threading.Thread(target=write, daemon=True).start()
+_install()
+"""
+
+
 def measure_once(backend: str, program: Path, work: Path, sizes: dict[str, int],
-                 trace: bool = False) -> dict[str, float | str]:
+                 trace: bool = False, floor: bool = False) -> dict[str, float | str]:
     """One server, one gdb session: {row key: value}, or {"failed": reason}. trace: km logs its packets
-    (KM_VERBOSE=gdb.io) into work/km.server.log, and gdb marks the phases there."""
+    (KM_VERBOSE=gdb.io) into work/km.server.log, and gdb marks the phases there. floor: km times the KVM_RUN of
+    each debugger run (FLOOR_HOOK) into work/floor.txt."""
     port = free_port()
     out, server_log = work / f"{backend}.out", work / f"{backend}.server.log"
     out.write_text("")
     env = km_env()
     if trace:
         env.update(KM_VERBOSE="gdb.io", GDB_BENCH_MARK="1")
+    if floor:
+        hook = work / "floor_hook"
+        hook.mkdir(exist_ok=True)
+        (hook / "sitecustomize.py").write_text(FLOOR_HOOK)
+        env.update(PYTHONPATH=f"{hook}{os.pathsep}{env['PYTHONPATH']}", KM_BENCH_FLOOR_OUT=str(work / "floor.txt"))
     with open(server_log, "w") as log:
         start = time.perf_counter()
         server = subprocess.Popen(server_command(backend, port, program), stdin=subprocess.DEVNULL, stdout=log,
@@ -311,6 +356,40 @@ def report_packets(server_log: Path, counts: dict[str, int]) -> None:
             then = f"{statistics.median(gaps) * 1e6:8.0f}" if gaps else f"{'-':>8}"
             print(f"  {kind:24} {len(answers) / ops:7.2f}/{unit}  answer {statistics.median(answers) * 1e6:8.0f}"
                   f"  then {then}  answers in all {sum(answers) / ops * 1e3:7.2f} ms/{unit}")
+
+
+def measure_floor(program: Path, work: Path, sizes: dict[str, int]) -> dict[str, float]:
+    """One more km session with FLOOR_HOOK: the median KVM_RUN of a single step and of a continue run to a
+    breakpoint (seconds), and km's stepi / stop times in that session, for the floor's share of each row."""
+    result = measure_once("km", program, work, sizes, floor=True)
+    time.sleep(0.5)                         # the hook's last write
+    floor: dict[str, float] = {k: float(v) for k, v in result.items() if not isinstance(v, str)}
+    path = work / "floor.txt"
+    if "failed" in result or not path.exists():
+        return {}
+    for line in path.read_text().splitlines():
+        vector, *times = line.split()
+        if times:
+            floor[{"1": "kvm_step_s", "3": "kvm_continue_s"}[vector]] = statistics.median(map(int, times)) / 1e9
+    return floor
+
+
+def report_floor(floor: dict[str, float], samples: dict[str, dict[str, list[float]]]) -> None:
+    """The KVM floor's share: per stepi one single step, per breakpoint stop and per ignore-count crossing one
+    step off the breakpoint and one continue run; against km's and gdbserver's medians of the main table."""
+    step, run = floor.get("kvm_step_s"), floor.get("kvm_continue_s")
+    if step is None or run is None:
+        print("KVM floor: not measured")
+        return
+    print(f"KVM floor (KVM_RUN alone, stub's thread, one more km session): single step {fmt_time(step)}, "
+          f"continue to a breakpoint {fmt_time(run)}")
+    for key, title, kvm in (("step_s", "stepi", step), ("hit_s", "scripted breakpoint stop", step + run),
+                            ("ignore_s", "stop absorbed by an ignore count", step + run)):
+        km, gs = samples.get("km", {}).get(key), samples.get("gdbserver", {}).get(key)
+        if km and gs:
+            km_t, gs_t = statistics.median(km), statistics.median(gs)
+            print(f"  {title}: KVM {fmt_time(kvm)} of km's {fmt_time(km_t)} ({kvm / km_t:.0%}); km without it "
+                  f"{fmt_time(km_t - kvm)} against gdbserver's {fmt_time(gs_t)} = {(km_t - kvm) / gs_t:.2f}")
 
 
 def available(backend: str) -> str | None:
@@ -415,6 +494,8 @@ def main() -> None:
     parser.add_argument("--startup-reps", type=int, default=10, help="km hello / python pairs (default 10; 0: none)")
     parser.add_argument("--execs", type=int, default=20, help="execs in the exec loop (default 20; 0: none)")
     parser.add_argument("--only", default="km,gdbserver", help=f"comma-separated back ends of {','.join(BACKENDS)}")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the extra km session that times KVM_RUN alone (the floor's share of each row)")
     parser.add_argument("--km-packets", action="store_true",
                         help="one traced km session instead: which packets each operation costs, and how long")
     args = parser.parse_args()
@@ -456,10 +537,13 @@ def main() -> None:
                         samples[b].setdefault(key, []).append(float(value))
                 print(f"  repetition {rep + 1}/{args.reps} {b}: {time.perf_counter() - started:.1f} s"
                       + (f" (failed: {failures[b]})" if b in failures else ""), file=sys.stderr)
+        floor = measure_floor(program, work, sizes) if args.floor and "km" in backends and "km" not in failures else {}
         startup = measure_startup(work, args.startup_reps) if args.startup_reps and "km" not in failures else {}
         execs = measure_exec_loop(work, 3, args.execs) if args.execs and "km" not in failures else {}
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus", file=sys.stderr)
     report(samples, failures, backends, startup, execs)
+    if floor:
+        report_floor(floor, samples)
 
 
 if __name__ == "__main__":
