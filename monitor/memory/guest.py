@@ -313,9 +313,9 @@ class GuestMemory:
                       locked=self.mlock_future)
         with self.lock:
             copy = image and not shared and file.fd is not None and file.is_regular and end - start <= COPY_LIMIT
-            if copy and self._reuse_copy(start, end, prot, file, offset):
-                return
             copied = _copied_part(start, end, offset, file) if copy else 0
+            if copy and copied in (0, end - start) and self._reuse_image(start, end, prot, file, offset, not copied):
+                return
             vmas: list[Vma] = []
             try:
                 if copied:
@@ -373,17 +373,19 @@ class GuestMemory:
             if vma.gpa is not None:
                 self.phys.release(vma.gpa, vma.end - vma.start)
 
-    def _reuse_copy(self, start: int, end: int, prot: int, file: MappedFile, offset: int) -> bool:
-        """A program image mapped over a copy of the same bytes of the same file that was never writable (ld.so
-        maps a library whole, then each segment MAP_FIXED over it): the copy is kept and only its rights change,
-        as a fresh copy would hold the same bytes. False (nothing changed but VMA boundaries) otherwise."""
+    def _reuse_image(self, start: int, end: int, prot: int, file: MappedFile, offset: int, window: bool) -> bool:
+        """A program image mapped over the same bytes of the same file, backed the way the new mapping would be
+        (a copy, or the file's mapping when `window`) and never writable (ld.so maps a library whole, then each
+        segment MAP_FIXED over it): the backing is kept and only its rights change, as a fresh one would hold the
+        same bytes (the host's private mapping of the file, never written, still shows the file). False (nothing
+        changed but VMA boundaries) otherwise."""
         if prot == abi.PROT_NONE:
             return False
         copies: list[tuple[Vma, int]] = []
         at = start
         for vma in self._range(start, end):
             if (vma.start != at or vma.gpa is None or vma.file is None or vma.shared or vma.accounted
-                    or self.phys.is_file(vma.gpa) or vma.offset - vma.start != offset - start
+                    or self.phys.is_file(vma.gpa) != window or vma.offset - vma.start != offset - start
                     or (vma.file.dev, vma.file.inode) != (file.dev, file.inode)):
                 return False
             copies.append((vma, vma.gpa))

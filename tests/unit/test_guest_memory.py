@@ -259,6 +259,15 @@ def test_program_images_are_copies_where_that_pays(mem, tmp_path):
     assert mem.read(0x10000000, SMALL_IMAGE) == mem.read(0x40000000, SMALL_IMAGE) == data[:SMALL_IMAGE]
     assert [(r.start, r.end) for r in mem.mappings() if r.start == 0x20000000] == \
         [(0x20000000, 0x20000000 + code + 0x80000)]          # one mapping, as /proc/self/maps shows it
+    window = mem.find(0x20000000 + code).gpa                  # ld.so's segment MAP_FIXED over the whole mapping:
+    mem.map_file(0x20000000 + code, 0x80000, PROT_READ | PROT_EXEC, file, code, False, image=True)
+    assert mem.find(0x20000000 + code).gpa == window          # the file's mapping kept, only its rights changed
+    assert mem.find(0x20000000 + code).prot == PROT_READ | PROT_EXEC
+    assert mem.read(0x20000000 + code, 0x80000) == data[code:code + 0x80000]
+    mem.protect(0x20000000 + code, PAGE, RW)                  # once writable, its pages may be the payload's:
+    mem.protect(0x20000000 + code, PAGE, PROT_READ)
+    mem.map_file(0x20000000 + code, 0x80000, PROT_READ | PROT_EXEC, file, code, False, image=True)
+    assert mem.find(0x20000000 + code).gpa != window          # mapped afresh
 
 
 def test_small_writable_mappings_get_their_host_pages_at_once(mem):
