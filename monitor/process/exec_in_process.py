@@ -51,13 +51,16 @@ INIT_XSAVE = _reset_xsave()
 
 def end_other_threads(ctx: VcpuThread) -> bool:
     """de_thread: every other thread of the process ends (their vCPUs go back to the free list). False when one
-    does not end in time (the caller then re-executes km, which ends them with the old process image)."""
+    does not end in time (the caller then re-executes km, which ends them with the old process image). True at
+    once when the process is ending (an exit_group or a fatal signal served meanwhile asked ctx to exit too): its
+    end wins, as de_thread gives up for a dying thread group, and its threads are no longer taken out of the
+    table (Process.thread_gone), so waiting for the table to empty would go round until km exits."""
     proc = ctx.proc
     deadline = time.monotonic() + THREADS_GONE_S
     while True:
         with proc.lock:
             others = [t for t in proc.threads.values() if t is not ctx]
-        if not others:
+        if not others or ctx.exit_requested:
             return True
         for thread in others:
             thread.exit_requested = True

@@ -59,3 +59,16 @@ def test_maps_after_exec_are_the_new_programs_as_on_linux() -> None:
     def files(out: bytes) -> list[str]:
         return [line for line in out.decode().splitlines() if line.split()[-1].startswith("/")]
     assert km.returncode == 0 and files(km.stdout) == files(native.stdout), km.stdout.decode()
+
+
+def test_an_exec_racing_an_exit_group_ends_as_on_linux(payload) -> None:
+    """One thread execs /bin/true while another calls exit_group(7) after a delay swept across km's execve (the
+    exec's own work, then de_thread ending the others): Linux's answers are 7 (the exit_group came first) or 0 (the
+    exec won), nothing printed. The spin that an exit_group served during de_thread caused (km went on to end, with
+    7) is pinned by tests/unit/test_exec_threads.py; this checks the outcome at real timings."""
+    exe = payload("exec_vs_exit.c")
+    native = subprocess.run([str(exe), "0", "/bin/true"], capture_output=True, timeout=60)
+    assert native.returncode in (0, 7) and native.stdout == native.stderr == b"", native
+    for delay_us in (0, 500, 1500, 3000):
+        km = run_km(exe, str(delay_us), "/bin/true", timeout=30)
+        assert km.returncode in (0, 7) and km.stdout == km.stderr == b"", (delay_us, km)
