@@ -18,3 +18,15 @@ def test_start_up_builds_no_dataclass() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          timeout=60).stdout.strip()
     assert out == "[]"
+
+
+def test_start_up_leaves_out_what_only_a_debugger_or_a_trace_needs() -> None:
+    """The fast tier's twin of tests/integration/test_startup_imports.py (which lists a real run's modules): the
+    start-up modules import neither logging (KM_VERBOSE off: kdbg.tracelog's no-op loggers), socket, ctypes, the
+    debugger's contract and stub, nor the rarer syscall families (they register at their first call)."""
+    unwanted = ["logging", "socket", "ctypes", "kdbg.target", "kdbg.rsp", "kdbg.core", "monitor.debug.live_target",
+                "monitor.syscalls.net", "monitor.syscalls.ipc", "elftools", "capstone", "subprocess"]
+    code = f"import sys; {START_UP}; print(sorted(set({unwanted!r}) & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         timeout=60).stdout.strip()
+    assert out == "[]"
