@@ -121,9 +121,11 @@ def test_every_thread_is_parked_at_every_stop_of_a_64_thread_payload(backend, pa
     the second time (so no reply memo can answer), and they moved from 0 before the first stop. (gdbserver
     reports the hits it has pending without running anything, so they need not move from stop to stop.)"""
     exe = payload(SRC)
-    proc = start_server(backend, exe, free_port, "64")
+    # held: main spins until released below, so the payload's 1.5 s (wall time, stops included) cannot run out
+    # and end the workers between stops (at load ~15, 2 runs of 30 found 62 or 56 threads at stop 2 or 4)
+    proc = start_server(backend, exe, free_port, "64", "hold")
     client = RspClient(free_port)
-    mark, rounds = symbol_address(exe, "worker_mark"), symbol_address(exe, "rounds")
+    mark, rounds, hold = (symbol_address(exe, name) for name in ("worker_mark", "rounds", "hold"))
     try:
         client.start()
         assert client.ask(b"Z0,%x,1" % mark) == b"OK", backend
@@ -143,6 +145,7 @@ def test_every_thread_is_parked_at_every_stop_of_a_64_thread_payload(backend, pa
             assert not moved, f"{backend} stop {stop}: workers {moved} ran while every thread was stopped"
             seen.append(_total(before))
         assert seen[0] == 0 < seen[1] <= seen[-1], seen     # the witness is live: it counted while workers ran
+        assert client.ask(b"M%x,4:02000000" % hold) == b"OK", backend       # main goes on (its CAS needs 0)
         assert client.ask(b"z0,%x,1" % mark) == b"OK", backend
         client.send(b"vCont;c")
         reply = client.stop_reply()
