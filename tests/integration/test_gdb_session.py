@@ -4,6 +4,7 @@ output or exit status.
 """
 from __future__ import annotations
 
+import os
 import signal
 import socket
 
@@ -125,6 +126,7 @@ def test_sigterm_ends_a_server_still_waiting_for_gdb(backend, payload, free_port
     # A service manager or a test harness stopping a `km -g` nobody connected to: it ends as gdbserver does,
     # killed by the signal, the payload never started (it held the signal pending before).
     server = start_server(backend, payload(BASIC, "musl"), free_port)
+    inferiors = _children(server.pid)       # gdbserver's stopped inferior outlives it, holding the output pipe
     try:
         server.send_signal(signal.SIGTERM)
         status = server.wait(timeout=30)
@@ -132,5 +134,16 @@ def test_sigterm_ends_a_server_still_waiting_for_gdb(backend, payload, free_port
         if server.poll() is None:
             server.kill()
             server.wait()
+        for pid in inferiors:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     out = server.stdout.read().decode()
     assert status == -signal.SIGTERM and "counter=" not in out, (status, out)
+    assert backend != "km" or not inferiors, "km runs its payload in its own process"
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
