@@ -187,6 +187,17 @@ static void *pauses(void *arg) {
     return NULL;
 }
 
+/* Sends its signal once main is about to pause(): a signal that came earlier would be handled before the pause,
+ * which would then wait for ever (under heavy load main can take more than 30 ms to get from pthread_create to
+ * pause, natively as in km). The window left is main's few instructions between the flag and the syscall. */
+static volatile int pausing;
+static void *send_when_pausing(void *arg) {
+    wait_for(&pausing);
+    usleep(30000);
+    kill(getpid(), (int)(long)arg);
+    return NULL;
+}
+
 static int run_blocked_pending(void) {
     /* a pending but blocked signal must not wake pause(): only the unblocked SIGUSR1 does */
     install(SIGUSR1, 0);
@@ -197,8 +208,9 @@ static int run_blocked_pending(void) {
     sigprocmask(SIG_BLOCK, &set, NULL);
     raise(SIGUSR2);
     pthread_t t;
-    pthread_create(&t, NULL, send_later, (void *)(long)SIGUSR1);
+    pthread_create(&t, NULL, send_when_pausing, (void *)(long)SIGUSR1);
     errno = 0;
+    __atomic_store_n(&pausing, 1, __ATOMIC_SEQ_CST);
     int r = pause();
     printf("blocked pending: pause %d %s handled %d\n", r, errno == EINTR ? "EINTR" : "?", handled);
     pthread_join(t, NULL);
