@@ -150,6 +150,7 @@ def test_vscode_ui_stops_at_a_breakpoint_in_km(workspace, case, tmp_path):
                       "E2E_FUNCTION": case.function, "E2E_LOCAL": case.local, "E2E_VALUE": case.value,
                       "E2E_OUTPUT": case.output, "E2E_EXCEPTION_FILTER": case.exception_filter,
                       "E2E_SESSION": case.session,
+                      "E2E_CONSOLE": f"km: {case.source.removesuffix('.c')}" if case.session else "",
                       "E2E_STEP_LINE": str(line_of(workspace / case.source, case.step_to)) if case.step_to else "",
                       "E2E_STEP_LOCAL": case.step_local, "E2E_STEP_VALUE": case.step_value,
                       "E2E_RUNNING": "1" if case.non_stop else ""})

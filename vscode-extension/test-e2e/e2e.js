@@ -11,7 +11,8 @@
 // Environment: E2E_CODE_SERVER, E2E_VSIX, E2E_EXTENSIONS, E2E_DATA (user-data dir), E2E_WORKSPACE, E2E_LOG
 // (code-server's output), E2E_CHROMIUM, E2E_SHOTS, E2E_SOURCE (absolute path), E2E_LINE, E2E_FUNCTION,
 // E2E_LOCAL, E2E_VALUE (optional), E2E_OUTPUT, E2E_EXCEPTION_FILTER (optional: a filter the BREAKPOINTS view must
-// list), E2E_SESSION (optional: the stop is in a second session, whose name in CALL STACK holds this text),
+// list), E2E_SESSION (optional: the stop is in a second session, whose name in CALL STACK holds this text;
+// E2E_CONSOLE then names the launch's session, whose Debug Console gets the output),
 // E2E_STEP_LINE, E2E_STEP_LOCAL, E2E_STEP_VALUE, E2E_RUNNING (optional).
 "use strict";
 const childProcess = require("child_process");
@@ -205,6 +206,16 @@ async function main() {
   }
 
   await page.keyboard.press("F5");
+  if (env.E2E_CONSOLE) {
+    // Two sessions, two Debug Consoles, and the output is in the parent's (the child's output shares its pipes).
+    // VS Code shows the focused session's console; when the focused child's session ends it focuses the parent
+    // only if the parent's session still runs, and the parent exits as soon as it has reaped the child: when its
+    // session ends first, the console stays on the child's. So, once the child runs on, pick the parent's console
+    // in the Debug Console picker, as a user does.
+    await waitUntil(page, "continued", ".debug-call-stack", () => ![...document.querySelectorAll(
+      ".debug-call-stack .monaco-list-row")].some((n) => n.textContent.toLowerCase().includes("paused on breakpoint")));
+    await quickOpen(page, `debug consoles ${env.E2E_CONSOLE}`, env.E2E_CONSOLE);
+  }
   await waitForText(page, ".repl", env.E2E_OUTPUT, "debug-console");
   await shoot(page, "4-output");
   log("output in the Debug Console");
