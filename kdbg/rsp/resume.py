@@ -42,6 +42,9 @@ def reply_signal(session: Session, event: StopEvent) -> int:
     return gdb_from_linux(stop_signal(event))
 
 
+_T_SIGTRAP = b"T%02x" % gdb_from_linux(SIGTRAP)     # a breakpoint's or a step's (reply_signal's), made once
+
+
 def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
     """The RSP stop reply for an event of process `pid` (0: the current one): W (exit status), X (killing
     signal) or T with thread and reason."""
@@ -54,7 +57,7 @@ def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
         return b"W%02x" % ((event.exit_status or 0) & 0xFF) + _process_key(session, pid)
     if reason is StopReason.TERMINATED:
         return b"X%02x" % gdb_from_linux(event.signal or 9) + _process_key(session, pid)
-    parts = [b"T%02x" % reply_signal(session, event)]
+    parts = [_T_SIGTRAP if event.signal == SIGTRAP else b"T%02x" % reply_signal(session, event)]
     if reason in _EVENT_KEYS:             # gdbserver puts the event first: `T05fork:p12.12;...`
         parts.append(_event(session, event))
     parts.append(_expedited(inferior, event.tid))
@@ -213,7 +216,7 @@ def _start(session: Session, actions: Sequence[ResumeAction]) -> bytes | None:
             raise RspError("the program has exited", 1)
         if inferior.control is None:
             raise RspError(f"process {inferior.pid} is read-only", 1)
-        if any(a.kind is ResumeKind.STEP for a in own) and "step" not in inferior.control.supports():
+        if "step" not in inferior.control.supports() and any(a.kind is ResumeKind.STEP for a in own):
             raise RspError("this target cannot single-step", 1)
     for inferior, own in plan:
         session.resume(own, inferior)

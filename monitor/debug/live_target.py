@@ -483,7 +483,10 @@ class LiveTarget(ProcessView):
         """Every thread parked and asked to stay so: what _stop_the_world would establish, without its requests,
         kicks and waits (each a lock round). A stepi made on this thread, or a breakpoint of a single-threaded
         payload, leaves the world so."""
-        return all(t.state is State.PAUSED and t.pause_requested for t in self.proc.live_threads())
+        for t in self.proc.live_threads():      # a loop, not all() over a generator: asked at every stop
+            if t.state is not State.PAUSED or not t.pause_requested:
+                return False
+        return True
 
     # ---- NonStopTarget (gdb's non-stop mode) -----------------------------------------------------------------
     def set_non_stop(self, on: bool) -> None:
