@@ -374,4 +374,5 @@ def test_a_stop_made_inside_resume_is_reported_once_and_the_session_goes_on(serv
     assert client.ask(b"m400000,2") == b"0000"         # answered: no stop reply left behind
     assert running.target.next_event() is None
     assert client.ask(b"vCont;c").endswith(b"swbreak:;")
+    client.ask(b"?")        # the reply went out inside resume(): once this one is answered, resume() has returned
     assert running.target.taken == [True] * 5
