@@ -258,9 +258,8 @@ class VcpuThread:
                 return None                 # interrupted before it ran: the thread's loop runs it
         self.has_run = True
         self.sync[1] = 0
-        with self.cond:                     # end_stop(), inline: once per step
-            self.stop_serial += 1
-            self.stopped_regs = None
+        with self.cond:
+            self.end_stop()
         buf = self.vcpu.run_buf
         if (struct.unpack_from("I", buf, abi.RUN_EXIT_REASON)[0] == abi.KVM_EXIT_IO
                 and struct.unpack_from("H", buf, abi.RUN_IO_PORT)[0] == vector):
@@ -369,8 +368,7 @@ class VcpuThread:
     def set_trap_flag(self, on: bool) -> None:
         """RFLAGS.TF of the parked thread: set, the next instruction ends in a #DB (single step)."""
         self.regs[RFLAGS] = self.regs[RFLAGS] | TF if on else self.regs[RFLAGS] & ~TF
-        self.sync[1] |= abi.KVM_SYNC_X86_REGS       # mark_regs_dirty(), inline: twice per step
-        self.stopped_regs = None
+        self.mark_regs_dirty()
 
     @property
     def trap_flag(self) -> bool:
