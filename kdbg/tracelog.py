@@ -42,7 +42,7 @@ class Logger:
         else:
             for method in _METHODS:
                 setattr(self, method, _nothing)
-            setattr(self, "isEnabledFor", _never)
+            self.isEnabledFor = _never
 
     def __getattr__(self, attr: str) -> Any:
         """Reached only before the switch, the first time a method is used: bind to the real logger."""

@@ -3,8 +3,8 @@ and `$...#cs` frame in one pass, and the byte sum of a received packet.
 
 Why: a 32 KiB `m` reply is a 64 KiB hex body, whose run scan and checksum cost ~200 us in Python (zlib and
 big-integer tricks included) and ~30 us here; small replies gain nothing (packets.py's Python is ~1 us), so
-packets.py calls in only from FRAME_THRESHOLD bytes on. The pure-Python twin stays in packets.py (_encode,
-checksum) and is what runs when this module cannot be loaded; tests/unit/test_rsp_cframing.py holds the two to
+packets.py frames in C only from FRAME_THRESHOLD bytes on (and sums in C only past its zlib chunk). The pure-Python
+twin stays in packets.py (encode_python, checksum) and is what runs when this module cannot be loaded; tests/unit/test_rsp_cframing.py holds the two to
 the same output byte for byte.
 
 The compiled module is made by tools/install.sh (`python3 -m kdbg.rsp.cframing`) or by the first stub start that
@@ -137,7 +137,7 @@ def _stem() -> str:
 def _place() -> str:
     cache = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache")
                                                    if os.environ.get("HOME") else "")
-    return os.path.join(cache, "km") if cache else os.path.join(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(cache, "km") if cache else os.path.dirname(os.path.abspath(__file__))
 
 
 def _path(place: str, stem: str) -> str:
@@ -197,5 +197,9 @@ def build(place: str | None = None) -> str | None:
 
 if __name__ == "__main__":      # tools/install.sh
     where = build()
-    print(where or "kdbg.rsp.cframing: not built (no C compiler or Python headers?): the stub frames in Python")
+    if where:
+        print(where)
+    else:       # stderr: tools/install.sh keeps only this line, the one that says why the stub will frame in Python
+        print("kdbg.rsp.cframing: not built (no C compiler or Python headers?): the stub frames in Python",
+              file=sys.stderr)
     sys.exit(0)

@@ -1,8 +1,8 @@
 """Where the stub's own file descriptors go. km's payload shares the host process's descriptor table, so
 everything km opens must stay out of the payload's low numbers: the composition root installs a mover
-(monitor's high_fd) and the stub passes each descriptor it creates through it. Selectors are poll-based
-(PollSelector) because an epoll selector would hold a descriptor of its own; the session loop's epoll object
-(new_epoll) holds one, moved like the others."""
+(monitor's high_fd) and the stub passes each descriptor it creates through it. The accept and wait selectors
+are poll-based (PollSelector) because an epoll selector would hold a descriptor of its own; the session loop's
+epoll object (new_epoll) holds one, moved like the others."""
 from __future__ import annotations
 
 import errno

@@ -18,7 +18,7 @@ from kdbg.rsp.errors import RspError
 from kdbg.rsp.registers import encode_value
 from kdbg.rsp.session import Inferior, Session
 from kdbg.rsp.signals import SIGINT, gdb_from_linux, linux_from_gdb
-from kdbg.target import (SIGTRAP, BreakpointKind, ResumeAction, ResumeKind, StopEvent, StopReason, Target,
+from kdbg.target import (PROCESS_ENDS, SIGTRAP, BreakpointKind, ResumeAction, ResumeKind, StopEvent, StopReason, Target,
                          TargetError)
 
 # Registers sent in every T reply so gdb needs no `g`/`p` round trip to show the frame (gdbserver's
@@ -140,7 +140,7 @@ def _reason(session: Session, event: StopEvent) -> bytes:
 
 def _shown(stop: StopEvent) -> StopEvent:
     """A stop as `?` repeats it: a process or syscall event already reported is a plain SIGTRAP stop now."""
-    if stop.reason not in (StopReason.EXITED, StopReason.TERMINATED):
+    if stop.reason not in PROCESS_ENDS:
         stop = stop._replace(reason=StopReason.SIGNAL if stop.reason in _EVENT_KEYS else stop.reason)
     return stop
 
@@ -269,7 +269,7 @@ def _one_process(session: Session, actions: Sequence[ResumeAction]) -> list[tupl
                 threads = inferior.target.threads()
             if action.tid not in threads:
                 return None
-    return [(inferior, list(_without_pids(actions if isinstance(actions, tuple) else tuple(actions))))]
+    return [(inferior, list(_without_pids(tuple(actions))))]
 
 
 @functools.lru_cache(maxsize=64)

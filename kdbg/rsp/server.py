@@ -33,7 +33,7 @@ from kdbg.rsp.fds import listen, new_epoll, new_selector, own_socket
 from kdbg.rsp.packets import INTERRUPT, use_compiled_framing
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import Inferior, RunState, Session
-from kdbg.target import (ControlTarget, EarlyStopTarget, NonStopTarget, ResumeAction, ResumeKind, StopEvent,
+from kdbg.target import (PROCESS_ENDS, ControlTarget, EarlyStopTarget, NonStopTarget, ResumeAction, ResumeKind, StopEvent,
                          StopReason, Target, TargetError)
 from kdbg.tracelog import logger
 
@@ -197,7 +197,7 @@ class GdbServer:
         """_take_event's run-state update for an event the target gave."""
         run = inf.run
         log.debug("process %d event %s", inf.pid, event)
-        if event.reason in (StopReason.EXITED, StopReason.TERMINATED):
+        if event.reason in PROCESS_ENDS:
             run.running, run.last_stop, run.pending_interrupts = False, event, 0
             return event
         if event.reason is StopReason.HAND_OVER:
@@ -334,7 +334,7 @@ class GdbServer:
     def _take_ready_stop(self, session: Session, conn: Connection) -> None:
         """A resume whose stop is already there (a single step, or a continue to a breakpoint, of a parked thread
         runs on this thread: LiveTarget._step_here and _continue_here) is answered at once, without waiting for
-        poll() to report the event descriptor. When the stop comes later, this costs one empty read."""
+        the event loop to report the event descriptor. When the stop comes later, this costs one empty read."""
         inf = session.current
         if inf.run.running and inf.attached and inf.control is not None and inf.pid in self._inferiors:
             self._on_event(session, conn, inf)
@@ -357,7 +357,7 @@ class GdbServer:
         if event.reason is StopReason.HAND_OVER:
             self._hand_over(session, conn, inf)
             return
-        if event.reason in (StopReason.EXITED, StopReason.TERMINATED):
+        if event.reason in PROCESS_ENDS:
             del self._inferiors[inf.pid]
         self._stop_the_others(inf)
         if event.reason in _FORKS and event.child_pid is not None:
@@ -395,7 +395,7 @@ class GdbServer:
         if event.reason is StopReason.HAND_OVER:
             self._hand_over(session, conn, inf)
             return
-        if event.reason in (StopReason.EXITED, StopReason.TERMINATED):
+        if event.reason in PROCESS_ENDS:
             run.running, run.last_stop, run.ns_stopped = False, event, set()
             del self._inferiors[inf.pid]
         elif event.tid in run.ns_stopped:

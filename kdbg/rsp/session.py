@@ -14,7 +14,7 @@ from typing import Callable
 
 from kdbg.link_map import LibraryCache
 from kdbg.rsp.errors import RspError
-from kdbg.target import (BreakpointKind, ControlTarget, FrameRegistersTarget, ResumeAction, StopEvent, StopReason,
+from kdbg.target import (PROCESS_ENDS, BreakpointKind, ControlTarget, FrameRegistersTarget, ResumeAction, StopEvent,
                          Target)
 from kdbg.tracelog import logger
 
@@ -40,7 +40,7 @@ class RunState:
 
     @property
     def exited(self) -> bool:
-        return self.last_stop is not None and self.last_stop.reason in (StopReason.EXITED, StopReason.TERMINATED)
+        return self.last_stop is not None and self.last_stop.reason in PROCESS_ENDS
 
 
 class Inferior:
