@@ -64,6 +64,27 @@ class Chunk(Record):
         self.registered = size          # bytes from gpa that the VM has memslots for (less in a forked km)
 
 
+def _register_in_background(vm, slots: list[tuple[int, int, int, bool]], name: str) -> Callable[[], None]:
+    """Register memslots (gpa, size, host address, read-only) on a thread of their own: KVM sleeps through an SRCU
+    grace period after each. Returns the wait for that thread, which raises what registering raised."""
+    failed: list[BaseException] = []
+
+    def register() -> None:
+        try:
+            for gpa, size, host_addr, readonly in slots:
+                vm.add_memory(gpa, size, host_addr, readonly=readonly)
+        except BaseException as e:
+            failed.append(e)
+    registering = threading.Thread(target=register, name=name, daemon=True)
+    registering.start()
+
+    def wait() -> None:
+        registering.join()
+        if failed:
+            raise failed[0]
+    return wait
+
+
 class PhysicalMemory:
     def __init__(self, vm) -> None:
         self.vm = vm
@@ -209,25 +230,7 @@ class PhysicalMemory:
             if chunk.registered:
                 slots.append((chunk.gpa, chunk.registered, chunk.host_addr, False))
         slots += [(gpa, size, host_addr, True) for gpa, size, host_addr in self.foreign]
-        failed: list[BaseException] = []                # what registering raised
-
-        def register() -> None:
-            try:
-                for gpa, size, host_addr, readonly in slots:
-                    if readonly:
-                        vm.add_memory(gpa, size, host_addr, readonly=True)
-                    else:
-                        vm.add_memory(gpa, size, host_addr)
-            except BaseException as e:
-                failed.append(e)
-        registering = threading.Thread(target=register, name="memslots", daemon=True)
-        registering.start()
-
-        def wait() -> None:
-            registering.join()
-            if failed:
-                raise failed[0]
-        return wait
+        return _register_in_background(vm, slots, "memslots")
 
     def prepare_window(self) -> None:
         """An exec is about to map its program's files: when there is no file window yet (a static program's
@@ -240,21 +243,16 @@ class PhysicalMemory:
             if self._spare_window_ready is not None or any(chunk.is_file for chunk in self.chunks):
                 return
             spare = self._spare_window()
-        vm, failed, done = self.vm, [], threading.Event()
-
-        def register() -> None:
-            try:
-                vm.add_memory(spare.gpa, spare.registered, spare.host_addr)
-            except BaseException as e:
-                failed.append(e)
-            done.set()
-        threading.Thread(target=register, name="file window", daemon=True).start()
+        registered = _register_in_background(self.vm, [(spare.gpa, spare.registered, spare.host_addr, False)],
+                                              "file window")
 
         def wait() -> None:
-            done.wait()
-            self._spare_window_ready = None
-            if failed:
-                raise MemoryError(f"file window: {failed[0]}")
+            try:
+                registered()
+            except BaseException as e:
+                raise MemoryError(f"file window: {e}") from None
+            finally:
+                self._spare_window_ready = None
         self._spare_window_ready = wait
 
     def _spare_window(self) -> Chunk:

@@ -5,7 +5,7 @@ makes one does not import them (~2 ms of every start)."""
 from __future__ import annotations
 
 from . import fs, futex, mm, proc, signal, thread, time, timer  # noqa: F401  (registration by import)
-from .dispatch import dispatch, handler_names, load_all, syscall  # noqa: F401
+from .dispatch import dispatch, handler_names, syscall  # noqa: F401
 
 
 def load_rest() -> None:

@@ -16,6 +16,7 @@ from kdbg.vcpu_control import KICK_SIGNAL
 
 from ..kvm.abi import ffi, libc
 from ..syscalls.numbers import NUMBERS
+from ..syscalls.time import CLOCK_MONOTONIC
 
 # The first kick comes late enough that arming and disarming do not reprogram the CPU's timer: a timer due before
 # the kernel's next tick does, and on this VM that costs an exit to the host (arm + disarm: ~40 us with a 1 ms first
@@ -23,7 +24,6 @@ from ..syscalls.numbers import NUMBERS
 # before its own thread takes over: still far below what a user at gdb's prompt notices.
 FIRST_S = 0.010
 PERIOD_S = 0.001
-CLOCK_MONOTONIC = 1
 SIGEV_THREAD_ID = 4
 _SIGEVENT = "long[8]"       # struct sigevent (64 bytes): sigev_value, then int sigev_signo, sigev_notify, _tid
 _ITIMERSPEC = "long[4]"     # it_interval {sec, nsec}, it_value {sec, nsec}

@@ -232,11 +232,11 @@ class VcpuThread:
         km returns to CPL3 itself (user rip/rsp/rflags through sync regs, user CS/SS through sync sregs)
         instead of letting the stub run `add; iretq`: then no CPL0 instruction ever runs after an exit, and a
         kick can never land where a parked thread would not hold a plain user context."""
-        frame = self._frame or self.frame()
+        frame = self.frame()
         regs = self.regs
         regs[RIP], regs[RFLAGS], regs[RSP] = frame[1], frame[3], frame[4]
-        user_segment_fix(self.vcpu.run_buf)
-        self.sync[1] |= abi.KVM_SYNC_X86_REGS | abi.KVM_SYNC_X86_SREGS
+        self._return_to_user_segments()
+        self.sync[1] |= abi.KVM_SYNC_X86_REGS
         return frame[0]
 
     def run_for_debugger(self, vector: int) -> int | None:

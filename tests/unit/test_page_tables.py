@@ -16,7 +16,7 @@ class SlotRecorder:
     def __init__(self) -> None:
         self.slots: list[tuple[int, int, int]] = []
 
-    def add_memory(self, gpa: int, size: int, host_addr: int) -> int:
+    def add_memory(self, gpa: int, size: int, host_addr: int, readonly: bool = False) -> int:
         self.slots.append((gpa, size, host_addr))
         return len(self.slots) - 1
 
