@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
+from importlib import import_module
+from types import ModuleType
+from typing import Callable, TypeVar
+
+from .kvm.abi import libc
 
 KM_FD_BASE = 1000
+_CLOSE_RANGE, _CLOSE_RANGE_UNSHARE = 436, 2
+T = TypeVar("T")
 
 
 def payload_fds() -> list[int]:
@@ -25,3 +33,31 @@ def high_fd(fd: int) -> int:
     new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE)
     os.close(fd)
     return new
+
+
+def aside(fn: Callable[..., T], *args: object) -> T:
+    """fn(*args) on a thread of its own whose descriptor table is its own and starts empty (close_range's
+    CLOSE_RANGE_UNSHARE over every number): what km opens for itself while the payload runs (a late import's
+    files, a /proc read) is numbered there, so it never takes the lowest free number from a payload thread opening
+    a file at that moment (Linux always gives that thread the lowest). Returns fn's result or raises its exception;
+    only for work that needs none of the process's descriptors (/proc/self still names the process)."""
+    outcome: list[tuple[bool, T | BaseException]] = []
+
+    def run() -> None:
+        try:
+            libc.syscall(_CLOSE_RANGE, 0, 0xFFFFFFFF, _CLOSE_RANGE_UNSHARE, 0, 0, 0)
+            outcome.append((True, fn(*args)))
+        except BaseException as e:          # noqa: BLE001 - re-raised on the caller's thread
+            outcome.append((False, e))
+    thread = threading.Thread(target=run, name="km-aside", daemon=True)
+    thread.start()
+    thread.join()
+    done, value = outcome[0]
+    if not done:
+        raise value                         # type: ignore[misc]
+    return value                            # type: ignore[return-value]
+
+
+def late_import(name: str) -> ModuleType:
+    """Import `name` (a module km loads on first use while the payload may run) through aside()."""
+    return aside(import_module, name)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from kdbg.tracelog import logger
 from ..errors import GuestFault
+from ..host_fds import aside
 from .bounce import bounces as _bounces, flush_bounces as _flush_bounces
 from .km_numbers import KM_NAMES, KM_NUMBERS
 from .numbers import NAMES as LINUX_NAMES, NUMBERS as LINUX_NUMBERS
@@ -58,7 +59,7 @@ def load_all() -> None:
     global _complete
     if not _complete:
         from .table import load_rest
-        load_rest()
+        aside(load_rest)                # the payload may be opening files on another thread meanwhile
         _complete = True
 
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..host_fds import KM_FD_BASE
-from .args import buf_in, buf_out
+from ..kvm.abi import ffi
+from .args import addr_of, buf_in, buf_out
 from .dispatch import s32, syscall
 from .host import host_syscall
 from .numbers import NUMBERS as NR
@@ -269,10 +270,9 @@ def sys_prctl(ctx: VcpuThread, option: int, arg2: int) -> int:
 def _limit(resource: int) -> tuple[int, int]:
     if resource == RLIMIT_NOFILE:
         return KM_FD_BASE, KM_FD_BASE     # the payload's descriptors end where km's begin
-    import resource as r
-    soft, hard = r.getrlimit(resource)
-    inf = 2**64 - 1
-    return (inf if soft == r.RLIM_INFINITY else soft), (inf if hard == r.RLIM_INFINITY else hard)
+    limits = ffi.new("uint64_t[2]")         # the host's own (RLIM_INFINITY is ~0 there too), asked without
+    host_syscall(NR["prlimit64"], 0, resource, 0, addr_of(limits))      # importing the resource module late
+    return limits[0], limits[1]
 
 
 @syscall("prlimit64")

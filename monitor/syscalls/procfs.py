@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import maps_text
 
-from ..host_fds import KM_FD_BASE
+from ..host_fds import KM_FD_BASE, aside
 from ..signals.delivery import SIG_DFL, SIG_IGN
 
 COMM_LEN = 15       # TASK_COMM_LEN - 1: the bytes of a thread's name Linux keeps
@@ -79,7 +79,11 @@ def _signal_sets(ctx: VcpuThread) -> dict[str, int]:
 
 
 def _host_text(name: str) -> str:
-    with open(f"/proc/self/{name}") as f:
+    return aside(_read_text, f"/proc/self/{name}")     # its descriptor out of the payload's way
+
+
+def _read_text(path: str) -> str:
+    with open(path) as f:
         return f.read()
 
 

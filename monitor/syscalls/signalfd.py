@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import SI_KERNEL, SI_SIGIO, SI_TIMER, SI_USER
 
-from ..host_fds import KM_FD_BASE, high_fd, payload_fds
+from ..host_fds import KM_FD_BASE, aside, high_fd, late_import, payload_fds
 from ..signals.delivery import ERESTARTSYS, UNBLOCKABLE, PendingSignal
 from .args import new_fd
 from .dispatch import s32, syscall
@@ -47,7 +47,7 @@ _PROC_FD = rb"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/fd/(\d+)$"      # comp
 
 def signalfd_siginfo(raw: bytes) -> bytes:
     """fs/signalfd.c signalfd_copyinfo: the siginfo_t fields of its layout (siginfo_layout) into their ssi_*."""
-    from kdbg.arch.siginfo import siginfo_t      # ctypes: only once a payload reads a signalfd
+    siginfo_t = late_import("kdbg.arch.siginfo").siginfo_t     # ctypes: only once a payload reads a signalfd
     info = siginfo_t.from_buffer_copy(raw)
     signo, code, u = info.si_signo, info.si_code, info._sifields
     out = dict.fromkeys(("pid", "uid", "fd", "tid", "band", "overrun", "status", "int_", "ptr", "utime", "stime",
@@ -164,7 +164,7 @@ class SignalFds:
         sfd = self.by_pipe.get(key)
         if sfd is None:
             return
-        for fd in payload_fds():
+        for fd in aside(payload_fds):       # listdir's descriptor out of the payload's way
             if self._key(fd) == key:
                 return
         del self.by_pipe[key]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kdbg.tracelog import logger
+from ..host_fds import late_import
 from .dispatch import syscall
 
 if TYPE_CHECKING:
@@ -21,9 +22,10 @@ LABEL_MAX = 4096
 
 @syscall("km_snapshot")
 def sys_km_snapshot(ctx: VcpuThread, label: int, description: int, live: int) -> int:
-    # imported on first use: km's start-up does not pay for the core writer and the descriptor survey
-    from ..snapshot.errors import SnapshotError
-    from ..snapshot.take import take
+    # imported on first use (aside: the payload's other threads run): km's start-up does not pay for the core
+    # writer and the descriptor survey
+    SnapshotError = late_import("monitor.snapshot.errors").SnapshotError
+    take = late_import("monitor.snapshot.take").take
     text = [ctx.mem.read_cstring(p, LABEL_MAX, truncate=True).decode(errors="replace") if p else ""
             for p in (label, description)]
     try:

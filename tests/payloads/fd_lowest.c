@@ -1,0 +1,61 @@
+/* Linux gives open() the lowest free descriptor, even while another thread of the process makes a call km serves
+ * by importing code late (a syscall family loaded on first use, the resource module behind getrlimit). Each round
+ * forks a child that starts with nothing late loaded: its main thread opens and closes /dev/null in a tight loop
+ * while a second thread makes those calls; every open must return the number the first one did.
+ * Prints "rounds N misnumbered M" (M counts opens that got another number). */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static atomic_int go, done;
+
+static void *late_calls(void *arg) {
+    (void)arg;
+    while (!atomic_load(&go))
+        ;
+    struct rlimit limit;
+    poll(NULL, 0, 0);                       /* a family none of the start-up ones serves */
+    getrlimit(RLIMIT_STACK, &limit);        /* km asks the host through Python's resource module */
+    atomic_store(&done, 1);
+    return NULL;
+}
+
+static int round_of_opens(void) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, late_calls, NULL) != 0)
+        return 100;
+    int lowest = open("/dev/null", O_RDONLY);
+    close(lowest);
+    int misnumbered = 0, after = 0;
+    atomic_store(&go, 1);
+    while (after < 200) {                   /* on until well after the late calls return */
+        int fd = open("/dev/null", O_RDONLY);
+        if (fd != lowest)
+            misnumbered += misnumbered < 255;
+        close(fd);
+        if (atomic_load(&done))
+            after++;
+    }
+    pthread_join(thread, NULL);
+    return misnumbered;
+}
+
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 10, misnumbered = 0;
+    for (int i = 0; i < rounds; i++) {
+        pid_t child = fork();
+        if (child == 0)
+            _exit(round_of_opens());
+        int status;
+        waitpid(child, &status, 0);
+        misnumbered += WIFEXITED(status) ? WEXITSTATUS(status) : 1000;
+    }
+    printf("rounds %d misnumbered %d\n", rounds, misnumbered);
+    return 0;
+}
