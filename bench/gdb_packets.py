@@ -1,20 +1,23 @@
 """Per-packet cost of km's gdb stub against gdbserver (issue 10): the packets a stepi and a breakpoint stop are
 made of, sent by a bare RSP client (tests/harness/rsp_client.py, no gdb in between), timed per packet.
 
-Run: python3 bench/gdb_packets.py [--reps N] [--count N]   (not part of the suite; ~1 minute)
+Run: python3 bench/gdb_packets.py [--reps N] [--count N] [--think US]   (not part of the suite; ~1 minute)
 
 For each packet kind: the round trip seen by the client (wall), the server's CPU time per packet (the sum of its
 threads' /proc schedstat run time: km's payload runs inside km, so a resume's guest time is in it; gdbserver's
 inferior is another process, so its single step is not), and the server's context switches per packet. On a
 shared machine wall times follow the load; CPU time and context switches hardly do, which is why they are here.
 Back ends alternate within each repetition; the table shows medians and km's figure over gdbserver's.
+
+--think US spins that long before each packet, as gdb thinks 60-200 us between two packets of a stop
+(bench/rsp_proxy.py): back to back, a server answers with warm caches; paced like gdb, km's Python answers a plain
+packet in about twice the CPU it needs back to back, gdbserver's C in about 1.5 times.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,37 +27,25 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "harness")]
+sys.path.insert(0, str(ROOT))
 from kdbg.rsp.packets import decode_rle  # noqa: E402
-from rsp_client import RspClient  # noqa: E402 - the tests' bare client
+from tests.harness.gdb import free_port, wait_listening  # noqa: E402
+from tests.harness.km import KM, km_env  # noqa: E402
+from tests.harness.rsp_client import RspClient  # noqa: E402 - the tests' bare client
+from tests.harness.symbols import symbol_address  # noqa: E402
 
 PAYLOAD_SOURCE = Path(__file__).resolve().parent / "payloads" / "gdb_loop.c"
 READY_TIMEOUT_S = 20.0
 
 
 def server(backend: str, port: int, program: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    """km -g or gdbserver --once on port, in its own session (killed whole at the end)."""
+    env = km_env()
     env.pop("KM_VERBOSE", None)
-    cmd = ([sys.executable, "-m", "monitor.cli", f"-g{port}", str(program), "1000000"] if backend == "km"
-           else ["gdbserver", f"127.0.0.1:{port}", str(program), "1000000"])
+    cmd = ([*KM, f"-g{port}", str(program), "1000000"] if backend == "km"
+           else ["gdbserver", "--once", f"127.0.0.1:{port}", str(program), "1000000"])
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=env, start_new_session=True)
-
-
-def connect(port: int) -> RspClient:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        try:
-            return RspClient(port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def symbol(program: Path, name: str) -> int:
-    listing = subprocess.run(["nm", str(program)], capture_output=True, text=True, check=True).stdout
-    return next(int(line.split()[0], 16) for line in listing.splitlines() if line.endswith(f" T {name}"))
 
 
 def task_counters(pid: int) -> tuple[int, int]:
@@ -71,19 +62,26 @@ def task_counters(pid: int) -> tuple[int, int]:
     return cpu, switches
 
 
-def session(backend: str, program: Path, count: int) -> dict[str, tuple[float, float, float]]:
-    """One server: {packet kind: (wall us, server CPU us, server context switches) per packet}."""
-    with socket.socket() as s:              # a free port: bind and let go
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def spin(seconds: float) -> None:
+    """gdb's think time between two packets, spent on a CPU as gdb spends it (a sleep would leave it idle)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def session(backend: str, program: Path, count: int, think_s: float = 0.0) -> dict[str, tuple[float, float, float]]:
+    """One server: {packet kind: (wall us, server CPU us, server context switches) per packet}; think_s: the
+    spin before each packet (its time is not in the packet's wall time)."""
+    port = free_port()
     proc = server(backend, port, program)
     try:
-        c = connect(port)
+        wait_listening(port, proc, READY_TIMEOUT_S)
+        c = RspClient(port)
         c.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+;no-resumed+")
         c.ask(b"Hg0")
         stop = c.ask(b"?")
         pid = stop.split(b"thread:p")[1].split(b".")[0]
-        tick = symbol(program, "tick")
+        tick = symbol_address(program, "tick")
         c.ask(b"Z0,%x,1" % tick)
         c.send(b"vCont;c:p%s.-1" % pid)
         c.stop_reply()
@@ -93,10 +91,14 @@ def session(backend: str, program: Path, count: int) -> dict[str, tuple[float, f
 
         def measure(name: str, one: Callable[[], object]) -> None:
             cpu, switches = task_counters(proc.pid)
-            start = time.perf_counter()
+            wall = 0.0
             for _ in range(count):
+                if think_s:
+                    spin(think_s)
+                start = time.perf_counter()
                 one()
-            wall = (time.perf_counter() - start) / count * 1e6
+                wall += time.perf_counter() - start
+            wall = wall / count * 1e6
             cpu2, switches2 = task_counters(proc.pid)
             results[name] = (wall, (cpu2 - cpu) / count / 1e3, (switches2 - switches) / count)
 
@@ -118,15 +120,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions per back end (default 3)")
     parser.add_argument("--count", type=int, default=500, help="packets of each kind per repetition (default 500)")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="us spun before each packet, as gdb thinks between packets (default 0: back to back)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="km-bench-packets-") as tmp:
         program = Path(tmp) / "gdb_loop.km"
         subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
         runs: dict[str, list[dict[str, tuple[float, float, float]]]] = {"km": [], "gdbserver": []}
-        print(f"packets: {args.reps} repetitions of {args.count}, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+        print(f"packets: {args.reps} repetitions of {args.count}, think {args.think:.0f} us, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
         for rep in range(args.reps):
             for backend in (("km", "gdbserver") if rep % 2 == 0 else ("gdbserver", "km")):
-                runs[backend].append(session(backend, program, args.count))
+                runs[backend].append(session(backend, program, args.count, args.think / 1e6))
     print("| packet | wall km / gdbserver (us) | CPU km / gdbserver (us) | context switches km / gdbserver |")
     print("|---|---|---|---|")
     for name in runs["km"][0]:

@@ -1,0 +1,316 @@
+"""A recording RSP proxy between gdb and a server (issue 10): the same gdb session (bench/gdb.py's driver, fewer
+repetitions) against km and against gdbserver on one program, interleaved, every packet timestamped as it passes.
+
+Run: python3 bench/rsp_proxy.py [--reps N] [--steps N] [--hits N] [--show-contents]   (not part of the suite;
+~1 minute; the proxy adds the same forwarding delay to both servers, so compare them, not absolute numbers)
+
+Per phase (stepi, breakpoint hits, ignore count) and per request (thread ids and vCont's pid normalized away),
+side by side for km and gdbserver: how often gdb sends it per operation, the server's answer time (request's last
+byte in -> reply's last byte in, both read by the proxy) and gdb's think time after it (reply in -> gdb's next
+request in: gdb's own work, its ack and the proxy's forwarding), and gdb's CPU per operation (schedstat of the gdb
+process between the phase marks). Then, where the two servers' replies to the same request differ, both replies
+(stop replies, qXfer:threads documents, expedited registers, ...), once each.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib.util
+import os
+import re
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from kdbg.rsp.packets import decode_rle, unescape  # noqa: E402
+from tests.harness.gdb import free_port, wait_listening  # noqa: E402
+
+
+def _load_gdb_bench():
+    """bench/gdb.py (the driver gdb runs, its server commands and phase marks), under a name that is not `gdb`."""
+    spec = importlib.util.spec_from_file_location("gdb_bench", Path(__file__).resolve().parent / "gdb.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gdb_bench = _load_gdb_bench()
+
+PHASES = ("stepi", "breakpoint hits", "ignore count")
+_THREAD_ID = re.compile(rb"p[0-9a-f]+\.(-1|[0-9a-f]+)")
+
+
+@dataclass
+class Packet:
+    t_ns: int            # when its last byte reached the proxy
+    from_gdb: bool
+    body: bytes          # as framed (escaped, maybe run-length encoded)
+    counters: tuple[int, ...] = ()  # at phase marks: gdb's CPU, the server's CPU and run-queue wait (ns)
+
+
+@dataclass
+class Recording:
+    packets: list[Packet] = field(default_factory=list)
+    gdb_pid: int = 0
+    server_pid: int = 0
+
+
+class Splitter:
+    """Cuts one direction's byte stream into packets (`$...#xx` and `%...#xx`); acks and ^C are skipped."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buf += data
+        bodies = []
+        while True:
+            start = min((i for i in (self.buf.find(b"$"), self.buf.find(b"%")) if i >= 0), default=-1)
+            if start < 0:
+                self.buf = b""
+                return bodies
+            end = self.buf.find(b"#", start)
+            if end < 0 or len(self.buf) < end + 3:
+                self.buf = self.buf[start:]
+                return bodies
+            bodies.append(self.buf[start:end])       # keeps the '$' or '%'
+            self.buf = self.buf[end + 3:]
+
+
+def schedstat(pid: int) -> tuple[int, int]:
+    """(CPU ns, ns spent runnable but waiting for a CPU) summed over the process's threads."""
+    cpu = wait = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0, 0
+    for tid in tids:
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+        except OSError:
+            continue                         # a thread that ended meanwhile
+        cpu, wait = cpu + int(fields[0]), wait + int(fields[1])
+    return cpu, wait
+
+
+def counters(recording: Recording) -> tuple[int, ...]:
+    return (schedstat(recording.gdb_pid)[0], *schedstat(recording.server_pid))
+
+
+def proxy(listener: socket.socket, server_port: int, recording: Recording) -> None:
+    """Accept gdb, connect to the server, forward both ways at once and record every packet as it completes."""
+    client, _ = listener.accept()
+    server = socket.create_connection(("127.0.0.1", server_port))
+    for s in (client, server):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    peer = {client: server, server: client}
+    splitters = {client: Splitter(), server: Splitter()}
+    clock = time.perf_counter_ns
+    try:
+        while True:
+            ready, _, _ = select.select([client, server], [], [])
+            for s in ready:
+                data = s.recv(1 << 20)
+                t = clock()
+                if not data:
+                    return
+                peer[s].sendall(data)
+                for body in splitters[s].feed(data):
+                    packet = Packet(t, s is client, body)
+                    if packet.from_gdb and body[1:].startswith(gdb_bench.MARK_PACKET.encode()):
+                        packet.counters = counters(recording)
+                    recording.packets.append(packet)
+    except OSError:
+        return
+    finally:
+        client.close()
+        server.close()
+
+
+def record_session(backend: str, program: Path, work: Path, sizes: dict[str, int]) -> Recording:
+    """One server, the proxy in front of it, bench/gdb.py's measured session (with phase marks) through it."""
+    port = free_port()
+    server = subprocess.Popen(gdb_bench.server_command(backend, port, program), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=gdb_bench.km_env(),
+                              cwd=work, start_new_session=True)
+    recording = Recording(server_pid=server.pid)
+    try:
+        wait_listening(port, server, gdb_bench.READY_TIMEOUT_S)
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            out = work / f"{backend}.out"
+            out.write_text("")
+            env = dict(gdb_bench.km_env(), GDB_BENCH_PORT=str(listener.getsockname()[1]), GDB_BENCH_OUT=str(out),
+                       GDB_BENCH_DUMP=str(work / f"{backend}.dump"), GDB_BENCH_MARK="1",
+                       **{f"GDB_BENCH_{k.upper()}": str(v) for k, v in sizes.items()})
+            forwarder = threading.Thread(target=proxy, args=(listener, port, recording), daemon=True)
+            forwarder.start()
+            gdb = subprocess.Popen(["gdb", "-nx", "-batch", str(program), "-x", gdb_bench.__file__],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env=env)
+            recording.gdb_pid = gdb.pid
+            try:
+                gdb.wait(timeout=gdb_bench.RUN_TIMEOUT_S)
+            finally:
+                if gdb.poll() is None:
+                    gdb.kill()
+                    gdb.wait()
+            failed = [line for line in out.read_text().splitlines() if line.startswith("failed")]
+            if failed:
+                raise SystemExit(f"rsp_proxy: {backend}: {failed[0]}")
+    finally:
+        gdb_bench.stop(server)
+    return recording
+
+
+def normalize(body: bytes) -> str:
+    """A request or reply with the run's pid and thread ids replaced, so km's and gdbserver's line up."""
+    return _THREAD_ID.sub(lambda m: b"p?.?" if m.group(1) != b"-1" else b"p?.-1", body).decode("latin-1")
+
+
+def request_key(body: bytes) -> str:
+    text = normalize(body[1:])
+    if text.startswith(("X", "M")) and ":" in text:
+        return text.split(":")[0]
+    return text[:60]
+
+
+@dataclass
+class PhaseStats:
+    ops: int
+    counters: tuple[int, ...] = (0, 0, 0)   # gdb's CPU, the server's CPU and run-queue wait in the phase (ns)
+    answers: dict[str, list[int]] = field(default_factory=lambda: collections.defaultdict(list))
+    thinks: dict[str, list[int]] = field(default_factory=lambda: collections.defaultdict(list))
+    replies: dict[str, collections.Counter] = field(default_factory=lambda: collections.defaultdict(
+        collections.Counter))
+    order: list[str] = field(default_factory=list)
+
+
+def analyze(recording: Recording, sizes: dict[str, int]) -> dict[str, PhaseStats]:
+    """Per phase: each request's answer times, gdb's think times after its reply, its replies (decoded)."""
+    ops = {"stepi": sizes["steps"], "breakpoint hits": sizes["hits"], "ignore count": sizes["hits"]}
+    phases: dict[str, PhaseStats] = {}
+    current: PhaseStats | None = None
+    mark: tuple[int, ...] = (0, 0, 0)
+    request: Packet | None = None
+    last_key, last_reply_t = None, None
+    for p in recording.packets:
+        if p.from_gdb and p.body[1:].startswith(gdb_bench.MARK_PACKET.encode()):
+            if current is not None:
+                current.counters = tuple(b - a for a, b in zip(mark, p.counters))
+            name = p.body.decode().split(":", 1)[1].replace("_", " ")
+            current = phases.setdefault(name, PhaseStats(ops.get(name, 1))) if name in ops else None
+            mark, request, last_key = p.counters, None, None
+            continue
+        if current is None or p.body[:1] != b"$":
+            continue
+        if p.from_gdb:
+            if last_key is not None:
+                current.thinks[last_key].append(p.t_ns - last_reply_t)
+            request, last_key = p, None
+        elif request is not None:
+            key = request_key(request.body)
+            if key not in current.answers:
+                current.order.append(key)
+            current.answers[key].append(p.t_ns - request.t_ns)
+            try:
+                reply = normalize(unescape(decode_rle(p.body[1:])) if not key.startswith("qXfer")
+                                  else decode_rle(p.body[1:]))
+            except ValueError:
+                reply = normalize(p.body[1:])
+            current.replies[key][reply] += 1
+            request, last_key, last_reply_t = None, key, p.t_ns
+    return phases
+
+
+def med_us(values: list[int]) -> str:
+    return f"{statistics.median(values) / 1e3:.0f}" if values else "-"
+
+
+def _samples(stats: list[PhaseStats], key: str) -> tuple[float, list[int], list[int]]:
+    """(times sent per op, answer times, think times after it) over every repetition of one server."""
+    answers = [v for s in stats for v in s.answers.get(key, [])]
+    thinks = [v for s in stats for v in s.thinks.get(key, [])]
+    return len(answers) / stats[0].ops / len(stats), answers, thinks
+
+
+def _sum_per_op(stats: list[PhaseStats], keys: list[str]) -> tuple[float, float]:
+    """The answers' and thinks' medians weighted by how often each request is sent per op (us)."""
+    answer = think = 0.0
+    for key in keys:
+        count, answers, thinks = _samples(stats, key)
+        answer += count * statistics.median(answers) / 1e3 if answers else 0.0
+        think += count * statistics.median(thinks) / 1e3 if thinks else 0.0
+    return answer, think
+
+
+def report(runs: dict[str, list[dict[str, PhaseStats]]], show_contents: bool) -> None:
+    """Side by side per phase: count per op, answer, think (medians over all repetitions' samples)."""
+    for phase in PHASES:
+        per = {b: [r[phase] for r in runs[b] if phase in r] for b in runs}
+        if not all(per.values()):
+            print(f"{phase}: not recorded")
+            continue
+        ops = per["km"][0].ops
+        cpu = {b: [statistics.median(s.counters[i] for s in per[b]) / ops / 1e3 for i in range(3)] for b in per}
+        print(f"\n{phase}, per op (us), km / gdbserver: gdb's CPU {cpu['km'][0]:.0f} / {cpu['gdbserver'][0]:.0f}, "
+              f"the server's CPU {cpu['km'][1]:.0f} / {cpu['gdbserver'][1]:.0f} (km's includes the payload's run, "
+              f"gdbserver's not), its wait for a CPU {cpu['km'][2]:.0f} / {cpu['gdbserver'][2]:.0f}")
+        print("| request | per op km / gs | answer us km / gs | gdb think after it us km / gs |")
+        print("|---|---|---|---|")
+        keys = list(dict.fromkeys(k for b in ("km", "gdbserver") for s in per[b] for k in s.order))
+        for key in keys:
+            (kc, ka, kt), (gc, ga, gt) = (_samples(per[b], key) for b in ("km", "gdbserver"))
+            if max(kc, gc) >= 0.05:        # (not a packet of the phase's first or last op only)
+                print(f"| {key} | {kc:.2f} / {gc:.2f} | {med_us(ka)} / {med_us(ga)} | {med_us(kt)} / {med_us(gt)} |")
+        for title, chosen in (("resumes", [k for k in keys if k.startswith("vCont")]),
+                              ("the other packets", [k for k in keys if not k.startswith("vCont")]),
+                              ("all", keys)):
+            (ka, kt), (ga, gt) = (_sum_per_op(per[b], chosen) for b in ("km", "gdbserver"))
+            print(f"| (sum per op: {title}) | | {ka:.0f} / {ga:.0f} | {kt:.0f} / {gt:.0f} |")
+        for key in keys:
+            if key.startswith("m"):
+                continue                   # memory: the two stacks differ by their environment, not their server
+            common = {b: collections.Counter() for b in per}
+            for b in per:
+                for s in per[b]:
+                    common[b].update(s.replies.get(key, {}))
+            top = {b: common[b].most_common(1)[0][0] if common[b] else "(not sent)" for b in per}
+            if top["km"] != top["gdbserver"] and (show_contents or len(top["km"] + top["gdbserver"]) < 4000):
+                print(f"  {key}:\n    km: {top['km'][:600]!r}\n    gs: {top['gdbserver'][:600]!r}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=2, help="sessions per server, interleaved (default 2)")
+    parser.add_argument("--steps", type=int, default=300, help="stepi count (default 300)")
+    parser.add_argument("--hits", type=int, default=150, help="breakpoint / ignore-count stops (default 150)")
+    parser.add_argument("--show-contents", action="store_true", help="also long replies that differ")
+    args = parser.parse_args()
+    sizes = {"steps": args.steps, "hits": args.hits, "regs": 1}
+    gdb_bench.compile_km()
+    with tempfile.TemporaryDirectory(prefix="km-bench-proxy-") as tmp:
+        work = Path(tmp)
+        program = work / "gdb_loop.km"
+        subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, gdb_bench.PAYLOAD_SOURCE], check=True)
+        runs: dict[str, list[dict[str, PhaseStats]]] = {"km": [], "gdbserver": []}
+        print(f"rsp_proxy: {args.reps} repetitions, {sizes}, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+        for rep in range(args.reps):
+            for backend in (("km", "gdbserver") if rep % 2 == 0 else ("gdbserver", "km")):
+                runs[backend].append(analyze(record_session(backend, program, work, sizes), sizes))
+    report(runs, args.show_contents)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
+
+
+if __name__ == "__main__":
+    main()
