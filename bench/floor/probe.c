@@ -14,6 +14,9 @@
  *   stride=B [32768]: distance between touched pages (one per kvm-pvm prefetch group of 8 PTEs, so that each
  *   touch is one shadow fault)   parent_exits=K [5]: exits of the parent's guest after the wait (0: the parent
  *   has no VM)   parent_pages=W [8]: pages it writes again   libc=PATH [/lib/x86_64-linux-gnu/libc.so.6]
+ *   cow=N [0]: NOT part of the floor: host pages of the monitor's own heap (not guest memory) the child writes
+ *   after making its VM, each a copy-on-write fault and a KVM MMU-notifier call, as CPython's reference counts
+ *   cause in km's forked child (the "cow" part)
  * Guest layout (one 16 MiB chunk at GPA 0; km's first chunk was 12 MiB in the traced run): GDT 0x1000, IDT 0x2000, exception stubs 0x3000
  * (vector v: [push $0]; out %al,$v; add $8,%rsp; iretq), TSS with an I/O bitmap 0x4000, ring-0 stack 0x8000,
  * page tables 0x100000, guest code 0x200000, the shell's image 0x400000 (8 MiB, written by the parent before
@@ -91,14 +94,16 @@ __asm__(".pushsection .rodata\n.globl guest_start\nguest_start:\n"
         ".balign 4\nleaves: .long 0, 1, 7, 0xd, 0x80000000, 0x80000001, 0x80000008, 4\n"
         ".globl guest_end\nguest_end:\n.popsection\n");
 
-struct opts { long iterations, vm, slots, exits, cpuid, anon, image, file, stride, parent_exits, parent_pages; const char *libc; };
-static struct opts o = {30, 1, 1, 32, 43, 93, 0, 46, 32768, 5, 8, "/lib/x86_64-linux-gnu/libc.so.6"};
+struct opts { long iterations, vm, slots, exits, cpuid, anon, image, file, stride, parent_exits, parent_pages, cow; const char *libc; };
+static struct opts o = {30, 1, 1, 32, 43, 93, 0, 46, 32768, 5, 8, 0, "/lib/x86_64-linux-gnu/libc.so.6"};
 
-enum { T_FORK, T_CHILD, T_VM, T_SLOTS, T_EXITS, T_CPUID, T_PAGES, T_EXIT, T_WAITED, NT };   /* NT..NT+2: the parent's marks */
-static const char *part_names[] = {"fork", "vm", "memslots", "exits", "cpuid", "pages", "teardown", "parent"};
+enum { T_FORK, T_CHILD, T_VM, T_COW, T_SLOTS, T_EXITS, T_CPUID, T_PAGES, T_EXIT, T_WAITED, NT };   /* NT..NT+2: the parent's marks */
+#define NPARTS 9
+static const char *part_names[NPARTS] = {"fork", "vm", "cow", "memslots", "exits", "cpuid", "pages", "teardown", "parent"};
 static volatile double *stamps;        /* shared with the child: NT timestamps of the current iteration */
 
-static uint8_t *chunk, *vvar;
+static uint8_t *chunk, *vvar, *host_heap;
+#define HOST_HEAP (16ULL << 20)
 static int kvm_fd, run_size;
 static struct kvm_cpuid2 *cpuid_table;
 static uint64_t pt_next = PT_GPA, xcr0;
@@ -234,6 +239,8 @@ static void child(void) {
         struct kvm_run *run;
         int fd = make_vcpu(vm, &run);
         stamps[T_VM] = now();
+        for (long i = 0; i < o.cow; i++) host_heap[i * 4096] = 2;   /* not the design's: km's own heap */
+        stamps[T_COW] = now();
         if (o.slots) {
             add_slot(vm, 0, 0, CHUNK, chunk, 0);
             uint8_t *window = mmap(0, WINDOW_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -265,13 +272,13 @@ int main(int argc, char **argv) {
         long *slot = !strcmp(k, "iterations") ? &o.iterations : !strcmp(k, "vm") ? &o.vm : !strcmp(k, "slots") ? &o.slots
             : !strcmp(k, "exits") ? &o.exits : !strcmp(k, "cpuid") ? &o.cpuid : !strcmp(k, "anon") ? &o.anon
             : !strcmp(k, "image") ? &o.image : !strcmp(k, "file") ? &o.file : !strcmp(k, "stride") ? &o.stride : !strcmp(k, "parent_exits") ? &o.parent_exits
-            : !strcmp(k, "parent_pages") ? &o.parent_pages : NULL;
+            : !strcmp(k, "parent_pages") ? &o.parent_pages : !strcmp(k, "cow") ? &o.cow : NULL;
         if (!strcmp(k, "libc")) { o.libc = v; continue; }
         if (!slot) { fprintf(stderr, "probe: %s: unknown argument\n", k); return 2; }
         *slot = strtol(v, NULL, 0);
     }
     if (o.iterations < 1 || o.stride < 4096 || o.stride % 4096 || (uint64_t)o.anon * o.stride > ANON_SIZE
-        || (uint64_t)o.file * o.stride > WINDOW_SIZE || (uint64_t)o.image * o.stride > IMAGE_SIZE / 2 || (uint64_t)o.parent_pages * o.stride > IMAGE_SIZE / 2) {
+        || (uint64_t)o.file * o.stride > WINDOW_SIZE || (uint64_t)o.image * o.stride > IMAGE_SIZE / 2 || (uint64_t)o.parent_pages * o.stride > IMAGE_SIZE / 2 || o.cow < 0 || (uint64_t)o.cow * 4096 > HOST_HEAP) {
         fprintf(stderr, "probe: arguments out of range (stride a multiple of 4096; anon*stride <= 4 MiB; image*stride, parent_pages*stride <= 4 MiB)\n");
         return 2;
     }
@@ -285,6 +292,12 @@ int main(int argc, char **argv) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     xcr0 = ((uint64_t)hi << 32 | lo) & 7;
     build_guest();
+    if (o.cow) {                                 /* only then: a bigger process forks and ends slower */
+        host_heap = mmap(0, o.cow * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (host_heap == MAP_FAILED) die("mmap heap");
+        madvise(host_heap, o.cow * 4096, MADV_NOHUGEPAGE);
+        for (long i = 0; i < o.cow; i++) host_heap[i * 4096] = 1;
+    }
     int pvm = -1, pfd = -1; struct kvm_run *prun = NULL;
     if (o.parent_exits) {                        /* the shell's own VM, its image's translations in place */
         CHK(pvm = ioctl(kvm_fd, KVM_CREATE_VM, 0));
@@ -292,8 +305,8 @@ int main(int argc, char **argv) {
         add_slot(pvm, 0, 0, CHUNK, chunk, 0);
         run_guest(pfd, prun, 0, 0, o.parent_pages, PARENT_VA, 0, 0, NT);
     }
-    double *parts[8], *total = calloc(o.iterations, sizeof(double));
-    for (int p = 0; p < 8; p++) parts[p] = calloc(o.iterations, sizeof(double));
+    double *parts[NPARTS], *total = calloc(o.iterations, sizeof(double));
+    for (int p = 0; p < NPARTS; p++) parts[p] = calloc(o.iterations, sizeof(double));
     struct rusage r0, r1, c0, c1;
     getrusage(RUSAGE_SELF, &r0); getrusage(RUSAGE_CHILDREN, &c0);
     double start = now();
@@ -313,11 +326,11 @@ int main(int argc, char **argv) {
             end = now();
         }
         volatile double *s = stamps;
-        double vm_end = o.vm ? s[T_VM] : s[T_CHILD], slots_end = o.vm ? s[T_SLOTS] : vm_end;
+        double vm_end = o.vm ? s[T_VM] : s[T_CHILD], cow_end = o.vm ? s[T_COW] : vm_end, slots_end = o.vm ? s[T_SLOTS] : cow_end;
         double e = s[T_EXITS] ? s[T_EXITS] : slots_end, c = s[T_CPUID] ? s[T_CPUID] : e, pg = s[T_PAGES] ? s[T_PAGES] : c;
-        double v[8] = {s[T_CHILD] - s[T_FORK], vm_end - s[T_CHILD], slots_end - vm_end, e - slots_end, c - e, pg - c,
+        double v[NPARTS] = {s[T_CHILD] - s[T_FORK], vm_end - s[T_CHILD], cow_end - vm_end, slots_end - cow_end, e - slots_end, c - e, pg - c,
                        s[T_WAITED] - pg, end - s[T_WAITED]};
-        for (int p = 0; p < 8; p++) parts[p][it] = v[p] * 1e3;
+        for (int p = 0; p < NPARTS; p++) parts[p][it] = v[p] * 1e3;
         total[it] = (end - s[T_FORK]) * 1e3;
     }
     double elapsed = now() - start;
@@ -327,7 +340,7 @@ int main(int argc, char **argv) {
                + SEC(c1.ru_utime) + SEC(c1.ru_stime) - SEC(c0.ru_utime) - SEC(c0.ru_stime);
     printf("{\"iterations\": %ld, \"wall_ms\": %.4f, \"median_ms\": %.4f, \"cpu_ms\": %.4f, \"parts_ms\": {",
            o.iterations, elapsed * 1e3 / o.iterations, median(total, o.iterations), cpu * 1e3 / o.iterations);
-    for (int p = 0; p < 8; p++) printf("%s\"%s\": %.4f", p ? ", " : "", part_names[p], median(parts[p], o.iterations));
+    for (int p = 0; p < NPARTS; p++) printf("%s\"%s\": %.4f", p ? ", " : "", part_names[p], median(parts[p], o.iterations));
     printf("}, \"counts\": {\"exits\": %ld, \"cpuid\": %ld, \"anon\": %ld, \"image\": %ld, \"file\": %ld, \"parent_exits\": %ld, "
            "\"parent_pages\": %ld}}\n", o.vm && o.slots && (o.exits || o.cpuid || o.anon || o.image || o.file) ? (o.exits > 3 ? o.exits : 3) : 0,
            o.vm && o.slots ? o.cpuid : 0, o.vm && o.slots ? o.anon : 0, o.vm && o.slots ? o.image : 0, o.vm && o.slots ? o.file : 0,
