@@ -13,6 +13,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from typing import BinaryIO
+
 from ..record import Record
 
 from kdbg.arch.linux import PAGE_SIZE
@@ -54,20 +56,10 @@ class Program(Record):
         return self.interp.bias if self.interp else 0
 
 
-def open_elf(path: str) -> ELFFile:
-    """Open and validate a payload, raising PayloadError with the one-line reason."""
-    try:
-        mode = os.stat(path).st_mode
-        if stat.S_ISDIR(mode):
-            raise PayloadError(path, "is a directory", errno.EACCES)
-        if not stat.S_ISREG(mode):
-            raise PayloadError(path, "not a regular file", errno.EACCES)      # a FIFO or device would block or lie
-        # in km's descriptor range: the exec this may serve closes the payload's close-on-exec descriptors
-        f = os.fdopen(high_fd(os.open(path, os.O_RDONLY | os.O_CLOEXEC)), "rb")
-    except FileNotFoundError:
-        raise PayloadError(path, "no such file", errno.ENOENT) from None
-    except PermissionError:
-        raise PayloadError(path, "permission denied", errno.EACCES) from None
+def open_elf(path: str, stream: BinaryIO | None = None) -> ELFFile:
+    """Open and validate a payload, raising PayloadError with the one-line reason. `stream`: the file already open
+    (loader/script.open_exec's, whose #! check made the same checks of the path), closed here on failure."""
+    f = _open_file(path) if stream is None else stream
     try:
         elf = ELFFile(f)
     except ELFError:
@@ -82,6 +74,21 @@ def open_elf(path: str) -> ELFFile:
         f.close()
         raise
     return elf
+
+
+def _open_file(path: str) -> BinaryIO:
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise PayloadError(path, "is a directory", errno.EACCES)
+        if not stat.S_ISREG(mode):
+            raise PayloadError(path, "not a regular file", errno.EACCES)      # a FIFO or device would block or lie
+        # in km's descriptor range: the exec this may serve closes the payload's close-on-exec descriptors
+        return os.fdopen(high_fd(os.open(path, os.O_RDONLY | os.O_CLOEXEC)), "rb")
+    except FileNotFoundError:
+        raise PayloadError(path, "no such file", errno.ENOENT) from None
+    except PermissionError:
+        raise PayloadError(path, "permission denied", errno.EACCES) from None
 
 
 def _check_elf(path: str, elf: ELFFile, file_size: int) -> None:
@@ -150,10 +157,11 @@ class CheckedProgram:
             self.interp.stream.close()
 
 
-def check_program(path: str) -> CheckedProgram:
+def check_program(path: str, stream: BinaryIO | None = None) -> CheckedProgram:
     """What load_program would refuse, before anything is mapped (execve answers before the point of no return
-    and before km starts again); PayloadError names what is wrong with the program or its interpreter."""
-    elf = open_elf(path)
+    and before km starts again); PayloadError names what is wrong with the program or its interpreter. `stream`:
+    the program's file already open (open_elf), closed here on failure."""
+    elf = open_elf(path, stream)
     try:
         interp_path = interpreter_of(elf)
         interp = _open_interpreter(path, interp_path) if interp_path is not None else None

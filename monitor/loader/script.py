@@ -5,8 +5,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from typing import BinaryIO
 
 from ..errors import PayloadError
+from ..host_fds import high_fd
 
 BINPRM_BUF_SIZE = 256       # the bytes of the file the kernel looks at
 MAX_DEPTH = 5               # exec_binprm: an interpreter that is itself a script, at most this deep (ELOOP)
@@ -43,30 +45,55 @@ def resolve_exec(path: str, argv: list[str], *, check_exec: bool = True) -> tupl
     PayloadError with execve's errno for what it would refuse (ENOENT, EACCES, ENOEXEC, ELOOP). With
     check_exec=False (km's own command line) the first file need not be executable, as km always allowed; a file
     km cannot read is left to the ELF loader's message."""
+    program, argv, stream = open_exec(path, argv, check_exec=check_exec)
+    if stream is not None:
+        stream.close()
+    return program, argv
+
+
+def open_exec(path: str, argv: list[str], *, check_exec: bool = True) -> tuple[str, list[str], BinaryIO | None]:
+    """resolve_exec, with the program's file left open for the ELF loader (loader/elf.open_elf), so that an execve
+    opens and checks it once; the file is None where check_exec=False could not read it."""
     argv = list(argv) or [path]
     for depth in range(MAX_DEPTH):
+        head, stream = _head(path, check_exec or depth > 0)
         try:
-            shebang = parse_shebang(_head(path, check_exec or depth > 0))
+            shebang = parse_shebang(head)
         except ValueError as e:
+            if stream is not None:
+                stream.close()
             raise PayloadError(path, str(e), errno.ENOEXEC) from None
         if shebang is None:
-            return path, argv
+            return path, argv, stream
+        if stream is not None:
+            stream.close()
         name, arg = os.fsdecode(shebang[0]), shebang[1]
         argv = [name, *([os.fsdecode(arg)] if arg else []), path, *argv[1:]]
         path = name
     raise PayloadError(path, "too many levels of #! interpreters", errno.ELOOP)
 
 
-def _head(path: str, check_exec: bool) -> bytes:
-    """The first bytes of an executable file, with execve's checks (exists, regular, executable)."""
+def _open(path: str) -> BinaryIO:
+    """The file open for reading, in km's descriptor range (close-on-exec): the exec this may serve closes the
+    payload's close-on-exec descriptors."""
+    return os.fdopen(high_fd(os.open(path, os.O_RDONLY | os.O_CLOEXEC)), "rb")
+
+
+def _head(path: str, check_exec: bool) -> tuple[bytes, BinaryIO | None]:
+    """The first bytes of an executable file and the file, open, with execve's checks (exists, regular,
+    executable)."""
     if not check_exec:
         try:
             if not stat.S_ISREG(os.stat(path).st_mode):
-                return b""      # a FIFO would block: open_elf names the problem
-            with open(path, "rb") as f:
-                return f.read(BINPRM_BUF_SIZE)
+                return b"", None    # a FIFO would block: open_elf names the problem
+            f = _open(path)
         except OSError:
-            return b""          # not a script km can read: open_elf names the problem
+            return b"", None        # not a script km can read: open_elf names the problem
+        try:
+            return f.read(BINPRM_BUF_SIZE), f
+        except OSError:
+            f.close()
+            return b"", None
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -82,7 +109,11 @@ def _head(path: str, check_exec: bool) -> bytes:
     if not os.access(path, os.X_OK):
         raise PayloadError(path, "permission denied", errno.EACCES)
     try:
-        with open(path, "rb") as f:
-            return f.read(BINPRM_BUF_SIZE)
+        f = _open(path)
     except OSError as e:
+        raise PayloadError(path, e.strerror or "cannot be read", e.errno or errno.EACCES) from None
+    try:
+        return f.read(BINPRM_BUF_SIZE), f
+    except OSError as e:
+        f.close()
         raise PayloadError(path, e.strerror or "cannot be read", e.errno or errno.EACCES) from None

@@ -26,7 +26,7 @@ from ..host_fds import KM_FD_BASE, high_fd
 from ..debug.hooks import NO_DEBUGGER
 from ..loader.elf import check_program
 from .exec_in_process import ReexecNeeded, exec_in_process
-from ..loader.script import resolve_exec
+from ..loader.script import open_exec
 from .self_exec import km_command
 from ..signals.delivery import SIG_IGN
 from ..syscalls.procfs import exe_alias
@@ -132,8 +132,8 @@ def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int 
     argv = [a.decode(errors="surrogateescape") for a in ctx.mem.read_string_array(argv_gva, ARG_COUNT, ARG_LIMIT)]
     env = ctx.mem.read_string_array(envp_gva, ARG_COUNT, ARG_LIMIT)
     try:
-        program, argv = resolve_exec(path, argv)
-        checked = check_program(program)
+        program, argv, stream = open_exec(path, argv)
+        checked = check_program(program, stream)
     except PayloadError as e:
         log.info("execve %s refused: %s", path, e.problem)
         return -e.errno
