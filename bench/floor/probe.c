@@ -69,28 +69,32 @@
 #define A 0x20ULL
 #define D 0x40ULL
 #define NX (1ULL << 63)
-#define PORT_EXIT 0x80      /* a plain exit: a syscall km serves */
+#define PORT_EXIT 0x80      /* a syscall km serves: its stub's exit */
 #define PORT_MARK 0x81      /* 0x81, 0x82, 0x83: the ends of the exit, cpuid and page phases */
 
 #define die(...) do { fprintf(stderr, "probe: " __VA_ARGS__); fprintf(stderr, " (%s)\n", strerror(errno)); \
                       _exit(2); } while (0)
 #define CHK(x) do { if ((long)(x) < 0) die("%s", #x); } while (0)
 
-/* The guest, CPL3, position independent: r8 plain exits, then mark; r9 cpuid, then mark; r10 writes from r11, r15
- * reads from rbp (the inherited image) and r12 reads from r13, r14 apart, then the last mark. */
-extern const uint8_t guest_start[], guest_end[];
+/* The guest, CPL3, position independent: r8 syscalls, then mark; r9 cpuid, then mark; r10 writes from rdi, r15
+ * reads from rbp (the inherited image) and r12 reads from r13, r14 apart, then the last mark. A syscall takes km's
+ * path: kvm-pvm enters LSTAR at CPL3 (docs/KVM.md 2.1), a user stub there exits with `out`, the monitor answers
+ * rax and returns to rcx with rflags = r11 through sync regs. (Hardware KVM enters LSTAR at CPL0: the stub's `out`
+ * works there too, and the loop then goes on at CPL0, which changes no exit count.) */
+extern const uint8_t guest_start[], guest_end[], sysstub[];
 __asm__(".pushsection .rodata\n.globl guest_start\nguest_start:\n"
-        "1: test %r8,%r8; jz 2f; out %al,$0x80; dec %r8; jmp 1b\n"
+        "1: test %r8,%r8; jz 2f; syscall; dec %r8; jmp 1b\n"
         "2: out %al,$0x81\n"
         "   xor %esi,%esi\n"
         "3: test %r9,%r9; jz 4f\n"
-        "   lea leaves(%rip),%rdi; mov %esi,%eax; and $7,%eax; mov (%rdi,%rax,4),%eax; xor %ecx,%ecx; cpuid\n"
+        "   lea leaves(%rip),%rdx; mov %esi,%eax; and $7,%eax; mov (%rdx,%rax,4),%eax; xor %ecx,%ecx; cpuid\n"
         "   inc %esi; dec %r9; jmp 3b\n"
         "4: out %al,$0x82\n"
-        "5: test %r10,%r10; jz 55f; movb $1,(%r11); add %r14,%r11; dec %r10; jmp 5b\n"
+        "5: test %r10,%r10; jz 55f; movb $1,(%rdi); add %r14,%rdi; dec %r10; jmp 5b\n"
         "55: test %r15,%r15; jz 6f; movb (%rbp),%al; add %r14,%rbp; dec %r15; jmp 55b\n"
         "6: test %r12,%r12; jz 7f; movb (%r13),%al; add %r14,%r13; dec %r12; jmp 6b\n"
         "7: out %al,$0x83; jmp 7b\n"
+        "sysstub: out %al,$0x80; ud2\n"
         ".balign 4\nleaves: .long 0, 1, 7, 0xd, 0x80000000, 0x80000001, 0x80000008, 4\n"
         ".globl guest_end\nguest_end:\n.popsection\n");
 
@@ -192,7 +196,7 @@ static int make_vcpu(int vm, struct kvm_run **run) {
     struct kvm_xcrs x = {.nr_xcrs = 1, .xcrs = {{.xcr = 0, .value = xcr0}}};
     ioctl(fd, KVM_SET_XCRS, &x);                  /* as km; refused by some KVMs, which changes nothing here */
     struct { struct kvm_msrs h; struct kvm_msr_entry e[4]; } m = {{.nmsrs = 4}, {
-        {.index = 0xC0000081, .data = (0x23ULL << 48) | (0x10ULL << 32)}, {.index = 0xC0000082, .data = CODE_VA},
+        {.index = 0xC0000081, .data = (0x23ULL << 48) | (0x10ULL << 32)}, {.index = 0xC0000082, .data = CODE_VA + (sysstub - guest_start)},
         {.index = 0xC0000084, .data = 0x47700}, {.index = 0xC0000102, .data = 0}}};
     if (ioctl(fd, KVM_SET_MSRS, &m) != 4) die("KVM_SET_MSRS");
     CHK(ioctl(fd, KVM_GET_SREGS, &s));            /* km's child then sets the forking thread's FS/GS bases */
@@ -210,7 +214,7 @@ static long run_guest(int fd, struct kvm_run *run, long plain, long ncpuid, long
     struct kvm_regs *r = &run->s.regs.regs;
     memset(r, 0, sizeof *r);
     r->rip = CODE_VA; r->rflags = 2; r->rsp = IMAGE_VA + IMAGE_SIZE - 8;
-    r->r8 = plain; r->r9 = ncpuid; r->r10 = anon; r->r11 = anon_va; r->r12 = file; r->r13 = FILE_VA; r->r14 = o.stride;
+    r->r8 = plain; r->r9 = ncpuid; r->r10 = anon; r->rdi = anon_va; r->r12 = file; r->r13 = FILE_VA; r->r14 = o.stride;
     r->r15 = image; r->rbp = IMAGE_VA;
     run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
     long exits = 0;
@@ -218,12 +222,15 @@ static long run_guest(int fd, struct kvm_run *run, long plain, long ncpuid, long
         if (ioctl(fd, KVM_RUN, 0) < 0) { if (errno == EINTR) continue; die("KVM_RUN"); }
         exits++;
         if (run->exit_reason != KVM_EXIT_IO || run->io.port < PORT_EXIT || run->io.port > PORT_MARK + 2) {
-            fprintf(stderr, "probe: unexpected exit %u port %#x rip %#llx\n", run->exit_reason,
-                    run->exit_reason == KVM_EXIT_IO ? run->io.port : 0, run->s.regs.regs.rip);
+            uint64_t *frame = at(RSP0_GPA + 0x1000 - 48);     /* err, rip, cs, rflags, rsp, ss of an exception */
+            fprintf(stderr, "probe: unexpected exit %u port %#x rip %#llx (exception frame: error %#lx rip %#lx cs %#lx, "
+                    "cr2 %#llx)\n", run->exit_reason, run->exit_reason == KVM_EXIT_IO ? run->io.port : 0,
+                    run->s.regs.regs.rip, frame[0], frame[1], frame[2], run->s.regs.sregs.cr2);
             _exit(3);
         }
         if (run->io.port == PORT_EXIT) {          /* a syscall's answer goes back through sync regs, as km's */
-            run->s.regs.regs.rax = 0;
+            struct kvm_regs *g = &run->s.regs.regs;
+            g->rax = 0; g->rip = g->rcx; g->rflags = g->r11;
             run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
             continue;
         }
