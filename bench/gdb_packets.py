@@ -127,7 +127,8 @@ def main() -> None:
         program = Path(tmp) / "gdb_loop.km"
         subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
         runs: dict[str, list[dict[str, tuple[float, float, float]]]] = {"km": [], "gdbserver": []}
-        print(f"packets: {args.reps} repetitions of {args.count}, think {args.think:.0f} us, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+        print(f"packets: {args.reps} repetitions of {args.count}, think {args.think:.0f} us, "
+              f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
         for rep in range(args.reps):
             for backend in (("km", "gdbserver") if rep % 2 == 0 else ("gdbserver", "km")):
                 runs[backend].append(session(backend, program, args.count, args.think / 1e6))

@@ -135,13 +135,14 @@ def _by_first_word(table_size: int) -> dict[bytes, list[Command]]:
 
 
 # gdb sends the same short packets again and again (each stepi: `Z0,401141,1`, `vCont;s:p1f.1f;c:p1f.-1`, `m...,40`,
-# `qXfer:threads:read::0,1000`, `z0,...`): their entry and parsed arguments are remembered, which spares the name
-# lookup and the parse (~15 us of a stepi's packet here). Only immutable arguments are kept: a handler may not
-# change what another packet will get.
+# `qXfer:threads:read::0,1000`, `z0,...`; each breakpoint stop twice `QPassSignals:...`, empty while it steps off
+# the breakpoint, then its list again): their entry and parsed arguments are remembered, which spares the name
+# lookup and the parse (~15 us of a stepi's packet here; ~20 us of a QPassSignals list). Only immutable arguments
+# are kept: a handler may not change what another packet will get.
 _PARSED: dict[bytes, tuple[Command, tuple[Any, ...]]] = {}
 _PARSED_LIMIT = 512            # entries; the memo starts afresh when full
 _PARSED_MAX_LEN = 96           # longer packets (X, M, vFile:pwrite...) are parsed every time
-_IMMUTABLE = (int, bytes, str, tuple, type(None))
+_IMMUTABLE = (int, bytes, str, tuple, frozenset, type(None))
 
 
 def _parse(entry: Command, rest: bytes, packet: bytes) -> tuple[Any, ...]:

@@ -87,7 +87,8 @@ class Session:
     #                                  not yet acknowledged by vStopped; the head is the one last sent to gdb
     notified: bool = False           # non-stop: a %Stop notification is out and gdb has not drained the queue
     lldb_stop_keys: bool = False     # lldb sent QListThreadsInStopReply: T replies carry threads: and hexname:
-    threads_document: tuple[tuple, bytes] | None = None    # qXfer:threads' last document and what it shows
+    threads_document: tuple[tuple, bytes, dict[tuple[int, int], bytes]] | None = None   # qXfer:threads: what
+    #                                  the document shows, the document, its windows read so far (xfer.threads)
 
     def __post_init__(self) -> None:
         if not self.inferiors:

@@ -7,8 +7,6 @@ Spec: https://sourceware.org/gdb/current/onlinedocs/gdb.html/General-Query-Packe
 """
 from __future__ import annotations
 
-import functools
-
 from kdbg.link_map import NoDynamicSection
 from kdbg.rsp import tdesc
 from kdbg.rsp.tdesc import quoteattr
@@ -76,34 +74,40 @@ def exec_file(session: Session, annex: str, offset: int, length: int) -> bytes:
     return window(path.encode(), offset, length)
 
 
-def threads_xml(session: Session) -> bytes:
-    """The thread list document; made again only when a thread, a name or the id format changed (gdb reads it
-    after every stop, and the threads rarely change between two stepi)."""
-    key = (session.multiprocess, tuple((inferior.pid, tuple((tid, inferior.target.thread_name(tid))
-                                                             for tid in inferior.target.threads()))
-                                       for inferior in session.attached_inferiors()))
-    cached = session.threads_document
-    if cached is not None and cached[0] == key:
-        return cached[1]
+def _threads_key(session: Session) -> tuple:
+    """What the thread list document shows: the id format and each attached process's (tid, name) pairs."""
+    return (session.multiprocess, tuple((inferior.pid, tuple([(tid, inferior.target.thread_name(tid))
+                                                              for tid in inferior.target.threads()]))
+                                        for inferior in session.attached_inferiors()))
+
+
+def threads_xml(key: tuple, session: Session) -> bytes:
+    """The thread list document of _threads_key's key."""
     items = []
     for pid, threads in key[1]:
         for tid, name in threads:
             attrs = (f'id="{session.format_tid(tid, pid).decode()}"'
                      + (f" name={quoteattr(name)}" if name else ""))
             items.append(f"<thread {attrs}/>")
-    document = ('<?xml version="1.0"?>\n<threads>\n' + "\n".join(items) + "\n</threads>\n").encode()
-    session.threads_document = (key, document)
-    return document
-
-
-@functools.lru_cache(maxsize=16)
-def _window_of(document: bytes, offset: int, length: int) -> bytes:
-    return window(document, offset, length)
+    return ('<?xml version="1.0"?>\n<threads>\n' + "\n".join(items) + "\n</threads>\n").encode()
 
 
 @command("qXfer:threads:read", _parse)
 def threads(session: Session, annex: str, offset: int, length: int) -> bytes:
-    return _window_of(threads_xml(session), offset, length)
+    """gdb reads the document after every stop, and the threads rarely change between two stepi: one cache, the
+    session's, keeps the key, the document and the last window's reply; the document is made again only when a
+    thread, a name or the id format changed."""
+    key = _threads_key(session)
+    cached = session.threads_document
+    if cached is not None and cached[0] == key:
+        document, replies = cached[1], cached[2]
+    else:
+        document, replies = threads_xml(key, session), {}
+        session.threads_document = (key, document, replies)
+    reply = replies.get((offset, length))
+    if reply is None:
+        reply = replies[offset, length] = window(document, offset, length)
+    return reply
 
 
 @command("qXfer:siginfo:read", _parse)
