@@ -2,10 +2,12 @@
 and `$...#cs` frame in one pass, and the byte sum of a received packet.
 
 Why: a 32 KiB `m` reply is a 64 KiB hex body, whose run scan and checksum cost ~200 us in Python (zlib and
-big-integer tricks included) and ~30 us here; small replies gain nothing (packets.py's Python is ~1 us), so
-packets.py frames in C only from FRAME_THRESHOLD bytes on (and sums in C only past its zlib chunk). The pure-Python
-twin stays in packets.py (encode_python, checksum) and is what runs when this module cannot be loaded; tests/unit/test_rsp_cframing.py holds the two to
-the same output byte for byte.
+big-integer tricks included) and ~30 us here. Short replies gain too as soon as they hold a run: a stop reply
+(`T05...06:70e5ffffff7f0000;...`) or a 64-byte `m` of the stack costs ~9 us in Python and ~1 us here, twice per
+stop; only the shortest (`OK`, `E01`: ~0.4 us in Python, and cached) are framed in Python, so packets.py frames in
+C from FRAME_THRESHOLD bytes on (and sums in C only past its zlib chunk). The pure-Python twin stays in packets.py
+(encode_python, checksum) and is what runs when this module cannot be loaded; tests/unit/test_rsp_cframing.py
+holds the two to the same output byte for byte.
 
 The compiled module is made by tools/install.sh (`python3 -m kdbg.rsp.cframing`) or by the first stub start that
 misses it, in the user's cache (~/.cache/km; its name carries a hash of the source, cffi's and Python's version,
@@ -18,7 +20,7 @@ import os
 import sys
 import zlib
 
-FRAME_THRESHOLD = 512       # bodies at least this long are framed in C; below, Python is as fast
+FRAME_THRESHOLD = 16        # bodies at least this long are framed in C (~0.8 us a call); below, Python is faster
 
 CDEF = """
 size_t km_rsp_frame(const unsigned char *body, size_t n, unsigned char *out);

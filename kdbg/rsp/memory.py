@@ -5,6 +5,8 @@ Reads that run into unmapped memory return the readable prefix, as gdbserver doe
 """
 from __future__ import annotations
 
+import binascii
+
 from kdbg.arch.linux import PAGE_SIZE as PAGE
 from kdbg.rsp.commands import command, hex_fields
 from kdbg.rsp.errors import EFAULT, RspError
@@ -45,7 +47,7 @@ def read_memory(session: Session, addr: int, length: int) -> bytes:
     data = read_prefix(session, addr, length)
     if not data:
         raise RspError(f"cannot read {addr:#x}", EFAULT)
-    return data.hex().encode()
+    return binascii.hexlify(data)
 
 
 def _parse_write(rest: bytes) -> tuple[int, int, bytes]:
