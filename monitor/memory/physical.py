@@ -14,6 +14,7 @@ through its MMU notifier, so the old frames are dropped.
 """
 from __future__ import annotations
 
+import _thread
 import bisect
 import functools
 import threading
@@ -64,10 +65,15 @@ class Chunk(Record):
         self.registered = size          # bytes from gpa that the VM has memslots for (less in a forked km)
 
 
-def _register_in_background(vm, slots: list[tuple[int, int, int, bool]], name: str) -> Callable[[], None]:
+def _register_in_background(vm, slots: list[tuple[int, int, int, bool]]) -> Callable[[], None]:
     """Register memslots (gpa, size, host address, read-only) on a thread of their own: KVM sleeps through an SRCU
-    grace period after each. Returns the wait for that thread, which raises what registering raised."""
+    grace period after each. Returns the wait for that thread, which raises what registering raised.
+
+    A bare _thread, not threading.Thread: Thread.start() sleeps until the new thread has run, a hand-off that costs
+    the forked km a scheduler slice (~3 ms) whenever the machine is loaded; `done` is released when it ends."""
     failed: list[BaseException] = []
+    done = _thread.allocate_lock()
+    done.acquire()
 
     def register() -> None:
         try:
@@ -75,11 +81,13 @@ def _register_in_background(vm, slots: list[tuple[int, int, int, bool]], name: s
                 vm.add_memory(gpa, size, host_addr, readonly=readonly)
         except BaseException as e:
             failed.append(e)
-    registering = threading.Thread(target=register, name=name, daemon=True)
-    registering.start()
+        finally:
+            done.release()
+    _thread.start_new_thread(register, ())
 
     def wait() -> None:
-        registering.join()
+        done.acquire()
+        done.release()          # a second wait returns at once
         if failed:
             raise failed[0]
     return wait
@@ -98,6 +106,7 @@ class PhysicalMemory:
         self.file_free: list[tuple[int, int]] = []      # free ranges of the file windows
         self.foreign: list[tuple[int, int, int]] = []
         self._spare_window_ready: Callable[[], None] | None = None     # prepare_window's, still registering
+        self._partial = False       # some chunk's memslot covers only part of it (rebind, prepare_window): _cover
 
     def _grow(self, size: int) -> None:
         size = max(CHUNK, (size + HUGE - 1) // HUGE * HUGE)
@@ -224,13 +233,14 @@ class PhysicalMemory:
         self.vm = vm
         self.lock = threading.Lock()
         self._spare_window_ready = None         # a window the parent was registering is the child's to register
+        self._partial = True
         slots: list[tuple[int, int, int, bool]] = []
         for chunk in self.chunks:
             chunk.registered = self._used_part(chunk)
             if chunk.registered:
                 slots.append((chunk.gpa, chunk.registered, chunk.host_addr, False))
         slots += [(gpa, size, host_addr, True) for gpa, size, host_addr in self.foreign]
-        return _register_in_background(vm, slots, "memslots")
+        return _register_in_background(vm, slots)
 
     def prepare_window(self) -> None:
         """An exec is about to map its program's files: when there is no file window yet (a static program's
@@ -243,8 +253,7 @@ class PhysicalMemory:
             if self._spare_window_ready is not None or any(chunk.is_file for chunk in self.chunks):
                 return
             spare = self._spare_window()
-        registered = _register_in_background(self.vm, [(spare.gpa, spare.registered, spare.host_addr, False)],
-                                              "file window")
+        registered = _register_in_background(self.vm, [(spare.gpa, spare.registered, spare.host_addr, False)])
 
         def wait() -> None:
             try:
@@ -261,6 +270,7 @@ class PhysicalMemory:
         chunk = Chunk(self.file_top, WINDOW, host, memoryview(ffi.buffer(ffi.cast("void *", host), WINDOW)),
                       is_file=True)
         chunk.registered = FILE_HEADROOM
+        self._partial = True
         self._add_chunk(chunk)
         self._free_insert(self.file_free, self.file_top, self.file_top + WINDOW)
         self.file_top += WINDOW
@@ -280,7 +290,9 @@ class PhysicalMemory:
 
     def _cover(self, gpa: int, size: int) -> None:
         """A memslot for a freshly allocated range past what its chunk has registered (only in a forked km):
-        one slot for the whole rest of the chunk."""
+        one slot for the whole rest of the chunk. A km whose slots all cover their chunks skips the lookup."""
+        if not self._partial:
+            return
         chunk = self.chunk_of(gpa)
         if gpa + size <= chunk.gpa + chunk.registered:
             return

@@ -82,26 +82,12 @@ class Process:
         self.tables.set_range(KBASE, SYSTEM_SIZE, 0, PTE_W)                      # supervisor only
         self.tables.set_range(SYSCALL_STUB_GVA, 0x1000, SYSCALL_STUB_GPA, PTE_U)  # user, read-only, executable
         self.mem = GuestMemory(self.phys, self.tables, on_remap=self._remapped)
-        self.debug: DebugHooks = NO_DEBUGGER      # monitor/debug/live_target.py when gdb may attach
         self.breakpoints = SoftwareBreakpoints(self.mem.read_debug, self.mem.write_debug)   # int3s a debugger planted
         self.cpuid = self.kvm.supported_cpuid()
         self.xsave_layout = cpu_xsave_layout(self.cpuid)     # where KVM_GET_XSAVE images keep AVX, AVX-512
-        self.lock = threading.RLock()
-        self.threads: dict[int, VcpuThread] = {}
-        self.free_vcpus: list = []
-        self.pid = os.getpid()
-        self._tids = itertools.count(self.pid)
-        self._vcpu_ids = itertools.count()
-        self.ending = Ending()
-        self.ended = threading.Event()
         self.syscall_at_cpl0 = False
-        self.world = StopTheWorld(self.live_threads)    # the one stop-the-world: debugger stops and core dumps
-        self._dying = threading.Lock()                  # held by the thread dumping core for a fatal signal
-        self.freezing = False                           # a snapshot is being taken: new threads start frozen
+        self._fresh_process_state()
         install_kick_handler()
-        self.signals = SignalState(self)
-        self.futexes = FutexTable()
-        self.clock = ProcessClock(self)         # alarm, setitimer and POSIX timers
         self.nice = os.getpriority(os.PRIO_PROCESS, 0)  # getpriority/setpriority: the payload's, km's at start
         self.personality = 0            # personality(2): the payload's execution domain (PER_LINUX)
         self.no_vdso = os.environ.get("KM_NO_VDSO") is not None
@@ -110,9 +96,6 @@ class Process:
         #                                 writing, renamed at close (syscalls/procfs.py close_comm)
         self.exec_lock_held = False     # a thread is in that exec (under self.lock): another one's execve loses
         self.vfork_release_fd: int | None = None    # a vfork child's end of the pipe its parent waits on
-        # A forked km that nobody debugs ends its host process on the payload's exit_group, on the thread that made
-        # it (cli.run_forked_child sets it): the main thread has nothing left to do but exit with the same status.
-        self.exit_at_once: Callable[[int], NoReturn] | None = None
         self.auxv = b""
         self.initial_rsp = 0
         if load_payload:
@@ -136,28 +119,34 @@ class Process:
                 pass
         self.vm = self.kvm.create_vm()     # through the parent's /dev/kvm descriptor: not tied to a process
         memslots_ready = self.phys.rebind(self.vm)   # self.cpuid stays: the same host's KVM answers the same
-        self.lock = threading.RLock()
-        self.threads = {}
-        self.free_vcpus = []
-        self.pid = os.getpid()
-        self._tids = itertools.count(self.pid)
-        self._vcpu_ids = itertools.count()
-        self.ending = Ending()
-        self.ended = threading.Event()
-        self.world = StopTheWorld(self.live_threads)
-        self._dying = threading.Lock()
-        self.freezing = False
-        self.debug = NO_DEBUGGER           # the parent's debugger (a copy of its objects) does not follow
-        self.exit_at_once = None           # the child's runner decides
-        self.futexes = FutexTable()
-        self.clock = ProcessClock(self)    # a forked child inherits no timers (fork(2))
         parent_signals = self.signals
-        self.signals = SignalState(self)
+        self._fresh_process_state()        # no timers (fork(2)), no debugger (the parent's objects do not follow)
         self.signals.actions = parent_signals.actions
         if parent_signals.signalfds is not None:
             self.signals.signalfds = parent_signals.signalfds.after_fork()
         return memslots_ready
 
+    def _fresh_process_state(self) -> None:
+        """What a new process starts with, in a new km or a forked one: no threads, its own pid, no debugger, no
+        timers, default signal state."""
+        self.lock = threading.RLock()
+        self.threads: dict[int, VcpuThread] = {}
+        self.free_vcpus: list = []
+        self.pid = os.getpid()
+        self._tids = itertools.count(self.pid)
+        self._vcpu_ids = itertools.count()
+        self.ending = Ending()
+        self.ended = threading.Event()
+        self.world = StopTheWorld(self.live_threads)    # the one stop-the-world: debugger stops and core dumps
+        self._dying = threading.Lock()                  # held by the thread dumping core for a fatal signal
+        self.freezing = False                           # a snapshot is being taken: new threads start frozen
+        self.debug: DebugHooks = NO_DEBUGGER      # monitor/debug/live_target.py when gdb may attach
+        # A forked km that nobody debugs ends its host process on the payload's exit_group, on the thread that made
+        # it (cli.run_forked_child sets it): the main thread has nothing left to do but exit with the same status.
+        self.exit_at_once: Callable[[int], NoReturn] | None = None
+        self.futexes = FutexTable()
+        self.clock = ProcessClock(self)         # alarm, setitimer and POSIX timers
+        self.signals = SignalState(self)
 
     def new_thread(self, tid: int | None = None) -> VcpuThread:
         """A guest thread on a vCPU: an exited thread's vCPU when there is one (KVM cannot destroy vCPUs, and
