@@ -441,17 +441,41 @@ class GuestMemory:
         return gpa
 
     def unmap(self, start: int, size: int) -> None:
+        """The VMAs of [start, start+size) go; their backings are given back in runs that are contiguous on the
+        host (release is a madvise or an mmap, each a KVM MMU-notifier round, ~10-20 us here: an exec's unmap of
+        the old image made ~20, neighbours in guest-physical memory as they were allocated one after another)."""
         with self.lock:
             end = start + page_up(size)
+            gone: list[tuple[int, int]] = []
             for vma in self._range(start, end):
                 i = bisect.bisect_left(self._starts, vma.start)
                 del self.vmas[i], self._starts[i]
                 self.generation += 1
                 if vma.gpa is not None:
                     self.tables.set_range(vma.start, vma.end - vma.start, None)
-                    self.phys.release(vma.gpa, vma.end - vma.start)
+                    gone.append((vma.gpa, vma.end - vma.start))
                 elif vma.foreign is not None:
                     self.tables.set_range(vma.start, vma.end - vma.start, None)
+            if len(gone) == 1:
+                self.phys.release(*gone[0])
+            elif gone:
+                self._release_runs(gone)
+
+    def _release_runs(self, ranges: list[tuple[int, int]]) -> None:
+        """phys.release of each (gpa, size), neighbours merged while they lie in one chunk (one host mapping:
+        contiguous on the host, all allocator memory or all one file window)."""
+        ranges.sort()
+        phys = self.phys
+        run_gpa, run_size = ranges[0]
+        chunk = phys.chunk_of(run_gpa)
+        for gpa, size in ranges[1:]:
+            if gpa == run_gpa + run_size and gpa + size <= chunk.gpa + chunk.size:
+                run_size += size
+                continue
+            phys.release(run_gpa, run_size)
+            run_gpa, run_size = gpa, size
+            chunk = phys.chunk_of(gpa)
+        phys.release(run_gpa, run_size)
 
     def move(self, src: int, size: int, dst: int) -> None:
         """mremap's move: the VMAs of [src, src+size) go to dst with their backing (no copy); whatever was at dst
