@@ -136,6 +136,11 @@ class StopEventQueue:
         with self._lock:
             self._held.append(event)
 
+    def empty(self) -> bool:
+        """Nothing queued and nothing held back (read without the lock: only the stub's thread asks, while every
+        thread is parked, and an event posted just now is the same as one posted after the question)."""
+        return not self._events and not self._held
+
     def drain(self) -> list[StopEvent]:
         """Every waiting stop of a thread, removed at once (a resume or detach hands them back to their threads),
         the held-back ones first. The process's end stays queued: it never happens again, and it can come while
@@ -223,6 +228,22 @@ class EarlyStopTarget(Protocol):
         """From now on, a stop made during a resume() call (all-stop mode) goes to `listener` first, already
         accepted as next_event() would return it; the listener returns True when it took the stop (reported it),
         False to have it queued for next_event() as before. None: every stop is queued."""
+
+
+QuickStop = tuple[StopEvent, int, int, int]     # QuickResumeTarget's stop: the event, and its thread's rbp, rsp, rip
+
+
+@runtime_checkable
+class QuickResumeTarget(Protocol):
+    """A target that makes the two resumes of nearly every stop (gdb's stepi, and a continue to a breakpoint) of a
+    stopped process that has one thread and nothing pending, on the caller's own thread, and returns their stop
+    at once: the stub answers with no event queued or read, no register file made, no generic resume path."""
+
+    def quick_resume(self, step_tid: int) -> QuickStop | bool:
+        """Single-step thread `step_tid`, or continue (0). False: not such a plain case, nothing was done (call
+        resume()). True: resumed; the stop (if any) comes through next_event() as after resume(). A QuickStop:
+        the process stopped again, already accepted as next_event() would have returned the event."""
+        ...
 
 
 @runtime_checkable

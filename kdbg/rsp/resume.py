@@ -7,6 +7,7 @@ each process's target receives only its own actions.
 """
 from __future__ import annotations
 
+import enum
 import functools
 import struct
 from typing import Sequence
@@ -42,12 +43,13 @@ def reply_signal(session: Session, event: StopEvent) -> int:
     return gdb_from_linux(stop_signal(event))
 
 
-_T_SIGTRAP = b"T%02x" % gdb_from_linux(SIGTRAP)     # a breakpoint's or a step's (reply_signal's), made once
+# `Tnn` of a stop with a signal of its own (a step's, a breakpoint's, a passed-on signal's), made once per signal
+_T_OF_SIGNAL = {signo: b"T%02x" % gdb_from_linux(signo) for signo in range(1, 65)}
 
 
-def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
+def stop_reply(session: Session, event: StopEvent, pid: int = 0, frame: tuple[int, int, int] | None = None) -> bytes:
     """The RSP stop reply for an event of process `pid` (0: the current one): W (exit status), X (killing
-    signal) or T with thread and reason."""
+    signal) or T with thread and reason. `frame`: the thread's rbp, rsp, rip when the caller has them."""
     inferior = session.inferiors.get(pid) if pid else None
     if inferior is None:
         inferior = session.current
@@ -57,10 +59,11 @@ def stop_reply(session: Session, event: StopEvent, pid: int = 0) -> bytes:
         return b"W%02x" % ((event.exit_status or 0) & 0xFF) + _process_key(session, pid)
     if reason is StopReason.TERMINATED:
         return b"X%02x" % gdb_from_linux(event.signal or 9) + _process_key(session, pid)
-    parts = [_T_SIGTRAP if event.signal == SIGTRAP else b"T%02x" % reply_signal(session, event)]
+    prefix = _T_OF_SIGNAL.get(event.signal) if event.signal else None
+    parts = [prefix or b"T%02x" % reply_signal(session, event)]
     if reason in _EVENT_KEYS:             # gdbserver puts the event first: `T05fork:p12.12;...`
         parts.append(_event(session, event))
-    parts.append(_expedited(inferior, event.tid))
+    parts.append(_expedited(inferior, event.tid) if frame is None else _frame_pairs(frame))
     parts.append(b"thread:%s;" % session.format_tid(event.tid, pid))
     if reason in _REASON_KEYED:
         parts.append(_reason(session, event))
@@ -83,8 +86,7 @@ def _expedited(inferior: Inferior, tid: int) -> bytes:
     else looked up in the thread's register file; none for a thread that is gone."""
     try:
         if inferior.frame_registers is not None:
-            text = _FRAME_WORDS.pack(*inferior.frame_registers(tid)).hex().encode()
-            return _FRAME_KEYS % (text[:16], text[16:32], text[32:])
+            return _frame_pairs(inferior.frame_registers(tid))
         regs = inferior.target.registers(tid)
     except TargetError:
         return b""
@@ -94,6 +96,11 @@ def _expedited(inferior: Inferior, tid: int) -> bytes:
         if value is not None:
             parts.append(b"%s%s;" % (key, encode_value(reg, value)))
     return b"".join(parts)
+
+
+def _frame_pairs(frame: tuple[int, int, int]) -> bytes:
+    text = _FRAME_WORDS.pack(*frame).hex().encode()
+    return _FRAME_KEYS % (text[:16], text[16:32], text[32:])
 
 
 def _lldb_keys(target: Target, event: StopEvent) -> bytes:
@@ -287,13 +294,64 @@ def _threads_of(inferior: Inferior, known: dict[int, Sequence[int]]) -> Sequence
 
 
 @command("vCont", parse_vcont)
-def vcont(session: Session, actions: Sequence[ResumeAction]) -> bytes | None:
-    if session.non_stop and session.control is not None:
-        plan = _by_process(session, actions)
-        if any(inf.run.exited for inf, _ in plan):
-            raise RspError("the program has exited", 1)
-        return nonstop.resume(session, plan)
+def vcont(session: Session, actions: tuple[ResumeAction, ...]) -> bytes | None:
+    if session.non_stop:
+        if session.control is not None:
+            plan = _by_process(session, actions)
+            if any(inf.run.exited for inf, _ in plan):
+                raise RspError("the program has exited", 1)
+            return nonstop.resume(session, plan)
+    elif len(session.inferiors) == 1 and not session.lldb_stop_keys:
+        inferior = session.current
+        if inferior.quick_resume is not None:
+            step_tid = _plain(actions, inferior.pid)
+            if step_tid is not None:
+                answer = _quick(session, inferior, actions, step_tid)
+                if answer is not _Quick.DECLINED:
+                    return answer
     return _start(session, actions)
+
+
+@functools.lru_cache(maxsize=64)
+def _plain(actions: tuple[ResumeAction, ...], pid: int) -> int | None:
+    """The thread a plain stepi steps (`s:T` with `c` or nothing for the others), 0 for a plain continue (`c`), or
+    None (signals, range steps, several threads named, another process named): what QuickResumeTarget takes. An
+    action naming no process, or this one, applies to this process (one is served)."""
+    if any(a.signal or a.range_end or a.pid not in (0, -1, pid) for a in actions):
+        return None
+    kinds = [(a.kind, a.tid) for a in actions]
+    if kinds == [(ResumeKind.CONTINUE, -1)]:
+        return 0
+    if len(kinds) in (1, 2) and kinds[0][0] is ResumeKind.STEP and kinds[0][1] > 0 and kinds[1:] in (
+            [], [(ResumeKind.CONTINUE, -1)]):
+        return kinds[0][1]
+    return None
+
+
+class _Quick(enum.Enum):
+    DECLINED = "declined"
+
+
+def _quick(session: Session, inferior: Inferior, actions: tuple[ResumeAction, ...],
+           step_tid: int) -> bytes | None | _Quick:
+    """A plain stepi or continue of the one process, made by its target without the generic resume path
+    (QuickResumeTarget): the stop reply at once, None when the stop comes later as an event, DECLINED when the
+    target declined (nothing was done: the generic path follows)."""
+    run = inferior.run
+    if run.exited or run.deferred is not None or run.pending_interrupts or not inferior.attached:
+        return _Quick.DECLINED
+    assert inferior.quick_resume is not None
+    stop = inferior.quick_resume(step_tid)
+    if stop is False:
+        return _Quick.DECLINED
+    run.last_actions, run.held_for_other = _without_pids(actions), False
+    if stop is True:
+        run.running = True              # as session.resume() leaves it: the event loop reports the stop
+        return None
+    event = stop[0]
+    run.last_stop = event               # and not running: as the server's _accept_event leaves a reported stop
+    session.last_pid, session.g_pid, session.g_tid = inferior.pid, 0, 0
+    return stop_reply(session, event, inferior.pid, stop[1:])
 
 
 def _legacy(session: Session, kind: ResumeKind, signal: int, addr: int | None) -> bytes | None:

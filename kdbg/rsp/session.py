@@ -14,8 +14,8 @@ from typing import Callable
 
 from kdbg.link_map import LibraryCache
 from kdbg.rsp.errors import RspError
-from kdbg.target import (PROCESS_ENDS, BreakpointKind, ControlTarget, FrameRegistersTarget, ResumeAction, StopEvent,
-                         Target)
+from kdbg.target import (PROCESS_ENDS, BreakpointKind, ControlTarget, FrameRegistersTarget, QuickResumeTarget, QuickStop,
+                         ResumeAction, StopEvent, Target)
 from kdbg.tracelog import logger
 
 log = logger("km.gdb")
@@ -52,6 +52,8 @@ class Inferior:
         self.control: ControlTarget | None = target if isinstance(target, ControlTarget) else None
         self.frame_registers: Callable[[int], tuple[int, int, int]] | None = (
             target.frame_registers if isinstance(target, FrameRegistersTarget) else None)
+        self.quick_resume: Callable[[int], QuickStop | bool] | None = (
+            target.quick_resume if isinstance(target, QuickResumeTarget) else None)
         self.pid: int = target.pid()
         self.attached = True        # False once gdb detached it (the payload, running on while a child is debugged)
         self.libraries = LibraryCache()     # qXfer:libraries-svr4's last document for this process

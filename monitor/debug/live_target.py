@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from kdbg.arch.linux import make_siginfo
-from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, ResumeAction, ResumeKind, StopEvent,
-                         StopEventQueue, StopReason, TargetError)
+from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, QuickStop, ResumeAction, ResumeKind,
+                         StopEvent, StopEventQueue, StopReason, TargetError)
 from kdbg.target_link import LinkedTarget
 from kdbg.tracelog import logger
 from kdbg.vcpu_control import PauseTimeout
@@ -31,7 +31,7 @@ from .process_view import ProcessView
 from ..signals.delivery import PendingSignal
 from ..vcpu.registers import write_registers
 from ..vcpu.deadline import RunDeadline
-from ..vcpu.loop import RIP, State
+from ..vcpu.loop import RBP, RIP, RSP, State
 from .watchpoints import HANDLED, Watchpoints
 
 if TYPE_CHECKING:
@@ -340,23 +340,24 @@ class LiveTarget(ProcessView):
             self.debug_of(thread).clean_park = False
         self.world.resume_all(threads)
 
-    def _can_step_here(self, thread: VcpuThread) -> bool:
-        """A plain single step of a parked thread, with nothing for its own loop to do first (a signal to deliver,
-        a watchpoint's page to re-protect after the step, a range to keep stepping through)."""
-        debug = self.debug_of(thread)
+    def _parked_plain(self, thread: VcpuThread) -> bool:
+        """Parked with nothing for its own loop to do before it runs again (an exit to serve, a freeze, a blocking
+        call it is parked in, a signal to deliver, a watchpoint's page to re-protect): what a run made on the
+        stub's thread needs, a step's and a continue's alike."""
         return (thread.state is State.PAUSED and thread.has_run and not thread.exit_pending and not thread.freezing
-                and not thread.parked_in_syscall
-                and debug.step_range is None and not self.watchpoints.points
-                and not self.watchpoints.is_stepping(thread) and not self.proc.pending_signals_for(thread))
+                and not thread.parked_in_syscall and not self.watchpoints.points
+                and not self.proc.pending_signals_for(thread))
+
+    def _can_step_here(self, thread: VcpuThread) -> bool:
+        """A plain single step of a parked thread (and not a range to keep stepping through)."""
+        return (self._parked_plain(thread) and self.debug_of(thread).step_range is None
+                and not self.watchpoints.is_stepping(thread))
 
     def _can_continue_here(self, thread: VcpuThread) -> bool:
-        """A continue of the only thread, with nothing for its own loop to do first: run here until the period
-        of RunDeadline ends (a breakpoint hit within it costs no thread hand-off either way)."""
-        return (self.debug_of(thread).clean_park and thread.state is State.PAUSED and thread.has_run
-                and not thread.exit_pending and not thread.freezing and not thread.at_syscall_stop
-                and not thread.parked_in_syscall and not thread.trap_flag and not self.watchpoints.points
-                and len(self.proc.threads) == 1 and not self.proc.pending_signals_for(thread)
-                and not self.proc.ended.is_set())
+        """A continue of the only thread, parked by an exception stop: run here until the period of RunDeadline
+        ends (a breakpoint hit within it costs no thread hand-off either way)."""
+        return (self.debug_of(thread).clean_park and self._parked_plain(thread) and not thread.at_syscall_stop
+                and not thread.trap_flag and len(self.proc.threads) == 1 and not self.proc.ended.is_set())
 
     def _continue_here(self, thread: VcpuThread) -> None:
         """gdb's continue, run by the stub's thread until the payload stops at a breakpoint, makes any other
@@ -379,29 +380,76 @@ class LiveTarget(ProcessView):
         self._after_run_here(thread, DEBUG_VECTOR, thread.run_for_debugger(DEBUG_VECTOR))
 
     def _after_run_here(self, thread: VcpuThread, vector: int, error_code: int | None) -> None:
-        """The end of a run made on the stub's thread: a stop for the debugger is posted (the thread stays
-        parked); anything else is the thread's own to serve, as if it had made the run itself."""
+        """The end of a run made on the stub's thread (resume()): a stop for the debugger goes to the listener
+        (report_stops_to) or is posted, the thread staying parked."""
+        event = self._end_of_run_here(thread, vector, error_code)
+        if event is None:
+            return
+        listener = self._listener
+        if listener is not None and not self.non_stop:     # the stub reports it before resume() returns
+            accepted = self._accepted(event)
+            if accepted is None or listener(accepted):
+                return
+        self._post(event)
+
+    def _end_of_run_here(self, thread: VcpuThread, vector: int, error_code: int | None) -> StopEvent | None:
+        """The stop a run made on the stub's thread ended in (its trap recorded, the thread still parked), or None:
+        anything else is the thread's own to serve, as if it had made the run itself, and it is released."""
         if error_code is None:
             self.debug_of(thread).clean_park = False
             if thread.exit_pending:
                 thread.release_with_exit()
             else:
                 thread.release()
-            return
+            return None
         event = self._exception_event(thread, vector, error_code)
         if isinstance(event, StopEvent):
             self._record_trap(thread, event)
-            listener = self._listener
-            if listener is not None and not self.non_stop:     # the stub reports it before resume() returns
-                accepted = self._accepted(event)
-                if accepted is None or listener(accepted):
-                    return
-            self._post(event)
-            return
+            return event
         if event is None:                       # not the debugger's trap: the payload's SIGTRAP, as the loop would
             self.proc.fault(thread, vector, error_code)
         self.debug_of(thread).clean_park = False
         thread.release()
+        return None
+
+    # ---- QuickResumeTarget (the stub's plain stepi and continue) ---------------------------------------------
+    def quick_resume(self, step_tid: int) -> QuickStop | bool:
+        """kdbg.target.QuickResumeTarget: resume()'s _step_here and _continue_here for a process of one parked
+        thread with nothing pending (no queued or held event, no signal gdb was shown, no step cut short), made
+        without resume()'s generic bookkeeping; the stop is returned instead of handed to the listener."""
+        threads = self.proc.threads
+        if self.non_stop or not self.stopped or len(threads) != 1 or not self.events.empty():
+            return False
+        for thread in threads.values():
+            break
+        debug = self._debug.get(thread)
+        if debug is None or debug.reported is not None or debug.stepping or debug.step_range is not None:
+            return False
+        if step_tid:
+            if thread.tid != step_tid or not self._can_step_here(thread):
+                return False
+        elif not self._can_continue_here(thread) or not self._deadline.arm():
+            return False
+        self.attached, self.stopped = True, False
+        if step_tid:
+            debug.stepping = True
+            thread.set_trap_flag(True)
+            vector = DEBUG_VECTOR
+            error_code = thread.run_for_debugger(DEBUG_VECTOR)
+        else:
+            vector = BREAKPOINT_VECTOR
+            try:
+                error_code = thread.run_for_debugger(BREAKPOINT_VECTOR)
+            finally:
+                self._deadline.disarm()
+        event = self._end_of_run_here(thread, vector, error_code)
+        if event is None:
+            return True
+        # accepted as _accepted() would: the one thread is parked (run_for_debugger left it so), pause requested
+        self.stopped = True
+        self.last_stop[event.tid] = event
+        regs = thread.regs
+        return event, regs[RBP], regs[RSP], regs[RIP]
 
     def _hand_back_signal(self, thread: VcpuThread, debug: ThreadDebug, signo: int) -> None:
         """gdb resumes with the signal it was shown (or another): it is delivered; without one, discarded."""

@@ -376,3 +376,80 @@ def test_a_stop_made_inside_resume_is_reported_once_and_the_session_goes_on(serv
     assert client.ask(b"vCont;c").endswith(b"swbreak:;")
     client.ask(b"?")        # the reply went out inside resume(): once this one is answered, resume() has returned
     assert running.target.taken == [True] * 5
+
+
+class QuickStops(FakeControlTarget):
+    """A target with LiveTarget's quick lane (QuickResumeTarget): a plain stepi or continue of its one process comes
+    back from quick_resume() with its stop; `answer` says what it does (a stop, True: resumed with the stop
+    posted as an event, False: declined)."""
+
+    answer: object = "stop"
+
+    def quick_resume(self, step_tid: int):
+        self.quick = getattr(self, "quick", []) + [step_tid]
+        if self.answer is False:
+            return False
+        reason = StopReason.STEP if step_tid else StopReason.BREAKPOINT
+        regs = self.regs[step_tid or 7]
+        regs["rip"] += 1                       # the thread moved: the reply must show where it is now
+        event = StopEvent(step_tid or 7, reason, 5)
+        if self.answer is True:
+            self.post(event)
+            return True
+        return event, regs["rbp"], regs["rsp"], regs["rip"]
+
+    def resumes(self) -> int:
+        return sum(1 for call in self.calls if call[0] == "resume")
+
+
+def test_plain_resumes_take_the_quick_lane_and_reply_as_the_generic_path(served) -> None:
+    """vCont;s:T (with or without `c` for the others) and vCont;c go to quick_resume(); the reply is the one the
+    generic path makes for the same stop, and shows the registers of after the run (no stale frame)."""
+    running = served(QuickStops(regs=make_fake().regs, memory={0x400000: bytearray(4096)}))
+    target = running.target
+    client = running.connect()
+    client.ask(b"qSupported:swbreak+;multiprocess+")
+    client.ask(b"QStartNoAckMode")
+    pid = target.pid()
+    for packet in (b"vCont;s:p%x.7;c:p%x.-1" % (pid, pid), b"vCont;s:7", b"vCont;c", b"vCont;c:p%x.-1" % pid):
+        rip = target.regs[7]["rip"]
+        reply = client.ask(packet)
+        assert b"10:%s;" % (rip + 1).to_bytes(8, "little").hex().encode() in reply
+        assert client.ask(b"?") == reply                # `?` repeats it: the same stop, from the generic path
+        assert client.ask(b"p10") == (rip + 1).to_bytes(8, "little").hex().encode()
+    assert target.quick == [7, 7, 0, 0]
+    assert target.resumes() == 0
+    assert client.ask(b"vCont;c").endswith(b"swbreak:;")
+
+
+def test_resumes_that_are_not_plain_take_the_generic_path(served) -> None:
+    """A signal, a range step, another thread's action, a thread named alone for continue, the legacy packets:
+    resume(); and a target that declines (False) gets resume() for the same packet, once."""
+    running = served(QuickStops(regs=make_fake().regs, memory={0x400000: bytearray(4096)}))
+    target = running.target
+    target.on_resume = lambda t, actions: t.post(StopEvent(7, StopReason.SIGNAL, 11))
+    client = running.connect()
+    client.ask(b"QStartNoAckMode")
+    for packet in (b"vCont;S0b:7", b"vCont;C0b", b"vCont;r400010,400020:7", b"vCont;s:7;s:9", b"vCont;c:7",
+                   b"s", b"c"):
+        resumes = target.resumes()
+        assert client.ask(packet).startswith(b"T"), packet
+        assert target.resumes() == resumes + 1, packet
+    assert getattr(target, "quick", []) == []
+    target.answer = False
+    assert client.ask(b"vCont;s:7").startswith(b"T0b")     # on_resume's stop: resume() answered it
+    assert target.quick == [7] and target.resumes() == 8
+
+
+def test_a_quick_resume_that_runs_on_reports_its_stop_through_the_event_loop(served) -> None:
+    """quick_resume() True: resumed (the run ended in something the thread serves itself): the process counts as
+    running and the stop that comes later is reported once."""
+    running = served(QuickStops(regs=make_fake().regs, memory={0x400000: bytearray(4096)}))
+    target = running.target
+    target.answer = True
+    client = running.connect()
+    client.ask(b"QStartNoAckMode")
+    reply = client.ask(b"vCont;s:7")
+    assert reply.startswith(b"T05") and b"thread:7;" in reply
+    assert client.ask(b"m400000,2") == b"0000"         # no second stop reply behind it
+    assert target.next_event() is None and target.resumes() == 0

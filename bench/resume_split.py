@@ -1,0 +1,318 @@
+"""Where a resume's answer goes (issue 10): for a single `vCont;s` and a `vCont;c` to a breakpoint of a stopped
+single-threaded payload, the serving process's user and kernel CPU per resume (each thread's /proc stat utime
+and stime, and its schedstat run time), the syscalls and ioctls it makes (strace -f -c over the same resumes),
+and, for km, the Python calls its stub thread makes (a profile hook in a wrapper around km).
+
+Run: python3 bench/resume_split.py [--count N] [--only km,gdbserver] [--no-strace] [--no-calls]
+(not part of the suite; ~30 s). The payload and packets are bench/gdb_packets.py's.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "harness")]
+from rsp_client import RspClient  # noqa: E402
+
+PAYLOAD_SOURCE = Path(__file__).resolve().parent / "payloads" / "gdb_loop.c"
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+DUMP_PACKET = b"qKmSplitDump"
+
+# The wrapper that counts the stub thread's Python calls: `DUMP_PACKET` (an unknown packet, so the reply is the
+# empty one) writes the counts so far to KM_SPLIT_OUT.
+WRAPPER = r'''
+import collections, os, runpy, sys, threading
+calls = collections.Counter()
+def profile(frame, event, arg):
+    if event == "call":
+        code = frame.f_code
+        calls[(code.co_filename.rsplit("/", 2)[-2:][-1], code.co_name)] += 1
+    elif event == "c_call":
+        calls[("<c>", getattr(arg, "__qualname__", str(arg)))] += 1
+real_start = threading.Thread.start
+def start(self):
+    if self.name == "gdb-stub":
+        real_run = self.run
+        def run():
+            if os.environ.get("KM_SPLIT_PROFILE"):
+                sys.setprofile(profile)
+            real_run()
+        self.run = run
+    real_start(self)
+threading.Thread.start = start
+import time
+from monitor.kvm import vcpu as kvm_vcpu
+real_run_once = kvm_vcpu.Vcpu.run_once
+kvm = [0, 0, 0]                 # KVM_RUNs on the stub thread, their CPU ns, their wall ns
+def run_once(self):
+    if threading.current_thread().name != "gdb-stub":
+        return real_run_once(self)
+    c, w = time.thread_time_ns(), time.perf_counter_ns()
+    err = real_run_once(self)
+    kvm[0] += 1; kvm[1] += time.thread_time_ns() - c; kvm[2] += time.perf_counter_ns() - w
+    return err
+kvm_vcpu.Vcpu.run_once = run_once
+import kdbg.rsp.server as server
+real_dispatch = server.dispatch
+def dispatch(session, packet):
+    if packet == b"qKmSplitDump":
+        sys.setprofile(None)
+        with open(os.environ["KM_SPLIT_OUT"], "a") as out:
+            out.write("--\n")
+            out.write(f"{kvm[0]} kvm:runs\n{kvm[1]} kvm:cpu_ns\n{kvm[2]} kvm:wall_ns\n{time.thread_time_ns()} thread:cpu_ns\n")
+            for (f, n), c in calls.items():
+                out.write(f"{c} {f}:{n}\n")
+        if os.environ.get("KM_SPLIT_PROFILE"):
+            sys.setprofile(profile)
+    return real_dispatch(session, packet)
+server.dispatch = dispatch
+sys.argv = ["km"] + sys.argv[1:]
+runpy.run_module("monitor.cli", run_name="__main__")
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(backend: str, program: Path, port: int, wrapper: Path | None, out: Path | None,
+                 profile: bool = False) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if profile:
+        env["KM_SPLIT_PROFILE"] = "1"
+    env.pop("KM_VERBOSE", None)
+    if backend == "km":
+        head = [sys.executable, str(wrapper)] if wrapper else [sys.executable, "-m", "monitor.cli"]
+        if out:
+            env["KM_SPLIT_OUT"] = str(out)
+        cmd = head + [f"-g{port}", str(program), "100000000"]
+    else:
+        cmd = ["gdbserver", f"127.0.0.1:{port}", str(program), "100000000"]
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env, start_new_session=True)
+
+
+def connect(port: int) -> RspClient:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return RspClient(port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def symbol(program: Path, name: str) -> int:
+    listing = subprocess.run(["nm", str(program)], capture_output=True, text=True, check=True).stdout
+    return next(int(line.split()[0], 16) for line in listing.splitlines() if line.endswith(f" T {name}"))
+
+
+def tasks(pid: int) -> dict[int, tuple[str, int, int, int]]:
+    """tid -> (name, utime ticks, stime ticks, schedstat ns) of every thread of pid (and, for gdbserver, its
+    inferior's too: listed separately under its own pid)."""
+    result = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            ns = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+            result[int(tid)] = (name, int(fields[11]), int(fields[12]), ns)
+        except OSError:
+            pass
+    return result
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+class Session:
+    def __init__(self, backend: str, program: Path, wrapper: Path | None = None, out: Path | None = None,
+                 profile: bool = False) -> None:
+        self.backend, self.program = backend, program
+        self.proc = start_server(backend, program, free_port_holder := free_port(), wrapper, out, profile)
+        self.c = connect(free_port_holder)
+        c = self.c
+        c.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+;no-resumed+")
+        c.ask(b"Hg0")
+        stop = c.ask(b"?")
+        self.pid = stop.split(b"thread:p")[1].split(b".")[0]
+        self.tick = symbol(program, "tick")
+        c.ask(b"Z0,%x,1" % self.tick)
+        c.send(b"vCont;c:p%s.-1" % self.pid)
+        c.stop_reply()
+        c.ask(b"z0,%x,1" % self.tick)
+
+    def step(self) -> None:
+        self.c.send(b"vCont;s:p%s.%s;c:p%s.-1" % (self.pid, self.pid, self.pid))
+        self.c.stop_reply()
+
+    def cont(self) -> None:
+        self.c.send(b"vCont;c:p%s.-1" % self.pid)
+        self.c.stop_reply()
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid] + children(self.proc.pid)
+
+    def close(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+def cpu_split(session: Session, kind: str, count: int) -> list[str]:
+    """Per thread: user and kernel CPU (us per resume, from ticks) and run time (schedstat)."""
+    one = session.step if kind == "vCont;s" else session.cont
+    if kind != "vCont;s":
+        session.c.ask(b"Z0,%x,1" % session.tick)
+    before = {pid: tasks(pid) for pid in session.pids()}
+    wall = time.perf_counter()
+    for _ in range(count):
+        one()
+    wall = time.perf_counter() - wall
+    after = {pid: tasks(pid) for pid in session.pids()}
+    if kind != "vCont;s":
+        session.c.ask(b"z0,%x,1" % session.tick)
+    lines = [f"{session.backend} {kind}: {count} resumes, wall {wall / count * 1e6:.0f} us each"]
+    for pid, threads in after.items():
+        for tid, (name, ut, st, ns) in threads.items():
+            b = before.get(pid, {}).get(tid)
+            if b is None:
+                continue
+            du, ds, dn = (ut - b[1]) * TICK_S, (st - b[2]) * TICK_S, (ns - b[3]) / 1e9
+            if dn * 1e6 / count < 1:
+                continue
+            lines.append(f"  {'inferior ' if pid != session.proc.pid else ''}{name}[{tid}]: "
+                         f"user {du / count * 1e6:.0f} us, kernel {ds / count * 1e6:.0f} us, "
+                         f"run {dn / count * 1e6:.0f} us per resume")
+    return lines
+
+
+def strace_split(session: Session, kind: str, count: int, work: Path) -> list[str]:
+    out = work / f"strace-{session.backend}-{kind.replace(';', '')}.txt"
+    if kind != "vCont;s":
+        session.c.ask(b"Z0,%x,1" % session.tick)
+    tracer = subprocess.Popen(["strace", "-f", "-c", "-o", str(out)] + [a for p in session.pids()
+                                                                     for a in ("-p", str(p))],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)                         # attached
+    one = session.step if kind == "vCont;s" else session.cont
+    for _ in range(count):
+        one()
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait()
+    if kind != "vCont;s":
+        session.c.ask(b"z0,%x,1" % session.tick)
+    lines = [f"{session.backend} {kind}: syscalls per resume (strace -f -c, all threads{', inferior' if session.backend != 'km' else ''})"]
+    for line in out.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            calls = int(parts[3])
+            errors = int(parts[4]) if len(parts) == 6 else 0
+            lines.append(f"  {parts[-1]}: {calls / count:.2f}" + (f" ({errors / count:.2f} errors)" if errors else ""))
+    return lines
+
+
+def dumps_of(session: Session, out: Path, kind: str, count: int) -> collections.Counter:
+    """The stub thread's counters over `count` resumes of one kind."""
+    if kind == "vCont;c":
+        session.c.ask(b"Z0,%x,1" % session.tick)
+    out.write_text("")
+    session.c.ask(DUMP_PACKET)
+    for _ in range(count):
+        session.step() if kind == "vCont;s" else session.cont()
+    session.c.ask(DUMP_PACKET)
+    if kind == "vCont;c":
+        session.c.ask(b"z0,%x,1" % session.tick)
+    dumps = out.read_text().split("--\n")[1:]
+    first, second = (collections.Counter({ln.split(" ", 1)[1]: int(ln.split(" ", 1)[0]) for ln in d.splitlines()})
+                     for d in dumps)
+    second.subtract(first)
+    return second
+
+
+def kvm_split(program: Path, count: int, work: Path) -> list[str]:
+    """The stub thread's CPU per resume and the part of it inside KVM_RUN (thread CPU clock around the ioctl)."""
+    wrapper = work / "wrapper.py"
+    wrapper.write_text(WRAPPER)
+    out = work / "kvm.txt"
+    session = Session("km", program, wrapper, out)
+    lines = []
+    try:
+        for kind in ("vCont;s", "vCont;c"):
+            d = dumps_of(session, out, kind, count)
+            cpu, kcpu, kwall = d["thread:cpu_ns"] / count / 1e3, d["kvm:cpu_ns"] / count / 1e3, d["kvm:wall_ns"] / count / 1e3
+            lines.append(f"km {kind}: stub thread CPU {cpu:.0f} us per resume; KVM_RUN {d['kvm:runs'] / count:.2f} per "
+                         f"resume, CPU {kcpu:.0f} us (wall {kwall:.0f} us); the rest {cpu - kcpu:.0f} us")
+    finally:
+        session.close()
+    return lines
+
+
+def calls_split(program: Path, count: int, work: Path) -> list[str]:
+    wrapper = work / "wrapper.py"
+    wrapper.write_text(WRAPPER)
+    out = work / "calls.txt"
+    session = Session("km", program, wrapper, out, profile=True)
+    lines = []
+    try:
+        for kind in ("vCont;s", "vCont;c"):
+            diff = dumps_of(session, out, kind, count)
+            diff = collections.Counter({k: v for k, v in diff.items() if ":" in k and not k.startswith(("kvm:", "thread:"))
+                                        and v > 0})
+            total = sum(diff.values()) / count
+            py = sum(v for k, v in diff.items() if not k.startswith("<c>")) / count
+            lines.append(f"km {kind}: {total:.0f} calls per resume in the stub thread ({py:.0f} Python, "
+                         f"{total - py:.0f} C), most frequent:")
+            for name, n in diff.most_common(1000):
+                lines.append(f"  {n / count:5.2f} {name}")
+    finally:
+        session.close()
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--only", default="km,gdbserver")
+    parser.add_argument("--no-strace", dest="strace", action="store_false")
+    parser.add_argument("--no-calls", dest="calls", action="store_false")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="km-split-") as tmp:
+        work = Path(tmp)
+        program = work / "gdb_loop.km"
+        subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
+        print(f"load {os.getloadavg()[0]:.2f}, clock tick {TICK_S * 1e3:.0f} ms")
+        for backend in args.only.split(","):
+            session = Session(backend, program)
+            try:
+                for kind in ("vCont;s", "vCont;c"):
+                    print("\n".join(cpu_split(session, kind, args.count)))
+                if args.strace:
+                    for kind in ("vCont;s", "vCont;c"):
+                        print("\n".join(strace_split(session, kind, min(args.count, 300), work)))
+            finally:
+                session.close()
+        if "km" in args.only:
+            print("\n".join(kvm_split(program, args.count, work)))
+        if args.calls and "km" in args.only:
+            print("\n".join(calls_split(program, 200, work)))
+
+
+if __name__ == "__main__":
+    main()

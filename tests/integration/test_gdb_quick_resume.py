@@ -1,0 +1,77 @@
+"""The stub's quick lane (kdbg.target.QuickResumeTarget): km answers a plain `vCont;s` or `vCont;c` of a one-thread
+payload from a run made on the stub's thread. Each reply must show the registers of after that run, and each
+register or memory write between resumes must reach the next run; gdbserver, driven by the same packets, is the
+reference (the payload is static: the same addresses under both)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness.debuggee import BACKENDS, start_server
+from harness.rsp_client import RspClient
+from harness.symbols import symbol_address
+from kdbg.rsp.packets import decode_rle
+
+SRC = "gdb_quick.c"
+
+
+def _word(hex_text: bytes) -> int:
+    return int.from_bytes(bytes.fromhex(decode_rle(hex_text).decode()), "little")
+
+
+def _reply_rip(reply: bytes) -> int:
+    found = re.search(rb"(?:^|;)10:([0-9a-f]+);", decode_rle(reply)[3:])
+    assert found, reply
+    return _word(found.group(1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_quick_steps_and_continues_see_every_write(backend, payload, free_port) -> None:
+    exe = payload(SRC)
+    tick, syscall_at = symbol_address(exe, "tick"), symbol_address(exe, "quick_syscall")
+    counter = symbol_address(exe, "counter")
+    proc = start_server(backend, exe, free_port)
+    client = RspClient(free_port)
+    seen = []
+    try:
+        stop = client.start()
+        ptid = re.search(rb"thread:(p[0-9a-f]+\.[0-9a-f]+);", stop).group(1)
+        pid = ptid.split(b".")[0]
+        step = b"vCont;s:%s;c:%s.-1" % (ptid, pid)
+        cont = b"vCont;c:%s.-1" % pid
+
+        def resume(packet: bytes) -> int:
+            client.send(packet)
+            reply = client.stop_reply()
+            assert reply.startswith(b"T05"), reply
+            rip = _reply_rip(reply)
+            assert _word(decode_rle(client.ask(b"g"))[16 * 16:17 * 16]) == rip, reply    # a register read agrees
+            seen.append(rip)
+            return rip
+
+        assert client.ask(b"Z0,%x,1" % tick) == b"OK"
+        assert resume(cont) == tick                                 # tick(1)
+        regs = decode_rle(client.ask(b"g"))           # rdi (the 6th word) = 100: tick(100) instead (G: gdbserver has no P)
+        assert client.ask(b"G" + regs[:5 * 16] + (100).to_bytes(8, "little").hex().encode() + regs[6 * 16:]) == b"OK"
+        assert client.ask(b"z0,%x,1" % tick) == b"OK"              # stepped over as gdb does: taken out first
+        assert [resume(step) for _ in range(3)] == [tick + 1, tick + 4, tick + 8]   # push, mov, mov (rdi stored)
+        assert client.ask(b"Z0,%x,1" % tick) == b"OK"
+        assert resume(cont) == tick                                 # tick(2)
+        assert _word(client.ask(b"m%x,8" % counter)) == 100         # the written argument was the one added
+        assert client.ask(b"M%x,8:%s" % (counter, (1000).to_bytes(8, "little").hex().encode())) == b"OK"
+        assert client.ask(b"z0,%x,1" % tick) == b"OK"
+        assert client.ask(b"Z0,%x,1" % syscall_at) == b"OK"
+        assert resume(cont) == syscall_at                           # tick(2..4) ran: counter 1009
+        assert client.ask(b"z0,%x,1" % syscall_at) == b"OK"
+        assert resume(step) == syscall_at + 5                       # mov $39, %eax
+        assert resume(step) == syscall_at + 7                       # the syscall, served, then the step's stop
+        assert 0 < _word(decode_rle(client.ask(b"g"))[:16]) < 1 << 22     # rax: getpid's result, not -ENOSYS
+        client.send(cont)
+        assert re.match(rb"W0?([0-9a-f]+)", client.stop_reply()).group(1) == b"%x" % (1009 & 0x7f)
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+    assert len(seen) == 8
