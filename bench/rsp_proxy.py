@@ -136,11 +136,16 @@ def proxy(listener: socket.socket, server_port: int, recording: Recording) -> No
         server.close()
 
 
-def record_session(backend: str, program: Path, work: Path, sizes: dict[str, int]) -> Recording:
-    """One server, the proxy in front of it, bench/gdb.py's measured session (with phase marks) through it."""
+def record_session(backend: str, program: Path, work: Path, sizes: dict[str, int],
+                   km_root: Path | None = None) -> Recording:
+    """One server, the proxy in front of it, bench/gdb.py's measured session (with phase marks) through it.
+    km_root: run km from that checkout instead of this one (backend "km")."""
     port = free_port()
+    env = gdb_bench.km_env()
+    if km_root is not None:
+        env["PYTHONPATH"] = f"{km_root}{os.pathsep}{env['PYTHONPATH']}"
     server = subprocess.Popen(gdb_bench.server_command(backend, port, program), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=gdb_bench.km_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                               cwd=work, start_new_session=True)
     recording = Recording(server_pid=server.pid)
     try:
@@ -255,37 +260,43 @@ def _sum_per_op(stats: list[PhaseStats], keys: list[str]) -> tuple[float, float]
 
 
 def report(runs: dict[str, list[dict[str, PhaseStats]]], show_contents: bool) -> None:
-    """Side by side per phase: count per op, answer, think (medians over all repetitions' samples)."""
+    """Side by side per phase and server (gdbserver last): count per op, answer, think (medians over all the
+    repetitions' samples); then the replies km's and gdbserver's differ in."""
+    names = list(runs)
+    heads = " / ".join(names)
     for phase in PHASES:
-        per = {b: [r[phase] for r in runs[b] if phase in r] for b in runs}
+        per = {b: [r[phase] for r in runs[b] if phase in r] for b in names}
         if not all(per.values()):
             print(f"{phase}: not recorded")
             continue
-        ops = per["km"][0].ops
-        cpu = {b: [statistics.median(s.counters[i] for s in per[b]) / ops / 1e3 for i in range(3)] for b in per}
-        print(f"\n{phase}, per op (us), km / gdbserver: gdb's CPU {cpu['km'][0]:.0f} / {cpu['gdbserver'][0]:.0f}, "
-              f"the server's CPU {cpu['km'][1]:.0f} / {cpu['gdbserver'][1]:.0f} (km's includes the payload's run, "
-              f"gdbserver's not), its wait for a CPU {cpu['km'][2]:.0f} / {cpu['gdbserver'][2]:.0f}")
-        print("| request | per op km / gs | answer us km / gs | gdb think after it us km / gs |")
+        ops = per[names[0]][0].ops
+        cpu = {b: [statistics.median(s.counters[i] for s in per[b]) / ops / 1e3 for i in range(3)] for b in names}
+        cells = [" / ".join(f"{cpu[b][i]:.0f}" for b in names) for i in range(3)]
+        print(f"\n{phase}, per op (us), {heads}: gdb's CPU {cells[0]}, the server's CPU {cells[1]} (km's includes "
+              f"the payload's run, gdbserver's not), its wait for a CPU {cells[2]}")
+        print(f"| request | per op {heads} | answer us | gdb think after it us |")
         print("|---|---|---|---|")
-        keys = list(dict.fromkeys(k for b in ("km", "gdbserver") for s in per[b] for k in s.order))
+        keys = list(dict.fromkeys(k for b in names for s in per[b] for k in s.order))
         for key in keys:
-            (kc, ka, kt), (gc, ga, gt) = (_samples(per[b], key) for b in ("km", "gdbserver"))
-            if max(kc, gc) >= 0.05:        # (not a packet of the phase's first or last op only)
-                print(f"| {key} | {kc:.2f} / {gc:.2f} | {med_us(ka)} / {med_us(ga)} | {med_us(kt)} / {med_us(gt)} |")
+            samples = [_samples(per[b], key) for b in names]
+            if max(c for c, _, _ in samples) >= 0.05:    # (not a packet of the phase's first or last op only)
+                print(f"| {key} | " + " | ".join(" / ".join(column) for column in (
+                    [f"{c:.2f}" for c, _, _ in samples], [med_us(a) for _, a, _ in samples],
+                    [med_us(t) for _, _, t in samples])) + " |")
         for title, chosen in (("resumes", [k for k in keys if k.startswith("vCont")]),
                               ("the other packets", [k for k in keys if not k.startswith("vCont")]),
                               ("all", keys)):
-            (ka, kt), (ga, gt) = (_sum_per_op(per[b], chosen) for b in ("km", "gdbserver"))
-            print(f"| (sum per op: {title}) | | {ka:.0f} / {ga:.0f} | {kt:.0f} / {gt:.0f} |")
+            sums = [_sum_per_op(per[b], chosen) for b in names]
+            print(f"| (sum per op: {title}) | | " + " / ".join(f"{a:.0f}" for a, _ in sums) + " | "
+                  + " / ".join(f"{t:.0f}" for _, t in sums) + " |")
         for key in keys:
             if key.startswith("m"):
                 continue                   # memory: the two stacks differ by their environment, not their server
-            common = {b: collections.Counter() for b in per}
-            for b in per:
+            common = {b: collections.Counter() for b in ("km", "gdbserver")}
+            for b in common:
                 for s in per[b]:
                     common[b].update(s.replies.get(key, {}))
-            top = {b: common[b].most_common(1)[0][0] if common[b] else "(not sent)" for b in per}
+            top = {b: common[b].most_common(1)[0][0] if common[b] else "(not sent)" for b in common}
             if top["km"] != top["gdbserver"] and (show_contents or len(top["km"] + top["gdbserver"]) < 4000):
                 print(f"  {key}:\n    km: {top['km'][:600]!r}\n    gs: {top['gdbserver'][:600]!r}")
 
@@ -296,6 +307,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="stepi count (default 300)")
     parser.add_argument("--hits", type=int, default=150, help="breakpoint / ignore-count stops (default 150)")
     parser.add_argument("--show-contents", action="store_true", help="also long replies that differ")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="also km from another checkout (e.g. a worktree of an earlier main), as km-before")
     args = parser.parse_args()
     sizes = {"steps": args.steps, "hits": args.hits, "regs": 1}
     gdb_bench.compile_km()
@@ -303,11 +316,13 @@ def main() -> None:
         work = Path(tmp)
         program = work / "gdb_loop.km"
         subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, gdb_bench.PAYLOAD_SOURCE], check=True)
-        runs: dict[str, list[dict[str, PhaseStats]]] = {"km": [], "gdbserver": []}
+        servers = {"km": None, **({"km-before": args.before.resolve()} if args.before else {}), "gdbserver": None}
+        runs: dict[str, list[dict[str, PhaseStats]]] = {name: [] for name in servers}
         print(f"rsp_proxy: {args.reps} repetitions, {sizes}, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
         for rep in range(args.reps):
-            for backend in (("km", "gdbserver") if rep % 2 == 0 else ("gdbserver", "km")):
-                runs[backend].append(analyze(record_session(backend, program, work, sizes), sizes))
+            for name in (list(servers) if rep % 2 == 0 else list(servers)[::-1]):
+                backend = "gdbserver" if name == "gdbserver" else "km"
+                runs[name].append(analyze(record_session(backend, program, work, sizes, servers[name]), sizes))
     report(runs, args.show_contents)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
 
