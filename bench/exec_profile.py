@@ -64,8 +64,8 @@ class Recorder:
                              f"{Path(f).name}:{line}({fn})" for (f, line, fn), (_, nc, tt, ct, _) in rows)
         line = json.dumps({"total": end - self.start, "execve": self.execve, "kvm": sum(self.runs),
                            "nruns": len(self.runs), "handlers": sum(s for _, s in self.calls.values()),
-                           "calls": self.calls, "profile": text,
-                           "order": self.order, "wrapped": self.wrapped, "gc": self.gc_time, "gcs": self.gc_count, "faults": faults})
+                           "calls": self.calls, "profile": text, "order": self.order, "wrapped": self.wrapped,
+                           "gc": self.gc_time, "gcs": self.gc_count, "faults": faults})
         with open(self.out, "a") as f:
             f.write(line + "\n")
         self.reset()

@@ -203,6 +203,7 @@ class GuestMemory:
         """The strings of a NULL-terminated array of string pointers (execve's argv and envp): at most `count`
         of them, each read as read_cstring(limit) does. The pointers are read up to a page at a time."""
         out: list[bytes] = []
+        string, last, base = abi.ffi.string, None, 0     # the VMA of the previous string: the next is mostly in it too
         while gva and len(out) < count:
             n = min(self.accessible(gva, 8 * (count - len(out))) // 8, PAGE // 8)
             if n == 0:
@@ -210,7 +211,18 @@ class GuestMemory:
             for pointer in array("Q", self.read(gva, 8 * n)):
                 if not pointer:
                     return out
+                if last is not None and last.start <= pointer < last.end:
+                    size = min(last.end - pointer, limit)
+                    found = string(abi.ffi.cast("char *", base + pointer), size)
+                    if len(found) < size:         # its NUL inside this VMA: one C call
+                        out.append(found)
+                        continue
                 out.append(self.read_cstring(pointer, limit))
+                last = self.find(pointer)
+                if last is None or last.gpa is None or not last.prot & PROT_READ:
+                    last = None
+                else:
+                    base = self.phys.host_addr(last.gpa) - last.start     # within one VMA: one host range
             gva += 8 * n
         return out
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from kdbg.arch.linux import MASK64, PAGE_SIZE as PAGE
 from kdbg.tracelog import logger
 
-from ..memory.guest import MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down
+from ..memory.guest import MADV_POPULATE_WRITE, MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down
 from ..memory.mapped_file import MappedFile
+from ..memory.physical import MADV_REMOVE
 from .args import fd_arg
 from .dispatch import s32, syscall
 from .host import host_syscall
@@ -213,8 +214,8 @@ def _mprotect(mem: GuestMemory, addr: int, length: int, prot: int, pkey: int) ->
         return error or (-errno.ENOMEM if reached < end else 0)
 
 
-MADV_NORMAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_DOFORK = 0, 3, 4, 8, 9, 11
-MADV_DODUMP, MADV_WIPEONFORK, MADV_COLD, MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE = 17, 18, 20, 21, 22, 23
+MADV_NORMAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE, MADV_DOFORK = 0, 3, 4, 8, 11      # MADV_REMOVE: physical.py
+MADV_DODUMP, MADV_WIPEONFORK, MADV_COLD, MADV_PAGEOUT, MADV_POPULATE_READ = 17, 18, 20, 21, 22   # ..._WRITE: guest.py
 MADV_DONTNEED_LOCKED, MADV_COLLAPSE, MADV_HWPOISON, MADV_SOFT_OFFLINE = 24, 25, 100, 101
 MADV_GUARD_INSTALL, MADV_GUARD_REMOVE = 102, 103
 MADV_VALID = frozenset(range(0, 5)) | frozenset(range(8, 26)) | {100, 101, 102, 103}   # madvise_behavior_valid
