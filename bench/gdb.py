@@ -235,10 +235,10 @@ def _install():
         err = run_once(self)
         runs[vector].append(clock() - start)
         return err
-    def timed_for_debugger(self, vector):
+    def timed_for_debugger(self, vector, *args):
         local.vector = vector
         try:
-            return run_for_debugger(self, vector)
+            return run_for_debugger(self, vector, *args)
         finally:
             local.vector = None
     kvm_vcpu.Vcpu.run_once, VcpuThread.run_for_debugger = timed_run, timed_for_debugger
@@ -269,7 +269,8 @@ def measure_once(backend: str, program: Path, work: Path, sizes: dict[str, int],
         hook = work / "floor_hook"
         hook.mkdir(exist_ok=True)
         (hook / "sitecustomize.py").write_text(FLOOR_HOOK)
-        env.update(PYTHONPATH=f"{hook}{os.pathsep}{env['PYTHONPATH']}", KM_BENCH_FLOOR_OUT=str(work / "floor.txt"))
+        env.update(PYTHONPATH=f"{hook}{os.pathsep}{env['PYTHONPATH']}", KM_BENCH_FLOOR_OUT=str(work / "floor.txt"),
+                   KM_DEBUG_RUN="python")       # the run's Python twin: the ioctl alone is timed
     with open(server_log, "w") as log:
         start = time.perf_counter()
         server = subprocess.Popen(server_command(backend, port, program), stdin=subprocess.DEVNULL, stdout=log,

@@ -21,6 +21,8 @@ python3 -m monitor.kvm.abi >/dev/null
 # The gdb stub's compiled framing (kdbg/rsp/cframing.py, cffi API mode: gcc and Python's headers), into ~/.cache/km;
 # without it the stub frames in Python.
 python3 -m kdbg.rsp.cframing >/dev/null
+# The debugger's compiled run of a parked vCPU (monitor/kvm/crun.py, the same way); without it that run is Python's.
+python3 -m monitor.kvm.crun >/dev/null
 python3 -m compileall -q monitor kdbg >/dev/null
 if [ "${1:-}" != "--quiet" ]; then
   mkdir -p build

@@ -26,12 +26,13 @@ from kdbg.vcpu_control import PauseTimeout
 
 from ..errors import GuestFault
 from ..host_fds import high_fd
+from ..kvm import crun
 from ..process.payload import Ending
 from .process_view import ProcessView
 from ..signals.delivery import PendingSignal
 from ..vcpu.registers import write_registers
 from ..vcpu.deadline import RunDeadline
-from ..vcpu.loop import RBP, RIP, RSP, State
+from ..vcpu.loop import DEBUG_VECTOR, RBP, RIP, RSP, State
 from .watchpoints import HANDLED, Watchpoints
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logger("km.gdb")
 SIGTRAP, SIGKILL = 5, 9
-DEBUG_VECTOR = 1                    # #DB: the trap a single step (RFLAGS.TF) ends in
 BREAKPOINT_VECTOR = 3               # #BP: an int3 km planted (or the payload's own)
 PAUSE_TIMEOUT_S = 5.0
 HAND_OVER_TIMEOUT_S = 5.0      # how long an exec waits for the stub to hand its connection over
@@ -94,6 +94,7 @@ class LiveTarget(ProcessView):
         self.world = proc.world
         self.watchpoints = Watchpoints(self)
         self._deadline = RunDeadline()
+        self._compiled = crun.load()    # the debugger's runs of a parked vCPU in C, or None: in Python (its twin)
         self.events = StopEventQueue(place_fd=high_fd)
         self.stopped = stopped_at_entry
         self.attached = stopped_at_entry
@@ -368,7 +369,7 @@ class LiveTarget(ProcessView):
             self._release([thread])
             return
         try:
-            error_code = thread.run_for_debugger(BREAKPOINT_VECTOR)
+            error_code = thread.run_for_debugger(BREAKPOINT_VECTOR, False, self._compiled)
         finally:
             self._deadline.disarm()
         self._after_run_here(thread, BREAKPOINT_VECTOR, error_code)
@@ -377,7 +378,7 @@ class LiveTarget(ProcessView):
         """gdb's stepi on the stub's own thread (VcpuThread.run_for_debugger): the thread stays parked and its
         STEP event is posted from here. Any other end of the run (a `syscall` exit, a fault) is handed to the
         thread, which serves it as if it had run the instruction itself."""
-        self._after_run_here(thread, DEBUG_VECTOR, thread.run_for_debugger(DEBUG_VECTOR))
+        self._after_run_here(thread, DEBUG_VECTOR, thread.run_for_debugger(DEBUG_VECTOR, False, self._compiled))
 
     def _after_run_here(self, thread: VcpuThread, vector: int, error_code: int | None) -> None:
         """The end of a run made on the stub's thread (resume()): a stop for the debugger goes to the listener
@@ -432,14 +433,13 @@ class LiveTarget(ProcessView):
             return False
         self.attached, self.stopped = True, False
         if step_tid:
-            debug.stepping = True
-            thread.set_trap_flag(True)
+            debug.stepping = True           # (the trap flag is set and cleared by the run itself)
             vector = DEBUG_VECTOR
-            error_code = thread.run_for_debugger(DEBUG_VECTOR)
+            error_code = thread.run_for_debugger(DEBUG_VECTOR, True, self._compiled)
         else:
             vector = BREAKPOINT_VECTOR
             try:
-                error_code = thread.run_for_debugger(BREAKPOINT_VECTOR)
+                error_code = thread.run_for_debugger(BREAKPOINT_VECTOR, False, self._compiled)
             finally:
                 self._deadline.disarm()
         event = self._end_of_run_here(thread, vector, error_code)

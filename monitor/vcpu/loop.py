@@ -46,6 +46,7 @@ RAX, RCX, RSP, RBP, R11, RIP, RFLAGS = (KVM_REGS.index(n)
                                          for n in ("rax", "rcx", "rsp", "rbp", "r11", "rip", "eflags"))
 RDI, RSI, RDX, R10, R8, R9 = (KVM_REGS.index(n) for n in ("rdi", "rsi", "rdx", "r10", "r8", "r9"))
 TF = 0x100
+DEBUG_VECTOR = 1                    # #DB: the trap a single step (RFLAGS.TF) ends in
 
 
 class State(enum.Enum):
@@ -93,6 +94,7 @@ class VcpuThread:
         self._frame: memoryview | None = None     # frame(), once made
         self.exit_pending = False      # kvm_run holds an exit of a run the debugger's thread made (run_for_debugger)
         #                                that this thread's loop has not dispatched yet
+        self._compiled_run: tuple | None = None    # km_debug_run's arguments for this vCPU (_compiled_run_args)
 
     @property
     def comm(self) -> bytes:
@@ -239,13 +241,40 @@ class VcpuThread:
         self.sync[1] |= abi.KVM_SYNC_X86_REGS
         return frame[0]
 
-    def run_for_debugger(self, vector: int) -> int | None:
+    def run_for_debugger(self, vector: int, step: bool = False, compiled: tuple | None = None) -> int | None:
         """One KVM_RUN of this parked thread's vCPU made on the caller's thread (the debugger's), the thread
         itself staying parked: a single step costs no thread hand-off either way (each a wake-up of ~20-40 us
-        here, twice per step). Returns the error code when the run ended in exception `vector`, the user context
-        restored from its frame; otherwise None, and the exit (if any) waits in kvm_run for this thread's own
-        loop (`release_with_exit`). Only for a run that ends on its own at once: one instruction under TF."""
+        here, twice per step). `step`: RFLAGS.TF is set first, and cleared again when the run ends in the step's
+        #DB. Returns the error code when the run ended in exception `vector`, the user context restored from its
+        frame; otherwise None, and the exit (if any) waits in kvm_run for this thread's own loop
+        (`release_with_exit`). Only for a run that ends on its own at once (one instruction under TF) or that a
+        RunDeadline cuts short. `compiled`: monitor/kvm/crun.py's (ffi, lib), which makes the run in C; without it
+        _run_for_debugger_python, its twin, does."""
+        if compiled is None:
+            return self._run_for_debugger_python(vector, step)
+        args = self._compiled_run
+        if args is None:
+            args = self._compiled_run = _compiled_run_args(self, compiled)
+        run, fd, run_ptr, frame_ptr, layout, error_code = args
+        status = run(fd, run_ptr, frame_ptr, layout, vector, step, error_code)
+        if status == -1:
+            return None                     # interrupted before it ran: the thread's loop runs it
+        if status < 0:
+            raise KvmError("KVM_RUN", -status)
+        self.has_run = True
+        with self.cond:
+            self.end_stop()
+        if status == 0:
+            self.exit_pending = True
+            return None
+        return error_code[0]
+
+    def _run_for_debugger_python(self, vector: int, step: bool) -> int | None:
+        """run_for_debugger's twin in Python (monitor/kvm/crun.py's km_debug_run: the same steps, the same
+        results)."""
         run, regs = self.run, self.regs
+        if step:
+            self.set_trap_flag(True)
         run.immediate_exit = 0
         while True:
             err = self.vcpu.run_once()
@@ -263,7 +292,10 @@ class VcpuThread:
         buf = self.vcpu.run_buf
         if (struct.unpack_from("I", buf, abi.RUN_EXIT_REASON)[0] == abi.KVM_EXIT_IO
                 and struct.unpack_from("H", buf, abi.RUN_IO_PORT)[0] == vector):
-            return self._leave_exception_stub()
+            error_code = self._leave_exception_stub()
+            if step and vector == DEBUG_VECTOR:
+                regs[RFLAGS] &= ~TF
+            return error_code
         self.exit_pending = True
         return None
 
@@ -373,3 +405,22 @@ class VcpuThread:
     @property
     def trap_flag(self) -> bool:
         return bool(self.regs[RFLAGS] & TF)
+
+
+def debug_run_layout() -> list[int]:
+    """monitor/kvm/crun.py's `layout` words (crun.LAYOUT_FIELDS' order), from abi.py's and machine.py's numbers."""
+    from .machine import USER_SEGMENTS
+    (cs_at, cs_selector, cs_type, cs_l, cs_db), (ss_at, ss_selector, ss_type, ss_l, ss_db) = USER_SEGMENTS
+    return [abi.KVM_RUN, abi.ffi.offsetof("struct kvm_run", "immediate_exit"), abi.RUN_EXIT_REASON, abi.RUN_IO_PORT,
+            abi.RUN_SYNC_REGS, abi.KVM_EXIT_IO, abi.KVM_SYNC_X86_REGS, abi.KVM_SYNC_X86_SREGS, RIP, RFLAGS, RSP,
+            KBASE - (1 << 64), cs_at, cs_selector, cs_type, cs_l, cs_db, ss_at, ss_selector, ss_type, ss_l, ss_db]
+
+
+def _compiled_run_args(thread: VcpuThread, compiled: tuple) -> tuple:
+    """km_debug_run and its arguments for one vCPU, made once: pointers into its kvm_run and its exception frame,
+    the layout, the error code's word."""
+    ffi, lib = compiled
+    layout = ffi.new("int64_t[]", debug_run_layout())
+    run_ptr = ffi.cast("unsigned char *", int(abi.ffi.cast("uintptr_t", thread.vcpu.run)))    # (mapped for good)
+    frame_ptr = ffi.from_buffer("uint64_t[]", thread.frame())       # keeps the frame's view alive
+    return lib.km_debug_run, thread.vcpu.fd, run_ptr, frame_ptr, layout, ffi.new("uint64_t *")

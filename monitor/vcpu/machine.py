@@ -127,7 +127,7 @@ def xcr0_of(cpuid) -> int:
 # sregs (cffi's attribute writes cost ~7 us a return to CPL3, which every breakpoint and step stop makes)
 _SEGMENT_FIELDS = struct.Struct("<HBBBBBB")
 _SEGMENT_AT = abi.ffi.offsetof("struct kvm_segment", "selector")
-_USER_SEGMENTS = tuple((abi.RUN_SYNC_SREGS + abi.ffi.offsetof("struct kvm_sregs", name) + _SEGMENT_AT, selector,
+USER_SEGMENTS = tuple((abi.RUN_SYNC_SREGS + abi.ffi.offsetof("struct kvm_sregs", name) + _SEGMENT_AT, selector,
                         type_, long_mode, db)
                        for name, selector, type_, long_mode, db in (("cs", USER_CS, 11, 1, 0), ("ss", USER_DS, 3, 0, 1)))
 
@@ -136,7 +136,7 @@ def user_segment_fix(run_buf: memoryview) -> None:
     """Return to CPL3 from a stub (an exception's, or hardware KVM's `syscall` at CPL0): user CS and SS in the
     sync sregs of kvm_run (`run_buf`), base, limit, present and granularity left as they are."""
     unpack, pack = _SEGMENT_FIELDS.unpack_from, _SEGMENT_FIELDS.pack_into
-    for offset, selector, type_, long_mode, db in _USER_SEGMENTS:
+    for offset, selector, type_, long_mode, db in USER_SEGMENTS:
         _, _, present, _, _, s, _ = unpack(run_buf, offset)
         pack(run_buf, offset, selector, type_, present, 3, db, s, long_mode)
 

@@ -1,14 +1,15 @@
 """The stub's quick lane (kdbg.target.QuickResumeTarget): km answers a plain `vCont;s` or `vCont;c` of a one-thread
 payload from a run made on the stub's thread. Each reply must show the registers of after that run, and each
 register or memory write between resumes must reach the next run; gdbserver, driven by the same packets, is the
-reference (the payload is static: the same addresses under both)."""
+reference (the payload is static: the same addresses under both). km runs twice: with the compiled run of a parked
+vCPU (monitor/kvm/crun.py) and with its Python twin (KM_DEBUG_RUN=python)."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from harness.debuggee import BACKENDS, start_server
+from harness.debuggee import start_server
 from harness.rsp_client import RspClient
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle
@@ -26,12 +27,15 @@ def _reply_rip(reply: bytes) -> int:
     return _word(found.group(1))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_quick_steps_and_continues_see_every_write(backend, payload, free_port) -> None:
+@pytest.mark.parametrize("backend,run", [("km", "compiled"), ("km", "python"), ("gdbserver", "")])
+def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_port) -> None:
     exe = payload(SRC)
     tick, syscall_at = symbol_address(exe, "tick"), symbol_address(exe, "quick_syscall")
     counter = symbol_address(exe, "counter")
-    proc = start_server(backend, exe, free_port)
+    if run == "compiled":
+        from monitor.kvm import crun
+        assert crun.load() is not None, "the compiled run cannot be built here (gcc, python3-dev?)"
+    proc = start_server(backend, exe, free_port, env={"KM_DEBUG_RUN": run} if backend == "km" else None)
     client = RspClient(free_port)
     seen = []
     try:

@@ -1,0 +1,179 @@
+"""The debugger's run of a parked vCPU in C (written by hand for km; cffi API mode): gdb's stepi, or a continue to a
+breakpoint, made on the stub's thread (VcpuThread.run_for_debugger), from setting RFLAGS.TF to the user context
+restored from the exception stub's frame, in one call.
+
+Why: that run is one KVM_RUN wrapped in ~20 Python calls (the trap flag, the ioctl, the exit's reason and port,
+the frame, CS/SS made user segments again, the dirty flags), about 10 us of a stepi's ~130 us of CPU here; in C
+it is the ioctl alone. The Python twin is VcpuThread._run_for_debugger_python: it is what runs when this module
+cannot be had, and tests/integration/test_gdb_quick_resume.py runs gdb's steps and continues under both
+(KM_DEBUG_RUN=python) against gdbserver's.
+
+Every offset and value the C code needs (kvm_run's layout, the user segments, the register indices) is passed in
+from Python (`layout()`): abi.py and vcpu/machine.py stay their one source. The compiled module is made by
+tools/install.sh (`python3 -m monitor.kvm.crun`) or by the first debugged run that misses it, in the user's cache
+(~/.cache/km; its name carries a hash of the source, cffi's and Python's version). Without a C compiler or
+Python's headers the attempt is remembered (a `.failed` marker) and the debugger runs the vCPU from Python.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+
+CDEF = """
+int km_debug_run(int fd, unsigned char *run, const uint64_t *frame, const int64_t *layout, int vector, int step,
+                 uint64_t *error_code);
+"""
+
+# layout(): the order of km_debug_run's `layout` words
+LAYOUT_FIELDS = ("kvm_run_ioctl", "immediate_exit", "exit_reason", "io_port", "sync_regs", "kvm_exit_io", "sync_x86_regs",
+                 "sync_x86_sregs", "rip", "rflags", "rsp", "kbase", "cs_at", "cs_selector", "cs_type", "cs_l",
+                 "cs_db", "ss_at", "ss_selector", "ss_type", "ss_l", "ss_db")
+
+SOURCE = r"""
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#define TF 0x100ULL
+
+enum { KVM_RUN_IOCTL, IMMEDIATE_EXIT, EXIT_REASON, IO_PORT, SYNC_REGS, KVM_EXIT_IO_, SYNC_X86_REGS, SYNC_X86_SREGS, RIP, RFLAGS,
+       RSP, KBASE, CS_AT, CS_SELECTOR, CS_TYPE, CS_L, CS_DB, SS_AT, SS_SELECTOR, SS_TYPE, SS_L, SS_DB };
+
+static void user_segment(unsigned char *seg, int64_t selector, int64_t type, int64_t l, int64_t db)
+{
+    uint16_t sel = (uint16_t)selector;          /* kvm_segment from its selector: selector, type, present, dpl,
+                                                   db, s, l (present and s are kept) */
+    memcpy(seg, &sel, 2);
+    seg[2] = (unsigned char)type;
+    seg[4] = 3;
+    seg[5] = (unsigned char)db;
+    seg[7] = (unsigned char)l;
+}
+
+/* One KVM_RUN of a parked thread's vCPU for the debugger (step: RFLAGS.TF set first).
+   Returns 1 when the run ended in exception `vector`'s stub: rip, rflags (TF cleared for a step's #DB) and rsp
+   back from the stub's frame in the sync regs, CS/SS user segments in the sync sregs, both marked dirty,
+   *error_code the frame's; 0 when it ended in another exit (left in kvm_run for the thread's loop);
+   -1 when it was interrupted before the guest ran an instruction (the thread's own loop runs it);
+   -errno when KVM_RUN failed otherwise. */
+int km_debug_run(int fd, unsigned char *run, const uint64_t *frame, const int64_t *layout, int vector, int step,
+                 uint64_t *error_code)
+{
+    uint64_t *regs = (uint64_t *)(run + layout[SYNC_REGS]);
+    uint64_t *dirty = regs - 1;                 /* kvm_dirty_regs, right before the sync regs */
+    if (step) {
+        regs[layout[RFLAGS]] |= TF;
+        *dirty |= (uint64_t)layout[SYNC_X86_REGS];
+    }
+    run[layout[IMMEDIATE_EXIT]] = 0;
+    while (ioctl(fd, (unsigned long)layout[KVM_RUN_IOCTL], 0) < 0) {
+        int err = errno;
+        if (err != EINTR && err != EAGAIN)
+            return -err;
+        run[layout[IMMEDIATE_EXIT]] = 0;
+        if (regs[layout[RIP]] < (uint64_t)layout[KBASE])
+            return -1;                          /* kicked before it ran */
+    }                                           /* (kicked inside a stub: run on to the stub's exit) */
+    *dirty = 0;
+    uint32_t reason;
+    uint16_t port;
+    memcpy(&reason, run + layout[EXIT_REASON], 4);
+    memcpy(&port, run + layout[IO_PORT], 2);
+    if (reason != (uint32_t)layout[KVM_EXIT_IO_] || port != (uint16_t)vector)
+        return 0;
+    uint64_t rflags = frame[3];
+    if (step && vector == 1)
+        rflags &= ~TF;
+    regs[layout[RIP]] = frame[1];
+    regs[layout[RFLAGS]] = rflags;
+    regs[layout[RSP]] = frame[4];
+    user_segment(run + layout[CS_AT], layout[CS_SELECTOR], layout[CS_TYPE], layout[CS_L], layout[CS_DB]);
+    user_segment(run + layout[SS_AT], layout[SS_SELECTOR], layout[SS_TYPE], layout[SS_L], layout[SS_DB]);
+    *dirty = (uint64_t)(layout[SYNC_X86_REGS] | layout[SYNC_X86_SREGS]);
+    *error_code = frame[0];
+    return 1;
+}
+"""
+
+_PREFIX = "_km_debugrun_"
+
+
+def _stem() -> str:
+    import _cffi_backend
+    key = zlib.crc32((CDEF + SOURCE).encode())
+    return f"{_PREFIX}{key:08x}_{_cffi_backend.__version__.replace('.', '_')}"
+
+
+def _place() -> str:
+    cache = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache")
+                                                   if os.environ.get("HOME") else "")
+    return os.path.join(cache, "km") if cache else os.path.dirname(os.path.abspath(__file__))
+
+
+def _path(place: str, stem: str) -> str:
+    from importlib.machinery import EXTENSION_SUFFIXES
+    return os.path.join(place, stem + EXTENSION_SUFFIXES[0])
+
+
+def load(*, build_missing: bool = True):
+    """The compiled module's (ffi, lib), or None: built first when missing (and not known to fail here);
+    KM_DEBUG_RUN=python: None (the Python twin runs)."""
+    if os.environ.get("KM_DEBUG_RUN") == "python":
+        return None
+    stem, place = _stem(), _place()
+    path = _path(place, stem)
+    if not os.path.exists(path):
+        if not build_missing or os.path.exists(os.path.join(place, stem + ".failed")) or build(place) is None:
+            return None
+    try:
+        from importlib.machinery import ExtensionFileLoader, ModuleSpec
+        loader = ExtensionFileLoader(stem, path)
+        module = loader.create_module(ModuleSpec(stem, loader, origin=path))
+        loader.exec_module(module)
+        return module.ffi, module.lib
+    except Exception:  # noqa: BLE001 - a broken file: the Python twin runs, as without a compiler
+        return None
+
+
+def build(place: str | None = None) -> str | None:
+    """Compile the module into `place` (the cache by default); its path, or None (then a `.failed` marker spares
+    later runs the attempt). Concurrent first runs may race: each builds apart and renames."""
+    import tempfile
+    place = place or _place()
+    stem = _stem()
+    try:
+        os.makedirs(place, exist_ok=True)
+        import cffi
+        ffi = cffi.FFI()
+        ffi.cdef(CDEF)
+        ffi.set_source(stem, SOURCE, extra_compile_args=["-O2"])
+        with tempfile.TemporaryDirectory(dir=place) as tmp:
+            built = ffi.compile(tmpdir=tmp, verbose=False)
+            path = _path(place, stem)
+            os.replace(built, path)
+        for old in os.listdir(place):          # an edited source's older builds (a loaded one stays mapped)
+            if old.startswith(_PREFIX) and not old.startswith(stem):
+                try:
+                    os.unlink(os.path.join(place, old))
+                except OSError:
+                    pass
+        return path
+    except Exception as exc:  # noqa: BLE001 - no compiler, no headers, read-only cache: the Python twin runs
+        try:
+            with open(os.path.join(place, stem + ".failed"), "w") as f:
+                f.write(f"{type(exc).__name__}: {exc}\n")
+        except OSError:
+            pass
+        return None
+
+
+if __name__ == "__main__":      # tools/install.sh
+    where = build()
+    if where:
+        print(where)
+    else:       # stderr: tools/install.sh keeps only this line
+        print("monitor.kvm.crun: not built (no C compiler or Python headers?): the debugger runs vCPUs from Python",
+              file=sys.stderr)
+    sys.exit(0)
