@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -34,13 +35,14 @@ PARENT_EXITS, PARENT_PAGES, OWN_FAULTS = 5, 8, 2     # OWN_FAULTS: the probe's c
 EVENTS = {"exits": "kvm:kvm_userspace_exit", "cpuid": "kvm:kvm_cpuid", "faults": "kvmmmu:kvm_mmu_spte_requested",
           "shadow tables": "kvmmmu:kvm_mmu_get_page", "host invalidations": "kvm:kvm_unmap_hva_range"}
 INVALIDATIONS = "host invalidations"
+Series = dict[tuple[str, str], list[float]]      # (body, runner or part) -> one figure per repetition
 PART_LABELS = {"fork": "fork (parent's fork() to the child running)", "vm": "VM + vCPU created (km's child's ioctls)",
                "memslots": "memslots (km's 3) + libc mapped", "exits": "exits (child)", "cpuid": "cpuid",
                "pages": "page touches (shadow faults)", "teardown": "teardown: child's exit to the parent's wait",
                "parent": "parent: its guest's exits, re-written pages"}
 
 
-def fail(subject: str, problem: str) -> None:
+def fail(subject: str, problem: str) -> NoReturn:
     raise SystemExit(f"floor: {subject}: {problem}")
 
 
@@ -115,7 +117,9 @@ def main() -> None:
     chosen = {name: available[name] for name in args.runners.split(",") if name in available}
     with tempfile.TemporaryDirectory(prefix="km-floor-") as tmp:
         binary = build(Path(tmp))
-        counts, source, checked = {}, {}, {}
+        counts: dict[str, dict[str, float]] = {}
+        source: dict[str, str] = {}
+        checked: dict[str, dict[str, float] | None] = {}
         for body, loop in BODIES.items():
             counts[body], source[body] = dict(KM_COUNTS[body]), "this session's perf count of km (--no-perf)"
             if not args.no_perf and "km" in available:
@@ -134,9 +138,9 @@ def main() -> None:
         cow = round(counts[EXEC][INVALIDATIONS] - checked[EXEC][INVALIDATIONS]) if checked.get(EXEC) else 0
         cows: list[float] = []
         alone = {"iterations": args.iterations, "vm": 0, "parent_exits": 0}
-        walls: dict[tuple[str, str], list[float]] = {}
-        cpus: dict[tuple[str, str], list[float]] = {}
-        parts: dict[tuple[str, str], list[float]] = {}
+        walls: Series = {}
+        cpus: Series = {}
+        parts: Series = {}
         for _ in range(args.reps):
             for body, loop in BODIES.items():
                 for name, runner in chosen.items():
@@ -162,7 +166,10 @@ def main() -> None:
                   f"makes them ({ms * 1e3 / cow:.1f} us each; probe argument cow={cow})")
 
 
-def report(args, walls, cpus, parts, settings, counts, source, checked) -> None:
+def report(args: argparse.Namespace, walls: Series, cpus: Series, parts: Series, settings: dict[str, dict[str, int]],
+           counts: dict[str, dict[str, float]], source: dict[str, str],
+           checked: dict[str, dict[str, float] | None]) -> None:
+    """The tables: runners per body, the floor's parts, the counts check, km above the floor, the verdict."""
     med = {key: statistics.median(v) for key, v in walls.items()}
     cpu = {key: statistics.median(v) for key, v in cpus.items()}
     print(f"exec loop, {args.iterations} iterations, medians of {args.reps} interleaved runs; ms per iteration (the "
