@@ -43,9 +43,10 @@ def runners(before: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
     return found
 
 
-def seconds(runner: tuple[list[str], dict[str, str]], body: str, n: int) -> tuple[float, float]:
-    """(wall, CPU) seconds of one run: CPU is user+system of the runner and every process it waited for, which a
-    shared machine's load does not inflate the way it inflates the wall time."""
+def seconds(runner: tuple[list[str], dict[str, str]], body: str, n: int) -> tuple[float, float, int]:
+    """(wall, CPU) seconds and host page faults of one run: CPU is user+system of the runner and every process it
+    waited for, which a shared machine's load does not inflate the way it inflates the wall time; the faults
+    (minor, same processes) are mostly a fork's copy-on-write of km's Python heap."""
     prefix, env = runner
     cmd = [*prefix, BUSYBOX, "sh", "-c", f"for i in $(seq {n}); do {body}; done"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -56,7 +57,8 @@ def seconds(runner: tuple[list[str], dict[str, str]], body: str, n: int) -> tupl
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)}: status {result.returncode}: {result.stderr.strip()}")
-    return elapsed, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return (elapsed, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+            after.ru_minflt - before.ru_minflt)
 
 
 def main() -> None:
@@ -70,16 +72,20 @@ def main() -> None:
     names = [b for b in args.bodies.split(",") if b]
     per: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
+    faults: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.reps):
         for name in names:
             for runner, how in found.items():
-                full, full_cpu = seconds(how, BODIES[name], args.iterations)
-                empty, empty_cpu = seconds(how, BODIES[name], 0)
+                full, full_cpu, full_faults = seconds(how, BODIES[name], args.iterations)
+                empty, empty_cpu, empty_faults = seconds(how, BODIES[name], 0)
                 per.setdefault((name, runner), []).append((full - empty) / args.iterations)
                 cpu.setdefault((name, runner), []).append((full_cpu - empty_cpu) / args.iterations)
+                faults.setdefault((name, runner), []).append((full_faults - empty_faults) / args.iterations / 1e3)  # shown x1e3
     table(f"loop of {args.iterations}, medians of {args.reps} interleaved runs; wall ms per iteration", per,
           names, found, args.before)
     table("the same runs, CPU ms (user+system, all processes) per iteration", cpu, names, found, args.before)
+    table("the same runs, host page faults (minor, all processes) per iteration", faults, names, found,
+          args.before)
     print(f"goal: /bin/true's km / qemu-user <= {GOAL} (wall)")
 
 
