@@ -278,22 +278,14 @@ def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link: soc
         server = start_gdb_server(opts, proc, [thread])
     forward_host_signals(proc)
     if server is None:
-        proc.exit_at_once = exit_now
+        from .process.teardown import exit_handing_over
+        proc.exit_at_once = lambda status: exit_handing_over(proc, status)
     proc.start(thread)
     ending = proc.wait()
     wait_for_stub(server)
     status = report_ending(opts, ending, quiet=True)     # the parent payload hears of it through wait4
     if ending.signal is not None:       # the parent payload's wait4 must see WIFSIGNALED, as on Linux
         die_of(ending.signal)
-    os._exit(status)
-
-
-def exit_now(status: int) -> NoReturn:
-    """A forked km's end at its payload's exit_group, on the vCPU thread that served it: the same status as
-    run_forked_child's own end, without waking the main thread to report it (about 0.3 ms and a hand-off per
-    fork; the parent payload waits in wait4 until this process is gone)."""
-    from .process.fork import flush_std_streams
-    flush_std_streams()
     os._exit(status)
 
 

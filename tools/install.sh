@@ -23,6 +23,9 @@ python3 -m monitor.kvm.abi >/dev/null
 python3 -m kdbg.rsp.cframing >/dev/null
 # The debugger's compiled run of a parked vCPU (monitor/kvm/crun.py, the same way); without it that run is Python's.
 python3 -m monitor.kvm.crun >/dev/null
+# A forked km's exit with its teardown off its parent's wait (monitor/process/teardown.py, the same way); without it
+# the forked km tears down before it exits.
+python3 -m monitor.process.teardown >/dev/null
 python3 -m compileall -q monitor kdbg >/dev/null
 if [ "${1:-}" != "--quiet" ]; then
   mkdir -p build

@@ -28,6 +28,7 @@ from ..loader.elf import check_program
 from .exec_in_process import ReexecNeeded, exec_in_process
 from ..loader.script import open_exec
 from .self_exec import km_command
+from .teardown import prepare as prepare_teardown
 from ..signals.delivery import SIG_IGN
 from ..syscalls.procfs import exe_alias
 from ..trace import flush as trace_flush
@@ -62,6 +63,7 @@ def fork(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int) -> int:
         vfork_pipe = (high_fd(read_end), high_fd(write_end))
     link = proc.debug.fork_link(ctx, bool(flags & CLONE_VFORK))   # the debugger follows the child through it
     flush_std_streams()
+    prepare_teardown()
     with proc.lock, proc.mem.lock:
         pid = os.fork()
     if pid == 0:

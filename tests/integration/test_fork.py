@@ -3,7 +3,10 @@ KM_GDB_CHILD_FORK_WAIT makes a matching child wait for gdb on the next free port
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+
+import pytest
 
 from harness.km import run_km, spawn_km
 from harness.markers import line_of
@@ -57,3 +60,21 @@ def test_exec_of_proc_self_exe_runs_the_payload_again() -> None:
     """busybox runs an applet by executing /proc/self/exe: that is the payload's file, not km's interpreter."""
     r = run_km("/bin/busybox", "sh", "-c", "echo piped | cat; echo $?")
     assert (r.returncode, r.stdout.decode()) == (0, "piped\n0\n"), r.stderr
+
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+SHELL_CHILDREN = ("for i in 1 2 3; do /bin/true; done; (exit 3); echo s=$?; x=$(echo hi); echo x=$x; echo abc | cat; "
+                  f"(exit 5) & wait $!; echo bg=$?; /bin/false; echo f=$?; {BUSYBOX} sh -c 'kill -TERM $$'; echo k=$?")
+
+
+@pytest.mark.parametrize("teardown", ["holder", "inline"])
+def test_shell_children_end_as_natively(tmp_path, teardown) -> None:
+    """busybox sh's forked children (subshells, command substitution, pipelines, a background job, exec'd programs)
+    end with the statuses and output native runs give, whether a forked km hands its teardown to a holder
+    (monitor/process/teardown.py) or tears down before it exits (its twin)."""
+    native = subprocess.run([BUSYBOX, "sh", "-c", SHELL_CHILDREN], capture_output=True, text=True, timeout=60)
+    assert native.stdout.splitlines()[-1] == "k=143"
+    km = run_km(BUSYBOX, "sh", "-c", SHELL_CHILDREN, cwd=tmp_path, timeout=120,
+                env={"KM_TEARDOWN": "inline"} if teardown == "inline" else None)
+    assert km.stdout.decode() == native.stdout, km.stderr.decode()
+    assert km.returncode == native.returncode == 0

@@ -69,11 +69,12 @@ def test_only_cli_composes_stub_and_core_writer() -> None:
 
 def test_third_party_homes() -> None:
     """pygdbmi only in kdbg/dap/gdb_backend.py, capstone only in kdbg/dap/disassembly.py, cffi only in monitor/kvm
-    (the debugger's compiled run: monitor/kvm/crun.py) and the stub's compiled framing (kdbg/rsp/cframing.py),
-    pyelftools only in the core reader (a run reads its ELF headers with monitor/loader/elf_headers.py: pyelftools'
-    import costs start-up time)."""
+    (the debugger's compiled run: monitor/kvm/crun.py), the builder of km's compiled modules (kdbg/cmodule.py) and the
+    stub's compiled framing (kdbg/rsp/cframing.py), pyelftools only in the core reader (a run reads its ELF headers
+    with monitor/loader/elf_headers.py: pyelftools' import costs start-up time)."""
     homes = {"pygdbmi": ("kdbg/dap/gdb_backend.py",), "capstone": ("kdbg/dap/disassembly.py",),
-             "cffi": ("monitor/kvm/abi.py", "monitor/kvm/ffi_module.py", "monitor/kvm/crun.py", "kdbg/rsp/cframing.py"), "elftools": ("kdbg/core/reader.py",)}
+             "cffi": ("monitor/kvm/abi.py", "monitor/kvm/ffi_module.py", "monitor/kvm/crun.py", "kdbg/cmodule.py",
+                      "kdbg/rsp/cframing.py"), "elftools": ("kdbg/core/reader.py",)}
     bad = []
     for lib, allowed in homes.items():
         for p in modules("monitor") + modules("kdbg"):

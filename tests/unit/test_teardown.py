@@ -1,0 +1,65 @@
+"""A forked km's exit with its teardown in a holder (monitor/process/teardown.py): the exiting process closes its
+descriptors before it ends (a pipe's reader sees EOF by the time wait4 returns, as after a plain exit), its status is
+the kernel's, and the holder, which keeps only the descriptors it was given, ends once that process has ended."""
+from __future__ import annotations
+
+import os
+import select
+import time
+
+import pytest
+
+from monitor.process import teardown
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    loaded = teardown.COMPILED.load()
+    if loaded is None:
+        pytest.skip("no C compiler or Python headers: a forked km exits plainly (its twin)")
+    return loaded
+
+
+def _read_until_eof(fd: int, deadline_s: float) -> bytes:
+    data, end = b"", time.monotonic() + deadline_s
+    while True:
+        ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+        assert ready, f"no EOF within {deadline_s} s (got {data!r})"
+        chunk = os.read(fd, 100)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_the_holder_outlives_the_exit_and_then_ends(compiled) -> None:
+    ffi, lib = compiled
+    kept_r, kept_w = os.pipe()          # the holder keeps its write end: EOF comes when the holder ends
+    closed_r, closed_w = os.pipe()      # closed by the hand-over, before the exit
+    pid = os.fork()
+    if pid == 0:
+        try:
+            pidfd = os.pidfd_open(os.getpid())
+            keep = sorted({kept_w, pidfd})
+            holder = lib.km_hand_over(pidfd, ffi.new("int[]", keep), len(keep))
+            os.write(kept_w, str(holder).encode())
+        finally:
+            os._exit(7)
+    os.close(kept_w)
+    os.close(closed_w)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7
+    os.set_blocking(closed_r, False)
+    assert os.read(closed_r, 10) == b""             # closed before the exit, not by the holder
+    holder = int(_read_until_eof(kept_r, 20))
+    assert holder > 0 and holder != pid
+    os.close(kept_r)
+    os.close(closed_r)
+
+
+def test_the_twin_is_a_plain_exit(monkeypatch) -> None:
+    monkeypatch.setenv("KM_TEARDOWN", "inline")
+    teardown._lib.cache_clear()
+    try:
+        assert teardown._lib() is None
+    finally:
+        teardown._lib.cache_clear()
