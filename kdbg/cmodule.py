@@ -12,8 +12,8 @@ import zlib
 
 
 class CModule:
-    def __init__(self, prefix: str, cdef: str, source: str) -> None:
-        self.prefix, self.cdef, self.source = prefix, cdef, source
+    def __init__(self, prefix: str, cdef: str, source: str, compile_args: tuple[str, ...] = ("-O2",)) -> None:
+        self.prefix, self.cdef, self.source, self.compile_args = prefix, cdef, source, compile_args
 
     def stem(self) -> str:
         import _cffi_backend
@@ -59,7 +59,7 @@ class CModule:
             import cffi
             ffi = cffi.FFI()
             ffi.cdef(self.cdef)
-            ffi.set_source(stem, self.source, extra_compile_args=["-O2"])
+            ffi.set_source(stem, self.source, extra_compile_args=list(self.compile_args))
             with tempfile.TemporaryDirectory(dir=place) as tmp:
                 built = ffi.compile(tmpdir=tmp, verbose=False)
                 path = self.path(place, stem)

@@ -16,9 +16,9 @@ so an edit never loads a stale one). Without a C compiler or Python's headers th
 """
 from __future__ import annotations
 
-import os
 import sys
-import zlib
+
+from kdbg.cmodule import CModule
 
 FRAME_THRESHOLD = 16        # bodies at least this long are framed in C (~0.8 us a call); below, Python is faster
 
@@ -130,71 +130,17 @@ size_t km_rsp_frame(const unsigned char *body, size_t n, unsigned char *out)
 """
 
 
-def _stem() -> str:
-    import _cffi_backend
-    key = zlib.crc32((CDEF + SOURCE).encode())
-    return f"_km_rspframe_{key:08x}_{_cffi_backend.__version__.replace('.', '_')}"
-
-
-def _place() -> str:
-    cache = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache")
-                                                   if os.environ.get("HOME") else "")
-    return os.path.join(cache, "km") if cache else os.path.dirname(os.path.abspath(__file__))
-
-
-def _path(place: str, stem: str) -> str:
-    from importlib.machinery import EXTENSION_SUFFIXES      # (frozen: sysconfig would cost ms of km -g's start)
-    return os.path.join(place, stem + EXTENSION_SUFFIXES[0])
+COMPILED = CModule("_km_rspframe_", CDEF, SOURCE, compile_args=("-O3",))
 
 
 def load(*, build_missing: bool = True):
     """The compiled module's (ffi, lib), or None: built first when missing (and not known to fail here)."""
-    stem, place = _stem(), _place()
-    path = _path(place, stem)
-    if not os.path.exists(path):
-        if not build_missing or os.path.exists(os.path.join(place, stem + ".failed")) or build(place) is None:
-            return None
-    try:
-        from importlib.machinery import ExtensionFileLoader, ModuleSpec
-        loader = ExtensionFileLoader(stem, path)
-        spec = ModuleSpec(stem, loader, origin=path)
-        module = loader.create_module(spec)
-        loader.exec_module(module)
-        return module.ffi, module.lib
-    except Exception:  # noqa: BLE001 - a broken file: Python frames, as without a compiler
-        return None
+    return COMPILED.load(build_missing=build_missing)
 
 
 def build(place: str | None = None) -> str | None:
-    """Compile the module into `place` (the cache by default); its path, or None (then a `.failed` marker
-    spares later starts the attempt). Concurrent first starts may race: each builds apart and renames."""
-    import tempfile
-    place = place or _place()
-    stem = _stem()
-    try:
-        os.makedirs(place, exist_ok=True)
-        import cffi
-        ffi = cffi.FFI()
-        ffi.cdef(CDEF)
-        ffi.set_source(stem, SOURCE, extra_compile_args=["-O3"])
-        with tempfile.TemporaryDirectory(dir=place) as tmp:
-            built = ffi.compile(tmpdir=tmp, verbose=False)
-            path = _path(place, stem)
-            os.replace(built, path)
-        for old in os.listdir(place):          # an edited source's older builds (a loaded one stays mapped)
-            if old.startswith("_km_rspframe_") and not old.startswith(stem):
-                try:
-                    os.unlink(os.path.join(place, old))
-                except OSError:
-                    pass
-        return path
-    except Exception as exc:  # noqa: BLE001 - no compiler, no headers, read-only cache: Python frames
-        try:
-            with open(os.path.join(place, stem + ".failed"), "w") as f:
-                f.write(f"{type(exc).__name__}: {exc}\n")
-        except OSError:
-            pass
-        return None
+    """Compile the module into `place` (the cache by default); its path, or None (kdbg/cmodule.py)."""
+    return COMPILED.build(place)
 
 
 if __name__ == "__main__":      # tools/install.sh
