@@ -43,7 +43,12 @@ def runners(before: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
     return found
 
 
-def seconds(runner: tuple[list[str], dict[str, str]], body: str, n: int) -> tuple[float, float, int]:
+def seconds(runner: tuple[list[str], dict[str, str]], body: str, n: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run (bench/floor/floor.py times its runs with it too)."""
+    return measure(runner, body, n)[:2]
+
+
+def measure(runner: tuple[list[str], dict[str, str]], body: str, n: int) -> tuple[float, float, int]:
     """(wall, CPU) seconds and host page faults of one run: CPU is user+system of the runner and every process it
     waited for, which a shared machine's load does not inflate the way it inflates the wall time; the faults
     (minor, same processes) are mostly a fork's copy-on-write of km's Python heap."""
@@ -76,8 +81,8 @@ def main() -> None:
     for _ in range(args.reps):
         for name in names:
             for runner, how in found.items():
-                full, full_cpu, full_faults = seconds(how, BODIES[name], args.iterations)
-                empty, empty_cpu, empty_faults = seconds(how, BODIES[name], 0)
+                full, full_cpu, full_faults = measure(how, BODIES[name], args.iterations)
+                empty, empty_cpu, empty_faults = measure(how, BODIES[name], 0)
                 per.setdefault((name, runner), []).append((full - empty) / args.iterations)
                 cpu.setdefault((name, runner), []).append((full_cpu - empty_cpu) / args.iterations)
                 faults.setdefault((name, runner), []).append((full_faults - empty_faults) / args.iterations / 1e3)  # shown x1e3
