@@ -276,7 +276,7 @@ def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link: soc
         from kdbg.stub_banner import fork_wait_banner
         print(fork_wait_banner(opts.payload, os.getpid(), opts.gdb_port), file=sys.stderr, flush=True)
         server = start_gdb_server(opts, proc, [thread])
-    forward_host_signals(proc)
+    unblock_forwarded_signals()        # the handlers it inherited forward to this same (rebuilt) Process
     if server is None:
         from .process.teardown import exit_handing_over
         proc.exit_at_once = lambda status: exit_handing_over(proc, status)
@@ -456,6 +456,13 @@ def forward_host_signals(proc: Process, stub: GdbServer | None = None) -> None:
         forward.forwards_to = proc          # type: ignore[attr-defined]
         for signo in FORWARDED_FROM_HOST:
             host_signal.signal(signo, forward)
+    unblock_forwarded_signals()
+
+
+def unblock_forwarded_signals() -> None:
+    """On the calling (main) thread: a forked km's, whose inherited handlers need no check (~35 page faults less)."""
+    import signal as host_signal
+    from .signals.delivery import FORWARDED_FROM_HOST
     host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, FORWARDED_FROM_HOST)
 
 

@@ -120,15 +120,15 @@ class Process:
         self.vm = self.kvm.create_vm()     # through the parent's /dev/kvm descriptor: not tied to a process
         memslots_ready = self.phys.rebind(self.vm)   # self.cpuid stays: the same host's KVM answers the same
         parent_signals = self.signals
-        self._fresh_process_state()        # no timers (fork(2)), no debugger (the parent's objects do not follow)
-        self.signals.actions = parent_signals.actions
+        self._fresh_process_state(parent_signals.actions)   # no timers (fork(2)), no debugger (the parent's objects
+        #                                                     do not follow); the signal dispositions stay
         if parent_signals.signalfds is not None:
             self.signals.signalfds = parent_signals.signalfds.after_fork()
         return memslots_ready
 
-    def _fresh_process_state(self) -> None:
+    def _fresh_process_state(self, signal_actions: list | None = None) -> None:
         """What a new process starts with, in a new km or a forked one: no threads, its own pid, no debugger, no
-        timers, default signal state."""
+        timers, no pending signals; the dispositions given (a forked child's: its parent's), else the defaults."""
         self.lock = threading.RLock()
         self.threads: dict[int, VcpuThread] = {}
         self.free_vcpus: list = []
@@ -146,7 +146,7 @@ class Process:
         self.exit_at_once: Callable[[int], NoReturn] | None = None
         self.futexes = FutexTable()
         self.clock = ProcessClock(self)         # alarm, setitimer and POSIX timers
-        self.signals = SignalState(self)
+        self.signals = SignalState(self, signal_actions)
 
     def new_thread(self, tid: int | None = None) -> VcpuThread:
         """A guest thread on a vCPU: an exited thread's vCPU when there is one (KVM cannot destroy vCPUs, and

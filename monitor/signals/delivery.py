@@ -150,9 +150,10 @@ class Rekicker:
 class SignalState:
     """The process's signal dispositions and process-directed queue, and each thread's mask and queue."""
 
-    def __init__(self, proc: Process) -> None:
+    def __init__(self, proc: Process, actions: list[SigAction] | None = None) -> None:
+        """`actions`: the dispositions a forked child inherits (its parent's list), else all default."""
         self.proc = proc
-        self.actions = [SigAction() for _ in range(NSIG + 1)]
+        self.actions = actions if actions is not None else [SigAction() for _ in range(NSIG + 1)]
         self.per_thread: dict[int, ThreadSignals] = {}
         self.shared_pending: list[PendingSignal] = []
         self.lock = threading.RLock()
