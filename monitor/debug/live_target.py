@@ -426,8 +426,8 @@ class LiveTarget(ProcessView):
         debug = self._debug.get(thread)
         if debug is None or debug.reported is not None or debug.stepping or debug.step_range is not None:
             return False
-        if step_tid:
-            if thread.tid != step_tid or not self._can_step_here(thread):
+        if step_tid:                        # _can_step_here, its step range already known to be None
+            if thread.tid != step_tid or not self._parked_plain(thread) or self.watchpoints.is_stepping(thread):
                 return False
         elif not self._can_continue_here(thread) or not self._deadline.arm():
             return False

@@ -262,7 +262,7 @@ class VcpuThread:
         if status < 0:
             raise KvmError("KVM_RUN", -status)
         self.has_run = True
-        with self.cond:
+        with self.proc.lock:                # (`cond`'s lock: its Python __enter__/__exit__ spared)
             self.end_stop()
         if status == 0:
             self.exit_pending = True
