@@ -1,7 +1,8 @@
 """The exec loop (issue 10): `busybox sh -c 'for i in $(seq N); do BODY; done'` under km, natively and under
 qemu-user, with the time per iteration and km's ratio to qemu-user (goal: /bin/true's row <= 2x qemu-user).
 
-Run: python3 bench/exec_loop.py [--iterations 50] [--reps 3] [--before DIR]   (not part of the suite; minutes)
+Run: python3 bench/exec_loop.py [--iterations 50] [--reps 3] [--before DIR] [--inline-teardown]   (minutes; not
+part of the suite)
 --before DIR adds a "km before" column: km from another checkout (e.g. `git worktree add DIR <older commit>`),
 measured in the same interleaved run.
 The time per iteration is (t(N) - t(0)) / N of the same command, so each runner's own start-up drops out. Runs
@@ -33,8 +34,10 @@ BODIES = {"fork only: (:)": "(:)", "fork+exec /bin/true (dynamic)": "/bin/true",
 GOAL = 2.0
 
 
-def runners(before: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
+def runners(before: str | None, inline_teardown: bool = False) -> dict[str, tuple[list[str], dict[str, str]]]:
     found = {"native": ([], ENV), "km": (KM, ENV)}
+    if inline_teardown:         # a forked km's plain exit (monitor/process/teardown.py's twin)
+        found["km inline teardown"] = (KM, dict(ENV, KM_TEARDOWN="inline"))
     if before:
         found["km before"] = (KM, dict(ENV, PYTHONPATH=before + os.pathsep + os.environ.get("PYTHONPATH", "")))
     qemu = shutil.which("qemu-x86_64")
@@ -72,8 +75,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--bodies", default=",".join(BODIES), help="comma-separated row names (default: all)")
     parser.add_argument("--before", help="another checkout whose km runs beside this one's")
+    parser.add_argument("--inline-teardown", action="store_true",
+                        help="one more km column: forked kms tear down before they exit (KM_TEARDOWN=inline); their CPU "
+                             "then counts the teardown, which a holder's exit leaves out (init reaps the holder)")
     args = parser.parse_args()
-    found = runners(args.before)
+    found = runners(args.before, args.inline_teardown)
     names = [b for b in args.bodies.split(",") if b]
     per: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
@@ -97,15 +103,16 @@ def main() -> None:
 def table(title: str, per: dict[tuple[str, str], list[float]], names: list[str], found: dict,
           before: str | None) -> None:
     print(title)
-    extra = " km before | before / qemu-user |" if before else ""
+    others = [r for r in found if r not in ("km", "native", "qemu-user")]
+    extra = "".join(f" {r} | {r} / qemu-user |" for r in others)
     print(f"| body | km | native | qemu-user | km / native | km / qemu-user |{extra}")
-    print("| --- " * (6 + 2 * bool(before)) + "|")
+    print("| --- " * (6 + 2 * len(others)) + "|")
     for name in names:
         km, native = (statistics.median(per[(name, r)]) for r in ("km", "native"))
         qemu = statistics.median(per[(name, "qemu-user")]) if "qemu-user" in found else float("nan")
         row = f"| {name} | {km * 1e3:.2f} | {native * 1e3:.2f} | {qemu * 1e3:.2f} | {km / native:.1f} | {km / qemu:.2f} |"
-        if before:
-            old = statistics.median(per[(name, "km before")])
+        for other in others:
+            old = statistics.median(per[(name, other)])
             row += f" {old * 1e3:.2f} | {old / qemu:.2f} |"
         print(row, flush=True)
 
