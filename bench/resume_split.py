@@ -4,6 +4,8 @@ and stime, and its schedstat run time), the syscalls and ioctls it makes (strace
 and, for km, the Python calls its stub thread makes (a profile hook in a wrapper around km).
 
 Run: python3 bench/resume_split.py [--count N] [--only km,gdbserver] [--no-strace] [--no-calls]
+     python3 bench/resume_split.py --before DIR [--reps N]   km, km from checkout DIR and gdbserver interleaved:
+                                                             CPU per resume, KVM_RUN's part, ratios
 (not part of the suite; ~30 s). The payload and packets are bench/gdb_packets.py's.
 """
 from __future__ import annotations
@@ -97,8 +99,8 @@ def free_port() -> int:
 
 
 def start_server(backend: str, program: Path, port: int, wrapper: Path | None, out: Path | None,
-                 profile: bool = False) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+                 profile: bool = False, root: Path = ROOT) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if profile:
         env["KM_SPLIT_PROFILE"] = "1"
     env.pop("KM_VERBOSE", None)
@@ -154,9 +156,9 @@ def children(pid: int) -> list[int]:
 
 class Session:
     def __init__(self, backend: str, program: Path, wrapper: Path | None = None, out: Path | None = None,
-                 profile: bool = False) -> None:
+                 profile: bool = False, root: Path = ROOT) -> None:
         self.backend, self.program = backend, program
-        self.proc = start_server(backend, program, free_port_holder := free_port(), wrapper, out, profile)
+        self.proc = start_server(backend, program, free_port_holder := free_port(), wrapper, out, profile, root)
         self.c = connect(free_port_holder)
         c = self.c
         c.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+;no-resumed+")
@@ -298,18 +300,82 @@ def calls_split(program: Path, count: int, work: Path) -> list[str]:
     return lines
 
 
+def compare(program: Path, work: Path, before: Path, reps: int, count: int) -> None:
+    """km, km from another checkout (`before`) and gdbserver, interleaved in one run: CPU per resume of the serving
+    process (all threads; gdbserver's inferior apart), and for km the part inside KVM_RUN (the stub thread's CPU
+    clock around the run). Medians over `reps`; ratios to gdbserver's process CPU."""
+    import statistics
+    wrapper = work / "wrapper.py"
+    wrapper.write_text(WRAPPER)
+    servers = {"km": ROOT, "km before": before, "gdbserver": None}
+    rows: dict[tuple[str, str], list[tuple[float, float, float]]] = collections.defaultdict(list)
+    for rep in range(reps):
+        names = list(servers)[rep % 3:] + list(servers)[:rep % 3]
+        for name in names:
+            root = servers[name]
+            out = work / f"dump-{rep}.txt"
+            session = (Session("km", program, wrapper, out, root=root) if root is not None
+                       else Session("gdbserver", program))
+            try:
+                for kind in ("vCont;s", "vCont;c"):
+                    if kind == "vCont;c":
+                        session.c.ask(b"Z0,%x,1" % session.tick)
+                    if root is not None:
+                        out.write_text("")
+                        session.c.ask(DUMP_PACKET)
+                    server_pid = session.proc.pid
+                    before_t = {pid: tasks(pid) for pid in session.pids()}
+                    for _ in range(count):
+                        session.step() if kind == "vCont;s" else session.cont()
+                    after_t = {pid: tasks(pid) for pid in session.pids()}
+                    kvm = 0.0
+                    if root is not None:
+                        session.c.ask(DUMP_PACKET)
+                        first, second = (collections.Counter({ln.split(" ", 1)[1]: int(ln.split(" ", 1)[0])
+                                                              for ln in d.splitlines()})
+                                         for d in out.read_text().split("--\n")[1:])
+                        second.subtract(first)
+                        kvm = (second["kvm:cpu_ns"] or second["run:cpu_ns"]) / count / 1e3
+                    if kind == "vCont;c":
+                        session.c.ask(b"z0,%x,1" % session.tick)
+
+                    def cpu(pids) -> float:
+                        return sum(ns - before_t[pid][tid][3] for pid in pids for tid, (_, _, _, ns) in
+                                   after_t[pid].items() if tid in before_t.get(pid, {})) / count / 1e3
+                    own = cpu([server_pid])
+                    inferior = cpu([p for p in after_t if p != server_pid])
+                    rows[(kind, name)].append((own, kvm, inferior))
+            finally:
+                session.close()
+    print(f"| resume | server | CPU us per resume | of it in KVM_RUN | without KVM_RUN | inferior's CPU | "
+          f"CPU / gdbserver's | without KVM_RUN / gdbserver's |")
+    print("|---|---|---|---|---|---|---|---|")
+    for kind in ("vCont;s", "vCont;c"):
+        gs = statistics.median(r[0] for r in rows[(kind, "gdbserver")])
+        for name in servers:
+            own, kvm, inferior = (statistics.median(r[i] for r in rows[(kind, name)]) for i in range(3))
+            print(f"| {kind} | {name} | {own:.0f} | {kvm:.0f} | {own - kvm:.0f} | {inferior:.0f} | {own / gs:.2f} | "
+                  f"{(own - kvm) / gs:.2f} |")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--only", default="km,gdbserver")
     parser.add_argument("--no-strace", dest="strace", action="store_false")
     parser.add_argument("--no-calls", dest="calls", action="store_false")
+    parser.add_argument("--before", type=Path, help="compare with km from this checkout, interleaved (only that)")
+    parser.add_argument("--reps", type=int, default=3, help="--before's repetitions per server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="km-split-") as tmp:
         work = Path(tmp)
         program = work / "gdb_loop.km"
         subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
         print(f"load {os.getloadavg()[0]:.2f}, clock tick {TICK_S * 1e3:.0f} ms")
+        if args.before:
+            compare(program, work, args.before.resolve(), args.reps, args.count)
+            return
         for backend in args.only.split(","):
             session = Session(backend, program)
             try:
