@@ -16,8 +16,7 @@ Only the stdlib and kdbg.target may be imported here (the stub and the core read
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Iterable, Protocol, runtime_checkable
+from typing import Iterable, NamedTuple, Protocol, runtime_checkable
 
 from kdbg.target import GuestMemoryError, Target
 
@@ -36,8 +35,7 @@ _NAME_MAX = 4096                                     # PATH_MAX, as gdbserver re
 _MAX_OBJECTS = 100_000                               # a corrupt (cyclic) chain ends here
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedObject:
+class LoadedObject(NamedTuple):
     """One link_map entry: where ld.so put a shared object."""
 
     lm: int          # the link_map's own address
@@ -110,8 +108,7 @@ def find_r_debug(target: Target) -> int | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class RDebug:
+class RDebug(NamedTuple):
     """struct r_debug (or r_debug_extended): the head of one namespace's list."""
 
     addr: int
@@ -148,8 +145,7 @@ def namespace_objects(target: Target, lmid: int, lm: int, prev: int = 0) -> list
     return objects
 
 
-@dataclass(frozen=True, slots=True)
-class LibraryList:
+class LibraryList(NamedTuple):
     """Every namespace's objects; main_lm is the program's own link_map (0 before ld.so made the list)."""
 
     main_lm: int

@@ -9,7 +9,7 @@ tp - l_tls_offset. Only the stdlib, kdbg.target and kdbg.link_map may be importe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kdbg.link_map import LibraryList, dynamic_symbols, program_headers
 from kdbg.target import Target, TargetError
@@ -26,8 +26,7 @@ class TlsError(TargetError):
     for this thread): gdb prints its own message."""
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+class Field(NamedTuple):
     """One libthread_db descriptor: a field's offset and its element size (arrays are indexed by it)."""
 
     size: int        # bytes

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.session import Session
@@ -22,8 +21,7 @@ Parser = Callable[[bytes], tuple[Any, ...]]
 Handler = Callable[..., "bytes | None"]
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(NamedTuple):
     name: str
     handler: Handler
     parse: Parser

@@ -9,7 +9,6 @@ that reported the last stop, so memory, register and breakpoint packets act on t
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass, field
 from typing import Callable
 
 from kdbg.link_map import LibraryCache
@@ -21,22 +20,24 @@ from kdbg.tracelog import logger
 log = logger("km.gdb")
 
 
-@dataclass
 class RunState:
     """What one process is doing; outlives connections because the payload does.
 
         running --event--> stopped --resume packet--> running
         any --EXITED/TERMINATED event--> exited (final)
+
+    (Plain classes, here and Session: `dataclasses` costs km -g's start ~6 ms.)
     """
 
-    running: bool
-    last_stop: StopEvent | None = None
-    pending_interrupts: int = 0      # interrupt() calls whose INTERRUPT event has not arrived yet
-    last_actions: tuple[ResumeAction, ...] = ()
-    held_for_other: bool = False         # stopped by the stub because another process stopped (all-stop)
-    deferred: StopEvent | None = None    # a stop that came after this process was held for another's stop:
-    #                                      reported at the next resume instead of resuming (gdbserver's habit)
-    ns_stopped: set[int] = field(default_factory=set)   # non-stop mode: the threads gdb knows (or will) as stopped
+    def __init__(self, running: bool, last_stop: StopEvent | None = None) -> None:
+        self.running = running
+        self.last_stop = last_stop
+        self.pending_interrupts = 0      # interrupt() calls whose INTERRUPT event has not arrived yet
+        self.last_actions: tuple[ResumeAction, ...] = ()
+        self.held_for_other = False      # stopped by the stub because another process stopped (all-stop)
+        self.deferred: StopEvent | None = None   # a stop that came after this process was held for another's
+        #                                          stop: reported at the next resume instead of resuming (gdbserver)
+        self.ns_stopped: set[int] = set()   # non-stop mode: the threads gdb knows (or will) as stopped
 
     @property
     def exited(self) -> bool:
@@ -65,38 +66,36 @@ class Inferior:
         return self.control
 
 
-@dataclass
 class Session:
-    main: Target                     # the process the stub was started for (the payload)
-    main_run: RunState
-    initially_stopped: bool = True
-    inferiors: dict[int, Inferior] = field(default_factory=dict)   # pid -> process; the main one included
-    g_pid: int = 0                   # Hg process: 0 = the one that reported the last stop
-    g_tid: int = 0                   # Hg thread: g/G/p/P; 0 = the thread that reported the last stop
-    c_tid: int = -1                  # Hc thread for the legacy c/s packets; -1 = all
-    no_ack: bool = False
-    gdb_features: frozenset[str] = frozenset()
-    pass_signals: frozenset[int] = frozenset()        # Linux numbers reported to gdb only when not passed
-    program_signals: frozenset[int] | None = None     # None: gdb never restricted them
-    catch_syscalls: frozenset[int] | None = None      # QCatchSyscalls: None off, empty = every syscall
-    points: set[tuple[int, BreakpointKind, int, int]] = field(default_factory=set)   # (pid, kind, addr, length)
-    host_files: dict[int, int | bytes] = field(default_factory=dict)   # vFile fd -> host fd, or the
-    #                                                                   content of a payload /proc file
-    ending: bool = False             # D or k of the last process: close the connection after this reply
-    last_pid: int = 0                # the process whose stop was reported last
-    non_stop: bool = False           # QNonStop:1 (nonstop.py): threads stop and run one by one
-    stop_queue: collections.deque[bytes] = field(default_factory=collections.deque)   # non-stop: stop replies
-    #                                  not yet acknowledged by vStopped; the head is the one last sent to gdb
-    notified: bool = False           # non-stop: a %Stop notification is out and gdb has not drained the queue
-    lldb_stop_keys: bool = False     # lldb sent QListThreadsInStopReply: T replies carry threads: and hexname:
-    threads_document: tuple[tuple, bytes, dict[tuple[int, int], bytes]] | None = None   # qXfer:threads: what
-    #                                  the document shows, the document, its windows read so far (xfer.threads)
-
-    def __post_init__(self) -> None:
+    def __init__(self, main: Target, main_run: RunState, initially_stopped: bool = True,
+                 inferiors: dict[int, Inferior] | None = None) -> None:
+        self.main = main                 # the process the stub was started for (the payload)
+        self.main_run = main_run
+        self.initially_stopped = initially_stopped
+        self.inferiors: dict[int, Inferior] = {} if inferiors is None else inferiors   # pid -> process, main's
+        #                                                                                  included
+        self.g_pid = 0                   # Hg process: 0 = the one that reported the last stop
+        self.g_tid = 0                   # Hg thread: g/G/p/P; 0 = the thread that reported the last stop
+        self.c_tid = -1                  # Hc thread for the legacy c/s packets; -1 = all
+        self.no_ack = False
+        self.gdb_features: frozenset[str] = frozenset()
+        self.pass_signals: frozenset[int] = frozenset()        # Linux numbers reported to gdb only when not passed
+        self.program_signals: frozenset[int] | None = None     # None: gdb never restricted them
+        self.catch_syscalls: frozenset[int] | None = None      # QCatchSyscalls: None off, empty = every syscall
+        self.points: set[tuple[int, BreakpointKind, int, int]] = set()     # (pid, kind, addr, length)
+        self.host_files: dict[int, int | bytes] = {}   # vFile fd -> host fd, or the content of a payload /proc file
+        self.ending = False              # D or k of the last process: close the connection after this reply
+        self.non_stop = False            # QNonStop:1 (nonstop.py): threads stop and run one by one
+        self.stop_queue: collections.deque[bytes] = collections.deque()   # non-stop: stop replies not yet
+        #                                  acknowledged by vStopped; the head is the one last sent to gdb
+        self.notified = False            # non-stop: a %Stop notification is out and gdb has not drained the queue
+        self.lldb_stop_keys = False      # lldb sent QListThreadsInStopReply: T replies carry threads: and hexname:
+        self.threads_document: tuple[tuple, bytes, dict[tuple[int, int], bytes]] | None = None   # qXfer:threads:
+        #                                  what the document shows, the document, its windows read so far (xfer.threads)
         if not self.inferiors:
             first = Inferior(self.main, self.main_run)
             self.inferiors[first.pid] = first
-        self.last_pid = self.last_pid or next(iter(self.inferiors))
+        self.last_pid = next(iter(self.inferiors))     # the process whose stop was reported last
 
     # ---- the current process ----
 

@@ -339,7 +339,8 @@ def test_random_arguments_never_reach_the_unexpected_error_path(caplog) -> None:
 
 @pytest.mark.parametrize("packet", [b"vCont;c:p999.7", b"vCont;s:p64.999;c", b"Hgp999.7", b"Tp64.999"])
 def test_a_thread_of_another_process_is_an_error_and_serving_goes_on(packet) -> None:
-    s = make_session(gdb_features=frozenset({"multiprocess"}))
+    s = make_session()
+    s.gdb_features = frozenset({"multiprocess"})
     assert ask(s, packet) == b"E03"
     assert not s.run.running
     assert ask(s, b"qC") == b"QCp64.7"

@@ -20,6 +20,16 @@ def test_start_up_builds_no_dataclass() -> None:
     assert out == "[]"
 
 
+def test_the_stub_builds_no_dataclass() -> None:
+    """km -g imports the stub after its port listens and before it can answer gdb: its records are NamedTuples or
+    plain classes, so that wait does not pay for dataclasses, inspect and ast (~20 ms of CPU here)."""
+    code = f"import sys; {START_UP}; import kdbg.rsp.server; print(sorted({{'dataclasses', 'inspect', 'ast'}} & " \
+           "set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         timeout=60).stdout.strip()
+    assert out == "[]"
+
+
 def test_start_up_leaves_out_what_only_a_debugger_or_a_trace_needs() -> None:
     """The fast tier's twin of tests/integration/test_startup_imports.py (which lists a real run's modules): the
     start-up modules import neither logging (KM_VERBOSE off: kdbg.tracelog's no-op loggers), socket, ctypes, the
