@@ -78,6 +78,7 @@ class CoreTarget:
     def __init__(self, core_path: str | os.PathLike, exe_path: str | os.PathLike | None = None) -> None:
         self._path = str(core_path)
         self._threads: dict[int, _Thread] = {}
+        self._registers: dict[int, dict[str, int]] = {}     # tid -> its registers, decoded once
         self._psinfo: elf_prpsinfo | None = None
         self._auxv = b""
         self._files: list[FileMapping] = []
@@ -190,6 +191,14 @@ class CoreTarget:
         return self._psinfo.pr_fname.decode(errors="replace") if self._psinfo else ""
 
     def registers(self, tid: int) -> dict[str, int]:
+        """The same dict at every call for a thread (a core never changes; callers do not change it either), so
+        the stub's `g` reply, memoised on the dict it last encoded, is encoded once per thread."""
+        regs = self._registers.get(tid)
+        if regs is None:
+            regs = self._registers[tid] = self._decode_registers(tid)
+        return regs
+
+    def _decode_registers(self, tid: int) -> dict[str, int]:
         thread = self._thread(tid)
         regs = zero_registers()
         regs.update(unpack_user_regs(thread.user_regs))

@@ -93,6 +93,18 @@ def test_every_register_of_every_thread_round_trips(target, tmp_path):
             assert core.registers(tid) == target.regs[tid]
 
 
+def test_each_threads_registers_are_decoded_once(target, tmp_path):
+    """A core's registers never change: each thread's dict is made once, so the stub's `g` memo (the dict it last
+    encoded) answers gdb's repeated `g` of one thread without encoding again."""
+    from kdbg.rsp import registers
+    with _write_and_read(target, tmp_path, signal=SIGSEGV) as core:
+        first = core.registers(100)
+        assert core.registers(100) is first and core.registers(101) is not first
+        assert core.registers(101) == target.regs[101]
+        reply = registers.encode_registers(first)
+        assert registers.encode_registers(core.registers(100)) is reply
+
+
 def test_the_crashing_thread_comes_first_with_the_signal(target, tmp_path):
     with _write_and_read(target, tmp_path, signal=SIGSEGV) as core:
         assert list(core.threads()) == [101, 100, 102]       # from the target's stop event
