@@ -72,6 +72,9 @@ def test_shell_children_end_as_natively(tmp_path, teardown) -> None:
     """busybox sh's forked children (subshells, command substitution, pipelines, a background job, exec'd programs)
     end with the statuses and output native runs give, whether a forked km hands its teardown to a holder
     (monitor/process/teardown.py) or tears down before it exits (its twin)."""
+    if teardown == "holder":
+        from monitor.process.teardown import COMPILED
+        assert COMPILED.load() is not None, "the teardown module cannot be built here (gcc, python3-dev?)"
     native = subprocess.run([BUSYBOX, "sh", "-c", SHELL_CHILDREN], capture_output=True, text=True, timeout=60)
     assert native.stdout.splitlines()[-1] == "k=143"
     km = run_km(BUSYBOX, "sh", "-c", SHELL_CHILDREN, cwd=tmp_path, timeout=120,
