@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from harness.km import km_env
+from harness.startup import NOT_IN_A_PLAIN_RUN
 
 # km's main as `python -m monitor.cli ARGS` runs it, but the modules it loaded are written to MODULES_OUT at its exit
 RUNNER = """
@@ -23,25 +24,6 @@ def listed_exit(status):
 os._exit = listed_exit
 monitor.cli.main(["km", *sys.argv[1:]])
 """
-# (module, why a plain run must not import it)
-NOT_IN_A_PLAIN_RUN = [
-    ("logging", "KM_VERBOSE off: km's loggers are kdbg.tracelog's no-ops (logging brings traceback, tokenize...)"),
-    ("socket", "only the stub, fork links and the management socket need it"),
-    ("ctypes", "siginfos are packed with struct (kdbg/arch/linux.py); the ctypes structure is for signalfd and cores"),
-    ("kdbg.target", "the debugger's contract (its enums and protocols): the stub and cores only"),
-    ("kdbg.rsp", "the gdb stub: -g / --gdb_listen only"),
-    ("kdbg.core", "the core writer and reader: a crash or --core only"),
-    ("monitor.debug.live_target", "the debugger's target: -g only"),
-    ("monitor.snapshot.take", "snapshots: km_snapshot_take or km-cli only"),
-    ("monitor.mgmt", "the management socket: --mgtpipe only"),
-    ("monitor.oci", "the OCI runtime is its own program"),
-    ("monitor.syscalls.net", "the rarer syscall families register at their first call (syscalls/table.py)"),
-    ("monitor.syscalls.ipc", "the rarer syscall families register at their first call (syscalls/table.py)"),
-    ("elftools", "pyelftools: the loader parses headers itself"),
-    ("capstone", "disassembly: the debugger only"),
-    ("subprocess", "km starts no process to run a payload"),
-    ("dataclasses", "generates code at import; start-up records are plain classes (monitor/record.py)"),
-]
 
 
 def modules_of_run(tmp_path, *args: str) -> set[str]:
