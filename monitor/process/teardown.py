@@ -13,6 +13,9 @@ short and its parent's wait4 returns at once, with the kernel's own status, rusa
 holder, all signals blocked and named km-teardown, waits on the pidfd until the km has fully exited, then exits
 itself and the kernel tears the memory and the VM down there, on the other CPU or later.
 
+One difference from a plain exit remains: the memory goes after the km is reaped, so a file the payload both locked
+with flock(2) and mapped shared is unlocked then (its mapping holds the open file), not before.
+
 The holder is an orphan once the km is gone: the pid namespace's init reaps it (this host's init does so within
 ~1 s). A km that is itself that init (a container's first process) would see the holder among its payload's
 children, so no holder is made when /proc/1/exe is this Python; nor when a payload thread besides the exiting one
