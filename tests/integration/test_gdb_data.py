@@ -133,3 +133,7 @@ def test_a_large_read_is_the_programs_own_bytes(debug, tmp_path) -> None:
     out = tmp_path / "text.bin"
     d.gdb.console(f"dump binary memory {out} {start:#x} {start + len(expected):#x}")
     assert len(expected) > 8192 and out.read_bytes() == expected, d.diagnostics()
+    if d.backend == "km":                   # its replies were framed in C: the compiled module is mapped in km
+        from kdbg.rsp.cframing import COMPILED
+        with open(f"/proc/{d.proc.pid}/maps") as maps:
+            assert COMPILED.prefix in maps.read(), "the stub framed in Python: kdbg.rsp.cframing did not load"

@@ -68,9 +68,22 @@ def test_encode_packet_is_the_same_with_and_without_the_compiled_module(compiled
 
 
 def test_a_machine_that_cannot_build_it_frames_in_python(tmp_path, monkeypatch) -> None:
-    """No compiler: build() fails once, leaves a marker, and load() gives None without trying again."""
+    """No compiler: build() fails once, leaves a marker, and load() gives None without trying again; the stub's
+    framing (as GdbServer asks for it at start) then runs in Python: long replies are framed by encode_python and
+    parse back to their body."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", "/nonexistent/cc")
     assert cframing.load() is None
     assert list((tmp_path / "km").glob("*.failed"))
     assert cframing.load() is None
+    framed_in_python = []
+    monkeypatch.setattr(packets, "encode_python", lambda *a: framed_in_python.append(a) or encode_python(*a))
+    try:
+        assert packets.use_compiled_framing() is False
+        long_reply = bytes(range(256)).hex().encode() * 8 + b"0" * 600
+        events = PacketParser().feed(encode_packet(long_reply))
+        assert [(e.kind, e.data) for e in events] == [(PACKET, long_reply)]
+        assert framed_in_python == [(long_reply, True)]
+    finally:
+        monkeypatch.undo()
+        packets.use_compiled_framing()      # as a GdbServer in this process left it
