@@ -8,7 +8,10 @@ Run: python3 bench/exec_profile.py [--program /bin/true] [--loops 5] [--calls] [
 a static musl hello. --calls lists the last exec's syscalls in order with the KVM_RUN before each; --wrap also
 times a function of km (e.g. monitor.memory.guest:GuestMemory.map_file, or os:readlink); --cprofile N prints the N
 functions with the most own time in the last exec. Figures are medians over the loop's execs, the first dropped
-(a warm-up); each wrapper adds ~0.3 us.
+(a warm-up); each wrapper adds ~0.3 us. With --out FILE (and --child PROGRAM) the raw records stay in FILE, one JSON
+line per exec: with the child's pid, the exec's CLOCK_MONOTONIC window, the guest memory's host ranges and the
+child's /proc/self/maps, to sort `perf record -k CLOCK_MONOTONIC -e exceptions:page_fault_user` faults into km's
+copy-on-write (Py_INCREF on pages shared with the parent km) and guest memory.
 """
 from __future__ import annotations
 
@@ -65,7 +68,9 @@ class Recorder:
         line = json.dumps({"total": end - self.start, "execve": self.execve, "kvm": sum(self.runs),
                            "nruns": len(self.runs), "handlers": sum(s for _, s in self.calls.values()),
                            "calls": self.calls, "profile": text, "order": self.order, "wrapped": self.wrapped,
-                           "gc": self.gc_time, "gcs": self.gc_count, "faults": faults})
+                           "gc": self.gc_time, "gcs": self.gc_count, "faults": faults,
+                           "pid": os.getpid(), "window": [self.mono_start, time.clock_gettime(time.CLOCK_MONOTONIC)],
+                           "chunks": self.chunks, "maps": open("/proc/self/maps").read()})
         with open(self.out, "a") as f:
             f.write(line + "\n")
         self.reset()
@@ -127,6 +132,8 @@ class Recorder:
             if rec.profiler:
                 rec.profiler.enable()
             rec.faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            rec.mono_start = time.clock_gettime(time.CLOCK_MONOTONIC)
+            rec.chunks = [(c.host_addr, c.size) for c in ctx.proc.phys.chunks]
             rec.start = t = clock()
             try:
                 return execve(ctx, *args)
