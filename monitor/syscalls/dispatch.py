@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any, Callable
 
+from kdbg.arch.linux import MASK64
 from kdbg.tracelog import logger
 from ..errors import GuestFault
 from ..host_fds import aside
@@ -149,4 +150,7 @@ def s32(value: int) -> int:
 
 
 def s64(value: int) -> int:
-    return value - (1 << 64) if value & (1 << 63) else value
+    """Any int (a register's word, a negative Python int, a wider one) as the signed 64-bit value libc's
+    syscall(2) takes (host.host_syscall's arguments)."""
+    value &= MASK64
+    return value - (1 << 64) if value >> 63 else value

@@ -8,21 +8,14 @@ from typing import TYPE_CHECKING
 
 from ..kvm.abi import ffi, libc
 from ..signals.delivery import ERESTARTNOINTR, ERESTARTSYS
+from .dispatch import s64
 
 if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
 
-_MASK = (1 << 64) - 1
-
-
-def _signed(value: int) -> int:
-    value &= _MASK
-    return value - (1 << 64) if value >> 63 else value
-
-
 def host_syscall(nr: int, a0: int = 0, a1: int = 0, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
     """The host's result, or -errno."""
-    result = libc.syscall(nr, _signed(a0), _signed(a1), _signed(a2), _signed(a3), _signed(a4), _signed(a5))
+    result = libc.syscall(nr, s64(a0), s64(a1), s64(a2), s64(a3), s64(a4), s64(a5))
     return -ffi.errno if result == -1 else result
 
 

@@ -133,6 +133,7 @@ def test_signed_argument_helpers():
     assert s32((1 << 64) - 1) == -1
     assert s32(5) == 5
     assert s64((1 << 64) - 1) == -1 and s64(7) == 7
+    assert s64(-1) == -1 and s64(1 << 64) == 0 and s64((1 << 63) + 5) == -(1 << 63) + 5     # host_syscall's args
 
 
 def test_a_second_handler_for_a_call_is_refused_at_import():
