@@ -51,12 +51,13 @@ class Recorder:
         self.order: list[tuple[str, str, float, float]] = []     # (name, arguments, run before it, handler)
         self.wrapped: dict[str, list[float]] = {}                 # --wrap's functions: [calls, seconds]
         self.execve = self.start = 0.0
+        self.run_cpu = self.cpu_start = 0.0     # the vCPU thread's CPU time (guest time included): load-proof
         self.profiler = cProfile.Profile() if self.profile else None
         self.gc_time, self.gc_count, self.gc_started = 0.0, 0, 0.0
         self.faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
     def report(self) -> None:
-        end = time.perf_counter()
+        end, cpu_end = time.perf_counter(), time.thread_time()
         if self.profiler:
             self.profiler.disable()
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.faults
@@ -69,6 +70,7 @@ class Recorder:
                            "nruns": len(self.runs), "handlers": sum(s for _, s in self.calls.values()),
                            "calls": self.calls, "profile": text, "order": self.order, "wrapped": self.wrapped,
                            "gc": self.gc_time, "gcs": self.gc_count, "faults": faults,
+                           "cpu": cpu_end - self.cpu_start, "run_cpu": self.run_cpu,
                            "pid": os.getpid(), "window": [self.mono_start, time.clock_gettime(time.CLOCK_MONOTONIC)],
                            "chunks": self.chunks, "maps": open("/proc/self/maps").read()})
         with open(self.out, "a") as f:
@@ -101,16 +103,17 @@ class Recorder:
         from monitor.vcpu import loop as vcpu_loop
         from monitor.syscalls.dispatch import NAMES
         from monitor.process import fork
-        clock, rec = time.perf_counter, self
+        clock, cpu_clock, rec = time.perf_counter, time.thread_time, self
         run_once, dispatch, execve = vcpu_module.Vcpu.run_once, vcpu_loop.dispatch, fork.execve
 
         def timed_run(vcpu):
-            t = clock()
+            t, cpu = clock(), cpu_clock()
             try:
                 return run_once(vcpu)
             finally:
                 if rec.on:
                     rec.runs.append(clock() - t)
+                    rec.run_cpu += cpu_clock() - cpu
 
         def timed_dispatch(ctx, nr, *args):
             if rec.on and nr == 231:            # exit_group: the exec half ends (the teardown is the fork half's)
@@ -134,6 +137,7 @@ class Recorder:
             rec.faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             rec.mono_start = time.clock_gettime(time.CLOCK_MONOTONIC)
             rec.chunks = [(c.host_addr, c.size) for c in ctx.proc.phys.chunks]
+            rec.cpu_start = cpu_clock()
             rec.start = t = clock()
             try:
                 return execve(ctx, *args)
@@ -167,6 +171,8 @@ def measure(program: str, loops: int, cprofile: int, calls: bool, wraps: list[st
           f"{execve * 1e3:.2f} ms; {int(med('nruns'))} KVM_RUNs {kvm * 1e3:.2f} ms; handlers "
           f"{handlers * 1e3:.2f} ms; rest (exit loop, wrappers) {(total - execve - kvm - handlers) * 1e3:.2f} ms; "
           f"{med('gcs')} collections {med('gc') * 1e3:.2f} ms; {med('faults')} host page faults")
+    print(f"  CPU of the vCPU thread: {med('cpu') * 1e3:.2f} ms, of which in KVM_RUN {med('run_cpu') * 1e3:.2f} ms "
+          f"(guest, shadow faults, cpuid, exits) and km {(med('cpu') - med('run_cpu')) * 1e3:.2f} ms")
     names = {name for r in results for name in r["calls"]}
     rows = []
     for name in names:
