@@ -47,7 +47,8 @@ def fd_arg(value: int) -> int:
 # (Patterns are compiled at their first use, through re's cache: not at every km start.)
 _KM_PROC_FILES = (rb"^/proc/\d+/(?:task/\d+/)?(?:mem|pagemap|smaps|smaps_rollup|numa_maps|clear_refs|"
                   rb"syscall|stack|map_files(?:/.*)?)$")
-_KM_PROC_FDS = rb"^/proc/(?:self|thread-self|\d+(?:/task/\d+)?)/fd(?:info)?/(\d+)(?:/.*)?$"
+# A descriptor through /proc: whose (self, thread-self, a pid), fd or fdinfo, its number, what follows it.
+_PROC_FDS = rb"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/fd(info)?/(\d+)(/.*)?$"
 
 
 def new_fd(result: int) -> int:
@@ -72,13 +73,21 @@ def new_fd(result: int) -> int:
     return result
 
 
+def proc_fd_path(path: bytes | None) -> re.Match[bytes] | None:
+    """A path that names a descriptor through /proc ({self,thread-self,PID}[/task/TID]/fd[info]/N[/...], once
+    normalised), parsed: groups (whose, b"info" or None, N, what follows N or None); None for any other path."""
+    return None if path is None else re.match(_PROC_FDS, os.path.normpath(path))
+
+
+def names_km_fd(proc_fd: re.Match[bytes] | None) -> bool:
+    """Whether proc_fd_path's parse names one of km's descriptors (N >= KM_FD_BASE): reopening it would hand the
+    payload km's file."""
+    return proc_fd is not None and int(proc_fd[3]) >= KM_FD_BASE
+
+
 def km_fd_path(path: bytes | None) -> bool:
-    """Whether a path names one of km's descriptors through /proc (fd/N or fdinfo/N, N >= KM_FD_BASE): reopening
-    it would hand the payload km's file."""
-    if path is None:
-        return False
-    m = re.match(_KM_PROC_FDS, os.path.normpath(path))
-    return m is not None and int(m.group(1)) >= KM_FD_BASE
+    """Whether a path names one of km's descriptors through /proc (fd/N or fdinfo/N)."""
+    return names_km_fd(proc_fd_path(path))
 
 
 def _host_buffer(ctx: VcpuThread, gva: int, size: int, write: bool) -> int:

@@ -12,8 +12,8 @@ from kdbg.arch.linux import SI_USER, make_siginfo
 from ..errors import GuestFault
 from ..kvm.abi import ffi
 from ..host_fds import KM_FD_BASE
-from .args import (AT_FDCWD, addr_of, poison, buf_in, buf_out, buf_span, fd_arg, km_fd_path, new_fd, path_arg,
-                   path_text)
+from .args import (AT_FDCWD, addr_of, poison, buf_in, buf_out, buf_span, fd_arg, km_fd_path, names_km_fd, new_fd,
+                   path_arg, path_text, proc_fd_path)
 from .dispatch import s32, syscall
 from .host import blocking_host_syscall, host_syscall
 from .numbers import NUMBERS as NR
@@ -234,9 +234,10 @@ def sys_readlinkat(ctx: VcpuThread, dirfd: int, path: int, buf: int, size: int) 
         target = os.fsencode(os.path.abspath(ctx.proc.path))[:size]     # the payload, not the Python running km
         ctx.mem.write(buf, target)
         return len(target)
-    if km_fd_path(name):
+    proc_fd = proc_fd_path(name)
+    if names_km_fd(proc_fd):
         return -errno.ENOENT
-    signalfd = signalfd_link(ctx, name)
+    signalfd = signalfd_link(ctx, proc_fd) if proc_fd is not None else None
     if signalfd is not None:
         target = signalfd[:size]
         ctx.mem.write(buf, target)

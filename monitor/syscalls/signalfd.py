@@ -42,7 +42,6 @@ SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQHHiQI28x")
 # siginfo_layout()'s per-signal si_code limits (NSIGILL...), for the signals whose kernel codes carry fields
 FAULT_LIMITS = {4: 11, 8: 15, 11: 10, 7: 5, 5: 6}           # SIGILL, SIGFPE, SIGSEGV, SIGBUS, SIGTRAP
 SIGCHLD, SIGPOLL, SIGSYS, NSIGCHLD, NSIGPOLL, NSIGSYS = 17, 29, 31, 6, 6, 2
-_PROC_FD = rb"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/fd/(\d+)$"      # compiled at first use (re's cache)
 
 
 def signalfd_siginfo(raw: bytes) -> bytes:
@@ -208,16 +207,14 @@ class SignalFds:
         return fresh
 
 
-def signalfd_link(ctx: VcpuThread, path: bytes) -> bytes | None:
-    """What readlink of /proc/self/fd/N shows for a signalfd, as on Linux (an anon inode), not km's pipe; None
-    for any other path."""
+def signalfd_link(ctx: VcpuThread, proc_fd: re.Match[bytes]) -> bytes | None:
+    """What readlink of /proc/self/fd/N (args.proc_fd_path's parse) shows for a signalfd, as on Linux (an anon
+    inode), not km's pipe; None for any other descriptor or path."""
     signalfds = ctx.proc.signals.signalfds
-    if signalfds is None:
+    whose, info, number, rest = proc_fd.groups()
+    if signalfds is None or info or rest or whose not in (b"self", b"thread-self", str(ctx.proc.pid).encode()):
         return None
-    m = re.match(_PROC_FD, os.path.normpath(path))
-    if m is None or m[1] not in (b"self", b"thread-self", str(ctx.proc.pid).encode()):
-        return None
-    return b"anon_inode:[signalfd]" if signalfds.find(int(m[2])) is not None else None
+    return b"anon_inode:[signalfd]" if signalfds.find(int(number)) is not None else None
 
 
 def read_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, count: int) -> bytes | int:

@@ -156,3 +156,14 @@ def test_rarer_families_register_on_the_first_call_they_serve():
             "dispatch(Ctx(), 100_000, 0, 0, 0, 0, 0, 0))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["False", str(-errno.EINVAL), str(-errno.ENOSYS)], out.stderr
+
+
+def test_one_parse_of_a_descriptor_path_through_proc() -> None:
+    """args.proc_fd_path reads /proc/.../fd[info]/N once for readlink's two questions: is it one of km's
+    descriptors (km_fd_path, also through /proc/self/task/TID/), and is it a signalfd (signalfd_link: fd/N only)."""
+    from monitor.syscalls.args import km_fd_path, proc_fd_path
+    assert proc_fd_path(b"/proc/self/task/7/fd/3").groups() == (b"self", None, b"3", None)
+    assert proc_fd_path(b"/proc/12/fdinfo/1002/x").groups() == (b"12", b"info", b"1002", b"/x")
+    assert proc_fd_path(b"/proc/self/fd") is None and proc_fd_path(b"/proc/self/fds/3") is None
+    assert km_fd_path(b"/proc/self/task/7/fd/1003") and km_fd_path(b"/proc//self/./fdinfo/1000")
+    assert not km_fd_path(b"/proc/self/fd/999") and not km_fd_path(None)
