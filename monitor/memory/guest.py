@@ -393,23 +393,21 @@ class GuestMemory:
         changed but VMA boundaries) otherwise."""
         if prot == abi.PROT_NONE:
             return False
-        copies: list[tuple[Vma, int]] = []
+        copies: list[Vma] = []
         at = start
         for vma in self._range(start, end):
             if (vma.start != at or vma.gpa is None or vma.file is None or vma.shared or vma.accounted
                     or self.phys.is_file(vma.gpa) != window or vma.offset - vma.start != offset - start
                     or (vma.file.dev, vma.file.inode) != (file.dev, file.inode)):
                 return False
-            copies.append((vma, vma.gpa))
+            copies.append(vma)
             at = vma.end
         if at != end:
             return False
-        for vma, gpa in copies:
+        for vma in copies:
             old, vma.prot, vma.file, vma.path = vma.prot, prot, file, file.path
             vma.accounted, vma.locked = bool(prot & PROT_WRITE), self.mlock_future
-            self.tables.set_range(vma.start, vma.end - vma.start, gpa, pte_flags(prot))
-            if old & ~prot:
-                self.phys.invalidate(gpa, vma.end - vma.start)
+            self._apply_rights(vma, old)
         self.generation += 1
         self.on_remap(start, end)
         return True
@@ -529,13 +527,17 @@ class GuestMemory:
                             vma.prot = old
                             raise
                     continue
-                if prot == abi.PROT_NONE:
-                    self.tables.set_range(vma.start, vma.end - vma.start, None)
-                else:
-                    self.tables.set_range(vma.start, vma.end - vma.start, vma.gpa, pte_flags(prot))
-                if (old & ~prot) or prot == abi.PROT_NONE:
-                    self.phys.invalidate(vma.gpa, vma.end - vma.start)
+                self._apply_rights(vma, old)
             self.on_remap(start, end)
+
+    def _apply_rights(self, vma: Vma, old: int) -> None:
+        """A backed VMA's page-table entries for its rights now (vma.prot; none for PROT_NONE), and KVM told to
+        forget its frames when a right of `old` was dropped (mprotect, and an image mapped again over itself)."""
+        prot, size = vma.prot, vma.end - vma.start
+        assert vma.gpa is not None, "only a backed VMA has entries"
+        self.tables.set_range(vma.start, size, None if prot == abi.PROT_NONE else vma.gpa, pte_flags(prot))
+        if (old & ~prot) or prot == abi.PROT_NONE:
+            self.phys.invalidate(vma.gpa, size)
 
     def _check_mapped(self, start: int, end: int) -> None:
         addr = start
