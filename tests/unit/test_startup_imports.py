@@ -17,8 +17,8 @@ START_UP = "import monitor.cli, monitor.process.payload, monitor.process.fork, m
 def test_the_stub_builds_no_dataclass() -> None:
     """km -g imports the stub after its port listens and before it can answer gdb: its records are NamedTuples or
     plain classes, so that wait does not pay for dataclasses, inspect and ast (~20 ms of CPU here)."""
-    code = f"import sys; {START_UP}; import kdbg.rsp.server; print(sorted({{'dataclasses', 'inspect', 'ast'}} & " \
-           "set(sys.modules)))"
+    code = f"import sys; {START_UP}; import kdbg.rsp.server, kdbg.stub_banner, monitor.debug.live_target; " \
+           "print(sorted({'dataclasses', 'inspect', 'ast'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          timeout=60).stdout.strip()
     assert out == "[]"
