@@ -95,8 +95,8 @@ def threads_xml(key: tuple, session: Session) -> bytes:
 @command("qXfer:threads:read", _parse)
 def threads(session: Session, annex: str, offset: int, length: int) -> bytes:
     """gdb reads the document after every stop, and the threads rarely change between two stepi: one cache, the
-    session's, keeps the key, the document and the last window's reply; the document is made again only when a
-    thread, a name or the id format changed."""
+    session's, keeps the key, the document and the replies of the windows read; the document is made again only
+    when a thread, a name or the id format changed."""
     key = _threads_key(session)
     cached = session.threads_document
     if cached is not None and cached[0] == key:
