@@ -1,7 +1,8 @@
 """Per-packet cost of km's gdb stub against gdbserver (issue 10): the packets a stepi and a breakpoint stop are
 made of, sent by a bare RSP client (tests/harness/rsp_client.py, no gdb in between), timed per packet.
 
-Run: python3 bench/gdb_packets.py [--reps N] [--count N] [--think US]   (not part of the suite; ~1 minute)
+Run: python3 bench/gdb_packets.py [--reps N] [--count N] [--think US | --evict KIB]   (not part of the suite;
+~1 minute)
 
 For each packet kind: the round trip seen by the client (wall), the server's CPU time per packet (the sum of its
 threads' /proc schedstat run time: km's payload runs inside km, so a resume's guest time is in it; gdbserver's
@@ -9,9 +10,11 @@ inferior is another process, so its single step is not), and the server's contex
 shared machine wall times follow the load; CPU time and context switches hardly do, which is why they are here.
 Back ends alternate within each repetition; the table shows medians and km's figure over gdbserver's.
 
---think US spins that long before each packet, as gdb thinks 60-200 us between two packets of a stop
-(bench/rsp_proxy.py): back to back, a server answers with warm caches; paced like gdb, km's Python answers a plain
-packet in about twice the CPU it needs back to back, gdbserver's C in about 1.5 times.
+--think US spins that long before each packet, as gdb thinks 40-200 us between the packets of a stop
+(bench/rsp_proxy.py); --evict KIB copies a buffer of that size instead, as gdb's own work between two packets
+pushes the server's code and data out of the CPU caches. Spun, km answers the plain packets about as fast as
+gdbserver; evicted, km's interpreter loses more than gdbserver's C (1 MiB: m 37 -> 50 us against 34 -> 36).
+The client speaks in no-ack mode, as gdb does.
 """
 from __future__ import annotations
 
@@ -69,15 +72,26 @@ def spin(seconds: float) -> None:
         pass
 
 
-def session(backend: str, program: Path, count: int, think_s: float = 0.0) -> dict[str, tuple[float, float, float]]:
-    """One server: {packet kind: (wall us, server CPU us, server context switches) per packet}; think_s: the
-    spin before each packet (its time is not in the packet's wall time)."""
+def evictor(kib: int) -> Callable[[], None]:
+    """A copy of kib KiB between two packets: what gdb's own work does to the server's caches."""
+    target, source = bytearray(kib << 10), bytes(range(256)) * (kib << 2)
+
+    def evict() -> None:
+        target[:] = source
+    return evict
+
+
+def session(backend: str, program: Path, count: int,
+            between: Callable[[], None] | None = None) -> dict[str, tuple[float, float, float]]:
+    """One server: {packet kind: (wall us, server CPU us, server context switches) per packet}; `between` runs
+    before each packet (--think, --evict), outside the packet's wall time."""
     port = free_port()
     proc = server(backend, port, program)
     try:
         wait_listening(port, proc, READY_TIMEOUT_S)
         c = RspClient(port)
         c.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+;no-resumed+")
+        c.start_no_ack()
         c.ask(b"Hg0")
         stop = c.ask(b"?")
         pid = stop.split(b"thread:p")[1].split(b".")[0]
@@ -93,8 +107,8 @@ def session(backend: str, program: Path, count: int, think_s: float = 0.0) -> di
             cpu, switches = task_counters(proc.pid)
             wall = 0.0
             for _ in range(count):
-                if think_s:
-                    spin(think_s)
+                if between is not None:
+                    between()
                 start = time.perf_counter()
                 one()
                 wall += time.perf_counter() - start
@@ -120,18 +134,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions per back end (default 3)")
     parser.add_argument("--count", type=int, default=500, help="packets of each kind per repetition (default 500)")
-    parser.add_argument("--think", type=float, default=0.0,
+    pacing = parser.add_mutually_exclusive_group()
+    pacing.add_argument("--think", type=float, default=0.0,
                         help="us spun before each packet, as gdb thinks between packets (default 0: back to back)")
+    pacing.add_argument("--evict", type=int, default=0, metavar="KIB",
+                        help="a copy of KIB KiB before each packet, as gdb's work evicts the caches (e.g. 1024)")
     args = parser.parse_args()
+    between = (evictor(args.evict) if args.evict else
+               (lambda: spin(args.think / 1e6)) if args.think else None)
     with tempfile.TemporaryDirectory(prefix="km-bench-packets-") as tmp:
         program = Path(tmp) / "gdb_loop.km"
         subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
         runs: dict[str, list[dict[str, tuple[float, float, float]]]] = {"km": [], "gdbserver": []}
-        print(f"packets: {args.reps} repetitions of {args.count}, think {args.think:.0f} us, "
+        print(f"packets: {args.reps} repetitions of {args.count}, think {args.think:.0f} us, evict {args.evict} KiB, "
               f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
         for rep in range(args.reps):
             for backend in (("km", "gdbserver") if rep % 2 == 0 else ("gdbserver", "km")):
-                runs[backend].append(session(backend, program, args.count, args.think / 1e6))
+                runs[backend].append(session(backend, program, args.count, between))
     print("| packet | wall km / gdbserver (us) | CPU km / gdbserver (us) | context switches km / gdbserver |")
     print("|---|---|---|---|")
     for name in runs["km"][0]:

@@ -55,7 +55,6 @@ class Packet:
     from_gdb: bool
     body: bytes          # as framed (escaped, maybe run-length encoded)
     counters: tuple[int, ...] = ()  # at phase marks: gdb's CPU, the server's CPU and run-queue wait (ns)
-    server_cpu_ns: int = 0   # --cpu: the server's CPU time as gdb's request arrived (before it was forwarded)
 
 
 @dataclass
@@ -63,35 +62,6 @@ class Recording:
     packets: list[Packet] = field(default_factory=list)
     gdb_pid: int = 0
     server_pid: int = 0
-    per_packet_cpu: bool = False    # --cpu: read the server's CPU time at every request
-
-
-class ServerClock:
-    """The CPU time of a server's threads (those it had at the first read), read through descriptors kept open:
-    ~2 us a thread, cheap enough to read at every packet."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.fds: list[int] = []
-
-    def read(self) -> int:
-        if not self.fds:
-            for tid in os.listdir(f"/proc/{self.pid}/task"):
-                try:
-                    self.fds.append(os.open(f"/proc/{self.pid}/task/{tid}/schedstat", os.O_RDONLY))
-                except OSError:
-                    pass                    # a thread that ended meanwhile
-        total = 0
-        for fd in self.fds:
-            try:
-                total += int(os.pread(fd, 64, 0).split()[0])
-            except (OSError, ValueError, IndexError):
-                pass
-        return total
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
 
 
 class Splitter:
@@ -145,7 +115,6 @@ def proxy(listener: socket.socket, server_port: int, recording: Recording) -> No
     peer = {client: server, server: client}
     splitters = {client: Splitter(), server: Splitter()}
     clock = time.perf_counter_ns
-    server_clock = ServerClock(recording.server_pid) if recording.per_packet_cpu else None
     try:
         while True:
             ready, _, _ = select.select([client, server], [], [])
@@ -154,10 +123,9 @@ def proxy(listener: socket.socket, server_port: int, recording: Recording) -> No
                 t = clock()
                 if not data:
                     return
-                server_cpu = server_clock.read() if server_clock is not None and s is client else 0
                 peer[s].sendall(data)
                 for body in splitters[s].feed(data):
-                    packet = Packet(t, s is client, body, server_cpu_ns=server_cpu)
+                    packet = Packet(t, s is client, body)
                     if packet.from_gdb and body[1:].startswith(gdb_bench.MARK_PACKET.encode()):
                         packet.counters = counters(recording)
                     recording.packets.append(packet)
@@ -166,14 +134,12 @@ def proxy(listener: socket.socket, server_port: int, recording: Recording) -> No
     finally:
         client.close()
         server.close()
-        if server_clock is not None:
-            server_clock.close()
 
 
 def record_session(backend: str, program: Path, work: Path, sizes: dict[str, int],
-                   km_root: Path | None = None, per_packet_cpu: bool = False) -> Recording:
+                   km_root: Path | None = None) -> Recording:
     """One server, the proxy in front of it, bench/gdb.py's measured session (with phase marks) through it.
-    km_root: run km from that checkout instead of this one (backend "km"). per_packet_cpu: --cpu."""
+    km_root: run km from that checkout instead of this one (backend "km")."""
     port = free_port()
     env = gdb_bench.km_env()
     if km_root is not None:
@@ -181,7 +147,7 @@ def record_session(backend: str, program: Path, work: Path, sizes: dict[str, int
     server = subprocess.Popen(gdb_bench.server_command(backend, port, program), stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                               cwd=work, start_new_session=True)
-    recording = Recording(server_pid=server.pid, per_packet_cpu=per_packet_cpu)
+    recording = Recording(server_pid=server.pid)
     try:
         wait_listening(port, server, gdb_bench.READY_TIMEOUT_S)
         with socket.socket() as listener:
@@ -230,7 +196,6 @@ class PhaseStats:
     counters: tuple[int, ...] = (0, 0, 0)   # gdb's CPU, the server's CPU and run-queue wait in the phase (ns)
     answers: dict[str, list[int]] = field(default_factory=lambda: collections.defaultdict(list))
     thinks: dict[str, list[int]] = field(default_factory=lambda: collections.defaultdict(list))
-    cpu: dict[str, list[int]] = field(default_factory=lambda: collections.defaultdict(list))  # --cpu
     replies: dict[str, collections.Counter] = field(default_factory=lambda: collections.defaultdict(
         collections.Counter))
     order: list[str] = field(default_factory=list)
@@ -244,24 +209,19 @@ def analyze(recording: Recording, sizes: dict[str, int]) -> dict[str, PhaseStats
     mark: tuple[int, ...] = (0, 0, 0)
     request: Packet | None = None
     last_key, last_reply_t = None, None
-    cycle: tuple[str, int] | None = None      # --cpu: the last request's key and the server's CPU as it came
     for p in recording.packets:
         if p.from_gdb and p.body[1:].startswith(gdb_bench.MARK_PACKET.encode()):
             if current is not None:
                 current.counters = tuple(b - a for a, b in zip(mark, p.counters))
             name = p.body.decode().split(":", 1)[1].replace("_", " ")
             current = phases.setdefault(name, PhaseStats(ops.get(name, 1))) if name in ops else None
-            mark, request, last_key, cycle = p.counters, None, None, None
+            mark, request, last_key = p.counters, None, None
             continue
         if current is None or p.body[:1] != b"$":
             continue
         if p.from_gdb:
             if last_key is not None:
                 current.thinks[last_key].append(p.t_ns - last_reply_t)
-            if recording.per_packet_cpu:
-                if cycle is not None and cycle[0] == last_key:     # (the cycle of a request that had its reply)
-                    current.cpu[cycle[0]].append(p.server_cpu_ns - cycle[1])
-                cycle = (request_key(p.body), p.server_cpu_ns)
             request, last_key = p, None
         elif request is not None:
             key = request_key(request.body)
@@ -282,24 +242,21 @@ def med_us(values: list[int]) -> str:
     return f"{statistics.median(values) / 1e3:.0f}" if values else "-"
 
 
-def _samples(stats: list[PhaseStats], key: str) -> tuple[float, list[int], list[int], list[int]]:
-    """(times sent per op, answer times, think times after it, the server's CPU per cycle) over every repetition
-    of one server."""
+def _samples(stats: list[PhaseStats], key: str) -> tuple[float, list[int], list[int]]:
+    """(times sent per op, answer times, think times after it) over every repetition of one server."""
     answers = [v for s in stats for v in s.answers.get(key, [])]
     thinks = [v for s in stats for v in s.thinks.get(key, [])]
-    cpu = [v for s in stats for v in s.cpu.get(key, [])]
-    return len(answers) / stats[0].ops / len(stats), answers, thinks, cpu
+    return len(answers) / stats[0].ops / len(stats), answers, thinks
 
 
-def _sum_per_op(stats: list[PhaseStats], keys: list[str]) -> tuple[float, float, float]:
-    """The answers', thinks' and (--cpu) server CPU's medians weighted by how often each request is sent per op
-    (us)."""
-    sums = [0.0, 0.0, 0.0]
+def _sum_per_op(stats: list[PhaseStats], keys: list[str]) -> tuple[float, float]:
+    """The answers' and thinks' medians weighted by how often each request is sent per op (us)."""
+    answer = think = 0.0
     for key in keys:
-        count, *samples = _samples(stats, key)
-        for i, values in enumerate(samples):
-            sums[i] += count * statistics.median(values) / 1e3 if values else 0.0
-    return sums[0], sums[1], sums[2]
+        count, answers, thinks = _samples(stats, key)
+        answer += count * statistics.median(answers) / 1e3 if answers else 0.0
+        think += count * statistics.median(thinks) / 1e3 if thinks else 0.0
+    return answer, think
 
 
 def report(runs: dict[str, list[dict[str, PhaseStats]]], show_contents: bool) -> None:
@@ -317,23 +274,21 @@ def report(runs: dict[str, list[dict[str, PhaseStats]]], show_contents: bool) ->
         cells = [" / ".join(f"{cpu[b][i]:.0f}" for b in names) for i in range(3)]
         print(f"\n{phase}, per op (us), {heads}: gdb's CPU {cells[0]}, the server's CPU {cells[1]} (km's includes "
               f"the payload's run, gdbserver's not), its wait for a CPU {cells[2]}")
-        with_cpu = any(s.cpu for b in names for s in per[b])
-        print(f"| request | per op {heads} | answer us | gdb think after it us |"
-              + (" server CPU per packet us |" if with_cpu else ""))
-        print("|---|---|---|---|" + ("---|" if with_cpu else ""))
+        print(f"| request | per op {heads} | answer us | gdb think after it us |")
+        print("|---|---|---|---|")
         keys = list(dict.fromkeys(k for b in names for s in per[b] for k in s.order))
         for key in keys:
             samples = [_samples(per[b], key) for b in names]
-            if max(sample[0] for sample in samples) >= 0.05:    # (not a packet of the phase's first or last op only)
-                columns = [[f"{sample[0]:.2f}" for sample in samples], *([med_us(sample[i]) for sample in samples]
-                                                                         for i in range(1, 4 if with_cpu else 3))]
-                print(f"| {key} | " + " | ".join(" / ".join(column) for column in columns) + " |")
+            if max(c for c, _, _ in samples) >= 0.05:    # (not a packet of the phase's first or last op only)
+                print(f"| {key} | " + " | ".join(" / ".join(column) for column in (
+                    [f"{c:.2f}" for c, _, _ in samples], [med_us(a) for _, a, _ in samples],
+                    [med_us(t) for _, _, t in samples])) + " |")
         for title, chosen in (("resumes", [k for k in keys if k.startswith("vCont")]),
                               ("the other packets", [k for k in keys if not k.startswith("vCont")]),
                               ("all", keys)):
             sums = [_sum_per_op(per[b], chosen) for b in names]
-            print(f"| (sum per op: {title}) | | " + " | ".join(" / ".join(f"{total[i]:.0f}" for total in sums)
-                                                               for i in range(3 if with_cpu else 2)) + " |")
+            print(f"| (sum per op: {title}) | | " + " / ".join(f"{a:.0f}" for a, _ in sums) + " | "
+                  + " / ".join(f"{t:.0f}" for _, t in sums) + " |")
         for key in keys:
             if key.startswith("m"):
                 continue                   # memory: the two stacks differ by their environment, not their server
@@ -352,9 +307,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="stepi count (default 300)")
     parser.add_argument("--hits", type=int, default=150, help="breakpoint / ignore-count stops (default 150)")
     parser.add_argument("--show-contents", action="store_true", help="also long replies that differ")
-    parser.add_argument("--cpu", action="store_true",
-                        help="also the server's CPU per packet (from gdb's request to its next one), read at every "
-                        "request: robust on a loaded machine, but it slows the proxy, so answer times grow")
     parser.add_argument("--before", type=Path, metavar="DIR",
                         help="also km from another checkout (e.g. a worktree of an earlier main), as km-before")
     args = parser.parse_args()
@@ -370,8 +322,7 @@ def main() -> None:
         for rep in range(args.reps):
             for name in (list(servers) if rep % 2 == 0 else list(servers)[::-1]):
                 backend = "gdbserver" if name == "gdbserver" else "km"
-                runs[name].append(analyze(record_session(backend, program, work, sizes, servers[name], args.cpu),
-                                          sizes))
+                runs[name].append(analyze(record_session(backend, program, work, sizes, servers[name]), sizes))
     report(runs, args.show_contents)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
 

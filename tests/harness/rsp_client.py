@@ -15,6 +15,7 @@ class RspClient:
         self.timeout_s = timeout_s
         self._buf = b""
         self.notifications: list[bytes] = []     # `%Name:body` notifications received so far, oldest first
+        self.no_ack = False                      # after start_no_ack(): packets are no longer acknowledged
 
     def send(self, body: bytes) -> None:
         self.sock.sendall(encode_packet(body, rle=False))
@@ -28,7 +29,8 @@ class RspClient:
             end = self._buf.find(b"#", start)
             if start >= 0 and end >= 0 and len(self._buf) >= end + 3:
                 body, self._buf = self._buf[start + 1:end], self._buf[end + 3:]
-                self.sock.sendall(b"+")
+                if not self.no_ack:
+                    self.sock.sendall(b"+")
                 return body
             self._read_more(deadline, "packet")
 
@@ -69,6 +71,12 @@ class RspClient:
         self.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
         self.ask(b"Hg0")
         return self.ask(b"?")
+
+    def start_no_ack(self) -> bytes:
+        """QStartNoAckMode, as gdb sends it after qSupported: the reply is the last packet acknowledged."""
+        reply = self.ask(b"QStartNoAckMode")
+        self.no_ack = reply == b"OK"
+        return reply
 
     def stop_reply(self) -> bytes:
         """The next stop reply (T, S, W or X), skipping anything else."""
