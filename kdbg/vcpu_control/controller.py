@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, Sequence
 
 KICK_SIGNAL = signal.SIGRTMAX - 1
 
@@ -43,6 +43,17 @@ class PauseTimeout(Exception):
         self.stragglers = stragglers
 
 
+def pause(members: Sequence[Member], timeout_s: float) -> list[Member]:
+    """Request, kick, then wait for each member's acknowledgement within one deadline (every request is out
+    before the first wait): the members that did not park in time, in their order."""
+    for member in members:
+        member.request_pause()
+    for member in members:
+        member.kick()
+    deadline = time.monotonic() + timeout_s
+    return [m for m in members if not m.wait_parked(max(0.0, deadline - time.monotonic()))]
+
+
 class StopTheWorld:
     def __init__(self, members: Callable[[], Iterable[Member]]) -> None:
         self.members = members
@@ -50,13 +61,7 @@ class StopTheWorld:
     def pause_all(self, timeout_s: float = 5.0, *, exclude: Member | None = None) -> None:
         """Request, kick, then wait for every acknowledgement (but `exclude`'s: the caller's own thread);
         PauseTimeout names the members that did not park in time."""
-        members = [m for m in self.members() if m is not exclude]
-        for member in members:
-            member.request_pause()
-        for member in members:
-            member.kick()
-        deadline = time.monotonic() + timeout_s
-        stragglers = [m for m in members if not m.wait_parked(max(0.0, deadline - time.monotonic()))]
+        stragglers = pause([m for m in self.members() if m is not exclude], timeout_s)
         if stragglers:
             raise PauseTimeout(stragglers, timeout_s)
 

@@ -21,7 +21,7 @@ from kdbg.target import (BreakpointKind, ControlTarget, GuestMemoryError, QuickS
                          StopEvent, StopEventQueue, StopReason, TargetError)
 from kdbg.target_link import LinkedTarget
 from kdbg.tracelog import logger
-from kdbg.vcpu_control import PauseTimeout
+from kdbg.vcpu_control import PauseTimeout, pause
 
 from ..errors import GuestFault
 from ..host_fds import high_fd
@@ -548,12 +548,9 @@ class LiveTarget(ProcessView):
         parked itself meanwhile (a breakpoint) posts its own event too: the stub reports the first it reads."""
         threads = [t for t in (self.proc.threads.get(tid) for tid in tids) if t is not None
                    and t.state is not State.EXITED]
+        late = {id(t) for t in pause(threads, PAUSE_TIMEOUT_S)}      # (StopTheWorld.pause_all's three steps)
         for thread in threads:
-            thread.request_pause()
-        for thread in threads:
-            thread.kick()
-        for thread in threads:
-            if not thread.wait_parked(PAUSE_TIMEOUT_S):
+            if id(thread) in late:
                 log.warning("non-stop: %s did not stop within %.0f s", thread, PAUSE_TIMEOUT_S)
                 continue
             self.last_stop[thread.tid] = StopEvent(thread.tid, StopReason.INTERRUPT, 0)
