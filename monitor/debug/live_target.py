@@ -349,7 +349,7 @@ class LiveTarget(ProcessView):
         stub's thread needs, a step's and a continue's alike."""
         return (thread.state is State.PAUSED and thread.has_run and not thread.exit_pending and not thread.freezing
                 and not thread.parked_in_syscall and not self.watchpoints.points
-                and not self.proc.pending_signals_for(thread))
+                and not self.proc.signals.has_pending(thread))
 
     def _can_step_here(self, thread: VcpuThread) -> bool:
         """A plain single step of a parked thread (and not a range to keep stepping through)."""
@@ -444,7 +444,15 @@ class LiveTarget(ProcessView):
                 error_code = thread.run_for_debugger(BREAKPOINT_VECTOR, False, self._compiled)
             finally:
                 self._deadline.disarm()
-        event = self._end_of_run_here(thread, vector, error_code)
+        if step_tid and error_code is not None:
+            # the step's #DB: _exception_event's STEP, shortened (no watchpoint's step and no range, checked above;
+            # the run cleared the trap flag)
+            debug.stepping = False
+            step = StopEvent(thread.tid, StopReason.STEP, SIGTRAP)
+            self._record_trap(thread, step)
+            event: StopEvent | None = step
+        else:
+            event = self._end_of_run_here(thread, vector, error_code)
         if event is None:
             return True
         # accepted as _accepted() would: the one thread is parked (run_for_debugger left it so), pause requested
