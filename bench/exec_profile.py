@@ -131,6 +131,8 @@ class Recorder:
                                       else 0.0, clock() - t))
 
         def timed_execve(ctx, *args):
+            if rec.on:      # a process that exec'ed before (its record was not written: no exit_group): start anew
+                rec.reset()
             rec.on = True
             if rec.profiler:
                 rec.profiler.enable()
