@@ -40,9 +40,13 @@ class MappedFile:
         self._owns_fd = False       # adopt(): fd closes with this object (__del__: no weakref.finalize registry,
         #                             ~16 us per mapping in a forked km)
 
-    def __del__(self) -> None:
+    def __del__(self, close: Callable[[int], None] = os.close) -> None:
+        """(os.close bound at definition: at interpreter exit this module's globals may be gone already.)"""
         if self._owns_fd and self.fd is not None:
-            _close(self.fd)
+            try:
+                close(self.fd)
+            except OSError:
+                pass
 
     def __repr__(self) -> str:
         return (f"MappedFile(path={self.path!r}, dev={self.dev!r}, inode={self.inode!r}, "
@@ -135,10 +139,3 @@ def _fd_path(fd: int) -> str:
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return ""
-
-
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
