@@ -36,16 +36,17 @@ def high_fd(fd: int) -> int:
 
 
 def aside(fn: Callable[..., T], *args: object) -> T:
-    """fn(*args) on a thread of its own whose descriptor table is its own and starts empty (close_range's
-    CLOSE_RANGE_UNSHARE over every number): what km opens for itself while the payload runs (a late import's
-    files, a /proc read) is numbered there, so it never takes the lowest free number from a payload thread opening
-    a file at that moment (Linux always gives that thread the lowest). Returns fn's result or raises its exception;
-    only for work that needs none of the process's descriptors (/proc/self still names the process)."""
+    """fn(*args) on a thread of its own whose descriptor table is its own, holding only stdin, stdout and stderr
+    (close_range's CLOSE_RANGE_UNSHARE from 3 on: km's messages and traces still reach stderr): what km opens for
+    itself while the payload runs (a late import's files, a /proc read) is numbered there, so it never takes the
+    lowest free number from a payload thread opening a file at that moment (Linux always gives that thread the
+    lowest). Returns fn's result or raises its exception; only for work that needs none of the process's other
+    descriptors (/proc/self still names the process)."""
     outcome: list[tuple[bool, T | BaseException]] = []
 
     def run() -> None:
         try:
-            libc.syscall(_CLOSE_RANGE, 0, 0xFFFFFFFF, _CLOSE_RANGE_UNSHARE, 0, 0, 0)
+            libc.syscall(_CLOSE_RANGE, 3, 0xFFFFFFFF, _CLOSE_RANGE_UNSHARE, 0, 0, 0)
             outcome.append((True, fn(*args)))
         except BaseException as e:          # noqa: BLE001 - re-raised on the caller's thread
             outcome.append((False, e))
