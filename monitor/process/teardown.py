@@ -31,6 +31,7 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from kdbg.cmodule import CModule
+from ..host_fds import aside
 
 if TYPE_CHECKING:
     from .payload import Process
@@ -118,8 +119,10 @@ def _lib():
 
 
 def prepare() -> None:
-    """Load the module in a km before it forks, so that its children inherit it loaded (none opens it again)."""
-    _lib()
+    """Load the module in a km before it forks, so that its children inherit it loaded (none opens it again); the
+    first time aside (host_fds), as the payload's other threads may be opening files meanwhile."""
+    if not _lib.cache_info().currsize:
+        aside(_lib)
 
 
 @functools.cache
