@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import zlib
 
+UNUSED_S = 30 * 24 * 3600      # a build of another source unused this long is deleted by the next build
+
 
 class CModule:
     def __init__(self, prefix: str, cdef: str, source: str, compile_args: tuple[str, ...] = ("-O2",)) -> None:
@@ -48,6 +50,22 @@ class CModule:
         except Exception:  # noqa: BLE001 - a broken file: the caller's Python twin runs, as without a compiler
             return None
 
+    def _forget_unused(self, place: str, stem: str) -> None:
+        """Delete this module's builds of other sources that nobody has loaded for UNUSED_S (atime: dlopen maps the
+        file, which marks it read). Not every other build: km versions that share the cache (an installed one, a
+        checkout, a bundle) each keep theirs, which another version's build deleted, maybe while it was being
+        loaded (its Python twin ran), and which its next start compiled again."""
+        import time
+        too_old = time.time() - UNUSED_S
+        for old in os.listdir(place):
+            if old.startswith(self.prefix) and not old.startswith(stem):
+                old = os.path.join(place, old)
+                try:
+                    if os.stat(old).st_atime < too_old:
+                        os.unlink(old)
+                except OSError:
+                    pass
+
     def build(self, place: str | None = None) -> str | None:
         """Compile the module into `place` (the cache by default); its path, or None (then a `.failed` marker
         spares later starts the attempt). Concurrent first starts may race: each builds apart and renames."""
@@ -64,12 +82,7 @@ class CModule:
                 built = ffi.compile(tmpdir=tmp, verbose=False)
                 path = self.path(place, stem)
                 os.replace(built, path)
-            for old in os.listdir(place):          # an edited source's older builds (a loaded one stays mapped)
-                if old.startswith(self.prefix) and not old.startswith(stem):
-                    try:
-                        os.unlink(os.path.join(place, old))
-                    except OSError:
-                        pass
+            self._forget_unused(place, stem)
             return path
         except Exception as exc:  # noqa: BLE001 - no compiler, no headers, read-only cache: the Python twin runs
             try:
