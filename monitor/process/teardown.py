@@ -10,16 +10,19 @@ closes its descriptors but the VM's, its vCPUs' and a pidfd of itself (so pipes 
 ends, as exit would close them), then clone()s a *holder*: a process sharing its memory (CLONE_VM) whose own
 descriptor table keeps only those. The forked km then exits: its memory and VM still have a user, so its exit is
 short and its parent's wait4 returns at once, with the kernel's own status, rusage, SIGCHLD and reaping. The
-holder, all signals blocked and named km-teardown, waits on the pidfd until the km has fully exited, then exits
-itself and the kernel tears the memory and the VM down there, on the other CPU or later.
+holder, all signals blocked from its start and named km-teardown, waits on the pidfd until the km has fully exited,
+then exits itself and the kernel tears the memory and the VM down there, on the other CPU or later.
 
 One difference from a plain exit remains: the memory goes after the km is reaped, so a file the payload both locked
 with flock(2) and mapped shared is unlocked then (its mapping holds the open file), not before.
 
 The holder is an orphan once the km is gone: the pid namespace's init reaps it (this host's init does so within
 ~1 s). A km that is itself that init (a container's first process) would see the holder among its payload's
-children, so no holder is made when /proc/1/exe is this Python; nor when a payload thread besides the exiting one
-is alive (Linux kills the others before it closes descriptors). The Python twin is the plain exit (os._exit): it
+children, so no holder is made when /proc/1/exe is this Python, nor when a payload thread besides the exiting one
+is alive (Linux kills the others before it closes descriptors). An init that never reaps orphans (an application
+run as a container's pid 1 without tini) keeps every holder as a zombie, a pid each where native runs leave none:
+known and not detected (this host's init reaps by polling, SIGCHLD neither caught, ignored nor blocked, so pid 1's
+signal dispositions cannot tell). The Python twin is the plain exit (os._exit): it
 runs when the compiled module is missing (tools/install.sh builds it, `python3 -m monitor.process.teardown`; a fork
 never runs a compiler) and under KM_TEARDOWN=inline (a hidden test override).
 """
@@ -62,11 +65,9 @@ static long raw(long nr, long a, long b, long c, long d)
     return ret;
 }
 
-static int holder(void *arg)
+static int holder(void *arg)      /* (all signals blocked already: km_hand_over) */
 {
-    uint64_t all = ~(uint64_t)0;
     struct pollfd km = { (int)(long)arg, POLLIN, 0 };
-    raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, sizeof all);
     raw(SYS_prctl, PR_SET_NAME, (long)"km-teardown", 0, 0);
     while (raw(SYS_poll, (long)&km, 1, -1, 0) == -EINTR)
         ;
@@ -96,6 +97,11 @@ long km_hand_over(int pidfd, const int *keep, int nkeep)
        The teardown is background work; this km is about to exit. */
     struct sched_param none = { 0 };
     raw(SYS_sched_setscheduler, 0, SCHED_BATCH, (long)&none, 0);
+    /* Every signal blocked before the clone, so that the holder starts with them blocked: it inherits the caller's
+       handlers (CPython's), and one run on the holder's stack before its own sigprocmask (a terminal's SIGINT or
+       SIGWINCH to the process group) would touch the interpreter's memory the exiting km leaves behind. */
+    uint64_t all = ~(uint64_t)0;
+    raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, sizeof all);
     long pid = clone(holder, holder_stack + HOLDER_STACK, CLONE_VM, (void *)(long)pidfd);
     return pid < 0 ? -errno : pid;
 }

@@ -63,3 +63,27 @@ def test_the_twin_is_a_plain_exit(monkeypatch) -> None:
         assert teardown._lib() is None
     finally:
         teardown._lib.cache_clear()
+
+
+def test_the_holder_starts_with_every_signal_blocked(compiled) -> None:
+    """The holder inherits the exiting km's handlers (CPython's): a signal sent to the process group (a terminal's
+    SIGINT or SIGWINCH) must never run one on the holder's stack, over memory the exiting km leaves behind, so
+    it is blocked from the holder's first instruction, not from its own sigprocmask on."""
+    ffi, lib = compiled
+    kept_r, kept_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            pidfd = os.pidfd_open(os.getpid())
+            keep = sorted({kept_w, pidfd})
+            holder = lib.km_hand_over(pidfd, ffi.new("int[]", keep), len(keep))
+            with open(f"/proc/{holder}/status") as status:      # at once: the holder may not have run yet
+                blocked = next(line.split()[1] for line in status if line.startswith("SigBlk:"))
+            os.write(kept_w, blocked.encode())
+        finally:
+            os._exit(0)
+    os.close(kept_w)
+    os.waitpid(pid, 0)
+    blocked = int(_read_until_eof(kept_r, 20), 16)
+    os.close(kept_r)
+    assert blocked == ~((1 << 8) | (1 << 18)) & (1 << 64) - 1, hex(blocked)    # all but SIGKILL and SIGSTOP
