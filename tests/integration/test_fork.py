@@ -81,3 +81,21 @@ def test_shell_children_end_as_natively(tmp_path, teardown) -> None:
                 env={"KM_TEARDOWN": "inline"} if teardown == "inline" else None)
     assert km.stdout.decode() == native.stdout, km.stderr.decode()
     assert km.returncode == native.returncode == 0
+
+
+@pytest.mark.parametrize("refused", ["clone-vm", "pidfd_open", "close_range"])
+def test_a_refused_holder_ends_as_natively(payload, tmp_path, refused) -> None:
+    """Where the kernel refuses what the teardown holder needs (a seccomp profile: its clone sharing memory; an
+    older kernel: pidfd_open, close_range), a forked km exits plainly: the same statuses and output as native runs
+    (the launcher makes the refusal, tests/payloads/seccomp_refuse.c)."""
+    from harness.km import KM, km_env
+    from monitor.process.teardown import COMPILED
+    assert COMPILED.load() is not None, "the teardown module cannot be built here (gcc, python3-dev?)"
+    launcher = payload("seccomp_refuse.c", "glibc")
+    native = subprocess.run([str(launcher), refused, BUSYBOX, "sh", "-c", SHELL_CHILDREN], capture_output=True,
+                            text=True, timeout=60)
+    assert native.stdout.splitlines()[-1] == "k=143", native.stderr
+    km = subprocess.run([str(launcher), refused, *KM, BUSYBOX, "sh", "-c", SHELL_CHILDREN], capture_output=True,
+                        text=True, timeout=120, env=km_env(), cwd=tmp_path)
+    assert (km.stdout, km.stderr, km.returncode) == (native.stdout, native.stderr, native.returncode)
+    assert km.returncode == 0
