@@ -21,8 +21,10 @@ The holder is an orphan once the km is gone: the pid namespace's init reaps it (
 children, so no holder is made when /proc/1/exe is this Python, nor when a payload thread besides the exiting one
 is alive (Linux kills the others before it closes descriptors). An init that never reaps orphans (an application
 run as a container's pid 1 without tini) keeps every holder as a zombie, a pid each where native runs leave none:
-known and not detected (this host's init reaps by polling, SIGCHLD neither caught, ignored nor blocked, so pid 1's
-signal dispositions cannot tell). The Python twin is the plain exit (os._exit): it
+known by the evidence, as pid 1's signal dispositions cannot tell (this host's init reaps by polling, SIGCHLD neither
+caught, ignored nor blocked): one holder at a time is a probe, whose pid a page shared by every km forked from the
+first one keeps; a probe still a km-teardown zombie PROBE_S after it was made stops holders for that whole tree of
+kms (a leak of PROBE_S worth of forks at most), a probe gone frees the place for the next holder. The Python twin is the plain exit (os._exit): it
 runs when the compiled module is missing (tools/install.sh builds it, `python3 -m monitor.process.teardown`; a fork
 never runs a compiler) and under KM_TEARDOWN=inline (a hidden test override).
 """
@@ -30,18 +32,21 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 import sys
+import time
 from typing import TYPE_CHECKING, NoReturn
 
 from kdbg.cmodule import CModule
 from ..host_fds import aside
 
 if TYPE_CHECKING:
+    import mmap
+
     from .payload import Process
 
 CDEF = """
 long km_hand_over(int pidfd, const int *keep, int nkeep);
-void km_exit_handing_over(int status, int pidfd, const int *keep, int nkeep);
 """
 
 SOURCE = r"""
@@ -105,15 +110,15 @@ long km_hand_over(int pidfd, const int *keep, int nkeep)
     long pid = clone(holder, holder_stack + HOLDER_STACK, CLONE_VM, (void *)(long)pidfd);
     return pid < 0 ? -errno : pid;
 }
-
-void km_exit_handing_over(int status, int pidfd, const int *keep, int nkeep)
-{
-    km_hand_over(pidfd, keep, nkeep);
-    raw(SYS_exit_group, status, 0, 0, 0);
-}
 """
 
 COMPILED = CModule("_km_teardown_", CDEF, SOURCE)
+
+PROBE_S = float(os.environ.get("KM_TEARDOWN_PROBE_S", "5"))    # (a hidden test override: tests/integration/test_fork.py)
+# The probe page, shared (MAP_SHARED) by a km and every km forked from it: the probe holder's pid, the CLOCK_MONOTONIC
+# ms it was made at, and 1 once a probe was found unreaped (then no more holders)
+_PROBE = struct.Struct("=QQQ")
+_probe: mmap.mmap | None = None
 
 
 @functools.cache
@@ -126,9 +131,36 @@ def _lib():
 
 def prepare() -> None:
     """Load the module in a km before it forks, so that its children inherit it loaded (none opens it again); the
-    first time aside (host_fds), as the payload's other threads may be opening files meanwhile."""
+    first time aside (host_fds), as the payload's other threads may be opening files meanwhile; and make the probe
+    page they share (an anonymous mapping: no descriptor)."""
+    global _probe
     if not _lib.cache_info().currsize:
         aside(_lib)
+    if _probe is None and _lib() is not None:
+        import mmap         # (a fork's, not km's start)
+        _probe = mmap.mmap(-1, _PROBE.size)
+
+
+def _holders_reaped(probe: mmap.mmap) -> bool:
+    """False once the probe holder is still unreaped PROBE_S after it was made (see the module's docstring)."""
+    pid, made_ms, unreaped = _PROBE.unpack_from(probe)
+    if unreaped:
+        return False
+    if not pid or time.monotonic() * 1000 - made_ms < PROBE_S * 1000:
+        return True
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        try:
+            stat = os.read(fd, 64)
+        finally:
+            os.close(fd)
+    except OSError:
+        stat = b""
+    if b"(km-teardown) Z" in stat:
+        _PROBE.pack_into(probe, 0, pid, made_ms, 1)
+        return False
+    _PROBE.pack_into(probe, 0, 0, 0, 0)         # reaped (its pid maybe another's now): the next holder is the probe
+    return True
 
 
 @functools.cache
@@ -146,8 +178,9 @@ def exit_handing_over(proc: Process, status: int) -> NoReturn:
     main thread to report it cost ~0.3 ms and a hand-off per fork), its teardown in a holder when one can be made."""
     from .fork import flush_std_streams
     flush_std_streams()
-    loaded = _lib()
-    if loaded is not None and len(proc.live_threads()) <= 1 and not _init_is_python():
+    loaded, probe = _lib(), _probe
+    if (loaded is not None and probe is not None and len(proc.live_threads()) <= 1 and not _init_is_python()
+            and _holders_reaped(probe)):
         try:
             pidfd = os.pidfd_open(os.getpid())
         except (OSError, AttributeError):
@@ -156,7 +189,10 @@ def exit_handing_over(proc: Process, status: int) -> NoReturn:
             ffi, lib = loaded
             keep = sorted({pidfd, proc.vm.fd, *(t.vcpu.fd for t in proc.threads.values()),
                            *(v.fd for v in proc.free_vcpus)})
-            lib.km_exit_handing_over(status, pidfd, ffi.new("int[]", keep), len(keep))
+            holder = lib.km_hand_over(pidfd, ffi.new("int[]", keep), len(keep))
+            # (the holder touches none of this process's memory but its own stack: Python may run on meanwhile)
+            if holder > 0 and not _PROBE.unpack_from(probe)[0]:
+                _PROBE.pack_into(probe, 0, holder, int(time.monotonic() * 1000), 0)
     os._exit(status)
 
 

@@ -99,3 +99,25 @@ def test_a_refused_holder_ends_as_natively(payload, tmp_path, refused) -> None:
                         text=True, timeout=120, env=km_env(), cwd=tmp_path)
     assert (km.stdout, km.stderr, km.returncode) == (native.stdout, native.stderr, native.returncode)
     assert km.returncode == 0
+
+
+def test_an_init_that_never_reaps_keeps_one_holder(payload, tmp_path) -> None:
+    """A forked km's holder is an orphan reaped by the pid namespace's init; under an init that never reaps (an
+    application as a container's pid 1) every holder stayed a zombie, one per fork where native runs leave none.
+    The probe holder found unreaped KM_TEARDOWN_PROBE_S after it was made stops holders for the kms of that run:
+    here the first fork's holder is the probe and the 11 forks after the pause end plainly."""
+    from harness.km import KM, km_env
+    from monitor.process.teardown import COMPILED
+    assert COMPILED.load() is not None, "the teardown module cannot be built here (gcc, python3-dev?)"
+    unshare = ["unshare", "--fork", "--pid", "--mount-proc"]
+    if shutil.which("unshare") is None or subprocess.run([*unshare, "true"], capture_output=True).returncode:
+        pytest.skip("no pid namespace can be made here (unshare, CAP_SYS_ADMIN)")
+    init = payload("noreap_init.c", "glibc")
+    script = "/bin/true; sleep 1; for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; done; (exit 3); echo s=$?"
+    native = subprocess.run([*unshare, str(init), BUSYBOX, "sh", "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert (native.stdout, native.stderr, native.returncode) == ("s=3\n", "holders 0\n", 0)
+    km = subprocess.run([*unshare, str(init), *KM, BUSYBOX, "sh", "-c", script], capture_output=True, text=True,
+                        timeout=120, env=km_env({"KM_TEARDOWN_PROBE_S": "0.5"}), cwd=tmp_path)
+    assert (km.stdout, km.stderr, km.returncode) == (native.stdout, "holders 1\n", 0)
+
