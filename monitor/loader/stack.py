@@ -6,6 +6,7 @@ import functools
 import os
 import struct
 
+from ..kvm.cpuid import host_cpu_flags
 from ..memory.guest import PROT_READ, PROT_WRITE, GuestMemory
 from .elf import Program
 
@@ -41,11 +42,7 @@ def host_minsigstksz() -> int:
 @functools.cache
 def hwcap() -> int:
     """AT_HWCAP as Linux gives it: CPUID.1:EDX, read from the host (what the payload's cpuid sees too)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return 0
+    flags = host_cpu_flags()
     return sum(1 << i for i, name in enumerate(_CPUID1_EDX) if name and name in flags)
 
 

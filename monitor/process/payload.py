@@ -22,6 +22,7 @@ from ..loader.stack import auxv_bytes, build_stack
 from ..errors import MonitorError
 from ..memory.guest import GuestMemory
 from ..kvm import abi
+from ..kvm.cpuid import add_host_user_isa
 from ..kvm.vm import Kvm
 from ..vcpu.machine import (KBASE, MAX_VCPUS, SELFTEST_GVA, SYSCALL_PORT, SYSCALL_STUB_GPA, SYSCALL_STUB_GVA, SYSTEM_SIZE,
                       build_system_area, init_vcpu_state)
@@ -84,6 +85,7 @@ class Process:
         self.mem = GuestMemory(self.phys, self.tables, on_remap=self._remapped)
         self.breakpoints = SoftwareBreakpoints(self.mem.read_debug, self.mem.write_debug)   # int3s a debugger planted
         self.cpuid = self.kvm.supported_cpuid()
+        add_host_user_isa(self.cpuid)      # LZCNT, SSE4A, RDTSCP that kvm-pvm's list omits (kvm/cpuid.py)
         self.xsave_layout = cpu_xsave_layout(self.cpuid)     # where KVM_GET_XSAVE images keep AVX, AVX-512
         self.syscall_at_cpl0 = False
         self._fresh_process_state()
