@@ -189,11 +189,17 @@ class VcpuThread:
         regs[RIP], regs[RFLAGS] = regs[RCX], regs[R11]
         sync[1] = abi.KVM_SYNC_X86_REGS | (sync[1] & abi.KVM_SYNC_X86_SREGS)
         caught = self.proc.debug.caught_syscalls      # None unless gdb set `catch syscall`
+        stepped = False
         if caught is not None and (not caught or nr in caught):
             # as Linux shows a syscall-enter-stop: the number in orig_rax, -ENOSYS in rax
             self.orig_rax, self.at_syscall_stop, regs[RAX] = nr, True, -errno.ENOSYS & MASK64
             self.proc.debug.on_syscall_entry(self, nr)    # gdb may change the call's arguments here
             self.at_syscall_stop = False
+            # gdb's stepi from that stop: as Linux's PTRACE_SINGLESTEP, the call is made and the step ends right
+            # after it, with no syscall-exit-stop
+            stepped = bool(regs[RFLAGS] & TF)
+            if stepped:
+                caught = None
         else:
             caught = None
         self.state = State.IN_SYSCALL
@@ -208,7 +214,7 @@ class VcpuThread:
             self.at_syscall_stop = True
             self.proc.debug.on_syscall_return(self, nr)
             self.at_syscall_stop = False
-        if regs[R11] & TF:
+        if regs[R11] & TF or stepped:
             self.proc.debug.on_syscall_step(self)       # stepping over `syscall`: SFMASK cleared TF
         if result is not None and result in RESTART_CODES:   # cut short: EINTR or a restart, with the signals
             self.proc.signals.deliver(self, result)

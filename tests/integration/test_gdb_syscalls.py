@@ -79,3 +79,25 @@ def test_a_junk_catch_list_is_an_error_and_the_session_goes_on(debug) -> None:
     assert "received: \"E" in d.gdb.console("maint packet QCatchSyscalls:1;123456789")
     assert "received: \"OK\"" in d.gdb.console("maint packet QCatchSyscalls:0")
     _finish(d)
+
+
+
+def test_stepi_at_a_syscall_entry_makes_the_call_first(debug) -> None:
+    """gdb's stepi at a syscall catchpoint's entry stop: Linux makes the call and the step ends right after it
+    (the pc does not move, rax holds the result, no return stop); the next stepi runs the next instruction. km ran
+    that next instruction on the debugger's thread before the call (the thread was parked inside it), and the
+    call's result then overwrote rax: the program printed "same parent 0"."""
+    d = debug(SRC)
+    d.gdb.console("catch syscall getppid")
+    d.gdb.run("-exec-continue")
+    d.gdb.wait_for_stop()
+    pc = _reg(d, "pc")
+    d.gdb.run("-exec-step-instruction")
+    stop = d.gdb.wait_for_stop()
+    assert stop["reason"] == "end-stepping-range" and stop["frame"]["func"] == "getppid", d.diagnostics()
+    assert _reg(d, "pc") == pc and 0 < _reg(d, "rax") < 1 << 22, d.diagnostics()
+    d.gdb.run("-exec-step-instruction")
+    stop = d.gdb.wait_for_stop()
+    assert stop["reason"] == "end-stepping-range" and stop["frame"]["func"] == "main", d.diagnostics()
+    d.gdb.console("delete")
+    _finish(d)
