@@ -39,6 +39,11 @@ USER_ISA_BITS = (
     CpuidBit(0x80000001, 0, "edx", 27, "rdtscp"),
 )
 
+# CPUID.1:EDX bit names as /proc/cpuinfo spells them (arch/x86/include/asm/cpufeatures.h, word 0): AT_HWCAP
+LEAF1_EDX_FLAGS = ("fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "", "sep", "mtrr", "pge",
+                   "mca", "cmov", "pat", "pse36", "pn", "clflush", "", "dts", "acpi", "mmx", "fxsr", "sse", "sse2",
+                   "ss", "ht", "tm", "ia64", "pbe")
+
 
 @functools.cache
 def host_cpu_flags() -> frozenset[str]:

@@ -6,7 +6,7 @@ import functools
 import os
 import struct
 
-from ..kvm.cpuid import host_cpu_flags
+from ..kvm.cpuid import LEAF1_EDX_FLAGS, host_cpu_flags
 from ..memory.guest import PROT_READ, PROT_WRITE, GuestMemory
 from .elf import Program
 
@@ -17,11 +17,6 @@ AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
 AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23, 25, 26, 31, 33, 51
 MINSIGSTKSZ = 2048          # what km tells when the host's auxv does not say (kernels before 5.14)
-
-# CPUID.1:EDX bit names as /proc/cpuinfo spells them (arch/x86/include/asm/cpufeatures.h, word 0)
-_CPUID1_EDX = ["fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "", "sep", "mtrr", "pge", "mca",
-               "cmov", "pat", "pse36", "pn", "clflush", "", "dts", "acpi", "mmx", "fxsr", "sse", "sse2", "ss", "ht",
-               "tm", "ia64", "pbe"]
 
 
 @functools.cache
@@ -43,7 +38,7 @@ def host_minsigstksz() -> int:
 def hwcap() -> int:
     """AT_HWCAP as Linux gives it: CPUID.1:EDX, read from the host (what the payload's cpuid sees too)."""
     flags = host_cpu_flags()
-    return sum(1 << i for i, name in enumerate(_CPUID1_EDX) if name and name in flags)
+    return sum(1 << i for i, name in enumerate(LEAF1_EDX_FLAGS) if name and name in flags)
 
 
 def hwcap2() -> int:
