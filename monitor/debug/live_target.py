@@ -344,12 +344,15 @@ class LiveTarget(ProcessView):
         self.world.resume_all(threads)
 
     def _parked_plain(self, thread: VcpuThread) -> bool:
-        """Parked with nothing for its own loop to do before it runs again (an exit to serve, a freeze, a blocking
-        call it is parked in, a syscall catchpoint's stop inside the call it serves, a signal to deliver, a
-        watchpoint's page to re-protect): what a run made on the stub's thread needs, a step's and a continue's
-        alike."""
-        return (thread.state is State.PAUSED and thread.has_run and not thread.exit_pending and not thread.freezing
-                and not thread.parked_in_syscall and not thread.at_syscall_stop and not self.watchpoints.points
+        """Parked by an exception's stop, after which its loop goes straight back to KVM_RUN (clean_park; not a stop
+        inside the code that serves a syscall or delivers a signal, which goes on from where it parked once the
+        thread is released: a syscall catchpoint's, a signal's restarting the call it interrupted, a step's over
+        `syscall`), with nothing for its loop to do before it runs again (an exit to serve, a freeze, a blocking
+        call it is parked in, a signal to deliver, a watchpoint's page to re-protect): what a run made on the
+        stub's thread needs, a step's and a continue's alike."""
+        return (self.debug_of(thread).clean_park and thread.state is State.PAUSED and thread.has_run
+                and not thread.exit_pending and not thread.freezing and not thread.parked_in_syscall
+                and not thread.at_syscall_stop and not self.watchpoints.points
                 and not self.proc.signals.has_pending(thread))
 
     def _can_step_here(self, thread: VcpuThread) -> bool:
@@ -360,7 +363,8 @@ class LiveTarget(ProcessView):
     def _can_continue_here(self, thread: VcpuThread) -> bool:
         """A continue of the only thread, parked by an exception stop: run here until the period of RunDeadline
         ends (a breakpoint hit within it costs no thread hand-off either way)."""
-        return (self.debug_of(thread).clean_park and self._parked_plain(thread) and not thread.trap_flag and len(self.proc.threads) == 1 and not self.proc.ended.is_set())
+        return (self._parked_plain(thread) and not thread.trap_flag and len(self.proc.threads) == 1
+                and not self.proc.ended.is_set())
 
     def _continue_here(self, thread: VcpuThread) -> None:
         """gdb's continue, run by the stub's thread until the payload stops at a breakpoint, makes any other

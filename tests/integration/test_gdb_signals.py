@@ -86,3 +86,21 @@ def test_a_passed_signal_is_not_lost_behind_another_threads_breakpoint(debug) ->
     assert stops == 60 and out.startswith("sent="), diagnostics + out + err
     sent, handled = (int(f.split("=")[1]) for f in out.split())
     assert sent > 0 and handled == sent and status == 0, out + err
+
+
+def test_stepi_after_a_discarded_signal_restarts_the_call(debug) -> None:
+    """gdb's stepi at the stop of a signal that interrupted a call, the signal discarded (`handle nopass`): Linux
+    restarts the call with no handler run, and the step ends once it returns (the pc is back where the stop showed
+    it). km made the step on the debugger's thread while the vCPU's thread was still parked inside the signal's
+    delivery, which then restarted the call from the stepped pc."""
+    d = debug("gdb_signal_restart.c")
+    d.gdb.console("handle SIGALRM stop print nopass")
+    d.gdb.run("-exec-continue")
+    stop = d.gdb.wait_for_stop("signal-received")
+    assert stop["signal-name"] == "SIGALRM", d.diagnostics()
+    pc = int(d.gdb.console("p/x $pc").split("=")[-1].strip(), 16)
+    d.gdb.run("-exec-step-instruction")
+    d.gdb.wait_for_stop()
+    assert int(d.gdb.console("p/x $pc").split("=")[-1].strip(), 16) == pc, d.diagnostics()
+    status, out, err = run_to_exit(d, 0)
+    assert out.splitlines() == ["nanosleep 0"], out + err
