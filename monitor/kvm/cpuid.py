@@ -14,11 +14,17 @@ there change nothing), so the payload cannot be shown it; `rdpid` executes and r
 
 On hardware KVM the supported CPUID already holds these bits when the host has them (arch/x86/kvm/cpu.c
 kvm_set_cpu_caps keeps ABM, SSE4A and RDTSCP from the host's own CPUID), so the addition changes nothing there.
+RDTSCP is the exception that could: a VMX without the "enable RDTSCP" control makes KVM clear it, and a guest's
+`rdtscp` then raises #UD, so km adds it only where ring 3 runs on the host CPU (kvm-pvm, KVM_PVM_MODULE).
 """
 from __future__ import annotations
 
 import functools
+import os
 from typing import NamedTuple
+
+# Present when the KVM is kvm-pvm, whose guests' ring 3 runs natively on the host CPU
+KVM_PVM_MODULE = "/sys/module/kvm_pvm"
 
 
 class CpuidBit(NamedTuple):
@@ -28,6 +34,7 @@ class CpuidBit(NamedTuple):
     register: str          # "eax", "ebx", "ecx" or "edx"
     bit: int
     flag: str
+    hardware_gated: bool = False   # hardware KVM can disable the instruction for its guests (a VMX control)
 
 
 # The one list of user-mode ISA bits km takes from the host (leaf, sub-leaf, register, bit as in the SDM/APM and
@@ -36,7 +43,7 @@ class CpuidBit(NamedTuple):
 USER_ISA_BITS = (
     CpuidBit(0x80000001, 0, "ecx", 5, "abm"),        # LZCNT (x86-64-v3)
     CpuidBit(0x80000001, 0, "ecx", 6, "sse4a"),      # EXTRQ/INSERTQ, MOVNTSS/SD (AMD)
-    CpuidBit(0x80000001, 0, "edx", 27, "rdtscp"),
+    CpuidBit(0x80000001, 0, "edx", 27, "rdtscp", hardware_gated=True),
 )
 
 # CPUID.1:EDX bit names as /proc/cpuinfo spells them (arch/x86/include/asm/cpufeatures.h, word 0): AT_HWCAP
@@ -56,13 +63,17 @@ def host_cpu_flags() -> frozenset[str]:
         return frozenset()
 
 
-def add_host_user_isa(cpuid, flags: frozenset[str] | None = None) -> list[str]:
+def add_host_user_isa(cpuid, flags: frozenset[str] | None = None, ring3_native: bool | None = None) -> list[str]:
     """Set in `cpuid` (a struct kvm_cpuid2, in place) each USER_ISA_BITS bit the host has (`flags`, by default
-    host_cpu_flags()) and the table lacks; a leaf the table does not hold stays absent. Returns the flags added."""
+    host_cpu_flags()) and the table lacks; a leaf the table does not hold stays absent, and a hardware-gated bit
+    is added only when ring 3 runs on the host CPU (`ring3_native`, by default: kvm-pvm is loaded). Returns the
+    flags added."""
     flags = host_cpu_flags() if flags is None else flags
+    if ring3_native is None:
+        ring3_native = os.path.exists(KVM_PVM_MODULE)
     added = []
     for want in USER_ISA_BITS:
-        if want.flag not in flags:
+        if want.flag not in flags or (want.hardware_gated and not ring3_native):
             continue
         for i in range(cpuid.nent):
             entry = cpuid.entries[i]
