@@ -159,8 +159,9 @@ def _holders_reaped(probe: mmap.mmap) -> bool:
     if b"(km-teardown) Z" in stat:
         _PROBE.pack_into(probe, 0, pid, made_ms, 1)
         return False
-    _PROBE.pack_into(probe, 0, 0, 0, 0)         # reaped (its pid maybe another's now): the next holder is the probe
-    return True
+    if b"(km-teardown) " not in stat:           # reaped (its pid maybe another's now): the next holder is the probe
+        _PROBE.pack_into(probe, 0, 0, 0, 0)
+    return True                                 # (a probe still tearing down stays the probe)
 
 
 @functools.cache
