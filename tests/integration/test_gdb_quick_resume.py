@@ -2,19 +2,35 @@
 payload from a run made on the stub's thread. Each reply must show the registers of after that run, and each
 register or memory write between resumes must reach the next run; gdbserver, driven by the same packets, is the
 reference (the payload is static: the same addresses under both). km runs twice: with the compiled run of a parked
-vCPU (monitor/kvm/crun.py) and with its Python twin (KM_DEBUG_RUN=python)."""
+vCPU (monitor/kvm/crun.py) and with its Python twin (KM_DEBUG_RUN=python), each with a hook that records what
+LiveTarget.quick_resume answered: the replies are the same from the generic path, so without it this test would pass
+with the quick lane never taken."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 
 from harness.debuggee import start_server
+from harness.km import ROOT
 from harness.rsp_client import RspClient
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle
 
 SRC = "gdb_quick.c"
+# a sitecustomize.py on km's PYTHONPATH (this test only): one line per quick_resume() call, what it answered
+QUICK_HOOK = """
+import os
+from monitor.debug.live_target import LiveTarget
+_quick_resume = LiveTarget.quick_resume
+def quick_resume(self, step_tid):
+    stop = _quick_resume(self, step_tid)
+    with open(os.environ["KM_TEST_QUICK_OUT"], "a") as f:
+        f.write(("stop" if isinstance(stop, tuple) else "resumed" if stop else "declined") + f" {step_tid}\\n")
+    return stop
+LiveTarget.quick_resume = quick_resume
+"""
 
 
 def _word(hex_text: bytes) -> int:
@@ -28,14 +44,20 @@ def _reply_rip(reply: bytes) -> int:
 
 
 @pytest.mark.parametrize("backend,run", [("km", "compiled"), ("km", "python"), ("gdbserver", "")])
-def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_port) -> None:
+def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_port, tmp_path) -> None:
     exe = payload(SRC)
     tick, syscall_at = symbol_address(exe, "tick"), symbol_address(exe, "quick_syscall")
     counter = symbol_address(exe, "counter")
     if run == "compiled":
         from monitor.kvm import crun
         assert crun.load() is not None, "the compiled run cannot be built here (gcc, python3-dev?)"
-    proc = start_server(backend, exe, free_port, env={"KM_DEBUG_RUN": run} if backend == "km" else None)
+    env = None
+    if backend == "km":
+        (tmp_path / "sitecustomize.py").write_text(QUICK_HOOK)
+        lanes = tmp_path / "lanes.txt"
+        env = {"KM_DEBUG_RUN": run, "KM_TEST_QUICK_OUT": str(lanes),
+               "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = start_server(backend, exe, free_port, env=env)
     client = RspClient(free_port)
     seen = []
     try:
@@ -79,3 +101,8 @@ def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_p
             proc.kill()
         proc.communicate(timeout=30)
     assert len(seen) == 8
+    if backend == "km":      # the quick lane answered the steps and the continues from a breakpoint's stop; the
+        #                      continue from the entry stop (the thread never ran) and from the stop of a step over
+        #                      `syscall` (posted by the vCPU's thread, which served the call) go the generic way
+        answers = [line.split()[0] for line in lanes.read_text().splitlines()]
+        assert answers[1:8] == ["stop"] * 6 + ["resumed"], answers
