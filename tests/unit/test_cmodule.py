@@ -66,3 +66,14 @@ def test_unused_builds_of_other_sources_go(can_build, tmp_path) -> None:
     long_ago = os.stat(old_path).st_mtime - cmodule.UNUSED_S - 60
     os.utime(old_path, (long_ago, long_ago))
     assert new.build(str(tmp_path)) and not os.path.exists(old_path)
+
+
+def test_an_old_build_loaded_lately_is_kept(can_build, tmp_path) -> None:
+    """Age is the last load (atime: dlopen reads the file), not the build: a km version built long ago and started
+    every day keeps its module when another version builds."""
+    from kdbg import cmodule
+    old, new = _module(47), _module(48)
+    old_path = old.build(str(tmp_path))
+    long_ago = os.stat(old_path).st_mtime - cmodule.UNUSED_S - 60
+    os.utime(old_path, (os.stat(old_path).st_atime, long_ago))      # built long ago, loaded just now
+    assert new.build(str(tmp_path)) and os.path.exists(old_path)
