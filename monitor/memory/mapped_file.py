@@ -73,7 +73,9 @@ class MappedFile:
             last = _last_kept()
             if last is not None and last.fd is not None and _same_open_file(fd, last.fd):
                 return last
-            mapped = cls.adopt(os.dup(fd), _fd_path(fd))
+            # dup'ed into km's range at once: a plain dup took the lowest free number, which a payload thread
+            # opening a file at that moment must get (Linux's mmap takes no descriptor)
+            mapped = cls.adopt(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE), _fd_path(fd), moved=True)
             _last_kept = weakref.ref(mapped)
             return mapped
         path = _fd_path(fd)

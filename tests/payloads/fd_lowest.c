@@ -1,7 +1,9 @@
 /* Linux gives open() the lowest free descriptor, even while another thread of the process makes a call km serves
  * by importing code late (a syscall family loaded on first use, the resource module behind getrlimit). Each round
  * forks a child that starts with nothing late loaded: its main thread opens and closes /dev/null in a tight loop
- * while a second thread makes those calls; every open must return the number the first one did.
+ * while a second thread makes those calls; every open must return the number the first one did. With "mmap" as
+ * the second argument the second thread maps this program (code, private) from two descriptors in turn instead,
+ * which km serves by keeping a descriptor of the file for itself.
  * Prints "rounds N misnumbered M" (M counts opens that got another number). */
 #include <fcntl.h>
 #include <poll.h>
@@ -9,16 +11,28 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static atomic_int go, done;
+static const char *program;          /* mmap mode: this program's path (argv[0]) */
+static int images[2];                /* mmap mode: two descriptors of it, opened before the round's first open */
 
 static void *late_calls(void *arg) {
     (void)arg;
     while (!atomic_load(&go))
         ;
+    if (program) {
+        for (int i = 0; i < 400; i++) {     /* each mapping's descriptor is another open file than the last's */
+            void *image = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, images[i & 1], 0);
+            if (image != MAP_FAILED)
+                munmap(image, 4096);
+        }
+        atomic_store(&done, 1);
+        return NULL;
+    }
     struct rlimit limit;
     poll(NULL, 0, 0);                       /* a family none of the start-up ones serves */
     getrlimit(RLIMIT_STACK, &limit);        /* km asks the host through Python's resource module */
@@ -28,6 +42,8 @@ static void *late_calls(void *arg) {
 
 static int round_of_opens(void) {
     pthread_t thread;
+    if (program && ((images[0] = open(program, O_RDONLY)) < 0 || (images[1] = open(program, O_RDONLY)) < 0))
+        return 101;
     if (pthread_create(&thread, NULL, late_calls, NULL) != 0)
         return 100;
     int lowest = open("/dev/null", O_RDONLY);
@@ -48,6 +64,8 @@ static int round_of_opens(void) {
 
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 10, misnumbered = 0;
+    if (argc > 2 && argv[2][0] == 'm')
+        program = argv[0];
     for (int i = 0; i < rounds; i++) {
         pid_t child = fork();
         if (child == 0)
