@@ -14,7 +14,6 @@ import argparse
 import collections
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,8 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "harness")]
-from rsp_client import RspClient  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from tests.harness.gdb import free_port, wait_listening  # noqa: E402
+from tests.harness.rsp_client import RspClient  # noqa: E402 - the tests' bare client
+from tests.harness.symbols import symbol_address  # noqa: E402
 
 PAYLOAD_SOURCE = Path(__file__).resolve().parent / "payloads" / "gdb_loop.c"
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
@@ -92,12 +93,6 @@ runpy.run_module("monitor.cli", run_name="__main__")
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(backend: str, program: Path, port: int, wrapper: Path | None, out: Path | None,
                  profile: bool = False, root: Path = ROOT) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -115,20 +110,23 @@ def start_server(backend: str, program: Path, port: int, wrapper: Path | None, o
                             env=env, start_new_session=True)
 
 
-def connect(port: int) -> RspClient:
-    deadline = time.monotonic() + 20
+def wait_traced(pids: list[int], tracer: int, timeout_s: float = 10.0) -> None:
+    """Until strace (pid `tracer`) has attached every thread of `pids`: resumes made before would go uncounted."""
+    deadline = time.monotonic() + timeout_s
     while True:
-        try:
-            return RspClient(port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def symbol(program: Path, name: str) -> int:
-    listing = subprocess.run(["nm", str(program)], capture_output=True, text=True, check=True).stdout
-    return next(int(line.split()[0], 16) for line in listing.splitlines() if line.endswith(f" T {name}"))
+        tracers = set()
+        for pid in pids:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+                except OSError:
+                    continue
+                tracers.add(int(status.split("TracerPid:")[1].split()[0]))
+        if tracers == {tracer}:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"strace did not attach to {pids} in {timeout_s} s")
+        time.sleep(0.01)
 
 
 def tasks(pid: int) -> dict[int, tuple[str, int, int, int]]:
@@ -158,14 +156,16 @@ class Session:
     def __init__(self, backend: str, program: Path, wrapper: Path | None = None, out: Path | None = None,
                  profile: bool = False, root: Path = ROOT) -> None:
         self.backend, self.program = backend, program
-        self.proc = start_server(backend, program, free_port_holder := free_port(), wrapper, out, profile, root)
-        self.c = connect(free_port_holder)
+        port = free_port()
+        self.proc = start_server(backend, program, port, wrapper, out, profile, root)
+        wait_listening(port, self.proc, 20.0)
+        self.c = RspClient(port)
         c = self.c
         c.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+;no-resumed+")
         c.ask(b"Hg0")
         stop = c.ask(b"?")
         self.pid = stop.split(b"thread:p")[1].split(b".")[0]
-        self.tick = symbol(program, "tick")
+        self.tick = symbol_address(program, "tick")
         c.ask(b"Z0,%x,1" % self.tick)
         c.send(b"vCont;c:p%s.-1" % self.pid)
         c.stop_reply()
@@ -219,10 +219,10 @@ def strace_split(session: Session, kind: str, count: int, work: Path) -> list[st
     out = work / f"strace-{session.backend}-{kind.replace(';', '')}.txt"
     if kind != "vCont;s":
         session.c.ask(b"Z0,%x,1" % session.tick)
-    tracer = subprocess.Popen(["strace", "-f", "-c", "-o", str(out)] + [a for p in session.pids()
-                                                                     for a in ("-p", str(p))],
+    # the serving process only: gdbserver's inferior is already gdbserver's tracee, which strace cannot attach to
+    tracer = subprocess.Popen(["strace", "-f", "-c", "-o", str(out), "-p", str(session.proc.pid)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)                         # attached
+    wait_traced([session.proc.pid], tracer.pid)
     one = session.step if kind == "vCont;s" else session.cont
     for _ in range(count):
         one()
@@ -230,7 +230,8 @@ def strace_split(session: Session, kind: str, count: int, work: Path) -> list[st
     tracer.wait()
     if kind != "vCont;s":
         session.c.ask(b"z0,%x,1" % session.tick)
-    lines = [f"{session.backend} {kind}: syscalls per resume (strace -f -c, all threads{', inferior' if session.backend != 'km' else ''})"]
+    lines = [f"{session.backend} {kind}: syscalls per resume (strace -f -c, the server's threads"
+             f"{'; its inferior is not traced' if session.backend != 'km' else ''})"]
     for line in out.read_text().splitlines():
         parts = line.split()
         if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
