@@ -308,3 +308,30 @@ def test_mapped_file_of_fd_reuses_the_open_file_and_closes_with_the_last_user(tm
     with pytest.raises(OSError):
         os.fstat(kept)
     assert os.fstat(b.fd).st_ino == b.inode
+
+
+def test_unmap_gives_back_neighbours_in_one_chunk_together_never_across_chunks():
+    """GuestMemory.unmap releases the backings in host-contiguous runs: guest-physical neighbours merge while they
+    lie in one chunk (one host mapping); a run never crosses into the next chunk, whose host memory lies elsewhere
+    (a madvise over it would drop whatever the host keeps after the first chunk)."""
+    from types import SimpleNamespace
+    from monitor.memory.physical import Chunk
+
+    class Phys:
+        chunks = [Chunk(0, 0x10000, 0x7F0000000000, memoryview(b"")),
+                  Chunk(0x10000, 0x10000, 0x7E0000000000, memoryview(b""))]   # adjacent GPAs, apart on the host
+
+        def __init__(self) -> None:
+            self.released: list[tuple[int, int]] = []
+
+        def chunk_of(self, gpa: int) -> Chunk:
+            return self.chunks[gpa >= 0x10000]
+
+        def release(self, gpa: int, size: int) -> None:
+            self.released.append((gpa, size))
+
+    phys = Phys()
+    GuestMemory._release_runs(SimpleNamespace(phys=phys),      # type: ignore[arg-type]
+                              [(0xF000, 0x1000), (0x3000, 0x1000), (0x10000, 0x2000), (0x2000, 0x1000),
+                               (0x5000, 0x1000)])
+    assert phys.released == [(0x2000, 0x2000), (0x5000, 0x1000), (0xF000, 0x1000), (0x10000, 0x2000)]
