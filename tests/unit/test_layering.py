@@ -36,6 +36,8 @@ RULES = [
     ("kdbg/target.py", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control", "kdbg.breakpoints")),
     ("kdbg/stub_banner.py", ("monitor", "kdbg", "elftools", "capstone", "pygdbmi", "cffi")),
     ("kdbg/tracelog.py", ("monitor", "kdbg")),     # every km module's logger: the stdlib only
+    ("kdbg/cmodule.py", ("monitor", "kdbg", "elftools", "capstone", "pygdbmi")),   # builds the C modules of the
+    #                                                    stub and the monitor alike: the stdlib and cffi only
     ("kdbg/link_map.py", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control", "elftools")),
     ("kdbg/tls.py", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control", "elftools")),
     ("kdbg.arch", ("monitor", "kdbg.rsp", "kdbg.core", "kdbg.dap", "kdbg.vcpu_control")),
