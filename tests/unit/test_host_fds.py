@@ -1,0 +1,29 @@
+"""host_fds.aside: km's passing descriptors numbered in a table of the thread's own, out of the payload's way."""
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from monitor.host_fds import aside
+
+
+def test_aside_numbers_in_its_own_table_and_keeps_the_standard_streams():
+    """What fn opens never takes the caller's lowest free number; stdin, stdout and stderr are still there (km's
+    messages during a late import reach stderr), the caller's other descriptors are not; fn's result and its
+    exception come back to the caller."""
+    held = os.open(os.devnull, os.O_RDONLY)
+    lowest = os.open(os.devnull, os.O_RDONLY)
+    os.close(lowest)
+    try:
+        assert aside(os.open, os.devnull, os.O_RDONLY) == 3            # the aside table's own lowest (0-2 kept)
+        assert aside(lambda: [os.fstat(fd).st_mode for fd in (0, 1, 2)]) == [os.fstat(fd).st_mode for fd in (0, 1, 2)]
+        with pytest.raises(OSError) as gone:
+            aside(os.fstat, held)
+        assert gone.value.errno == errno.EBADF
+        probe = os.open(os.devnull, os.O_RDONLY)
+        os.close(probe)
+        assert probe == lowest
+    finally:
+        os.close(held)
