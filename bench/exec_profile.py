@@ -102,7 +102,9 @@ class Recorder:
         from monitor.kvm import vcpu as vcpu_module
         from monitor.vcpu import loop as vcpu_loop
         from monitor.syscalls.dispatch import NAMES
+        from monitor.syscalls.numbers import NUMBERS
         from monitor.process import fork
+        exit_group, execve_nr = NUMBERS["exit_group"], NUMBERS["execve"]
         clock, cpu_clock, rec = time.perf_counter, time.thread_time, self
         run_once, dispatch, execve = vcpu_module.Vcpu.run_once, vcpu_loop.dispatch, fork.execve
 
@@ -116,13 +118,13 @@ class Recorder:
                     rec.run_cpu += cpu_clock() - cpu
 
         def timed_dispatch(ctx, nr, *args):
-            if rec.on and nr == 231:            # exit_group: the exec half ends (the teardown is the fork half's)
+            if rec.on and nr == exit_group:     # exit_group: the exec half ends (the teardown is the fork half's)
                 rec.report()
             t = clock()
             try:
                 return dispatch(ctx, nr, *args)
             finally:
-                if rec.on and nr != 59:
+                if rec.on and nr != execve_nr:
                     slot_name = NAMES.get(nr, str(nr))
                     slot = rec.calls.setdefault(slot_name, [0, 0.0])
                     slot[0] += 1
