@@ -22,12 +22,15 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from monitor.kvm import abi  # noqa: E402
 TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = ("sched/sched_process_fork", "syscalls/sys_enter_ioctl", "syscalls/sys_exit_ioctl",
           "syscalls/sys_exit_wait4", "syscalls/sys_enter_exit_group")
-IOCTLS = {0xAE01: "KVM_CREATE_VM", 0xAE41: "KVM_CREATE_VCPU", 0xAE80: "KVM_RUN", 0x4020AE46: "SET_USER_MEMORY_REGION",
-          0x4008AE90: "SET_CPUID2", 0x4008AE89: "SET_MSRS", 0x4138AE84: "SET_SREGS", 0x8138AE83: "GET_SREGS",
-          0x5000AEA5: "SET_XSAVE", 0x4188AEA7: "SET_XCRS", 0x4090AE82: "SET_REGS", 0x8090AE81: "GET_REGS"}
+# the child's ioctls by request number, named as in monitor/kvm/abi.py (which declares the numbers)
+IOCTLS = {getattr(abi, name): name for name in (
+    "KVM_CREATE_VM", "KVM_CREATE_VCPU", "KVM_RUN", "KVM_SET_USER_MEMORY_REGION", "KVM_SET_CPUID2", "KVM_SET_MSRS",
+    "KVM_SET_SREGS", "KVM_GET_SREGS", "KVM_SET_XSAVE", "KVM_SET_XCRS", "KVM_SET_REGS", "KVM_GET_REGS")}
 # km with a marker per payload syscall: the launcher patches monitor.syscalls.dispatch before km starts
 LAUNCHER = """
 import os, sys
