@@ -30,6 +30,7 @@ from ..loader.script import open_exec
 from .self_exec import km_command
 from .teardown import prepare as prepare_teardown
 from ..signals.delivery import SIG_IGN
+from ..syscalls.proc import RLIMIT_STACK, rlimit
 from ..syscalls.procfs import exe_alias
 from ..trace import flush as trace_flush
 
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 log = logger("km.vcpu")
 RAX = KVM_REGS.index("rax")
 RSP = KVM_REGS.index("rsp")
-ARG_COUNT, ARG_LIMIT = 4096, 1 << 17     # execve's argv/envp strings km reads: how many, and MAX_ARG_STRLEN
+MAX_ARG_STRLEN = 1 << 17          # one execve string's bytes, its NUL included (fs/exec.c valid_arg_len)
+_STK_LIM, ARG_MAX = 8 << 20, 32 * 4096
 CLONE_VM, CLONE_VFORK, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
     0x100, 0x4000, 0x100000, 0x200000, 0x1000000
 
@@ -131,8 +133,10 @@ def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int 
         ctx.proc.phys.prepare_window()
     raw_path = ctx.mem.read_cstring(path_gva).decode(errors="surrogateescape")
     path = exe_alias(ctx, raw_path)
-    argv = [a.decode(errors="surrogateescape") for a in ctx.mem.read_string_array(argv_gva, ARG_COUNT, ARG_LIMIT)]
-    env = ctx.mem.read_string_array(envp_gva, ARG_COUNT, ARG_LIMIT)
+    strings = _arguments(ctx, raw_path, argv_gva, envp_gva)
+    if strings is None:
+        return -errno.E2BIG
+    argv, env = [a.decode(errors="surrogateescape") for a in strings[0]], strings[1]
     try:
         program, argv, stream = open_exec(path, argv)
         checked = check_program(program, stream)
@@ -165,6 +169,21 @@ def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int 
         log.info("execve: km could not start again: %s", e)
         return -(e.errno or errno.ENOEXEC)
     return -errno.ENOEXEC
+
+
+def _arguments(ctx: VcpuThread, path: str, argv_gva: int, envp_gva: int) -> tuple[list[bytes], list[bytes]] | None:
+    """execve's argv and envp as Linux copies them (fs/exec.c count, bprm_stack_limits, copy_strings): any number
+    within the byte limit (a quarter of the stack's rlimit, at most 3/4 of _STK_LIM, at least ARG_MAX), which the
+    strings with their NULs, the path's and the pointers share; None for E2BIG (a string past MAX_ARG_STRLEN too).
+    GuestFault for a bad pointer."""
+    limit = max(min(_STK_LIM // 4 * 3, rlimit(RLIMIT_STACK)[0] // 4), ARG_MAX)
+    try:
+        argv = ctx.mem.read_string_array(argv_gva, limit // 8, MAX_ARG_STRLEN)
+        env = ctx.mem.read_string_array(envp_gva, limit // 8 - len(argv), MAX_ARG_STRLEN)
+    except OSError:                 # (read_cstring's ENAMETOOLONG: a string past its buffer)
+        return None
+    size = 8 * (max(len(argv), 1) + len(env)) + len(os.fsencode(path)) + 1 + sum(len(s) + 1 for s in (*argv, *env))
+    return (argv, env) if size <= limit else None
 
 
 def flush_std_streams() -> None:

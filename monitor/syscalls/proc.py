@@ -267,7 +267,8 @@ def sys_prctl(ctx: VcpuThread, option: int, arg2: int) -> int:
     return -errno.EINVAL
 
 
-def _limit(resource: int) -> tuple[int, int]:
+def rlimit(resource: int) -> tuple[int, int]:
+    """The payload's (soft, hard) limit of `resource`: the host's, but for RLIMIT_NOFILE."""
     if resource == RLIMIT_NOFILE:
         return KM_FD_BASE, KM_FD_BASE     # the payload's descriptors end where km's begin
     limits = ffi.new("uint64_t[2]")         # the host's own (RLIM_INFINITY is ~0 there too), asked without
@@ -281,7 +282,7 @@ def sys_prlimit64(ctx: VcpuThread, pid: int, resource: int, new: int, old: int) 
     if resource > 15:
         return -errno.EINVAL
     if old:
-        ctx.mem.write(old, struct.pack("<QQ", *_limit(resource)))
+        ctx.mem.write(old, struct.pack("<QQ", *rlimit(resource)))
     return 0
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from harness.km import run_both, run_km
 
+from .test_run import differential
+
 
 def test_exec_chain_keeps_and_drops_what_linux_does(payload, tmp_path) -> None:
     first, middle = payload("exec_chain.c", "musl"), payload("exec_chain.c", "dynamic")
@@ -72,3 +74,12 @@ def test_an_exec_racing_an_exit_group_ends_as_on_linux(payload) -> None:
     for delay_us in (0, 500, 1500, 3000):
         km = run_km(exe, str(delay_us), "/bin/true", timeout=30)
         assert km.returncode in (0, 7) and km.stdout == km.stderr == b"", (delay_us, km)
+
+
+@pytest.mark.parametrize("mode, n", [("many", "5000"), ("long", "131071"), ("long", "131072"), ("total", "9000")])
+def test_execve_argument_limits_match_native(payload, mode, n) -> None:
+    """execve takes any number of arguments within the byte limit (km once read only the first 4096, silently),
+    and answers E2BIG for one string past MAX_ARG_STRLEN (was ENAMETOOLONG) and for a total past a quarter of the
+    stack's rlimit (9000 x 1000 bytes against 8 MiB / 4)."""
+    native, km = differential(payload("exec_args.c", "musl"), mode, n)
+    assert km.stdout == native.stdout
