@@ -1,8 +1,9 @@
 """g/G/p/P: registers as gdb's `g` layout (kdbg.arch.x86_64 regnum order, little-endian, each its own width).
 
 A register the target's dict lacks is sent as `xx` bytes (unavailable), which gdb shows as <unavailable>.
-A target may return the same register mapping while a thread stays stopped (LiveTarget does): its `g` encoding
-is then made once, which is what gdb's `maintenance flush register-cache` and `info registers` ask again and again.
+A target may return the same register mapping while a thread stays stopped (LiveTarget while it is parked,
+CoreTarget always; kdbg.target.Target.registers): its `g` encoding is then made once, which is what gdb's
+`maintenance flush register-cache` and `info registers` ask again and again.
 """
 from __future__ import annotations
 
