@@ -27,3 +27,16 @@ def test_aside_numbers_in_its_own_table_and_keeps_the_standard_streams():
         assert probe == lowest
     finally:
         os.close(held)
+
+
+def test_late_import_goes_aside_only_for_a_module_not_imported_yet(monkeypatch):
+    """A signalfd read asks for its siginfo layout each time: once imported, no thread is made for it."""
+    import json
+    import sys
+    import monitor.host_fds as host_fds
+    calls: list[str] = []
+    monkeypatch.setattr(host_fds, "aside", lambda fn, name: calls.append(name) or fn(name))
+    assert host_fds.late_import("json") is json
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    assert host_fds.late_import("colorsys").__name__ == "colorsys"
+    assert calls == ["colorsys"]
