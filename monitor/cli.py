@@ -438,24 +438,21 @@ def forward_host_signals(proc: Process, stub: GdbServer | None = None) -> None:
     """SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 sent to km go to the payload (Ctrl-C on a terminal works).
     A `km -g` still waiting for its first gdb ends on SIGTERM or SIGHUP, as gdbserver does: its payload has not
     started, and would hold the signal pending until a debugger came (a service manager's stop would hang).
-    The calling (main) thread takes them: a forked or re-executed km inherits the mask of the vCPU thread that
-    made it, which blocks them (signals.MAIN_THREAD_ONLY). A forked km inherits the handlers too, bound to the
-    same (rebuilt) Process: it only unblocks them (ten sigactions less per fork)."""
+    The calling (main) thread takes them: a re-executed km inherits the mask of the vCPU thread that made it,
+    which blocks them (signals.MAIN_THREAD_ONLY). A forked km never comes here: it inherits these handlers, bound
+    to the same (rebuilt) Process, and only unblocks them (run_forked_child: ten sigactions less per fork)."""
     import signal as host_signal
+    from kdbg.arch.linux import make_siginfo
     from .signals.delivery import FORWARDED_FROM_HOST
     ends_waiting_stub = (host_signal.SIGTERM, host_signal.SIGHUP)
 
-    if any(getattr(host_signal.getsignal(signo), "forwards_to", None) is not proc for signo in FORWARDED_FROM_HOST):
-        from kdbg.arch.linux import make_siginfo
-
-        def forward(signo, frame) -> None:
-            if signo in ends_waiting_stub and stub is not None and stub.awaiting_first_debugger():
-                die_of(signo)
-            info = _child_change() if signo == host_signal.SIGCHLD else None
-            proc.signals.send(signo, info or make_siginfo(signo, 0, pid=0))
-        forward.forwards_to = proc          # type: ignore[attr-defined]
-        for signo in FORWARDED_FROM_HOST:
-            host_signal.signal(signo, forward)
+    def forward(signo, frame) -> None:
+        if signo in ends_waiting_stub and stub is not None and stub.awaiting_first_debugger():
+            die_of(signo)
+        info = _child_change() if signo == host_signal.SIGCHLD else None
+        proc.signals.send(signo, info or make_siginfo(signo, 0, pid=0))
+    for signo in FORWARDED_FROM_HOST:
+        host_signal.signal(signo, forward)
     unblock_forwarded_signals()
 
 
