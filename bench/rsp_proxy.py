@@ -46,7 +46,10 @@ def _load_gdb_bench():
 gdb_bench = _load_gdb_bench()
 
 PHASES = ("stepi", "breakpoint hits", "ignore count")
+CONNECT = "connect"          # everything before the first phase mark: `target remote`, `break main`, `continue`
 _THREAD_ID = re.compile(rb"p[0-9a-f]+\.(-1|[0-9a-f]+)")
+_PID_ARG = re.compile(r"^(qAttached:|qXfer:exec-file:read:|vFile:setfs:)(?!0\b)[0-9a-f]+")
+_PROC_PID = re.compile(r"/proc/\d+/task/\d+/")
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Recording:
     packets: list[Packet] = field(default_factory=list)
     gdb_pid: int = 0
     server_pid: int = 0
+    accepted: Packet | None = None   # when the proxy accepted gdb (the connect phase's start), with its counters
 
 
 class Splitter:
@@ -109,12 +113,13 @@ def counters(recording: Recording) -> tuple[int, ...]:
 def proxy(listener: socket.socket, server_port: int, recording: Recording) -> None:
     """Accept gdb, connect to the server, forward both ways at once and record every packet as it completes."""
     client, _ = listener.accept()
+    clock = time.perf_counter_ns
+    recording.accepted = Packet(clock(), True, b"", counters(recording))
     server = socket.create_connection(("127.0.0.1", server_port))
     for s in (client, server):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     peer = {client: server, server: client}
     splitters = {client: Splitter(), server: Splitter()}
-    clock = time.perf_counter_ns
     try:
         while True:
             ready, _, _ = select.select([client, server], [], [])
@@ -187,7 +192,10 @@ def request_key(body: bytes) -> str:
     text = normalize(body[1:])
     if text.startswith(("X", "M")) and ":" in text:
         return text.split(":")[0]
-    return text[:60]
+    if text.startswith("vFile:open:"):           # the path, readable, with the pid of /proc/PID/... replaced
+        path = bytes.fromhex(text.split(":")[2].split(",")[0]).decode("latin-1")
+        return "vFile:open:" + _PROC_PID.sub("/proc/?/task/?/", path)[:49]
+    return _PID_ARG.sub(r"\1?", text)[:60]
 
 
 @dataclass
@@ -199,20 +207,28 @@ class PhaseStats:
     replies: dict[str, collections.Counter] = field(default_factory=lambda: collections.defaultdict(
         collections.Counter))
     order: list[str] = field(default_factory=list)
+    sequence: list[list] = field(default_factory=list)  # [key, answer ns, think ns after it, reply bytes] in order
+    wall_ns: int = 0     # from the phase's start to the next mark
+    lead_ns: int = 0     # connect only: gdb's accept -> its first packet (TCP set-up, gdb's own start of the session)
 
 
 def analyze(recording: Recording, sizes: dict[str, int]) -> dict[str, PhaseStats]:
     """Per phase: each request's answer times, gdb's think times after its reply, its replies (decoded)."""
-    ops = {"stepi": sizes["steps"], "breakpoint hits": sizes["hits"], "ignore count": sizes["hits"]}
-    phases: dict[str, PhaseStats] = {}
-    current: PhaseStats | None = None
-    mark: tuple[int, ...] = (0, 0, 0)
+    ops = {"stepi": sizes["steps"], "breakpoint hits": sizes["hits"], "ignore count": sizes["hits"], CONNECT: 1}
+    phases: dict[str, PhaseStats] = {CONNECT: PhaseStats(1)}
+    current: PhaseStats | None = phases[CONNECT]     # until the first mark (gdb marks no connect phase)
+    mark: tuple[int, ...] = recording.accepted.counters if recording.accepted else (0, 0, 0)
+    first = next((p for p in recording.packets if p.from_gdb), None)
+    if recording.accepted and first:
+        current.lead_ns = first.t_ns - recording.accepted.t_ns
     request: Packet | None = None
     last_key, last_reply_t = None, None
     for p in recording.packets:
         if p.from_gdb and p.body[1:].startswith(gdb_bench.MARK_PACKET.encode()):
             if current is not None:
                 current.counters = tuple(b - a for a, b in zip(mark, p.counters))
+                if current is phases[CONNECT] and recording.accepted:
+                    current.wall_ns = p.t_ns - recording.accepted.t_ns
             name = p.body.decode().split(":", 1)[1].replace("_", " ")
             current = phases.setdefault(name, PhaseStats(ops.get(name, 1))) if name in ops else None
             mark, request, last_key = p.counters, None, None
@@ -222,6 +238,8 @@ def analyze(recording: Recording, sizes: dict[str, int]) -> dict[str, PhaseStats
         if p.from_gdb:
             if last_key is not None:
                 current.thinks[last_key].append(p.t_ns - last_reply_t)
+                if current.sequence:
+                    current.sequence[-1][2] = p.t_ns - last_reply_t
             request, last_key = p, None
         elif request is not None:
             key = request_key(request.body)
@@ -234,6 +252,7 @@ def analyze(recording: Recording, sizes: dict[str, int]) -> dict[str, PhaseStats
             except ValueError:
                 reply = normalize(p.body[1:])
             current.replies[key][reply] += 1
+            current.sequence.append([key, p.t_ns - request.t_ns, 0, len(reply)])
             request, last_key, last_reply_t = None, key, p.t_ns
     return phases
 
@@ -301,12 +320,70 @@ def report(runs: dict[str, list[dict[str, PhaseStats]]], show_contents: bool) ->
                 print(f"  {key}:\n    km: {top['km'][:600]!r}\n    gs: {top['gdbserver'][:600]!r}")
 
 
+def _median_of_sums(stats: list[PhaseStats], key: str, index: int) -> float:
+    """The median over repetitions of one request's summed answer (index 1) or think (2) times in one phase (us)."""
+    return statistics.median(sum(e[index] for e in s.sequence if e[0] == key) for s in stats) / 1e3
+
+
+def report_connect(runs: dict[str, list[dict[str, PhaseStats]]], show_sequence: bool) -> None:
+    """The connect phase (`target remote`, `break main`, `continue` to main; one op): per request its count, the
+    server's summed answer time and gdb's summed think time after it (medians over repetitions), then every reply
+    that differs between km and gdbserver, with its size."""
+    names = list(runs)
+    heads = " / ".join(names)
+    per = {b: [r[CONNECT] for r in runs[b] if CONNECT in r and r[CONNECT].wall_ns] for b in names}
+    if not all(per.values()):
+        print(f"{CONNECT}: not recorded")
+        return
+
+    def med(b: str, f) -> float:
+        return statistics.median(f(s) for s in per[b])
+
+    def cell(f, fmt="{:.0f}") -> str:
+        return " / ".join(fmt.format(med(b, f)) for b in names)
+
+    print(f"\nconnect -> main (one op; ms, medians over repetitions), {heads}: wall {cell(lambda s: s.wall_ns / 1e6, '{:.2f}')}"
+          f" = gdb's lead before its first packet {cell(lambda s: s.lead_ns / 1e6, '{:.2f}')}"
+          f" + the servers' answers {cell(lambda s: sum(e[1] for e in s.sequence) / 1e6, '{:.2f}')}"
+          f" + gdb's thinks {cell(lambda s: sum(e[2] for e in s.sequence) / 1e6, '{:.2f}')}; packets "
+          f"{cell(lambda s: len(s.sequence))}; gdb's CPU {cell(lambda s: s.counters[0] / 1e6, '{:.2f}')}, "
+          f"the server's CPU {cell(lambda s: s.counters[1] / 1e6, '{:.2f}')}, its wait for a CPU "
+          f"{cell(lambda s: s.counters[2] / 1e6, '{:.2f}')}")
+    print(f"| request | count {heads} | answer us (sum) | gdb think after it us (sum) | reply bytes |")
+    print("|---|---|---|---|---|")
+    keys = list(dict.fromkeys(e[0] for b in names for s in per[b] for e in s.sequence))
+    for key in keys:
+        counts = [med(b, lambda s: sum(1 for e in s.sequence if e[0] == key)) for b in names]
+        sizes = [max((e[3] for s in per[b] for e in s.sequence if e[0] == key), default=0) for b in names]
+        print(f"| {key} | " + " / ".join(f"{c:g}" for c in counts) + " | "
+              + " / ".join(f"{_median_of_sums(per[b], key, 1):.0f}" for b in names) + " | "
+              + " / ".join(f"{_median_of_sums(per[b], key, 2):.0f}" for b in names) + " | "
+              + " / ".join(str(n) for n in sizes) + " |")
+    for key in keys:
+        top = {}
+        for b in ("km", "gdbserver"):
+            common = collections.Counter()
+            for s in per.get(b, []):
+                common.update(s.replies.get(key, {}))
+            top[b] = common.most_common(1)[0][0] if common else "(not sent)"
+        if top["km"] != top["gdbserver"] and not key.startswith("m"):
+            print(f"  {key}:\n    km ({len(top['km'])}): {top['km'][:300]!r}\n"
+                  f"    gs ({len(top['gdbserver'])}): {top['gdbserver'][:300]!r}")
+    if show_sequence:
+        for b in names:
+            print(f"\n{b}'s connect, first repetition, in order (answer us, think us after it, reply bytes):")
+            for key, answer, think, size in per[b][0].sequence:
+                print(f"  {answer / 1e3:7.0f} {think / 1e3:7.0f} {size:6d}  {key}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2, help="sessions per server, interleaved (default 2)")
     parser.add_argument("--steps", type=int, default=300, help="stepi count (default 300)")
     parser.add_argument("--hits", type=int, default=150, help="breakpoint / ignore-count stops (default 150)")
     parser.add_argument("--show-contents", action="store_true", help="also long replies that differ")
+    parser.add_argument("--connect-sequence", action="store_true",
+                        help="also the connect phase's packets in order, one repetition per server")
     parser.add_argument("--before", type=Path, metavar="DIR",
                         help="also km from another checkout (e.g. a worktree of an earlier main), as km-before")
     args = parser.parse_args()
@@ -323,6 +400,7 @@ def main() -> None:
             for name in (list(servers) if rep % 2 == 0 else list(servers)[::-1]):
                 backend = "gdbserver" if name == "gdbserver" else "km"
                 runs[name].append(analyze(record_session(backend, program, work, sizes, servers[name]), sizes))
+    report_connect(runs, args.connect_sequence)
     report(runs, args.show_contents)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
 
