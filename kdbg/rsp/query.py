@@ -11,7 +11,7 @@ from kdbg.rsp.commands import TABLE, command, parse_hex, parse_ptid, raw
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.packets import PACKET_SIZE
 from kdbg.rsp.session import Inferior, Session
-from kdbg.rsp.signals import linux_from_gdb
+from kdbg.rsp.signals import linux_from_gdb_hex
 from kdbg.target import NoSuchThreadError
 
 # Stop-reason features gdb must offer before we may send them, and the target feature that makes them true.
@@ -150,12 +150,15 @@ def attached(session: Session, pid: bytes) -> bytes:
 
 
 def _parse_signal_list(rest: bytes) -> tuple[frozenset[int]]:
+    """gdb's hex numbers, `;`-separated; one that is not hex, or that Linux cannot raise, passes nothing."""
     signals = set()
-    for item in filter(None, rest.split(b";")):
+    for item in rest.split(b";"):
         try:
-            signals.add(linux_from_gdb(parse_hex(item)))
+            linux = linux_from_gdb_hex(item)
         except ValueError:
-            continue        # a gdb signal Linux cannot raise: nothing to pass
+            continue
+        if linux is not None:
+            signals.add(linux)
     return (frozenset(signals),)
 
 

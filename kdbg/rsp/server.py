@@ -25,7 +25,7 @@ import socket
 import time
 
 # The handler modules register their packets in commands.TABLE on import.
-from kdbg.rsp import hostio, lldb, memory, nonstop, points, query, registers, resume, xfer  # noqa: F401
+from kdbg.rsp import hostio, lldb, memory, nonstop, points, query, registers, resume, tdesc, xfer  # noqa: F401
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.errors import RspError
@@ -90,6 +90,7 @@ class GdbServer:
 
     def serve(self, *, once: bool = False) -> None:
         """Accept connections one after another until the target has exited (after sending W/X) or close()."""
+        tdesc.target_xml()      # built (~0.9 ms) while gdb starts, not inside its connect (cached)
         try:
             if self._inherited and self._inherited.get("conn") is not None:
                 self._serve_connection(socket.socket(fileno=self._inherited["conn"]), self._inherited)

@@ -78,16 +78,29 @@ def gdb_from_linux(signo: int) -> int:
     return GdbSignal.UNKNOWN
 
 
+# gdb number -> Linux number for every gdb signal Linux can deliver (0 included), as plain ints: one dict lookup
+# per signal, where a QProgramSignals list holds ~150 of them (gdb sends it while connecting).
+_GDB_TO_LINUX_ALL: dict[int, int] = {
+    0: 0, **_GDB_TO_LINUX, int(GdbSignal.REALTIME_32): SIGRTMIN, int(GdbSignal.REALTIME_64): SIGRTMAX,
+    **{int(GdbSignal.REALTIME_33) + i: 33 + i for i in range(SIGRTMAX - 1 - 33 + 1)}}
+# The same keyed by the hex text gdb writes (lower case, no leading zeros): QPassSignals/QProgramSignals items.
+_GDB_HEX_TO_LINUX: dict[bytes, int] = {b"%x" % gdb: linux for gdb, linux in _GDB_TO_LINUX_ALL.items()}
+
+
 def linux_from_gdb(gdb_signo: int) -> int:
     """The Linux number for one of gdb's; raises ValueError for a signal Linux cannot deliver (EMT, LOST...)."""
-    if gdb_signo == 0:
-        return 0
-    if gdb_signo in _GDB_TO_LINUX:
-        return _GDB_TO_LINUX[gdb_signo]
-    if gdb_signo == GdbSignal.REALTIME_32:
-        return SIGRTMIN
-    if GdbSignal.REALTIME_33 <= gdb_signo <= GdbSignal.REALTIME_33 + 30:
-        return 33 + (gdb_signo - GdbSignal.REALTIME_33)
-    if gdb_signo == GdbSignal.REALTIME_64:
-        return SIGRTMAX
-    raise ValueError(f"gdb signal {gdb_signo} has no Linux x86-64 equivalent")
+    try:
+        return _GDB_TO_LINUX_ALL[gdb_signo]
+    except KeyError:
+        raise ValueError(f"gdb signal {gdb_signo} has no Linux x86-64 equivalent") from None
+
+
+def linux_from_gdb_hex(item: bytes) -> int | None:
+    """A signal list's item (gdb's number in hex) as a Linux number; None for a signal Linux cannot deliver.
+    ValueError for an item that is not hex."""
+    linux = _GDB_HEX_TO_LINUX.get(item)
+    if linux is not None:
+        return linux
+    if not item or item.strip(b"0123456789abcdefABCDEF"):
+        raise ValueError(f"not a hex number: {item[:32]!r}")
+    return _GDB_TO_LINUX_ALL.get(int(item, 16))

@@ -308,6 +308,25 @@ def test_every_linux_signal_round_trips() -> None:
         assert signals.linux_from_gdb(signals.gdb_from_linux(signo)) == signo
 
 
+def test_signal_list_items_as_gdb_writes_them_and_otherwise() -> None:
+    """QPassSignals/QProgramSignals items: gdb's lower-case hex (a table lookup), upper case or leading zeros (the
+    same numbers), junk and signals Linux cannot raise (EMT, REALTIME_65) pass nothing; every gdb number agrees
+    with linux_from_gdb."""
+    for gdb in range(256):
+        try:
+            expected = signals.linux_from_gdb(gdb)
+        except ValueError:
+            expected = None
+        for text in (b"%x" % gdb, b"%X" % gdb, b"0%x" % gdb):
+            assert signals.linux_from_gdb_hex(text) == expected
+    for junk in (b"", b"zz", b"-1", b"0x1e", b" 1e"):
+        with pytest.raises(ValueError):
+            signals.linux_from_gdb_hex(junk)
+    s = make_session()
+    assert ask(s, b"QPassSignals:e;zz;;7;1E;4f;") == b"OK"
+    assert s.pass_signals == frozenset({14, 10})     # SIGALRM, SIGUSR1; EMT (7) and REALTIME_65 (4f) have none
+
+
 def test_multiprocess_thread_ids_when_gdb_offers_them() -> None:
     s = make_session()
     assert b"multiprocess+" in ask(s, b"qSupported:multiprocess+;swbreak+").split(b";")
