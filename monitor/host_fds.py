@@ -42,7 +42,8 @@ def aside(fn: Callable[..., T], *args: object) -> T:
     itself while the payload runs (a late import's files, a /proc read) is numbered there, so it never takes the
     lowest free number from a payload thread opening a file at that moment (Linux always gives that thread the
     lowest). Returns fn's result or raises its exception; only for work that needs none of the process's other
-    descriptors (/proc/self still names the process)."""
+    descriptors (/proc/self still names the process). Where no thread can be started, fn runs on the caller's.
+    """
     outcome: list[tuple[bool, T | BaseException]] = []
 
     def run() -> None:
@@ -52,7 +53,10 @@ def aside(fn: Callable[..., T], *args: object) -> T:
         except BaseException as e:          # noqa: BLE001 - re-raised on the caller's thread
             outcome.append((False, e))
     thread = threading.Thread(target=run, name="km-aside", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:                    # no thread to be had (RLIMIT_NPROC, threads-max): the payload's lowest
+        return fn(*args)                    # number may be taken a moment, which beats failing its call
     thread.join()
     done, value = outcome[0]
     if not done:

@@ -40,3 +40,14 @@ def test_late_import_goes_aside_only_for_a_module_not_imported_yet(monkeypatch):
     monkeypatch.delitem(sys.modules, "colorsys", raising=False)
     assert host_fds.late_import("colorsys").__name__ == "colorsys"
     assert calls == ["colorsys"]
+
+
+def test_aside_runs_on_the_callers_thread_when_no_thread_can_be_started(monkeypatch):
+    """At the payload's thread limit (RLIMIT_NPROC, threads-max) a late import must still happen: a payload's first
+    poll() then failed km with 'can't start new thread'."""
+    import threading
+
+    def refuse(self) -> None:
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert aside(lambda a, b: (a + b, threading.current_thread()), 2, 3) == (5, threading.current_thread())
