@@ -12,9 +12,10 @@ from types import ModuleType
 from typing import Callable, TypeVar
 
 from .kvm.abi import libc
+from .syscalls.numbers import NUMBERS
 
 KM_FD_BASE = 1000
-_CLOSE_RANGE, _CLOSE_RANGE_UNSHARE = 436, 2
+CLOSE_RANGE_UNSHARE = 2          # include/uapi/linux/close_range.h
 T = TypeVar("T")
 
 
@@ -48,7 +49,7 @@ def aside(fn: Callable[..., T], *args: object) -> T:
 
     def run() -> None:
         try:
-            libc.syscall(_CLOSE_RANGE, 3, 0xFFFFFFFF, _CLOSE_RANGE_UNSHARE, 0, 0, 0)
+            libc.syscall(NUMBERS["close_range"], 3, 0xFFFFFFFF, CLOSE_RANGE_UNSHARE, 0, 0, 0)
             outcome.append((True, fn(*args)))
         except BaseException as e:          # noqa: BLE001 - re-raised on the caller's thread
             outcome.append((False, e))

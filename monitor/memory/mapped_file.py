@@ -22,8 +22,9 @@ from typing import Callable
 from ..host_fds import KM_FD_BASE, high_fd
 from ..kvm.abi import libc
 from ..loader.elf_headers import first_code_offset
+from ..syscalls.numbers import NUMBERS
 
-SYS_KCMP, KCMP_FILE = 312, 0
+KCMP_FILE = 0                    # include/uapi/linux/kcmp.h
 
 
 class MappedFile:
@@ -133,7 +134,7 @@ def _same_open_file(fd: int, other: int) -> bool:
     """Whether two of this process's descriptors refer to one open file description (dup'ed from each other):
     kcmp(2); False where it is missing or refused (seccomp), which only costs the lookup it saves."""
     pid = os.getpid()
-    return libc.syscall(SYS_KCMP, pid, pid, KCMP_FILE, fd, other, 0) == 0
+    return libc.syscall(NUMBERS["kcmp"], pid, pid, KCMP_FILE, fd, other, 0) == 0
 
 
 def _fd_path(fd: int) -> str:
