@@ -199,11 +199,14 @@ class GuestMemory:
             return out[:limit - 1]
         raise OSError(errno.ENAMETOOLONG, "string longer than its buffer")
 
-    def read_string_array(self, gva: int, count: int, limit: int) -> list[bytes]:
+    def read_string_array(self, gva: int, count: int, limit: int, total: int | None = None) -> list[bytes]:
         """The strings of a NULL-terminated array of string pointers (execve's argv and envp): at most `count`
-        of them, each read as read_cstring(limit) does. The pointers are read up to a page at a time."""
+        of them, each read as read_cstring(limit) does, and with `total`, at most that many bytes of them with their
+        NULs: OSError(E2BIG) past it, before the rest is read (execve's copy_strings stops there too). The pointers
+        are read up to a page at a time."""
         out: list[bytes] = []
         string, last, base = abi.ffi.string, None, 0     # the VMA of the previous string: the next is mostly in it too
+        budget = total if total is not None else 1 << 62
         while gva and len(out) < count:
             n = min(self.accessible(gva, 8 * (count - len(out))) // 8, PAGE // 8)
             if n == 0:
@@ -216,8 +219,14 @@ class GuestMemory:
                     found = string(abi.ffi.cast("char *", base + pointer), size)
                     if len(found) < size:         # its NUL inside this VMA: one C call
                         out.append(found)
+                        budget -= len(found) + 1
+                        if budget < 0:
+                            raise OSError(errno.E2BIG, "strings past their total")
                         continue
                 out.append(self.read_cstring(pointer, limit))
+                budget -= len(out[-1]) + 1
+                if budget < 0:
+                    raise OSError(errno.E2BIG, "strings past their total")
                 last = self.find(pointer)
                 if last is None or last.gpa is None or not last.prot & PROT_READ:
                     last = None

@@ -177,12 +177,13 @@ def _arguments(ctx: VcpuThread, path: str, argv_gva: int, envp_gva: int) -> tupl
     strings with their NULs, the path's and the pointers share; None for E2BIG (a string past MAX_ARG_STRLEN too).
     GuestFault for a bad pointer."""
     limit = max(min(_STK_LIM // 4 * 3, rlimit(RLIMIT_STACK)[0] // 4), ARG_MAX)
-    try:
-        argv = ctx.mem.read_string_array(argv_gva, limit // 8, MAX_ARG_STRLEN)
-        env = ctx.mem.read_string_array(envp_gva, limit // 8 - len(argv), MAX_ARG_STRLEN)
-    except OSError:                 # (read_cstring's ENAMETOOLONG: a string past its buffer)
+    try:                            # (read no more than the limit: a payload may repeat one 128 KiB string)
+        argv = ctx.mem.read_string_array(argv_gva, limit // 8, MAX_ARG_STRLEN, limit)
+        used = sum(len(s) + 1 for s in argv)
+        env = ctx.mem.read_string_array(envp_gva, limit // 8 - len(argv), MAX_ARG_STRLEN, limit - used)
+    except OSError:                 # E2BIG, or read_cstring's ENAMETOOLONG: a string past its buffer
         return None
-    size = 8 * (max(len(argv), 1) + len(env)) + len(os.fsencode(path)) + 1 + sum(len(s) + 1 for s in (*argv, *env))
+    size = 8 * (max(len(argv), 1) + len(env)) + len(os.fsencode(path)) + 1 + used + sum(len(s) + 1 for s in env)
     return (argv, env) if size <= limit else None
 
 

@@ -152,6 +152,18 @@ def test_string_array_as_execve_reads_argv(mem):
         mem.read_string_array(0x50000100, 10, 4096)                                # a pointer to nowhere
 
 
+def test_string_array_stops_at_its_byte_total(mem):
+    """execve's total: past it E2BIG, before the rest is read (a payload may point every entry at one 128 KiB
+    string: km read them all, each a copy, before it could refuse)."""
+    mem.map(0x50000000, 2 * PAGE, RW)
+    mem.write(0x50001000, b"x" * 299 + b"\0")
+    mem.write(0x50000100, struct.pack("<4Q", 0x50001000, 0x50001000, 0x60000000, 0))     # then a bad pointer
+    with pytest.raises(OSError) as too_big:
+        mem.read_string_array(0x50000100, 10, 4096, total=500)
+    assert too_big.value.errno == errno.E2BIG
+    assert mem.read_string_array(0x50000100, 2, 4096, total=600) == [b"x" * 299] * 2     # exactly the total
+
+
 def test_write_debug_ignores_rights_but_not_holes(mem):
     mem.map(0x40000000, PAGE, PROT_READ | PROT_EXEC)
     mem.write_debug(0x40000000, b"\xcc")
