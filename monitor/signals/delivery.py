@@ -47,6 +47,7 @@ ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 5
 RESTART_CODES = range(-ERESTART_RESTARTBLOCK, -ERESTARTSYS + 1)    # a result in here goes through deliver()
 RAX, RIP = KVM_REGS.index("rax"), KVM_REGS.index("rip")
 NR_RESTART_SYSCALL = NUMBERS["restart_syscall"]
+NO_SYSCALL = -1         # orig_rax outside a call (an exception, an interrupt, after rt_sigreturn)
 RestartBlock = Callable[["VcpuThread"], int]      # restart_syscall's continuation of an interrupted call
 
 
@@ -304,12 +305,13 @@ class SignalState:
             self.refresh_signalfds()
 
     # ---- delivery -----------------------------------------------------------------------------------------
-    def deliver(self, thread: VcpuThread, restart: int = 0) -> None:
+    def deliver(self, thread: VcpuThread) -> None:
         """arch_do_signal_or_restart, on the thread's way back to the guest: run a handler for each deliverable
         signal (each frame on top of the last, so the last one dequeued runs first), or end the process for a
-        fatal one. `restart` is the -ERESTART* code the syscall just returned, if it did: it is settled by the
-        first handler (handle_signal), or, when none runs, by restarting the call (the mask a sigsuspend-like
-        call replaced comes back then: restore_saved_sigmask)."""
+        fatal one. A call cut short (interrupted_call: read from the registers at each decision, as the kernel
+        does, so that what a debugger wrote at a stop counts) is settled by the first handler (handle_signal),
+        or, when none runs, by restarting it (the mask a sigsuspend-like call replaced comes back then:
+        restore_saved_sigmask)."""
         own = self.of(thread)
         while True:
             with self.lock:
@@ -326,11 +328,12 @@ class SignalState:
             if action.handler == SIG_DFL:
                 self.proc.terminate(signo, thread)
                 return
+            restart = interrupted_call(thread)
             if restart:
                 _settle_for_handler(thread, restart, action)
-                restart = 0
             if not self._run_handler(thread, own, signo, action, pending.info):
                 return
+        restart = interrupted_call(thread)
         if restart:
             _restart(thread, restart)
             if own.mask_to_restore is not None:
@@ -367,6 +370,19 @@ class SignalState:
         own = self.of(thread)
         own.mask = restore_frame(thread, own) & ~UNBLOCKABLE
         thread.restart_block = None
+        thread.orig_rax = NO_SYSCALL        # restore_sigcontext: the restored context is no call to restart
+
+
+def interrupted_call(thread: VcpuThread) -> int:
+    """The -ERESTART* code of a call the thread's registers show cut short, else 0: the kernel's
+    syscall_get_nr(regs) != -1 and syscall_get_error(regs), read from orig_rax and rax as they are now. gdb
+    writes orig_rax = -1 with the pc before an inferior call at such a stop (the call is then not restarted into
+    the called function) and writes both back afterwards (it is, at the next resume)."""
+    if thread.orig_rax == NO_SYSCALL:
+        return 0
+    rax = thread.regs[RAX]
+    result = rax - (1 << 64) if rax >> 63 else rax
+    return result if result in RESTART_CODES else 0
 
 
 def _settle_for_handler(thread: VcpuThread, restart: int, action: SigAction) -> None:

@@ -33,7 +33,7 @@ from kdbg.tracelog import logger
 from ..errors import KvmError
 from ..kvm import abi
 from .machine import KBASE, SYSCALL_PORT, exception_frame_gpa, user_segment_fix
-from ..signals.delivery import MAIN_THREAD_ONLY, RESTART_CODES, RestartBlock
+from ..signals.delivery import MAIN_THREAD_ONLY, NO_SYSCALL, RESTART_CODES, RestartBlock
 from ..syscalls.procfs import COMM_LEN
 from ..syscalls.table import dispatch
 
@@ -79,7 +79,8 @@ class VcpuThread:
         self.blocked_on: Waiter | None = None                 # while blocked in futex(2)
         self.signal_wakeup: threading.Event | None = None     # while blocked in pause/sigsuspend/sigtimedwait
         self.sigwait_set = 0           # the signals an rt_sigtimedwait waits for (they go to this thread)
-        self.orig_rax = -1             # the syscall being (or last) served: what a restart calls again
+        self.orig_rax = -1             # pt_regs orig_ax: the call being (or last) served, -1 after an exception
+        #                                or interrupt; what a restart calls again, and what gdb reads and writes
         self.at_syscall_stop = False   # parked at a syscall catchpoint: the debugger sees orig_rax as Linux shows it
         self.restart_block: RestartBlock | None = None    # restart_syscall(2)'s continuation (signals/delivery.py)
         self.fault_detail = (0, 0, 0)  # (error code, vector, cr2) of the last exception, for a signal frame
@@ -163,8 +164,10 @@ class VcpuThread:
                 # Kicked inside a stub (before its `out`): let it reach its exit first, so that a parked
                 # thread always holds a user context.
                 in_stub = regs[RIP] >= KBASE
-                if not in_stub and self.proc.pending_signals_for(self):
-                    self.proc.deliver_signals(self)
+                if not in_stub:
+                    self.orig_rax = NO_SYSCALL     # an interrupt's entry, as Linux's
+                    if self.proc.pending_signals_for(self):
+                        self.proc.deliver_signals(self)
                 continue
             in_stub = False
             self.has_run = True
@@ -216,10 +219,8 @@ class VcpuThread:
             self.at_syscall_stop = False
         if regs[R11] & TF or stepped:
             self.proc.debug.on_syscall_step(self)       # stepping over `syscall`: SFMASK cleared TF
-        if result is not None and result in RESTART_CODES:   # cut short: EINTR or a restart, with the signals
-            self.proc.signals.deliver(self, result)
-        elif self.proc.pending_signals_for(self):
-            self.proc.deliver_signals(self)
+        if result is not None and result in RESTART_CODES or self.proc.pending_signals_for(self):
+            self.proc.signals.deliver(self)      # cut short: EINTR or a restart (signals.interrupted_call)
 
     def _return_to_user_segments(self) -> None:
         user_segment_fix(self.vcpu.run_buf)
@@ -228,7 +229,12 @@ class VcpuThread:
     def _exception(self, vector: int) -> None:
         """An exception at CPL3 reached its stub, which pushed (err, rip, cs, rflags, rsp, ss) and exited."""
         error_code = self._leave_exception_stub()
+        self.orig_rax = NO_SYSCALL         # an exception's entry, as Linux's: no call to restart
         if self.proc.debug.on_exception(self, vector, error_code):
+            # the stop was a signal-delivery-stop (SIGTRAP): on the way out the kernel restarts a call whose
+            # orig_rax and rax the debugger wrote back (gdb, after an inferior call at an interrupted call's stop)
+            if self.orig_rax != NO_SYSCALL or self.proc.pending_signals_for(self):
+                self.proc.signals.deliver(self)
             return
         self.proc.fault(self, vector, error_code)
         if self.proc.pending_signals_for(self):
@@ -273,6 +279,7 @@ class VcpuThread:
         if status == 0:
             self.exit_pending = True
             return None
+        self.orig_rax = NO_SYSCALL          # the run ended in an exception (the step's #DB)
         return error_code[0]
 
     def _run_for_debugger_python(self, vector: int, step: bool) -> int | None:
@@ -299,6 +306,7 @@ class VcpuThread:
         if (struct.unpack_from("I", buf, abi.RUN_EXIT_REASON)[0] == abi.KVM_EXIT_IO
                 and struct.unpack_from("H", buf, abi.RUN_IO_PORT)[0] == vector):
             error_code = self._leave_exception_stub()
+            self.orig_rax = NO_SYSCALL
             if step and vector == DEBUG_VECTOR:
                 regs[RFLAGS] &= ~TF
             return error_code

@@ -48,8 +48,7 @@ def read_registers(thread: VcpuThread) -> dict[str, int]:
     regs.update(USER_SELECTORS)
     sregs = thread.run.s.regs.sregs if thread.has_run else thread.vcpu.get_sregs()
     regs["fs_base"], regs["gs_base"] = sregs.fs.base, sregs.gs.base
-    in_call = thread.at_syscall_stop or thread.parked_in_syscall
-    regs["orig_rax"] = thread.orig_rax & NO_SYSCALL if in_call else NO_SYSCALL
+    regs["orig_rax"] = thread.orig_rax & NO_SYSCALL     # Linux's pt_regs orig_ax: the last call's, -1 after an exception
     values = _LazyFpRegisters(regs, thread.vcpu, thread.proc.xsave_layout)
     if parked:                  # a thread blocked in a host call (IN_SYSCALL) may still change rax
         with thread.cond:
@@ -65,6 +64,9 @@ def write_registers(thread: VcpuThread, values: Mapping[str, int]) -> None:
         if name in _KVM_INDEX:
             gprs[_KVM_INDEX[name]] = value
     thread.set_user_regs(gprs)
+    if "orig_rax" in values:    # gdb writes -1 before an inferior call, so that no restart lands in the function
+        value = values["orig_rax"] & NO_SYSCALL
+        thread.orig_rax = value - (1 << 64) if value >> 63 else value
     if "fs_base" in values or "gs_base" in values:
         sregs = thread.vcpu.get_sregs()
         sregs.fs.base = values.get("fs_base", sregs.fs.base)
