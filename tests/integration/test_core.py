@@ -269,3 +269,15 @@ def test_km_core_serves_the_same_backtrace_over_rsp(crashes, free_port):
     assert len(re.findall(r"^\*?\s+\d+\s+Thread", over_rsp[1], re.M)) == 2, over_rsp[1]
     over_rsp[-1] = re.sub(r"^\[Inferior 1 .* detached\]$", "", over_rsp[-1], flags=re.M).strip()
     assert over_rsp[2:] == from_file[2:]
+
+
+@pytest.mark.parametrize("mode", ["segv", "abort"])
+def test_orig_rax_of_each_thread_is_linuxs(crashes, mode):
+    """pt_regs orig_ax as Linux's core keeps it: -1 for a fault's thread, the call's number for the thread that
+    raised SIGABRT (tkill/tgkill) and for the sleeper blocked in futex."""
+    crash = crashes(mode)
+    commands = ["thread 1", "p $orig_rax", "thread 2", "p $orig_rax"]
+    core = crash.gdb(*commands)
+    linux = gdb_batch("--args", crash.exe, mode, commands=["run", *commands])[1:]
+    values = [text.split("=")[-1].strip() for text in core[1::2]]
+    assert values == [text.split("=")[-1].strip() for text in linux[1::2]], f"km: {core}\nlinux: {linux}"
