@@ -4,7 +4,10 @@ repetitions) against km and against gdbserver on one program, interleaved, every
 Run: python3 bench/rsp_proxy.py [--reps N] [--steps N] [--hits N] [--show-contents]   (not part of the suite;
 ~1 minute; the proxy adds the same forwarding delay to both servers, so compare them, not absolute numbers)
 
-Per phase (stepi, breakpoint hits, ignore count) and per request (thread ids and vCont's pid normalized away),
+First the connect phase (`target remote`, `break main`, `continue` to main: everything before the first phase
+mark), per request: its count, the server's summed answer time, gdb's summed think time after it, the reply's size,
+then every reply that differs between km and gdbserver (qSupported, target.xml, qTStatus, qSymbol, stop replies).
+Then per phase (stepi, breakpoint hits, ignore count) and per request (thread ids and vCont's pid normalized away),
 side by side for km and gdbserver: how often gdb sends it per operation, the server's answer time (request's last
 byte in -> reply's last byte in, both read by the proxy) and gdb's think time after it (reply in -> gdb's next
 request in: gdb's own work, its ack and the proxy's forwarding), and gdb's CPU per operation (schedstat of the gdb
@@ -342,7 +345,8 @@ def report_connect(runs: dict[str, list[dict[str, PhaseStats]]], show_sequence: 
     def cell(f, fmt="{:.0f}") -> str:
         return " / ".join(fmt.format(med(b, f)) for b in names)
 
-    print(f"\nconnect -> main (one op; ms, medians over repetitions), {heads}: wall {cell(lambda s: s.wall_ns / 1e6, '{:.2f}')}"
+    print(f"\nconnect -> main (one op; ms, medians over repetitions), {heads}: "
+          f"wall {cell(lambda s: s.wall_ns / 1e6, '{:.2f}')}"
           f" = gdb's lead before its first packet {cell(lambda s: s.lead_ns / 1e6, '{:.2f}')}"
           f" + the servers' answers {cell(lambda s: sum(e[1] for e in s.sequence) / 1e6, '{:.2f}')}"
           f" + gdb's thinks {cell(lambda s: sum(e[2] for e in s.sequence) / 1e6, '{:.2f}')}; packets "

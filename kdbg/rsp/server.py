@@ -26,6 +26,7 @@ import time
 
 # The handler modules register their packets in commands.TABLE on import.
 from kdbg.rsp import hostio, lldb, memory, nonstop, points, query, registers, resume, tdesc, xfer  # noqa: F401
+from kdbg.rsp import rehearsal
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.errors import RspError
@@ -73,6 +74,8 @@ class GdbServer:
         # km -g posts an ENTRY event before anyone connects: that first stop is kept for gdb.
         self._first_event_seen = self._control is None or not self._initially_stopped
         self._had_client = bool(self._inherited)
+        # km -g: the stub rehearses gdb's connect once the payload is parked at its entry (kdbg.rsp.rehearsal)
+        self._rehearse = self._control is not None and self._initially_stopped and not self._inherited
         self._serving: tuple[Session, Connection] | None = None     # the connection _session_loop serves now
         if isinstance(target, EarlyStopTarget):
             target.report_stops_to(self._stop_now)
@@ -136,6 +139,11 @@ class GdbServer:
         """Wait for gdb; meanwhile the payload may stop or end, and nobody is there to tell."""
         with self._selector(self._listener) as sel:
             while not self._closed and self._inferiors:
+                if self._rehearse and self._first_event_seen and not self._run.running:
+                    self._rehearse = False
+                    if not select.select([self._listener], [], [], 0)[0]:    # (gdb not already waiting)
+                        log.debug("connect rehearsed: %d answers", rehearsal.rehearse(
+                            self._main, self._inferiors, self._run))
                 for key, _ in sel.select():
                     if key.fileobj is self._listener:
                         sock, peer = self._listener.accept()

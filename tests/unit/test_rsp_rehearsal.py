@@ -1,0 +1,48 @@
+"""kdbg.rsp.rehearsal: the stub's rehearsal of gdb's connect answers every request and changes nothing gdb sees."""
+from __future__ import annotations
+
+import struct
+
+import kdbg.rsp.server  # noqa: F401 - registers every handler module
+from harness.fake_target import FakeControlTarget
+from kdbg.arch.x86_64 import zero_registers
+from kdbg.rsp import rehearsal
+from kdbg.rsp.commands import dispatch
+from kdbg.rsp.session import Inferior, RunState, Session
+from kdbg.target import StopEvent, StopReason
+
+TEXT = 0x400000
+
+
+def _fake() -> FakeControlTarget:
+    auxv = struct.pack("<QQQQ", rehearsal.AT_PHDR, TEXT + 0x40, 0, 0)
+    return FakeControlTarget(regs={7: dict(zero_registers(), rip=TEXT + 0x10)},
+                             memory={TEXT: bytearray(range(256)) * 16}, exe="/bin/payload", auxv_data=auxv)
+
+
+def test_rehearsal_answers_gdbs_read_only_requests_and_changes_nothing() -> None:
+    target = _fake()
+    run = RunState(running=False, last_stop=StopEvent(7, StopReason.ENTRY, 5))
+    inferior = Inferior(target, run)
+    asked = rehearsal.requests(inferior)
+    assert b"m400040,38" in asked and b"qAttached:64" in asked
+    writes = (b"Z", b"z", b"M", b"X", b"G", b"P", b"vCont;", b"c", b"s", b"C", b"S", b"?", b"D", b"k", b"vKill",
+              b"QNonStop", b"QCatchSyscalls", b"qSupported", b"vRun", b"vAttach", b"T")
+    assert not [r for r in asked if r.startswith(writes)]
+    assert rehearsal.rehearse(inferior, {inferior.pid: inferior}, run) == len(asked)
+    assert target.calls == [] and not target.running          # no control call: no write, resume, reporting
+    assert run.running is False and run.last_stop.reason is StopReason.ENTRY
+    session = Session(target, run, inferiors={inferior.pid: inferior})      # gdb's session starts as before
+    assert dispatch(session, b"?").startswith(b"T05") and session.host_files == {}
+
+
+def test_a_failing_rehearsal_is_swallowed() -> None:
+    target = _fake()
+    target.auxv_data = b"\x03"          # not whole (key, value) pairs: no program-header reads, still answered
+    run = RunState(running=False)
+    inferior = Inferior(target, run)
+
+    def broken(addr: int, size: int) -> bytes:
+        raise RuntimeError("boom")
+    target.read_memory = broken        # type: ignore[method-assign]
+    assert rehearsal.rehearse(inferior, {inferior.pid: inferior}, run) >= 0
