@@ -38,7 +38,7 @@ import time
 from typing import TYPE_CHECKING, NoReturn
 
 from kdbg.cmodule import CModule
-from ..host_fds import aside
+from ..host_fds import aside, late_import
 
 if TYPE_CHECKING:
     import mmap
@@ -132,13 +132,13 @@ def _lib():
 def prepare() -> None:
     """Load the module in a km before it forks, so that its children inherit it loaded (none opens it again); the
     first time aside (host_fds), as the payload's other threads may be opening files meanwhile; and make the probe
-    page they share (an anonymous mapping: no descriptor)."""
+    page they share (an anonymous mapping: no descriptor; the mmap module, an extension whose load opens its file,
+    comes aside too)."""
     global _probe
     if not _lib.cache_info().currsize:
         aside(_lib)
     if _probe is None and _lib() is not None:
-        import mmap         # (a fork's, not km's start)
-        _probe = mmap.mmap(-1, _PROBE.size)
+        _probe = late_import("mmap").mmap(-1, _PROBE.size)      # (a fork's, not km's start)
 
 
 def _holders_reaped(probe: mmap.mmap) -> bool:

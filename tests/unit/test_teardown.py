@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 import select
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +91,27 @@ def test_the_holder_starts_with_every_signal_blocked(compiled) -> None:
     blocked = int(_read_until_eof(kept_r, 20), 16)
     os.close(kept_r)
     assert blocked == ~((1 << 8) | (1 << 18)) & (1 << 64) - 1, hex(blocked)    # all but SIGKILL and SIGSTOP
+
+
+def test_prepare_loads_the_mmap_module_aside():
+    """prepare() runs at the payload's first fork while its other threads may be opening files: the mmap module (an
+    extension, whose load opens its .so) is imported on host_fds.aside's thread, never on the caller's, where it
+    took the payload's lowest free descriptor for a moment. A fresh interpreter, where mmap is not imported yet."""
+    code = textwrap.dedent("""
+        import sys, threading
+        assert "mmap" not in sys.modules
+        from monitor.process import teardown
+        if teardown._lib() is None:
+            print("skip")
+            sys.exit(0)
+        importers = []
+        sys.addaudithook(lambda event, args: importers.append(threading.get_ident())
+                         if event == "import" and args[0] == "mmap" else None)
+        teardown.prepare()
+        print(importers != [] and threading.get_ident() not in importers)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], capture_output=True,
+                          text=True, timeout=60)
+    if done.stdout.strip() == "skip":
+        pytest.skip("no compiled teardown module: prepare() makes no probe page")
+    assert done.stdout.strip() == "True", done
