@@ -8,12 +8,16 @@ try again and the caller uses its Python twin. tools/install.sh builds each modu
 from __future__ import annotations
 
 import os
+import sys
 import zlib
+from typing import Any, NoReturn
 
 UNUSED_S = 30 * 24 * 3600      # a build of another source unused this long is deleted by the next build
 
 
 class CModule:
+    """One hand-written C module: its declarations (cdef), its source, how to compile it; where its build lives."""
+
     def __init__(self, prefix: str, cdef: str, source: str, compile_args: tuple[str, ...] = ("-O2",)) -> None:
         self.prefix, self.cdef, self.source, self.compile_args = prefix, cdef, source, compile_args
 
@@ -33,7 +37,7 @@ class CModule:
         from importlib.machinery import EXTENSION_SUFFIXES   # (frozen: sysconfig would cost ms of a start)
         return os.path.join(place, stem + EXTENSION_SUFFIXES[0])
 
-    def load(self, *, build_missing: bool = True):
+    def load(self, *, build_missing: bool = True) -> tuple[Any, Any] | None:
         """The compiled module's (ffi, lib), or None: built first when missing (and not known to fail here)."""
         stem, place = self.stem(), self.place()
         path = self.path(place, stem)
@@ -91,3 +95,13 @@ class CModule:
             except OSError:
                 pass
             return None
+
+    def install(self, module: str, without: str) -> NoReturn:
+        """`python3 -m <module>` (tools/install.sh): build into the cache and print the path, or say on stderr in
+        one line what runs `without` it; status 0 either way (km works without the module, only slower)."""
+        where = self.build()
+        if where:
+            print(where)
+        else:       # stderr: tools/install.sh keeps only this line
+            print(f"{module}: not built (no C compiler or Python headers?): {without}", file=sys.stderr)
+        sys.exit(0)

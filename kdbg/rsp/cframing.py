@@ -16,7 +16,7 @@ so an edit never loads a stale one). Without a C compiler or Python's headers th
 """
 from __future__ import annotations
 
-import sys
+from typing import Any
 
 from kdbg.cmodule import CModule
 
@@ -133,21 +133,10 @@ size_t km_rsp_frame(const unsigned char *body, size_t n, unsigned char *out)
 COMPILED = CModule("_km_rspframe_", CDEF, SOURCE, compile_args=("-O3",))
 
 
-def load(*, build_missing: bool = True):
+def load(*, build_missing: bool = True) -> tuple[Any, Any] | None:
     """The compiled module's (ffi, lib), or None: built first when missing (and not known to fail here)."""
     return COMPILED.load(build_missing=build_missing)
 
 
-def build(place: str | None = None) -> str | None:
-    """Compile the module into `place` (the cache by default); its path, or None (kdbg/cmodule.py)."""
-    return COMPILED.build(place)
-
-
 if __name__ == "__main__":      # tools/install.sh
-    where = build()
-    if where:
-        print(where)
-    else:       # stderr: tools/install.sh keeps only this line, the one that says why the stub will frame in Python
-        print("kdbg.rsp.cframing: not built (no C compiler or Python headers?): the stub frames in Python",
-              file=sys.stderr)
-    sys.exit(0)
+    COMPILED.install("kdbg.rsp.cframing", "the stub frames in Python")

@@ -17,7 +17,7 @@ Python's headers the attempt is remembered (a `.failed` marker) and the debugger
 from __future__ import annotations
 
 import os
-import sys
+from typing import Any
 
 from kdbg.cmodule import CModule
 
@@ -101,7 +101,7 @@ int km_debug_run(int fd, unsigned char *run, const uint64_t *frame, const int64_
 COMPILED = CModule("_km_debugrun_", CDEF, SOURCE, compile_args=("-O2",))
 
 
-def load(*, build_missing: bool = True):
+def load(*, build_missing: bool = True) -> tuple[Any, Any] | None:
     """The compiled module's (ffi, lib), or None: built first when missing (and not known to fail here);
     KM_DEBUG_RUN=python: None (the Python twin runs)."""
     if os.environ.get("KM_DEBUG_RUN") == "python":
@@ -109,16 +109,5 @@ def load(*, build_missing: bool = True):
     return COMPILED.load(build_missing=build_missing)
 
 
-def build(place: str | None = None) -> str | None:
-    """Compile the module into `place` (the cache by default); its path, or None (kdbg/cmodule.py)."""
-    return COMPILED.build(place)
-
-
 if __name__ == "__main__":      # tools/install.sh
-    where = build()
-    if where:
-        print(where)
-    else:       # stderr: tools/install.sh keeps only this line
-        print("monitor.kvm.crun: not built (no C compiler or Python headers?): the debugger runs vCPUs from Python",
-              file=sys.stderr)
-    sys.exit(0)
+    COMPILED.install("monitor.kvm.crun", "the debugger runs vCPUs from Python")
