@@ -9,7 +9,7 @@ cannot be had, and tests/integration/test_gdb_quick_resume.py runs gdb's steps a
 (KM_DEBUG_RUN=python) against gdbserver's.
 
 Every offset and value the C code needs (kvm_run's layout, the user segments, the register indices) is passed in
-from Python (`layout()`): abi.py and vcpu/machine.py stay their one source. The compiled module is made by
+from Python (vcpu/loop.debug_run_layout()): abi.py, vcpu/machine.py and vcpu/loop.py stay their one source. The compiled module is made by
 tools/install.sh (`python3 -m monitor.kvm.crun`) or by the first debugged run that misses it, in the user's cache
 (~/.cache/km; its name carries a hash of the source, cffi's and Python's version). Without a C compiler or
 Python's headers the attempt is remembered (a `.failed` marker) and the debugger runs the vCPU from Python.
@@ -26,10 +26,10 @@ int km_debug_run(int fd, unsigned char *run, const uint64_t *frame, const int64_
                  uint64_t *error_code);
 """
 
-# layout(): the order of km_debug_run's `layout` words
+# the order of km_debug_run's `layout` words (vcpu/loop.debug_run_layout makes them; the C enum below names them)
 LAYOUT_FIELDS = ("kvm_run_ioctl", "immediate_exit", "exit_reason", "io_port", "sync_regs", "kvm_exit_io", "sync_x86_regs",
                  "sync_x86_sregs", "rip", "rflags", "rsp", "kbase", "cs_at", "cs_selector", "cs_type", "cs_l",
-                 "cs_db", "ss_at", "ss_selector", "ss_type", "ss_l", "ss_db")
+                 "cs_db", "ss_at", "ss_selector", "ss_type", "ss_l", "ss_db", "dirty_regs", "tf", "debug_vector")
 
 SOURCE = r"""
 #include <errno.h>
@@ -37,10 +37,9 @@ SOURCE = r"""
 #include <string.h>
 #include <sys/ioctl.h>
 
-#define TF 0x100ULL
-
 enum { KVM_RUN_IOCTL, IMMEDIATE_EXIT, EXIT_REASON, IO_PORT, SYNC_REGS, KVM_EXIT_IO_, SYNC_X86_REGS, SYNC_X86_SREGS, RIP, RFLAGS,
-       RSP, KBASE, CS_AT, CS_SELECTOR, CS_TYPE, CS_L, CS_DB, SS_AT, SS_SELECTOR, SS_TYPE, SS_L, SS_DB };
+       RSP, KBASE, CS_AT, CS_SELECTOR, CS_TYPE, CS_L, CS_DB, SS_AT, SS_SELECTOR, SS_TYPE, SS_L, SS_DB, DIRTY_REGS, TF_,
+       DEBUG_VECTOR_ };
 
 static void user_segment(unsigned char *seg, int64_t selector, int64_t type, int64_t l, int64_t db)
 {
@@ -63,9 +62,10 @@ int km_debug_run(int fd, unsigned char *run, const uint64_t *frame, const int64_
                  uint64_t *error_code)
 {
     uint64_t *regs = (uint64_t *)(run + layout[SYNC_REGS]);
-    uint64_t *dirty = regs - 1;                 /* kvm_dirty_regs, right before the sync regs */
+    uint64_t *dirty = (uint64_t *)(run + layout[DIRTY_REGS]);
+    uint64_t tf = (uint64_t)layout[TF_];
     if (step) {
-        regs[layout[RFLAGS]] |= TF;
+        regs[layout[RFLAGS]] |= tf;
         *dirty |= (uint64_t)layout[SYNC_X86_REGS];
     }
     run[layout[IMMEDIATE_EXIT]] = 0;
@@ -85,8 +85,8 @@ int km_debug_run(int fd, unsigned char *run, const uint64_t *frame, const int64_
     if (reason != (uint32_t)layout[KVM_EXIT_IO_] || port != (uint16_t)vector)
         return 0;
     uint64_t rflags = frame[3];
-    if (step && vector == 1)
-        rflags &= ~TF;
+    if (step && vector == layout[DEBUG_VECTOR_])
+        rflags &= ~tf;
     regs[layout[RIP]] = frame[1];
     regs[layout[RFLAGS]] = rflags;
     regs[layout[RSP]] = frame[4];

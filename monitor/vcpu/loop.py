@@ -427,7 +427,8 @@ def debug_run_layout() -> list[int]:
     (cs_at, cs_selector, cs_type, cs_l, cs_db), (ss_at, ss_selector, ss_type, ss_l, ss_db) = USER_SEGMENTS
     return [abi.KVM_RUN, abi.ffi.offsetof("struct kvm_run", "immediate_exit"), abi.RUN_EXIT_REASON, abi.RUN_IO_PORT,
             abi.RUN_SYNC_REGS, abi.KVM_EXIT_IO, abi.KVM_SYNC_X86_REGS, abi.KVM_SYNC_X86_SREGS, RIP, RFLAGS, RSP,
-            KBASE - (1 << 64), cs_at, cs_selector, cs_type, cs_l, cs_db, ss_at, ss_selector, ss_type, ss_l, ss_db]
+            KBASE - (1 << 64), cs_at, cs_selector, cs_type, cs_l, cs_db, ss_at, ss_selector, ss_type, ss_l, ss_db,
+            abi.ffi.offsetof("struct kvm_run", "kvm_dirty_regs"), TF, DEBUG_VECTOR]
 
 
 def _compiled_run_args(thread: VcpuThread, compiled: tuple) -> tuple:
