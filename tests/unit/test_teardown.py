@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -35,22 +36,30 @@ def _read_until_eof(fd: int, deadline_s: float) -> bytes:
         data += chunk
 
 
-def test_the_holder_outlives_the_exit_and_then_ends(compiled) -> None:
+def _hand_over_in_a_child(compiled, report: Callable[[int], bytes], exit_status: int) -> tuple[int, int, int]:
+    """A forked child hands its teardown over (km_hand_over, keeping a pipe's write end and its pidfd), writes
+    report(holder pid) into that pipe and exits with exit_status: (the child's pid, its wait status, the pipe's
+    read end, whose EOF comes when the holder ends)."""
     ffi, lib = compiled
-    kept_r, kept_w = os.pipe()          # the holder keeps its write end: EOF comes when the holder ends
-    closed_r, closed_w = os.pipe()      # closed by the hand-over, before the exit
+    kept_r, kept_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             pidfd = os.pidfd_open(os.getpid())
             keep = sorted({kept_w, pidfd})
             holder = lib.km_hand_over(pidfd, ffi.new("int[]", keep), len(keep))
-            os.write(kept_w, str(holder).encode())
+            os.write(kept_w, report(holder))
         finally:
-            os._exit(7)
+            os._exit(exit_status)
     os.close(kept_w)
-    os.close(closed_w)
     _, status = os.waitpid(pid, 0)
+    return pid, status, kept_r
+
+
+def test_the_holder_outlives_the_exit_and_then_ends(compiled) -> None:
+    closed_r, closed_w = os.pipe()      # closed by the hand-over, before the exit
+    pid, status, kept_r = _hand_over_in_a_child(compiled, lambda holder: str(holder).encode(), 7)
+    os.close(closed_w)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7
     os.set_blocking(closed_r, False)
     assert os.read(closed_r, 10) == b""             # closed before the exit, not by the holder
@@ -73,21 +82,11 @@ def test_the_holder_starts_with_every_signal_blocked(compiled) -> None:
     """The holder inherits the exiting km's handlers (CPython's): a signal sent to the process group (a terminal's
     SIGINT or SIGWINCH) must never run one on the holder's stack, over memory the exiting km leaves behind, so
     it is blocked from the holder's first instruction, not from its own sigprocmask on."""
-    ffi, lib = compiled
-    kept_r, kept_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            pidfd = os.pidfd_open(os.getpid())
-            keep = sorted({kept_w, pidfd})
-            holder = lib.km_hand_over(pidfd, ffi.new("int[]", keep), len(keep))
-            with open(f"/proc/{holder}/status") as status:      # at once: the holder may not have run yet
-                blocked = next(line.split()[1] for line in status if line.startswith("SigBlk:"))
-            os.write(kept_w, blocked.encode())
-        finally:
-            os._exit(0)
-    os.close(kept_w)
-    os.waitpid(pid, 0)
+    def blocked_of(holder: int) -> bytes:
+        with open(f"/proc/{holder}/status") as status:      # at once: the holder may not have run yet
+            return next(line.split()[1] for line in status if line.startswith("SigBlk:")).encode()
+
+    _, _, kept_r = _hand_over_in_a_child(compiled, blocked_of, 0)
     blocked = int(_read_until_eof(kept_r, 20), 16)
     os.close(kept_r)
     assert blocked == ~((1 << 8) | (1 << 18)) & (1 << 64) - 1, hex(blocked)    # all but SIGKILL and SIGSTOP
