@@ -1,9 +1,9 @@
 """km's hand-written C modules (cffi API mode): built once into the user's cache, then loaded without a C parse.
 
-A module's file name carries a hash of its declarations and source, cffi's version and Python's extension suffix,
-so an edit never loads a stale build. The place is ~/.cache/km ($XDG_CACHE_HOME/km), else beside this file. A build
-that fails (no C compiler, no Python headers, a read-only cache) leaves a `.failed` marker, so later starts do not
-try again and the caller uses its Python twin. tools/install.sh builds each module ahead (`python3 -m <module>`).
+A module's file name carries a hash of its declarations, source and compile flags, cffi's version and Python's
+extension suffix, so an edit never loads a stale build. The place is ~/.cache/km ($XDG_CACHE_HOME/km), else beside
+this file. A build that fails (no C compiler, no Python headers, a read-only cache) leaves a `.failed` marker, so
+later starts do not try again and the caller uses its Python twin. tools/install.sh builds each module ahead (`python3 -m <module>`).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class CModule:
 
     def stem(self) -> str:
         import _cffi_backend
-        key = zlib.crc32((self.cdef + self.source).encode())
+        key = zlib.crc32("\0".join((self.cdef, self.source, *self.compile_args)).encode())
         return f"{self.prefix}{key:08x}_{_cffi_backend.__version__.replace('.', '_')}"
 
     @staticmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from kdbg.link_map import AT_PHDR
 from kdbg.rsp import hostio
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection
@@ -24,7 +25,6 @@ from kdbg.tracelog import logger
 
 log = logger("km.gdb")
 
-AT_PHDR = 3
 _PHDR_READS = 6          # gdb 13 reads the program headers (0x38 bytes each) seven times while it connects
 
 # What gdb 13 asks while it connects and runs to main, less what changes state (Z/z, vCont;c, Q settings that

@@ -28,9 +28,16 @@ def test_another_versions_build_is_kept(can_build, tmp_path) -> None:
     compile again at its next start, each version deleting the other's in turn."""
     old, new = _module(41), _module(42)
     assert old.build(str(tmp_path)) and new.build(str(tmp_path))
-    for module, answer in ((old, 41), (new, 42)):
+    for module in (old, new):
         path = module.path(str(tmp_path), module.stem())
         assert os.path.exists(path), f"{os.path.basename(path)} was deleted by the other version's build"
+
+
+def test_compile_flags_are_part_of_the_name() -> None:
+    """A change of flags alone (e.g. -O2 to -O3) must not load the build made with the old ones."""
+    source = "int km_test_answer(void) { return 1; }"
+    assert CModule("_km_cmoduletest_", CDEF, source, ("-O2",)).stem() != \
+        CModule("_km_cmoduletest_", CDEF, source, ("-O3",)).stem()
 
 
 def _build_and_call(place: str) -> int:
