@@ -11,9 +11,9 @@ int main(void)
 {
     struct sigaction action = { .sa_handler = on_alarm };
     sigaction(SIGALRM, &action, 0);
-    struct itimerval once = { { 0, 0 }, { 0, 20000 } };
+    struct itimerval once = { { 0, 0 }, { 0, 100000 } };
     setitimer(ITIMER_REAL, &once, 0);
-    struct timespec nap = { 0, 200000000 }, left;
+    struct timespec nap = { 0, 500000000 }, left;
     int result = nanosleep(&nap, &left);
     printf("nanosleep %d\n", result);
     return 0;
