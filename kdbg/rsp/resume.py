@@ -127,7 +127,7 @@ def _event(session: Session, event: StopEvent) -> bytes:
         return b"%s:%s;" % (key, (event.exec_path or "").encode(errors="surrogateescape").hex().encode())
     if event.reason is StopReason.VFORK_DONE:
         return key + b":;"
-    return b"%s:%x;" % (key, event.syscall or 0)
+    return b"%s:%x;" % (key, (event.syscall or 0) & 0xFFFFFFFF)      # gdbserver's %x of an int: -1 is ffffffff
 
 
 _REASON_KEYED = frozenset({StopReason.WATCHPOINT, StopReason.BREAKPOINT, StopReason.HW_BREAKPOINT})

@@ -198,6 +198,7 @@ class VcpuThread:
             self.orig_rax, self.at_syscall_stop, regs[RAX] = nr, True, -errno.ENOSYS & MASK64
             self.proc.debug.on_syscall_entry(self, nr)    # gdb may change the call's arguments here
             self.at_syscall_stop = False
+            nr = self.orig_rax      # and its number, as ptrace's tracer: -1 skips it (rax as the debugger left it)
             # gdb's stepi from that stop: as Linux's PTRACE_SINGLESTEP, the call is made and the step ends right
             # after it, with no syscall-exit-stop
             stepped = bool(regs[RFLAGS] & TF)
@@ -209,7 +210,8 @@ class VcpuThread:
         if self.pause_requested:             # a stop-the-world waiter may be waiting for this change
             with self.cond:
                 self.cond.notify_all()
-        result = dispatch(self, nr, regs[RDI], regs[RSI], regs[RDX], regs[R10], regs[R8], regs[R9])
+        result = (dispatch(self, nr, regs[RDI], regs[RSI], regs[RDX], regs[R10], regs[R8], regs[R9])
+                  if nr != NO_SYSCALL else None)
         self.state = State.RUNNING
         if result is not None:
             regs[RAX] = result & MASK64

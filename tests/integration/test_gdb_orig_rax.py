@@ -84,3 +84,17 @@ def test_orig_rax_minus_one_at_an_interrupted_call_stops_its_restart(debug, mode
     _signal_stop(d, passed=False)
     d.gdb.console("set $orig_rax = -1")
     assert _last_line(d) == f"{mode} -1 errno {code} pokes 0 alarms 0 ppid ok"
+
+
+def test_orig_rax_minus_one_at_a_syscall_entry_skips_the_call(debug) -> None:
+    """ptrace's way to skip a call: at its syscall-enter-stop the tracer sets orig_rax = -1 and the result in
+    rax; the payload sees that result (and gdb, its catch list not naming -1, no syscall-exit-stop)."""
+    d = debug(SRC)
+    d.gdb.console("catch syscall getppid")
+    d.gdb.run("-exec-continue")
+    d.gdb.wait_for_stop()               # gdb 13 labels this first stop "returned" with either server
+    assert (_reg(d, "orig_rax"), _reg(d, "rax")) == (110, (1 << 64) - 38), d.diagnostics()   # entered: -ENOSYS
+    d.gdb.console("set $orig_rax = -1")
+    d.gdb.console("set $rax = -1234")
+    d.gdb.console("delete")
+    assert _last_line(d) == "nanosleep -1 errno 4 pokes 0 alarms 1 ppid -1234"

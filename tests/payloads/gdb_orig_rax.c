@@ -41,6 +41,9 @@ int main(int argc, char **argv)
         result = nanosleep(&nap, &left);
     }
     int error = result < 0 ? errno : 0;
-    printf("%s %d errno %d pokes %d alarms %d ppid %s\n", mode, result, error, pokes, alarms, ppid > 0 ? "ok" : "bad");
+    if (ppid > 0)
+        printf("%s %d errno %d pokes %d alarms %d ppid ok\n", mode, result, error, pokes, alarms);
+    else
+        printf("%s %d errno %d pokes %d alarms %d ppid %ld\n", mode, result, error, pokes, alarms, ppid);
     return 0;
 }
