@@ -12,7 +12,6 @@ moves the ratio by ~0.2; bench/rsp_proxy.py splits a connect per packet.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import subprocess
@@ -39,14 +38,7 @@ gdb.execute("kill")
 """
 
 
-def _load_gdb_bench():
-    spec = importlib.util.spec_from_file_location("gdb_bench", Path(__file__).resolve().parent / "gdb.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gdb_bench = _load_gdb_bench()
+from rsp_proxy import gdb_bench  # noqa: E402  (bench/gdb.py, loaded under a name that is not `gdb`)
 
 
 def session(backend: str, program: Path, work: Path, km_root: Path | None) -> float:
