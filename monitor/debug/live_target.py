@@ -560,9 +560,9 @@ class LiveTarget(ProcessView):
         parked itself meanwhile (a breakpoint) posts its own event too: the stub reports the first it reads."""
         threads = [t for t in (self.proc.threads.get(tid) for tid in tids) if t is not None
                    and t.state is not State.EXITED]
-        late = {id(t) for t in pause(threads, PAUSE_TIMEOUT_S)}      # (StopTheWorld.pause_all's three steps)
+        late = set(pause(threads, PAUSE_TIMEOUT_S))      # (StopTheWorld.pause_all's three steps)
         for thread in threads:
-            if id(thread) in late:
+            if thread in late:
                 log.warning("non-stop: %s did not stop within %.0f s", thread, PAUSE_TIMEOUT_S)
                 continue
             self.last_stop[thread.tid] = StopEvent(thread.tid, StopReason.INTERRUPT, 0)

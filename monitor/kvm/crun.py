@@ -9,7 +9,9 @@ cannot be had, and tests/integration/test_gdb_quick_resume.py runs gdb's steps a
 (KM_DEBUG_RUN=python) against gdbserver's.
 
 Every offset and value the C code needs (kvm_run's layout, the user segments, the register indices) is passed in
-from Python (vcpu/loop.debug_run_layout()): abi.py, vcpu/machine.py and vcpu/loop.py stay their one source. The compiled module is made by
+from Python (vcpu/loop.debug_run_layout()): abi.py, vcpu/machine.py and vcpu/loop.py stay their one source. The
+one exception is the order of struct kvm_segment's fields from `selector` on (user_segment below), which is KVM's
+ABI and machine.py's _SEGMENT_FIELDS spells the same way. The compiled module is made by
 tools/install.sh (`python3 -m monitor.kvm.crun`) or by the first debugged run that misses it, in the user's cache
 (~/.cache/km; its name carries a hash of the source, cffi's and Python's version). Without a C compiler or
 Python's headers the attempt is remembered (a `.failed` marker) and the debugger runs the vCPU from Python.

@@ -27,6 +27,7 @@ from kdbg.arch.x86_64 import KVM_REGS
 from ..errors import GuestFault
 from .altstack import SS_DISABLE
 from .frame import build_frame, fault_siginfo, restore_frame
+from ..syscalls.dispatch import s64
 from ..syscalls.numbers import NUMBERS
 
 if TYPE_CHECKING:
@@ -380,8 +381,7 @@ def interrupted_call(thread: VcpuThread) -> int:
     the called function) and writes both back afterwards (it is, at the next resume)."""
     if thread.orig_rax == NO_SYSCALL:
         return 0
-    rax = thread.regs[RAX]
-    result = rax - (1 << 64) if rax >> 63 else rax
+    result = s64(thread.regs[RAX])
     return result if result in RESTART_CODES else 0
 
 

@@ -11,7 +11,7 @@ import fcntl
 import os
 from typing import TYPE_CHECKING
 
-from ..host_fds import KM_FD_BASE
+from ..host_fds import CLOSE_RANGE_UNSHARE, KM_FD_BASE
 from .args import BAD_FD, addr_of, buf_in, buf_out, fd_arg, new_fd
 from .dispatch import s32, syscall
 from .fs import host_iovec
@@ -21,7 +21,7 @@ from .numbers import NUMBERS as NR
 if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
 
-CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
+CLOSE_RANGE_CLOEXEC = 4                  # include/uapi/linux/close_range.h (UNSHARE: host_fds)
 
 
 @syscall("close_range")

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
+from kdbg.arch.linux import MASK64
 from kdbg.arch.x86_64 import INTEL_LAYOUT, KVM_REGS, REGISTERS, XsaveLayout, registers_to_xsave, xsave_to_registers
 
+from ..syscalls.dispatch import s64
 from .loop import State
 
 if TYPE_CHECKING:
@@ -24,7 +26,6 @@ _KVM_INDEX = {name: i for i, name in enumerate(KVM_REGS)}
 # what a 64-bit Linux process shows (the VM's own selectors are km's business)
 USER_SELECTORS = {"cs": 0x33, "ss": 0x2B, "ds": 0, "es": 0, "fs": 0, "gs": 0}
 _FP_NAMES = frozenset(r.name for r in REGISTERS if r.fxsave_offset is not None or r.xsave_offset is not None)
-NO_SYSCALL = (1 << 64) - 1
 
 
 def cpu_xsave_layout(cpuid) -> XsaveLayout:
@@ -48,7 +49,7 @@ def read_registers(thread: VcpuThread) -> dict[str, int]:
     regs.update(USER_SELECTORS)
     sregs = thread.run.s.regs.sregs if thread.has_run else thread.vcpu.get_sregs()
     regs["fs_base"], regs["gs_base"] = sregs.fs.base, sregs.gs.base
-    regs["orig_rax"] = thread.orig_rax & NO_SYSCALL     # Linux's pt_regs orig_ax: the last call's, -1 after an exception
+    regs["orig_rax"] = thread.orig_rax & MASK64     # Linux's pt_regs orig_ax: the last call's, -1 after an exception
     values = _LazyFpRegisters(regs, thread.vcpu, thread.proc.xsave_layout)
     if parked:                  # a thread blocked in a host call (IN_SYSCALL) may still change rax
         with thread.cond:
@@ -65,8 +66,7 @@ def write_registers(thread: VcpuThread, values: Mapping[str, int]) -> None:
             gprs[_KVM_INDEX[name]] = value
     thread.set_user_regs(gprs)
     if "orig_rax" in values:    # gdb writes -1 before an inferior call, so that no restart lands in the function
-        value = values["orig_rax"] & NO_SYSCALL
-        thread.orig_rax = value - (1 << 64) if value >> 63 else value
+        thread.orig_rax = s64(values["orig_rax"])
     if "fs_base" in values or "gs_base" in values:
         sregs = thread.vcpu.get_sregs()
         sregs.fs.base = values.get("fs_base", sregs.fs.base)
