@@ -65,7 +65,8 @@ def _c_string(target: Target, addr: int) -> str:
     return out.decode(errors="surrogateescape")
 
 
-def _auxv_value(auxv: bytes, key: int) -> int | None:
+def auxv_value(auxv: bytes, key: int) -> int | None:
+    """The value of `key` in an auxv image (whole (key, value) pairs up to AT_NULL), or None."""
     for offset in range(0, len(auxv) - 15, 16):
         tag, value = struct.unpack_from("<QQ", auxv, offset)
         if tag == AT_NULL:
@@ -79,7 +80,7 @@ def program_headers(target: Target) -> tuple[int, list[tuple[int, ...]]]:
     """The program's load bias and its Elf64_Phdr tuples, read where the auxv's AT_PHDR/AT_PHNUM point
     (no headers: an empty list)."""
     auxv = target.auxv()
-    phdr, phnum = _auxv_value(auxv, AT_PHDR), _auxv_value(auxv, AT_PHNUM)
+    phdr, phnum = auxv_value(auxv, AT_PHDR), auxv_value(auxv, AT_PHNUM)
     if not phdr or not phnum:
         return 0, []
     headers = [_PHDR.unpack(target.read_memory(phdr + i * _PHDR.size, _PHDR.size)) for i in range(phnum)]
@@ -89,7 +90,7 @@ def program_headers(target: Target) -> tuple[int, list[tuple[int, ...]]]:
 def find_r_debug(target: Target) -> int | None:
     """The program's DT_DEBUG value (0 before ld.so sets it), or None when it has no DT_DEBUG at all (static)."""
     auxv = target.auxv()
-    phdr, phnum = _auxv_value(auxv, AT_PHDR), _auxv_value(auxv, AT_PHNUM)
+    phdr, phnum = auxv_value(auxv, AT_PHDR), auxv_value(auxv, AT_PHNUM)
     if not phdr or not phnum:
         return None
     headers = [_PHDR.unpack(target.read_memory(phdr + i * _PHDR.size, _PHDR.size)) for i in range(phnum)]

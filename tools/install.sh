@@ -3,7 +3,7 @@
 # km on the bundled example payload. Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES="gcc python3-dev musl-tools gdb gdbserver busybox-static golang-go qemu-user elfutils lldb binutils make runc libpython3.11-testsuite python3.11-dbg"
+APT_PACKAGES="gcc python3-dev musl-tools gdb gdbserver strace busybox-static golang-go qemu-user elfutils lldb binutils make runc libpython3.11-testsuite python3.11-dbg"
 missing=""
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in $APT_PACKAGES; do installed "$p" || missing="$missing $p"; done

@@ -12,9 +12,8 @@ reports or takes a stop event is rehearsed, and the throw-away session's host fi
 from __future__ import annotations
 
 import socket
-import struct
 
-from kdbg.link_map import AT_PHDR
+from kdbg.link_map import AT_PHDR, auxv_value
 from kdbg.rsp import hostio
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection
@@ -25,7 +24,7 @@ from kdbg.tracelog import logger
 
 log = logger("km.gdb")
 
-_PHDR_READS = 6          # gdb 13 reads the program headers (0x38 bytes each) seven times while it connects
+_PHDR_READS = 6          # program-header reads rehearsed (0x38 bytes each, one per header from AT_PHDR on)
 
 # What gdb 13 asks while it connects and runs to main, less what changes state (Z/z, vCont;c, Q settings that
 # reach the target, `?`, which reports the pending stop): in gdb's order.
@@ -44,9 +43,7 @@ def requests(inferior: Inferior) -> list[bytes]:
     pid = inferior.pid
     maps = f"/proc/{pid}/task/{pid}/maps".encode().hex().encode()
     out = [r % {b"pid": pid, b"maps": maps} if b"%" in r else r for r in _REQUESTS]
-    auxv = inferior.target.auxv()
-    phdr = next((value for key, value in struct.iter_unpack("<QQ", auxv[:len(auxv) // 16 * 16])
-                 if key == AT_PHDR), 0)
+    phdr = auxv_value(inferior.target.auxv(), AT_PHDR)
     if phdr:
         out += [b"m%x,38" % (phdr + i * 0x38) for i in range(_PHDR_READS)]
     return out

@@ -7,10 +7,9 @@ each process's target receives only its own actions.
 """
 from __future__ import annotations
 
-import enum
 import functools
 import struct
-from typing import Sequence
+from typing import Literal, Sequence
 
 from kdbg.arch.x86_64 import BY_NAME
 from kdbg.rsp import nonstop
@@ -59,7 +58,7 @@ def stop_reply(session: Session, event: StopEvent, pid: int = 0, frame: tuple[in
         return b"W%02x" % ((event.exit_status or 0) & 0xFF) + _process_key(session, pid)
     if reason is StopReason.TERMINATED:
         return b"X%02x" % gdb_from_linux(event.signal or 9) + _process_key(session, pid)
-    prefix = _T_OF_SIGNAL.get(event.signal) if event.signal else None
+    prefix = _T_OF_SIGNAL.get(event.signal)     # (no entry for 0 or None)
     parts = [prefix or b"T%02x" % reply_signal(session, event)]
     if reason in _EVENT_KEYS:             # gdbserver puts the event first: `T05fork:p12.12;...`
         parts.append(_event(session, event))
@@ -307,7 +306,7 @@ def vcont(session: Session, actions: tuple[ResumeAction, ...]) -> bytes | None:
             step_tid = _plain(actions, inferior.pid)
             if step_tid is not None:
                 answer = _quick(session, inferior, actions, step_tid)
-                if answer is not _Quick.DECLINED:
+                if answer is not False:
                     return answer
     return _start(session, actions)
 
@@ -328,22 +327,18 @@ def _plain(actions: tuple[ResumeAction, ...], pid: int) -> int | None:
     return None
 
 
-class _Quick(enum.Enum):
-    DECLINED = "declined"
-
-
 def _quick(session: Session, inferior: Inferior, actions: tuple[ResumeAction, ...],
-           step_tid: int) -> bytes | None | _Quick:
+           step_tid: int) -> bytes | None | Literal[False]:
     """A plain stepi or continue of the one process, made by its target without the generic resume path
-    (QuickResumeTarget): the stop reply at once, None when the stop comes later as an event, DECLINED when the
+    (QuickResumeTarget): the stop reply at once, None when the stop comes later as an event, False when the
     target declined (nothing was done: the generic path follows)."""
     run = inferior.run
     if run.exited or run.deferred is not None or run.pending_interrupts or not inferior.attached:
-        return _Quick.DECLINED
+        return False
     assert inferior.quick_resume is not None
     stop = inferior.quick_resume(step_tid)
     if stop is False:
-        return _Quick.DECLINED
+        return False
     run.last_actions, run.held_for_other = _without_pids(actions), False
     if stop is True:
         run.running = True              # as session.resume() leaves it: the event loop reports the stop
