@@ -339,13 +339,12 @@ def _quick(session: Session, inferior: Inferior, actions: tuple[ResumeAction, ..
     stop = inferior.quick_resume(step_tid)
     if stop is False:
         return False
-    run.last_actions, run.held_for_other = _without_pids(actions), False
+    run.resumed(_without_pids(actions))
     if stop is True:
-        run.running = True              # as session.resume() leaves it: the event loop reports the stop
-        return None
+        return None                     # the event loop reports the stop
     event = stop[0]
-    run.last_stop = event               # and not running: as the server's _accept_event leaves a reported stop
-    session.last_pid, session.g_pid, session.g_tid = inferior.pid, 0, 0
+    run.reported(event)
+    session.reported(inferior)
     return stop_reply(session, event, inferior.pid, stop[1:])
 
 

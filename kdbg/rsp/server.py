@@ -207,7 +207,8 @@ class GdbServer:
         run = inf.run
         log.debug("process %d event %s", inf.pid, event)
         if event.reason in PROCESS_ENDS:
-            run.running, run.last_stop, run.pending_interrupts = False, event, 0
+            run.reported(event)
+            run.pending_interrupts = 0
             return event
         if event.reason is StopReason.HAND_OVER:
             return event
@@ -227,7 +228,7 @@ class GdbServer:
             return None
         if session is not None and self._passed(session, inf, event):
             return None
-        run.running, run.last_stop = False, event
+        run.reported(event)
         self._first_event_seen = True
         if run.pending_interrupts:
             self._drain_interrupts(inf)
@@ -371,7 +372,7 @@ class GdbServer:
         self._stop_the_others(inf)
         if event.reason in _FORKS and event.child_pid is not None:
             self._adopt_child(inf, event, event.child_pid)
-        session.last_pid, session.g_pid, session.g_tid = inf.pid, 0, 0
+        session.reported(inf)
         conn.send(stop_reply(session, event, inf.pid))
 
     def _stop_now(self, event: StopEvent) -> bool:
@@ -405,7 +406,8 @@ class GdbServer:
             self._hand_over(session, conn, inf)
             return
         if event.reason in PROCESS_ENDS:
-            run.running, run.last_stop, run.ns_stopped = False, event, set()
+            run.reported(event)
+            run.ns_stopped = set()
             del self._inferiors[inf.pid]
         elif event.tid in run.ns_stopped:
             # vCont;t parked a thread that parked itself too (a breakpoint): one stop is reported; a breakpoint
@@ -436,9 +438,9 @@ class GdbServer:
         for inf in session.inferiors.values():
             if inf.run.deferred is not None and inf.run.running and inf.attached:
                 event, inf.run.deferred = inf.run.deferred, None
-                inf.run.running, inf.run.last_stop = False, event
+                inf.run.reported(event)
                 self._stop_the_others(inf)
-                session.last_pid, session.g_pid, session.g_tid = inf.pid, 0, 0
+                session.reported(inf)
                 conn.send(stop_reply(session, event, inf.pid))
                 return
 

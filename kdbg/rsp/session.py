@@ -43,6 +43,19 @@ class RunState:
     def exited(self) -> bool:
         return self.last_stop is not None and self.last_stop.reason in PROCESS_ENDS
 
+    def resumed(self, actions: tuple[ResumeAction, ...]) -> None:
+        """stopped --resume packet--> running, whichever lane made the resume (Session.resume, the quick lane): the
+        actions are kept for a passed signal's resume (QPassSignals), and the process is no longer held for
+        another's stop."""
+        self.last_actions = actions
+        self.running = True
+        self.held_for_other = False
+
+    def reported(self, event: StopEvent) -> None:
+        """running --event--> stopped (or exited): `event` is the stop gdb hears of, and `?` repeats."""
+        self.running = False
+        self.last_stop = event
+
 
 class Inferior:
     """One process the stub serves: its target and its run state."""
@@ -169,6 +182,11 @@ class Session:
             return stop.tid
         return threads[0]
 
+    def reported(self, inferior: Inferior) -> None:
+        """An all-stop stop reply of `inferior` goes to gdb: its process is the current one, and g/p act on the
+        thread that stopped (gdb's Hg choice ends with the stop, as gdbserver's does)."""
+        self.last_pid, self.g_pid, self.g_tid = inferior.pid, 0, 0
+
     def select(self, pid: int, tid: int) -> None:
         """Hg: the process and thread the following packets act on."""
         self.g_pid = pid if pid > 0 else 0
@@ -184,8 +202,6 @@ class Session:
             actions = [a if a.signal in self.program_signals else a._replace(signal=0) for a in actions]
         log.debug("resume %d %s", inferior.pid, actions)
         run = inferior.run
-        run.last_actions = tuple(actions)
-        run.running = True
-        run.held_for_other = False
+        run.resumed(tuple(actions))
         if run.deferred is None:
             control.resume(actions)
