@@ -21,10 +21,30 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, Sequence
 
 # Present when the KVM is kvm-pvm, whose guests' ring 3 runs natively on the host CPU
 KVM_PVM_MODULE = "/sys/module/kvm_pvm"
+
+
+class CpuidEntry(Protocol):
+    """struct kvm_cpuid_entry2 (monitor/kvm/abi.py declares it): a leaf and sub-leaf, and the four registers' values
+    a `cpuid` of it returns."""
+    function: int
+    index: int
+    eax: int
+    ebx: int
+    ecx: int
+    edx: int
+
+
+class CpuidTable(Protocol):
+    """struct kvm_cpuid2, as KVM_GET_SUPPORTED_CPUID fills it and KVM_SET_CPUID2 takes it: `nent` of `entries` are
+    used."""
+    nent: int
+
+    @property
+    def entries(self) -> Sequence[CpuidEntry]: ...
 
 
 class CpuidBit(NamedTuple):
@@ -63,7 +83,7 @@ def host_cpu_flags() -> frozenset[str]:
         return frozenset()
 
 
-def add_host_user_isa(cpuid, flags: frozenset[str] | None = None, ring3_native: bool | None = None) -> list[str]:
+def add_host_user_isa(cpuid: CpuidTable, flags: frozenset[str] | None = None, ring3_native: bool | None = None) -> list[str]:
     """Set in `cpuid` (a struct kvm_cpuid2, in place) each USER_ISA_BITS bit the host has (`flags`, by default
     host_cpu_flags()) and the table lacks; a leaf the table does not hold stays absent, and a hardware-gated bit
     is added only when ring 3 runs on the host CPU (`ring3_native`, by default: kvm-pvm is loaded). Returns the
@@ -71,7 +91,7 @@ def add_host_user_isa(cpuid, flags: frozenset[str] | None = None, ring3_native: 
     flags = host_cpu_flags() if flags is None else flags
     if ring3_native is None:
         ring3_native = os.path.exists(KVM_PVM_MODULE)
-    added = []
+    added: list[str] = []
     for want in USER_ISA_BITS:
         if want.flag not in flags or (want.hardware_gated and not ring3_native):
             continue

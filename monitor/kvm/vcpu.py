@@ -2,9 +2,14 @@
 loop uses kvm_run's sync regs instead and calls these only for set-up and debugging)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .abi import ffi, libc
 from . import abi
 from .ioctl import ioctl
+
+if TYPE_CHECKING:
+    from .cpuid import CpuidTable
 
 
 class Vcpu:
@@ -51,7 +56,7 @@ class Vcpu:
         if ioctl(self.fd, abi.KVM_SET_MSRS, msrs, "KVM_SET_MSRS") != len(values):
             raise abi_error("KVM_SET_MSRS")
 
-    def set_cpuid(self, cpuid) -> None:
+    def set_cpuid(self, cpuid: CpuidTable) -> None:
         ioctl(self.fd, abi.KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2")
 
     def set_xcr0(self, value: int) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from ..errors import KvmError, MonitorError
 from ..host_fds import high_fd
@@ -10,6 +11,9 @@ from . import abi
 from .abi import ffi, libc
 from .ioctl import ioctl
 from .vcpu import Vcpu
+
+if TYPE_CHECKING:
+    from .cpuid import CpuidTable
 
 
 class Kvm:
@@ -38,7 +42,7 @@ class Kvm:
     def check_extension(self, cap: int) -> int:
         return max(0, libc.ioctl(self.fd, abi.KVM_CHECK_EXTENSION, ffi.cast("void *", cap)))
 
-    def supported_cpuid(self):
+    def supported_cpuid(self) -> CpuidTable:
         cpuid = ffi.new("struct kvm_cpuid2 *")
         cpuid.nent = 256
         ioctl(self.fd, abi.KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID")
