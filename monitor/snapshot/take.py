@@ -104,8 +104,11 @@ class _SnapshotView(ProcessView):
         self.caller = caller
 
     def registers(self, tid: int) -> dict[str, int]:
+        """The caller's rax is changed in a copy: the register file read_registers gives is the thread's own, kept
+        on it while it stays parked (VcpuThread.stopped_regs), and the core writer reads every register anyway."""
         regs = super().registers(tid)
         if self.caller is not None and tid == self.caller.tid:
+            regs = regs.copy()
             regs["rax"] = RESUMED
         return regs
 
