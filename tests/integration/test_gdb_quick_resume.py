@@ -4,7 +4,9 @@ register or memory write between resumes must reach the next run; gdbserver, dri
 reference (the payload is static: the same addresses under both). km runs twice: with the compiled run of a parked
 vCPU (monitor/kvm/crun.py) and with its Python twin (KM_DEBUG_RUN=python), each with a hook that records what
 LiveTarget.quick_resume answered: the replies are the same from the generic path, so without it this test would pass
-with the quick lane never taken."""
+with the quick lane never taken. The hook also records each run made by the Python twin
+(VcpuThread._run_for_debugger_python), and the compiled case reads km's /proc/PID/maps: the compiled module must be
+mapped and the twin never run, or that case would pass on the twin alone."""
 from __future__ import annotations
 
 import os
@@ -30,6 +32,13 @@ def quick_resume(self, step_tid):
         f.write(("stop" if isinstance(stop, tuple) else "resumed" if stop else "declined") + f" {step_tid}\\n")
     return stop
 LiveTarget.quick_resume = quick_resume
+from monitor.vcpu.loop import VcpuThread
+_twin = VcpuThread._run_for_debugger_python
+def twin(self, vector, step):
+    with open(os.environ["KM_TEST_QUICK_OUT"], "a") as f:
+        f.write(f"twin {vector}\\n")
+    return _twin(self, vector, step)
+VcpuThread._run_for_debugger_python = twin
 """
 
 
@@ -48,9 +57,10 @@ def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_p
     exe = payload(SRC)
     tick, syscall_at = symbol_address(exe, "tick"), symbol_address(exe, "quick_syscall")
     counter = symbol_address(exe, "counter")
-    if run == "compiled":
+    if run:
         from monitor.kvm import crun
         assert crun.load() is not None, "the compiled run cannot be built here (gcc, python3-dev?)"
+        module = crun.COMPILED.path(crun.COMPILED.place(), crun.COMPILED.stem())
     env = None
     if backend == "km":
         (tmp_path / "sitecustomize.py").write_text(QUICK_HOOK)
@@ -93,6 +103,10 @@ def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_p
         assert resume(step) == syscall_at + 5                       # mov $39, %eax
         assert resume(step) == syscall_at + 7                       # the syscall, served, then the step's stop
         assert 0 < _word(decode_rle(client.ask(b"g"))[:16]) < 1 << 22     # rax: getpid's result, not -ENOSYS
+        if run:
+            with open(f"/proc/{proc.pid}/maps") as maps:                # km's own process (python -m monitor.cli)
+                mapped = module in maps.read()
+            assert mapped == (run == "compiled"), f"{module} mapped in km: {mapped}"
         client.send(cont)
         assert re.match(rb"W0?([0-9a-f]+)", client.stop_reply()).group(1) == b"%x" % (1009 & 0x7f)
     finally:
@@ -104,5 +118,7 @@ def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_p
     if backend == "km":      # the quick lane answered the steps and the continues from a breakpoint's stop; the
         #                      continue from the entry stop (the thread never ran) and from the stop of a step over
         #                      `syscall` (posted by the vCPU's thread, which served the call) go the generic way
-        answers = [line.split()[0] for line in lanes.read_text().splitlines()]
+        answers = [line.split()[0] for line in lanes.read_text().splitlines() if not line.startswith("twin")]
         assert answers[1:8] == ["stop"] * 6 + ["resumed"], answers
+        twins = lanes.read_text().count("twin")
+        assert (twins > 0) == (run == "python"), lanes.read_text()

@@ -1,6 +1,7 @@
 """kdbg.rsp.rehearsal: the stub's rehearsal of gdb's connect answers every request and changes nothing gdb sees."""
 from __future__ import annotations
 
+import os
 import struct
 
 import kdbg.rsp.server  # noqa: F401 - registers every handler module
@@ -36,7 +37,7 @@ def test_rehearsal_answers_gdbs_read_only_requests_and_changes_nothing() -> None
     assert dispatch(session, b"?").startswith(b"T05") and session.host_files == {}
 
 
-def test_a_failing_rehearsal_is_swallowed() -> None:
+def test_a_failing_request_is_answered_and_the_rehearsal_goes_on() -> None:
     target = _fake()
     target.auxv_data = b"\x03"          # not whole (key, value) pairs: no program-header reads, still answered
     run = RunState(running=False)
@@ -45,4 +46,31 @@ def test_a_failing_rehearsal_is_swallowed() -> None:
     def broken(addr: int, size: int) -> bytes:
         raise RuntimeError("boom")
     target.read_memory = broken        # type: ignore[method-assign]
-    assert rehearsal.rehearse(inferior, {inferior.pid: inferior}, run) >= 0
+    asked = rehearsal.requests(inferior)
+    assert b"qXfer:libraries-svr4:read::0,1000" in asked      # reads memory: its handler fails, answers E01
+    assert rehearsal.rehearse(inferior, {inferior.pid: inferior}, run) == len(asked)
+    assert target.calls == []
+
+
+def test_a_rehearsal_that_fails_midway_is_swallowed_and_leaks_nothing(monkeypatch, caplog) -> None:
+    """A failure outside the handlers (here the framing of one request) ends the rehearsal there: logged, never
+    raised, its sockets closed, and gdb's session starts as it would have."""
+    target = _fake()
+    run = RunState(running=False, last_stop=StopEvent(7, StopReason.ENTRY, 5))
+    inferior = Inferior(target, run)
+    asked = rehearsal.requests(inferior)
+    failing = next(r for r in asked if r.startswith(b"vFile:pread"))       # a host file is open by then
+    encode = rehearsal.encode_packet
+
+    def broken(request: bytes) -> bytes:
+        if request == failing:
+            raise OSError("boom")
+        return encode(request)
+    monkeypatch.setattr(rehearsal, "encode_packet", broken)
+    fds = sorted(os.listdir("/proc/self/fd"))
+    assert rehearsal.rehearse(inferior, {inferior.pid: inferior}, run) == asked.index(failing)
+    assert sorted(os.listdir("/proc/self/fd")) == fds
+    assert "connect rehearsal failed" in caplog.text and "boom" in caplog.text
+    assert target.calls == [] and run.running is False
+    session = Session(target, run, inferiors={inferior.pid: inferior})
+    assert dispatch(session, b"?").startswith(b"T05") and session.host_files == {}
