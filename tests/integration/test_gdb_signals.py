@@ -92,7 +92,8 @@ def test_stepi_after_a_discarded_signal_restarts_the_call(debug) -> None:
     """gdb's stepi at the stop of a signal that interrupted a call, the signal discarded (`handle nopass`): Linux
     restarts the call with no handler run, and the step ends once it returns (the pc is back where the stop showed
     it). km made the step on the debugger's thread while the vCPU's thread was still parked inside the signal's
-    delivery, which then restarted the call from the stepped pc."""
+    delivery, which then restarted the call from the stepped pc. rax after the step is the call's 0: a step that ran
+nothing would show the same pc."""
     d = debug("gdb_signal_restart.c")
     d.gdb.console("handle SIGALRM stop print nopass")
     d.gdb.run("-exec-continue")
@@ -102,5 +103,6 @@ def test_stepi_after_a_discarded_signal_restarts_the_call(debug) -> None:
     d.gdb.run("-exec-step-instruction")
     d.gdb.wait_for_stop()
     assert int(d.gdb.console("p/x $pc").split("=")[-1].strip(), 16) == pc, d.diagnostics()
+    assert d.gdb.console("p $rax").split("=")[-1].strip() == "0", d.diagnostics()     # the call ran, returned 0
     status, out, err = run_to_exit(d, 0)
     assert out.splitlines() == ["nanosleep 0"], out + err
