@@ -36,9 +36,10 @@ def _read_until_eof(fd: int, deadline_s: float) -> bytes:
         data += chunk
 
 
-def _hand_over_in_a_child(compiled, report: Callable[[int], bytes], exit_status: int) -> tuple[int, int, int]:
+def _hand_over_in_a_child(compiled, report: Callable[[int, list[int]], bytes],
+                          exit_status: int) -> tuple[int, int, int]:
     """A forked child hands its teardown over (km_hand_over, keeping a pipe's write end and its pidfd), writes
-    report(holder pid) into that pipe and exits with exit_status: (the child's pid, its wait status, the pipe's
+    report(holder pid, the descriptors kept) into that pipe and exits with exit_status: (the child's pid, its wait status, the pipe's
     read end, whose EOF comes when the holder ends)."""
     ffi, lib = compiled
     kept_r, kept_w = os.pipe()
@@ -48,7 +49,7 @@ def _hand_over_in_a_child(compiled, report: Callable[[int], bytes], exit_status:
             pidfd = os.pidfd_open(os.getpid())
             keep = sorted({kept_w, pidfd})
             holder = lib.km_hand_over(pidfd, ffi.new("int[]", keep), len(keep))
-            os.write(kept_w, report(holder))
+            os.write(kept_w, report(holder, keep))
         finally:
             os._exit(exit_status)
     os.close(kept_w)
@@ -56,15 +57,29 @@ def _hand_over_in_a_child(compiled, report: Callable[[int], bytes], exit_status:
     return pid, status, kept_r
 
 
+def _holder_seen(holder: int, keep: list[int]) -> bytes:
+    """What ps and ls /proc show of the holder while the km it holds for lives: its name once it has run its first
+    instructions (prctl, within a deadline), and its descriptors."""
+    end = time.monotonic() + 20
+    while True:
+        with open(f"/proc/{holder}/comm") as comm:
+            name = comm.read().strip()
+        if name == "km-teardown" or time.monotonic() > end:
+            break
+        os.sched_yield()
+    fds = sorted(int(fd) for fd in os.listdir(f"/proc/{holder}/fd"))
+    return f"{holder} {name} {fds == keep}".encode()
+
+
 def test_the_holder_outlives_the_exit_and_then_ends(compiled) -> None:
     closed_r, closed_w = os.pipe()      # closed by the hand-over, before the exit
-    pid, status, kept_r = _hand_over_in_a_child(compiled, lambda holder: str(holder).encode(), 7)
+    pid, status, kept_r = _hand_over_in_a_child(compiled, _holder_seen, 7)
     os.close(closed_w)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7
     os.set_blocking(closed_r, False)
     assert os.read(closed_r, 10) == b""             # closed before the exit, not by the holder
-    holder = int(_read_until_eof(kept_r, 20))
-    assert holder > 0 and holder != pid
+    seen = _read_until_eof(kept_r, 20).decode().split()     # named, holding only the descriptors it was given
+    assert len(seen) == 3 and 0 < int(seen[0]) != pid and seen[1:] == ["km-teardown", "True"], seen
     os.close(kept_r)
     os.close(closed_r)
 
@@ -82,7 +97,7 @@ def test_the_holder_starts_with_every_signal_blocked(compiled) -> None:
     """The holder inherits the exiting km's handlers (CPython's): a signal sent to the process group (a terminal's
     SIGINT or SIGWINCH) must never run one on the holder's stack, over memory the exiting km leaves behind, so
     it is blocked from the holder's first instruction, not from its own sigprocmask on."""
-    def blocked_of(holder: int) -> bytes:
+    def blocked_of(holder: int, keep: list[int]) -> bytes:
         with open(f"/proc/{holder}/status") as status:      # at once: the holder may not have run yet
             return next(line.split()[1] for line in status if line.startswith("SigBlk:")).encode()
 
