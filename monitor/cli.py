@@ -277,9 +277,7 @@ def run_forked_child(opts: Options, proc: Process, thread: VcpuThread, link: soc
         print(fork_wait_banner(opts.payload, os.getpid(), opts.gdb_port), file=sys.stderr, flush=True)
         server = start_gdb_server(opts, proc, [thread])
     unblock_forwarded_signals()        # the handlers it inherited forward to this same (rebuilt) Process
-    if server is None:
-        from .process.teardown import exit_handing_over
-        proc.exit_at_once = lambda status: exit_handing_over(proc, status)
+    proc.exits_at_once = server is None
     proc.start(thread)
     ending = proc.wait()
     wait_for_stub(server)

@@ -144,8 +144,8 @@ class Process:
         self.freezing = False                           # a snapshot is being taken: new threads start frozen
         self.debug: DebugHooks = NO_DEBUGGER      # monitor/debug/live_target.py when gdb may attach
         # A forked km that nobody debugs ends its host process on the payload's exit_group, on the thread that made
-        # it (cli.run_forked_child sets it): the main thread has nothing left to do but exit with the same status.
-        self.exit_at_once: Callable[[int], NoReturn] | None = None
+        # it (cli.run_forked_child chooses it): the main thread has nothing left to do but exit with the same status.
+        self.exits_at_once = False
         self.futexes = FutexTable()
         self.clock = ProcessClock(self)         # alarm, setitimer and POSIX timers
         self.signals = SignalState(self, signal_actions)
@@ -215,8 +215,9 @@ class Process:
             return [t for t in self.threads.values() if t.state != State.EXITED]
 
     def exit_group(self, status: int) -> None:
-        if self.exit_at_once is not None and self.debug is NO_DEBUGGER:
-            self.exit_at_once(status & 0xFF)
+        if self.exits_at_once and self.debug is NO_DEBUGGER:
+            from .teardown import exit_handing_over     # (loaded already: fork.py imports it)
+            exit_handing_over(self, status & 0xFF)
         self.end(Ending(status=status & 0xFF))
 
     def terminate(self, signo: int, thread: VcpuThread | None = None) -> None:
