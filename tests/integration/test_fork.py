@@ -67,20 +67,32 @@ SHELL_CHILDREN = ("for i in 1 2 3; do /bin/true; done; (exit 3); echo s=$?; x=$(
                   f"(exit 5) & wait $!; echo bg=$?; /bin/false; echo f=$?; {BUSYBOX} sh -c 'kill -TERM $$'; echo k=$?")
 
 
+def _holders(stderr: str) -> int:
+    """The count tests/payloads/subreaper.c, the launcher, says last on stderr."""
+    found = re.search(r"holders (\d+)\n\Z", stderr)
+    assert found, stderr
+    return int(found.group(1))
+
+
 @pytest.mark.parametrize("teardown", ["holder", "inline"])
-def test_shell_children_end_as_natively(tmp_path, teardown) -> None:
+def test_shell_children_end_as_natively(payload, tmp_path, teardown) -> None:
     """busybox sh's forked children (subshells, command substitution, pipelines, a background job, exec'd programs)
     end with the statuses and output native runs give, whether a forked km hands its teardown to a holder
-    (monitor/process/teardown.py) or tears down before it exits (its twin)."""
+    (monitor/process/teardown.py) or tears down before it exits (its twin). A subreaper launcher sees the holders,
+    orphans once their km has exited: at least one per run with holders, none without."""
+    from harness.km import KM, km_env
     if teardown == "holder":
         from monitor.process.teardown import COMPILED
         assert COMPILED.load() is not None, "the teardown module cannot be built here (gcc, python3-dev?)"
+    launcher = str(payload("subreaper.c", "glibc"))
     native = subprocess.run([BUSYBOX, "sh", "-c", SHELL_CHILDREN], capture_output=True, text=True, timeout=60)
     assert native.stdout.splitlines()[-1] == "k=143"
-    km = run_km(BUSYBOX, "sh", "-c", SHELL_CHILDREN, cwd=tmp_path, timeout=120,
-                env={"KM_TEARDOWN": "inline"} if teardown == "inline" else None)
-    assert km.stdout.decode() == native.stdout, km.stderr.decode()
+    km = subprocess.run([launcher, *KM, BUSYBOX, "sh", "-c", SHELL_CHILDREN], capture_output=True, text=True,
+                        timeout=120, env=km_env({"KM_TEARDOWN": "inline"} if teardown == "inline" else None),
+                        cwd=tmp_path)
+    assert km.stdout == native.stdout, km.stderr
     assert km.returncode == native.returncode == 0
+    assert (_holders(km.stderr) > 0) == (teardown == "holder"), km.stderr
 
 
 @pytest.mark.parametrize("refused", ["clone-vm", "pidfd_open", "close_range"])
@@ -91,14 +103,14 @@ def test_a_refused_holder_ends_as_natively(payload, tmp_path, refused) -> None:
     from harness.km import KM, km_env
     from monitor.process.teardown import COMPILED
     assert COMPILED.load() is not None, "the teardown module cannot be built here (gcc, python3-dev?)"
-    launcher = payload("seccomp_refuse.c", "glibc")
-    native = subprocess.run([str(launcher), refused, BUSYBOX, "sh", "-c", SHELL_CHILDREN], capture_output=True,
+    launcher = [str(payload("subreaper.c", "glibc")), str(payload("seccomp_refuse.c", "glibc")), refused]
+    native = subprocess.run([*launcher, BUSYBOX, "sh", "-c", SHELL_CHILDREN], capture_output=True,
                             text=True, timeout=60)
     assert native.stdout.splitlines()[-1] == "k=143", native.stderr
-    km = subprocess.run([str(launcher), refused, *KM, BUSYBOX, "sh", "-c", SHELL_CHILDREN], capture_output=True,
+    km = subprocess.run([*launcher, *KM, BUSYBOX, "sh", "-c", SHELL_CHILDREN], capture_output=True,
                         text=True, timeout=120, env=km_env(), cwd=tmp_path)
     assert (km.stdout, km.stderr, km.returncode) == (native.stdout, native.stderr, native.returncode)
-    assert km.returncode == 0
+    assert km.returncode == 0 and _holders(km.stderr) == 0          # refused: no holder (test_shell_children: some)
 
 
 def test_an_init_that_never_reaps_keeps_one_holder(payload, tmp_path) -> None:
