@@ -33,7 +33,7 @@ from kdbg.arch.linux import MemoryRegion
 
 from ..errors import GuestFault
 from ..kvm import abi
-from .mapped_file import MappedFile
+from .mapped_file import KeptFiles, MappedFile
 from .page_tables import PTE_NX, PTE_U, PTE_W, PageTables
 from .physical import HUGE, PAGE, PhysicalMemory
 from ..record import Record
@@ -105,6 +105,7 @@ class GuestMemory:
         # on_remap(start, end) after the page tables of a range were rewritten (the debugger's watchpoints
         # re-protect their pages: Process forwards it to DebugHooks.on_remap)
         self.on_remap = on_remap or _no_remap_listener
+        self.kept_files = KeptFiles()   # the payload's files mapped with a descriptor km keeps (mmap of code)
 
     # ---- lookup -------------------------------------------------------------------------------------------
     def find(self, gva: int) -> Vma | None:
@@ -329,7 +330,7 @@ class GuestMemory:
         would fault km). The new backing is made first: a failure leaves the old mapping in place."""
         end = start + page_up(size)
         fd = file.fd if host_fd is None else host_fd
-        assert fd is not None, "map_file needs a descriptor (MappedFile.of_fd keeps one or host_fd is given)"
+        assert fd is not None, "map_file needs a descriptor (KeptFiles.of_fd keeps one or host_fd is given)"
         common: dict[str, Any] = dict(file=file, shared=shared, accounted=not shared and bool(prot & PROT_WRITE),
                       locked=self.mlock_future)
         with self.lock:

@@ -7,9 +7,10 @@ descriptor is dup'ed into its own range (KM_FD_BASE and up) and shared by every 
 included); it closes when the last of them is gone. Mappings the host makes itself (shared ones) need no
 descriptor: the host mapping holds the file.
 
-ld.so maps a library five times from one descriptor (whole, then each segment over it): of_fd gives the later
-mappings the MappedFile of the first while the payload's descriptor is still the same open file (kcmp), instead of
-a readlink of /proc/self/fd, a dup and an fstat each (~45 us apiece in a forked km).
+ld.so maps a library five times from one descriptor (whole, then each segment over it): KeptFiles.of_fd gives the
+later mappings the MappedFile of the first while the payload's descriptor is still the same open file (kcmp),
+instead of a readlink of /proc/self/fd, a dup and an fstat each (~45 us apiece in a forked km). One KeptFiles per
+address space (GuestMemory.kept_files) remembers that first MappedFile, weakly: the VMAs own it.
 """
 from __future__ import annotations
 
@@ -66,19 +67,9 @@ class MappedFile:
         return cls.adopt(copy, _fd_path(fd) or os.path.realpath(path), moved=True)
 
     @classmethod
-    def of_fd(cls, fd: int, keep_open: bool) -> MappedFile:
-        """The file behind one of the payload's descriptors (mmap); `keep_open` dups it for later re-reads (or
-        reuses the last such MappedFile while `fd` is the open file it dup'ed: see the module docstring)."""
-        global _last_kept
-        if keep_open:
-            last = _last_kept()
-            if last is not None and last.fd is not None and _same_open_file(fd, last.fd):
-                return last
-            # dup'ed into km's range at once: a plain dup took the lowest free number, which a payload thread
-            # opening a file at that moment must get (Linux's mmap takes no descriptor)
-            mapped = cls.adopt(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE), _fd_path(fd), moved=True)
-            _last_kept = weakref.ref(mapped)
-            return mapped
+    def of_fd(cls, fd: int) -> MappedFile:
+        """The file behind one of the payload's descriptors (mmap), named, with no descriptor kept (a mapping
+        the host makes itself; KeptFiles.of_fd keeps one for re-reads)."""
         path = _fd_path(fd)
         st = os.fstat(fd)
         return cls(path, st.st_dev, st.st_ino, stat.S_ISREG(st.st_mode))
@@ -127,7 +118,24 @@ def _no_file() -> MappedFile | None:
     return None
 
 
-_last_kept: weakref.ref[MappedFile] | Callable[[], MappedFile | None] = _no_file   # of_fd's last kept-open file
+class KeptFiles:
+    """The payload's files one address space keeps a descriptor of (GuestMemory.kept_files): the last one made is
+    remembered, for the next mapping of the same open file (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._last: weakref.ref[MappedFile] | Callable[[], MappedFile | None] = _no_file
+
+    def of_fd(self, fd: int) -> MappedFile:
+        """The file behind one of the payload's descriptors (mmap) with a copy of the descriptor kept for later
+        re-reads; the last such MappedFile while `fd` is still the open file it copied."""
+        last = self._last()
+        if last is not None and last.fd is not None and _same_open_file(fd, last.fd):
+            return last
+        # dup'ed into km's range at once: a plain dup took the lowest free number, which a payload thread
+        # opening a file at that moment must get (Linux's mmap takes no descriptor)
+        mapped = MappedFile.adopt(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE), _fd_path(fd), moved=True)
+        self._last = weakref.ref(mapped)
+        return mapped
 
 
 def _same_open_file(fd: int, other: int) -> bool:

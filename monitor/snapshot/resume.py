@@ -130,7 +130,7 @@ def _map_file(proc: Process, snapshot: Snapshot, record: km_vma, path: str, load
         info = os.fstat(file_fd)
         if (info.st_size, info.st_mtime_ns) != (record.file_size, record.file_mtime_ns):
             raise SnapshotError(snapshot.path, f"cannot be resumed: {path} changed since the snapshot was taken")
-        proc.mem.map_file(record.start, record.end - record.start, record.prot, MappedFile.of_fd(file_fd, False),
+        proc.mem.map_file(record.start, record.end - record.start, record.prot, MappedFile.of_fd(file_fd),
                           record.offset, shared, host_fd=file_fd)
     finally:
         os.close(file_fd)

@@ -129,7 +129,7 @@ def _map_file(mem: GuestMemory, start: int, size: int, prot: int, host_fd: int, 
     """A file mapping (GuestMemory.map_file); a private mapping of /dev/zero is anonymous memory."""
     shared = bool(flags & MAP_SHARED)
     image = not shared and bool(flags & MAP_DENYWRITE or prot & PROT_EXEC)    # ld.so's MAP_COPY, or code
-    file = MappedFile.of_fd(host_fd, keep_open=image)
+    file = mem.kept_files.of_fd(host_fd) if image else MappedFile.of_fd(host_fd)
     if not file.is_regular and not shared and _is_dev_zero(host_fd):
         mem.map(start, size, prot)
         return

@@ -296,23 +296,25 @@ def test_small_writable_mappings_get_their_host_pages_at_once(mem):
     assert mem.read(0x60000000, POPULATE_LIMIT) == bytes(POPULATE_LIMIT)
 
 
-def test_mapped_file_of_fd_reuses_the_open_file_and_closes_with_the_last_user(tmp_path):
+def test_kept_files_reuse_the_open_file_and_close_with_the_last_user(tmp_path):
     """ld.so maps a library several times from one descriptor: the mappings share one MappedFile while the
     descriptor is that open file; another file opened at the same number gets its own; km's copy of the descriptor
-    closes when the last user goes."""
+    closes when the last user goes; another address space keeps its own."""
     import gc
     import os
-    from monitor.memory.mapped_file import MappedFile
+    from monitor.memory.mapped_file import KeptFiles
     first, second = tmp_path / "first.so", tmp_path / "second.so"
     first.write_bytes(b"1" * 100)
     second.write_bytes(b"2" * 100)
     fd = os.open(first, os.O_RDONLY)
-    a = MappedFile.of_fd(fd, keep_open=True)
-    assert MappedFile.of_fd(fd, keep_open=True) is a and a.path == str(first)
+    files = KeptFiles()
+    a = files.of_fd(fd)
+    assert files.of_fd(fd) is a and a.path == str(first)
+    assert KeptFiles().of_fd(fd) is not a
     kept = a.fd
     os.close(fd)
     assert os.open(second, os.O_RDONLY) == fd
-    b = MappedFile.of_fd(fd, keep_open=True)
+    b = files.of_fd(fd)
     assert b is not a and b.path == str(second) and b.inode == os.stat(second).st_ino
     os.close(fd)
     del a
