@@ -109,6 +109,7 @@ def _become_child(parent_thread, regs: list[int], bases: tuple[int, int], xsave:
         parent_debugger.leave_forked_child(proc)
     thread = proc.new_thread()
     thread.set_user_regs(regs)
+    thread.orig_rax = parent_thread.orig_rax    # copy_thread copies pt_regs: the fork's number until it next enters
     sregs = thread.vcpu.get_sregs()
     sregs.fs.base, sregs.gs.base = bases
     thread.vcpu.set_sregs(sregs)

@@ -102,6 +102,8 @@ def _deadline(ctx: VcpuThread, timeout: int, absolute: bool, realtime: bool) -> 
 
 def wait(ctx: VcpuThread, addr: int, expected: int, deadline: float | None, bitset: int) -> int:
     table = ctx.proc.futexes
+    restart = ERESTARTSYS if deadline is None else ERESTART_RESTARTBLOCK
+    ctx.waits_interruptibly(restart)
     while True:
         waiter = Waiter(addr, bitset)
         # Published before the checks below: a kick (signal, pause, exit) either finds it and sets its event,
@@ -125,7 +127,7 @@ def wait(ctx: VcpuThread, addr: int, expected: int, deadline: float | None, bits
             return 0
         if deadline is not None and time.monotonic() >= deadline:
             return -errno.ETIMEDOUT
-        leave = interruption(ctx, ERESTARTSYS if deadline is None else ERESTART_RESTARTBLOCK)
+        leave = interruption(ctx, restart)
         if leave == -ERESTART_RESTARTBLOCK:
             # futex_wait_restart: with no handler, the wait goes on until the same deadline
             ctx.restart_block = lambda thread: wait(thread, addr, expected, deadline, bitset)

@@ -22,6 +22,7 @@ def host_syscall(nr: int, a0: int = 0, a1: int = 0, a2: int = 0, a3: int = 0, a4
 def blocking_host_syscall(ctx: VcpuThread, nr: int, *args: int, restart: int = ERESTARTSYS) -> int:
     """A host call that may block, as the kernel sleeps interruptibly: after a kick (the host call then fails
     with EINTR) it is made again, unseen by the payload, unless interruption() says to leave it."""
+    ctx.waits_interruptibly(restart)
     while True:
         result = host_syscall(nr, *args)
         if result != -errno.EINTR:

@@ -41,6 +41,7 @@ def create_thread(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int,
     if stack:
         regs[RSP] = stack
     child.set_user_regs(regs)
+    child.orig_rax = ctx.orig_rax           # copy_thread copies pt_regs: the clone's number until it next enters
     sregs = child.vcpu.get_sregs()
     parent = ctx.run.s.regs.sregs
     sregs.fs.base = tls if flags & CLONE_SETTLS else parent.fs.base

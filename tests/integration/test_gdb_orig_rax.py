@@ -4,6 +4,8 @@ on it: before an inferior call at a stop inside an interrupted call it writes or
 no restart lands in the called function) and writes both back afterwards, and the next `continue` settles the
 interrupted call as natively (EINTR for a handler without SA_RESTART, a restart when the signal is discarded).
 `set $orig_rax = -1` at such a stop leaves the call's -ERESTART* code to the payload, as on Linux.
+Threads gdb did not stop itself: one blocked in a call shows the call's number and its -ERESTART* code; a forked
+child that has not run yet shows the number of the call that made it (Linux copies pt_regs).
 """
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import pytest
 from harness.debuggee import run_to, run_to_exit
 
 SRC = "gdb_orig_rax.c"
+THREADS = "gdb_orig_rax_threads.c"
 NO_CALL = (1 << 64) - 1
-NANOSLEEP, CLOCK_NANOSLEEP, READ = 35, 230, 0
+NANOSLEEP, CLOCK_NANOSLEEP, READ, FORK = 35, 230, 0, 57         # musl's fork(3) is SYS_fork
 EINTR, ERESTARTSYS, ERESTART_RESTARTBLOCK = 4, 512, 516
 
 
@@ -98,3 +101,29 @@ def test_orig_rax_minus_one_at_a_syscall_entry_skips_the_call(debug) -> None:
     d.gdb.console("set $rax = -1234")
     d.gdb.console("delete")
     assert _last_line(d) == "nanosleep -1 errno 4 pokes 0 alarms 1 ppid -1234"
+
+
+def test_a_thread_blocked_in_a_call_shows_it_interrupted(debug) -> None:
+    """gdb stops the world at a breakpoint in main while the other thread waits in read(): Linux shows the call
+    cut short by the stop, its number in orig_rax and -ERESTARTSYS in rax (made again when the thread goes on)."""
+    d = debug(THREADS, args=("blocked",))
+    run_to(d, "stopped_all")
+    d.gdb.console("thread 2")
+    assert (_reg(d, "orig_rax"), _reg(d, "rax")) == (READ, (1 << 64) - ERESTARTSYS), d.diagnostics()
+    d.gdb.console("thread 1")
+    assert _last_line(d) == "reader got 1"
+
+
+def test_a_forked_child_not_yet_run_shows_its_forks_number(debug) -> None:
+    """With detach-on-fork off the child waits at fork's return until gdb resumes it: its registers are its
+    parent's, orig_rax with them, and rax 0."""
+    d = debug(THREADS, args=("fork",))
+    d.gdb.console("set detach-on-fork off")
+    run_to(d, "forked")
+    d.gdb.console("inferior 2")
+    assert (_reg(d, "orig_rax"), _reg(d, "rax")) == (FORK, 0), d.diagnostics()
+    d.gdb.run("-exec-continue")
+    assert d.gdb.wait_for_stop("exited")["exit-code"] == "07", d.diagnostics()
+    d.gdb.console("inferior 1")
+    assert _last_line(d) == "child exit 7"
+

@@ -1,0 +1,53 @@
+/* orig_rax and rax of threads gdb did not stop itself (test_gdb_orig_rax.py): `blocked` starts a thread that
+   blocks in read() on an empty pipe, then main stops at stopped_all() with the thread inside its call, and
+   writes the byte it waits for; `fork` forks a child that prints and exits 7, the parent stops at forked()
+   before it waits. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int fds[2];
+static volatile int ready;
+
+__attribute__((noinline)) void stopped_all(void) { }
+__attribute__((noinline)) void forked(pid_t child) { (void)child; }
+
+static void *reader(void *arg)
+{
+    char byte;
+    (void)arg;
+    ready = 1;
+    long got = read(fds[0], &byte, 1);
+    printf("reader got %ld\n", got);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "blocked";
+    if (!strcmp(mode, "fork")) {
+        fflush(stdout);
+        pid_t child = fork();
+        if (child == 0) {
+            printf("child\n");
+            return 7;
+        }
+        forked(child);
+        int status;
+        waitpid(child, &status, 0);
+        printf("child exit %d\n", WEXITSTATUS(status));
+        return 0;
+    }
+    pthread_t thread;
+    pipe(fds);
+    pthread_create(&thread, 0, reader, 0);
+    while (!ready)
+        usleep(1000);
+    usleep(20000);                      /* the reader is inside read() */
+    stopped_all();
+    write(fds[1], "x", 1);
+    pthread_join(thread, 0);
+    return 0;
+}
