@@ -78,10 +78,12 @@ def test_listen_attach_detach_cycles(payload, free_port) -> None:
     try:
         gdb = Gdb(str(exe))
         try:
+            seen = [0]
             for cycle in range(20):
                 gdb.run(f"-target-select remote 127.0.0.1:{free_port}", timeout_s=30)
-                spins = int(gdb.console("p spins").split("=")[1])
-                assert spins >= 0 and proc.poll() is None, f"cycle {cycle}\n" + gdb.transcript_text()
+                seen.append(int(gdb.console("p spins").split("=")[1]))
+                # the payload stopped at each attach, ran on while detached: never back, always on in the end
+                assert seen[-1] >= seen[-2] and proc.poll() is None, f"cycle {cycle}\n" + gdb.transcript_text()
                 if cycle == 19:
                     gdb.console("set var keep_going = 0")
                 gdb.console("detach")
@@ -89,6 +91,7 @@ def test_listen_attach_detach_cycles(payload, free_port) -> None:
             gdb.exit()
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 7 and b"stopped spinning" in out, err.decode(errors="replace")
+        assert seen[-1] > seen[1], seen
     finally:
         if proc.poll() is None:
             proc.kill()
