@@ -4,6 +4,8 @@ Frames are checked against the `@marker` lines of the payload sources.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harness.debuggee import run_to, stop_line
@@ -63,10 +65,12 @@ def test_step_next_stepi_until(debug) -> None:
     d.gdb.run("-exec-next")
     stop = d.gdb.wait_for_stop("end-stepping-range")
     assert stop_line(stop) == line_of(BASIC, "add_return"), d.diagnostics()
-    pc = int(stop["frame"]["addr"], 16)
+    listing = d.gdb.console("x/2i $pc")          # add_return's first instruction (no jump), then the next one
+    pc, following = (int(a, 16) for a in re.findall(r"^(?:=>)?\s+0x([0-9a-f]+) <", listing, re.M))
+    assert pc == int(stop["frame"]["addr"], 16), listing
     d.gdb.run("-exec-step-instruction")
     stop = d.gdb.wait_for_stop("end-stepping-range")
-    assert int(stop["frame"]["addr"], 16) != pc
+    assert int(stop["frame"]["addr"], 16) == following, (listing, d.diagnostics())     # one instruction, no more
     # `until LOCATION` also stops when the current frame returns: first back in main, then at the line.
     d.gdb.run(f"-exec-until {BASIC}:{line_of(BASIC, 'call_scale')}")
     stop = d.gdb.wait_for_stop("location-reached")
