@@ -18,9 +18,9 @@ from __future__ import annotations
 import struct
 from typing import Iterable, NamedTuple, Protocol, runtime_checkable
 
+from kdbg.arch.linux import AT_PHDR, AT_PHNUM, parse_auxv
 from kdbg.target import GuestMemoryError, Target
 
-AT_NULL, AT_PHDR, AT_PHNUM = 0, 3, 5                 # include/uapi/linux/auxvec.h
 PT_DYNAMIC, PT_PHDR = 2, 6
 DT_NULL, DT_STRTAB, DT_SYMTAB, DT_STRSZ, DT_DEBUG = 0, 5, 6, 10, 21
 _PHDR = struct.Struct("<IIQQQQQQ")                   # Elf64_Phdr: p_type, p_flags, p_offset, p_vaddr, ...
@@ -65,22 +65,11 @@ def _c_string(target: Target, addr: int) -> str:
     return out.decode(errors="surrogateescape")
 
 
-def auxv_value(auxv: bytes, key: int) -> int | None:
-    """The value of `key` in an auxv image (whole (key, value) pairs up to AT_NULL), or None."""
-    for offset in range(0, len(auxv) - 15, 16):
-        tag, value = struct.unpack_from("<QQ", auxv, offset)
-        if tag == AT_NULL:
-            break
-        if tag == key:
-            return value
-    return None
-
-
 def program_headers(target: Target) -> tuple[int, list[tuple[int, ...]]]:
     """The program's load bias and its Elf64_Phdr tuples, read where the auxv's AT_PHDR/AT_PHNUM point
     (no headers: an empty list)."""
-    auxv = target.auxv()
-    phdr, phnum = auxv_value(auxv, AT_PHDR), auxv_value(auxv, AT_PHNUM)
+    auxv = parse_auxv(target.auxv())
+    phdr, phnum = auxv.get(AT_PHDR), auxv.get(AT_PHNUM)
     if not phdr or not phnum:
         return 0, []
     headers = [_PHDR.unpack(target.read_memory(phdr + i * _PHDR.size, _PHDR.size)) for i in range(phnum)]
@@ -89,8 +78,8 @@ def program_headers(target: Target) -> tuple[int, list[tuple[int, ...]]]:
 
 def find_r_debug(target: Target) -> int | None:
     """The program's DT_DEBUG value (0 before ld.so sets it), or None when it has no DT_DEBUG at all (static)."""
-    auxv = target.auxv()
-    phdr, phnum = auxv_value(auxv, AT_PHDR), auxv_value(auxv, AT_PHNUM)
+    auxv = parse_auxv(target.auxv())
+    phdr, phnum = auxv.get(AT_PHDR), auxv.get(AT_PHNUM)
     if not phdr or not phnum:
         return None
     headers = [_PHDR.unpack(target.read_memory(phdr + i * _PHDR.size, _PHDR.size)) for i in range(phnum)]

@@ -1,6 +1,7 @@
 """The Linux x86-64 user ABI that the monitor and the core files both speak: the page size, the 64-bit word mask
-siginfo_t (include/uapi/asm-generic/siginfo.h) and a mapping as /proc/PID/maps shows it. One home, so a signal the
-monitor delivers and the NT_SIGINFO a core records cannot drift apart. Only the stdlib may be imported here.
+siginfo_t (include/uapi/asm-generic/siginfo.h), the auxiliary vector and a mapping as /proc/PID/maps shows it. One
+home, so a signal the monitor delivers and the NT_SIGINFO a core records cannot drift apart, nor the auxv the loader
+writes and the one the debugger and the core reader read. Only the stdlib may be imported here.
 
 siginfo_t is built here with struct at the offsets below (ctypes costs every km start ~1.5 ms to import); its
 whole ctypes structure, for those that parse one field by field, is kdbg/arch/siginfo.py, and
@@ -59,6 +60,25 @@ def is_timer_siginfo(info: bytes, timer_id: int) -> bool:
     """Whether a queued siginfo is this POSIX timer's expiry."""
     code, tid = _CODE_AND_TID.unpack_from(info.ljust(SIGINFO_SIZE, b"\0"))
     return code == SI_TIMER and tid == _s32(timer_id)
+
+
+# The auxiliary vector's keys (include/uapi/linux/auxvec.h; AT_SYSINFO_EHDR and AT_MINSIGSTKSZ:
+# arch/x86/include/uapi/asm/auxvec.h)
+AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
+AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23, 25, 26, 31, 33, 51
+_AUXV_ENTRY = struct.Struct("<QQ")              # Elf64_auxv_t: a_type, a_un.a_val
+
+
+def parse_auxv(data: bytes) -> dict[int, int]:
+    """An auxv image (a process's /proc/PID/auxv, NT_AUXV, qXfer:auxv:read) as a dict, its Elf64_auxv_t pairs up to
+    AT_NULL (a later duplicate wins: the kernel writes none)."""
+    entries = {}
+    for key, value in _AUXV_ENTRY.iter_unpack(data[:len(data) // 16 * 16]):
+        if key == AT_NULL:
+            break
+        entries[key] = value
+    return entries
 
 
 class MemoryRegion(NamedTuple):

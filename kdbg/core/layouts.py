@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 # the core's own layouts re-export the Linux ABI's (kdbg/arch/linux.py is their one home)
-from kdbg.arch.linux import PAGE_SIZE, SI_KERNEL, SIGINFO_SIZE  # noqa: F401
+from kdbg.arch.linux import AT_ENTRY, AT_PHDR, PAGE_SIZE, SI_KERNEL, SIGINFO_SIZE, parse_auxv  # noqa: F401
 from kdbg.arch.siginfo import siginfo_t  # noqa: F401
 from kdbg.arch.x86_64 import USER_REGS
 
@@ -54,8 +54,6 @@ ET_CORE, EM_X86_64 = 4, 62
 PT_LOAD, PT_NOTE = 1, 4
 PF_X, PF_W, PF_R = 1, 2, 4
 PN_XNUM = 0xFFFF        # e_phnum overflow marker: the real count lives in section header 0's sh_info
-
-AT_NULL, AT_PHDR, AT_ENTRY = 0, 3, 9
 
 # struct user_xstateregs (arch/x86/include/asm/user.h): bytes 464..471 of the NT_X86_XSTATE image hold the
 # XCR0 the kernel enabled (USER_XSTATE_XCR0_WORD); gdb picks the core's target description from it.
@@ -197,14 +195,3 @@ def parse_nt_file(data: bytes) -> list[FileMapping]:
         name = names[i].decode(errors="surrogateescape") if i < len(names) else ""
         result.append(FileMapping(start, end, file_ofs * page_size, name))
     return result
-
-
-def parse_auxv(data: bytes) -> dict[int, int]:
-    """Elf64_auxv_t pairs up to AT_NULL, as a dict (a later duplicate wins, as the kernel never writes any)."""
-    entries = {}
-    for offset in range(0, len(data) - 15, 16):
-        key, value = struct.unpack_from("<QQ", data, offset)
-        if key == AT_NULL:
-            break
-        entries[key] = value
-    return entries

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import socket
 
-from kdbg.link_map import AT_PHDR, auxv_value
+from kdbg.arch.linux import AT_PHDR, parse_auxv
 from kdbg.rsp import hostio
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection
@@ -43,7 +43,7 @@ def requests(inferior: Inferior) -> list[bytes]:
     pid = inferior.pid
     maps = f"/proc/{pid}/task/{pid}/maps".encode().hex().encode()
     out = [r % {b"pid": pid, b"maps": maps} if b"%" in r else r for r in _REQUESTS]
-    phdr = auxv_value(inferior.target.auxv(), AT_PHDR)
+    phdr = parse_auxv(inferior.target.auxv()).get(AT_PHDR)
     if phdr:
         out += [b"m%x,38" % (phdr + i * 0x38) for i in range(_PHDR_READS)]
     return out

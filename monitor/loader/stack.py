@@ -6,6 +6,10 @@ import functools
 import os
 import struct
 
+from kdbg.arch.linux import (AT_BASE, AT_CLKTCK, AT_EGID, AT_ENTRY, AT_EUID, AT_EXECFN, AT_FLAGS, AT_GID, AT_HWCAP,
+                             AT_HWCAP2, AT_MINSIGSTKSZ, AT_NULL, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PLATFORM,
+                             AT_RANDOM, AT_SECURE, AT_SYSINFO_EHDR, AT_UID, parse_auxv)
+
 from ..kvm.cpuid import LEAF1_EDX_FLAGS, host_cpu_flags
 from ..memory.guest import PROT_READ, PROT_WRITE, GuestMemory
 from .elf import Program
@@ -13,9 +17,6 @@ from .elf import Program
 STACK_TOP = 0x7FFFFFFFF000
 STACK_SIZE = 8 << 20
 
-AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
-AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
-AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23, 25, 26, 31, 33, 51
 MINSIGSTKSZ = 2048          # what km tells when the host's auxv does not say (kernels before 5.14)
 
 
@@ -28,10 +29,7 @@ def host_minsigstksz() -> int:
             data = f.read()
     except OSError:
         return MINSIGSTKSZ
-    for key, value in struct.iter_unpack("<QQ", data[:len(data) // 16 * 16]):
-        if key == AT_MINSIGSTKSZ:
-            return max(value, MINSIGSTKSZ)
-    return MINSIGSTKSZ
+    return max(parse_auxv(data).get(AT_MINSIGSTKSZ, 0), MINSIGSTKSZ)
 
 
 @functools.cache

@@ -40,3 +40,17 @@ def test_timer_fields_and_recognition() -> None:
         (linux.SI_TIMER, 3, 2, 0x1122334455667788)
     assert linux.is_timer_siginfo(raw, 3) and not linux.is_timer_siginfo(raw, 4)
     assert not linux.is_timer_siginfo(linux.make_siginfo(34, linux.SI_USER, pid=3), 3)
+
+
+def test_auxv_parsing_stops_at_at_null() -> None:
+    data = (3).to_bytes(8, "little") + (0x400040).to_bytes(8, "little") + bytes(16) + \
+        (9).to_bytes(8, "little") + (1).to_bytes(8, "little")
+    assert linux.parse_auxv(data) == {linux.AT_PHDR: 0x400040}
+    assert linux.parse_auxv(data[:8]) == {} and linux.parse_auxv(data[:24]) == {linux.AT_PHDR: 0x400040}
+
+
+def test_auxv_of_this_process() -> None:
+    """The kernel's own auxv (Python's): the keys mean what the table says."""
+    with open("/proc/self/auxv", "rb") as f:
+        auxv = linux.parse_auxv(f.read())
+    assert auxv[linux.AT_PAGESZ] == linux.PAGE_SIZE and auxv[linux.AT_PHENT] == 56 and auxv[linux.AT_CLKTCK] == 100
