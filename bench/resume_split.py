@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.harness.gdb import free_port, wait_listening  # noqa: E402
+from tests.harness.km import KM, km_env  # noqa: E402
 from tests.harness.rsp_client import RspClient  # noqa: E402 - the tests' bare client
 from tests.harness.symbols import symbol_address  # noqa: E402
 
@@ -95,12 +96,16 @@ runpy.run_module("monitor.cli", run_name="__main__")
 
 def start_server(backend: str, program: Path, port: int, wrapper: Path | None, out: Path | None,
                  profile: bool = False, root: Path = ROOT) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    """km -g (the harness's command and environment; `wrapper` runs km under the counters above, `root` puts another
+    checkout's km first on the path) or gdbserver, on port, in its own session."""
+    env = km_env()
+    if root != ROOT:
+        env["PYTHONPATH"] = f"{root}{os.pathsep}{env['PYTHONPATH']}"
     if profile:
         env["KM_SPLIT_PROFILE"] = "1"
     env.pop("KM_VERBOSE", None)
     if backend == "km":
-        head = [sys.executable, str(wrapper)] if wrapper else [sys.executable, "-m", "monitor.cli"]
+        head = [sys.executable, str(wrapper)] if wrapper else KM
         if out:
             env["KM_SPLIT_OUT"] = str(out)
         cmd = head + [f"-g{port}", str(program), "100000000"]
