@@ -23,6 +23,7 @@ from kdbg.tracelog import logger
 from .altstack import disarm, frame_top, set_altstack
 
 if TYPE_CHECKING:
+    from ..kvm.cpuid import CpuidTable
     from .delivery import ThreadSignals
     from ..vcpu.loop import VcpuThread
 
@@ -59,7 +60,7 @@ def fault_siginfo(signo: int, vector: int, error_code: int, addr: int, is_mapped
     return make_siginfo(signo, SI_KERNEL, addr)
 
 
-def xstate_size(cpuid) -> int:
+def xstate_size(cpuid: CpuidTable) -> int:
     """The XSAVE image's size in a frame: CPUID.(EAX=0xD,ECX=0).ECX of KVM's supported CPUID (every user
     component's area fits below it in the standard layout); 4096 (kvm_xsave's) when the leaf is missing."""
     for i in range(cpuid.nent):

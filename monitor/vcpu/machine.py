@@ -10,9 +10,14 @@ that port at CPL3); km answers through kvm_run sync regs (rax, rip=rcx, rflags=r
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from ..errors import KvmError
 from ..kvm import abi
+
+if TYPE_CHECKING:
+    from ..kvm.cpuid import CpuidTable
+    from ..kvm.vcpu import Vcpu
 
 KBASE = 0xFFFFFFFF80000000
 SYSTEM_SIZE = 0x200000
@@ -78,7 +83,7 @@ def build_system_area(view: memoryview) -> None:
         struct.pack_into("<QQ", view, GDT_GPA + tss_selector(i), desc_low, tss_base >> 32)
 
 
-def init_vcpu_state(vcpu, vcpu_id: int, cr3: int, cpuid) -> None:
+def init_vcpu_state(vcpu: Vcpu, vcpu_id: int, cr3: int, cpuid: CpuidTable) -> None:
     """Long mode at CPL3 with Linux's selectors; STAR/LSTAR/SFMASK for the syscall stub."""
     sregs = vcpu.get_sregs()
     for name in ("cs", "ds", "es", "fs", "gs", "ss"):
@@ -110,7 +115,7 @@ def init_vcpu_state(vcpu, vcpu_id: int, cr3: int, cpuid) -> None:
                    MSR_SFMASK: SFMASK, MSR_KERNEL_GS_BASE: 0})
 
 
-def xcr0_of(cpuid) -> int:
+def xcr0_of(cpuid: CpuidTable) -> int:
     """The XCR0 a Linux kernel would set on this CPU (0 without XSAVE): the components of CPUID 0xD.0 EDX:EAX
     that a user process may use. With CR4.OSXSAVE and XCR0 set, glibc and musl see AVX and AVX-512 as usable
     (CPUID.1:ECX.OSXSAVE, XGETBV) and pick the string and memory routines they pick natively. kvm-pvm's

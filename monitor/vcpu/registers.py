@@ -20,6 +20,7 @@ from ..syscalls.dispatch import s64
 from .loop import State
 
 if TYPE_CHECKING:
+    from ..kvm.cpuid import CpuidTable
     from .loop import VcpuThread
 
 _KVM_INDEX = {name: i for i, name in enumerate(KVM_REGS)}
@@ -28,7 +29,7 @@ USER_SELECTORS = {"cs": 0x33, "ss": 0x2B, "ds": 0, "es": 0, "fs": 0, "gs": 0}
 _FP_NAMES = frozenset(r.name for r in REGISTERS if r.fxsave_offset is not None or r.xsave_offset is not None)
 
 
-def cpu_xsave_layout(cpuid) -> XsaveLayout:
+def cpu_xsave_layout(cpuid: CpuidTable) -> XsaveLayout:
     """Where this CPU's standard-format XSAVE image (KVM_GET_XSAVE's) puts each component: CPUID 0xD's
     sub-leaf EBX, from the kvm_cpuid2 the vCPUs get. AMD Zen 4 differs from Intel's (kdbg.arch.x86_64)."""
     layout = {}
