@@ -96,6 +96,9 @@ class VcpuThread:
         self.exit_pending = False      # kvm_run holds an exit of a run the debugger's thread made (run_for_debugger)
         #                                that this thread's loop has not dispatched yet
         self._compiled_run: tuple | None = None    # km_debug_run's arguments for this vCPU (_compiled_run_args)
+        # a run of this parked thread's vCPU made on the debugger's thread is under way (run_for_debugger): the
+        # thread counts as parked for the debugger, but not as frozen (is_frozen) until the run has ended
+        self.run_by_debugger = False
 
     @property
     def comm(self) -> bytes:
@@ -264,25 +267,47 @@ class VcpuThread:
         (`release_with_exit`). Only for a run that ends on its own at once (one instruction under TF) or that a
         RunDeadline cuts short. `compiled`: monitor/kvm/crun.py's (ffi, lib), which makes the run in C; without it
         _run_for_debugger_python, its twin, does."""
+        # Set before `freezing` is read, as freeze() sets that before it reads this (is_frozen): either the
+        # freeze waits for the run's end, or the run is left to the thread's loop, which parks for the freeze.
+        self.run_by_debugger = True
+        if self.freezing:
+            self._end_run_by_debugger()
+            if step:
+                self.set_trap_flag(True)
+            return None
         if compiled is None:
-            return self._run_for_debugger_python(vector, step)
+            try:
+                return self._run_for_debugger_python(vector, step)
+            finally:
+                self._end_run_by_debugger()
         args = self._compiled_run
         if args is None:
             args = self._compiled_run = _compiled_run_args(self, compiled)
         run, fd, run_ptr, frame_ptr, layout, error_code = args
         status = run(fd, run_ptr, frame_ptr, layout, vector, step, error_code)
-        if status == -1:
-            return None                     # interrupted before it ran: the thread's loop runs it
         if status < 0:
+            self._end_run_by_debugger()
+            if status == -1:
+                return None                 # interrupted before it ran: the thread's loop runs it
             raise KvmError("KVM_RUN", -status)
         self.has_run = True
         with self.proc.lock:                # (`cond`'s lock: its Python __enter__/__exit__ spared)
             self.end_stop()
+            self.run_by_debugger = False
+            if self.freezing:
+                self.cond.notify_all()
         if status == 0:
             self.exit_pending = True
             return None
         self.orig_rax = NO_SYSCALL          # the run ended in an exception (the step's #DB)
         return error_code[0]
+
+    def _end_run_by_debugger(self) -> None:
+        """The debugger's run is over (or never began): a freeze waiting for it may go on."""
+        with self.cond:
+            self.run_by_debugger = False
+            if self.freezing:
+                self.cond.notify_all()
 
     def _run_for_debugger_python(self, vector: int, step: bool) -> int | None:
         """run_for_debugger's twin in Python (monitor/kvm/crun.py's km_debug_run: the same steps, the same
@@ -388,8 +413,10 @@ class VcpuThread:
         self.stopped_regs = None
 
     def is_frozen(self) -> bool:
-        """Parked outside any syscall (or gone): its registers are a user context a snapshot can restart from."""
-        return self.state == State.EXITED or (self.state == State.PAUSED and not self.parked_in_syscall)
+        """Parked outside any syscall (or gone), its vCPU not run by the debugger meanwhile: its registers are a
+        user context a snapshot can restart from."""
+        return self.state == State.EXITED or (self.state == State.PAUSED and not self.parked_in_syscall
+                                              and not self.run_by_debugger)
 
     # ---- registers as the user sees them ------------------------------------------------------------------
     def frame(self) -> memoryview:

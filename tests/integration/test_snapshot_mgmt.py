@@ -4,6 +4,7 @@ changes it); each resumed copy goes on counting from its snapshot, reading the n
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -153,3 +154,44 @@ def test_snapshot_under_gdb_keeps_gdb_attached_and_records_no_breakpoint(payload
     assert "exited normally" in out, out
     resumed = run_km(snapshot, input=b"z\n", timeout=TIMEOUT_S)
     assert (resumed.returncode, resumed.stdout) == (0, b"1 a\n2 z\n"), resumed.stderr.decode()
+
+
+def test_snapshots_during_gdbs_quick_continues_hold_one_moment(payload, tmp_path, free_port):
+    """gdb runs a loop through a breakpoint with an ignore count: each continue runs a while on the stub's thread
+    (the quick continue), the thread counting as parked for gdb. A snapshot taken meanwhile must wait for the run's
+    end: it recorded the registers of the stop before the run beside memory from after it, so a copy resumed (under
+    km -g, gdb reading it) stood in hit(i) with `stage` not 2i+1."""
+    sock, exe = tmp_path / "spin.sock", payload("snapshot_spin.c")
+    km = start_server("km", exe, free_port, km_options=[f"--mgtpipe={sock}"])
+    snapshots: list[Path] = []
+    try:
+        gdb = subprocess.Popen(["gdb", "-q", "-batch", "-nx", "-ex", f"target remote :{free_port}", "-ex", "break hit",
+                                "-ex", "ignore 1 1000000", "-ex", "continue", str(exe)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=km_env())
+        while gdb.poll() is None and len(snapshots) < 5:
+            path = tmp_path / f"spin{len(snapshots)}.kmsnap"
+            if km_cli("snapshot", "--socket", sock, "-o", path, "--live").returncode == 0:
+                snapshots.append(path)
+        out, _ = gdb.communicate(timeout=TIMEOUT_S)
+        assert km.stdout.read() == b"done\n" and km.wait(timeout=TIMEOUT_S) == 0, out
+    finally:
+        km.kill()
+        km.wait()
+    in_loop = 0
+    for path in snapshots:
+        resumed = start_server("km", path, free_port)
+        try:
+            seen = subprocess.run(["gdb", "-q", "-batch", "-nx", "-ex", f"target remote :{free_port}", "-ex",
+                                   "info symbol $pc", "-ex", "p stage", "-ex", "p $rdi", "-ex", "kill", str(exe)],
+                                  capture_output=True, text=True, timeout=TIMEOUT_S, env=km_env()).stdout
+        finally:
+            resumed.kill()
+            resumed.wait()
+        stage, rdi = (int(re.search(rf"^\${n} = (-?\d+)", seen, re.M)[1]) for n in (1, 2))
+        if re.search(r"^hit( \+ \d+)? in section", seen, re.M):
+            in_loop += 1
+            assert stage == 2 * rdi + 1, f"{path.name}: {seen}"
+        elif re.search(r"^spin( \+ \d+)? in section", seen, re.M):
+            in_loop += 1
+            assert stage % 2 == 0, f"{path.name}: {seen}"
+    assert in_loop, "no snapshot was taken inside the loop"
