@@ -223,6 +223,23 @@ class FrameRegistersTarget(Protocol):
 
 
 @runtime_checkable
+class HostMemoryTarget(Protocol):
+    """A target whose memory lies in the debugger's own address space (km's guest memory): the stub's stop lane
+    (kdbg/rsp/cstop.py) reads it in C while the process is stopped, as read_memory() would."""
+
+    def memory_key(self) -> object:
+        """A value that changes whenever host_windows() may (a VMA added, removed or moved, another address
+        space)."""
+
+    def host_windows(self) -> Sequence[tuple[int, int, int]]:
+        """(guest start, guest end, host address of start) of every range read_memory() reads as one copy of
+        host memory; valid while memory_key() stays the same and the process stays stopped."""
+
+    def planted_breakpoints(self) -> Sequence[tuple[int, int]]:
+        """(address, the byte it hides) of every int3 planted: read_memory() shows those bytes instead."""
+
+
+@runtime_checkable
 class EarlyStopTarget(Protocol):
     """A target whose resume() may end in a stop before it returns (a single step, or a short continue, run on the
     caller's own thread): such a stop can be handed to the stub at once instead of through next_event(), so that

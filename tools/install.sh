@@ -21,6 +21,9 @@ python3 -m monitor.kvm.abi >/dev/null
 # The gdb stub's compiled framing (kdbg/rsp/cframing.py, cffi API mode: gcc and Python's headers), into ~/.cache/km;
 # without it the stub frames in Python.
 python3 -m kdbg.rsp.cframing >/dev/null
+# The stub's stop lane (kdbg/rsp/cstop.py, the same way): g, p, m and repeated queries of a stopped session answered
+# in C; without it the Python session loop answers them.
+python3 -m kdbg.rsp.cstop >/dev/null
 # The debugger's compiled run of a parked vCPU (monitor/kvm/crun.py, the same way); without it that run is Python's.
 python3 -m monitor.kvm.crun >/dev/null
 # A forked km's exit with its teardown off its parent's wait (monitor/process/teardown.py, the same way); without it

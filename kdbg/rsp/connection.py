@@ -53,6 +53,11 @@ class Connection:
             raise ConnectionClosed(str(exc)) from None
         if not data:
             raise ConnectionClosed("end of file")
+        return self.take(data)
+
+    def take(self, data: bytes) -> list[Event]:
+        """receive()'s events of bytes read elsewhere (the stop lane, kdbg.rsp.cstop, hands back what it did not
+        answer)."""
         out: list[Event] = []
         for event in self._parser.feed(data):
             kind = event.kind
@@ -82,6 +87,15 @@ class Connection:
             log.debug("-> %r", payload[:200])
         self._last_frame = encode_packet(payload)
         self._write(self._last_frame)
+
+    def lane_may_read(self) -> bool:
+        """No-ack mode, no partial packet buffered, no packet trace: the socket's next bytes start afresh and the
+        stop lane (kdbg.rsp.cstop) may read and answer them."""
+        return self.no_ack and self._parser.idle() and not self._trace
+
+    def last_frame(self) -> bytes:
+        """The frame of the last reply sent."""
+        return self._last_frame
 
     def send_notification(self, payload: bytes) -> None:
         """An asynchronous notification (`%Stop:...#cs`, non-stop mode): never acknowledged, never resent."""

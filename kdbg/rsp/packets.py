@@ -284,6 +284,10 @@ class PacketParser:
         self._sum = 0
         self._overflow = False
 
+    def idle(self) -> bool:
+        """Between packets: no partial packet buffered."""
+        return self._state is _IDLE
+
     def feed(self, data: bytes) -> list[Event]:
         if self._state is _IDLE:
             known = _KNOWN_READS.get(data)

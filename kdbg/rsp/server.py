@@ -23,15 +23,16 @@ import select
 import selectors
 import socket
 import time
+from typing import Any
 
 # The handler modules register their packets in commands.TABLE on import.
 from kdbg.rsp import hostio, lldb, memory, nonstop, points, query, registers, resume, tdesc, xfer  # noqa: F401
-from kdbg.rsp import rehearsal
+from kdbg.rsp import cstop, rehearsal
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.errors import RspError
 from kdbg.rsp.fds import listen, new_epoll, new_selector, own_socket
-from kdbg.rsp.packets import INTERRUPT, use_compiled_framing
+from kdbg.rsp.packets import INTERRUPT, Event, use_compiled_framing
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import Inferior, RunState, Session
 from kdbg.target import (PROCESS_ENDS, ControlTarget, EarlyStopTarget, NonStopTarget, ResumeAction, ResumeKind, StopEvent,
@@ -77,6 +78,8 @@ class GdbServer:
         # km -g: the stub rehearses gdb's connect once the payload is parked at its entry (kdbg.rsp.rehearsal)
         self._rehearse = self._control is not None and self._initially_stopped and not self._inherited
         self._serving: tuple[Session, Connection] | None = None     # the connection _session_loop serves now
+        self._lane: cstop.StopLane | None = None       # its stop lane (None: Python answers every packet)
+        self._lane_module: tuple[Any, Any] | None = None    # cstop's compiled (ffi, lib), loaded by serve()
         if isinstance(target, EarlyStopTarget):
             target.report_stops_to(self._stop_now)
         log.info("gdb stub listening on %s:%d", host, self.port)
@@ -94,6 +97,7 @@ class GdbServer:
     def serve(self, *, once: bool = False) -> None:
         """Accept connections one after another until the target has exited (after sending W/X) or close()."""
         tdesc.target_xml()      # built (~0.9 ms) while gdb starts, not inside its connect (cached)
+        self._lane_module = cstop.load_lane()       # (also built there on a machine that never had it)
         try:
             if self._inherited and self._inherited.get("conn") is not None:
                 self._serve_connection(socket.socket(fileno=self._inherited["conn"]), self._inherited)
@@ -295,7 +299,7 @@ class GdbServer:
         except Exception:  # noqa: BLE001 - a stub bug ends this connection, never km or the payload
             log.exception("gdb session failed")
         finally:
-            self._serving = None
+            self._serving, self._lane = None, None
             if not session.ending:
                 self._abandon(session)
             hostio.close_all(session)
@@ -306,9 +310,14 @@ class GdbServer:
         belongs to (not a selectors.PollSelector, whose key objects cost ~10 us a wake-up): the loop wakes twice
         per stepi, and gdbserver's whole answer to a packet takes about that long. epoll, not poll: its
         descriptors are registered once, where poll(2) hooks and unhooks each of three at every wait (~0.7 us a
-        packet). The epoll object closes when dropped (the next turn's replaces it, or the return)."""
+        packet). The epoll object closes when dropped (the next turn's replaces it, or the return).
+
+        While the session is stopped (_lane_ready), the stop lane (kdbg.rsp.cstop) waits on the same epoll in C
+        and answers the packets it can; what it hands back is handled here as if read from the socket."""
         queued: collections.deque[bytes] = collections.deque()
         conn_fd, wake_fd = conn.fileno(), self._wake_r.fileno()
+        module = self._lane_module
+        lane = self._lane = cstop.StopLane(module[0], module[1], conn_fd) if module is not None else None
         while not self._closed and not session.ending and (self._inferiors or session.stop_queue):
             watched = set(self._inferiors)
             poller = new_epoll()
@@ -318,28 +327,50 @@ class GdbServer:
                     owners[inf.live.event_fd()] = inf
             for fd in owners:
                 poller.register(fd, select.EPOLLIN)
+            if lane is not None:
+                lane.invalidate()
             while not self._closed and not session.ending and self._inferiors.keys() == watched:
+                if lane is not None and not queued and self._lane_ready(session, conn):
+                    events = lane.serve(session, conn, poller.fileno())
+                    if events is not None:
+                        self._on_packets(session, conn, queued, events)
+                        continue
                 for fd, _ in poller.poll():
                     if fd == conn_fd:
-                        for packet in conn.receive():
-                            if packet.kind is INTERRUPT:
-                                self._on_ctrl_c(session)
-                            elif session.any_running and not session.non_stop:
-                                queued.append(packet.data)   # all-stop: answered once the target stops
-                            else:
-                                self._answer(session, conn, packet.data)
-                                if session.any_running and not session.non_stop:
-                                    self._take_ready_stop(session, conn)
-                            conn.flush()     # the '+' of a packet not answered yet (its reply carried it if it was)
+                        self._on_packets(session, conn, queued, conn.receive())
                     else:
                         owner = owners.get(fd)
                         if owner is not None:
+                            if lane is not None:
+                                lane.invalidate()
                             self._on_event(session, conn, owner)
                 if not self._inferiors and not session.stop_queue:
                     return      # (non-stop: once gdb has drained the exit's notification)
                 while queued and not session.any_running and not session.ending:
                     self._answer(session, conn, queued.popleft())
                 self._report_deferred(session, conn)
+
+    def _lane_ready(self, session: Session, conn: Connection) -> bool:
+        """The stop lane may serve: one process, stopped, all-stop, no-ack mode, nothing half read."""
+        if len(self._inferiors) != 1 or session.non_stop or not conn.lane_may_read():
+            return False
+        for inf in self._inferiors.values():
+            return not inf.run.running and inf.run.deferred is None
+        return False
+
+    def _on_packets(self, session: Session, conn: Connection, queued: collections.deque[bytes],
+                    events: list[Event]) -> None:
+        """What one read of the socket (or the stop lane's leftovers) holds: packets and ^Cs, in order."""
+        for packet in events:
+            if packet.kind is INTERRUPT:
+                self._on_ctrl_c(session)
+            elif session.any_running and not session.non_stop:
+                queued.append(packet.data)   # all-stop: answered once the target stops
+            else:
+                self._answer(session, conn, packet.data)
+                if session.any_running and not session.non_stop:
+                    self._take_ready_stop(session, conn)
+        conn.flush()     # the '+' of a packet not answered yet (its reply carried it if it was)
 
     def _take_ready_stop(self, session: Session, conn: Connection) -> None:
         """A resume whose stop is already there (a single step, or a continue to a breakpoint, of a parked thread
@@ -496,6 +527,8 @@ class GdbServer:
             conn.send(reply)
         if session.no_ack and not conn.no_ack:
             conn.no_ack = True
+        if self._lane is not None:
+            self._lane.after(packet, reply, conn.last_frame)
 
     def _abandon(self, session: Session) -> None:
         """gdb left without D or k: never lose the payload; stopped for the next gdb (-g), else running.

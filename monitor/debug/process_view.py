@@ -56,6 +56,28 @@ class ProcessView:
             raise GuestMemoryError(addr, size) from None
         return self.proc.breakpoints.shadow(addr, data)
 
+    def memory_key(self) -> object:
+        """kdbg.target.HostMemoryTarget: the address space and its VMA generation (every VMA added, removed or
+        re-backed counts)."""
+        return (id(self.proc.mem), self.proc.mem.generation)
+
+    def host_windows(self) -> Sequence[tuple[int, int, int]]:
+        """kdbg.target.HostMemoryTarget: each backed VMA within one host chunk, where read_debug copies it from."""
+        mem = self.proc.mem
+        windows = []
+        with mem.lock:
+            for vma in mem.vmas:
+                if vma.gpa is None:
+                    continue
+                chunk = mem.phys.chunk_of(vma.gpa)
+                if vma.gpa + (vma.end - vma.start) <= chunk.gpa + chunk.size:
+                    windows.append((vma.start, vma.end, chunk.host_addr + vma.gpa - chunk.gpa))
+        return windows
+
+    def planted_breakpoints(self) -> Sequence[tuple[int, int]]:
+        """kdbg.target.HostMemoryTarget: what read_memory's shadow() puts back."""
+        return [(addr, original[0]) for addr, original in self.proc.breakpoints.planted().items()]
+
     def mappings(self) -> Sequence[MemoryRegion]:
         return self.proc.mem.mappings(reserved=False)
 

@@ -1,0 +1,48 @@
+/* The stub's stop lane (kdbg/rsp/cstop.py answers g, p, m and repeated queries of a stopped session in C): two
+ * stops in stop_here() with a second thread blocked in read(), so that the test can read, write and switch threads
+ * between them; a third stop once that thread has ended (one thread: the stub's quick resume); then a SIGUSR1 that gdb's QPassSignals decides about (passed: the handler runs and the exit status
+ * shows it; reported: a stop). */
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+volatile long counter = 0x1111;
+volatile int other_ready;
+int fds[2];
+
+static void *other(void *arg)
+{
+    char c;
+    (void)arg;
+    other_ready = 1;
+    read(fds[0], &c, 1);
+    return 0;
+}
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    counter += 0x40;
+}
+
+__attribute__((noinline)) void stop_here(long i)
+{
+    counter += i;
+}
+
+int main(void)
+{
+    pthread_t thread;
+    pipe(fds);
+    signal(SIGUSR1, on_usr1);
+    pthread_create(&thread, 0, other, 0);
+    while (!other_ready)
+        ;
+    stop_here(1);
+    stop_here(2);
+    write(fds[1], "x", 1);
+    pthread_join(thread, 0);
+    stop_here(3);
+    raise(SIGUSR1);
+    _exit((int)(counter & 0x7f));
+}
