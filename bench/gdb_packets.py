@@ -1,8 +1,8 @@
 """Per-packet cost of km's gdb stub against gdbserver (issue 10): the packets a stepi and a breakpoint stop are
 made of, sent by a bare RSP client (tests/harness/rsp_client.py, no gdb in between), timed per packet.
 
-Run: python3 bench/gdb_packets.py [--reps N] [--count N] [--think US | --evict KIB]   (not part of the suite;
-~1 minute)
+Run: python3 bench/gdb_packets.py [--reps N] [--count N] [--think US | --evict KIB] [--twin]   (not part of the
+suite; ~1 minute)
 
 For each packet kind: the round trip seen by the client (wall), the server's CPU time per packet (the sum of its
 threads' /proc schedstat run time: km's payload runs inside km, so a resume's guest time is in it; gdbserver's
@@ -14,7 +14,8 @@ Back ends alternate within each repetition; the table shows medians and km's fig
 (bench/rsp_proxy.py); --evict KIB copies a buffer of that size instead, as gdb's own work between two packets
 pushes the server's code and data out of the CPU caches. Spun, km answers the plain packets about as fast as
 gdbserver; evicted, km's interpreter loses more than gdbserver's C (1 MiB: m 37 -> 50 us against 34 -> 36).
-The client speaks in no-ack mode, as gdb does.
+The client speaks in no-ack mode, as gdb does. --twin adds a third server, km with its stop lane off
+(KM_RSP_LANE=python: kdbg/rsp/cstop.py's twin, the Python session loop, answers every packet).
 """
 from __future__ import annotations
 
@@ -41,11 +42,17 @@ PAYLOAD_SOURCE = Path(__file__).resolve().parent / "payloads" / "gdb_loop.c"
 READY_TIMEOUT_S = 20.0
 
 
+TWIN = "km, lane off"
+
+
 def server(backend: str, port: int, program: Path) -> subprocess.Popen:
-    """km -g or gdbserver --once on port, in its own session (killed whole at the end)."""
+    """km -g (with its stop lane or without) or gdbserver --once on port, in its own session (killed whole at the
+    end)."""
     env = km_env()
     env.pop("KM_VERBOSE", None)
-    cmd = ([*KM, f"-g{port}", str(program), "1000000"] if backend == "km"
+    if backend == TWIN:
+        env["KM_RSP_LANE"] = "python"
+    cmd = ([*KM, f"-g{port}", str(program), "1000000"] if backend in ("km", TWIN)
            else ["gdbserver", "--once", f"127.0.0.1:{port}", str(program), "1000000"])
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=env, start_new_session=True)
@@ -139,27 +146,34 @@ def main() -> None:
                         help="us spun before each packet, as gdb thinks between packets (default 0: back to back)")
     pacing.add_argument("--evict", type=int, default=0, metavar="KIB",
                         help="a copy of KIB KiB before each packet, as gdb's work evicts the caches (e.g. 1024)")
+    parser.add_argument("--twin", action="store_true",
+                        help="also km with its stop lane off (KM_RSP_LANE=python), in the same repetitions")
     args = parser.parse_args()
     between = (evictor(args.evict) if args.evict else
                (lambda: spin(args.think / 1e6)) if args.think else None)
     with tempfile.TemporaryDirectory(prefix="km-bench-packets-") as tmp:
         program = Path(tmp) / "gdb_loop.km"
         subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
-        runs: dict[str, list[dict[str, tuple[float, float, float]]]] = {"km": [], "gdbserver": []}
+        backends = ["km", TWIN, "gdbserver"] if args.twin else ["km", "gdbserver"]
+        runs: dict[str, list[dict[str, tuple[float, float, float]]]] = {b: [] for b in backends}
         print(f"packets: {args.reps} repetitions of {args.count}, think {args.think:.0f} us, evict {args.evict} KiB, "
               f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
         for rep in range(args.reps):
-            for backend in (("km", "gdbserver") if rep % 2 == 0 else ("gdbserver", "km")):
+            for backend in (backends if rep % 2 == 0 else backends[::-1]):
                 runs[backend].append(session(backend, program, args.count, between))
-    print("| packet | wall km / gdbserver (us) | CPU km / gdbserver (us) | context switches km / gdbserver |")
-    print("|---|---|---|---|")
-    for name in runs["km"][0]:
-        cells = []
-        for i in range(3):
-            km = statistics.median(r[name][i] for r in runs["km"])
-            gs = statistics.median(r[name][i] for r in runs["gdbserver"])
-            cells.append(f"{km:.1f} / {gs:.1f}" + (f" ({km / gs:.2f})" if gs and i < 2 else ""))
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    others = [b for b in backends if b != "gdbserver"]
+    for other in others:
+        if len(others) > 1:
+            print(f"\n{other} / gdbserver:")
+        print("| packet | wall km / gdbserver (us) | CPU km / gdbserver (us) | context switches km / gdbserver |")
+        print("|---|---|---|---|")
+        for name in runs[other][0]:
+            cells = []
+            for i in range(3):
+                km = statistics.median(r[name][i] for r in runs[other])
+                gs = statistics.median(r[name][i] for r in runs["gdbserver"])
+                cells.append(f"{km:.1f} / {gs:.1f}" + (f" ({km / gs:.2f})" if gs and i < 2 else ""))
+            print(f"| {name} | " + " | ".join(cells) + " |")
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
 
 

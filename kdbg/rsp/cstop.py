@@ -45,14 +45,16 @@ if TYPE_CHECKING:
     from kdbg.rsp.packets import Event
     from kdbg.rsp.session import Session
 
-# km_lane_serve's answers (the LANE_* of the C source)
+# km_lane_serve's answers (the LANE_* of the C source), in the low bits of what it returns
 EVENT, BYTES, NEED_REGS, NEED_MEMORY, SEND_FAILED = 1, 2, 3, 4, 5
+CODE, PASS_PENDING = 7, 8
 # mem_state
 UNPRIMED, PRIMED, UNUSABLE = 0, 1, 2
 
 # The packets whose reply is a pure function of the stopped process (threads, registers, memory, what gdb set
 # before): Python answering one of them leaves the lane's state as it is. Any other packet invalidates it.
-READ_ONLY_LETTERS = frozenset(b"gpmx")
+READ_ONLY_FIRST = frozenset((b"g", b"p", b"m", b"x"))
+NAMED_FIRST = frozenset((b"q", b"Q"))
 READ_ONLY_NAMES = (b"qXfer:threads:read", b"qXfer:features:read", b"qXfer:auxv:read", b"qXfer:exec-file:read",
                    b"qXfer:libraries", b"qfThreadInfo", b"qsThreadInfo", b"qC", b"qAttached", b"qOffsets",
                    b"qTStatus", b"QPassSignals", b"qKmBenchPhase")
@@ -70,7 +72,7 @@ struct km_lane {
     int epfd, sock;
     int regs_state, mem_state;
     int nregs, nwin, nbp, nreplay, npass, pass_pending, err;
-    size_t g_len, gframe_len, pool_used, back_off, back_len;
+    size_t g_len, gframe_len, pool_used;
     unsigned long answered;
     unsigned int reg_off[160], reg_len[160];
     unsigned char g[16384], gframe[16400];
@@ -293,8 +295,9 @@ static int answer_one(struct km_lane *l, const unsigned char *p, size_t n, size_
 
 /* Serve until something needs Python: `pending` (bytes already read, handed back before) first, then the socket.
    Returns LANE_EVENT (another descriptor is ready, or a wait or read to leave to Python), or one of LANE_BYTES,
-   LANE_NEED_REGS, LANE_NEED_MEMORY, LANE_SEND_FAILED with in[back_off, back_off + back_len) the bytes not
-   answered (from the packet that stopped the lane on; for LANE_SEND_FAILED, after the packet whose reply failed). */
+   LANE_NEED_REGS, LANE_NEED_MEMORY, LANE_SEND_FAILED, with the bytes not answered moved to the start of inbuf
+   (from the packet that stopped the lane on; for LANE_SEND_FAILED, after the packet whose reply failed): their
+   count << 4 is or'ed in, and 8 when a QPassSignals set was answered (pass_pending), so that one call says all. */
 int km_lane_serve(struct km_lane *l, const unsigned char *pending, size_t n)
 {
     size_t len = 0;
@@ -309,18 +312,18 @@ int km_lane_serve(struct km_lane *l, const unsigned char *pending, size_t n)
             struct epoll_event ev[8];
             int k = epoll_wait(l->epfd, ev, 8, -1);
             if (k <= 0)
-                return LANE_EVENT;          /* EINTR: Python's wait runs the signal handlers */
+                return LANE_EVENT | (l->pass_pending >= 0 ? 8 : 0);     /* EINTR: Python's wait runs handlers */
             int sock = 0;
             for (int i = 0; i < k; i++) {
                 if (ev[i].data.fd != l->sock)
-                    return LANE_EVENT;
+                    return LANE_EVENT | (l->pass_pending >= 0 ? 8 : 0);
                 sock = 1;
             }
             if (!sock)
                 continue;
             ssize_t r = recv(l->sock, l->inbuf, sizeof l->inbuf, MSG_DONTWAIT);
-            if (r <= 0)
-                return LANE_EVENT;          /* end of file, an error, nothing after all: Python's recv says which */
+            if (r <= 0)     /* end of file, an error, nothing after all: Python's recv says which */
+                return LANE_EVENT | (l->pass_pending >= 0 ? 8 : 0);
             len = (size_t)r;
         }
         size_t pos = 0;
@@ -334,9 +337,8 @@ int km_lane_serve(struct km_lane *l, const unsigned char *pending, size_t n)
             }
             if (rc == LANE_SEND_FAILED)
                 pos += used;
-            l->back_off = pos;
-            l->back_len = len - pos;
-            return rc;
+            memmove(l->inbuf, l->inbuf + pos, len - pos);
+            return rc | (l->pass_pending >= 0 ? 8 : 0) | (int)((len - pos) << 4);
         }
         len = 0;
     }
@@ -373,7 +375,8 @@ class StopLane:
         self._passes: list[bytes] = []      # the QPassSignals packets C may answer, in its table's order
         self._memory_key: object = None     # HostMemoryTarget.memory_key() of the windows C holds
         self._windows: Any = None
-        self._serve, self._buffer = lib.km_lane_serve, ffi.buffer
+        self._serve, self._buffer, self._inbuf = lib.km_lane_serve, ffi.buffer, state.inbuf
+        self._primed = False        # something was handed to C since the last invalidation
         self._memory_target: tuple[object, bool] = (None, False)   # the last target asked, and whether it is a
         #                                                            HostMemoryTarget (a runtime Protocol check is slow)
 
@@ -383,7 +386,9 @@ class StopLane:
         return int(self._state.answered)
 
     def invalidate(self) -> None:
-        self._lib.km_lane_invalidate(self._state)
+        if self._primed:
+            self._primed = False
+            self._lib.km_lane_invalidate(self._state)
 
     def serve(self, session: Session, conn: Connection, epoll_fd: int) -> list[Event] | None:
         """Answer what C can; the events of the bytes it handed back (as Connection.receive() makes them), or None
@@ -392,26 +397,26 @@ class StopLane:
         state.epfd = epoll_fd
         pending = b""
         while True:
-            code = self._serve(state, pending, len(pending))
-            if state.pass_pending >= 0:
+            answer = self._serve(state, pending, len(pending))
+            if answer & PASS_PENDING:
                 dispatch(session, self._passes[state.pass_pending])    # gdb's latest set (C said OK)
                 state.pass_pending = -1
+            code = answer & CODE
             if code == EVENT:
                 self.invalidate()
                 return None
-            back = (self._buffer(state.inbuf, state.back_off + state.back_len)[state.back_off:] if state.back_len
-                    else b"")
-            if code == NEED_REGS and self._prime_registers(session):
-                pending = back
-                continue
-            if code == NEED_MEMORY:
+            back = self._buffer(self._inbuf, answer >> 4)[:]
+            if code == BYTES:
+                return conn.take(back)
+            if code == NEED_REGS:
+                if not self._prime_registers(session):
+                    return conn.take(back)
+            elif code == NEED_MEMORY:
                 self._prime_memory(session)
-                pending = back
-                continue
-            if code == SEND_FAILED:
+            else:                   # SEND_FAILED
                 from kdbg.rsp.connection import ConnectionClosed
                 raise ConnectionClosed(os.strerror(state.err))
-            return conn.take(back)
+            pending = back
 
     def _prime_registers(self, session: Session) -> bool:
         try:
@@ -419,12 +424,14 @@ class StopLane:
         except TargetError:
             return False            # Python answers the packet (its error reply)
         self._lib.km_lane_set_regs(self._state, body, len(body))
+        self._primed = True
         return True
 
     def _prime_memory(self, session: Session) -> None:
         """The target's host windows (asked again when its memory_key() changed) and planted int3s; a target that
         has none, or more windows or breakpoints than the C tables hold, leaves every `m` to Python."""
         target = session.target
+        self._primed = True
         if self._memory_target[0] is not target:
             self._memory_target = (target, isinstance(target, HostMemoryTarget))
         if not self._memory_target[1]:
@@ -444,9 +451,10 @@ class StopLane:
     def after(self, packet: bytes, reply: bytes | None, frame: Callable[[], bytes]) -> None:
         """Python answered `packet` with `reply` (its frame: frame()): keep the lane's state when that was a pure
         read (remember its frame when it is a replayed kind), learn a QPassSignals set, else invalidate."""
-        if packet[:1] and packet[0] in READ_ONLY_LETTERS:
+        first = packet[:1]
+        if first in READ_ONLY_FIRST:
             return
-        if not _reply_is(packet, READ_ONLY_NAMES):
+        if first not in NAMED_FIRST or not _reply_is(packet, READ_ONLY_NAMES):
             self.invalidate()
             return
         if packet.startswith(b"QPassSignals"):
@@ -455,6 +463,7 @@ class StopLane:
         elif reply and _reply_is(packet, REPLAYED_NAMES) and len(packet) <= REPLAY_PACKET_MAX:
             framed = frame()
             self._lib.km_lane_remember(self._state, packet, len(packet), framed, len(framed))
+            self._primed = True
 
     def _learn_pass(self, packet: bytes) -> None:
         if packet in self._passes or len(packet) > REPLAY_PACKET_MAX:
