@@ -23,8 +23,8 @@ log = logger("km.gdb")
 class RunState:
     """What one process is doing; outlives connections because the payload does.
 
-        running --event--> stopped --resume packet--> running
-        any --EXITED/TERMINATED event--> exited (final)
+        running --event: reported()--> stopped --resume packet: resumed()--> running
+        any --EXITED/TERMINATED event: reported()--> exited (final)
 
     (Plain classes, here and Session: `dataclasses` costs km -g's start ~6 ms.)
     """
