@@ -34,6 +34,10 @@ class DebugHooks(Protocol):
     def on_syscall_step(self, thread: VcpuThread) -> bool:
         """A single step over `syscall` finished (SFMASK cleared TF, so no #DB comes)."""
 
+    def owns_trap_flag(self, thread: VcpuThread) -> bool:
+        """RFLAGS.TF is the debugger's (a step it runs), not the program's own (Linux's TIF_FORCED_TF): a call
+        entered with it is the debugger's step over the call, and a new thread or forked child does not inherit it."""
+
     @property
     def caught_syscalls(self) -> frozenset[int] | None:
         """The syscall numbers the debugger stops at (empty: every one); None, the usual case: none, and the
@@ -96,6 +100,9 @@ class NoDebugger:
         return False
 
     def on_syscall_step(self, thread: VcpuThread) -> bool:
+        return False
+
+    def owns_trap_flag(self, thread: VcpuThread) -> bool:
         return False
 
     def on_syscall_entry(self, thread: VcpuThread, nr: int) -> None:

@@ -169,6 +169,10 @@ class LiveTarget(ProcessView):
         debug.stepping = False
         return self._stop_on(thread, StopEvent(thread.tid, StopReason.STEP, SIGTRAP))
 
+    def owns_trap_flag(self, thread: VcpuThread) -> bool:
+        debug = self._debug.get(thread)
+        return debug is not None and debug.stepping or self.watchpoints.is_stepping(thread)
+
     def on_syscall_entry(self, thread: VcpuThread, nr: int) -> None:
         if self.attached:
             self._stop_on(thread, StopEvent(thread.tid, StopReason.SYSCALL_ENTRY, SIGTRAP, syscall=nr))

@@ -18,7 +18,6 @@ import struct
 import sys
 from typing import TYPE_CHECKING
 
-from kdbg.arch.x86_64 import KVM_REGS
 from kdbg.tracelog import logger
 
 from ..errors import PayloadError
@@ -40,8 +39,6 @@ if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
 
 log = logger("km.vcpu")
-RAX = KVM_REGS.index("rax")
-RSP = KVM_REGS.index("rsp")
 MAX_ARG_STRLEN = 1 << 17          # one execve string's bytes, its NUL included (fs/exec.c valid_arg_len)
 _STK_LIM, ARG_MAX = 8 << 20, 32 * 4096
 CLONE_VM, CLONE_VFORK, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
@@ -52,10 +49,7 @@ def fork(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int) -> int:
     proc = ctx.proc
     if proc.child_runner is None:
         return -errno.ENOSYS
-    regs = ctx.user_regs()
-    regs[RAX] = 0
-    if stack:
-        regs[RSP] = stack
+    regs = ctx.child_regs(stack)
     sync = ctx.run.s.regs.sregs
     bases = (sync.fs.base, sync.gs.base)
     xsave = ctx.vcpu.get_xsave()

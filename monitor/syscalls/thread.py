@@ -5,7 +5,6 @@ import errno
 import struct
 from typing import TYPE_CHECKING
 
-from kdbg.arch.x86_64 import KVM_REGS
 from kdbg.tracelog import logger
 
 from ..errors import KvmError
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
 
 log = logger("km.syscall")
-RAX, RSP = KVM_REGS.index("rax"), KVM_REGS.index("rsp")
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_VFORK = 0x100, 0x200, 0x400, 0x800, 0x4000
 CLONE_THREAD, CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
     0x10000, 0x80000, 0x100000, 0x200000, 0x1000000
@@ -36,11 +34,7 @@ def create_thread(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int,
     except KvmError as e:             # out of vCPUs (KVM_CREATE_VCPU: EINVAL past KVM's vCPU id limit)
         log.info("clone: no vCPU for a new thread (%s): EAGAIN", e)
         return -errno.EAGAIN
-    regs = ctx.user_regs()
-    regs[RAX] = 0
-    if stack:
-        regs[RSP] = stack
-    child.set_user_regs(regs)
+    child.set_user_regs(ctx.child_regs(stack))
     child.orig_rax = ctx.orig_rax           # copy_thread copies pt_regs: the clone's number until it next enters
     sregs = child.vcpu.get_sregs()
     parent = ctx.run.s.regs.sregs

@@ -203,8 +203,8 @@ class VcpuThread:
             self.at_syscall_stop = False
             nr = self.orig_rax      # and its number, as ptrace's tracer: -1 skips it (rax as the debugger left it)
             # gdb's stepi from that stop: as Linux's PTRACE_SINGLESTEP, the call is made and the step ends right
-            # after it, with no syscall-exit-stop
-            stepped = bool(regs[RFLAGS] & TF)
+            # after it, with no syscall-exit-stop (a TF the program set itself is no step: the stop comes)
+            stepped = self.proc.debug.owns_trap_flag(self)
             if stepped:
                 caught = None
         else:
@@ -429,6 +429,18 @@ class VcpuThread:
     def user_regs(self) -> list[int]:
         """The 18 kvm_regs words of the parked thread (always a user context, see _exception)."""
         return list(self.regs)
+
+    def child_regs(self, stack: int) -> list[int]:
+        """copy_thread's registers for a new thread or forked child made by this thread's call: its own, rax 0,
+        rsp `stack` when one is given, and no TF the debugger set to step over the call (copy_process's
+        user_disable_single_step; a TF the program set itself is inherited)."""
+        regs = list(self.regs)
+        regs[RAX] = 0
+        if stack:
+            regs[RSP] = stack
+        if self.proc.debug.owns_trap_flag(self):
+            regs[RFLAGS] &= ~TF
+        return regs
 
     def set_user_regs(self, values: list[int]) -> None:
         for i, value in enumerate(values):
