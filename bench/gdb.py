@@ -47,7 +47,7 @@ BUFFER_SIZE = 4 << 20                 # gdb_loop.c's BUFFER_SIZE
 LOOP_COUNT = 1_000_000                # tick() calls: far more than the benchmark stops in; ms when run freely
 READY_TIMEOUT_S = 20.0
 RUN_TIMEOUT_S = float(os.environ.get("GDB_BENCH_TIMEOUT_S", 180))
-BACKENDS = ("km", "gdbserver", "qemu")
+BACKENDS = ("km", "gdbserver", "qemu", "km-twin")    # km-twin: km with its stop lane off (KM_RSP_LANE=python)
 MARK_PACKET = "qKmBenchPhase"         # unknown to every stub (empty reply): marks phases in km's packet trace
 TRACE_LINE = re.compile(r"^\s*([\d.]+) gdb\.io .*?: (<-|->) b.(.*).$")    # monitor/trace.py, connection.py
 ROWS = (  # key (seconds per operation), title
@@ -192,6 +192,7 @@ def is_listening(port: int) -> bool:
 def server_command(backend: str, port: int, program: Path) -> list[str]:
     return {
         "km": [*KM, f"-g{port}", str(program), str(LOOP_COUNT)],
+        "km-twin": [*KM, f"-g{port}", str(program), str(LOOP_COUNT)],
         "gdbserver": ["gdbserver", f"127.0.0.1:{port}", str(program), str(LOOP_COUNT)],
         "qemu": ["qemu-x86_64", "-g", str(port), str(program), str(LOOP_COUNT)],
     }[backend]
@@ -263,6 +264,8 @@ def measure_once(backend: str, program: Path, work: Path, sizes: dict[str, int],
     out, server_log = work / f"{backend}.out", work / f"{backend}.server.log"
     out.write_text("")
     env = km_env()
+    if backend == "km-twin":
+        env["KM_RSP_LANE"] = "python"       # kdbg/rsp/cstop.py's twin: Python answers every packet
     if trace:
         env.update(KM_VERBOSE="gdb.io", GDB_BENCH_MARK="1")
     if floor:
@@ -395,8 +398,8 @@ def report_floor(floor: dict[str, float], samples: dict[str, dict[str, list[floa
 
 def available(backend: str) -> str | None:
     """None when the back end can run here, else why not."""
-    tool = {"km": "/dev/kvm", "gdbserver": "gdbserver", "qemu": "qemu-x86_64"}[backend]
-    if backend == "km":
+    tool = {"km": "/dev/kvm", "km-twin": "/dev/kvm", "gdbserver": "gdbserver", "qemu": "qemu-x86_64"}[backend]
+    if tool == "/dev/kvm":
         return None if os.access(tool, os.R_OK | os.W_OK) else "no access to /dev/kvm"
     return None if shutil.which(tool) else f"{tool} not installed"
 
