@@ -57,9 +57,9 @@ class ProcessView:
         return self.proc.breakpoints.shadow(addr, data)
 
     def memory_key(self) -> object:
-        """kdbg.target.HostMemoryTarget: the address space and its VMA generation (every VMA added, removed or
-        re-backed counts)."""
-        return (id(self.proc.mem), self.proc.mem.generation)
+        """kdbg.target.HostMemoryTarget: the address space (the object: a holder keeps it alive, so an exec's new
+        one never passes for it) and its VMA generation (every VMA added, removed or re-backed counts)."""
+        return (self.proc.mem, self.proc.mem.generation)
 
     def host_windows(self) -> Sequence[tuple[int, int, int]]:
         """kdbg.target.HostMemoryTarget: each backed VMA within one host chunk, where read_debug copies it from."""
