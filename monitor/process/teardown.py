@@ -133,12 +133,13 @@ def prepare() -> None:
     """Load the module in a km before it forks, so that its children inherit it loaded (none opens it again); the
     first time aside (host_fds), as the payload's other threads may be opening files meanwhile; and make the probe
     page they share (an anonymous mapping: no descriptor; the mmap module, an extension whose load opens its file,
-    comes aside too)."""
+    comes aside too) and the init check's answer."""
     global _probe
     if not _lib.cache_info().currsize:
         aside(_lib)
     if _probe is None and _lib() is not None:
         _probe = late_import("mmap").mmap(-1, _PROBE.size)      # (a fork's, not km's start)
+        _init_is_python()       # asked once here, not by every child at its exit (a readlink, two realpaths: ~80 us)
 
 
 def _holders_reaped(probe: mmap.mmap) -> bool:
