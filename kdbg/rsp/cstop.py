@@ -437,13 +437,13 @@ class StopLane:
         if not self._memory_target[1]:
             self._lib.km_lane_set_memory(self._state, self._ffi.NULL, -1, self._ffi.NULL, -1)
             return
-        target = cast(HostMemoryTarget, target)     # (checked once per target above: isinstance costs ~10 us)
-        key = target.memory_key()
+        memory = cast(HostMemoryTarget, target)     # (checked once per target above: isinstance costs ~10 us)
+        key = memory.memory_key()
         if key != self._memory_key or self._windows is None:
-            flat = [n for window in target.host_windows()[:WINDOWS + 1] for n in window]
+            flat = [n for window in memory.host_windows()[:WINDOWS + 1] for n in window]
             self._windows = (self._ffi.new("unsigned long long[]", flat or [0]), len(flat) // 3)
             self._memory_key = key
-        planted = target.planted_breakpoints()
+        planted = memory.planted_breakpoints()
         flat_bp = [n for point in planted for n in point]
         self._lib.km_lane_set_memory(self._state, self._windows[0], self._windows[1],
                                      self._ffi.new("unsigned long long[]", flat_bp or [0]), len(planted))
