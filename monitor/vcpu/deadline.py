@@ -35,7 +35,8 @@ class RunDeadline:
 
     def __init__(self) -> None:
         self._timer: int | None = None
-        self._owner = 0                          # threading.get_ident() of the thread the timer signals
+        # the thread the timer signals: its Thread object, as its ident (pthread_t) is reused once it has ended
+        self._owner: threading.Thread | None = None
         self._armed = ffi.new(_ITIMERSPEC, [0, int(PERIOD_S * 1e9), 0, int(FIRST_S * 1e9)])
         self._off = ffi.new(_ITIMERSPEC, [0, 0, 0, 0])
         self._arm_args: tuple[int, ...] = ()     # timer_settime's (number, timer, flags, new value, old, ...)
@@ -43,7 +44,7 @@ class RunDeadline:
 
     def arm(self) -> bool:
         """Start kicking the calling thread; False when no timer can be made (then do not run the vCPU here)."""
-        if self._owner != threading.get_ident() or self._timer is None:     # (get_native_id: a gettid(2) each)
+        if self._owner is not threading.current_thread() or self._timer is None:  # (get_native_id: a gettid each)
             if not self._create():
                 return False
         return libc.syscall(*self._arm_args) == 0
@@ -59,7 +60,7 @@ class RunDeadline:
         timer_id = ffi.new("int *")
         if libc.syscall(NUMBERS["timer_create"], CLOCK_MONOTONIC, _address(event), _address(timer_id), 0, 0, 0):
             return False
-        self._timer, self._owner = timer_id[0], threading.get_ident()
+        self._timer, self._owner = timer_id[0], threading.current_thread()
         settime = NUMBERS["timer_settime"]
         self._arm_args = (settime, self._timer, 0, _address(self._armed), 0, 0, 0)
         self._disarm_args = (settime, self._timer, 0, _address(self._off), 0, 0, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import signal
+import threading
 import time
 
 from kdbg.vcpu_control import KICK_SIGNAL, install_kick_handler
@@ -43,3 +44,34 @@ def test_no_deadline_where_the_kick_is_blocked() -> None:
         assert not deadline.arm()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def test_a_thread_reusing_an_ended_owners_ident_is_kicked_itself() -> None:
+    """pthread idents (threading.get_ident) are reused once a thread has ended: a deadline first armed by an
+    ended thread, then by a new one with the same ident, must kick the new one (the timer signalled the dead
+    thread's tid, and a run made there was never cut short)."""
+    install_kick_handler()
+    deadline = RunDeadline()
+    seen: dict[str, object] = {}
+
+    def first() -> None:
+        seen["first"] = threading.get_ident()
+        deadline.arm()
+        deadline.disarm()
+
+    def second() -> None:
+        seen["second"] = threading.get_ident()
+        assert deadline.arm()
+        seen["sleep"] = _sleep(5)
+        deadline.disarm()
+
+    try:
+        for target in (first, second):
+            thread = threading.Thread(target=target)
+            thread.start()
+            thread.join(10)
+        assert seen["first"] == seen["second"], "the ident was not reused: nothing checked"
+        result, err, took = seen["sleep"]
+        assert (result, err) == (-1, errno.EINTR) and took < 1.0, seen
+    finally:
+        deadline.close()
