@@ -131,7 +131,8 @@ def execve(ctx: VcpuThread, path_gva: int, argv_gva: int, envp_gva: int) -> int 
     strings = _arguments(ctx, raw_path, argv_gva, envp_gva)
     if strings is None:
         return -errno.E2BIG
-    argv, env = [a.decode(errors="surrogateescape") for a in strings[0]], strings[1]
+    # no argument at all: Linux (>= 5.18, fs/exec.c do_execveat_common) passes one, "", as argv[0]
+    argv, env = [a.decode(errors="surrogateescape") for a in strings[0]] or [""], strings[1]
     try:
         program, argv, stream = open_exec(path, argv)
         checked = check_program(program, stream)

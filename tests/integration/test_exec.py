@@ -83,3 +83,9 @@ def test_execve_argument_limits_match_native(payload, mode, n) -> None:
     stack's rlimit (9000 x 1000 bytes against 8 MiB / 4)."""
     native, km = differential(payload("exec_args.c", "musl"), mode, n)
     assert km.stdout == native.stdout
+
+
+def test_execve_with_no_argument_passes_an_empty_argv0_as_linux(payload) -> None:
+    """execve(path, {NULL}, envp): Linux >= 5.18 gives the new program argc 1 and argv[0] "" (km passed the path)."""
+    native, km = differential(payload("exec_args.c", "musl"), "none")
+    assert km.stdout == native.stdout == b"argc 1 argv0 []\n"

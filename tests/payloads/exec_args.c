@@ -5,6 +5,8 @@
  *   exec_args long N    execs itself with one argument of N bytes
  *   exec_args total N   execs itself with N arguments of 1000 bytes
  *   exec_args child ... prints "argc N bytes M" (M: the arguments' bytes)
+ *   exec_args none      execs itself with no argument at all (argc 0; Linux >= 5.18 passes "" as argv[0]):
+ *                       the child, told by EXEC_ARGS_NONE=1 in its environment, prints "argc N argv0 [S]"
  * The parent prints "execv: <strerror>" when the exec fails. */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +15,16 @@
 #include <unistd.h>
 
 int main(int argc, char **argv) {
+    if (getenv("EXEC_ARGS_NONE")) {
+        printf("argc %d argv0 [%s]\n", argc, argc ? argv[0] : "(none)");
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "none") == 0) {
+        char *none[] = { 0 }, *env[] = { "EXEC_ARGS_NONE=1", 0 };
+        execve("/proc/self/exe", none, env);
+        printf("execve: %s\n", strerror(errno));
+        return 1;
+    }
     if (argc > 1 && strcmp(argv[1], "child") == 0) {
         size_t bytes = 0;
         for (int i = 0; i < argc; i++)
