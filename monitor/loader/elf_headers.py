@@ -50,22 +50,21 @@ class ELFError(Exception):
     """Not an ELF file, or one whose headers are cut short or inconsistent."""
 
 
-class Segment:
-    """One program header; values by pyelftools' names (p_type as "PT_LOAD" when known, else the number)."""
+class Segment(dict[str, Any]):
+    """One program header: its values by pyelftools' names (p_type as "PT_LOAD" when known, else the number). A
+    dict, so that seg["p_type"] is no Python call: the loader reads ~270 of them per exec of a dynamic program."""
 
     def __init__(self, stream: BinaryIO, fields: dict[str, Any]) -> None:
-        self.stream, self.header = stream, fields
-
-    def __getitem__(self, name: str):
-        return self.header[name]
+        super().__init__(fields)
+        self.stream = stream
 
     def data(self) -> bytes:
         """The segment's file bytes (p_filesz of them); ELFError when the file is shorter."""
-        if self.header["p_offset"] >= _FILE_MAX or self.header["p_filesz"] >= _FILE_MAX:
+        if self["p_offset"] >= _FILE_MAX or self["p_filesz"] >= _FILE_MAX:
             raise ELFError("segment beyond the end of the file")        # seek/read would fail (EINVAL, overflow)
-        self.stream.seek(self.header["p_offset"])
-        data = self.stream.read(self.header["p_filesz"])
-        if len(data) != self.header["p_filesz"]:
+        self.stream.seek(self["p_offset"])
+        data = self.stream.read(self["p_filesz"])
+        if len(data) != self["p_filesz"]:
             raise ELFError("segment beyond the end of the file")
         return data
 

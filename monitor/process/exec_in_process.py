@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -148,7 +149,8 @@ def _become(ctx: VcpuThread, checked: CheckedProgram, argv: list[str], env: list
     ctx.sync[1] |= abi.KVM_SYNC_X86_SREGS
     ctx.vcpu.set_xsave(INIT_XSAVE)
     proc.path, proc.argv = program, argv
-    proc.env = [os.fsdecode(e) for e in env]
+    fs = sys.getfilesystemencoding()                # os.fsdecode's, without a Python call per string
+    proc.env = [e.decode(fs, "surrogateescape") for e in env]
     proc.execed = True
     try:
         proc.program = load_program(program, mem, checked)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import sys
 import threading
 from typing import TYPE_CHECKING, Callable, NoReturn
 
@@ -181,8 +182,9 @@ class Process:
     def enter_program(self, thread: VcpuThread, execfn: bytes) -> None:
         """The loaded program's first instant on `thread`: vDSO, stack (argv, envp, auxv with AT_EXECFN
         `execfn`), and registers at its entry (the rest zero, as Linux's ELF_PLAT_INIT leaves them)."""
-        argv = [os.fsencode(a) for a in self.argv]      # bytes as the host gave them (surrogateescape)
-        envp = [os.fsencode(e) for e in self.env]
+        fs = sys.getfilesystemencoding()                # os.fsencode's, without a Python call per string
+        argv = [a.encode(fs, "surrogateescape") for a in self.argv]     # bytes as the host gave them
+        envp = [e.encode(fs, "surrogateescape") for e in self.env]
         vdso = map_vdso(self.mem) if not self.no_vdso else 0
         self.initial_rsp = build_stack(self.mem, self.program, argv, envp, execfn, vdso)
         self.auxv = auxv_bytes(self.mem, self.initial_rsp)
