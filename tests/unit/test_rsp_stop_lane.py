@@ -1,0 +1,176 @@
+"""The stop lane's C answers (kdbg/rsp/cstop.py) against its twin, the Python handlers, without a VM: random `m`
+reads around the edges of host windows and planted int3s, every `p`, `g` with unavailable registers, repeated
+queries and QPassSignals sets. Each packet goes to the lane alone: what C answers must be the frame Python's dispatch
+makes; what C declines is handed back whole (and then Python answers it, as in the session loop)."""
+from __future__ import annotations
+
+import random
+import select
+import socket
+
+import pytest
+
+from harness.fake_target import FakeControlTarget
+from kdbg.arch.x86_64 import REGISTERS, zero_registers
+from kdbg.rsp import cstop, server  # noqa: F401 - server: every handler registered, as in km
+from kdbg.rsp.commands import dispatch
+from kdbg.rsp.packets import Event, encode_packet
+from kdbg.rsp.session import RunState, Session
+from kdbg.target import GuestMemoryError, StopEvent, StopReason
+
+PAGE = 4096
+
+
+class HostMemory(FakeControlTarget):
+    """A FakeControlTarget whose memory is host memory the lane may read (kdbg.target.HostMemoryTarget): three blocks,
+    the first two adjacent (a read across them is one read for Python, two windows for C), int3s planted."""
+
+    def __init__(self, ffi, rng: random.Random) -> None:
+        regs = zero_registers()
+        for name in regs:
+            regs[name] = rng.getrandbits(64)
+        for name in ("fs_base", "orig_rax", "ymm3h", "k1"):     # unavailable: `xx` in g and p
+            regs.pop(name, None)
+        super().__init__(regs={100: regs})
+        self.blocks = []
+        for start, size in ((0x400000, 2 * PAGE), (0x402000, PAGE), (0x7ffff000, PAGE)):
+            buf = ffi.new("unsigned char[]", bytes(rng.choice((0, 0, 0x30, rng.getrandbits(8))) for _ in range(size)))
+            self.blocks.append((start, size, buf, int(ffi.cast("unsigned long long", buf))))
+        self.planted = {0x400000: 0x55, 0x401fff: 0x90, 0x402000: 0x48, 0x400123: 0xc3}
+        for addr in self.planted:
+            self._block(addr)[0][addr - self._block(addr)[1]] = 0xcc
+        self.process_id = 7
+
+    def _block(self, addr: int):
+        for start, size, buf, _ in self.blocks:
+            if start <= addr < start + size:
+                return buf, start, size
+        raise GuestMemoryError(addr, 1)
+
+    def read_memory(self, addr: int, size: int) -> bytes:     # ProcessView's: across adjacent VMAs, int3s hidden
+        out = bytearray()
+        while len(out) < size:
+            buf, start, length = self._block(addr + len(out))
+            take = min(size - len(out), start + length - addr - len(out))
+            out += bytes(buf[addr + len(out) - start: addr + len(out) - start + take])
+        for at, byte in self.planted.items():
+            if addr <= at < addr + size:
+                out[at - addr] = byte
+        return bytes(out)
+
+    def memory_key(self) -> object:
+        return 1
+
+    def host_windows(self):
+        return [(start, start + size, host) for start, size, _, host in self.blocks]
+
+    def planted_breakpoints(self):
+        return sorted(self.planted.items())
+
+
+class Declined(Exception):
+    pass
+
+
+class HandBack:
+    """The Connection side of the lane: what C hands back."""
+
+    def take(self, data: bytes) -> list[Event]:
+        raise Declined(data)
+
+
+@pytest.fixture(scope="module")
+def lane_module():
+    loaded = cstop.load()
+    if loaded is None:
+        pytest.fail("kdbg.rsp.cstop could not be built or loaded: is gcc or Python's headers missing?")
+    return loaded
+
+
+def test_c_answers_as_the_python_handlers_do(lane_module) -> None:
+    """Each packet is followed by `?`, which C never answers: the lane answers the packet or hands it back, then
+    hands `?` back. The state is invalidated after each packet (as a packet Python answers would), so each `g`,
+    `p` and `m` primes the lane again."""
+    ffi, lib = lane_module
+    rng = random.Random(10)
+    target = HostMemory(ffi, rng)
+    session = Session(target, RunState(running=False, last_stop=StopEvent(100, StopReason.SIGNAL, 5)))
+    ours, gdb = socket.socketpair()
+    gdb.settimeout(10)
+    poller = select.epoll()
+    poller.register(ours.fileno(), select.EPOLLIN)
+    lane = cstop.StopLane(ffi, lib, ours.fileno())
+    sentinel = b"$?#3f"
+    packets = [b"g", b"g", *(b"p%x" % n for n in range(len(REGISTERS) + 2)), b"p", b"pz", b"m400000,0",
+               b"m,4", b"m400000", b"m1ffffffffffffffff,1", b"mffffffffffffffff,10", b"m400000,9000"]
+    ends = [0x400000, 0x401000, 0x402000, 0x403000, 0x7ffff000, 0x80000000, 0x400123, 0x401fff]
+    for end in ends:                    # reads that end at, one byte past, start at and one byte before an edge
+        for n in (1, 8, 0x40):
+            packets += [b"m%x,%x" % (at, n) for at in (end - n, end - n + 1, end, end - 1)]
+    for _ in range(400):
+        at = rng.choice(ends) + rng.randint(-70, 70)
+        packets.append(b"m%x,%x" % (at, rng.choice((1, 2, 8, 0x40, 0x41, 0x100, 0x1000, 0x8000))))
+    answered = declined = 0
+    try:
+        for packet in packets:
+            expected = encode_packet(dispatch(session, packet) or b"")
+            frame = b"$%s#%02x" % (packet, sum(packet) & 0xFF)
+            gdb.sendall(frame + sentinel)
+            with pytest.raises(Declined) as handed_back:
+                lane.serve(session, HandBack(), poller.fileno())
+            lane.invalidate()
+            if handed_back.value.args[0] == frame + sentinel:
+                declined += 1
+                continue
+            assert handed_back.value.args[0] == sentinel, packet
+            reply = b""
+            while len(reply) < len(expected):
+                reply += gdb.recv(1 << 20)
+            assert reply == expected, packet
+            answered += 1
+    finally:
+        ours.close(), gdb.close(), poller.close()
+    assert answered > 300 and declined > 20, (answered, declined)
+
+
+def test_repeats_and_pass_sets_are_answered_only_once_learned(lane_module) -> None:
+    """Each packet is followed by `?`, which C never answers: the lane hands it back and keeps its state (no EVENT,
+    which would invalidate it)."""
+    ffi, lib = lane_module
+    target = HostMemory(ffi, random.Random(3))
+    session = Session(target, RunState(running=False, last_stop=StopEvent(100, StopReason.SIGNAL, 5)))
+    ours, gdb = socket.socketpair()
+    gdb.settimeout(10)
+    poller = select.epoll()
+    poller.register(ours.fileno(), select.EPOLLIN)
+    lane = cstop.StopLane(ffi, lib, ours.fileno())
+    sentinel = b"$?#3f"
+
+    def ask(packet: bytes) -> bytes | None:
+        """C's frame, or None when Python answered (then after() as the session loop calls it)."""
+        frame = b"$%s#%02x" % (packet, sum(packet) & 0xFF)
+        gdb.sendall(frame + sentinel)
+        try:
+            lane.serve(session, HandBack(), poller.fileno())
+        except Declined as exc:
+            if exc.args[0] == sentinel:
+                return gdb.recv(65536)
+            assert exc.args[0] == frame + sentinel
+        reply = dispatch(session, packet)
+        lane.after(packet, reply, lambda: encode_packet(reply or b""))
+        return None
+
+    try:
+        for packet in (b"qfThreadInfo", b"QPassSignals:e;14", b"QPassSignals:"):
+            assert ask(packet) is None                  # Python's, then learned
+            assert ask(packet) is not None              # C's
+        assert session.pass_signals == frozenset()      # C answered "QPassSignals:" last: applied by Python
+        assert ask(b"QPassSignals:e;14") == b"$OK#9a"
+        assert session.pass_signals == frozenset({14, 17})      # gdb's 0xe, 0x14: SIGALRM, SIGCHLD
+        assert ask(b"qfThreadInfo") == encode_packet(b"m64")
+        assert ask(b"m400000,4") == encode_packet(target.read_memory(0x400000, 4).hex().encode())    # int3 hidden
+        lane.after(b"Z0,400000,1", b"OK", lambda: b"")  # not a pure read: the repeats are forgotten
+        assert ask(b"qfThreadInfo") is None
+        assert ask(b"qfThreadInfo") is not None
+    finally:
+        ours.close(), gdb.close(), poller.close()
