@@ -46,7 +46,8 @@ class Connection:
 
         In ack mode a good packet is acknowledged with '+' (with the next send, or flush()) and a bad one with
         '-' at once (gdb then resends it); a '-' from gdb resends our last reply. Bad packets in no-ack mode are
-        dropped: gdb will time out."""
+        dropped: gdb will time out; so is a '-' (gdbserver's getpkt discards it: nothing is resent, and the last
+        reply may not even be Python's, but one the stop lane sent)."""
         try:
             data = self._sock.recv(RECV_SIZE)
         except (ConnectionError, socket.timeout, OSError) as exc:
@@ -73,7 +74,7 @@ class Connection:
                 log.debug("<- bad packet %r", event.data[:200])
                 if not self.no_ack:
                     self._write(b"-")
-            elif kind is NACK and self._last_frame:
+            elif kind is NACK and self._last_frame and not self.no_ack:
                 log.debug("<- '-': resending")
                 self._write(self._last_frame)
             elif kind is INTERRUPT:

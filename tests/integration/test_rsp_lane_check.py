@@ -1,0 +1,139 @@
+"""The stop lane's edges (kdbg/rsp/cstop.py), against its twin (KM_RSP_LANE=python) byte for byte: reads that start,
+end or cross where the lane's host windows do (two VMAs of one mapping, a hole after them, the top of the address
+space, a length past the reply's size), numbers written oddly (upper case, leading zeros, more than 16 digits, none),
+registers past the last, replayed queries, QPassSignals sets, several packets in one segment, a ^C or junk between
+packets, a bad checksum, and a stray `-` in no-ack mode (gdbserver drops it; it must not resend a reply C never
+saw). A hook counts what C answered, so both runs cannot pass with Python answering everything."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from harness.debuggee import start_server
+from harness.gdb import free_port
+from harness.km import ROOT
+from harness.rsp_client import RspClient
+from harness.symbols import symbol_address
+from kdbg.rsp.packets import decode_rle, encode_packet
+
+SRC = "rsp_lane_check.c"
+PAGE = 4096
+LANE_HOOK = """
+import os
+from kdbg.rsp import cstop
+_serve = cstop.StopLane.serve
+def serve(self, session, conn, epoll_fd):
+    try:
+        return _serve(self, session, conn, epoll_fd)
+    finally:
+        out = os.environ["KM_TEST_LANE_OUT"]
+        with open(out + ".tmp", "w") as f:        # (replaced whole: km is killed at the end)
+            f.write(str(self.answered))
+        os.replace(out + ".tmp", out)
+cstop.StopLane.serve = serve
+"""
+
+
+def _start(exe: Path, tmp_path: Path, lane: str, km_options: tuple[str, ...] = ()):
+    """km -g with the lane on ("compiled") or off ("python"), a client in no-ack mode stopped in stop_here() with
+    the second thread parked in read(): (km, client, pid, answered-count file)."""
+    out = tmp_path / f"answered-{lane}.txt"
+    (tmp_path / "sitecustomize.py").write_text(LANE_HOOK)
+    env = {"KM_RSP_LANE": lane, "KM_TEST_LANE_OUT": str(out),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    port = free_port()
+    km = start_server("km", exe, port, km_options=km_options, env=env)
+    client = RspClient(port)
+    client.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
+    assert client.start_no_ack() == b"OK"
+    client.ask(b"Hg0")
+    pid = re.search(rb"thread:(p[0-9a-f]+)\.", client.ask(b"?")).group(1)
+    stop_here = symbol_address(exe, "stop_here")
+    assert client.ask(b"Z0,%x,1" % stop_here) == b"OK"
+    client.send(b"vCont;c:%s.-1" % pid)
+    assert client.stop_reply().startswith(b"T05")
+    assert client.ask(b"z0,%x,1" % stop_here) == b"OK"
+    return km, client, pid, out
+
+
+def _finish(km, client: RspClient) -> None:
+    client.close()
+    if km.poll() is None:
+        km.kill()
+    km.communicate(timeout=30)
+
+
+def _word(reply: bytes) -> int:
+    return int.from_bytes(bytes.fromhex(decode_rle(reply).decode()), "little")
+
+
+def odd_packets(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes, bytes]], int]:
+    """(packet, reply) of every exchange below, thread ids numbered in order of appearance; packets C answered."""
+    km, client, pid, out = _start(exe, tmp_path, lane)
+    exchanges: list[tuple[bytes, bytes]] = []
+
+    def ask(packet: bytes) -> bytes:
+        reply = client.ask(packet)
+        exchanges.append((packet, reply))
+        return reply
+
+    def raw(data: bytes, replies: int) -> None:
+        """`data` in one segment (each packet's reply read after it)."""
+        client.sock.sendall(data)
+        exchanges.append((data, b" | ".join(client.receive() for _ in range(replies))))
+
+    try:
+        region = _word(ask(b"m%x,8" % symbol_address(exe, "region")))
+        stop_here = symbol_address(exe, "stop_here")
+        top = 1 << 64
+        for addr, length in [(region, 8), (region, 8), (region - 8, 16), (region + PAGE - 4, 8),   # across VMAs
+                             (region + 2 * PAGE - 4, 8), (region + 2 * PAGE, 4),           # a prefix; none
+                             (region, 0x9000), (region + PAGE, 0x8000), (region, 0), (0, 8),  # past MAX_READ
+                             (top - 8, 8), (top - 1, 1), (top - 16, 0x20), (stop_here - 1, 3)]:
+            ask(b"m%x,%x" % (addr, length))
+        for packet in [b"m%X,8" % region, b"m%032x,8" % region, b"m%x,%016x" % (region, 8),
+                       b"m%x,00000000000000008" % region, b"m%x," % region, b"m,8", b"m%x" % region,
+                       b"m%x,8,1" % region, b"m%x,ffffffffffffffff" % region, b"m-1,8", b"m%x,8 " % region,
+                       b"p10", b"pA", b"pa", b"p0000000000000010", b"p00000000000000010", b"p", b"p-1",
+                       b"pffffffffffffffff", b"p93", b"p94", b"pc8", b"g", b"gg",
+                       b"qC", b"qC", b"qfThreadInfo", b"qfThreadInfo", b"qsThreadInfo", b"qsThreadInfo",
+                       b"qXfer:threads:read::0,fff", b"qXfer:threads:read::0,fff", b"qXfer:threads:read::0,10",
+                       b"qXfer:threads:read::0,10", b"QPassSignals:e;14", b"QPassSignals:e;14", b"QPassSignals:",
+                       b"QPassSignals:"]:
+            ask(packet)
+        g, p10 = encode_packet(b"g", rle=False), encode_packet(b"p10", rle=False)
+        m = encode_packet(b"m%x,4" % region, rle=False)
+        raw(g + p10 + m, 3)
+        raw(g + b"\x03" + p10, 2)
+        raw(b"$p10#00" + m, 1)                      # a bad checksum: dropped in no-ack mode
+        raw(b"junk" + m, 1)
+        # a stray '-' after a reply C sent (and after one Python sent): no-ack mode resends nothing
+        ask(b"qC")
+        ask(b"p10")
+        raw(b"-" + encode_packet(b"qsThreadInfo", rle=False), 1)
+        ask(b"qC")
+        raw(b"-" + encode_packet(b"qsThreadInfo", rle=False), 1)
+    finally:
+        _finish(km, client)
+    numbered: dict[bytes, bytes] = {}
+
+    def number(match: re.Match) -> bytes:
+        return numbered.setdefault(match.group(), b"p<%d>" % len(numbered))
+    exchanges = [(p, re.sub(rb"p[0-9a-f]+\.[0-9a-f]+", number, r)) for p, r in exchanges]
+    return exchanges, int(out.read_text()) if out.exists() else 0
+
+
+def test_odd_packets_get_the_twins_replies(payload, tmp_path) -> None:
+    from kdbg.rsp import cstop
+    assert cstop.load() is not None, "the stop lane cannot be built here (gcc, python3-dev?)"
+    exe = payload(SRC)
+    compiled, answered = odd_packets(exe, tmp_path, "compiled")
+    twin, twin_answered = odd_packets(exe, tmp_path, "python")
+    assert twin_answered == 0
+    assert answered >= 20, answered
+    for (packet, reply), (_, twin_reply) in zip(compiled, twin):
+        assert reply == twin_reply, (packet, reply[:200], twin_reply[:200])
+    assert len(compiled) == len(twin)
+    assert compiled[-1][1] == compiled[-3][1] == b"l"       # the '-' resent nothing
+
