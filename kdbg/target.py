@@ -120,8 +120,14 @@ class StopEventQueue:
             self._events.append(event)
         os.write(self._write_fd, b"!")
 
+    def wake(self) -> None:
+        """Wake the reader without an event (its take() then returns None): the stopped process changed in a way
+        no event reports, and what the stub keeps of it (kdbg/rsp/cstop.py's stop lane) must be read again."""
+        os.write(self._write_fd, b"!")
+
     def take(self) -> StopEvent | None:
-        """The oldest event, or None (when the byte read was left by an event drain() already took)."""
+        """The oldest event, or None (when the byte read was left by an event drain() already took, or by
+        wake())."""
         try:
             os.read(self.read_fd, 1)
         except BlockingIOError:

@@ -58,6 +58,10 @@ class DebugHooks(Protocol):
     def on_end(self, ending: Ending) -> None:
         """The process ended (exit status or killing signal)."""
 
+    def on_thaw(self) -> None:
+        """A snapshot's freeze ended (snapshot/freeze.py): a thread the debugger holds inside a blocking call left
+        the call and was rewound onto its `syscall`, so registers read from it since the stop are stale."""
+
     def fork_link(self, thread: VcpuThread, vfork: bool) -> tuple[socket.socket, socket.socket] | None:
         """Before a fork: a connected pair (parent's end, child's end) when the debugger follows the child, so
         that one session debugs both kms; None leaves the child undebugged."""
@@ -118,6 +122,9 @@ class NoDebugger:
         pass
 
     def on_end(self, ending: Ending) -> None:
+        pass
+
+    def on_thaw(self) -> None:
         pass
 
     def fork_link(self, thread: VcpuThread, vfork: bool) -> tuple[socket.socket, socket.socket] | None:

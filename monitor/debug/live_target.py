@@ -197,6 +197,10 @@ class LiveTarget(ProcessView):
         else:
             self._post(StopEvent(0, StopReason.EXITED, 0, exit_status=ending.status or 0))
 
+    def on_thaw(self) -> None:
+        if self.attached:
+            self.events.wake()          # the stub reads the threads again (its stop lane forgets what it holds)
+
     def fork_link(self, thread: VcpuThread, vfork: bool) -> tuple[socket.socket, socket.socket] | None:
         if not (self.attached and self.follow_forks and ("vfork" if vfork else "fork") in self.events_reported):
             return None

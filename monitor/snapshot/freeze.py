@@ -57,9 +57,11 @@ def _wait_frozen(thread: VcpuThread, deadline: float) -> bool:
 
 
 def thaw(proc: Process) -> None:
-    """Undo freeze(): threads the debugger holds stay parked, the others go on."""
+    """Undo freeze(): threads the debugger holds stay parked, the others go on; the debugger hears that the
+    threads it holds may have changed (a call left and rewound)."""
     proc.freezing = False
     for thread in proc.live_threads():
         with thread.cond:
             thread.freezing = False
             thread.cond.notify_all()
+    proc.debug.on_thaw()

@@ -3,12 +3,16 @@ end or cross where the lane's host windows do (two VMAs of one mapping, a hole a
 space, a length past the reply's size), numbers written oddly (upper case, leading zeros, more than 16 digits, none),
 registers past the last, replayed queries, QPassSignals sets, several packets in one segment, a ^C or junk between
 packets, a bad checksum, and a stray `-` in no-ack mode (gdbserver drops it; it must not resend a reply C never
-saw). A hook counts what C answered, so both runs cannot pass with Python answering everything."""
+saw). A hook counts what C answered, so both runs cannot pass with Python answering everything. Then the lane's
+state against what the monitor changes by itself while gdb is stopped: a snapshot (km --mgtpipe) takes a thread
+parked inside read() out of the call and rewinds it onto its `syscall`."""
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
+
+import pytest
 
 from harness.debuggee import start_server
 from harness.gdb import free_port
@@ -137,3 +141,29 @@ def test_odd_packets_get_the_twins_replies(payload, tmp_path) -> None:
     assert len(compiled) == len(twin)
     assert compiled[-1][1] == compiled[-3][1] == b"l"       # the '-' resent nothing
 
+
+@pytest.mark.parametrize("lane", ["compiled", "python"])
+def test_a_snapshot_while_stopped_is_seen_by_g(payload, tmp_path, lane) -> None:
+    """A live snapshot taken while gdb holds the process takes the thread parked in read() out of the call and
+    rewinds it (rip onto `syscall`, rax the call's number): g of that thread must show it, as after a thread
+    switch (which makes the lane prime again)."""
+    from monitor.mgmt.client import ask as management
+    exe = payload(SRC)
+    sock = tmp_path / "mgt.sock"
+    km, client, pid, _ = _start(exe, tmp_path, lane, km_options=(f"--mgtpipe={sock}",))
+    try:
+        main, reader = re.findall(rb"p[0-9a-f]+\.[0-9a-f]+", client.ask(b"qfThreadInfo"))
+        assert client.ask(b"Hg%s" % reader) == b"OK"
+        before = decode_rle(client.ask(b"g"))
+        assert decode_rle(client.ask(b"g")) == before
+        reply = management(str(sock), {"request": "snapshot", "output": str(tmp_path / "snap"), "live": True,
+                                       "label": "", "description": ""})
+        assert reply.get("ok"), reply
+        seen = decode_rle(client.ask(b"g"))
+        assert client.ask(b"Hg%s" % main) == b"OK" and client.ask(b"Hg%s" % reader) == b"OK"
+        fresh = decode_rle(client.ask(b"g"))
+        assert fresh != before                      # (the snapshot did rewind the call)
+        assert _word(fresh[16 * 16:17 * 16]) == _word(before[16 * 16:17 * 16]) - 2      # rip onto `syscall`
+        assert seen == fresh
+    finally:
+        _finish(km, client)
