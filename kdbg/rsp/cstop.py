@@ -353,8 +353,36 @@ def load(*, build_missing: bool = True) -> tuple[Any, Any] | None:
     return COMPILED.load(build_missing=build_missing)
 
 
-def _reply_is(name: bytes, names: tuple[bytes, ...]) -> bool:
-    return any(name.startswith(n) and (len(name) == len(n) or name[len(n)] in b":,;") for n in names)
+def _named(packet: bytes, names: tuple[bytes, ...]) -> bool:
+    """The packet is one of these (commands.find_command's rule: the name, then the end or a separator)."""
+    return any(packet.startswith(n) and (len(packet) == len(n) or packet[len(n)] in b":,;") for n in names)
+
+
+# after()'s decision per packet (gdb repeats the same few): what Python answering it means for the lane's state
+INVALIDATES, KEEPS, PASS_SET, REPLAYED = 0, 1, 2, 3
+_KINDS: dict[bytes, int] = {}
+_KINDS_LIMIT = 512          # entries; the memo starts afresh when full
+
+
+def packet_kind(packet: bytes) -> int:
+    kind = _KINDS.get(packet)
+    if kind is None:
+        first = packet[:1]
+        if first in READ_ONLY_FIRST:
+            kind = KEEPS
+        elif first not in NAMED_FIRST or not _named(packet, READ_ONLY_NAMES):
+            kind = INVALIDATES
+        elif packet.startswith(b"QPassSignals"):
+            kind = PASS_SET if len(packet) <= REPLAY_PACKET_MAX else KEEPS
+        elif _named(packet, REPLAYED_NAMES) and len(packet) <= REPLAY_PACKET_MAX:
+            kind = REPLAYED
+        else:
+            kind = KEEPS
+        if len(packet) <= REPLAY_PACKET_MAX:
+            if len(_KINDS) >= _KINDS_LIMIT:
+                _KINDS.clear()
+            _KINDS[packet] = kind
+    return kind
 
 
 class StopLane:
@@ -451,23 +479,20 @@ class StopLane:
     def after(self, packet: bytes, reply: bytes | None, frame: Callable[[], bytes]) -> None:
         """Python answered `packet` with `reply` (its frame: frame()): keep the lane's state when that was a pure
         read (remember its frame when it is a replayed kind), learn a QPassSignals set, else invalidate."""
-        first = packet[:1]
-        if first in READ_ONLY_FIRST:
-            return
-        if first not in NAMED_FIRST or not _reply_is(packet, READ_ONLY_NAMES):
-            self.invalidate()
-            return
-        if packet.startswith(b"QPassSignals"):
-            if reply == b"OK":
+        kind = packet_kind(packet)
+        if kind == INVALIDATES:
+            if self._primed:
+                self._primed = False
+                self._lib.km_lane_invalidate(self._state)
+        elif kind == PASS_SET:
+            if reply == b"OK" and packet not in self._passes:
                 self._learn_pass(packet)
-        elif reply and _reply_is(packet, REPLAYED_NAMES) and len(packet) <= REPLAY_PACKET_MAX:
+        elif kind == REPLAYED and reply:
             framed = frame()
             self._lib.km_lane_remember(self._state, packet, len(packet), framed, len(framed))
             self._primed = True
 
     def _learn_pass(self, packet: bytes) -> None:
-        if packet in self._passes or len(packet) > REPLAY_PACKET_MAX:
-            return
         if len(self._passes) >= PASS_ENTRIES:
             self._passes.clear()
             self._state.npass = 0
