@@ -1,8 +1,9 @@
 """The debugger benchmark (issue 10): km's gdb stub side by side with gdbserver (and qemu-user) on one payload, and
 km's start-up against a bare start of the interpreter it runs on. Prints the issue's table as time ratios.
 
-Run: python3 bench/gdb.py [--reps N] [--steps N] [--hits N] [--only km,gdbserver,qemu]   (not part of the suite;
-about 3 minutes with the defaults; GDB_BENCH_TIMEOUT_S=N bounds each gdb session, 180 s by default)
+Run: python3 bench/gdb.py [--reps N] [--steps N] [--hits N] [--only km,gdbserver,qemu,km-twin]   (not part of the
+suite; about 3 minutes with the defaults; GDB_BENCH_TIMEOUT_S=N bounds each gdb session, 180 s by default; km-twin is
+km with its stop lane off, KM_RSP_LANE=python)
      python3 bench/gdb.py --km-packets    one km session traced with KM_VERBOSE=gdb.io: packets per operation,
                                           km's answer time and gdb's think time per packet kind
 
