@@ -388,8 +388,9 @@ def packet_kind(packet: bytes) -> int:
 class StopLane:
     """One connection's C lane: the C state, and the Python that primes it, takes its leftovers and invalidates it.
 
-    serve() is called by the session loop instead of its epoll wait whenever the session may use the lane
-    (GdbServer._lane_ready); after() with every packet Python answered on this connection."""
+    serve() is called by the session loop instead of its epoll wait whenever the session may use the lane (one
+    process, stopped, all-stop, no-ack mode, nothing half read); after() with every packet Python answered on this
+    connection."""
 
     def __init__(self, ffi: Any, lib: Any, sock_fd: int) -> None:
         self._ffi, self._lib = ffi, lib
@@ -418,11 +419,14 @@ class StopLane:
             self._primed = False
             self._lib.km_lane_invalidate(self._state)
 
-    def serve(self, session: Session, conn: Connection, epoll_fd: int) -> list[Event] | None:
+    def watch(self, epoll_fd: int) -> None:
+        """The session loop's epoll (the connection and every event descriptor), which serve() waits on."""
+        self._state.epfd = epoll_fd
+
+    def serve(self, session: Session, conn: Connection) -> list[Event] | None:
         """Answer what C can; the events of the bytes it handed back (as Connection.receive() makes them), or None
         when another descriptor is ready (the session loop waits as before; the state is invalidated)."""
         state = self._state
-        state.epfd = epoll_fd
         pending = b""
         while True:
             answer = self._serve(state, pending, len(pending))

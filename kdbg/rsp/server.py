@@ -312,7 +312,7 @@ class GdbServer:
         descriptors are registered once, where poll(2) hooks and unhooks each of three at every wait (~0.7 us a
         packet). The epoll object closes when dropped (the next turn's replaces it, or the return).
 
-        While the session is stopped (_lane_ready), the stop lane (kdbg.rsp.cstop) waits on the same epoll in C
+        While the session is stopped (one process, all-stop, no-ack mode, nothing queued or half read), the stop lane (kdbg.rsp.cstop) waits on the same epoll in C
         and answers the packets it can; what it hands back is handled here as if read from the socket."""
         queued: collections.deque[bytes] = collections.deque()
         conn_fd, wake_fd = conn.fileno(), self._wake_r.fileno()
@@ -327,36 +327,34 @@ class GdbServer:
                     owners[inf.live.event_fd()] = inf
             for fd in owners:
                 poller.register(fd, select.EPOLLIN)
+            # the stop lane serves one process, while it is stopped (_lane_run), in all-stop mode
+            lane_run = next(iter(self._inferiors.values())).run if lane is not None and len(watched) == 1 else None
             if lane is not None:
                 lane.invalidate()
+                lane.watch(poller.fileno())
             while not self._closed and not session.ending and self._inferiors.keys() == watched:
-                if lane is not None and not queued and self._lane_ready(session, conn):
-                    events = lane.serve(session, conn, poller.fileno())
-                    if events is not None:
-                        self._on_packets(session, conn, queued, events)
-                        continue
-                for fd, _ in poller.poll():
-                    if fd == conn_fd:
-                        self._on_packets(session, conn, queued, conn.receive())
-                    else:
-                        owner = owners.get(fd)
-                        if owner is not None:
-                            if lane is not None:
-                                lane.invalidate()
-                            self._on_event(session, conn, owner)
+                events = None
+                if (lane_run is not None and not lane_run.running and lane_run.deferred is None and not queued
+                        and not session.non_stop and conn.lane_may_read()):
+                    assert lane is not None
+                    events = lane.serve(session, conn)
+                if events is not None:
+                    self._on_packets(session, conn, queued, events)
+                else:
+                    for fd, _ in poller.poll():
+                        if fd == conn_fd:
+                            self._on_packets(session, conn, queued, conn.receive())
+                        else:
+                            owner = owners.get(fd)
+                            if owner is not None:
+                                if lane is not None:
+                                    lane.invalidate()
+                                self._on_event(session, conn, owner)
                 if not self._inferiors and not session.stop_queue:
                     return      # (non-stop: once gdb has drained the exit's notification)
                 while queued and not session.any_running and not session.ending:
                     self._answer(session, conn, queued.popleft())
                 self._report_deferred(session, conn)
-
-    def _lane_ready(self, session: Session, conn: Connection) -> bool:
-        """The stop lane may serve: one process, stopped, all-stop, no-ack mode, nothing half read."""
-        if len(self._inferiors) != 1 or session.non_stop or not conn.lane_may_read():
-            return False
-        for inf in self._inferiors.values():
-            return not inf.run.running and inf.run.deferred is None
-        return False
 
     def _on_packets(self, session: Session, conn: Connection, queued: collections.deque[bytes],
                     events: list[Event]) -> None:

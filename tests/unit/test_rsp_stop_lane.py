@@ -100,6 +100,7 @@ def test_c_answers_as_the_python_handlers_do(lane_module) -> None:
     poller = select.epoll()
     poller.register(ours.fileno(), select.EPOLLIN)
     lane = cstop.StopLane(ffi, lib, ours.fileno())
+    lane.watch(poller.fileno())
     sentinel = b"$?#3f"
     packets = [b"g", b"g", *(b"p%x" % n for n in range(len(REGISTERS) + 2)), b"p", b"pz", b"m400000,0",
                b"m,4", b"m400000", b"m1ffffffffffffffff,1", b"mffffffffffffffff,10", b"m400000,9000"]
@@ -117,7 +118,7 @@ def test_c_answers_as_the_python_handlers_do(lane_module) -> None:
             frame = b"$%s#%02x" % (packet, sum(packet) & 0xFF)
             gdb.sendall(frame + sentinel)
             with pytest.raises(Declined) as handed_back:
-                lane.serve(session, HandBack(), poller.fileno())
+                lane.serve(session, HandBack())
             lane.invalidate()
             if handed_back.value.args[0] == frame + sentinel:
                 declined += 1
@@ -144,6 +145,7 @@ def test_repeats_and_pass_sets_are_answered_only_once_learned(lane_module) -> No
     poller = select.epoll()
     poller.register(ours.fileno(), select.EPOLLIN)
     lane = cstop.StopLane(ffi, lib, ours.fileno())
+    lane.watch(poller.fileno())
     sentinel = b"$?#3f"
 
     def ask(packet: bytes) -> bytes | None:
@@ -151,7 +153,7 @@ def test_repeats_and_pass_sets_are_answered_only_once_learned(lane_module) -> No
         frame = b"$%s#%02x" % (packet, sum(packet) & 0xFF)
         gdb.sendall(frame + sentinel)
         try:
-            lane.serve(session, HandBack(), poller.fileno())
+            lane.serve(session, HandBack())
         except Declined as exc:
             if exc.args[0] == sentinel:
                 return gdb.recv(65536)
