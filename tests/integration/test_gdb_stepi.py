@@ -24,7 +24,7 @@ def test_stepi_over_syscall_and_onto_a_fault(debug) -> None:
     stop = _stepi_until(d, lambda s: d.gdb.console("x/i $pc").split(":", 1)[1].split()[0] == "nop")
     assert stop["reason"] == "end-stepping-range", d.diagnostics()
     pid = int(d.gdb.console("p $rax").split("=")[1])
-    assert pid > 0, d.diagnostics()
+    assert pid == int(d.gdb.run("-list-thread-groups")["payload"]["groups"][0]["pid"]), d.diagnostics()   # getpid's
     stop = _stepi_until(d, lambda s: s["reason"] != "end-stepping-range")
     assert stop["reason"] == "signal-received" and stop["signal-name"] == "SIGSEGV", d.diagnostics()
     assert stop_line(stop) == line_of(SOURCE, "fault"), d.diagnostics()
