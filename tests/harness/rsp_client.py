@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-from kdbg.rsp.packets import encode_packet
+from kdbg.rsp.packets import decode_rle, encode_packet
 
 
 class RspClient:
@@ -86,11 +86,12 @@ class RspClient:
                 return reply
 
     def threads(self) -> list[bytes]:
+        """The thread ids, run-length decoded (gdbserver encodes a tid such as p110d.1111 as p110d.1* )."""
         ids: list[bytes] = []
-        reply = self.ask(b"qfThreadInfo")
+        reply = decode_rle(self.ask(b"qfThreadInfo"))
         while reply.startswith(b"m"):
             ids += reply[1:].split(b",")
-            reply = self.ask(b"qsThreadInfo")
+            reply = decode_rle(self.ask(b"qsThreadInfo"))
         return ids
 
     def close(self) -> None:

@@ -72,7 +72,7 @@ def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_p
     seen = []
     try:
         stop = client.start()
-        ptid = re.search(rb"thread:(p[0-9a-f]+\.[0-9a-f]+);", stop).group(1)
+        ptid = re.search(rb"thread:(p[0-9a-f]+\.[0-9a-f]+);", decode_rle(stop)).group(1)     # (gdbserver: RLE)
         pid = ptid.split(b".")[0]
         step = b"vCont;s:%s;c:%s.-1" % (ptid, pid)
         cont = b"vCont;c:%s.-1" % pid
