@@ -35,9 +35,12 @@ out = sys.argv.pop(1)
 real_fork = os.fork
 
 def objects():
-    gc.unfreeze()                   # km froze start-up's objects (cli.run): the collector lists them again...
+    frozen = gc.get_freeze_count()  # km froze start-up's objects (cli.run): listed once unfrozen, then frozen
+    if frozen:                      # again with those made since (a km from before the freeze is left alone)
+        gc.unfreeze()
     found = gc.get_objects()
-    gc.freeze()                     # ...and holds them (and those made since) as before
+    if frozen:
+        gc.freeze()
     rows, seen = [], set()
     def add(o, kind):
         if id(o) not in seen:
