@@ -27,9 +27,9 @@ LANE_HOOK = """
 import os
 from kdbg.rsp import cstop
 _serve = cstop.StopLane.serve
-def serve(self, session, conn, epoll_fd):
+def serve(self, *args, **kwargs):
     try:
-        return _serve(self, session, conn, epoll_fd)
+        return _serve(self, *args, **kwargs)
     finally:
         out = os.environ["KM_TEST_LANE_OUT"]
         with open(out + ".tmp", "w") as f:        # (replaced whole: km is killed at the end)
