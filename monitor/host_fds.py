@@ -1,6 +1,12 @@
 """km's descriptor policy: km's own descriptors (the VM, vCPUs, mapped files, the stub's sockets) live at and above
 KM_FD_BASE, out of the payload's way; the payload's descriptors end below it (what getrlimit(RLIMIT_NOFILE)
-answers) and it is refused the range above (EBADF)."""
+answers) and it is refused the range above (EBADF).
+
+The kernel numbers every new descriptor the lowest free one and no call takes another, so what km makes for itself
+while the payload runs (a vCPU, a pipe, a memfd, a file it opens) holds a number of the payload's for a moment,
+until high_fd moves it. The descriptor gate (GATE) keeps the payload's calls that make, replace or close
+descriptors out of that moment: they would take the next number instead of the lowest, or close or replace km's.
+"""
 from __future__ import annotations
 
 import fcntl
@@ -9,13 +15,17 @@ import sys
 import threading
 from importlib import import_module
 from types import ModuleType
-from typing import Callable, TypeVar
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
 
 from .kvm.abi import libc
 from .syscalls.numbers import NUMBERS
 
 KM_FD_BASE = 1000
 CLOSE_RANGE_UNSHARE = 2          # include/uapi/linux/close_range.h
+# The longest km waits for the payload's descriptor calls to leave the gate: one blocked inside its call (an open
+# of a FIFO with no writer) must not hold km up; the race is then left open for that moment.
+GATE_WAIT_S = 0.05
 T = TypeVar("T")
 
 
@@ -27,6 +37,66 @@ def payload_fds() -> list[int]:
     except OSError:
         return list(range(KM_FD_BASE))
     return sorted(fd for fd in numbers if fd < KM_FD_BASE)
+
+
+class DescriptorGate:
+    """The payload's descriptor calls pass together (`enter`/`leave`, on the vCPU thread serving one); km's making
+    of a descriptor of its own (`km`) waits for them to leave (at most GATE_WAIT_S) and holds new ones off until
+    it is done. km's makers do not hold each other off (each moves its own descriptor). No payload call that
+    passes the gate makes one of km's (it would wait GATE_WAIT_S for itself): signalfd, which does, does not pass."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Open and empty: at start, and in a forked km, whose other threads (and what they held) are gone."""
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._payload = 0           # payload calls inside
+        self._km = 0                # km makers waiting or inside
+
+    def enter(self) -> None:
+        with self._lock:            # (the lock's own __enter__, in C: this is on every open and close)
+            while self._km:
+                self._cond.wait()
+            self._payload += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._payload -= 1
+            if self._km and not self._payload:
+                self._cond.notify_all()
+
+    @contextmanager
+    def km(self) -> Iterator[None]:
+        with self._cond:
+            self._km += 1
+            self._cond.wait_for(lambda: not self._payload, GATE_WAIT_S)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._km -= 1
+                if not self._km:
+                    self._cond.notify_all()
+
+
+GATE = DescriptorGate()
+os.register_at_fork(after_in_child=GATE.reset)      # (the forking thread is in no payload call that passed it)
+
+
+def made_high(make: Callable[[], int]) -> int:
+    """make() (a call that makes one descriptor for km) with the descriptor moved to km's range, the payload's
+    descriptor calls held off meanwhile."""
+    with GATE.km():
+        return high_fd(make())
+
+
+def pipe_high(flags: int = os.O_CLOEXEC) -> tuple[int, int]:
+    """os.pipe2(flags) for km, both ends in km's range (close-on-exec), as made_high."""
+    with GATE.km():
+        read_end, write_end = os.pipe2(flags)
+        return high_fd(read_end), high_fd(write_end)
 
 
 def high_fd(fd: int) -> int:

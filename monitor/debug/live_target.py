@@ -24,7 +24,7 @@ from kdbg.tracelog import logger
 from kdbg.vcpu_control import PauseTimeout, pause
 
 from ..errors import GuestFault
-from ..host_fds import high_fd
+from ..host_fds import GATE, high_fd
 from ..kvm import crun
 from ..process.payload import Ending
 from .process_view import ProcessView
@@ -204,7 +204,8 @@ class LiveTarget(ProcessView):
     def fork_link(self, thread: VcpuThread, vfork: bool) -> tuple[socket.socket, socket.socket] | None:
         if not (self.attached and self.follow_forks and ("vfork" if vfork else "fork") in self.events_reported):
             return None
-        return tuple(socket.socket(fileno=high_fd(s.detach())) for s in socket.socketpair())    # type: ignore
+        with GATE.km():
+            return tuple(socket.socket(fileno=high_fd(s.detach())) for s in socket.socketpair())    # type: ignore
 
     def on_fork(self, thread: VcpuThread, child_pid: int, link: socket.socket, vfork: bool) -> None:
         self._children[child_pid] = LinkedTarget(link, child_pid, fd_mover=high_fd)

@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from ..errors import KvmError, MonitorError
-from ..host_fds import high_fd
+from ..host_fds import high_fd, made_high
 from . import abi
 from .abi import ffi, libc
 from .ioctl import ioctl
@@ -71,4 +71,4 @@ class Vm:
         return slot
 
     def create_vcpu(self, vcpu_id: int):
-        return Vcpu(self, vcpu_id, high_fd(ioctl(self.fd, abi.KVM_CREATE_VCPU, vcpu_id, "KVM_CREATE_VCPU")))
+        return Vcpu(self, vcpu_id, made_high(lambda: ioctl(self.fd, abi.KVM_CREATE_VCPU, vcpu_id, "KVM_CREATE_VCPU")))

@@ -20,7 +20,7 @@ import stat
 import weakref
 from typing import Callable
 
-from ..host_fds import KM_FD_BASE, high_fd
+from ..host_fds import KM_FD_BASE, high_fd, made_high
 from ..kvm.abi import libc
 from ..loader.elf_headers import first_code_offset
 from ..syscalls.numbers import NUMBERS
@@ -57,7 +57,8 @@ class MappedFile:
     @classmethod
     def open(cls, path: str) -> MappedFile:
         """The file at `path`, opened read-only (the loader's executable and interpreter)."""
-        return cls.adopt(os.open(path, os.O_RDONLY | os.O_CLOEXEC), os.path.realpath(path))
+        return cls.adopt(made_high(lambda: os.open(path, os.O_RDONLY | os.O_CLOEXEC)), os.path.realpath(path),
+                         moved=True)
 
     @classmethod
     def of_open_file(cls, fd: int, path: str) -> MappedFile:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from kdbg.tracelog import logger
 
 from ..errors import PayloadError
-from ..host_fds import KM_FD_BASE, high_fd
+from ..host_fds import KM_FD_BASE, made_high, pipe_high
 from ..debug.hooks import NO_DEBUGGER
 from ..loader.elf import check_program
 from .exec_in_process import ReexecNeeded, exec_in_process
@@ -55,8 +55,7 @@ def fork(ctx: VcpuThread, flags: int, stack: int, ptid: int, ctid: int) -> int:
     xsave = ctx.vcpu.get_xsave()
     vfork_pipe = None
     if flags & CLONE_VFORK:            # its write end closes when the child execs (CLOEXEC) or exits
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        vfork_pipe = (high_fd(read_end), high_fd(write_end))
+        vfork_pipe = pipe_high()
     link = proc.debug.fork_link(ctx, bool(flags & CLONE_VFORK))   # the debugger follows the child through it
     flush_std_streams()
     prepare_teardown()
@@ -192,7 +191,7 @@ def flush_std_streams() -> None:
 
 def _env_descriptor(env: list[bytes]) -> int:
     """A descriptor the next km reads the payload's environment from: kept across exec, in km's range."""
-    fd = os.memfd_create("km-execve-env", 0)
+    fd = made_high(lambda: os.memfd_create("km-execve-env", 0))
     try:
         os.write(fd, b"".join(e + b"\0" for e in env))
         os.lseek(fd, 0, os.SEEK_SET)

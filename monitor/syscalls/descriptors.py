@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 CLOSE_RANGE_CLOEXEC = 4                  # include/uapi/linux/close_range.h (UNSHARE: host_fds)
 
 
-@syscall("close_range")
+@syscall("close_range", descriptors=True)
 def sys_close_range(ctx: VcpuThread, first: int, last: int, flags: int) -> int:
     """Closes (or marks close-on-exec) the payload's descriptors in [first, last], never km's above them.
     CLOSE_RANGE_UNSHARE would give only the calling host thread its own table (km's other threads keep the
@@ -37,12 +37,12 @@ def sys_close_range(ctx: VcpuThread, first: int, last: int, flags: int) -> int:
     return host_syscall(NR["close_range"], first, min(last, KM_FD_BASE - 1), flags & CLOSE_RANGE_CLOEXEC)
 
 
-@syscall("pidfd_open")
+@syscall("pidfd_open", descriptors=True)
 def sys_pidfd_open(ctx: VcpuThread, pid: int, flags: int) -> int:
     return new_fd(host_syscall(NR["pidfd_open"], s32(pid), flags))
 
 
-@syscall("pidfd_getfd")
+@syscall("pidfd_getfd", descriptors=True)
 def sys_pidfd_getfd(ctx: VcpuThread, pidfd: int, targetfd: int, flags: int) -> int:
     """The target's descriptor numbers at KM_FD_BASE and up are km's (the payload's own, or a forked payload's
     km): never handed out."""

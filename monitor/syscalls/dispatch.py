@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kdbg.arch.linux import MASK64
 from kdbg.tracelog import logger
 from ..errors import GuestFault
-from ..host_fds import aside
+from ..host_fds import GATE, aside
 from .bounce import bounces as _bounces, flush_bounces as _flush_bounces
 from .km_numbers import KM_NAMES, KM_NUMBERS
 from .numbers import NAMES as LINUX_NAMES, NUMBERS as LINUX_NUMBERS
@@ -32,11 +32,14 @@ NUMBERS = {**LINUX_NUMBERS, **KM_NUMBERS}
 NAMES = {**LINUX_NAMES, **KM_NAMES}
 
 
-def syscall(*names: str) -> Callable[[Handler], Handler]:
+def syscall(*names: str, descriptors: bool = False) -> Callable[[Handler], Handler]:
     """Register a handler under one or more syscall names from numbers.py (or km's own, km_numbers.py). A second
-    handler for a number is an error at import: two families serving one call kept whichever came last."""
+    handler for a number is an error at import: two families serving one call kept whichever came last.
+    `descriptors`: the call makes, replaces or closes descriptors and does not block: it passes the descriptor
+    gate (host_fds.GATE), kept out of the moments km holds a number of the payload's."""
     def register(fn: Handler) -> Handler:
         arity = fn.__code__.co_argcount - 1
+        served = _through_gate(fn) if descriptors else fn
         for name in names:
             nr = NUMBERS[name]
             taken = _handlers[nr] if nr < TABLE_SIZE else _km_handlers.get(nr)
@@ -44,11 +47,24 @@ def syscall(*names: str) -> Callable[[Handler], Handler]:
                 raise RuntimeError(f"syscall {name}: served by both {taken[0].__module__}.{taken[0].__name__} "
                                    f"and {fn.__module__}.{fn.__name__}")
             if nr < TABLE_SIZE:
-                _handlers[nr] = (fn, arity)
+                _handlers[nr] = (served, arity)
             else:
-                _km_handlers[nr] = (fn, arity)
+                _km_handlers[nr] = (served, arity)
         return fn
     return register
+
+
+def _through_gate(fn: Handler) -> Handler:
+    enter, leave = GATE.enter, GATE.leave
+
+    def gated(ctx: VcpuThread, *args: int) -> Any:
+        enter()
+        try:
+            return fn(ctx, *args)
+        finally:
+            leave()
+    gated.__qualname__, gated.__module__, gated.__name__ = fn.__qualname__, fn.__module__, fn.__name__
+    return gated
 
 
 _complete = False      # every family registered (table.py registers the rarer ones on the first miss)

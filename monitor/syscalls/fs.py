@@ -11,7 +11,7 @@ from kdbg.arch.linux import SI_USER, make_siginfo
 
 from ..errors import GuestFault
 from ..kvm.abi import ffi
-from ..host_fds import KM_FD_BASE
+from ..host_fds import GATE, KM_FD_BASE
 from .args import (AT_FDCWD, addr_of, poison, buf_in, buf_out, buf_span, fd_arg, km_fd_path, names_km_fd, new_fd,
                    path_arg, path_text, proc_fd_path)
 from .dispatch import s32, syscall
@@ -138,7 +138,7 @@ def sys_pwritev(ctx: VcpuThread, fd: int, iov: int, iovcnt: int, pos_l: int, pos
     return sigpipe_on_epipe(ctx, host_syscall(NR["pwritev2"], fd_arg(fd), addr_of(vec), iovcnt, pos_l, pos_h, 0))
 
 
-@syscall("openat")
+@syscall("openat", descriptors=True)
 def sys_openat(ctx: VcpuThread, dirfd: int, path: int, flags: int, mode: int) -> int:
     p = path_arg(ctx, path)
     text = path_text(p)
@@ -151,17 +151,17 @@ def sys_openat(ctx: VcpuThread, dirfd: int, path: int, flags: int, mode: int) ->
     return new_fd(host_syscall(NR["openat"], fd_arg(dirfd), addr_of(p), flags, mode))
 
 
-@syscall("open")
+@syscall("open", descriptors=True)
 def sys_open(ctx: VcpuThread, path: int, flags: int, mode: int) -> int:
     return sys_openat(ctx, AT_FDCWD, path, flags, mode)
 
 
-@syscall("creat")
+@syscall("creat", descriptors=True)
 def sys_creat(ctx: VcpuThread, path: int, mode: int) -> int:
     return sys_openat(ctx, AT_FDCWD, path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
 
 
-@syscall("close")
+@syscall("close", descriptors=True)
 def sys_close(ctx: VcpuThread, fd: int) -> int:
     return close_fd(ctx.proc, s32(fd))
 
@@ -330,7 +330,11 @@ def sys_fcntl(ctx: VcpuThread, fd: int, cmd: int, arg: int) -> int:
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
         if arg >= KM_FD_BASE:               # past the payload's RLIMIT_NOFILE
             return -errno.EINVAL
-        return new_fd(host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg))
+        GATE.enter()                        # (the other commands may block: F_SETLKW)
+        try:
+            return new_fd(host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg))
+        finally:
+            GATE.leave()
     result = host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg)
     signalfds = ctx.proc.signals.signalfds
     if cmd == F_GETFL and result >= 0 and signalfds is not None and signalfds.find(s32(fd)) is not None:
@@ -376,7 +380,7 @@ def sys_ioctl(ctx: VcpuThread, fd: int, request: int, arg: int) -> int:
     return host_syscall(NR["ioctl"], host_fd, request, (buf_out if out else buf_in)(ctx, arg, size))
 
 
-@syscall("memfd_create")
+@syscall("memfd_create", descriptors=True)
 def sys_memfd_create(ctx: VcpuThread, name: int, flags: int) -> int:
     p = path_arg(ctx, name)
     return new_fd(host_syscall(NR["memfd_create"], addr_of(p), flags))
@@ -389,7 +393,7 @@ def sys_sendfile(ctx: VcpuThread, out_fd: int, in_fd: int, offset: int, count: i
     return sigpipe_on_epipe(ctx, result)
 
 
-@syscall("pipe2")
+@syscall("pipe2", descriptors=True)
 def sys_pipe2(ctx: VcpuThread, fds: int, flags: int) -> int:
     pair = ffi.new("int[2]")
     result = host_syscall(NR["pipe2"], addr_of(pair), flags)
@@ -408,22 +412,22 @@ def sys_pipe2(ctx: VcpuThread, fds: int, flags: int) -> int:
     return 0
 
 
-@syscall("pipe")
+@syscall("pipe", descriptors=True)
 def sys_pipe(ctx: VcpuThread, fds: int) -> int:
     return sys_pipe2(ctx, fds, 0)
 
 
-@syscall("dup")
+@syscall("dup", descriptors=True)
 def sys_dup(ctx: VcpuThread, fd: int) -> int:
     return sys_fcntl(ctx, fd, 0, 0)
 
 
-@syscall("dup3")
+@syscall("dup3", descriptors=True)
 def sys_dup3(ctx: VcpuThread, old: int, new: int, flags: int) -> int:
     return host_syscall(NR["dup3"], fd_arg(old), fd_arg(new), flags)
 
 
-@syscall("dup2")
+@syscall("dup2", descriptors=True)
 def sys_dup2(ctx: VcpuThread, old: int, new: int) -> int:
     if s32(old) == s32(new):
         result = host_syscall(NR["fcntl"], fd_arg(old), 1, 0)          # F_GETFD: is it open?

@@ -108,7 +108,7 @@ def sys_shmctl(ctx: VcpuThread, shmid: int, cmd: int, buf: int) -> int:
                                     (IPC_STAT, IPC_INFO, SHM_STAT, SHM_INFO, SHM_STAT_ANY)))
 
 
-@syscall("mq_open")
+@syscall("mq_open", descriptors=True)
 def sys_mq_open(ctx: VcpuThread, name: int, oflag: int, mode: int, attr: int) -> int:
     return new_fd(host_syscall(NR["mq_open"], addr_of(path_arg(ctx, name)), oflag, mode,
                                buf_in(ctx, attr, MQ_ATTR) if attr else 0))

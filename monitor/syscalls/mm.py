@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from kdbg.arch.linux import MASK64, PAGE_SIZE as PAGE
 from kdbg.tracelog import logger
 
+from ..host_fds import GATE, KM_FD_BASE, high_fd, made_high
 from ..memory.guest import MADV_POPULATE_WRITE, MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down
 from ..memory.mapped_file import MappedFile
 from ..memory.physical import MADV_REMOVE
@@ -144,10 +145,12 @@ def _is_dev_zero(host_fd: int) -> bool:
 def _map_shared_anonymous(mem: GuestMemory, start: int, size: int, prot: int) -> None:
     """MAP_SHARED|MAP_ANONYMOUS: memory a forked child shares, so a memfd the host maps shared (km's children
     are other host processes). Linux names it /dev/zero (deleted), as a shmem file."""
-    fd = os.memfd_create("km-shared-anonymous", os.MFD_CLOEXEC)
+    fd = made_high(lambda: os.memfd_create("km-shared-anonymous", os.MFD_CLOEXEC))
     try:
         os.ftruncate(fd, size)
-        mem.map_file(start, size, prot, MappedFile.adopt(os.dup(fd), "/dev/zero (deleted)"), 0, True, host_fd=fd)
+        kept = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE)
+        mem.map_file(start, size, prot, MappedFile.adopt(kept, "/dev/zero (deleted)", moved=True), 0, True,
+                     host_fd=fd)
     finally:
         os.close(fd)
 
@@ -431,10 +434,11 @@ def _reopen(mem: GuestMemory, vma: Vma) -> int | None:
     host = mem.phys.host_addr(vma.gpa)
     flags = os.O_RDWR if vma.shared and vma.prot & PROT_WRITE else os.O_RDONLY
     try:
-        for name in os.listdir("/proc/self/map_files"):
-            low, high = (int(x, 16) for x in name.split("-"))
-            if low <= host < high:
-                return os.open(f"/proc/self/map_files/{name}", flags | os.O_CLOEXEC)
+        with GATE.km():         # listdir's descriptor, then the file's, hold a payload's number for a moment
+            for name in os.listdir("/proc/self/map_files"):
+                low, high = (int(x, 16) for x in name.split("-"))
+                if low <= host < high:
+                    return high_fd(os.open(f"/proc/self/map_files/{name}", flags | os.O_CLOEXEC))
     except (OSError, ValueError):
         pass
     return None

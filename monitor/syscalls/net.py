@@ -119,12 +119,12 @@ def _sockaddr_in(ctx: VcpuThread, addr: int, addrlen: int) -> int:
     return buf_in(ctx, addr, length) if addr else 0
 
 
-@syscall("socket")
+@syscall("socket", descriptors=True)
 def sys_socket(ctx: VcpuThread, domain: int, type_: int, protocol: int) -> int:
     return new_fd(host_syscall(NR["socket"], domain, type_, protocol))
 
 
-@syscall("socketpair")
+@syscall("socketpair", descriptors=True)
 def sys_socketpair(ctx: VcpuThread, domain: int, type_: int, protocol: int, sv: int) -> int:
     buf_out(ctx, sv, 8)
     pair = ffi.new("int[2]")

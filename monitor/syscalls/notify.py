@@ -12,12 +12,12 @@ if TYPE_CHECKING:
     from ..vcpu.loop import VcpuThread
 
 
-@syscall("inotify_init")
+@syscall("inotify_init", descriptors=True)
 def sys_inotify_init(ctx: VcpuThread) -> int:
     return new_fd(host_syscall(NR["inotify_init1"], 0))
 
 
-@syscall("inotify_init1")
+@syscall("inotify_init1", descriptors=True)
 def sys_inotify_init1(ctx: VcpuThread, flags: int) -> int:
     return new_fd(host_syscall(NR["inotify_init1"], flags))
 
@@ -33,7 +33,7 @@ def sys_inotify_rm_watch(ctx: VcpuThread, fd: int, wd: int) -> int:
     return host_syscall(NR["inotify_rm_watch"], fd_arg(fd), wd)
 
 
-@syscall("fanotify_init")
+@syscall("fanotify_init", descriptors=True)
 def sys_fanotify_init(ctx: VcpuThread, flags: int, event_f_flags: int) -> int:
     return new_fd(host_syscall(NR["fanotify_init"], flags, event_f_flags))
 

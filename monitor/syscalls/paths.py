@@ -21,7 +21,7 @@ MAX_HANDLE_SZ = 128
 AT_HANDLE_MNT_ID_UNIQUE = 0x001
 
 
-@syscall("openat2")
+@syscall("openat2", descriptors=True)
 def sys_openat2(ctx: VcpuThread, dirfd: int, path: int, how: int, size: int) -> int:
     """The host checks `how` (size, unknown fields, flags, RESOLVE_*) in Linux's order; the payload's own
     /proc/self files are km's, as for openat."""
@@ -78,7 +78,7 @@ def sys_name_to_handle_at(ctx: VcpuThread, dirfd: int, path: int, handle: int, m
                         buf_out(ctx, mount_id, 8 if flags & AT_HANDLE_MNT_ID_UNIQUE else 4), flags)
 
 
-@syscall("open_by_handle_at")
+@syscall("open_by_handle_at", descriptors=True)
 def sys_open_by_handle_at(ctx: VcpuThread, mount_fd: int, handle: int, flags: int) -> int:
     return new_fd(host_syscall(NR["open_by_handle_at"], fd_arg(mount_fd),
                                buf_in(ctx, handle, _handle_size(ctx, handle)), flags))

@@ -144,14 +144,14 @@ def sys_pselect6(ctx: VcpuThread, nfds: int, readfds: int, writefds: int, except
 
 
 # ---- epoll --------------------------------------------------------------------------------------------------
-@syscall("epoll_create")
+@syscall("epoll_create", descriptors=True)
 def sys_epoll_create(ctx: VcpuThread, size: int) -> int:
     if s32(size) <= 0:
         return -errno.EINVAL
     return new_fd(host_syscall(NR["epoll_create1"], 0))
 
 
-@syscall("epoll_create1")
+@syscall("epoll_create1", descriptors=True)
 def sys_epoll_create1(ctx: VcpuThread, flags: int) -> int:
     return new_fd(host_syscall(NR["epoll_create1"], flags))
 
@@ -195,17 +195,17 @@ def sys_epoll_pwait2(ctx: VcpuThread, epfd: int, events: int, maxevents: int, ti
 
 
 # ---- eventfd, timerfd ---------------------------------------------------------------------------------------------
-@syscall("eventfd")
+@syscall("eventfd", descriptors=True)
 def sys_eventfd(ctx: VcpuThread, initval: int) -> int:
     return new_fd(host_syscall(NR["eventfd2"], initval, 0))
 
 
-@syscall("eventfd2")
+@syscall("eventfd2", descriptors=True)
 def sys_eventfd2(ctx: VcpuThread, initval: int, flags: int) -> int:
     return new_fd(host_syscall(NR["eventfd2"], initval, flags))
 
 
-@syscall("timerfd_create")
+@syscall("timerfd_create", descriptors=True)
 def sys_timerfd_create(ctx: VcpuThread, clockid: int, flags: int) -> int:
     return new_fd(host_syscall(NR["timerfd_create"], clockid, flags))
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import SI_KERNEL, SI_SIGIO, SI_TIMER, SI_USER
 
-from ..host_fds import KM_FD_BASE, aside, high_fd, late_import, payload_fds
+from ..host_fds import GATE, KM_FD_BASE, aside, high_fd, late_import, payload_fds
 from ..signals.delivery import ERESTARTSYS, UNBLOCKABLE, PendingSignal
 from .args import new_fd
 from .dispatch import s32, syscall
@@ -142,13 +142,15 @@ class SignalFds:
         return key if key in self.by_pipe else None
 
     def create(self, mask: int, flags: int) -> int:
-        """A new signalfd: the payload's descriptor, or -EMFILE."""
-        reader, writer = os.pipe2(flags & (os.O_CLOEXEC | os.O_NONBLOCK))
-        fd = new_fd(reader)
-        if fd < 0:
-            os.close(writer)
-            return fd
-        self._add(fd, mask, writer)
+        """A new signalfd: the payload's descriptor, or -EMFILE. The pipe's other end and km's reopen of the
+        payload's are km's, moved to its range at once (host_fds.GATE)."""
+        with GATE.km():
+            reader, writer = os.pipe2(flags & (os.O_CLOEXEC | os.O_NONBLOCK))
+            fd = new_fd(reader)
+            if fd < 0:
+                os.close(writer)
+                return fd
+            self._add(fd, mask, writer)
         return fd
 
     def _add(self, guest_fd: int, mask: int, writer: int) -> SignalFd:

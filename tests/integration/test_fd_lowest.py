@@ -1,7 +1,8 @@
 """open(2) returns the lowest free descriptor even while km, on another of the payload's threads, loads code late
-(the rarer syscall families on their first call, what getrlimit needs) or keeps a mapped file's descriptor: km's own
-passing descriptors are numbered in a table of their own (host_fds.aside) or straight in km's range, never among the
-payload's lowest."""
+(the rarer syscall families on their first call, what getrlimit needs), keeps a mapped file's descriptor or makes one
+of its own: km's own passing descriptors are numbered in a table of their own (host_fds.aside), straight in km's
+range, or made while the payload's descriptor calls wait at the gate (host_fds.GATE), never among the payload's
+lowest."""
 from __future__ import annotations
 
 from .test_run import differential
@@ -19,3 +20,11 @@ def test_opens_get_the_lowest_descriptor_while_another_thread_maps_code(payload)
     in km's range at once, so a thread opening /dev/null meanwhile still gets the lowest number."""
     native, km = differential(payload("fd_lowest.c", "musl"), "20", "mmap")
     assert km.stdout == b"rounds 20 misnumbered 0\n"
+
+
+def test_opens_get_the_lowest_descriptor_while_km_makes_one_of_its_own(payload):
+    """Shared anonymous memory is a memfd km makes (as a vfork's pipe and a new thread's vCPU are descriptors, the
+    payload's "vfork" and "threads" modes): it took the payload's lowest free number until moved to km's range, and
+    a thread opening /dev/null meanwhile got the next (before the gate: ~45 opens a round)."""
+    native, km = differential(payload("fd_lowest.c", "musl"), "4", "shared")
+    assert km.stdout == b"rounds 4 misnumbered 0\n"

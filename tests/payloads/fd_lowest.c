@@ -3,11 +3,14 @@
  * forks a child that starts with nothing late loaded: its main thread opens and closes /dev/null in a tight loop
  * while a second thread makes those calls; every open must return the number the first one did. With "mmap" as
  * the second argument the second thread maps this program (code, private) from two descriptors in turn instead,
- * which km serves by keeping a descriptor of the file for itself.
+ * which km serves by keeping a descriptor of the file for itself. The other modes make km make a descriptor of its
+ * own for a moment: "shared" maps shared anonymous memory (a memfd), "threads" starts threads that need new vCPUs
+ * (KVM_CREATE_VCPU), "vfork" vforks children that exit (a pipe).
  * Prints "rounds N misnumbered M" (M counts opens that got another number). */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +20,42 @@
 #include <unistd.h>
 
 static atomic_int go, done;
+static const char *mode = "late";
 static const char *program;          /* mmap mode: this program's path (argv[0]) */
 static int images[2];                /* mmap mode: two descriptors of it, opened before the round's first open */
+
+static void *idle(void *arg) {
+    return arg;
+}
 
 static void *late_calls(void *arg) {
     (void)arg;
     while (!atomic_load(&go))
         ;
+    if (!strcmp(mode, "shared")) {
+        for (int i = 0; i < 300; i++) {
+            void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+            if (page != MAP_FAILED)
+                munmap(page, 4096);
+        }
+    } else if (!strcmp(mode, "threads")) {
+        pthread_t threads[12];
+        for (int i = 0; i < 12; i++)
+            pthread_create(&threads[i], NULL, idle, NULL);
+        for (int i = 0; i < 12; i++)
+            pthread_join(threads[i], NULL);
+    } else if (!strcmp(mode, "vfork")) {
+        for (int i = 0; i < 40; i++) {
+            pid_t child = vfork();
+            if (child == 0)
+                _exit(0);
+            waitpid(child, NULL, 0);
+        }
+    }
+    if (strcmp(mode, "late") && strcmp(mode, "mmap")) {
+        atomic_store(&done, 1);
+        return NULL;
+    }
     if (program) {
         for (int i = 0; i < 400; i++) {     /* each mapping's descriptor is another open file than the last's */
             void *image = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, images[i & 1], 0);
@@ -64,7 +96,9 @@ static int round_of_opens(void) {
 
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 10, misnumbered = 0;
-    if (argc > 2 && argv[2][0] == 'm')
+    if (argc > 2)
+        mode = argv[2];
+    if (!strcmp(mode, "mmap"))
         program = argv[0];
     for (int i = 0; i < rounds; i++) {
         pid_t child = fork();
