@@ -451,8 +451,14 @@ class StopLane:
             pending = back
 
     def _prime_registers(self, session: Session) -> bool:
+        """Only a mapping the target hands out again is primed (kdbg.target.Target.registers: the same one while the
+        thread stays stopped): a thread still inside a call (LiveTarget: not parked, e.g. waiting in vfork) may yet
+        change its rax, and Python reads it afresh at every g and p."""
         try:
-            body = encode_registers(current_registers(session))
+            values = current_registers(session)
+            if current_registers(session) is not values:
+                return False
+            body = encode_registers(values)
         except TargetError:
             return False            # Python answers the packet (its error reply)
         self._lib.km_lane_set_regs(self._state, body, len(body))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -165,5 +167,42 @@ def test_a_snapshot_while_stopped_is_seen_by_g(payload, tmp_path, lane) -> None:
         assert fresh != before                      # (the snapshot did rewind the call)
         assert _word(fresh[16 * 16:17 * 16]) == _word(before[16 * 16:17 * 16]) - 2      # rip onto `syscall`
         assert seen == fresh
+    finally:
+        _finish(km, client)
+
+
+@pytest.mark.parametrize("lane", ["compiled", "python"])
+def test_a_thread_still_inside_a_call_is_read_afresh(payload, free_port, lane) -> None:
+    """A thread inside vfork (km waits for the child without parking the thread) counts as stopped, but its call
+    may still return while gdb holds the process: its registers are not the stopped mapping the target hands out
+    again (kdbg.target.Target.registers), so every read must be fresh. The child ends on a byte from stdin, the vfork
+    returns the child's pid in rax, and `p0` must show it without an Hg in between (which would prime the lane
+    again). Before, the lane kept rax as it was when it first read the thread (polled until the deadline)."""
+    exe = payload("rsp_lane_vfork.c")
+    km = start_server("km", exe, free_port, env={"KM_RSP_LANE": lane}, stdin=subprocess.PIPE)
+    client = RspClient(free_port)
+    try:
+        client.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
+        assert client.start_no_ack() == b"OK"
+        client.ask(b"Hg0")
+        pid = re.search(rb"thread:(p[0-9a-f]+)\.", client.ask(b"?")).group(1)
+        assert client.ask(b"Z0,%x,1" % symbol_address(exe, "stop_here")) == b"OK"
+        client.send(b"vCont;c:%s.-1" % pid)
+        assert client.stop_reply().startswith(b"T05")
+        forker = re.findall(rb"p[0-9a-f]+\.[0-9a-f]+", client.ask(b"qfThreadInfo"))[1]
+        assert client.ask(b"Hg%s" % forker) == b"OK"
+        decode_rle(client.ask(b"g"))
+        assert _word(client.ask(b"p39")) == 58             # orig_rax: inside vfork
+        inside = _word(client.ask(b"p0"))
+        km.stdin.write(b"x")
+        km.stdin.flush()
+        deadline = time.monotonic() + 10
+        rax = inside
+        while rax == inside and time.monotonic() < deadline:
+            rax = _word(client.ask(b"p0"))
+        assert rax != inside, "the thread's vfork never returned as seen by p0"
+        assert client.ask(b"Hg%s" % pid) == b"OK" and client.ask(b"Hg%s" % forker) == b"OK"
+        assert _word(client.ask(b"p0")) == rax              # the child's pid, read afresh
+        assert decode_rle(client.ask(b"g"))[:16] == b"%016x" % int.from_bytes(rax.to_bytes(8, "little"), "big")
     finally:
         _finish(km, client)

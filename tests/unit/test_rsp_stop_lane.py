@@ -16,7 +16,7 @@ from kdbg.rsp import cstop, server  # noqa: F401 - server: every handler registe
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.packets import Event, encode_packet
 from kdbg.rsp.session import RunState, Session
-from kdbg.target import GuestMemoryError, StopEvent, StopReason
+from kdbg.target import GuestMemoryError, NoSuchThreadError, StopEvent, StopReason
 
 PAGE = 4096
 
@@ -57,6 +57,13 @@ class HostMemory(FakeControlTarget):
             if addr <= at < addr + size:
                 out[at - addr] = byte
         return bytes(out)
+
+    def registers(self, tid: int) -> dict[str, int]:
+        """The same mapping while the thread stays stopped, as LiveTarget gives a parked thread's (the lane primes
+        only such a mapping: kdbg.target.Target.registers)."""
+        if tid not in self.regs:
+            raise NoSuchThreadError(tid)
+        return self.regs[tid]
 
     def memory_key(self) -> object:
         return 1
