@@ -319,8 +319,8 @@ def gdb_listener(opts: Options) -> socket.socket:
     assert opts.gdb_port is not None
     from kdbg.rsp.errors import ListenError
     from kdbg.rsp.fds import listen, set_fd_mover
-    from .host_fds import high_fd
-    set_fd_mover(high_fd)                   # the stub's descriptors stay out of the payload's way
+    from .host_fds import GATE, high_fd
+    set_fd_mover(high_fd, GATE.km)          # the stub's descriptors stay out of the payload's way
     try:
         return listen(opts.gdb_host, opts.gdb_port)
     except ListenError as e:
@@ -353,9 +353,9 @@ def start_gdb_server(opts: Options, proc: Process, threads: list[VcpuThread],
 
 def _live_target(opts: Options, proc: Process, *, stopped_at_entry: bool):
     from kdbg.rsp.fds import set_fd_mover
-    from .host_fds import high_fd
+    from .host_fds import GATE, high_fd
     from .debug.live_target import LiveTarget
-    set_fd_mover(high_fd)                   # the stub's descriptors stay out of the payload's way
+    set_fd_mover(high_fd, GATE.km)          # the stub's descriptors stay out of the payload's way
     return LiveTarget(proc, stopped_at_entry=stopped_at_entry, follow_forks=not fork_wait_matches(opts))
 
 

@@ -1,29 +1,45 @@
 """Where the stub's own file descriptors go. km's payload shares the host process's descriptor table, so
 everything km opens must stay out of the payload's low numbers: the composition root installs a mover
-(monitor's high_fd) and the stub passes each descriptor it creates through it. The accept and wait selectors
+(monitor's high_fd) and the stub passes each descriptor it creates through it, made inside the root's `making`
+context (monitor's descriptor gate: the payload's calls that make descriptors wait meanwhile, or one would get
+the next number while the stub holds the lowest). The accept and wait selectors
 are poll-based (PollSelector) because an epoll selector would hold a descriptor of its own; the session loop's
 epoll object (new_epoll) holds one, moved like the others."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
 import selectors
 import socket
-from typing import Callable
+from typing import Callable, ContextManager
 
 from kdbg.rsp.errors import ListenError
 
 _move: Callable[[int], int] = lambda fd: fd      # noqa: E731 - identity until the composition root says
+_making: Callable[[], ContextManager[object]] = contextlib.nullcontext
 
 
-def set_fd_mover(move: Callable[[int], int]) -> None:
-    global _move
+def set_fd_mover(move: Callable[[int], int], making: Callable[[], ContextManager[object]] | None = None) -> None:
+    global _move, _making
     _move = move
+    _making = making or contextlib.nullcontext
+
+
+def making() -> ContextManager[object]:
+    """The context to make a descriptor in and pass it through the mover (own_fd, own_socket)."""
+    return _making()
 
 
 def own_fd(fd: int) -> int:
     return _move(fd)
+
+
+def own_new(make: Callable[[], int]) -> int:
+    """make() (a call that makes one descriptor) and the mover's move of it, inside `making`."""
+    with _making():
+        return _move(make())
 
 
 def own_socket(sock: socket.socket) -> socket.socket:
@@ -53,9 +69,10 @@ def new_selector() -> selectors.BaseSelector:
 def new_epoll() -> select.epoll:
     """An epoll object on a descriptor chosen by the mover (the payload's next open() must not find its number
     taken: a payload run under gdb got descriptor 4 for its first file)."""
-    first = select.epoll()
-    try:
-        moved = _move(os.dup(first.fileno()))
-    finally:
-        first.close()
+    with _making():
+        first = select.epoll()
+        try:
+            moved = _move(os.dup(first.fileno()))
+        finally:
+            first.close()
     return select.epoll.fromfd(moved)

@@ -11,7 +11,7 @@ import os
 import struct
 
 from kdbg.rsp.commands import command, hex_fields, parse_hex
-from kdbg.rsp.fds import own_fd
+from kdbg.rsp.fds import own_new
 from kdbg.rsp.packets import PACKET_SIZE, escape
 from kdbg.rsp.procfs import virtual_file, virtual_link
 from kdbg.rsp.session import Session
@@ -56,7 +56,7 @@ def file_open(session: Session, path: str, flags: int, mode: int) -> bytes:
         session.host_files[fd] = content
         return b"F%x" % fd
     try:
-        host_fd = own_fd(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+        host_fd = own_new(lambda: os.open(path, os.O_RDONLY | os.O_CLOEXEC))
     except OSError as exc:
         return _failure(exc.errno or 0)
     fd = max(session.host_files, default=-1) + 1

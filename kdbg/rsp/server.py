@@ -31,7 +31,7 @@ from kdbg.rsp import cstop, rehearsal
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.errors import RspError
-from kdbg.rsp.fds import listen, new_epoll, new_selector, own_socket
+from kdbg.rsp.fds import listen, making, new_epoll, new_selector, own_socket
 from kdbg.rsp.packets import INTERRUPT, Event, use_compiled_framing
 from kdbg.rsp.resume import stop_reply
 from kdbg.rsp.session import Inferior, RunState, Session
@@ -64,7 +64,8 @@ class GdbServer:
         else:
             self._listener = listener if listener is not None else listen(host, port)
         self.port: int = self._listener.getsockname()[1]
-        self._wake_r, self._wake_w = (own_socket(s) for s in socket.socketpair())
+        with making():
+            self._wake_r, self._wake_w = (own_socket(s) for s in socket.socketpair())
         self._closed = False
         if self._control is not None:
             run = RunState(running=True)      # -g: the ENTRY event is pending; --gdb_listen: it runs
@@ -150,8 +151,9 @@ class GdbServer:
                             self._main, self._inferiors, self._run))
                 for key, _ in sel.select():
                     if key.fileobj is self._listener:
-                        sock, peer = self._listener.accept()
-                        sock = own_socket(sock)
+                        with making():      # (readable: accept does not block)
+                            sock, peer = self._listener.accept()
+                            sock = own_socket(sock)
                         self._had_client = True
                         log.info("gdb connected from %s:%d", *peer[:2])
                         return sock

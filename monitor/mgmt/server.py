@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import stat
 import threading
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kdbg.tracelog import logger
 from .. import __version__
 from ..errors import MonitorError
-from ..host_fds import high_fd
+from ..host_fds import GATE, high_fd
 from . import registry
 from .protocol import ProtocolError, decode, encode, read_line
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logger("km.mgmt")
 REQUEST_TIMEOUT_S = 10.0
+ACCEPT_POLL_MS = 1000          # how soon the accepting thread sees close()
 
 
 class ManagementServer:
@@ -56,12 +58,19 @@ class ManagementServer:
         self.sock.close()
 
     def _accept_loop(self) -> None:
+        """Accept once the socket is readable (then accept does not block), inside the descriptor gate: the new
+        connection's descriptor holds one of the payload's numbers until it is moved."""
+        ready = select.poll()               # (a poll object holds no descriptor; select(2) stops at 1024)
+        ready.register(self.sock, select.POLLIN)
         while not self._closed:
             try:
-                conn, _ = self.sock.accept()
-            except OSError:
+                if not ready.poll(ACCEPT_POLL_MS):
+                    continue
+                with GATE.km():
+                    conn, _ = self.sock.accept()
+                    conn = socket.socket(fileno=high_fd(conn.detach()))
+            except (OSError, ValueError):
                 return
-            conn = socket.socket(fileno=high_fd(conn.detach()))
             threading.Thread(target=self._serve, args=(conn,), name="mgmt-request", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
