@@ -185,10 +185,13 @@ def sys_rt_sigpending(ctx: VcpuThread, setp: int, size: int) -> int:
 WAIT_MAX = 86400.0          # one wait's longest slice: threading refuses a timeout of 2^63 s (OverflowError)
 
 
-def sleep_until_signal(ctx: VcpuThread, deadline: float | None, wanted: int | None = None) -> int | PendingSignal:
+def sleep_until_signal(ctx: VcpuThread, deadline: float | None, wanted: int | None = None, *,
+                       interrupted: int) -> int | PendingSignal:
     """Block until a signal is pending (the one of `wanted` taken, else 0 for any deliverable one: a handled signal
     ends sigtimedwait too), or the deadline (-EAGAIN); honours
-    pauses; a snapshot's freeze ends it with -ERESTARTNOINTR (the call is made again when the thread goes on)."""
+    pauses; a snapshot's freeze ends it with -ERESTARTNOINTR (the call is made again when the thread goes on).
+    `interrupted`: the call's code when a stop cuts it short on Linux (ERESTARTNOHAND, EINTR...), rax meanwhile."""
+    ctx.waits_interruptibly(interrupted)
     event = threading.Event()
     ctx.signal_wakeup = event
     ctx.sigwait_set = wanted or 0
@@ -220,7 +223,7 @@ def sleep_until_signal(ctx: VcpuThread, deadline: float | None, wanted: int | No
 
 @syscall("pause")
 def sys_pause(ctx: VcpuThread) -> int:
-    sleep_until_signal(ctx, None)
+    sleep_until_signal(ctx, None, interrupted=ERESTARTNOHAND)
     return -ERESTARTNOHAND
 
 
@@ -229,7 +232,7 @@ def sys_rt_sigsuspend(ctx: VcpuThread, mask: int, size: int) -> int:
     own = ctx.proc.signals.of(ctx)
     saved = own.mask
     own.mask = struct.unpack("<Q", ctx.mem.read(mask, 8))[0] & ~UNBLOCKABLE
-    sleep_until_signal(ctx, None)
+    sleep_until_signal(ctx, None, interrupted=ERESTARTNOHAND)
     own.mask_to_restore = saved          # set_restore_sigmask: back at the handler's sigreturn, or at once
     return -ERESTARTNOHAND
 
@@ -247,7 +250,7 @@ def sys_rt_sigtimedwait(ctx: VcpuThread, setp: int, info: int, timeout: int, siz
         if sec < 0 or not 0 <= nsec < 1_000_000_000:
             return -errno.EINVAL
         deadline = time.monotonic() + sec + nsec / 1e9
-    got = sleep_until_signal(ctx, deadline, wanted)
+    got = sleep_until_signal(ctx, deadline, wanted, interrupted=errno.EINTR)      # (do_sigtimedwait: no restart)
     if isinstance(got, int):
         return got if got else -errno.EINTR
     if info:

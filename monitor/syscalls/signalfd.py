@@ -233,7 +233,7 @@ def read_signalfd(ctx: VcpuThread, sfd: SignalFd, fd: int, count: int) -> bytes 
         if pending is None and not got:
             if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK:
                 return -errno.EAGAIN
-            waited = sleep_until_signal(ctx, None, sfd.mask)
+            waited = sleep_until_signal(ctx, None, sfd.mask, interrupted=ERESTARTSYS)
             if isinstance(waited, int):
                 return waited if waited else -ERESTARTSYS
             pending = waited                # taken by sleep_until_signal, the signalfds refreshed

@@ -460,10 +460,11 @@ class VcpuThread:
         self.regs[RFLAGS] = self.regs[RFLAGS] | TF if on else self.regs[RFLAGS] & ~TF
         self.mark_regs_dirty()
 
-    def waits_interruptibly(self, restart: int) -> None:
+    def waits_interruptibly(self, code: int) -> None:
         """Entering a wait a stop can cut short: rax shows what Linux's shows at a stop inside it, the call ended
-        with -`restart` (its -ERESTART* code, to be made again); the call's own result replaces it."""
-        self.regs[RAX] = -restart & MASK64
+        with -`code` (its -ERESTART* code, to be made again; EINTR for one that is not); the call's own result
+        replaces it."""
+        self.regs[RAX] = -code & MASK64
 
     @property
     def trap_flag(self) -> bool:

@@ -4,7 +4,7 @@ on it: before an inferior call at a stop inside an interrupted call it writes or
 no restart lands in the called function) and writes both back afterwards, and the next `continue` settles the
 interrupted call as natively (EINTR for a handler without SA_RESTART, a restart when the signal is discarded).
 `set $orig_rax = -1` at such a stop leaves the call's -ERESTART* code to the payload, as on Linux.
-Threads gdb did not stop itself: one blocked in a call shows the call's number and its -ERESTART* code; a forked
+Threads gdb did not stop itself: one blocked in a call shows the call's number and the code it ends with; a forked
 child that has not run yet shows the number of the call that made it (Linux copies pt_regs).
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ SRC = "gdb_orig_rax.c"
 THREADS = "gdb_orig_rax_threads.c"
 NO_CALL = (1 << 64) - 1
 NANOSLEEP, CLOCK_NANOSLEEP, READ, FORK = 35, 230, 0, 57         # musl's fork(3) is SYS_fork
-EINTR, ERESTARTSYS, ERESTART_RESTARTBLOCK = 4, 512, 516
+PAUSE, RT_SIGTIMEDWAIT = 34, 128
+EINTR, ERESTARTSYS, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 4, 512, 514, 516
 
 
 def _reg(d, name: str) -> int:
@@ -103,15 +104,22 @@ def test_orig_rax_minus_one_at_a_syscall_entry_skips_the_call(debug) -> None:
     assert _last_line(d) == "nanosleep -1 errno 4 pokes 0 alarms 1 ppid -1234"
 
 
-def test_a_thread_blocked_in_a_call_shows_it_interrupted(debug) -> None:
-    """gdb stops the world at a breakpoint in main while the other thread waits in read(): Linux shows the call
-    cut short by the stop, its number in orig_rax and -ERESTARTSYS in rax (made again when the thread goes on)."""
-    d = debug(THREADS, args=("blocked",))
+@pytest.mark.parametrize("mode,number,code,last", [
+    ("blocked", READ, ERESTARTSYS, "reader got 1"),
+    ("pause", PAUSE, ERESTARTNOHAND, "pause returned"),
+    ("sigwait", RT_SIGTIMEDWAIT, EINTR, "sigwait got 10"),
+])
+def test_a_thread_blocked_in_a_call_shows_it_interrupted(debug, mode: str, number: int, code: int, last: str) -> None:
+    """gdb stops the world at a breakpoint in main while the other thread waits in read(), pause() or
+    sigwaitinfo(): Linux shows the call cut short by the stop, its number in orig_rax and in rax the code it ends
+    with (-ERESTARTSYS, -ERESTARTNOHAND: made again when the thread goes on; -EINTR for rt_sigtimedwait)."""
+    d = debug(THREADS, args=(mode,))
+    d.gdb.console("handle SIGUSR1 nostop noprint pass")
     run_to(d, "stopped_all")
     d.gdb.console("thread 2")
-    assert (_reg(d, "orig_rax"), _reg(d, "rax")) == (READ, (1 << 64) - ERESTARTSYS), d.diagnostics()
+    assert (_reg(d, "orig_rax"), _reg(d, "rax")) == (number, (1 << 64) - code), d.diagnostics()
     d.gdb.console("thread 1")
-    assert _last_line(d) == "reader got 1"
+    assert _last_line(d) == last
 
 
 def test_a_forked_child_not_yet_run_shows_its_forks_number(debug) -> None:
