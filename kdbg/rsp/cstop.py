@@ -23,7 +23,8 @@ packet, ^C), goes back to Python as if read from the socket. Python invalidates 
 handles that is not a pure read, and on every event: a resume, a register or memory write, Hg, a breakpoint change.
 The twin is the Python session loop itself (kdbg/rsp/server.py), which runs when this module cannot be built, in
 ack mode, non-stop mode, with several processes, with the packet trace on, or with KM_RSP_LANE=python;
-tests/integration/test_rsp_stop_lane.py holds both to the same replies.
+tests/unit/test_rsp_stop_lane.py (the handlers, no VM), tests/integration/test_rsp_stop_lane.py and
+test_rsp_lane_check.py, and tests/fuzz/test_rsp_lane_twin.py hold both to the same replies.
 
 The compiled module is made by tools/install.sh (`python3 -m kdbg.rsp.cstop`) or on first use (kdbg/cmodule.py).
 """
@@ -48,9 +49,6 @@ if TYPE_CHECKING:
 # km_lane_serve's answers (the LANE_* of the C source), in the low bits of what it returns
 EVENT, BYTES, NEED_REGS, NEED_MEMORY, SEND_FAILED = 1, 2, 3, 4, 5
 CODE, PASS_PENDING = 7, 8
-# mem_state
-UNPRIMED, PRIMED, UNUSABLE = 0, 1, 2
-
 # The packets whose reply is a pure function of the stopped process (threads, registers, memory, what gdb set
 # before): Python answering one of them leaves the lane's state as it is. Any other packet invalidates it.
 READ_ONLY_FIRST = frozenset((b"g", b"p", b"m", b"x"))
@@ -60,36 +58,39 @@ READ_ONLY_NAMES = (b"qXfer:threads:read", b"qXfer:features:read", b"qXfer:auxv:r
                    b"qTStatus", b"QPassSignals", b"qKmBenchPhase")
 # Of those, the ones whose frame the lane may send again until the next invalidation.
 REPLAYED_NAMES = (b"qXfer:threads:read", b"qfThreadInfo", b"qsThreadInfo", b"qC")
-REPLAY_PACKET_MAX = 120         # the C table's sizes (struct km_lane)
+# The C tables' sizes (struct km_lane); past them Python answers (more windows or breakpoints: every m).
+REPLAY_PACKET_MAX = 120         # bytes of a replayed packet or a QPassSignals set
 REPLAY_ENTRIES = 16
-REPLAY_POOL = 32768
+REPLAY_POOL = 32768             # bytes of replayed frames
 PASS_ENTRIES = 8
 WINDOWS = 256
 BREAKPOINTS = 64
+G_MAX = 2 * sum(reg.size for reg in REGISTERS)      # the g encoding's hex digits (4832 with AVX-512)
 
-STRUCT = """
-struct km_lane {
+STRUCT = f"""
+struct km_lane {{
     int epfd, sock;
-    int regs_state, mem_state;
+    int regs_state;         /* 0: not primed (NEED_REGS), 1: g holds this stop's encoding */
+    int mem_state;          /* 0: not primed (NEED_MEMORY), 1: primed, 2: Python reads every m */
     int nregs, nwin, nbp, nreplay, npass, pass_pending, err;
     size_t g_len, gframe_len, pool_used;
     unsigned long answered;
-    unsigned int reg_off[160], reg_len[160];
-    unsigned char g[16384], gframe[16400];
-    unsigned long long win[768];            /* (guest start, guest end, host address) */
-    unsigned long long bp[128];             /* (address, the byte its int3 hides) */
-    unsigned int replay_len[16], replay_off[16], replay_flen[16];
-    unsigned char replay[16][120];
-    unsigned char pool[32768];
-    unsigned int pass_len[8];
-    unsigned char pass[8][120];
-    unsigned char inbuf[65536], raw[32768], hex[65536], out[65600];
-};
+    unsigned int reg_off[{len(REGISTERS)}], reg_len[{len(REGISTERS)}];
+    unsigned char g[{G_MAX}], gframe[{G_MAX + 4}];
+    unsigned long long win[{3 * WINDOWS}];      /* (guest start, guest end, host address) */
+    unsigned long long bp[{2 * BREAKPOINTS}];       /* (address, the byte its int3 hides) */
+    unsigned int replay_len[{REPLAY_ENTRIES}], replay_off[{REPLAY_ENTRIES}], replay_flen[{REPLAY_ENTRIES}];
+    unsigned char replay[{REPLAY_ENTRIES}][{REPLAY_PACKET_MAX}];
+    unsigned char pool[{REPLAY_POOL}];
+    unsigned int pass_len[{PASS_ENTRIES}];
+    unsigned char pass[{PASS_ENTRIES}][{REPLAY_PACKET_MAX}];
+    unsigned char inbuf[65536], raw[{MAX_READ}], hex[{2 * MAX_READ}], out[{2 * MAX_READ + 64}];
+}};
 """
 
 CDEF = STRUCT + """
 int km_lane_serve(struct km_lane *l, const unsigned char *pending, size_t n);
-void km_lane_set_regs(struct km_lane *l, const unsigned char *g, size_t n);
+int km_lane_set_regs(struct km_lane *l, const unsigned char *g, size_t n);
 void km_lane_set_memory(struct km_lane *l, const unsigned long long *win, int nwin, const unsigned long long *bp,
                         int nbp);
 int km_lane_remember(struct km_lane *l, const unsigned char *packet, size_t n, const unsigned char *frame,
@@ -116,20 +117,22 @@ void km_lane_invalidate(struct km_lane *l)
     l->gframe_len = 0;
 }
 
-void km_lane_set_regs(struct km_lane *l, const unsigned char *g, size_t n)
+int km_lane_set_regs(struct km_lane *l, const unsigned char *g, size_t n)
 {
     if (n > sizeof l->g)
-        return;
+        return -1;
     memcpy(l->g, g, n);
     l->g_len = n;
     l->gframe_len = 0;
     l->regs_state = 1;
+    return 0;
 }
 
 void km_lane_set_memory(struct km_lane *l, const unsigned long long *win, int nwin, const unsigned long long *bp,
                         int nbp)
 {
-    if (nwin > 256 || nbp > 64 || nwin < 0 || nbp < 0) {
+    if (nwin < 0 || nbp < 0 || (size_t)nwin * 3 > sizeof l->win / sizeof l->win[0]
+            || (size_t)nbp * 2 > sizeof l->bp / sizeof l->bp[0]) {
         l->mem_state = 2;               /* Python reads */
         return;
     }
@@ -142,7 +145,8 @@ void km_lane_set_memory(struct km_lane *l, const unsigned long long *win, int nw
 
 int km_lane_remember(struct km_lane *l, const unsigned char *packet, size_t n, const unsigned char *frame, size_t fn)
 {
-    if (n > sizeof l->replay[0] || l->nreplay >= 16 || fn > sizeof l->pool - l->pool_used)
+    if (n > sizeof l->replay[0] || (size_t)l->nreplay >= sizeof l->replay / sizeof l->replay[0]
+            || fn > sizeof l->pool - l->pool_used)
         return -1;
     int i = l->nreplay++;
     memcpy(l->replay[i], packet, n);
@@ -156,7 +160,7 @@ int km_lane_remember(struct km_lane *l, const unsigned char *packet, size_t n, c
 
 int km_lane_learn_pass(struct km_lane *l, const unsigned char *packet, size_t n)
 {
-    if (n > sizeof l->pass[0] || l->npass >= 8)
+    if (n > sizeof l->pass[0] || (size_t)l->npass >= sizeof l->pass / sizeof l->pass[0])
         return -1;
     int i = l->npass++;
     memcpy(l->pass[i], packet, n);
@@ -461,9 +465,8 @@ class StopLane:
             body = encode_registers(values)
         except TargetError:
             return False            # Python answers the packet (its error reply)
-        self._lib.km_lane_set_regs(self._state, body, len(body))
         self._primed = True
-        return True
+        return self._lib.km_lane_set_regs(self._state, body, len(body)) == 0
 
     def _prime_memory(self, session: Session) -> None:
         """The target's host windows (asked again when its memory_key() changed) and planted int3s; a target that

@@ -23,9 +23,9 @@ LANE_HOOK = """
 import os
 from kdbg.rsp import cstop
 _serve = cstop.StopLane.serve
-def serve(self, session, conn):
+def serve(self, *args, **kwargs):
     try:
-        return _serve(self, session, conn)
+        return _serve(self, *args, **kwargs)
     finally:
         with open(os.environ["KM_TEST_LANE_OUT"], "w") as f:
             f.write(str(self.answered))
