@@ -115,6 +115,7 @@ class LiveTarget(ProcessView):
         """km -g: the first thread parks before its first instruction; gdb finds an ENTRY stop."""
         thread.pause_requested = True
         self.stopped = self.attached = True
+        self.debug_of(thread).clean_park = True      # its loop parks at its top, before its first KVM_RUN
         self.proc.signals.of(thread).last_info = make_siginfo(SIGTRAP, 0x80)   # as a PTRACE_TRACEME exec stop
         self._post(StopEvent(thread.tid, StopReason.ENTRY, SIGTRAP))
 
@@ -123,6 +124,7 @@ class LiveTarget(ProcessView):
         learns of the exec from an EXEC stop (as gdbserver reports it) on the connection it kept."""
         thread.pause_requested = True
         self.stopped = self.attached = True
+        self.debug_of(thread).clean_park = True      # as at stop_at_entry: a new thread, parked before it runs
         self.proc.signals.of(thread).last_info = make_siginfo(SIGTRAP, 0)
         self._post(StopEvent(thread.tid, StopReason.EXEC, SIGTRAP, exec_path=self.exe_path()))
 
@@ -358,8 +360,9 @@ class LiveTarget(ProcessView):
         thread is released: a syscall catchpoint's, a signal's restarting the call it interrupted, a step's over
         `syscall`), with nothing for its loop to do before it runs again (an exit to serve, a freeze, a blocking
         call it is parked in, a signal to deliver, a watchpoint's page to re-protect): what a run made on the
-        stub's thread needs, a step's and a continue's alike."""
-        return (self.debug_of(thread).clean_park and thread.state is State.PAUSED and thread.has_run
+        stub's thread needs, a step's and a continue's alike. km -g's entry stop (and an exec's) is one too: the new
+        thread's loop parks at its top before its first run (thread.thread set: its loop, not start(), holds it)."""
+        return (self.debug_of(thread).clean_park and thread.state is State.PAUSED and thread.thread is not None
                 and not thread.exit_pending and not thread.freezing and not thread.parked_in_syscall
                 and not thread.at_syscall_stop and not self.watchpoints.points
                 and not self.proc.signals.has_pending(thread))
@@ -384,10 +387,19 @@ class LiveTarget(ProcessView):
             self._release([thread])
             return
         try:
-            error_code = thread.run_for_debugger(BREAKPOINT_VECTOR, False, self._compiled)
+            error_code = self._run_to_stop_here(thread)
         finally:
             self._deadline.disarm()
         self._after_run_here(thread, BREAKPOINT_VECTOR, error_code)
+
+    def _run_to_stop_here(self, thread: VcpuThread) -> int | None:
+        """A continue's run_for_debugger, the calls it meets that may be served here served here too
+        (VcpuThread.serve_syscall_here): from km -g's entry stop to a breakpoint in main, musl's start-up makes two
+        calls, which would each hand the run to the vCPU's thread and the stop back (two wake-ups)."""
+        while True:
+            error_code = thread.run_for_debugger(BREAKPOINT_VECTOR, False, self._compiled)
+            if error_code is not None or not thread.serve_syscall_here():
+                return error_code
 
     def _step_here(self, thread: VcpuThread) -> None:
         """gdb's stepi on the stub's own thread (VcpuThread.run_for_debugger): the thread stays parked and its
@@ -454,7 +466,7 @@ class LiveTarget(ProcessView):
         else:
             vector = BREAKPOINT_VECTOR
             try:
-                error_code = thread.run_for_debugger(BREAKPOINT_VECTOR, False, self._compiled)
+                error_code = self._run_to_stop_here(thread)
             finally:
                 self._deadline.disarm()
         if step_tid and error_code is not None:

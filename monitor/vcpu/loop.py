@@ -35,6 +35,7 @@ from ..errors import KvmError
 from ..kvm import abi
 from .machine import KBASE, SYSCALL_PORT, exception_frame_gpa, user_segment_fix
 from ..signals.delivery import MAIN_THREAD_ONLY, NO_SYSCALL, RESTART_CODES, RestartBlock
+from ..syscalls.numbers import NUMBERS
 from ..syscalls.procfs import COMM_LEN
 from ..syscalls.table import dispatch
 
@@ -48,6 +49,13 @@ RAX, RCX, RSP, RBP, R11, RIP, RFLAGS = (KVM_REGS.index(n)
 RDI, RSI, RDX, R10, R8, R9 = (KVM_REGS.index(n) for n in ("rdi", "rsi", "rdx", "r10", "r8", "r9"))
 TF = 0x100
 DEBUG_VECTOR = 1                    # #DB: the trap a single step (RFLAGS.TF) ends in
+# Calls whose handlers never block, never need the host thread that serves them, and change neither the threads,
+# the signals nor what a debugger watches: the debugger's thread may serve them between its runs of a parked vCPU
+# (serve_syscall_here). They are what a program makes before main: musl's arch_prctl and set_tid_address, glibc's
+# brk, set_robust_list, rseq, prlimit64 and mprotect besides.
+SERVED_HERE = frozenset(NUMBERS[name] for name in (
+    "arch_prctl", "set_tid_address", "set_robust_list", "rseq", "prlimit64", "brk", "mprotect",
+    "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid"))
 
 
 class State(enum.Enum):
@@ -304,6 +312,44 @@ class VcpuThread:
             return None
         self.orig_rax = NO_SYSCALL          # the run ended in an exception (the step's #DB)
         return error_code[0]
+
+    def serve_syscall_here(self) -> bool:
+        """After a run_for_debugger that ended in a `syscall` (exit_pending): serve the call on the caller's thread
+        (the debugger's), as _syscall would, when it is one of SERVED_HERE and nothing else is to happen at it (no
+        catchpoint, no step over it, no freeze under way), so that a `continue` through the calls a program makes
+        before main costs no thread hand-off. True when it was served and the thread may be run on from the call's
+        return (no signal to deliver); False when the exit (or the signal) is left for the thread's own loop."""
+        buf, regs = self.vcpu.run_buf, self.regs
+        nr = regs[RAX]
+        if (not self.exit_pending or nr not in SERVED_HERE or regs[R11] & TF
+                or struct.unpack_from("I", buf, abi.RUN_EXIT_REASON)[0] != abi.KVM_EXIT_IO
+                or struct.unpack_from("H", buf, abi.RUN_IO_PORT)[0] != SYSCALL_PORT
+                or self.proc.debug.caught_syscalls is not None):
+            return False
+        self.run_by_debugger = True         # as run_for_debugger's: a freeze waits for the call's end
+        if self.freezing:
+            self._end_run_by_debugger()
+            return False
+        self.exit_pending = False
+        try:
+            if self.proc.syscall_at_cpl0:
+                self._return_to_user_segments()
+            regs[RIP], regs[RFLAGS] = regs[RCX], regs[R11]
+            self.sync[1] |= abi.KVM_SYNC_X86_REGS
+            result = dispatch(self, nr, regs[RDI], regs[RSI], regs[RDX], regs[R10], regs[R8], regs[R9])
+            if result is not None:
+                regs[RAX] = result & MASK64
+        except Exception as e:          # a km bug: the process fails, as on the vCPU's own thread (_main)
+            log.exception("vCPU %d failed serving syscall %d", self.vcpu.id, nr)
+            self.proc.fail(e)
+            return False
+        finally:
+            with self.cond:
+                self.end_stop()
+                self.run_by_debugger = False
+                if self.freezing:
+                    self.cond.notify_all()
+        return not self.proc.pending_signals_for(self)
 
     def _end_run_by_debugger(self) -> None:
         """The debugger's run is over (or never began): a freeze waiting for it may go on."""
