@@ -272,6 +272,12 @@ class QuickResumeTarget(Protocol):
         the process stopped again, already accepted as next_event() would have returned the event."""
         ...
 
+    def prepare_quick_resume(self) -> None:
+        """Called on the stub's thread while it waits for gdb (km -g): make now what the first quick_resume made
+        on this thread would make first (a timer, the run's arguments), so that gdb's first continue costs no
+        more than later ones."""
+        ...
+
 
 @runtime_checkable
 class NonStopTarget(Protocol):

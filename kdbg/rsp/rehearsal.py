@@ -7,7 +7,9 @@ between (CPU caches gone, the interpreter's warm state kept), where gdbserver co
 ~0.1 s before gdb's first packet arrives (gdb's own start-up), so the stub answers the same read-only requests
 once, to itself, over a loopback TCP connection, through the real framing, dispatch and handlers, on a throw-away
 Session. Nothing a gdb can see changes: no packet that writes memory or registers, resumes, sets what the target
-reports or takes a stop event is rehearsed, and the throw-away session's host files are closed.
+reports or takes a stop event is rehearsed, and the throw-away session's host files are closed. gdb's first
+continue is not rehearsed (it runs the payload), but what its run on the stub's thread would make first is made
+here (QuickResumeTarget.prepare_quick_resume: a timer, the vCPU run's arguments: ~0.1 ms of the first continue).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from kdbg.rsp.connection import Connection
 from kdbg.rsp.fds import own_socket
 from kdbg.rsp.packets import encode_packet
 from kdbg.rsp.session import Inferior, RunState, Session
+from kdbg.target import QuickResumeTarget
 from kdbg.tracelog import logger
 
 log = logger("km.gdb")
@@ -81,6 +84,8 @@ def rehearse(inferior: Inferior, inferiors: dict[int, Inferior], run: RunState) 
                 peer.recv(1 << 20)      # the reply and acks: read, so the socketpair never fills
             except BlockingIOError:
                 pass
+        if isinstance(inferior.target, QuickResumeTarget):
+            inferior.target.prepare_quick_resume()
     except Exception:  # noqa: BLE001 - a warm-up only: the stub serves gdb all the same
         log.exception("connect rehearsal failed")
     finally:

@@ -441,6 +441,14 @@ class LiveTarget(ProcessView):
         return None
 
     # ---- QuickResumeTarget (the stub's plain stepi and continue) ---------------------------------------------
+    def prepare_quick_resume(self) -> None:
+        """kdbg.target.QuickResumeTarget: on the stub's thread while gdb starts (km -g), what the first continue
+        made there would make first: the run deadline's timer (one per host thread) and each thread's run
+        arguments (VcpuThread.prepare_debugger_run)."""
+        self._deadline.prepare()
+        for thread in list(self.proc.threads.values()):
+            thread.prepare_debugger_run(self._compiled)
+
     def quick_resume(self, step_tid: int) -> QuickStop | bool:
         """kdbg.target.QuickResumeTarget: resume()'s _step_here and _continue_here for a process of one parked
         thread with nothing pending (no queued or held event, no signal gdb was shown, no step cut short), made

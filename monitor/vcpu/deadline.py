@@ -49,6 +49,12 @@ class RunDeadline:
                 return False
         return libc.syscall(*self._arm_args) == 0
 
+    def prepare(self) -> None:
+        """Make the calling thread's timer now, unarmed (its first arm() would): the stub calls this while it
+        waits for gdb, so that gdb's first continue does not pay for timer_create."""
+        if self._owner is not threading.current_thread() or self._timer is None:
+            self._create()
+
     def _create(self) -> bool:
         tid = threading.get_native_id()
         self.close()

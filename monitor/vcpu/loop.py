@@ -313,6 +313,14 @@ class VcpuThread:
         self.orig_rax = NO_SYSCALL          # the run ended in an exception (the step's #DB)
         return error_code[0]
 
+    def prepare_debugger_run(self, compiled: tuple | None) -> None:
+        """What the first run_for_debugger and serve_syscall_here of this vCPU would make first, made now (the stub
+        calls it while it waits for gdb): km_debug_run's arguments, and cffi's types for the sync sregs, which
+        arch_prctl writes."""
+        if compiled is not None and self._compiled_run is None:
+            self._compiled_run = _compiled_run_args(self, compiled)
+        self.run.s.regs.sregs.fs.base     # noqa: B018 - cffi makes a struct's type at its first use
+
     def serve_syscall_here(self) -> bool:
         """After a run_for_debugger that ended in a `syscall` (exit_pending): serve the call on the caller's thread
         (the debugger's), as _syscall would, when it is one of SERVED_HERE and nothing else is to happen at it (no

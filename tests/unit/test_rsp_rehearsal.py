@@ -74,3 +74,25 @@ def test_a_rehearsal_that_fails_midway_is_swallowed_and_leaks_nothing(monkeypatc
     assert target.calls == [] and run.running is False
     session = Session(target, run, inferiors={inferior.pid: inferior})
     assert dispatch(session, b"?").startswith(b"T05") and session.host_files == {}
+
+
+class _QuickFake(FakeControlTarget):
+    """A target with LiveTarget's quick lane: the rehearsal may prepare it (prepare_quick_resume), never run it."""
+
+    def prepare_quick_resume(self) -> None:
+        self.prepared = getattr(self, "prepared", 0) + 1
+
+    def quick_resume(self, step_tid: int):
+        raise AssertionError("the rehearsal resumed the payload")
+
+
+def test_the_rehearsal_prepares_the_first_continue_without_running_it() -> None:
+    """km -g: what the first continue made on the stub's thread would make first (its deadline timer, the vCPU run's
+    arguments) is made during the rehearsal, on the stub's thread, and nothing runs."""
+    fake = _fake()
+    target = _QuickFake(regs=fake.regs, memory=fake.memory, exe="/bin/payload", auxv_data=fake.auxv_data)
+    run = RunState(running=False, last_stop=StopEvent(7, StopReason.ENTRY, 5))
+    inferior = Inferior(target, run)
+    assert inferior.quick_resume is not None         # (the session takes it for a QuickResumeTarget)
+    assert rehearsal.rehearse(inferior, {inferior.pid: inferior}, run) == len(rehearsal.requests(inferior))
+    assert target.prepared == 1 and target.calls == [] and run.running is False

@@ -385,6 +385,9 @@ class QuickStops(FakeControlTarget):
 
     answer: object = "stop"
 
+    def prepare_quick_resume(self) -> None:
+        pass
+
     def quick_resume(self, step_tid: int):
         self.quick = getattr(self, "quick", []) + [step_tid]
         if self.answer is False:
