@@ -1,0 +1,68 @@
+"""host_fds.DescriptorGate: km's making of a descriptor holds the payload's descriptor calls off, waits for those
+inside, but no longer than GATE_WAIT_S for one blocked in its call (a FIFO's open), and km's makers never wait for
+each other. Each case runs on threads joined with a deadline, so a gate that deadlocks fails instead of hanging."""
+from __future__ import annotations
+
+import threading
+import time
+
+from monitor.host_fds import GATE_WAIT_S, DescriptorGate
+
+
+def _run(target, timeout_s: float = 5.0) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return thread
+
+
+def test_km_waits_for_a_payload_call_inside_then_holds_new_ones_off() -> None:
+    gate, order = DescriptorGate(), []
+    gate.enter()
+    inside = threading.Event()
+
+    def km() -> None:
+        with gate.km():
+            inside.set()
+            order.append("km")
+            time.sleep(0.02)
+            order.append("km done")
+
+    maker = threading.Thread(target=km, daemon=True)
+    maker.start()
+    time.sleep(0.01)
+    assert not inside.is_set()              # the payload call inside is waited for
+    gate.leave()
+    assert inside.wait(5)
+
+    def payload() -> None:
+        gate.enter()
+        order.append("payload")
+        gate.leave()
+    assert not _run(payload).is_alive()
+    maker.join(5)
+    assert order == ["km", "km done", "payload"]
+
+
+def test_a_payload_call_blocked_inside_holds_km_up_no_longer_than_the_wait() -> None:
+    gate = DescriptorGate()
+    gate.enter()                            # never leaves: blocked in its call
+    took: list[float] = []
+
+    def km() -> None:
+        start = time.monotonic()
+        with gate.km():
+            took.append(time.monotonic() - start)
+    assert not _run(km).is_alive()
+    assert took and GATE_WAIT_S * 0.9 <= took[0] < 2.0
+
+
+def test_kms_makers_do_not_wait_for_each_other() -> None:
+    gate, second = DescriptorGate(), []
+    with gate.km():
+        def km() -> None:
+            start = time.monotonic()
+            with gate.km():
+                second.append(time.monotonic() - start)
+        assert not _run(km).is_alive()
+    assert second and second[0] < GATE_WAIT_S
