@@ -16,31 +16,33 @@ def _run(target, timeout_s: float = 5.0) -> threading.Thread:
     return thread
 
 
-def test_km_waits_for_a_payload_call_inside_then_holds_new_ones_off() -> None:
+def test_km_holds_new_payload_calls_off_until_done() -> None:
+    """A payload call arriving once km waits to make a descriptor passes only after km is done (km's section is
+    kept open a while, so that a gate letting it through would interleave)."""
     gate, order = DescriptorGate(), []
-    gate.enter()
-    inside = threading.Event()
+    gate.enter()                            # a payload call inside: km waits for it
 
     def km() -> None:
         with gate.km():
-            inside.set()
             order.append("km")
             time.sleep(0.02)
             order.append("km done")
 
     maker = threading.Thread(target=km, daemon=True)
     maker.start()
-    time.sleep(0.01)
-    assert not inside.is_set()              # the payload call inside is waited for
-    gate.leave()
-    assert inside.wait(5)
+    deadline = time.monotonic() + 5
+    while gate._km == 0 and time.monotonic() < deadline:     # (registered: it waits, or is inside)
+        time.sleep(0.001)
 
     def payload() -> None:
         gate.enter()
         order.append("payload")
         gate.leave()
-    assert not _run(payload).is_alive()
+    arriving = threading.Thread(target=payload, daemon=True)
+    arriving.start()
+    gate.leave()
     maker.join(5)
+    arriving.join(5)
     assert order == ["km", "km done", "payload"]
 
 
