@@ -85,6 +85,24 @@ GATE = DescriptorGate()
 os.register_at_fork(after_in_child=GATE.reset)      # (the forking thread is in no payload call that passed it)
 
 
+def lowest_number(fd: int, cloexec: bool) -> int:
+    """A descriptor a call that may block made for the payload (accept: it cannot wait at the gate), moved to the
+    lowest free number if that is lower: km may have held that one when the call returned. Passes the gate."""
+    GATE.enter()
+    try:
+        try:
+            lower = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC if cloexec else fcntl.F_DUPFD, 0)
+        except OSError:                 # no number free (EMFILE): none lower either
+            return fd
+        if lower < fd:
+            os.close(fd)
+            return lower
+        os.close(lower)
+        return fd
+    finally:
+        GATE.leave()
+
+
 def made_high(make: Callable[[], int]) -> int:
     """make() (a call that makes one descriptor for km) with the descriptor moved to km's range, the payload's
     descriptor calls held off meanwhile."""

@@ -13,7 +13,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from ..kvm.abi import ffi
-from ..host_fds import KM_FD_BASE
+from ..host_fds import KM_FD_BASE, lowest_number
 from ..errors import GuestFault
 from .args import addr_of, buf_in, buf_out, fd_arg, poison
 from .dispatch import s32, syscall
@@ -34,6 +34,7 @@ CMSGHDR = struct.Struct("<QII")          # cmsg_len, cmsg_level, cmsg_type
 SOL_SOCKET, SCM_RIGHTS, SO_RCVTIMEO, SO_SNDTIMEO, SO_PEERPIDFD = 1, 1, 20, 21, 77
 SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF = 26, 51
 MSG_CTRUNC, MSG_NOSIGNAL, MSG_CMSG_COMPAT = 0x8, 0x4000, 0x80000000
+SOCK_CLOEXEC = 0o2000000
 
 
 def new_fd(result: int) -> int:
@@ -153,6 +154,8 @@ def sys_listen(ctx: VcpuThread, fd: int, backlog: int) -> int:
 def sys_accept4(ctx: VcpuThread, fd: int, addr: int, addrlen: int, flags: int) -> int:
     peer = AddrLen(ctx, addr, addrlen)
     result = new_fd(_blocking(ctx, NR["accept4"], SO_RCVTIMEO, fd_arg(fd), *peer.args, flags))
+    if result >= 0:
+        result = lowest_number(result, bool(flags & SOCK_CLOEXEC))
     return peer.copy_back(result)
 
 

@@ -5,17 +5,22 @@
  * the second argument the second thread maps this program (code, private) from two descriptors in turn instead,
  * which km serves by keeping a descriptor of the file for itself. The other modes make km make a descriptor of its
  * own for a moment: "shared" maps shared anonymous memory (a memfd), "threads" starts threads that need new vCPUs
- * (KVM_CREATE_VCPU), "vfork" vforks children that exit (a pipe).
+ * (KVM_CREATE_VCPU), "vfork" vforks children that exit (a pipe). "accept": the main thread accepts connections a
+ * child process makes (a call that blocks, so it cannot wait at km's gate) while the second thread maps shared
+ * anonymous memory; every accepted descriptor must have the number the first one had.
  * Prints "rounds N misnumbered M" (M counts opens that got another number). */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,6 +99,55 @@ static int round_of_opens(void) {
     return misnumbered;
 }
 
+static atomic_int accepting = 1;
+
+static void *map_shared_while_accepting(void *arg) {
+    (void)arg;
+    while (atomic_load(&accepting)) {
+        void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (page != MAP_FAILED)
+            munmap(page, 4096);
+    }
+    return NULL;
+}
+
+static int round_of_accepts(void) {
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    snprintf(address.sun_path + 1, sizeof address.sun_path - 1, "km-fd-lowest-%d", (int)getpid());
+    socklen_t length = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(address.sun_path + 1);
+    int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (listener < 0 || bind(listener, (struct sockaddr *)&address, length) || listen(listener, 64))
+        return 102;
+    pid_t connector = fork();
+    if (connector == 0) {
+        for (int i = 0; i < 150; i++) {
+            int s = socket(AF_UNIX, SOCK_STREAM, 0);
+            if (connect(s, (struct sockaddr *)&address, length) == 0) {
+                char byte;
+                read(s, &byte, 1);              /* until the server closes: one connection at a time */
+            }
+            close(s);
+        }
+        _exit(0);
+    }
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, map_shared_while_accepting, NULL) != 0)
+        return 100;
+    int lowest = -1, misnumbered = 0;
+    for (int i = 0; i < 150; i++) {
+        int fd = accept(listener, NULL, NULL);
+        if (lowest < 0)
+            lowest = fd;
+        if (fd != lowest)
+            misnumbered += misnumbered < 255;
+        close(fd);
+    }
+    atomic_store(&accepting, 0);
+    pthread_join(thread, NULL);
+    waitpid(connector, NULL, 0);
+    return misnumbered;
+}
+
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 10, misnumbered = 0;
     if (argc > 2)
@@ -103,7 +157,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < rounds; i++) {
         pid_t child = fork();
         if (child == 0)
-            _exit(round_of_opens());
+            _exit(strcmp(mode, "accept") ? round_of_opens() : round_of_accepts());
         int status;
         waitpid(child, &status, 0);
         misnumbered += WIFEXITED(status) ? WEXITSTATUS(status) : 1000;

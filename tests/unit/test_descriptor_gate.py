@@ -3,10 +3,12 @@ inside, but no longer than GATE_WAIT_S for one blocked in its call (a FIFO's ope
 each other. Each case runs on threads joined with a deadline, so a gate that deadlocks fails instead of hanging."""
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 
-from monitor.host_fds import GATE_WAIT_S, DescriptorGate
+from monitor.host_fds import GATE_WAIT_S, DescriptorGate, lowest_number
 
 
 def _run(target, timeout_s: float = 5.0) -> threading.Thread:
@@ -68,3 +70,20 @@ def test_kms_makers_do_not_wait_for_each_other() -> None:
                 second.append(time.monotonic() - start)
         assert not _run(km).is_alive()
     assert second and second[0] < GATE_WAIT_S
+
+
+def test_lowest_number_moves_a_descriptor_down_to_a_free_lower_number_keeping_its_flags() -> None:
+    """What accept(2) made while km held the lowest number for a moment goes down to it once free."""
+    low, high = os.pipe()
+    os.close(low)                           # `low` is free now, below `high`
+    try:
+        for cloexec in (False, True):
+            if cloexec:
+                os.set_inheritable(high, False)
+            moved = lowest_number(high, cloexec)
+            assert moved == low and os.get_inheritable(moved) is not cloexec
+            assert lowest_number(moved, cloexec) == moved       # nothing lower free: kept
+            high = fcntl.fcntl(moved, fcntl.F_DUPFD, moved + 1)
+            os.close(moved)
+    finally:
+        os.close(high)
