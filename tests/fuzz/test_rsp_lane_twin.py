@@ -6,44 +6,26 @@ switches (Hg), breakpoints planted and taken out (Z0/z0), single steps, and pack
 features, ?, T, QProgramSignals). A hook counts what C answered: both runs cannot pass with Python answering all."""
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path
 
 from harness.debuggee import start_server
 from harness.gdb import free_port
-from harness.km import ROOT
 from harness.rsp_client import RspClient
+from harness.stop_lane import answered, lane_env, numbered_threads
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle, escape
 
 SRC = "rsp_lane_check.c"
 SEED, COUNT = 11, 700
 STEPS = 4                   # single steps of main (more would reach the write() that ends the reader's read())
-LANE_HOOK = """
-import os
-from kdbg.rsp import cstop
-_serve = cstop.StopLane.serve
-def serve(self, *args, **kwargs):
-    try:
-        return _serve(self, *args, **kwargs)
-    finally:
-        out = os.environ["KM_TEST_LANE_OUT"]
-        with open(out + ".tmp", "w") as f:        # (replaced whole: km is killed at the end)
-            f.write(str(self.answered))
-        os.replace(out + ".tmp", out)
-cstop.StopLane.serve = serve
-"""
 
 
 def stream(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes, bytes]], int]:
     """(packet, reply) of the whole stream, thread ids numbered in order of appearance; packets C answered."""
     rng = random.Random(SEED)
-    out = tmp_path / f"answered-{lane}.txt"
-    (tmp_path / "sitecustomize.py").write_text(LANE_HOOK)
-    env = {"KM_RSP_LANE": lane, "KM_TEST_LANE_OUT": str(out),
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env, out = lane_env(tmp_path, lane)
     port = free_port()
     km = start_server("km", exe, port, env=env)
     client = RspClient(port)
@@ -124,12 +106,8 @@ def stream(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes, byte
         if km.poll() is None:
             km.kill()
         km.communicate(timeout=30)
-    numbered: dict[bytes, bytes] = {}
-
-    def number(match: re.Match) -> bytes:
-        return numbered.setdefault(match.group(), b"p<%d>" % len(numbered))
-    exchanges = [(p, re.sub(rb"p[0-9a-f]+\.[0-9a-f]+", number, r)) for p, r in exchanges]
-    return exchanges, int(out.read_text()) if out.exists() else 0
+    replies = numbered_threads([reply for _, reply in exchanges])
+    return [(packet, reply) for (packet, _), reply in zip(exchanges, replies)], answered(out)
 
 
 def test_a_seeded_stream_gets_the_twins_replies(payload, tmp_path) -> None:

@@ -8,7 +8,6 @@ state against what the monitor changes by itself while gdb is stopped: a snapsho
 parked inside read() out of the call and rewinds it onto its `syscall`."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -18,36 +17,19 @@ import pytest
 
 from harness.debuggee import start_server
 from harness.gdb import free_port
-from harness.km import ROOT
 from harness.rsp_client import RspClient
+from harness.stop_lane import answered, lane_env, numbered_threads, word
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle, encode_packet
 
 SRC = "rsp_lane_check.c"
 PAGE = 4096
-LANE_HOOK = """
-import os
-from kdbg.rsp import cstop
-_serve = cstop.StopLane.serve
-def serve(self, *args, **kwargs):
-    try:
-        return _serve(self, *args, **kwargs)
-    finally:
-        out = os.environ["KM_TEST_LANE_OUT"]
-        with open(out + ".tmp", "w") as f:        # (replaced whole: km is killed at the end)
-            f.write(str(self.answered))
-        os.replace(out + ".tmp", out)
-cstop.StopLane.serve = serve
-"""
 
 
 def _start(exe: Path, tmp_path: Path, lane: str, km_options: tuple[str, ...] = ()):
     """km -g with the lane on ("compiled") or off ("python"), a client in no-ack mode stopped in stop_here() with
     the second thread parked in read(): (km, client, pid, answered-count file)."""
-    out = tmp_path / f"answered-{lane}.txt"
-    (tmp_path / "sitecustomize.py").write_text(LANE_HOOK)
-    env = {"KM_RSP_LANE": lane, "KM_TEST_LANE_OUT": str(out),
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env, out = lane_env(tmp_path, lane)
     port = free_port()
     km = start_server("km", exe, port, km_options=km_options, env=env)
     client = RspClient(port)
@@ -70,10 +52,6 @@ def _finish(km, client: RspClient) -> None:
     km.communicate(timeout=30)
 
 
-def _word(reply: bytes) -> int:
-    return int.from_bytes(bytes.fromhex(decode_rle(reply).decode()), "little")
-
-
 def odd_packets(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes, bytes]], int]:
     """(packet, reply) of every exchange below, thread ids numbered in order of appearance; packets C answered."""
     km, client, pid, out = _start(exe, tmp_path, lane)
@@ -90,7 +68,7 @@ def odd_packets(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes,
         exchanges.append((data, b" | ".join(client.receive() for _ in range(replies))))
 
     try:
-        region = _word(ask(b"m%x,8" % symbol_address(exe, "region")))
+        region = word(ask(b"m%x,8" % symbol_address(exe, "region")))
         stop_here = symbol_address(exe, "stop_here")
         top = 1 << 64
         for addr, length in [(region, 8), (region, 8), (region - 8, 16), (region + PAGE - 4, 8),   # across VMAs
@@ -122,12 +100,8 @@ def odd_packets(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes,
         raw(b"-" + encode_packet(b"qsThreadInfo", rle=False), 1)
     finally:
         _finish(km, client)
-    numbered: dict[bytes, bytes] = {}
-
-    def number(match: re.Match) -> bytes:
-        return numbered.setdefault(match.group(), b"p<%d>" % len(numbered))
-    exchanges = [(p, re.sub(rb"p[0-9a-f]+\.[0-9a-f]+", number, r)) for p, r in exchanges]
-    return exchanges, int(out.read_text()) if out.exists() else 0
+    replies = numbered_threads([reply for _, reply in exchanges])
+    return [(packet, reply) for (packet, _), reply in zip(exchanges, replies)], answered(out)
 
 
 def test_odd_packets_get_the_twins_replies(payload, tmp_path) -> None:
@@ -165,7 +139,7 @@ def test_a_snapshot_while_stopped_is_seen_by_g(payload, tmp_path, lane) -> None:
         assert client.ask(b"Hg%s" % main) == b"OK" and client.ask(b"Hg%s" % reader) == b"OK"
         fresh = decode_rle(client.ask(b"g"))
         assert fresh != before                      # (the snapshot did rewind the call)
-        assert _word(fresh[16 * 16:17 * 16]) == _word(before[16 * 16:17 * 16]) - 2      # rip onto `syscall`
+        assert word(fresh[16 * 16:17 * 16]) == word(before[16 * 16:17 * 16]) - 2      # rip onto `syscall`
         assert seen == fresh
     finally:
         _finish(km, client)
@@ -192,17 +166,17 @@ def test_a_thread_still_inside_a_call_is_read_afresh(payload, free_port, lane) -
         forker = re.findall(rb"p[0-9a-f]+\.[0-9a-f]+", client.ask(b"qfThreadInfo"))[1]
         assert client.ask(b"Hg%s" % forker) == b"OK"
         decode_rle(client.ask(b"g"))
-        assert _word(client.ask(b"p39")) == 58             # orig_rax: inside vfork
-        inside = _word(client.ask(b"p0"))
+        assert word(client.ask(b"p39")) == 58             # orig_rax: inside vfork
+        inside = word(client.ask(b"p0"))
         km.stdin.write(b"x")
         km.stdin.flush()
         deadline = time.monotonic() + 10
         rax = inside
         while rax == inside and time.monotonic() < deadline:
-            rax = _word(client.ask(b"p0"))
+            rax = word(client.ask(b"p0"))
         assert rax != inside, "the thread's vfork never returned as seen by p0"
         assert client.ask(b"Hg%s" % pid) == b"OK" and client.ask(b"Hg%s" % forker) == b"OK"
-        assert _word(client.ask(b"p0")) == rax              # the child's pid, read afresh
+        assert word(client.ask(b"p0")) == rax              # the child's pid, read afresh
         assert decode_rle(client.ask(b"g"))[:16] == b"%016x" % int.from_bytes(rax.to_bytes(8, "little"), "big")
     finally:
         _finish(km, client)

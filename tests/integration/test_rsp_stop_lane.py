@@ -7,35 +7,19 @@ old value, so each read after a change is checked against what it must be, and a
 (without it both runs could pass with Python answering every packet)."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
 from harness.debuggee import start_server
-from harness.km import ROOT
 from harness.rsp_client import RspClient
+from harness.stop_lane import answered, lane_env, numbered_threads, word
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle, escape
 
 SRC = "rsp_lane.c"
-LANE_HOOK = """
-import os
-from kdbg.rsp import cstop
-_serve = cstop.StopLane.serve
-def serve(self, *args, **kwargs):
-    try:
-        return _serve(self, *args, **kwargs)
-    finally:
-        with open(os.environ["KM_TEST_LANE_OUT"], "w") as f:
-            f.write(str(self.answered))
-cstop.StopLane.serve = serve
-"""
 SIGUSR1_GDB = 0x1e          # gdb's number for SIGUSR1
 
-
-def _word(reply: bytes) -> int:
-    return int.from_bytes(bytes.fromhex(decode_rle(reply).decode()), "little")
 
 
 def _hex(value: int) -> bytes:
@@ -46,10 +30,7 @@ def run_session(exe, port: int, tmp_path, lane: str) -> tuple[list[bytes], int, 
     """The packets below against km with the lane on or off: (every reply with thread ids numbered in order of
     appearance, the exit status, packets answered in C)."""
     counter, stop_here = symbol_address(exe, "counter"), symbol_address(exe, "stop_here")
-    out = tmp_path / f"answered-{lane}.txt"
-    (tmp_path / "sitecustomize.py").write_text(LANE_HOOK)
-    env = {"KM_RSP_LANE": lane, "KM_TEST_LANE_OUT": str(out),
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env, out = lane_env(tmp_path, lane)
     proc = start_server("km", exe, port, env=env)
     client = RspClient(port)
     replies: list[bytes] = []
@@ -75,9 +56,9 @@ def run_session(exe, port: int, tmp_path, lane: str) -> tuple[list[bytes], int, 
         # the first stop, at stop_here(1): reads, each twice (the second from C) and against each other
         g = decode_rle(ask(b"g"))
         assert decode_rle(ask(b"g")) == g
-        assert _word(ask(b"p10")) == stop_here == _word(g[16 * 16:17 * 16])        # rip
-        assert _word(ask(b"p5")) == 1 == _word(g[5 * 16:6 * 16])                    # rdi: stop_here(1)
-        assert _word(ask(b"m%x,8" % counter)) == 0x1111
+        assert word(ask(b"p10")) == stop_here == word(g[16 * 16:17 * 16])        # rip
+        assert word(ask(b"p5")) == 1 == word(g[5 * 16:6 * 16])                    # rdi: stop_here(1)
+        assert word(ask(b"m%x,8" % counter)) == 0x1111
         assert ask(b"m%x,8" % stop_here) == original_text                           # the int3 hidden
         threads = ask(b"qXfer:threads:read::0,fff")
         assert ask(b"qXfer:threads:read::0,fff") == threads
@@ -86,19 +67,19 @@ def run_session(exe, port: int, tmp_path, lane: str) -> tuple[list[bytes], int, 
         other = next(t for t in tids if b"p%s.%s" % (pid[1:], t) != ptid)
 
         # a register write: g and p show it
-        rax = _word(ask(b"p0"))
+        rax = word(ask(b"p0"))
         assert ask(b"P0=%s" % _hex(0x1234)) == b"OK"
-        assert _word(ask(b"p0")) == 0x1234
-        assert _word(decode_rle(ask(b"g"))[:16]) == 0x1234
+        assert word(ask(b"p0")) == 0x1234
+        assert word(decode_rle(ask(b"g"))[:16]) == 0x1234
         assert ask(b"P0=%s" % _hex(rax)) == b"OK"
-        assert _word(ask(b"p0")) == rax
+        assert word(ask(b"p0")) == rax
         # memory writes, hex and binary: m shows them
         assert ask(b"M%x,8:%s" % (counter, _hex(0x2222))) == b"OK"
-        assert _word(ask(b"m%x,8" % counter)) == 0x2222
+        assert word(ask(b"m%x,8" % counter)) == 0x2222
         assert ask(b"X%x,8:" % counter + escape((0x7d23).to_bytes(8, "little"))) == b"OK"   # '}' and '#' escaped
-        assert _word(ask(b"m%x,8" % counter)) == 0x7d23
+        assert word(ask(b"m%x,8" % counter)) == 0x7d23
         assert ask(b"M%x,8:%s" % (counter, _hex(0x100))) == b"OK"
-        assert _word(ask(b"m%x,8" % counter)) == 0x100
+        assert word(ask(b"m%x,8" % counter)) == 0x100
         # a write over a planted int3 changes the byte it hides (the int3 stays)
         assert ask(b"M%x,1:90" % stop_here) == b"OK"
         assert ask(b"m%x,1" % stop_here) == b"90"
@@ -114,7 +95,7 @@ def run_session(exe, port: int, tmp_path, lane: str) -> tuple[list[bytes], int, 
         other_g = decode_rle(ask(b"g"))
         assert other_g[16 * 16:17 * 16] != g[16 * 16:17 * 16]                       # another rip
         assert decode_rle(ask(b"g")) == other_g
-        assert _word(ask(b"p10")) == _word(other_g[16 * 16:17 * 16])
+        assert word(ask(b"p10")) == word(other_g[16 * 16:17 * 16])
         assert ask(b"Hg%s" % ptid) == b"OK"
         assert decode_rle(ask(b"g")) == g
         # QPassSignals: gdb's two sets of every stop, learned, then answered in C (and applied all the same)
@@ -124,17 +105,17 @@ def run_session(exe, port: int, tmp_path, lane: str) -> tuple[list[bytes], int, 
 
         # resumes, as gdb steps over a breakpoint: the second stop, at stop_here(2)
         assert ask(b"z0,%x,1" % stop_here) == b"OK"
-        assert _word(decode_rle(ask(b"g"))[16 * 16:17 * 16]) == stop_here      # (primed again after z0)
+        assert word(decode_rle(ask(b"g"))[16 * 16:17 * 16]) == stop_here      # (primed again after z0)
         client.send(b"vCont;s:%s;c:%s.-1" % (ptid, pid))
         replies.append(client.stop_reply())
-        assert _word(ask(b"p10")) == stop_here + 1                                  # after push %rbp
+        assert word(ask(b"p10")) == stop_here + 1                                  # after push %rbp
         assert ask(b"Z0,%x,1" % stop_here) == b"OK"
         client.send(b"vCont;c:%s.-1" % pid)
         replies.append(client.stop_reply())
         assert replies[-1].startswith(b"T05")
-        assert _word(ask(b"p5")) == 2                                               # rdi: stop_here(2)
-        assert _word(decode_rle(ask(b"g"))[5 * 16:6 * 16]) == 2
-        assert _word(ask(b"m%x,8" % counter)) == 0x101                              # stop_here(1) added 1
+        assert word(ask(b"p5")) == 2                                               # rdi: stop_here(2)
+        assert word(decode_rle(ask(b"g"))[5 * 16:6 * 16]) == 2
+        assert word(ask(b"m%x,8" % counter)) == 0x101                              # stop_here(1) added 1
         assert ask(b"qXfer:threads:read::0,fff") == threads
         assert ask(b"z0,%x,1" % stop_here) == b"OK"
         client.send(b"vCont;s:%s;c:%s.-1" % (ptid, pid))
@@ -146,14 +127,14 @@ def run_session(exe, port: int, tmp_path, lane: str) -> tuple[list[bytes], int, 
         # the third stop, at stop_here(3), the other thread gone: a step made by the quick resume (no event). The
         # scratch registers hold what pthread_join left, which depends on when the other thread ended: g replies
         # are not compared with the twin's here
-        assert _word(ask(b"p5")) == 3
-        assert _word(ask(b"p10")) == stop_here
+        assert word(ask(b"p5")) == 3
+        assert word(ask(b"p10")) == stop_here
         assert ask(b"z0,%x,1" % stop_here) == b"OK"
-        assert _word(decode_rle(ask(b"g", False))[16 * 16:17 * 16]) == stop_here      # (primed again after z0)
+        assert word(decode_rle(ask(b"g", False))[16 * 16:17 * 16]) == stop_here      # (primed again after z0)
         client.send(b"vCont;s:%s;c:%s.-1" % (ptid, pid))
         replies.append(client.stop_reply())
-        assert _word(ask(b"p10")) == stop_here + 1
-        assert _word(decode_rle(ask(b"g", False))[16 * 16:17 * 16]) == stop_here + 1
+        assert word(ask(b"p10")) == stop_here + 1
+        assert word(decode_rle(ask(b"g", False))[16 * 16:17 * 16]) == stop_here + 1
         # the last set gdb sent (from C) passes SIGUSR1: the handler runs, no stop
         assert ask(b"QPassSignals:%x" % SIGUSR1_GDB) == b"OK"
         client.send(b"vCont;c:%s.-1" % pid)
@@ -164,12 +145,7 @@ def run_session(exe, port: int, tmp_path, lane: str) -> tuple[list[bytes], int, 
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=30)
-    numbered: dict[bytes, bytes] = {}
-
-    def number(match: re.Match) -> bytes:
-        return numbered.setdefault(match.group(), b"p<%d>" % len(numbered))
-    replies = [re.sub(rb"p[0-9a-f]+\.[0-9a-f]+|process:[0-9a-f]+", number, r) for r in replies]
-    return replies, status, int(out.read_text()) if out.exists() else 0
+    return numbered_threads(replies), status, answered(out)
 
 
 def test_the_lane_answers_as_python_does_and_never_from_stale_state(payload, free_port, tmp_path) -> None:

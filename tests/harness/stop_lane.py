@@ -1,0 +1,57 @@
+"""What the stop lane's tests share (kdbg/rsp/cstop.py against its twin, KM_RSP_LANE=python): km's environment
+with a hook that counts the packets C answered (so a run cannot pass with Python answering everything), that
+count, and replies made comparable across two km runs (thread ids numbered in order of appearance)."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from harness.km import ROOT
+from kdbg.rsp.packets import decode_rle
+
+# Loaded by km's Python as sitecustomize: after every serve() the lane's count is written (replaced whole, since
+# km may be killed at the end)
+LANE_HOOK = """
+import os
+from kdbg.rsp import cstop
+_serve = cstop.StopLane.serve
+def serve(self, *args, **kwargs):
+    try:
+        return _serve(self, *args, **kwargs)
+    finally:
+        out = os.environ["KM_TEST_LANE_OUT"]
+        with open(out + ".tmp", "w") as f:
+            f.write(str(self.answered))
+        os.replace(out + ".tmp", out)
+cstop.StopLane.serve = serve
+"""
+_THREAD_ID = re.compile(rb"p[0-9a-f]+\.[0-9a-f]+|process:[0-9a-f]+")
+
+
+def lane_env(tmp_path: Path, lane: str) -> tuple[dict[str, str], Path]:
+    """km's environment with the lane on ("compiled") or off ("python") and the counting hook; the count's file."""
+    out = tmp_path / f"answered-{lane}.txt"
+    (tmp_path / "sitecustomize.py").write_text(LANE_HOOK)
+    env = {"KM_RSP_LANE": lane, "KM_TEST_LANE_OUT": str(out),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return env, out
+
+
+def answered(out: Path) -> int:
+    """The packets C answered in the run that wrote `out` (0 when the lane never served)."""
+    return int(out.read_text()) if out.exists() else 0
+
+
+def numbered_threads(replies: list[bytes]) -> list[bytes]:
+    """The replies with each thread id (pPID.TID, process:PID) replaced by its order of first appearance."""
+    numbers: dict[bytes, bytes] = {}
+
+    def number(match: re.Match) -> bytes:
+        return numbers.setdefault(match.group(), b"p<%d>" % len(numbers))
+    return [_THREAD_ID.sub(number, reply) for reply in replies]
+
+
+def word(reply: bytes) -> int:
+    """A little-endian value from a (possibly run-length encoded) hex reply: a register or a memory word."""
+    return int.from_bytes(bytes.fromhex(decode_rle(reply).decode()), "little")
