@@ -94,12 +94,10 @@ def lane_module():
     return loaded
 
 
-def test_c_answers_as_the_python_handlers_do(lane_module) -> None:
-    """Each packet is followed by `?`, which C never answers: the lane answers the packet or hands it back, then
-    hands `?` back. The state is invalidated after each packet (as a packet Python answers would), so each `g`,
-    `p` and `m` primes the lane again."""
+def _stopped_lane(lane_module, rng: random.Random):
+    """A session stopped on HostMemory, its lane serving one end of a socket pair: (target, session, lane, the
+    other end as gdb, what closes them)."""
     ffi, lib = lane_module
-    rng = random.Random(10)
     target = HostMemory(ffi, rng)
     session = Session(target, RunState(running=False, last_stop=StopEvent(100, StopReason.SIGNAL, 5)))
     ours, gdb = socket.socketpair()
@@ -108,6 +106,18 @@ def test_c_answers_as_the_python_handlers_do(lane_module) -> None:
     poller.register(ours.fileno(), select.EPOLLIN)
     lane = cstop.StopLane(ffi, lib, ours.fileno())
     lane.watch(poller.fileno())
+
+    def closing() -> None:
+        ours.close(), gdb.close(), poller.close()
+    return target, session, lane, gdb, closing
+
+
+def test_c_answers_as_the_python_handlers_do(lane_module) -> None:
+    """Each packet is followed by `?`, which C never answers: the lane answers the packet or hands it back, then
+    hands `?` back. The state is invalidated after each packet (as a packet Python answers would), so each `g`,
+    `p` and `m` primes the lane again."""
+    rng = random.Random(10)
+    target, session, lane, gdb, closing = _stopped_lane(lane_module, rng)
     sentinel = b"$?#3f"
     packets = [b"g", b"g", *(b"p%x" % n for n in range(len(REGISTERS) + 2)), b"p", b"pz", b"m400000,0",
                b"m,4", b"m400000", b"m1ffffffffffffffff,1", b"mffffffffffffffff,10", b"m400000,9000"]
@@ -137,22 +147,14 @@ def test_c_answers_as_the_python_handlers_do(lane_module) -> None:
             assert reply == expected, packet
             answered += 1
     finally:
-        ours.close(), gdb.close(), poller.close()
+        closing()
     assert answered > 300 and declined > 20, (answered, declined)
 
 
 def test_repeats_and_pass_sets_are_answered_only_once_learned(lane_module) -> None:
     """Each packet is followed by `?`, which C never answers: the lane hands it back and keeps its state (no EVENT,
     which would invalidate it)."""
-    ffi, lib = lane_module
-    target = HostMemory(ffi, random.Random(3))
-    session = Session(target, RunState(running=False, last_stop=StopEvent(100, StopReason.SIGNAL, 5)))
-    ours, gdb = socket.socketpair()
-    gdb.settimeout(10)
-    poller = select.epoll()
-    poller.register(ours.fileno(), select.EPOLLIN)
-    lane = cstop.StopLane(ffi, lib, ours.fileno())
-    lane.watch(poller.fileno())
+    target, session, lane, gdb, closing = _stopped_lane(lane_module, random.Random(3))
     sentinel = b"$?#3f"
 
     def ask(packet: bytes) -> bytes | None:
@@ -182,4 +184,4 @@ def test_repeats_and_pass_sets_are_answered_only_once_learned(lane_module) -> No
         assert ask(b"qfThreadInfo") is None
         assert ask(b"qfThreadInfo") is not None
     finally:
-        ours.close(), gdb.close(), poller.close()
+        closing()
