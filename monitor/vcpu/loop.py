@@ -235,6 +235,11 @@ class VcpuThread:
             self.at_syscall_stop = False
         if regs[R11] & TF or stepped:
             self.proc.debug.on_syscall_step(self)       # stepping over `syscall`: SFMASK cleared TF
+        # A kick that came during the call (a signal's, a pause's) is spent here, as after an EINTR: cleared before
+        # the signals below and the requests at the loop's top are read, so one made later sets it again. Left
+        # set, the next KVM_RUN would return at once without entering the guest (one exit's cost, per SIGCHLD
+        # of a shell's wait4).
+        self.run.immediate_exit = 0
         if result is not None and result in RESTART_CODES or self.proc.pending_signals_for(self):
             self.proc.signals.deliver(self)      # cut short: EINTR or a restart (signals.interrupted_call)
 
