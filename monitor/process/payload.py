@@ -123,6 +123,7 @@ class Process:
         self.vm = self.kvm.create_vm()     # through the parent's /dev/kvm descriptor: not tied to a process
         memslots_ready = self.phys.rebind(self.vm)   # self.cpuid stays: the same host's KVM answers the same
         parent_signals = self.signals
+        parent_signals.after_fork()
         self._fresh_process_state(parent_signals.actions)   # no timers (fork(2)), no debugger (the parent's objects
         #                                                     do not follow); the signal dispositions stay
         if parent_signals.signalfds is not None:

@@ -14,6 +14,7 @@ every code restarts the call, ERESTART_RESTARTBLOCK through restart_syscall(2) a
 from __future__ import annotations
 
 import errno
+import os
 import signal as host_signal
 import threading
 import time
@@ -25,6 +26,8 @@ from kdbg.arch.linux import MASK64
 from kdbg.arch.x86_64 import KVM_REGS
 
 from ..errors import GuestFault
+from ..host_fds import made_high
+from ..kvm.abi import ffi, libc
 from .altstack import SS_DISABLE
 from .frame import build_frame, fault_siginfo, restore_frame
 from ..syscalls.dispatch import s64
@@ -50,6 +53,7 @@ RAX, RIP = KVM_REGS.index("rax"), KVM_REGS.index("rip")
 NR_RESTART_SYSCALL = NUMBERS["restart_syscall"]
 NO_SYSCALL = -1         # orig_rax outside a call (an exception, an interrupt, after rt_sigreturn)
 RestartBlock = Callable[["VcpuThread"], int]      # restart_syscall's continuation of an interrupted call
+CLOCK_MONOTONIC, TFD_CLOEXEC, TFD_TIMER_ABSTIME = 1, 0o2000000, 1      # linux/time.h, linux/timerfd.h
 
 
 # Signals sent to km that its main thread passes on to the payload (cli.forward_host_signals). km's vCPU threads
@@ -113,27 +117,56 @@ class Rekicker:
     handler's check for signals and the call itself (read, nanosleep, poll...) is absorbed by Python's C-level
     handler, and the call blocks with a signal pending. Linux closes that window by testing signal_pending
     after the task is marked interruptible; km re-kicks instead, after 2 ms and then backing off to 100 ms,
-    until the thread takes the signal (or exits, or the debugger parks it)."""
+    until the thread takes the signal (or exits, or the debugger parks it).
+
+    It sleeps on a timerfd armed for the earliest kick due, not in a timed wait: a thread that has taken its
+    signals stops being watched (`taken`, from deliver) and the timer is disarmed when none is left, so a kick
+    that was not lost (nearly every one: a SIGCHLD reaching a shell's wait4) costs two timerfd_settime calls and
+    no wake-up of this thread; it wakes only when a signal is still pending at the due time."""
     DELAYS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 
     def __init__(self, state: SignalState) -> None:
         self.state = state
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
         self.watched: dict[int, tuple[VcpuThread, float, int]] = {}    # tid -> (thread, next kick, kicks so far)
+        self.wakes = 0                  # the timer's expiries this thread woke for (tests/unit/test_rekicker.py)
+        self._due = 0.0                 # when the timer expires (time.monotonic's clock), 0.0 while disarmed
+        self._spec = ffi.new("int64_t[4]")                  # struct itimerspec: it_interval (0, 0), it_value
+        self._spec_address = int(ffi.cast("intptr_t", self._spec))
+        self.timer = made_high(_timerfd)
         threading.Thread(target=self._run, name="signal-rekick", daemon=True).start()
 
     def watch(self, thread: VcpuThread) -> None:
-        with self.cond:
+        with self.lock:
             if thread.tid not in self.watched:
-                self.watched[thread.tid] = (thread, time.monotonic() + self.DELAYS_S[0], 0)
-                self.cond.notify()
+                due = time.monotonic() + self.DELAYS_S[0]
+                self.watched[thread.tid] = (thread, due, 0)
+                if not self._due or due < self._due:
+                    self._arm(due)
+
+    def taken(self, thread: VcpuThread) -> None:
+        """The thread has taken every signal it can take: no kick of it needs repeating. Checked again under the
+        lock, as a signal is queued before its kick watches the thread: one sent since keeps it watched."""
+        if thread.tid not in self.watched:      # (unlocked: only this method and _run drop a thread)
+            return
+        with self.lock:
+            if thread.tid in self.watched and not self.state.has_pending(thread):
+                del self.watched[thread.tid]
+                if not self.watched:
+                    self._arm(0.0)
+
+    def _arm(self, due: float) -> None:
+        """Under the lock: the timer set to expire at `due`, or disarmed for 0.0."""
+        self._due = due
+        self._spec[2], self._spec[3] = int(due), int(due % 1 * 1e9)
+        libc.syscall(NUMBERS["timerfd_settime"], self.timer, TFD_TIMER_ABSTIME, self._spec_address, 0, 0, 0)
 
     def _run(self) -> None:
-        with self.cond:
-            while True:
-                if not self.watched:
-                    self.cond.wait()
-                    continue
+        while True:
+            os.read(self.timer, 8)      # until the timer expires
+            with self.lock:
+                self.wakes += 1
+                self._due = 0.0
                 now = time.monotonic()
                 for tid, (thread, due, kicks) in list(self.watched.items()):
                     if due > now:
@@ -146,7 +179,15 @@ class Rekicker:
                     delay = self.DELAYS_S[min(kicks + 1, len(self.DELAYS_S) - 1)]
                     self.watched[tid] = (thread, now + delay, kicks + 1)
                 if self.watched:
-                    self.cond.wait(max(0.0, min(due for _, due, _ in self.watched.values()) - time.monotonic()))
+                    self._arm(min(due for _, due, _ in self.watched.values()))
+
+
+def _timerfd() -> int:
+    """A CLOCK_MONOTONIC timerfd (time.monotonic's clock), close-on-exec."""
+    fd = libc.syscall(NUMBERS["timerfd_create"], CLOCK_MONOTONIC, TFD_CLOEXEC, 0, 0, 0, 0)
+    if fd < 0:
+        raise OSError(ffi.errno, "timerfd_create")
+    return fd
 
 
 class SignalState:
@@ -196,6 +237,12 @@ class SignalState:
                 action.handler, action.flags, action.restorer, action.mask = SIG_IGN if ignored else SIG_DFL, 0, 0, 0
             own = self.of(thread)
             own.altstack, own.mask_to_restore = (0, SS_DISABLE, 0), None
+
+    def after_fork(self) -> None:
+        """In a forked child, whose process state is made anew: the parent's rekicker has no thread here."""
+        if self._rekicker is not None:
+            os.close(self._rekicker.timer)
+            self._rekicker = None
 
     def kick(self, thread: VcpuThread) -> None:
         """Wake a thread for a signal now, and again later if it has not taken it (see Rekicker)."""
@@ -318,6 +365,8 @@ class SignalState:
             with self.lock:
                 pending = self._pick(thread, own)
             if pending is None:
+                if self._rekicker is not None:
+                    self._rekicker.taken(thread)     # every kick it had is spent
                 break
             signo = pending.signo
             action = self.actions[signo]
