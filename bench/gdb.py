@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import shutil
@@ -65,6 +66,57 @@ HELLO_SOURCE = ROOT / "tests" / "payloads" / "run_hello.c"
 
 # ---- inside gdb ----
 
+def thread_counters(pid: int, threads: dict[str, dict[str, int]] | None = None) -> dict[str, int]:
+    """One process's counters summed over its threads: CPU and run-queue wait (ns, schedstat), user and system CPU
+    (clock ticks: the split is sampled, the schedstat sum exact), voluntary and involuntary context switches.
+    threads: also each thread's own counters, under its tid."""
+    totals = dict(cpu=0, wait=0, utime=0, stime=0, vcs=0, ics=0)
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return totals
+    for tid in tids:
+        task = f"/proc/{pid}/task/{tid}"
+        try:
+            cpu, wait, _ = Path(f"{task}/schedstat").read_text().split()
+            stat = Path(f"{task}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"{task}/status").read_text()
+        except (OSError, ValueError):
+            continue                          # a thread that ended meanwhile
+        counts = dict(cpu=int(cpu), wait=int(wait), utime=int(stat[11]), stime=int(stat[12]), vcs=0, ics=0)
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches"):
+                counts["vcs"] = int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches"):
+                counts["ics"] = int(line.split()[1])
+        for key, value in counts.items():
+            totals[key] += value
+        if threads is not None:
+            threads[tid] = counts
+    return totals
+
+
+def phase_counters(env: dict[str, str]) -> dict[str, object]:
+    """What bench/stop_account.py reads at each phase mark: the clock, gdb's own counters, the server's and its
+    children's (gdbserver's inferior), and the packets km's stop lane answered in C (its hook's file)."""
+    server = int(env["GDB_BENCH_COUNTERS"])
+    children: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{server}/task"):
+            children += map(int, Path(f"/proc/{server}/task/{tid}/children").read_text().split())
+    except OSError:
+        pass
+    inferior = dict(cpu=0, wait=0)
+    for child in children:
+        counts = thread_counters(child)
+        inferior = {k: inferior[k] + counts[k] for k in inferior}
+    lane = Path(env.get("GDB_BENCH_LANE_OUT", "/nonexistent"))
+    threads: dict[str, dict[str, int]] = {}
+    return {"t": time.perf_counter_ns(), "gdb": thread_counters(os.getpid()),
+            "server": thread_counters(server, threads), "threads": threads,
+            "inferior": inferior, "lane": int.from_bytes(lane.read_bytes()[:8], "little") if lane.exists() else 0}
+
+
 def drive_inside_gdb() -> None:
     """The measured session; every failure becomes a `failed <phase>: <reason>` line, never a hang."""
     import gdb  # noqa: PLC0415 - only exists inside gdb
@@ -81,6 +133,8 @@ def drive_inside_gdb() -> None:
         nonlocal phase
         phase = name
         out.write(f"phase {name} {time.time()}\n")
+        if env.get("GDB_BENCH_COUNTERS"):        # bench/stop_account.py: CPU and waits at each phase's start
+            out.write(f"counters {name.replace(' ', '_')} {json.dumps(phase_counters(env))}\n")
         if env.get("GDB_BENCH_MARK") and name != "connect":   # --km-packets: a phase mark in km's trace
             run(f"maint packet {MARK_PACKET}:{name.replace(' ', '_')}")
 
