@@ -124,3 +124,24 @@ def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_p
         assert answers[:8] == ["stop"] * 7 + ["resumed"], answers
         twins = lanes.read_text().count("twin")
         assert (twins > 0) == (run == "python"), lanes.read_text()
+
+
+def test_a_continue_through_calls_served_on_the_stubs_thread_still_hears_ctrl_c(payload, free_port) -> None:
+    """From the entry stop, the quick lane's continue serves musl's start-up calls and then getpid, forever, on the
+    stub's thread (VcpuThread.serve_syscall_here): the run deadline's kick ends that, the vCPU's thread takes the
+    run over, and the stub reads gdb's ^C and reports the SIGINT stop, twice (the second from a generic resume).
+    However early the ^C comes, the stub reads it only once the continue's run on its thread has ended."""
+    exe = payload("gdb_getpid_loop.c")
+    proc = start_server("km", exe, free_port)
+    client = RspClient(free_port, timeout_s=20)
+    try:
+        pid = re.search(rb"thread:(p[0-9a-f]+)\.", decode_rle(client.start())).group(1)
+        for _ in range(2):
+            client.send(b"vCont;c:%s.-1" % pid)
+            client.sock.sendall(b"\x03")
+            assert client.stop_reply().startswith(b"T02"), "no SIGINT stop after ^C"
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
