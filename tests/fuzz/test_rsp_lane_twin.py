@@ -10,7 +10,7 @@ import random
 import re
 from pathlib import Path
 
-from harness.debuggee import start_server
+from harness.debuggee import start_server, stop_server
 from harness.gdb import free_port
 from harness.rsp_client import RspClient
 from harness.stop_lane import answered, lane_env, numbered_threads
@@ -103,9 +103,7 @@ def stream(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes, byte
                 ask(b"x%x,%x" % (region + rng.randrange(0, 64), rng.randrange(0, 32)))
     finally:
         client.close()
-        if km.poll() is None:
-            km.kill()
-        km.communicate(timeout=30)
+        stop_server(km)
     replies = numbered_threads([reply for _, reply in exchanges])
     return [(packet, reply) for (packet, _), reply in zip(exchanges, replies)], answered(out)
 

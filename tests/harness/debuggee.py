@@ -43,6 +43,13 @@ def start_server(backend: str, exe: str | Path, port: int, *args: str, km_option
     return proc
 
 
+def stop_server(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """The end of a start_server process in a test's `finally`: killed if it still runs, reaped, its pipes read."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate(timeout=timeout_s)
+
+
 class Debuggee:
     """A payload stopped before its first instruction behind a gdb port (km -gPORT or gdbserver), and a gdb."""
 

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from harness.debuggee import start_server
+from harness.debuggee import start_server, stop_server
 from harness.km import ROOT
 from harness.rsp_client import RspClient
 from harness.symbols import symbol_address
@@ -111,9 +111,7 @@ def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_p
         assert re.match(rb"W0?([0-9a-f]+)", client.stop_reply()).group(1) == b"%x" % (1009 & 0x7f)
     finally:
         client.close()
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
+        stop_server(proc)
     assert len(seen) == 8
     if backend == "km":      # the quick lane answered the steps and the continues from a breakpoint's stop, and
         #                      the continue from the entry stop (the thread never ran; musl's arch_prctl and
@@ -142,6 +140,4 @@ def test_a_continue_through_calls_served_on_the_stubs_thread_still_hears_ctrl_c(
             assert client.stop_reply().startswith(b"T02"), "no SIGINT stop after ^C"
     finally:
         client.close()
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
+        stop_server(proc)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.debuggee import start_server
+from harness.debuggee import start_server, stop_server
 from harness.gdb import free_port
 from harness.rsp_client import RspClient
 from harness.stop_lane import answered, lane_env, numbered_threads, word
@@ -47,9 +47,7 @@ def _start(exe: Path, tmp_path: Path, lane: str, km_options: tuple[str, ...] = (
 
 def _finish(km, client: RspClient) -> None:
     client.close()
-    if km.poll() is None:
-        km.kill()
-    km.communicate(timeout=30)
+    stop_server(km)
 
 
 def odd_packets(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes, bytes]], int]:

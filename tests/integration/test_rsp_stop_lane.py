@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from harness.debuggee import start_server
+from harness.debuggee import start_server, stop_server
 from harness.rsp_client import RspClient
 from harness.stop_lane import answered, lane_env, numbered_threads, word
 from harness.symbols import symbol_address
@@ -142,9 +142,7 @@ def run_session(exe, port: int, tmp_path, lane: str) -> tuple[list[bytes], int, 
         status = int(re.match(rb"W([0-9a-f]+)", replies[-1]).group(1), 16)
     finally:
         client.close()
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
+        stop_server(proc)
     return numbered_threads(replies), status, answered(out)
 
 
