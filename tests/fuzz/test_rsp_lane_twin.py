@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.debuggee import start_server, stop_server
 from harness.gdb import free_port
 from harness.rsp_client import RspClient
-from harness.stop_lane import answered, lane_env, numbered_threads
+from harness.stop_lane import answered, assert_same_exchanges, lane_env, numbered_exchanges, stop_in, word
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle, escape
 
@@ -37,18 +37,10 @@ def stream(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes, byte
         return reply
 
     try:
-        ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
-        assert client.start_no_ack() == b"OK"
-        ask(b"Hg0")
-        pid = re.search(rb"thread:(p[0-9a-f]+)\.", ask(b"?")).group(1)
+        stop_in(client, exe)
         stop_here, main = symbol_address(exe, "stop_here"), symbol_address(exe, "main")
         other = symbol_address(exe, "other")        # the reader's text: it never runs during the stream
-        ask(b"Z0,%x,1" % stop_here)
-        client.send(b"vCont;c:%s.-1" % pid)
-        exchanges.append((b"vCont;c", client.stop_reply()))
-        ask(b"z0,%x,1" % stop_here)
-        region = int.from_bytes(bytes.fromhex(decode_rle(ask(b"m%x,8" % symbol_address(exe, "region"))).decode()),
-                                "little")
+        region = word(ask(b"m%x,8" % symbol_address(exe, "region")))
         threads = re.findall(rb"p[0-9a-f]+\.[0-9a-f]+", ask(b"qfThreadInfo"))
         steps, planted = 0, set()
         for _ in range(COUNT):
@@ -104,8 +96,7 @@ def stream(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes, byte
     finally:
         client.close()
         stop_server(km)
-    replies = numbered_threads([reply for _, reply in exchanges])
-    return [(packet, reply) for (packet, _), reply in zip(exchanges, replies)], answered(out)
+    return numbered_exchanges(exchanges), answered(out)
 
 
 def test_a_seeded_stream_gets_the_twins_replies(payload, tmp_path) -> None:
@@ -116,6 +107,4 @@ def test_a_seeded_stream_gets_the_twins_replies(payload, tmp_path) -> None:
     twin, twin_answered = stream(exe, tmp_path, "python")
     assert twin_answered == 0
     assert answered >= COUNT // 4, answered
-    for index, ((packet, reply), (_, twin_reply)) in enumerate(zip(compiled, twin)):
-        assert reply == twin_reply, (index, packet, reply[:200], twin_reply[:200])
-    assert len(compiled) == len(twin)
+    assert_same_exchanges(compiled, twin)

@@ -1,6 +1,7 @@
 """What the stop lane's tests share (kdbg/rsp/cstop.py against its twin, KM_RSP_LANE=python): km's environment
 with a hook that counts the packets C answered (so a run cannot pass with Python answering everything), that
-count, and replies made comparable across two km runs (thread ids numbered in order of appearance)."""
+count, a no-ack session stopped where the payload's stop_here() is called, and replies made comparable across two
+km runs (thread ids numbered in order of appearance)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,8 @@ import re
 from pathlib import Path
 
 from harness.km import ROOT
+from harness.rsp_client import RspClient
+from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle
 
 # Loaded by km's Python as sitecustomize: after every serve() the lane's count is written (replaced whole, since
@@ -43,6 +46,21 @@ def answered(out: Path) -> int:
     return int(out.read_text()) if out.exists() else 0
 
 
+def stop_in(client: RspClient, exe: Path, function: str = "stop_here") -> bytes:
+    """gdb's handshake in no-ack mode, then a continue to a breakpoint at `function`, taken out again at the stop:
+    the process id (pPID) for vCont."""
+    client.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
+    assert client.start_no_ack() == b"OK"
+    client.ask(b"Hg0")
+    pid = re.search(rb"thread:(p[0-9a-f]+)\.", client.ask(b"?")).group(1)
+    at = symbol_address(exe, function)
+    assert client.ask(b"Z0,%x,1" % at) == b"OK"
+    client.send(b"vCont;c:%s.-1" % pid)
+    assert client.stop_reply().startswith(b"T05")
+    assert client.ask(b"z0,%x,1" % at) == b"OK"
+    return pid
+
+
 def numbered_threads(replies: list[bytes]) -> list[bytes]:
     """The replies with each thread id (pPID.TID, process:PID) replaced by its order of first appearance."""
     numbers: dict[bytes, bytes] = {}
@@ -50,6 +68,19 @@ def numbered_threads(replies: list[bytes]) -> list[bytes]:
     def number(match: re.Match) -> bytes:
         return numbers.setdefault(match.group(), b"p<%d>" % len(numbers))
     return [_THREAD_ID.sub(number, reply) for reply in replies]
+
+
+def numbered_exchanges(exchanges: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """(packet, reply) pairs with the replies' thread ids numbered as numbered_threads does."""
+    replies = numbered_threads([reply for _, reply in exchanges])
+    return [(packet, reply) for (packet, _), reply in zip(exchanges, replies)]
+
+
+def assert_same_exchanges(compiled: list[tuple[bytes, bytes]], twin: list[tuple[bytes, bytes]]) -> None:
+    """The run with the lane got the twin's reply to every packet, and as many."""
+    for index, ((packet, reply), (_, twin_reply)) in enumerate(zip(compiled, twin)):
+        assert reply == twin_reply, (index, packet, reply[:200], twin_reply[:200])
+    assert len(compiled) == len(twin)
 
 
 def word(reply: bytes) -> int:

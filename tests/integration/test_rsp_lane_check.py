@@ -18,7 +18,7 @@ import pytest
 from harness.debuggee import start_server, stop_server
 from harness.gdb import free_port
 from harness.rsp_client import RspClient
-from harness.stop_lane import answered, lane_env, numbered_threads, word
+from harness.stop_lane import answered, assert_same_exchanges, lane_env, numbered_exchanges, stop_in, word
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle, encode_packet
 
@@ -33,16 +33,7 @@ def _start(exe: Path, tmp_path: Path, lane: str, km_options: tuple[str, ...] = (
     port = free_port()
     km = start_server("km", exe, port, km_options=km_options, env=env)
     client = RspClient(port)
-    client.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
-    assert client.start_no_ack() == b"OK"
-    client.ask(b"Hg0")
-    pid = re.search(rb"thread:(p[0-9a-f]+)\.", client.ask(b"?")).group(1)
-    stop_here = symbol_address(exe, "stop_here")
-    assert client.ask(b"Z0,%x,1" % stop_here) == b"OK"
-    client.send(b"vCont;c:%s.-1" % pid)
-    assert client.stop_reply().startswith(b"T05")
-    assert client.ask(b"z0,%x,1" % stop_here) == b"OK"
-    return km, client, pid, out
+    return km, client, stop_in(client, exe), out
 
 
 def _finish(km, client: RspClient) -> None:
@@ -98,8 +89,7 @@ def odd_packets(exe: Path, tmp_path: Path, lane: str) -> tuple[list[tuple[bytes,
         raw(b"-" + encode_packet(b"qsThreadInfo", rle=False), 1)
     finally:
         _finish(km, client)
-    replies = numbered_threads([reply for _, reply in exchanges])
-    return [(packet, reply) for (packet, _), reply in zip(exchanges, replies)], answered(out)
+    return numbered_exchanges(exchanges), answered(out)
 
 
 def test_odd_packets_get_the_twins_replies(payload, tmp_path) -> None:
@@ -110,9 +100,7 @@ def test_odd_packets_get_the_twins_replies(payload, tmp_path) -> None:
     twin, twin_answered = odd_packets(exe, tmp_path, "python")
     assert twin_answered == 0
     assert answered >= 20, answered
-    for (packet, reply), (_, twin_reply) in zip(compiled, twin):
-        assert reply == twin_reply, (packet, reply[:200], twin_reply[:200])
-    assert len(compiled) == len(twin)
+    assert_same_exchanges(compiled, twin)
     assert compiled[-1][1] == compiled[-3][1] == b"l"       # the '-' resent nothing
 
 
@@ -154,13 +142,7 @@ def test_a_thread_still_inside_a_call_is_read_afresh(payload, free_port, lane) -
     km = start_server("km", exe, free_port, env={"KM_RSP_LANE": lane}, stdin=subprocess.PIPE)
     client = RspClient(free_port)
     try:
-        client.ask(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
-        assert client.start_no_ack() == b"OK"
-        client.ask(b"Hg0")
-        pid = re.search(rb"thread:(p[0-9a-f]+)\.", client.ask(b"?")).group(1)
-        assert client.ask(b"Z0,%x,1" % symbol_address(exe, "stop_here")) == b"OK"
-        client.send(b"vCont;c:%s.-1" % pid)
-        assert client.stop_reply().startswith(b"T05")
+        pid = stop_in(client, exe)
         forker = re.findall(rb"p[0-9a-f]+\.[0-9a-f]+", client.ask(b"qfThreadInfo"))[1]
         assert client.ask(b"Hg%s" % forker) == b"OK"
         decode_rle(client.ask(b"g"))
