@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -164,17 +165,22 @@ def test_snapshots_during_gdbs_quick_continues_hold_one_moment(payload, tmp_path
     sock, exe = tmp_path / "spin.sock", payload("snapshot_spin.c")
     km = start_server("km", exe, free_port, km_options=[f"--mgtpipe={sock}"])
     snapshots: list[Path] = []
+    gdb = None
     try:
         gdb = subprocess.Popen(["gdb", "-q", "-batch", "-nx", "-ex", f"target remote :{free_port}", "-ex", "break hit",
                                 "-ex", "ignore 1 1000000", "-ex", "continue", str(exe)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=km_env())
-        while gdb.poll() is None and len(snapshots) < 5:
+        deadline = time.monotonic() + TIMEOUT_S
+        while gdb.poll() is None and len(snapshots) < 5 and time.monotonic() < deadline:
             path = tmp_path / f"spin{len(snapshots)}.kmsnap"
             if km_cli("snapshot", "--socket", sock, "-o", path, "--live").returncode == 0:
                 snapshots.append(path)
         out, _ = gdb.communicate(timeout=TIMEOUT_S)
         assert km.stdout.read() == b"done\n" and km.wait(timeout=TIMEOUT_S) == 0, out
     finally:
+        if gdb is not None:
+            gdb.kill()
+            gdb.wait()
         km.kill()
         km.wait()
     in_loop = 0
