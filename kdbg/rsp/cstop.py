@@ -37,18 +37,19 @@ from kdbg.arch.x86_64 import REGISTERS
 from kdbg.cmodule import CModule
 from kdbg.rsp import cframing
 from kdbg.rsp.commands import dispatch
+from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.memory import MAX_READ
 from kdbg.rsp.registers import current_registers, encode_registers
 from kdbg.target import HostMemoryTarget, TargetError
 
 if TYPE_CHECKING:
-    from kdbg.rsp.connection import Connection
     from kdbg.rsp.packets import Event
     from kdbg.rsp.session import Session
 
-# km_lane_serve's answers (the LANE_* of the C source), in the low bits of what it returns
-EVENT, BYTES, NEED_REGS, NEED_MEMORY, SEND_FAILED = 1, 2, 3, 4, 5
-CODE, PASS_PENDING = 7, 8
+# km_lane_serve's answers (the C source's LANE_* are made from these), in the low bits of what it returns: the
+# answer's code (CODE), PASS_PENDING when a QPassSignals set was answered, the handed-back length above COUNT_SHIFT
+DONE, EVENT, BYTES, NEED_REGS, NEED_MEMORY, SEND_FAILED = 0, 1, 2, 3, 4, 5
+CODE, PASS_PENDING, COUNT_SHIFT = 7, 8, 4
 # The packets whose reply is a pure function of the stopped process (threads, registers, memory, what gdb set
 # before): Python answering one of them leaves the lane's state as it is. Any other packet invalidates it.
 READ_ONLY_FIRST = frozenset((b"g", b"p", b"m", b"x"))
@@ -99,14 +100,13 @@ int km_lane_learn_pass(struct km_lane *l, const unsigned char *packet, size_t n)
 void km_lane_invalidate(struct km_lane *l);
 """
 
-SOURCE = cframing.SOURCE + "\n#include <errno.h>\n#include <stdint.h>\n#include <sys/epoll.h>\n#include <sys/socket.h>\n" + STRUCT + r"""
-#define LANE_EVENT 1
-#define LANE_BYTES 2
-#define LANE_NEED_REGS 3
-#define LANE_NEED_MEMORY 4
-#define LANE_SEND_FAILED 5
-#define LANE_DONE 0
-#define MAX_READ """ + str(MAX_READ) + r"""
+_DEFINES = {"LANE_DONE": DONE, "LANE_EVENT": EVENT, "LANE_BYTES": BYTES, "LANE_NEED_REGS": NEED_REGS,
+            "LANE_NEED_MEMORY": NEED_MEMORY, "LANE_SEND_FAILED": SEND_FAILED, "LANE_PASS_PENDING": PASS_PENDING,
+            "LANE_COUNT_SHIFT": COUNT_SHIFT, "MAX_READ": MAX_READ}
+_HEADERS = ("errno.h", "stdint.h", "sys/epoll.h", "sys/socket.h")
+
+SOURCE = (cframing.SOURCE + "\n" + "".join(f"#include <{h}>\n" for h in _HEADERS) + STRUCT
+          + "".join(f"#define {name} {value}\n" for name, value in _DEFINES.items()) + r"""
 
 void km_lane_invalidate(struct km_lane *l)
 {
@@ -297,11 +297,18 @@ static int answer_one(struct km_lane *l, const unsigned char *p, size_t n, size_
     return LANE_BYTES;
 }
 
+/* An answer with LANE_PASS_PENDING when a QPassSignals set was answered since Python last applied one. */
+static int flagged(const struct km_lane *l, int rc)
+{
+    return rc | (l->pass_pending >= 0 ? LANE_PASS_PENDING : 0);
+}
+
 /* Serve until something needs Python: `pending` (bytes already read, handed back before) first, then the socket.
    Returns LANE_EVENT (another descriptor is ready, or a wait or read to leave to Python), or one of LANE_BYTES,
    LANE_NEED_REGS, LANE_NEED_MEMORY, LANE_SEND_FAILED, with the bytes not answered moved to the start of inbuf
    (from the packet that stopped the lane on; for LANE_SEND_FAILED, after the packet whose reply failed): their
-   count << 4 is or'ed in, and 8 when a QPassSignals set was answered (pass_pending), so that one call says all. */
+   count << LANE_COUNT_SHIFT is or'ed in, and LANE_PASS_PENDING when a QPassSignals set was answered
+   (pass_pending), so that one call says all. */
 int km_lane_serve(struct km_lane *l, const unsigned char *pending, size_t n)
 {
     size_t len = 0;
@@ -316,18 +323,18 @@ int km_lane_serve(struct km_lane *l, const unsigned char *pending, size_t n)
             struct epoll_event ev[8];
             int k = epoll_wait(l->epfd, ev, 8, -1);
             if (k <= 0)
-                return LANE_EVENT | (l->pass_pending >= 0 ? 8 : 0);     /* EINTR: Python's wait runs handlers */
+                return flagged(l, LANE_EVENT);     /* EINTR: Python's wait runs handlers */
             int sock = 0;
             for (int i = 0; i < k; i++) {
                 if (ev[i].data.fd != l->sock)
-                    return LANE_EVENT | (l->pass_pending >= 0 ? 8 : 0);
+                    return flagged(l, LANE_EVENT);
                 sock = 1;
             }
             if (!sock)
                 continue;
             ssize_t r = recv(l->sock, l->inbuf, sizeof l->inbuf, MSG_DONTWAIT);
             if (r <= 0)     /* end of file, an error, nothing after all: Python's recv says which */
-                return LANE_EVENT | (l->pass_pending >= 0 ? 8 : 0);
+                return flagged(l, LANE_EVENT);
             len = (size_t)r;
         }
         size_t pos = 0;
@@ -342,12 +349,12 @@ int km_lane_serve(struct km_lane *l, const unsigned char *pending, size_t n)
             if (rc == LANE_SEND_FAILED)
                 pos += used;
             memmove(l->inbuf, l->inbuf + pos, len - pos);
-            return rc | (l->pass_pending >= 0 ? 8 : 0) | (int)((len - pos) << 4);
+            return flagged(l, rc) | (int)((len - pos) << LANE_COUNT_SHIFT);
         }
         len = 0;
     }
 }
-"""
+""")
 
 COMPILED = CModule("_km_rspstop_", CDEF, SOURCE, compile_args=("-O2",))
 
@@ -369,6 +376,8 @@ _KINDS_LIMIT = 512          # entries; the memo starts afresh when full
 
 
 def packet_kind(packet: bytes) -> int:
+    """INVALIDATES, KEEPS, PASS_SET or REPLAYED, decided once per packet text (gdb repeats the same few): the name
+    comparisons made after every reply cost ~4 us from a qXfer:threads reply to the lane's next wait."""
     kind = _KINDS.get(packet)
     if kind is None:
         first = packet[:1]
@@ -410,8 +419,8 @@ class StopLane:
         self._windows: Any = None
         self._serve, self._buffer, self._inbuf = lib.km_lane_serve, ffi.buffer, state.inbuf
         self._primed = False        # something was handed to C since the last invalidation
-        self._memory_target: tuple[object, bool] = (None, False)   # the last target asked, and whether it is a
-        #                                                            HostMemoryTarget (a runtime Protocol check is slow)
+        # the last target asked, and whether it is a HostMemoryTarget (a runtime Protocol check costs ~10 us)
+        self._memory_target: tuple[object, bool] = (None, False)
 
     @property
     def answered(self) -> int:
@@ -441,7 +450,7 @@ class StopLane:
             if code == EVENT:
                 self.invalidate()
                 return None
-            back = self._buffer(self._inbuf, answer >> 4)[:]
+            back = self._buffer(self._inbuf, answer >> COUNT_SHIFT)[:]
             if code == BYTES:
                 return conn.take(back)
             if code == NEED_REGS:
@@ -450,7 +459,6 @@ class StopLane:
             elif code == NEED_MEMORY:
                 self._prime_memory(session)
             else:                   # SEND_FAILED
-                from kdbg.rsp.connection import ConnectionClosed
                 raise ConnectionClosed(os.strerror(state.err))
             pending = back
 
