@@ -6,7 +6,7 @@ is ready.
 Why: at gdbserver's pace a `g`, an `m` or a repeated query costs km ~16-35 us of CPU, most of it the interpreter
 between epoll_wait, recv and send (more when gdb's own work has pushed the interpreter out of the CPU caches), where
 gdbserver's C takes ~12-15 us. On a loaded machine gdb and km ping-pong on one CPU, so every microsecond km spends
-on an answer is a microsecond of gdb's wall time (bench/gdb_packets.py, perf sched: SESSION6's measurements).
+on an answer is a microsecond of gdb's wall time (measured with bench/gdb_packets.py and perf sched).
 
 What C answers, all from state Python handed it for this stop (nothing here reads the monitor):
 - `g` and `p<n>`: the `g` encoding Python made (registers.encode_registers of the thread g/p act on), `p` as the

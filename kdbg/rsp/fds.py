@@ -2,9 +2,9 @@
 everything km opens must stay out of the payload's low numbers: the composition root installs a mover
 (monitor's high_fd) and the stub passes each descriptor it creates through it, made inside the root's `making`
 context (monitor's descriptor gate: the payload's calls that make descriptors wait meanwhile, or one would get
-the next number while the stub holds the lowest). The accept and wait selectors
-are poll-based (PollSelector) because an epoll selector would hold a descriptor of its own; the session loop's
-epoll object (new_epoll) holds one, moved like the others."""
+the next number while the stub holds the lowest). The accept and wait selectors are poll-based (PollSelector)
+because an epoll selector would hold a descriptor of its own; the session loop's epoll object (new_epoll) holds
+one, made and moved like the others."""
 from __future__ import annotations
 
 import contextlib
@@ -28,12 +28,8 @@ def set_fd_mover(move: Callable[[int], int], making: Callable[[], ContextManager
 
 
 def making() -> ContextManager[object]:
-    """The context to make a descriptor in and pass it through the mover (own_fd, own_socket)."""
+    """The context to make a descriptor in and pass it through the mover (own_socket; own_new does both)."""
     return _making()
-
-
-def own_fd(fd: int) -> int:
-    return _move(fd)
 
 
 def own_new(make: Callable[[], int]) -> int:

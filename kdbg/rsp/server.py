@@ -314,8 +314,9 @@ class GdbServer:
         descriptors are registered once, where poll(2) hooks and unhooks each of three at every wait (~0.7 us a
         packet). The epoll object closes when dropped (the next turn's replaces it, or the return).
 
-        While the session is stopped (one process, all-stop, no-ack mode, nothing queued or half read), the stop lane (kdbg.rsp.cstop) waits on the same epoll in C
-        and answers the packets it can; what it hands back is handled here as if read from the socket."""
+        While the session is stopped (one process, all-stop, no-ack mode, nothing queued or half read), the stop
+        lane (kdbg.rsp.cstop) waits on the same epoll in C and answers the packets it can; what it hands back is
+        handled here as if read from the socket."""
         queued: collections.deque[bytes] = collections.deque()
         conn_fd, wake_fd = conn.fileno(), self._wake_r.fileno()
         module = self._lane_module
