@@ -322,9 +322,12 @@ for _name in ("fchdir", "fsync", "fdatasync", "ftruncate", "fchmod", "fchown", "
     _fd_call(_name)
 
 
+F_DUPFD, F_DUPFD_CLOEXEC = 0, 1030         # include/uapi/linux/fcntl.h
+
+
 @syscall("fcntl")
 def sys_fcntl(ctx: VcpuThread, fd: int, cmd: int, arg: int) -> int:
-    F_DUPFD, F_GETFL, F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 0, 3, 5, 6, 7, 1030
+    F_GETFL, F_GETLK, F_SETLK, F_SETLKW = 3, 5, 6, 7
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, 36, 37, 38):   # struct flock / OFD locks
         return host_syscall(NR["fcntl"], fd_arg(fd), cmd, buf_out(ctx, arg, 32))
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
@@ -332,7 +335,7 @@ def sys_fcntl(ctx: VcpuThread, fd: int, cmd: int, arg: int) -> int:
             return -errno.EINVAL
         GATE.enter()                        # (the other commands may block: F_SETLKW)
         try:
-            return new_fd(host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg))
+            return _dup_from(fd, cmd, arg)
         finally:
             GATE.leave()
     result = host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg)
@@ -417,9 +420,15 @@ def sys_pipe(ctx: VcpuThread, fds: int) -> int:
     return sys_pipe2(ctx, fds, 0)
 
 
+def _dup_from(fd: int, cmd: int, lowest: int) -> int:
+    """fcntl's F_DUPFD(_CLOEXEC), inside the descriptor gate (the caller's: one call passes it once, as a second
+    enter waits behind a km maker that waits for the first)."""
+    return new_fd(host_syscall(NR["fcntl"], fd_arg(fd), cmd, lowest))
+
+
 @syscall("dup", descriptors=True)
 def sys_dup(ctx: VcpuThread, fd: int) -> int:
-    return sys_fcntl(ctx, fd, 0, 0)
+    return _dup_from(fd, F_DUPFD, 0)
 
 
 @syscall("dup3", descriptors=True)

@@ -87,3 +87,34 @@ def test_lowest_number_moves_a_descriptor_down_to_a_free_lower_number_keeping_it
             os.close(moved)
     finally:
         os.close(high)
+
+
+def test_a_descriptor_call_passes_the_gate_once(monkeypatch) -> None:
+    """dup (gated by its table entry) and fcntl's F_DUPFD (gated inside) each enter the gate once: a second enter by
+    the same call would wait behind a km maker that came between the two, which waits for the first (both stalled
+    GATE_WAIT_S)."""
+    from monitor.host_fds import GATE
+    from monitor.syscalls import dispatch, fs
+    from monitor.syscalls.numbers import NUMBERS
+
+    inside_at_enter: list[int] = []
+
+    class Watched:
+        def enter(self) -> None:
+            inside_at_enter.append(GATE._payload)
+            GATE.enter()
+
+        def leave(self) -> None:
+            GATE.leave()
+    monkeypatch.setattr(fs, "GATE", Watched())
+    fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for name, args in (("dup", (fd,)), ("fcntl", (fd, fs.F_DUPFD, 0))):
+            handler, _ = dispatch._handlers[NUMBERS[name]]
+            copy = handler(None, *args)
+            assert copy >= 0, name
+            os.close(copy)
+    finally:
+        os.close(fd)
+    assert GATE._payload == 0
+    assert inside_at_enter and all(n == 0 for n in inside_at_enter), inside_at_enter
