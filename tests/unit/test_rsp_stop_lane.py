@@ -185,3 +185,17 @@ def test_repeats_and_pass_sets_are_answered_only_once_learned(lane_module) -> No
         assert ask(b"qfThreadInfo") is not None
     finally:
         closing()
+
+
+@pytest.mark.parametrize("body", [b"g", b"p10", b"m0,8"])
+def test_the_lane_leaves_odd_packets_to_python(lane_module, body) -> None:
+    """A packet C must not answer itself (a bad checksum, a run-length mark, a frame cut short) is handed back
+    whole."""
+    ffi, lib = lane_module
+    state = ffi.new("struct km_lane *")
+    state.epfd = state.sock = state.pass_pending = -1
+    frame = encode_packet(body, rle=False)
+    for bad in (frame[:-2] + b"00" if frame[-2:] != b"00" else frame[:-2] + b"01", b"$" + body + b"*!#00",
+                frame[:-1]):
+        assert lib.km_lane_serve(state, bad, len(bad)) == cstop.BYTES | len(bad) << 4
+        assert ffi.buffer(state.inbuf, len(bad))[:] == bad
