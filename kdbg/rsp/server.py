@@ -98,7 +98,11 @@ class GdbServer:
     def serve(self, *, once: bool = False) -> None:
         """Accept connections one after another until the target has exited (after sending W/X) or close()."""
         tdesc.target_xml()      # built (~0.9 ms) while gdb starts, not inside its connect (cached)
-        self._lane_module = cstop.load_lane()       # (also built there on a machine that never had it)
+        # (also built there on a machine that never had it). Loading opens the module's file (and a build, its
+        # compiler's pipes) on this thread, where with --gdb_listen the payload already runs: inside the
+        # descriptor gate, or a payload open() at that moment would not get the lowest free number
+        with making():
+            self._lane_module = cstop.load_lane()
         try:
             if self._inherited and self._inherited.get("conn") is not None:
                 self._serve_connection(socket.socket(fileno=self._inherited["conn"]), self._inherited)
