@@ -198,13 +198,8 @@ class VcpuThread:
             self.proc.unexpected_exit(self, reason)
             return
 
-    def _syscall(self, regs, sync) -> None:
-        nr = regs[RAX]
-        if self.proc.syscall_at_cpl0:
-            self._return_to_user_segments()
-        # the return is set up first: a handler may change any register (rt_sigreturn, signal delivery)
-        regs[RIP], regs[RFLAGS] = regs[RCX], regs[R11]
-        sync[1] = abi.KVM_SYNC_X86_REGS | (sync[1] & abi.KVM_SYNC_X86_SREGS)
+    def _syscall(self, regs: memoryview, sync: memoryview) -> None:
+        nr = self._enter_call(regs, sync)
         caught = self.proc.debug.caught_syscalls      # None unless gdb set `catch syscall`
         stepped = False
         if caught is not None and (not caught or nr in caught):
@@ -242,6 +237,18 @@ class VcpuThread:
         self.run.immediate_exit = 0
         if result is not None and result in RESTART_CODES or self.proc.pending_signals_for(self):
             self.proc.signals.deliver(self)      # cut short: EINTR or a restart (signals.interrupted_call)
+
+    def _enter_call(self, regs: memoryview, sync: memoryview) -> int:
+        """A `syscall` exit's first steps, wherever the call is served (_syscall on this thread, serve_syscall_here
+        on the debugger's): user segments again when the call entered at CPL0 (syscall_at_cpl0), and the return
+        to the instruction after it set up before the handler runs, as a handler may change any register
+        (rt_sigreturn, signal delivery). Returns the call's number."""
+        nr = regs[RAX]
+        if self.proc.syscall_at_cpl0:
+            self._return_to_user_segments()
+        regs[RIP], regs[RFLAGS] = regs[RCX], regs[R11]
+        sync[1] = abi.KVM_SYNC_X86_REGS | (sync[1] & abi.KVM_SYNC_X86_SREGS)
+        return nr
 
     def _return_to_user_segments(self) -> None:
         user_segment_fix(self.vcpu.run_buf)
@@ -345,10 +352,7 @@ class VcpuThread:
             return False
         self.exit_pending = False
         try:
-            if self.proc.syscall_at_cpl0:
-                self._return_to_user_segments()
-            regs[RIP], regs[RFLAGS] = regs[RCX], regs[R11]
-            self.sync[1] |= abi.KVM_SYNC_X86_REGS
+            self._enter_call(regs, self.sync)
             result = dispatch(self, nr, regs[RDI], regs[RSI], regs[RDX], regs[R10], regs[R8], regs[R9])
             if result is not None:
                 regs[RAX] = result & MASK64
