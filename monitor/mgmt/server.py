@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logger("km.mgmt")
 REQUEST_TIMEOUT_S = 10.0
-ACCEPT_POLL_MS = 1000          # how soon the accepting thread sees close()
 
 
 class ManagementServer:
@@ -55,17 +54,25 @@ class ManagementServer:
                 os.unlink(self.path)
         except OSError:
             pass
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)    # wakes the accepting thread's poll (POLLHUP); accept: EINVAL
+        except OSError:
+            pass
         self.sock.close()
 
     def _accept_loop(self) -> None:
         """Accept once the socket is readable (then accept does not block), inside the descriptor gate: the new
-        connection's descriptor holds one of the payload's numbers until it is moved."""
+        connection's descriptor holds one of the payload's numbers until it is moved. close() ends the wait."""
         ready = select.poll()               # (a poll object holds no descriptor; select(2) stops at 1024)
-        ready.register(self.sock, select.POLLIN)
+        try:
+            ready.register(self.sock, select.POLLIN)
+        except ValueError:                  # closed before this thread began
+            return
         while not self._closed:
             try:
-                if not ready.poll(ACCEPT_POLL_MS):
-                    continue
+                ready.poll()
+                if self._closed:
+                    return
                 with GATE.km():
                     conn, _ = self.sock.accept()
                     conn = socket.socket(fileno=high_fd(conn.detach()))
