@@ -17,6 +17,13 @@ def km_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def hooked_env(where: Path, hook: str, extra: dict[str, str]) -> dict[str, str]:
+    """The additions to km's environment that load `hook` (Python source) into km's interpreter as its
+    sitecustomize (written into `where`), with `extra`: a test's probe on km's internals."""
+    (where / "sitecustomize.py").write_text(hook)
+    return {**extra, "PYTHONPATH": os.pathsep.join([str(where), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
 def run_km(*args: str | Path, timeout: float = 60, env: dict[str, str] | None = None, cwd: str | Path | None = None,
            input: bytes | None = None) -> subprocess.CompletedProcess:
     """km ARGS... to completion; returns the CompletedProcess with bytes stdout/stderr."""

@@ -4,11 +4,10 @@ count, a no-ack session stopped where the payload's stop_here() is called, and r
 km runs (thread ids numbered in order of appearance)."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-from harness.km import ROOT
+from harness.km import hooked_env
 from harness.rsp_client import RspClient
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle
@@ -35,10 +34,7 @@ _THREAD_ID = re.compile(rb"p[0-9a-f]+\.[0-9a-f]+|process:[0-9a-f]+")
 def lane_env(tmp_path: Path, lane: str) -> tuple[dict[str, str], Path]:
     """km's environment with the lane on ("compiled") or off ("python") and the counting hook; the count's file."""
     out = tmp_path / f"answered-{lane}.txt"
-    (tmp_path / "sitecustomize.py").write_text(LANE_HOOK)
-    env = {"KM_RSP_LANE": lane, "KM_TEST_LANE_OUT": str(out),
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return env, out
+    return hooked_env(tmp_path, LANE_HOOK, {"KM_RSP_LANE": lane, "KM_TEST_LANE_OUT": str(out)}), out
 
 
 def answered(out: Path) -> int:

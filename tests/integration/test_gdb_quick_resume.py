@@ -9,13 +9,12 @@ with the quick lane never taken. The hook also records each run made by the Pyth
 mapped and the twin never run, or that case would pass on the twin alone."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
 from harness.debuggee import start_server, stop_server
-from harness.km import ROOT
+from harness.km import hooked_env
 from harness.rsp_client import RspClient
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle
@@ -63,10 +62,8 @@ def test_quick_steps_and_continues_see_every_write(backend, run, payload, free_p
         module = crun.COMPILED.path(crun.COMPILED.place(), crun.COMPILED.stem())
     env = None
     if backend == "km":
-        (tmp_path / "sitecustomize.py").write_text(QUICK_HOOK)
         lanes = tmp_path / "lanes.txt"
-        env = {"KM_DEBUG_RUN": run, "KM_TEST_QUICK_OUT": str(lanes),
-               "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        env = hooked_env(tmp_path, QUICK_HOOK, {"KM_DEBUG_RUN": run, "KM_TEST_QUICK_OUT": str(lanes)})
     proc = start_server(backend, exe, free_port, env=env)
     client = RspClient(free_port)
     seen = []
