@@ -46,6 +46,17 @@ class SoftwareBreakpoints:
         self._original[addr] = original
         self._removed.discard(addr)
 
+    def adopt(self, addr: int, original: bytes) -> None:
+        """insert()'s record of an int3 someone else planted at addr over `original` (the stub's stop lane)."""
+        if addr not in self._original:
+            self._original[addr] = original
+            self._removed.discard(addr)
+
+    def adopt_removal(self, addr: int) -> None:
+        """remove()'s record of an int3 someone else took out at addr (its byte written back already)."""
+        if self._original.pop(addr, None) is not None:
+            self._removed.add(addr)
+
     def remove(self, addr: int) -> bool:
         """Put the original byte back; False when nothing was planted there. A write that fails (the text
         was unmapped since) is not an error: the int3 went away with it."""

@@ -246,6 +246,17 @@ class HostMemoryTarget(Protocol):
 
 
 @runtime_checkable
+class PlantingTarget(Protocol):
+    """A HostMemoryTarget whose software breakpoints the stop lane may plant and take out itself (writing the int3, or
+    the byte it hid, through the host windows, as set_breakpoint and clear_breakpoint would)."""
+
+    def planted_here(self, changes: Sequence[tuple[bool, int, int]]) -> None:
+        """Take over what the lane did, in order: (True, address, the byte the int3 hides) for an int3 it planted
+        or found planted, (False, address, 0) for one it took out or found absent; the records are then as if
+        set_breakpoint / clear_breakpoint had made each change."""
+
+
+@runtime_checkable
 class EarlyStopTarget(Protocol):
     """A target whose resume() may end in a stop before it returns (a single step, or a short continue, run on the
     caller's own thread): such a stop can be handed to the stub at once instead of through next_event(), so that

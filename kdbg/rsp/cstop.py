@@ -14,6 +14,9 @@ What C answers, all from state Python handed it for this stop (nothing here read
 - `m<addr>,<len>`: guest memory through host windows the target gave (kdbg.target.HostMemoryTarget: a VMA's guest
   range and where its backing lies in km), with the planted int3 bytes replaced by the bytes they hide; a read that
   is not wholly inside one window goes to Python (prefix reads, errors);
+- `Z0`/`z0` (a software breakpoint) when the target lets C plant int3s (kdbg.target.PlantingTarget): the int3 or
+  the byte it hid written through the host window, the planted table kept, the change logged; Python hands the log
+  to the target and the session's point set whenever C returns, before anything else;
 - `QPassSignals:...` bodies Python has answered OK before (the set is applied by Python, from `pass_pending`, before
   anything else it does);
 - any packet Python answered since the last invalidation whose reply is a pure function of the stop
@@ -40,7 +43,7 @@ from kdbg.rsp.commands import dispatch
 from kdbg.rsp.connection import Connection, ConnectionClosed
 from kdbg.rsp.memory import MAX_READ
 from kdbg.rsp.registers import current_registers, encode_registers
-from kdbg.target import HostMemoryTarget, TargetError
+from kdbg.target import BreakpointKind, HostMemoryTarget, PlantingTarget, TargetError
 
 if TYPE_CHECKING:
     from kdbg.rsp.packets import Event
@@ -66,6 +69,7 @@ REPLAY_POOL = 32768             # bytes of replayed frames
 PASS_ENTRIES = 8
 WINDOWS = 256
 BREAKPOINTS = 64
+ZLOG = 16                       # Z0/z0 answered in C before Python takes them over (it does at every return)
 G_MAX = 2 * sum(reg.size for reg in REGISTERS)      # the g encoding's hex digits (4832 with AVX-512)
 
 STRUCT = f"""
@@ -80,6 +84,9 @@ struct km_lane {{
     unsigned char g[{G_MAX}], gframe[{G_MAX + 4}];
     unsigned long long win[{3 * WINDOWS}];      /* (guest start, guest end, host address) */
     unsigned long long bp[{2 * BREAKPOINTS}];       /* (address, the byte its int3 hides) */
+    int zsw;                /* 1: Z0/z0 may be answered here (the target plants int3s; Python set it with memory) */
+    int nzlog;              /* Z0/z0 answered here that Python has not taken over yet (take_points) */
+    unsigned long long zlog[{4 * ZLOG}];    /* (1 inserted / 0 removed, address, the byte hidden, gdb's kind) */
     unsigned int replay_len[{REPLAY_ENTRIES}], replay_off[{REPLAY_ENTRIES}], replay_flen[{REPLAY_ENTRIES}];
     unsigned char replay[{REPLAY_ENTRIES}][{REPLAY_PACKET_MAX}];
     unsigned char pool[{REPLAY_POOL}];
@@ -248,6 +255,58 @@ static int answer_memory(struct km_lane *l, const unsigned char *b, const unsign
     return send_body(l, l->hex, 2 * (size_t)len) ? LANE_SEND_FAILED : LANE_DONE;
 }
 
+/* Z0/z0 (insert / remove a software breakpoint) as LiveTarget.set_breakpoint / clear_breakpoint do it: the int3
+   written over (or the hidden byte written back to) guest memory through its host window, the planted table kept
+   as Python's SoftwareBreakpoints keeps it, and the change logged for Python (take_points) before anything else it
+   does. Anything else (no window, a full table or log, a condition list, a target without int3s) goes to Python. */
+static int answer_point(struct km_lane *l, int insert, const unsigned char *b, const unsigned char *end)
+{
+    const unsigned char *comma = memchr(b, ',', (size_t)(end - b));
+    unsigned long long addr, kind;
+    if (comma == NULL || parse_hex(b, comma, &addr) || parse_hex(comma + 1, end, &kind))
+        return LANE_BYTES;
+    if (l->mem_state == 0)
+        return LANE_NEED_MEMORY;        /* (which also says whether zsw) */
+    if (l->mem_state != 1 || !l->zsw || (size_t)l->nzlog >= sizeof l->zlog / sizeof l->zlog[0] / 4)
+        return LANE_BYTES;
+    int k;
+    for (k = 0; k < l->nbp; k++)
+        if (l->bp[2 * k] == addr)
+            break;
+    unsigned char *host = NULL;
+    const unsigned long long *w = l->win;
+    for (int i = 0; i < l->nwin; i++, w += 3)
+        if (w[0] <= addr && addr < w[1]) {
+            host = (unsigned char *)(uintptr_t)(w[2] + (addr - w[0]));
+            break;
+        }
+    unsigned long long hidden = 0;
+    if (insert && k == l->nbp) {                /* a new int3 */
+        if (host == NULL || (size_t)l->nbp * 2 >= sizeof l->bp / sizeof l->bp[0])
+            return LANE_BYTES;
+        hidden = *host;
+        *host = 0xcc;
+        l->bp[2 * k] = addr;
+        l->bp[2 * k + 1] = hidden;
+        l->nbp++;
+    } else if (insert) {                        /* planted already: nothing to write */
+        hidden = l->bp[2 * k + 1];
+    } else if (k < l->nbp) {                    /* the hidden byte back */
+        if (host == NULL)
+            return LANE_BYTES;
+        *host = (unsigned char)l->bp[2 * k + 1];
+        l->nbp--;
+        l->bp[2 * k] = l->bp[2 * l->nbp];
+        l->bp[2 * k + 1] = l->bp[2 * l->nbp + 1];
+    }                                           /* (removing what is not planted: OK, nothing written) */
+    unsigned long long *e = l->zlog + 4 * l->nzlog++;
+    e[0] = (unsigned long long)insert;
+    e[1] = addr;
+    e[2] = hidden;
+    e[3] = kind;
+    return send_all(l, (const unsigned char *)"$OK#9a", 6) ? LANE_SEND_FAILED : LANE_DONE;
+}
+
 /* One packet at p (n bytes available): answered (LANE_DONE, *used set), or why not. */
 static int answer_one(struct km_lane *l, const unsigned char *p, size_t n, size_t *used)
 {
@@ -283,6 +342,8 @@ static int answer_one(struct km_lane *l, const unsigned char *p, size_t n, size_
     }
     if (b[0] == 'm')
         return answer_memory(l, b + 1, end);
+    if ((b[0] == 'Z' || b[0] == 'z') && blen > 3 && b[1] == '0' && b[2] == ',')
+        return answer_point(l, b[0] == 'Z', b + 3, end);
     if (b[0] == 'Q') {
         for (int i = 0; i < l->npass; i++)
             if (l->pass_len[i] == blen && memcmp(l->pass[i], b, blen) == 0) {
@@ -419,8 +480,8 @@ class StopLane:
         self._windows: Any = None
         self._serve, self._buffer, self._inbuf = lib.km_lane_serve, ffi.buffer, state.inbuf
         self._primed = False        # something was handed to C since the last invalidation
-        # the last target asked, and whether it is a HostMemoryTarget (a runtime Protocol check costs ~10 us)
-        self._memory_target: tuple[object, bool] = (None, False)
+        self._memory_target: tuple[object, bool, bool] = (None, False, False)  # the last target asked, whether it
+        #                       is a HostMemoryTarget and a PlantingTarget (a runtime Protocol check is slow)
 
     @property
     def answered(self) -> int:
@@ -443,6 +504,8 @@ class StopLane:
         pending = b""
         while True:
             answer = self._serve(state, pending, len(pending))
+            if state.nzlog:
+                self._take_points(session)              # before anything else Python does
             if answer & PASS_PENDING:
                 dispatch(session, self._passes[state.pass_pending])    # gdb's latest set (C said OK)
                 state.pass_pending = -1
@@ -476,13 +539,32 @@ class StopLane:
         self._primed = True
         return self._lib.km_lane_set_regs(self._state, body, len(body)) == 0
 
+    def _take_points(self, session: Session) -> None:
+        """The Z0/z0 C answered: the target takes over the int3s C planted or took out (as set_breakpoint and
+        clear_breakpoint would have recorded them), the session the points gdb inserted."""
+        state, inf = self._state, session.current
+        log = state.zlog
+        changes = [(bool(log[4 * i]), int(log[4 * i + 1]), int(log[4 * i + 2]), int(log[4 * i + 3]))
+                   for i in range(state.nzlog)]
+        state.nzlog = 0
+        cast(PlantingTarget, session.target).planted_here([(inserted, addr, hidden)
+                                                            for inserted, addr, hidden, _ in changes])
+        for inserted, addr, _, kind in changes:
+            point = (inf.pid, BreakpointKind.SOFTWARE, addr, kind)
+            if inserted:
+                session.points.add(point)
+            else:
+                session.points.discard(point)
+
     def _prime_memory(self, session: Session) -> None:
         """The target's host windows (asked again when its memory_key() changed) and planted int3s; a target that
         has none, or more windows or breakpoints than the C tables hold, leaves every `m` to Python."""
         target = session.target
         self._primed = True
         if self._memory_target[0] is not target:
-            self._memory_target = (target, isinstance(target, HostMemoryTarget))
+            self._memory_target = (target, isinstance(target, HostMemoryTarget), isinstance(target, PlantingTarget))
+        control = session.current.control       # Z0/z0 in C: the target plants int3s and takes over C's
+        self._state.zsw = int(control is target and self._memory_target[2] and "swbreak" in control.supports())
         if not self._memory_target[1]:
             self._lib.km_lane_set_memory(self._state, self._ffi.NULL, -1, self._ffi.NULL, -1)
             return

@@ -607,6 +607,12 @@ class LiveTarget(ProcessView):
             return
         self.watchpoints.add(kind, addr, length)
 
+    def planted_here(self, changes: Sequence[tuple[bool, int, int]]) -> None:
+        """kdbg.target.PlantingTarget: as set_breakpoint, an int3 planted means a debugger is attached."""
+        if any(inserted for inserted, _, _ in changes):
+            self.attached = True
+        super().planted_here(changes)
+
     def clear_breakpoint(self, kind: BreakpointKind, addr: int, length: int) -> None:
         if kind in (BreakpointKind.SOFTWARE, BreakpointKind.HARDWARE):
             self.proc.breakpoints.remove(addr)

@@ -78,6 +78,15 @@ class ProcessView:
         """kdbg.target.HostMemoryTarget: what read_memory's shadow() puts back."""
         return [(addr, original[0]) for addr, original in self.proc.breakpoints.planted().items()]
 
+    def planted_here(self, changes: Sequence[tuple[bool, int, int]]) -> None:
+        """kdbg.target.PlantingTarget: the stop lane's int3s, recorded as set/clear_breakpoint record theirs."""
+        breakpoints = self.proc.breakpoints
+        for inserted, addr, hidden in changes:
+            if inserted:
+                breakpoints.adopt(addr, bytes((hidden,)))
+            else:
+                breakpoints.adopt_removal(addr)
+
     def mappings(self) -> Sequence[MemoryRegion]:
         return self.proc.mem.mappings(reserved=False)
 

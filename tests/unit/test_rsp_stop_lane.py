@@ -12,6 +12,7 @@ import pytest
 
 from harness.fake_target import FakeControlTarget
 from kdbg.arch.x86_64 import REGISTERS, zero_registers
+from kdbg.breakpoints import SoftwareBreakpoints
 from kdbg.rsp import cstop, server  # noqa: F401 - server: every handler registered, as in km
 from kdbg.rsp.commands import dispatch
 from kdbg.rsp.packets import Event, encode_packet
@@ -94,11 +95,11 @@ def lane_module():
     return loaded
 
 
-def _stopped_lane(lane_module, rng: random.Random):
-    """A session stopped on HostMemory, its lane serving one end of a socket pair: (target, session, lane, the
-    other end as gdb, what closes them)."""
+def _stopped_lane(lane_module, rng: random.Random, make=HostMemory):
+    """A session stopped on a HostMemory (`make`), its lane serving one end of a socket pair: (target, session,
+    lane, the other end as gdb, what closes them)."""
     ffi, lib = lane_module
-    target = HostMemory(ffi, rng)
+    target = make(ffi, rng)
     session = Session(target, RunState(running=False, last_stop=StopEvent(100, StopReason.SIGNAL, 5)))
     ours, gdb = socket.socketpair()
     gdb.settimeout(10)
@@ -199,3 +200,86 @@ def test_the_lane_leaves_odd_packets_to_python(lane_module, body) -> None:
                 frame[:-1]):
         assert lib.km_lane_serve(state, bad, len(bad)) == cstop.BYTES | len(bad) << 4
         assert ffi.buffer(state.inbuf, len(bad))[:] == bad
+
+
+class Planting(HostMemory):
+    """HostMemory whose int3s are planted as LiveTarget plants them (kdbg.breakpoints.SoftwareBreakpoints over the
+    blocks), so that the lane may answer Z0/z0 itself (kdbg.target.PlantingTarget)."""
+
+    def __init__(self, ffi, rng: random.Random) -> None:
+        super().__init__(ffi, rng)
+        self.records = SoftwareBreakpoints(self._read, self._write, {a: bytes((b,)) for a, b in self._initial.items()})
+
+    def _read(self, addr: int, size: int) -> bytes:
+        buf, start, _ = self._block(addr)
+        return bytes(buf[addr - start: addr - start + size])
+
+    def _write(self, addr: int, data: bytes) -> None:
+        buf, start, _ = self._block(addr)
+        buf[addr - start: addr - start + len(data)] = data
+
+    @property
+    def planted(self) -> dict[int, int]:
+        if "records" not in self.__dict__:          # (HostMemory's constructor, before the records exist)
+            return self._initial
+        return {addr: original[0] for addr, original in self.records.planted().items()}
+
+    @planted.setter
+    def planted(self, value: dict[int, int]) -> None:
+        self._initial = value
+
+    def set_breakpoint(self, kind, addr: int, length: int) -> None:
+        try:
+            self.records.insert(addr)
+        except GuestMemoryError:
+            raise GuestMemoryError(addr, 1) from None
+
+    def clear_breakpoint(self, kind, addr: int, length: int) -> None:
+        self.records.remove(addr)
+
+    def planted_here(self, changes) -> None:
+        for inserted, addr, hidden in changes:
+            if inserted:
+                self.records.adopt(addr, bytes((hidden,)))
+            else:
+                self.records.adopt_removal(addr)
+
+
+def test_breakpoints_are_planted_as_python_plants_them(lane_module) -> None:
+    """Z0/z0 at planted and free addresses, window edges, outside every window, with a condition list: the lane's
+    session and a twin session where Python answers every packet (same memory to begin with) end each packet with
+    the same reply, the same guest bytes, the same int3 records (SoftwareBreakpoints, late traps included) and the
+    same point set; and C answered most of them (each is followed by `?`, which C hands back)."""
+    ffi, _ = lane_module
+    rng = random.Random(5)
+    twin = Planting(ffi, random.Random(1))
+    twin_session = Session(twin, RunState(running=False, last_stop=StopEvent(100, StopReason.SIGNAL, 5)))
+    target, session, lane, gdb, closing = _stopped_lane(lane_module, random.Random(1), Planting)
+    places = [0x400000, 0x400001, 0x400123, 0x401fff, 0x402000, 0x402fff, 0x403000, 0x7ffff000, 0x7fffffff,
+              0x80000000, 0x10, 0xffffffffffffffff]
+    sentinel, answered = b"$?#3f", 0
+    try:
+        for _ in range(300):
+            packet = b"%c0,%x,%s" % (rng.choice(b"Zz"), rng.choice(places) + rng.choice((0, 0, 0, 1, -1)) * 2,
+                                     rng.choice((b"1", b"1", b"1", b"2", b"1;X1,0")))
+            expected = encode_packet(dispatch(twin_session, packet) or b"")
+            frame = b"$%s#%02x" % (packet, sum(packet) & 0xFF)
+            gdb.sendall(frame + sentinel)
+            with pytest.raises(Declined) as handed_back:
+                lane.serve(session, HandBack())
+            if handed_back.value.args[0] == frame + sentinel:
+                reply = dispatch(session, packet)        # Python answers, as in the session loop
+                lane.after(packet, reply, lambda: encode_packet(reply or b""))
+                assert encode_packet(reply or b"") == expected, packet
+            else:
+                assert handed_back.value.args[0] == sentinel, packet
+                assert gdb.recv(65536) == expected, packet
+                answered += 1
+            assert target.planted == twin.planted, packet
+            assert target.records._removed == twin.records._removed, packet
+            assert session.points == twin_session.points, packet
+            for (_, size, buf, _), (_, _, twin_buf, _) in zip(target.blocks, twin.blocks):
+                assert ffi.buffer(buf, size)[:] == ffi.buffer(twin_buf, size)[:], packet
+    finally:
+        closing()
+    assert answered > 150, answered
