@@ -11,14 +11,14 @@ from monitor.signals.delivery import (ERESTART_RESTARTBLOCK, ERESTARTSYS, NO_SYS
 from monitor.vcpu.loop import VcpuThread
 from monitor.vcpu.registers import read_registers, write_registers
 
-from .test_vcpu_register_cache import _FakeProc, _FakeVcpu
+from harness.fake_vcpu import FakeProc, FakeVcpu
 
 RAX, RIP = KVM_REGS.index("rax"), KVM_REGS.index("rip")
 NANOSLEEP, READ = 35, 0
 
 
 def _thread(orig_rax: int, rax: int) -> VcpuThread:
-    thread = VcpuThread(_FakeProc(), _FakeVcpu(), tid=1)
+    thread = VcpuThread(FakeProc(), FakeVcpu(), tid=1)
     thread.orig_rax, thread.regs[RAX], thread.regs[RIP] = orig_rax, rax & MASK64, 0x401002
     return thread
 

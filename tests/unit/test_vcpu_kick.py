@@ -13,7 +13,7 @@ from monitor.syscalls.numbers import NUMBERS
 from monitor.vcpu.loop import VcpuThread
 from monitor.vcpu.machine import SYSCALL_PORT
 
-from .test_vcpu_register_cache import _FakeProc, _FakeVcpu
+from harness.fake_vcpu import FakeProc, FakeVcpu
 
 RAX, RCX, R11 = (KVM_REGS.index(n) for n in ("rax", "rcx", "r11"))
 
@@ -30,7 +30,7 @@ class _Signals:
         self.proc.pending = False           # the handler's frame would be built here
 
 
-class _KickProc(_FakeProc):
+class _KickProc(FakeProc):
     """What the loop asks of its process on these paths; one signal pending while `pending`."""
     pid = 42
     syscall_at_cpl0 = False
@@ -52,7 +52,7 @@ class _KickProc(_FakeProc):
         self.unexpected.append(reason)
 
 
-class _ScriptedVcpu(_FakeVcpu):
+class _ScriptedVcpu(FakeVcpu):
     """KVM_RUN replaced by `script`'s steps, one per run: each sets up the exit the run ends in."""
 
     def __init__(self) -> None:

@@ -9,52 +9,21 @@ from __future__ import annotations
 import threading
 
 from kdbg.arch.x86_64 import KVM_REGS
-from monitor.kvm.abi import ffi
 from monitor.vcpu.loop import State, VcpuThread
 from monitor.vcpu.registers import read_registers, write_registers
+
+from harness.fake_vcpu import FakeProc, FakeVcpu
 
 RIP = KVM_REGS.index("rip")
 ENTRY, CATCHPOINT = 0x40102B, 0x403F97
 DEADLINE_S = 10.0
 
 
-class _FakeVcpu:
-    id = 0
-
-    def __init__(self) -> None:
-        self.run = ffi.new("struct kvm_run *")
-        self.run_buf = memoryview(ffi.buffer(self.run))
-        self.during_read = None        # called from read_registers, between reading the registers and storing them
-
-    def get_sregs(self):
-        if self.during_read is not None:
-            self.during_read()
-        return ffi.new("struct kvm_sregs *")
-
-    def get_xsave(self) -> bytes:
-        return bytes(4096)
-
-
-class _FakeProc:
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.mem = None
-        self.freezing = False
-        self.xsave_layout: dict[int, int] = {}
-        self.error: BaseException | None = None
-
-    def thread_gone(self, thread: VcpuThread) -> None:
-        pass
-
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-
-
 def _thread_at_entry() -> tuple[VcpuThread, threading.Event]:
     """A VcpuThread as km -g leaves it before start(): at the entry, a pause requested (LiveTarget.stop_at_entry),
     its loop replaced by: park while asked to, run to CATCHPOINT, park there (VcpuThread.park, as
     on_syscall_entry does). The event is set when it has parked at the catchpoint."""
-    thread = VcpuThread(_FakeProc(), _FakeVcpu(), tid=1)
+    thread = VcpuThread(FakeProc(), FakeVcpu(), tid=1)
     thread.regs[RIP] = ENTRY
     thread.pause_requested = True
     caught = threading.Event()

@@ -15,7 +15,7 @@ from monitor.vcpu.loop import R11, RAX, RCX, RFLAGS, RIP, VcpuThread
 from monitor.vcpu.machine import KBASE, SYSCALL_PORT
 
 from .test_vcpu_kick import _KickProc
-from .test_vcpu_register_cache import _FakeVcpu
+from harness.fake_vcpu import FakeVcpu
 
 RETURN_RIP, USER_RFLAGS = 0x401002, 0x246
 
@@ -25,7 +25,7 @@ def _at_getpid_exit(cpl0: bool) -> VcpuThread:
     it) when `cpl0`, else at ring 3's."""
     proc = _KickProc()
     proc.syscall_at_cpl0 = cpl0
-    vcpu = _FakeVcpu()
+    vcpu = FakeVcpu()
     struct.pack_into("I", vcpu.run_buf, abi.RUN_EXIT_REASON, abi.KVM_EXIT_IO)
     struct.pack_into("H", vcpu.run_buf, abi.RUN_IO_PORT, SYSCALL_PORT)
     thread = VcpuThread(proc, vcpu, tid=proc.pid)
