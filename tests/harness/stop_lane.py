@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 from harness.km import hooked_env
 from harness.rsp_client import RspClient
@@ -72,11 +73,23 @@ def numbered_exchanges(exchanges: list[tuple[bytes, bytes]]) -> list[tuple[bytes
     return [(packet, reply) for (packet, _), reply in zip(exchanges, replies)]
 
 
-def assert_same_exchanges(compiled: list[tuple[bytes, bytes]], twin: list[tuple[bytes, bytes]]) -> None:
-    """The run with the lane got the twin's reply to every packet, and as many."""
+Exchanges = list[tuple[bytes, bytes]]
+
+
+def assert_twins_agree(run: Callable[[str], tuple[Exchanges, int]], least: int) -> Exchanges:
+    """`run(lane)` (its (packet, reply) pairs, thread ids numbered, and the packets C answered) with the lane on and
+    off: C answered at least `least`, the twin none, and the lane's run got the twin's reply to every packet. The
+    lane's pairs."""
+    from kdbg.rsp import cstop
+    assert cstop.load() is not None, "the stop lane cannot be built here (gcc, python3-dev?)"
+    compiled, answered = run("compiled")
+    twin, twin_answered = run("python")
+    assert twin_answered == 0
+    assert answered >= least, answered
     for index, ((packet, reply), (_, twin_reply)) in enumerate(zip(compiled, twin)):
         assert reply == twin_reply, (index, packet, reply[:200], twin_reply[:200])
     assert len(compiled) == len(twin)
+    return compiled
 
 
 def word(reply: bytes) -> int:
