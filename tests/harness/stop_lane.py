@@ -1,7 +1,7 @@
 """What the stop lane's tests share (kdbg/rsp/cstop.py against its twin, KM_RSP_LANE=python): km's environment
 with a hook that counts the packets C answered (so a run cannot pass with Python answering everything), that
-count, a no-ack session stopped where the payload's stop_here() is called, and replies made comparable across two
-km runs (thread ids numbered in order of appearance)."""
+count, a no-ack session stopped where the payload's stop_here() is called, replies made comparable across two
+km runs (thread ids numbered in order of appearance), and the check that a run with the lane agrees with its twin's."""
 from __future__ import annotations
 
 import re
