@@ -316,11 +316,12 @@ class VcpuThread:
         self.has_run = True
         with self.proc.lock:                # (`cond`'s lock: its Python __enter__/__exit__ spared)
             self.end_stop()
+            if status == 0:
+                self.exit_pending = True    # before the run counts as over: a freeze waits for the exit (is_frozen)
             self.run_by_debugger = False
             if self.freezing:
                 self.cond.notify_all()
         if status == 0:
-            self.exit_pending = True
             return None
         self.orig_rax = NO_SYSCALL          # the run ended in an exception (the step's #DB)
         return error_code[0]
@@ -479,10 +480,11 @@ class VcpuThread:
         self.stopped_regs = None
 
     def is_frozen(self) -> bool:
-        """Parked outside any syscall (or gone), its vCPU not run by the debugger meanwhile: its registers are a
-        user context a snapshot can restart from."""
+        """Parked outside any syscall (or gone), its vCPU not run by the debugger meanwhile, and no exit of such a
+        run left to serve (exit_pending: the registers are those of the `syscall` stub, and the thread's loop
+        serves the call before it parks): its registers are a user context a snapshot can restart from."""
         return self.state == State.EXITED or (self.state == State.PAUSED and not self.parked_in_syscall
-                                              and not self.run_by_debugger)
+                                              and not self.run_by_debugger and not self.exit_pending)
 
     # ---- registers as the user sees them ------------------------------------------------------------------
     def frame(self) -> memoryview:
