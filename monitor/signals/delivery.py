@@ -53,7 +53,7 @@ RAX, RIP = KVM_REGS.index("rax"), KVM_REGS.index("rip")
 NR_RESTART_SYSCALL = NUMBERS["restart_syscall"]
 NO_SYSCALL = -1         # orig_rax outside a call (an exception, an interrupt, after rt_sigreturn)
 RestartBlock = Callable[["VcpuThread"], int]      # restart_syscall's continuation of an interrupted call
-CLOCK_MONOTONIC, TFD_CLOEXEC, TFD_TIMER_ABSTIME = 1, 0o2000000, 1      # linux/time.h, linux/timerfd.h
+TFD_TIMER_ABSTIME = 1      # linux/timerfd.h (os has it from Python 3.13; TFD_CLOEXEC is O_CLOEXEC)
 
 
 # Signals sent to km that its main thread passes on to the payload (cli.forward_host_signals). km's vCPU threads
@@ -184,7 +184,7 @@ class Rekicker:
 
 def _timerfd() -> int:
     """A CLOCK_MONOTONIC timerfd (time.monotonic's clock), close-on-exec."""
-    fd = libc.syscall(NUMBERS["timerfd_create"], CLOCK_MONOTONIC, TFD_CLOEXEC, 0, 0, 0, 0)
+    fd = libc.syscall(NUMBERS["timerfd_create"], time.CLOCK_MONOTONIC, os.O_CLOEXEC, 0, 0, 0, 0)
     if fd < 0:
         raise OSError(ffi.errno, "timerfd_create")
     return fd
