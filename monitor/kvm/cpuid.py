@@ -83,7 +83,8 @@ def host_cpu_flags() -> frozenset[str]:
         return frozenset()
 
 
-def add_host_user_isa(cpuid: CpuidTable, flags: frozenset[str] | None = None, ring3_native: bool | None = None) -> list[str]:
+def add_host_user_isa(cpuid: CpuidTable, flags: frozenset[str] | None = None,
+                      ring3_native: bool | None = None) -> list[str]:
     """Set in `cpuid` (a struct kvm_cpuid2, in place) each USER_ISA_BITS bit the host has (`flags`, by default
     host_cpu_flags()) and the table lacks; a leaf the table does not hold stays absent, and a hardware-gated bit
     is added only when ring 3 runs on the host CPU (`ring3_native`, by default: kvm-pvm is loaded). Returns the
