@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import os
 import re
 import select
@@ -34,19 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench import gdb as gdb_bench  # noqa: E402 - the driver gdb runs, its server commands and phase marks
 from kdbg.rsp.packets import decode_rle, unescape  # noqa: E402
 from tests.harness.gdb import free_port, wait_listening  # noqa: E402
-
-
-def _load_gdb_bench():
-    """bench/gdb.py (the driver gdb runs, its server commands and phase marks), under a name that is not `gdb`."""
-    spec = importlib.util.spec_from_file_location("gdb_bench", Path(__file__).resolve().parent / "gdb.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gdb_bench = _load_gdb_bench()
 
 PHASES = ("stepi", "breakpoint hits", "ignore count")
 CONNECT = "connect"          # everything before the first phase mark: `target remote`, `break main`, `continue`
