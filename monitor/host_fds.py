@@ -85,22 +85,33 @@ GATE = DescriptorGate()
 os.register_at_fork(after_in_child=GATE.reset)      # (the forking thread is in no payload call that passed it)
 
 
+def payload_made(make: Callable[[], T]) -> T:
+    """make() inside the descriptor gate: the one command of a call that makes a descriptor and does not block,
+    where the call as a whole may block and so is not gated by its table entry (fcntl's F_DUPFD, ioctl's
+    TIOCGPTPEER)."""
+    GATE.enter()
+    try:
+        return make()
+    finally:
+        GATE.leave()
+
+
 def lowest_number(fd: int, cloexec: bool) -> int:
     """A descriptor a call that may block made for the payload (accept: it cannot wait at the gate), moved to the
     lowest free number if that is lower: km may have held that one when the call returned. Passes the gate."""
-    GATE.enter()
+    return payload_made(lambda: _moved_down(fd, cloexec))
+
+
+def _moved_down(fd: int, cloexec: bool) -> int:
     try:
-        try:
-            lower = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC if cloexec else fcntl.F_DUPFD, 0)
-        except OSError:                 # no number free (EMFILE): none lower either
-            return fd
-        if lower < fd:
-            os.close(fd)
-            return lower
-        os.close(lower)
+        lower = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC if cloexec else fcntl.F_DUPFD, 0)
+    except OSError:                     # no number free (EMFILE): none lower either
         return fd
-    finally:
-        GATE.leave()
+    if lower < fd:
+        os.close(fd)
+        return lower
+    os.close(lower)
+    return fd
 
 
 def made_high(make: Callable[[], int]) -> int:

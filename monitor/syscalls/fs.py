@@ -11,7 +11,7 @@ from kdbg.arch.linux import SI_USER, make_siginfo
 
 from ..errors import GuestFault
 from ..kvm.abi import ffi
-from ..host_fds import GATE, KM_FD_BASE
+from ..host_fds import KM_FD_BASE, payload_made
 from .args import (AT_FDCWD, addr_of, poison, buf_in, buf_out, buf_span, fd_arg, km_fd_path, names_km_fd, new_fd,
                    path_arg, path_text, proc_fd_path)
 from .dispatch import s32, syscall
@@ -333,11 +333,7 @@ def sys_fcntl(ctx: VcpuThread, fd: int, cmd: int, arg: int) -> int:
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
         if arg >= KM_FD_BASE:               # past the payload's RLIMIT_NOFILE
             return -errno.EINVAL
-        GATE.enter()                        # (the other commands may block: F_SETLKW)
-        try:
-            return _dup_from(fd, cmd, arg)
-        finally:
-            GATE.leave()
+        return payload_made(lambda: _dup_from(fd, cmd, arg))      # (other commands may block: F_SETLKW)
     result = host_syscall(NR["fcntl"], fd_arg(fd), cmd, arg)
     signalfds = ctx.proc.signals.signalfds
     if cmd == F_GETFL and result >= 0 and signalfds is not None and signalfds.find(s32(fd)) is not None:
@@ -375,7 +371,7 @@ def sys_ioctl(ctx: VcpuThread, fd: int, request: int, arg: int) -> int:
     if request in _IOCTL_VALUES:
         return host_syscall(NR["ioctl"], host_fd, request, arg)
     if request == TIOCGPTPEER:          # a new descriptor: glibc's openpty opens the pty's other side so
-        return new_fd(host_syscall(NR["ioctl"], host_fd, request, arg))
+        return payload_made(lambda: new_fd(host_syscall(NR["ioctl"], host_fd, request, arg)))
     if request not in _IOCTL_SIZES:
         open_check = host_syscall(NR["fcntl"], host_fd, 1, 0)     # F_GETFD: Linux answers EBADF before ENOTTY
         return open_check if open_check < 0 else -errno.ENOTTY

@@ -234,7 +234,7 @@ def sys_setsockopt(ctx: VcpuThread, fd: int, level: int, optname: int, optval: i
     return host_syscall(NR["setsockopt"], fd_arg(fd), level, optname, value, length)
 
 
-@syscall("getsockopt")
+@syscall("getsockopt", descriptors=True)        # SO_PEERPIDFD makes one (it never blocks)
 def sys_getsockopt(ctx: VcpuThread, fd: int, level: int, optname: int, optval: int, optlen: int) -> int:
     """km holds the length word; an unreadable one goes to the host as poison(), a negative one as it is."""
     host_len = ffi.new("int *")

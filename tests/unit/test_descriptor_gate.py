@@ -3,6 +3,7 @@ inside, but no longer than GATE_WAIT_S for one blocked in its call (a FIFO's ope
 each other. Each case runs on threads joined with a deadline, so a gate that deadlocks fails instead of hanging."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import threading
@@ -93,10 +94,11 @@ def test_a_descriptor_call_passes_the_gate_once(monkeypatch) -> None:
     """dup (gated by its table entry) and fcntl's F_DUPFD (gated inside) each enter the gate once: a second enter by
     the same call would wait behind a km maker that came between the two, which waits for the first (both stalled
     GATE_WAIT_S)."""
-    from monitor.host_fds import GATE
+    from monitor import host_fds
     from monitor.syscalls import dispatch, fs
     from monitor.syscalls.numbers import NUMBERS
 
+    GATE = host_fds.GATE                    # the gate itself (the table's wrappers hold its methods)
     inside_at_enter: list[int] = []
 
     class Watched:
@@ -106,7 +108,7 @@ def test_a_descriptor_call_passes_the_gate_once(monkeypatch) -> None:
 
         def leave(self) -> None:
             GATE.leave()
-    monkeypatch.setattr(fs, "GATE", Watched())
+    monkeypatch.setattr(host_fds, "GATE", Watched())       # what a command passing it by itself looks up
     fd = os.open(os.devnull, os.O_RDONLY)
     try:
         for name, args in (("dup", (fd,)), ("fcntl", (fd, fs.F_DUPFD, 0))):
@@ -118,3 +120,39 @@ def test_a_descriptor_call_passes_the_gate_once(monkeypatch) -> None:
         os.close(fd)
     assert GATE._payload == 0
     assert inside_at_enter and all(n == 0 for n in inside_at_enter), inside_at_enter
+
+
+def test_the_commands_that_make_a_descriptor_make_it_inside_the_gate(monkeypatch) -> None:
+    """ioctl's TIOCGPTPEER (glibc's openpty) and getsockopt's SO_PEERPIDFD make a descriptor, numbered the lowest
+    free one like any other: the host call is made with the gate passed (the payload's calls counted inside)."""
+    from types import SimpleNamespace
+
+    from monitor.errors import GuestFault
+    from monitor.host_fds import GATE
+    from monitor.syscalls import dispatch, fs, net
+    from monitor.syscalls.numbers import NUMBERS
+
+    inside: dict[str, int] = {}
+
+    def spy(module, name: str, nr: int, making: int) -> None:
+        real = module.host_syscall
+
+        def host_syscall(called: int, *args: int) -> int:
+            if called == nr and making in args:
+                inside[name] = GATE._payload
+                return -errno.EBADF         # (no host call: the fd is no real one)
+            return real(called, *args)
+        monkeypatch.setattr(module, "host_syscall", host_syscall)
+
+    def unreadable(gva: int, size: int) -> bytes:
+        raise GuestFault(gva, size)
+
+    ctx = SimpleNamespace(mem=SimpleNamespace(read=unreadable))
+    spy(fs, "ioctl", NUMBERS["ioctl"], fs.TIOCGPTPEER)
+    spy(net, "getsockopt", NUMBERS["getsockopt"], net.SO_PEERPIDFD)
+    ioctl, _ = dispatch._handlers[NUMBERS["ioctl"]]
+    getsockopt, _ = dispatch._handlers[NUMBERS["getsockopt"]]
+    ioctl(ctx, 5, fs.TIOCGPTPEER, os.O_RDWR)
+    getsockopt(ctx, 5, net.SOL_SOCKET, net.SO_PEERPIDFD, 0, 0x1000)
+    assert inside == {"ioctl": 1, "getsockopt": 1}
+    assert GATE._payload == 0
