@@ -210,7 +210,8 @@ class LiveTarget(ProcessView):
             return tuple(socket.socket(fileno=high_fd(s.detach())) for s in socket.socketpair())    # type: ignore
 
     def on_fork(self, thread: VcpuThread, child_pid: int, link: socket.socket, vfork: bool) -> None:
-        self._children[child_pid] = LinkedTarget(link, child_pid, fd_mover=high_fd)
+        with GATE.km():                 # its event pipe is made while the payload's other threads run
+            self._children[child_pid] = LinkedTarget(link, child_pid, fd_mover=high_fd)
         reason = StopReason.VFORK if vfork else StopReason.FORK
         self._stop_on(thread, StopEvent(thread.tid, reason, SIGTRAP, child_pid=child_pid, child_tid=child_pid))
 

@@ -156,3 +156,31 @@ def test_the_commands_that_make_a_descriptor_make_it_inside_the_gate(monkeypatch
     getsockopt(ctx, 5, net.SOL_SOCKET, net.SO_PEERPIDFD, 0, 0x1000)
     assert inside == {"ioctl": 1, "getsockopt": 1}
     assert GATE._payload == 0
+
+
+def test_a_followed_fork_childs_link_makes_its_pipe_inside_the_gate(monkeypatch) -> None:
+    """LiveTarget.on_fork (gdb follows the child): the LinkedTarget's event pipe is made on the forking vCPU
+    thread while the payload's other threads run, so km makes it as km's (GATE.km), as fork_link's socketpair."""
+    import socket
+    from types import SimpleNamespace
+
+    from monitor.debug.live_target import LiveTarget
+    from monitor.host_fds import GATE
+
+    real, km_inside = os.pipe2, []
+
+    def pipe2(flags: int) -> tuple[int, int]:
+        km_inside.append(GATE._km)
+        return real(flags)
+    ours, theirs = socket.socketpair()
+    host = SimpleNamespace(_children={}, _stop_on=lambda *args: None)
+    monkeypatch.setattr(os, "pipe2", pipe2)
+    try:
+        LiveTarget.on_fork(host, SimpleNamespace(tid=1), 4242, ours, False)    # type: ignore[arg-type]
+    finally:
+        monkeypatch.setattr(os, "pipe2", real)
+        theirs.close()                      # the link's reader ends
+    for reader in [t for t in threading.enumerate() if t.name == "gdb-link-4242"]:
+        reader.join(5)                      # (it posts the link's end on the pipe)
+    host._children[4242]._events.close()
+    assert km_inside == [1]
