@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from kdbg.arch.linux import make_siginfo
@@ -30,7 +31,7 @@ from ..process.payload import Ending
 from .process_view import ProcessView
 from ..signals.delivery import PendingSignal
 from ..vcpu.registers import write_registers
-from ..vcpu.deadline import RunDeadline
+from ..vcpu.deadline import FIRST_S, RunDeadline
 from ..vcpu.loop import DEBUG_VECTOR, RBP, RIP, RSP, State
 from .watchpoints import HANDLED, Watchpoints
 
@@ -396,10 +397,15 @@ class LiveTarget(ProcessView):
     def _run_to_stop_here(self, thread: VcpuThread) -> int | None:
         """A continue's run_for_debugger, the calls it meets that may be served here served here too
         (VcpuThread.serve_syscall_here): from km -g's entry stop to a breakpoint in main, musl's start-up makes two
-        calls, which would each hand the run to the vCPU's thread and the stop back (two wake-ups)."""
+        calls, which would each hand the run to the vCPU's thread and the stop back (two wake-ups). Calls are
+        served here only within the deadline's first period: a kick that lands while one is served is spent by its
+        handler, not pending at the next KVM_RUN (run_for_debugger clears immediate_exit), and on hardware KVM a
+        program that loops on a call spends nearly all its time in the serving, where the kicks would land; past
+        the period the vCPU's own thread takes the call over, and ^C reaches the stub."""
+        served_until = time.monotonic() + FIRST_S
         while True:
             error_code = thread.run_for_debugger(BREAKPOINT_VECTOR, False, self._compiled)
-            if error_code is not None or not thread.serve_syscall_here():
+            if error_code is not None or time.monotonic() >= served_until or not thread.serve_syscall_here():
                 return error_code
 
     def _step_here(self, thread: VcpuThread) -> None:
