@@ -19,26 +19,20 @@ server ran at once on the two cores.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 
-def _load_gdb_bench():
-    """bench/gdb.py (the driver gdb runs, its server commands, the floor session), under a name that is not `gdb`."""
-    spec = importlib.util.spec_from_file_location("gdb_bench", Path(__file__).resolve().parent / "gdb.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gdb_bench = _load_gdb_bench()
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench import gdb as gdb_bench  # noqa: E402 - the driver gdb runs, its server commands, the floor session
 
 PHASES = {"stepi": "steps", "breakpoint_hits": "hits", "ignore_count": "hits"}   # phase -> its op count
 BACKENDS = ("gdbserver", "km", "km-twin")
