@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import re
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 KM = [sys.executable, "-m", "monitor.cli"]
@@ -251,6 +253,21 @@ def server_command(backend: str, port: int, program: Path) -> list[str]:
         "gdbserver": ["gdbserver", f"127.0.0.1:{port}", str(program), str(LOOP_COUNT)],
         "qemu": ["qemu-x86_64", "-g", str(port), str(program), str(LOOP_COUNT)],
     }[backend]
+
+
+@contextlib.contextmanager
+def driven_gdb(program: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """gdb running this file's driver on `program` (its GDB_BENCH_* settings in env), yielded once started (its pid
+    for the counters); at the block's end waited for, at most RUN_TIMEOUT_S, and killed if it still runs."""
+    gdb = subprocess.Popen(["gdb", "-nx", "-batch", str(program), "-x", __file__], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        yield gdb
+        gdb.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        if gdb.poll() is None:
+            gdb.kill()
+            gdb.wait()
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -157,16 +157,8 @@ def record_session(backend: str, program: Path, work: Path, sizes: dict[str, int
                        **{f"GDB_BENCH_{k.upper()}": str(v) for k, v in sizes.items()})
             forwarder = threading.Thread(target=proxy, args=(listener, port, recording), daemon=True)
             forwarder.start()
-            gdb = subprocess.Popen(["gdb", "-nx", "-batch", str(program), "-x", gdb_bench.__file__],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   env=env)
-            recording.gdb_pid = gdb.pid
-            try:
-                gdb.wait(timeout=gdb_bench.RUN_TIMEOUT_S)
-            finally:
-                if gdb.poll() is None:
-                    gdb.kill()
-                    gdb.wait()
+            with gdb_bench.driven_gdb(program, env) as gdb:
+                recording.gdb_pid = gdb.pid
             failed = [line for line in out.read_text().splitlines() if line.startswith("failed")]
             if failed:
                 raise SystemExit(f"rsp_proxy: {backend}: {failed[0]}")

@@ -90,15 +90,10 @@ def session(backend: str, program: Path, work: Path, sizes: dict[str, int], befo
                                      "-c", str(PERF_PERIOD_NS), "-o", str(perf_data)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)                 # perf's set-up, before the session's first phase
-        gdb = subprocess.Popen(["gdb", "-nx", "-batch", str(program), "-x", gdb_bench.__file__],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=gdb_env)
         try:
-            gdb.wait(timeout=gdb_bench.RUN_TIMEOUT_S)
+            with gdb_bench.driven_gdb(program, gdb_env) as gdb:
+                pass
         finally:
-            if gdb.poll() is None:
-                gdb.kill()
-                gdb.wait()
             if perf is not None:
                 perf.send_signal(signal.SIGINT)
                 perf.wait(timeout=60)
