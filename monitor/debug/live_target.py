@@ -35,6 +35,10 @@ from ..vcpu.deadline import FIRST_S, RunDeadline
 from ..vcpu.loop import DEBUG_VECTOR, RBP, RIP, RSP, State
 from .watchpoints import HANDLED, Watchpoints
 
+# How long a resume from km -g's entry stop waits for the vCPU's thread to start (_await_first_park): km's main
+# thread starts it a few ms after the stub listens; past this the generic resume serves it as before
+FIRST_PARK_WAIT_S = 0.1
+
 if TYPE_CHECKING:
     from ..process.payload import Process
     from ..vcpu.loop import VcpuThread
@@ -369,6 +373,14 @@ class LiveTarget(ProcessView):
                 and not thread.at_syscall_stop and not self.watchpoints.points
                 and not self.proc.signals.has_pending(thread))
 
+    def _await_first_park(self, thread: VcpuThread) -> None:
+        """km -g's entry stop is posted before km's main thread starts the vCPU's (VcpuThread.start, which counts
+        it running until its loop parks at its top): a client quicker than gdb may resume it before then, when only
+        the generic path could. Wait (at most FIRST_PARK_WAIT_S) for that park, where the quick lane may run it."""
+        with thread.cond:
+            thread.cond.wait_for(lambda: thread.thread is not None and thread.state is State.PAUSED,
+                                 FIRST_PARK_WAIT_S)
+
     def _can_step_here(self, thread: VcpuThread) -> bool:
         """A plain single step of a parked thread (and not a range to keep stepping through)."""
         return (self._parked_plain(thread) and self.debug_of(thread).step_range is None
@@ -468,6 +480,8 @@ class LiveTarget(ProcessView):
         debug = self._debug.get(thread)
         if debug is None or debug.reported is not None or debug.stepping or debug.step_range is not None:
             return False
+        if debug.clean_park and (thread.thread is None or thread.state is not State.PAUSED):
+            self._await_first_park(thread)
         if step_tid:                        # _can_step_here, its step range already known to be None
             if thread.tid != step_tid or not self._parked_plain(thread) or self.watchpoints.is_stepping(thread):
                 return False
