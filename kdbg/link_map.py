@@ -78,12 +78,7 @@ def program_headers(target: Target) -> tuple[int, list[tuple[int, ...]]]:
 
 def find_r_debug(target: Target) -> int | None:
     """The program's DT_DEBUG value (0 before ld.so sets it), or None when it has no DT_DEBUG at all (static)."""
-    auxv = parse_auxv(target.auxv())
-    phdr, phnum = auxv.get(AT_PHDR), auxv.get(AT_PHNUM)
-    if not phdr or not phnum:
-        return None
-    headers = [_PHDR.unpack(target.read_memory(phdr + i * _PHDR.size, _PHDR.size)) for i in range(phnum)]
-    bias = next((phdr - h[3] for h in headers if h[0] == PT_PHDR), 0)
+    bias, headers = program_headers(target)
     dynamic = next((h for h in headers if h[0] == PT_DYNAMIC), None)
     if dynamic is None:
         return None
