@@ -128,10 +128,16 @@ def pipe_high(flags: int = os.O_CLOEXEC) -> tuple[int, int]:
         return high_fd(read_end), high_fd(write_end)
 
 
+def dup_high(fd: int) -> int:
+    """A copy of `fd` for km, at KM_FD_BASE or above (close-on-exec): never the lowest free number, which a
+    payload thread opening a file at that moment must get."""
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE)
+
+
 def high_fd(fd: int) -> int:
     """Move one of km's descriptors to KM_FD_BASE or above (close-on-exec), so the payload's open/dup2/close
     never meet it."""
-    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE)
+    new = dup_high(fd)
     os.close(fd)
     return new
 

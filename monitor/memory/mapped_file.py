@@ -14,13 +14,12 @@ address space (GuestMemory.kept_files) remembers that first MappedFile, weakly: 
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import stat
 import weakref
 from typing import Callable
 
-from ..host_fds import KM_FD_BASE, high_fd, made_high
+from ..host_fds import dup_high, high_fd, made_high
 from ..kvm.abi import libc
 from ..loader.elf_headers import first_code_offset
 from ..syscalls.numbers import NUMBERS
@@ -64,7 +63,7 @@ class MappedFile:
     def of_open_file(cls, fd: int, path: str) -> MappedFile:
         """The file behind one of km's own descriptors (the loader's open ELF file, `path`), with a copy of the
         descriptor kept; named by the host (/proc/self/fd), as realpath(path) would name it in several lstats."""
-        copy = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE)
+        copy = dup_high(fd)
         return cls.adopt(copy, _fd_path(fd) or os.path.realpath(path), moved=True)
 
     @classmethod
@@ -134,7 +133,7 @@ class KeptFiles:
             return last
         # dup'ed into km's range at once: a plain dup took the lowest free number, which a payload thread
         # opening a file at that moment must get (Linux's mmap takes no descriptor)
-        mapped = MappedFile.adopt(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE), _fd_path(fd), moved=True)
+        mapped = MappedFile.adopt(dup_high(fd), _fd_path(fd), moved=True)
         self._last = weakref.ref(mapped)
         return mapped
 

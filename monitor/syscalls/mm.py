@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from kdbg.arch.linux import MASK64, PAGE_SIZE as PAGE
 from kdbg.tracelog import logger
 
-from ..host_fds import GATE, KM_FD_BASE, high_fd, made_high
+from ..host_fds import GATE, dup_high, high_fd, made_high
 from ..memory.guest import MADV_POPULATE_WRITE, MMAP_BOTTOM, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, page_down
 from ..memory.mapped_file import MappedFile
 from ..memory.physical import MADV_REMOVE
@@ -148,7 +148,7 @@ def _map_shared_anonymous(mem: GuestMemory, start: int, size: int, prot: int) ->
     fd = made_high(lambda: os.memfd_create("km-shared-anonymous", os.MFD_CLOEXEC))
     try:
         os.ftruncate(fd, size)
-        kept = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, KM_FD_BASE)
+        kept = dup_high(fd)
         mem.map_file(start, size, prot, MappedFile.adopt(kept, "/dev/zero (deleted)", moved=True), 0, True,
                      host_fd=fd)
     finally:
