@@ -343,9 +343,7 @@ class VcpuThread:
         buf, regs = self.vcpu.run_buf, self.regs
         nr = regs[RAX]
         if (not self.exit_pending or nr not in SERVED_HERE or regs[R11] & TF
-                or struct.unpack_from("I", buf, abi.RUN_EXIT_REASON)[0] != abi.KVM_EXIT_IO
-                or struct.unpack_from("H", buf, abi.RUN_IO_PORT)[0] != SYSCALL_PORT
-                or self.proc.debug.caught_syscalls is not None):
+                or not _exited_at_port(buf, SYSCALL_PORT) or self.proc.debug.caught_syscalls is not None):
             return False
         self.run_by_debugger = True         # as run_for_debugger's: a freeze waits for the call's end
         if self.freezing:
@@ -396,9 +394,7 @@ class VcpuThread:
         self.sync[1] = 0
         with self.cond:
             self.end_stop()
-        buf = self.vcpu.run_buf
-        if (struct.unpack_from("I", buf, abi.RUN_EXIT_REASON)[0] == abi.KVM_EXIT_IO
-                and struct.unpack_from("H", buf, abi.RUN_IO_PORT)[0] == vector):
+        if _exited_at_port(self.vcpu.run_buf, vector):
             error_code = self._leave_exception_stub()
             self.orig_rax = NO_SYSCALL
             if step and vector == DEBUG_VECTOR:
@@ -534,6 +530,13 @@ class VcpuThread:
     @property
     def trap_flag(self) -> bool:
         return bool(self.regs[RFLAGS] & TF)
+
+
+def _exited_at_port(buf: memoryview, port: int) -> bool:
+    """kvm_run holds a stub's `out` to `port` (SYSCALL_PORT, or an exception's vector): the test the loop makes
+    inline, for the debugger's runs (run_for_debugger's Python twin, serve_syscall_here)."""
+    return (struct.unpack_from("I", buf, abi.RUN_EXIT_REASON)[0] == abi.KVM_EXIT_IO
+            and struct.unpack_from("H", buf, abi.RUN_IO_PORT)[0] == port)
 
 
 def debug_run_layout() -> list[int]:
