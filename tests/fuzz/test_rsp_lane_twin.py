@@ -17,7 +17,7 @@ from harness.stop_lane import answered, assert_twins_agree, lane_env, numbered_e
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle, escape
 
-SRC = "rsp_lane_check.c"
+SRC = "rsp_lane.c"
 SEED, COUNT = 11, 700
 STEPS = 4                   # single steps of main (more would reach the write() that ends the reader's read())
 

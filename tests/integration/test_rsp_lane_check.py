@@ -22,7 +22,7 @@ from harness.stop_lane import answered, assert_twins_agree, lane_env, numbered_e
 from harness.symbols import symbol_address
 from kdbg.rsp.packets import decode_rle, encode_packet
 
-SRC = "rsp_lane_check.c"
+SRC = "rsp_lane.c"
 PAGE = 4096
 
 
