@@ -523,6 +523,13 @@ def km_env() -> dict[str, str]:
     return env
 
 
+def build_payload(work: Path) -> Path:
+    """gdb_loop.c built as every gdb benchmark runs it (static musl, -g -O0) into work/gdb_loop.km."""
+    program = work / "gdb_loop.km"
+    subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
+    return program
+
+
 def compile_km() -> None:
     """Byte-compile km's modules as tools/install.sh does: a checkout run with PYTHONDONTWRITEBYTECODE would
     otherwise compile every edited module on every start, which no installed km does."""
@@ -584,8 +591,7 @@ def main() -> None:
     if args.km_packets:
         with tempfile.TemporaryDirectory(prefix="km-bench-gdb-") as tmp:
             work = Path(tmp)
-            program = work / "gdb_loop.km"
-            subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
+            program = build_payload(work)
             result = measure_once("km", program, work, sizes, trace=True)
             print("km (traced, so slower than untraced): "
                   + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in result.items()))
@@ -601,8 +607,7 @@ def main() -> None:
         compile_km()
     with tempfile.TemporaryDirectory(prefix="km-bench-gdb-") as tmp:
         work = Path(tmp)
-        program = work / "gdb_loop.km"
-        subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
+        program = build_payload(work)
         print(f"gdb bench: {args.reps} repetitions, {sizes}, {os.cpu_count()} cpus, "
               f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
         for rep in range(args.reps):

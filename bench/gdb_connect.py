@@ -75,8 +75,7 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in servers}
     with tempfile.TemporaryDirectory(prefix="km-bench-connect-") as tmp:
         work = Path(tmp)
-        program = work / "gdb_loop.km"
-        subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, gdb_bench.PAYLOAD_SOURCE], check=True)
+        program = gdb_bench.build_payload(work)
         (work / "driver.py").write_text(_DRIVER)
         print(f"gdb_connect: {args.reps} repetitions, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
         for rep in range(args.reps):

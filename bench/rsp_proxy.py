@@ -376,8 +376,7 @@ def main() -> None:
     gdb_bench.compile_km()
     with tempfile.TemporaryDirectory(prefix="km-bench-proxy-") as tmp:
         work = Path(tmp)
-        program = work / "gdb_loop.km"
-        subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, gdb_bench.PAYLOAD_SOURCE], check=True)
+        program = gdb_bench.build_payload(work)
         servers = {"km": None, **({"km-before": args.before.resolve()} if args.before else {}), "gdbserver": None}
         runs: dict[str, list[dict[str, PhaseStats]]] = {name: [] for name in servers}
         print(f"rsp_proxy: {args.reps} repetitions, {sizes}, load {os.getloadavg()[0]:.2f}", file=sys.stderr)

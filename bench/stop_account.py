@@ -218,8 +218,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, dict[str, float]]]] = {b: [] for b in backends}
     with tempfile.TemporaryDirectory(prefix="km-stop-account-") as tmp:
         work = Path(tmp)
-        program = work / "gdb_loop.km"
-        subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, gdb_bench.PAYLOAD_SOURCE], check=True)
+        program = gdb_bench.build_payload(work)
         for rep in range(args.reps):
             for backend in (backends if rep % 2 == 0 else backends[::-1]):
                 runs[backend].append(per_op(session(backend, program, work, sizes, args.before), sizes, tick_us))
