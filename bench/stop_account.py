@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench import gdb as gdb_bench  # noqa: E402 - the driver gdb runs, its server commands, the floor session
+from tests.harness.gdb import GdbError, wait_listening  # noqa: E402
 
 PHASES = {"stepi": "steps", "breakpoint_hits": "hits", "ignore_count": "hits"}   # phase -> its op count
 BACKENDS = ("gdbserver", "km", "km-twin")
@@ -76,11 +77,10 @@ def session(backend: str, program: Path, work: Path, sizes: dict[str, int], befo
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=work,
                               start_new_session=True)
     try:
-        deadline = time.monotonic() + gdb_bench.READY_TIMEOUT_S
-        while not gdb_bench.is_listening(port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"stop_account: {backend}: not listening")
-            time.sleep(0.002)
+        try:
+            wait_listening(port, server, gdb_bench.READY_TIMEOUT_S)
+        except GdbError as error:
+            raise SystemExit(f"stop_account: {backend}: {error}") from None
         gdb_env = dict(gdb_bench.km_env(), GDB_BENCH_PORT=str(port), GDB_BENCH_OUT=str(out),
                        GDB_BENCH_DUMP=str(work / f"{backend}.dump"), GDB_BENCH_COUNTERS=str(server.pid),
                        GDB_BENCH_LANE_OUT=str(lane), **{f"GDB_BENCH_{k.upper()}": str(v) for k, v in sizes.items()})
