@@ -489,6 +489,7 @@ class StopLane:
         return int(self._state.answered)
 
     def invalidate(self) -> None:
+        """C forgets what it was handed for this stop (registers, windows, replayed frames), if anything."""
         if self._primed:
             self._primed = False
             self._lib.km_lane_invalidate(self._state)
@@ -584,9 +585,7 @@ class StopLane:
         read (remember its frame when it is a replayed kind), learn a QPassSignals set, else invalidate."""
         kind = packet_kind(packet)
         if kind == INVALIDATES:
-            if self._primed:
-                self._primed = False
-                self._lib.km_lane_invalidate(self._state)
+            self.invalidate()
         elif kind == PASS_SET:
             if reply == b"OK" and packet not in self._passes:
                 self._learn_pass(packet)
