@@ -121,6 +121,12 @@ def made_high(make: Callable[[], int]) -> int:
         return high_fd(make())
 
 
+def open_high(path: str) -> int:
+    """The file at `path` opened read-only for km (the loader's program, interpreter and scripts), as made_high:
+    in km's range, close-on-exec (the exec it may serve closes the payload's close-on-exec descriptors)."""
+    return made_high(lambda: os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+
+
 def pipe_high(flags: int = os.O_CLOEXEC) -> tuple[int, int]:
     """os.pipe2(flags) for km, both ends in km's range (close-on-exec), as made_high."""
     with GATE.km():

@@ -20,7 +20,7 @@ from ..record import Record
 from kdbg.arch.linux import PAGE_SIZE
 
 from ..errors import PayloadError
-from ..host_fds import made_high
+from ..host_fds import open_high
 from ..memory.guest import PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP, GuestMemory, page_down, page_up
 from ..memory.mapped_file import MappedFile
 from .elf_headers import PF_R, PF_W, PF_X, ELFError, ELFFile
@@ -84,7 +84,7 @@ def _open_file(path: str) -> BinaryIO:
         if not stat.S_ISREG(mode):
             raise PayloadError(path, "not a regular file", errno.EACCES)      # a FIFO or device would block or lie
         # in km's descriptor range: the exec this may serve closes the payload's close-on-exec descriptors
-        return os.fdopen(made_high(lambda: os.open(path, os.O_RDONLY | os.O_CLOEXEC)), "rb")
+        return os.fdopen(open_high(path), "rb")
     except FileNotFoundError:
         raise PayloadError(path, "no such file", errno.ENOENT) from None
     except PermissionError:

@@ -8,7 +8,7 @@ import stat
 from typing import BinaryIO
 
 from ..errors import PayloadError
-from ..host_fds import made_high
+from ..host_fds import open_high
 
 BINPRM_BUF_SIZE = 256       # the bytes of the file the kernel looks at
 MAX_DEPTH = 5               # exec_binprm: an interpreter that is itself a script, at most this deep (ELOOP)
@@ -76,7 +76,7 @@ def open_exec(path: str, argv: list[str], *, check_exec: bool = True) -> tuple[s
 def _open(path: str) -> BinaryIO:
     """The file open for reading, in km's descriptor range (close-on-exec): the exec this may serve closes the
     payload's close-on-exec descriptors."""
-    return os.fdopen(made_high(lambda: os.open(path, os.O_RDONLY | os.O_CLOEXEC)), "rb")
+    return os.fdopen(open_high(path), "rb")
 
 
 def _head(path: str, check_exec: bool) -> tuple[bytes, BinaryIO | None]:

@@ -19,7 +19,7 @@ import stat
 import weakref
 from typing import Callable
 
-from ..host_fds import dup_high, high_fd, made_high
+from ..host_fds import dup_high, high_fd, open_high
 from ..kvm.abi import libc
 from ..loader.elf_headers import first_code_offset
 from ..syscalls.numbers import NUMBERS
@@ -56,8 +56,7 @@ class MappedFile:
     @classmethod
     def open(cls, path: str) -> MappedFile:
         """The file at `path`, opened read-only (the loader's executable and interpreter)."""
-        return cls.adopt(made_high(lambda: os.open(path, os.O_RDONLY | os.O_CLOEXEC)), os.path.realpath(path),
-                         moved=True)
+        return cls.adopt(open_high(path), os.path.realpath(path), moved=True)
 
     @classmethod
     def of_open_file(cls, fd: int, path: str) -> MappedFile:
