@@ -30,6 +30,7 @@ from ..host_fds import made_high
 from ..kvm.abi import ffi, libc
 from .altstack import SS_DISABLE
 from .frame import build_frame, fault_siginfo, restore_frame
+from ..syscalls.args import addr_of
 from ..syscalls.dispatch import s64
 from ..syscalls.numbers import NUMBERS
 
@@ -132,7 +133,7 @@ class Rekicker:
         self.wakes = 0                  # the timer's expiries this thread woke for (tests/unit/test_rekicker.py)
         self._due = 0.0                 # when the timer expires (time.monotonic's clock), 0.0 while disarmed
         self._spec = ffi.new("int64_t[4]")                  # struct itimerspec: it_interval (0, 0), it_value
-        self._spec_address = int(ffi.cast("intptr_t", self._spec))
+        self._spec_address = addr_of(self._spec)
         self.timer = made_high(_timerfd)
         threading.Thread(target=self._run, name="signal-rekick", daemon=True).start()
 

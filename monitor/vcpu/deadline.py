@@ -15,6 +15,7 @@ import threading
 from kdbg.vcpu_control import KICK_SIGNAL
 
 from ..kvm.abi import ffi, libc
+from ..syscalls.args import addr_of
 from ..syscalls.numbers import NUMBERS
 from ..syscalls.time import CLOCK_MONOTONIC
 
@@ -64,12 +65,12 @@ class RunDeadline:
         words = ffi.cast("int *", event)
         words[2], words[3], words[4] = KICK_SIGNAL, SIGEV_THREAD_ID, tid   # signo, notify, _tid
         timer_id = ffi.new("int *")
-        if libc.syscall(NUMBERS["timer_create"], CLOCK_MONOTONIC, _address(event), _address(timer_id), 0, 0, 0):
+        if libc.syscall(NUMBERS["timer_create"], CLOCK_MONOTONIC, addr_of(event), addr_of(timer_id), 0, 0, 0):
             return False
         self._timer, self._owner = timer_id[0], threading.current_thread()
         settime = NUMBERS["timer_settime"]
-        self._arm_args = (settime, self._timer, 0, _address(self._armed), 0, 0, 0)
-        self._disarm_args = (settime, self._timer, 0, _address(self._off), 0, 0, 0)
+        self._arm_args = (settime, self._timer, 0, addr_of(self._armed), 0, 0, 0)
+        self._disarm_args = (settime, self._timer, 0, addr_of(self._off), 0, 0, 0)
         return True
 
     def disarm(self) -> None:
@@ -80,7 +81,3 @@ class RunDeadline:
         if self._timer is not None:
             libc.syscall(NUMBERS["timer_delete"], self._timer, 0, 0, 0, 0, 0)
             self._timer = None
-
-
-def _address(pointer: object) -> int:
-    return int(ffi.cast("intptr_t", pointer))
