@@ -5,14 +5,13 @@ ways of making the run: km_debug_run (C; a scripted stand-in returning its statu
 KVM_RUN). Real VcpuThread over a kvm_run in plain memory."""
 from __future__ import annotations
 
-import struct
 
 from monitor.kvm import abi
 from monitor.syscalls.numbers import NUMBERS
 from monitor.vcpu.loop import R11, RAX, RCX, RIP, State, VcpuThread
 from monitor.vcpu.machine import KBASE, SYSCALL_PORT
 
-from .test_vcpu_kick import _KickProc, _ScriptedVcpu
+from harness.fake_vcpu import KickProc, ScriptedVcpu, exit_with
 
 BREAKPOINT_VECTOR = 3                       # #BP, as LiveTarget runs a continue
 
@@ -34,8 +33,8 @@ class _SeenAtWake:
         self.cond.notify_all()
 
 
-def _parked_thread() -> tuple[VcpuThread, _ScriptedVcpu, _SeenAtWake]:
-    proc, vcpu = _KickProc(), _ScriptedVcpu()
+def _parked_thread() -> tuple[VcpuThread, ScriptedVcpu, _SeenAtWake]:
+    proc, vcpu = KickProc(), ScriptedVcpu()
     thread = VcpuThread(proc, vcpu, tid=proc.pid)
     thread.state, thread.pause_requested = State.PAUSED, True       # parked for the debugger
     seen = _SeenAtWake(thread)
@@ -43,9 +42,8 @@ def _parked_thread() -> tuple[VcpuThread, _ScriptedVcpu, _SeenAtWake]:
     return thread, vcpu, seen
 
 
-def _syscall_exit_while_a_freeze_begins(thread: VcpuThread, vcpu: _ScriptedVcpu) -> None:
-    struct.pack_into("I", vcpu.run_buf, abi.RUN_EXIT_REASON, abi.KVM_EXIT_IO)
-    struct.pack_into("H", vcpu.run_buf, abi.RUN_IO_PORT, SYSCALL_PORT)
+def _syscall_exit_while_a_freeze_begins(thread: VcpuThread, vcpu: ScriptedVcpu) -> None:
+    exit_with(vcpu, abi.KVM_EXIT_IO, SYSCALL_PORT)
     regs = thread.regs
     regs[RAX], regs[RCX], regs[R11], regs[RIP] = NUMBERS["getpid"], 0x401002, 0x202, KBASE + 0x8010
     thread.freezing = True                  # freeze() sets it while the vCPU runs

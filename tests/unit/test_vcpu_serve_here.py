@@ -5,7 +5,6 @@ one entered at CPL0 (hardware KVM, syscall_at_cpl0: a path this machine's VM nev
 kvm_run in plain memory."""
 from __future__ import annotations
 
-import struct
 
 import pytest
 
@@ -14,8 +13,7 @@ from monitor.syscalls.numbers import NUMBERS
 from monitor.vcpu.loop import R11, RAX, RCX, RFLAGS, RIP, VcpuThread
 from monitor.vcpu.machine import KBASE, SYSCALL_PORT
 
-from .test_vcpu_kick import _KickProc
-from harness.fake_vcpu import FakeVcpu
+from harness.fake_vcpu import FakeVcpu, KickProc, exit_with
 
 RETURN_RIP, USER_RFLAGS = 0x401002, 0x246
 
@@ -23,11 +21,10 @@ RETURN_RIP, USER_RFLAGS = 0x401002, 0x246
 def _at_getpid_exit(cpl0: bool) -> VcpuThread:
     """A thread whose vCPU has just made getpid's `syscall` exit: at the CPL0 stub (kernel CS and SS, rip in
     it) when `cpl0`, else at ring 3's."""
-    proc = _KickProc()
+    proc = KickProc()
     proc.syscall_at_cpl0 = cpl0
     vcpu = FakeVcpu()
-    struct.pack_into("I", vcpu.run_buf, abi.RUN_EXIT_REASON, abi.KVM_EXIT_IO)
-    struct.pack_into("H", vcpu.run_buf, abi.RUN_IO_PORT, SYSCALL_PORT)
+    exit_with(vcpu, abi.KVM_EXIT_IO, SYSCALL_PORT)
     thread = VcpuThread(proc, vcpu, tid=proc.pid)
     regs = thread.regs
     regs[RAX], regs[RCX], regs[R11] = NUMBERS["getpid"], RETURN_RIP, USER_RFLAGS
