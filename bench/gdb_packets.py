@@ -33,12 +33,12 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from kdbg.rsp.packets import decode_rle  # noqa: E402
+from bench.gdb import build_payload  # noqa: E402 - gdb_loop.c as every gdb benchmark builds it
 from tests.harness.gdb import free_port, wait_listening  # noqa: E402
 from tests.harness.km import KM, km_env  # noqa: E402
 from tests.harness.rsp_client import RspClient  # noqa: E402 - the tests' bare client
 from tests.harness.symbols import symbol_address  # noqa: E402
 
-PAYLOAD_SOURCE = Path(__file__).resolve().parent / "payloads" / "gdb_loop.c"
 READY_TIMEOUT_S = 20.0
 
 
@@ -152,8 +152,7 @@ def main() -> None:
     between = (evictor(args.evict) if args.evict else
                (lambda: spin(args.think / 1e6)) if args.think else None)
     with tempfile.TemporaryDirectory(prefix="km-bench-packets-") as tmp:
-        program = Path(tmp) / "gdb_loop.km"
-        subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
+        program = build_payload(Path(tmp))
         backends = ["km", TWIN, "gdbserver"] if args.twin else ["km", "gdbserver"]
         runs: dict[str, list[dict[str, tuple[float, float, float]]]] = {b: [] for b in backends}
         print(f"packets: {args.reps} repetitions of {args.count}, think {args.think:.0f} us, evict {args.evict} KiB, "

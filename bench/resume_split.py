@@ -22,12 +22,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.gdb import build_payload  # noqa: E402 - gdb_loop.c as every gdb benchmark builds it
 from tests.harness.gdb import free_port, wait_listening  # noqa: E402
 from tests.harness.km import KM, km_env  # noqa: E402
 from tests.harness.rsp_client import RspClient  # noqa: E402 - the tests' bare client
 from tests.harness.symbols import symbol_address  # noqa: E402
 
-PAYLOAD_SOURCE = Path(__file__).resolve().parent / "payloads" / "gdb_loop.c"
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 DUMP_PACKET = b"qKmSplitDump"
 
@@ -376,8 +376,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="km-split-") as tmp:
         work = Path(tmp)
-        program = work / "gdb_loop.km"
-        subprocess.run(["musl-gcc", "-static", "-g", "-O0", "-o", program, PAYLOAD_SOURCE], check=True)
+        program = build_payload(work)
         print(f"load {os.getloadavg()[0]:.2f}, clock tick {TICK_S * 1e3:.0f} ms")
         if args.before:
             compare(program, work, args.before.resolve(), args.reps, args.count)
