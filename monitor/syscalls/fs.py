@@ -5,6 +5,7 @@ import errno
 import os
 import signal
 import struct
+from fcntl import F_DUPFD, F_DUPFD_CLOEXEC
 from typing import TYPE_CHECKING
 
 from kdbg.arch.linux import SI_USER, make_siginfo
@@ -320,9 +321,6 @@ def _fd_call(name: str) -> None:
 for _name in ("fchdir", "fsync", "fdatasync", "ftruncate", "fchmod", "fchown", "flock", "fadvise64",
               "syncfs", "fallocate"):
     _fd_call(_name)
-
-
-F_DUPFD, F_DUPFD_CLOEXEC = 0, 1030         # include/uapi/linux/fcntl.h
 
 
 @syscall("fcntl")
