@@ -215,24 +215,23 @@ class GuestMemory:
             for pointer in array("Q", self.read(gva, 8 * n)):
                 if not pointer:
                     return out
+                found = None
                 if last is not None and last.start <= pointer < last.end:
                     size = min(last.end - pointer, limit)
                     found = string(abi.ffi.cast("char *", base + pointer), size)
-                    if len(found) < size:         # its NUL inside this VMA: one C call
-                        out.append(found)
-                        budget -= len(found) + 1
-                        if budget < 0:
-                            raise OSError(errno.E2BIG, "strings past their total")
-                        continue
-                out.append(self.read_cstring(pointer, limit))
-                budget -= len(out[-1]) + 1
+                    if len(found) == size:        # no NUL inside this VMA (else: one C call)
+                        found = None
+                if found is None:
+                    found = self.read_cstring(pointer, limit)
+                    last = self.find(pointer)
+                    if last is None or last.gpa is None or not last.prot & PROT_READ:
+                        last = None
+                    else:
+                        base = self.phys.host_addr(last.gpa) - last.start     # within one VMA: one host range
+                out.append(found)
+                budget -= len(found) + 1
                 if budget < 0:
                     raise OSError(errno.E2BIG, "strings past their total")
-                last = self.find(pointer)
-                if last is None or last.gpa is None or not last.prot & PROT_READ:
-                    last = None
-                else:
-                    base = self.phys.host_addr(last.gpa) - last.start     # within one VMA: one host range
             gva += 8 * n
         return out
 
